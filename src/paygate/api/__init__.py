@@ -1,0 +1,1 @@
+"""HTTP adapters: parse and validate, call a service, shape the response."""

@@ -1,0 +1,116 @@
+"""Usage and status: GET /usage (JSON or CSV), GET /status (admin), GET /balance (client)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from paygate.api.common import ApiError, require_admin
+from paygate.core.keys import hash_key
+from paygate.mcp.endpoint import api_key_from
+from paygate.services.keys import iso_time
+from paygate.services.runtime import Runtime
+from paygate.store.records import UsageEvent
+
+USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace")
+
+
+def _parse_since(since: str | None) -> float | None:
+    if since is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(400, "Invalid request: since must be an ISO 8601 date-time") from exc
+    return parsed.timestamp() if parsed.tzinfo else parsed.replace(tzinfo=None).timestamp()
+
+
+def _event_row(e: UsageEvent) -> dict[str, Any]:
+    return {"timestamp": iso_time(e.timestamp), "apiKey": e.key_masked, "keyName": e.key_name, "tool": e.tool,
+            "creditsCharged": e.credits, "allowed": e.allowed, "denyReason": e.deny_reason,
+            "namespace": e.namespace}
+
+
+def admin_router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["usage"])
+
+    @r.get("/usage", response_model=None)
+    def usage(since: str | None = None, format: str = "json", limit: int = 10_000) -> Any:
+        """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet."""
+        if format not in ("json", "csv"):
+            raise ApiError(400, "Invalid request: format must be json or csv")
+        if not 1 <= limit <= 100_000:
+            raise ApiError(400, "Invalid request: limit must be between 1 and 100000")
+        rows = [_event_row(e) for e in rt.store.query_usage(_parse_since(since), limit)]
+        if format == "json":
+            return {"count": len(rows), "events": rows}
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=USAGE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(buffer.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'})
+
+    @r.get("/status")
+    def status() -> dict[str, Any]:
+        """Keys, credits, per-tool and per-reason breakdowns."""
+        keys = rt.store.list_keys()
+        events = rt.store.query_usage(None, 100_000)
+        per_tool: dict[str, dict[str, int]] = {}
+        deny_reasons: Counter[str] = Counter()
+        for e in events:
+            stats = per_tool.setdefault(e.tool, {"calls": 0, "credits": 0, "denied": 0})
+            if e.allowed:
+                stats["calls"] += 1
+                stats["credits"] += e.credits
+            else:
+                stats["denied"] += 1
+                deny_reasons[e.deny_reason or "unknown"] += 1
+        return {
+            "name": rt.settings.name,
+            "uptime": int(time.time() - rt.started),
+            "backend": {"transport": rt.transport, "ready": rt.backend.ready, "tools": len(rt.backend.tools)},
+            "activeKeys": sum(1 for k in keys if k.active),
+            "totalKeys": len(keys),
+            "totalCredits": sum(k.credits for k in keys if k.active),
+            "totalSpent": sum(k.total_spent for k in keys),
+            "totalCalls": sum(k.total_calls for k in keys),
+            "activeSessions": len(rt.sessions),
+            "perTool": per_tool,
+            "denyReasons": dict(deny_reasons),
+            "shadowMode": rt.settings.shadow_mode,
+        }
+
+    return r
+
+
+def client_router(rt: Runtime) -> APIRouter:
+    r = APIRouter(tags=["client"])
+
+    @r.get("/balance")
+    def balance(request: Request) -> dict[str, Any]:
+        """The caller's own balance (X-API-Key or Bearer)."""
+        raw = api_key_from({k.lower(): v for k, v in request.scope["headers"]})
+        if raw is None:
+            raise ApiError(401, "API key required (X-API-Key or Bearer)")
+        record = rt.store.get_key(hash_key(raw))
+        if record is None or not record.active:
+            raise ApiError(401, "Invalid API key")
+        remaining = record.spending_limit - record.total_spent if record.spending_limit else None
+        return {
+            "name": record.name, "credits": record.credits, "totalSpent": record.total_spent,
+            "totalCalls": record.total_calls, "lastUsedAt": iso_time(record.last_used_at),
+            "suspended": record.suspended, "expiresAt": iso_time(record.expires_at),
+            "allowedTools": record.allowed_tools, "deniedTools": record.denied_tools,
+            "quota": record.quota, "spendingLimit": record.spending_limit or None,
+            "remainingBudget": remaining,
+        }
+
+    return r

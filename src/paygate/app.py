@@ -1,0 +1,239 @@
+"""Composition root: build every component from Settings and wire the routes.
+
+`create_app` returns the ASGI app and the `Runtime` it serves. The outer
+ASGI layer stamps `X-Request-Id` and `X-PayGate-Version` on every response,
+counts requests for /metrics, enforces the body-size limit, and hands /mcp
+to the raw endpoint so the hot path skips the framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from paygate import __version__
+from paygate.api import keys as keys_api
+from paygate.api import public as public_api
+from paygate.api import usage as usage_api
+from paygate.api.common import ApiError, api_error_handler, validation_error_handler
+from paygate.config import Settings
+from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.mcp.backends.base import Backend
+from paygate.mcp.backends.http import HttpBackend
+from paygate.mcp.backends.router import RouterBackend
+from paygate.mcp.backends.stdio import StdioBackend
+from paygate.mcp.dispatcher import Dispatcher
+from paygate.mcp.endpoint import McpEndpoint, Receive, Scope, Send, send_json
+from paygate.mcp.sessions import SessionManager
+from paygate.metrics import Metrics
+from paygate.services.admin_auth import AdminAuth
+from paygate.services.billing import BillingService
+from paygate.services.keys import KeyService
+from paygate.services.runtime import Runtime
+from paygate.store.sqlite import MEMORY, SQLiteStore
+
+log = logging.getLogger("paygate")
+VERSION_HEADER = (b"x-paygate-version", __version__.encode())
+_REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
+SWEEP_SECONDS = 60.0
+
+
+def build_backend(settings: Settings) -> tuple[Backend, str]:
+    if settings.servers:
+        children: dict[str, Backend] = {}
+        for server in settings.servers:
+            if server.remote_url:
+                children[server.prefix] = HttpBackend(server.remote_url, label=server.prefix)
+            else:
+                assert server.server_command is not None
+                children[server.prefix] = StdioBackend(server.server_command, server.server_args, server.prefix)
+        return RouterBackend(children), "multi"
+    if settings.remote_url:
+        return HttpBackend(settings.remote_url), "http"
+    if settings.server_command:
+        return StdioBackend(settings.server_command, settings.server_args), "stdio"
+    raise ValueError("no backend configured: use --server, --remote-url, or 'servers' in a config file")
+
+
+def build_pricebook(settings: Settings) -> PriceBook:
+    overrides = {
+        name: ToolPrice(
+            credits_per_call=p.credits_per_call if p.credits_per_call is not None
+            else settings.default_credits_per_call,
+            credits_per_kb_input=p.credits_per_kb_input, credits_per_kb_output=p.credits_per_kb_output,
+            rate_limit_per_min=p.rate_limit_per_min,
+        )
+        for name, p in settings.tool_pricing.items()
+    }
+    return PriceBook(settings.default_credits_per_call, settings.global_rate_limit_per_min, overrides)
+
+
+def state_path(settings: Settings) -> str:
+    return MEMORY if settings.in_memory else str(Path(settings.state_file).expanduser())
+
+
+def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime:
+    store = SQLiteStore(state_path(settings))
+    store.open()
+    keys = KeyService(store)
+    for raw, credits in settings.import_keys.items():
+        keys.import_key(raw, credits)
+    key_file = None if settings.in_memory else Path(state_path(settings)).parent / "admin.key"
+    admin = AdminAuth(store, settings.admin_key, key_file)
+    metrics = Metrics()
+    billing = BillingService(store, build_pricebook(settings), metrics, shadow=settings.shadow_mode,
+                             refund_on_failure=settings.refund_on_failure)
+    transport = "custom"
+    if backend is None:
+        backend, transport = build_backend(settings)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds)
+    sessions = SessionManager()
+    holder: dict[str, Runtime] = {}
+    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining)
+    rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
+                 transport)
+    holder["rt"] = rt
+    metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
+                        if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
+    backend.add_listener(lambda m: _on_backend_message(rt, m))
+    return rt
+
+
+def _on_backend_message(rt: Runtime, message: dict[str, Any]) -> None:
+    """Server → client traffic. Notifications reach every open session stream; server
+    requests cannot be routed to one client yet, so they are answered here."""
+    if "id" not in message:
+        rt.sessions.broadcast(message)
+        return
+    answer: dict[str, Any]
+    if message.get("method") == "ping":
+        answer = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
+    else:
+        answer = {"jsonrpc": "2.0", "id": message["id"],
+                  "error": {"code": -32601, "message": "The gateway does not relay server requests yet"}}
+    asyncio.get_running_loop().create_task(_respond_quietly(rt, answer))
+
+
+async def _respond_quietly(rt: Runtime, answer: dict[str, Any]) -> None:
+    with contextlib.suppress(Exception):
+        await rt.backend.respond(answer)
+
+
+OnReady = Callable[[Runtime], None]
+
+
+def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: OnReady | None = None,
+               runtime: Runtime | None = None) -> tuple[GatewayApp, Runtime]:
+    rt = runtime or build_runtime(settings, backend)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await rt.backend.start()
+        rt.dispatcher.priced_tools()
+        sweeper = asyncio.get_running_loop().create_task(_sweep_forever(rt))
+        if on_ready:
+            on_ready(rt)
+        try:
+            yield
+        finally:
+            rt.draining = True
+            sweeper.cancel()
+            rt.sessions.close_all()
+            await rt.backend.stop()
+            rt.store.close()
+
+    api = FastAPI(title="PayGate MCP", version=__version__, lifespan=lifespan,
+                  description="Pay-per-tool-call gateway for MCP servers.")
+    api.add_exception_handler(ApiError, api_error_handler)
+    api.add_exception_handler(RequestValidationError, validation_error_handler)
+    for r in (public_api.router(rt), keys_api.router(rt), usage_api.admin_router(rt), usage_api.client_router(rt)):
+        api.include_router(r)
+    return GatewayApp(api, rt), rt
+
+
+async def _sweep_forever(rt: Runtime) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        rt.sessions.sweep()
+
+
+class GatewayApp:
+    """The outermost ASGI layer (see module docstring)."""
+
+    def __init__(self, api: FastAPI, rt: Runtime) -> None:
+        self.api = api
+        self.rt = rt
+        self.known_paths = frozenset(getattr(route, "path", "") for route in api.routes) | {"/mcp"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)  # type: ignore[arg-type]
+            return
+        request_id = _request_id(scope)
+        scope["paygate.request_id"] = request_id
+        status_box = [500]
+        stamp = [(b"x-request-id", request_id.encode()), VERSION_HEADER]
+
+        async def stamped_send(message: dict[str, Any]) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), *stamp]
+            await send(message)
+
+        path = scope["path"]
+        try:
+            if path == "/mcp":
+                await self.rt.endpoint(scope, receive, stamped_send)
+            elif _too_big(scope, self.rt.settings.max_body_bytes):
+                await send_json(stamped_send, 413, {"error": "Request body too large"})
+            else:
+                await self.api(scope, _limited(receive, self.rt.settings.max_body_bytes), stamped_send)
+        finally:
+            label = path if path in self.known_paths else "other"
+            self.rt.metrics.http_requests.labels(scope["method"], label, str(status_box[0])).inc()
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID_OK.match(value):
+                return value.decode()
+            break
+    return "req_" + secrets.token_hex(8)
+
+
+def _too_big(scope: Scope, limit: int) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > limit
+    return False
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """A receive that fails once a chunked body passes the limit."""
+    seen = [0]
+
+    async def wrapped() -> Any:
+        message = await receive()
+        seen[0] += len(message.get("body", b""))
+        if seen[0] > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
+        return message
+
+    return wrapped
+
+
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]

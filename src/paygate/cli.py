@@ -1,0 +1,180 @@
+"""The `paygate-mcp` command: wrap, validate, version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from paygate import __version__
+from paygate.config import ConfigError, Settings, load_settings
+from paygate.core.keys import mask_key
+from paygate.services.runtime import Runtime
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool-call gateway for MCP servers.")
+
+Opt = typer.Option
+
+
+@app.command()
+def wrap(
+    server: Annotated[str | None, Opt(help="MCP server command to wrap via stdio (split like a shell)")] = None,
+    remote_url: Annotated[str | None, Opt(help="Remote MCP server URL (Streamable HTTP)")] = None,
+    host: Annotated[str | None, Opt(help="Interface to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, Opt(help="HTTP port (default 3402; 0 picks a free port)")] = None,
+    price: Annotated[int | None, Opt(help="Default credits per tool call (default 1)")] = None,
+    rate_limit: Annotated[int | None, Opt(help="Max calls/min per key (default 60, 0 = unlimited)")] = None,
+    name: Annotated[str | None, Opt(help="Server display name")] = None,
+    shadow: Annotated[bool | None, Opt("--shadow", help="Shadow mode: log without enforcing payment")] = None,
+    admin_key: Annotated[str | None, Opt(help="Admin key (default: generated once, kept in the state dir)")] = None,
+    tool_price: Annotated[str | None, Opt(help='Per-tool prices, e.g. "search:5,generate:10"')] = None,
+    import_key: Annotated[list[str] | None, Opt(help='Import an existing key with credits, "pg_abc:100"')] = None,
+    state_file: Annotated[str | None, Opt(help="SQLite state file (default ~/.paygate/paygate.db; :memory:)")] = None,
+    refund_on_failure: Annotated[bool | None, Opt("--refund-on-failure", help="Refund failed tool calls")] = None,
+    config: Annotated[str | None, Opt(help="JSON config file")] = None,
+    dry_run: Annotated[bool, Opt("--dry-run", help="Discover tools, print the pricing table, exit")] = False,
+    json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Start the payment-gated proxy in front of an MCP server."""
+    flags: dict[str, Any] = {
+        "server": server, "remoteUrl": remote_url, "host": host, "port": port, "defaultCreditsPerCall": price,
+        "globalRateLimitPerMin": rate_limit, "name": name, "shadowMode": shadow, "adminKey": admin_key,
+        "toolPrice": tool_price, "importKey": import_key, "stateFile": state_file,
+        "refundOnFailure": refund_on_failure,
+    }
+    settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if dry_run:
+        raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
+    _serve(settings, json_output)
+
+
+def _settings_or_exit(flags: dict[str, Any], config: str | None) -> Settings:
+    try:
+        settings = load_settings(flags, config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "config"
+            typer.echo(f"error: [{field}] {err['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from exc
+    if not settings.has_backend:
+        typer.echo("error: no MCP server given: use --server, --remote-url, or a config file with 'servers'",
+                   err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+async def _dry_run(settings: Settings, as_json: bool) -> int:
+    from paygate.app import build_backend, build_pricebook
+
+    backend, _ = build_backend(settings)
+    try:
+        await backend.start()
+    except Exception as exc:
+        typer.echo(f"error: backend failed to start: {exc}", err=True)
+        return 1
+    try:
+        prices = build_pricebook(settings)
+        rows = [(t["name"], prices.for_tool(t["name"])) for t in backend.tools]
+    finally:
+        await backend.stop()
+    if as_json:
+        typer.echo(json.dumps({"tools": [{"name": n, **p.public()} for n, p in rows]}))
+        return 0
+    typer.echo(f"── DRY RUN ──\nDiscovered {len(rows)} tool(s):")
+    width = max([len(n) for n, _ in rows] + [4]) + 2
+    typer.echo(f"  {'Tool':<{width}}{'Credits/Call':>14}  Rate Limit")
+    for tool, p in rows:
+        limit = p.rate_limit_per_min or settings.global_rate_limit_per_min
+        typer.echo(f"  {tool:<{width}}{p.credits_per_call:>14}  {f'{limit}/min' if limit else 'unlimited'}")
+    typer.echo("Dry run complete — shutting down.")
+    return 0
+
+
+def _serve(settings: Settings, as_json: bool) -> None:
+    import uvicorn
+
+    from paygate.app import create_app
+
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+
+    def on_ready(rt: Runtime) -> None:
+        _banner(rt, port, as_json)
+
+    try:
+        asgi, _ = create_app(settings, on_ready=on_ready)
+    except Exception as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    config = uvicorn.Config(asgi, loop="uvloop", http="httptools", log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=30, access_log=False, server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _banner(rt: Runtime, port: int, as_json: bool) -> None:
+    s = rt.settings
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+    base = f"http://{host}:{port}"
+    admin = rt.admin.generated
+    if as_json:
+        print(json.dumps({"event": "ready", "port": port, "url": base, "adminKey": admin,
+                          "transport": rt.transport, "tools": len(rt.backend.tools),
+                          "stateFile": s.state_file}), flush=True)
+        return
+    shown = admin or f"(the key you configured, {mask_key(s.admin_key or '')})"
+    print(f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
+          f"  MCP endpoint : {base}/mcp\n"
+          f"  State        : {s.state_file}\n"
+          f"  Admin key    : {shown}\n\n"
+          f"Create an API key with 100 credits:\n"
+          f"  curl -s -X POST {base}/keys -H 'Content-Type: application/json' "
+          f"-H 'X-Admin-Key: {admin or '<admin key>'}' -d '{{\"name\": \"my-client\", \"credits\": 100}}'\n",
+          flush=True)
+
+
+@app.command()
+def validate(
+    config: Annotated[str, Opt(help="JSON config file to check")],
+    json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Check a config file without starting anything; exit 1 on errors."""
+    from paygate.validation import diagnose, format_text, report
+
+    diags = diagnose(config)
+    result = report(diags)
+    typer.echo(json.dumps(result) if json_output else format_text(diags))
+    raise typer.Exit(0 if result["valid"] else 1)
+
+
+@app.command()
+def version(json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False) -> None:
+    """Print the version."""
+    typer.echo(json.dumps({"version": __version__}) if json_output else __version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,253 @@
+"""One Settings model, filled from defaults < config file < PAYGATE_* env < CLI flags.
+
+Field names are the reference's camelCase config-file keys (as aliases); the
+env vars and flags are mapped onto those keys here, so each source is a plain
+dict and precedence is a dict merge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_PORT = 3402
+DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
+IN_MEMORY = ":memory:"
+DEFAULT_FREE_METHODS = (
+    "initialize", "notifications/initialized", "initialized", "ping", "tools/list",
+    "resources/list", "prompts/list", "resources/templates/list",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ToolPricingConfig(_Model):
+    credits_per_call: int | None = Field(default=None, ge=0)
+    credits_per_kb_input: int = Field(default=0, ge=0)
+    credits_per_kb_output: int = Field(default=0, ge=0)
+    rate_limit_per_min: int = Field(default=0, ge=0)
+
+
+class ServerConfig(_Model):
+    prefix: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    server_command: str | None = None
+    server_args: list[str] = Field(default_factory=list)
+    remote_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ServerConfig:
+        if bool(self.server_command) == bool(self.remote_url):
+            raise ValueError("each server needs exactly one of serverCommand or remoteUrl")
+        return self
+
+
+class Settings(_Model):
+    """Everything the gateway is configured with. Unknown keys are rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    server_command: str | None = None
+    server_args: list[str] = Field(default_factory=list)
+    remote_url: str | None = None
+    servers: list[ServerConfig] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    name: str = Field(default="PayGate MCP Server", max_length=200)
+    default_credits_per_call: int = Field(default=1, ge=0)
+    global_rate_limit_per_min: int = Field(default=60, ge=0)
+    tool_pricing: dict[str, ToolPricingConfig] = Field(default_factory=dict)
+    import_keys: dict[str, int] = Field(default_factory=dict)
+    shadow_mode: bool = False
+    refund_on_failure: bool = False
+    admin_key: str | None = Field(default=None, min_length=16)
+    state_file: str = DEFAULT_STATE_FILE
+    free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    tool_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Accepted now, implemented by later issues; `validate` warns when they are set.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_max_retries: int = Field(default=5, ge=0)
+    redis_url: str | None = None
+    stripe_secret: str | None = None
+    discovery: str = Field(default="static", pattern="^(static|dynamic)$")
+
+    @field_validator("import_keys")
+    @classmethod
+    def _credits_not_negative(cls, v: dict[str, int]) -> dict[str, int]:
+        for key, credits in v.items():
+            if credits < 0:
+                raise ValueError(f"importKeys[{key[:7]}…]: credits must be >= 0")
+            if len(key) < 8:
+                raise ValueError("importKeys: keys must be at least 8 characters")
+        return v
+
+    @field_validator("remote_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("remoteUrl must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _one_backend_mode(self) -> Settings:
+        if self.server_command and self.remote_url:
+            raise ValueError("use --server or --remote-url, not both")
+        if self.servers and (self.server_command or self.remote_url):
+            raise ValueError("'servers' (multi-server mode) excludes serverCommand and remoteUrl")
+        prefixes = [s.prefix for s in self.servers]
+        if len(prefixes) != len(set(prefixes)):
+            raise ValueError("servers: prefixes must be unique")
+        return self
+
+    @property
+    def has_backend(self) -> bool:
+        return bool(self.server_command or self.remote_url or self.servers)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.state_file == IN_MEMORY
+
+
+# --- sources -----------------------------------------------------------------
+
+ENV_TO_KEY: dict[str, str] = {
+    "PAYGATE_SERVER": "server",
+    "PAYGATE_REMOTE_URL": "remoteUrl",
+    "PAYGATE_HOST": "host",
+    "PAYGATE_PORT": "port",
+    "PAYGATE_PRICE": "defaultCreditsPerCall",
+    "PAYGATE_RATE_LIMIT": "globalRateLimitPerMin",
+    "PAYGATE_NAME": "name",
+    "PAYGATE_SHADOW": "shadowMode",
+    "PAYGATE_ADMIN_KEY": "adminKey",
+    "PAYGATE_STATE_FILE": "stateFile",
+    "PAYGATE_WEBHOOK_URL": "webhookUrl",
+    "PAYGATE_WEBHOOK_SECRET": "webhookSecret",
+    "PAYGATE_WEBHOOK_RETRIES": "webhookMaxRetries",
+    "PAYGATE_REFUND_ON_FAILURE": "refundOnFailure",
+    "PAYGATE_REDIS_URL": "redisUrl",
+    "PAYGATE_TOOL_PRICE": "toolPrice",
+    "PAYGATE_IMPORT_KEY": "importKey",
+    "PAYGATE_STRIPE_SECRET": "stripeSecret",
+    "PAYGATE_DISCOVERY": "discovery",
+}
+_BOOL_KEYS = {"shadowMode", "refundOnFailure"}
+
+
+class ConfigError(ValueError):
+    """A source could not be read or a value could not be parsed."""
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def parse_pairs(spec: str, what: str) -> dict[str, int]:
+    """'a:1,b:5' (or 'a=1') → {'a': 1, 'b': 5}. The last ':' separates, so prefixed names work."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        sep = ":" if ":" in part else "="
+        name, _, number = part.rpartition(sep)
+        if not name or not number.strip().isdigit():
+            raise ConfigError(f"{what}: expected name:credits, got {part!r}")
+        out[name.strip()] = int(number)
+    return out
+
+
+def split_command(command: str) -> tuple[str, list[str]]:
+    """Split like a POSIX shell would, so quoted arguments survive."""
+    try:
+        parts = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"--server: {exc}") from exc
+    if not parts:
+        raise ConfigError("--server is empty")
+    return parts[0], parts[1:]
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for var, key in ENV_TO_KEY.items():
+        if var in env:
+            raw = env[var]
+            out[key] = parse_bool(raw) if key in _BOOL_KEYS else raw
+    return out
+
+
+def normalise(layer: dict[str, Any]) -> dict[str, Any]:
+    """Turn flag-style entries (server, toolPrice, importKey) into config-file keys."""
+    out = dict(layer)
+    if "server" in out:
+        command, args = split_command(str(out.pop("server")))
+        out["serverCommand"], out["serverArgs"] = command, args
+    if "toolPrice" in out:
+        prices = parse_pairs(str(out.pop("toolPrice")), "--tool-price")
+        out["toolPricing"] = {name: {"creditsPerCall": c} for name, c in prices.items()}
+    if "importKey" in out:
+        spec = out.pop("importKey")
+        specs = spec if isinstance(spec, list) else [spec]
+        out["importKeys"] = {}
+        for item in specs:
+            out["importKeys"].update(parse_pairs(str(item), "--import-key"))
+    return out
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win; toolPricing and importKeys merge per entry."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key in {"toolPricing", "importKeys"} and isinstance(merged.get(key), dict):
+                combined = dict(merged[key])
+                for name, entry in value.items():
+                    if key == "toolPricing" and isinstance(combined.get(name), dict):
+                        combined[name] = {**combined[name], **entry}
+                    else:
+                        combined[name] = entry
+                merged[key] = combined
+            else:
+                merged[key] = value
+    return merged
+
+
+def resolve_sources(
+    flags: dict[str, Any], config_path: str | None, environ: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The merged raw dict, before validation (used by `wrap` and `validate`)."""
+    env_layer = from_env(environ)
+    path = config_path or env_layer.pop("config", None) or (environ or os.environ).get("PAYGATE_CONFIG")
+    file_layer = load_file(path) if path else {}
+    return merge(normalise(file_layer), normalise(env_layer), normalise(flags))
+
+
+def load_settings(
+    flags: dict[str, Any], config_path: str | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    return Settings.model_validate(resolve_sources(flags, config_path, environ))

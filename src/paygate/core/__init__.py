@@ -1,0 +1,1 @@
+"""Pure, synchronous, I/O-free domain logic."""

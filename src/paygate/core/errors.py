@@ -1,0 +1,52 @@
+"""Every deny reason, once: its JSON-RPC code, HTTP status and message.
+
+The gate, the HTTP layer, metrics and the docs all read `DENY_REASONS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+PAYMENT_REQUIRED: Final = -32402
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+BACKEND_UNAVAILABLE: Final = -32003
+TOOL_TIMEOUT: Final = -32004
+
+
+@dataclass(frozen=True, slots=True)
+class DenyReason:
+    name: str
+    code: int
+    http_status: int
+    message: str
+
+
+_REASONS: Final = (
+    DenyReason("missing_api_key", PAYMENT_REQUIRED, 401, "API key required (X-API-Key or Bearer)"),
+    DenyReason("invalid_api_key", PAYMENT_REQUIRED, 401, "API key not recognised"),
+    DenyReason("key_revoked", PAYMENT_REQUIRED, 401, "API key has been revoked"),
+    DenyReason("key_suspended", PAYMENT_REQUIRED, 403, "API key is suspended"),
+    DenyReason("api_key_expired", PAYMENT_REQUIRED, 401, "API key has expired"),
+    DenyReason("ip_not_allowed", PAYMENT_REQUIRED, 403, "Client IP is not in the key's allowlist"),
+    DenyReason("tool_not_allowed", PAYMENT_REQUIRED, 403, "Tool is not allowed for this key"),
+    DenyReason("unknown_tool", INVALID_PARAMS, 404, "Unknown tool"),
+    DenyReason("rate_limited", PAYMENT_REQUIRED, 429, "Rate limit exceeded for this key"),
+    DenyReason("tool_rate_limited", PAYMENT_REQUIRED, 429, "Rate limit exceeded for this tool"),
+    DenyReason("insufficient_credits", PAYMENT_REQUIRED, 402, "Insufficient credits"),
+    DenyReason("spending_limit_exceeded", PAYMENT_REQUIRED, 402, "Spending limit reached for this key"),
+    DenyReason("quota_exceeded", PAYMENT_REQUIRED, 429, "Usage quota exceeded"),
+    DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
+    DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
+)
+
+DENY_REASONS: Final[dict[str, DenyReason]] = {r.name: r for r in _REASONS}
+
+
+def reason(name: str) -> DenyReason:
+    """Look a reason up; an unknown name is a programming error."""
+    return DENY_REASONS[name]

@@ -1,0 +1,1 @@
+"""The protocol side: the /mcp endpoint, client sessions, and backends."""

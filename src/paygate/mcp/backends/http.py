@@ -1,0 +1,195 @@
+"""A remote MCP server over Streamable HTTP (JSON or SSE answers).
+
+One pooled httpx client and one upstream session (`Mcp-Session-Id`). The
+client's API key and the admin key are never forwarded: requests upstream
+carry only the headers built here. On a 404 (the server forgot our
+session) we handshake again and retry once. The session is DELETEd on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+import orjson
+
+from paygate import __version__
+from paygate.mcp.backends.base import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    HandshakeMixin,
+    MessageListener,
+)
+from paygate.mcp.jsonrpc import Message
+
+log = logging.getLogger("paygate.backend.http")
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+RECONNECT_MAX = 30.0
+
+
+class HttpBackend(HandshakeMixin):
+    def __init__(self, url: str, label: str = "remote", max_connections: int = 256) -> None:
+        self.url = url
+        self.label = label
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(30.0, read=None),
+            headers={"User-Agent": f"paygate-mcp/{__version__}"},
+        )
+        self._session_id: str | None = None
+        self._protocol_version: str | None = None
+        self._ready = False
+        self._next_id = 0
+        self._init_result: dict[str, Any] | None = None
+        self._tools: list[dict[str, Any]] = []
+        self._listeners: list[MessageListener] = []
+        self._reconnect: asyncio.Task[None] | None = None
+        self._handshake_lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def init_result(self) -> dict[str, Any] | None:
+        return self._init_result
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
+
+    async def start(self) -> None:
+        await self._connect()
+
+    async def _connect(self) -> None:
+        async with self._handshake_lock:
+            self._session_id = None
+            self._protocol_version = None
+            await self.handshake()
+            self._protocol_version = (self._init_result or {}).get("protocolVersion")
+            self._ready = True
+            log.info("%s: connected to %s (%d tools)", self.label, self.url, len(self._tools))
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self._reconnect:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+        if self._session_id:
+            with contextlib.suppress(httpx.HTTPError):
+                await self._client.delete(self.url, headers=self._headers(), timeout=5.0)
+        await self._client.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        if self._session_id:
+            headers["Mcp-Session-Id"] = self._session_id
+        if self._protocol_version:
+            headers["MCP-Protocol-Version"] = self._protocol_version
+        return headers
+
+    def _mark_down(self, why: str) -> None:
+        if self._ready:
+            log.warning("%s: backend unreachable (%s); reconnecting", self.label, why)
+        self._ready = False
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.25
+        while not self._ready:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except (BackendError, httpx.HTTPError) as exc:
+                log.debug("%s: reconnect failed: %s", self.label, exc)
+                delay = min(delay * 2, RECONNECT_MAX)
+
+    async def request(self, method: str, params: Any, timeout: float) -> Message:
+        self._next_id += 1
+        message: Message = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        for attempt in (1, 2):
+            try:
+                reply = await asyncio.wait_for(self._post(message), timeout)
+            except TimeoutError as exc:
+                raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
+            except httpx.HTTPError as exc:
+                self._mark_down(str(exc) or type(exc).__name__)
+                raise BackendUnavailable(f"{self.label}: {type(exc).__name__}: {exc}") from exc
+            if reply is not None:
+                return reply
+            if attempt == 1 and method != "initialize":
+                await self._connect()  # the server dropped our session: new one, then retry once
+        raise BackendUnavailable(f"{self.label}: session lost and could not be re-established")
+
+    async def _post(self, message: Message) -> Message | None:
+        """POST one request; None means the server no longer knows our session."""
+        body = orjson.dumps(message)
+        async with self._client.stream("POST", self.url, content=body, headers=self._headers()) as resp:
+            if resp.status_code == 404 and self._session_id and message.get("method") != "initialize":
+                return None
+            if message.get("method") == "initialize" and "mcp-session-id" in resp.headers:
+                self._session_id = resp.headers["mcp-session-id"]
+            ctype = resp.headers.get("content-type", "")
+            if resp.status_code >= 400 and "json" not in ctype:
+                raise BackendUnavailable(f"{self.label}: HTTP {resp.status_code} from backend")
+            if ctype.startswith("text/event-stream"):
+                return await self._from_sse(resp, message["id"])
+            data = await self._read_limited(resp)
+        parsed = orjson.loads(data) if data else None
+        if isinstance(parsed, list):  # a batch answer to a single request: take ours
+            parsed = next((m for m in parsed if isinstance(m, dict) and m.get("id") == message["id"]), None)
+        if not isinstance(parsed, dict):
+            raise BackendUnavailable(f"{self.label}: backend answered with no JSON-RPC message")
+        return parsed
+
+    async def _read_limited(self, resp: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise BackendUnavailable(f"{self.label}: response over {MAX_RESPONSE_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _from_sse(self, resp: httpx.Response, want_id: Any) -> Message:
+        """Read SSE events until the answer to `want_id`; pass other messages on."""
+        data_lines: list[str] = []
+        async for line in resp.aiter_lines():
+            if line.startswith("data:"):
+                data_lines.append(line[5:].lstrip(" "))
+            elif line == "" and data_lines:
+                payload, data_lines = "\n".join(data_lines), []
+                try:
+                    message = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                if "method" not in message and message.get("id") == want_id:
+                    return message
+                if "method" in message:
+                    self.dispatch_incoming(message)
+        raise BackendUnavailable(f"{self.label}: SSE stream ended without an answer")
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        message: Message = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.respond(message)
+
+    async def respond(self, message: Message) -> None:
+        try:
+            resp = await self._client.post(self.url, content=orjson.dumps(message), headers=self._headers())
+            await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"{self.label}: {exc}") from exc

@@ -1,0 +1,229 @@
+"""A local MCP server spoken to over its stdin/stdout.
+
+Many client requests are multiplexed over the one process with ids of our
+own. When the process dies, readiness turns false, pending calls fail with
+`BackendUnavailable`, and the process is restarted with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import orjson
+
+from paygate.mcp.backends.base import (
+    BackendTimeout,
+    BackendUnavailable,
+    HandshakeMixin,
+    MessageListener,
+)
+from paygate.mcp.jsonrpc import Message
+
+log = logging.getLogger("paygate.backend.stdio")
+
+LINE_LIMIT = 64 * 1024 * 1024  # the longest single JSON-RPC message we accept from a server
+BACKOFF_START = 0.25
+BACKOFF_MAX = 30.0
+
+
+class StdioBackend(HandshakeMixin):
+    def __init__(self, command: str, args: list[str], label: str = "stdio") -> None:
+        self.command = command
+        self.args = list(args)
+        self.label = label
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._next_id = 0
+        self._ready = False
+        self._stopping = False
+        self._exited = asyncio.Event()
+        self._init_result: dict[str, Any] | None = None
+        self._tools: list[dict[str, Any]] = []
+        self._listeners: list[MessageListener] = []
+        self.restarts = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def init_result(self) -> dict[str, Any] | None:
+        return self._init_result
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        """Spawn and handshake; raise if the first start fails (the CLI reports it)."""
+        await self._spawn()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _spawn(self) -> None:
+        self._exited.clear()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.command, *self.args,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT, env=os.environ.copy(),
+            )
+        except OSError as exc:
+            self._exited.set()
+            raise BackendUnavailable(f"{self.label}: cannot start {self.command!r}: {exc}") from exc
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._proc))
+        try:
+            await self.handshake()
+        except BaseException:
+            await self._kill()
+            raise
+        self._ready = True
+        log.info("%s: backend ready (pid %s, %d tools)", self.label, self._proc.pid, len(self._tools))
+
+    async def _supervise(self) -> None:
+        """Restart the process whenever it exits, until stop()."""
+        delay = BACKOFF_START
+        while not self._stopping:
+            await self._exited.wait()
+            if self._stopping:
+                return
+            log.warning("%s: backend exited; restarting in %.2fs", self.label, delay)
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn()
+                self.restarts += 1
+                delay = BACKOFF_START
+            except BackendUnavailable as exc:
+                log.warning("%s: restart failed: %s", self.label, exc)
+                delay = min(delay * 2, BACKOFF_MAX)
+            except (BackendTimeout, OSError) as exc:
+                log.warning("%s: restart failed: %s", self.label, exc)
+                delay = min(delay * 2, BACKOFF_MAX)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._ready = False
+        if self._supervisor:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        await self._kill(graceful=True)
+
+    async def _kill(self, graceful: bool = False) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            if graceful and proc.stdin:
+                proc.stdin.close()  # the MCP way to ask a stdio server to exit
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 2.0)
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 3.0)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+        if self._reader:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    # I/O -------------------------------------------------------------------
+    async def _read_loop(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                try:
+                    line = await proc.stdout.readline()
+                except ValueError:  # a line over LINE_LIMIT: skip it, keep the stream in step
+                    log.error("%s: message over %d bytes dropped", self.label, LINE_LIMIT)
+                    continue
+                if not line:
+                    break
+                self._on_line(line)
+        finally:
+            self._ready = False
+            self._fail_pending(BackendUnavailable(f"{self.label}: backend process exited"))
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+            self._exited.set()
+
+    def _on_line(self, line: bytes) -> None:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            log.debug("%s: non-JSON output ignored: %r", self.label, line[:200])
+            return
+        if not isinstance(message, dict):
+            return
+        if "method" not in message:
+            future = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(message)
+            return
+        self.dispatch_incoming(message)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    def _write(self, message: Message) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None or proc.stdin.is_closing():
+            raise BackendUnavailable(f"{self.label}: backend is not running")
+        proc.stdin.write(orjson.dumps(message) + b"\n")
+
+    async def request(self, method: str, params: Any, timeout: float) -> Message:
+        self._next_id += 1
+        our_id = self._next_id
+        message: Message = {"jsonrpc": "2.0", "id": our_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[our_id] = future
+        try:
+            self._write(message)
+            assert self._proc is not None and self._proc.stdin is not None
+            await self._proc.stdin.drain()
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            await self._cancel_upstream(our_id, "timeout")
+            raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel_upstream(our_id, "client went away"))
+            raise
+        except (ConnectionError, RuntimeError) as exc:
+            raise BackendUnavailable(f"{self.label}: write failed: {exc}") from exc
+        finally:
+            self._pending.pop(our_id, None)
+
+    async def _cancel_upstream(self, our_id: int, reason: str) -> None:
+        with contextlib.suppress(BackendUnavailable, ConnectionError):
+            await self.notify("notifications/cancelled", {"requestId": our_id, "reason": reason})
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        message: Message = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self._write(message)
+        assert self._proc is not None and self._proc.stdin is not None
+        await self._proc.stdin.drain()
+
+    async def respond(self, message: Message) -> None:
+        """Send a client's answer to a server-initiated request."""
+        self._write(message)
+        assert self._proc is not None and self._proc.stdin is not None
+        await self._proc.stdin.drain()

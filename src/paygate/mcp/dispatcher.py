@@ -1,0 +1,186 @@
+"""What the gateway does with each JSON-RPC message from a client.
+
+`initialize` and `ping` are answered here from the backend's own handshake
+(one upstream session serves every client); `tools/list` comes from the
+cached tool list with `_pricing` added; `tools/call` is gated and charged;
+other requests need a valid key and are forwarded free of charge.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from paygate.core import errors
+from paygate.core.ratelimit import RateDecision
+from paygate.mcp import jsonrpc
+from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
+from paygate.mcp.jsonrpc import Message
+from paygate.services.billing import Admitted, BillingService, Refused
+
+log = logging.getLogger("paygate.mcp")
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Per-HTTP-request facts in, and facts for the response headers out."""
+
+    raw_key: str | None
+    request_id: str
+    rate: RateDecision | None = None
+    credits: int | None = None
+    surcharge: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
+    ) -> None:
+        self.backend = backend
+        self.billing = billing
+        self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
+        self.tool_timeout = tool_timeout
+        self._tools_source: list[dict[str, Any]] | None = None
+        self._priced_tools: list[dict[str, Any]] = []
+        self._tool_names: frozenset[str] = frozenset()
+
+    # tool list -------------------------------------------------------------
+    def priced_tools(self) -> list[dict[str, Any]]:
+        """The backend's tools with `_pricing`, rebuilt only when the backend's list changes."""
+        source = self.backend.tools
+        if source is not self._tools_source:
+            prices = self.billing.prices
+            self._priced_tools = [{**t, "_pricing": prices.for_tool(t["name"]).public()} for t in source]
+            self._tool_names = frozenset(t["name"] for t in source)
+            self._tools_source = source
+            self.billing.metrics.set_known_tools(sorted(self._tool_names))
+        return self._priced_tools
+
+    def tool_known(self, name: str) -> bool:
+        self.priced_tools()
+        return not self._tool_names or name in self._tool_names
+
+    def describe_key(self, ctx: CallContext) -> None:
+        """Fill the rate and credit headers for a request that did not touch the rate window."""
+        key = self.billing.resolve(ctx.raw_key)
+        if key is None:
+            return
+        ctx.credits = key.credits
+        limit = self.billing.prices.global_rate_limit
+        if limit:
+            ctx.rate = self.billing.store.rate_peek(key.key_hash, limit, time.time())
+
+    # dispatch --------------------------------------------------------------
+    async def handle(self, message: Message, ctx: CallContext) -> Message | None:
+        """The response to one message, or None for notifications and client responses."""
+        method = message.get("method")
+        if method is None:
+            await self._forward_response(message)
+            return None
+        msg_id = message.get("id")
+        params = message.get("params")
+        if "id" not in message:
+            await self._forward_notification(method, params)
+            return None
+        if method == "tools/call":
+            return await self._tools_call(msg_id, params, ctx)
+        if method == "initialize":
+            return jsonrpc.result(msg_id, self.initialize_result(params))
+        if method == "ping":
+            return jsonrpc.result(msg_id, {})
+        if method == "tools/list":
+            return jsonrpc.result(msg_id, {"tools": self.priced_tools()})
+        if method not in self.free_methods:
+            denial = self.billing.check_access(ctx.raw_key)
+            if denial is not None:
+                return self._denial_error(msg_id, denial.reason, denial.text, {})
+        return await self._forward(msg_id, method, params)
+
+    def initialize_result(self, params: Any) -> dict[str, Any]:
+        upstream = dict(self.backend.init_result or {})
+        asked = params.get("protocolVersion") if isinstance(params, dict) else None
+        upstream["protocolVersion"] = (
+            asked if asked in jsonrpc.SUPPORTED_VERSIONS else upstream.get("protocolVersion")
+            or jsonrpc.LATEST_HANDSHAKE_VERSION
+        )
+        upstream.setdefault("capabilities", {})
+        upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
+        return upstream
+
+    async def _forward(self, msg_id: Any, method: str, params: Any) -> Message:
+        try:
+            reply = await self.backend.request(method, params, self.tool_timeout)
+        except BackendTimeout as exc:
+            return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc))
+        except BackendUnavailable as exc:
+            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}")
+        reply["id"] = msg_id  # the backend saw our id; the client gets its own back
+        return reply
+
+    async def _forward_notification(self, method: str, params: Any) -> None:
+        if method in ("notifications/initialized", "initialized"):
+            return  # the gateway's own upstream session is already initialized
+        try:
+            await self.backend.notify(method, params)
+        except BackendUnavailable as exc:
+            log.debug("notification %s dropped: %s", method, exc)
+
+    async def _forward_response(self, message: Message) -> None:
+        try:
+            await self.backend.respond(message)
+        except BackendUnavailable as exc:
+            log.debug("client response dropped: %s", exc)
+
+    # the gated, charged path -----------------------------------------------
+    async def _tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
+        tool: str = params["name"]
+        if not self.tool_known(tool):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
+        if not self.backend.ready:
+            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+        arguments = params.get("arguments")
+        input_bytes = len(orjson.dumps(arguments)) if arguments else 0
+        decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id)
+        ctx.rate = decision.rate
+        if decision.key is not None:
+            ctx.credits = decision.key.credits
+        if isinstance(decision, Refused):
+            return self._refusal(msg_id, decision)
+        reply = await self._forward(msg_id, "tools/call", params)
+        self._settle(decision, reply, ctx)
+        return reply
+
+    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext) -> None:
+        failed = jsonrpc.is_failure(reply)
+        price = admitted.price
+        output_bytes = len(orjson.dumps(reply.get("result"))) if price.credits_per_kb_output else 0
+        settlement = self.billing.settle(admitted, failed, output_bytes)
+        ctx.surcharge = settlement.surcharge
+        if admitted.key is not None:
+            ctx.credits = admitted.key.credits
+        if admitted.shadow_reason is not None and isinstance(reply.get("result"), dict):
+            reply["result"].setdefault("_meta", {})["paygate"] = {"shadow": admitted.shadow_reason}
+
+    def _refusal(self, msg_id: Any, refused: Refused) -> Message:
+        key = refused.key
+        data: dict[str, Any] = {
+            "tool": refused.tool,
+            "creditsRequired": refused.required,
+            "creditsRemaining": key.credits if key is not None else None,
+            "pricing": refused.price.public(),
+        }
+        if refused.rate is not None and refused.denial.reason.endswith("rate_limited"):
+            data["retryAfterSeconds"] = refused.rate.reset_seconds
+        return self._denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
+
+    @staticmethod
+    def _denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
+        entry = errors.reason(reason)
+        return jsonrpc.error(msg_id, entry.code, f"{entry.message} ({text})",
+                             {"reason": reason, "httpStatus": entry.http_status, **data})

@@ -1,0 +1,242 @@
+"""The /mcp route as a lean, raw ASGI app (no framework on the hot path).
+
+POST carries JSON-RPC (one message or a batch) and answers JSON or SSE by
+`Accept`; GET opens a session's server-to-client SSE stream; DELETE ends a
+session. Malformed JSON → -32700, a bad message → -32600.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from paygate.core import errors
+from paygate.mcp import jsonrpc
+from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+KEEPALIVE_SECONDS = 15.0
+_JSON = b"application/json"
+_SSE = b"text/event-stream"
+
+
+def header_map(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope["headers"]}
+
+
+def api_key_from(headers: dict[bytes, bytes]) -> str | None:
+    raw = headers.get(b"x-api-key")
+    if raw:
+        return raw.decode("latin-1").strip() or None
+    auth = headers.get(b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].decode("latin-1").strip() or None
+    return None
+
+
+async def send_bytes(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+    await send_bytes(send, status, orjson.dumps(payload), [(b"content-type", _JSON), *headers])
+
+
+class McpEndpoint:
+    def __init__(
+        self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int,
+        is_draining: Callable[[], bool],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self.max_body = max_body
+        self.is_draining = is_draining
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "POST":
+            self.inflight += 1
+            try:
+                await self._post(scope, receive, send)
+            finally:
+                self.inflight -= 1
+        elif method == "GET":
+            await self._get(scope, receive, send)
+        elif method == "DELETE":
+            await self._delete(scope, send)
+        else:
+            await send_json(send, 405, jsonrpc.error(None, errors.INVALID_REQUEST, "Method not allowed"),
+                            [(b"allow", b"GET, POST, DELETE")])
+
+    # POST ------------------------------------------------------------------
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        headers = scope["headers"]
+        for name, value in headers:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.is_draining():
+            await send_json(send, 503, jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
+                            [(b"retry-after", b"5")])
+            return
+        headers = header_map(scope)
+        body = await self._read_body(scope, receive)
+        if body is None:
+            await send_json(send, 413, jsonrpc.error(None, errors.INVALID_REQUEST,
+                                                     f"Request body over {self.max_body} bytes"))
+            return
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            await send_json(send, 400, jsonrpc.error(None, errors.PARSE_ERROR, "Parse error"))
+            return
+        messages = payload if isinstance(payload, list) else [payload]
+        if not messages:
+            await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Empty batch"))
+            return
+
+        out_headers: list[tuple[bytes, bytes]] = []
+        session_header = headers.get(b"mcp-session-id")
+        if session_header is not None:
+            session = self.sessions.get(session_header.decode("latin-1"))
+            if session is None:
+                await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
+                return
+            out_headers.append((b"mcp-session-id", session_header))
+
+        ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""))
+        responses: list[Any] = []
+        for message in messages:
+            invalid = jsonrpc.validate_request(message)
+            if invalid is not None:
+                responses.append(invalid)
+                continue
+            if message.get("method") == "initialize" and session_header is None:
+                version = self.dispatcher.initialize_result(message.get("params"))["protocolVersion"]
+                created = self.sessions.create(version)
+                if created is None:
+                    responses.append(jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions"))
+                    continue
+                out_headers.append((b"mcp-session-id", created.id.encode()))
+            response = await self.dispatcher.handle(message, ctx)
+            if response is not None:
+                responses.append(response)
+
+        if ctx.raw_key and ctx.rate is None:
+            self.dispatcher.describe_key(ctx)
+        out_headers.extend(_billing_headers(ctx))
+        if not responses:
+            await send_bytes(send, 202, b"", out_headers)
+            return
+        result: Any = responses if isinstance(payload, list) else responses[0]
+        accept = headers.get(b"accept", b"")
+        if _SSE in accept and _JSON not in accept and b"*/*" not in accept:
+            body_out = b"event: message\ndata: " + orjson.dumps(result) + b"\n\n"
+            await send_bytes(send, 200, body_out, [(b"content-type", _SSE), (b"cache-control", b"no-cache"),
+                                                    (b"x-accel-buffering", b"no"), *out_headers])
+            return
+        status = 400 if not isinstance(payload, list) and _is_protocol_error(result) else 200
+        await send_bytes(send, status, orjson.dumps(result), [(b"content-type", _JSON), *out_headers])
+
+    # GET: a server-to-client stream -----------------------------------------
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_map(scope)
+        if _SSE not in headers.get(b"accept", b""):
+            await send_json(send, 406, jsonrpc.error(None, errors.INVALID_REQUEST,
+                                                     "GET /mcp needs Accept: text/event-stream"))
+            return
+        raw = headers.get(b"mcp-session-id")
+        session = self.sessions.get(raw.decode("latin-1")) if raw else None
+        if raw is None:
+            await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Mcp-Session-Id required"))
+            return
+        if session is None:
+            await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
+            return
+        if len(session.streams) >= MAX_STREAMS_PER_SESSION:
+            await send_json(send, 429, jsonrpc.error(None, errors.INVALID_REQUEST, "Too many streams"))
+            return
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
+        session.streams.add(queue)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", _SSE), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+            (b"mcp-session-id", raw)]})
+        disconnected = asyncio.get_running_loop().create_task(_wait_disconnect(receive))
+        try:
+            await send({"type": "http.response.body", "body": b": stream open\n\n", "more_body": True})
+            while not disconnected.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, disconnected}, timeout=KEEPALIVE_SECONDS,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    if not disconnected.done():
+                        await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
+                    continue
+                message = getter.result()
+                if message is None:
+                    break
+                chunk = b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            session.streams.discard(queue)
+            disconnected.cancel()
+
+    # DELETE ------------------------------------------------------------------
+    async def _delete(self, scope: Scope, send: Send) -> None:
+        raw = header_map(scope).get(b"mcp-session-id")
+        if raw is None:
+            await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Mcp-Session-Id required"))
+            return
+        if not self.sessions.delete(raw.decode("latin-1")):
+            await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
+            return
+        await send_json(send, 200, {"message": "Session terminated"})
+
+
+def _is_protocol_error(response: Any) -> bool:
+    err = response.get("error") if isinstance(response, dict) else None
+    return isinstance(err, dict) and err.get("code") in (errors.PARSE_ERROR, errors.INVALID_REQUEST)
+
+
+def _billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
+    out: list[tuple[bytes, bytes]] = []
+    if ctx.rate is not None and ctx.rate.limit:
+        out += [(b"x-ratelimit-limit", str(ctx.rate.limit).encode()),
+                (b"x-ratelimit-remaining", str(ctx.rate.remaining).encode()),
+                (b"x-ratelimit-reset", str(ctx.rate.reset_seconds).encode())]
+    if ctx.credits is not None:
+        out.append((b"x-credits-remaining", str(ctx.credits).encode()))
+    if ctx.surcharge:
+        out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
+    return out
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

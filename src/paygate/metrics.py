@@ -1,0 +1,61 @@
+"""Prometheus metrics, one registry per gateway (so tests can build many).
+
+Label values are bounded: tool names come from the backend's tool list
+(anything else is counted as "other"), reasons from the deny-reason table,
+paths from the set of routes the app serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
+
+disable_created_metrics()  # the _created series double the output and no dashboard reads them
+
+OTHER = "other"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.started = time.time()
+        r = self.registry
+        self.tool_calls = Counter("paygate_tool_calls", "Total tool calls processed", ["tool", "status"],
+                                  registry=r)
+        self.credits_charged = Counter("paygate_credits_charged", "Total credits charged", ["tool"],
+                                       registry=r)
+        self.denials = Counter("paygate_denials", "Denials by reason", ["reason"], registry=r)
+        self.rate_limit_hits = Counter("paygate_rate_limit_hits", "Rate limit hits per tool", ["tool"],
+                                       registry=r)
+        self.refunds = Counter("paygate_refunds", "Credit refunds per tool", ["tool"], registry=r)
+        self.http_requests = Counter("paygate_http_requests", "HTTP requests", ["method", "path", "status"],
+                                     registry=r)
+        self.active_keys = Gauge("paygate_active_keys_total", "Number of active (non-revoked) API keys",
+                                 registry=r)
+        self.active_sessions = Gauge("paygate_active_sessions_total", "Active MCP sessions", registry=r)
+        self.total_credits = Gauge("paygate_total_credits_available", "Total credits across all keys",
+                                   registry=r)
+        self.uptime = Gauge("paygate_uptime_seconds", "Server uptime in seconds", registry=r)
+        self.uptime.set_function(lambda: time.time() - self.started)
+        self.backend_up = Gauge("paygate_backend_up", "1 when the backend MCP server is ready", registry=r)
+        self._known_tools: frozenset[str] = frozenset()
+
+    def set_known_tools(self, names: list[str]) -> None:
+        self._known_tools = frozenset(names[:1000])
+
+    def tool_label(self, name: str) -> str:
+        return name if name in self._known_tools else OTHER
+
+    def bind_gauges(
+        self, active_keys: Callable[[], float], total_credits: Callable[[], float],
+        sessions: Callable[[], float], backend_up: Callable[[], float],
+    ) -> None:
+        self.active_keys.set_function(active_keys)
+        self.total_credits.set_function(total_credits)
+        self.active_sessions.set_function(sessions)
+        self.backend_up.set_function(backend_up)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Domain services: no HTTP types in here."""

@@ -1,0 +1,157 @@
+"""The money side of one tool call: admit (gate + rate + charge) and settle.
+
+`admit` has no `await`: the gate's decision and the atomic charge happen in
+one uninterrupted step of the event loop, so concurrent calls on one key
+cannot both spend the same credits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from paygate.core import gate
+from paygate.core.keys import hash_key
+from paygate.core.pricing import PriceBook, ToolPrice, call_price, output_surcharge
+from paygate.core.ratelimit import RateDecision
+from paygate.metrics import Metrics
+from paygate.store.base import Store
+from paygate.store.records import KeyRecord, UsageEvent
+
+
+@dataclass(slots=True)
+class Admitted:
+    key: KeyRecord | None
+    tool: str
+    price: ToolPrice
+    charged: int
+    rate: RateDecision | None
+    shadow_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Refused:
+    denial: gate.Denial
+    key: KeyRecord | None
+    tool: str
+    price: ToolPrice
+    required: int
+    rate: RateDecision | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    refunded: int = 0
+    surcharge: int = 0
+
+
+class BillingService:
+    def __init__(
+        self, store: Store, prices: PriceBook, metrics: Metrics, *, shadow: bool, refund_on_failure: bool,
+    ) -> None:
+        self.store = store
+        self.prices = prices
+        self.metrics = metrics
+        self.shadow = shadow
+        self.refund_on_failure = refund_on_failure
+
+    def resolve(self, raw_key: str | None) -> KeyRecord | None:
+        return self.store.get_key(hash_key(raw_key)) if raw_key else None
+
+    def check_access(self, raw_key: str | None) -> gate.Denial | None:
+        """For methods that need a valid key but cost nothing (resources/read, prompts/get …)."""
+        g = gate.GateInput(self.resolve(raw_key), raw_key is not None, "", 0, time.time())
+        denial = gate.evaluate(g, gate.ACCESS_CHECKS[:-1])  # no tool ACL: this is not a tool call
+        if denial is not None and self.shadow:
+            return None
+        return denial
+
+    def admit(self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None) -> Admitted | Refused:
+        now = time.time()
+        price = self.prices.for_tool(tool)
+        amount = call_price(price, input_bytes)
+        key = self.resolve(raw_key)
+        g = gate.GateInput(key, raw_key is not None, tool, amount, now)
+        rate: RateDecision | None = None
+        subjects: list[str] = []
+
+        denial = gate.evaluate(g, gate.ACCESS_CHECKS)
+        if denial is None:
+            assert key is not None
+            denial, rate = self._hit_rate_windows(key, tool, price, now, subjects)
+        if denial is None:
+            denial = gate.evaluate(g, gate.FUNDS_CHECKS)
+        if denial is None:
+            assert key is not None
+            event = UsageEvent(now, key.key_hash, key.masked, key.name, tool, amount, True,
+                               namespace=key.namespace, request_id=request_id)
+            if self.shadow:
+                return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
+            result = self.store.charge(key.key_hash, amount, event)
+            if result.ok:
+                return self._allowed(key, tool, price, amount, rate)
+            denial = gate.Denial("insufficient_credits", f"need {amount}, have {result.balance}")
+
+        for subject in subjects:  # a denied call does not use up the caller's rate window
+            self.store.rate_undo(subject)
+        return self._denied(denial, key, tool, price, amount, rate, now, request_id)
+
+    def _hit_rate_windows(
+        self, key: KeyRecord, tool: str, price: ToolPrice, now: float, subjects: list[str],
+    ) -> tuple[gate.Denial | None, RateDecision | None]:
+        rate = None
+        global_limit = self.prices.global_rate_limit
+        if global_limit:
+            rate = self.store.rate_hit(key.key_hash, global_limit, now)
+            if not rate.allowed:
+                return gate.Denial("rate_limited", f"{global_limit} calls/min"), rate
+            subjects.append(key.key_hash)
+        if price.rate_limit_per_min:
+            subject = f"{key.key_hash}\x00{tool}"
+            rate = self.store.rate_hit(subject, price.rate_limit_per_min, now)
+            if not rate.allowed:
+                return gate.Denial("tool_rate_limited", f"{tool}: {price.rate_limit_per_min} calls/min"), rate
+            subjects.append(subject)
+        return None, rate
+
+    def _allowed(
+        self, key: KeyRecord, tool: str, price: ToolPrice, charged: int, rate: RateDecision | None,
+    ) -> Admitted:
+        label = self.metrics.tool_label(tool)
+        self.metrics.tool_calls.labels(label, "allowed").inc()
+        if charged:
+            self.metrics.credits_charged.labels(label).inc(charged)
+        return Admitted(key, tool, price, charged, rate)
+
+    def _denied(
+        self, denial: gate.Denial, key: KeyRecord | None, tool: str, price: ToolPrice, amount: int,
+        rate: RateDecision | None, now: float, request_id: str | None,
+    ) -> Admitted | Refused:
+        self.metrics.denials.labels(denial.reason).inc()
+        if denial.reason in ("rate_limited", "tool_rate_limited"):
+            self.metrics.rate_limit_hits.labels(self.metrics.tool_label(tool)).inc()
+        if self.shadow:
+            self.metrics.tool_calls.labels(self.metrics.tool_label(tool), "shadow").inc()
+            return Admitted(key, tool, price, 0, rate, shadow_reason=f"shadow:{denial.reason}")
+        self.metrics.tool_calls.labels(self.metrics.tool_label(tool), "denied").inc()
+        if key is not None:
+            self.store.record_denial(UsageEvent(now, key.key_hash, key.masked, key.name, tool, 0, False,
+                                                denial.reason, key.namespace, request_id))
+        return Refused(denial, key, tool, price, amount, rate)
+
+    def settle(self, admitted: Admitted, failed: bool, output_bytes: int) -> Settlement:
+        """After the backend answered: refund a failure, or add the output-size surcharge."""
+        key = admitted.key
+        if key is None or admitted.shadow_reason is not None:
+            return Settlement()
+        if failed and self.refund_on_failure and admitted.charged:
+            self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
+            self.metrics.refunds.labels(self.metrics.tool_label(admitted.tool)).inc()
+            return Settlement(refunded=admitted.charged)
+        extra = output_surcharge(admitted.price, output_bytes) if not failed else 0
+        if extra:
+            taken, _ = self.store.charge_up_to(key.key_hash, extra, f"output:{admitted.tool}")
+            if taken:
+                self.metrics.credits_charged.labels(self.metrics.tool_label(admitted.tool)).inc(taken)
+            return Settlement(surcharge=taken)
+        return Settlement()

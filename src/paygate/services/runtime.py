@@ -1,0 +1,38 @@
+"""The running gateway's components, built once by `app.create_app` and passed to routes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from paygate.config import Settings
+from paygate.mcp.backends.base import Backend
+from paygate.mcp.dispatcher import Dispatcher
+from paygate.mcp.endpoint import McpEndpoint
+from paygate.mcp.sessions import SessionManager
+from paygate.metrics import Metrics
+from paygate.services.admin_auth import AdminAuth
+from paygate.services.billing import BillingService
+from paygate.services.keys import KeyService
+from paygate.store.base import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    keys: KeyService
+    billing: BillingService
+    backend: Backend
+    dispatcher: Dispatcher
+    sessions: SessionManager
+    endpoint: McpEndpoint
+    metrics: Metrics
+    admin: AdminAuth
+    transport: str
+    started: float = field(default_factory=time.time)
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.backend.ready and not self.draining

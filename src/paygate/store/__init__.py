@@ -1,0 +1,1 @@
+"""Persistence behind one protocol (`store.base.Store`)."""

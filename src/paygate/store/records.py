@@ -1,0 +1,69 @@
+"""Plain records the store reads and writes (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class KeyRecord:
+    """One API key. `key_hash` is the identity; the raw key is never stored."""
+
+    key_hash: str
+    prefix: str
+    last4: str
+    name: str
+    credits: int
+    created_at: float
+    total_spent: int = 0
+    total_calls: int = 0
+    last_used_at: float | None = None
+    active: bool = True
+    suspended: bool = False
+    expires_at: float | None = None
+    allowed_tools: list[str] = field(default_factory=list)
+    denied_tools: list[str] = field(default_factory=list)
+    quota: dict[str, int] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    namespace: str = "default"
+    ip_allowlist: list[str] = field(default_factory=list)
+    spending_limit: int = 0  # 0 means no limit
+    alias: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def masked(self) -> str:
+        return f"{self.prefix}…{self.last4}"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """One gated tool call, allowed or denied."""
+
+    timestamp: float
+    key_hash: str
+    key_masked: str
+    key_name: str
+    tool: str
+    credits: int
+    allowed: bool
+    deny_reason: str | None = None
+    namespace: str = "default"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    ok: bool
+    balance: int  # the balance after the operation (or the unchanged balance when refused)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    timestamp: float
+    key_hash: str
+    delta: int
+    kind: str  # create | topup | charge | refund | surcharge | import
+    balance_after: int
+    memo: str | None = None

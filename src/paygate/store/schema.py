@@ -1,0 +1,51 @@
+"""Versioned SQLite schema. Append a migration; never edit a shipped one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE keys (
+            key_hash TEXT PRIMARY KEY,
+            prefix TEXT NOT NULL,
+            last4 TEXT NOT NULL,
+            name TEXT NOT NULL,
+            credits INTEGER NOT NULL CHECK (credits >= 0),
+            created_at REAL NOT NULL,
+            total_spent INTEGER NOT NULL DEFAULT 0,
+            total_calls INTEGER NOT NULL DEFAULT 0,
+            last_used_at REAL,
+            active INTEGER NOT NULL DEFAULT 1,
+            suspended INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL,
+            namespace TEXT NOT NULL DEFAULT 'default',
+            spending_limit INTEGER NOT NULL DEFAULT 0,
+            alias TEXT UNIQUE,
+            doc TEXT NOT NULL DEFAULT '{}'
+        )""",
+        """CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            key_hash TEXT NOT NULL REFERENCES keys(key_hash),
+            delta INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            balance_after INTEGER NOT NULL,
+            memo TEXT
+        )""",
+        "CREATE INDEX ledger_key ON ledger(key_hash)",
+        """CREATE TABLE usage (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            key_hash TEXT NOT NULL,
+            key_masked TEXT NOT NULL,
+            key_name TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            credits INTEGER NOT NULL,
+            allowed INTEGER NOT NULL,
+            deny_reason TEXT,
+            namespace TEXT NOT NULL DEFAULT 'default',
+            request_id TEXT
+        )""",
+        "CREATE INDEX usage_ts ON usage(ts)",
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+]

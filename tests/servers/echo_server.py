@@ -1,0 +1,59 @@
+"""A small MCP server of our own (the official SDK's MCPServer) for end-to-end tests.
+
+Run: python -m tests.servers.echo_server [stdio|http PORT]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("paygate-test-echo", version="1.0")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Return the text unchanged."""
+    return text
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+def fail(reason: str = "asked to fail") -> str:
+    """Always fails (the result has isError: true)."""
+    raise ValueError(reason)
+
+
+@server.tool()
+def big_output(kilobytes: int) -> str:
+    """Return about `kilobytes` KB of text."""
+    return "x" * (kilobytes * 1024)
+
+
+@server.tool()
+async def slow(seconds: float) -> str:
+    """Sleep, then answer (for timeouts and concurrency)."""
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@server.tool()
+def crash() -> str:
+    """Kill this server process (for dead-backend tests)."""
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if mode == "http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
+    else:
+        server.run()
