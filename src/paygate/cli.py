@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
 import sys
 from typing import Annotated, Any
@@ -127,6 +128,10 @@ def _serve(settings: Settings, as_json: bool) -> None:
     config = uvicorn.Config(asgi, loop="uvloop", http="httptools", log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=30, access_log=False, server_header=False)
     server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handlers it found;
+    # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=[sock])
     finally:

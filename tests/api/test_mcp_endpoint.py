@@ -1,0 +1,135 @@
+"""The /mcp endpoint: JSON-RPC errors, sessions, SSE, free and gated methods."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.support import Gateway
+
+
+def post_raw(gw: Gateway, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return gw.client.post("/mcp", content=body, headers={"content-type": "application/json", **(headers or {})})
+
+
+def test_malformed_json_is_a_parse_error(gw: Gateway) -> None:
+    resp = post_raw(gw, b'{"jsonrpc": "2.0", "id": 1,')
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == -32700
+
+
+def test_structurally_invalid_requests_are_invalid_request(gw: Gateway) -> None:
+    for body in ({"id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 1, "method": 5},
+                 {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": "x"}, {"jsonrpc": "2.0"}):
+        resp = post_raw(gw, json.dumps(body).encode())
+        assert resp.json()["error"]["code"] == -32600, body
+
+
+def test_unknown_methods_are_method_not_found(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    assert gw.rpc("no/such/method", {}, key=raw).json()["error"]["code"] == -32601
+    assert gw.balance(raw) == 1  # not a tool call: nothing charged
+
+
+def test_free_methods_need_no_key(gw: Gateway) -> None:
+    for method in ("ping", "tools/list", "initialize"):
+        params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        resp = gw.rpc(method, params if method == "initialize" else {})
+        assert "result" in resp.json(), method
+
+
+def test_gated_but_free_of_charge_methods_need_a_valid_key(gw: Gateway) -> None:
+    denied = gw.rpc("prompts/get", {"name": "x"}).json()
+    assert denied["error"]["code"] == -32402 and denied["error"]["data"]["reason"] == "missing_api_key"
+    bad = gw.rpc("prompts/get", {"name": "x"}, key="pg_not_a_real_key").json()
+    assert bad["error"]["data"]["reason"] == "invalid_api_key"
+
+
+def test_tools_call_without_a_key_is_denied_with_pricing(gw: Gateway) -> None:
+    err = gw.call_tool("add", {"a": 1, "b": 2}, None)["error"]
+    assert err["code"] == -32402
+    assert err["data"]["reason"] == "missing_api_key"
+    assert err["data"]["pricing"]["creditsPerCall"] == 1
+
+
+def test_unknown_tools_are_rejected_without_charge(gw: Gateway) -> None:
+    raw = gw.create_key(3)
+    assert gw.call_tool("nope", {}, raw)["error"]["code"] == -32602
+    assert gw.balance(raw) == 3
+
+
+def test_initialize_issues_a_session_that_is_honoured_then_deleted(gw: Gateway) -> None:
+    init = gw.rpc("initialize", {"protocolVersion": "2025-03-26", "capabilities": {},
+                                 "clientInfo": {"name": "t", "version": "1"}})
+    session = init.headers["mcp-session-id"]
+    assert init.json()["result"]["protocolVersion"] == "2025-03-26"
+    assert init.json()["result"]["serverInfo"]["name"] == "paygate-test-echo"
+    ok = gw.rpc("ping", headers={"Mcp-Session-Id": session})
+    assert ok.status_code == 200 and ok.headers["mcp-session-id"] == session
+    assert gw.client.delete("/mcp", headers={"Mcp-Session-Id": session}).status_code == 200
+    assert gw.rpc("ping", headers={"Mcp-Session-Id": session}).status_code == 404
+    assert gw.client.delete("/mcp", headers={"Mcp-Session-Id": session}).status_code == 404
+
+
+def test_unknown_session_ids_get_404(gw: Gateway) -> None:
+    assert gw.rpc("ping", headers={"Mcp-Session-Id": "mcp_sess_forged"}).status_code == 404
+
+
+def test_notifications_are_accepted_with_202(gw: Gateway) -> None:
+    resp = post_raw(gw, b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+    assert resp.status_code == 202 and resp.content == b""
+
+
+def test_sse_response_when_the_client_only_accepts_event_streams(gw: Gateway) -> None:
+    raw = gw.create_key(2)
+    resp = post_raw(gw, json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                                    "params": {"name": "add", "arguments": {"a": 2, "b": 2}}}).encode(),
+                    {"Accept": "text/event-stream", "X-API-Key": raw})
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:].strip() for line in resp.text.splitlines() if line.startswith("data:")]
+    assert json.loads(data[0])["result"]["structuredContent"] == {"result": 4}
+    assert resp.headers["x-credits-remaining"] == "1"
+
+
+def test_get_opens_an_event_stream_for_a_session(gw: Gateway) -> None:
+    session = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "t", "version": "1"}}).headers["mcp-session-id"]
+    with gw.client.stream("GET", "/mcp", headers={"Accept": "text/event-stream", "Mcp-Session-Id": session}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        first = next(r.iter_lines())
+        assert first.startswith(":")
+    assert gw.client.get("/mcp", headers={"Accept": "text/event-stream"}).status_code == 400
+    assert gw.client.get("/mcp", headers={"Accept": "text/event-stream", "Mcp-Session-Id": "x"}).status_code == 404
+
+
+def test_batches_answer_each_request(gw: Gateway) -> None:
+    raw = gw.create_key(5)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "add", "arguments": {"a": i, "b": 1}}}
+             for i in range(3)] + [{"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    resp = post_raw(gw, json.dumps(batch).encode(), {"X-API-Key": raw})
+    answers = {a["id"]: a["result"]["structuredContent"]["result"] for a in resp.json()}
+    assert answers == {0: 1, 1: 2, 2: 3}
+    assert gw.balance(raw) == 2
+
+
+def test_rate_and_credit_headers_on_mcp_responses(gw: Gateway) -> None:
+    raw = gw.create_key(4)
+    resp = gw.rpc("tools/list", {}, key=raw)
+    assert resp.headers["x-credits-remaining"] == "4"
+    call = gw.rpc("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}, key=raw)
+    assert call.headers["x-credits-remaining"] == "3"
+
+
+def test_oversized_mcp_body_is_413(gw: Gateway) -> None:
+    raw = gw.create_key(4)
+    resp = post_raw(
+        gw, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                        "params": {"name": "echo", "arguments": {"text": "x" * 1_100_000}}}).encode(),
+        {"X-API-Key": raw})
+    assert resp.status_code == 413
+    assert gw.balance(raw) == 4
+
+
+def test_wrong_http_method_is_405(gw: Gateway) -> None:
+    assert gw.client.put("/mcp", content=b"{}").status_code == 405

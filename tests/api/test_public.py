@@ -1,0 +1,68 @@
+"""Public endpoints and the headers every response carries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support import Gateway
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/info", "/pricing", "/.well-known/mcp-payment",
+                                  "/.well-known/mcp.json", "/metrics", "/robots.txt", "/", "/openapi.json",
+                                  "/docs"])
+def test_public_endpoints_answer_without_auth(gw: Gateway, path: str) -> None:
+    resp = gw.client.get(path)
+    assert resp.status_code == 200, resp.text
+    assert re.fullmatch(r"req_[0-9a-f]{16}", resp.headers["x-request-id"])
+    assert resp.headers["x-paygate-version"]
+
+
+def test_request_ids_are_propagated_and_junk_is_replaced(gw: Gateway) -> None:
+    assert gw.client.get("/health", headers={"X-Request-Id": "trace-123"}).headers["x-request-id"] == "trace-123"
+    replaced = gw.client.get("/health", headers={"X-Request-Id": "bad id\twith spaces"}).headers["x-request-id"]
+    assert replaced.startswith("req_")
+    assert gw.rpc("ping", headers={"X-Request-Id": "mcp-1"}).headers["x-request-id"] == "mcp-1"
+
+
+def test_health_and_ready_report_a_live_backend(gw: Gateway) -> None:
+    health = gw.client.get("/health").json()
+    assert health["status"] == "healthy" and health["backend"]["ready"] is True
+    assert gw.client.get("/ready").json()["ready"] is True
+    assert gw.client.head("/health").status_code == 200
+
+
+def test_pricing_comes_from_the_backends_tool_list(gw: Gateway) -> None:
+    tools = {t["name"] for t in gw.client.get("/pricing").json()["tools"]}
+    assert {"echo", "add", "fail", "big_output", "slow", "crash"} == tools
+
+
+def test_discovery_documents(gw: Gateway) -> None:
+    payment = gw.client.get("/.well-known/mcp-payment").json()
+    assert payment["billingModel"] == "credits" and payment["errorCodes"]["insufficient_credits"]["code"] == -32402
+    card = gw.client.get("/.well-known/mcp.json").json()
+    assert card["upstream"]["name"] == "paygate-test-echo"
+    info = gw.client.get("/info").json()
+    assert info["transport"] == "stdio" and info["pricing"]["defaultCreditsPerCall"] == 1
+
+
+def test_metrics_count_calls_by_tool_and_status(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    gw.call_tool("add", {"a": 1, "b": 1}, raw)
+    gw.call_tool("add", {"a": 1, "b": 1}, raw)
+    text = gw.client.get("/metrics").text
+    assert re.search(r'paygate_tool_calls_total\{status="allowed",tool="add"\} [1-9]', text)
+    assert re.search(r'paygate_denials_total\{reason="insufficient_credits"\} [1-9]', text)
+    assert "paygate_uptime_seconds" in text and "paygate_active_keys_total" in text
+    assert 'path="/mcp"' in text
+
+
+def test_robots_disallows_admin_paths(gw: Gateway) -> None:
+    text = gw.client.get("/robots.txt").text
+    assert "Disallow: /keys" in text and "Disallow: /admin" in text
+
+
+def test_openapi_documents_the_admin_api(gw: Gateway) -> None:
+    paths = gw.client.get("/openapi.json").json()["paths"]
+    assert {"/keys", "/topup", "/keys/revoke", "/balance", "/usage", "/status", "/pricing"} <= set(paths)
