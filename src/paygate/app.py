@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -176,14 +176,14 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.api(scope, receive, send)  # type: ignore[arg-type]
+            await self.api(scope, receive, send)
             return
         request_id = _request_id(scope)
         scope["paygate.request_id"] = request_id
         status_box = [500]
         stamp = [(b"x-request-id", request_id.encode()), VERSION_HEADER]
 
-        async def stamped_send(message: dict[str, Any]) -> None:  # type: ignore[type-arg]
+        async def stamped_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
                 message["headers"] = [*message.get("headers", []), *stamp]
@@ -206,7 +206,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if _REQUEST_ID_OK.match(value):
-                return value.decode()
+                return str(value.decode())
             break
     return "req_" + secrets.token_hex(8)
 

@@ -67,7 +67,8 @@ def test_topup_adds_credits(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize(("body", "status"), [
-    ({"key": "pg_doesnotexist0000", "credits": 5}, 404), ({"credits": 5}, 400), ({"key": "PLACEHOLDER", "credits": 0}, 400),
+    ({"key": "pg_doesnotexist0000", "credits": 5}, 404), ({"credits": 5}, 400),
+    ({"key": "PLACEHOLDER", "credits": 0}, 400),
     ({"key": "PLACEHOLDER", "credits": -3}, 400), ({"key": "PLACEHOLDER", "credits": "5"}, 400),
 ])
 def test_bad_topups_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:

@@ -41,8 +41,8 @@ def test_pricebook_applies_default_and_overrides() -> None:
 
 @given(st.integers(0, 10**7), st.integers(0, 10**4))
 def test_size_surcharge_equals_exact_ceiling(size: int, per_kb: int) -> None:
-    from fractions import Fraction
     import math
+    from fractions import Fraction
 
     expected = math.ceil(Fraction(max(size, KB), KB) * per_kb) if per_kb else 0
     assert size_surcharge(size, per_kb) == expected
