@@ -106,7 +106,9 @@ def test_get_opens_an_event_stream_for_a_session(gw: Gateway) -> None:
 def test_batches_answer_each_request(gw: Gateway) -> None:
     raw = gw.create_key(5)
     call = {"jsonrpc": "2.0", "method": "tools/call"}
-    batch: list[dict[str, object]] = [{**call, "id": i, "params": {"name": "add", "arguments": {"a": i, "b": 1}}} for i in range(3)]
+    batch: list[dict[str, object]] = [
+        {**call, "id": i, "params": {"name": "add", "arguments": {"a": i, "b": 1}}} for i in range(3)
+    ]
     batch.append({"jsonrpc": "2.0", "method": "notifications/initialized"})
     resp = post_raw(gw, json.dumps(batch).encode(), {"X-API-Key": raw})
     answers = {a["id"]: a["result"]["structuredContent"]["result"] for a in resp.json()}
