@@ -1,0 +1,129 @@
+"""The CLI's other commands and its failure modes: version, validate, --dry-run, bad input, drain."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import CLI, ECHO_COMMAND, ECHO_SERVER, PYTHON, start_gateway
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def write(tmp_path: Path, data: dict[str, Any]) -> str:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_version_text_and_json() -> None:
+    text = run("version")
+    as_json = run("version", "--json")
+    assert text.returncode == 0 and as_json.returncode == 0
+    assert json.loads(as_json.stdout)["version"] == text.stdout.strip()
+
+
+def test_validate_accepts_a_good_config(tmp_path: Path) -> None:
+    result = run("validate", "--config", write(tmp_path, {"serverCommand": "node", "serverArgs": ["s.js"]}), "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["valid"] is True
+
+
+def test_validate_reports_errors_with_field_paths(tmp_path: Path) -> None:
+    bad = {"serverCommand": "node", "port": 99999, "toolPricing": {"search": {"creditsPerCall": -2}}}
+    result = run("validate", "--config", write(tmp_path, bad), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    fields = {d["field"] for d in report["diagnostics"] if d["level"] == "error"}
+    assert {"port", "toolPricing.search.creditsPerCall"} <= fields
+    assert report["errors"] == len(fields)
+    text = run("validate", "--config", write(tmp_path, bad))
+    assert text.returncode == 1 and "ERROR [port]" in text.stdout
+
+
+def test_validate_warns_about_shadow_mode_and_unknown_keys(tmp_path: Path) -> None:
+    cfg = {"serverCommand": "node", "shadowMode": True, "mystery": 1, "webhookUrl": "https://h.example/x"}
+    report = json.loads(run("validate", "--config", write(tmp_path, cfg), "--json").stdout)
+    warned = {d["field"] for d in report["diagnostics"] if d["level"] == "warning"}
+    assert {"shadowMode", "mystery", "webhookUrl"} <= warned and report["valid"] is True
+
+
+def test_validate_errors_without_a_backend_and_on_unreadable_files(tmp_path: Path) -> None:
+    assert run("validate", "--config", write(tmp_path, {"port": 1})).returncode == 1
+    (tmp_path / "broken.json").write_text("{nope")
+    broken = run("validate", "--config", str(tmp_path / "broken.json"), "--json")
+    assert broken.returncode == 1 and "not valid JSON" in broken.stdout
+
+
+def test_dry_run_prints_the_pricing_table_and_exits(tmp_path: Path) -> None:
+    result = run("wrap", "--server", ECHO_COMMAND, "--tool-price", "add:7", "--dry-run", "--state-file", ":memory:")
+    assert result.returncode == 0, result.stderr
+    assert "Discovered 6 tool(s)" in result.stdout
+    add_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("add "))
+    assert " 7 " in add_line and "60/min" in add_line
+    as_json = run("wrap", "--server", ECHO_COMMAND, "--dry-run", "--json")
+    tools = {t["name"]: t for t in json.loads(as_json.stdout)["tools"]}
+    assert tools["echo"]["creditsPerCall"] == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["wrap"], ["wrap", "--server", "x", "--remote-url", "http://127.0.0.1:9/mcp"],
+    ["wrap", "--server", "python 'unterminated"], ["wrap", "--server", "x", "--port", "70000"],
+    ["wrap", "--remote-url", "ftp://nope"],
+])
+def test_bad_wrap_invocations_exit_2_with_a_message(args: list[str]) -> None:
+    result = run(*args, "--state-file", ":memory:")
+    assert result.returncode == 2
+    assert "error" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+
+def test_the_human_banner_prints_the_admin_key_and_a_curl(tmp_path: Path) -> None:
+    proc = subprocess.Popen([CLI, "wrap", "--server", f"{PYTHON} {ECHO_SERVER}", "--port", "0", "--state-file",
+                             str(tmp_path / "s.db")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "curl" in line:
+                break
+        text = "".join(lines)
+        admin = (tmp_path / "admin.key").read_text().strip()
+        assert f"Admin key    : {admin}" in text
+        assert f"-H 'X-Admin-Key: {admin}'" in text and "/keys" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_sigterm_drains_an_in_flight_call_before_exiting() -> None:
+    gw = start_gateway("--server", ECHO_COMMAND, "--rate-limit", "0")
+    raw = gw.create_key(5)
+    result: dict[str, Any] = {}
+
+    def slow_call() -> None:
+        result.update(gw.call_tool("slow", {"seconds": 1.5}, raw))
+
+    worker = threading.Thread(target=slow_call)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while gw.client.get("/health").json()["inflight"] == 0:
+        assert time.monotonic() < deadline, "the slow call never reached the gateway"
+    gw.proc.send_signal(signal.SIGTERM)
+    worker.join(30)
+    assert result.get("result", {}).get("content", [{}])[0].get("text") == "slept 1.5"
+    assert gw.stop() == 0
