@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -106,3 +107,19 @@ def test_oversized_admin_body_is_refused(gw: Gateway) -> None:
     resp = gw.client.post("/keys", headers=gw.admin(), json={"name": "x", "tags": {"a": "y" * 1_100_000}})
     assert resp.status_code == 413
     assert key_count(gw) == before
+
+
+def test_admin_actions_are_published_as_events_without_secrets(gw: Gateway) -> None:
+    raw = gw.create_key(3)
+    gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 2})
+    gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw})
+    gw.client.get("/keys", headers={"X-Admin-Key": "admin_guess_guess_guess_guess"})
+    masked = f"{raw[:7]}…{raw[-4:]}"
+    deadline = time.monotonic() + 10
+    wanted = ("key.created by admin", "key.topup by admin", "key.revoked by admin", "admin.auth_failed")
+    while not all(w in gw.stderr() for w in wanted):
+        assert time.monotonic() < deadline, gw.stderr()[-2000:]
+        time.sleep(0.05)
+    log = gw.stderr()
+    assert masked in log
+    assert raw not in log and gw.admin_key not in log and "admin_guess_guess" not in log

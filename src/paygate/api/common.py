@@ -31,6 +31,8 @@ class Body(BaseModel):
 def require_admin(rt: Runtime) -> Callable[[Request], None]:
     def dependency(request: Request) -> None:
         if not rt.admin.check(request.headers.get("x-admin-key")):
+            client = request.client.host if request.client else None
+            rt.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=client)
             raise ApiError(401, "Invalid or missing admin key (X-Admin-Key)")
 
     return dependency

@@ -95,6 +95,8 @@ def router(rt: Runtime) -> APIRouter:
             tags=body.tags, namespace=body.namespace, ip_allowlist=body.ip_allowlist,
             spending_limit=body.spending_limit,
         )
+        rt.events.publish("key.created", "admin", keyMasked=new.record.masked, name=new.record.name,
+                          credits=new.record.credits, namespace=new.record.namespace)
         return JSONResponse({"key": new.raw, **key_view(new.record), "message": "Key created"}, status_code=201)
 
     @r.get("/keys")
@@ -111,6 +113,8 @@ def router(rt: Runtime) -> APIRouter:
             raise ApiError(404, str(exc)) from exc
         except KeyConflict as exc:
             raise ApiError(409, str(exc)) from exc
+        rt.events.publish("key.topup", "admin", keyMasked=record.masked, creditsAdded=body.credits,
+                          newBalance=record.credits)
         return {"message": f"Added {body.credits} credits", "keyMasked": record.masked,
                 "creditsAdded": body.credits, "credits": record.credits, "newBalance": record.credits}
 
@@ -123,6 +127,7 @@ def router(rt: Runtime) -> APIRouter:
             raise ApiError(404, str(exc)) from exc
         except KeyConflict as exc:
             raise ApiError(409, str(exc)) from exc
+        rt.events.publish("key.revoked", "admin", keyMasked=record.masked)
         return {"message": "Key revoked", "keyMasked": record.masked, "revoked": True}
 
     return r

@@ -13,6 +13,7 @@ from paygate.mcp.sessions import SessionManager
 from paygate.metrics import Metrics
 from paygate.services.admin_auth import AdminAuth
 from paygate.services.billing import BillingService
+from paygate.services.events import EventHub
 from paygate.services.keys import KeyService
 from paygate.store.base import Store
 
@@ -30,6 +31,7 @@ class Runtime:
     metrics: Metrics
     admin: AdminAuth
     transport: str
+    events: EventHub = field(default_factory=EventHub)
     started: float = field(default_factory=time.time)
     draining: bool = False
 
