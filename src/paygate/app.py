@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,7 @@ async def _sweep_forever(rt: Runtime) -> None:
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         rt.sessions.sweep()
+        rt.store.rate_sweep(time.time())
 
 
 class GatewayApp:

@@ -94,6 +94,8 @@ class BillingService:
 
         for subject in subjects:  # a denied call does not use up the caller's rate window
             self.store.rate_undo(subject)
+        if subjects and rate is not None and rate.allowed:
+            rate = RateDecision(True, rate.limit, rate.remaining + 1, rate.reset_seconds)
         return self._denied(denial, key, tool, price, amount, rate, now, request_id)
 
     def _hit_rate_windows(

@@ -230,6 +230,9 @@ class SQLiteStore:
     def rate_undo(self, subject: str) -> None:
         self._windows.undo(subject)
 
+    def rate_sweep(self, now: float) -> None:
+        self._windows.forget_idle(now)
+
     # usage and ledger ----------------------------------------------------
     def _insert_usage(self, e: UsageEvent) -> None:
         self.db.execute(

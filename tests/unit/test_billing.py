@@ -1,0 +1,86 @@
+"""BillingService.admit / settle on a real (in-memory) SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.metrics import Metrics
+from paygate.services.billing import Admitted, BillingService, Refused
+from paygate.services.keys import KeyService
+from paygate.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store() -> Iterator[SQLiteStore]:
+    s = SQLiteStore()
+    s.open()
+    yield s
+    s.close()
+
+
+def service(store: SQLiteStore, *, shadow: bool = False, refund: bool = False, limit: int = 2) -> BillingService:
+    prices = PriceBook(1, limit, {"dear": ToolPrice(5), "capped": ToolPrice(1, rate_limit_per_min=1)})
+    return BillingService(store, prices, Metrics(), shadow=shadow, refund_on_failure=refund)
+
+
+def test_a_denial_after_the_rate_step_gives_the_slot_back(store: SQLiteStore) -> None:
+    billing = service(store)
+    raw = KeyService(store).create("k", 1).raw
+    first = billing.admit(raw, "add", 0, None)
+    assert isinstance(first, Admitted) and first.rate is not None and first.rate.remaining == 1
+    broke = billing.admit(raw, "add", 0, None)
+    assert isinstance(broke, Refused) and broke.denial.reason == "insufficient_credits"
+    assert broke.rate is not None and broke.rate.remaining == 1  # the refused call did not use a slot
+    KeyService(store).topup(raw, 5)
+    assert isinstance(billing.admit(raw, "add", 0, None), Admitted)
+    limited = billing.admit(raw, "add", 0, None)
+    assert isinstance(limited, Refused) and limited.denial.reason == "rate_limited"
+
+
+def test_per_tool_limit_denial_returns_the_global_slot(store: SQLiteStore) -> None:
+    billing = service(store, limit=10)
+    raw = KeyService(store).create("k", 10).raw
+    assert isinstance(billing.admit(raw, "capped", 0, None), Admitted)
+    second = billing.admit(raw, "capped", 0, None)
+    assert isinstance(second, Refused) and second.denial.reason == "tool_rate_limited"
+    other = billing.admit(raw, "add", 0, None)
+    assert isinstance(other, Admitted) and other.rate is not None and other.rate.remaining == 8
+
+
+def test_shadow_mode_admits_denials_once_and_charges_nothing(store: SQLiteStore) -> None:
+    billing = service(store, shadow=True)
+    raw = KeyService(store).create("k", 0).raw
+    decision = billing.admit(raw, "dear", 0, None)
+    assert isinstance(decision, Admitted)
+    assert decision.shadow_reason == "shadow:insufficient_credits" and decision.charged == 0
+    anonymous = billing.admit(None, "dear", 0, None)
+    assert isinstance(anonymous, Admitted) and anonymous.shadow_reason == "shadow:missing_api_key"
+    rich = KeyService(store).create("r", 10).raw
+    ok = billing.admit(rich, "dear", 0, None)
+    assert isinstance(ok, Admitted) and ok.shadow_reason is None and ok.charged == 0
+    assert billing.resolve(rich).credits == 10  # type: ignore[union-attr]
+
+
+def test_refund_and_surcharge_settlement(store: SQLiteStore) -> None:
+    billing = service(store, refund=True, limit=0)
+    raw = KeyService(store).create("k", 10).raw
+    failed = billing.admit(raw, "dear", 0, None)
+    assert isinstance(failed, Admitted)
+    assert billing.settle(failed, True, 0).refunded == 5
+    assert billing.resolve(raw).credits == 10  # type: ignore[union-attr]
+    ok = billing.admit(raw, "dear", 0, None)
+    assert isinstance(ok, Admitted)
+    assert billing.settle(ok, False, 0).refunded == 0
+    assert billing.resolve(raw).credits == 5  # type: ignore[union-attr]
+
+
+def test_denials_of_known_keys_are_recorded_as_usage(store: SQLiteStore) -> None:
+    billing = service(store)
+    raw = KeyService(store).create("k", 0).raw
+    billing.admit(raw, "add", 0, "req_1")
+    billing.admit(None, "add", 0, "req_2")  # no key: nothing to attribute it to
+    events = store.query_usage()
+    assert [(e.allowed, e.deny_reason, e.request_id) for e in events] == [(False, "insufficient_credits", "req_1")]
