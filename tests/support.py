@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,11 +13,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -154,3 +158,263 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
     for line in proc.stdout:
         lines.put(line.rstrip("\n"))
     lines.put(None)
+
+
+# --- helpers for the end-to-end suites -----------------------------------------------------------
+
+TIME_SERVER = str(VENV_BIN / "mcp-server-time")
+
+# Node servers that call `listen(PORT)` bind every interface; this preload pins them to 127.0.0.1.
+_NODE_LOCALHOST_JS = """\
+const net = require("net");
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const portOnly = typeof args[0] === "number" || (typeof args[0] === "string" && /^\\d+$/.test(args[0]));
+  if (portOnly && (args.length === 1 || typeof args[1] === "function")) args.splice(1, 0, "127.0.0.1");
+  return listen.apply(this, args);
+};
+"""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition",
+               interval: float = 0.02) -> None:
+    """Poll `predicate` until it is true; fail with `what` at the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def node_server(name: str) -> str:
+    """The path of an npm-installed MCP server; fails (never skips) when node or the package is missing."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not on PATH: the end-to-end tests need Node.js (see tests/node/package.json)")
+    path = NODE_BIN / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `npm ci` in tests/node")
+    return str(path)
+
+
+@contextmanager
+def running_gateway(*args: str, **kwargs: Any) -> Iterator[Gateway]:
+    """`start_gateway` that is always stopped."""
+    gw = start_gateway(*args, **kwargs)
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+@dataclass
+class ServerProcess:
+    """A backend server we started as a subprocess, listening on 127.0.0.1:`port`."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(argv: list[str], port: int, env: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> ServerProcess:
+    """Start an HTTP MCP server and wait until its port answers."""
+    fd, log_name = tempfile.mkstemp(prefix="paygate-backend-", suffix=".log")
+    with os.fdopen(fd, "w") as log_file:
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    server = ServerProcess(proc, port, Path(log_name))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited with {proc.returncode}:\n{server.log()[-3000:]}")
+            try:
+                httpx.get(server.url, timeout=1.0)
+                return server
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    except BaseException:
+        server.stop()
+        raise
+
+
+@contextmanager
+def echo_http_server(port: int | None = None) -> Iterator[ServerProcess]:
+    """tests/servers/echo_server.py in Streamable HTTP mode (JSON responses)."""
+    port = port or free_port()
+    server = start_server([PYTHON, ECHO_SERVER, "http", str(port)], port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def everything_http_server() -> Iterator[ServerProcess]:
+    """@modelcontextprotocol/server-everything in streamableHttp mode (SSE responses), on 127.0.0.1."""
+    binary = node_server("mcp-server-everything")
+    fd, preload = tempfile.mkstemp(prefix="paygate-node-localhost-", suffix=".cjs")
+    with os.fdopen(fd, "w") as f:
+        f.write(_NODE_LOCALHOST_JS)
+    try:
+        port = free_port()
+        env = {"PORT": str(port), "NODE_OPTIONS": f"--require {preload}"}
+        server = start_server([binary, "streamableHttp"], port, env=env)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        os.unlink(preload)
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> str:
+    path = directory / "paygate.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def usage_events(gw: Gateway, key_name: str) -> list[dict[str, Any]]:
+    resp = gw.client.get("/usage", headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return [e for e in resp.json()["events"] if e["keyName"] == key_name]
+
+
+def text_of(reply: dict[str, Any]) -> str:
+    """The concatenated text content of a tools/call result (fails on a JSON-RPC error)."""
+    assert "result" in reply, reply
+    return "".join(c.get("text", "") for c in reply["result"]["content"] if c.get("type") == "text")
+
+
+@dataclass
+class Recorded:
+    method: str
+    headers: dict[str, str]
+    body: Any
+
+
+class RecordingBackend:
+    """A tiny raw-ASGI MCP server (Streamable HTTP) that records every request it receives.
+
+    It answers `initialize` (JSON, with an `Mcp-Session-Id`), `tools/list` and `tools/call` as SSE
+    streams (the call's stream carries a log notification before the answer), and — like a
+    2026-07-28 server would — answers `server/discover` with a modern result. `DELETE` is recorded.
+    Its tool `headers` returns the names of the HTTP headers the backend saw on that call.
+    """
+
+    TOOLS = [{"name": "headers", "description": "The request header names the backend saw",
+              "inputSchema": {"type": "object", "properties": {}}},
+             {"name": "shout", "description": "Upper-case the text",
+              "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.session_id = "rec-" + os.urandom(8).hex()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/mcp"
+
+    def methods(self) -> list[str]:
+        return [r.body.get("method", "") if isinstance(r.body, dict) else r.method for r in self.requests]
+
+    def start(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        wait_until(lambda: bool(self._server.started), 10, "the recording backend to start")
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+        self._sock.close()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        payload = json.loads(body) if body else None
+        self.requests.append(Recorded(scope["method"], headers, payload))
+        if scope["method"] != "POST":
+            await _respond(send, 200 if scope["method"] == "DELETE" else 405, b"", [])
+            return
+        msg_id, method = payload.get("id"), payload.get("method")
+        if method is None or msg_id is None:  # a notification or a client's answer
+            await _respond(send, 202, b"", [])
+            return
+        if method == "initialize":
+            result = {"protocolVersion": payload["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "recording-backend", "version": "1"}}
+            await _respond(send, 200, json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}).encode(),
+                           [(b"content-type", b"application/json"), (b"mcp-session-id", self.session_id.encode())])
+            return
+        if headers.get("mcp-session-id") != self.session_id:
+            await _respond(send, 400, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no session"}}',
+                           [(b"content-type", b"application/json")])
+            return
+        events: list[dict[str, Any]] = []
+        if method == "server/discover":
+            result = {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "resultType": "complete",
+                      "ttlMs": 0, "cacheScope": "private"}
+        elif method == "tools/list":
+            result = {"tools": self.TOOLS}
+        elif method == "tools/call":
+            name, args = payload["params"]["name"], payload["params"].get("arguments") or {}
+            text = ",".join(sorted(headers)) if name == "headers" else str(args.get("text", "")).upper()
+            result = {"content": [{"type": "text", "text": text}]}
+            events.append({"jsonrpc": "2.0", "method": "notifications/message",
+                           "params": {"level": "info", "data": f"calling {name}"}})
+        else:
+            result = {}
+        events.append({"jsonrpc": "2.0", "id": msg_id, "result": result})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        for event in events:  # one chunk per event, so the gateway must parse a real stream
+            chunk = b"event: message\ndata: " + json.dumps(event).encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _respond(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def recording_backend() -> Iterator[RecordingBackend]:
+    backend = RecordingBackend()
+    try:
+        backend.start()
+        yield backend
+    finally:
+        backend.stop()

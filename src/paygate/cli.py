@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from paygate import __version__
 from paygate.config import ConfigError, Settings, load_settings
 from paygate.core.keys import mask_key
+from paygate.mcp.backends.base import BackendError
 from paygate.services.runtime import Runtime
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool-call gateway for MCP servers.")
@@ -52,6 +53,7 @@ def wrap(
     settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one log line per upstream request
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
     _serve(settings, json_output)
@@ -125,8 +127,8 @@ def _serve(settings: Settings, as_json: bool) -> None:
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    config = uvicorn.Config(asgi, loop="uvloop", http="httptools", log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=30, access_log=False, server_header=False)
+    config = uvicorn.Config(_StartupErrors(asgi), loop="uvloop", http="httptools", log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=30, access_log=False, server_header=False)
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handlers it found;
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
@@ -138,6 +140,36 @@ def _serve(settings: Settings, as_json: bool) -> None:
         sock.close()
     if not server.started:
         raise typer.Exit(1)
+
+
+class _StartupErrors:
+    """Wraps the app's lifespan so a failed startup (a backend that cannot start) prints one
+    `error: ...` line instead of uvicorn's traceback; uvicorn then exits non-zero."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        failed: list[Any] = []
+
+        async def hold_failure(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                failed.append(message)  # reported below, without the traceback it carries
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except Exception as exc:
+            if not failed:
+                raise
+            logging.getLogger("paygate").debug("startup failed", exc_info=exc)
+            what = "backend failed to start" if isinstance(exc, BackendError) else "startup failed"
+            typer.echo(f"error: {what}: {exc or type(exc).__name__}", err=True)
+            await send({"type": "lifespan.startup.failed", "message": ""})
 
 
 def _banner(rt: Runtime, port: int, as_json: bool) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from mcp.server.mcpserver import MCPServer
 
@@ -51,7 +52,18 @@ def crash() -> str:
     os._exit(3)
 
 
+def wait_at_start_gate() -> None:
+    """While the file named by $ECHO_START_GATE exists, do not start serving.
+
+    Lets a test hold a restarted server down for exactly as long as it needs (no fixed sleeps).
+    """
+    gate = os.environ.get("ECHO_START_GATE")
+    while gate and os.path.exists(gate):
+        time.sleep(0.02)
+
+
 if __name__ == "__main__":
+    wait_at_start_gate()
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     if mode == "http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)

@@ -51,7 +51,7 @@ def validate_request(m: Any) -> Message | None:
         if "params" in m and not isinstance(m["params"], dict | list):
             return error(m.get("id"), errors.INVALID_REQUEST, "Invalid Request: params must be structured")
         msg_id = m.get("id")
-        if msg_id is not None and not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
+        if (msg_id is not None and not isinstance(msg_id, str | int)) or isinstance(msg_id, bool):
             return error(None, errors.INVALID_REQUEST, "Invalid Request: id must be a string or integer")
         return None
     if "result" in m or "error" in m:
