@@ -13,12 +13,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.recording_backend import RecordingBackend, recording_backend
 from tests.support import (
     Gateway,
-    RecordingBackend,
     echo_http_server,
     everything_http_server,
-    recording_backend,
     running_gateway,
     text_of,
     usage_events,
