@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import secrets
@@ -35,7 +36,7 @@ from paygate.mcp.backends.stdio import StdioBackend
 from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.endpoint import McpEndpoint, Receive, Scope, Send, send_json
 from paygate.mcp.sessions import SessionManager
-from paygate.metrics import Metrics
+from paygate.metrics import HTTP_METHODS, OTHER, Metrics
 from paygate.services.admin_auth import AdminAuth
 from paygate.services.billing import BillingService
 from paygate.services.keys import KeyService
@@ -175,12 +176,15 @@ class GatewayApp:
         self.api = api
         self.rt = rt
         self.known_paths = frozenset(getattr(route, "path", "") for route in api.routes) | {"/mcp"}
+        # Request ids: a random per-process prefix and a counter (unique, and no getrandom() per request).
+        self._id_prefix = "req_" + secrets.token_hex(4)
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = _request_id(scope) or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
         scope["paygate.request_id"] = request_id
         status_box = [500]
         stamp = [(b"x-request-id", request_id.encode()), VERSION_HEADER]
@@ -200,17 +204,20 @@ class GatewayApp:
             else:
                 await self.api(scope, _limited(receive, self.rt.settings.max_body_bytes), stamped_send)
         finally:
-            label = path if path in self.known_paths else "other"
-            self.rt.metrics.http_requests.labels(scope["method"], label, str(status_box[0])).inc()
+            label = path if path in self.known_paths else OTHER
+            method = scope["method"]
+            self.rt.metrics.http_requests_for(method if method in HTTP_METHODS else OTHER, label,
+                                              str(status_box[0])).inc()
 
 
-def _request_id(scope: Scope) -> str:
+def _request_id(scope: Scope) -> str | None:
+    """The caller's X-Request-Id when it is well-formed."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if _REQUEST_ID_OK.match(value):
                 return str(value.decode())
             break
-    return "req_" + secrets.token_hex(8)
+    return None
 
 
 def _too_big(scope: Scope, limit: int) -> bool:

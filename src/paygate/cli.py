@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -120,6 +121,11 @@ def _serve(settings: Settings, as_json: bool) -> None:
     port = sock.getsockname()[1]
 
     def on_ready(rt: Runtime) -> None:
+        # Everything built so far (FastAPI, pydantic, the backend's handshake) lives as long as the
+        # process: moving it out of the collector's sight keeps full GC passes short (measured: a
+        # 44 ms pause, the whole p99 at 64 connections, before; see bench/README.md).
+        gc.collect()
+        gc.freeze()
         _banner(rt, port, as_json)
 
     try:

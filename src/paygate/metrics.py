@@ -15,6 +15,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the output and no dashboard reads them
 
 OTHER = "other"
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+LabelledCounter = Callable[..., Counter]
+
+
+def cached_labels(metric: Counter) -> LabelledCounter:
+    """`metric.labels(*values)` remembered per label tuple: prometheus_client validates, locks and
+    looks the child up on every `labels()` call, which the hot path would pay several times a call.
+    Safe because every label here comes from a bounded set (module docstring)."""
+    cache: dict[tuple[str, ...], Counter] = {}
+
+    def child(*values: str) -> Counter:
+        found = cache.get(values)
+        if found is None:
+            found = cache[values] = metric.labels(*values)
+        return found
+
+    return child
 
 
 class Metrics:
@@ -41,6 +59,12 @@ class Metrics:
         self.uptime.set_function(lambda: time.time() - self.started)
         self.backend_up = Gauge("paygate_backend_up", "1 when the backend MCP server is ready", registry=r)
         self._known_tools: frozenset[str] = frozenset()
+        self.tool_calls_for = cached_labels(self.tool_calls)
+        self.credits_charged_for = cached_labels(self.credits_charged)
+        self.denials_for = cached_labels(self.denials)
+        self.rate_limit_hits_for = cached_labels(self.rate_limit_hits)
+        self.refunds_for = cached_labels(self.refunds)
+        self.http_requests_for = cached_labels(self.http_requests)
 
     def set_known_tools(self, names: list[str]) -> None:
         self._known_tools = frozenset(names[:1000])

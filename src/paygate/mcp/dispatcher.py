@@ -21,6 +21,8 @@ from paygate.mcp import jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
+from paygate.store.base import ChargeNotRecorded
+from paygate.store.records import KeyRecord
 
 log = logging.getLogger("paygate.mcp")
 
@@ -34,6 +36,7 @@ class CallContext:
     rate: RateDecision | None = None
     credits: int | None = None
     surcharge: int = 0
+    key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
 
 
 class Dispatcher:
@@ -66,7 +69,7 @@ class Dispatcher:
 
     def describe_key(self, ctx: CallContext) -> None:
         """Fill the rate and credit headers for a request that did not touch the rate window."""
-        key = self.billing.resolve(ctx.raw_key)
+        key = ctx.key or self.billing.resolve(ctx.raw_key)
         if key is None:
             return
         ctx.credits = key.credits
@@ -94,6 +97,10 @@ class Dispatcher:
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
             return jsonrpc.result(msg_id, {"tools": self.priced_tools()})
+        if method == "server/discover":
+            # The gateway speaks the handshake era only: a 2026-07-28 client must fall back to
+            # `initialize`, so the probe never reaches a backend that could answer it as modern.
+            return jsonrpc.error(msg_id, errors.METHOD_NOT_FOUND, "Method not found: server/discover")
         if method not in self.free_methods:
             denial = self.billing.check_access(ctx.raw_key)
             if denial is not None:
@@ -145,13 +152,22 @@ class Dispatcher:
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         arguments = params.get("arguments")
-        input_bytes = len(orjson.dumps(arguments)) if arguments else 0
+        sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
+        input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
         decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id)
         ctx.rate = decision.rate
         if decision.key is not None:
+            ctx.key = decision.key
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
             return self._refusal(msg_id, decision)
+        if decision.committed is not None:
+            try:
+                await decision.committed  # the charge is on disk before the backend does any work
+            except ChargeNotRecorded as exc:
+                ctx.credits = decision.key.credits if decision.key is not None else None
+                log.error("tools/call %s not forwarded: %s", tool, exc)
+                return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
         reply = await self._forward(msg_id, "tools/call", params)
         self._settle(decision, reply, ctx)
         return reply

@@ -2,11 +2,14 @@
 
 `admit` has no `await`: the gate's decision and the atomic charge happen in
 one uninterrupted step of the event loop, so concurrent calls on one key
-cannot both spend the same credits.
+cannot both spend the same credits. Inside the event loop the charge is
+group-committed: `Admitted.committed` resolves once it is on disk, and the
+caller awaits it before forwarding the call (see `SQLiteStore.flush`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -27,6 +30,7 @@ class Admitted:
     charged: int
     rate: RateDecision | None
     shadow_reason: str | None = None
+    committed: asyncio.Future[None] | None = None  # await before acting on the charge
 
 
 @dataclass(slots=True)
@@ -87,9 +91,11 @@ class BillingService:
                                namespace=key.namespace, request_id=request_id)
             if self.shadow:
                 return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
-            result = self.store.charge(key.key_hash, amount, event)
+            result, committed = self.store.charge_deferred(key.key_hash, amount, event)
             if result.ok:
-                return self._allowed(key, tool, price, amount, rate)
+                admitted = self._allowed(key, tool, price, amount, rate)
+                admitted.committed = committed
+                return admitted
             denial = gate.Denial("insufficient_credits", f"need {amount}, have {result.balance}")
 
         for subject in subjects:  # a denied call does not use up the caller's rate window
@@ -120,22 +126,22 @@ class BillingService:
         self, key: KeyRecord, tool: str, price: ToolPrice, charged: int, rate: RateDecision | None,
     ) -> Admitted:
         label = self.metrics.tool_label(tool)
-        self.metrics.tool_calls.labels(label, "allowed").inc()
+        self.metrics.tool_calls_for(label, "allowed").inc()
         if charged:
-            self.metrics.credits_charged.labels(label).inc(charged)
+            self.metrics.credits_charged_for(label).inc(charged)
         return Admitted(key, tool, price, charged, rate)
 
     def _denied(
         self, denial: gate.Denial, key: KeyRecord | None, tool: str, price: ToolPrice, amount: int,
         rate: RateDecision | None, now: float, request_id: str | None,
     ) -> Admitted | Refused:
-        self.metrics.denials.labels(denial.reason).inc()
+        self.metrics.denials_for(denial.reason).inc()
         if denial.reason in ("rate_limited", "tool_rate_limited"):
-            self.metrics.rate_limit_hits.labels(self.metrics.tool_label(tool)).inc()
+            self.metrics.rate_limit_hits_for(self.metrics.tool_label(tool)).inc()
         if self.shadow:
-            self.metrics.tool_calls.labels(self.metrics.tool_label(tool), "shadow").inc()
+            self.metrics.tool_calls_for(self.metrics.tool_label(tool), "shadow").inc()
             return Admitted(key, tool, price, 0, rate, shadow_reason=f"shadow:{denial.reason}")
-        self.metrics.tool_calls.labels(self.metrics.tool_label(tool), "denied").inc()
+        self.metrics.tool_calls_for(self.metrics.tool_label(tool), "denied").inc()
         if key is not None:
             self.store.record_denial(UsageEvent(now, key.key_hash, key.masked, key.name, tool, 0, False,
                                                 denial.reason, key.namespace, request_id))
@@ -148,12 +154,12 @@ class BillingService:
             return Settlement()
         if failed and self.refund_on_failure and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
-            self.metrics.refunds.labels(self.metrics.tool_label(admitted.tool)).inc()
+            self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)
         extra = output_surcharge(admitted.price, output_bytes) if not failed else 0
         if extra:
             taken, _ = self.store.charge_up_to(key.key_hash, extra, f"output:{admitted.tool}")
             if taken:
-                self.metrics.credits_charged.labels(self.metrics.tool_label(admitted.tool)).inc(taken)
+                self.metrics.credits_charged_for(self.metrics.tool_label(admitted.tool)).inc(taken)
             return Settlement(surcharge=taken)
         return Settlement()

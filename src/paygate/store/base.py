@@ -8,11 +8,16 @@ a distributed store keeps that cache fresh (pub/sub invalidation).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Protocol
 
 from paygate.core.ratelimit import RateDecision
 from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
+
+
+class ChargeNotRecorded(Exception):
+    """A group-committed charge could not be written; it was undone (nothing was spent)."""
 
 
 class Store(Protocol):
@@ -28,6 +33,10 @@ class Store(Protocol):
 
     # money: each one atomic and durable when it returns
     def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult: ...
+    # decided and applied now, durable once the future resolves (None: already durable)
+    def charge_deferred(
+        self, key_hash: str, amount: int, event: UsageEvent,
+    ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
     def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...

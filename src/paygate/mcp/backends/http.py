@@ -1,9 +1,13 @@
 """A remote MCP server over Streamable HTTP (JSON or SSE answers).
 
-One pooled httpx client and one upstream session (`Mcp-Session-Id`). The
+One pooled HTTP client and one upstream session (`Mcp-Session-Id`). The
 client's API key and the admin key are never forwarded: requests upstream
 carry only the headers built here. On a 404 (the server forgot our
 session) we handshake again and retry once. The session is DELETEd on stop.
+
+The client is the lean `h1.H1Pool` (why: see h1.py — httpx costs ~600 µs of
+CPU per request); httpx is used instead when an HTTP proxy applies to the
+backend URL, as httpx honours the proxy environment variables.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -24,23 +31,69 @@ from paygate.mcp.backends.base import (
     HandshakeMixin,
     MessageListener,
 )
+from paygate.mcp.backends.h1 import H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.jsonrpc import Message
 
 log = logging.getLogger("paygate.backend.http")
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RECONNECT_MAX = 30.0
+USER_AGENT = f"paygate-mcp/{__version__}"
+
+
+class _Body(Protocol):
+    """What both clients' responses offer."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> Any: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+    def aiter_lines(self) -> AsyncIterator[str]: ...
+
+
+class _Client(Protocol):
+    def stream(self, method: str, headers: dict[str, str], body: bytes = b"",
+               ) -> contextlib.AbstractAsyncContextManager[_Body]: ...
+    async def aclose(self) -> None: ...
+
+
+class _HttpxClient:
+    """httpx behind the `H1Pool` interface, for backends reached through a proxy."""
+
+    def __init__(self, url: str, max_connections: int) -> None:
+        self.url = url
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(30.0, read=None), headers={"User-Agent": USER_AGENT},
+        )
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, headers: dict[str, str], body: bytes = b"") -> AsyncIterator[_Body]:
+        try:
+            async with self.client.stream(method, self.url, content=body, headers=headers) as resp:
+                yield resp
+        except httpx.HTTPError as exc:
+            raise H1Error(f"{type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _proxied(url: str) -> bool:
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(
+        parts.hostname or "")
 
 
 class HttpBackend(HandshakeMixin):
     def __init__(self, url: str, label: str = "remote", max_connections: int = 256) -> None:
         self.url = url
         self.label = label
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(30.0, read=None),
-            headers={"User-Agent": f"paygate-mcp/{__version__}"},
-        )
+        self._client: _Client = (_HttpxClient(url, max_connections) if _proxied(url)
+                                 else H1Pool(url, max_connections, user_agent=USER_AGENT))
+        self._header_cache: tuple[tuple[str | None, str | None], dict[str, str]] | None = None
         self._session_id: str | None = None
         self._protocol_version: str | None = None
         self._ready = False
@@ -82,17 +135,25 @@ class HttpBackend(HandshakeMixin):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect
         if self._session_id:
-            with contextlib.suppress(httpx.HTTPError):
-                await self._client.delete(self.url, headers=self._headers(), timeout=5.0)
+            with contextlib.suppress(H1Error, TimeoutError):
+                await asyncio.wait_for(self._delete_session(), 5.0)
         await self._client.aclose()
 
+    async def _delete_session(self) -> None:
+        async with self._client.stream("DELETE", self._headers()):
+            pass
+
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-        if self._session_id:
-            headers["Mcp-Session-Id"] = self._session_id
-        if self._protocol_version:
-            headers["MCP-Protocol-Version"] = self._protocol_version
-        return headers
+        """The upstream headers; the same dict while the session holds (never mutate it)."""
+        state = (self._session_id, self._protocol_version)
+        if self._header_cache is None or self._header_cache[0] != state:
+            headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+            if self._session_id:
+                headers["Mcp-Session-Id"] = self._session_id
+            if self._protocol_version:
+                headers["MCP-Protocol-Version"] = self._protocol_version
+            self._header_cache = (state, headers)
+        return self._header_cache[1]
 
     def _mark_down(self, why: str) -> None:
         if self._ready:
@@ -107,7 +168,7 @@ class HttpBackend(HandshakeMixin):
             await asyncio.sleep(delay)
             try:
                 await self._connect()
-            except (BackendError, httpx.HTTPError) as exc:
+            except (BackendError, H1Error) as exc:
                 log.debug("%s: reconnect failed: %s", self.label, exc)
                 delay = min(delay * 2, RECONNECT_MAX)
 
@@ -118,12 +179,13 @@ class HttpBackend(HandshakeMixin):
             message["params"] = params
         for attempt in (1, 2):
             try:
-                reply = await asyncio.wait_for(self._post(message), timeout)
+                async with asyncio.timeout(timeout):  # no extra task, unlike asyncio.wait_for
+                    reply = await self._post(message)
             except TimeoutError as exc:
                 raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
-            except httpx.HTTPError as exc:
+            except H1Error as exc:
                 self._mark_down(str(exc) or type(exc).__name__)
-                raise BackendUnavailable(f"{self.label}: {type(exc).__name__}: {exc}") from exc
+                raise BackendUnavailable(f"{self.label}: {exc}") from exc
             if reply is not None:
                 return reply
             if attempt == 1 and method != "initialize":
@@ -133,7 +195,7 @@ class HttpBackend(HandshakeMixin):
     async def _post(self, message: Message) -> Message | None:
         """POST one request; None means the server no longer knows our session."""
         body = orjson.dumps(message)
-        async with self._client.stream("POST", self.url, content=body, headers=self._headers()) as resp:
+        async with self._client.stream("POST", self._headers(), body) as resp:
             if resp.status_code == 404 and self._session_id and message.get("method") != "initialize":
                 return None
             if message.get("method") == "initialize" and "mcp-session-id" in resp.headers:
@@ -151,7 +213,12 @@ class HttpBackend(HandshakeMixin):
             raise BackendUnavailable(f"{self.label}: backend answered with no JSON-RPC message")
         return parsed
 
-    async def _read_limited(self, resp: httpx.Response) -> bytes:
+    async def _read_limited(self, resp: _Body) -> bytes:
+        if isinstance(resp, Response):  # the lean client: whole body at once, size bounded as it arrives
+            try:
+                return await resp.read(MAX_RESPONSE_BYTES)
+            except ResponseTooLarge as exc:
+                raise BackendUnavailable(f"{self.label}: {exc}") from exc
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.aiter_bytes():
@@ -161,7 +228,7 @@ class HttpBackend(HandshakeMixin):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _from_sse(self, resp: httpx.Response, want_id: Any) -> Message:
+    async def _from_sse(self, resp: _Body, want_id: Any) -> Message:
         """Read SSE events until the answer to `want_id`; pass other messages on."""
         data_lines: list[str] = []
         async for line in resp.aiter_lines():
@@ -189,7 +256,7 @@ class HttpBackend(HandshakeMixin):
 
     async def respond(self, message: Message) -> None:
         try:
-            resp = await self._client.post(self.url, content=orjson.dumps(message), headers=self._headers())
-            await resp.aclose()
-        except httpx.HTTPError as exc:
+            async with self._client.stream("POST", self._headers(), orjson.dumps(message)) as resp:
+                await self._read_limited(resp)  # read to the end, so the connection can be reused
+        except H1Error as exc:
             raise BackendUnavailable(f"{self.label}: {exc}") from exc

@@ -39,6 +39,10 @@ class StdioBackend(HandshakeMixin):
         self._reader: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Message]] = {}
+        # Messages written in one event-loop pass go to the pipe in one write: under load that is one
+        # system call (and one wake-up of the server process) per batch instead of per message.
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
         self._next_id = 0
         self._ready = False
         self._stopping = False
@@ -125,6 +129,7 @@ class StdioBackend(HandshakeMixin):
             return
         if proc.returncode is None:
             if graceful and proc.stdin:
+                self._flush()
                 proc.stdin.close()  # the MCP way to ask a stdio server to exit
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 2.0)
@@ -154,6 +159,7 @@ class StdioBackend(HandshakeMixin):
                 self._on_line(line)
         finally:
             self._ready = False
+            self._outbox.clear()  # addressed to the process that just exited
             self._fail_pending(BackendUnavailable(f"{self.label}: backend process exited"))
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
@@ -184,7 +190,21 @@ class StdioBackend(HandshakeMixin):
         proc = self._proc
         if proc is None or proc.stdin is None or proc.returncode is not None or proc.stdin.is_closing():
             raise BackendUnavailable(f"{self.label}: backend is not running")
-        proc.stdin.write(orjson.dumps(message) + b"\n")
+        self._outbox.append(orjson.dumps(message))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outbox:
+            return
+        out, self._outbox = self._outbox, []
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            return  # the process died: its pending calls fail in _read_loop
+        out.append(b"")
+        proc.stdin.write(b"\n".join(out))
 
     async def request(self, method: str, params: Any, timeout: float) -> Message:
         self._next_id += 1
@@ -192,13 +212,16 @@ class StdioBackend(HandshakeMixin):
         message: Message = {"jsonrpc": "2.0", "id": our_id, "method": method}
         if params is not None:
             message["params"] = params
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
         self._pending[our_id] = future
+        # One timer on the future itself: asyncio.wait_for would add a second future and a callback.
+        timer = loop.call_later(timeout, _expire, future)
         try:
             self._write(message)
             assert self._proc is not None and self._proc.stdin is not None
-            await self._proc.stdin.drain()
-            return await asyncio.wait_for(future, timeout)
+            await self._proc.stdin.drain()  # backpressure from earlier batches, if the pipe is full
+            return await future
         except TimeoutError as exc:
             await self._cancel_upstream(our_id, "timeout")
             raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
@@ -208,6 +231,7 @@ class StdioBackend(HandshakeMixin):
         except (ConnectionError, RuntimeError) as exc:
             raise BackendUnavailable(f"{self.label}: write failed: {exc}") from exc
         finally:
+            timer.cancel()
             self._pending.pop(our_id, None)
 
     async def _cancel_upstream(self, our_id: int, reason: str) -> None:
@@ -227,3 +251,8 @@ class StdioBackend(HandshakeMixin):
         self._write(message)
         assert self._proc is not None and self._proc.stdin is not None
         await self._proc.stdin.drain()
+
+
+def _expire(future: asyncio.Future[Message]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
