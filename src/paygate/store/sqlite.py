@@ -26,6 +26,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -183,28 +184,39 @@ class SQLiteStore:
     def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None:
         self.db.execute(_LEDGER_SQL, (time.time(), key_hash, delta, kind, balance, memo))
 
+    def _guarded_update(self, sql: str, args: tuple[Any, ...], then: Callable[[int], None]) -> int | None:
+        """One transaction: a guarded `UPDATE … RETURNING credits`, then the rows that go with it
+        (`then(new_balance)`). None, and nothing written, when the guard refused."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(sql, args).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return None
+            balance = int(row[0])
+            then(balance)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return balance
+
     def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult:
         """Deduct `amount` if the balance covers it, and record the call, in one transaction."""
         self.flush()
         record = self._keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0)
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(_CHARGE_SQL, (amount, 1, event.timestamp, key_hash)).fetchone()
-            if row is None:
-                db.execute("ROLLBACK")
-                return ChargeResult(False, record.credits)
-            balance = int(row[0])
+        def record_call(balance: int) -> None:
             if amount:
                 self._ledger(key_hash, -amount, "charge", balance, event.tool)
             self._insert_usage(event)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+
+        balance = self._guarded_update(_CHARGE_SQL, (amount, 1, event.timestamp, key_hash), record_call)
+        if balance is None:
+            return ChargeResult(False, record.credits)
         record.credits = balance
         record.total_spent += amount
         record.total_calls += 1
@@ -284,24 +296,14 @@ class SQLiteStore:
         record = self._keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0)
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2 "
-                "WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
-                (delta, spent_delta, key_hash),
-            ).fetchone()
-            if row is None:
-                db.execute("ROLLBACK")
-                return ChargeResult(False, record.credits)
-            balance = int(row[0])
-            self._ledger(key_hash, delta, kind, balance, memo)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        balance = self._guarded_update(
+            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2 "
+            "WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
+            (delta, spent_delta, key_hash),
+            lambda after: self._ledger(key_hash, delta, kind, after, memo),
+        )
+        if balance is None:
+            return ChargeResult(False, record.credits)
         record.credits = balance
         record.total_spent += spent_delta
         return ChargeResult(True, balance)

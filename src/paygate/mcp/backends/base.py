@@ -57,9 +57,22 @@ class HandshakeMixin:
     """initialize → notifications/initialized → tools/list, shared by every transport."""
 
     label: str
+    _ready: bool
     _init_result: dict[str, Any] | None
     _tools: list[dict[str, Any]]
     _listeners: list[MessageListener]
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def init_result(self) -> dict[str, Any] | None:
+        return self._init_result
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
 
     async def request(self, method: str, params: Any, timeout: float) -> Message:
         raise NotImplementedError

@@ -104,18 +104,6 @@ class HttpBackend(HandshakeMixin):
         self._reconnect: asyncio.Task[None] | None = None
         self._handshake_lock = asyncio.Lock()
 
-    @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def init_result(self) -> dict[str, Any] | None:
-        return self._init_result
-
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        return self._tools
-
     async def start(self) -> None:
         await self._connect()
 

@@ -53,18 +53,6 @@ class StdioBackend(HandshakeMixin):
         self.restarts = 0
 
     @property
-    def ready(self) -> bool:
-        return self._ready
-
-    @property
-    def init_result(self) -> dict[str, Any] | None:
-        return self._init_result
-
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        return self._tools
-
-    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
