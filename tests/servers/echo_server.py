@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("paygate-test-echo", version="1.0")
 
@@ -44,6 +44,24 @@ async def slow(seconds: float) -> str:
     """Sleep, then answer (for timeouts and concurrency)."""
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool()
+async def announce(text: str, ctx: Context) -> str:
+    """Send `text` as a log notification, then answer (for notification forwarding)."""
+    await ctx.info(text)
+    return "announced"
+
+
+@server.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Register a new tool `name` and tell the client the tool list changed."""
+    def added() -> str:
+        return f"{name} works"
+
+    server.add_tool(added, name=name, description="added at run time")
+    await ctx.session.send_tool_list_changed()
+    return f"added {name}"
 
 
 @server.tool()
