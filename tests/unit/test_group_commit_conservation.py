@@ -1,0 +1,75 @@
+"""Property: with group-committed charges and concurrent calls that await between steps,
+credits are conserved on disk — after reopening the file, every balance equals what the
+callers were told, equals its ledger, and is never negative."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.metrics import Metrics
+from paygate.services.billing import Admitted, BillingService
+from paygate.services.keys import KeyService
+from paygate.store.sqlite import SQLiteStore
+
+call = st.tuples(st.integers(0, 2), st.sampled_from(["cheap", "dear", "sized"]), st.integers(0, 4000),
+                 st.booleans(), st.integers(0, 3))
+
+
+async def run_calls(billing: BillingService, keys: KeyService, raws: list[str], calls: list[tuple[int, str, int,
+                    bool, int]], topups: list[tuple[int, int]]) -> list[int]:
+    moved = [0, 0, 0]  # net credits taken from each key, as the callers saw it
+
+    async def one(who: int, tool: str, size: int, fails: bool, yields: int) -> None:
+        decision = billing.admit(raws[who], tool, size, None)
+        if not isinstance(decision, Admitted):
+            return
+        if decision.committed is not None:
+            await decision.committed
+        moved[who] += decision.charged
+        for _ in range(yields):  # other calls run while this one is "at the backend"
+            await asyncio.sleep(0)
+        settled = billing.settle(decision, fails, size)
+        moved[who] += settled.surcharge - settled.refunded
+
+    async def top(who: int, amount: int) -> None:
+        await asyncio.sleep(0)
+        keys.topup(raws[who], amount)
+
+    await asyncio.gather(*(one(*c) for c in calls), *(top(*t) for t in topups))
+    return moved
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 30), min_size=3, max_size=3), st.lists(call, max_size=40),
+       st.lists(st.tuples(st.integers(0, 2), st.integers(1, 20)), max_size=5), st.booleans())
+def test_concurrent_group_committed_calls_conserve_credits(
+    initial: list[int], calls: list[tuple[int, str, int, bool, int]], topups: list[tuple[int, int]], refund: bool,
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state.db"
+        store = SQLiteStore(path)
+        store.open()
+        prices = PriceBook(1, 0, {"dear": ToolPrice(7), "sized": ToolPrice(1, credits_per_kb_input=2,
+                                                                           credits_per_kb_output=3)})
+        billing = BillingService(store, prices, Metrics(), shadow=False, refund_on_failure=refund)
+        keys = KeyService(store)
+        raws = [keys.create(f"k{i}", c).raw for i, c in enumerate(initial)]
+        moved = asyncio.run(run_calls(billing, keys, raws, calls, topups))
+        hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
+        store.close()
+
+        reopened = SQLiteStore(path)
+        reopened.open()
+        for i, h in enumerate(hashes):
+            record = reopened.get_key(h)
+            assert record is not None
+            topped = sum(amount for who, amount in topups if who == i)
+            assert record.credits == initial[i] + topped - moved[i] >= 0
+            assert record.credits == sum(e.delta for e in reopened.ledger(h))
+        reopened.close()
