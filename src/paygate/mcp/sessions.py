@@ -42,11 +42,20 @@ class SessionManager:
         now = time.time()
         if len(self._sessions) >= self.max_sessions:
             self.sweep(now)
-            if len(self._sessions) >= self.max_sessions:
-                return None
+        if len(self._sessions) >= self.max_sessions and not self._evict_least_recent():
+            return None
         session = Session("mcp_sess_" + secrets.token_hex(16), protocol_version, now, now)
         self._sessions[session.id] = session
         return session
+
+    def _evict_least_recent(self) -> bool:
+        """Make room by ending the least recently used session that has no open stream, so a
+        flood of anonymous `initialize` calls cannot lock real clients out for the idle timeout."""
+        idle = [s for s in self._sessions.values() if not s.streams]
+        if not idle:
+            return False
+        self.delete(min(idle, key=lambda s: s.last_seen).id)
+        return True
 
     def get(self, session_id: str) -> Session | None:
         session = self._sessions.get(session_id)
