@@ -66,3 +66,17 @@ def test_list_changed_refreshes_tools_list_pricing_and_billing(echo_gateway: Gat
     reply = echo_gateway.call_tool("late_tool", {}, key)
     assert reply["result"]["content"][0]["text"] == "late_tool works"
     assert echo_gateway.balance(key) == 3
+
+
+def test_a_clients_cancel_cannot_cancel_another_clients_call(echo_gateway: Gateway) -> None:
+    key = echo_gateway.create_key(5)
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(echo_gateway.call_tool("slow", {"seconds": 1.0}, key)))
+    worker.start()
+    wait_until(lambda: echo_gateway.client.get("/health").json()["inflight"] > 0, 10, "the slow call in flight")
+    for upstream_id in range(1, 50):  # every id the gateway can have used upstream so far
+        resp = echo_gateway.client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                                      "params": {"requestId": upstream_id}})
+        assert resp.status_code == 202
+    worker.join(30)
+    assert result["result"]["content"][0]["text"] == "slept 1.0"

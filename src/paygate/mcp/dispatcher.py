@@ -131,6 +131,10 @@ class Dispatcher:
     async def _forward_notification(self, method: str, params: Any) -> None:
         if method in ("notifications/initialized", "initialized"):
             return  # the gateway's own upstream session is already initialized
+        if method == "notifications/cancelled":
+            # The client names its own request id, but upstream ids are the gateway's: passed on
+            # as-is it could cancel another client's call. Dropped until ids are mapped back.
+            return
         try:
             await self.backend.notify(method, params)
         except BackendUnavailable as exc:
