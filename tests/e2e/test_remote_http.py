@@ -143,3 +143,15 @@ def test_upstream_session_is_deleted_on_shutdown(recorder: tuple[Gateway, Record
     deletes = [r for r in backend.requests if r.method == "DELETE"]
     assert len(deletes) == 1
     assert deletes[0].headers["mcp-session-id"] == backend.session_id
+
+
+def test_unsolicited_client_answers_and_cancels_stay_out_of_the_upstream_session(
+    recorder: tuple[Gateway, RecordingBackend],
+) -> None:
+    gw, backend = recorder
+    before = len(backend.requests)
+    for message in ({"jsonrpc": "2.0", "id": 1, "result": {"role": "assistant"}},
+                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}):
+        assert gw.client.post("/mcp", json=message).status_code == 202
+    assert gw.rpc("ping").status_code == 200  # the gateway answers pings itself
+    assert len(backend.requests) == before

@@ -82,7 +82,10 @@ class Dispatcher:
         """The response to one message, or None for notifications and client responses."""
         method = message.get("method")
         if method is None:
-            await self._forward_response(message)
+            # A client's answer to a server request. The gateway answers server requests itself
+            # for now (see app._on_backend_message), so nothing upstream is waiting for this one,
+            # and an unsolicited answer must not reach the backend under an id it may be using.
+            log.debug("client response to id %r dropped", message.get("id"))
             return None
         msg_id = message.get("id")
         params = message.get("params")
@@ -139,12 +142,6 @@ class Dispatcher:
             await self.backend.notify(method, params)
         except BackendUnavailable as exc:
             log.debug("notification %s dropped: %s", method, exc)
-
-    async def _forward_response(self, message: Message) -> None:
-        try:
-            await self.backend.respond(message)
-        except BackendUnavailable as exc:
-            log.debug("client response dropped: %s", exc)
 
     # the gated, charged path -----------------------------------------------
     async def _tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
