@@ -1,0 +1,20 @@
+"""Schemathesis fuzzes every operation in /openapi.json (with the admin key): no 5xx, ever."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.support import VENV_BIN, Gateway
+
+
+def test_no_generated_request_makes_the_server_fail(gw: Gateway) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "schemathesis"), "run", f"{gw.url}/openapi.json", "-H", f"X-Admin-Key: {gw.admin_key}",
+         "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert counts is not None and int(counts[1]) > 100 and counts[1] == counts[2], result.stdout[-2000:]
+    assert gw.client.get("/health").status_code == 200
