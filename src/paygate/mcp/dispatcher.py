@@ -148,6 +148,8 @@ class Dispatcher:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
         tool: str = params["name"]
+        if not isinstance(params.get("arguments", {}), dict):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
         if not self.tool_known(tool):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not self.backend.ready:
