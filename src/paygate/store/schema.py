@@ -23,7 +23,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             doc TEXT NOT NULL DEFAULT '{}'
         )""",
         """CREATE TABLE ledger (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,  -- a rowid alias: no AUTOINCREMENT bookkeeping on the hot path
             ts REAL NOT NULL,
             key_hash TEXT NOT NULL REFERENCES keys(key_hash),
             delta INTEGER NOT NULL,
@@ -33,7 +33,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX ledger_key ON ledger(key_hash)",
         """CREATE TABLE usage (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,  -- a rowid alias: no AUTOINCREMENT bookkeeping on the hot path
             ts REAL NOT NULL,
             key_hash TEXT NOT NULL,
             key_masked TEXT NOT NULL,
