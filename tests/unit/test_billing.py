@@ -84,3 +84,15 @@ def test_denials_of_known_keys_are_recorded_as_usage(store: SQLiteStore) -> None
     billing.admit(None, "add", 0, "req_2")  # no key: nothing to attribute it to
     events = store.query_usage()
     assert [(e.allowed, e.deny_reason, e.request_id) for e in events] == [(False, "insufficient_credits", "req_1")]
+
+
+def test_a_call_that_never_reached_the_backend_is_refunded_whatever_the_policy(store: SQLiteStore) -> None:
+    billing = service(store, refund=False, limit=0)
+    raw = KeyService(store).create("k", 10).raw
+    undelivered = billing.admit(raw, "dear", 0, None)
+    assert isinstance(undelivered, Admitted)
+    assert billing.settle(undelivered, True, 0, delivered=False).refunded == 5
+    delivered_failure = billing.admit(raw, "dear", 0, None)
+    assert isinstance(delivered_failure, Admitted)
+    assert billing.settle(delivered_failure, True, 0).refunded == 0  # it may have run: the policy decides
+    assert billing.resolve(raw).credits == 5  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from paygate.store.sqlite import SQLiteStore
 
 op = st.one_of(
     st.tuples(st.just("call"), st.integers(0, 2), st.sampled_from(["cheap", "dear", "sized"]),
-              st.integers(0, 5000), st.booleans()),
+              st.integers(0, 5000), st.booleans(), st.booleans()),
     st.tuples(st.just("topup"), st.integers(0, 2), st.integers(1, 50)),
 )
 
@@ -37,13 +37,13 @@ def test_credits_are_conserved(initial: list[int], ops: list[tuple], refund: boo
             keys.topup(raws[who], amount)
             model[who] += amount
             continue
-        _, who, tool, size, fails = o
+        _, who, tool, size, fails, delivered = o
         decision = billing.admit(raws[who], tool, size, None)
         if not isinstance(decision, Admitted):
             continue
         assert decision.charged <= model[who]
         model[who] -= decision.charged
-        settled = billing.settle(decision, fails, size)
+        settled = billing.settle(decision, fails, size, delivered=delivered or not fails)
         model[who] += settled.refunded - settled.surcharge
         assert settled.refunded in (0, decision.charged)
 

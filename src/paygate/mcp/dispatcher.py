@@ -108,7 +108,8 @@ class Dispatcher:
             denial = self.billing.check_access(ctx.raw_key)
             if denial is not None:
                 return self._denial_error(msg_id, denial.reason, denial.text, {})
-        return await self._forward(msg_id, method, params)
+        reply, _ = await self._forward(msg_id, method, params)
+        return reply
 
     def initialize_result(self, params: Any) -> dict[str, Any]:
         upstream = dict(self.backend.init_result or {})
@@ -121,15 +122,17 @@ class Dispatcher:
         upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
         return upstream
 
-    async def _forward(self, msg_id: Any, method: str, params: Any) -> Message:
+    async def _forward(self, msg_id: Any, method: str, params: Any) -> tuple[Message, bool]:
+        """The backend's answer (or our error in its place), and whether the request may have
+        reached the server (False only when it certainly did not)."""
         try:
             reply = await self.backend.request(method, params, self.tool_timeout)
         except BackendTimeout as exc:
-            return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc))
+            return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc)), True
         except BackendUnavailable as exc:
-            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}")
+            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}"), exc.delivered
         reply["id"] = msg_id  # the backend saw our id; the client gets its own back
-        return reply
+        return reply, True
 
     async def _forward_notification(self, method: str, params: Any) -> None:
         if method in ("notifications/initialized", "initialized"):
@@ -171,15 +174,15 @@ class Dispatcher:
                 ctx.credits = decision.key.credits if decision.key is not None else None
                 log.error("tools/call %s not forwarded: %s", tool, exc)
                 return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
-        reply = await self._forward(msg_id, "tools/call", params)
-        self._settle(decision, reply, ctx)
+        reply, delivered = await self._forward(msg_id, "tools/call", params)
+        self._settle(decision, reply, ctx, delivered)
         return reply
 
-    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext) -> None:
+    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool) -> None:
         failed = jsonrpc.is_failure(reply)
         price = admitted.price
         output_bytes = len(orjson.dumps(reply.get("result"))) if price.credits_per_kb_output else 0
-        settlement = self.billing.settle(admitted, failed, output_bytes)
+        settlement = self.billing.settle(admitted, failed, output_bytes, delivered=delivered)
         ctx.surcharge = settlement.surcharge
         if admitted.key is not None:
             ctx.credits = admitted.key.credits

@@ -147,12 +147,13 @@ class BillingService:
                                                 denial.reason, key.namespace, request_id))
         return Refused(denial, key, tool, price, amount, rate)
 
-    def settle(self, admitted: Admitted, failed: bool, output_bytes: int) -> Settlement:
-        """After the backend answered: refund a failure, or add the output-size surcharge."""
+    def settle(self, admitted: Admitted, failed: bool, output_bytes: int, *, delivered: bool = True) -> Settlement:
+        """After the backend answered: refund a failure, or add the output-size surcharge.
+        A call that never reached the backend is refunded whatever the refund policy."""
         key = admitted.key
         if key is None or admitted.shadow_reason is not None:
             return Settlement()
-        if failed and self.refund_on_failure and admitted.charged:
+        if failed and (self.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)

@@ -4,7 +4,7 @@ A backend owns one upstream MCP session. It speaks JSON-RPC with ids of its
 own, so client ids never reach the server and never collide. Errors:
 
     BackendError
-     ├── BackendUnavailable   the process is dead / the endpoint unreachable
+     ├── BackendUnavailable   the process is dead / the endpoint unreachable (.delivered)
      └── BackendTimeout       no answer within the tool timeout
 """
 
@@ -28,7 +28,12 @@ class BackendError(Exception):
 
 
 class BackendUnavailable(BackendError):
-    pass
+    """`delivered` is False when the request certainly never reached the server (nothing ran),
+    so a charge taken for it is refunded whatever the refund policy says."""
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class BackendTimeout(BackendError):

@@ -35,6 +35,10 @@ class H1Error(ConnectionError):
     """The connection failed or the response was malformed."""
 
 
+class ConnectFailed(H1Error):
+    """No connection could be made: the request was never sent."""
+
+
 class ResponseTooLarge(H1Error):
     """The body passed the limit given to `read`."""
 
@@ -296,9 +300,9 @@ class H1Pool:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(_Connection, self.host, self.port, **extra), self.connect_timeout)
         except (OSError, ssl.SSLError) as exc:
-            raise H1Error(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except TimeoutError as exc:
-            raise H1Error(f"connect to {self.host}:{self.port} timed out") from exc
+            raise ConnectFailed(f"connect to {self.host}:{self.port} timed out") from exc
         return conn
 
     def _release(self, conn: _Connection, reusable: bool) -> None:

@@ -31,7 +31,7 @@ from paygate.mcp.backends.base import (
     HandshakeMixin,
     MessageListener,
 )
-from paygate.mcp.backends.h1 import H1Error, H1Pool, Response, ResponseTooLarge
+from paygate.mcp.backends.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.jsonrpc import Message
 
 log = logging.getLogger("paygate.backend.http")
@@ -173,12 +173,12 @@ class HttpBackend(HandshakeMixin):
                 raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
             except H1Error as exc:
                 self._mark_down(str(exc) or type(exc).__name__)
-                raise BackendUnavailable(f"{self.label}: {exc}") from exc
+                raise BackendUnavailable(f"{self.label}: {exc}", delivered=not isinstance(exc, ConnectFailed)) from exc
             if reply is not None:
                 return reply
             if attempt == 1 and method != "initialize":
                 await self._connect()  # the server dropped our session: new one, then retry once
-        raise BackendUnavailable(f"{self.label}: session lost and could not be re-established")
+        raise BackendUnavailable(f"{self.label}: session lost and could not be re-established", delivered=False)
 
     async def _post(self, message: Message) -> Message | None:
         """POST one request; None means the server no longer knows our session."""

@@ -177,7 +177,7 @@ class StdioBackend(HandshakeMixin):
     def _write(self, message: Message) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.returncode is not None or proc.stdin.is_closing():
-            raise BackendUnavailable(f"{self.label}: backend is not running")
+            raise BackendUnavailable(f"{self.label}: backend is not running", delivered=False)
         self._outbox.append(orjson.dumps(message))
         if not self._flush_scheduled:
             self._flush_scheduled = True
