@@ -33,6 +33,7 @@ from typing import Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.store.base import ChargeNotRecorded
+from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.schema import MIGRATIONS
 
@@ -100,6 +101,7 @@ class SQLiteStore:
         self._windows = SlidingWindow()
         self._batch: list[_PendingCharge] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._checkpointer: WalCheckpointer | None = None
 
     # lifecycle -----------------------------------------------------------
     def open(self) -> None:
@@ -114,11 +116,18 @@ class SQLiteStore:
         db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA foreign_keys=ON")
+        if self.path != MEMORY:
+            db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
+            self._checkpointer = WalCheckpointer(os.path.expanduser(self.path))
+            self._checkpointer.start()
         self._db = db
         self._migrate()
         self._keys = {r.key_hash: r for r in map(_row_to_record, db.execute("SELECT * FROM keys"))}
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
             self.flush()
             self._db.close()
