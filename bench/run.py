@@ -346,12 +346,17 @@ def main(argv: list[str] | None = None) -> int:
                      for v in cells.values() for c in v)
         return 1 if failed else 0
     finally:
-        for t in targets.values():
-            stop(t.proc)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up([t.proc for t in targets.values()], tmp, args.keep)
+
+
+def clean_up(procs: list[subprocess.Popen[str]], tmp: Path, keep: bool) -> None:
+    """Stop what a run started and remove its temp dir (unless asked to keep it)."""
+    for proc in procs:
+        stop(proc)
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

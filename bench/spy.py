@@ -79,12 +79,7 @@ def main() -> int:
         print(summarize(out, args.top))
         return 0
     finally:
-        for t in targets:
-            run.stop(t.proc)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        run.clean_up([t.proc for t in targets], tmp, args.keep)
 
 
 if __name__ == "__main__":

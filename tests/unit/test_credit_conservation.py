@@ -6,14 +6,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.core.pricing import PriceBook, ToolPrice
-from paygate.metrics import Metrics
-from paygate.services.billing import Admitted, BillingService
-from paygate.services.keys import KeyService
+from paygate.services.billing import Admitted
 from paygate.store.sqlite import SQLiteStore
+from tests.unit.ledger_world import TOOLS, build
 
 op = st.one_of(
-    st.tuples(st.just("call"), st.integers(0, 2), st.sampled_from(["cheap", "dear", "sized"]),
+    st.tuples(st.just("call"), st.integers(0, 2), st.sampled_from(TOOLS),
               st.integers(0, 5000), st.booleans(), st.booleans()),
     st.tuples(st.just("topup"), st.integers(0, 2), st.integers(1, 50)),
 )
@@ -24,11 +22,7 @@ op = st.one_of(
 def test_credits_are_conserved(initial: list[int], ops: list[tuple], refund: bool) -> None:  # type: ignore[type-arg]
     store = SQLiteStore()
     store.open()
-    prices = PriceBook(1, 0, {"dear": ToolPrice(7), "sized": ToolPrice(1, credits_per_kb_input=2,
-                                                                       credits_per_kb_output=3)})
-    billing = BillingService(store, prices, Metrics(), shadow=False, refund_on_failure=refund)
-    keys = KeyService(store)
-    raws = [keys.create(f"k{i}", c).raw for i, c in enumerate(initial)]
+    billing, keys, raws = build(store, initial, refund)
     model = list(initial)
 
     for o in ops:

@@ -11,13 +11,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.core.pricing import PriceBook, ToolPrice
-from paygate.metrics import Metrics
 from paygate.services.billing import Admitted, BillingService
 from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
+from tests.unit.ledger_world import TOOLS, build
 
-call = st.tuples(st.integers(0, 2), st.sampled_from(["cheap", "dear", "sized"]), st.integers(0, 4000),
+call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 4000),
                  st.booleans(), st.integers(0, 3))
 
 
@@ -55,11 +54,7 @@ def test_concurrent_group_committed_calls_conserve_credits(
         path = Path(tmp) / "state.db"
         store = SQLiteStore(path)
         store.open()
-        prices = PriceBook(1, 0, {"dear": ToolPrice(7), "sized": ToolPrice(1, credits_per_kb_input=2,
-                                                                           credits_per_kb_output=3)})
-        billing = BillingService(store, prices, Metrics(), shadow=False, refund_on_failure=refund)
-        keys = KeyService(store)
-        raws = [keys.create(f"k{i}", c).raw for i, c in enumerate(initial)]
+        billing, keys, raws = build(store, initial, refund)
         moved = asyncio.run(run_calls(billing, keys, raws, calls, topups))
         hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
         store.close()
