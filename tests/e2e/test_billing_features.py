@@ -128,3 +128,36 @@ def test_env_vars_configure_the_gateway() -> None:
         assert gw.balance(raw) == 5
     finally:
         gw.stop()
+
+
+def test_refund_on_failure_covers_json_rpc_errors_such_as_a_timeout(tmp_path: Path) -> None:
+    path = config(tmp_path, globalRateLimitPerMin=0, toolTimeoutSeconds=0.3, refundOnFailure=True,
+                  defaultCreditsPerCall=4)
+    gw = start_gateway("--config", path)
+    try:
+        raw = gw.create_key(10)
+        timed_out = gw.call_tool("slow", {"seconds": 5}, raw)
+        assert timed_out["error"]["code"] == -32004
+        assert gw.balance(raw) == 10
+        assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)  # the backend is still fine
+        assert gw.balance(raw) == 6
+    finally:
+        gw.stop()
+
+
+def test_free_methods_are_configurable(tmp_path: Path) -> None:
+    gw = start_gateway("--config", config(tmp_path, freeMethods=["ping"]))
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    try:
+        denied = gw.rpc("tools/list").json()
+        assert denied["error"]["data"]["reason"] == "missing_api_key"
+        anonymous_init = gw.rpc("initialize", init)
+        assert anonymous_init.json()["error"]["data"]["reason"] == "missing_api_key"
+        assert "mcp-session-id" not in anonymous_init.headers  # a refused initialize opens no session
+        raw = gw.create_key(3)
+        assert "mcp-session-id" in gw.rpc("initialize", init, key=raw).headers
+        assert "tools" in gw.rpc("tools/list", key=raw).json()["result"]
+        assert gw.balance(raw) == 3  # listing needs a key here, but costs nothing
+        assert "result" in gw.rpc("ping").json()
+    finally:
+        gw.stop()

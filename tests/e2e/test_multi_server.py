@@ -96,6 +96,17 @@ def test_unknown_prefix_or_bare_tool_name_is_rejected_without_charge(multi: Gate
     assert multi.balance(key) == 1
 
 
+def test_tool_acls_name_prefixed_tools(multi: Gateway) -> None:
+    only_local = multi.create_key(10, allowedTools=["local:add"])
+    assert multi.call_tool("local:add", {"a": 1, "b": 1}, only_local)["result"]["structuredContent"] == {"result": 2}
+    denied = multi.call_tool("remote:add", {"a": 1, "b": 1}, only_local)
+    assert denied["error"]["data"]["reason"] == "tool_not_allowed"
+    no_remote = multi.create_key(10, deniedTools=["remote:add"])
+    assert multi.call_tool("remote:add", {"a": 1, "b": 1}, no_remote)["error"]["data"]["reason"] == "tool_not_allowed"
+    assert "result" in multi.call_tool("local:add", {"a": 1, "b": 1}, no_remote)
+    assert (multi.balance(only_local), multi.balance(no_remote)) == (8, 8)
+
+
 def test_a_prefixed_tool_price_can_also_come_from_the_flag(tmp_path: Path) -> None:
     config = {"servers": [{"prefix": "a", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]},
                           {"prefix": "b", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]}]}

@@ -94,12 +94,6 @@ class Dispatcher:
             return None
         if method == "tools/call":
             return await self._tools_call(msg_id, params, ctx)
-        if method == "initialize":
-            return jsonrpc.result(msg_id, self.initialize_result(params))
-        if method == "ping":
-            return jsonrpc.result(msg_id, {})
-        if method == "tools/list":
-            return jsonrpc.result(msg_id, {"tools": self.priced_tools()})
         if method == "server/discover":
             # The gateway speaks the handshake era only: a 2026-07-28 client must fall back to
             # `initialize`, so the probe never reaches a backend that could answer it as modern.
@@ -108,6 +102,12 @@ class Dispatcher:
             denial = self.billing.check_access(ctx.raw_key)
             if denial is not None:
                 return self._denial_error(msg_id, denial.reason, denial.text, {})
+        if method == "initialize":
+            return jsonrpc.result(msg_id, self.initialize_result(params))
+        if method == "ping":
+            return jsonrpc.result(msg_id, {})
+        if method == "tools/list":
+            return jsonrpc.result(msg_id, {"tools": self.priced_tools()})
         reply, _ = await self._forward(msg_id, method, params)
         return reply
 

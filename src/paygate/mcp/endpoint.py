@@ -134,14 +134,14 @@ class McpEndpoint:
             if invalid is not None:
                 responses.append(invalid)
                 continue
-            if message.get("method") == "initialize" and session_header is None:
-                version = self.dispatcher.initialize_result(message.get("params"))["protocolVersion"]
-                created = self.sessions.create(version)
-                if created is None:
-                    responses.append(jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions"))
-                    continue
-                out_headers.append((b"mcp-session-id", created.id.encode()))
             response = await self.dispatcher.handle(message, ctx)
+            if response is not None and "result" in response and message.get("method") == "initialize" \
+                    and session_header is None:
+                created = self.sessions.create(response["result"]["protocolVersion"])
+                if created is None:
+                    response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
+                else:
+                    out_headers.append((b"mcp-session-id", created.id.encode()))
             if response is not None:
                 responses.append(response)
 
