@@ -127,3 +127,13 @@ def test_sigterm_drains_an_in_flight_call_before_exiting() -> None:
     worker.join(30)
     assert result.get("result", {}).get("content", [{}])[0].get("text") == "slept 1.5"
     assert gw.stop() == 0
+
+
+def test_a_json_state_file_from_the_node_gateway_is_refused_clearly(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"keys": {"pg_abc": {"credits": 5}}}')
+    result = run("wrap", "--server", ECHO_COMMAND, "--state-file", str(state), "--port", "0")
+    assert result.returncode != 0
+    assert "is not a PayGate state database" in result.stderr and "--import-key" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert state.read_text() == '{"keys": {"pg_abc": {"credits": 5}}}'  # left untouched

@@ -38,6 +38,10 @@ from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEve
 from paygate.store.schema import MIGRATIONS
 
 MEMORY = ":memory:"
+
+
+class StateFileError(RuntimeError):
+    """The state file exists but is not an SQLite database we can use."""
 log = logging.getLogger("paygate.store")
 
 
@@ -111,7 +115,15 @@ class SQLiteStore:
             os.path.expanduser(self.path), isolation_level=None, check_same_thread=False
         )
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StateFileError(
+                f"{self.path} is not a PayGate state database ({exc}). A paygate-mcp JSON state file "
+                "cannot be opened directly: start with a new --state-file and bring keys over with "
+                "--import-key KEY:CREDITS or the importKeys config key."
+            ) from exc
         sync = os.environ.get("PAYGATE_SQLITE_SYNC", "NORMAL").upper()
         db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=5000")
