@@ -21,13 +21,12 @@ first, so it never interleaves with an unwritten one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
+from paygate.store.rows import CHARGE_SQL, KEY_COLUMNS, LEDGER_SQL, USAGE_SQL, record_values, row_to_record
 from paygate.store.schema import MIGRATIONS
 
 MEMORY = ":memory:"
@@ -52,47 +52,6 @@ class _PendingCharge:
     balance: int
     event: UsageEvent
     done: asyncio.Future[None]
-
-
-_CHARGE_SQL = (
-    "UPDATE keys SET credits = credits - ?1, total_spent = total_spent + ?1, "
-    "total_calls = total_calls + ?2, last_used_at = ?3 "
-    "WHERE key_hash = ?4 AND credits >= ?1 RETURNING credits"
-)
-_LEDGER_SQL = "INSERT INTO ledger (ts, key_hash, delta, kind, balance_after, memo) VALUES (?,?,?,?,?,?)"
-_USAGE_SQL = (
-    "INSERT INTO usage (ts, key_hash, key_masked, key_name, tool, credits, allowed, deny_reason,"
-    " namespace, request_id) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-
-_KEY_COLUMNS = (
-    "key_hash", "prefix", "last4", "name", "credits", "created_at", "total_spent", "total_calls",
-    "last_used_at", "active", "suspended", "expires_at", "namespace", "spending_limit", "alias", "doc",
-)
-# Fields kept in the JSON `doc` column: policy data the hot path reads from memory only.
-_DOC_FIELDS = ("allowed_tools", "denied_tools", "quota", "tags", "ip_allowlist", "extra")
-
-
-def _row_to_record(row: sqlite3.Row) -> KeyRecord:
-    doc: dict[str, Any] = json.loads(row["doc"]) if row["doc"] else {}
-    return KeyRecord(
-        key_hash=row["key_hash"], prefix=row["prefix"], last4=row["last4"], name=row["name"],
-        credits=row["credits"], created_at=row["created_at"], total_spent=row["total_spent"],
-        total_calls=row["total_calls"], last_used_at=row["last_used_at"], active=bool(row["active"]),
-        suspended=bool(row["suspended"]), expires_at=row["expires_at"], namespace=row["namespace"],
-        spending_limit=row["spending_limit"], alias=row["alias"],
-        **{f: doc[f] for f in _DOC_FIELDS if f in doc},
-    )
-
-
-def _record_values(r: KeyRecord) -> tuple[Any, ...]:
-    full = asdict(r)
-    doc = json.dumps({f: full[f] for f in _DOC_FIELDS}, separators=(",", ":"))
-    return (
-        r.key_hash, r.prefix, r.last4, r.name, r.credits, r.created_at, r.total_spent, r.total_calls,
-        r.last_used_at, int(r.active), int(r.suspended), r.expires_at, r.namespace, r.spending_limit,
-        r.alias, doc,
-    )
 
 
 class SQLiteStore:
@@ -134,7 +93,7 @@ class SQLiteStore:
             self._checkpointer.start()
         self._db = db
         self._migrate()
-        self._keys = {r.key_hash: r for r in map(_row_to_record, db.execute("SELECT * FROM keys"))}
+        self._keys = {r.key_hash: r for r in map(row_to_record, db.execute("SELECT * FROM keys"))}
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -176,11 +135,11 @@ class SQLiteStore:
     def create_key(self, record: KeyRecord, memo: str = "create") -> None:
         self.flush()
         db = self.db
-        placeholders = ",".join("?" * len(_KEY_COLUMNS))
+        placeholders = ",".join("?" * len(KEY_COLUMNS))
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(f"INSERT INTO keys ({','.join(_KEY_COLUMNS)}) VALUES ({placeholders})",
-                       _record_values(record))
+            db.execute(f"INSERT INTO keys ({','.join(KEY_COLUMNS)}) VALUES ({placeholders})",
+                       record_values(record))
             if record.credits:
                 self._ledger(record.key_hash, record.credits, memo, record.credits, None)
             db.execute("COMMIT")
@@ -192,7 +151,7 @@ class SQLiteStore:
     def update_key(self, record: KeyRecord) -> None:
         """Write a record's policy fields. Money fields are never written here."""
         self.flush()
-        values = _record_values(record)
+        values = record_values(record)
         self.db.execute(
             "UPDATE keys SET name=?, last_used_at=?, active=?, suspended=?, expires_at=?, namespace=?, "
             "spending_limit=?, alias=?, doc=? WHERE key_hash=?",
@@ -203,7 +162,7 @@ class SQLiteStore:
 
     # money ---------------------------------------------------------------
     def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None:
-        self.db.execute(_LEDGER_SQL, (time.time(), key_hash, delta, kind, balance, memo))
+        self.db.execute(LEDGER_SQL, (time.time(), key_hash, delta, kind, balance, memo))
 
     def _guarded_update(self, sql: str, args: tuple[Any, ...], then: Callable[[int], None]) -> int | None:
         """One transaction: a guarded `UPDATE … RETURNING credits`, then the rows that go with it
@@ -235,7 +194,7 @@ class SQLiteStore:
                 self._ledger(key_hash, -amount, "charge", balance, event.tool)
             self._insert_usage(event)
 
-        balance = self._guarded_update(_CHARGE_SQL, (amount, 1, event.timestamp, key_hash), record_call)
+        balance = self._guarded_update(CHARGE_SQL, (amount, 1, event.timestamp, key_hash), record_call)
         if balance is None:
             return ChargeResult(False, record.credits)
         record.credits = balance
@@ -289,11 +248,11 @@ class SQLiteStore:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             for key_hash, (amount, calls, last_used) in totals.items():
-                if db.execute(_CHARGE_SQL, (amount, calls, last_used, key_hash)).fetchone() is None:
+                if db.execute(CHARGE_SQL, (amount, calls, last_used, key_hash)).fetchone() is None:
                     raise ChargeNotRecorded(f"stored balance of {key_hash[:12]}… below the charges")
-            db.executemany(_LEDGER_SQL, [(p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance,
+            db.executemany(LEDGER_SQL, [(p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance,
                                           p.event.tool) for p in batch if p.amount])
-            db.executemany(_USAGE_SQL, [_usage_row(p.event) for p in batch])
+            db.executemany(USAGE_SQL, [_usage_row(p.event) for p in batch])
             db.execute("COMMIT")
         except BaseException as exc:
             if self._db is not None and self._db.in_transaction:
@@ -362,7 +321,7 @@ class SQLiteStore:
 
     # usage and ledger ----------------------------------------------------
     def _insert_usage(self, e: UsageEvent) -> None:
-        self.db.execute(_USAGE_SQL, _usage_row(e))
+        self.db.execute(USAGE_SQL, _usage_row(e))
 
     def record_denial(self, event: UsageEvent) -> None:
         self.flush()
