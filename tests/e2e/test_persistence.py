@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
-from tests.support import ECHO_COMMAND, start_gateway
+from tests.support import ECHO_COMMAND, start_gateway, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +80,31 @@ def test_default_state_file_lives_under_home(tmp_path: Path) -> None:
         gw.stop()
     assert (tmp_path / ".paygate" / "paygate.db").exists()
     assert (tmp_path / ".paygate" / "admin.key").exists()
+
+
+def test_a_charge_that_cannot_be_written_is_not_forwarded_and_not_charged(tmp_path: Path) -> None:
+    """The disk refuses writes (simulated with a trigger, as a full disk would): the call fails
+    cleanly, nothing is charged, and the gateway recovers once writes succeed again."""
+    state = tmp_path / "state.db"
+    gw = start_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", state_file=str(state))
+    try:
+        raw = gw.create_key(5)
+        with sqlite3.connect(state) as db:
+            db.execute("CREATE TRIGGER disk_full BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        failed = gw.call_tool("grow", {"name": "ghost"}, raw)  # would add a tool if it ran
+        assert failed["error"]["code"] == -32603 and "not charged" in failed["error"]["message"]
+        assert gw.balance(raw) == 5
+        with sqlite3.connect(state) as db:
+            db.execute("DROP TRIGGER disk_full")
+        assert "result" in gw.call_tool("grow", {"name": "real"}, raw)
+        assert gw.balance(raw) == 4
+
+        def names() -> set[str]:
+            return {t["name"] for t in gw.rpc("tools/list").json()["result"]["tools"]}
+
+        wait_until(lambda: "real" in names(), 10, "the refreshed tool list")
+        assert "ghost" not in names()  # the refused call never reached the backend
+    finally:
+        gw.stop()
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT credits FROM keys").fetchone()[0] == 4
