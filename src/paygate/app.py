@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from paygate import __version__
@@ -40,6 +40,7 @@ from paygate.metrics import HTTP_METHODS, OTHER, Metrics
 from paygate.services.admin_auth import AdminAuth
 from paygate.services.billing import BillingService
 from paygate.services.keys import KeyService
+from paygate.services.maintenance import Maintenance
 from paygate.services.runtime import Runtime
 from paygate.store.sqlite import MEMORY, SQLiteStore
 
@@ -47,6 +48,7 @@ log = logging.getLogger("paygate")
 VERSION_HEADER = (b"x-paygate-version", __version__.encode())
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 SWEEP_SECONDS = 60.0
+TICK_SECONDS = 1.0
 
 
 def build_backend(settings: Settings) -> tuple[Backend, str]:
@@ -100,9 +102,12 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds)
     sessions = SessionManager()
     holder: dict[str, Runtime] = {}
-    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining)
+    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
+                           lambda: holder["rt"].maintenance)
+    maintenance = Maintenance(store)
+    maintenance.load()
     rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
-                 transport)
+                 transport, maintenance)
     holder["rt"] = rt
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
@@ -131,6 +136,10 @@ async def _respond_quietly(rt: Runtime, answer: dict[str, Any]) -> None:
 
 
 OnReady = Callable[[Runtime], None]
+# Every HTTP router, in order; a new endpoint family adds its module here (its `router` builds an APIRouter).
+ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
+    public_api.router, keys_api.router, usage_api.admin_router, usage_api.client_router,
+)
 
 
 def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: OnReady | None = None,
@@ -142,6 +151,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
         await rt.backend.start()
         rt.dispatcher.priced_tools()
         sweeper = asyncio.get_running_loop().create_task(_sweep_forever(rt))
+        ticker = asyncio.get_running_loop().create_task(_tick_forever(rt))
         if on_ready:
             on_ready(rt)
         try:
@@ -149,6 +159,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
         finally:
             rt.draining = True
             sweeper.cancel()
+            ticker.cancel()
             rt.sessions.close_all()
             await rt.backend.stop()
             rt.store.close()
@@ -157,8 +168,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
                   description="Pay-per-tool-call gateway for MCP servers.")
     api.add_exception_handler(ApiError, api_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
-    for r in (public_api.router(rt), keys_api.router(rt), usage_api.admin_router(rt), usage_api.client_router(rt)):
-        api.include_router(r)
+    for build in ROUTERS:
+        api.include_router(build(rt))
     return GatewayApp(api, rt), rt
 
 
@@ -167,6 +178,17 @@ async def _sweep_forever(rt: Runtime) -> None:
         await asyncio.sleep(SWEEP_SECONDS)
         rt.sessions.sweep()
         rt.store.rate_sweep(time.time())
+
+
+async def _tick_forever(rt: Runtime) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        now = time.time()
+        for tick in list(rt.tickers):
+            try:
+                tick(now)
+            except Exception:  # one broken ticker must not stop the others
+                log.exception("background ticker %r failed", tick)
 
 
 class GatewayApp:

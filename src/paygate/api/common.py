@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from paygate.services.admin_auth import ROLE_RANK, AdminIdentity
 from paygate.services.runtime import Runtime
 
 
@@ -28,14 +29,56 @@ class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
+ROLE_EXTRA = "x-required-role"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def role(name: str) -> dict[str, Any]:
+    """A route's role declaration: `@r.post(path, openapi_extra=role("viewer"))`. Without one, a route
+    needs `viewer` for GET/HEAD and `admin` for everything else; `super_admin` routes say so."""
+    if name not in ROLE_RANK:
+        raise ValueError(f"unknown role {name!r}")
+    return {ROLE_EXTRA: name}
+
+
+def required_role(request: Request) -> str:
+    route = request.scope.get("route")
+    declared = (getattr(route, "openapi_extra", None) or {}).get(ROLE_EXTRA)
+    if declared:
+        return str(declared)
+    return "viewer" if request.method in READ_METHODS else "admin"
+
+
 def require_admin(rt: Runtime) -> Callable[[Request], None]:
+    """The one admin check every admin route depends on: who is calling, and may their role do this."""
+
     def dependency(request: Request) -> None:
-        if not rt.admin.check(request.headers.get("x-admin-key")):
+        identity = rt.admin.identify(request.headers.get("x-admin-key"))
+        if identity is None:
             client = request.client.host if request.client else None
             rt.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=client)
             raise ApiError(401, "Invalid or missing admin key (X-Admin-Key)")
+        needed = required_role(request)
+        if not identity.can(needed):
+            rt.events.publish("admin.forbidden", identity.actor, path=request.url.path, method=request.method,
+                              role=identity.role, required=needed)
+            raise ApiError(403, f"Forbidden: this endpoint needs the {needed} role (yours: {identity.role})")
+        request.state.admin = identity
+        rt.admin.touch(identity)
 
     return dependency
+
+
+def admin_of(request: Request) -> AdminIdentity:
+    """The admin identity `require_admin` resolved for this request."""
+    identity = getattr(request.state, "admin", None)
+    assert isinstance(identity, AdminIdentity), "route is not behind require_admin"
+    return identity
+
+
+def actor(request: Request) -> str:
+    """How events name the caller of an admin route."""
+    return admin_of(request).actor
 
 
 async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:

@@ -45,12 +45,12 @@ class CreateKeyBody(Body):
 
 
 class KeyCredits(Body):
-    key: str = Field(min_length=8, max_length=200)
+    key: str = Field(min_length=1, max_length=200)  # the key or its alias
     credits: int = Field(gt=0, le=MAX_CREDITS)
 
 
 class KeyRef(Body):
-    key: str = Field(min_length=8, max_length=200)
+    key: str = Field(min_length=1, max_length=200)  # the key or its alias
 
 
 def _parse_expiry(body: CreateKeyBody) -> float | None:

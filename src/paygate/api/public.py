@@ -38,15 +38,15 @@ def router(rt: Runtime) -> APIRouter:
     @r.api_route("/health", methods=["GET", "HEAD"])
     def health() -> JSONResponse:
         """Liveness: 200 while serving, 503 while draining."""
-        status = "draining" if rt.draining else "healthy"
+        status = "draining" if rt.draining else "maintenance" if rt.maintenance.enabled else "healthy"
         body = {"status": status, "uptime": int(time.time() - rt.started), "version": __version__,
                 "inflight": rt.endpoint.inflight, "backend": {"ready": rt.backend.ready}}
         return JSONResponse(body, status_code=503 if rt.draining else 200)
 
     @r.api_route("/ready", methods=["GET", "HEAD"])
     def ready() -> JSONResponse:
-        """Readiness: 200 when the backend is up and we are not draining, else 503."""
-        checks = {"backend": rt.backend.ready, "draining": rt.draining}
+        """Readiness: 200 when the backend is up and we are neither draining nor in maintenance, else 503."""
+        checks = {"backend": rt.backend.ready, "draining": rt.draining, "maintenance": rt.maintenance.enabled}
         return JSONResponse({"ready": rt.ready, "checks": checks}, status_code=200 if rt.ready else 503)
 
     @r.api_route("/info", methods=["GET", "HEAD"])

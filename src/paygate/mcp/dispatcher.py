@@ -37,6 +37,9 @@ class CallContext:
     credits: int | None = None
     surcharge: int = 0
     key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
+    peer: str | None = None  # the socket peer address
+    forwarded_for: bytes | None = None  # X-Forwarded-For as sent (trusted only through --trusted-proxies)
+    headers: dict[bytes, bytes] | None = None  # lower-cased request headers (country header, …)
 
 
 class Dispatcher:

@@ -18,6 +18,7 @@ from paygate.core import errors
 from paygate.mcp import jsonrpc
 from paygate.mcp.dispatcher import CallContext, Dispatcher
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
+from paygate.services.maintenance import Maintenance
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -55,12 +56,13 @@ async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[b
 class McpEndpoint:
     def __init__(
         self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int,
-        is_draining: Callable[[], bool],
+        is_draining: Callable[[], bool], maintenance: Callable[[], Maintenance],
     ) -> None:
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.max_body = max_body
         self.is_draining = is_draining
+        self.maintenance = maintenance
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,6 +104,13 @@ class McpEndpoint:
             await send_json(send, 503, jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
                             [(b"retry-after", b"5")])
             return
+        maintenance = self.maintenance()
+        if maintenance.enabled:
+            reason = errors.reason("maintenance_mode")
+            await send_json(send, 503, jsonrpc.error(None, reason.code, maintenance.message,
+                                                     {"reason": reason.name, "httpStatus": 503}),
+                            [(b"retry-after", b"60")])
+            return
         headers = header_map(scope)
         body = await self._read_body(scope, receive)
         if body is None:
@@ -127,7 +136,10 @@ class McpEndpoint:
                 return
             out_headers.append((b"mcp-session-id", session_header))
 
-        ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""))
+        client = scope.get("client")
+        ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
+                          peer=client[0] if client else None, forwarded_for=headers.get(b"x-forwarded-for"),
+                          headers=headers)
         responses: list[Any] = []
         for message in messages:
             invalid = jsonrpc.validate_request(message)

@@ -1,20 +1,54 @@
-"""The bootstrap admin key: generated once, stored hashed, compared in constant time.
+"""Admin keys: the bootstrap key and the role-bearing keys made through /admin/keys.
 
-A generated key's plaintext is also written, mode 0600, next to the state
-file (`admin.key`) so the operator can read it again after a restart; a key
-given by flag or env is never written anywhere and never echoed.
+The bootstrap key is generated once, stored hashed, compared in constant time
+and is always `super_admin`. A generated key's plaintext is also written, mode
+0600, next to the state file (`admin.key`) so the operator can read it again
+after a restart; a key given by flag or env is never written anywhere and never
+echoed. Other admin keys are documents (kind `admin_key`, id = SHA-256 of the
+key) holding a name, a role and masked parts; the raw key is shown once.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
-from paygate.core.keys import generate_admin_key, hash_key
+from paygate.core.keys import generate_admin_key, hash_key, mask_parts
 from paygate.store.base import Store
 
 META_ADMIN_HASH = "admin_key_hash"
+ADMIN_KEY_DOC = "admin_key"
+# Ascending power: a route declares the least role it needs.
+ROLES: Final = ("viewer", "admin", "super_admin")
+ROLE_RANK: Final = {name: rank for rank, name in enumerate(ROLES)}
+MAX_ADMIN_KEYS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AdminIdentity:
+    name: str
+    role: str
+    key_hash: str
+    masked: str
+    bootstrap: bool = False
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def actor(self) -> str:
+        """How audit events name this admin (never the key)."""
+        return "admin" if self.bootstrap else f"admin:{self.name} ({self.masked})"
+
+
+class AdminKeyError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AdminAuth:
@@ -48,8 +82,71 @@ class AdminAuth:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(raw + "\n")
 
-    def check(self, presented: str | None) -> bool:
+    # authentication ---------------------------------------------------------
+    def identify(self, presented: str | None) -> AdminIdentity | None:
+        """Who holds `presented`, or None. The bootstrap hash is compared in constant time;
+        other keys are found by their SHA-256 (a lookup by a hash leaks nothing about the key)."""
+        if not presented:
+            return None
+        digest = hash_key(presented)
         stored = self.store.get_meta(META_ADMIN_HASH)
-        if not presented or stored is None:
-            return False
-        return hmac.compare_digest(hash_key(presented), stored)
+        if stored is not None and hmac.compare_digest(digest, stored):
+            return AdminIdentity("bootstrap", "super_admin", digest, "bootstrap", bootstrap=True)
+        doc = self.store.doc_peek(ADMIN_KEY_DOC, digest)
+        if doc is None or not doc.get("active", False):
+            return None
+        return AdminIdentity(doc["name"], doc["role"], digest, doc["keyMasked"])
+
+    def check(self, presented: str | None) -> bool:
+        return self.identify(presented) is not None
+
+    def touch(self, identity: AdminIdentity) -> None:
+        """Record when a non-bootstrap admin key was last used (at most once a minute)."""
+        if identity.bootstrap:
+            return
+        doc = self.store.doc_get(ADMIN_KEY_DOC, identity.key_hash)
+        now = time.time()
+        if doc is not None and now - float(doc.get("lastUsedTs") or 0) >= 60:
+            doc["lastUsedTs"] = now
+            self.store.doc_put(ADMIN_KEY_DOC, identity.key_hash, doc)
+
+    # management (super_admin routes) ---------------------------------------------
+    def create(self, name: str, role: str, created_by: str) -> tuple[str, dict[str, Any]]:
+        if role not in ROLE_RANK:
+            raise AdminKeyError(400, f"Invalid request: role must be one of {', '.join(ROLES)}")
+        docs = self.store.doc_list(ADMIN_KEY_DOC)
+        if sum(1 for d in docs if d.get("active")) >= MAX_ADMIN_KEYS:
+            raise AdminKeyError(409, f"at most {MAX_ADMIN_KEYS} active admin keys")
+        raw = "ak_" + generate_admin_key().removeprefix("admin_")
+        prefix, last4 = mask_parts(raw)
+        doc = {"name": name, "role": role, "keyMasked": f"{prefix}…{last4}", "active": True,
+               "createdTs": time.time(), "createdBy": created_by, "lastUsedTs": None, "revokedTs": None}
+        self.store.doc_put(ADMIN_KEY_DOC, hash_key(raw), doc)
+        return raw, doc
+
+    def find(self, ref: str) -> tuple[str, dict[str, Any]]:
+        """An admin key by its raw value or its masked form."""
+        digest = hash_key(ref)
+        doc = self.store.doc_get(ADMIN_KEY_DOC, digest)
+        if doc is not None:
+            return digest, doc
+        for key_hash, candidate in self.store.doc_items(ADMIN_KEY_DOC):
+            if candidate["keyMasked"] == ref:
+                return key_hash, candidate
+        raise AdminKeyError(404, "admin key not found")
+
+    def revoke(self, ref: str, by: AdminIdentity) -> dict[str, Any]:
+        """The bootstrap key is not a document, so it can never be revoked here: a super_admin
+        always remains."""
+        key_hash, doc = self.find(ref)
+        if key_hash == by.key_hash:
+            raise AdminKeyError(400, "you cannot revoke the admin key you are using")
+        if not doc["active"]:
+            raise AdminKeyError(409, "admin key is already revoked")
+        doc["active"] = False
+        doc["revokedTs"] = time.time()
+        self.store.doc_put(ADMIN_KEY_DOC, key_hash, doc)
+        return doc
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.store.doc_list(ADMIN_KEY_DOC)

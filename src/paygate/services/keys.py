@@ -1,4 +1,4 @@
-"""API key lifecycle for this issue's endpoints: create, list, top up, revoke, import."""
+"""API key lifecycle basics: create, find (by key or alias), top up, revoke, import."""
 
 from __future__ import annotations
 
@@ -48,11 +48,18 @@ class KeyService:
         self.store.create_key(record, memo)
         return record
 
-    def find(self, raw: str) -> KeyRecord:
-        record = self.store.get_key(hash_key(raw))
+    def find(self, ref: str) -> KeyRecord:
+        """A key by its raw value or its alias (every admin endpoint that names a key accepts either)."""
+        record = self.store.get_key(hash_key(ref)) or self.by_alias(ref)
         if record is None:
             raise KeyNotFound("API key not found")
         return record
+
+    def by_alias(self, alias: str) -> KeyRecord | None:
+        for record in self.store.list_keys():
+            if record.alias == alias and record.active:
+                return record
+        return None
 
     def topup(self, raw: str, credits: int) -> KeyRecord:
         record = self.find(raw)

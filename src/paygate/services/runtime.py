@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paygate.config import Settings
@@ -15,6 +16,7 @@ from paygate.services.admin_auth import AdminAuth
 from paygate.services.billing import BillingService
 from paygate.services.events import EventHub
 from paygate.services.keys import KeyService
+from paygate.services.maintenance import Maintenance
 from paygate.store.base import Store
 
 
@@ -31,10 +33,13 @@ class Runtime:
     metrics: Metrics
     admin: AdminAuth
     transport: str
+    maintenance: Maintenance
     events: EventHub = field(default_factory=EventHub)
+    # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
+    tickers: list[Callable[[float], None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     draining: bool = False
 
     @property
     def ready(self) -> bool:
-        return self.backend.ready and not self.draining
+        return self.backend.ready and not self.draining and not self.maintenance.enabled

@@ -30,7 +30,14 @@ class KeyRecord:
     ip_allowlist: list[str] = field(default_factory=list)
     spending_limit: int = 0  # 0 means no limit
     alias: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    group_id: str | None = None
+    team_id: str | None = None
+    plan: str | None = None
+    allowed_countries: list[str] = field(default_factory=list)  # ISO 3166-1 alpha-2, upper case
+    denied_countries: list[str] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    auto_topup: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # small per-feature state (suspendReason, …)
 
     @property
     def masked(self) -> str:
@@ -64,6 +71,6 @@ class LedgerEntry:
     timestamp: float
     key_hash: str
     delta: int
-    kind: str  # create | topup | charge | refund | surcharge | import
+    kind: str  # create | topup | charge | refund | surcharge | import | transfer_in | transfer_out | reserve | …
     balance_after: int
     memo: str | None = None

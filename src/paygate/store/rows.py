@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from paygate.store.records import KeyRecord
+from paygate.store.records import KeyRecord, UsageEvent
 
 CHARGE_SQL = (
     "UPDATE keys SET credits = credits - ?1, total_spent = total_spent + ?1, "
@@ -25,7 +25,8 @@ KEY_COLUMNS = (
     "last_used_at", "active", "suspended", "expires_at", "namespace", "spending_limit", "alias", "doc",
 )
 # Fields kept in the JSON `doc` column: policy data the hot path reads from memory only.
-_DOC_FIELDS = ("allowed_tools", "denied_tools", "quota", "tags", "ip_allowlist", "extra")
+_DOC_FIELDS = ("allowed_tools", "denied_tools", "quota", "tags", "ip_allowlist", "group_id", "team_id", "plan",
+               "allowed_countries", "denied_countries", "notes", "auto_topup", "extra")
 
 
 def row_to_record(row: sqlite3.Row) -> KeyRecord:
@@ -47,4 +48,17 @@ def record_values(r: KeyRecord) -> tuple[Any, ...]:
         r.key_hash, r.prefix, r.last4, r.name, r.credits, r.created_at, r.total_spent, r.total_calls,
         r.last_used_at, int(r.active), int(r.suspended), r.expires_at, r.namespace, r.spending_limit,
         r.alias, doc,
+    )
+
+
+def usage_row(e: UsageEvent) -> tuple[Any, ...]:
+    return (e.timestamp, e.key_hash, e.key_masked, e.key_name, e.tool, e.credits, int(e.allowed),
+            e.deny_reason, e.namespace, e.request_id)
+
+
+def row_to_usage(r: sqlite3.Row) -> UsageEvent:
+    return UsageEvent(
+        timestamp=r["ts"], key_hash=r["key_hash"], key_masked=r["key_masked"], key_name=r["key_name"],
+        tool=r["tool"], credits=r["credits"], allowed=bool(r["allowed"]), deny_reason=r["deny_reason"],
+        namespace=r["namespace"], request_id=r["request_id"],
     )

@@ -48,4 +48,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX usage_ts ON usage(ts)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        # Small JSON documents by kind (groups, teams, templates, admin keys, plans, schedules…).
+        "CREATE TABLE docs (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
+    ),
 ]

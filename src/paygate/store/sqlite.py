@@ -33,8 +33,19 @@ from typing import Any
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
+from paygate.store.documents import Doc, DocumentTable
+from paygate.store.key_moves import KeyMoves
 from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
-from paygate.store.rows import CHARGE_SQL, KEY_COLUMNS, LEDGER_SQL, USAGE_SQL, record_values, row_to_record
+from paygate.store.rows import (
+    CHARGE_SQL,
+    KEY_COLUMNS,
+    LEDGER_SQL,
+    USAGE_SQL,
+    record_values,
+    row_to_record,
+    row_to_usage,
+    usage_row,
+)
 from paygate.store.schema import MIGRATIONS
 
 MEMORY = ":memory:"
@@ -54,7 +65,7 @@ class _PendingCharge:
     done: asyncio.Future[None]
 
 
-class SQLiteStore:
+class SQLiteStore(KeyMoves):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY) -> None:
@@ -65,6 +76,7 @@ class SQLiteStore:
         self._batch: list[_PendingCharge] = []
         self._flush_handle: asyncio.Handle | None = None
         self._checkpointer: WalCheckpointer | None = None
+        self._documents = DocumentTable()
 
     # lifecycle -----------------------------------------------------------
     def open(self) -> None:
@@ -94,6 +106,7 @@ class SQLiteStore:
         self._db = db
         self._migrate()
         self._keys = {r.key_hash: r for r in map(row_to_record, db.execute("SELECT * FROM keys"))}
+        self._documents.load(db)
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -252,7 +265,7 @@ class SQLiteStore:
                     raise ChargeNotRecorded(f"stored balance of {key_hash[:12]}… below the charges")
             db.executemany(LEDGER_SQL, [(p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance,
                                           p.event.tool) for p in batch if p.amount])
-            db.executemany(USAGE_SQL, [_usage_row(p.event) for p in batch])
+            db.executemany(USAGE_SQL, [usage_row(p.event) for p in batch])
             db.execute("COMMIT")
         except BaseException as exc:
             if self._db is not None and self._db.in_transaction:
@@ -271,7 +284,8 @@ class SQLiteStore:
             if not p.done.done():  # a waiter cancelled meanwhile: the charge is recorded all the same
                 p.done.set_result(None)
 
-    def _move(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int) -> ChargeResult:
+    def adjust(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult:
+        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
         self.flush()
         record = self._keys.get(key_hash)
         if record is None:
@@ -289,10 +303,10 @@ class SQLiteStore:
         return ChargeResult(True, balance)
 
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
-        return self._move(key_hash, amount, "refund", memo, -amount)
+        return self.adjust(key_hash, amount, "refund", memo, -amount)
 
     def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
-        return self._move(key_hash, amount, "topup", memo, 0)
+        return self.adjust(key_hash, amount, "topup", memo, 0)
 
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
@@ -303,7 +317,7 @@ class SQLiteStore:
         take = min(amount, record.credits)
         if take <= 0:
             return 0, record.credits
-        result = self._move(key_hash, -take, "surcharge", memo, take)
+        result = self.adjust(key_hash, -take, "surcharge", memo, take)
         return (take, result.balance) if result.ok else (0, result.balance)
 
     # windowed counters ---------------------------------------------------
@@ -321,7 +335,7 @@ class SQLiteStore:
 
     # usage and ledger ----------------------------------------------------
     def _insert_usage(self, e: UsageEvent) -> None:
-        self.db.execute(USAGE_SQL, _usage_row(e))
+        self.db.execute(USAGE_SQL, usage_row(e))
 
     def record_denial(self, event: UsageEvent) -> None:
         self.flush()
@@ -333,14 +347,7 @@ class SQLiteStore:
             "SELECT * FROM (SELECT * FROM usage WHERE ts >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
             (since or 0.0, limit),
         ).fetchall()
-        return [
-            UsageEvent(
-                timestamp=r["ts"], key_hash=r["key_hash"], key_masked=r["key_masked"],
-                key_name=r["key_name"], tool=r["tool"], credits=r["credits"], allowed=bool(r["allowed"]),
-                deny_reason=r["deny_reason"], namespace=r["namespace"], request_id=r["request_id"],
-            )
-            for r in rows
-        ]
+        return [row_to_usage(r) for r in rows]
 
     def ledger(self, key_hash: str | None = None) -> list[LedgerEntry]:
         self.flush()
@@ -352,6 +359,24 @@ class SQLiteStore:
         return [LedgerEntry(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
 
     # small documents -------------------------------------------------------
+    def doc_get(self, kind: str, doc_id: str) -> Doc | None:
+        return self._documents.get(kind, doc_id)
+
+    def doc_peek(self, kind: str, doc_id: str) -> Doc | None:
+        return self._documents.peek(kind, doc_id)
+
+    def doc_list(self, kind: str) -> list[Doc]:
+        return self._documents.all(kind)
+
+    def doc_items(self, kind: str) -> list[tuple[str, Doc]]:
+        return self._documents.items(kind)
+
+    def doc_put(self, kind: str, doc_id: str, body: Doc) -> None:
+        self._documents.put(kind, doc_id, body)
+
+    def doc_delete(self, kind: str, doc_id: str) -> bool:
+        return self._documents.delete(kind, doc_id)
+
     def get_meta(self, name: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
@@ -362,7 +387,3 @@ class SQLiteStore:
             (name, value),
         )
 
-
-def _usage_row(e: UsageEvent) -> tuple[Any, ...]:
-    return (e.timestamp, e.key_hash, e.key_masked, e.key_name, e.tool, e.credits, int(e.allowed),
-            e.deny_reason, e.namespace, e.request_id)
