@@ -108,6 +108,18 @@ class Gateway:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        """Events the gateway published so far (its one internal hook logs each as JSON on stderr):
+        `[{type, actor, data}]`, oldest first, optionally only those of `type_`."""
+        out = []
+        for line in self.stderr().splitlines():
+            _, marker, payload = line.partition("paygate.events: ")
+            if marker and payload.startswith("{"):
+                event = json.loads(payload)
+                if type_ is None or event["type"] == type_:
+                    out.append(event)
+        return out
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.client.close()
         if self.proc.poll() is None:

@@ -23,7 +23,28 @@ from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from paygate import __version__
+from paygate.api import (
+    admin_keys,
+    auto_topup,
+    backup,
+    bulk,
+    config_view,
+    dry_run,
+    expiring,
+    groups,
+    key_io,
+    key_lifecycle,
+    key_views,
+    namespaces,
+    plans,
+    policy,
+    reservations,
+    schedules,
+    teams,
+    templates,
+)
 from paygate.api import keys as keys_api
+from paygate.api import maintenance as maintenance_api
 from paygate.api import public as public_api
 from paygate.api import usage as usage_api
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
@@ -139,6 +160,11 @@ OnReady = Callable[[Runtime], None]
 # Every HTTP router, in order; a new endpoint family adds its module here (its `router` builds an APIRouter).
 ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     public_api.router, keys_api.router, usage_api.admin_router, usage_api.client_router,
+    # issue 3: keys and policy (one module per endpoint family)
+    key_lifecycle.router, templates.router, bulk.router, key_io.router, auto_topup.router, reservations.router,
+    schedules.router, expiring.router, policy.router, groups.router, teams.router, namespaces.router,
+    key_views.router, dry_run.router, admin_keys.router, plans.router, maintenance_api.router,
+    config_view.router, backup.router,
 )
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from paygate.services.admin_auth import ROLE_RANK, AdminIdentity
+from paygate.services.keys import KeyNotFound
 from paygate.services.runtime import Runtime
+from paygate.store.records import KeyRecord
 
 
 class ApiError(Exception):
@@ -27,6 +29,21 @@ class Body(BaseModel):
     """Request bodies: camelCase fields, unknown fields rejected, types not coerced from strings."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
+
+
+KeyRefField = Annotated[str, Field(min_length=1, max_length=200, description="the API key or its alias")]
+
+
+class KeyRef(Body):
+    key: KeyRefField
+
+
+def find_key(rt: Runtime, ref: str) -> KeyRecord:
+    """The key named by its raw value or alias, or a 404 that changes nothing."""
+    try:
+        return rt.keys.find(ref)
+    except KeyNotFound as exc:
+        raise ApiError(404, "API key not found") from exc
 
 
 ROLE_EXTRA = "x-required-role"

@@ -1,4 +1,4 @@
-"""Admin key endpoints: POST/GET /keys, POST /topup, POST /keys/revoke."""
+"""Admin key endpoints: POST /keys, POST /topup, POST /keys/revoke."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import ApiError, Body, require_admin
+from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, require_admin
 from paygate.services.keys import MAX_CREDITS, KeyConflict, KeyNotFound, key_view
 from paygate.services.runtime import Runtime
 
@@ -45,12 +45,8 @@ class CreateKeyBody(Body):
 
 
 class KeyCredits(Body):
-    key: str = Field(min_length=1, max_length=200)  # the key or its alias
+    key: KeyRefField
     credits: int = Field(gt=0, le=MAX_CREDITS)
-
-
-class KeyRef(Body):
-    key: str = Field(min_length=1, max_length=200)  # the key or its alias
 
 
 def _parse_expiry(body: CreateKeyBody) -> float | None:
@@ -98,11 +94,6 @@ def router(rt: Runtime) -> APIRouter:
         rt.events.publish("key.created", "admin", keyMasked=new.record.masked, name=new.record.name,
                           credits=new.record.credits, namespace=new.record.namespace)
         return JSONResponse({"key": new.raw, **key_view(new.record), "message": "Key created"}, status_code=201)
-
-    @r.get("/keys")
-    def list_keys() -> list[dict[str, Any]]:
-        """Every key, masked."""
-        return [key_view(k) for k in rt.store.list_keys()]
 
     @r.post("/topup")
     def topup(body: KeyCredits) -> dict[str, Any]:

@@ -1,0 +1,13 @@
+"""Auto-topup configuration: POST /keys/auto-topup."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from paygate.api.common import require_admin
+from paygate.services.runtime import Runtime
+
+
+def router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["auto-topup"])
+    return r

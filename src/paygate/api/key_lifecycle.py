@@ -1,0 +1,13 @@
+"""Key lifecycle: rotate, clone, alias, notes, tags and tag search, credit transfers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from paygate.api.common import require_admin
+from paygate.services.runtime import Runtime
+
+
+def router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-lifecycle"])
+    return r

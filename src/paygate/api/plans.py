@@ -1,0 +1,13 @@
+"""Usage plans: /admin/plans, /admin/keys/plan."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from paygate.api.common import require_admin
+from paygate.services.runtime import Runtime
+
+
+def router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["plans"])
+    return r
