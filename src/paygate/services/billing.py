@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from paygate.core import gate
@@ -58,6 +59,9 @@ class BillingService:
         self.metrics = metrics
         self.shadow = shadow
         self.refund_on_failure = refund_on_failure
+        # Called with the key after each real charge, on the event loop (e.g. auto-topup). Each must be
+        # cheap and must not raise; anything slow belongs in a task it schedules.
+        self.after_charge: list[Callable[[KeyRecord], None]] = []
 
     def resolve(self, raw_key: str | None) -> KeyRecord | None:
         return self.store.get_key(hash_key(raw_key)) if raw_key else None
@@ -93,6 +97,8 @@ class BillingService:
                 return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
             result, committed = self.store.charge_deferred(key.key_hash, amount, event)
             if result.ok:
+                for hook in self.after_charge:
+                    hook(key)
                 admitted = self._allowed(key, tool, price, amount, rate)
                 admitted.committed = committed
                 return admitted
