@@ -1,16 +1,29 @@
-"""API key lifecycle basics: create, find (by key or alias), top up, revoke, import."""
+"""API key lifecycle basics: create, find (by key or alias), top up, revoke, import, aliases.
+
+Records returned by the store are its cached objects, so every policy change
+goes through `save`, which writes through and puts the old values back if the
+write fails: a refused change never lingers in memory.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.core.keys import generate_api_key, hash_key, mask_parts
+from paygate.core.keys import KEY_PREFIX, generate_api_key, hash_key, mask_parts
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
 
+log = logging.getLogger("paygate.keys")
+
 MAX_CREDITS = 10**15  # far above any real balance, far below SQLite's 2**63
+
+# (old_hash, new_hash) after a rotation: state kept elsewhere under the key's hash follows it.
+RekeyListener = Callable[[str, str], None]
 
 
 class KeyNotFound(LookupError):
@@ -30,6 +43,7 @@ class NewKey:
 class KeyService:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.rekey_listeners: list[RekeyListener] = []
 
     def create(self, name: str, credits: int, **policy: Any) -> NewKey:
         raw = generate_api_key()
@@ -77,6 +91,65 @@ class KeyService:
         record.active = False
         self.store.update_key(record)
         return record
+
+    def save(self, record: KeyRecord, **changes: Any) -> None:
+        """Set policy fields and write them through; on failure the record is left as it was."""
+        before = {name: getattr(record, name) for name in changes}
+        for name, value in changes.items():
+            setattr(record, name, value)
+        try:
+            self.store.update_key(record)
+        except BaseException:
+            for name, value in before.items():
+                setattr(record, name, value)
+            raise
+
+    def set_alias(self, record: KeyRecord, alias: str | None) -> str | None:
+        """Give the key `alias` (None clears it); returns the previous alias. Aliases are unique
+        across every key, revoked ones included, and never equal a key that exists."""
+        if not record.active:
+            raise KeyConflict("cannot set an alias on a revoked key")
+        previous = record.alias
+        if alias == previous:
+            return previous
+        if alias is not None:
+            holder = next((r for r in self.store.list_keys() if r.alias == alias), None)
+            if holder is not None:
+                state = "" if holder.active else " (a revoked key)"
+                raise KeyConflict(f'alias "{alias}" is already used by another key{state}')
+            if alias.startswith(KEY_PREFIX) or self.store.get_key(hash_key(alias)) is not None:
+                raise KeyConflict(f'alias "{alias}" collides with an API key')
+        try:
+            self.save(record, alias=alias)
+        except sqlite3.IntegrityError as exc:  # the store's UNIQUE column, should a check above miss
+            raise KeyConflict(f'alias "{alias}" is already used by another key') from exc
+        return previous
+
+    def notify_rekey(self, old_hash: str, new_hash: str) -> None:
+        for listener in self.rekey_listeners:
+            try:
+                listener(old_hash, new_hash)
+            except Exception:  # the rotation itself is done and durable; a follower must not undo it
+                log.exception("rekey listener failed")
+
+    def suspend(self, record: KeyRecord, reason: str | None = None) -> None:
+        """Deny the key at the gate until resumed; admin operations keep working on it."""
+        if not record.active:
+            raise KeyConflict("cannot suspend a revoked key")
+        if record.suspended:
+            raise KeyConflict("key is already suspended")
+        record.suspended = True
+        record.extra["suspendReason"] = reason
+        record.extra["suspendedAt"] = time.time()
+        self.store.update_key(record)
+
+    def resume(self, record: KeyRecord) -> None:
+        if not record.suspended:
+            raise KeyConflict("key is not suspended")
+        record.suspended = False
+        record.extra.pop("suspendReason", None)
+        record.extra.pop("suspendedAt", None)
+        self.store.update_key(record)
 
     def active_count(self) -> int:
         return sum(1 for r in self.store.list_keys() if r.active)
