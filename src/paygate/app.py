@@ -34,6 +34,8 @@ from paygate.api import (
     groups,
     key_io,
     key_lifecycle,
+    key_meta,
+    key_reports,
     key_views,
     namespaces,
     plans,
@@ -116,7 +118,10 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     admin = AdminAuth(store, settings.admin_key, key_file)
     metrics = Metrics()
     billing = BillingService(store, build_pricebook(settings), metrics, shadow=settings.shadow_mode,
-                             refund_on_failure=settings.refund_on_failure)
+                             refund_on_failure=settings.refund_on_failure,
+                             global_quota=settings.global_quota.as_quota() if settings.global_quota else None,
+                             trusted_proxies=tuple(settings.trusted_proxies), country_header=settings.country_header)
+    billing.start()
     transport = "custom"
     if backend is None:
         backend, transport = build_backend(settings)
@@ -163,8 +168,8 @@ ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     # issue 3: keys and policy (one module per endpoint family)
     key_lifecycle.router, templates.router, bulk.router, key_io.router, auto_topup.router, reservations.router,
     schedules.router, expiring.router, policy.router, groups.router, teams.router, namespaces.router,
-    key_views.router, dry_run.router, admin_keys.router, plans.router, maintenance_api.router,
-    config_view.router, backup.router,
+    key_views.router, key_reports.router, key_meta.router, dry_run.router, admin_keys.router, plans.router,
+    maintenance_api.router, config_view.router, backup.router,
 )
 
 

@@ -40,6 +40,8 @@ def wrap(
     import_key: Annotated[list[str] | None, Opt(help='Import an existing key with credits, "pg_abc:100"')] = None,
     state_file: Annotated[str | None, Opt(help="SQLite state file (default ~/.paygate/paygate.db; :memory:)")] = None,
     refund_on_failure: Annotated[bool | None, Opt("--refund-on-failure", help="Refund failed tool calls")] = None,
+    trusted_proxies: Annotated[str | None, Opt(help='Proxies whose X-Forwarded-For is believed: "10.0.0.0/8"')] = None,
+    country_header: Annotated[str | None, Opt(help="Header a trusted proxy puts the client's country in")] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Discover tools, print the pricing table, exit")] = False,
     json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
@@ -49,7 +51,7 @@ def wrap(
         "server": server, "remoteUrl": remote_url, "host": host, "port": port, "defaultCreditsPerCall": price,
         "globalRateLimitPerMin": rate_limit, "name": name, "shadowMode": shadow, "adminKey": admin_key,
         "toolPrice": tool_price, "importKey": import_key, "stateFile": state_file,
-        "refundOnFailure": refund_on_failure,
+        "refundOnFailure": refund_on_failure, "trustedProxies": trusted_proxies, "countryHeader": country_header,
     }
     settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

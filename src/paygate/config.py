@@ -36,6 +36,19 @@ class ToolPricingConfig(_Model):
     rate_limit_per_min: int = Field(default=0, ge=0)
 
 
+class GlobalQuota(_Model):
+    """Default per-key quota for keys without their own (or their group's or plan's); 0 = unlimited."""
+
+    daily_call_limit: int = Field(default=0, ge=0)
+    monthly_call_limit: int = Field(default=0, ge=0)
+    daily_credit_limit: int = Field(default=0, ge=0)
+    monthly_credit_limit: int = Field(default=0, ge=0)
+
+    def as_quota(self) -> dict[str, int]:
+        return {"dailyCallLimit": self.daily_call_limit, "monthlyCallLimit": self.monthly_call_limit,
+                "dailyCreditLimit": self.daily_credit_limit, "monthlyCreditLimit": self.monthly_credit_limit}
+
+
 class ServerConfig(_Model):
     prefix: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     server_command: str | None = None
@@ -72,6 +85,11 @@ class Settings(_Model):
     free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     tool_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Key policy
+    global_quota: GlobalQuota | None = None
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
+    country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64,
+                                pattern=r"^[A-Za-z0-9-]+$")
     # Accepted now, implemented by later issues; `validate` warns when they are set.
     webhook_url: str | None = None
     webhook_secret: str | None = None
@@ -89,6 +107,20 @@ class Settings(_Model):
             if len(key) < 8:
                 raise ValueError("importKeys: keys must be at least 8 characters")
         return v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, v: Any) -> Any:
+        from paygate.core.netaddr import normalise_entry
+
+        if isinstance(v, str):  # flag / env form: "10.0.0.0/8,172.16.0.0/12"
+            v = [p for p in (part.strip() for part in v.split(",")) if p]
+        if not isinstance(v, list):
+            return v
+        try:
+            return [normalise_entry(str(p)) for p in v]
+        except ValueError as exc:
+            raise ValueError(f"trustedProxies: {exc}") from exc
 
     @field_validator("remote_url")
     @classmethod
@@ -139,6 +171,8 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_IMPORT_KEY": "importKey",
     "PAYGATE_STRIPE_SECRET": "stripeSecret",
     "PAYGATE_DISCOVERY": "discovery",
+    "PAYGATE_TRUSTED_PROXIES": "trustedProxies",
+    "PAYGATE_COUNTRY_HEADER": "countryHeader",
 }
 _BOOL_KEYS = {"shadowMode", "refundOnFailure"}
 

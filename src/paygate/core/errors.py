@@ -33,6 +33,7 @@ _REASONS: Final = (
     DenyReason("key_suspended", PAYMENT_REQUIRED, 403, "API key is suspended"),
     DenyReason("api_key_expired", PAYMENT_REQUIRED, 401, "API key has expired"),
     DenyReason("ip_not_allowed", PAYMENT_REQUIRED, 403, "Client IP is not in the key's allowlist"),
+    DenyReason("country_not_allowed", PAYMENT_REQUIRED, 403, "Requests from this country are not allowed for this key"),
     DenyReason("tool_not_allowed", PAYMENT_REQUIRED, 403, "Tool is not allowed for this key"),
     DenyReason("unknown_tool", INVALID_PARAMS, 404, "Unknown tool"),
     DenyReason("rate_limited", PAYMENT_REQUIRED, 429, "Rate limit exceeded for this key"),
@@ -40,6 +41,8 @@ _REASONS: Final = (
     DenyReason("insufficient_credits", PAYMENT_REQUIRED, 402, "Insufficient credits"),
     DenyReason("spending_limit_exceeded", PAYMENT_REQUIRED, 402, "Spending limit reached for this key"),
     DenyReason("quota_exceeded", PAYMENT_REQUIRED, 429, "Usage quota exceeded"),
+    DenyReason("team_budget_exceeded", PAYMENT_REQUIRED, 402, "The key's team has used up its budget"),
+    DenyReason("team_quota_exceeded", PAYMENT_REQUIRED, 429, "The key's team has reached its usage quota"),
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
 )

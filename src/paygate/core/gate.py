@@ -1,15 +1,24 @@
 """The gate's pure policy checks: an ordered list of small functions.
 
 Each check looks at a `GateInput` and returns `None` (pass) or a `Denial`.
-Stateful steps (rate windows, the atomic charge) run after these, in the
-billing service. Shadow mode is applied once, by the caller, not here.
+The order (what a caller learns first): who you are (key present, known, not
+revoked, not suspended, not expired), where you call from (IP allowlist,
+country), what you call (tool ACL); then, after the rate windows admitted the
+call, money: credits, spending limit, quotas, team budget and quota.
+Stateful steps (rate windows, the atomic charge) run in the billing service,
+which gathers the facts these checks read. Shadow mode is applied once, by the
+caller, not here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from paygate.core import quota
+from paygate.core.netaddr import ip_in
+from paygate.core.policy import EffectivePolicy
 from paygate.store.records import KeyRecord
 
 
@@ -20,6 +29,13 @@ class GateInput:
     tool: str
     price: int
     now: float
+    policy: EffectivePolicy | None = None  # the key's resolved policy (key + group + plan)
+    client_ip: str | None = None  # set when the policy has an IP allowlist
+    country: str | None = None  # ISO alpha-2 from the trusted country header, when the key has country lists
+    quota_used: quota.Counter | None = None  # set when the policy has a quota
+    team: dict[str, Any] | None = None  # the key's active team document
+    team_used: quota.Counter | None = None
+    team_spent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +75,34 @@ def check_key_not_expired(g: GateInput) -> Denial | None:
     return Denial("api_key_expired") if expires is not None and g.now >= expires else None
 
 
-def check_tool_allowed(g: GateInput) -> Denial | None:
-    assert g.key is not None
-    if g.key.allowed_tools and g.tool not in g.key.allowed_tools:
-        return Denial("tool_not_allowed", f"{g.tool} is not in this key's allowed tools")
-    if g.tool in g.key.denied_tools:
-        return Denial("tool_not_allowed", f"{g.tool} is denied for this key")
+def check_ip_allowed(g: GateInput) -> Denial | None:
+    allowlist = g.policy.ip_allowlist if g.policy is not None else ()
+    if allowlist and not ip_in(g.client_ip, allowlist):
+        return Denial("ip_not_allowed", f"{g.client_ip or 'unknown address'} is not in the key's allowlist")
     return None
 
 
-def check_spending_limit(g: GateInput) -> Denial | None:
+def check_country_allowed(g: GateInput) -> Denial | None:
+    """Fail-closed: with an allow list, an unknown country is refused."""
     assert g.key is not None
-    limit = g.key.spending_limit
-    if limit and g.key.total_spent + g.price > limit:
-        return Denial("spending_limit_exceeded", f"limit {limit}, spent {g.key.total_spent}, need {g.price}")
+    allowed, denied = g.key.allowed_countries, g.key.denied_countries
+    if allowed and g.country not in allowed:
+        return Denial("country_not_allowed", f"{g.country or 'unknown country'} is not in the key's allowed countries")
+    if denied and g.country in denied:
+        return Denial("country_not_allowed", f"{g.country} is denied for this key")
+    return None
+
+
+def check_tool_allowed(g: GateInput) -> Denial | None:
+    assert g.key is not None
+    if g.policy is not None:
+        allowed, denied = g.policy.allowed_tools, g.policy.denied_tools
+    else:
+        allowed, denied = frozenset(g.key.allowed_tools), frozenset(g.key.denied_tools)
+    if allowed and g.tool not in allowed:
+        return Denial("tool_not_allowed", f"{g.tool} is not in this key's allowed tools")
+    if g.tool in denied:
+        return Denial("tool_not_allowed", f"{g.tool} is denied for this key")
     return None
 
 
@@ -83,6 +113,35 @@ def check_credits(g: GateInput) -> Denial | None:
     return None
 
 
+def check_spending_limit(g: GateInput) -> Denial | None:
+    assert g.key is not None
+    limit = g.policy.spending_limit if g.policy is not None else g.key.spending_limit
+    if limit and g.key.total_spent + g.price > limit:
+        return Denial("spending_limit_exceeded", f"limit {limit}, spent {g.key.total_spent}, need {g.price}")
+    return None
+
+
+def check_quota(g: GateInput) -> Denial | None:
+    if g.policy is None or g.policy.quota is None or g.quota_used is None:
+        return None
+    why = quota.exceeded(quota.limits_of(g.policy.quota), g.quota_used, g.price)
+    return Denial("quota_exceeded", why) if why else None
+
+
+def check_team(g: GateInput) -> Denial | None:
+    """Team budget and quota: both must pass as well as the key's own checks."""
+    if g.team is None:
+        return None
+    budget = int(g.team.get("budget") or 0)
+    if budget and g.team_spent + g.price > budget:
+        return Denial("team_budget_exceeded", f"team budget {budget}, spent {g.team_spent}, need {g.price}")
+    if g.team_used is not None:
+        why = quota.exceeded(quota.limits_of(g.team.get("quota"), quota.TEAM_LIMITS), g.team_used, g.price)
+        if why:
+            return Denial("team_quota_exceeded", f"team {why}")
+    return None
+
+
 # Identity and access: run before the rate windows are touched.
 ACCESS_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -90,12 +149,18 @@ ACCESS_CHECKS: tuple[Check, ...] = (
     check_key_active,
     check_key_not_suspended,
     check_key_not_expired,
+    check_ip_allowed,
+    check_country_allowed,
     check_tool_allowed,
 )
+# Identity only: for methods that need a valid key but are not tool calls (no ACL).
+IDENTITY_CHECKS: tuple[Check, ...] = ACCESS_CHECKS[:-1]
 # Money: run after the rate windows admitted the call, just before the charge.
 FUNDS_CHECKS: tuple[Check, ...] = (
     check_credits,
     check_spending_limit,
+    check_quota,
+    check_team,
 )
 
 

@@ -21,6 +21,7 @@ from paygate.mcp import jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
+from paygate.services.gate_facts import NO_CLIENT, ClientFacts
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.records import KeyRecord
 
@@ -37,9 +38,7 @@ class CallContext:
     credits: int | None = None
     surcharge: int = 0
     key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
-    peer: str | None = None  # the socket peer address
-    forwarded_for: bytes | None = None  # X-Forwarded-For as sent (trusted only through --trusted-proxies)
-    headers: dict[bytes, bytes] | None = None  # lower-cased request headers (country header, …)
+    client: ClientFacts = NO_CLIENT  # peer address and headers, read only when a key's policy needs them
 
 
 class Dispatcher:
@@ -65,6 +64,26 @@ class Dispatcher:
             self._tools_source = source
             self.billing.metrics.set_known_tools(sorted(self._tool_names))
         return self._priced_tools
+
+    def tools_for(self, raw_key: str | None) -> list[dict[str, Any]]:
+        """`tools/list` as this caller may see it: a key's denied tools never appear, and prices are
+        the key's own (group override, plan multiplier)."""
+        tools = self.priced_tools()
+        key = self.billing.resolve(raw_key)
+        if key is None:
+            return tools
+        policy = self.billing.policy_for(key)
+        allowed, denied = policy.allowed_tools, policy.denied_tools
+        visible = []
+        for tool in tools:
+            name = tool["name"]
+            if (allowed and name not in allowed) or name in denied:
+                continue
+            pricing = tool["_pricing"]
+            own = policy.price(name, pricing["creditsPerCall"])
+            visible.append(tool if own == pricing["creditsPerCall"] else
+                           {**tool, "_pricing": {**pricing, "creditsPerCall": own}})
+        return visible
 
     def tool_known(self, name: str) -> bool:
         self.priced_tools()
@@ -102,7 +121,7 @@ class Dispatcher:
             # `initialize`, so the probe never reaches a backend that could answer it as modern.
             return jsonrpc.error(msg_id, errors.METHOD_NOT_FOUND, "Method not found: server/discover")
         if method not in self.free_methods:
-            denial = self.billing.check_access(ctx.raw_key)
+            denial = self.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
                 return self._denial_error(msg_id, denial.reason, denial.text, {})
         if method == "initialize":
@@ -110,7 +129,7 @@ class Dispatcher:
         if method == "ping":
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
-            return jsonrpc.result(msg_id, {"tools": self.priced_tools()})
+            return jsonrpc.result(msg_id, {"tools": self.tools_for(ctx.raw_key)})
         reply, _ = await self._forward(msg_id, method, params)
         return reply
 
@@ -163,7 +182,7 @@ class Dispatcher:
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
         input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
-        decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id)
+        decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
         ctx.rate = decision.rate
         if decision.key is not None:
             ctx.key = decision.key

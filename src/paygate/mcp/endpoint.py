@@ -18,6 +18,7 @@ from paygate.core import errors
 from paygate.mcp import jsonrpc
 from paygate.mcp.dispatcher import CallContext, Dispatcher
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
+from paygate.services.gate_facts import ClientFacts
 from paygate.services.maintenance import Maintenance
 
 Scope = MutableMapping[str, Any]
@@ -138,8 +139,7 @@ class McpEndpoint:
 
         client = scope.get("client")
         ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
-                          peer=client[0] if client else None, forwarded_for=headers.get(b"x-forwarded-for"),
-                          headers=headers)
+                          client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers))
         responses: list[Any] = []
         for message in messages:
             invalid = jsonrpc.validate_request(message)

@@ -10,17 +10,24 @@ caller awaits it before forwarding the call (see `SQLiteStore.flush`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from paygate.core import gate
 from paygate.core.keys import hash_key
-from paygate.core.pricing import PriceBook, ToolPrice, call_price, output_surcharge
+from paygate.core.policy import EffectivePolicy, Quota
+from paygate.core.pricing import PriceBook, ToolPrice, call_price, output_surcharge, size_surcharge
 from paygate.core.ratelimit import RateDecision
 from paygate.metrics import Metrics
+from paygate.services.gate_facts import NO_CLIENT, ClientFacts, GateFacts
+from paygate.services.quota import QuotaBook, quota_view, team_subject
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord, UsageEvent
+
+DEFAULT_COUNTRY_HEADER = "CF-IPCountry"
 
 
 @dataclass(slots=True)
@@ -50,43 +57,78 @@ class Settlement:
     surcharge: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """What a dry run concludes: the same gate a real call meets, nothing charged or counted."""
+
+    allowed: bool
+    reason: str | None
+    detail: str
+    credits_required: int
+    credits_available: int
+
+
 class BillingService:
     def __init__(
         self, store: Store, prices: PriceBook, metrics: Metrics, *, shadow: bool, refund_on_failure: bool,
+        global_quota: Quota | None = None, trusted_proxies: tuple[str, ...] = (),
+        country_header: str = DEFAULT_COUNTRY_HEADER,
     ) -> None:
         self.store = store
         self.prices = prices
         self.metrics = metrics
         self.shadow = shadow
         self.refund_on_failure = refund_on_failure
+        self.quotas = QuotaBook()
+        self.facts = GateFacts(store, self.quotas, global_quota=global_quota, trusted_proxies=trusted_proxies,
+                               country_header=country_header)
         # Called with the key after each real charge, on the event loop (e.g. auto-topup). Each must be
         # cheap and must not raise; anything slow belongs in a task it schedules.
         self.after_charge: list[Callable[[KeyRecord], None]] = []
 
+    def start(self) -> None:
+        """Rebuild today's and this month's quota counters from the usage log."""
+        self.quotas.rebuild(self.store, time.time())
+
     def resolve(self, raw_key: str | None) -> KeyRecord | None:
         return self.store.get_key(hash_key(raw_key)) if raw_key else None
 
-    def check_access(self, raw_key: str | None) -> gate.Denial | None:
+    def policy_for(self, key: KeyRecord) -> EffectivePolicy:
+        return self.facts.policy_for(key)
+
+    def check_access(self, raw_key: str | None, client: ClientFacts = NO_CLIENT) -> gate.Denial | None:
         """For methods that need a valid key but cost nothing (resources/read, prompts/get …)."""
-        g = gate.GateInput(self.resolve(raw_key), raw_key is not None, "", 0, time.time())
-        denial = gate.evaluate(g, gate.ACCESS_CHECKS[:-1])  # no tool ACL: this is not a tool call
+        key = self.resolve(raw_key)
+        policy = self.facts.policy_for(key) if key is not None else None
+        g = self.facts.gate_input(key, raw_key is not None, "", 0, time.time(), client, policy)
+        denial = gate.evaluate(g, gate.IDENTITY_CHECKS)  # no tool ACL: this is not a tool call
         if denial is not None and self.shadow:
             return None
         return denial
 
-    def admit(self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None) -> Admitted | Refused:
+    def price_of(self, policy: EffectivePolicy | None, tool: str, price: ToolPrice, input_bytes: int) -> int:
+        """Credits charged up front: the (group-overridden) per-call price plus the input-size charge,
+        scaled by the plan's multiplier."""
+        if policy is None:
+            return call_price(price, input_bytes)
+        base = policy.per_call(tool, price.credits_per_call) + size_surcharge(input_bytes, price.credits_per_kb_input)
+        return policy.scale(base)
+
+    def admit(self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None,
+              client: ClientFacts = NO_CLIENT) -> Admitted | Refused:
         now = time.time()
         price = self.prices.for_tool(tool)
-        amount = call_price(price, input_bytes)
         key = self.resolve(raw_key)
-        g = gate.GateInput(key, raw_key is not None, tool, amount, now)
+        policy = self.facts.policy_for(key) if key is not None else None
+        amount = self.price_of(policy, tool, price, input_bytes)
+        g = self.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy)
         rate: RateDecision | None = None
         subjects: list[str] = []
 
         denial = gate.evaluate(g, gate.ACCESS_CHECKS)
         if denial is None:
             assert key is not None
-            denial, rate = self._hit_rate_windows(key, tool, price, now, subjects)
+            denial, rate = self._hit_rate_windows(key, tool, price, policy, now, subjects)
         if denial is None:
             denial = gate.evaluate(g, gate.FUNDS_CHECKS)
         if denial is None:
@@ -97,6 +139,7 @@ class BillingService:
                 return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
             result, committed = self.store.charge_deferred(key.key_hash, amount, event)
             if result.ok:
+                self.quotas.add(key, amount, now)
                 for hook in self.after_charge:
                     hook(key)
                 admitted = self._allowed(key, tool, price, amount, rate)
@@ -110,11 +153,50 @@ class BillingService:
             rate = RateDecision(True, rate.limit, rate.remaining + 1, rate.reset_seconds)
         return self._denied(denial, key, tool, price, amount, rate, now, request_id)
 
+    def dry_run(self, key: KeyRecord, tool: str, input_bytes: int = 0, client_ip: str | None = None,
+                country: str | None = None) -> GateVerdict:
+        """The gate's verdict on a call by `key`, evaluated by the same checks as `admit` (rate windows
+        peeked, not hit); nothing is charged, counted or recorded. `client_ip` / `country` stand in for
+        the request's (None: as if the request carried none)."""
+        now = time.time()
+        price = self.prices.for_tool(tool)
+        policy = self.facts.policy_for(key)
+        amount = self.price_of(policy, tool, price, input_bytes)
+        g = self.facts.gate_input(key, True, tool, amount, now, NO_CLIENT, policy)
+        g = dataclasses.replace(g, client_ip=client_ip, country=country)
+        denial = gate.evaluate(g, gate.ACCESS_CHECKS)
+        if denial is None:
+            denial = self._peek_rate_windows(key, tool, price, policy, now)
+        if denial is None:
+            denial = gate.evaluate(g, gate.FUNDS_CHECKS)
+        if denial is None:
+            return GateVerdict(True, None, "", amount, key.credits)
+        return GateVerdict(False, denial.reason, denial.detail, amount, key.credits)
+
+    def rate_limit_for(self, policy: EffectivePolicy | None) -> int:
+        """The key's calls/min: its group's or plan's limit, else the global one (0: none)."""
+        return (policy.rate_limit_per_min if policy is not None else None) or self.prices.global_rate_limit
+
+    def quota_status(self, key: KeyRecord) -> dict[str, Any]:
+        return quota_view(self.facts.policy_for(key), self.quotas.snapshot(key.key_hash, time.time()))
+
+    def team_usage(self, team_id: str) -> dict[str, int]:
+        used = self.quotas.snapshot(team_subject(team_id), time.time())
+        return {"spent": self.quotas.team_spent(team_id), "dailyCalls": used.day_calls,
+                "dailyCredits": used.day_credits, "monthlyCalls": used.month_calls,
+                "monthlyCredits": used.month_credits}
+
+    def move_counters(self, old_hash: str, new_hash: str) -> None:
+        """After a rotation: rate windows and quota counters follow the key."""
+        self.quotas.move(old_hash, new_hash)
+        self.store.rate_move(old_hash, new_hash)
+
     def _hit_rate_windows(
-        self, key: KeyRecord, tool: str, price: ToolPrice, now: float, subjects: list[str],
+        self, key: KeyRecord, tool: str, price: ToolPrice, policy: EffectivePolicy | None, now: float,
+        subjects: list[str],
     ) -> tuple[gate.Denial | None, RateDecision | None]:
         rate = None
-        global_limit = self.prices.global_rate_limit
+        global_limit = self.rate_limit_for(policy)
         if global_limit:
             rate = self.store.rate_hit(key.key_hash, global_limit, now)
             if not rate.allowed:
@@ -127,6 +209,17 @@ class BillingService:
                 return gate.Denial("tool_rate_limited", f"{tool}: {price.rate_limit_per_min} calls/min"), rate
             subjects.append(subject)
         return None, rate
+
+    def _peek_rate_windows(
+        self, key: KeyRecord, tool: str, price: ToolPrice, policy: EffectivePolicy | None, now: float,
+    ) -> gate.Denial | None:
+        limit = self.rate_limit_for(policy)
+        if limit and not self.store.rate_peek(key.key_hash, limit, now).allowed:
+            return gate.Denial("rate_limited", f"{limit} calls/min")
+        tool_limit = price.rate_limit_per_min
+        if tool_limit and not self.store.rate_peek(f"{key.key_hash}\x00{tool}", tool_limit, now).allowed:
+            return gate.Denial("tool_rate_limited", f"{tool}: {tool_limit} calls/min")
+        return None
 
     def _allowed(
         self, key: KeyRecord, tool: str, price: ToolPrice, charged: int, rate: RateDecision | None,

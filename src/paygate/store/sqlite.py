@@ -327,6 +327,9 @@ class SQLiteStore(KeyMoves):
     def rate_peek(self, subject: str, limit: int, now: float) -> RateDecision:
         return self._windows.peek(subject, limit, now)
 
+    def rate_move(self, old_key: str, new_key: str) -> None:
+        self._windows.move(old_key, new_key)
+
     def rate_undo(self, subject: str) -> None:
         self._windows.undo(subject)
 
@@ -348,6 +351,13 @@ class SQLiteStore(KeyMoves):
             (since or 0.0, limit),
         ).fetchall()
         return [row_to_usage(r) for r in rows]
+
+    def usage_sums(self, since: float) -> dict[str, tuple[int, int]]:
+        """Admitted calls and the credits charged at admission, per key, since `since`."""
+        self.flush()
+        rows = self.db.execute("SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
+                               "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash", (since,))
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
     def ledger(self, key_hash: str | None = None) -> list[LedgerEntry]:
         self.flush()
