@@ -337,11 +337,14 @@ def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = gw.create_key(10)
-        for path, body in [("/keys/acl", {"allowedTools": ["echo"], "deniedTools": ["fail"]}),
-                           ("/keys/expiry", {"expiresIn": 3600}), ("/keys/suspend", {"reason": "r"}),
-                           ("/limits", {"spendingLimit": 9}), ("/keys/quota", {"monthlyCallLimit": 8}),
-                           ("/keys/ip", {"ips": ["10.1.0.0/16"]}),
-                           ("/keys/geo", {"allowedCountries": ["de"], "deniedCountries": ["fr"]})]:
+        settings: list[tuple[str, dict[str, Any]]] = [
+            ("/keys/acl", {"allowedTools": ["echo"], "deniedTools": ["fail"]}),
+            ("/keys/expiry", {"expiresIn": 3600}), ("/keys/suspend", {"reason": "r"}),
+            ("/limits", {"spendingLimit": 9}), ("/keys/quota", {"monthlyCallLimit": 8}),
+            ("/keys/ip", {"ips": ["10.1.0.0/16"]}),
+            ("/keys/geo", {"allowedCountries": ["de"], "deniedCountries": ["fr"]}),
+        ]
+        for path, body in settings:
             assert post(gw, path, {"key": raw, **body}).status_code == 200, path
         before = view(gw, raw)
     with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
