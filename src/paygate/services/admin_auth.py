@@ -125,19 +125,24 @@ class AdminAuth:
         return raw, doc
 
     def find(self, ref: str) -> tuple[str, dict[str, Any]]:
-        """An admin key by its raw value or its masked form."""
+        """An admin key by its raw value or its masked form (a masked form two keys share is a 409)."""
         digest = hash_key(ref)
         doc = self.store.doc_get(ADMIN_KEY_DOC, digest)
         if doc is not None:
             return digest, doc
-        for key_hash, candidate in self.store.doc_items(ADMIN_KEY_DOC):
-            if candidate["keyMasked"] == ref:
-                return key_hash, candidate
-        raise AdminKeyError(404, "admin key not found")
+        matches = [(h, d) for h, d in self.store.doc_items(ADMIN_KEY_DOC) if d.get("keyMasked") == ref]
+        if len(matches) > 1:
+            raise AdminKeyError(409, "that masked key matches several admin keys: give the full key")
+        if not matches:
+            raise AdminKeyError(404, "admin key not found")
+        return matches[0]
 
     def revoke(self, ref: str, by: AdminIdentity) -> dict[str, Any]:
         """The bootstrap key is not a document, so it can never be revoked here: a super_admin
         always remains."""
+        stored = self.store.get_meta(META_ADMIN_HASH)
+        if ref == "bootstrap" or (stored is not None and hmac.compare_digest(hash_key(ref), stored)):
+            raise AdminKeyError(400, "the bootstrap admin key cannot be revoked")
         key_hash, doc = self.find(ref)
         if key_hash == by.key_hash:
             raise AdminKeyError(400, "you cannot revoke the admin key you are using")
@@ -149,4 +154,22 @@ class AdminAuth:
         return doc
 
     def list(self) -> list[dict[str, Any]]:
-        return self.store.doc_list(ADMIN_KEY_DOC)
+        """Every admin key as listings show it (masked; never the key or its hash), oldest first,
+        the bootstrap key first of all."""
+        docs = sorted(self.store.doc_list(ADMIN_KEY_DOC), key=lambda d: float(d.get("createdTs") or 0))
+        bootstrap = {"name": "bootstrap", "role": "super_admin", "keyMasked": "bootstrap", "active": True,
+                     "bootstrap": True, "createdAt": None, "createdBy": None, "lastUsedAt": None,
+                     "revokedAt": None}
+        return [bootstrap, *(admin_key_view(d) for d in docs)]
+
+
+def admin_key_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"name": doc["name"], "role": doc["role"], "keyMasked": doc["keyMasked"], "active": doc["active"],
+            "bootstrap": False, "createdAt": iso_time(doc.get("createdTs")), "createdBy": doc.get("createdBy"),
+            "lastUsedAt": iso_time(doc.get("lastUsedTs")), "revokedAt": iso_time(doc.get("revokedTs"))}
+
+
+def iso_time(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
