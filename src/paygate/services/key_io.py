@@ -1,0 +1,190 @@
+"""Key export and import (backup, migration between gateways).
+
+Keys are stored hashed, so an export carries each key's SHA-256 hash and masked
+form, never the raw key; importing that hash elsewhere restores a key the same
+raw value still unlocks (the hash is the identity). An import entry may instead
+carry a raw `key` (e.g. from paygate-mcp), hashed on the way in.
+
+Import is checked whole before anything is applied: in `error` mode one
+conflict aborts everything; in `skip` / `overwrite` mode conflicting entries are
+skipped or replace the existing key. Balances change only through the store's
+money operations (`create_key`, `adjust`), so the ledger explains every credit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from paygate.core.keys import hash_key, mask_parts
+from paygate.services.keys import iso_time
+from paygate.store.base import Store
+from paygate.store.records import KeyRecord
+
+EXPORT_VERSION = 1
+Mode = Literal["skip", "overwrite", "error"]
+
+# Policy fields an import sets on an existing key in `overwrite` mode (money and usage counters excluded).
+_POLICY_FIELDS = ("name", "active", "suspended", "expires_at", "allowed_tools", "denied_tools", "quota", "tags",
+                  "namespace", "ip_allowlist", "spending_limit", "alias", "group_id", "team_id", "plan",
+                  "allowed_countries", "denied_countries", "notes", "auto_topup", "extra")
+CSV_COLUMNS = ("keyHash", "keyMasked", "name", "credits", "totalSpent", "totalCalls", "active", "suspended",
+               "namespace", "alias", "createdAt", "lastUsedAt", "expiresAt", "tags")
+
+
+def parse_iso(value: str) -> float:
+    """An ISO 8601 date-time with a time zone (`Z` or an offset) as a Unix timestamp."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. Z)")
+    return parsed.timestamp()
+
+
+# export ----------------------------------------------------------------------------------------------------
+
+def export_entry(r: KeyRecord) -> dict[str, Any]:
+    """Every field of a key, camelCase, with its hash in place of the raw key (which is never stored)."""
+    return {
+        "keyHash": r.key_hash, "keyMasked": r.masked, "name": r.name, "credits": r.credits,
+        "totalSpent": r.total_spent, "totalCalls": r.total_calls, "createdAt": iso_time(r.created_at),
+        "lastUsedAt": iso_time(r.last_used_at), "active": r.active, "suspended": r.suspended,
+        "expiresAt": iso_time(r.expires_at), "allowedTools": r.allowed_tools, "deniedTools": r.denied_tools,
+        "quota": r.quota, "tags": r.tags, "namespace": r.namespace, "ipAllowlist": r.ip_allowlist,
+        "spendingLimit": r.spending_limit, "alias": r.alias, "groupId": r.group_id, "teamId": r.team_id,
+        "plan": r.plan, "allowedCountries": r.allowed_countries, "deniedCountries": r.denied_countries,
+        "notes": r.notes, "autoTopup": r.auto_topup, "extra": r.extra,
+    }
+
+
+def select(records: list[KeyRecord], namespace: str | None, active_only: bool) -> list[KeyRecord]:
+    out = [r for r in records if (namespace is None or r.namespace == namespace) and (r.active or not active_only)]
+    return sorted(out, key=lambda r: (r.created_at, r.key_hash))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True)
+    text = str(value)
+    # A leading = + - @ makes spreadsheets evaluate the cell as a formula (CSV injection): quote it.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not isinstance(value, int) else text
+
+
+def export_csv(entries: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        writer.writerow([_cell(e[c]) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# import ----------------------------------------------------------------------------------------------------
+
+class ImportInvalid(ValueError):
+    """An entry is malformed: the whole import is refused (400) and nothing changes."""
+
+
+@dataclass
+class ImportPlan:
+    mode: Mode
+    records: list[KeyRecord]
+    statuses: list[str] = field(default_factory=list)  # per entry: imported | overwritten | skipped | error
+    errors: list[str | None] = field(default_factory=list)
+
+
+def record_from_entry(entry: dict[str, Any], now: float) -> KeyRecord:
+    """A key record from one validated import entry (snake_case field names, ISO times as strings)."""
+    raw, key_hash, masked = entry.get("key"), entry.get("key_hash"), entry.get("key_masked")
+    if raw is not None:
+        if key_hash is not None and key_hash != hash_key(raw):
+            raise ImportInvalid("keyHash does not match key")
+        key_hash = hash_key(raw)
+        prefix, last4 = mask_parts(raw)
+    elif key_hash is not None:
+        if masked is None or masked.count("…") != 1:
+            raise ImportInvalid("an entry with keyHash needs keyMasked as exported (prefix…last4)")
+        prefix, last4 = masked.split("…")
+    else:
+        raise ImportInvalid("each entry needs key (a raw API key) or keyHash (from an export)")
+
+    def when(name: str) -> float | None:
+        value = entry.get(name)
+        if value is None:
+            return None
+        try:
+            return parse_iso(value)
+        except ValueError as exc:
+            raise ImportInvalid(f"{name} is not an ISO 8601 date-time with a time zone") from exc
+
+    return KeyRecord(
+        key_hash=key_hash, prefix=prefix, last4=last4, name=entry.get("name") or "imported",
+        credits=entry.get("credits", 0), created_at=when("created_at") or now,
+        total_spent=entry.get("total_spent", 0), total_calls=entry.get("total_calls", 0),
+        last_used_at=when("last_used_at"), active=entry.get("active", True),
+        suspended=entry.get("suspended", False), expires_at=when("expires_at"),
+        allowed_tools=list(entry.get("allowed_tools") or []), denied_tools=list(entry.get("denied_tools") or []),
+        quota=entry.get("quota"), tags=dict(entry.get("tags") or {}), namespace=entry.get("namespace") or "default",
+        ip_allowlist=list(entry.get("ip_allowlist") or []), spending_limit=entry.get("spending_limit", 0),
+        alias=entry.get("alias"), group_id=entry.get("group_id"), team_id=entry.get("team_id"),
+        plan=entry.get("plan"), allowed_countries=list(entry.get("allowed_countries") or []),
+        denied_countries=list(entry.get("denied_countries") or []), notes=list(entry.get("notes") or []),
+        auto_topup=entry.get("auto_topup"), extra=dict(entry.get("extra") or {}),
+    )
+
+
+def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPlan:
+    """Decide every entry's fate without changing anything (duplicates inside the request are invalid)."""
+    seen_hashes: set[str] = set()
+    seen_aliases: set[str] = set()
+    for r in records:
+        if r.key_hash in seen_hashes:
+            raise ImportInvalid(f"key {r.masked} appears more than once")
+        seen_hashes.add(r.key_hash)
+        if r.alias is not None:
+            if r.alias in seen_aliases:
+                raise ImportInvalid(f"alias {r.alias!r} appears more than once")
+            seen_aliases.add(r.alias)
+    alias_owner = {k.alias: k.key_hash for k in store.list_keys() if k.alias is not None}
+    plan = ImportPlan(mode, records)
+    for r in records:
+        exists = store.get_key(r.key_hash) is not None
+        owner = alias_owner.get(r.alias) if r.alias is not None else None
+        if owner is not None and owner != r.key_hash and not (exists and mode == "skip"):
+            plan.statuses.append("error")
+            plan.errors.append(f"alias {r.alias!r} belongs to another key")
+        elif not exists:
+            plan.statuses.append("imported")
+            plan.errors.append(None)
+        elif mode == "overwrite":
+            plan.statuses.append("overwritten")
+            plan.errors.append(None)
+        else:
+            plan.statuses.append("skipped" if mode == "skip" else "error")
+            plan.errors.append(None if mode == "skip" else "key already exists")
+    return plan
+
+
+def apply_import(store: Store, plan: ImportPlan) -> None:
+    """Carry out a plan (in `error` mode only a plan without errors may be applied)."""
+    assert plan.mode != "error" or "error" not in plan.statuses
+    for record, status in zip(plan.records, plan.statuses, strict=True):
+        if status == "imported":
+            store.create_key(record, memo="import")
+        elif status == "overwritten":
+            existing = store.get_key(record.key_hash)
+            assert existing is not None
+            for name in _POLICY_FIELDS:
+                setattr(existing, name, getattr(record, name))
+            store.update_key(existing)
+            delta = record.credits - existing.credits
+            if delta:
+                store.adjust(existing.key_hash, delta, "import", "import overwrite")
+

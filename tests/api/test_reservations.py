@@ -1,0 +1,198 @@
+"""Credit reservations: POST /keys/reserve, /keys/reserve/commit, /keys/reserve/release, GET /keys/reserve."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
+
+
+def new_key(gw: Gateway, credits: int, **fields: Any) -> str:
+    """A key with chosen fields (alias, suspended …), made through POST /keys/import with a raw key."""
+    raw = "pg_" + secrets.token_hex(24)
+    resp = gw.client.post("/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": credits,
+                                                                                **fields}]})
+    assert resp.status_code == 200 and resp.json()["imported"] == 1, resp.text
+    return raw
+
+
+def reserve(gw: Gateway, key: str, credits: int, **extra: Any) -> dict[str, Any]:
+    resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": key, "credits": credits, **extra})
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def listed(gw: Gateway, key: str) -> list[dict[str, Any]]:
+    resp = gw.client.get("/keys/reserve", params={"key": key}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["reservations"])
+
+
+def spent(gw: Gateway, raw: str) -> int:
+    masked = f"{raw[:7]}…{raw[-4:]}"
+    return int(next(k for k in gw.client.get("/keys", headers=gw.admin()).json()
+                    if k["keyMasked"] == masked)["totalSpent"])
+
+
+def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    body = reserve(gw, raw, 30, ttlSeconds=120, memo="batch #42")
+    assert body["id"].startswith("rsv_") and body["credits"] == 30 and body["available"] == 70
+    assert body["memo"] == "batch #42" and body["status"] == "active" and body["key"] == f"{raw[:7]}…{raw[-4:]}"
+    assert body["expiresAt"] > body["createdAt"]
+    assert gw.balance(raw) == 70
+    assert [r["id"] for r in listed(gw, raw)] == [body["id"]]
+    events = [e for e in gw.events("credits.reserved") if e["data"]["reservationId"] == body["id"]]
+    assert len(events) == 1 and events[0]["data"]["credits"] == 30 and events[0]["actor"]
+    assert raw not in gw.stderr()
+
+
+def test_committing_spends_the_hold_without_touching_the_balance_again(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 40)["id"]
+    resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["committed"] == 40 and resp.json()["released"] == 0 and resp.json()["balance"] == 60
+    assert gw.balance(raw) == 60 and spent(gw, raw) == 40
+    assert listed(gw, raw) == []
+    assert any(e["data"]["reservationId"] == rid for e in gw.events("credits.committed"))
+
+
+def test_a_partial_commit_spends_part_and_returns_the_rest(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 40)["id"]
+    resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid, "credits": 15})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["committed"] == 15 and resp.json()["released"] == 25
+    assert gw.balance(raw) == 85 and spent(gw, raw) == 15
+
+
+def test_releasing_gives_the_whole_hold_back(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 40)["id"]
+    resp = gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["released"] == 40 and gw.balance(raw) == 100 and spent(gw, raw) == 0
+    assert any(e["data"]["reservationId"] == rid and e["data"]["reason"] == "released"
+               for e in gw.events("credits.released"))
+
+
+@pytest.mark.parametrize(("first", "second"), [("commit", "commit"), ("commit", "release"),
+                                               ("release", "release"), ("release", "commit")])
+def test_a_settled_reservation_cannot_be_settled_again(gw: Gateway, first: str, second: str) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 40)["id"]
+    assert gw.client.post(f"/keys/reserve/{first}", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
+    balance = gw.balance(raw)
+    resp = gw.client.post(f"/keys/reserve/{second}", headers=gw.admin(), json={"reservationId": rid})
+    assert resp.status_code == 409 and "already" in resp.json()["error"]
+    assert gw.balance(raw) == balance
+
+
+def test_reserving_more_than_the_balance_is_a_402_that_holds_nothing(gw: Gateway) -> None:
+    raw = new_key(gw, 10)
+    resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 11})
+    assert resp.status_code == 402 and resp.json()["available"] == 10
+    assert gw.balance(raw) == 10 and listed(gw, raw) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"credits": 0}, {"credits": -5}, {"credits": "5"}, {"credits": 1.5}, {"credits": 5, "ttlSeconds": 9},
+    {"credits": 5, "ttlSeconds": 3601}, {"credits": 5, "memo": "x" * 501}, {"credits": 5, "surprise": 1},
+    {"credits": 5, "key": ""}, {},
+])
+def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+    raw = new_key(gw, 50)
+    resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, **body})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("Invalid request")
+    assert gw.balance(raw) == 50 and listed(gw, raw) == []
+
+
+@pytest.mark.parametrize("body", [{"reservationId": "nope"}, {"reservationId": ""}, {},
+                                  {"reservationId": "rsv_x", "credits": -1}, {"reservationId": 5}])
+def test_bad_commit_input_is_a_400(gw: Gateway, body: dict[str, Any]) -> None:
+    assert gw.client.post("/keys/reserve/commit", headers=gw.admin(), json=body).status_code == 400
+
+
+def test_committing_more_than_the_hold_is_a_400_that_changes_nothing(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 40)["id"]
+    resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid, "credits": 41})
+    assert resp.status_code == 400
+    assert gw.balance(raw) == 60 and [r["id"] for r in listed(gw, raw)] == [rid]
+
+
+def test_unknown_keys_and_reservations_are_404s(gw: Gateway) -> None:
+    unknown = "pg_" + "0" * 48
+    assert gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": unknown, "credits": 1}).status_code == 404
+    assert gw.client.get("/keys/reserve", params={"key": unknown}, headers=gw.admin()).status_code == 404
+    for path in ("/keys/reserve/commit", "/keys/reserve/release"):
+        resp = gw.client.post(path, headers=gw.admin(), json={"reservationId": "rsv_doesnotexist"})
+        assert resp.status_code == 404
+
+
+def test_a_key_is_named_by_its_alias_too(gw: Gateway) -> None:
+    raw = new_key(gw, 100, alias="reserve-by-alias")
+    rid = reserve(gw, "reserve-by-alias", 25)["id"]
+    assert gw.balance(raw) == 75
+    assert [r["id"] for r in listed(gw, "reserve-by-alias")] == [rid]
+
+
+@pytest.mark.parametrize("fields", [{"suspended": True}, {"active": False}])
+def test_revoked_and_suspended_keys_cannot_reserve(gw: Gateway, fields: dict[str, Any]) -> None:
+    raw = new_key(gw, 100, **fields)
+    resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 5})
+    assert resp.status_code == 409
+    assert listed(gw, raw) == []
+
+
+def test_a_key_holds_at_most_50_reservations(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    for _ in range(50):
+        reserve(gw, raw, 1)
+    resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 1})
+    assert resp.status_code == 409
+    assert gw.balance(raw) == 50 and len(listed(gw, raw)) == 50
+
+
+def test_the_listing_without_a_key_shows_every_active_hold(gw: Gateway) -> None:
+    a, b = new_key(gw, 10), new_key(gw, 10)
+    ids = {reserve(gw, a, 3)["id"], reserve(gw, b, 4)["id"]}
+    body = gw.client.get("/keys/reserve", headers=gw.admin()).json()
+    assert ids <= {r["id"] for r in body["reservations"]}
+    assert body["count"] == len(body["reservations"]) and body["totalHeld"] >= 7
+
+
+def test_a_hold_whose_ttl_runs_out_is_released_by_the_background_timer(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 60, ttlSeconds=10)["id"]
+    assert gw.balance(raw) == 40
+    wait_until(lambda: gw.balance(raw) == 100, timeout=25, what="the expired hold to be released")
+    assert listed(gw, raw) == []
+    assert any(e["data"]["reservationId"] == rid and e["data"]["reason"] == "expired" and e["actor"] == "system"
+               for e in gw.events("credits.released"))
+    resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid})
+    assert resp.status_code == 409 and "expired" in resp.json()["error"]
+
+
+def test_reservations_survive_a_restart(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        raw = new_key(gw, 100)
+        kept = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
+        committed = reserve(gw, raw, 20, ttlSeconds=3600)["id"]
+        assert gw.client.post("/keys/reserve/commit", headers=gw.admin(),
+                              json={"reservationId": committed}).status_code == 200
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        assert gw.balance(raw) == 50
+        assert [r["id"] for r in listed(gw, raw)] == [kept]
+        again = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": committed})
+        assert again.status_code == 409
+        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
+                              json={"reservationId": kept}).status_code == 200
+        assert gw.balance(raw) == 80 and spent(gw, raw) == 20
