@@ -1,13 +1,82 @@
-"""Dry runs: /requests/dry-run and /requests/dry-run/batch evaluate the gate without charging."""
+"""Dry runs: /requests/dry-run and /requests/dry-run/batch evaluate the gate without charging.
+
+Read-only POSTs (viewer role): nothing is charged, counted, recorded or published.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import ipaddress
+from typing import Any
 
-from paygate.api.common import require_admin
+from fastapi import APIRouter, Depends
+from pydantic import Field, field_validator, model_validator
+
+from paygate.api.common import Body, KeyRefField, find_key, require_admin, role
+from paygate.services.key_report_dry_run import Call, DryRunner
 from paygate.services.runtime import Runtime
+
+MAX_BATCH = 100
+ToolName = Field(min_length=1, max_length=200)
+
+
+class ClientFields(Body):
+    """Where the simulated call comes from, for keys with IP or country rules (absent: no address, no country)."""
+
+    client_ip: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+
+    @field_validator("client_ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_address(value)  # ValueError -> 400
+        return value
+
+    def country_code(self) -> str | None:
+        return self.country.upper() if self.country else None
+
+
+class DryRunBody(ClientFields):
+    key: KeyRefField
+    tool: str = ToolName
+    arguments: dict[str, Any] | None = None
+
+
+class BatchCall(Body):
+    name: str = ToolName
+    arguments: dict[str, Any] | None = None
+
+
+class BatchBody(ClientFields):
+    key: KeyRefField
+    tools: list[BatchCall] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+    calls: list[BatchCall] | None = Field(default=None, min_length=1, max_length=MAX_BATCH,
+                                          description="the same as tools")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> BatchBody:
+        if (self.tools is None) == (self.calls is None):
+            raise ValueError("give the calls as tools (or calls), one list of 1-100 {name, arguments?}")
+        return self
+
+    def call_list(self) -> list[Call]:
+        return [Call(c.name, c.arguments) for c in (self.tools or self.calls or [])]
 
 
 def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["dry-run"])
+    runner = DryRunner(rt.billing, rt.dispatcher.tool_known)
+
+    @r.post("/requests/dry-run", openapi_extra=role("viewer"))
+    def dry_run(body: DryRunBody) -> dict[str, Any]:
+        """Would this key's call to this tool be allowed now? The same gate as a real call; nothing charged."""
+        record = find_key(rt, body.key)
+        return runner.one(record, Call(body.tool, body.arguments), body.client_ip, body.country_code())
+
+    @r.post("/requests/dry-run/batch", openapi_extra=role("viewer"))
+    def dry_run_batch(body: BatchBody) -> dict[str, Any]:
+        """Would these calls, made in order, all be allowed? Credits and spending limit checked in aggregate."""
+        record = find_key(rt, body.key)
+        return runner.batch(record, body.call_list(), body.client_ip, body.country_code())
+
     return r

@@ -1,0 +1,76 @@
+"""A key's activity timeline: its admin events, credit movements and tool calls, newest first.
+
+Sources:
+- admin events published on the event hub since this process started, matched by the masked key in
+  any `…keyMasked` field (kept in memory, a bounded recent window per key: the durable audit log is
+  the events issue's work);
+- the durable credit ledger (every credit movement except per-call charges, which the usage log shows);
+- the durable usage log (every tool call, allowed or denied).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any
+
+from paygate.services.events import Event, EventHub
+from paygate.services.key_reports import LEDGER_TYPES, KeyReports
+from paygate.services.keys import iso_time
+from paygate.store.records import KeyRecord
+
+PER_KEY = 200  # newest admin events remembered per key
+MAX_KEYS = 10_000  # keys remembered at once (least recently active forgotten first)
+CALL_KINDS = frozenset({"charge"})  # ledger lines that duplicate a usage event
+
+
+class ActivityLog:
+    """Subscribes to the event hub and remembers each key's recent admin events."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._by_key: OrderedDict[str, deque[Event]] = OrderedDict()
+        hub.subscribe(self._record)
+
+    def _record(self, event: Event) -> None:
+        for masked in {v for k, v in event.data.items() if k.lower().endswith("keymasked") and isinstance(v, str)}:
+            events = self._by_key.get(masked)
+            if events is None:
+                events = self._by_key[masked] = deque(maxlen=PER_KEY)
+                if len(self._by_key) > MAX_KEYS:
+                    self._by_key.popitem(last=False)
+            self._by_key.move_to_end(masked)
+            events.append(event)
+
+    def of(self, masked: str) -> list[Event]:
+        return list(self._by_key.get(masked, ()))
+
+
+def timeline(reports: KeyReports, log: ActivityLog, record: KeyRecord, since: float | None,
+             limit: int) -> dict[str, Any]:
+    items: list[tuple[float, dict[str, Any]]] = []
+    for ev in log.of(record.masked):
+        items.append((ev.timestamp, {"source": "audit", "type": ev.type, "actor": ev.actor,
+                                     "message": _audit_message(ev), "metadata": ev.data}))
+    for entry in reports.store.ledger(record.key_hash):
+        if entry.kind in CALL_KINDS:
+            continue
+        kind = LEDGER_TYPES.get(entry.kind, entry.kind)
+        items.append((entry.timestamp, {
+            "source": "ledger", "type": f"credits.{kind}",
+            "message": f"Credits {kind}: {entry.delta:+d} (balance {entry.balance_after})",
+            "metadata": {"amount": entry.delta, "balanceAfter": entry.balance_after, "memo": entry.memo}}))
+    for e in reports.events(record, since):
+        verb = f"Called {e.tool} ({e.credits} credits)" if e.allowed else f"Denied {e.tool}: {e.deny_reason}"
+        items.append((e.timestamp, {
+            "source": "usage", "type": "tool.call" if e.allowed else "tool.denied", "message": verb,
+            "metadata": {"tool": e.tool, "creditsCharged": e.credits, "allowed": e.allowed,
+                         "denyReason": e.deny_reason, "requestId": e.request_id}}))
+    items = [i for i in items if since is None or i[0] >= since]
+    items.sort(key=lambda i: i[0], reverse=True)
+    return {**reports.identity(record), "total": len(items), "limit": limit,
+            "events": [{"timestamp": iso_time(ts), **body} for ts, body in items[:limit]]}
+
+
+def _audit_message(ev: Event) -> str:
+    name = ev.data.get("name")
+    words = ev.type.replace(".", " ").replace("_", " ")
+    return f"{words[0].upper()}{words[1:]}" + (f": {name}" if isinstance(name, str) else "")
