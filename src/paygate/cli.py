@@ -135,8 +135,11 @@ def _serve(settings: Settings, as_json: bool) -> None:
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For sent
+    # by any local peer; the gateway decides whom to believe itself (--trusted-proxies, core/netaddr.py).
     config = uvicorn.Config(_StartupErrors(asgi), loop="uvloop", http="httptools", log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=30, access_log=False, server_header=False)
+                            lifespan="on", timeout_graceful_shutdown=30, access_log=False, server_header=False,
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handlers it found;
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
