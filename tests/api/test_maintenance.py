@@ -1,0 +1,105 @@
+"""Maintenance mode (GET/POST /maintenance): /mcp refuses clients, admin keeps working, /ready reflects it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of
+
+
+@pytest.fixture(autouse=True)
+def maintenance_off(gw: Gateway) -> Iterator[None]:
+    yield
+    gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
+
+
+def state(gw: Gateway) -> dict[str, Any]:
+    resp = gw.client.get("/maintenance", headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_maintenance_is_off_by_default(gw: Gateway) -> None:
+    assert state(gw) == {"enabled": False, "message": None, "since": None}
+
+
+def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: Gateway) -> None:
+    key = gw.create_key(10)
+    resp = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "Upgrading, back soon"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["enabled"] is True and resp.json()["message"] == "Upgrading, back soon"
+    assert resp.json()["since"].endswith("Z")
+    assert state(gw) == resp.json()
+
+    refused = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key, msg_id=7)
+    assert refused.status_code == 503
+    body = refused.json()
+    assert body["jsonrpc"] == "2.0" and body["error"]["message"] == "Upgrading, back soon"
+    assert isinstance(body["error"]["code"], int)
+    assert gw.balance(key) == 10  # nothing charged
+
+    assert gw.client.get("/ready").status_code == 503
+    assert gw.client.get("/health").json()["status"] == "maintenance"
+    topped = gw.client.post("/topup", headers=gw.admin(), json={"key": key, "credits": 5})
+    assert topped.status_code == 200 and gw.balance(key) == 15
+
+    off = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
+    assert off.status_code == 200 and off.json() == {"enabled": False, "message": None, "since": None}
+    assert text_of(gw.call_tool("echo", {"text": "back"}, key)) == "back"
+    assert gw.balance(key) == 14
+    assert gw.client.get("/ready").status_code == 200
+    assert gw.client.get("/health").json()["status"] == "healthy"
+
+
+def test_enabling_without_a_message_uses_the_default_message(gw: Gateway) -> None:
+    resp = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True})
+    assert resp.status_code == 200 and "maintenance" in resp.json()["message"].lower()
+    assert gw.rpc("tools/list").status_code == 503
+
+
+def test_each_change_publishes_an_event(gw: Gateway) -> None:
+    before_on, before_off = len(gw.events("maintenance.enabled")), len(gw.events("maintenance.disabled"))
+    gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "event check"})
+    gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
+    on = gw.events("maintenance.enabled")
+    assert len(on) == before_on + 1 and on[-1]["data"]["message"] == "event check" and on[-1]["actor"] == "admin"
+    assert len(gw.events("maintenance.disabled")) == before_off + 1
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"enabled": "yes"}, {"enabled": 1}, {"enabled": True, "message": ""}, {"enabled": True, "message": "x" * 501},
+    {"enabled": True, "message": 5}, {"enabled": True, "why": "x"},
+])
+def test_bad_maintenance_requests_are_400_and_change_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+    resp = gw.client.post("/maintenance", headers=gw.admin(), json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("Invalid request")
+    assert state(gw)["enabled"] is False
+    assert gw.client.get("/ready").status_code == 200
+
+
+def test_a_viewer_may_read_but_not_switch_maintenance(gw: Gateway) -> None:
+    viewer = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "v", "role": "viewer"}).json()["key"]
+    assert gw.client.get("/maintenance", headers={"X-Admin-Key": viewer}).status_code == 200
+    resp = gw.client.post("/maintenance", headers={"X-Admin-Key": viewer}, json={"enabled": True})
+    assert resp.status_code == 403
+    assert state(gw)["enabled"] is False
+
+
+def test_maintenance_survives_a_restart(tmp_path: Path) -> None:
+    state_file = str(tmp_path / "s.db")
+    admin = "admin_maintenance_restart_0123456789"
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "still down"})
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        assert state(gw)["enabled"] is True and state(gw)["message"] == "still down"
+        assert gw.rpc("ping").status_code == 503
+        assert gw.client.get("/ready").status_code == 503
+        gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
+        assert gw.rpc("ping").status_code == 200
