@@ -55,6 +55,9 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
         out.append(Diagnostic("warning", "shadowMode", "Shadow mode is enabled. Payment will not be enforced."))
     if settings.global_rate_limit_per_min == 0:
         out.append(Diagnostic("warning", "globalRateLimitPerMin", "0 means no rate limit"))
+    if "countryHeader" in raw and not settings.trusted_proxies:
+        out.append(Diagnostic("warning", "countryHeader", "the country header is believed only from trustedProxies; "
+                              "without them, keys with allowed countries refuse every call"))
     if settings.in_memory:
         out.append(Diagnostic("warning", "stateFile", "in-memory state: keys and credits are lost on exit"))
     for name, pricing in settings.tool_pricing.items():

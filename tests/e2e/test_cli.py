@@ -59,6 +59,17 @@ def test_validate_warns_about_shadow_mode_and_unknown_keys(tmp_path: Path) -> No
     assert {"shadowMode", "mystery", "webhookUrl"} <= warned and report["valid"] is True
 
 
+def test_validate_checks_key_policy_settings(tmp_path: Path) -> None:
+    bad = {"serverCommand": "node", "trustedProxies": ["10.0.0.0/8", "nope"], "globalQuota": {"dailyCallLimit": -1}}
+    report = json.loads(run("validate", "--config", write(tmp_path, bad), "--json").stdout)
+    errors = {d["field"] for d in report["diagnostics"] if d["level"] == "error"}
+    assert "trustedProxies" in errors and "globalQuota.dailyCallLimit" in errors
+    lonely = {"serverCommand": "node", "countryHeader": "X-Country", "globalQuota": {"dailyCallLimit": 5}}
+    report = json.loads(run("validate", "--config", write(tmp_path, lonely), "--json").stdout)
+    assert report["valid"] is True
+    assert [d["field"] for d in report["diagnostics"] if d["level"] == "warning"] == ["countryHeader"]
+
+
 def test_validate_errors_without_a_backend_and_on_unreadable_files(tmp_path: Path) -> None:
     assert run("validate", "--config", write(tmp_path, {"port": 1})).returncode == 1
     (tmp_path / "broken.json").write_text("{nope")
@@ -80,7 +91,8 @@ def test_dry_run_prints_the_pricing_table_and_exits(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [
     ["wrap"], ["wrap", "--server", "x", "--remote-url", "http://127.0.0.1:9/mcp"],
     ["wrap", "--server", "python 'unterminated"], ["wrap", "--server", "x", "--port", "70000"],
-    ["wrap", "--remote-url", "ftp://nope"],
+    ["wrap", "--remote-url", "ftp://nope"], ["wrap", "--server", "x", "--trusted-proxies", "10.0.0.0/33"],
+    ["wrap", "--server", "x", "--country-header", "bad header"],
 ])
 def test_bad_wrap_invocations_exit_2_with_a_message(args: list[str]) -> None:
     result = run(*args, "--state-file", ":memory:")
