@@ -87,7 +87,7 @@ def test_a_key_on_a_plan_pays_the_multiplied_price_and_obeys_its_acl(gw: Gateway
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"keyMasked": f"{key[:7]}…{key[-4:]}", "plan": plan["name"], "previousPlan": None}
     assert text_of(gw.call_tool("echo", {"text": "hi"}, key)) == "hi"
-    assert gw.balance(key) == 97  # price 1 × 2.5, rounded up
+    assert gw.balance(key) == 97  # price 1 * 2.5, rounded up
     denied = gw.call_tool("add", {"a": 1, "b": 2}, key)
     assert "error" in denied and gw.balance(key) == 97
     assert plans(gw)[plan["name"]]["keyCount"] == 1

@@ -1,0 +1,118 @@
+"""GET /config: the running configuration, camelCase, with every secret masked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paygate.api.config_view import mask_url, mask_value
+from tests.support import ECHO_SERVER, PYTHON, Gateway, running_gateway, write_config
+
+ADMIN = "admin_config_view_secret_0123456789"
+IMPORTED = "pg_imported_key_that_must_not_leak_9f3e"
+SECRETS = {
+    "webhookSecret": "whsec_very_secret_value",
+    "stripeSecret": "sk_test_stripe_secret_value",
+    "redisUrl": "redis://cache-user:redis-password-123@redis.internal:6380/2",
+    "webhookUrl": "https://hooks.example.com/T0KEN/in/path?sig=abc",
+}
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    config = write_config(tmp_path_factory.mktemp("cfg"), {
+        "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER], "defaultCreditsPerCall": 3,
+        "toolPricing": {"echo": {"creditsPerCall": 5}}, "importKeys": {IMPORTED: 40}, **SECRETS,
+    })
+    with running_gateway("--config", config, "--admin-key", ADMIN) as gateway:
+        gateway.admin_key_override = ADMIN
+        yield gateway
+
+
+def get_config(gw: Gateway) -> dict[str, Any]:
+    resp = gw.client.get("/config", headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def test_config_shows_the_running_settings_in_camel_case(configured: Gateway) -> None:
+    config = get_config(configured)
+    assert config["defaultCreditsPerCall"] == 3
+    assert config["toolPricing"]["echo"]["creditsPerCall"] == 5
+    assert config["port"] == configured.port or config["port"] == 0
+    assert "globalRateLimitPerMin" in config and "freeMethods" in config
+
+
+def test_config_never_contains_a_secret(configured: Gateway) -> None:
+    resp = configured.client.get("/config", headers=configured.admin())
+    text = resp.text
+    for secret in (ADMIN, IMPORTED, "whsec_very_secret_value", "sk_test_stripe_secret_value", "redis-password-123",
+                   "T0KEN", "sig=abc", ECHO_SERVER):
+        assert secret not in text, secret
+    config = resp.json()
+    assert config["adminKey"] == "***"
+    assert config["webhookSecret"] == "***" and config["stripeSecret"] == "***"
+    assert config["webhookUrl"] == "https://hooks.example.com/***"
+    assert config["redisUrl"] == "redis://cache-user:***@redis.internal:6380/2"
+    assert config["serverCommand"] == "***" and config["serverArgs"] == ["***"]
+    assert config["importKeys"] == {f"{IMPORTED[:7]}…{IMPORTED[-4:]}": 40}
+
+
+def test_each_config_export_publishes_an_event(configured: Gateway) -> None:
+    before = len(configured.events("config.export"))
+    get_config(configured)
+    events = configured.events("config.export")
+    assert len(events) == before + 1 and events[-1]["actor"] == "admin"
+    assert ADMIN not in json.dumps(events)
+
+
+def test_config_needs_an_admin_key_and_a_viewer_may_read_it(configured: Gateway) -> None:
+    assert configured.client.get("/config").status_code == 401
+    assert configured.client.get("/config", headers={"X-Admin-Key": "admin_wrong_wrong_wrong"}).status_code == 401
+    viewer = configured.client.post("/admin/keys", headers=configured.admin(),
+                                    json={"name": "reader", "role": "viewer"}).json()["key"]
+    assert configured.client.get("/config", headers={"X-Admin-Key": viewer}).status_code == 200
+
+
+def test_unknown_query_parameters_do_not_change_the_answer(configured: Gateway) -> None:
+    plain = get_config(configured)
+    resp = configured.client.get("/config", params={"reveal": "true"}, headers=configured.admin())
+    assert resp.status_code == 200 and resp.json() == plain
+
+
+def test_multi_server_commands_are_masked_too(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"servers": [
+        {"prefix": "echo", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER, "--token=hunter2"]}]})
+    with running_gateway("--config", config, "--admin-key", ADMIN) as gw:
+        gw.admin_key_override = ADMIN
+        resp = gw.client.get("/config", headers=gw.admin())
+        assert resp.status_code == 200 and "hunter2" not in resp.text
+        assert resp.json()["servers"][0] == {"prefix": "echo", "serverCommand": "***", "serverArgs": ["***"],
+                                             "remoteUrl": None}
+
+
+def test_default_config_with_nothing_secret_set_shows_nulls(gw: Gateway) -> None:
+    config = get_config(gw)
+    assert config["webhookSecret"] is None and config["redisUrl"] is None
+    assert config["adminKey"] is None  # generated, not configured: nothing to show
+    assert gw.admin_key not in json.dumps(config) and ECHO_SERVER not in json.dumps(config)
+
+
+@pytest.mark.parametrize(("name", "url", "shown"), [
+    ("webhookUrl", "https://user:pw@hooks.example.com:8443/a/b", "https://hooks.example.com:8443/***"),
+    ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?***"),
+    ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://u:***@[::1]:9000/mcp"),
+    ("redisUrl", "not a url", "***"),
+])
+def test_urls_lose_their_credentials(name: str, url: str, shown: str) -> None:
+    assert mask_url(name, url) == shown
+
+
+def test_any_field_named_like_a_secret_is_masked() -> None:
+    assert mask_value("oauthClientSecret", "abc") == "***"
+    assert mask_value("nested", {"apiToken": "abc", "count": 2}) == {"apiToken": "***", "count": 2}
+    assert mask_value("maxTokens", 5) == 5
