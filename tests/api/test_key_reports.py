@@ -1,0 +1,346 @@
+"""Per-key reports against a real gateway: usage, rate-limit and quota status, credit history, spending velocity,
+health, dashboard, activity and tool availability."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until, write_config
+
+REPORTS = ("/keys/usage", "/keys/rate-limit-status", "/keys/quota-status", "/keys/credit-history",
+           "/keys/spending-velocity", "/keys/health", "/keys/dashboard", "/keys/activity", "/tools/available")
+GLOBAL_LIMIT = 10
+ADD_LIMIT = 3
+ADD_PRICE = 2
+CONFIG = {"toolPricing": {"add": {"creditsPerCall": ADD_PRICE, "rateLimitPerMin": ADD_LIMIT}}}
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """Global limit 10/min; `add` costs 2 and has its own limit of 3/min; everything else costs 1."""
+    config = write_config(tmp_path_factory.mktemp("reports"), CONFIG)
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", str(GLOBAL_LIMIT), "--config", config) as g:
+        yield g
+
+
+def get(gw: Gateway, path: str, **params: Any) -> httpx.Response:
+    return gw.client.get(path, params=params, headers=gw.admin())
+
+
+def report(gw: Gateway, path: str, key: str, **params: Any) -> dict[str, Any]:
+    resp = get(gw, path, key=key, **params)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:
+    resp = gw.client.post(path, json=body, headers=gw.admin())
+    assert resp.status_code in (200, 201), resp.text
+    return resp
+
+
+def with_alias(gw: Gateway, raw: str) -> str:
+    alias = f"rep-{uuid.uuid4().hex[:10]}"
+    post(gw, "/keys/alias", {"key": raw, "alias": alias})
+    return alias
+
+
+def echo(gw: Gateway, key: str, times: int = 1) -> None:
+    for _ in range(times):
+        assert "result" in gw.call_tool("echo", {"text": "x"}, key)
+
+
+# --- every report ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_report_accepts_the_alias_and_never_shows_the_raw_key_or_its_hash(gw: Gateway, path: str) -> None:
+    raw = gw.create_key(50, name="alias-user")
+    echo(gw, raw)
+    alias = with_alias(gw, raw)
+    by_alias = get(gw, path, key=alias)
+    assert by_alias.status_code == 200, by_alias.text
+    assert by_alias.json()["key"] == f"{raw[:7]}…{raw[-4:]}"
+    assert by_alias.json()["alias"] == alias
+    for text in (by_alias.text, get(gw, path, key=raw).text):
+        assert raw not in text and raw[7:-4] not in text
+        assert hashlib.sha256(raw.encode()).hexdigest() not in text
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_report_on_an_unknown_key_is_404(gw: Gateway, path: str) -> None:
+    resp = get(gw, path, key="pg_" + "0" * 48)
+    assert resp.status_code == 404 and resp.json() == {"error": "API key not found"}
+
+
+@pytest.mark.parametrize("path", REPORTS)
+@pytest.mark.parametrize("params", [{}, {"key": ""}, {"key": "x" * 201}, {"key": "k", "bogus": "1"}])
+def test_a_report_with_a_missing_or_bad_parameter_is_400(gw: Gateway, path: str, params: dict[str, Any]) -> None:
+    resp = get(gw, path, **params)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("Invalid request:")
+
+
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_report_works_on_suspended_and_revoked_keys(gw: Gateway, path: str) -> None:
+    suspended, revoked = gw.create_key(5, name="s"), gw.create_key(5, name="r")
+    post(gw, "/keys/suspend", {"key": suspended})
+    post(gw, "/keys/revoke", {"key": revoked})
+    assert get(gw, path, key=suspended).status_code == 200
+    assert get(gw, path, key=revoked).status_code == 200
+
+
+def test_reports_need_an_admin_key_and_a_viewer_may_read_them(gw: Gateway) -> None:
+    raw = gw.create_key(5)
+    viewer = post(gw, "/admin/keys", {"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"}).json()["key"]
+    assert gw.client.get("/keys/health", params={"key": raw}).status_code == 401
+    for path in REPORTS:
+        assert gw.client.get(path, params={"key": raw}, headers={"X-Admin-Key": viewer}).status_code == 200, path
+
+
+def test_reading_reports_publishes_no_events(gw: Gateway) -> None:
+    raw = gw.create_key(5)
+    before = len(gw.events())
+    for path in REPORTS:
+        get(gw, path, key=raw)
+    assert len(gw.events()) == before
+
+
+# --- GET /keys/usage ------------------------------------------------------------------------------
+
+def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: Gateway) -> None:
+    raw = gw.create_key(3, name="usage", deniedTools=["announce"])
+    echo(gw, raw, 2)
+    assert "error" in gw.call_tool("announce", {"text": "x"}, raw)  # denied by the ACL
+    assert "error" in gw.call_tool("add", {"a": 1, "b": 2}, raw)  # costs 2, has 1 left
+    u = report(gw, "/keys/usage", raw)
+    assert (u["totalCalls"], u["totalAllowed"], u["totalDenied"], u["totalCreditsSpent"]) == (4, 2, 2, 2)
+    assert u["perTool"] == {"echo": {"calls": 2, "credits": 2, "denied": 0},
+                            "announce": {"calls": 0, "credits": 0, "denied": 1},
+                            "add": {"calls": 0, "credits": 0, "denied": 1}}
+    assert u["denyReasons"] == {"tool_not_allowed": 1, "insufficient_credits": 1}
+    assert sum(b["calls"] for b in u["timeSeries"]) == 2 and sum(b["denied"] for b in u["timeSeries"]) == 2
+    assert [e["tool"] for e in u["recentEvents"]] == ["add", "announce", "echo", "echo"]  # newest first
+    assert u["credits"] == 1 and u["status"] == "active"
+
+
+def test_usage_since_the_future_is_empty_and_a_bad_since_is_400(gw: Gateway) -> None:
+    raw = gw.create_key(3)
+    echo(gw, raw)
+    assert report(gw, "/keys/usage", raw, since="2999-01-01T00:00:00Z")["totalCalls"] == 0
+    assert report(gw, "/keys/usage", raw, since="2000-01-01T00:00:00")["totalCalls"] == 1
+    assert get(gw, "/keys/usage", key=raw, since="yesterday").status_code == 400
+
+
+# --- GET /keys/rate-limit-status ------------------------------------------------------------------
+
+def test_rate_limit_status_shows_global_and_per_tool_windows(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    echo(gw, raw, 2)
+    assert "result" in gw.call_tool("add", {"a": 1, "b": 2}, raw)
+    status = report(gw, "/keys/rate-limit-status", raw)
+    g = status["global"]
+    assert (g["limit"], g["used"], g["remaining"], g["windowMs"]) == (GLOBAL_LIMIT, 3, GLOBAL_LIMIT - 3, 60_000)
+    assert 0 < g["resetInMs"] <= 60_000
+    assert status["perTool"] == {"add": {**status["perTool"]["add"], "limit": ADD_LIMIT, "used": 1,
+                                         "remaining": ADD_LIMIT - 1}}
+
+
+def test_looking_at_the_rate_window_never_uses_a_slot(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    for _ in range(GLOBAL_LIMIT + 5):
+        assert report(gw, "/keys/rate-limit-status", raw)["global"]["used"] == 0
+        assert get(gw, "/tools/available", key=raw).status_code == 200
+    for _ in range(ADD_LIMIT):
+        assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)
+    assert report(gw, "/keys/rate-limit-status", raw)["perTool"]["add"]["remaining"] == 0
+
+
+# --- GET /keys/quota-status -----------------------------------------------------------------------
+
+def test_quota_status_counts_calls_and_credits_against_the_keys_limits(gw: Gateway) -> None:
+    raw = gw.create_key(100, quota={"dailyCallLimit": 5, "monthlyCreditLimit": 50})
+    echo(gw, raw, 2)
+    q = report(gw, "/keys/quota-status", raw)
+    assert q["quotaSource"] == "per-key"
+    assert {k: q["daily"][k] for k in ("callsUsed", "callsLimit", "callsRemaining", "creditsLimit",
+                                       "creditsRemaining")} == {"callsUsed": 2, "callsLimit": 5, "callsRemaining": 3,
+                                                                "creditsLimit": 0, "creditsRemaining": None}
+    assert (q["monthly"]["creditsUsed"], q["monthly"]["creditsRemaining"]) == (2, 48)
+    assert len(q["daily"]["resetDay"]) == 10 and len(q["monthly"]["resetMonth"]) == 7
+
+
+def test_a_key_without_quota_reports_source_none_and_unlimited(gw: Gateway) -> None:
+    q = report(gw, "/keys/quota-status", gw.create_key(5))
+    assert q["quotaSource"] == "none"
+    assert q["daily"]["callsRemaining"] is None and q["monthly"]["creditsRemaining"] is None
+
+
+# --- GET /keys/credit-history ---------------------------------------------------------------------
+
+def test_credit_history_lists_movements_newest_first_with_balances(gw: Gateway) -> None:
+    raw = gw.create_key(10)
+    post(gw, "/topup", {"key": raw, "credits": 5})
+    echo(gw, raw)
+    h = report(gw, "/keys/credit-history", raw)
+    assert h["currentBalance"] == 14 and h["totalEntries"] == 3
+    assert [(e["type"], e["amount"], e["balanceBefore"], e["balanceAfter"]) for e in h["entries"]] == [
+        ("deduction", -1, 15, 14), ("topup", 5, 10, 15), ("initial", 10, 0, 10)]
+    topups = report(gw, "/keys/credit-history", raw, type="topup")
+    assert [e["type"] for e in topups["entries"]] == ["topup"] and topups["totalEntries"] == 1
+    newest = report(gw, "/keys/credit-history", raw, limit=1)
+    assert len(newest["entries"]) == 1 and newest["totalEntries"] == 3
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"type": "Top Up!"}, {"since": "soon"}])
+def test_bad_credit_history_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
+    assert get(gw, "/keys/credit-history", key=gw.create_key(1), **params).status_code == 400
+
+
+# --- GET /keys/spending-velocity ------------------------------------------------------------------
+
+def test_spending_velocity_divides_spend_by_the_window_and_forecasts_depletion(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    echo(gw, raw, 3)
+    assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)
+    v = report(gw, "/keys/spending-velocity", raw, window=1)
+    assert v["currentBalance"] == 95
+    assert v["velocity"] == {**v["velocity"], "creditsPerHour": 5.0, "creditsPerDay": 120.0, "callsPerHour": 4.0,
+                             "windowHours": 1, "dataPoints": 4, "estimatedHoursRemaining": 19.0}
+    assert v["velocity"]["estimatedDepletionDate"].endswith("Z")
+    assert v["topTools"] == [{"tool": "echo", "calls": 3, "credits": 3}, {"tool": "add", "calls": 1, "credits": 2}]
+    assert report(gw, "/keys/spending-velocity", raw)["velocity"]["windowHours"] == 24
+
+
+def test_without_spending_there_is_no_depletion_forecast(gw: Gateway) -> None:
+    v = report(gw, "/keys/spending-velocity", gw.create_key(5))["velocity"]
+    assert v["estimatedDepletionDate"] is None and v["estimatedHoursRemaining"] is None and v["dataPoints"] == 0
+
+
+@pytest.mark.parametrize("window", [0, 721, "1.5", "day"])
+def test_a_velocity_window_outside_1_to_720_hours_is_400(gw: Gateway, window: Any) -> None:
+    assert get(gw, "/keys/spending-velocity", key=gw.create_key(1), window=window).status_code == 400
+
+
+# --- GET /keys/health -----------------------------------------------------------------------------
+
+def test_a_fresh_funded_key_is_fully_healthy(gw: Gateway) -> None:
+    h = report(gw, "/keys/health", gw.create_key(100))
+    assert (h["score"], h["status"], h["issues"]) == (100, "healthy", [])
+    assert {name: c["weight"] for name, c in h["components"].items()} == {
+        "balance": 0.3, "quota": 0.25, "rateLimit": 0.2, "errorRate": 0.25}
+
+
+def test_health_falls_with_an_empty_balance_and_denials(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    echo(gw, raw)
+    assert "error" in gw.call_tool("echo", {"text": "x"}, raw)  # now out of credits
+    h = report(gw, "/keys/health", raw)
+    c = h["components"]
+    assert c["balance"]["score"] == 0 and c["balance"]["risk"] == "critical"
+    assert c["errorRate"]["score"] == 50
+    assert c["rateLimit"]["score"] == 100 - round(100 * 1 / GLOBAL_LIMIT)  # a denied call gives its slot back
+    assert "Zero credits" in h["issues"]
+    assert h["score"] == round(0 * 0.3 + 100 * 0.25 + c["rateLimit"]["score"] * 0.2 + 50 * 0.25)
+
+
+def test_health_flags_suspended_revoked_and_expiring_keys(gw: Gateway) -> None:
+    suspended, revoked = gw.create_key(100), gw.create_key(100)
+    expiring = gw.create_key(100, expiresIn=3600)
+    post(gw, "/keys/suspend", {"key": suspended})
+    post(gw, "/keys/revoke", {"key": revoked})
+    s = report(gw, "/keys/health", suspended)
+    assert s["score"] <= 49 and "Key is suspended" in s["issues"] and s["keyStatus"] == "suspended"
+    r = report(gw, "/keys/health", revoked)
+    assert (r["score"], r["status"]) == (0, "critical") and "Key is revoked" in r["issues"]
+    assert "Key expires within 24 hours" in report(gw, "/keys/health", expiring)["issues"]
+
+
+# --- GET /keys/dashboard --------------------------------------------------------------------------
+
+def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: Gateway) -> None:
+    raw = gw.create_key(20, name="dash", spendingLimit=100)
+    post(gw, "/topup", {"key": raw, "credits": 30})
+    echo(gw, raw, 2)
+    d = report(gw, "/keys/dashboard", raw)
+    assert d["name"] == "dash" and d["status"] == "active"
+    assert d["balance"] == {"credits": 48, "totalSpent": 2, "totalAllocated": 50, "spendingLimit": 100}
+    assert d["usage"] == {"totalCalls": 2, "totalAllowed": 2, "totalDenied": 0, "totalCredits": 2}
+    assert d["rateLimits"]["global"]["used"] == 2 and d["quotas"]["source"] == "none"
+    assert 0 <= d["health"]["score"] <= 100
+    assert d["recentActivity"][0]["type"] == "tool.call" and len(d["recentActivity"]) <= 10
+
+
+# --- GET /keys/activity ---------------------------------------------------------------------------
+
+def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw: Gateway) -> None:
+    raw = gw.create_key(10, name="act")
+    post(gw, "/topup", {"key": raw, "credits": 5})
+    echo(gw, raw)
+    post(gw, "/keys/suspend", {"key": raw, "reason": "checking"})
+    a = report(gw, "/keys/activity", raw)
+    kinds = [(e["source"], e["type"]) for e in a["events"]]
+    assert kinds[0] == ("audit", "key.suspended")
+    for expected in [("usage", "tool.call"), ("ledger", "credits.topup"), ("ledger", "credits.initial"),
+                     ("audit", "key.created"), ("audit", "key.topup")]:
+        assert expected in kinds
+    assert ("ledger", "credits.deduction") not in kinds  # the call shows once, as usage
+    stamps = [e["timestamp"] for e in a["events"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert a["total"] == len(a["events"]) and a["limit"] == 50
+    two = report(gw, "/keys/activity", raw, limit=2)
+    assert two["events"] == a["events"][:2] and two["total"] == a["total"]
+    assert report(gw, "/keys/activity", raw, since="2999-01-01T00:00:00Z")["total"] == 0
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"since": "then"}])
+def test_bad_activity_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
+    assert get(gw, "/keys/activity", key=gw.create_key(1), **params).status_code == 400
+
+
+# --- GET /tools/available -------------------------------------------------------------------------
+
+def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: Gateway) -> None:
+    raw = gw.create_key(1, deniedTools=["fail"])
+    t = report(gw, "/tools/available", raw)
+    tools = {row["tool"]: row for row in t["tools"]}
+    assert {"echo", "add", "fail"} <= set(tools) and t["totalTools"] == len(tools)
+    assert t["accessibleTools"] == len(tools) - 1 and t["creditsAvailable"] == 1
+    assert tools["fail"] == {**tools["fail"], "accessible": False, "denyReason": "denied_by_acl"}
+    assert tools["echo"] == {"tool": "echo", "accessible": True, "creditsPerCall": 1, "canAfford": True}
+    assert tools["add"]["creditsPerCall"] == ADD_PRICE and tools["add"]["canAfford"] is False
+    assert tools["add"]["rateLimit"]["limit"] == ADD_LIMIT
+    assert t["globalRateLimit"]["limit"] == GLOBAL_LIMIT
+
+
+def test_tools_available_follows_the_groups_acl_and_price(gw: Gateway) -> None:
+    raw = gw.create_key(10)
+    group = post(gw, "/groups", {"name": f"g-{uuid.uuid4().hex[:8]}", "deniedTools": ["slow"],
+                                 "toolPricing": {"echo": {"creditsPerCall": 7}}}).json()
+    post(gw, "/groups/assign", {"key": raw, "groupId": group["id"]})
+    tools = {row["tool"]: row for row in report(gw, "/tools/available", raw)["tools"]}
+    assert tools["slow"]["accessible"] is False
+    assert tools["echo"]["creditsPerCall"] == 7
+
+
+# --- persistence --------------------------------------------------------------------------------
+
+def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as first:
+        raw = first.create_key(10, name="durable")
+        first.client.post("/topup", json={"key": raw, "credits": 5}, headers=first.admin())
+        echo(first, raw, 2)
+        before = {p: report(first, p, raw) for p in ("/keys/usage", "/keys/credit-history")}
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as second:
+        after = {p: report(second, p, raw) for p in ("/keys/usage", "/keys/credit-history")}
+        assert after == before
+        kinds = {(e["source"], e["type"]) for e in report(second, "/keys/activity", raw)["events"]}
+        assert {("usage", "tool.call"), ("ledger", "credits.topup"), ("ledger", "credits.initial")} <= kinds
+        wait_until(lambda: report(second, "/keys/dashboard", raw)["usage"]["totalCalls"] == 2, what="dashboard")
