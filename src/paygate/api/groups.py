@@ -90,7 +90,7 @@ def router(rt: Runtime) -> APIRouter:
     @r.get("/groups")
     async def list_groups() -> list[dict[str, Any]]:
         """Every group with its policy and memberCount (active keys assigned to it)."""
-        return groups.list()
+        return groups.listing()
 
     @r.post("/groups", status_code=201)
     async def create_group(body: CreateGroupBody, request: Request) -> JSONResponse:

@@ -1,13 +1,186 @@
-"""Teams: /teams CRUD, assign, remove, usage."""
+"""Teams: GET/POST /teams, /teams/update, /teams/delete, /teams/assign, /teams/remove, GET /teams/usage."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated, Any
 
-from paygate.api.common import require_admin
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field, model_validator
+
+from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.api.policy import Credits, Limit, Tags
 from paygate.services.runtime import Runtime
+from paygate.services.teams import TeamConflict, TeamNotFound, TeamService, empty_quota
+
+TeamName = Annotated[str, Field(min_length=1, max_length=100)]
+TeamId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TeamQuota(Body):
+    """Team limits (0 = unlimited); sent as a whole, an unsent limit is 0."""
+
+    daily_calls: Limit = 0
+    monthly_calls: Limit = 0
+    daily_credits: Limit = 0
+    monthly_credits: Limit = 0
+
+
+class TeamFields(Body):
+    description: str = Field(default="", max_length=500)
+    budget: Credits = 0  # caps the credits the members spend together; 0 = unlimited
+    quota: TeamQuota | None = None  # null: no team quota (all limits 0)
+    tags: Tags = Field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        """The fields the request sent, as the team document stores them."""
+        out = self.model_dump(by_alias=True, include=self.model_fields_set - {"team_id", "name"})
+        if "quota" in out and out["quota"] is None:
+            out["quota"] = empty_quota()
+        return out
+
+
+class CreateTeamBody(TeamFields):
+    name: TeamName
+
+
+class UpdateTeamBody(TeamFields):
+    team_id: TeamId
+    name: TeamName | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateTeamBody:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        if not self.model_fields_set - {"team_id"}:
+            raise ValueError("nothing to update")
+        return self
+
+
+class TeamRef(Body):
+    team_id: TeamId
+
+
+class MemberBody(Body):
+    """A key named by `apiKey` (the reference's field) or `key` (as every other endpoint)."""
+
+    team_id: TeamId | None = None
+    api_key: KeyRefField | None = None
+    key: KeyRefField | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> MemberBody:
+        if (self.api_key is None) == (self.key is None):
+            raise ValueError("give the key as apiKey (or key)")
+        return self
+
+    @property
+    def ref(self) -> str:
+        return str(self.api_key or self.key)
+
+
+class AssignBody(MemberBody):
+    team_id: TeamId
 
 
 def router(rt: Runtime) -> APIRouter:
+    # async routes: run on the event loop, so checks (names, the member cap) and the writes they
+    # guard never interleave with another request (see api/policy.py).
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["teams"])
+    teams = TeamService(rt.store)
+
+    def refused(exc: Exception) -> ApiError:
+        return ApiError(404 if isinstance(exc, TeamNotFound) else 409, str(exc))
+
+    @r.get("/teams")
+    async def list_teams(include_inactive: Annotated[bool, Query(alias="includeInactive")] = False
+                         ) -> dict[str, Any]:
+        """Every active team (deleted ones too with includeInactive=true), with memberCount."""
+        listed = teams.listing(include_inactive)
+        return {"teams": listed, "count": len(listed)}
+
+    @r.post("/teams", status_code=201)
+    async def create_team(body: CreateTeamBody, request: Request) -> JSONResponse:
+        """Create a team; the answer carries its id (`team_…`)."""
+        try:
+            doc = teams.create(body.name, body.fields())
+        except TeamConflict as exc:
+            raise refused(exc) from exc
+        rt.events.publish("team.created", actor(request), teamId=doc["id"], name=doc["name"], budget=doc["budget"])
+        return JSONResponse({**doc, "memberCount": 0}, status_code=201)
+
+    @r.post("/teams/update")
+    async def update_team(body: UpdateTeamBody, request: Request) -> dict[str, Any]:
+        """Change a team's name, description, budget, quota or tags (only the fields sent)."""
+        changes = body.fields()
+        if body.name is not None:
+            changes["name"] = body.name
+        try:
+            doc = teams.update(body.team_id, changes)
+        except (TeamNotFound, TeamConflict) as exc:
+            raise refused(exc) from exc
+        rt.events.publish("team.updated", actor(request), teamId=doc["id"], changes=sorted(changes))
+        return teams.view(doc)
+
+    @r.post("/teams/delete")
+    async def delete_team(body: TeamRef, request: Request) -> dict[str, Any]:
+        """Deactivate a team and release its keys (its usage stays readable)."""
+        try:
+            doc, released = teams.delete(body.team_id)
+        except TeamNotFound as exc:
+            raise refused(exc) from exc
+        rt.events.publish("team.deleted", actor(request), teamId=doc["id"], name=doc["name"],
+                          keysReleased=released)
+        return {"message": "Team deleted", "teamId": doc["id"], "deleted": True, "keysReleased": released}
+
+    @r.post("/teams/assign")
+    async def assign(body: AssignBody, request: Request) -> dict[str, Any]:
+        """Put a key in a team (a key is in at most one team; a team has at most 100 keys)."""
+        record = find_key(rt, body.ref)
+        try:
+            teams.assign(record, body.team_id)
+        except (TeamNotFound, TeamConflict) as exc:
+            raise refused(exc) from exc
+        rt.events.publish("team.key_assigned", actor(request), teamId=body.team_id, keyMasked=record.masked)
+        return {"message": "Key assigned to team", "teamId": body.team_id, "keyMasked": record.masked}
+
+    @r.post("/teams/remove")
+    async def remove(body: MemberBody, request: Request) -> dict[str, Any]:
+        """Take a key out of its team (teamId, when sent, must be that team)."""
+        record = find_key(rt, body.ref)
+        try:
+            team_id = teams.remove(record, body.team_id)
+        except TeamConflict as exc:
+            raise refused(exc) from exc
+        rt.events.publish("team.key_removed", actor(request), teamId=team_id, keyMasked=record.masked)
+        return {"message": "Key removed from team", "teamId": team_id, "keyMasked": record.masked}
+
+    @r.get("/teams/usage")
+    async def usage(team_id: Annotated[str, Query(alias="teamId", min_length=1, max_length=64)]
+                    ) -> dict[str, Any]:
+        """Budget, quota use and a per-member breakdown (keys masked)."""
+        try:
+            doc = teams.get(team_id, include_inactive=True)
+        except TeamNotFound as exc:
+            raise refused(exc) from exc
+        members = teams.members(team_id)
+        breakdown = [{"keyMasked": m.masked, "name": m.name, "credits": m.credits, "totalSpent": m.total_spent,
+                      "totalCalls": m.total_calls} for m in members]
+        # The billing service counts what members spent while in the team, and the quota periods;
+        # without it, fall back to the members' lifetime totals.
+        counted = getattr(rt.billing, "team_usage", None)
+        period: dict[str, int] | None = None
+        if counted is not None:
+            period = dict(counted(team_id))
+            spent = int(period.pop("spent"))
+        else:
+            spent = sum(m.total_spent for m in members)
+        budget = int(doc.get("budget") or 0)
+        return {
+            "teamId": doc["id"], "name": doc["name"], "active": doc.get("active", True), "budget": budget,
+            "spent": spent, "budgetRemaining": max(0, budget - spent) if budget else None,
+            "quota": doc.get("quota"), "usage": period, "memberCount": len(members),
+            "totalCalls": sum(m.total_calls for m in members), "members": breakdown,
+        }
+
     return r

@@ -45,7 +45,7 @@ class GroupService:
     def view(self, doc: Doc) -> Doc:
         return {**doc, "memberCount": len(self.members(doc["id"]))}
 
-    def list(self) -> list[Doc]:
+    def listing(self) -> list[Doc]:
         counts: dict[str, int] = {}
         for k in self.store.list_keys():
             if k.group_id is not None and k.active:
