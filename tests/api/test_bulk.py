@@ -36,13 +36,16 @@ def test_each_operation_gets_its_own_result_and_a_bad_one_stops_nothing(gw: Gate
         {"action": "topup", "key": "pg_unknown_unknown", "credits": 1},
         {"action": "suspend", "key": to_suspend, "reason": "abuse"},
         {"action": "create", "name": "api-key-2", "credits": 200},
+        {"action": ["topup"], "key": existing, "credits": 1},
+        {"key": existing, "credits": 1},
     ])
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert (body["total"], body["succeeded"], body["failed"]) == (9, 5, 4)
+    assert (body["total"], body["succeeded"], body["failed"]) == (11, 5, 6)
     results = body["results"]
-    assert [r["index"] for r in results] == list(range(9))
-    assert [r["success"] for r in results] == [True, False, True, False, True, False, False, True, True]
+    assert [r["index"] for r in results] == list(range(11))
+    assert [r["success"] for r in results] == [True, False, True, False, True, False, False, True, True, False, False]
+    assert results[9]["action"] is None and results[10]["action"] is None
     assert results[0]["result"]["name"] == "api-key-1" and results[0]["result"]["credits"] == 500
     assert "explode" in results[1]["error"]
     assert results[2]["result"] == {"keyMasked": masked(existing), "creditsAdded": 1000, "newBalance": 1500}

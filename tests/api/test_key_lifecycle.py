@@ -81,6 +81,14 @@ def test_the_old_key_is_dead_at_once_and_the_new_one_works(gw: Gateway) -> None:
     assert gw.balance(new) == 9
 
 
+def test_quota_counters_follow_the_rotated_key(gw: Gateway) -> None:
+    old = gw.create_key(10, quota={"dailyCallLimit": 2})
+    for _ in range(2):
+        assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, old)
+    new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
+    assert denial_reason(gw, new) == "quota_exceeded"
+
+
 def test_rotation_publishes_masked_keys_only(gw: Gateway) -> None:
     old = gw.create_key(3)
     new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
@@ -256,3 +264,13 @@ def test_rotation_clone_and_transfer_survive_a_restart_and_match_the_ledger(tmp_
         assert gw.client.get("/balance", headers={"X-API-Key": new}).json()["totalCalls"] == 1
         assert view(gw, clone)["tags"] == {"k": "v"}
         assert denial_reason(gw, old) == "key_revoked"
+
+
+def test_rate_limit_windows_follow_the_rotated_key() -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "2") as gw:
+        old = gw.create_key(10)
+        for _ in range(2):
+            assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, old)
+        new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
+        assert denial_reason(gw, new) == "rate_limited"
+        assert gw.balance(new) == 8

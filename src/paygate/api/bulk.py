@@ -83,7 +83,7 @@ def router(rt: Runtime) -> APIRouter:
     def run(index: int, op: dict[str, Any], who: str) -> Result:
         action = op.get("action")
         out: Result = {"index": index, "action": action if isinstance(action, str) else None}
-        if action not in actions:
+        if not isinstance(action, str) or action not in actions:
             return {**out, "success": False,
                     "error": f"Unknown action {action!r}: use one of {', '.join(actions)}"}
         model, handler = actions[action]
