@@ -15,7 +15,7 @@ from paygate.services.keys import MAX_CREDITS
 from paygate.services.runtime import Runtime
 from paygate.services.schedules import ScheduleError, Schedules, schedule_view
 
-MAX_AHEAD = 5 * 366 * 86_400  # five years
+MAX_AHEAD = 10 * 366 * 86_400  # ten years
 
 
 class TopupParams(Body):
@@ -50,7 +50,7 @@ class ScheduleBody(Body):
         if at <= now:
             raise ApiError(400, "Invalid request: executeAt is in the past")
         if at > now + MAX_AHEAD:
-            raise ApiError(400, "Invalid request: executeAt is more than five years ahead")
+            raise ApiError(400, "Invalid request: executeAt is more than ten years ahead")
         return at
 
 
