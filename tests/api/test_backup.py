@@ -156,7 +156,8 @@ def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: P
         old.admin_key_override = admin
         plan = make_plan(old, creditMultiplier=2)
         raw = old.create_key(20)
-        assert old.client.post("/admin/keys/plan", headers=old.admin(), json={"key": raw, "plan": plan}).status_code == 200
+        on_plan = old.client.post("/admin/keys/plan", headers=old.admin(), json={"key": raw, "plan": plan})
+        assert on_plan.status_code == 200
         alias = f"a-{uuid.uuid4().hex[:6]}"
         assert old.client.post("/keys/alias", headers=old.admin(), json={"key": raw, "alias": alias}).status_code == 200
         text_of(old.call_tool("echo", {"text": "before"}, raw))
