@@ -79,7 +79,7 @@ def test_keys_sort_by_the_named_field_in_either_order(gw: Gateway, sort_by: str,
 
 def test_sorting_by_spend_and_calls_follows_real_usage(gw: Gateway) -> None:
     ns = fresh_namespace()
-    busy, idle = make_keys(gw, ns, [("busy", 10), ("idle", 10)])
+    busy, _ = make_keys(gw, ns, [("busy", 10), ("idle", 10)])
     for _ in range(2):
         assert "result" in gw.call_tool("echo", {"text": "x"}, busy)
     for field in ("totalSpent", "totalCalls", "lastUsedAt"):
@@ -96,7 +96,7 @@ def test_credit_range_and_name_prefix_filter_inclusively_and_case_insensitively(
 
 def test_status_filters_tell_active_suspended_revoked_and_expired_apart(gw: Gateway) -> None:
     ns = fresh_namespace()
-    active, suspended, revoked = make_keys(gw, ns, [("active", 1), ("suspended", 1), ("revoked", 1)])
+    _, suspended, revoked = make_keys(gw, ns, [("active", 1), ("suspended", 1), ("revoked", 1)])
     gw.create_key(1, name="expired", namespace=ns, expiresIn=1)
     assert gw.client.post("/keys/suspend", json={"key": suspended}, headers=gw.admin()).status_code == 200
     assert gw.client.post("/keys/revoke", json={"key": revoked}, headers=gw.admin()).status_code == 200
