@@ -13,12 +13,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from paygate.api.common import ApiError, require_admin
+from paygate.api.namespaces import NamespaceQuery, namespace_stats
 from paygate.core.keys import hash_key
 from paygate.mcp.endpoint import api_key_from
 from paygate.services.keys import iso_time
 from paygate.services.runtime import Runtime
 from paygate.store.records import UsageEvent
 
+MAX_EVENTS = 100_000  # the most /usage returns, and how far back a ?namespace= filter looks
 USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace")
 
 
@@ -42,13 +44,20 @@ def admin_router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["usage"])
 
     @r.get("/usage", response_model=None)
-    def usage(since: str | None = None, format: str = "json", limit: int = 10_000) -> Any:
-        """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet."""
+    def usage(since: str | None = None, format: str = "json", limit: int = 10_000,
+              namespace: NamespaceQuery = None) -> Any:
+        """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet;
+        `namespace` keeps one tenant's events (searched among the newest 100,000)."""
         if format not in ("json", "csv"):
             raise ApiError(400, "Invalid request: format must be json or csv")
-        if not 1 <= limit <= 100_000:
-            raise ApiError(400, "Invalid request: limit must be between 1 and 100000")
-        rows = [_event_row(e) for e in rt.store.query_usage(_parse_since(since), limit)]
+        if not 1 <= limit <= MAX_EVENTS:
+            raise ApiError(400, f"Invalid request: limit must be between 1 and {MAX_EVENTS}")
+        if namespace is None:
+            events = rt.store.query_usage(_parse_since(since), limit)
+        else:
+            scanned = rt.store.query_usage(_parse_since(since), MAX_EVENTS)
+            events = [e for e in scanned if e.namespace == namespace][-limit:]
+        rows = [_event_row(e) for e in events]
         if format == "json":
             return {"count": len(rows), "events": rows}
         buffer = io.StringIO()
@@ -59,10 +68,13 @@ def admin_router(rt: Runtime) -> APIRouter:
                         headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'})
 
     @r.get("/status")
-    def status() -> dict[str, Any]:
-        """Keys, credits, per-tool and per-reason breakdowns."""
+    def status(namespace: NamespaceQuery = None) -> dict[str, Any]:
+        """Keys, credits, per-tool and per-reason breakdowns, per namespace; `namespace` scopes it all."""
         keys = rt.store.list_keys()
-        events = rt.store.query_usage(None, 100_000)
+        events = rt.store.query_usage(None, MAX_EVENTS)
+        if namespace is not None:
+            keys = [k for k in keys if k.namespace == namespace]
+            events = [e for e in events if e.namespace == namespace]
         per_tool: dict[str, dict[str, int]] = {}
         deny_reasons: Counter[str] = Counter()
         for e in events:
@@ -86,6 +98,8 @@ def admin_router(rt: Runtime) -> APIRouter:
             "perTool": per_tool,
             "denyReasons": dict(deny_reasons),
             "shadowMode": rt.settings.shadow_mode,
+            "namespaces": namespace_stats(keys),
+            **({"filteredNamespace": namespace} if namespace is not None else {}),
         }
 
     return r
