@@ -61,7 +61,7 @@ def test_max_daily_caps_the_number_of_topups_per_day(gw: Gateway) -> None:
     assert configure(gw, raw, threshold=2, amount=1, maxDaily=2).status_code == 200
     for n in (1, 2):
         spend_one(gw, raw)
-        wait_until(lambda n=n: len(topups(gw, raw)) == n, what=f"auto-topup #{n}")  # type: ignore[misc]
+        wait_until(lambda n=n: len(topups(gw, raw)) == n, what=f"auto-topup #{n}")
         assert gw.balance(raw) == 2
     spend_one(gw, raw)
     spend_one(gw, raw)  # the answer to this call comes after any refill the first one scheduled
