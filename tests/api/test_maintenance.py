@@ -39,7 +39,7 @@ def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: 
     assert refused.status_code == 503
     body = refused.json()
     assert body["jsonrpc"] == "2.0" and body["error"]["message"] == "Upgrading, back soon"
-    assert isinstance(body["error"]["code"], int)
+    assert body["error"]["code"] == -32402 and body["error"]["data"]["reason"] == "maintenance_mode"
     assert gw.balance(key) == 10  # nothing charged
 
     assert gw.client.get("/ready").status_code == 503
