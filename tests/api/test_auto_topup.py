@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ def topups(gw: Gateway, raw: str) -> list[dict[str, Any]]:
 def stored_config(gw: Gateway, raw: str) -> Any:
     keys = gw.client.get("/keys/export", headers=gw.admin()).json()["keys"]
     return next(k for k in keys if k["keyMasked"] == masked(raw))["autoTopup"]
+
+
+def topped_up(gw: Gateway, raw: str, times: int) -> bool:
+    return len(topups(gw, raw)) == times
 
 
 def spend_one(gw: Gateway, raw: str) -> None:
@@ -61,7 +66,7 @@ def test_max_daily_caps_the_number_of_topups_per_day(gw: Gateway) -> None:
     assert configure(gw, raw, threshold=2, amount=1, maxDaily=2).status_code == 200
     for n in (1, 2):
         spend_one(gw, raw)
-        wait_until(lambda n=n: len(topups(gw, raw)) == n, what=f"auto-topup #{n}")
+        wait_until(functools.partial(topped_up, gw, raw, n), what=f"auto-topup #{n}")
         assert gw.balance(raw) == 2
     spend_one(gw, raw)
     spend_one(gw, raw)  # the answer to this call comes after any refill the first one scheduled
