@@ -41,6 +41,8 @@ def test_an_alias_names_the_key_in_every_admin_endpoint(gw: Gateway) -> None:
     assert post(gw, "/topup", {"key": "billing-svc", "credits": 5}).json()["credits"] == 15
     assert post(gw, "/keys/notes", {"key": "billing-svc", "text": "n"}).status_code == 200
     assert notes(gw, "billing-svc").json()["count"] == 1
+    gone = gw.client.delete("/keys/notes", params={"key": "billing-svc", "index": 0}, headers=gw.admin())
+    assert gone.status_code == 200 and notes(gw, raw).json()["count"] == 0
     assert post(gw, "/keys/tags", {"key": "billing-svc", "tags": {"a": "b"}}).status_code == 200
     other = gw.create_key(0)
     assert post(gw, "/keys/transfer", {"from": "billing-svc", "to": other, "credits": 5}).status_code == 200
