@@ -246,3 +246,13 @@ def test_a_viewer_may_dry_run_and_nothing_is_published(gw: Gateway) -> None:
                admin_key=viewer).status_code == 200
     assert len(gw.events()) == before
     assert gw.client.post("/requests/dry-run", json={"key": raw, "tool": "echo"}).status_code == 401
+
+
+def test_in_shadow_mode_the_verdict_is_the_gates_and_says_the_call_would_go_through() -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--shadow") as shadow:
+        raw = shadow.create_key(10)
+        admin_post(shadow, "/keys/suspend", {"key": raw})
+        v = verdict(shadow, {"key": raw, "tool": "echo"})
+        assert (v["allowed"], v["denyReason"], v["shadowMode"]) == (False, "key_suspended", True)
+        assert "result" in shadow.call_tool("echo", {"text": "x"}, raw)
+        assert shadow.balance(raw) == 10

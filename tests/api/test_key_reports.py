@@ -344,3 +344,13 @@ def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
         kinds = {(e["source"], e["type"]) for e in report(second, "/keys/activity", raw)["events"]}
         assert {("usage", "tool.call"), ("ledger", "credits.topup"), ("ledger", "credits.initial")} <= kinds
         wait_until(lambda: report(second, "/keys/dashboard", raw)["usage"]["totalCalls"] == 2, what="dashboard")
+
+
+def test_every_report_works_on_an_expired_key(gw: Gateway) -> None:
+    raw = gw.create_key(5, name="expired", expiresIn=1)
+    wait_until(lambda: report(gw, "/keys/health", raw)["keyStatus"] == "expired", what="the key to expire")
+    for path in REPORTS:
+        assert get(gw, path, key=raw).status_code == 200, path
+    health = report(gw, "/keys/health", raw)
+    assert (health["score"], health["issues"][0]) == (0, "Key has expired")
+    assert report(gw, "/tools/available", raw)["status"] == "expired"
