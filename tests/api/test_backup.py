@@ -199,10 +199,19 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     bad_docs = copy.deepcopy(snapshot)
     bad_docs["data"]["documents"] = {"plan": ["not", "an", "object"]}
     bad_docs["checksum"] = digest(bad_docs["data"])
-    return [data_edit, bad_sum, no_sum, version, version_str, malformed, bad_field, bad_hash, bad_docs]
+    bad_plan = copy.deepcopy(snapshot)
+    bad_plan["data"]["documents"]["plan"] = {"evil": {"name": "evil", "creditMultiplier": "abc"}}
+    bad_plan["checksum"] = digest(bad_plan["data"])
+    bad_admin = copy.deepcopy(snapshot)
+    bad_admin["data"]["documents"]["admin_key"] = {sha("ak_x"): {"name": "x", "role": "god", "keyMasked": "ak_x",
+                                                                  "active": True}}
+    bad_admin["checksum"] = digest(bad_admin["data"])
+    odd_sum = {**snapshot, "checksum": "é" * 64}
+    return [data_edit, bad_sum, no_sum, version, version_str, malformed, bad_field, bad_hash, bad_docs, bad_plan,
+            bad_admin, odd_sum]
 
 
-@pytest.mark.parametrize("case", range(9))
+@pytest.mark.parametrize("case", range(12))
 @pytest.mark.parametrize("mode", ["merge", "full"])
 def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: Gateway, case: int, mode: str) -> None:
     raw = gw.create_key(33)

@@ -163,6 +163,19 @@ class AdminAuth:
         return [bootstrap, *(admin_key_view(d) for d in docs)]
 
 
+def admin_key_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
+    """Why an admin key document (e.g. from a backup) could not authenticate safely, or None."""
+    if len(doc_id) != 64 or any(c not in "0123456789abcdef" for c in doc_id):
+        return "the id must be the key's SHA-256 (64 lowercase hex characters)"
+    if doc.get("role") not in ROLE_RANK:
+        return f"role must be one of {', '.join(ROLES)}"
+    if not isinstance(doc.get("name"), str) or not isinstance(doc.get("keyMasked"), str):
+        return "name and keyMasked must be strings"
+    if not isinstance(doc.get("active"), bool):
+        return "active must be true or false"
+    return None
+
+
 def admin_key_view(doc: dict[str, Any]) -> dict[str, Any]:
     return {"name": doc["name"], "role": doc["role"], "keyMasked": doc["keyMasked"], "active": doc["active"],
             "bootstrap": False, "createdAt": iso_time(doc.get("createdTs")), "createdBy": doc.get("createdBy"),

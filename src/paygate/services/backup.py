@@ -26,13 +26,16 @@ import re
 import sqlite3
 import time
 import typing
+from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
+from paygate.services.admin_auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.services.keys import MAX_CREDITS, iso_time
+from paygate.services.plans import PLAN_DOC, plan_doc_problem
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
 
@@ -43,6 +46,12 @@ Mode = Literal["merge", "overwrite", "full"]
 MODES: tuple[Mode, ...] = ("merge", "overwrite", "full")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
+# Kinds the gate or the admin check reads, so a restore must not write them in a shape that would
+# break them: kind -> check returning a problem (or None). Other kinds are restored as they are.
+DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
+    PLAN_DOC: plan_doc_problem,
+    ADMIN_KEY_DOC: admin_key_doc_problem,
+}
 MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
 
 
@@ -153,7 +162,7 @@ class BackupService:
             actual = checksum(data)
         except ValueError as exc:
             raise BackupError(400, "Invalid request: backup data is not plain JSON") from exc
-        if not hmac.compare_digest(actual, given.lower()):
+        if not hmac.compare_digest(actual.encode(), given.lower().encode()):
             raise BackupError(400, "Invalid request: backup checksum does not match its data "
                                    "(corrupted or edited); nothing was restored")
         unknown = sorted(set(data) - {"keys", "documents"})
@@ -179,10 +188,14 @@ class BackupService:
         for kind, docs in raw.items():
             if not _NAME.match(kind) or not isinstance(docs, dict):
                 raise BackupError(400, f"Invalid request: data.documents[{kind!r}] must be an object of documents")
+            check = DOC_CHECKS.get(kind)
             for doc_id, body in docs.items():
                 if not doc_id or len(doc_id) > 200 or not isinstance(body, dict):
                     raise BackupError(400, f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
                                            "object with an id of 1-200 characters")
+                problem = check(doc_id, body) if check else None
+                if problem:
+                    raise BackupError(400, f"Invalid request: data.documents[{kind!r}][{doc_id!r}]: {problem}")
             total += len(docs)
         if total > MAX_DOCS:
             raise BackupError(400, f"Invalid request: at most {MAX_DOCS} documents")

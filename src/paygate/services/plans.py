@@ -114,3 +114,25 @@ class PlanService:
         record.plan = name
         self.store.update_key(record)
         return previous
+
+
+def plan_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
+    """Why a plan document (e.g. from a backup) is not in the shape the gate reads, or None."""
+    if doc.get("name") != doc_id:
+        return "name must equal the document id"
+    try:
+        parse_multiplier(doc.get("creditMultiplier", 1))
+    except PlanError as exc:
+        return str(exc).removeprefix("Invalid request: ")
+    rate = doc.get("rateLimitPerMin", 0)
+    if type(rate) is not int or rate < 0:
+        return "rateLimitPerMin must be an integer >= 0"
+    quota = doc.get("quota")
+    if quota is not None and (not isinstance(quota, dict) or set(quota) - set(QUOTA_FIELDS)
+                              or any(type(v) is not int or v < 0 for v in quota.values())):
+        return f"quota may only hold {', '.join(QUOTA_FIELDS)} as integers >= 0"
+    for field in ("allowedTools", "deniedTools"):
+        tools = doc.get(field, [])
+        if not isinstance(tools, list) or not all(isinstance(t, str) and t for t in tools):
+            return f"{field} must be a list of tool names"
+    return None
