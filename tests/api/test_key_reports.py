@@ -198,6 +198,17 @@ def test_credit_history_lists_movements_newest_first_with_balances(gw: Gateway) 
     assert len(newest["entries"]) == 1 and newest["totalEntries"] == 3
 
 
+def test_auto_topups_have_their_own_type_in_the_credit_history(gw: Gateway) -> None:
+    raw = gw.create_key(3)
+    post(gw, "/keys/auto-topup", {"key": raw, "threshold": 2, "amount": 10})
+    echo(gw, raw, 2)
+    wait_until(lambda: report(gw, "/keys/credit-history", raw, type="auto_topup")["totalEntries"] == 1,
+               what="the auto-topup")
+    entry = report(gw, "/keys/credit-history", raw, type="auto_topup")["entries"][0]
+    assert (entry["amount"], entry["balanceAfter"] - entry["balanceBefore"]) == (10, 10)
+    assert report(gw, "/keys/dashboard", raw)["balance"]["totalAllocated"] == 13
+
+
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"type": "Top Up!"}, {"since": "soon"}])
 def test_bad_credit_history_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
     assert get(gw, "/keys/credit-history", key=gw.create_key(1), **params).status_code == 400

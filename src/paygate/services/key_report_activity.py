@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from paygate.services.events import Event, EventHub
-from paygate.services.key_reports import LEDGER_TYPES, KeyReports
+from paygate.services.key_reports import KeyReports, ledger_type
 from paygate.services.keys import iso_time
 from paygate.store.records import KeyRecord
 
@@ -53,7 +53,7 @@ def timeline(reports: KeyReports, log: ActivityLog, record: KeyRecord, since: fl
     for entry in reports.store.ledger(record.key_hash):
         if entry.kind in CALL_KINDS:
             continue
-        kind = LEDGER_TYPES.get(entry.kind, entry.kind)
+        kind = ledger_type(entry)
         items.append((entry.timestamp, {
             "source": "ledger", "type": f"credits.{kind}",
             "message": f"Credits {kind}: {entry.delta:+d} (balance {entry.balance_after})",

@@ -12,6 +12,7 @@ from typing import Any
 
 from paygate.core.policy import EffectivePolicy
 from paygate.core.ratelimit import WINDOW_SECONDS, RateDecision
+from paygate.services.auto_topup import MEMO as AUTO_TOPUP_MEMO
 from paygate.services.billing import BillingService
 from paygate.services.keys import iso_time
 from paygate.store.base import Store
@@ -25,8 +26,9 @@ WINDOW_MS = int(WINDOW_SECONDS * 1000)
 
 # Ledger kinds under the names the reference's credit history uses; other kinds keep their own name.
 LEDGER_TYPES = {"create": "initial", "charge": "deduction", "surcharge": "deduction"}
-# Kinds that put new credits on a key (the dashboard's totalAllocated).
-ALLOCATION_KINDS = frozenset({"create", "import", "topup", "auto_topup", "bulk_topup", "transfer_in"})
+# Kinds that put credits on a key from outside it (the dashboard's totalAllocated); refunds and released
+# reservations only give back what the key had.
+ALLOCATION_KINDS = frozenset({"create", "import", "topup", "transfer_in", "rotate_in", "restore"})
 
 
 def key_status(record: KeyRecord, now: float) -> str:
@@ -38,7 +40,14 @@ def key_status(record: KeyRecord, now: float) -> str:
     return "suspended" if record.suspended else "active"
 
 
-def per_hour(amount: float) -> float:
+def ledger_type(e: LedgerEntry) -> str:
+    """An entry's type in the reference's vocabulary (auto-topups are top-ups with their own memo)."""
+    if e.kind == "topup" and e.memo == AUTO_TOPUP_MEMO:
+        return "auto_topup"
+    return LEDGER_TYPES.get(e.kind, e.kind)
+
+
+def rounded(amount: float) -> float:
     return round(amount, 2)
 
 
@@ -148,12 +157,12 @@ class KeyReports:
             **self.identity(record),
             "currentBalance": record.credits,
             "velocity": {
-                "creditsPerHour": per_hour(credits_per_hour),
-                "creditsPerDay": per_hour(credits_per_hour * 24),
-                "callsPerHour": per_hour(len(spent) / window_hours),
-                "callsPerDay": per_hour(len(spent) / window_hours * 24),
+                "creditsPerHour": rounded(credits_per_hour),
+                "creditsPerDay": rounded(credits_per_hour * 24),
+                "callsPerHour": rounded(len(spent) / window_hours),
+                "callsPerDay": rounded(len(spent) / window_hours * 24),
                 "estimatedDepletionDate": iso_time(now + hours_left * 3600) if hours_left is not None else None,
-                "estimatedHoursRemaining": per_hour(hours_left) if hours_left is not None else None,
+                "estimatedHoursRemaining": rounded(hours_left) if hours_left is not None else None,
                 "windowHours": window_hours,
                 "dataPoints": len(spent),
             },
@@ -184,7 +193,7 @@ def event_row(e: UsageEvent) -> dict[str, Any]:
 
 def ledger_row(e: LedgerEntry) -> dict[str, Any]:
     row: dict[str, Any] = {"ts": e.timestamp, "timestamp": iso_time(e.timestamp),
-                           "type": LEDGER_TYPES.get(e.kind, e.kind), "amount": e.delta,
+                           "type": ledger_type(e), "amount": e.delta,
                            "balanceBefore": e.balance_after - e.delta, "balanceAfter": e.balance_after}
     if e.memo:
         row["memo"] = e.memo
