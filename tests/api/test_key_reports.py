@@ -340,6 +340,17 @@ def test_tools_available_follows_the_groups_acl_and_price(gw: Gateway) -> None:
     assert tools["echo"]["creditsPerCall"] == 7
 
 
+def test_after_rotation_the_new_keys_reports_carry_the_history(gw: Gateway) -> None:
+    old = gw.create_key(10, name="rotating")
+    echo(gw, old, 2)
+    new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
+    usage = report(gw, "/keys/usage", new)
+    assert (usage["totalCalls"], usage["credits"]) == (2, 8)
+    types = [e["type"] for e in report(gw, "/keys/activity", new)["events"]]
+    assert "key.rotated" in types and "tool.call" in types
+    assert report(gw, "/keys/health", old)["keyStatus"] == "revoked"
+
+
 # --- persistence --------------------------------------------------------------------------------
 
 def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
