@@ -354,3 +354,20 @@ def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
         assert after["spendingLimit"] == 9 and after["quota"]["monthlyCallLimit"] == 8
         assert after["ipAllowlist"] == ["10.1.0.0/16"]
         assert (geo(gw, raw)["allowedCountries"], geo(gw, raw)["deniedCountries"]) == (["DE"], ["FR"])
+
+
+# --- roles ------------------------------------------------------------------------------------------
+
+def test_a_viewer_admin_key_reads_policy_views_but_cannot_change_policy(gw: Gateway) -> None:
+    resp = post(gw, "/admin/keys", {"name": "policy-viewer", "role": "viewer"})
+    assert resp.status_code == 201, resp.text
+    viewer = {"X-Admin-Key": resp.json()["key"]}
+    raw = gw.create_key(10)
+    for path in ("/keys/geo?key=" + raw, "/groups", "/teams", "/namespaces", "/status?namespace=default"):
+        assert gw.client.get(path, headers=viewer).status_code == 200, path
+    assert gw.client.delete("/keys/geo", params={"key": raw}, headers=viewer).status_code == 403
+    writes = [(path, {"key": raw, **body}) for path, body in VALID.items()]
+    writes += [("/groups", {"name": "viewer-group"}), ("/teams", {"name": "viewer-team"})]
+    for path, body in writes:
+        assert gw.client.post(path, json=body, headers=viewer).status_code == 403, path
+    assert view(gw, raw)["allowedTools"] == [] and view(gw, raw)["suspended"] is False
