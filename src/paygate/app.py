@@ -21,6 +21,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from paygate import __version__
 from paygate.api import (
@@ -222,13 +224,26 @@ async def _tick_forever(rt: Runtime) -> None:
                 log.exception("background ticker %r failed", tick)
 
 
+def served_routes(api: FastAPI) -> list[APIRoute | Route]:
+    """Every route the app serves. FastAPI keeps included routers nested (`_IncludedRouter`); walk them."""
+    out: list[APIRoute | Route] = []
+    pending: list[Any] = list(api.routes)
+    while pending:
+        route = pending.pop(0)
+        if isinstance(route, APIRoute | Route):
+            out.append(route)
+        elif hasattr(route, "original_router"):  # an included router: our routers carry no prefix
+            pending.extend(route.original_router.routes)
+    return out
+
+
 class GatewayApp:
     """The outermost ASGI layer (see module docstring)."""
 
     def __init__(self, api: FastAPI, rt: Runtime) -> None:
         self.api = api
         self.rt = rt
-        self.known_paths = frozenset(getattr(route, "path", "") for route in api.routes) | {"/mcp"}
+        self.known_paths = frozenset(route.path for route in served_routes(api)) | {"/mcp"}
         # Request ids: a random per-process prefix and a counter (unique, and no getrandom() per request).
         self._id_prefix = "req_" + secrets.token_hex(4)
         self._id_counter = itertools.count(1)

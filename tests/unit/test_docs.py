@@ -34,16 +34,16 @@ def test_every_wrap_flag_and_env_var_is_documented() -> None:
 
 def served_routes() -> set[tuple[str, str]]:
     """(METHOD, path) for every route the app serves, read from the app itself."""
-    from paygate.app import create_app
+    from paygate.app import create_app, served_routes
     from paygate.config import Settings
 
     app, rt = create_app(Settings(state_file=":memory:", server_command="true"))  # never started
     try:
         out = {("POST", "/mcp")}
-        for route in app.api.routes:
-            for method in getattr(route, "methods", None) or ():
+        for route in served_routes(app.api):
+            for method in route.methods or ():
                 if method != "HEAD":
-                    out.add((method, route.path))  # type: ignore[attr-defined]
+                    out.add((method, route.path))
         return out
     finally:
         rt.store.close()
@@ -59,3 +59,28 @@ def test_every_http_route_is_documented() -> None:
         if not re.search(rf"`({method} )?{re.escape(route)}[`?]", text):
             missing.append(f"{method} {route}")
     assert not missing, f"undocumented routes: {missing}"
+
+
+def test_every_route_and_dependency_runs_on_the_event_loop() -> None:
+    """FastAPI runs plain `def` routes in a thread pool; the store is shared with the hot path's group
+    commit and must only be used from the event loop, so every route and dependency is `async def`."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from paygate.app import create_app, served_routes
+    from paygate.config import Settings
+
+    app, rt = create_app(Settings(state_file=":memory:", server_command="true"))
+    try:
+        threaded = []
+        routes = served_routes(app.api)
+        assert len(routes) > 50, "the walk finds the included routers' routes"
+        for route in routes:
+            if not isinstance(route, APIRoute) or route.path in ("/openapi.json", "/docs", "/redoc"):
+                continue
+            calls = [route.endpoint, *(d.call for d in route.dependant.dependencies)]
+            threaded += [f"{route.path}: {c.__name__}" for c in calls if c and not inspect.iscoroutinefunction(c)]
+        assert not threaded, f"sync routes or dependencies: {threaded}"
+    finally:
+        rt.store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Request
@@ -66,10 +66,12 @@ def required_role(request: Request) -> str:
     return "viewer" if request.method in READ_METHODS else "admin"
 
 
-def require_admin(rt: Runtime) -> Callable[[Request], None]:
-    """The one admin check every admin route depends on: who is calling, and may their role do this."""
+def require_admin(rt: Runtime) -> Callable[[Request], Awaitable[None]]:
+    """The one admin check every admin route depends on: who is calling, and may their role do this.
+    Async, like every route: the store is shared with the hot path and must only be touched from the
+    event loop (FastAPI runs plain `def` routes and dependencies in a thread pool)."""
 
-    def dependency(request: Request) -> None:
+    async def dependency(request: Request) -> None:
         identity = rt.admin.identify(request.headers.get("x-admin-key"))
         if identity is None:
             client = request.client.host if request.client else None

@@ -36,7 +36,7 @@ def router(rt: Runtime) -> APIRouter:
         }
 
     @r.api_route("/health", methods=["GET", "HEAD"])
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """Liveness: 200 while serving, 503 while draining."""
         status = "draining" if rt.draining else "maintenance" if rt.maintenance.enabled else "healthy"
         body = {"status": status, "uptime": int(time.time() - rt.started), "version": __version__,
@@ -44,13 +44,13 @@ def router(rt: Runtime) -> APIRouter:
         return JSONResponse(body, status_code=503 if rt.draining else 200)
 
     @r.api_route("/ready", methods=["GET", "HEAD"])
-    def ready() -> JSONResponse:
+    async def ready() -> JSONResponse:
         """Readiness: 200 when the backend is up and we are neither draining nor in maintenance, else 503."""
         checks = {"backend": rt.backend.ready, "draining": rt.draining, "maintenance": rt.maintenance.enabled}
         return JSONResponse({"ready": rt.ready, "checks": checks}, status_code=200 if rt.ready else 503)
 
     @r.api_route("/info", methods=["GET", "HEAD"])
-    def info() -> dict[str, Any]:
+    async def info() -> dict[str, Any]:
         """Capabilities, features, pricing summary and endpoints."""
         return {
             "name": s.name, "version": __version__, "transport": rt.transport, "port": s.port,
@@ -67,7 +67,7 @@ def router(rt: Runtime) -> APIRouter:
         }
 
     @r.api_route("/pricing", methods=["GET", "HEAD"])
-    def pricing() -> dict[str, Any]:
+    async def pricing() -> dict[str, Any]:
         """Per-tool pricing, from the backend's tool list as discovered at start (and on list_changed)."""
         tools = [{"name": t["name"], "description": t.get("description"), **t["_pricing"]}
                  for t in rt.dispatcher.priced_tools()]
@@ -77,7 +77,7 @@ def router(rt: Runtime) -> APIRouter:
                 "tools": tools}
 
     @r.api_route("/.well-known/mcp-payment", methods=["GET", "HEAD"])
-    def mcp_payment() -> dict[str, Any]:
+    async def mcp_payment() -> dict[str, Any]:
         """Server payment metadata (SEP-2007 draft)."""
         return {
             "specVersion": "2007-draft", "billingModel": "credits", "currency": "credits",
@@ -90,7 +90,7 @@ def router(rt: Runtime) -> APIRouter:
         }
 
     @r.api_route("/.well-known/mcp.json", methods=["GET", "HEAD"])
-    def mcp_card() -> dict[str, Any]:
+    async def mcp_card() -> dict[str, Any]:
         """MCP server identity card."""
         upstream = (rt.backend.init_result or {}).get("serverInfo") or {}
         return {
@@ -103,16 +103,16 @@ def router(rt: Runtime) -> APIRouter:
         }
 
     @r.get("/metrics")
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus text exposition."""
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @r.api_route("/robots.txt", methods=["GET", "HEAD"], response_class=PlainTextResponse)
-    def robots() -> str:
+    async def robots() -> str:
         return ROBOTS
 
     @r.api_route("/", methods=["GET", "HEAD"])
-    def root() -> dict[str, Any]:
+    async def root() -> dict[str, Any]:
         """Name, version and where to go next."""
         return {"name": s.name, "version": __version__, "mcp": "/mcp", "docs": "/docs", "info": "/info",
                 "health": "/health", "pricing": "/pricing"}
