@@ -111,7 +111,7 @@ def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., di
         return report.compute(Context(rt, KeyReports(rt.store, rt.billing), log, time.time()), record, params)
 
     # FastAPI reads the parameters from the signature: give each report its own query model.
-    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]
+    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)])
     return endpoint
