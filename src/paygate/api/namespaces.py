@@ -39,7 +39,7 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["namespaces"])
 
     @r.get("/namespaces")
-    def namespaces() -> dict[str, Any]:
+    async def namespaces() -> dict[str, Any]:
         """Every namespace in use, with its key, credit and spending totals."""
         rows = namespace_stats(rt.store.list_keys())
         return {"namespaces": rows, "count": len(rows)}

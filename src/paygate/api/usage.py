@@ -44,7 +44,7 @@ def admin_router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["usage"])
 
     @r.get("/usage", response_model=None)
-    def usage(since: str | None = None, format: str = "json", limit: int = 10_000,
+    async def usage(since: str | None = None, format: str = "json", limit: int = 10_000,
               namespace: NamespaceQuery = None) -> Any:
         """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet;
         `namespace` keeps one tenant's events (searched among the newest 100,000)."""
@@ -68,7 +68,7 @@ def admin_router(rt: Runtime) -> APIRouter:
                         headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'})
 
     @r.get("/status")
-    def status(namespace: NamespaceQuery = None) -> dict[str, Any]:
+    async def status(namespace: NamespaceQuery = None) -> dict[str, Any]:
         """Keys, credits, per-tool and per-reason breakdowns, per namespace; `namespace` scopes it all."""
         keys = rt.store.list_keys()
         events = rt.store.query_usage(None, MAX_EVENTS)
@@ -109,7 +109,7 @@ def client_router(rt: Runtime) -> APIRouter:
     r = APIRouter(tags=["client"])
 
     @r.get("/balance")
-    def balance(request: Request) -> dict[str, Any]:
+    async def balance(request: Request) -> dict[str, Any]:
         """The caller's own balance (X-API-Key or Bearer)."""
         raw = api_key_from({k.lower(): v for k, v in request.scope["headers"]})
         if raw is None:
