@@ -108,7 +108,7 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
 async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]}
+        {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query")), "message": e["msg"]}
         for e in exc.errors()
     ]
     first = details[0] if details else {"field": "", "message": "invalid request"}

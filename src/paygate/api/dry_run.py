@@ -68,13 +68,13 @@ def router(rt: Runtime) -> APIRouter:
     runner = DryRunner(rt.billing, rt.dispatcher.tool_known)
 
     @r.post("/requests/dry-run", openapi_extra=role("viewer"))
-    def dry_run(body: DryRunBody) -> dict[str, Any]:
+    async def dry_run(body: DryRunBody) -> dict[str, Any]:
         """Would this key's call to this tool be allowed now? The same gate as a real call; nothing charged."""
         record = find_key(rt, body.key)
         return runner.one(record, Call(body.tool, body.arguments), body.client_ip, body.country_code())
 
     @r.post("/requests/dry-run/batch", openapi_extra=role("viewer"))
-    def dry_run_batch(body: BatchBody) -> dict[str, Any]:
+    async def dry_run_batch(body: BatchBody) -> dict[str, Any]:
         """Would these calls, made in order, all be allowed? Credits and spending limit checked in aggregate."""
         record = find_key(rt, body.key)
         return runner.batch(record, body.call_list(), body.client_ip, body.country_code())

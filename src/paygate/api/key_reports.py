@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -105,8 +105,8 @@ REPORTS: tuple[Report, ...] = (
 )
 
 
-def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., dict[str, Any]]:
-    def endpoint(params: KeyParams) -> dict[str, Any]:
+def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def endpoint(params: KeyParams) -> dict[str, Any]:
         record = find_key(rt, params.key)
         return report.compute(Context(rt, KeyReports(rt.store, rt.billing), log, time.time()), record, params)
 

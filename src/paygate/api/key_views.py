@@ -71,7 +71,7 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-views"])
 
     @r.get("/keys", response_model=None)
-    def list_keys(request: Request, params: Annotated[ListParams, Query()]) -> Any:
+    async def list_keys(request: Request, params: Annotated[ListParams, Query()]) -> Any:
         """Every key, masked, as a flat array; with any query parameter, one page of the matching keys in
         `{keys, total, offset, limit, hasMore}`."""
         now = time.time()
@@ -83,12 +83,12 @@ def router(rt: Runtime) -> APIRouter:
                 "limit": params.limit, "hasMore": params.offset + len(keys) < total}
 
     @r.get("/keys/stats")
-    def key_stats(params: Annotated[StatsParams, Query()]) -> dict[str, Any]:
+    async def key_stats(params: Annotated[StatsParams, Query()]) -> dict[str, Any]:
         """Counts by status, credit aggregates, namespace and group breakdowns (optionally one namespace)."""
         return stats(rt.store.list_keys(), time.time(), params.namespace)
 
     @r.get("/keys/compare")
-    def compare(params: Annotated[CompareParams, Query()]) -> dict[str, Any]:
+    async def compare(params: Annotated[CompareParams, Query()]) -> dict[str, Any]:
         """Side by side: 2-10 keys (or aliases). Unknown ones are listed in `notFound` (masked); 404 if none
         is known."""
         refs = list(dict.fromkeys(part.strip() for part in params.keys.split(",")))
