@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import re
-import sqlite3
 import time
 import typing
 from collections.abc import Callable
@@ -116,15 +115,8 @@ def key_from_json(raw: Any, where: str) -> KeyRecord:
 
 
 def document_kinds(store: Store) -> list[str]:
-    """Every document kind in the store. The Store protocol has no way to list kinds yet, so this
-    uses the store's own `doc_kinds()` when it has one and otherwise reads SQLite's docs table."""
-    lister = getattr(store, "doc_kinds", None)
-    if callable(lister):
-        return sorted(str(k) for k in lister())
-    db = getattr(store, "db", None)
-    if isinstance(db, sqlite3.Connection):
-        return [str(row[0]) for row in db.execute("SELECT DISTINCT kind FROM docs ORDER BY kind")]
-    raise RuntimeError("this store cannot list its document kinds")
+    """Every document kind in the store."""
+    return sorted(store.doc_kinds())
 
 
 @dataclasses.dataclass

@@ -39,6 +39,9 @@ class DocumentTable:
     def all(self, kind: str) -> list[Doc]:
         return [copy.deepcopy(d) for d in self._docs.get(kind, {}).values()]
 
+    def kinds(self) -> list[str]:
+        return [kind for kind, docs in self._docs.items() if docs]
+
     def items(self, kind: str) -> list[tuple[str, Doc]]:
         return [(doc_id, copy.deepcopy(d)) for doc_id, d in self._docs.get(kind, {}).items()]
 

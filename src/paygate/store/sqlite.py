@@ -378,6 +378,9 @@ class SQLiteStore(KeyMoves):
     def doc_list(self, kind: str) -> list[Doc]:
         return self._documents.all(kind)
 
+    def doc_kinds(self) -> list[str]:
+        return self._documents.kinds()
+
     def doc_items(self, kind: str) -> list[tuple[str, Doc]]:
         return self._documents.items(kind)
 
