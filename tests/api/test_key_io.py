@@ -161,6 +161,16 @@ def test_an_alias_owned_by_another_key_is_a_per_entry_error(gw: Gateway) -> None
     assert do_import(gw, [{"key": other, "alias": "io-taken"}], "error").status_code == 409
 
 
+def test_an_alias_equal_to_an_existing_key_is_refused() -> None:
+    legacy = "legacy_key_0001"  # handed out before pg_ keys, registered with --import-key
+    with running_gateway("--server", ECHO_COMMAND, "--import-key", f"{legacy}:5") as gw:
+        resp = do_import(gw, [{"key": raw_key(), "alias": legacy}])
+        assert resp.status_code == 200
+        result = resp.json()["results"][0]
+        assert result["status"] == "error" and "collides with an API key" in result["error"]
+        assert resp.json()["imported"] == 0
+
+
 def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(gw: Gateway) -> None:
     raw = raw_key()
     resp = do_import(gw, [{"key": raw, "credits": 2, "quotaDailyCalls": 4, "lastResetDay": "2025-01-01"}])
@@ -176,7 +186,8 @@ def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(g
     [{"keyHash": "ab" * 32}], [{"keyHash": "not-hex", "keyMasked": "pg_abcd…1234"}],
     [{"key": "PLACEHOLDER"}, {"key": "PLACEHOLDER"}],
     [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 0}}],
-    [{"key": "PLACEHOLDER", "allowedCountries": ["usa"]}],
+    [{"key": "PLACEHOLDER", "allowedCountries": ["usa"]}], [{"key": "PLACEHOLDER", "alias": "pg_lookalike"}],
+    [{"key": "PLACEHOLDER", "alias": "has space"}],
 ])
 def test_one_bad_entry_refuses_the_whole_import(gw: Gateway, keys: list[dict[str, Any]]) -> None:
     good = raw_key()

@@ -196,3 +196,14 @@ def test_reservations_survive_a_restart(tmp_path: Path) -> None:
         assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
                               json={"reservationId": kept}).status_code == 200
         assert gw.balance(raw) == 80 and spent(gw, raw) == 20
+
+
+def test_a_rotated_keys_holds_follow_it_to_the_new_key(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 30)["id"]
+    resp = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw})
+    assert resp.status_code == 200, resp.text
+    new = resp.json()["newKey"]
+    assert [r["id"] for r in listed(gw, new)] == [rid]
+    assert gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
+    assert gw.balance(new) == 100

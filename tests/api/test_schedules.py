@@ -163,3 +163,13 @@ def test_schedules_survive_a_restart_and_run_after_it(tmp_path: Path) -> None:
         wait_until(lambda: gw.balance(raw) == 5, what="the topup scheduled before the restart")
         assert [s["id"] for s in pending(gw, raw)] == [later]
         assert len(executed(gw, soon)) == 1
+
+
+def test_a_rotated_keys_schedules_follow_it_to_the_new_key(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    sid = schedule(gw, raw, "topup", delaySeconds=2, params={"credits": 3})["id"]
+    resp = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw})
+    assert resp.status_code == 200, resp.text
+    new = resp.json()["newKey"]
+    assert [s["id"] for s in pending(gw, new)][:1] == [sid]
+    wait_until(lambda: gw.balance(new) == 4, what="the topup on the rotated key")

@@ -40,7 +40,7 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["auto-topup"])
 
     @r.post("/keys/auto-topup")
-    def configure(body: AutoTopupBody, request: Request) -> dict[str, Any]:
+    async def configure(body: AutoTopupBody, request: Request) -> dict[str, Any]:
         """Enable, change or disable a key's auto-topup."""
         record = find_key(rt, body.key)
         if not record.active:

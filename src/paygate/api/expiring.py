@@ -19,7 +19,7 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["expiring"])
 
     @r.get("/keys/expiring")
-    def keys_expiring(within: Annotated[int, Query(ge=1, le=MAX_WITHIN)] = 86_400) -> dict[str, Any]:
+    async def keys_expiring(within: Annotated[int, Query(ge=1, le=MAX_WITHIN)] = 86_400) -> dict[str, Any]:
         """Active keys that expire within `within` seconds, soonest first, and the scanner's state."""
         keys = expiring(rt.store.list_keys(), within)
         return {"within": within, "count": len(keys), "scanner": scanner.status(), "keys": keys}

@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN, Tags
+from paygate.core.keys import KEY_PREFIX
 from paygate.services import key_io
 from paygate.services.keys import MAX_CREDITS, iso_time
 from paygate.services.runtime import Runtime
@@ -18,7 +20,7 @@ from paygate.services.runtime import Runtime
 MAX_IMPORT = 1000  # entries per request, as the reference
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-Namespace = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Namespace = Annotated[str, Field(min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)]
 Stamp = Annotated[str, Field(max_length=40)]
 
 
@@ -51,11 +53,11 @@ class ImportEntry(Body):
     allowed_tools: list[Name] = Field(default_factory=list, max_length=1000)
     denied_tools: list[Name] = Field(default_factory=list, max_length=1000)
     quota: dict[str, Annotated[int, Field(ge=0)]] | None = Field(default=None, max_length=20)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    tags: Tags = Field(default_factory=dict)
     namespace: Namespace = "default"
     ip_allowlist: list[str] = Field(default_factory=list, max_length=100)
     spending_limit: int = Field(default=0, ge=0, le=MAX_CREDITS)
-    alias: str | None = Field(default=None, min_length=1, max_length=64)
+    alias: str | None = Field(default=None, pattern=NAME_PATTERN)
     group_id: Name | None = None
     team_id: Name | None = None
     plan: Name | None = None
@@ -64,6 +66,13 @@ class ImportEntry(Body):
     notes: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
     auto_topup: AutoTopupConfig | None = None
     extra: dict[str, Any] = Field(default_factory=dict, max_length=100)
+
+    @field_validator("alias")
+    @classmethod
+    def _alias_is_not_a_key(cls, alias: str | None) -> str | None:
+        if alias is not None and alias.startswith(KEY_PREFIX):
+            raise ValueError(f"an alias must not start with {KEY_PREFIX!r} (it would look like an API key)")
+        return alias
 
 
 class ImportBody(Body):
@@ -99,7 +108,7 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-io"])
 
     @r.get("/keys/export", response_model=None)
-    def export(request: Request, format: Literal["json", "csv"] = "json",
+    async def export(request: Request, format: Literal["json", "csv"] = "json",
                namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                active_only: Annotated[bool, Query(alias="activeOnly")] = False) -> Response:
         """Every key (or one namespace's, or only active ones) with all its fields; hashes, never raw keys."""
@@ -117,7 +126,7 @@ def router(rt: Runtime) -> APIRouter:
             "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.json"'})
 
     @r.post("/keys/import")
-    def import_keys(body: ImportBody, request: Request) -> dict[str, Any]:
+    async def import_keys(body: ImportBody, request: Request) -> dict[str, Any]:
         """Import keys; every entry is checked before anything changes (`error` mode: all or nothing)."""
         records = _records(body)
         try:

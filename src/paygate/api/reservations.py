@@ -51,10 +51,11 @@ def router(rt: Runtime) -> APIRouter:
     service = Reservations(rt.store, rt.events.publish)
     service.recover()  # finish any move a crash interrupted, before anything reads balances
     rt.tickers.append(service.tick)
+    rt.keys.rekey_listeners.append(service.on_rekey)
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["reservations"])
 
     @r.post("/keys/reserve")
-    def reserve(body: ReserveBody, request: Request) -> dict[str, Any]:
+    async def reserve(body: ReserveBody, request: Request) -> dict[str, Any]:
         """Hold credits of a key's balance until committed, released, or the TTL runs out."""
         record = find_key(rt, body.key)
         doc, available = _guard(lambda: service.reserve(record, body.credits, body.ttl_seconds, body.memo,
@@ -62,20 +63,20 @@ def router(rt: Runtime) -> APIRouter:
         return {**reservation_view(doc), "available": available}
 
     @r.post("/keys/reserve/commit")
-    def commit(body: CommitBody, request: Request) -> dict[str, Any]:
+    async def commit(body: CommitBody, request: Request) -> dict[str, Any]:
         """Spend a hold (all of it, or `credits` of it: the rest goes back to the balance)."""
         done = _guard(lambda: service.commit(body.reservation_id, body.credits, actor(request)))
         return {**reservation_view(done.doc), "committed": done.committed, "released": done.released,
                 "balance": done.balance}
 
     @r.post("/keys/reserve/release")
-    def release(body: ReleaseBody, request: Request) -> dict[str, Any]:
+    async def release(body: ReleaseBody, request: Request) -> dict[str, Any]:
         """Give a hold back to the key's balance."""
         done = _guard(lambda: service.release(body.reservation_id, actor(request)))
         return {**reservation_view(done.doc), "released": done.released, "balance": done.balance}
 
     @r.get("/keys/reserve")
-    def list_reservations(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None
+    async def list_reservations(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None
                           ) -> dict[str, Any]:
         """Active reservations, optionally of one key (key or alias)."""
         key_hash = find_key(rt, key).key_hash if key is not None else None

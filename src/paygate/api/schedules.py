@@ -57,10 +57,11 @@ class ScheduleBody(Body):
 def router(rt: Runtime) -> APIRouter:
     service = Schedules(rt.store, rt.keys, rt.events.publish)
     rt.tickers.append(service.tick)
+    rt.keys.rekey_listeners.append(service.on_rekey)
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["schedules"])
 
     @r.post("/keys/schedule", status_code=201)
-    def create(body: ScheduleBody, request: Request) -> JSONResponse:
+    async def create(body: ScheduleBody, request: Request) -> JSONResponse:
         """Schedule a revoke, suspend, resume or topup of a key at a future time."""
         now = time.time()
         record = find_key(rt, body.key)
@@ -73,14 +74,14 @@ def router(rt: Runtime) -> APIRouter:
         return JSONResponse(schedule_view(doc), status_code=201)
 
     @r.get("/keys/schedule")
-    def pending(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> dict[str, Any]:
+    async def pending(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> dict[str, Any]:
         """Pending schedules, soonest first, optionally of one key (key or alias)."""
         key_hash = find_key(rt, key).key_hash if key is not None else None
         docs = service.pending(key_hash)
         return {"schedules": [schedule_view(d) for d in docs], "count": len(docs)}
 
     @r.delete("/keys/schedule")
-    def cancel(request: Request, id: Annotated[str, Query(min_length=1, max_length=64)]) -> dict[str, Any]:
+    async def cancel(request: Request, id: Annotated[str, Query(min_length=1, max_length=64)]) -> dict[str, Any]:
         """Cancel a pending schedule."""
         try:
             doc = service.cancel(id, actor(request))

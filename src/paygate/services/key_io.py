@@ -163,9 +163,12 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
     for r in records:
         exists = store.get_key(r.key_hash) is not None
         owner = alias_owner.get(r.alias) if r.alias is not None else None
-        if owner is not None and owner != r.key_hash and not (exists and mode == "skip"):
+        alias_is_a_key = r.alias is not None and (hash_key(r.alias) in seen_hashes
+                                                  or store.get_key(hash_key(r.alias)) is not None)
+        if (owner not in (None, r.key_hash) or alias_is_a_key) and not (exists and mode == "skip"):
             plan.statuses.append("error")
-            plan.errors.append(f"alias {r.alias!r} belongs to another key")
+            plan.errors.append(f"alias {r.alias!r} belongs to another key" if owner not in (None, r.key_hash)
+                               else f"alias {r.alias!r} collides with an API key")
         elif not exists:
             plan.statuses.append("imported")
             plan.errors.append(None)

@@ -158,6 +158,15 @@ class Reservations:
         record = self.store.get_key(key_hash)
         return record.credits if record is not None else 0
 
+    def on_rekey(self, old_hash: str, new_hash: str) -> None:
+        """A rotated key's holds follow it: their credits come back to (or are spent by) the new key."""
+        new = self.store.get_key(new_hash)
+        for rid, doc in self.store.doc_items(KIND):
+            if doc["keyHash"] == old_hash:
+                doc["keyHash"] = new_hash
+                doc["keyMasked"] = new.masked if new is not None else doc["keyMasked"]
+                self.store.doc_put(KIND, rid, doc)
+
     # background ----------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Release holds whose TTL ran out; forget settled reservations after a while."""

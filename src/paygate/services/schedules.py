@@ -78,6 +78,15 @@ class Schedules:
                      action=doc["action"])
         return doc
 
+    def on_rekey(self, old_hash: str, new_hash: str) -> None:
+        """A rotated key's pending schedules follow it to the new key."""
+        new = self.store.get_key(new_hash)
+        for sid, doc in self.store.doc_items(KIND):
+            if doc["keyHash"] == old_hash:
+                doc["keyHash"] = new_hash
+                doc["keyMasked"] = new.masked if new is not None else doc["keyMasked"]
+                self.store.doc_put(KIND, sid, doc)
+
     def tick(self, now: float) -> None:
         if now < self._next_due:
             return
