@@ -218,3 +218,13 @@ def test_imported_keys_survive_a_restart(tmp_path: Path) -> None:
     with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(raw) == 12
         assert entry_of(gw, raw)["alias"] == "io-restart"
+
+
+def test_a_viewer_can_neither_export_nor_import(gw: Gateway) -> None:
+    resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "io-viewer", "role": "viewer"})
+    assert resp.status_code == 201, resp.text
+    viewer = {"X-Admin-Key": resp.json()["key"]}
+    assert gw.client.get("/keys/export", headers=viewer).status_code == 403
+    before = listed_count(gw)
+    assert gw.client.post("/keys/import", headers=viewer, json={"keys": [{"key": raw_key()}]}).status_code == 403
+    assert listed_count(gw) == before

@@ -207,3 +207,16 @@ def test_a_rotated_keys_holds_follow_it_to_the_new_key(gw: Gateway) -> None:
     assert [r["id"] for r in listed(gw, new)] == [rid]
     assert gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
     assert gw.balance(new) == 100
+
+
+def test_a_viewer_lists_holds_but_cannot_make_or_settle_them(gw: Gateway) -> None:
+    resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "rsv-viewer", "role": "viewer"})
+    assert resp.status_code == 201, resp.text
+    viewer = {"X-Admin-Key": resp.json()["key"]}
+    raw = new_key(gw, 10)
+    rid = reserve(gw, raw, 4)["id"]
+    assert gw.client.get("/keys/reserve", params={"key": raw}, headers=viewer).status_code == 200
+    assert gw.client.post("/keys/reserve", headers=viewer, json={"key": raw, "credits": 1}).status_code == 403
+    for path in ("/keys/reserve/commit", "/keys/reserve/release"):
+        assert gw.client.post(path, headers=viewer, json={"reservationId": rid}).status_code == 403
+    assert gw.balance(raw) == 6 and [r["id"] for r in listed(gw, raw)] == [rid]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field, field_validator
 
-from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.api.common import ApiError, Body, actor, require_admin, role
 from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN, Tags
 from paygate.core.keys import KEY_PREFIX
 from paygate.services import key_io
@@ -107,7 +107,8 @@ def _records(body: ImportBody) -> list[Any]:
 def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-io"])
 
-    @r.get("/keys/export", response_model=None)
+    # Admin, not viewer: an export is a backup (the same rule as GET /admin/backup).
+    @r.get("/keys/export", response_model=None, openapi_extra=role("admin"))
     async def export(request: Request, format: Literal["json", "csv"] = "json",
                namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                active_only: Annotated[bool, Query(alias="activeOnly")] = False) -> Response:
