@@ -47,16 +47,12 @@ def admin_router(rt: Runtime) -> APIRouter:
     async def usage(since: str | None = None, format: str = "json", limit: int = 10_000,
               namespace: NamespaceQuery = None) -> Any:
         """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet;
-        `namespace` keeps one tenant's events (searched among the newest 100,000)."""
+        `namespace` keeps one tenant's events."""
         if format not in ("json", "csv"):
             raise ApiError(400, "Invalid request: format must be json or csv")
         if not 1 <= limit <= MAX_EVENTS:
             raise ApiError(400, f"Invalid request: limit must be between 1 and {MAX_EVENTS}")
-        if namespace is None:
-            events = rt.store.query_usage(_parse_since(since), limit)
-        else:
-            scanned = rt.store.query_usage(_parse_since(since), MAX_EVENTS)
-            events = [e for e in scanned if e.namespace == namespace][-limit:]
+        events = rt.store.query_usage(_parse_since(since), limit, namespace=namespace)
         rows = [_event_row(e) for e in events]
         if format == "json":
             return {"count": len(rows), "events": rows}
@@ -71,10 +67,9 @@ def admin_router(rt: Runtime) -> APIRouter:
     async def status(namespace: NamespaceQuery = None) -> dict[str, Any]:
         """Keys, credits, per-tool and per-reason breakdowns, per namespace; `namespace` scopes it all."""
         keys = rt.store.list_keys()
-        events = rt.store.query_usage(None, MAX_EVENTS)
+        events = rt.store.query_usage(None, MAX_EVENTS, namespace=namespace)
         if namespace is not None:
             keys = [k for k in keys if k.namespace == namespace]
-            events = [e for e in events if e.namespace == namespace]
         per_tool: dict[str, dict[str, int]] = {}
         deny_reasons: Counter[str] = Counter()
         for e in events:

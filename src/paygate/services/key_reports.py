@@ -57,15 +57,14 @@ class KeyReports:
     def __init__(self, store: Store, billing: BillingService) -> None:
         self.store = store
         self.billing = billing
-        self._usage: list[UsageEvent] | None = None
+        self._usage: dict[str, list[UsageEvent]] = {}
 
     # --- shared reads -------------------------------------------------------------------------
     def events(self, record: KeyRecord, since: float | None = None) -> list[UsageEvent]:
-        """The key's usage events (oldest first) among the newest USAGE_SCAN of the gateway."""
-        if self._usage is None:
-            self._usage = self.store.query_usage(None, USAGE_SCAN)
-        return [e for e in self._usage
-                if e.key_hash == record.key_hash and (since is None or e.timestamp >= since)]
+        """The key's newest USAGE_SCAN usage events (oldest first)."""
+        if record.key_hash not in self._usage:
+            self._usage[record.key_hash] = self.store.query_usage(None, USAGE_SCAN, key_hash=record.key_hash)
+        return [e for e in self._usage[record.key_hash] if since is None or e.timestamp >= since]
 
     def policy(self, record: KeyRecord) -> EffectivePolicy:
         """The key's effective policy (key + group + plan), as the gate resolves it."""

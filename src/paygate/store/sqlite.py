@@ -35,7 +35,7 @@ from paygate.store.base import ChargeNotRecorded
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.key_moves import KeyMoves
-from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
+from paygate.store.records import ChargeResult, KeyRecord, UsageEvent
 from paygate.store.rows import (
     CHARGE_SQL,
     KEY_COLUMNS,
@@ -43,10 +43,10 @@ from paygate.store.rows import (
     USAGE_SQL,
     record_values,
     row_to_record,
-    row_to_usage,
     usage_row,
 )
 from paygate.store.schema import MIGRATIONS
+from paygate.store.usage_queries import UsageQueries
 
 MEMORY = ":memory:"
 
@@ -65,7 +65,7 @@ class _PendingCharge:
     done: asyncio.Future[None]
 
 
-class SQLiteStore(KeyMoves):
+class SQLiteStore(KeyMoves, UsageQueries):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY) -> None:
@@ -343,30 +343,6 @@ class SQLiteStore(KeyMoves):
     def record_denial(self, event: UsageEvent) -> None:
         self.flush()
         self._insert_usage(event)  # autocommit: one statement, one transaction
-
-    def query_usage(self, since: float | None = None, limit: int = 10_000) -> list[UsageEvent]:
-        self.flush()
-        rows = self.db.execute(
-            "SELECT * FROM (SELECT * FROM usage WHERE ts >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-            (since or 0.0, limit),
-        ).fetchall()
-        return [row_to_usage(r) for r in rows]
-
-    def usage_sums(self, since: float) -> dict[str, tuple[int, int]]:
-        """Admitted calls and the credits charged at admission, per key, since `since`."""
-        self.flush()
-        rows = self.db.execute("SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
-                               "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash", (since,))
-        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
-
-    def ledger(self, key_hash: str | None = None) -> list[LedgerEntry]:
-        self.flush()
-        sql = "SELECT ts, key_hash, delta, kind, balance_after, memo FROM ledger"
-        args: tuple[Any, ...] = ()
-        if key_hash is not None:
-            sql += " WHERE key_hash = ?"
-            args = (key_hash,)
-        return [LedgerEntry(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
 
     # small documents -------------------------------------------------------
     def doc_get(self, kind: str, doc_id: str) -> Doc | None:

@@ -1,0 +1,54 @@
+"""Reads of the usage log and the ledger for the SQLite store (a mixin of `SQLiteStore`).
+
+Each read flushes pending group-committed charges first, so it sees every acknowledged call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Protocol
+
+from paygate.store.records import LedgerEntry, UsageEvent
+from paygate.store.rows import row_to_usage
+
+
+class _Reader(Protocol):
+    @property
+    def db(self) -> sqlite3.Connection: ...
+    def flush(self) -> None: ...
+
+
+class UsageQueries:
+    def query_usage(self: _Reader, since: float | None = None, limit: int = 10_000, *, key_hash: str | None = None,
+                    namespace: str | None = None) -> list[UsageEvent]:
+        """The newest `limit` events since `since` (oldest first), optionally of one key or namespace."""
+        self.flush()
+        where: list[str] = ["ts >= ?"]
+        args: list[Any] = [since or 0.0]
+        if key_hash is not None:
+            where.append("key_hash = ?")
+            args.append(key_hash)
+        if namespace is not None:
+            where.append("namespace = ?")
+            args.append(namespace)
+        rows = self.db.execute(
+            f"SELECT * FROM (SELECT * FROM usage WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (*args, limit),
+        ).fetchall()
+        return [row_to_usage(r) for r in rows]
+
+    def usage_sums(self: _Reader, since: float) -> dict[str, tuple[int, int]]:
+        """Admitted calls and the credits charged at admission, per key, since `since`."""
+        self.flush()
+        rows = self.db.execute("SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
+                               "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash", (since,))
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
+
+    def ledger(self: _Reader, key_hash: str | None = None) -> list[LedgerEntry]:
+        self.flush()
+        sql = "SELECT ts, key_hash, delta, kind, balance_after, memo FROM ledger"
+        args: tuple[Any, ...] = ()
+        if key_hash is not None:
+            sql += " WHERE key_hash = ?"
+            args = (key_hash,)
+        return [LedgerEntry(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
