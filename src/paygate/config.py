@@ -11,7 +11,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -47,6 +47,15 @@ class GlobalQuota(_Model):
     def as_quota(self) -> dict[str, int]:
         return {"dailyCallLimit": self.daily_call_limit, "monthlyCallLimit": self.monthly_call_limit,
                 "dailyCreditLimit": self.daily_credit_limit, "monthlyCreditLimit": self.monthly_credit_limit}
+
+
+class ExpiryScannerConfig(_Model):
+    """The background scan for keys about to expire (`key.expiry_warning`, once per key and threshold)."""
+
+    enabled: bool = True
+    interval_seconds: int = Field(default=3600, ge=60, le=86_400)
+    thresholds: list[Annotated[int, Field(gt=0, le=366 * 86_400)]] = Field(
+        default_factory=lambda: [604_800, 86_400, 3_600], min_length=1, max_length=20)
 
 
 class ServerConfig(_Model):
@@ -88,6 +97,7 @@ class Settings(_Model):
     # Key policy
     global_quota: GlobalQuota | None = None
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
+    expiry_scanner: ExpiryScannerConfig = Field(default_factory=ExpiryScannerConfig)
     country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64,
                                 pattern=r"^[A-Za-z0-9-]+$")
     # Accepted now, implemented by later issues; `validate` warns when they are set.

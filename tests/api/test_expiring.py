@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from paygate.config import Settings
 from paygate.services.expiry_scanner import ExpiryScanner, ScannerConfig
 from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
@@ -146,10 +148,11 @@ def test_the_scanner_runs_at_the_first_tick_then_every_interval() -> None:
     store.close()
 
 
-def test_scanner_config_is_read_from_settings_and_clamped() -> None:
-    class WithScanner:
-        expiry_scanner = {"enabled": True, "intervalSeconds": 5, "thresholds": [60, 7200, -1]}
-
-    config = ScannerConfig.from_settings(WithScanner())
-    assert config.interval_seconds == 60 and config.thresholds == (7200, 60)
-    assert ScannerConfig.from_settings(object()) == ScannerConfig()
+def test_scanner_config_is_read_from_settings_and_validated() -> None:
+    settings = Settings.model_validate({"expiryScanner": {"intervalSeconds": 120, "thresholds": [60, 7200, 60]}})
+    config = ScannerConfig.from_settings(settings)
+    assert config.interval_seconds == 120 and config.thresholds == (7200, 60)
+    assert ScannerConfig.from_settings(Settings()) == ScannerConfig()
+    for bad in ({"intervalSeconds": 5}, {"thresholds": [-1]}, {"thresholds": []}, {"intervalSeconds": "soon"}):
+        with pytest.raises(ValidationError):
+            Settings.model_validate({"expiryScanner": bad})

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.config import Settings
 from paygate.services.keys import iso_time
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
@@ -39,20 +40,10 @@ class ScannerConfig:
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
 
     @classmethod
-    def from_settings(cls, settings: object) -> ScannerConfig:
-        """The `expiryScanner` config key, once Settings carries it (an object or a dict); else defaults."""
-        raw: Any = getattr(settings, "expiry_scanner", None)
-        if raw is None:
-            return cls()
-
-        def get(name: str, default: Any) -> Any:
-            return raw.get(name, default) if isinstance(raw, dict) else getattr(raw, name, default)
-
-        enabled = bool(get("enabled", True))
-        interval = max(MIN_INTERVAL, int(get("interval_seconds", get("intervalSeconds", DEFAULT_INTERVAL))))
-        thresholds = tuple(sorted({int(t) for t in get("thresholds", DEFAULT_THRESHOLDS) if int(t) > 0},
-                                  reverse=True)) or DEFAULT_THRESHOLDS
-        return cls(enabled, interval, thresholds)
+    def from_settings(cls, settings: Settings) -> ScannerConfig:
+        """The `expiryScanner` config key (validated by Settings: interval ≥ 60 s, thresholds > 0)."""
+        raw = settings.expiry_scanner
+        return cls(raw.enabled, raw.interval_seconds, tuple(sorted(set(raw.thresholds), reverse=True)))
 
 
 class ExpiryScanner:
