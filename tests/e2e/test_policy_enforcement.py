@@ -132,3 +132,17 @@ def test_a_team_budget_is_shared_by_its_members() -> None:
         assert outcomes == [None, None, None, "team_budget_exceeded"]
         usage = gw.client.get("/teams/usage", params={"teamId": team_id}, headers=gw.admin())
         assert usage.status_code == 200 and json.dumps(3) in usage.text
+
+
+def test_balance_shows_the_policy_the_gate_applies() -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as gw:
+        key = gw.create_key(100, deniedTools=["fail"], quota={"dailyCallLimit": 5})
+        group = gw.client.post("/groups", headers=gw.admin(), json={
+            "name": "capped", "deniedTools": ["add"], "maxSpendingLimit": 10}).json()
+        gw.client.post("/groups/assign", headers=gw.admin(), json={"groupId": group["id"], "key": key})
+        assert text_of(call(gw, key)) == "hi"
+        body = gw.client.get("/balance", headers={"X-API-Key": key}).json()
+        assert body["deniedTools"] == ["fail", "add"]
+        assert body["spendingLimit"] == 10 and body["remainingBudget"] == 9
+        assert body["quota"]["dailyCallLimit"] == 5
+        assert body["quotaUsage"]["daily"]["calls"] == {"used": 1, "limit": 5, "remaining": 4}

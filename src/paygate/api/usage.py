@@ -112,14 +112,19 @@ def client_router(rt: Runtime) -> APIRouter:
         record = rt.store.get_key(hash_key(raw))
         if record is None or not record.active:
             raise ApiError(401, "Invalid API key")
-        remaining = record.spending_limit - record.total_spent if record.spending_limit else None
+        # What the gate applies: the key's own settings merged with its group's and plan's.
+        policy = rt.billing.policy_for(record)
+        limit = policy.spending_limit
+        quota = rt.billing.quota_status(record)
         return {
             "name": record.name, "credits": record.credits, "totalSpent": record.total_spent,
             "totalCalls": record.total_calls, "lastUsedAt": iso_time(record.last_used_at),
             "suspended": record.suspended, "expiresAt": iso_time(record.expires_at),
-            "allowedTools": record.allowed_tools, "deniedTools": record.denied_tools,
-            "quota": record.quota, "spendingLimit": record.spending_limit or None,
-            "remainingBudget": remaining,
+            "allowedTools": record.allowed_tools or sorted(policy.allowed_tools),
+            "deniedTools": [*record.denied_tools, *sorted(policy.denied_tools - set(record.denied_tools))],
+            "quota": policy.quota, "quotaUsage": {"daily": quota["daily"], "monthly": quota["monthly"]},
+            "spendingLimit": limit or None,
+            "remainingBudget": max(limit - record.total_spent, 0) if limit else None,
         }
 
     return r
