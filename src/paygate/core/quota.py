@@ -53,14 +53,18 @@ class Counter:
     day_credits: int = 0
     month_calls: int = 0
     month_credits: int = 0
+    day_ends: float = 0.0  # when `day` is over (0: not known yet); rolling is one comparison until then
 
     def roll(self, now: float) -> Counter:
         """Reset the periods that ended (in place); returns self."""
+        if now < self.day_ends:
+            return self
         month, day = month_of(now), day_of(now)
         if month != self.month:
             self.month, self.month_calls, self.month_credits = month, 0, 0
         if day != self.day:
             self.day, self.day_calls, self.day_credits = day, 0, 0
+        self.day_ends = next_day(now)
         return self
 
 

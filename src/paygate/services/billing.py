@@ -109,7 +109,7 @@ class BillingService:
     def price_of(self, policy: EffectivePolicy | None, tool: str, price: ToolPrice, input_bytes: int) -> int:
         """Credits charged up front: the (group-overridden) per-call price plus the input-size charge,
         scaled by the plan's multiplier."""
-        if policy is None:
+        if policy is None or (not policy.tool_prices and policy.credit_multiplier == 1):
             return call_price(price, input_bytes)
         base = policy.per_call(tool, price.credits_per_call) + size_surcharge(input_bytes, price.credits_per_kb_input)
         return policy.scale(base)

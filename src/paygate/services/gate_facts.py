@@ -41,11 +41,20 @@ class GateFacts:
         self.global_quota = global_quota
         self.trusted_proxies = trusted_proxies
         self.country_header = country_header.lower().encode("latin-1")
+        self._policies: dict[str, EffectivePolicy] = {}
+        self._generation = -1
 
     def policy_for(self, key: KeyRecord) -> EffectivePolicy:
-        group = self.store.doc_peek(GROUP_DOC, key.group_id) if key.group_id else None
-        plan = self.store.doc_peek(PLAN_DOC, key.plan) if key.plan else None
-        return resolve(key, group, plan, self.global_quota)
+        """Resolved once per key and reused until a key or document changes (`store.generation`)."""
+        if self._generation != self.store.generation:
+            self._policies.clear()
+            self._generation = self.store.generation
+        policy = self._policies.get(key.key_hash)
+        if policy is None:
+            group = self.store.doc_peek(GROUP_DOC, key.group_id) if key.group_id else None
+            plan = self.store.doc_peek(PLAN_DOC, key.plan) if key.plan else None
+            policy = self._policies[key.key_hash] = resolve(key, group, plan, self.global_quota)
+        return policy
 
     def team_of(self, key: KeyRecord) -> dict[str, Any] | None:
         if key.team_id is None:

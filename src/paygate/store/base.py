@@ -22,6 +22,9 @@ class ChargeNotRecorded(Exception):
 
 
 class Store(Protocol):
+    # bumped by every change to a key's policy fields (create, update, rekey) or to a document
+    generation: int
+
     # lifecycle
     def open(self) -> None: ...
     def close(self) -> None: ...

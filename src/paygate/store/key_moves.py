@@ -15,6 +15,7 @@ from paygate.store.rows import KEY_COLUMNS, record_values
 
 class _StoreCore(Protocol):
     _keys: dict[str, KeyRecord]
+    generation: int
 
     @property
     def db(self) -> sqlite3.Connection: ...
@@ -78,3 +79,4 @@ class KeyMoves:
         new.credits = balance
         old.credits, old.active, old.alias = 0, False, None
         self._keys[new.key_hash] = new
+        self.generation += 1

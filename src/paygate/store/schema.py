@@ -52,8 +52,4 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Small JSON documents by kind (groups, teams, templates, admin keys, plans, schedules…).
         "CREATE TABLE docs (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     ),
-    (
-        # Per-key usage views (/keys/usage, activity, dashboards) read one key's rows, newest first.
-        "CREATE INDEX usage_key ON usage(key_hash, id)",
-    ),
 ]

@@ -77,6 +77,9 @@ class SQLiteStore(KeyMoves, UsageQueries):
         self._flush_handle: asyncio.Handle | None = None
         self._checkpointer: WalCheckpointer | None = None
         self._documents = DocumentTable()
+        # Bumped by every change to a key's policy fields or to a document: caches of what the gate
+        # derives from them (effective policies) are valid while it stays the same.
+        self.generation = 0
 
     # lifecycle -----------------------------------------------------------
     def open(self) -> None:
@@ -160,6 +163,7 @@ class SQLiteStore(KeyMoves, UsageQueries):
             db.execute("ROLLBACK")
             raise
         self._keys[record.key_hash] = record
+        self.generation += 1
 
     def update_key(self, record: KeyRecord) -> None:
         """Write a record's policy fields. Money fields are never written here."""
@@ -172,6 +176,7 @@ class SQLiteStore(KeyMoves, UsageQueries):
              values[14], values[15], record.key_hash),
         )
         self._keys[record.key_hash] = record
+        self.generation += 1
 
     # money ---------------------------------------------------------------
     def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None:
@@ -362,8 +367,10 @@ class SQLiteStore(KeyMoves, UsageQueries):
 
     def doc_put(self, kind: str, doc_id: str, body: Doc) -> None:
         self._documents.put(kind, doc_id, body)
+        self.generation += 1
 
     def doc_delete(self, kind: str, doc_id: str) -> bool:
+        self.generation += 1
         return self._documents.delete(kind, doc_id)
 
     def get_meta(self, name: str) -> str | None:
