@@ -79,3 +79,40 @@ def test_since_filters_usage(store: SQLiteStore) -> None:
     store.charge(h, 1, UsageEvent(100.0, h, "m", "k", "a", 1, True))
     store.charge(h, 1, UsageEvent(200.0, h, "m", "k", "b", 1, True))
     assert [e.tool for e in store.query_usage(since=150.0)] == ["b"]
+
+
+def test_rekey_moves_balance_counters_and_usage_and_leaves_a_pointer(tmp_path: Path) -> None:
+    import dataclasses
+
+    from paygate.core.keys import generate_api_key, mask_parts
+
+    store = SQLiteStore(tmp_path / "state.db")
+    store.open()
+    old = KeyService(store).create("k", 10, tags={"a": "b"}).record
+    old.extra["note"] = "kept"
+    old.alias = "prod"
+    store.update_key(old)
+    store.charge(old.key_hash, 4, event(old.key_hash, 4))
+    raw = generate_api_key()
+    prefix, last4 = mask_parts(raw)
+    new = dataclasses.replace(old, key_hash=hash_key(raw), prefix=prefix, last4=last4)
+    generation = store.generation
+    store.rekey(old.key_hash, new)
+    assert store.generation > generation  # cached policies are dropped
+    assert (new.credits, new.total_spent, new.alias, new.active) == (6, 4, "prod", True)
+    assert (old.credits, old.active, old.alias) == (0, False, None)
+    assert old.extra["rotatedTo"] == new.key_hash and "rotatedTo" not in new.extra
+    store.close()
+
+    again = SQLiteStore(tmp_path / "state.db")
+    again.open()
+    try:
+        moved, retired = again.get_key(new.key_hash), again.get_key(old.key_hash)
+        assert moved is not None and retired is not None
+        assert moved.credits == 6 and moved.alias == "prod" and moved.extra == {"note": "kept"}
+        assert retired.credits == 0 and not retired.active and retired.extra["rotatedTo"] == new.key_hash
+        assert sum(e.delta for e in again.ledger(new.key_hash)) == 6
+        assert sum(e.delta for e in again.ledger(old.key_hash)) == 0
+        assert [e.key_hash for e in again.query_usage()] == [new.key_hash]
+    finally:
+        again.close()

@@ -6,6 +6,7 @@ one transaction and updates the in-memory records only after COMMIT.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Protocol
 
@@ -52,16 +53,20 @@ class KeyMoves:
 
     def rekey(self: _StoreCore, old_hash: str, new: KeyRecord, memo: str = "rotate") -> None:
         """Rotation: `new` (a copy of the old record under a new hash) takes over the balance,
-        counters and usage history; the old key is left revoked with nothing on it. One transaction."""
+        counters and usage history; the old key is left revoked with nothing on it and a pointer to
+        its successor (`extra["rotatedTo"]`), so anything still naming the old hash after a crash
+        can find the new key. One transaction."""
         self.flush()
         old = self._keys[old_hash]
         db = self.db
         placeholders = ",".join("?" * len(KEY_COLUMNS))
         balance = old.credits
         new.credits, new.alias = 0, old.alias
+        retired = {**old.extra, "rotatedTo": new.key_hash}  # a new dict: `new` may share old's
+        doc = record_values(dataclasses.replace(old, extra=retired))[-1]
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("UPDATE keys SET alias = NULL, active = 0 WHERE key_hash = ?", (old_hash,))
+            db.execute("UPDATE keys SET alias = NULL, active = 0, doc = ? WHERE key_hash = ?", (doc, old_hash))
             db.execute(f"INSERT INTO keys ({','.join(KEY_COLUMNS)}) VALUES ({placeholders})", record_values(new))
             if balance:
                 db.execute("UPDATE keys SET credits = 0 WHERE key_hash = ?", (old_hash,))
@@ -77,6 +82,6 @@ class KeyMoves:
             new.credits = balance
             raise
         new.credits = balance
-        old.credits, old.active, old.alias = 0, False, None
+        old.credits, old.active, old.alias, old.extra = 0, False, None, retired
         self._keys[new.key_hash] = new
         self.generation += 1
