@@ -57,7 +57,7 @@ def test_config_never_contains_a_secret(configured: Gateway) -> None:
     assert config["adminKey"] == "***"
     assert config["webhookSecret"] == "***" and config["stripeSecret"] == "***"
     assert config["webhookUrl"] == "https://hooks.example.com/***"
-    assert config["redisUrl"] == "redis://cache-user:***@redis.internal:6380/2"
+    assert config["redisUrl"] == "redis://***@redis.internal:6380/2"
     assert config["serverCommand"] == "***" and config["serverArgs"] == ["***"]
     assert config["importKeys"] == {f"{IMPORTED[:7]}…{IMPORTED[-4:]}": 40}
 
@@ -105,11 +105,24 @@ def test_default_config_with_nothing_secret_set_shows_nulls(gw: Gateway) -> None
 @pytest.mark.parametrize(("name", "url", "shown"), [
     ("webhookUrl", "https://user:pw@hooks.example.com:8443/a/b", "https://hooks.example.com:8443/***"),
     ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?***"),
-    ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://u:***@[::1]:9000/mcp"),
+    ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://***@[::1]:9000/mcp"),
+    # a token given as the user name, or as a path segment, is a credential too
+    ("redisUrl", "redis://ghp_T0KEN1234@cache:6379", "redis://***@cache:6379"),
+    ("remoteUrl", "https://mcp.example.com/api/v1/s/sk-T0KEN123/sse", "https://mcp.example.com/api/v1/s/***/sse"),
+    ("remoteUrl", "https://mcp.example.com/mcp;session=T0KEN", "https://mcp.example.com/***"),
+    ("remoteUrl", "https://mcp.example.com/abcdefghijklmnopqrstuvwxyzABCDEF", "https://mcp.example.com/***"),
     ("redisUrl", "not a url", "***"),
 ])
 def test_urls_lose_their_credentials(name: str, url: str, shown: str) -> None:
     assert mask_url(name, url) == shown
+
+
+def test_short_import_keys_are_not_mostly_revealed_and_none_is_lost() -> None:
+    shown = mask_value("importKeys", {"secretsecret": 5, "abcdefgh": 1, "abcdefgi": 2, IMPORTED: 40})
+    assert sorted(shown.values()) == [1, 2, 5, 40]  # two keys that mask alike are both listed
+    assert f"{IMPORTED[:7]}…{IMPORTED[-4:]}" in shown
+    text = json.dumps(shown, ensure_ascii=False)
+    assert "secrets" not in text and "cret" not in text and "abcd" not in text
 
 
 def test_any_field_named_like_a_secret_is_masked() -> None:

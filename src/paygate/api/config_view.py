@@ -25,9 +25,15 @@ _ARGS_NAMES = frozenset({"serverArgs", "args"})
 _KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys
 
 
+# A path segment shown as is: a short word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
+# Anything else (ids, tokens such as Zapier's /s/sk-…/ paths, ;params) could be a credential.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z][A-Za-z_-]{0,15}|[A-Za-z0-9]{1,3}")
+
+
 def mask_url(name: str, url: str) -> str:
-    """Webhook URLs: scheme + host only (their paths often carry tokens). Other URLs: no
-    credentials and no query, the rest kept for debugging."""
+    """Webhook URLs: scheme + host only (the reference's rule). Other URLs: scheme, host, port and the
+    path's plain words; user info (a token is often given as the user name), token-like path
+    segments and the query become ***."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -40,11 +46,24 @@ def mask_url(name: str, url: str) -> str:
         host = f"[{host}]"
     if "webhook" in name.lower():
         return f"{parts.scheme}://{host}{port}/{MASK}"
-    user = ""
-    if parts.username is not None or parts.password is not None:
-        user = f"{parts.username}:{MASK}@" if parts.username else f":{MASK}@"
+    user = f"{MASK}@" if "@" in parts.netloc else ""
+    path = "/".join(s if not s or _PLAIN_SEGMENT.fullmatch(s) else MASK for s in parts.path.split("/"))
     query = f"?{MASK}" if parts.query else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}{query}"
+    return f"{parts.scheme}://{user}{host}{port}{path}{query}"
+
+
+def mask_import_keys(keys: dict[str, Any]) -> dict[str, Any]:
+    """Import keys by a masked form that reveals little of short keys (the usual 7 + 4 characters only
+    of keys of 32 or more), each listed even when two mask alike."""
+    out: dict[str, Any] = {}
+    for raw, credits in keys.items():
+        shown = mask_key(raw) if len(raw) >= 32 else raw[:3] + "…"
+        label, n = shown, 1
+        while label in out:
+            n += 1
+            label = f"{shown} ({n})"
+        out[label] = credits
+    return out
 
 
 def mask_value(name: str, value: Any) -> Any:
@@ -57,7 +76,7 @@ def mask_value(name: str, value: Any) -> Any:
     if name in _ARGS_NAMES and isinstance(value, list):
         return [MASK]
     if name in _KEYED_BY_SECRET and isinstance(value, dict):
-        return {mask_key(str(k)): v for k, v in value.items()}
+        return mask_import_keys(value)
     if isinstance(value, dict):
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list):
