@@ -92,6 +92,16 @@ def test_a_revoked_keys_alias_stays_reserved(gw: Gateway) -> None:
     assert view(gw, b)["alias"] is None
 
 
+def test_a_revoked_key_is_still_named_by_its_alias(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    post(gw, "/keys/alias", {"key": raw, "alias": "gone-svc"})
+    assert post(gw, "/keys/revoke", {"key": "gone-svc"}).status_code == 200
+    again = post(gw, "/keys/revoke", {"key": "gone-svc"})
+    assert again.status_code == 409 and "already revoked" in again.json()["error"]
+    assert post(gw, "/keys/notes", {"key": "gone-svc", "text": "why it was revoked"}).status_code == 200
+    assert notes(gw, "gone-svc").json()["count"] == 1 and notes(gw, raw).json()["count"] == 1
+
+
 def test_an_alias_may_not_collide_with_an_api_key(gw: Gateway) -> None:
     a, b = gw.create_key(1), gw.create_key(1)
     resp = post(gw, "/keys/alias", {"key": a, "alias": b})

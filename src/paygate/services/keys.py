@@ -70,8 +70,11 @@ class KeyService:
         return record
 
     def by_alias(self, alias: str) -> KeyRecord | None:
+        """The key holding `alias`, revoked ones included: aliases are unique across every key (the
+        store's UNIQUE column), and a revoked key keeps its alias, so it must still be reachable by
+        it (notes on revoked keys; a second revoke is a 409, not a 404). Rotation hands the alias on."""
         for record in self.store.list_keys():
-            if record.alias == alias and record.active:
+            if record.alias == alias:
                 return record
         return None
 
