@@ -129,3 +129,7 @@ def test_any_field_named_like_a_secret_is_masked() -> None:
     assert mask_value("oauthClientSecret", "abc") == "***"
     assert mask_value("nested", {"apiToken": "abc", "count": 2}) == {"apiToken": "***", "count": 2}
     assert mask_value("maxTokens", 5) == 5
+    for name in ("signingKey", "licenseKey", "sentryDsn", "sessionCookie", "Authorization"):
+        assert mask_value(name, "s3cr3t") == "***", name
+    assert mask_value("remoteHeaders", {"Authorization": "Bearer t", "Accept": "json"}) == {
+        "Authorization": "***", "Accept": "json"}

@@ -19,7 +19,9 @@ from paygate.core.keys import mask_key
 from paygate.services.runtime import Runtime
 
 MASK = "***"
-_SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|apikey|adminkey|privatekey", re.IGNORECASE)
+# Names ending in "key(s)" too (signingKey, licenseKey …: settings added later); importKeys is matched first.
+_SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorization|cookie|dsn|keys?$",
+                          re.IGNORECASE)
 _COMMAND_NAMES = frozenset({"serverCommand", "command"})
 _ARGS_NAMES = frozenset({"serverArgs", "args"})
 _KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys
@@ -69,14 +71,14 @@ def mask_import_keys(keys: dict[str, Any]) -> dict[str, Any]:
 def mask_value(name: str, value: Any) -> Any:
     if value is None or value == "" or value == [] or value == {}:
         return value
+    if name in _KEYED_BY_SECRET and isinstance(value, dict):
+        return mask_import_keys(value)
     if _SECRET_NAME.search(name) and not isinstance(value, bool | int | float):
         return MASK
     if name in _COMMAND_NAMES:
         return MASK
     if name in _ARGS_NAMES and isinstance(value, list):
         return [MASK]
-    if name in _KEYED_BY_SECRET and isinstance(value, dict):
-        return mask_import_keys(value)
     if isinstance(value, dict):
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list):
