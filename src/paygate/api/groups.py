@@ -1,4 +1,8 @@
-"""Key groups (policy templates): GET/POST /groups, /groups/update, /groups/delete, /groups/assign, /groups/remove."""
+"""Key groups (policy templates): GET/POST /groups, /groups/update, /groups/delete, /groups/assign, /groups/remove.
+
+The lifecycle is the one teams share (`api/memberships.py`, `services/memberships.py`); this
+module holds what is a group's own: its policy fields and the reference's request and answer shapes.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key, require_admin
+from paygate.api.common import Body, KeyRef, KeyRefField, require_admin
+from paygate.api.memberships import Description, DocId, DocName, MembershipRoutes, check_update
 from paygate.api.policy import Credits, IpList, Limit, QuotaLimits, Tags, ToolList, ToolName
-from paygate.services.groups import GroupConflict, GroupNotFound, GroupService
+from paygate.services.memberships import GROUPS
 from paygate.services.runtime import Runtime
-
-GroupName = Annotated[str, Field(min_length=1, max_length=100)]
-GroupId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class ToolPrice(Body):
@@ -24,7 +26,7 @@ class ToolPrice(Body):
 class GroupPolicy(Body):
     """The policy fields of a group; on update only the fields sent change (quota: null removes it)."""
 
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
     allowed_tools: ToolList = Field(default_factory=list)
     denied_tools: ToolList = Field(default_factory=list)
     rate_limit_per_min: Limit = 0
@@ -35,20 +37,20 @@ class GroupPolicy(Body):
     tags: Tags = Field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
-        """The fields the request sent, camelCase, as the group document stores them."""
+        """The fields the request sent (the name too), camelCase, as the group document stores them."""
         # top-level fields only: a nested quota is stored whole (its unsent limits are 0)
-        return self.model_dump(by_alias=True, include=self.model_fields_set - {"id", "group_id", "name"})
+        return self.model_dump(by_alias=True, include=self.model_fields_set - {"id", "group_id"})
 
 
 class CreateGroupBody(GroupPolicy):
-    name: GroupName
+    name: DocName
 
 
 class GroupRef(Body):
     """A group named by `id` (as the reference's update/delete examples) or `groupId`."""
 
-    id: GroupId | None = None
-    group_id: GroupId | None = None
+    id: DocId | None = None
+    group_id: DocId | None = None
 
     @model_validator(mode="after")
     def _one_id(self) -> GroupRef:
@@ -62,92 +64,57 @@ class GroupRef(Body):
 
 
 class UpdateGroupBody(GroupRef, GroupPolicy):
-    name: GroupName | None = None
+    name: DocName | None = None
 
     @model_validator(mode="after")
     def _something(self) -> UpdateGroupBody:
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name cannot be null")
-        if not self.model_fields_set - {"id", "group_id"}:
-            raise ValueError("nothing to update")
+        check_update(self, {"id", "group_id"})
         return self
 
 
 class AssignBody(Body):
-    group_id: GroupId
+    group_id: DocId
     key: KeyRefField
 
 
 def router(rt: Runtime) -> APIRouter:
-    # async routes: run on the event loop, so a name check and the write it guards never interleave
+    # async routes: they run on the event loop, so a check and the write it guards never interleave
     # with another request (see api/policy.py).
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["groups"])
-    groups = GroupService(rt.store)
-
-    def conflicts(exc: Exception) -> ApiError:
-        return ApiError(404 if isinstance(exc, GroupNotFound) else 409, str(exc))
+    groups = MembershipRoutes(rt, GROUPS)
 
     @r.get("/groups")
     async def list_groups() -> list[dict[str, Any]]:
         """Every group with its policy and memberCount (active keys assigned to it)."""
-        return groups.listing()
+        return groups.service.listing()
 
     @r.post("/groups", status_code=201)
     async def create_group(body: CreateGroupBody, request: Request) -> JSONResponse:
         """Create a group; the answer carries its id (`grp_…`)."""
-        try:
-            doc = groups.create(body.name, body.fields())
-        except GroupConflict as exc:
-            raise conflicts(exc) from exc
-        rt.events.publish("group.created", actor(request), groupId=doc["id"], name=doc["name"])
-        return JSONResponse({**doc, "memberCount": 0}, status_code=201)
+        return JSONResponse(groups.create(request, body.fields()), status_code=201)
 
     @r.post("/groups/update")
     async def update_group(body: UpdateGroupBody, request: Request) -> dict[str, Any]:
         """Change a group's name or policy fields; members pick the change up on their next call."""
-        changes = body.fields()
-        if body.name is not None:
-            changes["name"] = body.name
-        try:
-            doc = groups.update(body.ref, changes)
-        except (GroupNotFound, GroupConflict) as exc:
-            raise conflicts(exc) from exc
-        rt.events.publish("group.updated", actor(request), groupId=doc["id"], changes=sorted(changes))
-        return groups.view(doc)
+        return groups.update(request, body.ref, body.fields())
 
     @r.post("/groups/delete")
     async def delete_group(body: GroupRef, request: Request) -> dict[str, Any]:
         """Delete a group and remove every key from it."""
-        try:
-            doc, released = groups.delete(body.ref)
-        except GroupNotFound as exc:
-            raise conflicts(exc) from exc
-        rt.events.publish("group.deleted", actor(request), groupId=doc["id"], name=doc["name"],
-                          keysReleased=released)
+        doc, released = groups.delete(request, body.ref)
         return {"message": "Group deleted", "id": doc["id"], "deleted": True, "keysReleased": released}
 
     @r.post("/groups/assign")
     async def assign(body: AssignBody, request: Request) -> dict[str, Any]:
         """Put a key in a group (a key in another group moves)."""
-        record = find_key(rt, body.key)
-        try:
-            previous = groups.assign(record, body.group_id)
-        except (GroupNotFound, GroupConflict) as exc:
-            raise conflicts(exc) from exc
-        rt.events.publish("group.key_assigned", actor(request), groupId=body.group_id, keyMasked=record.masked,
-                          previousGroupId=previous)
+        record, previous = groups.assign(request, body.key, body.group_id)
         return {"message": "Key assigned to group", "groupId": body.group_id, "keyMasked": record.masked,
                 "previousGroupId": previous}
 
     @r.post("/groups/remove")
     async def remove(body: KeyRef, request: Request) -> dict[str, Any]:
         """Take a key out of its group."""
-        record = find_key(rt, body.key)
-        try:
-            group_id = groups.remove(record)
-        except GroupConflict as exc:
-            raise conflicts(exc) from exc
-        rt.events.publish("group.key_removed", actor(request), groupId=group_id, keyMasked=record.masked)
+        record, group_id = groups.remove(request, body.key)
         return {"message": "Key removed from group", "groupId": group_id, "keyMasked": record.masked}
 
     return r

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, Field, model_validator
+from pydantic.alias_generators import to_camel
 
 from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
 from paygate.core.netaddr import normalise_entry
@@ -74,6 +75,12 @@ class QuotaLimits(Body):
 # --- request bodies ---------------------------------------------------------------------------------
 
 
+def require_one_of(body: Body, *names: str) -> None:
+    """A setter of optional lists needs at least one of them (a list left out stays as it is)."""
+    if all(getattr(body, name) is None for name in names):
+        raise ValueError("give " + " and/or ".join(to_camel(name) for name in names))
+
+
 class AclBody(Body):
     key: KeyRefField
     allowed_tools: ToolList | None = None
@@ -81,8 +88,7 @@ class AclBody(Body):
 
     @model_validator(mode="after")
     def _something(self) -> AclBody:
-        if self.allowed_tools is None and self.denied_tools is None:
-            raise ValueError("give allowedTools and/or deniedTools")
+        require_one_of(self, "allowed_tools", "denied_tools")
         return self
 
 
@@ -115,12 +121,8 @@ class LimitBody(Body):
     spending_limit: Credits
 
 
-class KeyQuotaBody(Body):
+class KeyQuotaBody(QuotaLimits):
     key: KeyRefField
-    daily_call_limit: Limit = 0
-    monthly_call_limit: Limit = 0
-    daily_credit_limit: Limit = 0
-    monthly_credit_limit: Limit = 0
     remove: bool = False
 
     @model_validator(mode="after")
@@ -146,8 +148,7 @@ class GeoBody(Body):
 
     @model_validator(mode="after")
     def _something(self) -> GeoBody:
-        if self.allowed_countries is None and self.denied_countries is None:
-            raise ValueError("give allowedCountries and/or deniedCountries")
+        require_one_of(self, "allowed_countries", "denied_countries")
         return self
 
 

@@ -1,4 +1,9 @@
-"""Teams: GET/POST /teams, /teams/update, /teams/delete, /teams/assign, /teams/remove, GET /teams/usage."""
+"""Teams: GET/POST /teams, /teams/update, /teams/delete, /teams/assign, /teams/remove, GET /teams/usage.
+
+The lifecycle is the one groups share (`api/memberships.py`, `services/memberships.py`); this
+module holds what is a team's own: budget and quota fields, the reference's request and answer
+shapes, and the usage report.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.api.common import Body, KeyRefField, require_admin
+from paygate.api.memberships import Description, DocId, DocName, MembershipRoutes, check_update
 from paygate.api.policy import Credits, Limit, Tags
+from paygate.services.memberships import TEAMS, empty_team_quota
 from paygate.services.runtime import Runtime
-from paygate.services.teams import TeamConflict, TeamNotFound, TeamService, empty_quota
-
-TeamName = Annotated[str, Field(min_length=1, max_length=100)]
-TeamId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class TeamQuota(Body):
@@ -27,44 +30,41 @@ class TeamQuota(Body):
 
 
 class TeamFields(Body):
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
     budget: Credits = 0  # caps the credits the members spend together; 0 = unlimited
     quota: TeamQuota | None = None  # null: no team quota (all limits 0)
     tags: Tags = Field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
         """The fields the request sent, as the team document stores them."""
-        out = self.model_dump(by_alias=True, include=self.model_fields_set - {"team_id", "name"})
+        out = self.model_dump(by_alias=True, include=self.model_fields_set - {"team_id"})
         if "quota" in out and out["quota"] is None:
-            out["quota"] = empty_quota()
+            out["quota"] = empty_team_quota()
         return out
 
 
 class CreateTeamBody(TeamFields):
-    name: TeamName
+    name: DocName
 
 
 class UpdateTeamBody(TeamFields):
-    team_id: TeamId
-    name: TeamName | None = None
+    team_id: DocId
+    name: DocName | None = None
 
     @model_validator(mode="after")
     def _something(self) -> UpdateTeamBody:
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name cannot be null")
-        if not self.model_fields_set - {"team_id"}:
-            raise ValueError("nothing to update")
+        check_update(self, {"team_id"})
         return self
 
 
 class TeamRef(Body):
-    team_id: TeamId
+    team_id: DocId
 
 
 class MemberBody(Body):
     """A key named by `apiKey` (the reference's field) or `key` (as every other endpoint)."""
 
-    team_id: TeamId | None = None
+    team_id: DocId | None = None
     api_key: KeyRefField | None = None
     key: KeyRefField | None = None
 
@@ -80,90 +80,56 @@ class MemberBody(Body):
 
 
 class AssignBody(MemberBody):
-    team_id: TeamId
+    team_id: DocId
 
 
 def router(rt: Runtime) -> APIRouter:
-    # async routes: run on the event loop, so checks (names, the member cap) and the writes they
+    # async routes: they run on the event loop, so checks (names, the member cap) and the writes they
     # guard never interleave with another request (see api/policy.py).
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["teams"])
-    teams = TeamService(rt.store)
-
-    def refused(exc: Exception) -> ApiError:
-        return ApiError(404 if isinstance(exc, TeamNotFound) else 409, str(exc))
+    teams = MembershipRoutes(rt, TEAMS, created_fields=("budget",))
 
     @r.get("/teams")
     async def list_teams(include_inactive: Annotated[bool, Query(alias="includeInactive")] = False
                          ) -> dict[str, Any]:
         """Every active team (deleted ones too with includeInactive=true), with memberCount."""
-        listed = teams.listing(include_inactive)
+        listed = teams.service.listing(include_inactive)
         return {"teams": listed, "count": len(listed)}
 
     @r.post("/teams", status_code=201)
     async def create_team(body: CreateTeamBody, request: Request) -> JSONResponse:
         """Create a team; the answer carries its id (`team_…`)."""
-        try:
-            doc = teams.create(body.name, body.fields())
-        except TeamConflict as exc:
-            raise refused(exc) from exc
-        rt.events.publish("team.created", actor(request), teamId=doc["id"], name=doc["name"], budget=doc["budget"])
-        return JSONResponse({**doc, "memberCount": 0}, status_code=201)
+        return JSONResponse(teams.create(request, body.fields()), status_code=201)
 
     @r.post("/teams/update")
     async def update_team(body: UpdateTeamBody, request: Request) -> dict[str, Any]:
         """Change a team's name, description, budget, quota or tags (only the fields sent)."""
-        changes = body.fields()
-        if body.name is not None:
-            changes["name"] = body.name
-        try:
-            doc = teams.update(body.team_id, changes)
-        except (TeamNotFound, TeamConflict) as exc:
-            raise refused(exc) from exc
-        rt.events.publish("team.updated", actor(request), teamId=doc["id"], changes=sorted(changes))
-        return teams.view(doc)
+        return teams.update(request, body.team_id, body.fields())
 
     @r.post("/teams/delete")
     async def delete_team(body: TeamRef, request: Request) -> dict[str, Any]:
         """Deactivate a team and release its keys (its usage stays readable)."""
-        try:
-            doc, released = teams.delete(body.team_id)
-        except TeamNotFound as exc:
-            raise refused(exc) from exc
-        rt.events.publish("team.deleted", actor(request), teamId=doc["id"], name=doc["name"],
-                          keysReleased=released)
+        doc, released = teams.delete(request, body.team_id)
         return {"message": "Team deleted", "teamId": doc["id"], "deleted": True, "keysReleased": released}
 
     @r.post("/teams/assign")
     async def assign(body: AssignBody, request: Request) -> dict[str, Any]:
         """Put a key in a team (a key is in at most one team; a team has at most 100 keys)."""
-        record = find_key(rt, body.ref)
-        try:
-            teams.assign(record, body.team_id)
-        except (TeamNotFound, TeamConflict) as exc:
-            raise refused(exc) from exc
-        rt.events.publish("team.key_assigned", actor(request), teamId=body.team_id, keyMasked=record.masked)
+        record, _ = teams.assign(request, body.ref, body.team_id)
         return {"message": "Key assigned to team", "teamId": body.team_id, "keyMasked": record.masked}
 
     @r.post("/teams/remove")
     async def remove(body: MemberBody, request: Request) -> dict[str, Any]:
         """Take a key out of its team (teamId, when sent, must be that team)."""
-        record = find_key(rt, body.ref)
-        try:
-            team_id = teams.remove(record, body.team_id)
-        except TeamConflict as exc:
-            raise refused(exc) from exc
-        rt.events.publish("team.key_removed", actor(request), teamId=team_id, keyMasked=record.masked)
+        record, team_id = teams.remove(request, body.ref, body.team_id)
         return {"message": "Key removed from team", "teamId": team_id, "keyMasked": record.masked}
 
     @r.get("/teams/usage")
     async def usage(team_id: Annotated[str, Query(alias="teamId", min_length=1, max_length=64)]
                     ) -> dict[str, Any]:
         """Budget, quota use and a per-member breakdown (keys masked)."""
-        try:
-            doc = teams.get(team_id, include_inactive=True)
-        except TeamNotFound as exc:
-            raise refused(exc) from exc
-        members = teams.members(team_id)
+        doc = teams.get(team_id, include_inactive=True)
+        members = teams.service.members(team_id)
         breakdown = [{"keyMasked": m.masked, "name": m.name, "credits": m.credits, "totalSpent": m.total_spent,
                       "totalCalls": m.total_calls} for m in members]
         # The billing service counts what members spent while in the team, and the quota periods;
