@@ -257,3 +257,22 @@ def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: Gatewa
     assert gw.client.get("/admin/backup", headers={"X-Admin-Key": keys["admin"]}).status_code == 200
     snapshot = backup(gw)
     assert restore(gw, snapshot, "merge", headers={"X-Admin-Key": keys["admin"]}).status_code == 403
+
+
+@pytest.mark.parametrize("mode", ["merge", "overwrite", "full"])
+def test_a_restore_never_reactivates_a_revoked_admin_key(tmp_path: Path, mode: str) -> None:
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        leaked = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "leaked", "role": "admin"}).json()
+        old = backup(gw)  # taken while the key was still active
+        assert gw.client.post("/admin/keys/revoke", headers=gw.admin(), json={"key": leaked["key"]}).status_code == 200
+        if mode == "full":  # a full restore of a backup without the key must not drop its revocation either
+            newer = backup(gw)
+            newer["data"]["documents"]["admin_key"].pop(sha(leaked["key"]))
+            newer["checksum"] = digest(newer["data"])
+            assert restore(gw, newer, "full").status_code == 200
+        resp = restore(gw, old, mode)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["restored"]["documents"]["admin_key"]["skipped"] >= 1
+        assert gw.client.get("/maintenance", headers={"X-Admin-Key": leaked["key"]}).status_code == 401
+        listed = gw.client.get("/admin/keys", headers=gw.admin()).json()["keys"]
+        assert [k["active"] for k in listed if k["name"] == "leaked"] == [False]

@@ -51,6 +51,10 @@ DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
     PLAN_DOC: plan_doc_problem,
     ADMIN_KEY_DOC: admin_key_doc_problem,
 }
+# Kinds whose documents carry a revocation (`active: false`): like a revoked API key, a revoked
+# document is never rewritten (reactivated) nor deleted (its tombstone keeps a later merge from
+# bringing the old active copy back) by a restore.
+REVOCABLE_DOCS = frozenset({ADMIN_KEY_DOC})
 MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
 
 
@@ -232,21 +236,26 @@ class BackupService:
             c = counts.setdefault(kind, {"created": 0, "updated": 0, "skipped": 0, "deleted": 0})
             incoming = plan.documents.get(kind, {})
             for doc_id, body in incoming.items():
-                exists = self.store.doc_peek(kind, doc_id) is not None
-                if (kind, doc_id) in keep or (exists and plan.mode == "merge"):
-                    c["skipped"] += 1
-                    continue
-                if exists and self.store.doc_peek(kind, doc_id) == body:
+                current = self.store.doc_peek(kind, doc_id)
+                if current is not None and (plan.mode == "merge" or current == body
+                                            or not self._rewritable(kind, doc_id, current, keep)):
                     c["skipped"] += 1
                     continue
                 self.store.doc_put(kind, doc_id, body)
-                c["updated" if exists else "created"] += 1
+                c["created" if current is None else "updated"] += 1
             if plan.mode == "full":
-                for doc_id, _ in self.store.doc_items(kind):
-                    if doc_id not in incoming and (kind, doc_id) not in keep:
+                for doc_id, current in self.store.doc_items(kind):
+                    if doc_id not in incoming and self._rewritable(kind, doc_id, current, keep):
                         self.store.doc_delete(kind, doc_id)
                         c["deleted"] += 1
         return counts
+
+    @staticmethod
+    def _rewritable(kind: str, doc_id: str, current: dict[str, Any], keep: set[tuple[str, str]]) -> bool:
+        """May a restore replace or delete this existing document? Not the caller's own admin key, and
+        not a revoked one (revocation is permanent)."""
+        revoked = kind in REVOCABLE_DOCS and current.get("active") is False
+        return (kind, doc_id) not in keep and not revoked
 
     def _apply_keys(self, plan: RestorePlan, release: set[str]) -> dict[str, int]:
         c = {"created": 0, "updated": 0, "skipped": 0, "revoked": 0}
