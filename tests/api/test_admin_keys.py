@@ -44,6 +44,8 @@ def test_create_key_returns_the_key_once_and_lists_it_masked(gw: Gateway) -> Non
     {"unknownField": 1}, {"expiresIn": 10, "expiresAt": "2099-01-01T00:00:00Z"},
     {"expiresAt": "not a date"}, {"expiresAt": "2001-01-01T00:00:00Z"}, {"ipAllowlist": ["999.1.1.1"]},
     {"namespace": "bad space"}, {"quota": {"dailyCallLimit": -1}}, {"allowedTools": "add"},
+    {"allowedTools": [""]}, {"deniedTools": ["t" * 201]}, {"quota": {"monthlyCreditLimit": 10**13}},
+    {"ipAllowlist": [" " * 10_000]},
 ])
 def test_bad_create_input_is_a_400_that_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
     before = key_count(gw)
@@ -51,6 +53,15 @@ def test_bad_create_input_is_a_400_that_creates_nothing(gw: Gateway, body: dict[
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request")
     assert key_count(gw) == before
+
+
+def test_key_fields_are_stored_as_the_policy_endpoints_store_them(gw: Gateway) -> None:
+    # The same field types as /keys/acl and /keys/ip: duplicates dropped, IPs in canonical form.
+    resp = gw.client.post("/keys", headers=gw.admin(), json={
+        "allowedTools": ["add", "echo", "add"], "ipAllowlist": ["::ffff:10.0.0.1", "10.1.2.3/8"]})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["allowedTools"] == ["add", "echo"]
+    assert resp.json()["ipAllowlist"] == ["10.0.0.1", "10.0.0.0/8"]
 
 
 def test_non_json_body_is_a_400(gw: Gateway) -> None:

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key, require_admin
-from paygate.api.keys import NAMESPACE_PATTERN, Tags
+from paygate.api.keys import NAMESPACE_PATTERN
+from paygate.api.policy import Tags
 from paygate.services import key_lifecycle as lifecycle
 from paygate.services.keys import MAX_CREDITS, KeyConflict, key_view
 from paygate.services.runtime import Runtime

@@ -15,16 +15,17 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError, model_validator
 
 from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, require_admin
+from paygate.api.policy import MAX_EXPIRY_SECONDS, IpList, QuotaLimits, ToolList, parse_expires_at
+from paygate.api.policy import Tags as Tags  # re-exported: key_io imports it from here
 from paygate.services.keys import MAX_CREDITS, KeyConflict, KeyNotFound, NewKey, key_view
 from paygate.services.runtime import Runtime
 from paygate.services.templates import TemplateService, key_defaults
 
-ToolName = str
-MAX_LIST = 1000
+# Key fields share their types with the policy endpoints (/keys/acl, /keys/ip, /keys/quota, …): a key
+# made with POST /keys or from a template holds exactly what those would have stored.
 MAX_TAGS = 50
 TagName = Annotated[str, Field(min_length=1, max_length=100)]
 TagValue = Annotated[str, Field(max_length=100)]
-Tags = Annotated[dict[TagName, TagValue], Field(max_length=MAX_TAGS)]
 NAMESPACE_PATTERN = r"^[A-Za-z0-9_.-]+$"
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"  # template names and aliases
 # Template fields that are `POST /keys` fields of the same name (expiryTtlSeconds and autoTopup map specially).
@@ -32,24 +33,17 @@ TEMPLATE_KEY_FIELDS = frozenset({"credits", "allowedTools", "deniedTools", "quot
                                  "tags", "namespace"})
 
 
-class QuotaBody(Body):
-    daily_call_limit: int = Field(default=0, ge=0)
-    monthly_call_limit: int = Field(default=0, ge=0)
-    daily_credit_limit: int = Field(default=0, ge=0)
-    monthly_credit_limit: int = Field(default=0, ge=0)
-
-
 class CreateKeyBody(Body):
     name: str = Field(default="unnamed", min_length=1, max_length=200)
     credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
-    allowed_tools: list[ToolName] = Field(default_factory=list, max_length=MAX_LIST)
-    denied_tools: list[ToolName] = Field(default_factory=list, max_length=MAX_LIST)
-    expires_in: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
-    expires_at: str | None = None
-    quota: QuotaBody | None = None
+    allowed_tools: ToolList = Field(default_factory=list)
+    denied_tools: ToolList = Field(default_factory=list)
+    expires_in: int | None = Field(default=None, gt=0, le=MAX_EXPIRY_SECONDS)
+    expires_at: str | None = Field(default=None, max_length=64)
+    quota: QuotaLimits | None = None
     tags: Tags = Field(default_factory=dict)
     namespace: str = Field(default="default", min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)
-    ip_allowlist: list[str] = Field(default_factory=list, max_length=100)
+    ip_allowlist: IpList = Field(default_factory=list)
     spending_limit: int = Field(default=0, ge=0, le=MAX_CREDITS)
     template: str | None = Field(default=None, pattern=NAME_PATTERN, description="a key template's name")
 
@@ -66,31 +60,10 @@ class KeyCredits(Body):
 
 
 def _parse_expiry(body: CreateKeyBody) -> float | None:
+    now = time.time()
     if body.expires_in is not None:
-        return time.time() + body.expires_in
-    if body.expires_at is None:
-        return None
-    from datetime import datetime
-
-    try:
-        parsed = datetime.fromisoformat(body.expires_at.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "Invalid request: expiresAt must be an ISO 8601 date-time") from exc
-    if parsed.tzinfo is None:
-        raise ApiError(400, "Invalid request: expiresAt needs a time zone (e.g. Z)")
-    if parsed.timestamp() <= time.time():
-        raise ApiError(400, "Invalid request: expiresAt is in the past")
-    return parsed.timestamp()
-
-
-def validate_ips(entries: list[str]) -> None:
-    import ipaddress
-
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError as exc:
-            raise ApiError(400, f"Invalid request: ipAllowlist entry {entry!r} is not an IP or CIDR") from exc
+        return now + body.expires_in
+    return None if body.expires_at is None else parse_expires_at(body.expires_at, now)
 
 
 def _apply_template(rt: Runtime, body: CreateKeyBody) -> tuple[CreateKeyBody, dict[str, Any] | None]:
@@ -117,7 +90,6 @@ def create_key(rt: Runtime, body: CreateKeyBody) -> NewKey:
     """Validate and create one key (shared with POST /keys/bulk); an ApiError creates nothing."""
     body, auto_topup = _apply_template(rt, body)
     expires_at = _parse_expiry(body)
-    validate_ips(body.ip_allowlist)
     return rt.keys.create(
         body.name, body.credits, allowed_tools=body.allowed_tools, denied_tools=body.denied_tools,
         expires_at=expires_at, quota=body.quota.model_dump(by_alias=True) if body.quota else None,

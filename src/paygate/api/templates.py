@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from paygate.api.common import ApiError, Body, actor, require_admin
-from paygate.api.keys import MAX_LIST, NAME_PATTERN, NAMESPACE_PATTERN, QuotaBody, Tags, ToolName, validate_ips
+from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN
+from paygate.api.policy import IpList, QuotaLimits, Tags, ToolList
 from paygate.services.keys import MAX_CREDITS, KeyConflict, iso_time
 from paygate.services.runtime import Runtime
 from paygate.services.templates import MAX_TEMPLATES, TemplateService
@@ -27,10 +28,10 @@ class TemplateBody(Body):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = Field(default=None, max_length=500)
     credits: int | None = Field(default=None, ge=0, le=MAX_CREDITS)
-    allowed_tools: list[ToolName] | None = Field(default=None, max_length=MAX_LIST)
-    denied_tools: list[ToolName] | None = Field(default=None, max_length=MAX_LIST)
-    quota: QuotaBody | None = None
-    ip_allowlist: list[str] | None = Field(default=None, max_length=100)
+    allowed_tools: ToolList | None = None
+    denied_tools: ToolList | None = None
+    quota: QuotaLimits | None = None
+    ip_allowlist: IpList | None = None
     spending_limit: int | None = Field(default=None, ge=0, le=MAX_CREDITS)
     tags: Tags | None = None
     namespace: str | None = Field(default=None, min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)
@@ -59,8 +60,6 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/keys/templates")
     async def save_template(body: TemplateBody, request: Request) -> JSONResponse:
         """Create a template (201) or replace the one with this name (200)."""
-        if body.ip_allowlist:
-            validate_ips(body.ip_allowlist)
         # Only the fields given are stored: those are the defaults a key made from it inherits.
         fields = body.model_dump(by_alias=True, exclude_none=True, exclude={"name"})
         try:
