@@ -7,7 +7,7 @@ import io
 import time
 from datetime import UTC, datetime
 
-from tests.support import Gateway
+from tests.support import ECHO_COMMAND, Gateway, running_gateway
 
 
 def test_usage_lists_allowed_and_denied_calls_with_masked_keys(gw: Gateway) -> None:
@@ -52,3 +52,14 @@ def test_status_summarises_keys_tools_and_denials(gw: Gateway) -> None:
     assert body["backend"]["ready"] is True and body["backend"]["transport"] == "stdio"
     assert body["activeKeys"] >= 1 and body["perTool"]["add"]["calls"] >= 1
     assert isinstance(body["denyReasons"], dict)
+
+
+def test_usage_since_without_a_zone_is_utc_whatever_the_server_time_zone() -> None:
+    # JST-9: a POSIX zone nine hours east of UTC, so a local reading would look nine hours back
+    with running_gateway("--server", ECHO_COMMAND, env={"TZ": "JST-9"}) as gw:
+        raw = gw.create_key(3)
+        gw.call_tool("add", {"a": 1, "b": 1}, raw)
+        in_an_hour = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        an_hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert gw.client.get(f"/usage?since={in_an_hour}", headers=gw.admin()).json()["count"] == 0
+        assert gw.client.get(f"/usage?since={an_hour_ago}", headers=gw.admin()).json()["count"] == 1

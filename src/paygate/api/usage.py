@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -25,13 +25,14 @@ USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "al
 
 
 def _parse_since(since: str | None) -> float | None:
+    """ISO 8601; without a zone, UTC (as /keys/usage), never the server's local time."""
     if since is None:
         return None
     try:
         parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ApiError(400, "Invalid request: since must be an ISO 8601 date-time") from exc
-    return parsed.timestamp() if parsed.tzinfo else parsed.replace(tzinfo=None).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _event_row(e: UsageEvent) -> dict[str, Any]:
