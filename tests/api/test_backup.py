@@ -207,11 +207,22 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
                                                                   "active": True}}
     bad_admin["checksum"] = digest(bad_admin["data"])
     odd_sum = {**snapshot, "checksum": "é" * 64}
+    # aliases follow the rules POST /keys/alias enforces; an active key's plan must exist after the restore
+    bad_aliases = []
+    for alias in ("a,b", "pg_looks_like_a_key", "x" * 101):
+        bad_alias = copy.deepcopy(snapshot)
+        bad_alias["data"]["keys"][0]["alias"] = alias
+        bad_alias["checksum"] = digest(bad_alias["data"])
+        bad_aliases.append(bad_alias)
+    no_plan = copy.deepcopy(snapshot)
+    no_plan["data"]["keys"][0]["keyHash"] = sha(f"pg_new_{uuid.uuid4().hex}")
+    no_plan["data"]["keys"][0]["plan"] = "no-such-plan"
+    no_plan["checksum"] = digest(no_plan["data"])
     return [data_edit, bad_sum, no_sum, version, version_str, malformed, bad_field, bad_hash, bad_docs, bad_plan,
-            bad_admin, odd_sum]
+            bad_admin, odd_sum, *bad_aliases, no_plan]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(16))
 @pytest.mark.parametrize("mode", ["merge", "full"])
 def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: Gateway, case: int, mode: str) -> None:
     raw = gw.create_key(33)

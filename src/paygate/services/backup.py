@@ -32,6 +32,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
+from paygate.core.keys import KEY_PREFIX
 from paygate.services.admin_auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.services.keys import MAX_CREDITS, iso_time
 from paygate.services.plans import PLAN_DOC, plan_doc_problem
@@ -45,6 +46,7 @@ Mode = Literal["merge", "overwrite", "full"]
 MODES: tuple[Mode, ...] = ("merge", "overwrite", "full")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,100}")  # the rule POST /keys/alias enforces (api/keys.py NAME_PATTERN)
 # Kinds the gate or the admin check reads, so a restore must not write them in a shape that would
 # break them: kind -> check returning a problem (or None). Other kinds are restored as they are.
 DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
@@ -113,8 +115,9 @@ def key_from_json(raw: Any, where: str) -> KeyRecord:
         raise BackupError(400, f"Invalid request: {where}.keyHash must be 64 lowercase hex characters")
     if not 0 <= record.credits <= MAX_CREDITS or record.total_spent < 0 or record.total_calls < 0:
         raise BackupError(400, f"Invalid request: {where}: credits and totals must be between 0 and {MAX_CREDITS}")
-    if record.alias is not None and not record.alias:
-        raise BackupError(400, f"Invalid request: {where}.alias must not be empty")
+    if record.alias is not None and (not _ALIAS.fullmatch(record.alias) or record.alias.startswith(KEY_PREFIX)):
+        raise BackupError(400, f"Invalid request: {where}.alias must be 1-100 of A-Z a-z 0-9 _ - and not start "
+                               f"with {KEY_PREFIX!r}")
     return record
 
 
@@ -219,12 +222,24 @@ class BackupService:
                                        f"({owner.masked}); nothing was restored")
         return release
 
+    def check_plans(self, plan: RestorePlan) -> None:
+        """Refuse (400, nothing changed) to write an active key on a plan that will not exist: the gate
+        would run it without the plan's limits, a state the plan rules never allow."""
+        plans = set(plan.documents.get(PLAN_DOC, {}))
+        if plan.mode != "full":
+            plans |= {doc_id for doc_id, _ in self.store.doc_items(PLAN_DOC)}
+        for key in plan.keys:
+            if key.active and key.plan is not None and key.plan not in plans and self._written(plan.mode, key):
+                raise BackupError(400, f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
+                                       "neither in the backup nor kept here; nothing was restored")
+
     def _written(self, mode: Mode, key: KeyRecord) -> bool:
         current = self.store.get_key(key.key_hash)
         return current is None or (mode != "merge" and current.active)
 
     def apply(self, plan: RestorePlan, keep_docs: set[tuple[str, str]]) -> dict[str, Any]:
         """Write a validated plan. `keep_docs` (kind, id) are never touched (the caller's own admin key)."""
+        self.check_plans(plan)
         release = self.check_aliases(plan)
         doc_counts = self._apply_documents(plan, keep_docs)
         return {"keys": self._apply_keys(plan, release), "documents": doc_counts}
