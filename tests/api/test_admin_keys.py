@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
 
+from paygate.services.keys import KeyService
+from paygate.store.records import KeyRecord
+from paygate.store.sqlite import SQLiteStore
 from tests.support import Gateway, wait_until
 
 
@@ -132,3 +136,28 @@ def test_admin_actions_are_published_as_events_without_secrets(gw: Gateway) -> N
     log = gw.stderr()
     assert masked in log
     assert raw not in log and gw.admin_key not in log and "admin_guess_guess" not in log
+
+
+def test_a_failed_write_leaves_the_key_record_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store hands out its cached records: a status change whose write fails must not linger in
+    # memory (the gate would act on a state the database never got). No gateway can be made to fail a
+    # write on demand, so this drives the key service over a real store directly.
+    store = SQLiteStore()
+    store.open()
+    keys = KeyService(store)
+    made = keys.create("k", 5)
+    record = made.record
+    paused = keys.create("p", 5).record
+    keys.suspend(paused, "checking")
+
+    def broken(_: KeyRecord) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "update_key", broken)
+    for change in (lambda: keys.revoke(made.raw), lambda: keys.suspend(record, "why"),
+                   lambda: keys.resume(paused)):
+        with pytest.raises(sqlite3.OperationalError):
+            change()
+    assert (record.active, record.suspended, record.extra) == (True, False, {})
+    assert paused.suspended and paused.extra["suspendReason"] == "checking"
+    store.close()

@@ -91,12 +91,12 @@ class KeyService:
         record = self.find(raw)
         if not record.active:
             raise KeyConflict("key is already revoked")
-        record.active = False
-        self.store.update_key(record)
+        self.save(record, active=False)
         return record
 
     def save(self, record: KeyRecord, **changes: Any) -> None:
-        """Set policy fields and write them through; on failure the record is left as it was."""
+        """Set policy fields and write them through; on failure the record is left as it was.
+        Give containers (lists, dicts) as new objects: one mutated in place could not be put back."""
         before = {name: getattr(record, name) for name in changes}
         for name, value in changes.items():
             setattr(record, name, value)
@@ -141,18 +141,14 @@ class KeyService:
             raise KeyConflict("cannot suspend a revoked key")
         if record.suspended:
             raise KeyConflict("key is already suspended")
-        record.suspended = True
-        record.extra["suspendReason"] = reason
-        record.extra["suspendedAt"] = time.time()
-        self.store.update_key(record)
+        self.save(record, suspended=True,
+                  extra={**record.extra, "suspendReason": reason, "suspendedAt": time.time()})
 
     def resume(self, record: KeyRecord) -> None:
         if not record.suspended:
             raise KeyConflict("key is not suspended")
-        record.suspended = False
-        record.extra.pop("suspendReason", None)
-        record.extra.pop("suspendedAt", None)
-        self.store.update_key(record)
+        extra = {k: v for k, v in record.extra.items() if k not in ("suspendReason", "suspendedAt")}
+        self.save(record, suspended=False, extra=extra)
 
     def active_count(self) -> int:
         return sum(1 for r in self.store.list_keys() if r.active)
