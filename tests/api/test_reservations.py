@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paygate.services.key_lifecycle import rotate
+from paygate.services.keys import KeyService
+from paygate.services.reservations import Reservations
+from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
 
 
@@ -32,17 +37,20 @@ def listed(gw: Gateway, key: str) -> list[dict[str, Any]]:
     return list(resp.json()["reservations"])
 
 
+def masked(raw: str) -> str:
+    return f"{raw[:7]}…{raw[-4:]}"
+
+
 def spent(gw: Gateway, raw: str) -> int:
-    masked = f"{raw[:7]}…{raw[-4:]}"
     return int(next(k for k in gw.client.get("/keys", headers=gw.admin()).json()
-                    if k["keyMasked"] == masked)["totalSpent"])
+                    if k["keyMasked"] == masked(raw))["totalSpent"])
 
 
 def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: Gateway) -> None:
     raw = new_key(gw, 100)
     body = reserve(gw, raw, 30, ttlSeconds=120, memo="batch #42")
     assert body["id"].startswith("rsv_") and body["credits"] == 30 and body["available"] == 70
-    assert body["memo"] == "batch #42" and body["status"] == "active" and body["key"] == f"{raw[:7]}…{raw[-4:]}"
+    assert body["memo"] == "batch #42" and body["status"] == "active" and body["key"] == masked(raw)
     assert body["expiresAt"] > body["createdAt"]
     assert gw.balance(raw) == 70
     assert [r["id"] for r in listed(gw, raw)] == [body["id"]]
@@ -220,3 +228,82 @@ def test_a_viewer_lists_holds_but_cannot_make_or_settle_them(gw: Gateway) -> Non
     for path in ("/keys/reserve/commit", "/keys/reserve/release"):
         assert gw.client.post(path, headers=viewer, json={"reservationId": rid}).status_code == 403
     assert gw.balance(raw) == 6 and [r["id"] for r in listed(gw, raw)] == [rid]
+
+
+def rotate_as_if_the_process_died(state: str, raw: str) -> str:
+    """Rotate `raw` in the stopped gateway's state file the way a crash right after the store's `rekey`
+    leaves it: the rotation committed, no rotation listener ran. The new raw key."""
+    store = SQLiteStore(Path(state))
+    store.open()
+    try:
+        keys = KeyService(store)  # no rekey listeners: nothing followed the key
+        return rotate(keys, keys.find(raw)).raw
+    finally:
+        store.close()
+
+
+def test_holds_a_crash_left_on_a_rotated_key_go_to_its_replacement_at_startup(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        raw = new_key(gw, 100)
+        released = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
+        committed = reserve(gw, raw, 20, ttlSeconds=3600)["id"]
+    new = rotate_as_if_the_process_died(state, raw)
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        assert sorted(r["id"] for r in listed(gw, new)) == sorted([released, committed])
+        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
+                              json={"reservationId": released}).status_code == 200
+        assert gw.client.post("/keys/reserve/commit", headers=gw.admin(),
+                              json={"reservationId": committed, "credits": 5}).status_code == 200
+        assert gw.balance(new) == 50 + 30 + 15 and spent(gw, new) == 5
+        old = next(k for k in gw.client.get("/keys", headers=gw.admin()).json() if k["keyMasked"] == masked(raw))
+        assert old["credits"] == 0  # the revoked key got nothing back
+
+
+def test_settling_a_hold_left_on_a_rotated_key_moves_the_credits_of_its_replacement(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    try:
+        keys = KeyService(store)
+        service = Reservations(store, lambda *_, **__: None)
+        old = keys.create("k", 100).record
+        rid = service.reserve(old, 40, 60, None, "test")[0]["id"]
+        new = rotate(keys, old).record  # the listener never ran (it failed, or the process died)
+        done = service.release(rid, "test")
+        assert done.balance == 100 and new.credits == 100 and old.credits == 0
+        assert done.doc["keyHash"] == new.key_hash and done.doc["keyMasked"] == new.masked
+    finally:
+        store.close()
+
+
+def test_the_timer_reads_no_reservation_until_one_is_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    try:
+        record = KeyService(store).create("k", 10_000).record
+        service = Reservations(store, lambda *_, **__: None)
+        now = time.time()
+        ids = [service.reserve(record, 1, 60 + i, None, "test", now=now)[0]["id"] for i in range(40)]
+        reads: list[str] = []
+        for name in ("doc_items", "doc_list", "doc_get"):
+            real = getattr(store, name)
+            monkeypatch.setattr(store, name, lambda *a, _n=name, _r=real: reads.append(_n) or _r(*a))
+        service.tick(now + 30)
+        assert reads == []  # nothing due: not one document read
+        service.tick(now + 61.5)  # two holds are due
+        assert reads == ["doc_get", "doc_get"]
+        assert sorted(d["id"] for d in service.active(record.key_hash)) == sorted(ids[2:])
+    finally:
+        store.close()
+
+
+def test_holds_a_restore_brings_back_are_listed_and_settle(gw: Gateway) -> None:
+    raw = new_key(gw, 100)
+    rid = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
+    snapshot = gw.client.get("/admin/backup", headers=gw.admin()).json()
+    assert gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
+    resp = gw.client.post("/admin/restore", headers=gw.admin(), json={"backup": snapshot, "mode": "overwrite"})
+    assert resp.status_code == 200, resp.text
+    assert gw.balance(raw) == 70 and [r["id"] for r in listed(gw, raw)] == [rid]
+    assert gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
+    assert gw.balance(raw) == 100

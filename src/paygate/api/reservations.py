@@ -50,8 +50,10 @@ def _guard(fn: Callable[[], T]) -> T:
 def router(rt: Runtime) -> APIRouter:
     service = Reservations(rt.store, rt.events.publish)
     service.recover()  # finish any move a crash interrupted, before anything reads balances
+    service.follow_rotations()  # holds a crash left on a rotated key go to its replacement
     rt.tickers.append(service.tick)
     rt.keys.rekey_listeners.append(service.on_rekey)
+    rt.events.subscribe(service.on_event)  # a restore rewrites the documents: re-read them
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["reservations"])
 
     @r.post("/keys/reserve")

@@ -13,32 +13,125 @@ reservation passes through a transitional status (`reserving`, `committing`,
 `releasing`) written BEFORE its money moves. Every money move's ledger memo is
 the reservation id, so `recover()` (run at startup) finishes or undoes a move a
 crash interrupted by reading that key's ledger: no hold is lost or paid twice.
+
+Only due work costs anything in the background: the service keeps in memory
+when each reservation next needs the ticker (its expiry, or when a settled one
+is forgotten) and which active holds each key has, so a tick is one comparison
+until something is due and no request reads every reservation. Those indexes
+are built from the store at startup and rebuilt after a backup restore (the
+only other writer of these documents).
+
+A hold whose key was rotated belongs to the new key: `on_rekey` moves it when
+the rotation happens, and `follow_rotations` (startup) and every settlement
+repair a hold the move missed (a crash between the rotation and its
+listeners), so credits never go back to a revoked, emptied key.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
+import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.services.events import Event
 from paygate.services.keys import iso_time
 from paygate.store.base import Store
 from paygate.store.documents import Doc
 from paygate.store.records import KeyRecord
+
+log = logging.getLogger("paygate.reservations")
 
 KIND = "reservation"
 DEFAULT_TTL = 300
 MIN_TTL, MAX_TTL = 10, 3600
 MAX_ACTIVE_PER_KEY = 50
 SETTLED_KEEP_SECONDS = 3600  # settled reservations answer a second commit/release with 409 for this long
+RETRY_SECONDS = 60  # a due item whose work failed unexpectedly is tried again this much later
 
 ACTIVE = "active"
 SETTLED = ("committed", "released", "expired")
+ROTATED_TO = "rotatedTo"  # on a rotated (revoked) key's record: the hash of the key that replaced it
+ROTATED_FROM = "rotatedFrom"  # on the replacement's record: the masked form of the key it replaced
 
 Publish = Callable[..., None]  # EventHub.publish(type_, actor, **data)
 
+
+# shared with schedules.py ----------------------------------------------------------------------------------
+
+class DueTimes:
+    """When each document next needs the ticker: a min-heap with lazy deletion, so asking "is anything due?"
+    is one comparison and taking the due ones costs O(due · log n), however many documents wait."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def set(self, doc_id: str, at: float | None) -> None:
+        if at is None:
+            self.discard(doc_id)
+            return
+        self._at[doc_id] = at
+        heapq.heappush(self._heap, (at, doc_id))
+        if len(self._heap) > 2 * len(self._at) + 64:  # drop superseded entries now and then
+            self._heap = [(t, i) for i, t in self._at.items()]
+            heapq.heapify(self._heap)
+
+    def discard(self, doc_id: str) -> None:
+        self._at.pop(doc_id, None)  # its heap entry goes stale and is skipped when it surfaces
+
+    def clear(self) -> None:
+        self._at.clear()
+        self._heap.clear()
+
+    def next_at(self) -> float:
+        while self._heap and self._at.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else math.inf
+
+    def pop_due(self, now: float) -> list[str]:
+        """The ids due at `now`, soonest first; they leave the index (the caller re-adds what stays)."""
+        due: list[str] = []
+        while self.next_at() <= now:
+            _, doc_id = heapq.heappop(self._heap)
+            del self._at[doc_id]
+            due.append(doc_id)
+        return due
+
+
+def successor(store: Store, key_hash: str) -> str:
+    """The key that state kept under `key_hash` belongs to now: `key_hash` itself, unless that key was
+    rotated, then (transitively) the key that replaced it.
+
+    The rotation's pointer is `extra["rotatedTo"]` on the old record. Until the store writes it, a revoked
+    key's replacement is recognised by `extra["rotatedFrom"]` (its masked form), if exactly one later
+    key names it. Only revoked keys are looked up, so the scan of all keys is rare."""
+    seen = {key_hash}
+    while True:
+        record = store.get_key(key_hash)
+        if record is None or record.active:
+            return key_hash
+        pointer = record.extra.get(ROTATED_TO)
+        nxt = pointer if isinstance(pointer, str) and store.get_key(pointer) is not None else _replacement(
+            store, record)
+        if nxt is None or nxt in seen:
+            return key_hash
+        seen.add(nxt)
+        key_hash = nxt
+
+
+def _replacement(store: Store, old: KeyRecord) -> str | None:
+    found = [r.key_hash for r in store.list_keys()
+             if r.extra.get(ROTATED_FROM) == old.masked and r.key_hash != old.key_hash
+             and r.created_at >= old.created_at]
+    return found[0] if len(found) == 1 else None
+
+
+# reservations ----------------------------------------------------------------------------------------------
 
 class ReservationError(Exception):
     def __init__(self, status: int, message: str, **extra: Any) -> None:
@@ -60,12 +153,56 @@ class Reservations:
     def __init__(self, store: Store, publish: Publish) -> None:
         self.store = store
         self.publish = publish
+        self._due = DueTimes()
+        self._holds: dict[str, set[str]] = {}  # key hash -> ids of its active reservations
+        self._holder: dict[str, str] = {}  # active reservation id -> key hash
+        self.reload()
+
+    # the in-memory indexes --------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Rebuild the indexes from the store (startup, and after a restore rewrote the documents)."""
+        self._due.clear()
+        self._holds.clear()
+        self._holder.clear()
+        for _, doc in self.store.doc_items(KIND):
+            self._index(doc)
+
+    def on_event(self, event: Event) -> None:
+        if event.type == "backup.restored":
+            self.reload()
+
+    def _index(self, doc: Doc) -> None:
+        rid = doc["id"]
+        self._unindex(rid)
+        if doc["status"] == ACTIVE:
+            self._holder[rid] = doc["keyHash"]
+            self._holds.setdefault(doc["keyHash"], set()).add(rid)
+            self._due.set(rid, float(doc["expiresAt"]))
+        elif doc["status"] in SETTLED:
+            self._due.set(rid, float(doc.get("settledAt") or doc["createdAt"]) + SETTLED_KEEP_SECONDS)
+
+    def _unindex(self, rid: str) -> None:
+        self._due.discard(rid)
+        key_hash = self._holder.pop(rid, None)
+        if key_hash is not None:
+            ids = self._holds[key_hash]
+            ids.discard(rid)
+            if not ids:
+                del self._holds[key_hash]
+
+    def _put(self, doc: Doc) -> None:
+        self.store.doc_put(KIND, doc["id"], doc)
+        self._index(doc)
+
+    def _delete(self, rid: str) -> None:
+        self.store.doc_delete(KIND, rid)
+        self._unindex(rid)
 
     # queries ---------------------------------------------------------------
     def active(self, key_hash: str | None = None) -> list[Doc]:
-        docs = [d for d in self.store.doc_list(KIND) if d["status"] == ACTIVE]
-        if key_hash is not None:
-            docs = [d for d in docs if d["keyHash"] == key_hash]
+        """Active reservations (of one key, or all), oldest first. The store's own objects: read only."""
+        ids: Iterable[str] = self._holder if key_hash is None else self._holds.get(key_hash, ())
+        docs = [d for d in (self.store.doc_peek(KIND, rid) for rid in ids) if d is not None]
         return sorted(docs, key=lambda d: (d["createdAt"], d["id"]))
 
     def held(self, key_hash: str | None = None) -> int:
@@ -81,7 +218,7 @@ class Reservations:
             raise ReservationError(409, "cannot reserve credits on a revoked key")
         if record.suspended:
             raise ReservationError(409, "cannot reserve credits on a suspended key")
-        if len(self.active(record.key_hash)) >= MAX_ACTIVE_PER_KEY:
+        if len(self._holds.get(record.key_hash, ())) >= MAX_ACTIVE_PER_KEY:
             raise ReservationError(409, f"key already has {MAX_ACTIVE_PER_KEY} active reservations")
         if record.credits < credits:
             raise ReservationError(402, f"Insufficient credits: need {credits}, available {record.credits}",
@@ -89,14 +226,14 @@ class Reservations:
         rid = "rsv_" + secrets.token_hex(8)
         doc: Doc = {"id": rid, "keyHash": record.key_hash, "keyMasked": record.masked, "credits": credits,
                     "createdAt": now, "expiresAt": now + ttl, "memo": memo, "status": "reserving"}
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         result = self.store.adjust(record.key_hash, -credits, "reserve", rid)
         if not result.ok:  # the balance changed under us: nothing moved, forget the attempt
-            self.store.doc_delete(KIND, rid)
+            self._delete(rid)
             raise ReservationError(402, f"Insufficient credits: need {credits}, available {result.balance}",
                                    available=result.balance, requested=credits)
         doc["status"] = ACTIVE
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         self.publish("credits.reserved", actor, keyMasked=record.masked, reservationId=rid, credits=credits,
                      expiresAt=iso_time(doc["expiresAt"]), available=result.balance)
         return doc, result.balance
@@ -107,6 +244,7 @@ class Reservations:
             raise ReservationError(404, "Reservation not found")
         if doc["status"] != ACTIVE:
             raise ReservationError(409, f"Reservation is already {doc['status']}", reservationStatus=doc["status"])
+        self._follow_rotation(doc)  # written with the transitional status, before any credit moves
         return doc
 
     def commit(self, rid: str, credits: int | None, actor: str, now: float | None = None) -> Settled:
@@ -117,10 +255,10 @@ class Reservations:
         if spend > held:
             raise ReservationError(400, f"Invalid request: credits ({spend}) exceeds the reservation ({held})")
         doc.update(status="committing", committedCredits=spend, settledAt=time.time() if now is None else now)
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         balance = self._apply_commit(doc)
         doc["status"] = "committed"
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         self.publish("credits.committed", actor, keyMasked=doc["keyMasked"], reservationId=rid,
                      credits=spend, released=held - spend, balance=balance)
         return Settled(doc, spend, held - spend, balance)
@@ -130,10 +268,10 @@ class Reservations:
         doc = self._settleable(rid)
         doc.update(status="releasing", finalStatus="expired" if expired else "released",
                    settledAt=time.time() if now is None else now)
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         balance = self._apply_release(doc)
         doc["status"] = doc.pop("finalStatus")
-        self.store.doc_put(KIND, rid, doc)
+        self._put(doc)
         self.publish("credits.released", actor, keyMasked=doc["keyMasked"], reservationId=rid,
                      credits=doc["credits"], reason="expired" if expired else "released", balance=balance)
         return Settled(doc, 0, int(doc["credits"]), balance)
@@ -158,23 +296,61 @@ class Reservations:
         record = self.store.get_key(key_hash)
         return record.credits if record is not None else 0
 
+    # rotation ------------------------------------------------------------------------------------------------
     def on_rekey(self, old_hash: str, new_hash: str) -> None:
         """A rotated key's holds follow it: their credits come back to (or are spent by) the new key."""
-        new = self.store.get_key(new_hash)
-        for rid, doc in self.store.doc_items(KIND):
-            if doc["keyHash"] == old_hash:
-                doc["keyHash"] = new_hash
-                doc["keyMasked"] = new.masked if new is not None else doc["keyMasked"]
-                self.store.doc_put(KIND, rid, doc)
+        for rid in sorted(self._holds.get(old_hash, ())):
+            doc = self.store.doc_get(KIND, rid)
+            if doc is not None:
+                self._move_to(doc, new_hash)
+                self._put(doc)
+
+    def follow_rotations(self) -> int:
+        """Move the holds still naming a rotated key to its replacement (a crash between the rotation and
+        `on_rekey` leaves them behind): holds moved. Run at startup."""
+        moved = 0
+        for key_hash in list(self._holds):
+            if successor(self.store, key_hash) == key_hash:
+                continue
+            for rid in sorted(self._holds.get(key_hash, ())):
+                doc = self.store.doc_get(KIND, rid)
+                if doc is not None and self._follow_rotation(doc):
+                    self._put(doc)
+                    moved += 1
+        return moved
+
+    def _follow_rotation(self, doc: Doc) -> bool:
+        """Point `doc` (not yet written) at the live successor of its key: whether it changed."""
+        target = successor(self.store, doc["keyHash"])
+        if target == doc["keyHash"]:
+            return False
+        self._move_to(doc, target)
+        return True
+
+    def _move_to(self, doc: Doc, key_hash: str) -> None:
+        record = self.store.get_key(key_hash)
+        doc["keyHash"] = key_hash
+        doc["keyMasked"] = record.masked if record is not None else doc["keyMasked"]
 
     # background ----------------------------------------------------------------
     def tick(self, now: float) -> None:
-        """Release holds whose TTL ran out; forget settled reservations after a while."""
-        for rid, doc in self.store.doc_items(KIND):
-            if doc["status"] == ACTIVE and doc["expiresAt"] <= now:
-                self.release(rid, "system", expired=True, now=now)
-            elif doc["status"] in SETTLED and doc.get("settledAt", now) + SETTLED_KEEP_SECONDS <= now:
-                self.store.doc_delete(KIND, rid)
+        """Release holds whose TTL ran out; forget settled reservations after a while. Costs one comparison
+        until one of those is due."""
+        for rid in self._due.pop_due(now):
+            try:
+                self._run_due(rid, now)
+            except Exception:  # one bad document must not stall the others (nor retry every second)
+                log.exception("reservation %s: background work failed", rid)
+                self._due.set(rid, now + RETRY_SECONDS)
+
+    def _run_due(self, rid: str, now: float) -> None:
+        doc = self.store.doc_peek(KIND, rid)
+        if doc is None:
+            return
+        if doc["status"] == ACTIVE:
+            self.release(rid, "system", expired=True, now=now)
+        elif doc["status"] in SETTLED:
+            self._delete(rid)
 
     def recover(self) -> int:
         """Finish (or undo) the moves of reservations a crash left in a transitional status."""
@@ -183,21 +359,26 @@ class Reservations:
             status = doc["status"]
             if status not in ("reserving", "committing", "releasing"):
                 continue
+            # The moves already made are on the key the document names; the rest go to its live successor.
             done = frozenset(e.kind for e in self.store.ledger(doc["keyHash"]) if e.memo == rid)
             if status == "reserving":
                 if "reserve" in done:
                     doc["status"] = ACTIVE
-                    self.store.doc_put(KIND, rid, doc)
+                    self._follow_rotation(doc)
+                    self._put(doc)
                 else:
-                    self.store.doc_delete(KIND, rid)
-            elif status == "committing":
+                    self._delete(rid)
+                fixed += 1
+                continue
+            if not done:
+                self._follow_rotation(doc)
+            if status == "committing":
                 self._apply_commit(doc, done)
                 doc["status"] = "committed"
-                self.store.doc_put(KIND, rid, doc)
             else:
                 self._apply_release(doc, done)
                 doc["status"] = doc.pop("finalStatus", "released")
-                self.store.doc_put(KIND, rid, doc)
+            self._put(doc)
             fixed += 1
         return fixed
 
