@@ -61,6 +61,7 @@ def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: Gatew
     {"name": "g", "toolPricing": {"echo": {"creditsPerCall": 1, "rateLimitPerMin": 5}}},
     {"name": "g", "maxSpendingLimit": -5}, {"name": "g", "tags": {"k": 1}}, {"name": "g", "color": "red"},
     {"name": "g", "tags": {f"k{i}": "v" for i in range(51)}}, {"name": "g", "description": "d" * 501},
+    {"name": "   "}, {"name": "a\u0000b"}, {"name": "two\nlines"},
 ])
 def test_create_rejects_bad_input_and_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
     before = groups(gw)
@@ -74,6 +75,15 @@ def test_group_names_are_unique_ignoring_case(gw: Gateway) -> None:
     before = groups(gw)
     resp = post(gw, "/groups", {"name": "unique-name"})
     assert resp.status_code == 409 and "already exists" in resp.json()["error"]
+    assert groups(gw) == before
+
+
+def test_group_names_are_trimmed_so_padding_cannot_make_a_second_group_of_one_name(gw: Gateway) -> None:
+    group = make_group(gw, "  Padded Name ")
+    assert group["name"] == "Padded Name"
+    before = groups(gw)
+    assert post(gw, "/groups", {"name": "padded name  "}).status_code == 409
+    assert post(gw, "/groups/update", {"id": group["id"], "name": "   "}).status_code == 400
     assert groups(gw) == before
 
 

@@ -63,6 +63,7 @@ def test_create_returns_the_team_with_an_id_and_lists_it(gw: Gateway) -> None:
     {}, {"name": ""}, {"name": "t" * 101}, {"name": "t", "budget": -1}, {"name": "t", "budget": "100"},
     {"name": "t", "budget": 1.5}, {"name": "t", "quota": {"dailyCalls": -1}}, {"name": "t", "quota": {"calls": 1}},
     {"name": "t", "quota": {"dailyCallLimit": 1}}, {"name": "t", "tags": {"a": 1}}, {"name": "t", "members": []},
+    {"name": " "}, {"name": "tab\there"},
 ])
 def test_create_rejects_bad_input_and_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
     before = teams(gw, include_inactive=True)
@@ -76,6 +77,8 @@ def test_team_names_are_unique_among_active_teams(gw: Gateway) -> None:
     assert post(gw, "/teams", {"name": "unique-team"}).status_code == 409
     assert post(gw, "/teams/delete", {"teamId": team["id"]}).status_code == 200
     make_team(gw, "unique-team")  # a deleted team's name is free again
+    assert make_team(gw, " Spaced Team  ")["name"] == "Spaced Team"
+    assert post(gw, "/teams", {"name": "spaced team "}).status_code == 409  # padding makes no new name
 
 
 def test_update_changes_only_the_fields_sent(gw: Gateway) -> None:

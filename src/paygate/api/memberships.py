@@ -10,14 +10,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from paygate.api.common import ApiError, actor, find_key
 from paygate.services.memberships import Doc, MembershipError, MembershipKind, MembershipNotFound, MembershipService
 from paygate.services.runtime import Runtime
 from paygate.store.records import KeyRecord
 
-DocName = Annotated[str, Field(min_length=1, max_length=100)]
+
+def _display_name(text: str) -> str:
+    # Names are unique ignoring case; trimmed, so that "Eng " cannot sit beside "Eng" as another name.
+    name = text.strip()
+    if not name:
+        raise ValueError("name cannot be blank")
+    if not name.isprintable():
+        raise ValueError("name cannot contain control characters")
+    return name
+
+
+DocName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_display_name)]
 DocId = Annotated[str, Field(min_length=1, max_length=64)]
 Description = Annotated[str, Field(max_length=500)]
 
