@@ -120,6 +120,7 @@ def test_a_bad_explicit_field_on_a_templated_key_is_still_a_400(gw: Gateway) -> 
     {"name": "t", "autoTopup": {"threshold": 1, "amount": 0}}, {"name": "t", "description": "d" * 501},
     {"name": "t", "allowedTools": [""]}, {"name": "t", "deniedTools": ["t" * 201]},
     {"name": "t", "quota": {"dailyCreditLimit": 10**13}},
+    {"name": "t", "autoTopup": {"threshold": 1, "amount": 5, "maxDaily": 1001}},
 ])
 def test_bad_templates_are_400s_that_save_nothing(gw: Gateway, body: dict[str, Any]) -> None:
     before = templates(gw)

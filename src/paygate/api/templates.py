@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from paygate.api.auto_topup import MAX_DAILY
 from paygate.api.common import ApiError, Body, actor, require_admin
 from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN
 from paygate.api.policy import IpList, QuotaLimits, Tags, ToolList
@@ -21,7 +22,7 @@ TEN_YEARS = 10 * 365 * 86400
 class AutoTopupBody(Body):
     threshold: int = Field(ge=0, le=MAX_CREDITS)
     amount: int = Field(gt=0, le=MAX_CREDITS)
-    max_daily: int = Field(default=0, ge=0, le=10_000)
+    max_daily: int = Field(default=0, ge=0, le=MAX_DAILY)  # as POST /keys/auto-topup allows
 
 
 class TemplateBody(Body):
