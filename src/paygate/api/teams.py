@@ -132,15 +132,10 @@ def router(rt: Runtime) -> APIRouter:
         members = teams.service.members(team_id)
         breakdown = [{"keyMasked": m.masked, "name": m.name, "credits": m.credits, "totalSpent": m.total_spent,
                       "totalCalls": m.total_calls} for m in members]
-        # The billing service counts what members spent while in the team, and the quota periods;
-        # without it, fall back to the members' lifetime totals.
-        counted = getattr(rt.billing, "team_usage", None)
-        period: dict[str, int] | None = None
-        if counted is not None:
-            period = dict(counted(team_id))
-            spent = int(period.pop("spent"))
-        else:
-            spent = sum(m.total_spent for m in members)
+        # The billing service counts what members spent while in the team (the budget's measure) and
+        # the quota periods; the member rows and totalCalls are the current members' lifetime figures.
+        period = dict(rt.billing.team_usage(team_id))
+        spent = int(period.pop("spent"))
         budget = int(doc.get("budget") or 0)
         return {
             "teamId": doc["id"], "name": doc["name"], "active": doc.get("active", True), "budget": budget,

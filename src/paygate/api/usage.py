@@ -20,7 +20,7 @@ from paygate.services.keys import iso_time
 from paygate.services.runtime import Runtime
 from paygate.store.records import UsageEvent
 
-MAX_EVENTS = 100_000  # the most /usage returns, and how far back a ?namespace= filter looks
+MAX_EVENTS = 100_000  # the most /usage returns, and the newest events /status breaks down per tool
 USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace")
 
 
