@@ -287,3 +287,28 @@ def test_a_restore_never_reactivates_a_revoked_admin_key(tmp_path: Path, mode: s
         assert gw.client.get("/maintenance", headers={"X-Admin-Key": leaked["key"]}).status_code == 401
         listed = gw.client.get("/admin/keys", headers=gw.admin()).json()["keys"]
         assert [k["active"] for k in listed if k["name"] == "leaked"] == [False]
+
+
+@pytest.mark.parametrize("mode", ["merge", "overwrite"])
+def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path: Path, mode: str) -> None:
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        raw = gw.create_key(100)
+        held = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 40}).json()
+        old = backup(gw)  # the hold is active here: 60 on the key, 40 held
+        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
+                              json={"reservationId": held["id"]}).status_code == 200
+        # the settled hold is forgotten (after an hour, or by a full restore that does not have it)
+        now = backup(gw)
+        now["data"]["documents"]["reservation"].pop(held["id"])
+        now["checksum"] = digest(now["data"])
+        assert restore(gw, now, "full").status_code == 200
+        if mode == "overwrite":  # revoked since: the restore leaves the key (and so its holds) alone
+            assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw}).status_code == 200
+        before = backup(gw)["data"]["keys"]
+        resp = restore(gw, old, mode)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["restored"]["documents"]["reservation"]["skipped"] >= 1
+        # releasing a revived hold would put the 40 credits on the key a second time
+        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
+                              json={"reservationId": held["id"]}).status_code == 404
+        assert backup(gw)["data"]["keys"] == before

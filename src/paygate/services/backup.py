@@ -57,6 +57,11 @@ DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
 # document is never rewritten (reactivated) nor deleted (its tombstone keeps a later merge from
 # bringing the old active copy back) by a restore.
 REVOCABLE_DOCS = frozenset({ADMIN_KEY_DOC})
+# Kinds whose documents belong to one key and hold its money (kind -> the field naming the key's hash):
+# credit holds. Such a document follows its key: a restore writes or deletes it only along with a key
+# it rewrites, so a hold is never revived on (or taken from) a balance the restore did not set —
+# releasing a revived hold would pay its credits out a second time.
+KEY_BOUND_DOCS: dict[str, str] = {"reservation": "keyHash"}
 MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
 
 
@@ -241,10 +246,12 @@ class BackupService:
         """Write a validated plan. `keep_docs` (kind, id) are never touched (the caller's own admin key)."""
         self.check_plans(plan)
         release = self.check_aliases(plan)
-        doc_counts = self._apply_documents(plan, keep_docs)
+        rewritten = {k.key_hash for k in plan.keys if self._written(plan.mode, k)}
+        doc_counts = self._apply_documents(plan, keep_docs, rewritten)
         return {"keys": self._apply_keys(plan, release), "documents": doc_counts}
 
-    def _apply_documents(self, plan: RestorePlan, keep: set[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    def _apply_documents(self, plan: RestorePlan, keep: set[tuple[str, str]],
+                         rewritten: set[str]) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
         kinds = set(plan.documents) | (set(document_kinds(self.store)) if plan.mode == "full" else set())
         for kind in sorted(kinds):
@@ -252,25 +259,32 @@ class BackupService:
             incoming = plan.documents.get(kind, {})
             for doc_id, body in incoming.items():
                 current = self.store.doc_peek(kind, doc_id)
-                if current is not None and (plan.mode == "merge" or current == body
-                                            or not self._rewritable(kind, doc_id, current, keep)):
+                if not self._key_rewritten(kind, body, rewritten) or (
+                        current is not None and (plan.mode == "merge" or current == body
+                                                 or not self._rewritable(kind, doc_id, current, keep, rewritten))):
                     c["skipped"] += 1
                     continue
                 self.store.doc_put(kind, doc_id, body)
                 c["created" if current is None else "updated"] += 1
             if plan.mode == "full":
                 for doc_id, current in self.store.doc_items(kind):
-                    if doc_id not in incoming and self._rewritable(kind, doc_id, current, keep):
+                    if doc_id not in incoming and self._rewritable(kind, doc_id, current, keep, rewritten):
                         self.store.doc_delete(kind, doc_id)
                         c["deleted"] += 1
         return counts
 
     @staticmethod
-    def _rewritable(kind: str, doc_id: str, current: dict[str, Any], keep: set[tuple[str, str]]) -> bool:
-        """May a restore replace or delete this existing document? Not the caller's own admin key, and
-        not a revoked one (revocation is permanent)."""
+    def _key_rewritten(kind: str, doc: dict[str, Any], rewritten: set[str]) -> bool:
+        """Whether a document of `kind` is free of any key, or bound to one this restore rewrites."""
+        field = KEY_BOUND_DOCS.get(kind)
+        return field is None or doc.get(field) in rewritten
+
+    def _rewritable(self, kind: str, doc_id: str, current: dict[str, Any], keep: set[tuple[str, str]],
+                    rewritten: set[str]) -> bool:
+        """May a restore replace or delete this existing document? Not the caller's own admin key, not a
+        revoked one (revocation is permanent), not a hold on a key the restore leaves alone."""
         revoked = kind in REVOCABLE_DOCS and current.get("active") is False
-        return (kind, doc_id) not in keep and not revoked
+        return (kind, doc_id) not in keep and not revoked and self._key_rewritten(kind, current, rewritten)
 
     def _apply_keys(self, plan: RestorePlan, release: set[str]) -> dict[str, int]:
         c = {"created": 0, "updated": 0, "skipped": 0, "revoked": 0}
