@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until
 
 
 def backup(gw: Gateway) -> dict[str, Any]:
@@ -312,3 +312,21 @@ def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path:
         assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
                               json={"reservationId": held["id"]}).status_code == 404
         assert backup(gw)["data"]["keys"] == before
+
+
+def test_a_merge_restore_does_not_replay_a_scheduled_topup_that_already_ran(tmp_path: Path) -> None:
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        raw = gw.create_key(10)
+        made = gw.client.post("/keys/schedule", headers=gw.admin(),
+                              json={"key": raw, "action": "topup", "delaySeconds": 1, "params": {"credits": 5}})
+        assert made.status_code == 201, made.text
+        old = backup(gw)  # the topup is still pending in it
+        wait_until(lambda: gw.balance(raw) == 15, what="the scheduled topup")
+        resp = restore(gw, old, "merge")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["restored"]["documents"]["schedule"] == {"created": 0, "updated": 0, "skipped": 1,
+                                                                    "deleted": 0}
+        assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
+        assert gw.balance(raw) == 15

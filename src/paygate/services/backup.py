@@ -57,11 +57,11 @@ DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
 # document is never rewritten (reactivated) nor deleted (its tombstone keeps a later merge from
 # bringing the old active copy back) by a restore.
 REVOCABLE_DOCS = frozenset({ADMIN_KEY_DOC})
-# Kinds whose documents belong to one key and hold its money (kind -> the field naming the key's hash):
-# credit holds. Such a document follows its key: a restore writes or deletes it only along with a key
-# it rewrites, so a hold is never revived on (or taken from) a balance the restore did not set —
-# releasing a revived hold would pay its credits out a second time.
-KEY_BOUND_DOCS: dict[str, str] = {"reservation": "keyHash"}
+# Kinds whose documents belong to one key and move its money (kind -> the field naming the key's hash):
+# credit holds and scheduled actions (topups). Such a document follows its key: a restore writes or
+# deletes it only along with a key it rewrites, so a hold or a schedule is never revived on a balance
+# the restore did not set — releasing the hold or running the topup again would pay out twice.
+KEY_BOUND_DOCS: dict[str, str] = {"reservation": "keyHash", "schedule": "keyHash"}
 MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
 
 
