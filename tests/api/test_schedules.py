@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+from paygate.services.key_lifecycle import rotate
+from paygate.services.keys import KeyService
+from paygate.services.schedules import Schedules
+from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
 
 
@@ -173,3 +177,56 @@ def test_a_rotated_keys_schedules_follow_it_to_the_new_key(gw: Gateway) -> None:
     new = resp.json()["newKey"]
     assert [s["id"] for s in pending(gw, new)][:1] == [sid]
     wait_until(lambda: gw.balance(new) == 4, what="the topup on the rotated key")
+
+
+def test_schedules_a_crash_left_on_a_rotated_key_act_on_its_replacement(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        raw = gw.create_key(1)
+        sid = schedule(gw, raw, "topup", delaySeconds=4, params={"credits": 6})["id"]
+    store = SQLiteStore(Path(state))
+    store.open()
+    try:  # the rotation committed, then the process died before its listeners ran
+        keys = KeyService(store)
+        new = rotate(keys, keys.find(raw)).raw
+    finally:
+        store.close()
+    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        assert [s["id"] for s in pending(gw, new)] == [sid]
+        wait_until(lambda: len(executed(gw, sid)) == 1, what="the schedule made before the rotation")
+        assert executed(gw, sid)[0]["data"]["ok"] is True and gw.balance(new) == 7
+        assert key_entry(gw, raw)["credits"] == 0
+
+
+def test_the_timer_reads_no_schedule_until_one_is_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    try:
+        keys = KeyService(store)
+        record = keys.create("k", 0).record
+        service = Schedules(store, keys, lambda *_, **__: None)
+        now = time.time()
+        for i in range(15):
+            service.create(record, "topup", now + 60 + i, {"credits": 1}, "test", now)
+        reads: list[str] = []
+        for name in ("doc_items", "doc_list", "doc_get"):
+            real = getattr(store, name)
+            monkeypatch.setattr(store, name, lambda *a, _n=name, _r=real: reads.append(_n) or _r(*a))
+        service.tick(now + 30)
+        assert reads == []  # nothing due: not one document read
+        service.tick(now + 61.5)
+        assert reads == ["doc_get", "doc_get"] and record.credits == 2
+        assert len(service.pending(record.key_hash)) == 13
+    finally:
+        store.close()
+
+
+def test_schedules_a_restore_brings_back_are_listed_and_run(gw: Gateway) -> None:
+    raw = gw.create_key(1)
+    sid = schedule(gw, raw, "topup", delaySeconds=3, params={"credits": 2})["id"]
+    snapshot = gw.client.get("/admin/backup", headers=gw.admin()).json()
+    assert gw.client.delete("/keys/schedule", params={"id": sid}, headers=gw.admin()).status_code == 200
+    resp = gw.client.post("/admin/restore", headers=gw.admin(), json={"backup": snapshot, "mode": "overwrite"})
+    assert resp.status_code == 200, resp.text
+    assert [s["id"] for s in pending(gw, raw)] == [sid]
+    wait_until(lambda: gw.balance(raw) == 3, what="the restored schedule")
