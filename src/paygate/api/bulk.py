@@ -14,8 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key, require_admin
-from paygate.api.keys import CreateKeyBody, KeyCredits, create_key
-from paygate.services.keys import KeyConflict, KeyNotFound
+from paygate.api.keys import CreateKeyBody, KeyCredits, create_key, key_errors, revoke_key, topup_key
 from paygate.services.runtime import Runtime
 
 MAX_OPERATIONS = 100
@@ -44,33 +43,29 @@ def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["bulk"])
 
     def create(body: CreateKeyBody, who: str) -> Result:
-        new = create_key(rt, body)
-        rt.events.publish("key.created", who, keyMasked=new.record.masked, name=new.record.name,
-                          credits=new.record.credits, namespace=new.record.namespace, template=body.template,
-                          bulk=True)
+        new = create_key(rt, body, who, bulk=True)
         return {"key": new.raw, "keyMasked": new.record.masked, "name": new.record.name,
                 "credits": new.record.credits}
 
     def topup(body: KeyCredits, who: str) -> Result:
-        record = rt.keys.topup(body.key, body.credits)
-        rt.events.publish("key.topup", who, keyMasked=record.masked, creditsAdded=body.credits,
-                          newBalance=record.credits, bulk=True)
+        record = topup_key(rt, body, who, bulk=True)
         return {"keyMasked": record.masked, "creditsAdded": body.credits, "newBalance": record.credits}
 
     def revoke(body: KeyRef, who: str) -> Result:
-        record = rt.keys.revoke(body.key)
-        rt.events.publish("key.revoked", who, keyMasked=record.masked, bulk=True)
+        record = revoke_key(rt, body, who, bulk=True)
         return {"keyMasked": record.masked, "message": "Key revoked"}
 
     def suspend(body: SuspendOp, who: str) -> Result:
         record = find_key(rt, body.key)
-        rt.keys.suspend(record, body.reason)
+        with key_errors():
+            rt.keys.suspend(record, body.reason)
         rt.events.publish("key.suspended", who, keyMasked=record.masked, reason=body.reason, bulk=True)
         return {"keyMasked": record.masked, "suspended": True, "message": "Key suspended"}
 
     def resume(body: KeyRef, who: str) -> Result:
         record = find_key(rt, body.key)
-        rt.keys.resume(record)
+        with key_errors():
+            rt.keys.resume(record)
         rt.events.publish("key.resumed", who, keyMasked=record.masked, bulk=True)
         return {"keyMasked": record.masked, "suspended": False, "message": "Key resumed"}
 
@@ -94,10 +89,6 @@ def router(rt: Runtime) -> APIRouter:
             return {**out, "success": False, "error": _invalid(exc)}
         except ApiError as exc:
             return {**out, "success": False, "error": exc.message, "status": exc.status}
-        except KeyNotFound as exc:
-            return {**out, "success": False, "error": str(exc), "status": 404}
-        except KeyConflict as exc:
-            return {**out, "success": False, "error": str(exc), "status": 409}
 
     @r.post("/keys/bulk")
     async def bulk(body: BulkBody, request: Request) -> dict[str, Any]:

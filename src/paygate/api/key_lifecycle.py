@@ -33,6 +33,9 @@ class TransferBody(Body):
 
 def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-lifecycle"])
+    # Rate windows and quota counters follow a rotated key like every other follower: a failing
+    # follower is logged, never turns the finished (durable) rotation into an error answer.
+    rt.keys.rekey_listeners.append(rt.billing.move_counters)
 
     @r.post("/keys/rotate")
     async def rotate(body: KeyRef, request: Request) -> dict[str, Any]:
@@ -43,9 +46,6 @@ def router(rt: Runtime) -> APIRouter:
             new = lifecycle.rotate(rt.keys, old)
         except KeyConflict as exc:
             raise ApiError(409, str(exc)) from exc
-        move_counters = getattr(rt.billing, "move_counters", None)
-        if move_counters is not None:  # rate and quota windows follow the key
-            move_counters(old.key_hash, new.record.key_hash)
         rt.events.publish("key.rotated", actor(request), oldKeyMasked=old_masked, newKeyMasked=new.record.masked,
                           name=new.record.name, credits=new.record.credits)
         return {"message": "Key rotated", "newKey": new.raw, "oldKeyMasked": old_masked, **key_view(new.record)}

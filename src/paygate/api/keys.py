@@ -8,6 +8,8 @@ group-committed charges on the shared connection (a threadpool route could).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +22,7 @@ from paygate.api.policy import Tags as Tags  # re-exported: key_io imports it fr
 from paygate.services.keys import MAX_CREDITS, KeyConflict, KeyNotFound, NewKey, key_view
 from paygate.services.runtime import Runtime
 from paygate.services.templates import TemplateService, key_defaults
+from paygate.store.records import KeyRecord
 
 # Key fields share their types with the policy endpoints (/keys/acl, /keys/ip, /keys/quota, …): a key
 # made with POST /keys or from a template holds exactly what those would have stored.
@@ -86,16 +89,47 @@ def _apply_template(rt: Runtime, body: CreateKeyBody) -> tuple[CreateKeyBody, di
         raise ApiError(400, f"Invalid request: template {body.template!r} gives {exc.errors()[0]['msg']}") from exc
 
 
-def create_key(rt: Runtime, body: CreateKeyBody) -> NewKey:
-    """Validate and create one key (shared with POST /keys/bulk); an ApiError creates nothing."""
+@contextmanager
+def key_errors() -> Iterator[None]:
+    """KeyService's refusals as HTTP answers: an unknown key is a 404, a state conflict a 409."""
+    try:
+        yield
+    except KeyNotFound as exc:
+        raise ApiError(404, str(exc)) from exc
+    except KeyConflict as exc:
+        raise ApiError(409, str(exc)) from exc
+
+
+# The operations below are shared by their routes and POST /keys/bulk (which marks its events `bulk=True`):
+# each validates, changes and publishes its one event, or raises an ApiError having changed nothing.
+
+def create_key(rt: Runtime, body: CreateKeyBody, who: str, **mark: Any) -> NewKey:
     body, auto_topup = _apply_template(rt, body)
     expires_at = _parse_expiry(body)
-    return rt.keys.create(
+    new = rt.keys.create(
         body.name, body.credits, allowed_tools=body.allowed_tools, denied_tools=body.denied_tools,
         expires_at=expires_at, quota=body.quota.model_dump(by_alias=True) if body.quota else None,
         tags=body.tags, namespace=body.namespace, ip_allowlist=body.ip_allowlist,
         spending_limit=body.spending_limit, auto_topup=auto_topup,
     )
+    rt.events.publish("key.created", who, keyMasked=new.record.masked, name=new.record.name,
+                      credits=new.record.credits, namespace=new.record.namespace, template=body.template, **mark)
+    return new
+
+
+def topup_key(rt: Runtime, body: KeyCredits, who: str, **mark: Any) -> KeyRecord:
+    with key_errors():
+        record = rt.keys.topup(body.key, body.credits)
+    rt.events.publish("key.topup", who, keyMasked=record.masked, creditsAdded=body.credits,
+                      newBalance=record.credits, **mark)
+    return record
+
+
+def revoke_key(rt: Runtime, body: KeyRef, who: str, **mark: Any) -> KeyRecord:
+    with key_errors():
+        record = rt.keys.revoke(body.key)
+    rt.events.publish("key.revoked", who, keyMasked=record.masked, **mark)
+    return record
 
 
 def router(rt: Runtime) -> APIRouter:
@@ -104,36 +138,21 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/keys", status_code=201)
     async def create(body: CreateKeyBody, request: Request) -> JSONResponse:
         """Create an API key, optionally from a template. The full key is returned once, here, and never again."""
-        new = create_key(rt, body)
-        rt.events.publish("key.created", actor(request), keyMasked=new.record.masked, name=new.record.name,
-                          credits=new.record.credits, namespace=new.record.namespace, template=body.template)
+        new = create_key(rt, body, actor(request))
         return JSONResponse({"key": new.raw, **key_view(new.record), "template": body.template,
                              "message": "Key created"}, status_code=201)
 
     @r.post("/topup")
     async def topup(body: KeyCredits, request: Request) -> dict[str, Any]:
         """Add credits to a key."""
-        try:
-            record = rt.keys.topup(body.key, body.credits)
-        except KeyNotFound as exc:
-            raise ApiError(404, str(exc)) from exc
-        except KeyConflict as exc:
-            raise ApiError(409, str(exc)) from exc
-        rt.events.publish("key.topup", actor(request), keyMasked=record.masked, creditsAdded=body.credits,
-                          newBalance=record.credits)
+        record = topup_key(rt, body, actor(request))
         return {"message": f"Added {body.credits} credits", "keyMasked": record.masked,
                 "creditsAdded": body.credits, "credits": record.credits, "newBalance": record.credits}
 
     @r.post("/keys/revoke")
     async def revoke(body: KeyRef, request: Request) -> dict[str, Any]:
         """Permanently revoke a key."""
-        try:
-            record = rt.keys.revoke(body.key)
-        except KeyNotFound as exc:
-            raise ApiError(404, str(exc)) from exc
-        except KeyConflict as exc:
-            raise ApiError(409, str(exc)) from exc
-        rt.events.publish("key.revoked", actor(request), keyMasked=record.masked)
+        record = revoke_key(rt, body, actor(request))
         return {"message": "Key revoked", "keyMasked": record.masked, "revoked": True}
 
     return r
