@@ -212,3 +212,16 @@ def test_teams_and_memberships_survive_a_restart(tmp_path: Path) -> None:
     with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert teams(gw, include_inactive=True) == before and list(teams(gw)) == [team["id"]]
         assert usage(gw, team["id"])["memberCount"] == 1
+
+
+def test_deleted_teams_kept_for_their_history_are_bounded_the_oldest_deleted_is_erased() -> None:
+    with running_gateway("--server", ECHO_COMMAND) as gw:
+        deleted = []
+        for i in range(1001):
+            team = make_team(gw, f"churn-{i}")
+            assert post(gw, "/teams/delete", {"teamId": team["id"]}).status_code == 200
+            deleted.append(team["id"])
+        kept = teams(gw, include_inactive=True)
+        assert len(kept) == 1000 and deleted[0] not in kept and deleted[-1] in kept
+        assert gw.client.get("/teams/usage", params={"teamId": deleted[0]}, headers=gw.admin()).status_code == 404
+        assert usage(gw, deleted[1])["active"] is False

@@ -33,7 +33,7 @@ class MembershipKind:
     max_docs: int  # active documents
     max_members: int | None = None  # active keys per document
     moves: bool = False  # assigning a key that is in another document moves it (else 409: remove it first)
-    keeps_history: bool = False  # delete deactivates the document (else erases it)
+    keeps_history: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
 
 
 GROUP_POLICY_DEFAULTS: Doc = {
@@ -49,12 +49,14 @@ def empty_team_quota() -> dict[str, int]:
 
 # A group has no history worth keeping (deleting it frees its name and erases it); a key moves
 # between groups. A team's past spending must stay explainable, so deleting one deactivates it;
-# a key leaves its team explicitly before joining another, and a team has at most 100 keys.
+# a key leaves its team explicitly before joining another, and a team has at most 100 keys. The
+# deactivated teams kept are bounded too (the oldest deleted is erased), or create/delete churn
+# would grow the in-memory document cache without end.
 GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEFAULTS}, max_docs=1000,
                         moves=True)
 TEAMS = MembershipKind("team", "team_", "team_id",
                        lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
-                       max_docs=1000, max_members=100, keeps_history=True)
+                       max_docs=1000, max_members=100, keeps_history=1000)
 
 
 class MembershipError(Exception):
@@ -155,9 +157,16 @@ class MembershipService:
             now = iso_time(time.time())
             doc.update(active=False, updatedAt=now, deletedAt=now)
             self.store.doc_put(self.kind.doc, doc_id, doc)
+            self._forget_oldest_deleted()
         else:
             self.store.doc_delete(self.kind.doc, doc_id)
         return doc, released
+
+    def _forget_oldest_deleted(self) -> None:
+        deleted = [d for d in self.store.doc_list(self.kind.doc) if not _active(d)]
+        deleted.sort(key=lambda d: (str(d.get("deletedAt")), str(d.get("updatedAt"))))
+        for doc in deleted[: max(0, len(deleted) - self.kind.keeps_history)]:
+            self.store.doc_delete(self.kind.doc, doc["id"])
 
     def assign(self, record: KeyRecord, doc_id: str) -> str | None:
         """Put the key in the document; returns the document it was in before (when the kind moves keys)."""
