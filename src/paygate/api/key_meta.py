@@ -10,10 +10,10 @@ from pydantic import Field, field_validator
 
 from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin, role
 from paygate.api.keys import MAX_TAGS, NAME_PATTERN, NAMESPACE_PATTERN, TagName, TagValue
+from paygate.api.policy import live_key
 from paygate.core.keys import KEY_PREFIX
 from paygate.services.keys import KeyConflict, iso_time, key_view
 from paygate.services.runtime import Runtime
-from paygate.store.records import KeyRecord
 
 MAX_NOTES = 50
 MAX_NOTE_CHARS = 1000
@@ -51,11 +51,6 @@ class TagsBody(Body):
 class SearchBody(Body):
     tags: Annotated[dict[TagName, TagValue], Field(min_length=1, max_length=MAX_TAGS)]
     namespace: str | None = Field(default=None, min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)
-
-
-def _live(record: KeyRecord, what: str) -> None:
-    if not record.active:
-        raise ApiError(409, f"cannot {what} on a revoked key")
 
 
 def router(rt: Runtime) -> APIRouter:
@@ -108,8 +103,7 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/keys/tags")
     async def set_tags(body: TagsBody, request: Request) -> dict[str, Any]:
         """Merge tags into a key's tags; a null value removes that tag."""
-        record = find_key(rt, body.key)
-        _live(record, "change tags")
+        record = live_key(rt, body.key)
         merged = {**record.tags, **{k: v for k, v in body.tags.items() if v is not None}}
         for name, value in body.tags.items():
             if value is None:
