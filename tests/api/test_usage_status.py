@@ -63,3 +63,12 @@ def test_usage_since_without_a_zone_is_utc_whatever_the_server_time_zone() -> No
         an_hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         assert gw.client.get(f"/usage?since={in_an_hour}", headers=gw.admin()).json()["count"] == 0
         assert gw.client.get(f"/usage?since={an_hour_ago}", headers=gw.admin()).json()["count"] == 1
+
+
+def test_usage_csv_quotes_cells_a_spreadsheet_would_run_as_formulas(gw: Gateway) -> None:
+    raw = gw.create_key(3, name="=HYPERLINK(\"http://example.com\")")
+    gw.call_tool("echo", {"text": "x"}, raw)
+    resp = gw.client.get("/usage?format=csv", headers=gw.admin())
+    [row] = [r for r in csv.DictReader(io.StringIO(resp.text)) if r["apiKey"].startswith(raw[:7])]
+    assert row["keyName"] == "'=HYPERLINK(\"http://example.com\")"
+    assert row["creditsCharged"] == "1"  # numbers stay numbers

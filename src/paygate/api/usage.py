@@ -35,6 +35,14 @@ def _parse_since(since: str | None) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
+def _csv_cell(value: Any) -> Any:
+    # A text cell starting = + - @ (or tab / CR) is run as a formula by spreadsheets (CSV injection);
+    # a leading ' makes it text, as the key export does. Key names are admin-chosen, tool names the backend's.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _event_row(e: UsageEvent) -> dict[str, Any]:
     return {"timestamp": iso_time(e.timestamp), "apiKey": e.key_masked, "keyName": e.key_name, "tool": e.tool,
             "creditsCharged": e.credits, "allowed": e.allowed, "denyReason": e.deny_reason,
@@ -60,7 +68,7 @@ def admin_router(rt: Runtime) -> APIRouter:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=USAGE_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({name: _csv_cell(value) for name, value in row.items()} for row in rows)
         return Response(buffer.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'})
 
