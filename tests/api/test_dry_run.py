@@ -145,6 +145,26 @@ def test_the_dry_run_prices_input_size_as_a_real_call_does(gw: Gateway) -> None:
     assert gw.balance(raw) == 100 - v["creditsRequired"]
 
 
+def test_arguments_are_read_as_a_real_call_reads_them(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    arguments = {"text": "y" * 1000, "n": 10**30}  # a real call reads the integer as 1e+30
+    v = verdict(gw, {"key": raw, "tool": "announce", "arguments": arguments})
+    gw.call_tool("announce", arguments, raw)
+    assert gw.balance(raw) == 100 - v["creditsRequired"]
+
+
+@pytest.mark.parametrize("path", ["/requests/dry-run", "/requests/dry-run/batch"])
+def test_arguments_nested_too_deeply_to_price_are_a_400(gw: Gateway, path: str) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    call = {"tool": "announce", "arguments": deep} if path.endswith("dry-run") else {
+        "tools": [{"name": "announce", "arguments": deep}]}
+    resp = dry(gw, {"key": gw.create_key(5), **call}, path)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith("Invalid request: ")
+
+
 def test_client_ip_and_country_stand_in_for_the_callers(gw: Gateway) -> None:
     raw = gw.create_key(10, ipAllowlist=["10.0.0.0/8"])
     assert verdict(gw, {"key": raw, "tool": "echo"})["denyReason"] == "ip_not_allowed"

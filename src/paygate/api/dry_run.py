@@ -6,10 +6,12 @@ Read-only POSTs (viewer role): nothing is charged, counted, recorded or publishe
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import json
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from paygate.api.common import Body, KeyRefField, find_key, require_admin, role
 from paygate.services.key_report_dry_run import Call, DryRunner
@@ -17,6 +19,24 @@ from paygate.services.runtime import Runtime
 
 MAX_BATCH = 100
 ToolName = Field(min_length=1, max_length=200)
+
+
+def as_a_real_call_reads(arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The arguments as /mcp would see them: its JSON parser (orjson) reads an integer past 64 bits as a
+    float, which changes the size a per-KB price is computed from; and what it cannot serialise back
+    (NaN, nesting past 254 levels) cannot be priced, so it is refused here rather than failing later."""
+    if arguments is None:
+        return None
+    try:
+        parsed: dict[str, Any] = orjson.loads(json.dumps(arguments, allow_nan=False))
+        orjson.dumps(parsed)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("arguments must be plain JSON a tools/call can carry (no NaN or Infinity, "
+                         "at most 254 levels deep)") from exc
+    return parsed
+
+
+Arguments = Annotated[dict[str, Any] | None, AfterValidator(as_a_real_call_reads)]
 
 
 class ClientFields(Body):
@@ -39,12 +59,12 @@ class ClientFields(Body):
 class DryRunBody(ClientFields):
     key: KeyRefField
     tool: str = ToolName
-    arguments: dict[str, Any] | None = None
+    arguments: Arguments = None
 
 
 class BatchCall(Body):
     name: str = ToolName
-    arguments: dict[str, Any] | None = None
+    arguments: Arguments = None
 
 
 class BatchBody(ClientFields):
