@@ -139,6 +139,19 @@ def test_overwrite_mode_replaces_policy_and_brings_the_balance_to_the_imported_v
     assert resp.status_code == 200 and gw.balance(raw) == 50
 
 
+def test_overwrite_never_brings_a_revoked_key_back(gw: Gateway) -> None:
+    raw = gw.create_key(10)
+    assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw}).status_code == 200
+    fresh = raw_key()
+    resp = do_import(gw, [{"key": raw, "credits": 500, "active": True}, {"key": fresh, "credits": 1}], "overwrite")
+    assert resp.status_code == 200, resp.text
+    assert [r["status"] for r in resp.json()["results"]] == ["error", "imported"]
+    assert "revoked" in resp.json()["results"][0]["error"]
+    entry = entry_of(gw, raw)
+    assert entry["active"] is False and entry["credits"] == 10
+    assert gw.client.get("/balance", headers={"X-API-Key": raw}).status_code != 200
+
+
 def test_error_mode_aborts_the_whole_import_on_one_conflict(gw: Gateway) -> None:
     existing = gw.create_key(10)
     fresh = raw_key()
@@ -188,6 +201,10 @@ def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(g
     [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 0}}],
     [{"key": "PLACEHOLDER", "allowedCountries": ["usa"]}], [{"key": "PLACEHOLDER", "alias": "pg_lookalike"}],
     [{"key": "PLACEHOLDER", "alias": "has space"}],
+    [{"key": "PLACEHOLDER", "totalCalls": 10**20}], [{"key": "PLACEHOLDER", "quota": {"dailyCallLimit": 10**20}}],
+    [{"key": "PLACEHOLDER", "quota": {"hourlyCallLimit": 5}}], [{"key": "PLACEHOLDER", "extra": {"n": 10**20}}],
+    [{"key": "PLACEHOLDER", "notes": [{"n": -(10**20)}]}],
+    [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 1, "maxDaily": 1001}}],
 ])
 def test_one_bad_entry_refuses_the_whole_import(gw: Gateway, keys: list[dict[str, Any]]) -> None:
     good = raw_key()

@@ -15,6 +15,14 @@ from paygate.services.runtime import Runtime
 MAX_DAILY = 1000
 
 
+class AutoTopupConfig(Body):
+    """A key's auto-topup settings, as stored (`record.auto_topup`) and as exports and imports carry them."""
+
+    threshold: int = Field(ge=0, le=MAX_CREDITS)
+    amount: int = Field(gt=0, le=MAX_CREDITS)
+    max_daily: int = Field(default=0, ge=0, le=MAX_DAILY)  # 0: unlimited
+
+
 class AutoTopupBody(Body):
     """Either {key, threshold, amount, maxDaily} to enable, or {key, disable: true}."""
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field, field_validator
 
+from paygate.api.auto_topup import AutoTopupConfig
 from paygate.api.common import ApiError, Body, actor, require_admin, role
 from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN, Tags
+from paygate.api.policy import CountryList, IpList, QuotaLimits, ToolList
 from paygate.core.keys import KEY_PREFIX
 from paygate.services import key_io
 from paygate.services.keys import MAX_CREDITS, iso_time
@@ -19,15 +21,8 @@ from paygate.services.runtime import Runtime
 
 MAX_IMPORT = 1000  # entries per request, as the reference
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Namespace = Annotated[str, Field(min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)]
 Stamp = Annotated[str, Field(max_length=40)]
-
-
-class AutoTopupConfig(Body):
-    threshold: int = Field(ge=0, le=MAX_CREDITS)
-    amount: int = Field(gt=0, le=MAX_CREDITS)
-    max_daily: int = Field(default=0, ge=0)
 
 
 class ImportEntry(Body):
@@ -44,25 +39,26 @@ class ImportEntry(Body):
     name: Name | None = None
     credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
     total_spent: int = Field(default=0, ge=0, le=MAX_CREDITS)
-    total_calls: int = Field(default=0, ge=0)
+    total_calls: int = Field(default=0, ge=0, le=MAX_CREDITS)
     created_at: Stamp | None = None
     last_used_at: Stamp | None = None
     expires_at: Stamp | None = None
     active: bool = True
     suspended: bool = False
-    allowed_tools: list[Name] = Field(default_factory=list, max_length=1000)
-    denied_tools: list[Name] = Field(default_factory=list, max_length=1000)
-    quota: dict[str, Annotated[int, Field(ge=0)]] | None = Field(default=None, max_length=20)
+    # the same field types (and limits) as the policy endpoints that set these fields one by one
+    allowed_tools: ToolList = Field(default_factory=list)
+    denied_tools: ToolList = Field(default_factory=list)
+    quota: QuotaLimits | None = None
     tags: Tags = Field(default_factory=dict)
     namespace: Namespace = "default"
-    ip_allowlist: list[str] = Field(default_factory=list, max_length=100)
+    ip_allowlist: IpList = Field(default_factory=list)
     spending_limit: int = Field(default=0, ge=0, le=MAX_CREDITS)
     alias: str | None = Field(default=None, pattern=NAME_PATTERN)
     group_id: Name | None = None
     team_id: Name | None = None
     plan: Name | None = None
-    allowed_countries: list[Country] = Field(default_factory=list, max_length=300)
-    denied_countries: list[Country] = Field(default_factory=list, max_length=300)
+    allowed_countries: CountryList = Field(default_factory=list)
+    denied_countries: CountryList = Field(default_factory=list)
     notes: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
     auto_topup: AutoTopupConfig | None = None
     extra: dict[str, Any] = Field(default_factory=dict, max_length=100)
@@ -82,21 +78,22 @@ class ImportBody(Body):
     mode: Literal["skip", "overwrite", "error"] = "skip"
     version: Literal[1] | None = None
     exported_at: Stamp | None = None
-    count: int | None = Field(default=None, ge=0)
+    count: int | None = Field(default=None, ge=0, le=MAX_IMPORT)
 
 
 def _records(body: ImportBody) -> list[Any]:
     now = time.time()
     records = []
     for i, entry in enumerate(body.keys):
-        for ip in entry.ip_allowlist:
-            try:
-                ipaddress.ip_network(ip, strict=False)
-            except ValueError as exc:
-                raise ApiError(400, f"Invalid request: keys.{i}.ipAllowlist: {ip!r} is not an IP or CIDR") from exc
         fields = entry.model_dump(exclude=set(entry.model_extra or {}), by_alias=False)
-        if entry.auto_topup is not None:
-            fields["auto_topup"] = entry.auto_topup.model_dump(by_alias=True)
+        for name in ("auto_topup", "quota"):  # stored as the endpoints that set them store them: camelCase
+            nested = getattr(entry, name)
+            fields[name] = nested.model_dump(by_alias=True) if nested is not None else None
+        for name in ("notes", "extra"):  # free-form JSON, but it must be storable (e.g. no integer ≥ 2**64)
+            try:
+                orjson.dumps(fields[name])
+            except orjson.JSONEncodeError as exc:
+                raise ApiError(400, f"Invalid request: keys.{i}.{name}: cannot be stored ({exc})") from exc
         try:
             records.append(key_io.record_from_entry(fields, now))
         except key_io.ImportInvalid as exc:

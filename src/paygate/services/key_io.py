@@ -161,7 +161,8 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
     alias_owner = {k.alias: k.key_hash for k in store.list_keys() if k.alias is not None}
     plan = ImportPlan(mode, records)
     for r in records:
-        exists = store.get_key(r.key_hash) is not None
+        current = store.get_key(r.key_hash)
+        exists = current is not None
         owner = alias_owner.get(r.alias) if r.alias is not None else None
         alias_is_a_key = r.alias is not None and (hash_key(r.alias) in seen_hashes
                                                   or store.get_key(hash_key(r.alias)) is not None)
@@ -172,6 +173,11 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
         elif not exists:
             plan.statuses.append("imported")
             plan.errors.append(None)
+        elif mode == "overwrite" and current is not None and not current.active:
+            # Revocation is permanent (as in a restore): an import never brings a revoked (or rotated-away)
+            # key back to life, nor gives it credits.
+            plan.statuses.append("error")
+            plan.errors.append("key is revoked here; a revoked key cannot be overwritten")
         elif mode == "overwrite":
             plan.statuses.append("overwritten")
             plan.errors.append(None)
