@@ -152,6 +152,18 @@ def test_stats_count_each_key_once_by_status_and_sum_credits(gw: Gateway) -> Non
     }
 
 
+def test_a_rotated_keys_spend_and_calls_are_counted_once(gw: Gateway) -> None:
+    ns = fresh_namespace()
+    (raw,) = make_keys(gw, ns, [("r", 100)])
+    gw.call_tool("echo", {"text": "x"}, raw)
+    before = get(gw, "/keys/stats", namespace=ns).json()
+    assert gw.client.post("/keys/rotate", json={"key": raw}, headers=gw.admin()).status_code == 200
+    after = get(gw, "/keys/stats", namespace=ns).json()
+    assert (after["total"], after["active"], after["revoked"]) == (2, 1, 1)  # the retired key is still listed
+    for field in ("totalCreditsAllocated", "totalCreditsSpent", "totalCreditsRemaining", "totalCalls"):
+        assert after[field] == before[field], field
+
+
 def test_stats_without_namespace_cover_every_namespace(gw: Gateway) -> None:
     ns1, ns2 = fresh_namespace(), fresh_namespace()
     make_keys(gw, ns1, [("x", 1)])

@@ -63,15 +63,17 @@ def stats(records: Iterable[KeyRecord], now: float, namespace: str | None = None
     """Counts by status (each key counted once), credit aggregates and namespace/group breakdowns."""
     scoped = [r for r in records if namespace is None or r.namespace == namespace]
     by_status = Counter(key_status(r, now) for r in scoped)
-    spent = sum(r.total_spent for r in scoped)
-    remaining = sum(r.credits for r in scoped)
+    # A key retired by rotation keeps its counters, which its successor also took over: sum them once.
+    counted = [r for r in scoped if "rotatedTo" not in r.extra]
+    spent = sum(r.total_spent for r in counted)
+    remaining = sum(r.credits for r in counted)
     out: dict[str, Any] = {
         "total": len(scoped),
         **{s: by_status.get(s, 0) for s in ("active", "suspended", "expired", "revoked")},
         "totalCreditsAllocated": spent + remaining,
         "totalCreditsSpent": spent,
         "totalCreditsRemaining": remaining,
-        "totalCalls": sum(r.total_calls for r in scoped),
+        "totalCalls": sum(r.total_calls for r in counted),
         "byNamespace": dict(sorted(Counter(r.namespace for r in scoped).items())),
         "byGroup": dict(sorted(Counter(r.group_id for r in scoped if r.group_id is not None).items())),
     }
