@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, start_gateway
 
 
 def masked(raw: str) -> str:
@@ -284,3 +284,32 @@ def test_an_alias_may_not_equal_an_imported_key_of_another_format() -> None:
         resp = post(gw, "/keys/alias", {"key": raw, "alias": "legacy_key_1234"})
         assert resp.status_code == 409 and "collides" in resp.json()["error"]
         assert view(gw, raw)["alias"] is None
+
+
+def refused_start(*args: str, **kwargs: Any) -> str:
+    """The error of a gateway that must not start."""
+    try:
+        gateway = start_gateway(*args, **kwargs)
+    except RuntimeError as exc:
+        return str(exc)
+    gateway.stop()
+    raise AssertionError("the gateway started")
+
+
+def test_a_key_may_not_be_imported_under_another_keys_alias(tmp_path: Path) -> None:
+    # Otherwise the imported key would shadow the alias: a topup "to legacy-svc" would credit it.
+    state = str(tmp_path / "s.db")
+    args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
+    with running_gateway(*args, state_file=state) as gw:
+        raw = gw.create_key(1)
+        post(gw, "/keys/alias", {"key": raw, "alias": "legacy-svc"})
+    error = refused_start(*args, "--import-key", "legacy-svc:100", state_file=state)
+    assert f"legacy-…-svc is the alias of key {masked(raw)}" in error
+    with running_gateway(*args, state_file=state) as gw:
+        assert post(gw, "/topup", {"key": "legacy-svc", "credits": 1}).json()["keyMasked"] == masked(raw)
+        assert len(gw.client.get("/keys", headers=gw.admin()).json()) == 1
+
+
+def test_an_imported_balance_above_the_credit_cap_is_refused_clearly() -> None:
+    error = refused_start("--server", ECHO_COMMAND, "--import-key", f"big_legacy_key:{10**15 + 1}")
+    assert "at most 10" in error

@@ -50,9 +50,17 @@ class KeyService:
         return NewKey(raw, self._insert(raw, name, credits, "create", policy))
 
     def import_key(self, raw: str, credits: int, name: str = "imported") -> KeyRecord | None:
-        """Register a key the operator already handed out; None if it exists already."""
+        """Register a key the operator already handed out; None if it exists already. A key equal to
+        another key's alias is refused: lookups try the raw key first, so it would take the alias over."""
         if self.store.get_key(hash_key(raw)) is not None:
             return None
+        shown = "…".join(mask_parts(raw))  # never the raw key, even in a startup error
+        if not 0 <= credits <= MAX_CREDITS:
+            raise KeyConflict(f"importKeys: {shown}: credits must be 0 to at most {MAX_CREDITS}")
+        holder = self.by_alias(raw)
+        if holder is not None:
+            raise KeyConflict(f"importKeys: {shown} is the alias of key {holder.masked}; an imported key "
+                              "must not equal an alias (clear or change the alias first)")
         return self._insert(raw, name, credits, "import", {})
 
     def _insert(self, raw: str, name: str, credits: int, memo: str, policy: dict[str, Any]) -> KeyRecord:
