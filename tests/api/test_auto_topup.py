@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paygate.services.auto_topup import AutoTopup, today_count
+from paygate.services.keys import KeyService
+from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
 
 
@@ -132,3 +136,29 @@ def test_config_and_the_daily_count_survive_a_restart(tmp_path: Path) -> None:
         spend_one(gw, raw)
         spend_one(gw, raw)
         assert gw.balance(raw) == 0 and topups(gw, raw) == []  # today's one topup was used before the restart
+
+
+def test_a_crash_during_a_topup_never_lets_the_daily_cap_be_exceeded(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    store.open()
+    record = KeyService(store).create("k", 0).record
+    service = AutoTopup(store, lambda *_, **__: None)
+    service.configure(record, threshold=5, amount=10, max_daily=1)
+
+    def dies(*_: Any) -> Any:
+        raise SystemExit("the process died mid-topup")
+
+    store.topup = dies  # type: ignore[method-assign]
+    now = time.time()
+    with pytest.raises(SystemExit):
+        service.maybe_topup(record.key_hash, now)
+    store.close()
+    store = SQLiteStore(path)  # restart
+    store.open()
+    try:
+        assert AutoTopup(store, lambda *_, **__: None).maybe_topup(record.key_hash, now) == 0
+        reopened = store.get_key(record.key_hash)
+        assert reopened is not None and reopened.credits == 0 and today_count(reopened, now) == 1
+    finally:
+        store.close()

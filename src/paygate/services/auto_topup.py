@@ -78,11 +78,15 @@ class AutoTopup:
             return 0
         if record.credits + amount > MAX_CREDITS:
             return 0
-        result = self.store.topup(key_hash, amount, MEMO)
-        if not result.ok:
-            return 0
+        # Counted before the credits move: a crash in between can cost a topup, never exceed the cap.
+        counted = record.extra.get(DAILY)
         record.extra[DAILY] = {"date": utc_day(now), "count": count + 1}
         self.store.update_key(record)
+        result = self.store.topup(key_hash, amount, MEMO)
+        if not result.ok:
+            record.extra[DAILY] = counted
+            self.store.update_key(record)
+            return 0
         self.publish("key.auto_topped_up", "system", keyMasked=record.masked, amount=amount,
                      newBalance=result.balance, threshold=threshold, todayCount=count + 1, maxDaily=max_daily)
         return amount
