@@ -117,6 +117,7 @@ def test_bad_rotation_requests_change_nothing(gw: Gateway, body: dict[str, Any],
     before = len(listing(gw))
     assert post(gw, "/keys/rotate", body).status_code == status
     assert len(listing(gw)) == before and gw.balance(raw) == 5
+    assert not [e for e in gw.events("key.rotated") if e["data"]["oldKeyMasked"] == masked(raw)]
 
 
 # --- cloning --------------------------------------------------------------------------------------
@@ -227,6 +228,11 @@ def test_bad_transfers_move_nothing(gw: Gateway, body: dict[str, Any], status: i
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]
     assert (gw.balance(a), gw.balance(b)) == (10, 10)
+    mine = {masked(a), masked(b), masked(revoked)}
+    assert not [e for e in gw.events("key.credits_transferred")
+                if {e["data"]["fromKeyMasked"], e["data"]["toKeyMasked"]} & mine]
+    history = gw.client.get("/keys/credit-history", params={"key": a}, headers=gw.admin()).json()
+    assert [e["type"] for e in history["entries"]] == ["initial"], history
 
 
 def test_an_expired_key_can_neither_send_nor_receive(gw: Gateway) -> None:
