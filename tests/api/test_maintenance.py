@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +60,19 @@ def test_enabling_without_a_message_uses_the_default_message(gw: Gateway) -> Non
     resp = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True})
     assert resp.status_code == 200 and "maintenance" in resp.json()["message"].lower()
     assert gw.rpc("tools/list").status_code == 503
+
+
+def test_changing_the_message_of_an_open_window_keeps_its_start(gw: Gateway) -> None:
+    first = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "A"}).json()
+    start = first["since"]
+    wait_until(lambda: iso_now() != start, what="a later millisecond")
+    second = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "B"}).json()
+    assert second == {"enabled": True, "message": "B", "since": start}
+
+
+def iso_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
 def test_each_change_publishes_an_event(gw: Gateway) -> None:

@@ -31,8 +31,9 @@ class Maintenance:
             self.enabled, self.message, self.since = bool(data["enabled"]), str(data["message"]), data["since"]
 
     def set(self, enabled: bool, message: str | None = None) -> None:
+        """Switch on or off. A new message for a window already open keeps the window's start."""
+        self.since = (self.since if self.enabled and self.since is not None else time.time()) if enabled else None
         self.enabled = enabled
         self.message = message or DEFAULT_MESSAGE
-        self.since = time.time() if enabled else None
         self.store.set_meta(META_MAINTENANCE, orjson.dumps(
             {"enabled": self.enabled, "message": self.message, "since": self.since}).decode())
