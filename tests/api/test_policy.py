@@ -146,7 +146,8 @@ def test_policy_endpoints_refuse_a_revoked_key_with_409(gw: Gateway, path: str) 
 
 def test_expiry_in_seconds_denies_the_key_once_it_passes_and_removing_it_revives_the_key(gw: Gateway) -> None:
     raw = gw.create_key(10)
-    resp = post(gw, "/keys/expiry", {"key": raw, "expiresIn": 1})
+    # 3 s, not 1: the call below must land before expiry even on a loaded machine
+    resp = post(gw, "/keys/expiry", {"key": raw, "expiresIn": 3})
     assert resp.status_code == 200 and resp.json()["expiresAt"]
     expires = datetime.fromisoformat(resp.json()["expiresAt"]).timestamp()
     assert "result" in gw.call_tool("echo", {"text": "x"}, raw)
