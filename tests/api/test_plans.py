@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, write_config
 
 
 def unique(prefix: str = "plan") -> str:
@@ -166,3 +166,15 @@ def test_plans_and_assignments_survive_a_restart(tmp_path: Path) -> None:
         assert plans(gw)[plan["name"]]["keyCount"] == 1
         assert text_of(gw.call_tool("echo", {"text": "x"}, key)) == "x"
         assert gw.balance(key) == 7
+
+
+@pytest.mark.parametrize(("multiplier", "price"), [(1.1, 11), ("0.7", 7), (2.3, 23), (0.0001, 1), ("99.9999", 1000)])
+def test_the_multiplier_is_exact_decimal_not_binary_float(tmp_path: Path, multiplier: float | str, price: int) -> None:
+    # 10 * 1.1 is 11.000000000000002 in binary floating point: rounded up, that would charge 12
+    config = write_config(tmp_path, {"defaultCreditsPerCall": 10, "globalRateLimitPerMin": 0})
+    with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+        plan = make_plan(gw, creditMultiplier=multiplier)
+        key = gw.create_key(2000)
+        assert assign(gw, key, plan["name"]).status_code == 200
+        assert text_of(gw.call_tool("echo", {"text": "x"}, key)) == "x"
+        assert gw.balance(key) == 2000 - price
