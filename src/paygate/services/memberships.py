@@ -33,7 +33,7 @@ class MembershipKind:
     max_docs: int  # active documents
     max_members: int | None = None  # active keys per document
     moves: bool = False  # assigning a key that is in another document moves it (else 409: remove it first)
-    keeps_history: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
+    deleted_kept: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
 
 
 GROUP_POLICY_DEFAULTS: Doc = {
@@ -56,7 +56,7 @@ GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEF
                         moves=True)
 TEAMS = MembershipKind("team", "team_", "team_id",
                        lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
-                       max_docs=1000, max_members=100, keeps_history=1000)
+                       max_docs=1000, max_members=100, deleted_kept=1000)
 
 
 class MembershipError(Exception):
@@ -153,7 +153,7 @@ class MembershipService:
             if self.member_of(record) == doc_id:
                 self._join(record, None)
                 released += record.active
-        if self.kind.keeps_history:
+        if self.kind.deleted_kept:
             now = iso_time(time.time())
             doc.update(active=False, updatedAt=now, deletedAt=now)
             self.store.doc_put(self.kind.doc, doc_id, doc)
@@ -165,7 +165,7 @@ class MembershipService:
     def _forget_oldest_deleted(self) -> None:
         deleted = [d for d in self.store.doc_list(self.kind.doc) if not _active(d)]
         deleted.sort(key=lambda d: (str(d.get("deletedAt")), str(d.get("updatedAt"))))
-        for doc in deleted[: max(0, len(deleted) - self.kind.keeps_history)]:
+        for doc in deleted[: max(0, len(deleted) - self.kind.deleted_kept)]:
             self.store.doc_delete(self.kind.doc, doc["id"])
 
     def assign(self, record: KeyRecord, doc_id: str) -> str | None:
