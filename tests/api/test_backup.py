@@ -218,11 +218,20 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     no_plan["data"]["keys"][0]["keyHash"] = sha(f"pg_new_{uuid.uuid4().hex}")
     no_plan["data"]["keys"][0]["plan"] = "no-such-plan"
     no_plan["checksum"] = digest(no_plan["data"])
+    # policy fields the charge path reads must have the shape their endpoints give them
+    bad_policies = []
+    for field, value in (("autoTopup", {"threshold": "5", "amount": 10, "maxDaily": 0}),
+                         ("autoTopup", {"threshold": 5, "amount": -10, "maxDaily": 0}),
+                         ("quota", {"dailyCallLimit": -1}), ("quota", {"hourlyCallLimit": 5})):
+        bad_policy = copy.deepcopy(snapshot)
+        bad_policy["data"]["keys"][0][field] = value
+        bad_policy["checksum"] = digest(bad_policy["data"])
+        bad_policies.append(bad_policy)
     return [data_edit, bad_sum, no_sum, version, version_str, malformed, bad_field, bad_hash, bad_docs, bad_plan,
-            bad_admin, odd_sum, *bad_aliases, no_plan]
+            bad_admin, odd_sum, *bad_aliases, no_plan, *bad_policies]
 
 
-@pytest.mark.parametrize("case", range(16))
+@pytest.mark.parametrize("case", range(20))
 @pytest.mark.parametrize("mode", ["merge", "full"])
 def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: Gateway, case: int, mode: str) -> None:
     raw = gw.create_key(33)

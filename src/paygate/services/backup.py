@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
 from paygate.core.keys import KEY_PREFIX
+from paygate.core.policy import QUOTA_FIELDS
 from paygate.services.admin_auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.services.keys import MAX_CREDITS, iso_time
 from paygate.services.plans import PLAN_DOC, plan_doc_problem
@@ -120,10 +121,33 @@ def key_from_json(raw: Any, where: str) -> KeyRecord:
         raise BackupError(400, f"Invalid request: {where}.keyHash must be 64 lowercase hex characters")
     if not 0 <= record.credits <= MAX_CREDITS or record.total_spent < 0 or record.total_calls < 0:
         raise BackupError(400, f"Invalid request: {where}: credits and totals must be between 0 and {MAX_CREDITS}")
+    problem = policy_problem(record)
+    if problem:
+        raise BackupError(400, f"Invalid request: {where}: {problem}")
     if record.alias is not None and (not _ALIAS.fullmatch(record.alias) or record.alias.startswith(KEY_PREFIX)):
         raise BackupError(400, f"Invalid request: {where}.alias must be 1-100 of A-Z a-z 0-9 _ - and not start "
                                f"with {KEY_PREFIX!r}")
     return record
+
+
+def _count(value: Any, least: int) -> bool:
+    return type(value) is int and least <= value <= MAX_CREDITS
+
+
+def policy_problem(record: KeyRecord) -> str | None:
+    """Why a key's policy fields are not in the shape the gate and the charge path read (they are only
+    type-checked above), or None: an auto-topup read after every charge must never fail nor move a
+    negative amount, a quota holds only the four limits."""
+    topup = record.auto_topup
+    if topup is not None and (set(topup) != {"threshold", "amount", "maxDaily"} or not _count(topup["threshold"], 0)
+                              or not _count(topup["amount"], 1) or not _count(topup["maxDaily"], 0)):
+        return "autoTopup must be {threshold >= 0, amount > 0, maxDaily >= 0} (integers)"
+    quota = record.quota
+    if quota is not None and (set(quota) - set(QUOTA_FIELDS) or not all(_count(v, 0) for v in quota.values())):
+        return f"quota may only hold {', '.join(QUOTA_FIELDS)} as integers >= 0"
+    if not _count(record.spending_limit, 0):
+        return "spendingLimit must be an integer >= 0"
+    return None
 
 
 def document_kinds(store: Store) -> list[str]:
