@@ -96,3 +96,29 @@ def test_a_call_that_never_reached_the_backend_is_refunded_whatever_the_policy(s
     assert isinstance(delivered_failure, Admitted)
     assert billing.settle(delivered_failure, True, 0).refunded == 0  # it may have run: the policy decides
     assert billing.resolve(raw).credits == 5  # type: ignore[union-attr]
+
+
+def test_a_call_in_flight_while_its_key_is_rotated_settles_on_the_new_key(store: SQLiteStore) -> None:
+    import dataclasses
+
+    from paygate.core.keys import generate_api_key, hash_key, mask_parts
+
+    billing = BillingService(store, PriceBook(3, 0, {"big": ToolPrice(1, credits_per_kb_output=1)}), Metrics(),
+                             shadow=False, refund_on_failure=True)
+    raw = KeyService(store).create("k", 10).raw
+    failing, surcharged = billing.admit(raw, "add", 0, None), billing.admit(raw, "big", 0, None)
+    assert isinstance(failing, Admitted) and isinstance(surcharged, Admitted)
+    old = store.get_key(hash_key(raw))
+    assert old is not None and old.credits == 6
+    for _ in range(2):  # rotated twice while both calls run
+        fresh = generate_api_key()
+        prefix, last4 = mask_parts(fresh)
+        current = billing.current(old)
+        store.rekey(current.key_hash, dataclasses.replace(current, key_hash=hash_key(fresh), prefix=prefix,
+                                                          last4=last4, extra=dict(current.extra)))
+    live = billing.current(old)
+    assert live.active and live.key_hash != old.key_hash and live.credits == 6
+    assert billing.settle(failing, True, 0).refunded == 3
+    assert billing.settle(surcharged, False, 2048).surcharge == 2
+    assert live.credits == 7 and failing.key is live
+    assert old.credits == 0 and sum(e.delta for e in store.ledger(old.key_hash)) == 0

@@ -186,6 +186,17 @@ class BillingService:
                 "dailyCredits": used.day_credits, "monthlyCalls": used.month_calls,
                 "monthlyCredits": used.month_credits}
 
+    def current(self, key: KeyRecord) -> KeyRecord:
+        """The live successor of a key rotated away (`extra["rotatedTo"]`, written by the rotation),
+        or the key itself."""
+        for _ in range(64):  # a chain of rotations; bounded so a corrupt pointer cannot loop
+            successor = key.extra.get("rotatedTo") if not key.active else None
+            record = self.store.get_key(successor) if successor else None
+            if record is None:
+                return key
+            key = record
+        return key
+
     def move_counters(self, old_hash: str, new_hash: str) -> None:
         """After a rotation: rate windows and quota counters follow the key."""
         self.quotas.move(old_hash, new_hash)
@@ -249,9 +260,9 @@ class BillingService:
     def settle(self, admitted: Admitted, failed: bool, output_bytes: int, *, delivered: bool = True) -> Settlement:
         """After the backend answered: refund a failure, or add the output-size surcharge.
         A call that never reached the backend is refunded whatever the refund policy."""
-        key = admitted.key
-        if key is None or admitted.shadow_reason is not None:
+        if admitted.key is None or admitted.shadow_reason is not None:
             return Settlement()
+        key = admitted.key = self.current(admitted.key)  # rotated while the call ran: settle on the new key
         if failed and (self.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
