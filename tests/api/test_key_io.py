@@ -150,6 +150,9 @@ def test_overwrite_never_brings_a_revoked_key_back(gw: Gateway) -> None:
     entry = entry_of(gw, raw)
     assert entry["active"] is False and entry["credits"] == 10
     assert gw.client.get("/balance", headers={"X-API-Key": raw}).status_code != 200
+    again = do_import(gw, [{**entry, "credits": 7}], "overwrite")  # its own export entry: a round trip
+    assert again.status_code == 200 and again.json()["results"][0]["status"] == "skipped"
+    assert entry_of(gw, raw)["credits"] == 10
 
 
 def test_error_mode_aborts_the_whole_import_on_one_conflict(gw: Gateway) -> None:

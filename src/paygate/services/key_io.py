@@ -175,9 +175,9 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
             plan.errors.append(None)
         elif mode == "overwrite" and current is not None and not current.active:
             # Revocation is permanent (as in a restore): an import never brings a revoked (or rotated-away)
-            # key back to life, nor gives it credits.
-            plan.statuses.append("error")
-            plan.errors.append("key is revoked here; a revoked key cannot be overwritten")
+            # key back to life, nor gives it credits. An entry that is revoked too (a round trip) is skipped.
+            plan.statuses.append("error" if r.active else "skipped")
+            plan.errors.append("key is revoked here; a revoked key cannot be overwritten" if r.active else None)
         elif mode == "overwrite":
             plan.statuses.append("overwritten")
             plan.errors.append(None)
