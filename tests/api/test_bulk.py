@@ -125,3 +125,25 @@ def test_bulk_results_survive_a_restart(tmp_path: Path) -> None:
     with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(created) == 7 and gw.balance(target) == 15
         assert gw.call_tool("add", {"a": 1, "b": 1}, target)["error"]["data"]["reason"] == "key_suspended"
+
+
+def test_an_operation_the_disk_refuses_is_reported_and_the_others_keep_their_results(tmp_path: Path) -> None:
+    """A write that fails (a full disk, simulated with a trigger) fails that operation alone: the keys
+    created before and after it are returned with their raw values, so none is created unseen."""
+    import sqlite3
+
+    state = tmp_path / "state.db"
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(state)) as gw:
+        target = gw.create_key(1)
+        with sqlite3.connect(state) as db:
+            db.execute("CREATE TRIGGER no_topups BEFORE INSERT ON ledger WHEN NEW.kind = 'topup' "
+                       "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        resp = bulk(gw, [{"action": "create", "name": "a", "credits": 3},
+                         {"action": "topup", "key": target, "credits": 5},
+                         {"action": "create", "name": "b", "credits": 4}])
+        assert resp.status_code == 200, resp.text
+        first, failed, last = resp.json()["results"]
+        assert failed["success"] is False and failed["status"] == 500
+        assert gw.balance(target) == 1
+        assert first["success"] and last["success"]
+        assert gw.balance(first["result"]["key"]) == 3 and gw.balance(last["result"]["key"]) == 4

@@ -7,6 +7,7 @@ and the rest still run (as the reference does). Only a malformed envelope
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -19,6 +20,8 @@ from paygate.services.runtime import Runtime
 
 MAX_OPERATIONS = 100
 Action = Literal["create", "topup", "revoke", "suspend", "resume"]
+
+log = logging.getLogger("paygate.bulk")
 
 
 class BulkBody(Body):
@@ -89,6 +92,10 @@ def router(rt: Runtime) -> APIRouter:
             return {**out, "success": False, "error": _invalid(exc)}
         except ApiError as exc:
             return {**out, "success": False, "error": exc.message, "status": exc.status}
+        except Exception:  # e.g. the disk refused a write: report it here, keep the batch's other results
+            log.exception("bulk operation %d (%s) failed", index, action)
+            return {**out, "success": False, "error": "Internal error: the operation was not applied",
+                    "status": 500}
 
     @r.post("/keys/bulk")
     async def bulk(body: BulkBody, request: Request) -> dict[str, Any]:
