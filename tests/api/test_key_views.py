@@ -210,6 +210,10 @@ def test_compare_reports_unknown_keys_masked_and_is_404_when_none_is_known(gw: G
     assert partial.json()["compared"] == 1
     assert partial.json()["notFound"] == [f"pg_abab…{ghost[-4:]}", "no-such-alias"]
     no_secrets(partial.text, ghost)
+    # anything that cannot be an alias (another format of key, an admin key) is masked too
+    odd = get(gw, "/keys/compare", keys=f"{known},sk_live_0123456789abcdef,{gw.admin_key}")
+    assert odd.json()["notFound"] == ["sk_live…cdef", f"{gw.admin_key[:7]}…{gw.admin_key[-4:]}"]
+    no_secrets(odd.text, "sk_live_0123456789abcdef", gw.admin_key)
     none = get(gw, "/keys/compare", keys="nobody-1,nobody-2")
     assert none.status_code == 404 and none.json()["notFound"] == ["nobody-1", "nobody-2"]
 

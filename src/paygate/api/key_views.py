@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import Field, model_validator
 
 from paygate.api.common import ApiError, require_admin
 from paygate.api.key_reports import QueryParams
-from paygate.core.keys import KEY_PREFIX, mask_key
+from paygate.core.keys import ADMIN_KEY_PREFIX, KEY_PREFIX, mask_key
 from paygate.services.key_report_fleet import KeyFilter, page, stats
 from paygate.services.key_report_health import compare_row
 from paygate.services.key_reports import KeyReports
@@ -62,9 +63,17 @@ class CompareParams(QueryParams):
     keys: str = Field(min_length=1, max_length=MAX_COMPARE * 201, description="2-10 keys or aliases, comma-separated")
 
 
+_ALIAS_SHAPED = re.compile(r"[A-Za-z0-9_-]{1,100}")  # what POST /keys/alias accepts
+_SECRET_LIKE = re.compile(r"(?=[A-Za-z]*[0-9])[A-Za-z0-9]{16,}")  # a long run of letters and digits
+_KEY_PREFIXES = (KEY_PREFIX, ADMIN_KEY_PREFIX, "ak_")
+
+
 def masked_ref(ref: str) -> str:
-    """How an unmatched reference is reported back: an alias as given, anything key-shaped masked."""
-    return mask_key(ref) if ref.startswith(KEY_PREFIX) else ref
+    """How an unmatched reference is reported back: what could be an alias as given; anything else
+    (an API key of ours or of another format, an admin key, a token pasted by mistake) masked."""
+    if _ALIAS_SHAPED.fullmatch(ref) and not ref.startswith(_KEY_PREFIXES) and not _SECRET_LIKE.search(ref):
+        return ref
+    return mask_key(ref)
 
 
 def router(rt: Runtime) -> APIRouter:
