@@ -56,7 +56,6 @@ RETRY_SECONDS = 60  # a due item whose work failed unexpectedly is tried again t
 ACTIVE = "active"
 SETTLED = ("committed", "released", "expired")
 ROTATED_TO = "rotatedTo"  # on a rotated (revoked) key's record: the hash of the key that replaced it
-ROTATED_FROM = "rotatedFrom"  # on the replacement's record: the masked form of the key it replaced
 
 Publish = Callable[..., None]  # EventHub.publish(type_, actor, **data)
 
@@ -105,30 +104,18 @@ class DueTimes:
 
 def successor(store: Store, key_hash: str) -> str:
     """The key that state kept under `key_hash` belongs to now: `key_hash` itself, unless that key was
-    rotated, then (transitively) the key that replaced it.
-
-    The rotation's pointer is `extra["rotatedTo"]` on the old record. Until the store writes it, a revoked
-    key's replacement is recognised by `extra["rotatedFrom"]` (its masked form), if exactly one later
-    key names it. Only revoked keys are looked up, so the scan of all keys is rare."""
+    rotated, then (transitively) the key that replaced it: the store's `rekey` leaves the pointer
+    `extra["rotatedTo"]` on the retired record, in the rotation's own transaction."""
     seen = {key_hash}
     while True:
         record = store.get_key(key_hash)
         if record is None or record.active:
             return key_hash
         pointer = record.extra.get(ROTATED_TO)
-        nxt = pointer if isinstance(pointer, str) and store.get_key(pointer) is not None else _replacement(
-            store, record)
-        if nxt is None or nxt in seen:
+        if not isinstance(pointer, str) or pointer in seen or store.get_key(pointer) is None:
             return key_hash
-        seen.add(nxt)
-        key_hash = nxt
-
-
-def _replacement(store: Store, old: KeyRecord) -> str | None:
-    found = [r.key_hash for r in store.list_keys()
-             if r.extra.get(ROTATED_FROM) == old.masked and r.key_hash != old.key_hash
-             and r.created_at >= old.created_at]
-    return found[0] if len(found) == 1 else None
+        seen.add(pointer)
+        key_hash = pointer
 
 
 # reservations ----------------------------------------------------------------------------------------------
