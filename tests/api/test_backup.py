@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until
+from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until, write_config
 
 
 def backup(gw: Gateway) -> dict[str, Any]:
@@ -268,6 +268,20 @@ def test_a_restore_whose_alias_belongs_to_another_key_is_a_409_that_changes_noth
     resp = restore(gw, foreign, "merge")
     assert resp.status_code == 409 and alias in resp.json()["error"]
     assert comparable(backup(gw)) == before
+
+
+def test_a_restore_whose_alias_is_another_keys_raw_value_is_a_409_that_changes_nothing(tmp_path: Path) -> None:
+    raw = "custom-format-key-0001"  # importKeys in the config may hold keys of any format
+    config = write_config(tmp_path, {"importKeys": {raw: 1}})
+    with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+        other = gw.create_key(5)
+        snapshot = backup(gw)
+        key_entry(snapshot, other)["alias"] = raw
+        snapshot["checksum"] = digest(snapshot["data"])
+        before = comparable(backup(gw))
+        resp = restore(gw, snapshot, "overwrite")
+        assert resp.status_code == 409 and "collides" in resp.json()["error"]
+        assert comparable(backup(gw)) == before
 
 
 def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: Gateway) -> None:

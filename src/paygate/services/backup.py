@@ -32,7 +32,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 
-from paygate.core.keys import KEY_PREFIX
+from paygate.core.keys import KEY_PREFIX, hash_key
 from paygate.core.policy import QUOTA_FIELDS
 from paygate.services.admin_auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.services.keys import MAX_CREDITS, iso_time
@@ -236,6 +236,10 @@ class BackupService:
         release: set[str] = set()
         owners = {r.alias: r for r in self.store.list_keys() if r.alias is not None}
         for key in plan.keys:
+            if key.alias is not None and self._written(plan.mode, key) and (
+                    hash_key(key.alias) in incoming or self.store.get_key(hash_key(key.alias)) is not None):
+                # as POST /keys/alias: an alias that is another key's raw value would be shadowed by it
+                raise BackupError(409, f"alias {key.alias!r} collides with an API key; nothing was restored")
             owner = owners.get(key.alias) if key.alias is not None else None
             if owner is None or owner.key_hash == key.key_hash:
                 continue
