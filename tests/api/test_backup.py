@@ -106,6 +106,18 @@ def test_overwrite_restores_changed_keys_and_documents_and_keeps_newer_ones(gw: 
     assert event["data"]["mode"] == "overwrite" and raw not in json.dumps(event)
 
 
+def test_restoring_a_fresh_backup_over_itself_changes_nothing_and_says_so(gw: Gateway) -> None:
+    gw.create_key(7, tags={"a": "b"})
+    make_plan(gw, creditMultiplier="1.5")
+    snapshot = backup(gw)
+    resp = restore(gw, snapshot, "overwrite")
+    assert resp.status_code == 200, resp.text
+    counts = resp.json()["restored"]
+    assert counts["keys"]["updated"] == 0 and counts["keys"]["skipped"] == len(snapshot["data"]["keys"])
+    assert all(c["updated"] == 0 and c["created"] == 0 for c in counts["documents"].values())
+    assert comparable(backup(gw)) == comparable(snapshot)
+
+
 def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: Gateway) -> None:
     raw = gw.create_key(40)
     plan = make_plan(gw, rateLimitPerMin=5)

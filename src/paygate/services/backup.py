@@ -327,7 +327,7 @@ class BackupService:
             if current is None:
                 self.store.create_key(key, memo="restore")
                 c["created"] += 1
-            elif plan.mode == "merge" or not current.active:
+            elif plan.mode == "merge" or not current.active or self._unchanged(current, key):
                 # revocation is permanent: a key revoked here is not brought back by a restore
                 c["skipped"] += 1
             else:
@@ -344,6 +344,11 @@ class BackupService:
                 if record.credits:
                     self._move(record.key_hash, -record.credits, 0, "restore: not in backup (full mode)")
         return c
+
+    @staticmethod
+    def _unchanged(current: KeyRecord, key: KeyRecord) -> bool:
+        """Nothing an overwrite would write differs (totalCalls is never rewritten)."""
+        return all(getattr(current, n) == getattr(key, n) for n in KEY_FIELDS if n != "total_calls")
 
     def _overwrite(self, current: KeyRecord, key: KeyRecord) -> None:
         for name in KEY_FIELDS:
