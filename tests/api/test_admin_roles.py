@@ -164,6 +164,17 @@ def status_as(gw: Gateway, method: str, path: str, raw: str) -> int:
         return resp.status_code
 
 
+# The only non-GET admin routes a viewer may call: they read and change nothing. A new one belongs here
+# only after checking that: anything that writes must need at least `admin`.
+READ_ONLY_POSTS = {("POST", "/keys/search"), ("POST", "/requests/dry-run"), ("POST", "/requests/dry-run/batch")}
+
+
+def test_only_read_only_posts_are_open_to_viewers(gw: Gateway) -> None:
+    viewer_writes = {(method, path) for method, path, needed in admin_routes(gw)
+                     if method != "GET" and needed == "viewer"}
+    assert viewer_writes == READ_ONLY_POSTS
+
+
 def test_every_admin_route_enforces_its_declared_role(gw: Gateway) -> None:
     """Walks the running app's OpenAPI: each identity gets 403 exactly where its role is below the declaration."""
     routes = admin_routes(gw)
