@@ -255,6 +255,14 @@ def test_a_dry_run_accepts_the_alias(gw: Gateway) -> None:
     assert verdict(gw, {"key": alias, "tool": "echo"}) == verdict(gw, {"key": raw, "tool": "echo"})
 
 
+def test_a_revoked_keys_alias_gets_the_revoked_verdict_not_a_404(gw: Gateway) -> None:
+    raw = gw.create_key(5)
+    alias = f"old-{uuid.uuid4().hex[:8]}"
+    admin_post(gw, "/keys/alias", {"key": raw, "alias": alias})
+    admin_post(gw, "/keys/revoke", {"key": raw})
+    assert verdict(gw, {"key": alias, "tool": "echo"})["denyReason"] == "key_revoked"
+
+
 def test_a_viewer_may_dry_run_and_nothing_is_published(gw: Gateway) -> None:
     created = gw.client.post("/admin/keys", json={"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"},
                              headers=gw.admin())

@@ -96,6 +96,17 @@ def test_a_report_works_on_suspended_and_revoked_keys(gw: Gateway, path: str) ->
     assert get(gw, path, key=revoked).status_code == 200
 
 
+@pytest.mark.parametrize("path", REPORTS)
+def test_a_report_finds_a_revoked_key_by_its_alias(gw: Gateway, path: str) -> None:
+    revoked = gw.create_key(5, name="gone")
+    alias = f"gone-{uuid.uuid4().hex[:8]}"
+    post(gw, "/keys/alias", {"key": revoked, "alias": alias})
+    post(gw, "/keys/revoke", {"key": revoked})
+    by_alias, by_key = get(gw, path, key=alias), get(gw, path, key=revoked)
+    assert by_alias.status_code == 200, by_alias.text
+    assert by_alias.json().keys() == by_key.json().keys()
+
+
 def test_reports_need_an_admin_key_and_a_viewer_may_read_them(gw: Gateway) -> None:
     raw = gw.create_key(5)
     viewer = post(gw, "/admin/keys", {"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"}).json()["key"]

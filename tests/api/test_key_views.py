@@ -218,6 +218,15 @@ def test_compare_reports_unknown_keys_masked_and_is_404_when_none_is_known(gw: G
     assert none.status_code == 404 and none.json()["notFound"] == ["nobody-1", "nobody-2"]
 
 
+def test_compare_finds_a_revoked_key_by_its_alias(gw: Gateway) -> None:
+    live, gone = gw.create_key(1, name="live"), gw.create_key(1, name="gone")
+    alias = f"gone-{uuid.uuid4().hex[:8]}"
+    gw.client.post("/keys/alias", json={"key": gone, "alias": alias}, headers=gw.admin())
+    gw.client.post("/keys/revoke", json={"key": gone}, headers=gw.admin())
+    body = get(gw, "/keys/compare", keys=f"{live},{alias}").json()
+    assert [k["status"] for k in body["keys"]] == ["active", "revoked"] and "notFound" not in body
+
+
 def test_a_key_named_twice_is_compared_once(gw: Gateway) -> None:
     raw = gw.create_key(1, name="twice")
     alias = f"tw-{uuid.uuid4().hex[:8]}"

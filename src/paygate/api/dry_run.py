@@ -13,7 +13,8 @@ import orjson
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from paygate.api.common import Body, KeyRefField, find_key, require_admin, role
+from paygate.api.common import Body, KeyRefField, require_admin, role
+from paygate.api.key_reports import view_key
 from paygate.services.key_report_dry_run import Call, DryRunner
 from paygate.services.runtime import Runtime
 
@@ -90,13 +91,13 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/requests/dry-run", openapi_extra=role("viewer"))
     async def dry_run(body: DryRunBody) -> dict[str, Any]:
         """Would this key's call to this tool be allowed now? The same gate as a real call; nothing charged."""
-        record = find_key(rt, body.key)
+        record = view_key(rt, body.key)
         return runner.one(record, Call(body.tool, body.arguments), body.client_ip, body.country_code())
 
     @r.post("/requests/dry-run/batch", openapi_extra=role("viewer"))
     async def dry_run_batch(body: BatchBody) -> dict[str, Any]:
         """Would these calls, made in order, all be allowed? Credits and spending limit checked in aggregate."""
-        record = find_key(rt, body.key)
+        record = view_key(rt, body.key)
         return runner.batch(record, body.call_list(), body.client_ip, body.country_code())
 
     return r

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from paygate.api.common import KeyRefField, find_key, require_admin
+from paygate.api.common import ApiError, KeyRefField, find_key, require_admin
 from paygate.services.key_report_activity import ActivityLog, timeline
 from paygate.services.key_report_health import dashboard, health
 from paygate.services.key_report_tools import tools_available
@@ -54,6 +54,19 @@ class VelocityParams(KeyParams):
 
 class ActivityParams(SinceParams):
     limit: int = Field(default=50, ge=1, le=200)
+
+
+def view_key(rt: Runtime, ref: str) -> KeyRecord:
+    """The key a read-only view names by raw value or alias — a revoked key's alias too (it still holds it:
+    aliases are unique among all keys), so a key's history can be read by the name the operator knows.
+    Operations that change a key resolve aliases of active keys only (`find_key`)."""
+    try:
+        return find_key(rt, ref)
+    except ApiError:
+        revoked = next((r for r in rt.store.list_keys() if r.alias == ref and not r.active), None)
+        if revoked is None:
+            raise
+        return revoked
 
 
 def epoch(when: datetime | None) -> float | None:
@@ -107,7 +120,7 @@ REPORTS: tuple[Report, ...] = (
 
 def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def endpoint(params: KeyParams) -> dict[str, Any]:
-        record = find_key(rt, params.key)
+        record = view_key(rt, params.key)
         return report.compute(Context(rt, KeyReports(rt.store, rt.billing), log, time.time()), record, params)
 
     # FastAPI reads the parameters from the signature: give each report its own query model.

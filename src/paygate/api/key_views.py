@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, model_validator
 
 from paygate.api.common import ApiError, require_admin
-from paygate.api.key_reports import QueryParams
+from paygate.api.key_reports import QueryParams, view_key
 from paygate.core.keys import ADMIN_KEY_PREFIX, KEY_PREFIX, mask_key
 from paygate.services.key_report_fleet import KeyFilter, page, stats
 from paygate.services.key_report_health import compare_row
 from paygate.services.key_reports import KeyReports
-from paygate.services.keys import KeyNotFound, key_view
+from paygate.services.keys import key_view
 from paygate.services.runtime import Runtime
 from paygate.store.records import KeyRecord
 
@@ -109,8 +109,8 @@ def router(rt: Runtime) -> APIRouter:
         not_found: list[str] = []
         for ref in refs:
             try:
-                record = rt.keys.find(ref)
-            except KeyNotFound:
+                record = view_key(rt, ref)
+            except ApiError:
                 not_found.append(masked_ref(ref))
                 continue
             found.setdefault(record.key_hash, record)  # a key named twice (by key and alias) is shown once
