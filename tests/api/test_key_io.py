@@ -248,3 +248,27 @@ def test_a_viewer_can_neither_export_nor_import(gw: Gateway) -> None:
     before = listed_count(gw)
     assert gw.client.post("/keys/import", headers=viewer, json={"keys": [{"key": raw_key()}]}).status_code == 403
     assert listed_count(gw) == before
+
+
+def test_an_import_only_joins_groups_teams_and_plans_that_exist_and_keeps_team_caps(gw: Gateway) -> None:
+    team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"io-team-{secrets.token_hex(3)}"}).json()
+    group = gw.client.post("/groups", headers=gw.admin(), json={"name": f"io-grp-{secrets.token_hex(3)}"}).json()
+    ghost_team, ghost_group, ghost_plan = raw_key(), raw_key(), raw_key()
+    resp = do_import(gw, [{"key": ghost_team, "teamId": "team_" + "0" * 24},
+                          {"key": ghost_group, "groupId": "grp_" + "0" * 24},
+                          {"key": ghost_plan, "plan": "no-such-plan"}])
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [r["status"] for r in results] == ["error"] * 3
+    assert "team" in results[0]["error"] and "group" in results[1]["error"] and "plan" in results[2]["error"]
+    assert all(gw.client.get("/balance", headers={"X-API-Key": k}).status_code == 401
+               for k in (ghost_team, ghost_group, ghost_plan))
+
+    fine = raw_key()
+    assert do_import(gw, [{"key": fine, "teamId": team["id"], "groupId": group["id"]}]).json()["results"][0][
+        "status"] == "imported"
+    crowd = [{"key": raw_key(), "teamId": team["id"]} for _ in range(100)]  # 1 member + 100 > the cap of 100
+    over = do_import(gw, crowd, "error")
+    assert over.status_code == 409
+    members = gw.client.get("/teams/usage", params={"teamId": team["id"]}, headers=gw.admin()).json()
+    assert len(members["members"]) == 1

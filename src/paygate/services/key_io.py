@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from paygate.core.keys import hash_key, mask_parts
+from paygate.services.memberships import GROUPS, TEAMS
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
 
@@ -184,7 +185,41 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
         else:
             plan.statuses.append("skipped" if mode == "skip" else "error")
             plan.errors.append(None if mode == "skip" else "key already exists")
+    _check_memberships(store, plan)
     return plan
+
+
+def _check_memberships(store: Store, plan: ImportPlan) -> None:
+    """An entry may only join a group, team or plan that exists here, and a team only up to its cap
+    (counting the keys this import adds): the import must not do what /teams/assign would refuse."""
+    members: dict[str, int] = {}
+    for k in store.list_keys():
+        if k.active and k.team_id is not None:
+            members[k.team_id] = members.get(k.team_id, 0) + 1
+    for i, (r, status) in enumerate(zip(plan.records, plan.statuses, strict=True)):
+        if status not in ("imported", "overwritten"):
+            continue
+        error = None
+        if r.group_id is not None and not _active_doc(store, GROUPS.doc, r.group_id):
+            error = f"group {r.group_id!r} does not exist here"
+        elif r.plan is not None and store.doc_peek("plan", r.plan) is None:
+            error = f"plan {r.plan!r} does not exist here"
+        elif r.team_id is not None:
+            if not _active_doc(store, TEAMS.doc, r.team_id):
+                error = f"team {r.team_id!r} does not exist here"
+            else:
+                current = store.get_key(r.key_hash)
+                if current is None or current.team_id != r.team_id or not current.active:
+                    members[r.team_id] = members.get(r.team_id, 0) + 1  # joins with this import
+                if TEAMS.max_members is not None and members[r.team_id] > TEAMS.max_members:
+                    error = f"team {r.team_id!r} would have more than {TEAMS.max_members} keys"
+        if error is not None:
+            plan.statuses[i], plan.errors[i] = "error", error
+
+
+def _active_doc(store: Store, kind: str, doc_id: str) -> bool:
+    doc = store.doc_peek(kind, doc_id)
+    return doc is not None and bool(doc.get("active", True))
 
 
 def apply_import(store: Store, plan: ImportPlan) -> None:
