@@ -129,6 +129,8 @@ def test_any_field_named_like_a_secret_is_masked() -> None:
     assert mask_value("oauthClientSecret", "abc") == "***"
     assert mask_value("nested", {"apiToken": "abc", "count": 2}) == {"apiToken": "***", "count": 2}
     assert mask_value("maxTokens", 5) == 5
+    # tool names are not setting names: a tool called get_token keeps its pricing visible
+    assert mask_value("toolPricing", {"get_token": {"creditsPerCall": 5}}) == {"get_token": {"creditsPerCall": 5}}
     for name in ("signingKey", "licenseKey", "sentryDsn", "sessionCookie", "Authorization"):
         assert mask_value(name, "s3cr3t") == "***", name
     assert mask_value("remoteHeaders", {"Authorization": "Bearer t", "Accept": "json"}) == {

@@ -25,6 +25,7 @@ _SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorizatio
 _COMMAND_NAMES = frozenset({"serverCommand", "command"})
 _ARGS_NAMES = frozenset({"serverArgs", "args"})
 _KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys
+_KEYED_BY_NAME = frozenset({"toolPricing"})  # maps whose keys are tool names, not setting names
 
 
 # A path segment shown as is: a short word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
@@ -73,6 +74,8 @@ def mask_value(name: str, value: Any) -> Any:
         return value
     if name in _KEYED_BY_SECRET and isinstance(value, dict):
         return mask_import_keys(value)
+    if name in _KEYED_BY_NAME and isinstance(value, dict):  # a tool named get_token is not a secret
+        return {k: mask_value("entry", v) for k, v in value.items()}
     if _SECRET_NAME.search(name) and not isinstance(value, bool | int | float):
         return MASK
     if name in _COMMAND_NAMES:
