@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from paygate.api.auto_topup import MAX_DAILY
+from paygate.api.auto_topup import AutoTopupConfig
 from paygate.api.common import ApiError, Body, actor, require_admin
 from paygate.api.keys import NAME_PATTERN, NAMESPACE_PATTERN
 from paygate.api.policy import IpList, QuotaLimits, Tags, ToolList
@@ -17,12 +17,6 @@ from paygate.services.runtime import Runtime
 from paygate.services.templates import MAX_TEMPLATES, TemplateService
 
 TEN_YEARS = 10 * 365 * 86400
-
-
-class AutoTopupBody(Body):
-    threshold: int = Field(ge=0, le=MAX_CREDITS)
-    amount: int = Field(gt=0, le=MAX_CREDITS)
-    max_daily: int = Field(default=0, ge=0, le=MAX_DAILY)  # as POST /keys/auto-topup allows
 
 
 class TemplateBody(Body):
@@ -37,7 +31,7 @@ class TemplateBody(Body):
     tags: Tags | None = None
     namespace: str | None = Field(default=None, min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)
     expiry_ttl_seconds: int | None = Field(default=None, ge=0, le=TEN_YEARS, description="0 = never expires")
-    auto_topup: AutoTopupBody | None = None
+    auto_topup: AutoTopupConfig | None = None  # the shape POST /keys/auto-topup stores
 
 
 class TemplateName(Body):
