@@ -22,6 +22,7 @@ from paygate.core.policy import EffectivePolicy, Quota
 from paygate.core.pricing import PriceBook, ToolPrice, call_price, output_surcharge, size_surcharge
 from paygate.core.ratelimit import RateDecision
 from paygate.metrics import Metrics
+from paygate.services import rotation
 from paygate.services.gate_facts import NO_CLIENT, ClientFacts, GateFacts
 from paygate.services.quota import QuotaBook, quota_view, team_subject
 from paygate.store.base import Store
@@ -187,15 +188,8 @@ class BillingService:
                 "monthlyCredits": used.month_credits}
 
     def current(self, key: KeyRecord) -> KeyRecord:
-        """The live successor of a key rotated away (`extra["rotatedTo"]`, written by the rotation),
-        or the key itself."""
-        for _ in range(64):  # a chain of rotations; bounded so a corrupt pointer cannot loop
-            successor = key.extra.get("rotatedTo") if not key.active else None
-            record = self.store.get_key(successor) if successor else None
-            if record is None:
-                return key
-            key = record
-        return key
+        """The live successor of a key rotated away (see services/rotation.py), or the key itself."""
+        return rotation.current(self.store, key)
 
     def move_counters(self, old_hash: str, new_hash: str) -> None:
         """After a rotation: rate windows and quota counters follow the key."""

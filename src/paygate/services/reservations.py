@@ -29,17 +29,17 @@ listeners), so credits never go back to a revoked, emptied key.
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.core.due_times import DueTimes
 from paygate.services.events import Event
 from paygate.services.keys import iso_time
+from paygate.services.rotation import successor
 from paygate.store.base import Store
 from paygate.store.documents import Doc
 from paygate.store.records import KeyRecord
@@ -55,67 +55,8 @@ RETRY_SECONDS = 60  # a due item whose work failed unexpectedly is tried again t
 
 ACTIVE = "active"
 SETTLED = ("committed", "released", "expired")
-ROTATED_TO = "rotatedTo"  # on a rotated (revoked) key's record: the hash of the key that replaced it
 
 Publish = Callable[..., None]  # EventHub.publish(type_, actor, **data)
-
-
-# shared with schedules.py ----------------------------------------------------------------------------------
-
-class DueTimes:
-    """When each document next needs the ticker: a min-heap with lazy deletion, so asking "is anything due?"
-    is one comparison and taking the due ones costs O(due · log n), however many documents wait."""
-
-    def __init__(self) -> None:
-        self._at: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
-
-    def set(self, doc_id: str, at: float | None) -> None:
-        if at is None:
-            self.discard(doc_id)
-            return
-        self._at[doc_id] = at
-        heapq.heappush(self._heap, (at, doc_id))
-        if len(self._heap) > 2 * len(self._at) + 64:  # drop superseded entries now and then
-            self._heap = [(t, i) for i, t in self._at.items()]
-            heapq.heapify(self._heap)
-
-    def discard(self, doc_id: str) -> None:
-        self._at.pop(doc_id, None)  # its heap entry goes stale and is skipped when it surfaces
-
-    def clear(self) -> None:
-        self._at.clear()
-        self._heap.clear()
-
-    def next_at(self) -> float:
-        while self._heap and self._at.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else math.inf
-
-    def pop_due(self, now: float) -> list[str]:
-        """The ids due at `now`, soonest first; they leave the index (the caller re-adds what stays)."""
-        due: list[str] = []
-        while self.next_at() <= now:
-            _, doc_id = heapq.heappop(self._heap)
-            del self._at[doc_id]
-            due.append(doc_id)
-        return due
-
-
-def successor(store: Store, key_hash: str) -> str:
-    """The key that state kept under `key_hash` belongs to now: `key_hash` itself, unless that key was
-    rotated, then (transitively) the key that replaced it: the store's `rekey` leaves the pointer
-    `extra["rotatedTo"]` on the retired record, in the rotation's own transaction."""
-    seen = {key_hash}
-    while True:
-        record = store.get_key(key_hash)
-        if record is None or record.active:
-            return key_hash
-        pointer = record.extra.get(ROTATED_TO)
-        if not isinstance(pointer, str) or pointer in seen or store.get_key(pointer) is None:
-            return key_hash
-        seen.add(pointer)
-        key_hash = pointer
 
 
 # reservations ----------------------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from paygate.core.due_times import DueTimes
 from paygate.services.events import Event
 from paygate.services.keys import MAX_CREDITS, KeyConflict, KeyService, iso_time
-from paygate.services.reservations import DueTimes, successor
+from paygate.services.rotation import successor
 from paygate.store.base import Store
 from paygate.store.documents import Doc
 from paygate.store.records import KeyRecord
