@@ -365,3 +365,16 @@ def test_a_merge_restore_does_not_replay_a_scheduled_topup_that_already_ran(tmp_
     with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
         assert gw.balance(raw) == 15
+
+
+def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(tmp_path: Path) -> None:
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        raw = gw.create_key(30)
+        old = backup(gw)
+        rotated = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw}).json()["newKey"]
+        twice = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": rotated}).json()["newKey"]
+        resp = restore(gw, old, "full")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["restored"]["keys"] == {"created": 0, "updated": 0, "skipped": 1, "revoked": 0}
+        assert gw.balance(twice) == 30 and "result" in gw.call_tool("echo", {"text": "x"}, twice)
+        assert "error" in gw.call_tool("echo", {"text": "x"}, raw)  # the old key stays dead

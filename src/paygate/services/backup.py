@@ -334,8 +334,9 @@ class BackupService:
                 self._overwrite(current, key)
                 c["updated"] += 1
         if plan.mode == "full":
+            kept = incoming | self._successors(plan.keys)
             for record in self.store.list_keys():
-                if record.key_hash in incoming:
+                if record.key_hash in kept:
                     continue
                 if record.active:
                     record.active = False
@@ -344,6 +345,21 @@ class BackupService:
                 if record.credits:
                     self._move(record.key_hash, -record.credits, 0, "restore: not in backup (full mode)")
         return c
+
+    def _successors(self, keys: list[KeyRecord]) -> set[str]:
+        """The keys that took over backup keys by rotation since the backup (`extra.rotatedTo`, followed
+        to the end). A full restore cannot bring a rotated-away key back, so it keeps its successor rather
+        than revoking the only live copy of that key's credits and configuration."""
+        out: set[str] = set()
+        for key in keys:
+            current = self.store.get_key(key.key_hash)
+            while current is not None and not current.active and "rotatedTo" in current.extra:
+                successor = str(current.extra["rotatedTo"])
+                if successor in out:
+                    break
+                out.add(successor)
+                current = self.store.get_key(successor)
+        return out
 
     @staticmethod
     def _unchanged(current: KeyRecord, key: KeyRecord) -> bool:
