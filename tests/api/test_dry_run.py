@@ -207,6 +207,28 @@ def test_a_batch_longer_than_the_rate_window_denies_the_calls_past_it(gw: Gatewa
     assert rate_used(gw, raw) == 0
 
 
+@pytest.mark.parametrize("quota", [{"dailyCallLimit": 2}, {"monthlyCreditLimit": 11}])
+def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw: Gateway,
+                                                                             quota: dict[str, int]) -> None:
+    raw = gw.create_key(100, quota=quota)
+    calls = [{"name": "add", "arguments": {"a": 1, "b": 1}}] * 3  # 5 credits each
+    b = dry(gw, {"key": raw, "tools": calls}, "/requests/dry-run/batch").json()
+    expected = [None, None, "quota_exceeded"]
+    assert [r.get("denyReason") for r in b["results"]] == expected
+    assert [real_outcome(gw, raw, "add", {"a": 1, "b": 1}) for _ in calls] == expected
+
+
+def test_a_batch_counts_its_earlier_calls_against_the_team_budget_and_quota(gw: Gateway) -> None:
+    team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"t-{uuid.uuid4().hex[:6]}", "budget": 12,
+                                                               "quota": {"dailyCalls": 3}})
+    assert team.status_code == 201, team.text
+    raw = gw.create_key(100)
+    admin_post(gw, "/teams/assign", {"teamId": team.json()["id"], "apiKey": raw})
+    calls = [{"name": "add", "arguments": {"a": 1, "b": 1}}] * 3
+    b = dry(gw, {"key": raw, "tools": calls}, "/requests/dry-run/batch").json()
+    assert [r.get("denyReason") for r in b["results"]] == [None, None, "team_budget_exceeded"]
+
+
 def test_a_batch_that_fits_is_all_allowed(gw: Gateway) -> None:
     raw = gw.create_key(100)
     alias = f"dr-{uuid.uuid4().hex[:8]}"

@@ -7,7 +7,8 @@ gate: the tool must be one the backend offers.
 A batch runs the same single-call verdict for each call in order, against a copy of the key whose balance
 and spend already include the earlier allowed calls of the batch (so credits and the spending limit are
 checked in aggregate by the gate itself), and counts the earlier allowed calls against the remaining
-slots of the rate windows. Quota counters are read as they stand (not advanced within the batch).
+slots of the rate windows, the key's quota and its team's budget and quota (copies of the counters,
+advanced as real calls would advance them).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from paygate.core import quota
 from paygate.services.billing import BillingService, GateVerdict
 from paygate.services.key_reports import window
+from paygate.services.quota import team_subject
 from paygate.store.records import KeyRecord
 
 UNKNOWN_TOOL = "unknown_tool"
@@ -68,6 +71,7 @@ class DryRunner:
         now = time.time()
         global_left = self._slots(key.key_hash, self.billing.rate_limit_for(self.billing.policy_for(key)), now)
         used: dict[str, int] = {}  # rate-window subject -> allowed calls of this batch so far
+        quotas = BatchQuotas(self.billing, key, now)
         spent = 0
         results = []
         for call in calls:
@@ -77,7 +81,10 @@ class DryRunner:
             if v.allowed:
                 v = self._batch_windows(key, call.tool, v, used, global_left, now)
             if v.allowed:
+                v = quotas.check(v)
+            if v.allowed:
                 spent += v.credits_required
+                quotas.count(v.credits_required)
             results.append(verdict_row(call.tool, v))
         required = sum(r["creditsRequired"] for r in results)
         return {"allAllowed": all(r["allowed"] for r in results), "totalCreditsRequired": required,
@@ -101,6 +108,47 @@ class DryRunner:
         used[key.key_hash] = used.get(key.key_hash, 0) + 1
         used[tool_subject] = used.get(tool_subject, 0) + 1
         return v
+
+
+class BatchQuotas:
+    """The key's quota counters and its team's budget and quota counters, copied at the start of a batch
+    and advanced by each allowed call, so a later call of the batch meets the limits as a real call would
+    (the single-call verdict reads the live counters, which a dry run never advances)."""
+
+    def __init__(self, billing: BillingService, key: KeyRecord, now: float) -> None:
+        self.key_quota = billing.policy_for(key).quota
+        self.key_used = billing.quotas.snapshot(key.key_hash, now) if self.key_quota is not None else None
+        self.team = billing.facts.team_of(key)
+        self.team_used = billing.quotas.snapshot(team_subject(key.team_id), now) if self.team and key.team_id \
+            else None
+        self.team_spent = billing.quotas.team_spent(key.team_id) if self.team and key.team_id else 0
+
+    def check(self, v: GateVerdict) -> GateVerdict:
+        price = v.credits_required
+        if self.key_quota is not None and self.key_used is not None:
+            why = quota.exceeded(quota.limits_of(self.key_quota), self.key_used, price)
+            if why:
+                return dataclasses.replace(v, allowed=False, reason="quota_exceeded", detail=why)
+        if self.team is not None:
+            budget = int(self.team.get("budget") or 0)
+            if budget and self.team_spent + price > budget:
+                return dataclasses.replace(v, allowed=False, reason="team_budget_exceeded",
+                                           detail=f"team budget {budget}, spent {self.team_spent}, need {price}")
+            if self.team_used is not None:
+                why = quota.exceeded(quota.limits_of(self.team.get("quota"), quota.TEAM_LIMITS), self.team_used, price)
+                if why:
+                    return dataclasses.replace(v, allowed=False, reason="team_quota_exceeded", detail=f"team {why}")
+        return v
+
+    def count(self, credits: int) -> None:
+        for counter in (self.key_used, self.team_used):
+            if counter is not None:
+                counter.day_calls += 1
+                counter.month_calls += 1
+                counter.day_credits += credits
+                counter.month_credits += credits
+        if self.team is not None:
+            self.team_spent += credits
 
 
 def verdict_row(tool: str, v: GateVerdict) -> dict[str, Any]:
