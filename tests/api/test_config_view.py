@@ -129,6 +129,9 @@ def test_any_field_named_like_a_secret_is_masked() -> None:
     assert mask_value("oauthClientSecret", "abc") == "***"
     assert mask_value("nested", {"apiToken": "abc", "count": 2}) == {"apiToken": "***", "count": 2}
     assert mask_value("maxTokens", 5) == 5
+    # a URL is masked whatever its setting is called
+    assert mask_value("upstreamEndpoint", "https://bot:hunter2@api.example.com/v1") == "https://***@api.example.com/v1"
+    assert mask_value("name", "PayGate (https://example.com)") == "PayGate (https://example.com)"
     # tool names are not setting names: a tool called get_token keeps its pricing visible
     assert mask_value("toolPricing", {"get_token": {"creditsPerCall": 5}}) == {"get_token": {"creditsPerCall": 5}}
     for name in ("signingKey", "licenseKey", "sentryDsn", "sessionCookie", "Authorization"):

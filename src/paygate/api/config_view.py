@@ -25,6 +25,7 @@ _SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorizatio
 _COMMAND_NAMES = frozenset({"serverCommand", "command"})
 _ARGS_NAMES = frozenset({"serverArgs", "args"})
 _KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys
+_URL_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a URL under any name (oauthIssuer, dsnEndpoint …)
 _KEYED_BY_NAME = frozenset({"toolPricing"})  # maps whose keys are tool names, not setting names
 
 
@@ -86,7 +87,7 @@ def mask_value(name: str, value: Any) -> Any:
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_value(name, v) for v in value]
-    if isinstance(value, str) and name.lower().endswith("url"):
+    if isinstance(value, str) and (name.lower().endswith(("url", "uri")) or _URL_VALUE.match(value)):
         return mask_url(name, value)
     return value
 
