@@ -85,13 +85,14 @@ class PlanService:
         created = current is None
         if created and len(self.store.doc_items(PLAN_DOC)) >= MAX_PLANS:
             raise PlanError(409, f"at most {MAX_PLANS} plans")
-        plan = current if current is not None else new_plan(name)
+        now = time.time()  # one reading: a new plan's updatedAt is its createdAt
+        plan = current if current is not None else new_plan(name, now)
         if "creditMultiplier" in changes:
             changes = {**changes, "creditMultiplier": parse_multiplier(changes["creditMultiplier"])}
         if "quota" in changes:
             changes = {**changes, "quota": {f: int((changes["quota"] or {}).get(f) or 0) for f in QUOTA_FIELDS}}
         plan.update(changes)
-        plan["updatedAt"] = iso(time.time())
+        plan["updatedAt"] = iso(now)
         self.store.doc_put(PLAN_DOC, name, plan)
         return plan, created
 
