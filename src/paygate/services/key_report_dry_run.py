@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from paygate.core import quota
+from paygate.core import gate
 from paygate.services.billing import BillingService, GateVerdict
 from paygate.services.key_reports import window
 from paygate.services.quota import team_subject
@@ -113,42 +113,37 @@ class DryRunner:
 class BatchQuotas:
     """The key's quota counters and its team's budget and quota counters, copied at the start of a batch
     and advanced by each allowed call, so a later call of the batch meets the limits as a real call would
-    (the single-call verdict reads the live counters, which a dry run never advances)."""
+    (the single-call verdict reads the live counters, which a dry run never advances). The limits are
+    judged by the gate's own checks."""
 
     def __init__(self, billing: BillingService, key: KeyRecord, now: float) -> None:
-        self.key_quota = billing.policy_for(key).quota
-        self.key_used = billing.quotas.snapshot(key.key_hash, now) if self.key_quota is not None else None
-        self.team = billing.facts.team_of(key)
-        self.team_used = billing.quotas.snapshot(team_subject(key.team_id), now) if self.team and key.team_id \
-            else None
-        self.team_spent = billing.quotas.team_spent(key.team_id) if self.team and key.team_id else 0
+        policy = billing.policy_for(key)
+        team = billing.facts.team_of(key)
+        in_team = team is not None and key.team_id is not None
+        self.input = gate.GateInput(
+            key, True, "", 0, now, policy,
+            quota_used=billing.quotas.snapshot(key.key_hash, now) if policy.quota is not None else None,
+            team=team,
+            team_used=billing.quotas.snapshot(team_subject(str(key.team_id)), now) if in_team else None,
+            team_spent=billing.quotas.team_spent(str(key.team_id)) if in_team else 0)
 
     def check(self, v: GateVerdict) -> GateVerdict:
-        price = v.credits_required
-        if self.key_quota is not None and self.key_used is not None:
-            why = quota.exceeded(quota.limits_of(self.key_quota), self.key_used, price)
-            if why:
-                return dataclasses.replace(v, allowed=False, reason="quota_exceeded", detail=why)
-        if self.team is not None:
-            budget = int(self.team.get("budget") or 0)
-            if budget and self.team_spent + price > budget:
-                return dataclasses.replace(v, allowed=False, reason="team_budget_exceeded",
-                                           detail=f"team budget {budget}, spent {self.team_spent}, need {price}")
-            if self.team_used is not None:
-                why = quota.exceeded(quota.limits_of(self.team.get("quota"), quota.TEAM_LIMITS), self.team_used, price)
-                if why:
-                    return dataclasses.replace(v, allowed=False, reason="team_quota_exceeded", detail=f"team {why}")
-        return v
+        g = dataclasses.replace(self.input, price=v.credits_required)
+        denial = gate.check_quota(g) or gate.check_team(g)
+        if denial is None:
+            return v
+        return dataclasses.replace(v, allowed=False, reason=denial.reason, detail=denial.detail)
 
     def count(self, credits: int) -> None:
-        for counter in (self.key_used, self.team_used):
+        """One more allowed call, counted as `QuotaBook.add` counts a real one."""
+        for counter in (self.input.quota_used, self.input.team_used):
             if counter is not None:
                 counter.day_calls += 1
                 counter.month_calls += 1
                 counter.day_credits += credits
                 counter.month_credits += credits
-        if self.team is not None:
-            self.team_spent += credits
+        if self.input.team is not None:
+            self.input = dataclasses.replace(self.input, team_spent=self.input.team_spent + credits)
 
 
 def verdict_row(tool: str, v: GateVerdict) -> dict[str, Any]:
