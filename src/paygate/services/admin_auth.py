@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from paygate.core.keys import generate_admin_key, hash_key, mask_parts
+from paygate.services.keys import iso_time
 from paygate.store.base import Store
 
 META_ADMIN_HASH = "admin_key_hash"
@@ -180,9 +181,3 @@ def admin_key_view(doc: dict[str, Any]) -> dict[str, Any]:
     return {"name": doc["name"], "role": doc["role"], "keyMasked": doc["keyMasked"], "active": doc["active"],
             "bootstrap": False, "createdAt": iso_time(doc.get("createdTs")), "createdBy": doc.get("createdBy"),
             "lastUsedAt": iso_time(doc.get("lastUsedTs")), "revokedAt": iso_time(doc.get("revokedTs"))}
-
-
-def iso_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from paygate.core.policy import QUOTA_FIELDS
+from paygate.services.keys import iso_time
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
 
@@ -47,14 +48,10 @@ def parse_multiplier(value: int | float | str) -> int | float:
 
 
 def new_plan(name: str, now: float | None = None) -> dict[str, Any]:
-    stamp = iso(now or time.time())
+    stamp = iso_time(now or time.time())
     return {"name": name, "description": "", "rateLimitPerMin": 0,
             "quota": {f: 0 for f in QUOTA_FIELDS}, "creditMultiplier": 1,
             "allowedTools": [], "deniedTools": [], "createdAt": stamp, "updatedAt": stamp}
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 class PlanService:
@@ -92,7 +89,7 @@ class PlanService:
         if "quota" in changes:
             changes = {**changes, "quota": {f: int((changes["quota"] or {}).get(f) or 0) for f in QUOTA_FIELDS}}
         plan.update(changes)
-        plan["updatedAt"] = iso(now)
+        plan["updatedAt"] = iso_time(now)
         self.store.doc_put(PLAN_DOC, name, plan)
         return plan, created
 
