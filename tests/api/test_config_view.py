@@ -111,6 +111,7 @@ def test_default_config_with_nothing_secret_set_shows_nulls(gw: Gateway) -> None
     ("remoteUrl", "https://mcp.example.com/api/v1/s/sk-T0KEN123/sse", "https://mcp.example.com/api/v1/s/***/sse"),
     ("remoteUrl", "https://mcp.example.com/mcp;session=T0KEN", "https://mcp.example.com/***"),
     ("remoteUrl", "https://mcp.example.com/abcdefghijklmnopqrstuvwxyzABCDEF", "https://mcp.example.com/***"),
+    ("remoteUrl", "https://mcp.example.com/HqJLcKAjXGrBou/mcp", "https://mcp.example.com/***/mcp"),
     ("redisUrl", "not a url", "***"),
 ])
 def test_urls_lose_their_credentials(name: str, url: str, shown: str) -> None:

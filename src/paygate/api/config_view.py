@@ -29,9 +29,9 @@ _URL_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a URL under any name (
 _KEYED_BY_NAME = frozenset({"toolPricing"})  # maps whose keys are tool names, not setting names
 
 
-# A path segment shown as is: a short word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
+# A path segment shown as is: a short lower-case word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
 # Anything else (ids, tokens such as Zapier's /s/sk-…/ paths, ;params) could be a credential.
-_PLAIN_SEGMENT = re.compile(r"[A-Za-z][A-Za-z_-]{0,15}|[A-Za-z0-9]{1,3}")
+_PLAIN_SEGMENT = re.compile(r"[a-z][a-z_-]{0,15}|[A-Za-z0-9]{1,3}")
 
 
 def mask_url(name: str, url: str) -> str:
