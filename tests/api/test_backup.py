@@ -378,3 +378,11 @@ def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(
         assert resp.json()["restored"]["keys"] == {"created": 0, "updated": 0, "skipped": 1, "revoked": 0}
         assert gw.balance(twice) == 30 and "result" in gw.call_tool("echo", {"text": "x"}, twice)
         assert "error" in gw.call_tool("echo", {"text": "x"}, raw)  # the old key stays dead
+        # ...and it cannot be left on a plan the full restore would delete
+        plan = make_plan(gw)
+        on_plan = gw.client.post("/admin/keys/plan", headers=gw.admin(), json={"key": twice, "plan": plan})
+        assert on_plan.status_code == 200
+        before = comparable(backup(gw))
+        refused = restore(gw, old, "full")
+        assert refused.status_code == 400 and plan in refused.json()["error"]
+        assert comparable(backup(gw)) == before

@@ -261,8 +261,12 @@ class BackupService:
         plans = set(plan.documents.get(PLAN_DOC, {}))
         if plan.mode != "full":
             plans |= {doc_id for doc_id, _ in self.store.doc_items(PLAN_DOC)}
-        for key in plan.keys:
-            if key.active and key.plan is not None and key.plan not in plans and self._written(plan.mode, key):
+        written = [k for k in plan.keys if self._written(plan.mode, k)]
+        # a full restore also keeps the successors of rotated backup keys as they are here
+        kept = [r for h in self._successors(plan.keys) if (r := self.store.get_key(h)) is not None] \
+            if plan.mode == "full" else []
+        for key in (*written, *kept):
+            if key.active and key.plan is not None and key.plan not in plans:
                 raise BackupError(400, f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
                                        "neither in the backup nor kept here; nothing was restored")
 
