@@ -37,6 +37,8 @@ from paygate.core.policy import QUOTA_FIELDS
 from paygate.services.admin_auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.services.keys import MAX_CREDITS, iso_time
 from paygate.services.plans import PLAN_DOC, plan_doc_problem
+from paygate.services.reservations import KIND as RESERVATION_DOC
+from paygate.services.schedules import KIND as SCHEDULE_DOC
 from paygate.store.base import Store
 from paygate.store.records import KeyRecord
 
@@ -44,7 +46,6 @@ BACKUP_VERSION = 1
 MAX_KEYS = 100_000
 MAX_DOCS = 100_000
 Mode = Literal["merge", "overwrite", "full"]
-MODES: tuple[Mode, ...] = ("merge", "overwrite", "full")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 _ALIAS = re.compile(r"[A-Za-z0-9_-]{1,100}")  # the rule POST /keys/alias enforces (api/keys.py NAME_PATTERN)
@@ -62,7 +63,7 @@ REVOCABLE_DOCS = frozenset({ADMIN_KEY_DOC})
 # credit holds and scheduled actions (topups). Such a document follows its key: a restore writes or
 # deletes it only along with a key it rewrites, so a hold or a schedule is never revived on a balance
 # the restore did not set — releasing the hold or running the topup again would pay out twice.
-KEY_BOUND_DOCS: dict[str, str] = {"reservation": "keyHash", "schedule": "keyHash"}
+KEY_BOUND_DOCS: dict[str, str] = {RESERVATION_DOC: "keyHash", SCHEDULE_DOC: "keyHash"}
 MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
 
 
