@@ -210,3 +210,12 @@ def test_admin_keys_and_revocations_survive_a_restart(tmp_path: Path) -> None:
         assert gw.client.get("/keys", headers=as_key(gone["key"])).status_code == 401
         names = {k["name"]: k["active"] for k in listing(gw)}
         assert names["kept"] is True and names["gone"] is False
+
+
+def test_a_generated_admin_key_file_is_private_even_if_the_file_was_there_before(tmp_path: Path) -> None:
+    stale = tmp_path / "admin.key"
+    stale.write_text("a key from a deleted state file\n")
+    stale.chmod(0o644)
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        assert stale.read_text().strip() == gw.admin_key
+        assert stale.stat().st_mode & 0o777 == 0o600

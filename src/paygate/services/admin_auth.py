@@ -76,12 +76,17 @@ class AdminAuth:
         return raw if hmac.compare_digest(hash_key(raw), stored_hash) else None
 
     def _write_file(self, raw: str) -> None:
+        """Write the key to a new 0600 file, then move it into place: opening an existing file would keep
+        its permissions (a stale world-readable admin.key) or follow a symlink planted at its name."""
         if self.key_file is None:
             return
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temp = self.key_file.with_name(f".{self.key_file.name}.{os.getpid()}.tmp")
+        temp.unlink(missing_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(raw + "\n")
+        os.replace(temp, self.key_file)
 
     # authentication ---------------------------------------------------------
     def identify(self, presented: str | None) -> AdminIdentity | None:
