@@ -386,3 +386,15 @@ def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(
         refused = restore(gw, old, "full")
         assert refused.status_code == 400 and plan in refused.json()["error"]
         assert comparable(backup(gw)) == before
+
+
+def test_a_schedule_restored_into_a_fresh_gateway_runs_when_due(tmp_path: Path) -> None:
+    with running_gateway("--server", ECHO_COMMAND) as source:
+        raw = source.create_key(10)
+        made = source.client.post("/keys/schedule", headers=source.admin(),
+                                  json={"key": raw, "action": "topup", "delaySeconds": 2, "params": {"credits": 5}})
+        assert made.status_code == 201, made.text
+        snapshot = backup(source)
+    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+        assert restore(gw, snapshot, "merge").status_code == 200
+        wait_until(lambda: gw.balance(raw) == 15, what="the restored scheduled topup")
