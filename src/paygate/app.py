@@ -73,6 +73,7 @@ log = logging.getLogger("paygate")
 VERSION_HEADER = (b"x-paygate-version", __version__.encode())
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
 SWEEP_SECONDS = 60.0
+STATE_UPLOAD_PATHS = frozenset({"/admin/restore", "/keys/import"})
 TICK_SECONDS = 1.0
 
 
@@ -267,15 +268,31 @@ class GatewayApp:
         try:
             if path == "/mcp":
                 await self.rt.endpoint(scope, receive, stamped_send)
-            elif _too_big(scope, self.rt.settings.max_body_bytes):
-                await send_json(stamped_send, 413, {"error": "Request body too large"})
             else:
-                await self.api(scope, _limited(receive, self.rt.settings.max_body_bytes), stamped_send)
+                limit = self._body_limit(scope)
+                if _too_big(scope, limit):
+                    await send_json(stamped_send, 413, {"error": "Request body too large"})
+                else:
+                    await self.api(scope, _limited(receive, limit), stamped_send)
         finally:
             label = path if path in self.known_paths else OTHER
             method = scope["method"]
             self.rt.metrics.http_requests_for(method if method in HTTP_METHODS else OTHER, label,
                                               str(status_box[0])).inc()
+
+
+    def _body_limit(self, scope: Scope) -> int:
+        """`maxBodyBytes`, except for bulk state uploads (restore, import) by a caller holding an admin
+        key: those may reach `maxStateUploadBytes`. The key is checked before any of the body is read,
+        so nobody without one can make the gateway buffer a large body."""
+        settings = self.rt.settings
+        if scope["path"] in STATE_UPLOAD_PATHS and settings.max_state_upload_bytes > settings.max_body_bytes:
+            for name, value in scope["headers"]:
+                if name == b"x-admin-key":
+                    if self.rt.admin.identify(value.decode("latin-1")) is not None:
+                        return settings.max_state_upload_bytes
+                    break
+        return settings.max_body_bytes
 
 
 def _request_id(scope: Scope) -> str | None:

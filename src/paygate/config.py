@@ -93,6 +93,7 @@ class Settings(_Model):
     state_file: str = DEFAULT_STATE_FILE
     free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_state_upload_bytes: int = Field(default=64 * 1_048_576, ge=1024, le=1024 * 1_048_576)
     tool_timeout_seconds: float = Field(default=300.0, gt=0)
     # Key policy
     global_quota: GlobalQuota | None = None

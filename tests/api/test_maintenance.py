@@ -42,6 +42,8 @@ def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: 
     assert body["jsonrpc"] == "2.0" and body["error"]["message"] == "Upgrading, back soon"
     assert body["error"]["code"] == -32402 and body["error"]["data"]["reason"] == "maintenance_mode"
     assert gw.balance(key) == 10  # nothing charged
+    stream = gw.client.get("/mcp", headers={"Accept": "text/event-stream", "Mcp-Session-Id": "any"})
+    assert stream.status_code == 503 and stream.json()["error"]["data"]["reason"] == "maintenance_mode"
 
     assert gw.client.get("/ready").status_code == 503
     assert gw.client.get("/health").json()["status"] == "maintenance"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.support import Gateway
+from tests.support import ECHO_SERVER, PYTHON, Gateway, running_gateway, write_config
 
 
 def post_raw(gw: Gateway, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -136,3 +138,17 @@ def test_oversized_mcp_body_is_413(gw: Gateway) -> None:
 
 def test_wrong_http_method_is_405(gw: Gateway) -> None:
     assert gw.client.put("/mcp", content=b"{}").status_code == 405
+
+
+def test_arguments_nested_too_deeply_to_price_are_invalid_params_and_cost_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"serverCommand": PYTHON, "serverArgs": [ECHO_SERVER],
+                                     "globalRateLimitPerMin": 0,
+                                     "toolPricing": {"echo": {"creditsPerCall": 1, "creditsPerKbInput": 1}}})
+    with running_gateway("--config", config) as gw:
+        key = gw.create_key(10)
+        deep: dict[str, Any] = {"text": "x"}
+        for _ in range(300):
+            deep = {"d": deep}
+        reply = gw.call_tool("echo", deep, key)
+        assert reply["error"]["code"] == -32602 and "nested" in reply["error"]["message"]
+        assert gw.balance(key) == 10

@@ -181,7 +181,10 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
-        input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
+        try:
+            input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
+        except TypeError:  # nested deeper than orjson goes (254 levels): no tool needs that
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments nested too deeply")
         decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
         ctx.rate = decision.rate
         if decision.key is not None:

@@ -68,6 +68,9 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
+        if method in ("POST", "GET") and self.maintenance().enabled:
+            await self._in_maintenance(send)  # DELETE still ends a session: clients may clean up
+            return
         if method == "POST":
             self.inflight += 1
             try:
@@ -81,6 +84,12 @@ class McpEndpoint:
         else:
             await send_json(send, 405, jsonrpc.error(None, errors.INVALID_REQUEST, "Method not allowed"),
                             [(b"allow", b"GET, POST, DELETE")])
+
+    async def _in_maintenance(self, send: Send) -> None:
+        reason = errors.reason("maintenance_mode")
+        await send_json(send, 503, jsonrpc.error(None, reason.code, self.maintenance().message,
+                                                 {"reason": reason.name, "httpStatus": 503}),
+                        [(b"retry-after", b"60")])
 
     # POST ------------------------------------------------------------------
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
@@ -104,13 +113,6 @@ class McpEndpoint:
         if self.is_draining():
             await send_json(send, 503, jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
                             [(b"retry-after", b"5")])
-            return
-        maintenance = self.maintenance()
-        if maintenance.enabled:
-            reason = errors.reason("maintenance_mode")
-            await send_json(send, 503, jsonrpc.error(None, reason.code, maintenance.message,
-                                                     {"reason": reason.name, "httpStatus": 503}),
-                            [(b"retry-after", b"60")])
             return
         headers = header_map(scope)
         body = await self._read_body(scope, receive)
