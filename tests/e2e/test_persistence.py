@@ -27,10 +27,12 @@ def test_clean_restart_keeps_keys_credits_usage_and_admin_key(tmp_path: Path) ->
         assert gw.stop() == 0
     key_file = tmp_path / "admin.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key_file.chmod(0o644)  # as an older install, or a careless copy, may have left it
 
     again = start_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", state_file=state)
     try:
         assert again.admin_key == admin
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # made private again on reading
         assert again.balance(raw) == 7
         usage = again.client.get("/usage", headers=again.admin()).json()
         assert usage["count"] == 3

@@ -72,8 +72,14 @@ class AdminAuth:
     def _read_file(self, stored_hash: str) -> str | None:
         if self.key_file is None or not self.key_file.exists():
             return None
+        if self.key_file.is_symlink():
+            return None  # never read (or print) through a link someone planted at its name
         raw = self.key_file.read_text(encoding="utf-8").strip()
-        return raw if hmac.compare_digest(hash_key(raw), stored_hash) else None
+        if not hmac.compare_digest(hash_key(raw), stored_hash):
+            return None
+        if self.key_file.stat().st_mode & 0o077:
+            os.chmod(self.key_file, 0o600)  # an older install's file: make it private now
+        return raw
 
     def _write_file(self, raw: str) -> None:
         """Write the key to a new 0600 file, then move it into place: opening an existing file would keep
