@@ -31,6 +31,11 @@ NODE_BIN = ROOT / "tests" / "node" / "node_modules" / ".bin"
 ECHO_COMMAND = f"{PYTHON} {ECHO_SERVER}"
 
 
+def masked(raw: str) -> str:
+    """A key as the gateway shows it: first 7 and last 4 characters."""
+    return f"{raw[:7]}…{raw[-4:]}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

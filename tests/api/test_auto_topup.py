@@ -13,11 +13,7 @@ import pytest
 from paygate.services.auto_topup import AutoTopup, today_count
 from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def configure(gw: Gateway, key: str, **body: Any) -> Any:

@@ -14,11 +14,7 @@ from paygate.config import Settings
 from paygate.services.expiry_scanner import ExpiryScanner, ScannerConfig
 from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def expiring(gw: Gateway, **params: Any) -> dict[str, Any]:

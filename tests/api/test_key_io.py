@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
 
 
 def raw_key() -> str:
     return "pg_" + secrets.token_hex(24)
 
 
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
 
 
 def do_import(gw: Gateway, keys: list[dict[str, Any]], mode: str | None = None) -> Any:

@@ -10,11 +10,7 @@ import httpx
 import pytest
 
 from paygate.core.keys import hash_key
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -8,11 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, start_gateway
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, start_gateway
 
 
 def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -10,11 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def post(gw: Gateway, path: str, body: dict[str, Any]) -> Any:

@@ -13,7 +13,7 @@ from paygate.services.key_lifecycle import rotate
 from paygate.services.keys import KeyService
 from paygate.services.reservations import Reservations
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def new_key(gw: Gateway, credits: int, **fields: Any) -> str:
@@ -37,8 +37,6 @@ def listed(gw: Gateway, key: str) -> list[dict[str, Any]]:
     return list(resp.json()["reservations"])
 
 
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
 
 
 def spent(gw: Gateway, raw: str) -> int:

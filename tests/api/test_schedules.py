@@ -13,11 +13,7 @@ from paygate.services.key_lifecycle import rotate
 from paygate.services.keys import KeyService
 from paygate.services.schedules import Schedules
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
-
-
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 
 def schedule(gw: Gateway, key: str, action: str, **body: Any) -> dict[str, Any]:

@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
 
 NO_TEAM = "team_" + "0" * 24
 
 
-def masked(raw: str) -> str:
-    return f"{raw[:7]}…{raw[-4:]}"
 
 
 def post(gw: Gateway, path: str, body: dict[str, Any]) -> Any:
