@@ -12,7 +12,7 @@ from paygate.config import ConfigError, Settings, resolve_sources
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset({
     "webhookFilters", "oauth", "alertRules", "cors", "customHeaders",
-    "plugins", "stripe", "teams", "groups", "maintenance", "cache", "circuitBreaker",
+    "plugins", "stripe", "cache", "circuitBreaker",
     "guardrails", "webhookUrl", "webhookSecret", "redisUrl", "stripeSecret",
 })
 
