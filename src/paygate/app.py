@@ -27,6 +27,7 @@ from starlette.routing import Route
 from paygate import __version__
 from paygate.api import (
     admin_keys,
+    audit,
     auto_topup,
     backup,
     bulk,
@@ -173,6 +174,7 @@ ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     schedules.router, expiring.router, policy.router, groups.router, teams.router, namespaces.router,
     key_views.router, key_reports.router, key_meta.router, dry_run.router, admin_keys.router, plans.router,
     maintenance_api.router, config_view.router, backup.router,
+    audit.router,  # issue 4: the durable audit log
 )
 
 

@@ -52,4 +52,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Small JSON documents by kind (groups, teams, templates, admin keys, plans, schedules…).
         "CREATE TABLE docs (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     ),
+    (
+        # The durable audit log (store/audit_log.py): every published event, keys already masked.
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,  -- a rowid alias: insertion order, newest = highest
+            ts REAL NOT NULL,
+            type TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX audit_ts ON audit(ts)",
+        "CREATE INDEX audit_type ON audit(type)",
+    ),
 ]

@@ -1,0 +1,100 @@
+"""The durable audit log: one SQLite table (`audit`, migration 3) of published events.
+
+Rows are written one INSERT each, in autocommit (events come from admin actions, tickers and
+startup, never per tool call). Retention is enforced by `prune`, which the audit service calls
+from a ticker: older than a maximum age, or beyond a maximum count (the oldest go first).
+The class takes the store's connection so it shares its file, WAL and transactions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    timestamp: float
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which entries a query covers; empty `types` means every type. `since`/`until` are inclusive."""
+
+    types: tuple[str, ...] = ()
+    actor: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if self.types:
+            clauses.append(f"type IN ({','.join('?' * len(self.types))})")
+            args.extend(self.types)
+        if self.actor is not None:
+            clauses.append("actor = ?")
+            args.append(self.actor)
+        if self.since is not None:
+            clauses.append("ts >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            clauses.append("ts <= ?")
+            args.append(self.until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStats:
+    total: int
+    oldest: float | None
+    newest: float | None
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_actor: dict[str, int] = field(default_factory=dict)
+
+
+class AuditLog:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def append(self, ts: float, type_: str, actor: str, data: dict[str, Any]) -> int:
+        # default=str: an event field of an unexpected type is recorded as text rather than lost.
+        body = orjson.dumps(data, default=str).decode()
+        cursor = self.db.execute("INSERT INTO audit (ts, type, actor, data) VALUES (?, ?, ?, ?)",
+                                 (ts, type_, actor, body))
+        return int(cursor.lastrowid or 0)
+
+    def query(self, where: AuditFilter, limit: int) -> list[AuditEntry]:
+        """Matching entries, newest first, at most `limit`."""
+        sql, args = where.where()
+        rows = self.db.execute(f"SELECT id, ts, type, actor, data FROM audit{sql} ORDER BY id DESC LIMIT ?",
+                               [*args, limit])
+        return [AuditEntry(int(r[0]), float(r[1]), str(r[2]), str(r[3]), orjson.loads(r[4])) for r in rows]
+
+    def count(self, where: AuditFilter) -> int:
+        sql, args = where.where()
+        return int(self.db.execute(f"SELECT COUNT(*) FROM audit{sql}", args).fetchone()[0])
+
+    def stats(self, top_actors: int) -> AuditStats:
+        total, oldest, newest = self.db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM audit").fetchone()
+        by_type = {str(t): int(n) for t, n in self.db.execute(
+            "SELECT type, COUNT(*) AS n FROM audit GROUP BY type ORDER BY n DESC, type")}
+        by_actor = {str(a): int(n) for a, n in self.db.execute(
+            "SELECT actor, COUNT(*) AS n FROM audit GROUP BY actor ORDER BY n DESC, actor LIMIT ?", (top_actors,))}
+        return AuditStats(int(total), oldest, newest, by_type, by_actor)
+
+    def prune(self, now: float, max_entries: int, max_age_seconds: float) -> int:
+        """Drop entries older than `max_age_seconds` and all but the newest `max_entries`; how many went."""
+        removed = self.db.execute("DELETE FROM audit WHERE ts < ?", (now - max_age_seconds,)).rowcount
+        # ids grow with insertion order, so "the newest N" is "id above the (N+1)-th highest id".
+        removed += self.db.execute(
+            "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (max_entries,)).rowcount
+        return int(removed)
