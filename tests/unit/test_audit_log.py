@@ -1,0 +1,146 @@
+"""The audit log store class and service: append, filtered queries, stats, retention by count and age."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from paygate.services.audit import (
+    BURST_SLACK,
+    CATEGORIES,
+    AuditService,
+    category_of,
+    csv_cell,
+    message_of,
+    to_csv,
+)
+from paygate.services.events import Event, EventHub
+from paygate.store.audit_log import AuditFilter, AuditLog
+from paygate.store.sqlite import SQLiteStore
+
+DAY = 86_400.0
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def audit_log() -> Iterator[AuditLog]:
+    store = SQLiteStore()
+    store.open()
+    try:
+        yield AuditLog(store.db)
+    finally:
+        store.close()
+
+
+def test_entries_come_back_newest_first_with_their_data(audit_log: AuditLog) -> None:
+    audit_log.append(T0, "key.created", "admin", {"keyMasked": "pg_abc1…9f3e", "credits": 5})
+    audit_log.append(T0 + 1, "key.topup", "system", {"creditsAdded": 3})
+    entries = audit_log.query(AuditFilter(), 10)
+    assert [(e.type, e.actor, e.timestamp) for e in entries] == [("key.topup", "system", T0 + 1),
+                                                                  ("key.created", "admin", T0)]
+    assert entries[1].data == {"keyMasked": "pg_abc1…9f3e", "credits": 5}
+    assert entries[0].id > entries[1].id
+
+
+def test_filters_by_type_actor_and_inclusive_time_range(audit_log: AuditLog) -> None:
+    for i, (type_, actor) in enumerate([("a.x", "admin"), ("b.y", "admin"), ("a.x", "ak_1234…abcd"),
+                                        ("c.z", "system")]):
+        audit_log.append(T0 + i, type_, actor, {})
+    types = [e.type for e in audit_log.query(AuditFilter(types=("a.x", "c.z")), 10)]
+    assert types == ["c.z", "a.x", "a.x"]
+    assert [e.timestamp for e in audit_log.query(AuditFilter(actor="admin"), 10)] == [T0 + 1, T0]
+    window = AuditFilter(since=T0 + 1, until=T0 + 2)
+    assert [e.timestamp for e in audit_log.query(window, 10)] == [T0 + 2, T0 + 1]
+    assert audit_log.count(window) == 2 and audit_log.count(AuditFilter()) == 4
+    assert len(audit_log.query(AuditFilter(), 3)) == 3
+
+
+def test_stats_count_by_type_and_actor_with_oldest_and_newest(audit_log: AuditLog) -> None:
+    empty = audit_log.stats(10)
+    assert (empty.total, empty.oldest, empty.newest, empty.by_type) == (0, None, None, {})
+    audit_log.append(T0, "a.x", "admin", {})
+    audit_log.append(T0 + 5, "a.x", "system", {})
+    audit_log.append(T0 + 9, "b.y", "admin", {})
+    s = audit_log.stats(1)
+    assert (s.total, s.oldest, s.newest) == (3, T0, T0 + 9)
+    assert s.by_type == {"a.x": 2, "b.y": 1} and s.by_actor == {"admin": 2}
+
+
+def test_retention_by_count_keeps_the_newest_entries(audit_log: AuditLog) -> None:
+    for i in range(25):
+        audit_log.append(T0 + i, "a.x", "admin", {"i": i})
+    assert audit_log.prune(T0 + 30, max_entries=10, max_age_seconds=DAY) == 15
+    assert [e.data["i"] for e in audit_log.query(AuditFilter(), 100)] == list(range(24, 14, -1))
+    assert audit_log.prune(T0 + 30, max_entries=10, max_age_seconds=DAY) == 0
+
+
+def test_retention_by_age_drops_entries_older_than_the_limit(audit_log: AuditLog) -> None:
+    audit_log.append(T0 - 31 * DAY, "old", "admin", {})
+    audit_log.append(T0 - 29 * DAY, "recent", "admin", {})
+    audit_log.append(T0, "new", "admin", {})
+    assert audit_log.prune(T0, max_entries=100, max_age_seconds=30 * DAY) == 1
+    assert [e.type for e in audit_log.query(AuditFilter(), 10)] == ["new", "recent"]
+
+
+def test_the_service_records_hub_events_and_prunes_at_most_once_per_interval(audit_log: AuditLog) -> None:
+    hub = EventHub()
+    service = AuditService(audit_log, max_entries=3, max_age_days=30, prune_every=60.0, clock=lambda: T0)
+    hub.subscribe(service.record)
+    for i in range(5):
+        hub.publish("key.topup", "admin", keyMasked="pg_abc1…9f3e", n=i)
+    service.tick(T0)
+    assert audit_log.count(AuditFilter()) == 3
+    for i in range(5):
+        hub.publish("key.topup", "admin", n=i)
+    service.tick(T0 + 30)  # within the interval: nothing pruned yet
+    assert audit_log.count(AuditFilter()) == 8
+    service.tick(T0 + 61)
+    assert audit_log.count(AuditFilter()) == 3
+
+
+def test_a_burst_of_events_prunes_without_waiting_for_the_interval(audit_log: AuditLog) -> None:
+    service = AuditService(audit_log, max_entries=10, prune_every=3600.0, clock=lambda: T0)
+    service.tick(T0)
+    for i in range(BURST_SLACK + 1):
+        service.record(Event("admin.auth_failed", "anonymous", {"i": i}, T0))
+    assert audit_log.count(AuditFilter()) == 10
+
+
+def test_stats_report_categories_and_the_retention_settings(audit_log: AuditLog) -> None:
+    service = AuditService(audit_log, max_entries=500, max_age_days=7)
+    service.record(Event("key.created", "admin", {}, T0))
+    service.record(Event("admin.auth_failed", "anonymous", {}, T0 + 1))
+    stats = service.stats()
+    assert stats["totalEvents"] == 2 and stats["byCategory"]["access_control"] == 1
+    assert stats["byCategory"]["security"] == 1 and set(stats["byCategory"]) == set(CATEGORIES)
+    assert stats["retention"] == {"maxEntries": 500, "maxAgeDays": 7, "pruneIntervalSeconds": 60.0}
+    assert stats["oldestEvent"] == "2023-11-14T22:13:20.000Z"
+
+
+@pytest.mark.parametrize(("type_", "category"), [
+    ("key.created", "access_control"), ("key.revoked", "access_control"), ("team.key_assigned", "access_control"),
+    ("group.key_removed", "access_control"), ("oauth.token_issued", "access_control"),
+    ("key.topup", "data_processing"), ("credits.reserved", "data_processing"), ("keys.exported", "data_processing"),
+    ("billing.refund", "data_processing"),
+    ("maintenance.enabled", "config_change"), ("team.created", "config_change"), ("plan.deleted", "config_change"),
+    ("template.updated", "config_change"), ("key.quota_updated", "config_change"),
+    ("admin.auth_failed", "security"), ("admin_key.created", "security"), ("key.rotated", "security"),
+    ("key.suspended", "security"), ("alert.fired", "security"),
+])
+def test_known_event_types_fall_in_their_compliance_category(type_: str, category: str) -> None:
+    assert category_of(type_) == category
+
+
+def test_messages_name_the_subject_of_the_event() -> None:
+    assert message_of("key.created", {"name": "prod", "keyMasked": "pg_x"}) == "Key created: prod"
+    assert message_of("key.topup", {"keyMasked": "pg_abc1…9f3e"}) == "Key topup: pg_abc1…9f3e"
+    assert message_of("maintenance.disabled", {}) == "Maintenance disabled"
+
+
+def test_csv_cells_that_look_like_formulas_are_made_text() -> None:
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("plain") == "plain" and csv_cell(5) == 5
+    out = to_csv([{"id": 1, "actor": "=cmd", "metadata": {"a": 1}}], ("id", "actor", "metadata"))
+    assert out.splitlines() == ["id,actor,metadata", "1,'=cmd,\"{\"\"a\"\":1}\""]
