@@ -187,3 +187,18 @@ def test_events_from_background_work_are_recorded_too(gw: Gateway) -> None:
     assert resp.status_code in (200, 201), resp.text
     wait_until(lambda: bool([e for e in audit(gw, types="schedule.executed")["events"]
                              if masked(raw) in str(e["metadata"])]), what="the scheduled topup in the audit log")
+
+
+def test_a_keys_activity_timeline_reads_its_admin_events_from_the_audit_log_after_a_restart(tmp_path: Path) -> None:
+    state_file = str(tmp_path / "s.db")
+    admin = "admin_audit_activity_0123456789abcdef"
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        raw = gw.create_key(7)
+        assert gw.client.post("/keys/suspend", headers=gw.admin(), json={"key": raw}).status_code == 200
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        resp = gw.client.get("/keys/activity", headers=gw.admin(), params={"key": raw})
+        assert resp.status_code == 200, resp.text
+        admin_events = [e["type"] for e in resp.json()["events"] if e["source"] == "audit"]
+        assert admin_events == ["key.suspended", "key.created"]

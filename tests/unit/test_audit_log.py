@@ -144,3 +144,12 @@ def test_csv_cells_that_look_like_formulas_are_made_text() -> None:
     assert csv_cell("plain") == "plain" and csv_cell(5) == 5
     out = to_csv([{"id": 1, "actor": "=cmd", "metadata": {"a": 1}}], ("id", "actor", "metadata"))
     assert out.splitlines() == ["id,actor,metadata", "1,'=cmd,\"{\"\"a\"\":1}\""]
+
+
+def test_entries_about_a_key_are_found_by_any_masked_key_field(audit_log: AuditLog) -> None:
+    audit_log.append(T0, "key.created", "admin", {"keyMasked": "pg_abc1…9f3e"})
+    audit_log.append(T0 + 1, "key.rotated", "admin", {"oldKeyMasked": "pg_abc1…9f3e", "newKeyMasked": "pg_new1…0000"})
+    audit_log.append(T0 + 2, "key.created", "admin", {"keyMasked": "pgXabc1…9f3e", "name": "pg_abc1…9f3e"})
+    assert [e.type for e in audit_log.about_key("pg_abc1…9f3e", 10)] == ["key.rotated", "key.created"]
+    assert [e.type for e in audit_log.about_key("pg_new1…0000", 10)] == ["key.rotated"]
+    assert len(audit_log.about_key("pg_abc1…9f3e", 1)) == 1

@@ -7,7 +7,6 @@ hub here because this router is built once per gateway, at start.
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -28,7 +27,7 @@ from paygate.services.audit import (
 )
 from paygate.services.keys import iso_time
 from paygate.services.runtime import Runtime
-from paygate.store.audit_log import AuditFilter, AuditLog
+from paygate.store.audit_log import AuditFilter, audit_log_of
 
 MAX_LIMIT = 1000  # GET /audit
 MAX_EXPORT = 100_000  # exports (retention keeps far fewer by default)
@@ -79,10 +78,7 @@ def _stamp() -> str:
 
 
 def router(rt: Runtime) -> APIRouter:
-    db = getattr(rt.store, "db", None)
-    if not isinstance(db, sqlite3.Connection):  # only the SQLite store exists today
-        raise RuntimeError("the audit log needs the SQLite store")
-    audit = AuditService(AuditLog(db))
+    audit = AuditService(audit_log_of(rt.store))
     rt.events.subscribe(audit.record)
     rt.tickers.append(audit.tick)
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["audit"])

@@ -1,47 +1,35 @@
 """A key's activity timeline: its admin events, credit movements and tool calls, newest first.
 
 Sources:
-- admin events published on the event hub since this process started, matched by the masked key in
-  any `…keyMasked` field (kept in memory, a bounded recent window per key: the durable audit log is
-  the events issue's work);
+- admin events from the durable audit log (store/audit_log.py), matched by the masked key in any
+  `…keyMasked` field: the newest PER_KEY, across restarts, within the audit retention;
 - the durable credit ledger (every credit movement except per-call charges, which the usage log shows);
 - the durable usage log (every tool call, allowed or denied).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from typing import Any
 
-from paygate.services.events import Event, EventHub
+from paygate.services.events import Event
 from paygate.services.key_reports import KeyReports, ledger_type
 from paygate.services.keys import iso_time
+from paygate.store.audit_log import AuditLog
 from paygate.store.records import KeyRecord
 
-PER_KEY = 200  # newest admin events remembered per key
-MAX_KEYS = 10_000  # keys remembered at once (least recently active forgotten first)
+PER_KEY = 200  # newest admin events read per key (the activity report shows at most 200 items)
 CALL_KINDS = frozenset({"charge"})  # ledger lines that duplicate a usage event
 
 
 class ActivityLog:
-    """Subscribes to the event hub and remembers each key's recent admin events."""
+    """A key's admin events, read from the audit log (the audit router records every published event)."""
 
-    def __init__(self, hub: EventHub) -> None:
-        self._by_key: OrderedDict[str, deque[Event]] = OrderedDict()
-        hub.subscribe(self._record)
-
-    def _record(self, event: Event) -> None:
-        for masked in {v for k, v in event.data.items() if k.lower().endswith("keymasked") and isinstance(v, str)}:
-            events = self._by_key.get(masked)
-            if events is None:
-                events = self._by_key[masked] = deque(maxlen=PER_KEY)
-                if len(self._by_key) > MAX_KEYS:
-                    self._by_key.popitem(last=False)
-            self._by_key.move_to_end(masked)
-            events.append(event)
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
 
     def of(self, masked: str) -> list[Event]:
-        return list(self._by_key.get(masked, ()))
+        """Oldest first."""
+        return [Event(e.type, e.actor, e.data, e.timestamp) for e in reversed(self._audit.about_key(masked, PER_KEY))]
 
 
 def timeline(reports: KeyReports, log: ActivityLog, record: KeyRecord, since: float | None,

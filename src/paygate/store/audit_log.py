@@ -78,6 +78,14 @@ class AuditLog:
                                [*args, limit])
         return [AuditEntry(int(r[0]), float(r[1]), str(r[2]), str(r[3]), orjson.loads(r[4])) for r in rows]
 
+    def about_key(self, masked: str, limit: int) -> list[AuditEntry]:
+        """Entries naming `masked` in any `…keyMasked` field (keyMasked, oldKeyMasked…), newest first.
+        A scan of the data column: fine for a per-key report over a retention-bounded table."""
+        rows = self.db.execute(
+            "SELECT id, ts, type, actor, data FROM audit WHERE EXISTS (SELECT 1 FROM json_each(audit.data) AS f "
+            "WHERE f.key LIKE '%keymasked' AND f.value = ?) ORDER BY id DESC LIMIT ?", (masked, limit))
+        return [AuditEntry(int(r[0]), float(r[1]), str(r[2]), str(r[3]), orjson.loads(r[4])) for r in rows]
+
     def count(self, where: AuditFilter) -> int:
         sql, args = where.where()
         return int(self.db.execute(f"SELECT COUNT(*) FROM audit{sql}", args).fetchone()[0])
@@ -98,3 +106,11 @@ class AuditLog:
             "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (max_entries,)).rowcount
         return int(removed)
+
+
+def audit_log_of(store: object) -> AuditLog:
+    """The audit log on a store's SQLite connection (the Store protocol has no audit methods yet)."""
+    db = getattr(store, "db", None)
+    if not isinstance(db, sqlite3.Connection):  # only the SQLite store exists today
+        raise RuntimeError("the audit log needs the SQLite store")
+    return AuditLog(db)
