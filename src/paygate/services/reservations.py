@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paygate.core.due_times import DueTimes
-from paygate.services.events import Event
+from paygate.services.document_index import DocumentIndex
 from paygate.services.keys import iso_time
 from paygate.services.rotation import successor
 from paygate.store.base import Store
@@ -77,7 +77,9 @@ class Settled:
     balance: int
 
 
-class Reservations:
+class Reservations(DocumentIndex):
+    kind = KIND
+
     def __init__(self, store: Store, publish: Publish) -> None:
         self.store = store
         self.publish = publish
@@ -87,17 +89,10 @@ class Reservations:
         self.reload()
 
     # the in-memory indexes --------------------------------------------------------------------------------
-    def reload(self) -> None:
-        """Rebuild the indexes from the store (startup, and after a restore rewrote the documents)."""
+    def _clear_indexes(self) -> None:
         self._due.clear()
         self._holds.clear()
         self._holder.clear()
-        for _, doc in self.store.doc_items(KIND):
-            self._index(doc)
-
-    def on_event(self, event: Event) -> None:
-        if event.type == "backup.restored":
-            self.reload()
 
     def _index(self, doc: Doc) -> None:
         rid = doc["id"]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paygate.core.due_times import DueTimes
-from paygate.services.events import Event
+from paygate.services.document_index import DocumentIndex
 from paygate.services.keys import MAX_CREDITS, KeyConflict, KeyService, iso_time
 from paygate.services.rotation import successor
 from paygate.store.base import Store
@@ -42,7 +42,9 @@ class ScheduleError(Exception):
         self.message = message
 
 
-class Schedules:
+class Schedules(DocumentIndex):
+    kind = KIND
+
     def __init__(self, store: Store, keys: KeyService, publish: Publish) -> None:
         self.store = store
         self.keys = keys
@@ -51,16 +53,9 @@ class Schedules:
         self._by_key: dict[str, set[str]] = {}  # key hash -> ids of its pending schedules
         self.reload()
 
-    def reload(self) -> None:
-        """Rebuild the in-memory indexes from the store (startup, and after a restore rewrote the documents)."""
+    def _clear_indexes(self) -> None:
         self._due.clear()
         self._by_key.clear()
-        for _, doc in self.store.doc_items(KIND):
-            self._index(doc)
-
-    def on_event(self, event: Event) -> None:
-        if event.type == "backup.restored":
-            self.reload()
 
     def _index(self, doc: Doc) -> None:
         self._due.set(doc["id"], float(doc["executeAt"]))
