@@ -55,6 +55,7 @@ from paygate.api import usage as usage_api
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
 from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
 from paygate.mcp.backends.http import HttpBackend
 from paygate.mcp.backends.router import RouterBackend
@@ -64,10 +65,13 @@ from paygate.mcp.endpoint import McpEndpoint, Receive, Scope, Send, send_json
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import HTTP_METHODS, OTHER, Metrics
 from paygate.services.admin_auth import AdminAuth
+from paygate.services.audit import AuditService
 from paygate.services.billing import BillingService
+from paygate.services.events import EventHub
 from paygate.services.keys import KeyService
 from paygate.services.maintenance import Maintenance
 from paygate.services.runtime import Runtime
+from paygate.store.audit_log import audit_log_of
 from paygate.store.sqlite import MEMORY, SQLiteStore
 
 log = logging.getLogger("paygate")
@@ -115,6 +119,11 @@ def state_path(settings: Settings) -> str:
 def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime:
     store = SQLiteStore(state_path(settings))
     store.open()
+    events = EventHub()
+    audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
+                         max_age_days=settings.audit_max_age_days, before_read=events.flush)
+    events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
+    events.subscribe_batch(audit.record_batch)
     keys = KeyService(store)
     for raw, credits in settings.import_keys.items():
         keys.import_key(raw, credits)
@@ -129,7 +138,7 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     transport = "custom"
     if backend is None:
         backend, transport = build_backend(settings)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events)
     sessions = SessionManager()
     holder: dict[str, Runtime] = {}
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
@@ -137,7 +146,8 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     maintenance = Maintenance(store)
     maintenance.load()
     rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
-                 transport, maintenance)
+                 transport, maintenance, events, audit)
+    rt.tickers.append(audit.tick)
     holder["rt"] = rt
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
@@ -194,6 +204,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
             yield
         finally:
             rt.draining = True
+            rt.events.flush()
             sweeper.cancel()
             ticker.cancel()
             rt.sessions.close_all()
@@ -257,6 +268,7 @@ class GatewayApp:
             return
         request_id = _request_id(scope) or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
         scope["paygate.request_id"] = request_id
+        REQUEST_ID.set(request_id)  # log lines written while serving this request carry its id
         status_box = [500]
         stamp = [(b"x-request-id", request_id.encode()), VERSION_HEADER]
 

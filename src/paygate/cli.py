@@ -8,13 +8,12 @@ import json
 import logging
 import signal
 import socket
-import sys
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from paygate import __version__
+from paygate import __version__, logs
 from paygate.config import ConfigError, Settings, load_settings
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
@@ -42,6 +41,14 @@ def wrap(
     refund_on_failure: Annotated[bool | None, Opt("--refund-on-failure", help="Refund failed tool calls")] = None,
     trusted_proxies: Annotated[str | None, Opt(help='Proxies whose X-Forwarded-For is believed: "10.0.0.0/8"')] = None,
     country_header: Annotated[str | None, Opt(help="Header a trusted proxy puts the client's country in")] = None,
+    webhook_url: Annotated[str | None, Opt(help="POST batched usage and admin events to this URL")] = None,
+    webhook_secret: Annotated[str | None, Opt(help="HMAC-SHA256 secret: signs webhooks (X-PayGate-Signature)")] = None,
+    webhook_retries: Annotated[int | None, Opt(help="Delivery attempts after the first before dead-lettering "
+                                                    "(default 5)")] = None,
+    webhook_allow_private: Annotated[bool | None, Opt(
+        "--webhook-allow-private", help="Allow webhook URLs on loopback, private and link-local addresses")] = None,
+    log_format: Annotated[str | None, Opt(help="Log format: text (default) or json")] = None,
+    log_level: Annotated[str | None, Opt(help="Log level: debug, info (default), warning, error")] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Discover tools, print the pricing table, exit")] = False,
     json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
@@ -52,11 +59,11 @@ def wrap(
         "globalRateLimitPerMin": rate_limit, "name": name, "shadowMode": shadow, "adminKey": admin_key,
         "toolPrice": tool_price, "importKey": import_key, "stateFile": state_file,
         "refundOnFailure": refund_on_failure, "trustedProxies": trusted_proxies, "countryHeader": country_header,
+        "webhookUrl": webhook_url, "webhookSecret": webhook_secret, "webhookMaxRetries": webhook_retries,
+        "webhookAllowPrivate": webhook_allow_private, "logFormat": log_format, "logLevel": log_level,
     }
     settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one log line per upstream request
+    logs.configure(settings.log_format, settings.log_level)
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
     _serve(settings, json_output)

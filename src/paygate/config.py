@@ -11,10 +11,12 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 
 DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
@@ -101,10 +103,23 @@ class Settings(_Model):
     expiry_scanner: ExpiryScannerConfig = Field(default_factory=ExpiryScannerConfig)
     country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64,
                                 pattern=r"^[A-Za-z0-9-]+$")
+    # Events and observability (config_events.py)
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_secret: str | None = Field(default=None, min_length=1, max_length=256)
+    webhook_max_retries: int = Field(default=5, ge=0, le=20)
+    webhook_filters: list[WebhookFilterConfig] = Field(default_factory=list, max_length=100)
+    webhook_allow_private: bool = False  # deliver to loopback / private / link-local addresses
+    webhook_batch_size: int = Field(default=10, ge=1, le=100)
+    webhook_flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    alert_rules: list[AlertRuleConfig] = Field(default_factory=list, max_length=50)
+    audit_max_entries: int = Field(default=10_000, ge=100, le=10_000_000)
+    audit_max_age_days: float = Field(default=30, gt=0, le=3650)
+    request_log_size: int = Field(default=5000, ge=0, le=1_000_000)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Accepted now, implemented by later issues; `validate` warns when they are set.
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    webhook_max_retries: int = Field(default=5, ge=0)
     redis_url: str | None = None
     stripe_secret: str | None = None
     discovery: str = Field(default="static", pattern="^(static|dynamic)$")
@@ -184,8 +199,11 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_DISCOVERY": "discovery",
     "PAYGATE_TRUSTED_PROXIES": "trustedProxies",
     "PAYGATE_COUNTRY_HEADER": "countryHeader",
+    "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "webhookAllowPrivate",
+    "PAYGATE_LOG_FORMAT": "logFormat",
+    "PAYGATE_LOG_LEVEL": "logLevel",
 }
-_BOOL_KEYS = {"shadowMode", "refundOnFailure"}
+_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate"}
 
 
 class ConfigError(ValueError):

@@ -53,10 +53,10 @@ def test_validate_reports_errors_with_field_paths(tmp_path: Path) -> None:
 
 
 def test_validate_warns_about_shadow_mode_and_unknown_keys(tmp_path: Path) -> None:
-    cfg = {"serverCommand": "node", "shadowMode": True, "mystery": 1, "webhookUrl": "https://h.example/x"}
+    cfg = {"serverCommand": "node", "shadowMode": True, "mystery": 1, "redisUrl": "redis://h.example:6379"}
     report = json.loads(run("validate", "--config", write(tmp_path, cfg), "--json").stdout)
     warned = {d["field"] for d in report["diagnostics"] if d["level"] == "warning"}
-    assert {"shadowMode", "mystery", "webhookUrl"} <= warned and report["valid"] is True
+    assert {"shadowMode", "mystery", "redisUrl"} <= warned and report["valid"] is True
 
 
 def test_validate_checks_key_policy_settings(tmp_path: Path) -> None:

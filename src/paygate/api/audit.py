@@ -1,7 +1,7 @@
 """The audit log over HTTP: GET /audit, /audit/export, /audit/stats and /admin/compliance/export.
 
-All read-only (viewer role). The log itself is written by `AuditService`, subscribed to the event
-hub here because this router is built once per gateway, at start.
+All read-only (viewer role). The log itself is written by `AuditService` (`rt.audit`), a deferred
+subscriber of the event bus set up in `app.build_runtime`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from paygate.services.audit import (
     CATEGORIES,
     COMPLIANCE_COLUMNS,
     FRAMEWORKS,
-    AuditService,
     compliance_json,
     entry_json,
     to_csv,
 )
 from paygate.services.keys import iso_time
 from paygate.services.runtime import Runtime
-from paygate.store.audit_log import AuditFilter, audit_log_of
+from paygate.store.audit_log import AuditFilter
 
 MAX_LIMIT = 1000  # GET /audit
 MAX_EXPORT = 100_000  # exports (retention keeps far fewer by default)
@@ -78,9 +77,7 @@ def _stamp() -> str:
 
 
 def router(rt: Runtime) -> APIRouter:
-    audit = AuditService(audit_log_of(rt.store))
-    rt.events.subscribe(audit.record)
-    rt.tickers.append(audit.tick)
+    audit = rt.audit
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["audit"])
 
     @r.get("/audit")

@@ -26,7 +26,6 @@ from paygate.services.key_report_health import dashboard, health
 from paygate.services.key_report_tools import tools_available
 from paygate.services.key_reports import HISTORY_CAP, KeyReports
 from paygate.services.runtime import Runtime
-from paygate.store.audit_log import audit_log_of
 from paygate.store.records import KeyRecord
 
 
@@ -133,7 +132,7 @@ def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Aw
 
 def router(rt: Runtime) -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-reports"])
-    log = ActivityLog(audit_log_of(rt.store))
+    log = ActivityLog(rt.audit)
     for report in REPORTS:
         r.add_api_route(report.path, _endpoint(rt, log, report), methods=["GET"], summary=report.summary,
                         name=report.path.strip("/").replace("/", "_").replace("-", "_"))

@@ -21,6 +21,7 @@ from paygate.mcp import jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
+from paygate.services.events import EventHub
 from paygate.services.gate_facts import NO_CLIENT, ClientFacts
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.records import KeyRecord
@@ -44,8 +45,10 @@ class CallContext:
 class Dispatcher:
     def __init__(
         self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
+        events: EventHub | None = None,
     ) -> None:
         self.backend = backend
+        self.events = events or EventHub()
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
         self.tool_timeout = tool_timeout
@@ -185,12 +188,14 @@ class Dispatcher:
             input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
         except TypeError:  # nested deeper than orjson goes (254 levels): no tool needs that
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments nested too deeply")
+        started = time.perf_counter()
         decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
         ctx.rate = decision.rate
         if decision.key is not None:
             ctx.key = decision.key
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
+            self._publish_deny(decision, ctx, started)
             return self._refusal(msg_id, decision)
         if decision.committed is not None:
             try:
@@ -200,19 +205,42 @@ class Dispatcher:
                 log.error("tools/call %s not forwarded: %s", tool, exc)
                 return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
         reply, delivered = await self._forward(msg_id, "tools/call", params)
-        self._settle(decision, reply, ctx, delivered)
+        self._settle(decision, reply, ctx, delivered, started)
         return reply
 
-    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool) -> None:
+    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> None:
         failed = jsonrpc.is_failure(reply)
         price = admitted.price
         output_bytes = len(orjson.dumps(reply.get("result"))) if price.credits_per_kb_output else 0
         settlement = self.billing.settle(admitted, failed, output_bytes, delivered=delivered)
         ctx.surcharge = settlement.surcharge
-        if admitted.key is not None:
-            ctx.credits = admitted.key.credits
+        key = admitted.key
+        if key is not None:
+            ctx.credits = key.credits
         if admitted.shadow_reason is not None and isinstance(reply.get("result"), dict):
             reply["result"].setdefault("_meta", {})["paygate"] = {"shadow": admitted.shadow_reason}
+        # One gate event per call, published once the outcome is known (credits net of refund and
+        # surcharge, duration); subscribers run after this request's answer is on its way.
+        credits = admitted.charged - settlement.refunded + settlement.surcharge
+        data: dict[str, Any] = {
+            "tool": admitted.tool, "keyMasked": key.masked if key else None, "credits": credits,
+            "durationMs": round((time.perf_counter() - started) * 1000, 3), "requestId": ctx.request_id,
+            "failed": failed,
+        }
+        if settlement.refunded:
+            data["refunded"] = settlement.refunded
+        if admitted.shadow_reason is not None:
+            data["shadow"] = admitted.shadow_reason
+        self.events.emit("gate.allow", key.masked if key else "anonymous", data, request_id=ctx.request_id,
+                         key_hash=key.key_hash if key else None)
+
+    def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
+        key = refused.key
+        self.events.emit("gate.deny", key.masked if key else "anonymous", {
+            "tool": refused.tool, "keyMasked": key.masked if key else None, "reason": refused.denial.reason,
+            "creditsRequired": refused.required, "durationMs": round((time.perf_counter() - started) * 1000, 3),
+            "requestId": ctx.request_id,
+        }, request_id=ctx.request_id, key_hash=key.key_hash if key else None)
 
     def _refusal(self, msg_id: Any, refused: Refused) -> Message:
         key = refused.key

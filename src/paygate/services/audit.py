@@ -1,8 +1,10 @@
 """The audit trail: every event published on the hub, stored durably, with retention and exports.
 
-`AuditService` subscribes to the event hub (one INSERT per event) and prunes from a ticker at most
-once a minute, or sooner when a burst of events (e.g. failed admin logins) has gone well past the
-count limit. Retention follows the reference's defaults: 10,000 entries and 30 days.
+`AuditService` is a deferred subscriber of the event bus (one transaction per batch of events, off
+the tool-call path) and prunes from a ticker at most once a minute, or sooner when a burst of events
+has gone well past the count limit. Retention follows the reference's defaults, 10,000 entries and
+30 days (`auditMaxEntries`, `auditMaxAgeDays`); the count limit applies to per-call traffic
+(`gate.*`) and to everything else separately.
 
 Compliance export: each event type falls in one of four categories (access_control,
 data_processing, config_change, security), and each framework names the control a category
@@ -17,7 +19,7 @@ import io
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -93,6 +95,10 @@ def category_of(type_: str) -> str:
 
 def message_of(type_: str, data: dict[str, Any]) -> str:
     """A one-line summary: the type in words, plus what it was about when the event names it."""
+    if type_ == "gate.allow":
+        return f"Allowed: {data.get('tool')}"
+    if type_ == "gate.deny":
+        return f"Denied: {data.get('tool')} ({data.get('reason')})"
     words = type_.replace(".", " ").replace("_", " ")
     subject = next((data[f] for f in ("name", "keyMasked", "plan", "teamId", "groupId", "id")
                     if isinstance(data.get(f), str | int) and not isinstance(data.get(f), bool)), None)
@@ -129,8 +135,10 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 class AuditService:
     def __init__(self, log_: AuditLog, *, max_entries: int = MAX_ENTRIES, max_age_days: float = MAX_AGE_DAYS,
-                 prune_every: float = PRUNE_EVERY_SECONDS, clock: Callable[[], float] = time.time) -> None:
+                 prune_every: float = PRUNE_EVERY_SECONDS, clock: Callable[[], float] = time.time,
+                 before_read: Callable[[], None] = lambda: None) -> None:
         self.log = log_
+        self._before_read = before_read  # the bus's flush: a reader sees every event published before it
         self.max_entries = max_entries
         self.max_age_days = max_age_days
         self.prune_every = prune_every
@@ -139,8 +147,13 @@ class AuditService:
         self._clock = clock
 
     def record(self, event: Event) -> None:
-        self.log.append(event.timestamp, event.type, event.actor, event.data)
-        self._since_prune += 1
+        self.record_batch((event,))
+
+    def record_batch(self, events: Sequence[Event]) -> None:
+        # An event made outside the bus has id 0: let SQLite number it.
+        self.log.append_many([(e.id or None, e.timestamp, e.type, e.actor, e.data)  # type: ignore[misc]
+                              for e in events])
+        self._since_prune += len(events)
         if self._since_prune > BURST_SLACK:
             self.tick(self._clock())
 
@@ -160,6 +173,7 @@ class AuditService:
                 "pruneIntervalSeconds": self.prune_every}
 
     def stats(self) -> dict[str, Any]:
+        self._before_read()
         s = self.log.stats(TOP_ACTORS)
         by_category: Counter[str] = Counter()
         for type_, n in s.by_type.items():
@@ -170,7 +184,13 @@ class AuditService:
                 "retention": self.retention()}
 
     def entries(self, where: AuditFilter, limit: int) -> list[AuditEntry]:
+        self._before_read()
         return self.log.query(where, limit)
 
     def count(self, where: AuditFilter) -> int:
+        self._before_read()
         return self.log.count(where)
+
+    def about_key(self, masked: str, limit: int) -> list[AuditEntry]:
+        self._before_read()
+        return self.log.about_key(masked, limit)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from paygate.services.audit import AuditService
 from paygate.services.events import Event
 from paygate.services.key_reports import KeyReports, ledger_type
 from paygate.services.keys import iso_time
-from paygate.store.audit_log import AuditLog
 from paygate.store.records import KeyRecord
 
 PER_KEY = 200  # newest admin events read per key (the activity report shows at most 200 items)
@@ -22,9 +22,10 @@ CALL_KINDS = frozenset({"charge"})  # ledger lines that duplicate a usage event
 
 
 class ActivityLog:
-    """A key's admin events, read from the audit log (the audit router records every published event)."""
+    """A key's admin events, read from the audit log (every published event is recorded there). Its
+    tool calls come from the usage log, so the audit log's gate events are left out (AuditLog.about_key)."""
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditService) -> None:
         self._audit = audit
 
     def of(self, masked: str) -> list[Event]:

@@ -13,6 +13,7 @@ from paygate.mcp.endpoint import McpEndpoint
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import Metrics
 from paygate.services.admin_auth import AdminAuth
+from paygate.services.audit import AuditService
 from paygate.services.billing import BillingService
 from paygate.services.events import EventHub
 from paygate.services.keys import KeyService
@@ -34,7 +35,8 @@ class Runtime:
     admin: AdminAuth
     transport: str
     maintenance: Maintenance
-    events: EventHub = field(default_factory=EventHub)
+    events: EventHub
+    audit: AuditService
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)

@@ -1,18 +1,23 @@
 """The durable audit log: one SQLite table (`audit`, migration 3) of published events.
 
-Rows are written one INSERT each, in autocommit (events come from admin actions, tickers and
-startup, never per tool call). Retention is enforced by `prune`, which the audit service calls
-from a ticker: older than a maximum age, or beyond a maximum count (the oldest go first).
+Rows arrive in batches from the event bus (one transaction per batch, with the event's own id),
+off the tool-call path. Retention is enforced by `prune`, which the audit service calls from a
+ticker: older than a maximum age, or beyond a maximum count (the oldest go first), counted apart
+for per-call traffic (`gate.allow` / `gate.deny`) and for everything else, so a busy gateway's
+traffic never pushes its admin history out.
 The class takes the store's connection so it shares its file, WAL and transactions.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+TRAFFIC = "('gate.allow', 'gate.deny')"  # per-call events, retained apart from the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,22 @@ class AuditLog:
                                  (ts, type_, actor, body))
         return int(cursor.lastrowid or 0)
 
+    def append_many(self, rows: Sequence[tuple[int, float, str, str, dict[str, Any]]]) -> None:
+        """Insert `(id, ts, type, actor, data)` rows in one transaction."""
+        values = [(i, ts, t, a, orjson.dumps(d, default=str).decode()) for i, ts, t, a, d in rows]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            # OR REPLACE: an id is never reused by the bus, so a clash can only be a restored row.
+            self.db.executemany("INSERT OR REPLACE INTO audit (id, ts, type, actor, data) VALUES (?, ?, ?, ?, ?)",
+                                values)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def max_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0])
+
     def query(self, where: AuditFilter, limit: int) -> list[AuditEntry]:
         """Matching entries, newest first, at most `limit`."""
         sql, args = where.where()
@@ -79,10 +100,12 @@ class AuditLog:
         return [AuditEntry(int(r[0]), float(r[1]), str(r[2]), str(r[3]), orjson.loads(r[4])) for r in rows]
 
     def about_key(self, masked: str, limit: int) -> list[AuditEntry]:
-        """Entries naming `masked` in any `…keyMasked` field (keyMasked, oldKeyMasked…), newest first.
+        """Admin entries (not per-call traffic) naming `masked` in any `…keyMasked` field (keyMasked,
+        oldKeyMasked…), newest first.
         A scan of the data column: fine for a per-key report over a retention-bounded table."""
         rows = self.db.execute(
-            "SELECT id, ts, type, actor, data FROM audit WHERE EXISTS (SELECT 1 FROM json_each(audit.data) AS f "
+            f"SELECT id, ts, type, actor, data FROM audit WHERE type NOT IN {TRAFFIC} AND "
+            "EXISTS (SELECT 1 FROM json_each(audit.data) AS f "
             "WHERE f.key LIKE '%keymasked' AND f.value = ?) ORDER BY id DESC LIMIT ?", (masked, limit))
         return [AuditEntry(int(r[0]), float(r[1]), str(r[2]), str(r[3]), orjson.loads(r[4])) for r in rows]
 
@@ -99,12 +122,15 @@ class AuditLog:
         return AuditStats(int(total), oldest, newest, by_type, by_actor)
 
     def prune(self, now: float, max_entries: int, max_age_seconds: float) -> int:
-        """Drop entries older than `max_age_seconds` and all but the newest `max_entries`; how many went."""
+        """Drop entries older than `max_age_seconds`, and all but the newest `max_entries` traffic
+        entries and the newest `max_entries` other entries; how many went."""
         removed = self.db.execute("DELETE FROM audit WHERE ts < ?", (now - max_age_seconds,)).rowcount
         # ids grow with insertion order, so "the newest N" is "id above the (N+1)-th highest id".
-        removed += self.db.execute(
-            "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (max_entries,)).rowcount
+        for test in (f"type IN {TRAFFIC}", f"type NOT IN {TRAFFIC}"):
+            removed += self.db.execute(
+                f"DELETE FROM audit WHERE {test} AND id <= "
+                f"(SELECT id FROM audit WHERE {test} ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max_entries,)).rowcount
         return int(removed)
 
 
