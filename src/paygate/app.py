@@ -198,6 +198,8 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
         rt.dispatcher.priced_tools()
         sweeper = asyncio.get_running_loop().create_task(_sweep_forever(rt))
         ticker = asyncio.get_running_loop().create_task(_tick_forever(rt))
+        for start in rt.on_start:
+            await start()
         if on_ready:
             on_ready(rt)
         try:
@@ -207,6 +209,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
             rt.events.flush()
             sweeper.cancel()
             ticker.cancel()
+            for stop in rt.on_stop:
+                try:
+                    await stop()
+                except Exception:  # one failed stop must not keep the others (or the store) open
+                    log.exception("shutdown step %r failed", stop)
+            rt.events.flush()
             rt.sessions.close_all()
             await rt.backend.stop()
             rt.store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from paygate.config import Settings
@@ -39,6 +39,10 @@ class Runtime:
     audit: AuditService
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
+    # Awaited in order once the backend is up (start background tasks) and at shutdown, after the
+    # last request and a final flush of the event bus (stop them, delivering what is pending).
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     draining: bool = False
 
