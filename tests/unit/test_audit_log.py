@@ -153,3 +153,21 @@ def test_entries_about_a_key_are_found_by_any_masked_key_field(audit_log: AuditL
     assert [e.type for e in audit_log.about_key("pg_abc1…9f3e", 10)] == ["key.rotated", "key.created"]
     assert [e.type for e in audit_log.about_key("pg_new1…0000", 10)] == ["key.rotated"]
     assert len(audit_log.about_key("pg_abc1…9f3e", 1)) == 1
+
+
+def test_retention_by_count_keeps_traffic_and_admin_history_apart(audit_log: AuditLog) -> None:
+    audit_log.append(T0, "key.created", "admin", {"i": 0})
+    for i in range(30):
+        audit_log.append(T0 + 1 + i, "gate.allow", "pg_abc…1234", {"i": i})
+    audit_log.append(T0 + 40, "key.topup", "admin", {"i": 1})
+    audit_log.prune(T0 + 50, max_entries=5, max_age_seconds=DAY)
+    kept = audit_log.query(AuditFilter(), 100)
+    assert [e.type for e in kept if not e.type.startswith("gate.")] == ["key.topup", "key.created"]
+    assert [e.data["i"] for e in kept if e.type == "gate.allow"] == [29, 28, 27, 26, 25]
+
+
+def test_a_batch_keeps_the_ids_the_bus_gave_its_events(audit_log: AuditLog) -> None:
+    service = AuditService(audit_log)
+    service.record_batch([Event("key.created", "admin", {}, T0, 501), Event("gate.deny", "k", {}, T0, 502)])
+    assert [e.id for e in audit_log.query(AuditFilter(), 10)] == [502, 501]
+    assert audit_log.max_id() == 502

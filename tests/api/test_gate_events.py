@@ -1,0 +1,51 @@
+"""Every tools/call publishes one gate event, recorded in the audit log with the call's request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Gateway, masked
+
+
+def _audit(gw: Gateway, types: str) -> list[dict[str, Any]]:
+    resp = gw.client.get("/audit", params={"types": types, "limit": 1000}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["events"])
+
+
+def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credits(gw: Gateway) -> None:
+    key = gw.create_key(50)
+    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
+                  headers={"X-Request-Id": "trace-gate-allow-1"})
+    assert resp.status_code == 200 and "error" not in resp.json()
+    entry = next(e for e in _audit(gw, "gate.allow") if e["metadata"]["requestId"] == "trace-gate-allow-1")
+    meta = entry["metadata"]
+    assert entry["actor"] == masked(key) and entry["message"] == "Allowed: echo"
+    assert meta["tool"] == "echo" and meta["credits"] == 1 and meta["keyMasked"] == masked(key)
+    assert meta["durationMs"] >= 0 and "keyHash" not in meta
+
+
+def test_a_denied_call_is_audited_as_gate_deny_with_the_reason(gw: Gateway) -> None:
+    key = gw.create_key(0)
+    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
+                  headers={"X-Request-Id": "trace-gate-deny-1"})
+    assert resp.json()["error"]["data"]["reason"] == "insufficient_credits"
+    entry = next(e for e in _audit(gw, "gate.deny") if e["metadata"]["requestId"] == "trace-gate-deny-1")
+    assert entry["metadata"]["reason"] == "insufficient_credits"
+    assert entry["message"] == "Denied: echo (insufficient_credits)"
+
+
+def test_a_generated_request_id_is_the_one_in_the_response_header(gw: Gateway) -> None:
+    key = gw.create_key(5)
+    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key)
+    request_id = resp.headers["x-request-id"]
+    assert any(e["metadata"]["requestId"] == request_id for e in _audit(gw, "gate.allow"))
+
+
+def test_gate_events_stay_out_of_a_keys_admin_activity(gw: Gateway) -> None:
+    key = gw.create_key(5)
+    gw.call_tool("echo", {"text": "x"}, key)
+    resp = gw.client.get("/keys/activity", params={"key": key}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    sources = [(e["source"], e["type"]) for e in resp.json()["events"]]
+    assert ("usage", "tool.call") in sources and not any(t.startswith("gate.") for _, t in sources)
