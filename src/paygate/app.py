@@ -27,6 +27,7 @@ from starlette.routing import Route
 from paygate import __version__
 from paygate.api import (
     admin_keys,
+    alerts,
     audit,
     auto_topup,
     backup,
@@ -51,6 +52,7 @@ from paygate.api import (
 from paygate.api import keys as keys_api
 from paygate.api import maintenance as maintenance_api
 from paygate.api import public as public_api
+from paygate.api import request_log as request_log_api
 from paygate.api import usage as usage_api
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
 from paygate.config import Settings
@@ -121,7 +123,8 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     store.open()
     events = EventHub()
     audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
-                         max_age_days=settings.audit_max_age_days, before_read=events.flush)
+                         max_age_days=settings.audit_max_age_days, before_read=events.flush,
+                         gate_events=settings.audit_gate_events)
     events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
     events.subscribe_batch(audit.record_batch)
     keys = KeyService(store)
@@ -185,6 +188,8 @@ ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     key_views.router, key_reports.router, key_meta.router, dry_run.router, admin_keys.router, plans.router,
     maintenance_api.router, config_view.router, backup.router,
     audit.router,  # issue 4: the durable audit log
+    request_log_api.router,  # issue 4: /requests, /tools/stats (ring of gate events)
+    alerts.router,  # alert rules, evaluated off the hot path
 )
 
 

@@ -171,3 +171,10 @@ def test_a_batch_keeps_the_ids_the_bus_gave_its_events(audit_log: AuditLog) -> N
     service.record_batch([Event("key.created", "admin", {}, T0, 501), Event("gate.deny", "k", {}, T0, 502)])
     assert [e.id for e in audit_log.query(AuditFilter(), 10)] == [502, 501]
     assert audit_log.max_id() == 502
+
+
+def test_gate_events_can_be_kept_out_of_the_audit_log(audit_log: AuditLog) -> None:
+    service = AuditService(audit_log, gate_events=False)
+    service.record_batch([Event("gate.allow", "k", {}, T0, 1), Event("key.created", "admin", {}, T0, 2),
+                          Event("gate.deny", "k", {}, T0, 3)])
+    assert [e.type for e in audit_log.query(AuditFilter(), 10)] == ["key.created"]

@@ -21,11 +21,17 @@ def test_without_a_loop_deferred_subscribers_get_each_event_at_once() -> None:
 async def test_in_a_loop_deferred_subscribers_run_after_the_publisher_returns_in_one_batch() -> None:
     hub = EventHub()
     batches: list[list[str]] = []
-    hub.subscribe_batch(lambda batch: batches.append([e.type for e in batch]))
+    delivered = asyncio.get_running_loop().create_future()
+
+    def subscriber(batch: Sequence[Event]) -> None:
+        batches.append([e.type for e in batch])
+        delivered.set_result(None)
+
+    hub.subscribe_batch(subscriber)
     hub.publish("a.one", "admin")
     hub.publish("a.two", "admin")
     assert batches == [] and hub.pending == 2  # nothing ran inside the publishing step
-    await asyncio.sleep(0)  # one pass of the loop
+    await asyncio.wait_for(delivered, 5)
     assert batches == [["a.one", "a.two"]] and hub.pending == 0
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from paygate.services.events import Event
+from paygate.services.events import GATE_EVENTS, Event
 from paygate.services.keys import iso_time
 from paygate.store.audit_log import AuditEntry, AuditFilter, AuditLog
 
@@ -136,8 +136,9 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
 class AuditService:
     def __init__(self, log_: AuditLog, *, max_entries: int = MAX_ENTRIES, max_age_days: float = MAX_AGE_DAYS,
                  prune_every: float = PRUNE_EVERY_SECONDS, clock: Callable[[], float] = time.time,
-                 before_read: Callable[[], None] = lambda: None) -> None:
+                 before_read: Callable[[], None] = lambda: None, gate_events: bool = True) -> None:
         self.log = log_
+        self.gate_events = gate_events
         self._before_read = before_read  # the bus's flush: a reader sees every event published before it
         self.max_entries = max_entries
         self.max_age_days = max_age_days
@@ -150,6 +151,10 @@ class AuditService:
         self.record_batch((event,))
 
     def record_batch(self, events: Sequence[Event]) -> None:
+        if not self.gate_events:
+            events = [e for e in events if e.type not in GATE_EVENTS]
+            if not events:
+                return
         # An event made outside the bus has id 0: let SQLite number it.
         self.log.append_many([(e.id or None, e.timestamp, e.type, e.actor, e.data)  # type: ignore[misc]
                               for e in events])

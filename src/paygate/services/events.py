@@ -6,7 +6,7 @@ Two kinds of subscriber:
   that must see the event at once (a restore making a service re-read its documents, the admin
   SSE stream's fan-out to in-memory queues).
 - **deferred** (`subscribe_batch`): called with a batch of events *after* the publisher has
-  returned — once per event-loop pass, or at once when no loop is running (start-up, unit tests).
+  returned — within DRAIN_DELAY_SECONDS, or at once when no loop is running (start-up, unit tests).
   The audit log, webhooks, alerts and the request log are deferred subscribers, so a tool call
   never waits for a disk write, an HTTP delivery or an alert rule. `flush()` delivers what is
   pending now; readers that must see their own writes (GET /audit) call it first.
@@ -35,6 +35,9 @@ log = logging.getLogger("paygate.events")
 # logged per call); every other event is logged at INFO as one JSON object.
 GATE_EVENTS = frozenset({"gate.allow", "gate.deny"})
 MAX_PENDING = 50_000  # past this, `publish` delivers synchronously rather than grow without bound
+# Deferred delivery waits this long after the first pending event: under load, one batch (one audit
+# transaction) then carries hundreds of calls' events instead of a handful.
+DRAIN_DELAY_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ class EventHub:
         except RuntimeError:  # no loop (start-up, CLI commands, unit tests): deliver at once
             self.flush()
             return
-        self._scheduled = loop.call_soon(self.flush)
+        self._scheduled = loop.call_later(DRAIN_DELAY_SECONDS, self.flush)
 
     @staticmethod
     def _log(event: Event) -> None:
