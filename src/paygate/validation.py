@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from paygate.config import ConfigError, Settings, resolve_sources
+from paygate.services.alerts import RuleError, rules_from_config
 
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset({
@@ -51,6 +52,10 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
     if not settings.has_backend:
         out.append(Diagnostic("error", "serverCommand",
                               "no backend: set serverCommand, remoteUrl, or servers"))
+    try:
+        rules_from_config(settings.alert_rules)
+    except RuleError as exc:
+        out.append(Diagnostic("error", "alertRules", str(exc)))
     if settings.shadow_mode:
         out.append(Diagnostic("warning", "shadowMode", "Shadow mode is enabled. Payment will not be enforced."))
     if settings.global_rate_limit_per_min == 0:

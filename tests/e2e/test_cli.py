@@ -149,3 +149,11 @@ def test_a_json_state_file_from_the_node_gateway_is_refused_clearly(tmp_path: Pa
     assert "is not a PayGate state database" in result.stderr and "--import-key" in result.stderr
     assert "Traceback" not in result.stderr
     assert state.read_text() == '{"keys": {"pg_abc": {"credits": 5}}}'  # left untouched
+
+
+def test_validate_reports_an_alert_rule_outside_its_limits(tmp_path: Path) -> None:
+    cfg = {"serverCommand": "node", "alertRules": [{"type": "spending_threshold", "threshold": 150}]}
+    proc = run("validate", "--config", write(tmp_path, cfg), "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["valid"] is False
+    assert any(d["field"] == "alertRules" and "percentage" in d["message"] for d in report["diagnostics"])

@@ -22,7 +22,7 @@ from paygate.services.alerts import (
     AlertService,
     Rule,
     RuleError,
-    check_rules,
+    rules_from_config,
 )
 from paygate.services.runtime import Runtime
 from paygate.store.records import KeyRecord
@@ -42,17 +42,10 @@ class AlertsBody(Body):
 
 def config_rules(settings: Settings) -> list[Rule]:
     """`alertRules` from the config file, checked like the API's (a bad one stops the start)."""
-    rules = [Rule(r.type, _number(r.threshold), r.cooldown_seconds) for r in settings.alert_rules]
     try:
-        check_rules(rules)
+        return rules_from_config(settings.alert_rules)
     except RuleError as exc:
         raise ValueError(f"alertRules: {exc}") from exc
-    return rules
-
-
-def _number(value: float) -> int | float:
-    """80.0 from a config file reads back as 80, as the API would store it."""
-    return int(value) if float(value).is_integer() else value
 
 
 def router(rt: Runtime) -> APIRouter:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from paygate.config_events import ALERT_TYPES
+from paygate.config_events import ALERT_TYPES, AlertRuleConfig
 from paygate.services.events import Event, EventHub
 from paygate.services.keys import iso_time
 from paygate.store.base import Store
@@ -80,6 +80,14 @@ def check_rules(rules: Sequence[Rule]) -> None:
         if (rule.type, rule.threshold) in seen:
             raise RuleError(f"{where}: duplicate of an earlier {rule.type} rule with threshold {rule.threshold}")
         seen.add((rule.type, rule.threshold))
+
+
+def rules_from_config(configs: Iterable[AlertRuleConfig]) -> list[Rule]:
+    """`alertRules` from the settings, checked like the API's; 80.0 from a file reads back as 80."""
+    rules = [Rule(c.type, int(c.threshold) if float(c.threshold).is_integer() else c.threshold, c.cooldown_seconds)
+             for c in configs]
+    check_rules(rules)
+    return rules
 
 
 def rules_from_doc(doc: dict[str, Any]) -> list[Rule]:
