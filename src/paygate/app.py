@@ -54,6 +54,7 @@ from paygate.api import maintenance as maintenance_api
 from paygate.api import public as public_api
 from paygate.api import request_log as request_log_api
 from paygate.api import usage as usage_api
+from paygate.api import webhooks as webhooks_api
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
 from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
@@ -190,6 +191,7 @@ ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     audit.router,  # issue 4: the durable audit log
     request_log_api.router,  # issue 4: /requests, /tools/stats (ring of gate events)
     alerts.router,  # alert rules, evaluated off the hot path
+    webhooks_api.router,  # webhook delivery, filters, per-key URLs
 )
 
 

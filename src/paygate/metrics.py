@@ -58,6 +58,12 @@ class Metrics:
         self.uptime = Gauge("paygate_uptime_seconds", "Server uptime in seconds", registry=r)
         self.uptime.set_function(lambda: time.time() - self.started)
         self.backend_up = Gauge("paygate_backend_up", "1 when the backend MCP server is ready", registry=r)
+        self.webhook_deliveries = Counter("paygate_webhook_deliveries", "Webhook delivery attempts by result",
+                                          ["result"], registry=r)  # result: success | failure
+        self.webhook_queue_depth = Gauge("paygate_webhook_queue_depth",
+                                         "Webhook events queued or in batches not yet delivered", registry=r)
+        self.webhook_dead_letters = Gauge("paygate_webhook_dead_letters", "Webhook batches in the dead-letter queue",
+                                          registry=r)
         self._known_tools: frozenset[str] = frozenset()
         self.tool_calls_for = cached_labels(self.tool_calls)
         self.credits_charged_for = cached_labels(self.credits_charged)
@@ -65,6 +71,7 @@ class Metrics:
         self.rate_limit_hits_for = cached_labels(self.rate_limit_hits)
         self.refunds_for = cached_labels(self.refunds)
         self.http_requests_for = cached_labels(self.http_requests)
+        self.webhook_deliveries_for = cached_labels(self.webhook_deliveries)
 
     def set_known_tools(self, names: list[str]) -> None:
         self._known_tools = frozenset(names[:1000])
@@ -80,6 +87,10 @@ class Metrics:
         self.total_credits.set_function(total_credits)
         self.active_sessions.set_function(sessions)
         self.backend_up.set_function(backend_up)
+
+    def bind_webhook_gauges(self, queue_depth: Callable[[], float], dead_letters: Callable[[], float]) -> None:
+        self.webhook_queue_depth.set_function(queue_depth)
+        self.webhook_dead_letters.set_function(dead_letters)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from paygate import __version__
 from paygate.core.errors import DENY_REASONS
 from paygate.services.runtime import Runtime
+from paygate.services.webhooks.queue import health_counts
 
 ROBOTS = """User-agent: *
 Allow: /
@@ -41,6 +42,8 @@ def router(rt: Runtime) -> APIRouter:
         status = "draining" if rt.draining else "maintenance" if rt.maintenance.enabled else "healthy"
         body = {"status": status, "uptime": int(time.time() - rt.started), "version": __version__,
                 "inflight": rt.endpoint.inflight, "backend": {"ready": rt.backend.ready}}
+        if s.webhook_url:
+            body["webhooks"] = health_counts(rt.store)
         return JSONResponse(body, status_code=503 if rt.draining else 200)
 
     @r.api_route("/ready", methods=["GET", "HEAD"])

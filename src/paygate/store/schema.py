@@ -64,4 +64,41 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX audit_ts ON audit(ts)",
         "CREATE INDEX audit_type ON audit(type)",
     ),
+    (
+        # Webhook delivery (services/webhooks/queue.py): events waiting to be batched, per destination;
+        # batches being delivered or waiting to be retried (the exact body is kept, so a retry sends
+        # the same bytes); batches that ran out of retries.
+        """CREATE TABLE webhook_outbox (
+            id INTEGER PRIMARY KEY,
+            dest TEXT NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,  -- 'usage' or 'admin': which array of the payload the event goes in
+            type TEXT NOT NULL,
+            event TEXT NOT NULL
+        )""",
+        "CREATE INDEX webhook_outbox_dest ON webhook_outbox(dest, id)",
+        """CREATE TABLE webhook_batches (
+            id INTEGER PRIMARY KEY,
+            dest TEXT NOT NULL,
+            body TEXT NOT NULL,
+            event_count INTEGER NOT NULL,
+            event_types TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,
+            created REAL NOT NULL,
+            last_error TEXT
+        )""",
+        """CREATE TABLE webhook_dead_letters (
+            id INTEGER PRIMARY KEY,
+            dest TEXT NOT NULL,
+            body TEXT NOT NULL,
+            event_count INTEGER NOT NULL,
+            event_types TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            created REAL NOT NULL,
+            failed_at REAL NOT NULL,
+            last_error TEXT,
+            last_status INTEGER NOT NULL DEFAULT 0
+        )""",
+    ),
 ]

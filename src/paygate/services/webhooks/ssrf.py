@@ -1,0 +1,168 @@
+"""Which webhook URLs may be called (SSRF protection).
+
+A webhook URL is chosen by an admin, but a gateway usually runs next to things an admin of the
+gateway should not reach through it: cloud metadata endpoints, databases on the loopback or the
+private network. So, unless `webhookAllowPrivate` is set:
+
+- at configuration time (`check_url`): only http/https; a host that is a literal non-public address
+  (loopback, private, link-local, unique-local, multicast, unspecified, reserved, shared/CGNAT,
+  metadata; IPv4-mapped IPv6 and legacy numeric forms like `2130706433` included) or a local name
+  (`localhost`, `*.localhost`, metadata names) is refused with a clear message;
+- at delivery time (`resolve`): every address the host resolves to must be public, and the request
+  is pinned to the vetted address (Host header and TLS SNI keep the name), so DNS cannot point the
+  connection elsewhere between the check and the connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+from paygate.core.netaddr import Address, parse_ip
+
+MAX_URL_LENGTH = 2048
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback",
+                          "metadata", "metadata.google.internal", "metadata.goog", "instance-data"})
+_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+                       ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("169.254.170.2")})
+_LEGACY_NUMERIC = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+class UnsafeUrl(ValueError):
+    """A webhook URL that may not be called; the message says why (never echoes credentials)."""
+
+
+def blocked_reason(addr: Address) -> str | None:
+    """Why an address is not a public one (None when it is)."""
+    if addr in _METADATA:
+        return "a cloud metadata address"
+    checks = (("loopback", addr.is_loopback), ("unspecified", addr.is_unspecified),
+              ("link-local", addr.is_link_local), ("multicast", addr.is_multicast),
+              ("private", addr.is_private), ("reserved", addr.is_reserved))
+    for name, hit in checks:
+        if hit:
+            return f"a {name} address"
+    if not addr.is_global:  # shared address space (100.64/10), documentation ranges, …
+        return "not a public address"
+    return None
+
+
+def _literal_address(host: str) -> Address | None:
+    addr = parse_ip(host)
+    if addr is not None:
+        return addr
+    if _LEGACY_NUMERIC.match(host):  # 2130706433, 0x7f.1, 127.1: resolvers read these as IPv4
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def shown(url: str) -> str:
+    """A URL as messages, logs and stats show it: scheme and host only (no credentials, path or query)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    if not parts.scheme or not host:
+        return "***"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}/***"
+
+
+def check_url(url: str, allow_private: bool, what: str = "webhook URL") -> SplitResult:
+    """The parsed URL, or UnsafeUrl naming the problem (static checks; see module docstring)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeUrl(f"{what} is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise UnsafeUrl(f"{what} must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeUrl(f"{what} is not a valid URL ({exc})") from exc
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeUrl(f"{what} must start with http:// or https://")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise UnsafeUrl(f"{what} has no host")
+    if port == 0:
+        raise UnsafeUrl(f"{what} has port 0")
+    if allow_private:
+        return parts
+    hint = " (set webhookAllowPrivate / --webhook-allow-private to allow it)"
+    if host in _LOCAL_NAMES or host.endswith((".localhost", ".internal")):
+        raise UnsafeUrl(f"{what} {shown(url)} names a local host{hint}")
+    addr = _literal_address(host)
+    if addr is not None:
+        reason = blocked_reason(addr)
+        if reason is not None:
+            raise UnsafeUrl(f"{what} {shown(url)} is {reason}{hint}")
+    return parts
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to send a request: the URL to connect to, plus the headers and httpx extensions that keep
+    the original host name (Host, TLS SNI) when the connection is pinned to an address."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+async def resolve(url: str, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
+    """The vetted target for `url`, or UnsafeUrl. With `allow_private` the URL is used as it is."""
+    parts = check_url(url, allow_private)
+    if allow_private:
+        return Target(url)
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    literal = _literal_address(host)
+    if literal is not None:
+        addresses: list[str] = [str(literal)]
+    else:
+        try:
+            addresses = await resolver(host, port)
+        except OSError as exc:
+            raise UnsafeUrl(f"cannot resolve {shown(url)}: {exc}") from exc
+    if not addresses:
+        raise UnsafeUrl(f"{shown(url)} resolves to no address")
+    vetted: Address | None = None
+    for text in addresses:
+        addr = parse_ip(text)
+        if addr is None:
+            raise UnsafeUrl(f"{shown(url)} resolves to an unreadable address")
+        reason = blocked_reason(addr)
+        if reason is not None:  # one bad answer is enough: a resolver may rotate through them
+            raise UnsafeUrl(f"{shown(url)} resolves to {reason} ({addr}); refused "
+                            "(set webhookAllowPrivate to allow it)")
+        vetted = vetted or addr
+    assert vetted is not None
+    ip_host = f"[{vetted}]" if vetted.version == 6 else str(vetted)
+    netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    headers = {"Host": host_header}
+    if parts.username is not None:  # credentials in the URL become Basic auth, as a client would send
+        user = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(user).decode()
+    return Target(pinned, headers, extensions)
