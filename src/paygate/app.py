@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from paygate import __version__
+from paygate.api import admin_events as admin_events_api
 from paygate.api import (
     admin_keys,
     alerts,
@@ -190,6 +191,7 @@ ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
     maintenance_api.router, config_view.router, backup.router,
     audit.router,  # issue 4: the durable audit log
     request_log_api.router,  # issue 4: /requests, /tools/stats (ring of gate events)
+    admin_events_api.router,  # issue 4: GET /admin/events (SSE)
     alerts.router,  # alert rules, evaluated off the hot path
     webhooks_api.router,  # webhook delivery, filters, per-key URLs
 )

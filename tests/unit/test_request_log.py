@@ -69,7 +69,10 @@ def test_filters_match_part_of_the_masked_key_the_exact_tool_status_and_an_inclu
                entry(5, key=None, allowed=False)]
     log = RequestLog(10)
     log.load(entries)
-    ids = lambda **kw: [e.id for e in log.select(RequestFilter(**kw))]  # noqa: E731
+
+    def ids(**where: Any) -> list[int]:
+        return [e.id for e in log.select(RequestFilter(**where))]
+
     assert ids(key="pg_bbbb") == [2] and ids(key="1111") == [4, 3, 1]
     assert ids(key="pg_aaaa...1111") == ids(key=KEY_A) == [4, 3, 1]  # three dots match the ellipsis
     assert ids(tool="echo") == [5, 3, 2, 1] and ids(tool="ech") == []
