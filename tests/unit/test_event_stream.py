@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from paygate.api.admin_events import audit_frame, end_on_exit_signal, frame
-from paygate.services.event_stream import EventStreamHub, TooManyStreams
+from paygate.services.event_stream import EventStreamHub, HubClosed, TooManyStreams
 from paygate.services.events import Event, EventHub
 
 
@@ -65,6 +65,8 @@ async def test_closing_all_wakes_a_reader_waiting_on_an_empty_queue() -> None:
     assert await asyncio.wait_for(reader, 5) is None and client.ended and len(hub) == 0
     hub.publish(Event("a.b", "admin"))  # nobody left: nothing queued anywhere
     assert client.queue.empty()
+    with pytest.raises(HubClosed):  # shutting down: no new streams
+        hub.open()
 
 
 def test_frames_are_one_event_and_one_json_data_line() -> None:

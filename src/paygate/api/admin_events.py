@@ -28,7 +28,7 @@ from paygate.api.common import ApiError, require_admin
 from paygate.api.query import TypesQuery, parse_types
 from paygate.mcp.endpoint import Receive, Scope, Send
 from paygate.services.audit import entry_json
-from paygate.services.event_stream import EventStreamHub, StreamClient, TooManyStreams
+from paygate.services.event_stream import EventStreamHub, HubClosed, StreamClient, TooManyStreams
 from paygate.services.events import Event
 from paygate.services.runtime import Runtime
 from paygate.store.audit_log import AuditEntry
@@ -132,7 +132,7 @@ def end_on_exit_signal(action: Callable[[], None]) -> tuple[Callable[[], Awaitab
 def router(rt: Runtime) -> APIRouter:
     hub = EventStreamHub()
     rt.events.subscribe(hub.publish)
-    start, stop = end_on_exit_signal(hub.close_all)
+    start, stop = end_on_exit_signal(hub.shut)
     rt.on_start.append(start)
     rt.on_stop.extend((hub.stop, stop))
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["admin events"])
@@ -142,10 +142,10 @@ def router(rt: Runtime) -> APIRouter:
         """Server-Sent Events: `connected`, then every published event as `audit` (its audit-entry JSON),
         optionally only `types`; a keep-alive comment after `keepAliveSeconds` without one."""
         names = parse_types(types)
-        if rt.draining:
-            raise ApiError(503, "The gateway is shutting down")
         try:
             client = hub.open(names)
+        except HubClosed as exc:
+            raise ApiError(503, "The gateway is shutting down") from exc
         except TooManyStreams as exc:
             raise ApiError(429, f"Too many admin event streams: {exc}") from exc
         return EventStreamResponse(hub, client, names, keepalive)

@@ -4,7 +4,7 @@
 `publish`, including the tool call's, so it only offers the event to each open stream's bounded
 queue (`put_nowait`) and never waits. A stream that falls `queue_size` events behind is ended
 rather than allowed to grow or to slow the publisher; the client may reconnect. At most
-`max_streams` are open at once. `close_all` ends every stream (gateway shutdown).
+`max_streams` are open at once. `shut` ends every stream and refuses new ones (gateway shutdown).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ QUEUE_SIZE = 1000
 
 class TooManyStreams(Exception):
     pass
+
+
+class HubClosed(Exception):
+    """The gateway is shutting down: no new streams."""
 
 
 class StreamClient:
@@ -56,11 +60,14 @@ class EventStreamHub:
         self.queue_size = queue_size
         self._clients: set[StreamClient] = set()
         self.dropped = 0  # streams ended for falling behind
+        self.closed = False
 
     def __len__(self) -> int:
         return len(self._clients)
 
     def open(self, types: Iterable[str] = ()) -> StreamClient:
+        if self.closed:
+            raise HubClosed("the gateway is shutting down")
         if len(self._clients) >= self.max_streams:
             raise TooManyStreams(f"at most {self.max_streams} admin event streams may be open at once")
         client = StreamClient(frozenset(types), self.queue_size)
@@ -83,6 +90,11 @@ class EventStreamHub:
         for client in tuple(self._clients):
             self.close(client)
 
+    def shut(self) -> None:
+        """End every stream and accept no new one (the gateway is stopping)."""
+        self.closed = True
+        self.close_all()
+
     async def stop(self) -> None:
         """For `Runtime.on_stop`."""
-        self.close_all()
+        self.shut()
