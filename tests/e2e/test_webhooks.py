@@ -237,6 +237,7 @@ def test_without_a_webhook_url_the_test_endpoint_is_400_and_health_has_no_webhoo
 def test_health_webhook_health_and_metrics_report_delivery(tmp_path: Path) -> None:
     with receiving() as rcv, hooked(tmp_path, rcv) as gw:
         assert gw.client.get("/health").json()["webhooks"] == {"pendingRetries": 0, "deadLetterCount": 0}
+        assert gw.client.get("/info").json()["features"]["webhooks"] is True
         gw.create_key(1)
         wait_until(lambda: rcv.ok() != [], what="a delivery")
         health = get(gw, "/admin/webhook-health")

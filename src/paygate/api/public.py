@@ -58,7 +58,8 @@ def router(rt: Runtime) -> APIRouter:
         return {
             "name": s.name, "version": __version__, "transport": rt.transport, "port": s.port,
             "auth": ["api_key"],
-            "features": {"shadowMode": s.shadow_mode, "webhooks": False, "webhookSignatures": False,
+            "features": {"shadowMode": s.shadow_mode, "webhooks": bool(s.webhook_url),
+                         "webhookSignatures": bool(s.webhook_url and s.webhook_secret),
                          "refundOnFailure": s.refund_on_failure, "redis": False, "oauth": False,
                          "plugins": False, "multiServer": bool(s.servers)},
             "pricing": pricing_summary(),

@@ -20,6 +20,7 @@ kind `key_webhook` keyed by the key's hash (they follow a rotated key).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -32,6 +33,8 @@ from paygate.services.keys import iso_time
 from paygate.services.webhooks.payload import key_prefix, masked_keys
 from paygate.services.webhooks.ssrf import UnsafeUrl, check_url, shown
 from paygate.store.base import Store
+
+log = logging.getLogger("paygate.webhooks")
 
 FILTER_DOC = "webhook_filter"
 KEY_HOOK_DOC = "key_webhook"
@@ -189,14 +192,20 @@ class Routes:
         """Re-read the stored filters and per-key webhooks (at start and after a backup restore)."""
         self.filters = {k: v for k, v in self.filters.items() if v.source == "config"}
         for doc in self.store.doc_list(FILTER_DOC):
-            self.filters[doc["id"]] = FilterRule(
-                doc["id"], doc["name"], tuple(doc["events"]), doc["url"], doc.get("secret"),
-                tuple(doc.get("keyPrefixes") or ()), bool(doc.get("active", True)), "api",
-                float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+            try:
+                self.filters[doc["id"]] = FilterRule(
+                    doc["id"], doc["name"], tuple(doc["events"]), doc["url"], doc.get("secret"),
+                    tuple(doc.get("keyPrefixes") or ()), bool(doc.get("active", True)), "api",
+                    float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+            except (KeyError, TypeError, ValueError):  # e.g. a hand-edited backup: skip it, keep the rest
+                log.warning("ignoring a malformed webhook filter document")
         self.hooks = {}
         for key_hash, doc in self.store.doc_items(KEY_HOOK_DOC):
-            self.hooks[key_hash] = KeyHook(doc["id"], key_hash, doc["url"], doc.get("secret"),
-                                           float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+            try:
+                self.hooks[key_hash] = KeyHook(doc["id"], key_hash, doc["url"], doc.get("secret"),
+                                               float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring a malformed per-key webhook document")
         self._hooks_by_id = {h.id: h for h in self.hooks.values()}
 
     # routing ---------------------------------------------------------------------------------
