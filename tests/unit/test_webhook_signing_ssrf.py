@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import httpx
 import pytest
 
 from paygate.core.netaddr import parse_ip
+from paygate.mcp.backends.h1 import H1Pool
 from paygate.services.webhooks.sender import Sender
 from paygate.services.webhooks.ssrf import UnsafeUrl, blocked_reason, check_url, resolve, shown
 from paygate.webhooks import parse_signature, sign, verify_signature
+from tests.webhook_receiver import receiving
 
 BODY = b'{"events":[],"adminEvents":[]}'
 
@@ -107,35 +108,54 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery_time
         await resolve("https://hooks.example.com/x", False, resolver(["93.184.216.34", "10.0.0.7"]))
 
 
-async def test_a_public_name_is_pinned_to_its_vetted_address_keeping_host_and_sni() -> None:
+async def test_a_public_name_is_pinned_to_its_vetted_address_and_credentials_become_basic_auth() -> None:
     target = await resolve("https://u:p%40ss@hooks.example.com:8443/x?y=1", False, resolver(["93.184.216.34"]))
-    assert target.url == "https://93.184.216.34:8443/x?y=1"
-    assert target.headers["Host"] == "hooks.example.com:8443"
-    assert target.headers["Authorization"] == "Basic dTpwQHNz"  # u:p@ss
-    assert target.extensions == {"sni_hostname": "hooks.example.com"}
-    assert (await resolve("http://h.example.com/", True, resolver(["10.0.0.1"]))).url == "http://h.example.com/"
+    assert target.url == "https://hooks.example.com:8443/x?y=1" and target.address == "93.184.216.34"
+    assert target.headers == {"Authorization": "Basic dTpwQHNz"}  # u:p@ss
+    allowed = await resolve("http://h.example.com/", True, resolver(["10.0.0.1"]))
+    assert (allowed.url, allowed.address) == ("http://h.example.com/", None)
 
 
-async def test_the_sender_posts_signed_to_the_pinned_address_and_never_follows_redirects() -> None:
-    seen: list[httpx.Request] = []
+async def test_a_pinned_connection_goes_to_the_vetted_address_with_the_names_host_header() -> None:
+    with receiving() as receiver:
+        pool = H1Pool(f"http://hooks.example.com:{receiver.port}/in", connect_host="127.0.0.1")
+        try:
+            async with pool.stream("POST", {"Content-Type": "application/json"}, BODY) as response:
+                assert response.status_code == 200
+        finally:
+            await pool.aclose()
+        (request,) = receiver.requests
+        assert request.path == "/in" and request.headers["host"] == f"hooks.example.com:{receiver.port}"
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(302, headers={"Location": "http://127.0.0.1/"}) if len(seen) == 1 else httpx.Response(204)
 
-    sender = Sender(5, False, resolver=resolver(["93.184.216.34"]), transport=httpx.MockTransport(handler))
+async def test_the_sender_posts_signed_with_retry_headers_and_never_follows_redirects() -> None:
+    with receiving() as receiver:
+        sender = Sender(5, True)
+        try:
+            receiver.fail_next(1, status=302)
+            redirected = await sender.post(receiver.url("/in"), BODY, secret="s", attempt=2, delivery_id=7)
+            assert not redirected.ok and redirected.status == 302 and redirected.error == "HTTP 302"
+            assert len(receiver.requests) == 1
+            first = receiver.requests[0]
+            assert first.headers["x-paygate-retry"] == "2" and first.headers["x-paygate-delivery"] == "7"
+            assert verify_signature(first.body, first.headers["x-paygate-signature"], "s") and first.body == BODY
+            url = receiver.url("/in").replace("http://", "http://hook:pw@")
+            assert (await sender.post(url, BODY, secret=None)).ok
+            second = receiver.requests[1]
+            assert "x-paygate-signature" not in second.headers and "x-paygate-retry" not in second.headers
+            assert second.headers["authorization"] == "Basic aG9vazpwdw=="  # hook:pw, never in the URL sent
+        finally:
+            await sender.close()
+
+
+async def test_the_sender_reports_refused_addresses_and_dead_receivers_without_raising() -> None:
+    refused = await Sender(5, False, resolver=resolver(["127.0.0.1"])).post("https://evil.example/", BODY, secret=None)
+    assert refused.status == 0 and refused.error is not None and "loopback" in refused.error
+    with receiving() as receiver:
+        url = receiver.url("/gone")
+    sender = Sender(2, True)
     try:
-        redirected = await sender.post("https://hooks.example.com/in", BODY, secret="s", attempt=2, delivery_id=7)
-        assert not redirected.ok and redirected.status == 302 and redirected.error == "HTTP 302"
-        assert len(seen) == 1
-        request = seen[0]
-        assert str(request.url) == "https://93.184.216.34/in" and request.headers["host"] == "hooks.example.com"
-        assert request.headers["x-paygate-retry"] == "2" and request.headers["x-paygate-delivery"] == "7"
-        assert verify_signature(request.content, request.headers["x-paygate-signature"], "s")
-        assert (await sender.post("https://hooks.example.com/in", BODY, secret=None)).ok
-        assert "x-paygate-signature" not in seen[1].headers and "x-paygate-retry" not in seen[1].headers
-        refused = await Sender(5, False, resolver=resolver(["127.0.0.1"])).post("https://evil.example/", BODY,
-                                                                               secret=None)
-        assert refused.status == 0 and refused.error is not None and "loopback" in refused.error
+        down = await sender.post(url, BODY, secret=None)
     finally:
         await sender.close()
+    assert not down.ok and down.status == 0 and down.error is not None and "ConnectFailed" in down.error

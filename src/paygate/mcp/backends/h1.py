@@ -216,11 +216,15 @@ class H1Pool:
     """Keep-alive connections to one origin; at most `max_connections` open."""
 
     def __init__(self, url: str, max_connections: int = 256, connect_timeout: float = 30.0,
-                 user_agent: str = "paygate-mcp", ssl_context: ssl.SSLContext | None = None) -> None:
+                 user_agent: str = "paygate-mcp", ssl_context: ssl.SSLContext | None = None,
+                 connect_host: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         self.host = parts.hostname
+        # Where to connect, when not to the URL's host: a vetted address the name was resolved to
+        # (webhook SSRF pinning). Host header and TLS server name stay the URL's host.
+        self.connect_host = connect_host or self.host
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = (ssl_context or default_ssl_context()) if parts.scheme == "https" else None
         default_port = self.port == (443 if parts.scheme == "https" else 80)
@@ -298,7 +302,7 @@ class H1Pool:
         extra: dict[str, Any] = {"ssl": self.ssl, "server_hostname": self.host} if self.ssl else {}
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port, **extra), self.connect_timeout)
+                loop.create_connection(_Connection, self.connect_host, self.port, **extra), self.connect_timeout)
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except TimeoutError as exc:

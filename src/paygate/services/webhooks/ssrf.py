@@ -120,19 +120,31 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where to send a request: the URL to connect to, plus the headers and httpx extensions that keep
-    the original host name (Host, TLS SNI) when the connection is pinned to an address."""
+    """Where to send a request: the URL without credentials, the vetted address to connect to (None:
+    the URL's own host, when private addresses are allowed), and the headers the URL implies (Basic
+    auth from credentials in it). The Host header and TLS server name always stay the URL's host."""
 
     url: str
+    address: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    extensions: dict[str, str] = field(default_factory=dict)
+
+
+def _split_credentials(parts: SplitResult) -> tuple[str, dict[str, str]]:
+    """The URL without user:password, and those credentials as a Basic auth header, as a client would."""
+    if parts.username is None:
+        return urlunsplit(parts), {}
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else str(parts.hostname)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    user = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return urlunsplit(parts._replace(netloc=netloc)), {"Authorization": "Basic " + base64.b64encode(user).decode()}
 
 
 async def resolve(url: str, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
-    """The vetted target for `url`, or UnsafeUrl. With `allow_private` the URL is used as it is."""
+    """The vetted target for `url`, or UnsafeUrl. With `allow_private` the URL's host is used as it is."""
     parts = check_url(url, allow_private)
+    clean, headers = _split_credentials(parts)
     if allow_private:
-        return Target(url)
+        return Target(clean, None, headers)
     host = (parts.hostname or "").rstrip(".")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     literal = _literal_address(host)
@@ -156,13 +168,4 @@ async def resolve(url: str, allow_private: bool, resolver: Resolver = system_res
                             "(set webhookAllowPrivate to allow it)")
         vetted = vetted or addr
     assert vetted is not None
-    ip_host = f"[{vetted}]" if vetted.version == 6 else str(vetted)
-    netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    headers = {"Host": host_header}
-    if parts.username is not None:  # credentials in the URL become Basic auth, as a client would send
-        user = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(user).decode()
-    return Target(pinned, headers, extensions)
+    return Target(clean, str(vetted), headers)
