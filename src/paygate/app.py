@@ -156,6 +156,7 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     holder["rt"] = rt
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
+    metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
     backend.add_listener(lambda m: _on_backend_message(rt, m))
     return rt
 

@@ -8,9 +8,11 @@ paths from the set of routes the app serves.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the output and no dashboard reads them
 
@@ -33,6 +35,16 @@ def cached_labels(metric: Counter) -> LabelledCounter:
         return found
 
     return child
+
+
+class _FunctionCounter(Collector):
+    """A counter whose value is read from a function at scrape time (one the code keeps anyway)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._name, self._doc, self._read = name, documentation, read
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(self._name, self._doc, value=self._read())
 
 
 class Metrics:
@@ -64,6 +76,13 @@ class Metrics:
                                          "Webhook events queued or in batches not yet delivered", registry=r)
         self.webhook_dead_letters = Gauge("paygate_webhook_dead_letters", "Webhook batches in the dead-letter queue",
                                           registry=r)
+        # The event bus: what it has carried, and what waits for its deferred subscribers (a queue
+        # that keeps growing means a subscriber cannot keep up).
+        self.events_pending = Gauge("paygate_event_queue_depth", "Events waiting for the deferred subscribers",
+                                    registry=r)
+        self._events_published: Callable[[], float] = lambda: 0.0
+        r.register(_FunctionCounter("paygate_events_published", "Events published on the internal bus",
+                                    lambda: self._events_published()))
         self._known_tools: frozenset[str] = frozenset()
         self.tool_calls_for = cached_labels(self.tool_calls)
         self.credits_charged_for = cached_labels(self.credits_charged)
@@ -91,6 +110,10 @@ class Metrics:
     def bind_webhook_gauges(self, queue_depth: Callable[[], float], dead_letters: Callable[[], float]) -> None:
         self.webhook_queue_depth.set_function(queue_depth)
         self.webhook_dead_letters.set_function(dead_letters)
+
+    def bind_event_bus(self, published: Callable[[], float], pending: Callable[[], float]) -> None:
+        self._events_published = published
+        self.events_pending.set_function(pending)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

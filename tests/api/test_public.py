@@ -66,3 +66,20 @@ def test_robots_disallows_admin_paths(gw: Gateway) -> None:
 def test_openapi_documents_the_admin_api(gw: Gateway) -> None:
     paths = gw.client.get("/openapi.json").json()["paths"]
     assert {"/keys", "/topup", "/keys/revoke", "/balance", "/usage", "/status", "/pricing"} <= set(paths)
+
+
+def test_metrics_expose_every_reference_family_and_the_event_bus(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    gw.call_tool("add", {"a": 1, "b": 1}, raw)
+    gw.call_tool("fail", {}, raw)
+    text = gw.client.get("/metrics").text
+    families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert {"paygate_tool_calls_total", "paygate_credits_charged_total", "paygate_denials_total",
+            "paygate_rate_limit_hits_total", "paygate_refunds_total", "paygate_http_requests_total",
+            "paygate_active_keys_total", "paygate_active_sessions_total", "paygate_total_credits_available",
+            "paygate_uptime_seconds", "paygate_backend_up", "paygate_webhook_deliveries_total",
+            "paygate_webhook_queue_depth", "paygate_webhook_dead_letters", "paygate_events_published_total",
+            "paygate_event_queue_depth"} <= families, families
+    published = float(re.search(r"^paygate_events_published_total (\S+)$", text, re.M).group(1))
+    assert published >= 3  # key.created and two gate events at least
+    assert re.search(r'paygate_credits_charged_total\{tool="add"\} [1-9]', text)
