@@ -139,3 +139,11 @@ def test_any_field_named_like_a_secret_is_masked() -> None:
         assert mask_value(name, "s3cr3t") == "***", name
     assert mask_value("remoteHeaders", {"Authorization": "Bearer t", "Accept": "json"}) == {
         "Authorization": "***", "Accept": "json"}
+
+
+def test_webhook_filter_urls_show_scheme_and_host_only_and_their_secrets_are_masked() -> None:
+    filters = [{"name": "alerts", "events": ["alert.fired"], "url": "https://hooks.example.com/ops/alerts?k=1",
+                "secret": "whsec_filter_secret", "keyPrefixes": ["pg_prod"], "active": True}]
+    (shown,) = mask_value("webhookFilters", filters)
+    assert shown["url"] == "https://hooks.example.com/***" and shown["secret"] == "***"
+    assert shown["name"] == "alerts" and shown["keyPrefixes"] == ["pg_prod"] and shown["events"] == ["alert.fired"]

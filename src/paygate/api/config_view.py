@@ -84,7 +84,9 @@ def mask_value(name: str, value: Any) -> Any:
     if name in _ARGS_NAMES and isinstance(value, list):
         return [MASK]
     if isinstance(value, dict):
-        return {k: mask_value(str(k), v) for k, v in value.items()}
+        # Inside a webhook setting (webhookFilters' entries) a plain `url` is a webhook URL too.
+        inherited = "webhook." if "webhook" in name.lower() else ""
+        return {k: mask_value(inherited + str(k), v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_value(name, v) for v in value]
     if isinstance(value, str) and (name.lower().endswith(("url", "uri")) or _URL_VALUE.match(value)):
