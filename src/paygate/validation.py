@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from paygate.config import ConfigError, Settings, resolve_sources
 from paygate.services.alerts import RuleError, rules_from_config
+from paygate.services.webhooks.ssrf import configured_url_problems
 
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset({
@@ -52,6 +53,9 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
     if not settings.has_backend:
         out.append(Diagnostic("error", "serverCommand",
                               "no backend: set serverCommand, remoteUrl, or servers"))
+    for problem in configured_url_problems(settings.webhook_url, [f.url for f in settings.webhook_filters],
+                                           settings.webhook_allow_private):
+        out.append(Diagnostic("error", problem.split(" ", 1)[0], problem))
     try:
         rules_from_config(settings.alert_rules)
     except RuleError as exc:

@@ -157,3 +157,14 @@ def test_validate_reports_an_alert_rule_outside_its_limits(tmp_path: Path) -> No
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["valid"] is False
     assert any(d["field"] == "alertRules" and "percentage" in d["message"] for d in report["diagnostics"])
+
+
+def test_validate_refuses_a_webhook_url_on_a_private_address_unless_allowed(tmp_path: Path) -> None:
+    cfg = {"serverCommand": "node", "webhookUrl": "http://127.0.0.1:9/hook",
+           "webhookFilters": [{"name": "f", "events": ["*"], "url": "http://10.1.2.3/x"}]}
+    proc = run("validate", "--config", write(tmp_path, cfg), "--json")
+    report = json.loads(proc.stdout)
+    fields = {d["field"] for d in report["diagnostics"] if d["level"] == "error"}
+    assert proc.returncode == 1 and {"webhookUrl", "webhookFilters.0.url"} <= fields
+    allowed = run("validate", "--config", write(tmp_path, {**cfg, "webhookAllowPrivate": True}), "--json")
+    assert allowed.returncode == 0, allowed.stdout

@@ -113,6 +113,19 @@ def check_url(url: str, allow_private: bool, what: str = "webhook URL") -> Split
     return parts
 
 
+def configured_url_problems(webhook_url: str | None, filter_urls: list[str], allow_private: bool) -> list[str]:
+    """What `check_url` says of the configured webhook URLs (webhookUrl, webhookFilters[i].url)."""
+    named = ([("webhookUrl", webhook_url)] if webhook_url else []) + [
+        (f"webhookFilters.{i}.url", url) for i, url in enumerate(filter_urls)]
+    problems = []
+    for what, url in named:
+        try:
+            check_url(url, allow_private, what)
+        except UnsafeUrl as exc:
+            problems.append(str(exc))
+    return problems
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
