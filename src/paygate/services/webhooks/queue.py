@@ -126,16 +126,20 @@ class WebhookQueue:
             db.execute("DELETE FROM webhook_outbox WHERE dest = ? AND id <= ?", (dest, int(rows[-1][0])))
             batch = Batch(int(cursor.lastrowid or 0), dest, len(rows), types, 0, now, now)
         self.batches[batch.id] = batch
-        self._refresh_pending(dest)
+        self._after_take(dest, len(rows), int(rows[-1][0]))
         return batch
 
-    def _refresh_pending(self, dest: str) -> None:
-        count, oldest = self.db.execute("SELECT COUNT(*), MIN(ts) FROM webhook_outbox WHERE dest = ?",
-                                        (dest,)).fetchone()
-        if count:
-            self.pending[dest] = Pending(int(count), float(oldest))
-        else:
+    def _after_take(self, dest: str, taken: int, last_id: int) -> None:
+        """Update the mirrored count without counting the table (a backlog of a dead receiver can be
+        long): the oldest event left is the next one by id, an index seek."""
+        pending = self.pending.get(dest)
+        left = (pending.count if pending else 0) - taken
+        row = self.db.execute("SELECT ts FROM webhook_outbox WHERE dest = ? AND id > ? ORDER BY id LIMIT 1",
+                              (dest, last_id)).fetchone() if left > 0 else None
+        if row is None:
             self.pending.pop(dest, None)
+        else:
+            self.pending[dest] = Pending(left, float(row[0]))
 
     # batches ---------------------------------------------------------------------------------
     def body(self, batch_id: int) -> bytes:
