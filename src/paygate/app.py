@@ -59,6 +59,7 @@ from paygate.api import webhooks as webhooks_api
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
 from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.exit_signals import chain_exit_signals
 from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
 from paygate.mcp.backends.http import HttpBackend
@@ -153,6 +154,9 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
                  transport, maintenance, events, audit)
     rt.tickers.append(audit.tick)
+    # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
+    # uvicorn's wait is for in-flight calls only (exit_signals.py).
+    rt.on_exit_signal += [lambda: setattr(rt, "draining", True), sessions.end_streams]
     holder["rt"] = rt
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
@@ -210,11 +214,14 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
         ticker = asyncio.get_running_loop().create_task(_tick_forever(rt))
         for start in rt.on_start:
             await start()
+        watch_signals, unwatch_signals = chain_exit_signals(rt.on_exit_signal)
+        await watch_signals()
         if on_ready:
             on_ready(rt)
         try:
             yield
         finally:
+            await unwatch_signals()
             rt.draining = True
             rt.events.flush()
             sweeper.cancel()

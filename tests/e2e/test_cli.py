@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support import CLI, ECHO_COMMAND, ECHO_SERVER, PYTHON, start_gateway
@@ -168,3 +169,28 @@ def test_validate_refuses_a_webhook_url_on_a_private_address_unless_allowed(tmp_
     assert proc.returncode == 1 and {"webhookUrl", "webhookFilters.0.url"} <= fields
     allowed = run("validate", "--config", write(tmp_path, {**cfg, "webhookAllowPrivate": True}), "--json")
     assert allowed.returncode == 0, allowed.stdout
+
+
+def test_sigterm_ends_open_mcp_streams_at_once_instead_of_holding_the_stop() -> None:
+    gw = start_gateway("--server", ECHO_COMMAND)
+    init = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "t", "version": "1"}})
+    session = init.headers["mcp-session-id"]
+    opened, ended = threading.Event(), threading.Event()
+
+    def hold_stream() -> None:
+        headers = {"Accept": "text/event-stream", "Mcp-Session-Id": session}
+        with httpx.stream("GET", f"{gw.url}/mcp", headers=headers, timeout=60) as resp:
+            assert resp.status_code == 200
+            opened.set()
+            for _ in resp.iter_lines():
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=hold_stream, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    gw.proc.send_signal(signal.SIGTERM)
+    reader.join(10)  # uvicorn alone would keep the stream (and the process) for 30 s
+    assert ended.is_set()
+    assert gw.stop() == 0

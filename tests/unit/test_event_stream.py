@@ -10,7 +10,8 @@ from types import FrameType
 import orjson
 import pytest
 
-from paygate.api.admin_events import audit_frame, end_on_exit_signal, frame
+from paygate.api.admin_events import audit_frame, frame
+from paygate.exit_signals import chain_exit_signals
 from paygate.services.event_stream import EventStreamHub, HubClosed, TooManyStreams
 from paygate.services.events import Event, EventHub
 
@@ -100,7 +101,7 @@ def exit_handlers() -> Iterator[list[int]]:
 async def test_an_exit_signal_runs_the_action_then_the_handler_it_had(exit_handlers: list[int]) -> None:
     ran = asyncio.Event()
     before = signal.getsignal(signal.SIGTERM)
-    start, stop = end_on_exit_signal(ran.set)
+    start, stop = chain_exit_signals([ran.set])
     await start()
     signal.raise_signal(signal.SIGTERM)
     await asyncio.wait_for(ran.wait(), 5)

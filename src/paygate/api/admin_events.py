@@ -5,19 +5,14 @@
 silence. Fan-out is `services/event_stream.EventStreamHub`, an inline subscriber of the bus.
 
 Shutdown: uvicorn waits (up to 30 s) for open responses to finish *before* the lifespan's shutdown
-runs, so closing the streams from `Runtime.on_stop` alone would hold every stop for that long. The
-router therefore also chains the process's SIGTERM/SIGINT handlers (uvicorn's, installed before the
-lifespan starts) so that the signal itself ends the streams, then lets uvicorn drain as usual.
+runs, so closing the streams from `Runtime.on_stop` alone would hold every stop for that long; the
+streams end on the exit signal itself (`Runtime.on_exit_signal`, see exit_signals.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import threading
-from collections.abc import Awaitable, Callable
-from types import FrameType
 from typing import Annotated, Any
 
 import orjson
@@ -35,7 +30,6 @@ from paygate.store.audit_log import AuditEntry
 
 KEEPALIVE_SECONDS = 15  # the reference's interval
 KEEPALIVE = b": keepalive\n\n"
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 KeepAliveQuery = Annotated[int, Query(alias="keepAliveSeconds", ge=1, le=60,
                                       description="seconds of silence before a keep-alive comment")]
 
@@ -94,47 +88,11 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-Handler = Callable[[int, FrameType | None], Any]
-
-
-def end_on_exit_signal(action: Callable[[], None]) -> tuple[Callable[[], Awaitable[None]],
-                                                             Callable[[], Awaitable[None]]]:
-    """`(start, stop)` hooks: while started, SIGTERM/SIGINT first schedule `action` on the loop, then
-    run the handler they had (uvicorn's graceful shutdown). Only from the main thread, and only over
-    a Python handler (someone is draining on that signal); stop puts the previous handlers back."""
-    installed: dict[int, tuple[Handler, Handler]] = {}
-
-    async def start() -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = asyncio.get_running_loop()
-        for sig in EXIT_SIGNALS:
-            prior = signal.getsignal(sig)
-            if not callable(prior):
-                continue
-
-            def chained(signum: int, frame_: FrameType | None, prior: Handler = prior) -> None:
-                loop.call_soon_threadsafe(action)
-                prior(signum, frame_)
-
-            signal.signal(sig, chained)
-            installed[sig] = (chained, prior)
-
-    async def stop() -> None:
-        for sig, (chained, prior) in installed.items():
-            if signal.getsignal(sig) is chained:  # nobody replaced it since
-                signal.signal(sig, prior)
-        installed.clear()
-
-    return start, stop
-
-
 def router(rt: Runtime) -> APIRouter:
     hub = EventStreamHub()
     rt.events.subscribe(hub.publish)
-    start, stop = end_on_exit_signal(hub.shut)
-    rt.on_start.append(start)
-    rt.on_stop.extend((hub.stop, stop))
+    rt.on_exit_signal.append(hub.shut)  # see module docstring
+    rt.on_stop.append(hub.stop)
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["admin events"])
 
     @r.get("/admin/events", response_model=None)

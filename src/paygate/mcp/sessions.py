@@ -83,6 +83,12 @@ class SessionManager:
             if session.streams:
                 session.push(message)
 
+    def end_streams(self) -> None:
+        """End every open server-to-client stream; the sessions stay (the gateway is stopping)."""
+        for session in self._sessions.values():
+            for queue in session.streams:
+                queue.put_nowait(None)
+
     def close_all(self) -> None:
         for session_id in list(self._sessions):
             self.delete(session_id)

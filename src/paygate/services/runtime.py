@@ -43,6 +43,9 @@ class Runtime:
     # last request and a final flush of the event bus (stop them, delivering what is pending).
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run on the loop as soon as SIGTERM/SIGINT arrives, before uvicorn waits for open responses
+    # (exit_signals.py): cheap and synchronous (end streams, refuse new work).
+    on_exit_signal: list[Callable[[], None]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     draining: bool = False
 
