@@ -47,6 +47,7 @@ class MoneyWorld(RuleBasedStateMachine):
         self.added = 0
         self.clock = time.time()
         self.crashes = 0
+        self.order: dict[str, int] = {}  # reservation id -> when this run first saw it
 
     @initialize(initial=st.lists(st.integers(0, 80), min_size=3, max_size=3))
     def create_keys(self, initial: list[int]) -> None:
@@ -60,7 +61,12 @@ class MoneyWorld(RuleBasedStateMachine):
         return record
 
     def active_ids(self) -> list[str]:
-        return [d["id"] for d in self.reservations.active()]
+        """Active reservations in the order this run made them. Their ids are random, so ordering by id
+        would let `pick` choose differently when hypothesis replays an example (FlakyStrategyDefinition)."""
+        ids = [d["id"] for d in self.reservations.active()]
+        for rid in ids:  # a step makes at most one reservation: first seen = made
+            self.order.setdefault(rid, len(self.order))
+        return sorted(ids, key=self.order.__getitem__)
 
     # money moves ------------------------------------------------------------------------------------------
     @rule(who=WHO, amount=AMOUNT)
@@ -184,6 +190,7 @@ class MoneyWorld(RuleBasedStateMachine):
     # the properties ---------------------------------------------------------------------------------------
     @invariant()
     def credits_are_conserved(self) -> None:
+        self.active_ids()  # number new reservations after every step, so two never meet unnumbered
         if not self.hashes:
             return
         check(self.store, self.hashes, self.added, self.retired)
