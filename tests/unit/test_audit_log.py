@@ -9,6 +9,7 @@ import pytest
 from paygate.services.audit import (
     BURST_SLACK,
     CATEGORIES,
+    TRAFFIC_SLACK,
     AuditService,
     category_of,
     csv_cell,
@@ -178,3 +179,17 @@ def test_gate_events_can_be_kept_out_of_the_audit_log(audit_log: AuditLog) -> No
     service.record_batch([Event("gate.allow", "k", {}, T0, 1), Event("key.created", "admin", {}, T0, 2),
                           Event("gate.deny", "k", {}, T0, 3)])
     assert [e.type for e in audit_log.query(AuditFilter(), 10)] == ["key.created"]
+
+
+def test_traffic_is_trimmed_to_the_count_limit_as_it_arrives_without_touching_admin_rows(audit_log: AuditLog) -> None:
+    service = AuditService(audit_log, max_entries=100, prune_every=3600.0, clock=lambda: T0)
+    service.record_batch([Event("key.created", "admin", {}, T0, 1)])
+    next_id = 2
+    for _ in range(10):  # 10 batches of 50 calls: 500 traffic rows in all
+        service.record_batch([Event("gate.allow", "k", {}, T0, i) for i in range(next_id, next_id + 50)])
+        next_id += 50
+        kept = audit_log.count(AuditFilter(types=("gate.allow",)))
+        assert kept <= 100 + TRAFFIC_SLACK
+    ids = [e.id for e in audit_log.query(AuditFilter(types=("gate.allow",)), 1000)]
+    assert ids[0] == next_id - 1 and len(ids) >= 100  # the newest are kept
+    assert [e.type for e in audit_log.query(AuditFilter(types=("key.created",)), 10)] == ["key.created"]

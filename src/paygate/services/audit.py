@@ -18,7 +18,7 @@ import csv
 import io
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -33,7 +33,8 @@ log = logging.getLogger("paygate.audit")
 MAX_ENTRIES = 10_000  # reference: "Ring buffer (default 10,000 events)"
 MAX_AGE_DAYS = 30  # reference: "age-based cleanup (default 30 days)"
 PRUNE_EVERY_SECONDS = 60.0
-BURST_SLACK = 1_000  # inserts past MAX_ENTRIES that trigger an early prune
+BURST_SLACK = 1_000  # non-traffic inserts since the last prune that trigger an early one
+TRAFFIC_SLACK = 256  # traffic entries past the count limit before the oldest are trimmed
 TOP_ACTORS = 100  # /audit/stats lists at most this many actors
 
 CATEGORIES = ("access_control", "data_processing", "config_change", "security")
@@ -146,6 +147,9 @@ class AuditService:
         self._last_prune = float("-inf")
         self._since_prune = 0
         self._clock = clock
+        # Ids of the retained traffic entries, oldest first: per-call rows are trimmed to the count limit
+        # as they arrive, a few hundred at a time (a range delete), not in one large prune.
+        self._traffic: deque[int] = deque(log_.traffic_ids(max_entries + TRAFFIC_SLACK))
 
     def record(self, event: Event) -> None:
         self.record_batch((event,))
@@ -158,7 +162,14 @@ class AuditService:
         # An event made outside the bus has id 0: let SQLite number it.
         self.log.append_many([(e.id or None, e.timestamp, e.type, e.actor, e.data)  # type: ignore[misc]
                               for e in events])
-        self._since_prune += len(events)
+        traffic = [e.id for e in events if e.type in GATE_EVENTS and e.id]
+        self._traffic.extend(traffic)
+        if len(self._traffic) > self.max_entries + TRAFFIC_SLACK:
+            last = 0
+            while len(self._traffic) > self.max_entries:
+                last = self._traffic.popleft()
+            self.log.delete_traffic_through(last)
+        self._since_prune += len(events) - len(traffic)
         if self._since_prune > BURST_SLACK:
             self.tick(self._clock())
 
@@ -172,6 +183,7 @@ class AuditService:
         removed = self.log.prune(now, self.max_entries, self.max_age_days * 86_400)
         if removed:
             log.info("audit retention removed %d entries", removed)
+            self._traffic = deque(self.log.traffic_ids(self.max_entries + TRAFFIC_SLACK))
 
     def retention(self) -> dict[str, Any]:
         return {"maxEntries": self.max_entries, "maxAgeDays": self.max_age_days,

@@ -89,6 +89,15 @@ class AuditLog:
             self.db.execute("ROLLBACK")
             raise
 
+    def traffic_ids(self, limit: int) -> list[int]:
+        """Ids of the newest `limit` traffic entries, oldest first."""
+        rows = self.db.execute(f"SELECT id FROM audit WHERE type IN {TRAFFIC} ORDER BY id DESC LIMIT ?", (limit,))
+        return [int(r[0]) for r in rows][::-1]
+
+    def delete_traffic_through(self, last_id: int) -> int:
+        """Drop traffic entries with ids up to `last_id`: two range scans of the (type, id) index."""
+        return int(self.db.execute(f"DELETE FROM audit WHERE type IN {TRAFFIC} AND id <= ?", (last_id,)).rowcount)
+
     def max_id(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0])
 
