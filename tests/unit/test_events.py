@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from paygate.services.events import MAX_PENDING, Event, EventHub
+from paygate.services.events import DRAIN_CHUNK, MAX_PENDING, Event, EventHub
 
 
 def test_without_a_loop_deferred_subscribers_get_each_event_at_once() -> None:
@@ -116,3 +116,20 @@ def test_per_call_events_are_not_logged_one_line_each(type_: str, caplog: pytest
         hub.publish("key.created", "admin", name="n")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "key.created" in messages[0]
+
+
+async def test_a_large_backlog_is_delivered_in_chunks_one_pass_of_the_loop_each_in_order() -> None:
+    hub = EventHub()
+    batches: list[list[int]] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def subscriber(batch: Sequence[Event]) -> None:
+        batches.append([e.id for e in batch])
+        if sum(len(b) for b in batches) == 150:
+            done.set_result(None)
+
+    hub.subscribe_batch(subscriber)
+    ids = [hub.emit("gate.allow", "k", {}).id for _ in range(150)]
+    await asyncio.wait_for(done, 5)
+    assert [len(b) for b in batches] == [DRAIN_CHUNK, DRAIN_CHUNK, 150 - 2 * DRAIN_CHUNK]
+    assert [i for b in batches for i in b] == ids

@@ -38,6 +38,7 @@ MAX_PENDING = 50_000  # past this, `publish` delivers synchronously rather than 
 # Deferred delivery waits this long after the first pending event: under load, one batch (one audit
 # transaction) then carries hundreds of calls' events instead of a handful.
 DRAIN_DELAY_SECONDS = 0.02
+DRAIN_CHUNK = 64  # events handed to the deferred subscribers per pass of the loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +114,24 @@ class EventHub:
             self._scheduled = None
         while self._pending:
             batch, self._pending = self._pending, []
-            for subscriber in self._deferred:
-                try:
-                    subscriber(batch)
-                except Exception:
-                    log.exception("deferred event subscriber %r failed on %d event(s)", subscriber, len(batch))
-            self.delivered += len(batch)
+            self._deliver(batch)
+
+    def _drain_step(self) -> None:
+        """The scheduled delivery: at most DRAIN_CHUNK events per pass of the loop, so the requests
+        waiting behind it are held up for a short while at a time (the tail latency under load)."""
+        self._scheduled = None
+        batch, self._pending = self._pending[:DRAIN_CHUNK], self._pending[DRAIN_CHUNK:]
+        self._deliver(batch)
+        if self._pending and self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_soon(self._drain_step)
+
+    def _deliver(self, batch: list[Event]) -> None:
+        for subscriber in self._deferred:
+            try:
+                subscriber(batch)
+            except Exception:
+                log.exception("deferred event subscriber %r failed on %d event(s)", subscriber, len(batch))
+        self.delivered += len(batch)
 
     def _schedule(self) -> None:
         if self._scheduled is not None:
@@ -130,7 +143,7 @@ class EventHub:
         except RuntimeError:  # no loop (start-up, CLI commands, unit tests): deliver at once
             self.flush()
             return
-        self._scheduled = loop.call_later(DRAIN_DELAY_SECONDS, self.flush)
+        self._scheduled = loop.call_later(DRAIN_DELAY_SECONDS, self._drain_step)
 
     @staticmethod
     def _log(event: Event) -> None:
