@@ -116,7 +116,7 @@ class Settings(_Model):
     alert_rules: list[AlertRuleConfig] = Field(default_factory=list, max_length=50)
     audit_max_entries: int = Field(default=10_000, ge=100, le=10_000_000)
     audit_max_age_days: float = Field(default=30, gt=0, le=3650)
-    audit_gate_events: bool = True  # gate.allow / gate.deny in the durable audit log (one row per call)
+    audit_gate_events: bool = False  # gate.allow / gate.deny in the durable audit log too (one row per call)
     request_log_size: int = Field(default=5000, ge=0, le=1_000_000)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

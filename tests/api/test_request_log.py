@@ -55,15 +55,6 @@ def test_allowed_and_denied_calls_appear_newest_first_with_the_callers_request_i
     assert raw not in gw.client.get("/requests", headers=gw.admin(), params={"limit": 1000}).text
 
 
-def test_the_request_ids_are_the_audit_entries_ids(gw: Gateway) -> None:
-    raw = gw.create_key(5)
-    call(gw, raw, request_id="audit-link-1")
-    entry = requests_of(gw, key=masked(raw))["requests"][0]
-    audit = gw.client.get("/audit", headers=gw.admin(), params={"types": "gate.allow", "limit": 1000}).json()
-    match = [e for e in audit["events"] if e["metadata"].get("requestId") == "audit-link-1"]
-    assert [e["id"] for e in match] == [entry["id"]]
-
-
 def test_filters_pagination_and_a_summary_over_every_match(gw: Gateway) -> None:
     raw = gw.create_key(4)
     since = now_iso()
@@ -187,17 +178,20 @@ def test_admins_of_any_role_may_read_and_others_may_not(gw: Gateway) -> None:
         assert gw.client.request(method, "/requests", headers=gw.admin()).status_code == 405
 
 
-def test_the_log_survives_a_restart(tmp_path: Path) -> None:
+def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+    config = write_config(tmp_path, {"auditGateEvents": True})
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, "--config", config,
+                         state_file=state_file) as gw:
         gw.admin_key_override = admin
         raw = gw.create_key(1)
         call(gw, raw, request_id="before-restart-1")
         call(gw, raw, request_id="before-restart-2")
         first = requests_of(gw, key=masked(raw))
         assert first["total"] == 2
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, "--config", config,
+                         state_file=state_file) as gw:
         gw.admin_key_override = admin
         assert requests_of(gw, key=masked(raw)) == first
         gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
@@ -207,6 +201,21 @@ def test_the_log_survives_a_restart(tmp_path: Path) -> None:
         assert again["requests"][0]["id"] > again["requests"][1]["id"]
         stats = gw.client.get("/tools/stats", headers=gw.admin(), params={"tool": "echo"}).json()
         assert stats["totalCalls"] == 3 and stats["denyReasons"] == {"insufficient_credits": 1}
+
+
+def test_without_audited_calls_the_log_starts_empty_after_a_restart(tmp_path: Path) -> None:
+    state_file = str(tmp_path / "s.db")
+    admin = "admin_requests_restart_0123456789abcdef"
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        raw = gw.create_key(1)
+        call(gw, raw, request_id="kept-in-memory")
+        assert requests_of(gw, key=masked(raw))["total"] == 1
+    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
+        gw.admin_key_override = admin
+        assert requests_of(gw, key=masked(raw))["total"] == 0
+        usage = gw.client.get("/usage", headers=gw.admin()).json()  # the durable record of the call
+        assert any(e.get("requestId") == "kept-in-memory" for e in usage["events"]), usage
 
 
 def test_the_ring_keeps_request_log_size_entries_and_zero_turns_it_off(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from paygate.services.runtime import Runtime
 from paygate.store.records import UsageEvent
 
 MAX_EVENTS = 100_000  # the most /usage returns, and the newest events /status breaks down per tool
-USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace")
+USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace",
+                 "requestId")
 
 
 def _parse_since(since: str | None) -> float | None:
@@ -46,7 +47,7 @@ def _csv_cell(value: Any) -> Any:
 def _event_row(e: UsageEvent) -> dict[str, Any]:
     return {"timestamp": iso_time(e.timestamp), "apiKey": e.key_masked, "keyName": e.key_name, "tool": e.tool,
             "creditsCharged": e.credits, "allowed": e.allowed, "denyReason": e.deny_reason,
-            "namespace": e.namespace}
+            "namespace": e.namespace, "requestId": e.request_id}
 
 
 def admin_router(rt: Runtime) -> APIRouter:
