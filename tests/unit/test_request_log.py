@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from paygate.services.audit import AuditService
-from paygate.services.events import EventHub
+from paygate.services.events import Event, EventHub
 from paygate.services.request_log import (
     RequestEntry,
     RequestFilter,
@@ -46,6 +46,11 @@ def entry(i: int, *, allowed: bool = True, tool: str = "echo", key: str | None =
     return made
 
 
+def gate_event(i: int, *, allowed: bool = True, tool: str = "echo", key: str | None = KEY_A) -> Event:
+    data = allow(tool, key) if allowed else deny(tool, key)
+    return Event("gate.allow" if allowed else "gate.deny", key or "anonymous", data, T0 + i, i)
+
+
 def test_gate_events_become_entries_and_other_events_do_not() -> None:
     allowed = entry_of(7, T0, "gate.allow", allow(credits=3, ms=2.5, rid="req_x"))
     assert allowed is not None and allowed.json() == {
@@ -59,16 +64,16 @@ def test_gate_events_become_entries_and_other_events_do_not() -> None:
 
 def test_the_ring_keeps_only_the_newest_entries_and_reads_newest_first() -> None:
     log = RequestLog(3)
-    log.load(entry(i) for i in range(1, 6))
+    log.record_batch([gate_event(i) for i in range(1, 6)])
     assert len(log) == 3
     assert [e.id for e in log.select(RequestFilter())] == [5, 4, 3]
 
 
 def test_filters_match_part_of_the_masked_key_the_exact_tool_status_and_an_inclusive_window() -> None:
-    entries = [entry(1), entry(2, key=KEY_B), entry(3, allowed=False), entry(4, tool="echo2"),
-               entry(5, key=None, allowed=False)]
+    events = [gate_event(1), gate_event(2, key=KEY_B), gate_event(3, allowed=False), gate_event(4, tool="echo2"),
+              gate_event(5, key=None, allowed=False), Event("key.created", "admin", {"keyMasked": KEY_A}, T0, 6)]
     log = RequestLog(10)
-    log.load(entries)
+    log.record_batch(events)
 
     def ids(**where: Any) -> list[int]:
         return [e.id for e in log.select(RequestFilter(**where))]

@@ -55,7 +55,7 @@ def router(rt: Runtime) -> APIRouter:
         return (rt.billing.quotas.snapshot(key.key_hash, now).day_calls if limit else 0), limit
 
     service = AlertService(rt.store, rt.events, config_rules(rt.settings), daily_calls=daily_calls)
-    rt.events.subscribe(service.on_event)
+    rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     last_sweep = [0.0]
 

@@ -53,7 +53,7 @@ def router(rt: Runtime) -> APIRouter:
     service.follow_rotations()  # holds a crash left on a rotated key go to its replacement
     rt.tickers.append(service.tick)
     rt.keys.rekey_listeners.append(service.on_rekey)
-    rt.events.subscribe(service.on_event)  # a restore rewrites the documents: re-read them
+    rt.events.subscribe(service.on_event, ("backup.restored",))  # a restore rewrites the documents: re-read them
     r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["reservations"])
 
     @r.post("/keys/reserve")

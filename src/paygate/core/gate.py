@@ -22,7 +22,7 @@ from paygate.core.policy import EffectivePolicy
 from paygate.store.records import KeyRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every tool call, and a frozen __init__ costs ~4x. Read only.
 class GateInput:
     key: KeyRecord | None
     key_given: bool

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from paygate.services.audit import AuditService
 from paygate.services.events import GATE_EVENTS, Event, EventHub
 from paygate.services.keys import iso_time
-from paygate.store.audit_log import AuditFilter
+from paygate.store.audit_log import AuditEntry, AuditFilter
 
 GATE_TYPES = tuple(sorted(GATE_EVENTS))  # gate.allow, gate.deny
 REQUEST_COLUMNS = ("id", "timestamp", "tool", "key", "status", "credits", "durationMs", "denyReason", "requestId")
@@ -108,27 +108,30 @@ def average_ms(entries: Sequence[RequestEntry]) -> float:
 
 
 class RequestLog:
+    """The ring holds the gate events themselves (and audit entries after a refill); they become
+    `RequestEntry`s when read, so the bus's delivery does one type check per event, not a conversion."""
+
     def __init__(self, size: int, before_read: Callable[[], None] = lambda: None) -> None:
         self.size = size
-        self._ring: deque[RequestEntry] = deque(maxlen=size)
+        self._ring: deque[Event | AuditEntry] = deque(maxlen=size)
         self._before_read = before_read  # the bus's flush
 
     def __len__(self) -> int:
         return len(self._ring)
 
-    def load(self, entries: Iterable[RequestEntry]) -> None:
-        """Append entries given oldest first (the start-up refill from the audit log)."""
-        self._ring.extend(entries)
+    def load(self, stored: Iterable[AuditEntry]) -> None:
+        """Append audit entries of gate events given oldest first (the start-up refill)."""
+        self._ring.extend(a for a in stored if a.type in GATE_TYPES)
 
     def record_batch(self, events: Sequence[Event]) -> None:
-        for event in events:
-            entry = entry_of(event.id, event.timestamp, event.type, event.data)
-            if entry is not None:
-                self._ring.append(entry)
+        self._ring.extend(e for e in events if e.type in GATE_TYPES)
 
     def newest_first(self) -> Iterator[RequestEntry]:
         self._before_read()
-        return reversed(self._ring)
+        for item in reversed(self._ring):
+            entry = entry_of(item.id, item.timestamp, item.type, item.data)
+            if entry is not None:
+                yield entry
 
     def select(self, where: RequestFilter) -> list[RequestEntry]:
         """Every matching entry, newest first."""
@@ -140,8 +143,6 @@ def start_request_log(size: int, events: EventHub, audit: AuditService) -> Reque
     is flushed before the refill (by `audit.entries`), so no call is missed or counted twice."""
     log = RequestLog(size, before_read=events.flush)
     if size:
-        stored = audit.entries(AuditFilter(types=GATE_TYPES), size)  # newest first
-        log.load(e for e in (entry_of(a.id, a.timestamp, a.type, a.data) for a in reversed(stored))
-                 if e is not None)
+        log.load(reversed(audit.entries(AuditFilter(types=GATE_TYPES), size)))  # entries come newest first
         events.subscribe_batch(log.record_batch)
     return log
