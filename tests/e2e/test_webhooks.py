@@ -239,9 +239,11 @@ def test_health_webhook_health_and_metrics_report_delivery(tmp_path: Path) -> No
         assert gw.client.get("/health").json()["webhooks"] == {"pendingRetries": 0, "deadLetterCount": 0}
         assert gw.client.get("/info").json()["features"]["webhooks"] is True
         gw.create_key(1)
-        wait_until(lambda: rcv.ok() != [], what="a delivery")
+        # The receiver records a POST before it answers: wait for the gateway to have seen the answer.
+        wait_until(lambda: get(gw, "/admin/webhook-health")["delivery"]["totalDelivered"] >= 1,
+                   what="a delivery the gateway counted")
         health = get(gw, "/admin/webhook-health")
-        assert health["configured"] is True and health["status"] == "healthy"
+        assert rcv.ok() != [] and health["configured"] is True and health["status"] == "healthy"
         assert health["delivery"]["totalDelivered"] >= 1 and health["delivery"]["successRate"] == 100.0
         assert health["generatedAt"].endswith("Z")
         metrics = gw.client.get("/metrics").text

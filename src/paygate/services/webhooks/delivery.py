@@ -231,7 +231,7 @@ class Worker:
         if dest is None:
             self.queue.dead_letter(batch, REMOVED, 0, self.clock())
             return
-        body = self.queue.body(batch.id)
+        body = self.queue.body(batch)
         outcome = await self.sender.post(dest.url, body, secret=dest.secret, attempt=batch.attempt,
                                          delivery_id=batch.id)
         now = self.clock()

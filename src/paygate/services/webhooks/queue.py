@@ -35,6 +35,7 @@ class Batch:
     next_at: float
     created: float
     last_error: str | None = None
+    body: bytes | None = None  # the stored body, kept in memory by the process that formed the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class WebhookQueue:
                 "VALUES (?, ?, ?, ?, 0, ?, ?)",
                 (dest, body.decode(), len(rows), orjson.dumps(types).decode(), now, now))
             db.execute("DELETE FROM webhook_outbox WHERE dest = ? AND id <= ?", (dest, int(rows[-1][0])))
-            batch = Batch(int(cursor.lastrowid or 0), dest, len(rows), types, 0, now, now)
+            batch = Batch(int(cursor.lastrowid or 0), dest, len(rows), types, 0, now, now, body=body)
         self.batches[batch.id] = batch
         self._after_take(dest, len(rows), int(rows[-1][0]))
         return batch
@@ -142,13 +143,14 @@ class WebhookQueue:
             self.pending[dest] = Pending(left, float(row[0]))
 
     # batches ---------------------------------------------------------------------------------
-    def body(self, batch_id: int) -> bytes:
-        row = self.db.execute("SELECT body FROM webhook_batches WHERE id = ?", (batch_id,)).fetchone()
-        return str(row[0]).encode() if row else b""
+    def body(self, batch: Batch) -> bytes:
+        if batch.body is None:  # formed before a restart: read it back
+            row = self.db.execute("SELECT body FROM webhook_batches WHERE id = ?", (batch.id,)).fetchone()
+            batch.body = str(row[0]).encode() if row else b""
+        return batch.body
 
     def delivered(self, batch: Batch) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM webhook_batches WHERE id = ?", (batch.id,))
+        self.db.execute("DELETE FROM webhook_batches WHERE id = ?", (batch.id,))  # one statement: atomic alone
         self.batches.pop(batch.id, None)
 
     def reschedule(self, batch: Batch, attempt: int, next_at: float, error: str) -> None:
@@ -199,7 +201,8 @@ class WebhookQueue:
                     "VALUES (?, ?, ?, ?, 0, ?, ?)",
                     (d.dest, d.body.decode(), d.event_count, orjson.dumps(d.event_types).decode(), now, d.created))
                 db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (d.id,))
-                made.append(Batch(int(cursor.lastrowid or 0), d.dest, d.event_count, d.event_types, 0, now, d.created))
+                made.append(Batch(int(cursor.lastrowid or 0), d.dest, d.event_count, d.event_types, 0, now, d.created,
+                                  body=d.body))
         for b, d in zip(made, letters, strict=True):
             self.batches[b.id] = b
             self.dead[d.dest] -= 1
