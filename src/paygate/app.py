@@ -72,6 +72,7 @@ from paygate.metrics import HTTP_METHODS, OTHER, Metrics
 from paygate.services.admin_auth import AdminAuth
 from paygate.services.audit import AuditService
 from paygate.services.billing import BillingService
+from paygate.services.event_types import EVENT_TYPES
 from paygate.services.events import EventHub
 from paygate.services.keys import KeyService
 from paygate.services.maintenance import Maintenance
@@ -124,7 +125,7 @@ def state_path(settings: Settings) -> str:
 def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime:
     store = SQLiteStore(state_path(settings))
     store.open()
-    events = EventHub()
+    events = EventHub(known=EVENT_TYPES)
     audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
                          max_age_days=settings.audit_max_age_days, before_read=events.flush,
                          gate_events=settings.audit_gate_events)

@@ -3,13 +3,15 @@ the call's request id. By default it is not (a row per call halved throughput at
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, write_config
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until, write_config
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,16 @@ def test_a_request_log_entry_has_its_audit_entrys_id(gw: Gateway) -> None:
     logged = gw.client.get("/requests", params={"key": masked(key)}, headers=gw.admin()).json()["requests"]
     match = [e for e in _audit(gw, "gate.allow") if e["metadata"]["requestId"] == "audit-link-1"]
     assert [e["id"] for e in match] == [logged[0]["id"]]
+
+
+def test_an_expired_key_is_announced_once_as_key_expired_however_often_it_is_refused(gw: Gateway) -> None:
+    key = gw.create_key(10)
+    resp = gw.client.post("/keys/expiry", json={"key": key, "expiresIn": 1}, headers=gw.admin())
+    expires = datetime.fromisoformat(resp.json()["expiresAt"]).timestamp()
+    wait_until(lambda: time.time() > expires + 0.05, what="the expiry time")
+    for _ in range(3):
+        reply = gw.call_tool("echo", {"text": "x"}, key)
+        assert reply["error"]["data"]["reason"] == "api_key_expired"
+    expired = [e for e in _audit(gw, "key.expired") if e["metadata"]["keyMasked"] == masked(key)]
+    assert len(expired) == 1 and expired[0]["actor"] == "system"
+    assert expired[0]["metadata"]["expiresAt"] == resp.json()["expiresAt"]

@@ -84,3 +84,19 @@ def test_every_route_and_dependency_runs_on_the_event_loop() -> None:
         assert not threaded, f"sync routes or dependencies: {threaded}"
     finally:
         rt.store.close()
+
+
+def test_every_event_type_the_code_publishes_is_in_the_catalog_and_documented() -> None:
+    """Literal types in publish()/emit() calls, plus the ones built from parts (groups and teams share
+    one membership module; templates and plans name created/updated)."""
+    from paygate.services.event_types import EVENT_TYPES
+
+    source = "\n".join(p.read_text() for p in (ROOT / "src" / "paygate").rglob("*.py"))
+    published = set(re.findall(r"""(?:publish|emit)\(\s*"([a-z_]+\.[a-z_]+)\"""", source))
+    built = {f"{kind}.{action}" for kind in ("group", "team")
+             for action in ("created", "updated", "deleted", "key_assigned", "key_removed")}
+    built |= {"template.created", "template.updated", "plan.created", "plan.updated"}
+    assert len(published) > 50
+    assert published | built <= set(EVENT_TYPES), sorted((published | built) - set(EVENT_TYPES))
+    text = (DOCS / "events.md").read_text()
+    assert not [t for t in EVENT_TYPES if f"| `{t}` |" not in text]

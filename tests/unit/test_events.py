@@ -133,3 +133,13 @@ async def test_a_large_backlog_is_delivered_in_chunks_one_pass_of_the_loop_each_
     await asyncio.wait_for(done, 5)
     assert [len(b) for b in batches] == [DRAIN_CHUNK, DRAIN_CHUNK, 150 - 2 * DRAIN_CHUNK]
     assert [i for b in batches for i in b] == ids
+
+
+def test_a_hub_with_a_catalog_refuses_an_unknown_type_and_publishes_nothing() -> None:
+    hub = EventHub(known={"key.created": "a key was created"})
+    seen: list[str] = []
+    hub.subscribe(lambda e: seen.append(e.type))
+    hub.publish("key.created", "admin")
+    with pytest.raises(ValueError, match="unknown event type 'key.craeted'"):
+        hub.publish("key.craeted", "admin")
+    assert seen == ["key.created"] and hub.published == 1

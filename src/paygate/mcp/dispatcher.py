@@ -22,6 +22,7 @@ from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailabl
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
+from paygate.services.keys import iso_time
 from paygate.services.gate_facts import NO_CLIENT, ClientFacts
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.records import KeyRecord
@@ -49,6 +50,7 @@ class Dispatcher:
     ) -> None:
         self.backend = backend
         self.events = events or EventHub()
+        self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
         self.tool_timeout = tool_timeout
@@ -236,6 +238,11 @@ class Dispatcher:
 
     def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key
+        if refused.denial.reason == "api_key_expired" and key is not None and key.key_hash not in self._expired_seen:
+            # The reference fires key.expired from the gate: once per key (per process), not per call.
+            self._expired_seen.add(key.key_hash)
+            self.events.emit("key.expired", "system", {"keyMasked": key.masked, "name": key.name,
+                                                       "expiresAt": iso_time(key.expires_at)}, key_hash=key.key_hash)
         self.events.emit("gate.deny", key.masked if key else "anonymous", {
             "tool": refused.tool, "keyMasked": key.masked if key else None, "reason": refused.denial.reason,
             "creditsRequired": refused.required, "durationMs": round((time.perf_counter() - started) * 1000, 3),

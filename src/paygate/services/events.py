@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,8 @@ BatchSubscriber = Callable[[Sequence[Event]], None]
 
 
 class EventHub:
-    def __init__(self, first_id: int = 1) -> None:
+    def __init__(self, first_id: int = 1, known: Mapping[str, str] | None = None) -> None:
+        self._known = known  # the types it may carry (services/event_types.py); None: any (unit tests)
         self._inline: list[Subscriber] = [self._log]
         self._inline_by_type: dict[str, list[Subscriber]] = {}
         self._deferred: list[BatchSubscriber] = []
@@ -100,6 +101,8 @@ class EventHub:
 
     def emit(self, type_: str, actor: str, data: dict[str, Any], *, request_id: str | None = None,
              key_hash: str | None = None, timestamp: float | None = None) -> Event:
+        if self._known is not None and type_ not in self._known:
+            raise ValueError(f"unknown event type {type_!r}: add it to services/event_types.py and docs/events.md")
         event = Event(type_, actor, data, time.time() if timestamp is None else timestamp, next(self._ids),
                       request_id, key_hash)
         self.published += 1
