@@ -22,8 +22,8 @@ from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailabl
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
-from paygate.services.keys import iso_time
 from paygate.services.gate_facts import NO_CLIENT, ClientFacts
+from paygate.services.keys import iso_time
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.records import KeyRecord
 
