@@ -140,9 +140,11 @@ class Gateway:
 
 
 def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
-                  state_file: str | None = ":memory:", cwd: str | None = None) -> Gateway:
-    """Start `paygate-mcp wrap --port 0 --json ARGS…` and wait for its ready line."""
-    argv = [CLI, "wrap", "--port", "0", "--json", *args]
+                  state_file: str | None = ":memory:", cwd: str | None = None,
+                  admin_key: str | None = None) -> Gateway:
+    """Start `paygate-mcp wrap --port 0 --json ARGS…` and wait for its ready line. `admin_key`: start
+    it with that admin key (a restart on the same state file then keeps the same one)."""
+    argv = [CLI, "wrap", "--port", "0", "--json", *args, *(("--admin-key", admin_key) if admin_key else ())]
     if state_file is not None and "--state-file" not in args:
         argv += ["--state-file", state_file]
     fd, stderr_name = tempfile.mkstemp(prefix="paygate-stderr-", suffix=".log")
@@ -161,7 +163,7 @@ def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float 
         if line is None:
             break
         if line.startswith("{") and '"event": "ready"' in line:
-            return Gateway(proc, json.loads(line), Path(stderr_name))
+            return Gateway(proc, json.loads(line), Path(stderr_name), admin_key_override=admin_key)
     proc.kill()
     proc.wait()
     if proc.stdout:

@@ -174,13 +174,11 @@ def test_rules_set_through_the_api_survive_a_restart_and_win_over_the_config_fil
     config = tmp_path / "paygate.json"
     config.write_text(json.dumps({"alertRules": [{"type": "credits_low", "threshold": 10}]}))
     admin = "admin_alerts_restart_0123456789abcdef"
-    args = ("--server", ECHO_COMMAND, "--admin-key", admin, "--config", str(config))
-    with running_gateway(*args, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    args = ("--server", ECHO_COMMAND, "--config", str(config))
+    with running_gateway(*args, state_file=state_file, admin_key=admin) as gw:
         assert gw.client.get("/alerts/rules", headers=gw.admin()).json()["source"] == "config"
         set_rules(gw, [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}])
-    with running_gateway(*args, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway(*args, state_file=state_file, admin_key=admin) as gw:
         current = gw.client.get("/alerts/rules", headers=gw.admin()).json()
         assert current == {"rules": [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}],
                            "count": 1, "source": "api"}

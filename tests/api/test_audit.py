@@ -166,13 +166,11 @@ def test_a_viewer_may_read_the_log_and_there_are_no_write_routes(gw: Gateway) ->
 def test_the_log_survives_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_audit_restart_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(7)
         first = of_key(audit(gw)["events"], raw)
         assert [e["type"] for e in first] == ["key.created"]
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert of_key(audit(gw)["events"], raw) == first
         gw.create_key(1)
         assert audit(gw, types="key.created")["total"] == 2
@@ -192,12 +190,10 @@ def test_events_from_background_work_are_recorded_too(gw: Gateway) -> None:
 def test_a_keys_activity_timeline_reads_its_admin_events_from_the_audit_log_after_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_audit_activity_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(7)
         assert gw.client.post("/keys/suspend", headers=gw.admin(), json={"key": raw}).status_code == 200
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         resp = gw.client.get("/keys/activity", headers=gw.admin(), params={"key": raw})
         assert resp.status_code == 200, resp.text
         admin_events = [e["type"] for e in resp.json()["events"] if e["source"] == "audit"]

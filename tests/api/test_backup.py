@@ -136,9 +136,8 @@ def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: Gateway) -> None:
 
 def test_full_restore_revokes_and_zeroes_keys_and_deletes_documents_not_in_the_backup(tmp_path: Path) -> None:
     admin = "admin_backup_full_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, "--rate-limit", "0",
-                         state_file=str(tmp_path / "s.db")) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
+                         state_file=str(tmp_path / "s.db"), admin_key=admin) as gw:
         kept = gw.create_key(10)
         snapshot = backup(gw)
         extra_key = gw.create_key(50)
@@ -163,9 +162,8 @@ def test_full_restore_revokes_and_zeroes_keys_and_deletes_documents_not_in_the_b
 
 def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: Path) -> None:
     admin = "admin_backup_roundtrip_0123456789"
-    args = ("--server", ECHO_COMMAND, "--admin-key", admin, "--rate-limit", "0")
-    with running_gateway(*args, state_file=str(tmp_path / "old.db")) as old:
-        old.admin_key_override = admin
+    args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
+    with running_gateway(*args, state_file=str(tmp_path / "old.db"), admin_key=admin) as old:
         plan = make_plan(old, creditMultiplier=2)
         raw = old.create_key(20)
         on_plan = old.client.post("/admin/keys/plan", headers=old.admin(), json={"key": raw, "plan": plan})
@@ -176,8 +174,7 @@ def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: P
         viewer = old.client.post("/admin/keys", headers=old.admin(), json={"name": "v", "role": "viewer"}).json()["key"]
         snapshot = backup(old)
     fresh_state = str(tmp_path / "fresh.db")
-    with running_gateway(*args, state_file=fresh_state) as fresh:
-        fresh.admin_key_override = admin
+    with running_gateway(*args, state_file=fresh_state, admin_key=admin) as fresh:
         resp = restore(fresh, snapshot, "merge")
         assert resp.status_code == 200, resp.text
         assert resp.json()["restored"]["keys"]["created"] == 1
@@ -186,8 +183,7 @@ def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: P
         assert fresh.balance(raw) == 16  # still on the 2x plan
         tags(fresh, alias, {"restored": "yes"})  # the alias came along
         assert fresh.client.get("/keys", headers={"X-Admin-Key": viewer}).status_code == 200
-    with running_gateway(*args, state_file=fresh_state) as again:
-        again.admin_key_override = admin
+    with running_gateway(*args, state_file=fresh_state, admin_key=admin) as again:
         assert again.balance(raw) == 16
         assert plan_doc(again, plan) is not None
 

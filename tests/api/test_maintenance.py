@@ -109,11 +109,9 @@ def test_a_viewer_may_read_but_not_switch_maintenance(gw: Gateway) -> None:
 def test_maintenance_survives_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_maintenance_restart_0123456789"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "still down"})
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert state(gw)["enabled"] is True and state(gw)["message"] == "still down"
         assert gw.rpc("ping").status_code == 503
         assert gw.client.get("/ready").status_code == 503

@@ -156,13 +156,11 @@ def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(gw: Gateway,
 def test_plans_and_assignments_survive_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_plans_restart_0123456789"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         plan = make_plan(gw, creditMultiplier=3)
         key = gw.create_key(10)
         assign(gw, key, plan["name"])
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert plans(gw)[plan["name"]]["keyCount"] == 1
         assert text_of(gw.call_tool("echo", {"text": "x"}, key)) == "x"
         assert gw.balance(key) == 7

@@ -182,17 +182,15 @@ def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> No
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
     config = write_config(tmp_path, {"auditGateEvents": True})
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, "--config", config,
-                         state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, "--config", config,
+                         state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(1)
         call(gw, raw, request_id="before-restart-1")
         call(gw, raw, request_id="before-restart-2")
         first = requests_of(gw, key=masked(raw))
         assert first["total"] == 2
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, "--config", config,
-                         state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, "--config", config,
+                         state_file=state_file, admin_key=admin) as gw:
         assert requests_of(gw, key=masked(raw)) == first
         gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
         call(gw, raw, request_id="after-restart")
@@ -206,13 +204,11 @@ def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> No
 def test_without_audited_calls_the_log_starts_empty_after_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(1)
         call(gw, raw, request_id="kept-in-memory")
         assert requests_of(gw, key=masked(raw))["total"] == 1
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", admin, state_file=state_file) as gw:
-        gw.admin_key_override = admin
+    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert requests_of(gw, key=masked(raw))["total"] == 0
         usage = gw.client.get("/usage", headers=gw.admin()).json()  # the durable record of the call
         assert any(e.get("requestId") == "kept-in-memory" for e in usage["events"]), usage
