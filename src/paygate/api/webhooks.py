@@ -8,7 +8,6 @@ in api/webhook_filters.py. GETs need the viewer role, everything else admin.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +15,7 @@ from pydantic import Field
 
 from paygate.api import webhook_filters
 from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.api.query import TimeQuery, parse_time
 from paygate.services.runtime import Runtime
 from paygate.services.webhooks.routing import WebhookError
 from paygate.services.webhooks.service import WebhookService, build_webhooks
@@ -30,16 +30,6 @@ class TestBody(Body):
 
 class ReplayBody(Body):
     indices: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1, max_length=MAX_INDICES)
-
-
-def parse_since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "Invalid request: since must be an ISO 8601 date-time") from exc
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -66,10 +56,10 @@ def add_routes(r: APIRouter, service: WebhookService) -> None:
 
     @r.get("/webhooks/log")
     async def delivery_log(limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 50,
-                           since: Annotated[str | None, Query(max_length=64)] = None,
+                           since: TimeQuery = None,
                            success: Annotated[bool | None, Query()] = None) -> dict[str, Any]:
         """Delivery attempts, newest first (the last 500 kept in memory)."""
-        entries = service.log_entries(limit, parse_since(since), success)
+        entries = service.log_entries(limit, parse_time("since", since), success)
         return {"entries": entries, "count": len(entries), "total": len(service.worker.log.entries)}
 
     @r.post("/webhooks/test")
