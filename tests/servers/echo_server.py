@@ -39,11 +39,26 @@ def big_output(kilobytes: int) -> str:
     return "x" * (kilobytes * 1024)
 
 
+STARTED: list[float] = []  # `seconds` of each slow call the server began
+CANCELLED: list[float] = []  # ... and of each one it saw cancelled (notifications/cancelled)
+
+
 @server.tool()
 async def slow(seconds: float) -> str:
-    """Sleep, then answer (for timeouts and concurrency)."""
-    await asyncio.sleep(seconds)
+    """Sleep, then answer (for timeouts, concurrency and cancellation)."""
+    STARTED.append(seconds)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        CANCELLED.append(seconds)
+        raise
     return f"slept {seconds}"
+
+
+@server.tool()
+def slow_calls() -> str:
+    """`started:1.5,31;cancelled:31`: the slow calls this server began, and those it saw cancelled."""
+    return "started:" + ",".join(f"{s:g}" for s in STARTED) + ";cancelled:" + ",".join(f"{s:g}" for s in CANCELLED)
 
 
 @server.tool()

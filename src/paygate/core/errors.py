@@ -16,6 +16,7 @@ INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 BACKEND_UNAVAILABLE: Final = -32003
 TOOL_TIMEOUT: Final = -32004
+REQUEST_CANCELLED: Final = -32800  # the client cancelled it (the JSON-RPC "request cancelled" convention)
 
 
 @dataclass(frozen=True, slots=True)

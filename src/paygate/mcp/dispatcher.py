@@ -19,6 +19,7 @@ from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
 from paygate.mcp import jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
+from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
@@ -41,6 +42,7 @@ class CallContext:
     surcharge: int = 0
     key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
     client: ClientFacts = NO_CLIENT  # peer address and headers, read only when a key's policy needs them
+    session_id: str | None = None  # the client's Mcp-Session-Id, when it has one
 
 
 class Dispatcher:
@@ -51,6 +53,7 @@ class Dispatcher:
         self.backend = backend
         self.events = events or EventHub()
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
+        self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
         self.tool_timeout = tool_timeout
@@ -117,7 +120,7 @@ class Dispatcher:
         msg_id = message.get("id")
         params = message.get("params")
         if "id" not in message:
-            await self._forward_notification(method, params)
+            await self._forward_notification(method, params, ctx)
             return None
         if method == "tools/call":
             return await self._tools_call(msg_id, params, ctx)
@@ -135,7 +138,7 @@ class Dispatcher:
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
             return jsonrpc.result(msg_id, {"tools": self.tools_for(ctx.raw_key)})
-        reply, _ = await self._forward(msg_id, method, params)
+        reply, _ = await self._forward(msg_id, method, params, ctx)
         return reply
 
     def initialize_result(self, params: Any) -> dict[str, Any]:
@@ -149,11 +152,17 @@ class Dispatcher:
         upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
         return upstream
 
-    async def _forward(self, msg_id: Any, method: str, params: Any) -> tuple[Message, bool]:
+    async def _forward(self, msg_id: Any, method: str, params: Any, ctx: CallContext) -> tuple[Message, bool]:
         """The backend's answer (or our error in its place), and whether the request may have
         reached the server (False only when it certainly did not)."""
         try:
-            reply = await self.backend.request(method, params, self.tool_timeout)
+            request = self.backend.request(method, params, self.tool_timeout)
+            if ctx.session_id is None or not isinstance(msg_id, str | int):
+                reply = await request
+            else:  # the client may cancel it (notifications/cancelled)
+                reply = await self.in_flight.run(ctx.session_id, msg_id, request)
+        except CancelledByClient:
+            return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client"), True
         except BackendTimeout as exc:
             return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc)), True
         except BackendUnavailable as exc:
@@ -161,12 +170,14 @@ class Dispatcher:
         reply["id"] = msg_id  # the backend saw our id; the client gets its own back
         return reply, True
 
-    async def _forward_notification(self, method: str, params: Any) -> None:
+    async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
         if method in ("notifications/initialized", "initialized"):
             return  # the gateway's own upstream session is already initialized
         if method == "notifications/cancelled":
-            # The client names its own request id, but upstream ids are the gateway's: passed on
-            # as-is it could cancel another client's call. Dropped until ids are mapped back.
+            # Never passed on as-is: the id is the client's, upstream ids are the gateway's. The
+            # client's own call is cancelled instead, and its backend tells the server (cancellation.py).
+            if ctx.session_id is not None and isinstance(params, dict):
+                self.in_flight.cancel(ctx.session_id, params.get("requestId"))
             return
         try:
             await self.backend.notify(method, params)
@@ -206,7 +217,7 @@ class Dispatcher:
                 ctx.credits = decision.key.credits if decision.key is not None else None
                 log.error("tools/call %s not forwarded: %s", tool, exc)
                 return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
-        reply, delivered = await self._forward(msg_id, "tools/call", params)
+        reply, delivered = await self._forward(msg_id, "tools/call", params, ctx)
         self._settle(decision, reply, ctx, delivered, started)
         return reply
 

@@ -141,7 +141,8 @@ class McpEndpoint:
 
         client = scope.get("client")
         ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
-                          client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers))
+                          client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
+                          session_id=session_header.decode("latin-1") if session_header is not None else None)
         responses: list[Any] = []
         for message in messages:
             invalid = jsonrpc.validate_request(message)

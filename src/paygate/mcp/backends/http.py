@@ -169,7 +169,11 @@ class HttpBackend(HandshakeMixin):
             try:
                 async with asyncio.timeout(timeout):  # no extra task, unlike asyncio.wait_for
                     reply = await self._post(message)
+            except asyncio.CancelledError:  # the client cancelled it, or went away: tell the server
+                await asyncio.shield(self._cancel_upstream(message["id"], "cancelled by the client"))
+                raise
             except TimeoutError as exc:
+                await self._cancel_upstream(message["id"], "timeout")
                 raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
             except H1Error as exc:
                 self._mark_down(str(exc) or type(exc).__name__)
@@ -235,6 +239,10 @@ class HttpBackend(HandshakeMixin):
                 if "method" in message:
                     self.dispatch_incoming(message)
         raise BackendUnavailable(f"{self.label}: SSE stream ended without an answer")
+
+    async def _cancel_upstream(self, our_id: int, reason: str) -> None:
+        with contextlib.suppress(BackendUnavailable, H1Error):
+            await self.notify("notifications/cancelled", {"requestId": our_id, "reason": reason})
 
     async def notify(self, method: str, params: Any = None) -> None:
         message: Message = {"jsonrpc": "2.0", "method": method}

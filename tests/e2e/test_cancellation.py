@@ -1,0 +1,94 @@
+"""A client's notifications/cancelled stops its own call: the server sees the cancellation under its own id.
+
+Real CLI, our echo server over stdio and over Streamable HTTP. The server records each slow call it
+began and each it saw cancelled (`slow_calls`, free here): a call cancelled there shows the gateway
+passed the cancellation on with the id the server knows, not the client's. Each test cancels only
+once the server has begun the call (a cancellation for a request not yet forwarded is ignored).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ECHO_COMMAND, Gateway, echo_http_server, running_gateway, text_of, wait_until
+
+pytestmark = pytest.mark.e2e
+FREE_PROBE = ("--tool-price", "slow_calls:0")
+
+
+@pytest.fixture(scope="module", params=["stdio", "http"])
+def gw(request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    if request.param == "stdio":
+        with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", *FREE_PROBE) as gateway:
+            yield gateway
+    else:
+        with echo_http_server() as server, \
+                running_gateway("--remote-url", server.url, "--rate-limit", "0", *FREE_PROBE) as gateway:
+            yield gateway
+
+
+def open_session(gw: Gateway) -> str:
+    resp = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "t", "version": "1"}})
+    return str(resp.headers["mcp-session-id"])
+
+
+def slow_calls(gw: Gateway, key: str) -> tuple[list[str], list[str]]:
+    started, cancelled = text_of(gw.call_tool("slow_calls", {}, key)).split(";")
+    return started.removeprefix("started:").split(","), cancelled.removeprefix("cancelled:").split(",")
+
+
+def call_in_background(gw: Gateway, key: str, session: str, msg_id: str, seconds: float) -> dict[str, Any]:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        box.update(gw.rpc("tools/call", {"name": "slow", "arguments": {"seconds": seconds}}, key=key,
+                          msg_id=msg_id, headers={"Mcp-Session-Id": session}).json())
+
+    box["thread"] = threading.Thread(target=run, daemon=True)
+    box["thread"].start()
+    wait_until(lambda: f"{seconds:g}" in slow_calls(gw, key)[0], what="the server to begin the call")
+    return box
+
+
+def cancel(gw: Gateway, session: str, msg_id: str) -> int:
+    resp = gw.client.post("/mcp", headers={"Mcp-Session-Id": session}, json={
+        "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id, "reason": "user"}})
+    return resp.status_code
+
+
+def test_a_clients_cancellation_stops_its_call_and_reaches_the_server_under_the_servers_id(gw: Gateway) -> None:
+    key = gw.create_key(10)
+    session = open_session(gw)
+    box = call_in_background(gw, key, session, "call-1", 31)
+    assert cancel(gw, session, "call-1") == 202
+    box["thread"].join(20)  # without the cancellation it would take 31 s
+    assert not box["thread"].is_alive()
+    assert box["error"]["code"] == -32800 and box["id"] == "call-1"
+    assert gw.balance(key) == 9  # charged: without --refund-on-failure a cancelled call is not refunded
+    wait_until(lambda: "31" in slow_calls(gw, key)[1], what="the server to see the cancellation")
+
+
+def test_another_session_cannot_cancel_a_call_by_naming_its_id(gw: Gateway) -> None:
+    key = gw.create_key(10)
+    mine, other = open_session(gw), open_session(gw)
+    box = call_in_background(gw, key, mine, "call-2", 1.5)
+    assert cancel(gw, other, "call-2") == 202  # accepted, and ignored: not that session's call
+    box["thread"].join(20)
+    assert text_of(box) == "slept 1.5"
+    assert "1.5" not in slow_calls(gw, key)[1]
+
+
+def test_a_cancelled_call_is_refunded_under_the_refund_policy() -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--refund-on-failure", *FREE_PROBE) as gw:
+        key = gw.create_key(5)
+        session = open_session(gw)
+        box = call_in_background(gw, key, session, "call-3", 32)
+        cancel(gw, session, "call-3")
+        box["thread"].join(20)
+        assert box["error"]["code"] == -32800
+        assert gw.balance(key) == 5
