@@ -276,10 +276,10 @@ def start_server(argv: list[str], port: int, env: dict[str, str] | None = None,
 
 
 @contextmanager
-def echo_http_server(port: int | None = None) -> Iterator[ServerProcess]:
-    """tests/servers/echo_server.py in Streamable HTTP mode (JSON responses)."""
+def echo_http_server(port: int | None = None, sse: bool = False) -> Iterator[ServerProcess]:
+    """tests/servers/echo_server.py in Streamable HTTP mode (JSON responses, or SSE with `sse`)."""
     port = port or free_port()
-    server = start_server([PYTHON, ECHO_SERVER, "http", str(port)], port)
+    server = start_server([PYTHON, ECHO_SERVER, "http", str(port), *(["sse"] if sse else [])], port)
     try:
         yield server
     finally:

@@ -67,6 +67,7 @@ from paygate.mcp.backends.router import RouterBackend
 from paygate.mcp.backends.stdio import StdioBackend
 from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.endpoint import McpEndpoint, Receive, Scope, Send, send_json
+from paygate.mcp.relay import Relay
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import HTTP_METHODS, OTHER, Metrics
 from paygate.services.admin_auth import AdminAuth
@@ -145,8 +146,10 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     transport = "custom"
     if backend is None:
         backend, transport = build_backend(settings)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events)
     sessions = SessionManager()
+    relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
+    relay.attach(backend)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay)
     holder: dict[str, Runtime] = {}
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
                            lambda: holder["rt"].maintenance)
@@ -162,28 +165,7 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
     metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
-    backend.add_listener(lambda m: _on_backend_message(rt, m))
     return rt
-
-
-def _on_backend_message(rt: Runtime, message: dict[str, Any]) -> None:
-    """Server → client traffic. Notifications reach every open session stream; server
-    requests cannot be routed to one client yet, so they are answered here."""
-    if "id" not in message:
-        rt.sessions.broadcast(message)
-        return
-    answer: dict[str, Any]
-    if message.get("method") == "ping":
-        answer = {"jsonrpc": "2.0", "id": message["id"], "result": {}}
-    else:
-        answer = {"jsonrpc": "2.0", "id": message["id"],
-                  "error": {"code": -32601, "message": "The gateway does not relay server requests yet"}}
-    asyncio.get_running_loop().create_task(_respond_quietly(rt, answer))
-
-
-async def _respond_quietly(rt: Runtime, answer: dict[str, Any]) -> None:
-    with contextlib.suppress(Exception):
-        await rt.backend.respond(answer)
 
 
 OnReady = Callable[[Runtime], None]

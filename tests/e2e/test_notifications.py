@@ -1,4 +1,4 @@
-"""Backend notifications reach clients' GET streams; list_changed refreshes the cached tool list."""
+"""Backend notifications reach the client they are for; list_changed refreshes the cached tool list."""
 
 from __future__ import annotations
 
@@ -31,24 +31,42 @@ def collect_stream(gw: Gateway, session: str, received: list[dict[str, Any]], op
                 return
 
 
-def test_a_backend_log_notification_reaches_an_open_stream(echo_gateway: Gateway) -> None:
-    session = open_session(echo_gateway)
-    received: list[dict[str, Any]] = []
-    opened, stop = threading.Event(), threading.Event()
-    reader = threading.Thread(target=collect_stream, args=(echo_gateway, session, received, opened, stop),
-                              daemon=True)
-    reader.start()
-    assert opened.wait(10)
+class Stream:
+    """A session's GET stream, read on a thread."""
+
+    def __init__(self, gw: Gateway, session: str) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.opened, self.stop = threading.Event(), threading.Event()
+        self.reader = threading.Thread(target=collect_stream, args=(gw, session, self.received, self.opened,
+                                                                     self.stop), daemon=True)
+        self.reader.start()
+        assert self.opened.wait(10)
+
+    def methods(self) -> list[str]:
+        return [m.get("method", "") for m in self.received]
+
+
+def test_a_backend_log_notification_reaches_the_calling_sessions_stream_only(echo_gateway: Gateway) -> None:
+    caller, other = open_session(echo_gateway), open_session(echo_gateway)
+    caller_stream, other_stream = Stream(echo_gateway, caller), Stream(echo_gateway, other)
     key = echo_gateway.create_key(5)
-    reply = echo_gateway.call_tool("announce", {"text": "hello from the backend"}, key)
+    reply = echo_gateway.rpc("tools/call", {"name": "announce", "arguments": {"text": "hello from the backend"}},
+                             key=key, headers={"Mcp-Session-Id": caller, "Accept": "application/json"}).json()
     assert reply["result"]["content"][0]["text"] == "announced"
-    wait_until(lambda: any(m.get("method") == "notifications/message" for m in received), 10, "log notification")
-    message = next(m for m in received if m.get("method") == "notifications/message")
+    wait_until(lambda: "notifications/message" in caller_stream.methods(), 10, "log notification")
+    message = next(m for m in caller_stream.received if m.get("method") == "notifications/message")
     assert message["params"]["data"] == "hello from the backend"
-    stop.set()
-    echo_gateway.client.delete("/mcp", headers={"Mcp-Session-Id": session})  # ends the stream
-    reader.join(10)
-    assert not reader.is_alive()
+    # A list change reaches every stream, after anything sent before it: the other session's
+    # stream then shows it never had the caller's log line.
+    echo_gateway.call_tool("grow", {"name": "tool_for_everyone"}, key)
+    for stream in (caller_stream, other_stream):
+        wait_until(lambda s=stream: "notifications/tools/list_changed" in s.methods(), 10, "list_changed")
+    assert "notifications/message" not in other_stream.methods()
+    for session, stream in ((caller, caller_stream), (other, other_stream)):
+        stream.stop.set()
+        echo_gateway.client.delete("/mcp", headers={"Mcp-Session-Id": session})  # ends the stream
+        stream.reader.join(10)
+        assert not stream.reader.is_alive()
 
 
 def test_list_changed_refreshes_tools_list_pricing_and_billing(echo_gateway: Gateway) -> None:

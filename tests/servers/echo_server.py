@@ -1,6 +1,6 @@
 """A small MCP server of our own (the official SDK's MCPServer) for end-to-end tests.
 
-Run: python -m tests.servers.echo_server [stdio|http PORT]
+Run: python -m tests.servers.echo_server [stdio|http PORT [sse]]
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import sys
 import time
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types import ListRootsRequest, ListRootsResult, SamplingMessage, TextContent
+from pydantic import BaseModel
 
 server = MCPServer("paygate-test-echo", version="1.0")
 
@@ -80,6 +83,43 @@ async def grow(name: str, ctx: Context) -> str:
 
 
 @server.tool()
+async def progress(steps: int, ctx: Context) -> str:
+    """Report `steps` progress notifications, then answer."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+    return f"{steps} steps"
+
+
+@server.tool()
+async def ask_llm(prompt: str, ctx: Context) -> str:
+    """Ask the client's model (sampling/createMessage) and return its text."""
+    result = await ctx.session.create_message(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=50,
+        related_request_id=ctx.request_id)
+    content = result.content
+    return f"model {result.model} said: {content.text if isinstance(content, TextContent) else content}"
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+@server.tool()
+async def ask_user(question: str, ctx: Context) -> str:
+    """Ask the client's user (elicitation/create) and return what they did."""
+    result = await ctx.elicit(question, Answer)
+    return f"{result.action}: {result.data.answer}" if result.action == "accept" and result.data else result.action
+
+
+@server.tool()
+async def client_roots(ctx: Context) -> str:
+    """The client's roots (roots/list), comma-separated."""
+    result = await ctx.session.send_request(ListRootsRequest(), ListRootsResult,
+                                            metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+    return ",".join(str(root.uri) for root in result.roots)
+
+
+@server.tool()
 def crash() -> str:
     """Kill this server process (for dead-backend tests)."""
     os._exit(3)
@@ -99,6 +139,8 @@ if __name__ == "__main__":
     wait_at_start_gate()
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
     if mode == "http":
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=True)
+        # JSON answers by default; `sse` streams them, so the server can send requests mid-call
+        sse = len(sys.argv) > 3 and sys.argv[3] == "sse"
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), json_response=not sse)
     else:
         server.run()

@@ -8,6 +8,7 @@ other requests need a valid key and are forwarded free of charge.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from paygate.mcp import jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.jsonrpc import Message
+from paygate.mcp.origin import Origin, current_origin
+from paygate.mcp.relay import Relay
+from paygate.mcp.sessions import SessionManager
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
 from paygate.services.gate_facts import NO_CLIENT, ClientFacts
@@ -43,14 +47,16 @@ class CallContext:
     key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
     client: ClientFacts = NO_CLIENT  # peer address and headers, read only when a key's policy needs them
     session_id: str | None = None  # the client's Mcp-Session-Id, when it has one
+    origin: Origin | None = None  # the POST these messages came in (server messages find their way back)
 
 
 class Dispatcher:
     def __init__(
         self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
-        events: EventHub | None = None,
+        events: EventHub | None = None, relay: Relay | None = None,
     ) -> None:
         self.backend = backend
+        self.relay = relay or Relay(SessionManager(), tool_timeout)  # server → client traffic (relay.py)
         self.events = events or EventHub()
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
@@ -112,10 +118,10 @@ class Dispatcher:
         """The response to one message, or None for notifications and client responses."""
         method = message.get("method")
         if method is None:
-            # A client's answer to a server request. The gateway answers server requests itself
-            # for now (see app._on_backend_message), so nothing upstream is waiting for this one,
-            # and an unsolicited answer must not reach the backend under an id it may be using.
-            log.debug("client response to id %r dropped", message.get("id"))
+            # A client's answer to a server request the relay passed it; one the relay did not
+            # send (or sent to another session) must not reach the backend under an id it may use.
+            if not await self.relay.client_answer(message, ctx.session_id):
+                log.debug("client response to id %r dropped", message.get("id"))
             return None
         msg_id = message.get("id")
         params = message.get("params")
@@ -155,6 +161,11 @@ class Dispatcher:
     async def _forward(self, msg_id: Any, method: str, params: Any, ctx: CallContext) -> tuple[Message, bool]:
         """The backend's answer (or our error in its place), and whether the request may have
         reached the server (False only when it certainly did not)."""
+        origin = ctx.origin
+        if origin is not None:  # what the server sends while answering finds its way to this client
+            params, progress_token = self.relay.begin(origin, params)
+            in_context = current_origin.set(origin)
+            origin.forwarding()
         try:
             request = self.backend.request(method, params, self.tool_timeout)
             if ctx.session_id is None or not isinstance(msg_id, str | int):
@@ -163,10 +174,20 @@ class Dispatcher:
                 reply = await self.in_flight.run(ctx.session_id, msg_id, request)
         except CancelledByClient:
             return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client"), True
+        except asyncio.CancelledError:
+            if origin is None or not origin.disconnected:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # our own doing (origin.py)
+            return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "The client disconnected"), True
         except BackendTimeout as exc:
             return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc)), True
         except BackendUnavailable as exc:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}"), exc.delivered
+        finally:
+            if origin is not None:
+                origin.forwarded()
+                current_origin.reset(in_context)
+                self.relay.end(origin, progress_token)
         reply["id"] = msg_id  # the backend saw our id; the client gets its own back
         return reply, True
 

@@ -16,7 +16,9 @@ import orjson
 
 from paygate.core import errors
 from paygate.mcp import jsonrpc
+from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
 from paygate.services.gate_facts import ClientFacts
 from paygate.services.maintenance import Maintenance
@@ -132,6 +134,7 @@ class McpEndpoint:
 
         out_headers: list[tuple[bytes, bytes]] = []
         session_header = headers.get(b"mcp-session-id")
+        session = None
         if session_header is not None:
             session = self.sessions.get(session_header.decode("latin-1"))
             if session is None:
@@ -140,9 +143,13 @@ class McpEndpoint:
             out_headers.append((b"mcp-session-id", session_header))
 
         client = scope.get("client")
+        accept = headers.get(b"accept", b"")
         ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
                           client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
-                          session_id=session_header.decode("latin-1") if session_header is not None else None)
+                          session_id=session.id if session is not None else None)
+        # The answer turns into an SSE stream if the server has something to say first (channel.py).
+        channel = PostChannel(send, _SSE in accept, lambda: [*out_headers, *_billing_headers(ctx)])
+        ctx.origin = Origin(session, channel, receive)
         responses: list[Any] = []
         for message in messages:
             invalid = jsonrpc.validate_request(message)
@@ -156,18 +163,22 @@ class McpEndpoint:
                 if created is None:
                     response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
                 else:
+                    created.capabilities = _declared_capabilities(message)
                     out_headers.append((b"mcp-session-id", created.id.encode()))
             if response is not None:
                 responses.append(response)
 
+        result: Any = (responses if isinstance(payload, list) else responses[0]) if responses else None
+        if channel.streaming:
+            await channel.finish(result)
+            return
+        channel.close()
         if ctx.raw_key and ctx.rate is None:
             self.dispatcher.describe_key(ctx)
         out_headers.extend(_billing_headers(ctx))
-        if not responses:
+        if result is None:
             await send_bytes(send, 202, b"", out_headers)
             return
-        result: Any = responses if isinstance(payload, list) else responses[0]
-        accept = headers.get(b"accept", b"")
         if _SSE in accept and _JSON not in accept and b"*/*" not in accept:
             body_out = b"event: message\ndata: " + orjson.dumps(result) + b"\n\n"
             await send_bytes(send, 200, body_out, [(b"content-type", _SSE), (b"cache-control", b"no-cache"),
@@ -237,6 +248,12 @@ class McpEndpoint:
 def _is_protocol_error(response: Any) -> bool:
     err = response.get("error") if isinstance(response, dict) else None
     return isinstance(err, dict) and err.get("code") in (errors.PARSE_ERROR, errors.INVALID_REQUEST)
+
+
+def _declared_capabilities(message: Any) -> dict[str, Any]:
+    params = message.get("params")
+    capabilities = params.get("capabilities") if isinstance(params, dict) else None
+    return capabilities if isinstance(capabilities, dict) else {}
 
 
 def _billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:

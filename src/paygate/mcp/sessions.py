@@ -20,6 +20,7 @@ class Session:
     protocol_version: str
     created: float
     last_seen: float
+    capabilities: dict[str, Any] | None = None  # what the client declared at initialize
     streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
 
     def push(self, message: dict[str, Any]) -> None:
@@ -82,6 +83,16 @@ class SessionManager:
         for session in self._sessions.values():
             if session.streams:
                 session.push(message)
+
+    def only_listening(self) -> Session | None:
+        """The one session with an open stream, if exactly one has (else None)."""
+        found: Session | None = None
+        for session in self._sessions.values():
+            if session.streams:
+                if found is not None:
+                    return None
+                found = session
+        return found
 
     def end_streams(self) -> None:
         """End every open server-to-client stream; the sessions stay (the gateway is stopping)."""

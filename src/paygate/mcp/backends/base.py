@@ -21,6 +21,11 @@ from paygate.mcp.jsonrpc import LATEST_HANDSHAKE_VERSION, Message
 log = logging.getLogger("paygate.backend")
 
 MessageListener = Callable[[Message], None]
+# What the gateway tells a server it can do: what any client behind it may. Each request the server
+# sends is checked against what its own client declared (mcp/relay.py).
+CLIENT_CAPABILITIES: dict[str, Any] = {
+    "sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True},
+}
 
 
 class BackendError(Exception):
@@ -90,7 +95,7 @@ class HandshakeMixin:
             "initialize",
             {
                 "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "capabilities": {},
+                "capabilities": CLIENT_CAPABILITIES,
                 "clientInfo": {"name": "paygate-mcp", "version": __version__},
             },
             timeout,

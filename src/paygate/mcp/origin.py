@@ -1,0 +1,85 @@
+"""Where a forwarded request came from: one POST to /mcp, its client session, its answer channel.
+
+Every backend speaks for many clients over one upstream session, so a message the server sends
+back (progress, a log line, a sampling request) must be traced to the client whose request caused
+it. The origin of the request being forwarded rides a context variable: a backend that learns of
+a server message while reading the answer to that request (Streamable HTTP sends them on the
+request's own SSE stream) finds the origin in the current context (relay.py).
+
+An origin also notices when its client goes away mid-call. uvicorn does not cancel an app whose
+client disconnected, so while a forwarded request runs long enough to matter (`WATCH_AFTER`), a
+small task waits for `http.disconnect` and then cancels the forwarding task; the dispatcher turns
+that into a cancellation of the backend call, and the charge follows the refund policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+from paygate.mcp.channel import PostChannel
+from paygate.mcp.sessions import Session
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+WATCH_AFTER = 0.05  # seconds a forwarded request runs before we start watching for a disconnect
+
+
+class Origin:
+    __slots__ = ("_arming", "_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected", "session")
+
+    def __init__(self, session: Session | None, channel: PostChannel | None, receive: Receive | None) -> None:
+        self.session = session
+        self.channel = channel
+        self._receive = receive
+        self._task: asyncio.Task[Any] | None = None
+        self._arming: asyncio.TimerHandle | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._forwarding = 0  # forwarded requests of this POST now awaiting their backend
+        self.disconnected = False
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.id if self.session is not None else None
+
+    # disconnect watching ------------------------------------------------------
+    def forwarding(self) -> None:
+        """A forwarded request starts awaiting the backend."""
+        self._forwarding += 1
+        if self._receive is not None and self._arming is None and self._watcher is None:
+            self._task = asyncio.current_task()
+            self._arming = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start_watching)
+
+    def forwarded(self) -> None:
+        """That request has its answer (or failed)."""
+        self._forwarding -= 1
+        if self._forwarding == 0:
+            self.stop_watching()
+
+    def stop_watching(self) -> None:
+        if self._arming is not None:
+            self._arming.cancel()
+            self._arming = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    def _start_watching(self) -> None:
+        self._arming = None
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        assert self._receive is not None
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        if self.channel is not None:
+            self.channel.close()
+        if self._forwarding and self._task is not None and not self._task.done():
+            self._task.cancel()  # the dispatcher sees it while awaiting the backend (dispatcher._forward)
+
+
+current_origin: ContextVar[Origin | None] = ContextVar("paygate_origin", default=None)
+
