@@ -8,10 +8,12 @@ once the server has begun the call (a cancellation for a request not yet forward
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support import ECHO_COMMAND, Gateway, echo_http_server, running_gateway, text_of, wait_until
@@ -92,3 +94,29 @@ def test_a_cancelled_call_is_refunded_under_the_refund_policy() -> None:
         box["thread"].join(20)
         assert box["error"]["code"] == -32800
         assert gw.balance(key) == 5
+
+
+def post_then_hang_up(gw: Gateway, body: dict[str, Any], headers: dict[str, str]) -> socket.socket:
+    """Send a POST on a raw connection and leave it open; the caller closes it mid-call."""
+    raw = orjson.dumps(body)
+    lines = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{gw.port}", "Content-Type: application/json",
+             f"Content-Length: {len(raw)}", *(f"{k}: {v}" for k, v in headers.items())]
+    conn = socket.create_connection(("127.0.0.1", gw.port))
+    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + raw)
+    return conn
+
+
+@pytest.mark.parametrize("with_session", [True, False], ids=["in a session", "without a session"])
+def test_a_client_that_hangs_up_mid_call_cancels_it_at_the_server_and_is_refunded_by_policy(
+        with_session: bool) -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--refund-on-failure", *FREE_PROBE) as gw:
+        key = gw.create_key(5)
+        headers = {"X-API-Key": key, **({"Mcp-Session-Id": open_session(gw)} if with_session else {})}
+        seconds = 33 if with_session else 34
+        conn = post_then_hang_up(gw, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                      "params": {"name": "slow", "arguments": {"seconds": seconds}}}, headers)
+        wait_until(lambda: f"{seconds}" in slow_calls(gw, key)[0], what="the server to begin the call")
+        assert gw.balance(key) == 4  # charged before the call was forwarded
+        conn.close()
+        wait_until(lambda: f"{seconds}" in slow_calls(gw, key)[1], what="the server to see the call cancelled")
+        wait_until(lambda: gw.balance(key) == 5, what="the refund (--refund-on-failure)")

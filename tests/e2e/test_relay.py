@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CreateMessageRequestParams,
     CreateMessageResult,
@@ -26,7 +27,8 @@ from mcp_types import (
     TextContent,
 )
 
-from tests.support import ECHO_COMMAND, Gateway, echo_http_server, running_gateway
+from tests.support import ECHO_COMMAND, Gateway, echo_http_server, running_gateway, wait_until
+from tests.support import text_of as text_of_reply
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +121,36 @@ async def test_two_clients_calling_at_once_each_get_their_own_server_requests(re
                      for c, p in ((a, ann), (b, bo)) for _ in range(3)]
     assert texts == ["model ann-model said: ann thinks so"] * 3 + ["model bo-model said: bo thinks so"] * 3
     assert ann.asked == ["from ann"] * 3 and bo.asked == ["from bo"] * 3
+
+
+async def test_a_server_request_the_gateway_cannot_attribute_is_refused_not_misdelivered(
+        relay_gateway: Gateway) -> None:
+    """While ann's call is in flight, bo's call makes the server ask for sampling. Over HTTP the
+    server names bo's request; over stdio nothing does, so the gateway refuses rather than guess."""
+    key = relay_gateway.create_key(20)
+    ann, bo = Person("ann"), Person("bo")
+    seconds = 2.5 if relay_gateway.ready["transport"] == "http" else 3.5
+
+    def began() -> bool:
+        return f"{seconds:g}" in text_of_reply(relay_gateway.call_tool("slow_calls", {}, key)).split(";")[0]
+
+    async with connected(relay_gateway, key, ann) as a, connected(relay_gateway, key, bo) as b:
+        slow = asyncio.ensure_future(a.call_tool("slow", {"seconds": seconds}))
+        await asyncio.to_thread(wait_until, began, 10, "the server to begin ann's call")
+        if relay_gateway.ready["transport"] == "http":
+            assert text_of(await b.call_tool("ask_llm", {"prompt": "bo asks"})) == \
+                "model bo-model said: bo thinks so"
+        else:
+            with pytest.raises(MCPError, match="PayGate cannot tell which client sampling/createMessage is for"):
+                await b.call_tool("ask_llm", {"prompt": "bo asks"})  # the server passes our refusal on
+        assert text_of(await slow) == f"slept {seconds:g}"
+    assert bo.asked == (["bo asks"] if relay_gateway.ready["transport"] == "http" else [])
+    assert ann.asked == []
+
+
+async def test_a_client_that_did_not_declare_sampling_is_never_asked(relay_gateway: Gateway) -> None:
+    key = relay_gateway.create_key(5)
+    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http, \
+            Client(streamable_http_client(f"{relay_gateway.url}/mcp", http_client=http)) as client:
+        with pytest.raises(MCPError, match="The client does not support sampling"):
+            await client.call_tool("ask_llm", {"prompt": "anyone?"})
