@@ -152,7 +152,7 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay)
     holder: dict[str, Runtime] = {}
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
-                           lambda: holder["rt"].maintenance)
+                           lambda: holder["rt"].maintenance, settings.allowed_origins)
     maintenance = Maintenance(store)
     maintenance.load()
     rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,

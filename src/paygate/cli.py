@@ -41,6 +41,8 @@ def wrap(
     refund_on_failure: Annotated[bool | None, Opt("--refund-on-failure", help="Refund failed tool calls")] = None,
     trusted_proxies: Annotated[str | None, Opt(help='Proxies whose X-Forwarded-For is believed: "10.0.0.0/8"')] = None,
     country_header: Annotated[str | None, Opt(help="Header a trusted proxy puts the client's country in")] = None,
+    allowed_origins: Annotated[str | None, Opt(help='Browser origins allowed on /mcp besides loopback, '
+                                                    '"https://app.example.com,…" or "*"')] = None,
     webhook_url: Annotated[str | None, Opt(help="POST batched usage and admin events to this URL")] = None,
     webhook_secret: Annotated[str | None, Opt(help="HMAC-SHA256 secret: signs webhooks (X-PayGate-Signature)")] = None,
     webhook_retries: Annotated[int | None, Opt(help="Delivery attempts after the first before dead-lettering "
@@ -59,6 +61,7 @@ def wrap(
         "globalRateLimitPerMin": rate_limit, "name": name, "shadowMode": shadow, "adminKey": admin_key,
         "toolPrice": tool_price, "importKey": import_key, "stateFile": state_file,
         "refundOnFailure": refund_on_failure, "trustedProxies": trusted_proxies, "countryHeader": country_header,
+        "allowedOrigins": allowed_origins,
         "webhookUrl": webhook_url, "webhookSecret": webhook_secret, "webhookMaxRetries": webhook_retries,
         "webhookAllowPrivate": webhook_allow_private, "logFormat": log_format, "logLevel": log_level,
     }

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
@@ -100,6 +100,7 @@ class Settings(_Model):
     # Key policy
     global_quota: GlobalQuota | None = None
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
+    allowed_origins: list[str] = Field(default_factory=list, max_length=100)  # browser origins for /mcp
     expiry_scanner: ExpiryScannerConfig = Field(default_factory=ExpiryScannerConfig)
     country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64,
                                 pattern=r"^[A-Za-z0-9-]+$")
@@ -135,19 +136,23 @@ class Settings(_Model):
                 raise ValueError("importKeys: keys must be at least 8 characters")
         return v
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "allowed_origins", mode="before")
     @classmethod
-    def _proxies(cls, v: Any) -> Any:
+    def _entry_lists(cls, v: Any, info: ValidationInfo) -> Any:
+        """A list, or the flag / env form "a,b"; each entry checked and normalised."""
         from paygate.core.netaddr import normalise_entry
+        from paygate.core.origins import normalise_origin
 
-        if isinstance(v, str):  # flag / env form: "10.0.0.0/8,172.16.0.0/12"
+        normalise, key = ((normalise_entry, "trustedProxies") if info.field_name == "trusted_proxies"
+                          else (normalise_origin, "allowedOrigins"))
+        if isinstance(v, str):
             v = [p for p in (part.strip() for part in v.split(",")) if p]
         if not isinstance(v, list):
             return v
         try:
-            return [normalise_entry(str(p)) for p in v]
+            return [normalise(str(p)) for p in v]
         except ValueError as exc:
-            raise ValueError(f"trustedProxies: {exc}") from exc
+            raise ValueError(f"{key}: {exc}") from exc
 
     @field_validator("remote_url")
     @classmethod
@@ -199,6 +204,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_STRIPE_SECRET": "stripeSecret",
     "PAYGATE_DISCOVERY": "discovery",
     "PAYGATE_TRUSTED_PROXIES": "trustedProxies",
+    "PAYGATE_ALLOWED_ORIGINS": "allowedOrigins",
     "PAYGATE_COUNTRY_HEADER": "countryHeader",
     "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "webhookAllowPrivate",
     "PAYGATE_LOG_FORMAT": "logFormat",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from paygate.core import errors
 from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.http_checks import origin_refusal, version_refusal
 from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
 from paygate.services.gate_facts import ClientFacts
@@ -60,8 +61,10 @@ class McpEndpoint:
     def __init__(
         self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int,
         is_draining: Callable[[], bool], maintenance: Callable[[], Maintenance],
+        allowed_origins: Collection[str] = (),
     ) -> None:
         self.dispatcher = dispatcher
+        self.allowed_origins = frozenset(allowed_origins)
         self.sessions = sessions
         self.max_body = max_body
         self.is_draining = is_draining
@@ -70,6 +73,12 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
+        for name, value in scope["headers"]:
+            if name == b"origin":  # DNS-rebinding protection (http_checks.py)
+                refusal = origin_refusal(value, self.allowed_origins)
+                if refusal is not None:
+                    await send_json(send, 403, refusal)
+                    return
         if method in ("POST", "GET") and self.maintenance().enabled:
             await self._in_maintenance(send)  # DELETE still ends a session: clients may clean up
             return
@@ -141,6 +150,10 @@ class McpEndpoint:
                 await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
                 return
             out_headers.append((b"mcp-session-id", session_header))
+        refusal = version_refusal(headers.get(b"mcp-protocol-version"), session, messages)
+        if refusal is not None:
+            await send_json(send, 400, refusal)
+            return
 
         client = scope.get("client")
         accept = headers.get(b"accept", b"")
@@ -201,6 +214,10 @@ class McpEndpoint:
             return
         if session is None:
             await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
+            return
+        refusal = version_refusal(headers.get(b"mcp-protocol-version"), session, [])
+        if refusal is not None:
+            await send_json(send, 400, refusal)
             return
         if len(session.streams) >= MAX_STREAMS_PER_SESSION:
             await send_json(send, 429, jsonrpc.error(None, errors.INVALID_REQUEST, "Too many streams"))
