@@ -164,22 +164,27 @@ class McpEndpoint:
         channel = PostChannel(send, _SSE in accept, lambda: [*out_headers, *_billing_headers(ctx)])
         ctx.origin = Origin(session, channel, receive)
         responses: list[Any] = []
-        for message in messages:
-            invalid = jsonrpc.validate_request(message)
-            if invalid is not None:
-                responses.append(invalid)
-                continue
-            response = await self.dispatcher.handle(message, ctx)
-            if response is not None and "result" in response and message.get("method") == "initialize" \
-                    and session_header is None:
-                created = self.sessions.create(response["result"]["protocolVersion"])
-                if created is None:
-                    response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
-                else:
-                    created.capabilities = _declared_capabilities(message)
-                    out_headers.append((b"mcp-session-id", created.id.encode()))
-            if response is not None:
-                responses.append(response)
+        try:
+            for message in messages:
+                invalid = jsonrpc.validate_request(message)
+                if invalid is not None:
+                    responses.append(invalid)
+                    continue
+                response = await self.dispatcher.handle(message, ctx)
+                if response is not None and "result" in response and message.get("method") == "initialize" \
+                        and session_header is None:
+                    created = self.sessions.create(response["result"]["protocolVersion"])
+                    if created is None:
+                        response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
+                    else:
+                        created.capabilities = _declared_capabilities(message)
+                        out_headers.append((b"mcp-session-id", created.id.encode()))
+                if response is not None:
+                    responses.append(response)
+        finally:
+            # ctx → origin → channel → its header source → ctx is a cycle: left for the garbage
+            # collector, every request's objects would cost ~20 µs more (measured, bench/inproc.py).
+            ctx.origin = None
 
         result: Any = (responses if isinstance(payload, list) else responses[0]) if responses else None
         if channel.streaming:

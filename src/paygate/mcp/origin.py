@@ -7,9 +7,10 @@ a server message while reading the answer to that request (Streamable HTTP sends
 request's own SSE stream) finds the origin in the current context (relay.py).
 
 An origin also notices when its client goes away mid-call. uvicorn does not cancel an app whose
-client disconnected, so while a forwarded request runs long enough to matter (`WATCH_AFTER`), a
-small task waits for `http.disconnect` and then cancels the forwarding task; the dispatcher turns
-that into a cancellation of the backend call, and the charge follows the refund policy.
+client disconnected, so once a forwarded request has run long enough to matter (the relay's
+`WATCH_AFTER`), a small task waits for `http.disconnect` and then cancels the forwarding task; the
+dispatcher turns that into a cancellation of the backend call, and the charge follows the refund
+policy. Short calls never get a watcher: a timer per call would cost more than the rest of it.
 """
 
 from __future__ import annotations
@@ -24,21 +25,19 @@ from paygate.mcp.sessions import Session
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
-WATCH_AFTER = 0.05  # seconds a forwarded request runs before we start watching for a disconnect
-
 
 class Origin:
-    __slots__ = ("_arming", "_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected", "session")
+    __slots__ = ("_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected", "session", "since")
 
     def __init__(self, session: Session | None, channel: PostChannel | None, receive: Receive | None) -> None:
         self.session = session
         self.channel = channel
         self._receive = receive
         self._task: asyncio.Task[Any] | None = None
-        self._arming: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._forwarding = 0  # forwarded requests of this POST now awaiting their backend
         self.disconnected = False
+        self.since = 0.0  # when its first forwarded request started (relay.py)
 
     @property
     def session_id(self) -> str | None:
@@ -46,29 +45,23 @@ class Origin:
 
     # disconnect watching ------------------------------------------------------
     def forwarding(self) -> None:
-        """A forwarded request starts awaiting the backend."""
+        """A forwarded request starts awaiting the backend (in the current task)."""
         self._forwarding += 1
-        if self._receive is not None and self._arming is None and self._watcher is None:
-            self._task = asyncio.current_task()
-            self._arming = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start_watching)
+        self._task = asyncio.current_task()
 
     def forwarded(self) -> None:
         """That request has its answer (or failed)."""
         self._forwarding -= 1
         if self._forwarding == 0:
-            self.stop_watching()
+            self._task = None
+            if self._watcher is not None:
+                self._watcher.cancel()
+                self._watcher = None
 
-    def stop_watching(self) -> None:
-        if self._arming is not None:
-            self._arming.cancel()
-            self._arming = None
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
-
-    def _start_watching(self) -> None:
-        self._arming = None
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+    def watch(self) -> None:
+        """Start waiting for the client to go away (the relay calls this once a call has run a while)."""
+        if self._receive is not None and self._watcher is None and self._forwarding:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         assert self._receive is not None

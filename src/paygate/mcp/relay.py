@@ -40,6 +40,7 @@ BROADCAST = frozenset({
 })
 CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 MAX_PENDING = 10_000
+WATCH_AFTER = 0.05  # seconds a forwarded call runs before it watches for its client going away
 NO_ROUTE = -32603
 NOT_SUPPORTED = -32601
 
@@ -64,6 +65,7 @@ class Relay:
         self._token_prefix = f"pg-{secrets.token_hex(4)}-"
         self._counter = itertools.count(1)
         self._answering: set[asyncio.Task[None]] = set()  # answers to the server on their way
+        self._watch_timer: asyncio.TimerHandle | None = None
 
     def attach(self, backend: Backend) -> None:
         """Listen to a backend; each of a router's separately, so answers go back to the one that asked."""
@@ -77,7 +79,14 @@ class Relay:
     # around each forwarded request -------------------------------------------
     def begin(self, origin: Origin, params: Any) -> tuple[Any, str | None]:
         """Note a request's origin; its params with our progress token in place of the client's."""
-        self._active[origin] = self._active.get(origin, 0) + 1
+        count = self._active.get(origin)
+        if count is None:
+            origin.since = time.monotonic()
+            self._active[origin] = 1
+            if self._watch_timer is None:
+                self._watch_timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch_long_calls)
+        else:
+            self._active[origin] = count + 1
         if isinstance(params, dict):
             meta = params.get("_meta")
             if isinstance(meta, dict) and "progressToken" in meta:
@@ -94,6 +103,16 @@ class Relay:
             del self._active[origin]
         if token is not None:
             del self._tokens[token]  # progress ends with the answer
+
+    def _watch_long_calls(self) -> None:
+        """Every WATCH_AFTER while calls are in flight: those that have run that long start
+        watching for their client to go away (origin.py). One timer for all calls, not one each."""
+        edge = time.monotonic() - WATCH_AFTER
+        for origin in self._active:
+            if origin.since <= edge:
+                origin.watch()
+        self._watch_timer = (asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch_long_calls)
+                             if self._active else None)
 
     # server → client -----------------------------------------------------------
     def on_server_message(self, message: Message, backend: Backend) -> None:
