@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import orjson
 
 from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
-from paygate.mcp import jsonrpc
+from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.jsonrpc import Message
@@ -124,6 +125,8 @@ class Dispatcher:
             return None
         if method == "tools/call":
             return await self._tools_call(msg_id, params, ctx)
+        if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
+            return await call_batch.call_batch(self, msg_id, params, ctx)
         if method == "server/discover":
             # The gateway speaks the handshake era only: a 2026-07-28 client must fall back to
             # `initialize`, so the probe never reaches a backend that could answer it as modern.
@@ -210,18 +213,28 @@ class Dispatcher:
         if isinstance(decision, Refused):
             self._publish_deny(decision, ctx, started)
             return self._refusal(msg_id, decision)
-        if decision.committed is not None:
-            try:
-                await decision.committed  # the charge is on disk before the backend does any work
-            except ChargeNotRecorded as exc:
-                ctx.credits = decision.key.credits if decision.key is not None else None
-                log.error("tools/call %s not forwarded: %s", tool, exc)
-                return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
+        if decision.committed is not None:  # the charge is on disk before the backend does any work
+            unrecorded = await self._recorded(msg_id, decision.committed, decision.key, ctx, f"tools/call {tool}")
+            if unrecorded is not None:
+                return unrecorded
         reply, delivered = await self._forward(msg_id, "tools/call", params, ctx)
         self._settle(decision, reply, ctx, delivered, started)
         return reply
 
-    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> None:
+    @staticmethod
+    async def _recorded(msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext,
+                        what: str) -> Message | None:
+        """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
+        try:
+            await committed
+        except ChargeNotRecorded as exc:
+            ctx.credits = key.credits if key is not None else None
+            log.error("%s not forwarded: %s", what, exc)
+            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
+        return None
+
+    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> int:
+        """Settle a forwarded call and publish its `gate.allow`; the credits it cost in the end."""
         failed = jsonrpc.is_failure(reply)
         price = admitted.price
         output_bytes = len(orjson.dumps(reply.get("result"))) if price.credits_per_kb_output else 0
@@ -246,6 +259,7 @@ class Dispatcher:
             data["shadow"] = admitted.shadow_reason
         self.events.emit("gate.allow", key.masked if key else "anonymous", data, request_id=ctx.request_id,
                          key_hash=key.key_hash if key else None)
+        return credits
 
     def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key
