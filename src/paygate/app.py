@@ -145,7 +145,8 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     transport = "custom"
     if backend is None:
         backend, transport = build_backend(settings)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events,
+                            settings.discovery)
     sessions = SessionManager()
     holder: dict[str, Runtime] = {}
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,

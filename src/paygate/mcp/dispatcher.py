@@ -21,6 +21,7 @@ from paygate.core.ratelimit import RateDecision
 from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
+from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.jsonrpc import Message
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
@@ -49,9 +50,10 @@ class CallContext:
 class Dispatcher:
     def __init__(
         self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
-        events: EventHub | None = None,
+        events: EventHub | None = None, discovery: str = "static",
     ) -> None:
         self.backend = backend
+        self.discovery = DynamicDiscovery(self) if discovery == "dynamic" else None  # mcp/discovery.py
         self.events = events or EventHub()
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
@@ -124,6 +126,8 @@ class Dispatcher:
             await self._forward_notification(method, params, ctx)
             return None
         if method == "tools/call":
+            if self.discovery is not None:
+                return await self.discovery.tools_call(msg_id, params, ctx)
             return await self._tools_call(msg_id, params, ctx)
         if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
             return await call_batch.call_batch(self, msg_id, params, ctx)
@@ -140,7 +144,8 @@ class Dispatcher:
         if method == "ping":
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
-            return jsonrpc.result(msg_id, {"tools": self.tools_for(ctx.raw_key)})
+            tools = self.discovery.tools() if self.discovery is not None else self.tools_for(ctx.raw_key)
+            return jsonrpc.result(msg_id, {"tools": tools})
         reply, _ = await self._forward(msg_id, method, params, ctx)
         return reply
 
