@@ -8,13 +8,14 @@ value no other call uses, and the server's `slow_calls` list of the slow calls i
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
+from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -210,3 +211,27 @@ def test_batch_answers_carry_the_credit_headers(gw: Gateway) -> None:
     resp = gw.rpc("tools/call_batch", {"calls": [call("echo", text="a"), call("echo", text="b")]}, key=raw)
     assert resp.headers["x-credits-remaining"] == "44" and resp.json()["result"]["remainingCredits"] == 44
     assert {e["key"] for e in gate_log(gw, "allowed")} == {masked(raw)}
+
+
+def test_cancelling_a_batch_cancels_every_call_and_settles_each_under_the_refund_policy(tmp_path: Path) -> None:
+    with start(tmp_path, "--refund-on-failure") as gw:
+        raw = gw.create_key(20)
+        session = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                        "clientInfo": {"name": "t", "version": "1"}}).headers["mcp-session-id"]
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            box.update(gw.rpc("tools/call_batch", {"calls": [call("slow", seconds=31), call("slow", seconds=32)]},
+                              key=raw, msg_id="batch-1", headers={"Mcp-Session-Id": session}).json())
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        wait_until(lambda: all(s in slow_calls_began(gw, raw) for s in ("31", "32")), what="both calls to begin")
+        assert gw.balance(raw) == 16  # both charged
+        gw.client.post("/mcp", headers={"Mcp-Session-Id": session}, json={
+            "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}})
+        thread.join(20)  # without the cancellation it would take 32 s
+        assert not thread.is_alive() and box["error"]["code"] == -32800 and box["id"] == "batch-1"
+        wait_until(lambda: slow_calls_began(gw, raw).endswith(("31,32", "32,31")),
+                   what="the server to see both calls cancelled")
+        assert gw.balance(raw) == 20  # each cancelled call refunded, as --refund-on-failure says

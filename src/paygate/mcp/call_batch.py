@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +124,8 @@ def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext
 async def _run(d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: BatchAdmitted, ctx: CallContext,
                started: float) -> Message:
     subs = [dataclasses.replace(ctx, session_id=None, surcharge=0) for _ in calls]  # the batch is cancelled whole
-    work = asyncio.gather(*(_one(d, msg_id, call, a, sub, started)
-                            for call, a, sub in zip(calls, admitted.calls, subs, strict=True)))
+    work = _all(*(_one(d, msg_id, call, a, sub, started)
+                  for call, a, sub in zip(calls, admitted.calls, subs, strict=True)))
     try:
         if ctx.session_id is not None and isinstance(msg_id, str | int):
             outcomes = await d.in_flight.run(ctx.session_id, msg_id, work)
@@ -142,6 +143,12 @@ async def _run(d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: Bat
     ctx.credits = key.credits if key is not None else None
     return jsonrpc.result(msg_id, {"results": results, "totalCreditsCharged": sum(c for _, c in outcomes),
                                    "remainingCredits": ctx.credits})
+
+
+async def _all(*calls: Awaitable[tuple[Message, int]]) -> list[tuple[Message, int]]:
+    """The calls at the same time, as a coroutine: run as a task (cancellation.py), it ends *cancelled* when
+    cancelled, which a bare gather future does not."""
+    return list(await asyncio.gather(*calls))
 
 
 async def _one(d: Dispatcher, msg_id: Any, call: BatchCall, admitted: Admitted, sub: CallContext,
