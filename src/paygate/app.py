@@ -149,7 +149,8 @@ def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime
     sessions = SessionManager()
     relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
     relay.attach(backend)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay,
+                            settings.discovery)
     holder: dict[str, Runtime] = {}
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
                            lambda: holder["rt"].maintenance, settings.allowed_origins)

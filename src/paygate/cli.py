@@ -49,6 +49,8 @@ def wrap(
                                                     "(default 5)")] = None,
     webhook_allow_private: Annotated[bool | None, Opt(
         "--webhook-allow-private", help="Allow webhook URLs on loopback, private and link-local addresses")] = None,
+    discovery: Annotated[str | None, Opt(help="Tool discovery: static (default: every tool in tools/list) or "
+                                              "dynamic (3 meta-tools to list, search and call them)")] = None,
     log_format: Annotated[str | None, Opt(help="Log format: text (default) or json")] = None,
     log_level: Annotated[str | None, Opt(help="Log level: debug, info (default), warning, error")] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
@@ -64,6 +66,7 @@ def wrap(
         "allowedOrigins": allowed_origins,
         "webhookUrl": webhook_url, "webhookSecret": webhook_secret, "webhookMaxRetries": webhook_retries,
         "webhookAllowPrivate": webhook_allow_private, "logFormat": log_format, "logLevel": log_level,
+        "discovery": discovery,
     }
     settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
     logs.configure(settings.log_format, settings.log_level)

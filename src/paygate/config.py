@@ -121,10 +121,10 @@ class Settings(_Model):
     request_log_size: int = Field(default=5000, ge=0, le=1_000_000)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
     # Accepted now, implemented by later issues; `validate` warns when they are set.
     redis_url: str | None = None
     stripe_secret: str | None = None
-    discovery: str = Field(default="static", pattern="^(static|dynamic)$")
 
     @field_validator("import_keys")
     @classmethod

@@ -64,6 +64,28 @@ def slow_calls() -> str:
     return "started:" + ",".join(f"{s:g}" for s in STARTED) + ";cancelled:" + ",".join(f"{s:g}" for s in CANCELLED)
 
 
+MEETINGS: dict[str, list[asyncio.Event]] = {}
+
+
+@server.tool()
+async def meet(group: str, count: int) -> str:
+    """Wait (up to 10 s) until `count` calls of `group` are in progress at once: "met", or fail "alone".
+
+    Proves that calls ran concurrently without timing them: run one after the other, none ever meets."""
+    arrived = MEETINGS.setdefault(group, [])
+    here = asyncio.Event()
+    arrived.append(here)
+    if len(arrived) >= count:
+        for waiting in arrived:
+            waiting.set()
+    try:
+        await asyncio.wait_for(here.wait(), 10)
+    except TimeoutError:
+        arrived.remove(here)
+        raise ValueError(f"alone: {len(arrived) + 1} of {count} in {group}") from None
+    return "met"
+
+
 @server.tool()
 async def announce(text: str, ctx: Context) -> str:
     """Send `text` as a log notification, then answer (for notification forwarding)."""

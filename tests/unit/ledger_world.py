@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.metrics import Metrics
 from paygate.services.billing import BillingService
@@ -17,3 +19,18 @@ def build(store: SQLiteStore, initial: list[int], refund: bool) -> tuple[Billing
     billing = BillingService(store, prices, Metrics(), shadow=False, refund_on_failure=refund)
     keys = KeyService(store)
     return billing, keys, [keys.create(f"k{i}", c).raw for i, c in enumerate(initial)]
+
+
+def assert_on_disk(path: Path, hashes: list[str], expected: list[int]) -> None:
+    """Reopened from `path`, each key's balance is what its callers were told (`expected`), is never
+    negative, and equals the sum of its ledger."""
+    reopened = SQLiteStore(path)
+    reopened.open()
+    try:
+        for key_hash, credits in zip(hashes, expected, strict=True):
+            record = reopened.get_key(key_hash)
+            assert record is not None
+            assert record.credits == credits >= 0
+            assert record.credits == sum(e.delta for e in reopened.ledger(key_hash))
+    finally:
+        reopened.close()

@@ -87,3 +87,13 @@ def test_pairs_and_commands_reject_garbage() -> None:
         split_command("python 'unterminated")
     with pytest.raises(ConfigError):
         load_settings({}, "/nonexistent/paygate.json", environ={})
+
+
+def test_discovery_is_static_unless_a_flag_env_var_or_config_key_says_dynamic(tmp_path: Path) -> None:
+    assert load_settings({}, None, environ={}).discovery == "static"
+    path = write(tmp_path, {"discovery": "dynamic"})
+    assert load_settings({}, path, environ={}).discovery == "dynamic"
+    assert load_settings({}, None, environ={"PAYGATE_DISCOVERY": "dynamic"}).discovery == "dynamic"
+    assert load_settings({"discovery": "static"}, path, environ={}).discovery == "static"  # the flag wins
+    with pytest.raises(ValidationError, match="'static' or 'dynamic'"):
+        load_settings({"discovery": "lazy"}, None, environ={})

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from paygate.store.base import ChargeNotRecorded
-from paygate.store.records import KeyRecord, UsageEvent
+from paygate.store.records import UsageEvent
 from paygate.store.sqlite import SQLiteStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "state.db")
-    s.open()
-    s.create_key(KeyRecord("h", "pg_abcd", "wxyz", "k", 10, time.time()))
-    yield s
-    s.close()
 
 
 def event(n: int) -> UsageEvent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,10 @@ import orjson
 
 from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
-from paygate.mcp import jsonrpc
+from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
+from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import Relay
@@ -53,10 +55,11 @@ class CallContext:
 class Dispatcher:
     def __init__(
         self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
-        events: EventHub | None = None, relay: Relay | None = None,
+        events: EventHub | None = None, relay: Relay | None = None, discovery: str = "static",
     ) -> None:
         self.backend = backend
         self.relay = relay or Relay(SessionManager(), tool_timeout)  # server → client traffic (relay.py)
+        self.discovery = DynamicDiscovery(self) if discovery == "dynamic" else None  # mcp/discovery.py
         self.events = events or EventHub()
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
@@ -129,7 +132,11 @@ class Dispatcher:
             await self._forward_notification(method, params, ctx)
             return None
         if method == "tools/call":
+            if self.discovery is not None:
+                return await self.discovery.tools_call(msg_id, params, ctx)
             return await self._tools_call(msg_id, params, ctx)
+        if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
+            return await call_batch.call_batch(self, msg_id, params, ctx)
         if method == "server/discover":
             # The gateway speaks the handshake era only: a 2026-07-28 client must fall back to
             # `initialize`, so the probe never reaches a backend that could answer it as modern.
@@ -143,7 +150,8 @@ class Dispatcher:
         if method == "ping":
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
-            return jsonrpc.result(msg_id, {"tools": self.tools_for(ctx.raw_key)})
+            tools = self.discovery.tools() if self.discovery is not None else self.tools_for(ctx.raw_key)
+            return jsonrpc.result(msg_id, {"tools": tools})
         reply, _ = await self._forward(msg_id, method, params, ctx)
         return reply
 
@@ -231,18 +239,28 @@ class Dispatcher:
         if isinstance(decision, Refused):
             self._publish_deny(decision, ctx, started)
             return self._refusal(msg_id, decision)
-        if decision.committed is not None:
-            try:
-                await decision.committed  # the charge is on disk before the backend does any work
-            except ChargeNotRecorded as exc:
-                ctx.credits = decision.key.credits if decision.key is not None else None
-                log.error("tools/call %s not forwarded: %s", tool, exc)
-                return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
+        if decision.committed is not None:  # the charge is on disk before the backend does any work
+            unrecorded = await self._recorded(msg_id, decision.committed, decision.key, ctx, f"tools/call {tool}")
+            if unrecorded is not None:
+                return unrecorded
         reply, delivered = await self._forward(msg_id, "tools/call", params, ctx)
         self._settle(decision, reply, ctx, delivered, started)
         return reply
 
-    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> None:
+    @staticmethod
+    async def _recorded(msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext,
+                        what: str) -> Message | None:
+        """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
+        try:
+            await committed
+        except ChargeNotRecorded as exc:
+            ctx.credits = key.credits if key is not None else None
+            log.error("%s not forwarded: %s", what, exc)
+            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
+        return None
+
+    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> int:
+        """Settle a forwarded call and publish its `gate.allow`; the credits it cost in the end."""
         failed = jsonrpc.is_failure(reply)
         price = admitted.price
         output_bytes = len(orjson.dumps(reply.get("result"))) if price.credits_per_kb_output else 0
@@ -267,6 +285,7 @@ class Dispatcher:
             data["shadow"] = admitted.shadow_reason
         self.events.emit("gate.allow", key.masked if key else "anonymous", data, request_id=ctx.request_id,
                          key_hash=key.key_hash if key else None)
+        return credits
 
     def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key

@@ -9,7 +9,7 @@ a distributed store keeps that cache fresh (pub/sub invalidation).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from paygate.core.ratelimit import RateDecision
@@ -40,6 +40,11 @@ class Store(Protocol):
     # decided and applied now, durable once the future resolves (None: already durable)
     def charge_deferred(
         self, key_hash: str, amount: int, event: UsageEvent,
+    ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
+    # several calls on one key, all or nothing (tools/call_batch): (amount, usage row) per call
+    def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult: ...
+    def charge_many_deferred(
+        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]],
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...

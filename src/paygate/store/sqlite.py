@@ -26,12 +26,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.store.base import ChargeNotRecorded
+from paygate.store.batch_charges import BatchCharges
+from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.key_moves import KeyMoves
@@ -56,16 +57,7 @@ class StateFileError(RuntimeError):
 log = logging.getLogger("paygate.store")
 
 
-@dataclass(slots=True)
-class _PendingCharge:
-    record: KeyRecord
-    amount: int
-    balance: int
-    event: UsageEvent
-    done: asyncio.Future[None]
-
-
-class SQLiteStore(KeyMoves, UsageQueries):
+class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY) -> None:
