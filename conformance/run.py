@@ -1,7 +1,8 @@
 """Run the official MCP conformance suite against a server directly, then through the gateway.
 
 For each target server: start it on 127.0.0.1, run `conformance server --url …` against it, start
-`paygate-mcp wrap --remote-url …` in front of it with one API key that can afford every call, run
+`paygate-mcp wrap --remote-url …` in front of it (`--server …` over stdio for `own-stdio`) with one
+API key that can afford every call, run
 the suite again against the gateway, and write three files to the results directory:
 `<target>-direct.json` and `<target>-gateway.json` (normalized result sets, see results.py) and
 `<target>-comparison.json` (every check that passes directly but not through the gateway).
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -59,6 +61,7 @@ class Target:
     name: str
     description: str
     command: Callable[[int], tuple[list[str], dict[str, str]]]  # port -> argv, extra env
+    stdio: list[str] | None = None  # the gateway wraps this stdio command instead of the HTTP server
 
 
 def _everything(port: int) -> tuple[list[str], dict[str, str]]:
@@ -74,6 +77,9 @@ def _own(port: int) -> tuple[list[str], dict[str, str]]:
 TARGETS = {
     "everything": Target("everything", "@modelcontextprotocol/server-everything (streamableHttp)", _everything),
     "own": Target("own", "tests/servers/conformance_server.py (the SDK's MCPServer)", _own),
+    # The same server, run directly over HTTP and wrapped by the gateway over stdio (StdioBackend).
+    "own-stdio": Target("own-stdio", "tests/servers/conformance_server.py, the gateway wrapping it over stdio", _own,
+                        stdio=[sys.executable, str(OWN_SERVER), "stdio"]),
 }
 
 
@@ -173,12 +179,12 @@ def target_server(target: Target, work: Path) -> Iterator[str]:
 
 
 @contextmanager
-def gateway(backend_url: str, api_key: str, log: Path) -> Iterator[str]:
-    """`paygate-mcp wrap --remote-url` in front of the backend, with `api_key` imported holding
-    CREDITS credits and no rate limit; yields the gateway's MCP URL."""
+def gateway(backend: list[str], api_key: str, log: Path) -> Iterator[str]:
+    """`paygate-mcp wrap BACKEND…` (`--remote-url URL` or `--server COMMAND`), with `api_key` imported
+    holding CREDITS credits and no rate limit; yields the gateway's MCP URL."""
     cli = Path(sys.executable).parent / "paygate-mcp"
     port = free_port()
-    argv = [str(_existing(cli)), "wrap", "--remote-url", backend_url, "--port", str(port), "--state-file", ":memory:",
+    argv = [str(_existing(cli)), "wrap", *backend, "--port", str(port), "--state-file", ":memory:",
             "--rate-limit", "0", "--import-key", f"{api_key}:{CREDITS}"]
     with _started(argv, {}, log) as proc:
         _wait_ready(proc, _answers_200(f"http://127.0.0.1:{port}/ready"), "the gateway", log)  # backend up
@@ -209,7 +215,8 @@ def run_target(target: Target, suite: str, results_dir: Path, work: Path) -> dic
     with ExitStack() as stack:
         backend_url = stack.enter_context(target_server(target, work))
         run_suite(backend_url, work / f"{target.name}-direct")
-        gateway_url = stack.enter_context(gateway(backend_url, api_key, work / f"{target.name}-gateway-process.log"))
+        backend = ["--server", shlex.join(target.stdio)] if target.stdio else ["--remote-url", backend_url]
+        gateway_url = stack.enter_context(gateway(backend, api_key, work / f"{target.name}-gateway-process.log"))
         run_suite(gateway_url, work / f"{target.name}-gateway", api_key)
     direct = result_set(suite, target.name, "direct", read_suite_output(work / f"{target.name}-direct"))
     through = result_set(suite, target.name, "gateway", read_suite_output(work / f"{target.name}-gateway"))

@@ -23,7 +23,7 @@ from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 
-TARGETS = ["everything", "own"]
+TARGETS = ["everything", "own", "own-stdio"]
 COMMITTED = ROOT / "conformance" / "results"
 
 
