@@ -2,8 +2,8 @@
 
 For each target server: start it on 127.0.0.1, run `conformance server --url …` against it, start
 `paygate-mcp wrap --remote-url …` in front of it (`--server …` over stdio for `own-stdio`) with one
-API key that can afford every call, run
-the suite again against the gateway, and write three files to the results directory:
+API key that can afford every call, run the suite again against the gateway, and write three files
+to the results directory:
 `<target>-direct.json` and `<target>-gateway.json` (normalized result sets, see results.py) and
 `<target>-comparison.json` (every check that passes directly but not through the gateway).
 
@@ -11,7 +11,7 @@ The suite has no option to send a header, so its Node process is started with `a
 preloaded, which adds `X-API-Key` to every request it makes, as a client configured with a key would.
 Nothing here touches the network beyond 127.0.0.1; every process started is stopped.
 
-    .venv/bin/python -m conformance.run                      # both targets, into conformance/results/
+    .venv/bin/python -m conformance.run                      # every target, into conformance/results/
     .venv/bin/python -m conformance.run own --results-dir /tmp/conformance
 
 Exit status: 0 when every check that passes directly passes through the gateway too, 1 when one
