@@ -184,15 +184,7 @@ def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
 TIME_SERVER = str(VENV_BIN / "mcp-server-time")
 
 # Node servers that call `listen(PORT)` bind every interface; this preload pins them to 127.0.0.1.
-_NODE_LOCALHOST_JS = """\
-const net = require("net");
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  const portOnly = typeof args[0] === "number" || (typeof args[0] === "string" && /^\\d+$/.test(args[0]));
-  if (portOnly && (args.length === 1 || typeof args[1] === "function")) args.splice(1, 0, "127.0.0.1");
-  return listen.apply(this, args);
-};
-"""
+NODE_LOCALHOST_PRELOAD = ROOT / "tests" / "node" / "listen_localhost.cjs"
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition",
@@ -290,19 +282,13 @@ def echo_http_server(port: int | None = None, sse: bool = False) -> Iterator[Ser
 def everything_http_server() -> Iterator[ServerProcess]:
     """@modelcontextprotocol/server-everything in streamableHttp mode (SSE responses), on 127.0.0.1."""
     binary = node_server("mcp-server-everything")
-    fd, preload = tempfile.mkstemp(prefix="paygate-node-localhost-", suffix=".cjs")
-    with os.fdopen(fd, "w") as f:
-        f.write(_NODE_LOCALHOST_JS)
+    port = free_port()
+    env = {"PORT": str(port), "NODE_OPTIONS": f"--require {NODE_LOCALHOST_PRELOAD}"}
+    server = start_server([binary, "streamableHttp"], port, env=env)
     try:
-        port = free_port()
-        env = {"PORT": str(port), "NODE_OPTIONS": f"--require {preload}"}
-        server = start_server([binary, "streamableHttp"], port, env=env)
-        try:
-            yield server
-        finally:
-            server.stop()
+        yield server
     finally:
-        os.unlink(preload)
+        server.stop()
 
 
 def write_config(directory: Path, config: dict[str, Any]) -> str:

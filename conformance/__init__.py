@@ -1,0 +1,1 @@
+"""The official MCP conformance suite, run against servers directly and through the gateway."""
