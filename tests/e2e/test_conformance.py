@@ -57,9 +57,17 @@ def test_our_conformance_server_passes_every_check_of_the_suite_directly(results
     assert own["totals"]["SUCCESS"] >= 40
 
 
+# Checks that pass directly only by a loose check of the suite, where the gateway answers as the MCP
+# spec prescribes; each is explained in docs/conformance.md. Exactly these may differ, nothing else.
+JUSTIFIED: dict[str, set[str]] = {
+    "everything": {"tools-call-simple-text/tools-call-simple-text", "tools-call-error/tools-call-error"},
+}
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_check_that_passes_directly_passes_through_the_gateway(results: Path, target: str) -> None:
     direct, gateway = load(results, target, "direct"), load(results, target, "gateway")
     assert gateway["suite"] == direct["suite"]
-    if gateway_only_failures(direct, gateway):
+    differing = {f"{d['scenario']}/{d['check']}" for d in gateway_only_failures(direct, gateway)}
+    if differing != JUSTIFIED.get(target, set()):
         pytest.fail(summary(comparison(target, direct, gateway)), pytrace=False)

@@ -76,20 +76,19 @@ def test_an_unsupported_protocol_version_header_is_a_400_naming_the_supported_on
     assert gw.balance(key) == 5  # nothing ran, nothing charged
 
 
-def test_a_session_must_keep_the_version_it_negotiated(gw: Gateway) -> None:
+def test_any_supported_version_is_served_within_a_session_and_no_header_means_2025_03_26(gw: Gateway) -> None:
     key = gw.create_key(5)
-    session = initialize(gw, "2025-06-18")
-    good = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"}
-    assert gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers=good).status_code == 200
-    other = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
-    refused = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers=other)
-    assert refused.status_code == 400 and "not this session's" in refused.json()["error"]["message"]
-    stream = gw.client.get("/mcp", headers={**other, "Accept": "text/event-stream"})
-    assert stream.status_code == 400
-    assert gw.balance(key) == 4
+    session = initialize(gw, "2025-11-25")
+    for version in ("2025-11-25", "2025-03-26"):  # the conformance suite sends 2025-03-26 in such a session
+        headers = {"Mcp-Session-Id": session, "MCP-Protocol-Version": version}
+        assert "result" in gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
+                                  headers=headers).json()
+    stream = gw.client.get("/mcp", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2099-01-01",
+                                            "Accept": "text/event-stream"})
+    assert stream.status_code == 400 and stream.json()["error"]["code"] == -32022
     no_header = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
                        headers={"Mcp-Session-Id": session})
-    assert no_header.status_code == 200 and gw.balance(key) == 3  # no header: allowed (2025-03-26 rule)
+    assert no_header.status_code == 200 and gw.balance(key) == 2
 
 
 def test_initialize_carrying_a_newer_version_header_still_negotiates(gw: Gateway) -> None:

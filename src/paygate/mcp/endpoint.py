@@ -150,7 +150,7 @@ class McpEndpoint:
                 await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
                 return
             out_headers.append((b"mcp-session-id", session_header))
-        refusal = version_refusal(headers.get(b"mcp-protocol-version"), session, messages)
+        refusal = version_refusal(headers.get(b"mcp-protocol-version"), messages)
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
@@ -197,7 +197,7 @@ class McpEndpoint:
         if result is None:
             await send_bytes(send, 202, b"", out_headers)
             return
-        if _SSE in accept and _JSON not in accept and b"*/*" not in accept:
+        if _prefers_sse(accept):
             body_out = b"event: message\ndata: " + orjson.dumps(result) + b"\n\n"
             await send_bytes(send, 200, body_out, [(b"content-type", _SSE), (b"cache-control", b"no-cache"),
                                                     (b"x-accel-buffering", b"no"), *out_headers])
@@ -220,7 +220,7 @@ class McpEndpoint:
         if session is None:
             await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
             return
-        refusal = version_refusal(headers.get(b"mcp-protocol-version"), session, [])
+        refusal = version_refusal(headers.get(b"mcp-protocol-version"), [])
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
@@ -270,6 +270,13 @@ class McpEndpoint:
 def _is_protocol_error(response: Any) -> bool:
     err = response.get("error") if isinstance(response, dict) else None
     return isinstance(err, dict) and err.get("code") in (errors.PARSE_ERROR, errors.INVALID_REQUEST)
+
+
+def _prefers_sse(accept: bytes) -> bool:
+    """SSE when the client takes nothing else, or names it first (equal weights: first listed wins)."""
+    if _SSE not in accept:
+        return False
+    return accept.lstrip().startswith(_SSE) or (_JSON not in accept and b"*/*" not in accept)
 
 
 def _declared_capabilities(message: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ more, or `*` for any. Agents and SDK clients send no `Origin` and are not affect
 **MCP-Protocol-Version.** Clients of 2025-06-18 and later name their version on every request
 after `initialize`. A version the gateway does not speak is refused with 400 and, in the body,
 the -32022 error of 2026-07-28 (`data.supported` lists ours), which tells a modern client to fall
-back to the `initialize` handshake. Within a session, the header must match what the session
-negotiated. No header means 2025-03-26, as the spec says.
+back to the `initialize` handshake. No header means 2025-03-26, as the spec says. A supported
+version other than the session's is served, as the SDK servers do (the conformance suite sends
+2025-03-26 within sessions it negotiated at 2025-11-25).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 from paygate.core import errors
 from paygate.core.origins import origin_allowed
 from paygate.mcp import jsonrpc
-from paygate.mcp.sessions import Session
 
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 
@@ -37,7 +37,7 @@ def origin_refusal(origin: bytes | None, allowed: Collection[str]) -> dict[str, 
                          {"reason": "origin_not_allowed"})
 
 
-def version_refusal(header: bytes | None, session: Session | None, messages: list[Any]) -> dict[str, Any] | None:
+def version_refusal(header: bytes | None, messages: list[Any]) -> dict[str, Any] | None:
     """None if the `MCP-Protocol-Version` header is acceptable for this POST, else the 400 body."""
     if header is None or any(isinstance(m, dict) and m.get("method") == "initialize" for m in messages):
         return None  # no header: 2025-03-26; and an initialize negotiates the version itself
@@ -45,7 +45,4 @@ def version_refusal(header: bytes | None, session: Session | None, messages: lis
     if version not in jsonrpc.SUPPORTED_VERSIONS:
         return jsonrpc.error(None, UNSUPPORTED_PROTOCOL_VERSION, f"Unsupported MCP-Protocol-Version: {version[:50]}",
                              {"supported": list(jsonrpc.SUPPORTED_VERSIONS), "requested": version[:50]})
-    if session is not None and version != session.protocol_version:
-        return jsonrpc.error(None, errors.INVALID_REQUEST,
-                             f"MCP-Protocol-Version {version} is not this session's ({session.protocol_version})")
     return None
