@@ -142,6 +142,15 @@ async def client_roots(ctx: Context) -> str:
 
 
 @server.tool()
+async def progress_then_crash(steps: int, ctx: Context) -> str:
+    """Report `steps` progress notifications, then kill this server mid-call (a backend dying mid-stream)."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps + 1, f"step {step}")
+    await asyncio.sleep(0.2)  # let the notifications leave before the process does
+    os._exit(3)
+
+
+@server.tool()
 def crash() -> str:
     """Kill this server process (for dead-backend tests)."""
     os._exit(3)
