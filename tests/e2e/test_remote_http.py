@@ -21,6 +21,7 @@ from tests.support import (
     running_gateway,
     text_of,
     usage_events,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -155,3 +156,16 @@ def test_unsolicited_client_answers_and_cancels_stay_out_of_the_upstream_session
         assert gw.client.post("/mcp", json=message).status_code == 202
     assert gw.rpc("ping").status_code == 200  # the gateway answers pings itself
     assert len(backend.requests) == before
+
+
+def test_a_json_mode_servers_list_change_arrives_on_the_standalone_stream(echo_remote: Gateway) -> None:
+    """A server answering in JSON has no request stream to send notifications on: the gateway's own
+    GET stream to it is how `notifications/tools/list_changed` reaches the gateway."""
+    key = echo_remote.create_key(5)
+    assert text_of(echo_remote.call_tool("grow", {"name": "remote_late_tool"}, key)) == "added remote_late_tool"
+
+    def listed() -> bool:
+        return "remote_late_tool" in {t["name"] for t in echo_remote.rpc("tools/list").json()["result"]["tools"]}
+
+    wait_until(listed, 10, "remote_late_tool in tools/list")
+    assert text_of(echo_remote.call_tool("remote_late_tool", {}, key)) == "remote_late_tool works"

@@ -38,6 +38,7 @@ log = logging.getLogger("paygate.backend.http")
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RECONNECT_MAX = 30.0
+LISTEN_RETRY_START = 0.5
 USER_AGENT = f"paygate-mcp/{__version__}"
 
 
@@ -102,10 +103,12 @@ class HttpBackend(HandshakeMixin):
         self._tools: list[dict[str, Any]] = []
         self._listeners: list[MessageListener] = []
         self._reconnect: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._handshake_lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self._connect()
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _connect(self) -> None:
         async with self._handshake_lock:
@@ -118,10 +121,11 @@ class HttpBackend(HandshakeMixin):
 
     async def stop(self) -> None:
         self._ready = False
-        if self._reconnect:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
+        for task in (self._reconnect, self._listener):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._session_id:
             with contextlib.suppress(H1Error, TimeoutError):
                 await asyncio.wait_for(self._delete_session(), 5.0)
@@ -222,23 +226,36 @@ class HttpBackend(HandshakeMixin):
 
     async def _from_sse(self, resp: _Body, want_id: Any) -> Message:
         """Read SSE events until the answer to `want_id`; pass other messages on."""
-        data_lines: list[str] = []
-        async for line in resp.aiter_lines():
-            if line.startswith("data:"):
-                data_lines.append(line[5:].lstrip(" "))
-            elif line == "" and data_lines:
-                payload, data_lines = "\n".join(data_lines), []
-                try:
-                    message = orjson.loads(payload)
-                except orjson.JSONDecodeError:
-                    continue
-                if not isinstance(message, dict):
-                    continue
-                if "method" not in message and message.get("id") == want_id:
-                    return message
-                if "method" in message:
-                    self.dispatch_incoming(message)
+        async for message in _sse_messages(resp):
+            if "method" not in message and message.get("id") == want_id:
+                return message
+            if "method" in message:
+                self.dispatch_incoming(message)
         raise BackendUnavailable(f"{self.label}: SSE stream ended without an answer")
+
+    async def _listen(self) -> None:
+        """The standalone GET stream: what the server sends outside any request of ours (list
+        changes, requests of its own). Reopened when it ends; a server that offers none (405) is
+        not asked again."""
+        delay = LISTEN_RETRY_START
+        while True:
+            headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
+            headers["Accept"] = "text/event-stream"
+            try:
+                async with self._client.stream("GET", headers) as resp:
+                    if resp.status_code == 405:
+                        log.info("%s: the server offers no GET stream", self.label)
+                        return
+                    if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
+                            "text/event-stream"):
+                        delay = LISTEN_RETRY_START
+                        async for message in _sse_messages(resp):
+                            if "method" in message:
+                                self.dispatch_incoming(message)
+            except (H1Error, BackendError) as exc:
+                log.debug("%s: GET stream: %s", self.label, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
 
     async def _cancel_upstream(self, our_id: int, reason: str) -> None:
         with contextlib.suppress(BackendUnavailable, H1Error):
@@ -256,3 +273,19 @@ class HttpBackend(HandshakeMixin):
                 await self._read_limited(resp)  # read to the end, so the connection can be reused
         except H1Error as exc:
             raise BackendUnavailable(f"{self.label}: {exc}") from exc
+
+
+async def _sse_messages(resp: _Body) -> AsyncIterator[Message]:
+    """The JSON-RPC messages of an SSE body, as they arrive (events that are not one are skipped)."""
+    data_lines: list[str] = []
+    async for line in resp.aiter_lines():
+        if line.startswith("data:"):
+            data_lines.append(line[5:].lstrip(" "))
+        elif line == "" and data_lines:
+            payload, data_lines = "\n".join(data_lines), []
+            try:
+                message = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(message, dict):
+                yield message
