@@ -142,6 +142,15 @@ async def client_roots(ctx: Context) -> str:
 
 
 @server.tool()
+async def progress_slowly(steps: int, seconds: float, ctx: Context) -> str:
+    """Report `steps` progress notifications `seconds` apart, then answer (for resumed streams)."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+        await asyncio.sleep(seconds)
+    return f"{steps} slow steps"
+
+
+@server.tool()
 async def progress_then_crash(steps: int, ctx: Context) -> str:
     """Report `steps` progress notifications, then kill this server mid-call (a backend dying mid-stream)."""
     for step in range(1, steps + 1):

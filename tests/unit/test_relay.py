@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from paygate.mcp.channel import PostChannel
@@ -26,9 +27,16 @@ def listening(sessions: SessionManager, capabilities: dict[str, Any] | None = No
     session = sessions.create("2025-06-18")
     assert session is not None
     session.capabilities = capabilities if capabilities is not None else {"sampling": {}}
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     session.streams.add(queue)
     return session, queue
+
+
+def message_of(frame: bytes | None) -> dict[str, Any]:
+    """The JSON-RPC message of one SSE event (session streams carry framed events)."""
+    assert frame is not None
+    data = next(line for line in frame.split(b"\n") if line.startswith(b"data: "))
+    return dict(json.loads(data[6:]))
 
 
 async def settle() -> None:
@@ -48,7 +56,7 @@ async def test_progress_tokens_are_swapped_both_ways_and_forgotten_with_the_answ
     backend: Any = Answers()
     relay.on_server_message({"jsonrpc": "2.0", "method": "notifications/progress",
                              "params": {"progressToken": t2, "progress": 5}}, backend)
-    assert q1.empty() and q2.get_nowait()["params"] == {"progressToken": 1, "progress": 5}
+    assert q1.empty() and message_of(q2.get_nowait())["params"] == {"progressToken": 1, "progress": 5}
     relay.end(o2, t2)
     relay.on_server_message({"jsonrpc": "2.0", "method": "notifications/progress",
                              "params": {"progressToken": t2, "progress": 6}}, backend)
@@ -66,7 +74,7 @@ async def test_a_server_request_goes_to_its_origin_and_only_that_session_may_ans
     token = current_origin.set(origin)
     relay.on_server_message({"jsonrpc": "2.0", "id": 7, "method": "sampling/createMessage", "params": {}}, backend)
     current_origin.reset(token)
-    relayed = queue.get_nowait()
+    relayed = message_of(queue.get_nowait())
     assert relayed["method"] == "sampling/createMessage" and relayed["id"] != 7
     answer = {"jsonrpc": "2.0", "id": relayed["id"], "result": {"role": "assistant"}}
     assert not await relay.client_answer(answer, other.id)  # another session cannot answer for it

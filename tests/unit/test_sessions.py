@@ -46,11 +46,15 @@ def test_deleting_a_session_ends_its_streams_and_broadcast_reaches_only_streams(
     m = SessionManager()
     s, quiet = m.create("v"), m.create("v")
     assert s and quiet
-    q: asyncio.Queue[dict[str, object] | None] = asyncio.Queue(maxsize=2)
+    q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=2)
     s.streams.add(q)
+    s.listened = True  # as a GET stream sets it (get_stream.py)
     m.broadcast({"method": "notifications/message"})
     m.broadcast({"method": "second"})
     m.broadcast({"method": "third"})  # a full queue drops its oldest message, never blocks
-    assert [q.get_nowait()["method"] for _ in range(2)] == ["second", "third"]  # type: ignore[index]
+    frames = [q.get_nowait() or b"" for _ in range(2)]
+    assert [f.split(b"\n")[0] for f in frames] == [b"id: 0-2", b"id: 0-3"]  # ids unique in the session
+    assert [b'"method":"second"' in frames[0], b'"method":"third"' in frames[1]] == [True, True]
+    assert quiet.log.resume(0, 0) == ([], None)  # a session that never listened got nothing
     m.delete(s.id)
     assert q.get_nowait() is None

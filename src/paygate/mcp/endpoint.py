@@ -7,8 +7,6 @@ session. Malformed JSON → -32700, a bad message → -32600.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
@@ -18,6 +16,7 @@ from paygate.core import errors
 from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.get_stream import serve_stream
 from paygate.mcp.http_checks import origin_refusal, version_refusal
 from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
@@ -28,7 +27,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-KEEPALIVE_SECONDS = 15.0
+PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
 _JSON = b"application/json"
 _SSE = b"text/event-stream"
 
@@ -161,7 +160,9 @@ class McpEndpoint:
                           client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
                           session_id=session.id if session is not None else None)
         # The answer turns into an SSE stream if the server has something to say first (channel.py).
-        channel = PostChannel(send, _SSE in accept, lambda: [*out_headers, *_billing_headers(ctx)])
+        channel = PostChannel(send, _SSE in accept, lambda: [*out_headers, *_billing_headers(ctx)],
+                              session.log if session is not None else None,
+                              session is not None and session.protocol_version >= PRIMING_VERSION)
         ctx.origin = Origin(session, channel, receive)
         responses: list[Any] = []
         try:
@@ -224,36 +225,11 @@ class McpEndpoint:
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
-        if len(session.streams) >= MAX_STREAMS_PER_SESSION:
+        last_event_id = headers.get(b"last-event-id")
+        if last_event_id is None and len(session.streams) >= MAX_STREAMS_PER_SESSION:
             await send_json(send, 429, jsonrpc.error(None, errors.INVALID_REQUEST, "Too many streams"))
             return
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=256)
-        session.streams.add(queue)
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", _SSE), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-            (b"mcp-session-id", raw)]})
-        disconnected = asyncio.get_running_loop().create_task(_wait_disconnect(receive))
-        try:
-            await send({"type": "http.response.body", "body": b": stream open\n\n", "more_body": True})
-            while not disconnected.done():
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, disconnected}, timeout=KEEPALIVE_SECONDS,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    if not disconnected.done():
-                        await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
-                    continue
-                message = getter.result()
-                if message is None:
-                    break
-                chunk = b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            with contextlib.suppress(OSError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            session.streams.discard(queue)
-            disconnected.cancel()
+        await serve_stream(session, last_event_id, receive, send)
 
     # DELETE ------------------------------------------------------------------
     async def _delete(self, scope: Scope, send: Send) -> None:
@@ -297,7 +273,3 @@ def _billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
         out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
     return out
 
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -10,7 +10,9 @@ An origin also notices when its client goes away mid-call. uvicorn does not canc
 client disconnected, so once a forwarded request has run long enough to matter (the relay's
 `WATCH_AFTER`), a small task waits for `http.disconnect` and then cancels the forwarding task; the
 dispatcher turns that into a cancellation of the backend call, and the charge follows the refund
-policy. Short calls never get a watcher: a timer per call would cost more than the rest of it.
+policy. Not so for a POST answered as a stream within a session: its client may resume it with
+`Last-Event-ID` (replay.py), so the call goes on and what it sends is kept. Short calls never get
+a watcher: a timer per call would cost more than the rest of it.
 """
 
 from __future__ import annotations
@@ -68,8 +70,12 @@ class Origin:
         while (await self._receive())["type"] != "http.disconnect":
             pass
         self.disconnected = True
-        if self.channel is not None:
-            self.channel.close()
+        channel = self.channel
+        if channel is not None and channel.resumable:
+            channel.detach()  # the client may come back for the rest (Last-Event-ID): the call goes on
+            return
+        if channel is not None:
+            channel.close()
         if self._forwarding and self._task is not None and not self._task.done():
             self._task.cancel()  # the dispatcher sees it while awaiting the backend (dispatcher._forward)
 

@@ -174,8 +174,10 @@ class Relay:
         if origin.channel is not None and origin.channel.push(message):
             return True
         session = origin.session
-        if session is not None and session.streams and self.sessions.get(session.id) is session:
-            session.push(message)
+        if session is None or self.sessions.get(session.id) is not session:
+            return False
+        if session.streams or (session.listened and "id" not in message):
+            session.push(message)  # a notification between two GET streams is kept for the resume
             return True
         return False
 

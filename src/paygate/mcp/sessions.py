@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from paygate.mcp.replay import STANDALONE, EventLog
+
 MAX_SESSIONS = 1000
 MAX_STREAMS_PER_SESSION = 3
 IDLE_SECONDS = 30 * 60
@@ -21,13 +23,16 @@ class Session:
     created: float
     last_seen: float
     capabilities: dict[str, Any] | None = None  # what the client declared at initialize
-    streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
+    streams: set[asyncio.Queue[bytes | None]] = field(default_factory=set)  # open GET streams (SSE events)
+    log: EventLog = field(default_factory=EventLog)  # recent events, for Last-Event-ID (replay.py)
+    listened: bool = False  # has had a GET stream: what it misses between two is kept for a resume
 
     def push(self, message: dict[str, Any]) -> None:
+        data = self.log.record(STANDALONE, message)
         for queue in self.streams:
             if queue.full():
                 queue.get_nowait()  # a stalled reader loses the oldest message, never blocks us
-            queue.put_nowait(message)
+            queue.put_nowait(data)
 
 
 class SessionManager:
@@ -81,7 +86,7 @@ class SessionManager:
 
     def broadcast(self, message: dict[str, Any]) -> None:
         for session in self._sessions.values():
-            if session.streams:
+            if session.listened:
                 session.push(message)
 
     def only_listening(self) -> Session | None:
