@@ -66,7 +66,8 @@ from paygate.mcp.backends.http import HttpBackend
 from paygate.mcp.backends.router import RouterBackend
 from paygate.mcp.backends.stdio import StdioBackend
 from paygate.mcp.dispatcher import Dispatcher
-from paygate.mcp.endpoint import McpEndpoint, Receive, Scope, Send, send_json
+from paygate.mcp.endpoint import McpEndpoint
+from paygate.mcp.http_io import Receive, Scope, Send, send_json
 from paygate.mcp.relay import Relay
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import HTTP_METHODS, OTHER, Metrics

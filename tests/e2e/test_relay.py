@@ -66,10 +66,14 @@ class Person:
 
 
 @asynccontextmanager
-async def connected(gw: Gateway, key: str, person: Person) -> AsyncIterator[Client]:
+async def connected(gw: Gateway, key: str, person: Person, mode: str = "auto") -> AsyncIterator[Client]:
+    """`auto` negotiates 2026-07-28 (questions come as input_required answers); `legacy` uses a session
+    (questions come as server requests on the POST's stream)."""
     async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http, \
             Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), sampling_callback=person.sample,
-                   elicitation_callback=person.elicit, list_roots_callback=person.roots) as client:
+                   elicitation_callback=person.elicit, list_roots_callback=person.roots,
+                   mode=mode) as client:  # type: ignore[arg-type]
+        assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         yield client
 
 
@@ -80,11 +84,12 @@ def text_of(result: Any) -> str:
     return first.text
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sampling_elicitation_and_roots_reach_the_client_and_its_answers_the_server(
-        relay_gateway: Gateway) -> None:
+        relay_gateway: Gateway, mode: str) -> None:
     key = relay_gateway.create_key(10)
     ann = Person("ann")
-    async with connected(relay_gateway, key, ann) as client:
+    async with connected(relay_gateway, key, ann, mode) as client:
         assert text_of(await client.call_tool("ask_llm", {"prompt": "is it sunny?"})) == \
             "model ann-model said: ann thinks so"
         assert text_of(await client.call_tool("ask_user", {"question": "your name?"})) == "accept: ann's answer"
@@ -93,14 +98,15 @@ async def test_sampling_elicitation_and_roots_reach_the_client_and_its_answers_t
     assert relay_gateway.balance(key) == 7  # three calls, one credit each; the relayed requests are free
 
 
-async def test_progress_reaches_the_caller_under_its_own_token(relay_gateway: Gateway) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_progress_reaches_the_caller_under_its_own_token(relay_gateway: Gateway, mode: str) -> None:
     key = relay_gateway.create_key(10)
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    async with connected(relay_gateway, key, Person("bo")) as client:
+    async with connected(relay_gateway, key, Person("bo"), mode) as client:
         result = await client.call_tool("progress", {"steps": 3}, progress_callback=on_progress)
     assert text_of(result) == "3 steps"
     assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]

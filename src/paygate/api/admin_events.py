@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from paygate.api.common import ApiError, require_admin
 from paygate.api.query import TypesQuery, parse_types
-from paygate.mcp.endpoint import Receive, Scope, Send
+from paygate.mcp.http_io import Receive, Scope, Send
 from paygate.services.audit import entry_json
 from paygate.services.event_stream import EventStreamHub, HubClosed, StreamClient, TooManyStreams
 from paygate.services.events import Event

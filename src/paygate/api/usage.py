@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from paygate.api.common import ApiError, require_admin
 from paygate.api.namespaces import NamespaceQuery, namespace_stats
 from paygate.core.keys import hash_key
-from paygate.mcp.endpoint import api_key_from
+from paygate.mcp.http_io import api_key_from
 from paygate.services.keys import iso_time
 from paygate.services.runtime import Runtime
 from paygate.store.records import UsageEvent

@@ -138,8 +138,8 @@ class Dispatcher:
         if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
             return await call_batch.call_batch(self, msg_id, params, ctx)
         if method == "server/discover":
-            # The gateway speaks the handshake era only: a 2026-07-28 client must fall back to
-            # `initialize`, so the probe never reaches a backend that could answer it as modern.
+            # Answered on the 2026-07-28 wire (modern_post.py). Here — a handshake-era version, or in
+            # a session — the client falls back to `initialize`; the probe never reaches the backend.
             return jsonrpc.error(msg_id, errors.METHOD_NOT_FOUND, "Method not found: server/discover")
         if method not in self.free_methods:
             denial = self.billing.check_access(ctx.raw_key, ctx.client)

@@ -7,7 +7,7 @@ session. Malformed JSON → -32700, a bad message → -32600.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -17,43 +17,28 @@ from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
 from paygate.mcp.get_stream import serve_stream
-from paygate.mcp.http_checks import origin_refusal, version_refusal
+from paygate.mcp.http_checks import batch_refusal, origin_refusal, version_refusal
+from paygate.mcp.http_io import (
+    JSON,
+    SSE,
+    Receive,
+    Scope,
+    Send,
+    api_key_from,
+    billing_headers,
+    header_map,
+    prefers_sse,
+    send_bytes,
+    send_json,
+)
+from paygate.mcp.modern import is_modern
+from paygate.mcp.modern_post import ModernPost
 from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
 from paygate.services.gate_facts import ClientFacts
 from paygate.services.maintenance import Maintenance
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
-_JSON = b"application/json"
-_SSE = b"text/event-stream"
-
-
-def header_map(scope: Scope) -> dict[bytes, bytes]:
-    return {k.lower(): v for k, v in scope["headers"]}
-
-
-def api_key_from(headers: dict[bytes, bytes]) -> str | None:
-    raw = headers.get(b"x-api-key")
-    if raw:
-        return raw.decode("latin-1").strip() or None
-    auth = headers.get(b"authorization")
-    if auth and auth[:7].lower() == b"bearer ":
-        return auth[7:].decode("latin-1").strip() or None
-    return None
-
-
-async def send_bytes(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
-    await send_bytes(send, status, orjson.dumps(payload), [(b"content-type", _JSON), *headers])
 
 
 class McpEndpoint:
@@ -63,6 +48,7 @@ class McpEndpoint:
         allowed_origins: Collection[str] = (),
     ) -> None:
         self.dispatcher = dispatcher
+        self.modern = ModernPost(dispatcher, dispatcher.tool_timeout)
         self.allowed_origins = frozenset(allowed_origins)
         self.sessions = sessions
         self.max_body = max_body
@@ -139,6 +125,9 @@ class McpEndpoint:
         if not messages:
             await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Empty batch"))
             return
+        if b"mcp-session-id" not in headers and is_modern(headers, payload):
+            await self.modern(scope, receive, send, payload)  # the 2026-07-28 wire (modern_post.py)
+            return
 
         out_headers: list[tuple[bytes, bytes]] = []
         session_header = headers.get(b"mcp-session-id")
@@ -149,7 +138,8 @@ class McpEndpoint:
                 await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
                 return
             out_headers.append((b"mcp-session-id", session_header))
-        refusal = version_refusal(headers.get(b"mcp-protocol-version"), messages)
+        refusal = version_refusal(headers.get(b"mcp-protocol-version"), messages) or batch_refusal(
+            payload, session.protocol_version if session is not None else headers.get(b"mcp-protocol-version"))
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
@@ -160,7 +150,7 @@ class McpEndpoint:
                           client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
                           session_id=session.id if session is not None else None)
         # The answer turns into an SSE stream if the server has something to say first (channel.py).
-        channel = PostChannel(send, _SSE in accept, lambda: [*out_headers, *_billing_headers(ctx)],
+        channel = PostChannel(send, SSE in accept, lambda: [*out_headers, *billing_headers(ctx)],
                               session.log if session is not None else None,
                               session is not None and session.protocol_version >= PRIMING_VERSION)
         ctx.origin = Origin(session, channel, receive)
@@ -194,22 +184,22 @@ class McpEndpoint:
         channel.close()
         if ctx.raw_key and ctx.rate is None:
             self.dispatcher.describe_key(ctx)
-        out_headers.extend(_billing_headers(ctx))
+        out_headers.extend(billing_headers(ctx))
         if result is None:
             await send_bytes(send, 202, b"", out_headers)
             return
-        if _prefers_sse(accept):
+        if prefers_sse(accept):
             body_out = b"event: message\ndata: " + orjson.dumps(result) + b"\n\n"
-            await send_bytes(send, 200, body_out, [(b"content-type", _SSE), (b"cache-control", b"no-cache"),
+            await send_bytes(send, 200, body_out, [(b"content-type", SSE), (b"cache-control", b"no-cache"),
                                                     (b"x-accel-buffering", b"no"), *out_headers])
             return
         status = 400 if not isinstance(payload, list) and _is_protocol_error(result) else 200
-        await send_bytes(send, status, orjson.dumps(result), [(b"content-type", _JSON), *out_headers])
+        await send_bytes(send, status, orjson.dumps(result), [(b"content-type", JSON), *out_headers])
 
     # GET: a server-to-client stream -----------------------------------------
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
-        if _SSE not in headers.get(b"accept", b""):
+        if SSE not in headers.get(b"accept", b""):
             await send_json(send, 406, jsonrpc.error(None, errors.INVALID_REQUEST,
                                                      "GET /mcp needs Accept: text/event-stream"))
             return
@@ -248,28 +238,7 @@ def _is_protocol_error(response: Any) -> bool:
     return isinstance(err, dict) and err.get("code") in (errors.PARSE_ERROR, errors.INVALID_REQUEST)
 
 
-def _prefers_sse(accept: bytes) -> bool:
-    """SSE when the client takes nothing else, or names it first (equal weights: first listed wins)."""
-    if _SSE not in accept:
-        return False
-    return accept.lstrip().startswith(_SSE) or (_JSON not in accept and b"*/*" not in accept)
-
-
 def _declared_capabilities(message: Any) -> dict[str, Any]:
     params = message.get("params")
     capabilities = params.get("capabilities") if isinstance(params, dict) else None
     return capabilities if isinstance(capabilities, dict) else {}
-
-
-def _billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    if ctx.rate is not None and ctx.rate.limit:
-        out += [(b"x-ratelimit-limit", str(ctx.rate.limit).encode()),
-                (b"x-ratelimit-remaining", str(ctx.rate.remaining).encode()),
-                (b"x-ratelimit-reset", str(ctx.rate.reset_seconds).encode())]
-    if ctx.credits is not None:
-        out.append((b"x-credits-remaining", str(ctx.credits).encode()))
-    if ctx.surcharge:
-        out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
-    return out
-

@@ -46,3 +46,20 @@ def version_refusal(header: bytes | None, messages: list[Any]) -> dict[str, Any]
         return jsonrpc.error(None, UNSUPPORTED_PROTOCOL_VERSION, f"Unsupported MCP-Protocol-Version: {version[:50]}",
                              {"supported": list(jsonrpc.SUPPORTED_VERSIONS), "requested": version[:50]})
     return None
+
+
+BATCHES_REMOVED = "2025-06-18"
+
+
+def batch_refusal(payload: Any, version: str | bytes | None) -> dict[str, Any] | None:
+    """A JSON-RPC batch where the protocol version forbids it: 2025-06-18 removed batching, and an
+    `initialize` is never part of one. No version at all means 2025-03-26, which allows them."""
+    if not isinstance(payload, list):
+        return None
+    if any(isinstance(m, dict) and m.get("method") == "initialize" for m in payload):
+        return jsonrpc.error(None, errors.INVALID_REQUEST, "initialize must not be part of a JSON-RPC batch")
+    if isinstance(version, bytes):
+        version = version.decode("latin-1").strip()
+    if version is not None and version >= BATCHES_REMOVED:
+        return jsonrpc.error(None, errors.INVALID_REQUEST, f"JSON-RPC batches are not part of protocol {version}")
+    return None

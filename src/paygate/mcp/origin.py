@@ -20,20 +20,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.sessions import Session
+
+if TYPE_CHECKING:
+    from paygate.mcp.input_required import Exchange
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 class Origin:
-    __slots__ = ("_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected", "session", "since")
+    __slots__ = ("_capabilities", "_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected",
+                 "exchange", "session", "since")
 
-    def __init__(self, session: Session | None, channel: PostChannel | None, receive: Receive | None) -> None:
+    def __init__(self, session: Session | None, channel: PostChannel | None, receive: Receive | None,
+                 capabilities: dict[str, Any] | None = None) -> None:
         self.session = session
         self.channel = channel
+        self._capabilities = capabilities  # a sessionless (2026-07-28) client's, from its request
+        self.exchange: Exchange | None = None  # a 2026-07-28 call: server questions go here
         self._receive = receive
         self._task: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -44,6 +51,25 @@ class Origin:
     @property
     def session_id(self) -> str | None:
         return self.session.id if self.session is not None else None
+
+    @property
+    def capabilities(self) -> dict[str, Any] | None:
+        """What the client declared it can do (None: unknown)."""
+        return self.session.capabilities if self.session is not None else self._capabilities
+
+    # a 2026-07-28 call spans several POSTs (input_required.py) ---------------------
+    def release(self) -> None:
+        """Its POST is answered: nothing to stream to, nobody to watch, until the next one."""
+        self.channel = None
+        self._receive = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    def take_over(self, other: Origin) -> None:
+        """A retry's POST carries the call on: its channel and its connection are now ours."""
+        self.channel = other.channel
+        self._receive = other._receive
 
     # disconnect watching ------------------------------------------------------
     def forwarding(self) -> None:

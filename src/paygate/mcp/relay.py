@@ -170,7 +170,11 @@ class Relay:
                 return
 
     def deliver(self, origin: Origin, message: Message) -> bool:
-        """On the origin's own POST stream while it is open, else on its session's GET stream."""
+        """On the origin's own POST stream while it is open, else on its session's GET stream.
+        A 2026-07-28 client is asked its questions in an `input_required` answer instead."""
+        if origin.exchange is not None and "id" in message:
+            origin.exchange.ask(message)
+            return True
         if origin.channel is not None and origin.channel.push(message):
             return True
         session = origin.session
@@ -230,7 +234,7 @@ class Relay:
 def _missing_capability(origin: Origin, method: Any, params: Any) -> str | None:
     """The capability a client lacks for this server request, by what it declared at initialize."""
     capability = CAPABILITY_OF.get(method) if isinstance(method, str) else None
-    declared = origin.session.capabilities if origin.session is not None else None
+    declared = origin.capabilities
     if capability is None or declared is None:
         return None  # nothing to check, or a client we never saw initialize: let it answer
     if capability not in declared:
