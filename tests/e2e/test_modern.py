@@ -100,14 +100,14 @@ def test_a_server_question_comes_back_as_input_required_and_the_retry_is_not_bil
     assert again.status_code == 400  # single use
 
 
-def test_a_held_call_nobody_comes_back_for_is_cancelled_and_refunded_by_policy(tmp_path: Path) -> None:
+def test_a_held_call_nobody_comes_back_for_ends_at_the_tool_timeout_refunded_by_policy(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"toolTimeoutSeconds": 1.5})
     with running_gateway("--server", ECHO_COMMAND, "--refund-on-failure", "--config", config,
                          "--tool-price", "slow_calls:0") as gw:
         key = gw.create_key(3)
         first = modern(gw, "tools/call", {"name": "ask_llm", "arguments": {"prompt": "?"}}, key).json()
         assert first["result"]["resultType"] == "input_required" and gw.balance(key) == 2
-        wait_until(lambda: gw.balance(key) == 3, 15, "the held call to expire and be refunded")
+        wait_until(lambda: gw.balance(key) == 3, 15, "the held call to time out and be refunded")
         state = first["result"]["requestState"]
         late = modern(gw, "tools/call", {"name": "ask_llm", "arguments": {"prompt": "?"},
                                          "requestState": state, "inputResponses": {}}, key)

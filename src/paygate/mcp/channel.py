@@ -74,6 +74,15 @@ class PostChannel:
         """The answer goes out as plain JSON: no more server messages on this POST."""
         self.open = False
 
+    async def finish_if_streaming(self, final: Any | None) -> bool:
+        """End the stream with the answer if this POST became one (True); else close the channel,
+        and the caller sends the answer itself (False)."""
+        if self._frames is None:
+            self.close()
+            return False
+        await self.finish(final)
+        return True
+
     async def finish(self, final: Any | None) -> None:
         """Send the JSON-RPC answer (None for none) as the last event and end the stream."""
         self.open = False

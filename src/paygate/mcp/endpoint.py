@@ -24,6 +24,7 @@ from paygate.mcp.http_io import (
     Receive,
     Scope,
     Send,
+    answer_headers,
     api_key_from,
     billing_headers,
     header_map,
@@ -178,13 +179,9 @@ class McpEndpoint:
             ctx.origin = None
 
         result: Any = (responses if isinstance(payload, list) else responses[0]) if responses else None
-        if channel.streaming:
-            await channel.finish(result)
+        if await channel.finish_if_streaming(result):
             return
-        channel.close()
-        if ctx.raw_key and ctx.rate is None:
-            self.dispatcher.describe_key(ctx)
-        out_headers.extend(billing_headers(ctx))
+        out_headers.extend(answer_headers(self.dispatcher, ctx))
         if result is None:
             await send_bytes(send, 202, b"", out_headers)
             return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from paygate.mcp.dispatcher import CallContext
+    from paygate.mcp.dispatcher import CallContext, Dispatcher
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -61,3 +61,10 @@ def billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
         out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
     return out
 
+
+
+def answer_headers(dispatcher: Dispatcher, ctx: CallContext) -> list[tuple[bytes, bytes]]:
+    """The billing headers of a JSON answer; a request that touched no rate window still gets them."""
+    if ctx.raw_key and ctx.rate is None:
+        dispatcher.describe_key(ctx)
+    return billing_headers(ctx)

@@ -10,8 +10,9 @@ the next questions.
 
 The call was admitted and charged once, on the first POST; a retry resumes it and is never charged
 again. A `requestState` is single-use, unguessable, bound to the caller's key and to the request it
-came from, and expires (the held call is then cancelled, as if its client had gone, and the charge
-follows the refund policy).
+came from, and expires: after `toolTimeoutSeconds`, or when the held call ends on its own (its
+backend timed out). An expired call is cancelled, as if its client had gone, and the charge
+follows the refund policy.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Exchange:
     async def next_answer(self, msg_id: Any) -> Message:
         """The call's result, or `input_required` with the questions it is waiting on."""
         assert self.task is not None
+        if self.task.done():  # it ended meanwhile: unanswered questions are moot
+            return self._result(msg_id)
         if not self.asked:
             getter = asyncio.ensure_future(self.questions.get())
             done, _ = await asyncio.wait({self.task, getter}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,7 +153,15 @@ class Exchanges:
         token = secrets.token_urlsafe(24)
         self._held[token] = exchange
         exchange.expire_after(self.hold_seconds)
+        assert exchange.task is not None
+        # A call that ends while nobody waits for it (its backend timed out) is over for the client too.
+        exchange.task.add_done_callback(lambda _: self._ended(token, exchange))
         return token
+
+    def _ended(self, token: str, exchange: Exchange) -> None:
+        if self._held.get(token) is exchange:
+            del self._held[token]
+            exchange.keep()
 
     def forget(self, exchange: Exchange) -> None:
         for token in [t for t, e in self._held.items() if e is exchange]:

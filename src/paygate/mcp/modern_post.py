@@ -17,7 +17,17 @@ from paygate.core import errors
 from paygate.mcp import jsonrpc, modern
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
-from paygate.mcp.http_io import SSE, Receive, Scope, Send, api_key_from, billing_headers, header_map, send_bytes
+from paygate.mcp.http_io import (
+    SSE,
+    Receive,
+    Scope,
+    Send,
+    answer_headers,
+    api_key_from,
+    billing_headers,
+    header_map,
+    send_bytes,
+)
 from paygate.mcp.input_required import Exchanges
 from paygate.mcp.origin import Origin
 from paygate.services.gate_facts import ClientFacts
@@ -61,13 +71,8 @@ class ModernPost:
         finally:
             ctx.origin = None  # see endpoint.py: a cycle left for the garbage collector costs every request
         answer = modern.completed(payload["method"], answer)
-        if channel.streaming:
-            await channel.finish(answer)
-            return
-        channel.close()
-        if ctx.raw_key and ctx.rate is None:
-            self.dispatcher.describe_key(ctx)
-        await _send(send, answer, billing_headers(ctx))
+        if not await channel.finish_if_streaming(answer):
+            await _send(send, answer, answer_headers(self.dispatcher, ctx))
 
     async def _answer(self, message: dict[str, Any], ctx: CallContext, origin: Origin) -> dict[str, Any]:
         method = message["method"]
