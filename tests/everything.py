@@ -55,13 +55,14 @@ class Everything:
         return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
 
     def upstream_cancellation_of(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
-        """The `notifications/cancelled` the server got for its call of `tool` with `arguments`, or None."""
+        """The `notifications/cancelled` the server got for its latest call of `tool` with `arguments`,
+        or None."""
         messages = self.upstream()
         calls = [m["id"] for m in messages if m.get("method") == "tools/call"
                  and m["params"]["name"] == tool and m["params"].get("arguments") == arguments]
-        assert len(calls) == 1, f"expected one upstream call of {tool} with {arguments}, saw {len(calls)}"
+        assert calls, f"the server was never called {tool} with {arguments}"
         return next((m for m in messages if m.get("method") == "notifications/cancelled"
-                     and m["params"]["requestId"] == calls[0]), None)
+                     and m["params"]["requestId"] == calls[-1]), None)
 
     def logged_call(self, tool: str = LONG_RUNNING) -> dict[str, Any]:
         """The newest request-log entry of `tool` (the gateway's own record of a settled call)."""
