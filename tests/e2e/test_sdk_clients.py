@@ -10,6 +10,7 @@ Streamable HTTP behind the gateway), and prints a JSON report; the test checks i
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from typing import Any
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 MCP1_PYTHON = ROOT / ".venv-mcp1" / "bin" / "python"
 MCP1_CLIENT = ROOT / "tests" / "clients" / "mcp1_client.py"
+TS_CLIENT = ROOT / "tests" / "clients" / "ts_client.mjs"
 CREDITS = 10
 PAID_CALLS = 4  # sampling, elicitation, progress and the echo after the cancellation; the cancelled call is refunded
 
@@ -92,3 +94,19 @@ def test_the_python_sdk_1x_client_drives_sampling_elicitation_progress_and_cance
     # 1.x sends notifications/cancelled when told to (mcp1_client.py); the gateway answers the call -32800
     assert report["cancellation"]["error"] == {"code": -32800, "message": "Request cancelled by the client"}
 
+
+def test_the_typescript_sdk_client_drives_sampling_elicitation_progress_and_cancellation_through_the_gateway(
+        everything: Everything) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the TypeScript SDK client needs Node.js (tests/node)")
+    key = everything.gw.create_key(CREDITS)
+    report = run_client([node, str(TS_CLIENT)], everything, key, "ts-model")
+    assert report["client"]["version"] == "1.32.2"  # pinned in tests/node/package.json
+    assert_drove_everything(report, everything, key, "ts-model")
+    # An aborted call rejects at once with the SDK's own error; the SDK sent notifications/cancelled.
+    assert report["cancellation"]["error"] == {"code": -32001,
+                                               "message": "MCP error -32001: the user changed their mind"}
+    # The gateway still answers the cancelled request (-32800), which the SDK reports as a response
+    # for an unknown id; nothing else may go wrong on the client's side.
+    assert all("-32800" in error for error in report["clientErrors"]), report["clientErrors"]
