@@ -9,7 +9,8 @@ The session's GET stream is kept open: a server sends there what belongs to
 no request of ours (list changes, and requests such as a `roots/list` it
 makes on its own). It is read in a context of its own, so the relay routes
 what arrives there as it would a stdio server's (mcp/relay.py). A server
-that offers no such stream (405) is not asked again.
+that refuses it (405, or another 4xx but 409 and 429) is not asked again
+in that session.
 
 The client is the lean `h1.H1Pool` (why: see h1.py — httpx costs ~600 µs of
 CPU per request); httpx is used instead when an HTTP proxy applies to the
@@ -255,8 +256,8 @@ class HttpBackend(HandshakeMixin):
         while self._ready:
             try:
                 async with self._client.stream("GET", headers) as resp:
-                    if resp.status_code in (404, 405):
-                        return  # no such stream here, or the session is gone (request() reconnects)
+                    if 400 <= resp.status_code < 500 and resp.status_code not in (409, 429):
+                        return  # none here (405), or the session is gone (request() reconnects, reopens)
                     if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
                             "text/event-stream"):
                         async with contextlib.aclosing(_sse_messages(resp)) as messages:
