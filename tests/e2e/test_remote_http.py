@@ -76,6 +76,20 @@ async def test_remote_concurrent_calls_with_the_same_id_are_not_mixed_up(echo_re
 
 # --- server-everything over Streamable HTTP (SSE answers) --------------------------------------
 
+def test_a_tool_the_server_adds_while_running_is_listed_and_callable_once_the_server_says_so(
+        echo_remote: Gateway) -> None:
+    """The server announces the new tool on its session's GET stream, not on the call's answer."""
+    key = echo_remote.create_key(5)
+    assert text_of(echo_remote.call_tool("grow", {"name": "sprout"}, key)) == "added sprout"
+
+    def listed() -> bool:
+        return "sprout" in {t["name"] for t in echo_remote.rpc("tools/list").json()["result"]["tools"]}
+
+    wait_until(listed, 10, "the gateway to refresh its tool list")
+    assert text_of(echo_remote.call_tool("sprout", {}, key)) == "sprout works"
+    assert echo_remote.balance(key) == 3
+
+
 def test_everything_over_http_with_sse_answers() -> None:
     with everything_http_server() as backend, running_gateway(
             "--remote-url", backend.url, "--rate-limit", "0", "--tool-price", "get-sum:4") as gw:
@@ -136,6 +150,18 @@ def test_server_discover_is_answered_by_the_gateway(recorder: tuple[Gateway, Rec
     assert gw.balance(key) == 1
 
 
+def test_the_session_stream_is_asked_for_once_from_a_server_that_offers_none(
+        recorder: tuple[Gateway, RecordingBackend]) -> None:
+    gw, backend = recorder
+    wait_until(lambda: "GET" in backend.methods(), 10, "the gateway to ask for the session's GET stream")
+    get = next(r for r in backend.requests if r.method == "GET")
+    assert get.headers["accept"] == "text/event-stream"
+    assert get.headers["mcp-session-id"] == backend.session_id
+    key = gw.create_key(1)
+    assert text_of(gw.call_tool("shout", {"text": "still here"}, key)) == "STILL HERE"
+    assert backend.methods().count("GET") == 1  # it answered 405: not asked again
+
+
 def test_upstream_session_is_deleted_on_shutdown(recorder: tuple[Gateway, RecordingBackend]) -> None:
     gw, backend = recorder
     assert backend.methods()[:3] == ["initialize", "notifications/initialized", "tools/list"]
@@ -150,6 +176,7 @@ def test_unsolicited_client_answers_and_cancels_stay_out_of_the_upstream_session
     recorder: tuple[Gateway, RecordingBackend],
 ) -> None:
     gw, backend = recorder
+    wait_until(lambda: "GET" in backend.methods(), 10, "the gateway to ask for the session's GET stream")
     before = len(backend.requests)
     for message in ({"jsonrpc": "2.0", "id": 1, "result": {"role": "assistant"}},
                     {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}):
@@ -157,15 +184,3 @@ def test_unsolicited_client_answers_and_cancels_stay_out_of_the_upstream_session
     assert gw.rpc("ping").status_code == 200  # the gateway answers pings itself
     assert len(backend.requests) == before
 
-
-def test_a_json_mode_servers_list_change_arrives_on_the_standalone_stream(echo_remote: Gateway) -> None:
-    """A server answering in JSON has no request stream to send notifications on: the gateway's own
-    GET stream to it is how `notifications/tools/list_changed` reaches the gateway."""
-    key = echo_remote.create_key(5)
-    assert text_of(echo_remote.call_tool("grow", {"name": "remote_late_tool"}, key)) == "added remote_late_tool"
-
-    def listed() -> bool:
-        return "remote_late_tool" in {t["name"] for t in echo_remote.rpc("tools/list").json()["result"]["tools"]}
-
-    wait_until(listed, 10, "remote_late_tool in tools/list")
-    assert text_of(echo_remote.call_tool("remote_late_tool", {}, key)) == "remote_late_tool works"

@@ -31,6 +31,7 @@ from paygate.mcp.origin import Origin
 from paygate.mcp.relay import Relay
 
 MAX_HELD = 10_000
+MAX_NOTES = 256  # notifications kept for a client between two of its POSTs
 Handler = Callable[[], Coroutine[Any, Any, Message | None]]
 
 
@@ -44,12 +45,30 @@ class Exchange:
         self.request = request  # (method, name): a retry must be the same request
         self.questions: asyncio.Queue[Message] = asyncio.Queue()
         self.asked: dict[str, Message] = {}  # relayed, not answered yet
+        self.notes: list[Message] = []  # notifications that came while no POST was open
         self.task: asyncio.Task[Message | None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
-    def ask(self, question: Message) -> None:
-        """The relay has a server request for this client (under our id)."""
-        self.questions.put_nowait(question)
+    def ask(self, message: Message) -> None:
+        """The relay has a server request for this client (under our id), or a notification while
+        no POST of the client's is open (kept for the next one)."""
+        if "id" in message:
+            self.questions.put_nowait(message)
+        elif len(self.notes) < MAX_NOTES:
+            self.notes.append(message)
+
+    def carry_on(self, origin: Origin, progress_token: Any) -> None:
+        """A retry's POST takes the call over: its progress token, then what it missed."""
+        self.origin.take_over(origin)
+        if progress_token is not None:
+            self.exchanges.relay.retoken(self.origin, progress_token)
+        notes, self.notes = self.notes, []
+        for note in notes:
+            params = note.get("params")
+            if progress_token is not None and note.get("method") == "notifications/progress" \
+                    and isinstance(params, dict):
+                note = {**note, "params": {**params, "progressToken": progress_token}}
+            self.exchanges.relay.deliver(self.origin, note)
 
     async def next_answer(self, msg_id: Any) -> Message:
         """The call's result, or `input_required` with the questions it is waiting on."""
@@ -127,7 +146,8 @@ class Exchanges:
             return jsonrpc.error(message.get("id"), errors.INVALID_PARAMS, "Unknown or expired requestState")
         del self._held[token]
         exchange.keep()
-        exchange.origin.take_over(origin)  # this POST now carries the call's messages and its answer
+        meta = params.get("_meta")
+        exchange.carry_on(origin, meta.get("progressToken") if isinstance(meta, dict) else None)
         responses = params.get("inputResponses")
         for qid, response in (responses.items() if isinstance(responses, dict) else ()):
             if exchange.asked.pop(qid, None) is not None:

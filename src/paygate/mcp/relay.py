@@ -95,6 +95,12 @@ class Relay:
                 return {**params, "_meta": {**meta, "progressToken": ours}}, ours
         return params, None
 
+    def retoken(self, origin: Origin, client_token: Any) -> None:
+        """A 2026-07-28 retry carries the call on under a progress token of its own."""
+        for ours, (owner, _) in list(self._tokens.items()):
+            if owner is origin:
+                self._tokens[ours] = (origin, client_token)
+
     def end(self, origin: Origin, token: str | None) -> None:
         left = self._active[origin] - 1
         if left:
@@ -172,8 +178,8 @@ class Relay:
     def deliver(self, origin: Origin, message: Message) -> bool:
         """On the origin's own POST stream while it is open, else on its session's GET stream.
         A 2026-07-28 client is asked its questions in an `input_required` answer instead."""
-        if origin.exchange is not None and "id" in message:
-            origin.exchange.ask(message)
+        if origin.exchange is not None and ("id" in message or origin.channel is None):
+            origin.exchange.ask(message)  # a question; or a note between two POSTs, for the next one
             return True
         if origin.channel is not None and origin.channel.push(message):
             return True

@@ -5,6 +5,13 @@ client's API key and the admin key are never forwarded: requests upstream
 carry only the headers built here. On a 404 (the server forgot our
 session) we handshake again and retry once. The session is DELETEd on stop.
 
+The session's GET stream is kept open: a server sends there what belongs to
+no request of ours (list changes, and requests such as a `roots/list` it
+makes on its own). It is read in a context of its own, so the relay routes
+what arrives there as it would a stdio server's (mcp/relay.py). A server
+that refuses it (405, or another 4xx but 409 and 429) is not asked again
+in that session.
+
 The client is the lean `h1.H1Pool` (why: see h1.py — httpx costs ~600 µs of
 CPU per request); httpx is used instead when an HTTP proxy applies to the
 backend URL, as httpx honours the proxy environment variables.
@@ -14,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -38,7 +46,7 @@ log = logging.getLogger("paygate.backend.http")
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RECONNECT_MAX = 30.0
-LISTEN_RETRY_START = 0.5
+LISTEN_RETRY = 0.25  # seconds before reopening the session's GET stream; doubles to RECONNECT_MAX
 USER_AGENT = f"paygate-mcp/{__version__}"
 
 
@@ -108,7 +116,6 @@ class HttpBackend(HandshakeMixin):
 
     async def start(self) -> None:
         await self._connect()
-        self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _connect(self) -> None:
         async with self._handshake_lock:
@@ -118,11 +125,12 @@ class HttpBackend(HandshakeMixin):
             self._protocol_version = (self._init_result or {}).get("protocolVersion")
             self._ready = True
             log.info("%s: connected to %s (%d tools)", self.label, self.url, len(self._tools))
+            self._listen_to_session()
 
     async def stop(self) -> None:
         self._ready = False
         for task in (self._reconnect, self._listener):
-            if task:
+            if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -226,34 +234,39 @@ class HttpBackend(HandshakeMixin):
 
     async def _from_sse(self, resp: _Body, want_id: Any) -> Message:
         """Read SSE events until the answer to `want_id`; pass other messages on."""
-        async for message in _sse_messages(resp):
-            if "method" not in message and message.get("id") == want_id:
-                return message
-            if "method" in message:
-                self.dispatch_incoming(message)
+        async with contextlib.aclosing(_sse_messages(resp)) as messages:
+            async for message in messages:
+                if "method" not in message and message.get("id") == want_id:
+                    return message
+                if "method" in message:
+                    self.dispatch_incoming(message)
         raise BackendUnavailable(f"{self.label}: SSE stream ended without an answer")
 
+    def _listen_to_session(self) -> None:
+        """(Re)open the session's GET stream, in an empty context: whatever client request the
+        caller is serving, what arrives there is not its (relay.py)."""
+        if self._listener is not None:
+            self._listener.cancel()
+        self._listener = asyncio.get_running_loop().create_task(self._listen(), context=contextvars.Context())
+
     async def _listen(self) -> None:
-        """The standalone GET stream: what the server sends outside any request of ours (list
-        changes, requests of its own). Reopened when it ends; a server that offers none (405) is
-        not asked again."""
-        delay = LISTEN_RETRY_START
-        while True:
-            headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
-            headers["Accept"] = "text/event-stream"
+        headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
+        headers["Accept"] = "text/event-stream"
+        delay = LISTEN_RETRY
+        while self._ready:
             try:
                 async with self._client.stream("GET", headers) as resp:
-                    if resp.status_code == 405:
-                        log.info("%s: the server offers no GET stream", self.label)
-                        return
+                    if 400 <= resp.status_code < 500 and resp.status_code not in (409, 429):
+                        return  # none here (405), or the session is gone (request() reconnects, reopens)
                     if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
                             "text/event-stream"):
-                        delay = LISTEN_RETRY_START
-                        async for message in _sse_messages(resp):
-                            if "method" in message:
-                                self.dispatch_incoming(message)
-            except (H1Error, BackendError) as exc:
-                log.debug("%s: GET stream: %s", self.label, exc)
+                        async with contextlib.aclosing(_sse_messages(resp)) as messages:
+                            async for message in messages:
+                                delay = LISTEN_RETRY
+                                if "method" in message:
+                                    self.dispatch_incoming(message)
+            except H1Error as exc:
+                log.debug("%s: session stream: %s", self.label, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
@@ -275,8 +288,8 @@ class HttpBackend(HandshakeMixin):
             raise BackendUnavailable(f"{self.label}: {exc}") from exc
 
 
-async def _sse_messages(resp: _Body) -> AsyncIterator[Message]:
-    """The JSON-RPC messages of an SSE body, as they arrive (events that are not one are skipped)."""
+async def _sse_messages(resp: _Body) -> AsyncGenerator[Message, None]:
+    """The JSON-RPC messages of an SSE body, as its events complete (anything else is skipped)."""
     data_lines: list[str] = []
     async for line in resp.aiter_lines():
         if line.startswith("data:"):
