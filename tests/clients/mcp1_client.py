@@ -75,6 +75,9 @@ async def cancel_midway(session: ClientSession, plan: dict[str, Any]) -> dict[st
         await began.wait()
         await session.send_notification(types.ClientNotification(types.CancelledNotification(
             params=types.CancelledNotificationParams(requestId=request_id, reason="the user changed their mind"))))
+        # A cancelled request gets no answer (the spec's SHOULD NOT), so stop waiting for one.
+        tasks.cancel_scope.cancel()
+    outcome.setdefault("cancelled", True)
     return outcome
 
 

@@ -72,7 +72,7 @@ def assert_drove_everything(report: dict[str, Any], everything: Everything, key:
     assert report["progress"] == {"seen": [[1, 3], [2, 3], [3, 3]], "result": [PROGRESS_RESULT]}
 
     cancellation = report["cancellation"]
-    assert "result" not in cancellation and "error" in cancellation, cancellation
+    assert "result" not in cancellation and ("error" in cancellation or cancellation.get("cancelled")), cancellation
     assert cancellation["after"] == ["Echo: after the cancellation"]  # the session outlives the cancellation
     wait_until(lambda: everything.gw.balance(key) == CREDITS - PAID_CALLS, 10, "the cancelled call's refund")
     entry = everything.logged_call()
@@ -91,8 +91,9 @@ def test_the_python_sdk_1x_client_drives_sampling_elicitation_progress_and_cance
     report = run_client([str(MCP1_PYTHON), str(MCP1_CLIENT)], everything, key, "mcp1-model")
     assert report["client"]["version"].startswith("1.")
     assert_drove_everything(report, everything, key, "mcp1-model")
-    # 1.x sends notifications/cancelled when told to (mcp1_client.py); the gateway answers the call -32800
-    assert report["cancellation"]["error"] == {"code": -32800, "message": "Request cancelled by the client"}
+    # 1.x sends notifications/cancelled when told to (mcp1_client.py), then stops waiting: the gateway
+    # sends no answer for a cancelled request, as the spec asks
+    assert report["cancellation"]["cancelled"] is True and "error" not in report["cancellation"]
 
 
 def test_the_typescript_sdk_client_drives_sampling_elicitation_progress_and_cancellation_through_the_gateway(
@@ -107,6 +108,6 @@ def test_the_typescript_sdk_client_drives_sampling_elicitation_progress_and_canc
     # An aborted call rejects at once with the SDK's own error; the SDK sent notifications/cancelled.
     assert report["cancellation"]["error"] == {"code": -32001,
                                                "message": "MCP error -32001: the user changed their mind"}
-    # The gateway still answers the cancelled request (-32800), which the SDK reports as a response
-    # for an unknown id; nothing else may go wrong on the client's side.
-    assert all("-32800" in error for error in report["clientErrors"]), report["clientErrors"]
+    # The gateway sends no answer for the cancelled request (an answer would be a response for an
+    # unknown id to the SDK): nothing may go wrong on the client's side.
+    assert report["clientErrors"] == []

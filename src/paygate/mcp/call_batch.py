@@ -133,7 +133,7 @@ async def _run(d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: Bat
             outcomes = await work
     except CancelledByClient:
         ctx.credits = admitted.key.credits if admitted.key is not None else None
-        return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client")
+        return ctx.cancelled_by_client(msg_id)
     ctx.surcharge = sum(sub.surcharge for sub in subs)
     results = []
     for call, (reply, credits) in zip(calls, outcomes, strict=True):

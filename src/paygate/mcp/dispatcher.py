@@ -50,6 +50,14 @@ class CallContext:
     client: ClientFacts = NO_CLIENT  # peer address and headers, read only when a key's policy needs them
     session_id: str | None = None  # the client's Mcp-Session-Id, when it has one
     origin: Origin | None = None  # the POST these messages came in (server messages find their way back)
+    cancelled: set[Any] | None = None  # ids the client cancelled: the spec says they get no answer
+
+    def cancelled_by_client(self, msg_id: Any) -> Message:
+        """Settle as a cancellation (-32800); the endpoint sends the client no answer for it."""
+        if self.cancelled is None:
+            self.cancelled = set()
+        self.cancelled.add(msg_id)
+        return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client")
 
 
 class Dispatcher:
@@ -181,7 +189,7 @@ class Dispatcher:
             else:  # the client may cancel it (notifications/cancelled)
                 reply = await self.in_flight.run(ctx.session_id, msg_id, request)
         except CancelledByClient:
-            return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client"), True
+            return ctx.cancelled_by_client(msg_id), True
         except asyncio.CancelledError:
             if origin is None or not origin.disconnected:
                 raise

@@ -178,6 +178,8 @@ class McpEndpoint:
             # collector, every request's objects would cost ~20 µs more (measured, bench/inproc.py).
             ctx.origin = None
 
+        if ctx.cancelled:  # "Receivers of cancellation notifications SHOULD NOT send a response"
+            responses = [r for r in responses if r.get("id") not in ctx.cancelled]
         result: Any = (responses if isinstance(payload, list) else responses[0]) if responses else None
         if await channel.finish_if_streaming(result):
             return
