@@ -25,7 +25,7 @@ from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
-from paygate.mcp.relay import Relay
+from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.sessions import SessionManager
 from paygate.services.billing import Admitted, BillingService, Refused
 from paygate.services.events import EventHub
@@ -35,6 +35,12 @@ from paygate.store.base import ChargeNotRecorded
 from paygate.store.records import KeyRecord
 
 log = logging.getLogger("paygate.mcp")
+MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
+
+
+def _input_required(reply: Message) -> bool:
+    result = reply.get("result")
+    return isinstance(result, dict) and result.get("resultType") == "input_required"
 
 
 @dataclass(slots=True)
@@ -188,8 +194,12 @@ class Dispatcher:
                 reply = await request
             else:  # the client may cancel it (notifications/cancelled)
                 reply = await self.in_flight.run(ctx.session_id, msg_id, request)
+            if origin is not None and _input_required(reply):  # a 2026-07-28 server asks first
+                reply = await self._with_answers(method, params, reply, origin)
         except CancelledByClient:
             return ctx.cancelled_by_client(msg_id), True
+        except ClientCannotAnswer as exc:
+            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, str(exc)), True
         except asyncio.CancelledError:
             if origin is None or not origin.disconnected:
                 raise
@@ -206,6 +216,19 @@ class Dispatcher:
                 self.relay.end(origin, progress_token)
         reply["id"] = msg_id  # the backend saw our id; the client gets its own back
         return reply, True
+
+    async def _with_answers(self, method: str, params: Any, reply: Message, origin: Origin) -> Message:
+        """Ask the client the server's questions, retry with its answers, until a real result."""
+        for _ in range(MAX_INPUT_ROUNDS):
+            if not _input_required(reply):
+                return reply
+            result = reply["result"]
+            answers = await self.relay.ask(origin, result.get("inputRequests"), self.tool_timeout)
+            retry = {**(params if isinstance(params, dict) else {}), "inputResponses": answers}
+            if result.get("requestState") is not None:
+                retry["requestState"] = result["requestState"]
+            reply = await self.backend.request(method, retry, self.tool_timeout)
+        raise ClientCannotAnswer(f"The server still wanted input after {MAX_INPUT_ROUNDS} rounds")
 
     async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
         if method in ("notifications/initialized", "initialized"):

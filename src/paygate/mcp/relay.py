@@ -47,12 +47,18 @@ NOT_SUPPORTED = -32601
 
 @dataclass(slots=True)
 class _Pending:
-    """A server request relayed to a client, waiting for its answer."""
+    """A server request relayed to a client, waiting for its answer: for the backend under its id,
+    or (a 2026-07-28 backend's `input_required` question) for a future the dispatcher awaits."""
 
     origin: Origin
-    backend: Backend
+    backend: Backend | None
     upstream_id: Any
     expires: float
+    answer: asyncio.Future[Message] | None = None
+
+
+class ClientCannotAnswer(Exception):
+    """A 2026-07-28 backend's question could not be put to the client, or it answered with an error."""
 
 
 class Relay:
@@ -166,6 +172,37 @@ class Relay:
             del self._pending[client_id]
             self._refuse(backend, upstream_id, NO_ROUTE, "The client has no open stream to receive it")
 
+    async def ask(self, origin: Origin, questions: Any, timeout: float) -> dict[str, Any]:
+        """A 2026-07-28 backend's `input_required`: put each question to the client, as a server
+        request (or, to a 2026-07-28 client, as an input_required of ours); its answers by key."""
+        if not isinstance(questions, dict) or not questions:
+            raise ClientCannotAnswer("The server asked for input without saying what")
+        loop = asyncio.get_running_loop()
+        waiting: dict[str, tuple[str, asyncio.Future[Message]]] = {}
+        try:
+            for key, question in questions.items():
+                method = question.get("method") if isinstance(question, dict) else None
+                params = question.get("params") if isinstance(question, dict) else None
+                missing = _missing_capability(origin, method, params)
+                if missing is not None or not isinstance(method, str):
+                    raise ClientCannotAnswer(f"The client does not support {missing or method}")
+                client_id = "pgs-" + secrets.token_urlsafe(12)
+                future: asyncio.Future[Message] = loop.create_future()
+                self._pending[client_id] = _Pending(origin, None, None, time.monotonic() + timeout, future)
+                waiting[str(key)] = (client_id, future)
+                if not self.deliver(origin, {"jsonrpc": "2.0", "id": client_id, "method": method,
+                                             "params": params if isinstance(params, dict) else {}}):
+                    raise ClientCannotAnswer("The client has no open stream to receive the server's question")
+            async with asyncio.timeout(timeout):
+                answers = {key: await future for key, (_, future) in waiting.items()}
+        finally:
+            for client_id, _ in waiting.values():
+                self._pending.pop(client_id, None)
+        for answer in answers.values():
+            if "error" in answer:
+                raise ClientCannotAnswer(f"The client answered with an error: {answer['error']}")
+        return {key: answer.get("result") for key, answer in answers.items()}
+
     def _server_cancelled(self, params: dict[str, Any], backend: Backend) -> None:
         """The server gave up on one of its own requests: tell the client, under the id it knows."""
         for client_id, pending in list(self._pending.items()):
@@ -211,6 +248,11 @@ class Relay:
         if pending is None or pending.origin.session_id != session_id:
             return False
         del self._pending[client_id]  # type: ignore[arg-type]
+        if pending.answer is not None:
+            if not pending.answer.done():
+                pending.answer.set_result(message)
+            return True
+        assert pending.backend is not None
         answer: Message = {"jsonrpc": "2.0", "id": pending.upstream_id}
         if "error" in message:
             answer["error"] = message["error"]

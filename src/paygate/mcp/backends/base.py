@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from paygate import __version__
+from paygate.mcp.backends.modern_era import init_result_from, speaks_only_modern, stamp
 from paygate.mcp.jsonrpc import LATEST_HANDSHAKE_VERSION, Message
+from paygate.mcp.modern import MODERN_VERSION
 
 log = logging.getLogger("paygate.backend")
 
@@ -67,6 +69,7 @@ class HandshakeMixin:
     """initialize → notifications/initialized → tools/list, shared by every transport."""
 
     label: str
+    modern: bool = False  # the server speaks only 2026-07-28 (modern_era.py)
     _ready: bool
     _init_result: dict[str, Any] | None
     _tools: list[dict[str, Any]]
@@ -91,6 +94,7 @@ class HandshakeMixin:
         raise NotImplementedError
 
     async def handshake(self, timeout: float = 30.0) -> None:
+        self.modern = False
         response = await self.request(
             "initialize",
             {
@@ -100,11 +104,29 @@ class HandshakeMixin:
             },
             timeout,
         )
+        if "error" in response and speaks_only_modern(response["error"]):
+            await self._discover(timeout)
+            return
         if "error" in response:
             raise BackendUnavailable(f"{self.label}: initialize failed: {response['error']}")
         self._init_result = response.get("result") or {}
         await self.notify("notifications/initialized")
         await self.refresh_tools(timeout)
+
+    async def _discover(self, timeout: float) -> None:
+        """A 2026-07-28-only server: no handshake, every request stamped from now on (modern_era.py)."""
+        self.modern = True
+        response = await self.request("server/discover", {}, timeout)
+        result = response.get("result")
+        if "error" in response or not isinstance(result, dict):
+            raise BackendUnavailable(f"{self.label}: server/discover failed: {response.get('error')}")
+        self._init_result = init_result_from(result)
+        log.info("%s: the server speaks only %s; requests carry its envelope", self.label, MODERN_VERSION)
+        await self.refresh_tools(timeout)
+
+    def stamped(self, params: Any) -> Any:
+        """The params a request carries upstream: as given, or with the 2026-07-28 envelope."""
+        return stamp(params, CLIENT_CAPABILITIES) if self.modern else params
 
     async def refresh_tools(self, timeout: float = 30.0) -> None:
         capabilities = (self._init_result or {}).get("capabilities") or {}

@@ -40,6 +40,7 @@ from paygate.mcp.backends.base import (
     MessageListener,
 )
 from paygate.mcp.backends.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
+from paygate.mcp.backends.modern_era import routing_headers
 from paygate.mcp.jsonrpc import Message
 
 log = logging.getLogger("paygate.backend.http")
@@ -175,6 +176,8 @@ class HttpBackend(HandshakeMixin):
     async def request(self, method: str, params: Any, timeout: float) -> Message:
         self._next_id += 1
         message: Message = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if self.modern:
+            params = self.stamped(params)
         if params is not None:
             message["params"] = params
         for attempt in (1, 2):
@@ -199,7 +202,10 @@ class HttpBackend(HandshakeMixin):
     async def _post(self, message: Message) -> Message | None:
         """POST one request; None means the server no longer knows our session."""
         body = orjson.dumps(message)
-        async with self._client.stream("POST", self._headers(), body) as resp:
+        headers = self._headers()
+        if self.modern:  # a 2026-07-28 server routes on these and checks them against the body
+            headers = {**headers, **routing_headers(message["method"], message.get("params") or {})}
+        async with self._client.stream("POST", headers, body) as resp:
             if resp.status_code == 404 and self._session_id and message.get("method") != "initialize":
                 return None
             if message.get("method") == "initialize" and "mcp-session-id" in resp.headers:

@@ -198,6 +198,8 @@ class StdioBackend(HandshakeMixin):
         self._next_id += 1
         our_id = self._next_id
         message: Message = {"jsonrpc": "2.0", "id": our_id, "method": method}
+        if self.modern:
+            params = self.stamped(params)
         if params is not None:
             message["params"] = params
         loop = asyncio.get_running_loop()
