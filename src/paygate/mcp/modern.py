@@ -41,7 +41,10 @@ _B64 = re.compile(r"=\?base64\?([A-Za-z0-9+/]*={0,2})\?=")
 
 
 def is_modern(headers: Mapping[bytes, bytes], payload: Any) -> bool:
-    """A request of the 2026-07-28 wire: by its header, or by its envelope when the header is missing."""
+    """A request of the 2026-07-28 wire: by its header, or by its envelope when the header is missing.
+    An `initialize` is the handshake era's, whatever header a falling-back client left on it."""
+    if isinstance(payload, dict) and payload.get("method") == "initialize":
+        return False
     version = headers.get(b"mcp-protocol-version")
     if version is not None:
         return version.decode("latin-1").strip() == MODERN_VERSION
