@@ -37,7 +37,7 @@ def test_pricing_comes_from_the_backends_tool_list(gw: Gateway) -> None:
     tools = {t["name"] for t in gw.client.get("/pricing").json()["tools"]}
     assert {"echo", "add", "fail", "big_output", "slow", "slow_calls", "crash", "announce", "grow", "meet",
             "progress", "ask_llm", "ask_user", "client_roots", "progress_then_crash",
-            "progress_slowly"} == tools
+            "progress_slowly", "grow_quietly"} == tools
 
 
 def test_discovery_documents(gw: Gateway) -> None:

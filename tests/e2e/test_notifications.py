@@ -98,3 +98,17 @@ def test_a_clients_cancel_cannot_cancel_another_clients_call(echo_gateway: Gatew
         assert resp.status_code == 202
     worker.join(30)
     assert result["result"]["content"][0]["text"] == "slept 1.0"
+
+
+def test_a_tool_the_server_added_without_saying_so_is_found_when_called(echo_gateway: Gateway) -> None:
+    key = echo_gateway.create_key(5)
+    assert echo_gateway.call_tool("grow_quietly", {"name": "quiet_tool"}, key)["result"]["content"][0]["text"] \
+        == "added quiet_tool quietly"
+    listed = {t["name"] for t in echo_gateway.rpc("tools/list").json()["result"]["tools"]}
+    assert "quiet_tool" not in listed  # nobody was told
+    reply = echo_gateway.call_tool("quiet_tool", {}, key)  # unknown to the gateway: it looks again
+    assert reply["result"]["content"][0]["text"] == "quiet_tool works"
+    assert echo_gateway.balance(key) == 3  # charged like any tool
+    assert "quiet_tool" in {t["name"] for t in echo_gateway.rpc("tools/list").json()["result"]["tools"]}
+    refused = echo_gateway.call_tool("no_such_tool", {}, key)
+    assert refused["error"]["code"] == -32602 and echo_gateway.balance(key) == 3

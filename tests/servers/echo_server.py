@@ -105,6 +105,16 @@ async def grow(name: str, ctx: Context) -> str:
 
 
 @server.tool()
+def grow_quietly(name: str) -> str:
+    """Register a new tool `name` without telling anyone (no list_changed)."""
+    def added() -> str:
+        return f"{name} works"
+
+    server.add_tool(added, name=name, description="added quietly")
+    return f"added {name} quietly"
+
+
+@server.tool()
 async def progress(steps: int, ctx: Context) -> str:
     """Report `steps` progress notifications, then answer."""
     for step in range(1, steps + 1):

@@ -20,7 +20,7 @@ import orjson
 from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
 from paygate.mcp import call_batch, jsonrpc
-from paygate.mcp.backends.base import Backend, BackendTimeout, BackendUnavailable
+from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.jsonrpc import Message
@@ -36,6 +36,7 @@ from paygate.store.records import KeyRecord
 
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
+UNKNOWN_TOOL_REFRESH = 5.0  # seconds between tool-list refreshes caused by calls to unknown tools
 
 
 def _input_required(reply: Message) -> bool:
@@ -83,6 +84,7 @@ class Dispatcher:
         self._tools_source: list[dict[str, Any]] | None = None
         self._priced_tools: list[dict[str, Any]] = []
         self._tool_names: frozenset[str] = frozenset()
+        self._unknown_refreshed = -UNKNOWN_TOOL_REFRESH  # when an unknown tool last made us re-list
 
     # tool list -------------------------------------------------------------
     def priced_tools(self) -> list[dict[str, Any]]:
@@ -119,6 +121,22 @@ class Dispatcher:
     def tool_known(self, name: str) -> bool:
         self.priced_tools()
         return not self._tool_names or name in self._tool_names
+
+    async def _known_after_refresh(self, tool: str) -> bool:
+        """An unknown tool may be one the server added without saying so (or one a 2026-07-28-only
+        server, whose list changes are not followed, added): look again, at most every
+        UNKNOWN_TOOL_REFRESH seconds, so unknown names cannot make the gateway flood the server."""
+        refresh = getattr(self.backend, "refresh_tools", None)
+        now = time.monotonic()
+        if refresh is None or not self.backend.ready or now - self._unknown_refreshed < UNKNOWN_TOOL_REFRESH:
+            return False
+        self._unknown_refreshed = now
+        try:
+            await refresh(min(self.tool_timeout, 30.0))
+        except BackendError as exc:
+            log.debug("tool list refresh for %r failed: %s", tool[:100], exc)
+            return False
+        return self.tool_known(tool)
 
     def describe_key(self, ctx: CallContext) -> None:
         """Fill the rate and credit headers for a request that did not touch the rate window."""
@@ -251,7 +269,7 @@ class Dispatcher:
         tool: str = params["name"]
         if not isinstance(params.get("arguments", {}), dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
-        if not self.tool_known(tool):
+        if not self.tool_known(tool) and not await self._known_after_refresh(tool):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
