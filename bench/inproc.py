@@ -27,8 +27,8 @@ import orjson
 
 from paygate.app import create_app
 from paygate.config import load_settings
+from paygate.keys.service import KeyService
 from paygate.mcp.jsonrpc import Message
-from paygate.services.keys import KeyService
 
 
 class InstantBackend:

@@ -25,41 +25,28 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from paygate import __version__
-from paygate.api import admin_events as admin_events_api
-from paygate.api import (
-    admin_keys,
-    alerts,
-    audit,
-    auto_topup,
-    backup,
-    bulk,
-    config_view,
-    dry_run,
-    expiring,
-    groups,
-    key_io,
-    key_lifecycle,
-    key_meta,
-    key_reports,
-    key_views,
-    namespaces,
-    plans,
-    policy,
-    reservations,
-    schedules,
-    teams,
-    templates,
-)
-from paygate.api import keys as keys_api
-from paygate.api import maintenance as maintenance_api
-from paygate.api import public as public_api
-from paygate.api import request_log as request_log_api
-from paygate.api import usage as usage_api
-from paygate.api import webhooks as webhooks_api
+from paygate.admin.auth import AdminAuth
+from paygate.admin.maintenance import Maintenance
+from paygate.admin.routes import admin_keys, backup, config_view
+from paygate.admin.routes import maintenance as maintenance_api
+from paygate.alerts import routes as alerts
 from paygate.api.common import ApiError, api_error_handler, validation_error_handler
+from paygate.audit import routes as audit
+from paygate.audit.service import AuditService
+from paygate.billing.routes import usage as usage_api
+from paygate.billing.service import BillingService
 from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.events import routes as admin_events_api
+from paygate.events.hub import EventHub
+from paygate.events.types import EVENT_TYPES
 from paygate.exit_signals import chain_exit_signals
+from paygate.keys.routes import auto_topup, bulk, expiring, reservations, schedules, templates
+from paygate.keys.routes import crud as keys_api
+from paygate.keys.routes import import_export as key_io
+from paygate.keys.routes import lifecycle as key_lifecycle
+from paygate.keys.routes import meta as key_meta
+from paygate.keys.service import KeyService
 from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
 from paygate.mcp.backends.http import HttpBackend
@@ -71,16 +58,15 @@ from paygate.mcp.http_io import Receive, Scope, Send, send_json
 from paygate.mcp.relay import Relay
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import HTTP_METHODS, OTHER, Metrics
-from paygate.services.admin_auth import AdminAuth
-from paygate.services.audit import AuditService
-from paygate.services.billing import BillingService
-from paygate.services.event_types import EVENT_TYPES
-from paygate.services.events import EventHub
-from paygate.services.keys import KeyService
-from paygate.services.maintenance import Maintenance
-from paygate.services.runtime import Runtime
+from paygate.policy.routes import groups, namespaces, plans, teams
+from paygate.policy.routes import key_policy as policy
+from paygate.public import routes as public_api
+from paygate.reports.routes import dry_run, key_reports, key_views
+from paygate.reports.routes import request_log as request_log_api
+from paygate.runtime import Runtime
 from paygate.store.audit_log import audit_log_of
 from paygate.store.sqlite import MEMORY, SQLiteStore
+from paygate.webhooks.routes import delivery as webhooks_api
 
 log = logging.getLogger("paygate")
 VERSION_HEADER = (b"x-paygate-version", __version__.encode())

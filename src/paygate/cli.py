@@ -17,7 +17,7 @@ from paygate import __version__, logs
 from paygate.config import ConfigError, Settings, load_settings
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
-from paygate.services.runtime import Runtime
+from paygate.runtime import Runtime
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool-call gateway for MCP servers.")
 

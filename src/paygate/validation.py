@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from paygate.alerts.service import RuleError, rules_from_config
 from paygate.config import ConfigError, Settings, resolve_sources
-from paygate.services.alerts import RuleError, rules_from_config
-from paygate.services.webhooks.ssrf import configured_url_problems
+from paygate.webhooks.ssrf import configured_url_problems
 
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset({

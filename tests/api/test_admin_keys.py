@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from paygate.services.keys import KeyService
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.support import Gateway, wait_until
 

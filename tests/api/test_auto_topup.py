@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from paygate.services.auto_topup import AutoTopup, today_count
-from paygate.services.keys import KeyService
+from paygate.keys.auto_topup import AutoTopup, today_count
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from paygate.config import Settings
-from paygate.services.expiry_scanner import ExpiryScanner, ScannerConfig
-from paygate.services.keys import KeyService
+from paygate.keys.expiry import ExpiryScanner, ScannerConfig
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from paygate.services.key_lifecycle import rotate
-from paygate.services.keys import KeyService
-from paygate.services.schedules import Schedules
+from paygate.keys.lifecycle import rotate
+from paygate.keys.schedules import Schedules
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 from paygate.store.sqlite import SQLiteStore
 
 

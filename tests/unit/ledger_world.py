@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paygate.billing.service import BillingService
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.keys.service import KeyService
 from paygate.metrics import Metrics
-from paygate.services.billing import BillingService
-from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
 
 TOOLS = ["cheap", "dear", "sized"]  # default price 1; 7 flat; 1 + 2/KB in + 3/KB out

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from paygate.services import alerts
-from paygate.services.alerts import (
+from paygate.alerts import service as alerts
+from paygate.alerts.service import (
     ALERT_DOC,
     RULES_ID,
     Alert,
@@ -18,9 +18,9 @@ from paygate.services.alerts import (
     RuleError,
     check_rules,
 )
-from paygate.services.events import Event, EventHub
-from paygate.services.keys import KeyService
-from paygate.store.records import KeyRecord, UsageEvent
+from paygate.core.records import KeyRecord, UsageEvent
+from paygate.events.hub import Event, EventHub
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0

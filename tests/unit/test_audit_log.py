@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from paygate.services.audit import (
+from paygate.audit.service import (
     BURST_SLACK,
     CATEGORIES,
     TRAFFIC_SLACK,
@@ -16,7 +16,7 @@ from paygate.services.audit import (
     message_of,
     to_csv,
 )
-from paygate.services.events import Event, EventHub
+from paygate.events.hub import Event, EventHub
 from paygate.store.audit_log import AuditFilter, AuditLog
 from paygate.store.sqlite import SQLiteStore
 

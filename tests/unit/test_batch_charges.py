@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from paygate.core.records import UsageEvent
 from paygate.store.base import ChargeNotRecorded
-from paygate.store.records import UsageEvent
 from paygate.store.sqlite import SQLiteStore
 
 

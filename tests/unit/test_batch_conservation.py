@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from paygate.billing.batch import BatchAdmitted, admit_batch
+from paygate.billing.service import Admitted, BillingService
 from paygate.core.pricing import call_price
-from paygate.services.batch_billing import BatchAdmitted, admit_batch
-from paygate.services.billing import Admitted, BillingService
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, assert_on_disk, build
 

@@ -11,8 +11,8 @@ from paygate.core.batch_gate import first_unaffordable, projected
 from paygate.core.gate import GateInput
 from paygate.core.policy import EffectivePolicy
 from paygate.core.quota import Counter
+from paygate.core.records import KeyRecord
 from paygate.mcp.call_batch import MAX_BATCH_CALLS, BatchCall, parse_calls
-from paygate.store.records import KeyRecord
 
 NOW = 1_000_000.0
 

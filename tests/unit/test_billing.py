@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.keys.service import KeyService
 from paygate.metrics import Metrics
-from paygate.services.billing import Admitted, BillingService, Refused
-from paygate.services.keys import KeyService
 from paygate.store.sqlite import SQLiteStore
 
 

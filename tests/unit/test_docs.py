@@ -89,7 +89,7 @@ def test_every_route_and_dependency_runs_on_the_event_loop() -> None:
 def test_every_event_type_the_code_publishes_is_in_the_catalog_and_documented() -> None:
     """Literal types in publish()/emit() calls, plus the ones built from parts (groups and teams share
     one membership module; templates and plans name created/updated)."""
-    from paygate.services.event_types import EVENT_TYPES
+    from paygate.events.types import EVENT_TYPES
 
     source = "\n".join(p.read_text() for p in (ROOT / "src" / "paygate").rglob("*.py"))
     published = set(re.findall(r"""(?:publish|emit)\(\s*"([a-z_]+\.[a-z_]+)\"""", source))

@@ -10,10 +10,10 @@ from types import FrameType
 import orjson
 import pytest
 
-from paygate.api.admin_events import audit_frame, frame
+from paygate.events.hub import Event, EventHub
+from paygate.events.routes import audit_frame, frame
+from paygate.events.stream import EventStreamHub, HubClosed, TooManyStreams
 from paygate.exit_signals import chain_exit_signals
-from paygate.services.event_stream import EventStreamHub, HubClosed, TooManyStreams
-from paygate.services.events import Event, EventHub
 
 
 def queued(client_queue: asyncio.Queue[Event | None]) -> list[str]:

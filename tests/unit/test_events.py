@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from paygate.services.events import DRAIN_CHUNK, MAX_PENDING, Event, EventHub
+from paygate.events.hub import DRAIN_CHUNK, MAX_PENDING, Event, EventHub
 
 
 def test_without_a_loop_deferred_subscribers_get_each_event_at_once() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paygate.core.gate import ACCESS_CHECKS, FUNDS_CHECKS, GateInput, evaluate
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 
 NOW = 1_000_000.0
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from paygate.billing.facts import ClientFacts
+from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.core.records import KeyRecord
+from paygate.keys.service import KeyService
 from paygate.metrics import Metrics
-from paygate.services.billing import Admitted, BillingService, Refused
-from paygate.services.gate_facts import ClientFacts
-from paygate.services.keys import KeyService
-from paygate.store.records import KeyRecord
 from paygate.store.sqlite import SQLiteStore
 
 PROXY = "10.0.0.1"

@@ -1,4 +1,4 @@
-"""The lean upstream HTTP/1.1 client (paygate.mcp.backends.h1) against a scripted raw server."""
+"""The lean upstream HTTP/1.1 client (paygate.http.h1) against a scripted raw server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from paygate.mcp.backends.h1 import H1Error, H1Pool, ResponseTooLarge
+from paygate.http.h1 import H1Error, H1Pool, ResponseTooLarge
 
 Script = Callable[[bytes], list[bytes]]  # request bytes -> chunks to send back (b"" = close)
 

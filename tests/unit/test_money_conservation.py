@@ -20,10 +20,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from paygate.services.key_lifecycle import rotate
-from paygate.services.keys import KeyService
-from paygate.services.reservations import KIND, Reservations
-from paygate.store.records import UsageEvent
+from paygate.core.records import UsageEvent
+from paygate.keys.lifecycle import rotate
+from paygate.keys.reservations import KIND, Reservations
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 
 WHO = st.integers(0, 2)

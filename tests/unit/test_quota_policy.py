@@ -10,7 +10,7 @@ import pytest
 
 from paygate.core import quota
 from paygate.core.policy import resolve
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 
 JAN_31_2359 = float(calendar.timegm((2026, 1, 31, 23, 59, 0)))
 DEC_31_2359 = float(calendar.timegm((2026, 12, 31, 23, 59, 0)))

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from paygate.services.audit import AuditService
-from paygate.services.events import Event, EventHub
-from paygate.services.request_log import (
+from paygate.audit.service import AuditService
+from paygate.events.hub import Event, EventHub
+from paygate.reports.request_log import (
     RequestEntry,
     RequestFilter,
     RequestLog,
@@ -18,7 +18,7 @@ from paygate.services.request_log import (
     start_request_log,
     summary,
 )
-from paygate.services.tool_stats import detail, overview, p95
+from paygate.reports.tool_stats import detail, overview, p95
 from paygate.store.audit_log import AuditLog
 from paygate.store.sqlite import SQLiteStore
 

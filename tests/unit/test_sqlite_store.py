@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from paygate.core.keys import hash_key
-from paygate.services.keys import KeyService
-from paygate.store.records import UsageEvent
+from paygate.core.records import UsageEvent
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 
 

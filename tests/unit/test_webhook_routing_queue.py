@@ -9,12 +9,12 @@ import pytest
 
 from paygate.config_events import WebhookFilterConfig
 from paygate.core.keys import generate_api_key, hash_key
-from paygate.services.events import Event
-from paygate.services.keys import KeyService
-from paygate.services.webhooks.payload import batch_body, key_prefix, shape
-from paygate.services.webhooks.queue import WebhookQueue, health_counts
-from paygate.services.webhooks.routing import FilterRule, Routes, WebhookError, config_filter_id
+from paygate.events.hub import Event
+from paygate.keys.service import KeyService
 from paygate.store.sqlite import MEMORY, SQLiteStore
+from paygate.webhooks.payload import batch_body, key_prefix, shape
+from paygate.webhooks.queue import WebhookQueue, health_counts
+from paygate.webhooks.routing import FilterRule, Routes, WebhookError, config_filter_id
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import hmac
 import pytest
 
 from paygate.core.netaddr import parse_ip
-from paygate.mcp.backends.h1 import H1Pool
-from paygate.services.webhooks.sender import Sender
-from paygate.services.webhooks.ssrf import UnsafeUrl, blocked_reason, check_url, resolve, shown
+from paygate.http.h1 import H1Pool
 from paygate.webhooks import parse_signature, sign, verify_signature
+from paygate.webhooks.sender import Sender
+from paygate.webhooks.ssrf import UnsafeUrl, blocked_reason, check_url, resolve, shown
 from tests.webhook_receiver import receiving
 
 BODY = b'{"events":[],"adminEvents":[]}'

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from paygate.services.admin_auth import ROLE_RANK, AdminIdentity
-from paygate.services.keys import KeyNotFound
-from paygate.services.runtime import Runtime
-from paygate.store.records import KeyRecord
+from paygate.admin.auth import ROLE_RANK, AdminIdentity
+from paygate.core.records import KeyRecord
+from paygate.keys.service import KeyNotFound
+from paygate.runtime import Runtime
 
 
 class ApiError(Exception):

@@ -19,7 +19,7 @@ from typing import Any
 from paygate.core import quota
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 
 
 @dataclass(slots=True)  # not frozen: built on every tool call, and a frozen __init__ costs ~4x. Read only.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 
 QUOTA_FIELDS = ("dailyCallLimit", "monthlyCallLimit", "dailyCreditLimit", "monthlyCreditLimit")
 Quota = dict[str, int]

@@ -4,7 +4,7 @@
 
 The batch is checked before anything runs: its shape (1 to `MAX_BATCH_CALLS` calls, each a name and
 an optional arguments object), that every tool exists, then the gate for the batch as a whole
-(services/batch_billing.py). A refusal names the call (`error.data.failedIndex`) and why, charges
+(billing/batch.py). A refusal names the call (`error.data.failedIndex`) and why, charges
 nothing and runs nothing; every call still publishes its `gate.deny`. Once admitted, every call is
 charged in one atomic store operation, the charge is on disk, and the calls run against the backend
 at the same time. Each is settled as a single call would be (refund per the refund policy, output
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from paygate.billing.batch import BatchAdmitted, BatchRefused, admit_batch
+from paygate.billing.service import Admitted
 from paygate.core import errors
 from paygate.core.pricing import PriceBook
 from paygate.mcp import jsonrpc
 from paygate.mcp.cancellation import CancelledByClient
 from paygate.mcp.jsonrpc import Message
-from paygate.services.batch_billing import BatchAdmitted, BatchRefused, admit_batch
-from paygate.services.billing import Admitted
 
 if TYPE_CHECKING:
     from paygate.mcp.dispatcher import CallContext, Dispatcher

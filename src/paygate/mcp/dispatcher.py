@@ -17,8 +17,13 @@ from typing import Any
 
 import orjson
 
+from paygate.billing.facts import NO_CLIENT, ClientFacts
+from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
+from paygate.core.records import KeyRecord
+from paygate.events.hub import EventHub
+from paygate.keys.service import iso_time
 from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
@@ -27,12 +32,7 @@ from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.sessions import SessionManager
-from paygate.services.billing import Admitted, BillingService, Refused
-from paygate.services.events import EventHub
-from paygate.services.gate_facts import NO_CLIENT, ClientFacts
-from paygate.services.keys import iso_time
 from paygate.store.base import ChargeNotRecorded
-from paygate.store.records import KeyRecord
 
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from paygate.admin.maintenance import Maintenance
+from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
@@ -36,8 +38,6 @@ from paygate.mcp.modern import is_modern
 from paygate.mcp.modern_post import ModernPost
 from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
-from paygate.services.gate_facts import ClientFacts
-from paygate.services.maintenance import Maintenance
 
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.mcp import jsonrpc, modern
 from paygate.mcp.channel import PostChannel
@@ -30,7 +31,6 @@ from paygate.mcp.http_io import (
 )
 from paygate.mcp.input_required import Exchanges
 from paygate.mcp.origin import Origin
-from paygate.services.gate_facts import ClientFacts
 
 ERROR_STATUS = {errors.PARSE_ERROR: 400, errors.INVALID_REQUEST: 400, errors.INVALID_PARAMS: 400,
                 modern.HEADER_MISMATCH: 400, modern.UNSUPPORTED_PROTOCOL_VERSION: 400, errors.METHOD_NOT_FOUND: 404}

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from paygate.core.ratelimit import RateDecision
+from paygate.core.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.documents import Doc
-from paygate.store.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
 
 
 class ChargeNotRecorded(Exception):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paygate.store.records import ChargeResult, KeyRecord, UsageEvent
+from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
 from paygate.store.rows import CHARGE_SQL, USAGE_SQL, usage_row
 
 Charges = Sequence[tuple[int, UsageEvent]]  # (amount, the call's usage row) per call, in order

@@ -10,7 +10,7 @@ import dataclasses
 import sqlite3
 from typing import Protocol
 
-from paygate.store.records import KeyRecord
+from paygate.core.records import KeyRecord
 from paygate.store.rows import KEY_COLUMNS, record_values
 
 

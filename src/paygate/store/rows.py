@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from paygate.store.records import KeyRecord, UsageEvent
+from paygate.core.records import KeyRecord, UsageEvent
 
 CHARGE_SQL = (
     "UPDATE keys SET credits = credits - ?1, total_spent = total_spent + ?1, "

@@ -65,7 +65,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX audit_type ON audit(type)",
     ),
     (
-        # Webhook delivery (services/webhooks/queue.py): events waiting to be batched, per destination;
+        # Webhook delivery (webhooks/queue.py): events waiting to be batched, per destination;
         # batches being delivered or waiting to be retried (the exact body is kept, so a retry sends
         # the same bytes); batches that ran out of retries.
         """CREATE TABLE webhook_outbox (

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
+from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
 from paygate.store.base import ChargeNotRecorded
 from paygate.store.batch_charges import BatchCharges
 from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.key_moves import KeyMoves
-from paygate.store.records import ChargeResult, KeyRecord, UsageEvent
 from paygate.store.rows import (
     CHARGE_SQL,
     KEY_COLUMNS,

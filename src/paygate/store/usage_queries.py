@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Protocol
 
-from paygate.store.records import LedgerEntry, UsageEvent
+from paygate.core.records import LedgerEntry, UsageEvent
 from paygate.store.rows import row_to_usage
 
 

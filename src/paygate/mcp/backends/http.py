@@ -32,6 +32,7 @@ import httpx
 import orjson
 
 from paygate import __version__
+from paygate.http.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.backends.base import (
     BackendError,
     BackendTimeout,
@@ -39,7 +40,6 @@ from paygate.mcp.backends.base import (
     HandshakeMixin,
     MessageListener,
 )
-from paygate.mcp.backends.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.backends.modern_era import routing_headers
 from paygate.mcp.jsonrpc import Message
 

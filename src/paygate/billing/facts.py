@@ -1,0 +1,92 @@
+"""Gathering what the gate's pure checks read: the key's effective policy (key + group + plan),
+the client's address and country, and the key's and team's quota counters.
+
+Only what a key's policy needs is computed: a key without an IP allowlist never
+has its address parsed, one without country lists never reads the header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject
+from paygate.core import gate
+from paygate.core.netaddr import client_ip, ip_in
+from paygate.core.policy import EffectivePolicy, Quota, resolve
+from paygate.core.records import KeyRecord
+from paygate.store.base import Store
+
+GROUP_DOC = "group"
+PLAN_DOC = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    """What the HTTP request says about the caller (raw; interpreted only when a policy needs it)."""
+
+    peer: str | None = None
+    forwarded_for: bytes | None = None
+    headers: dict[bytes, bytes] | None = None
+
+
+NO_CLIENT = ClientFacts()
+
+
+class GateFacts:
+    def __init__(self, store: Store, quotas: QuotaBook, *, global_quota: Quota | None,
+                 trusted_proxies: tuple[str, ...], country_header: str) -> None:
+        self.store = store
+        self.quotas = quotas
+        self.global_quota = global_quota
+        self.trusted_proxies = trusted_proxies
+        self.country_header = country_header.lower().encode("latin-1")
+        self._policies: dict[str, EffectivePolicy] = {}
+        self._generation = -1
+
+    def policy_for(self, key: KeyRecord) -> EffectivePolicy:
+        """Resolved once per key and reused until a key or document changes (`store.generation`)."""
+        if self._generation != self.store.generation:
+            self._policies.clear()
+            self._generation = self.store.generation
+        policy = self._policies.get(key.key_hash)
+        if policy is None:
+            group = self.store.doc_peek(GROUP_DOC, key.group_id) if key.group_id else None
+            plan = self.store.doc_peek(PLAN_DOC, key.plan) if key.plan else None
+            policy = self._policies[key.key_hash] = resolve(key, group, plan, self.global_quota)
+        return policy
+
+    def team_of(self, key: KeyRecord) -> dict[str, Any] | None:
+        if key.team_id is None:
+            return None
+        team = self.store.doc_peek(TEAM_DOC, key.team_id)
+        return team if team is not None and team.get("active", True) else None
+
+    def client_ip(self, client: ClientFacts) -> str | None:
+        forwarded = client.forwarded_for.decode("latin-1") if client.forwarded_for else None
+        return client_ip(client.peer, forwarded, self.trusted_proxies)
+
+    def country(self, client: ClientFacts) -> str | None:
+        """ISO alpha-2 from the country header — believed only from a trusted proxy (anyone can send it)."""
+        if not client.headers or not self.trusted_proxies or not ip_in(client.peer, self.trusted_proxies):
+            return None
+        raw = client.headers.get(self.country_header)
+        if raw is None:
+            return None
+        code = raw.decode("latin-1").strip().upper()
+        return code if len(code) == 2 and code.isalpha() else None
+
+    def gate_input(self, key: KeyRecord | None, key_given: bool, tool: str, amount: int, now: float,
+                   client: ClientFacts, policy: EffectivePolicy | None) -> gate.GateInput:
+        if key is None or policy is None:
+            return gate.GateInput(key, key_given, tool, amount, now)
+        team = self.team_of(key)
+        return gate.GateInput(
+            key, key_given, tool, amount, now, policy,
+            client_ip=self.client_ip(client) if policy.ip_allowlist else None,
+            country=self.country(client) if key.allowed_countries or key.denied_countries else None,
+            quota_used=self.quotas.used(key.key_hash, now) if policy.quota is not None else None,
+            team=team,
+            team_used=self.quotas.used(team_subject(key.team_id), now) if key.team_id and team else None,
+            team_spent=self.quotas.team_spent(key.team_id) if key.team_id and team else 0,
+        )

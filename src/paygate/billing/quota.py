@@ -1,0 +1,129 @@
+"""Quota counters for keys and teams, in memory on the hot path, rebuilt from the usage log at start.
+
+Subjects: a key hash, or `team:<id>`. Teams also carry an all-time `spent`
+total for their shared budget (credits charged at admission to current
+members since the team was created).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from paygate.core import quota
+from paygate.core.policy import EffectivePolicy
+from paygate.core.records import KeyRecord
+from paygate.store.base import Store
+
+TEAM_DOC = "team"
+
+
+def team_subject(team_id: str) -> str:
+    return f"team:{team_id}"
+
+
+class QuotaBook:
+    def __init__(self) -> None:
+        self._counters: dict[str, quota.Counter] = {}
+        self._team_spent: dict[str, int] = {}
+
+    def used(self, subject: str, now: float) -> quota.Counter:
+        """The live counter (rolled to `now`): read by the gate, never handed out."""
+        counter = self._counters.get(subject)
+        if counter is None:
+            counter = self._counters[subject] = quota.Counter(quota.day_of(now), quota.month_of(now))
+        return counter.roll(now)
+
+    def snapshot(self, subject: str, now: float) -> quota.Counter:
+        return copy.copy(self.used(subject, now))
+
+    def team_spent(self, team_id: str) -> int:
+        return self._team_spent.get(team_id, 0)
+
+    def add(self, key: KeyRecord, credits: int, now: float) -> None:
+        """Count one admitted call for the key and its team."""
+        subjects = [key.key_hash]
+        if key.team_id is not None:
+            subjects.append(team_subject(key.team_id))
+            self._team_spent[key.team_id] = self._team_spent.get(key.team_id, 0) + credits
+        for subject in subjects:
+            counter = self.used(subject, now)
+            counter.day_calls += 1
+            counter.month_calls += 1
+            counter.day_credits += credits
+            counter.month_credits += credits
+
+    def move(self, old_subject: str, new_subject: str) -> None:
+        counter = self._counters.pop(old_subject, None)
+        if counter is not None:
+            self._counters[new_subject] = counter
+
+    def rebuild(self, store: Store, now: float) -> None:
+        """Recount today's and this month's admitted calls from the usage log."""
+        self._counters.clear()
+        self._team_spent.clear()
+        keys = {k.key_hash: k for k in store.list_keys()}
+        day = store.usage_sums(quota.day_start(now))
+        month = store.usage_sums(quota.month_start(now))
+        for key_hash, (calls, credits) in month.items():
+            day_calls, day_credits = day.get(key_hash, (0, 0))
+            subjects = [key_hash]
+            team_id = keys[key_hash].team_id if key_hash in keys else None
+            if team_id is not None:
+                subjects.append(team_subject(team_id))
+            for subject in subjects:
+                c = self.used(subject, now)
+                c.month_calls += calls
+                c.month_credits += credits
+                c.day_calls += day_calls
+                c.day_credits += day_credits
+        for doc_id, team in store.doc_items(TEAM_DOC):
+            members = [k for k in keys.values() if k.team_id == doc_id]
+            self._team_spent[doc_id] = _spent_since(store, _created(team), members)
+
+
+def quota_view(policy: EffectivePolicy, used: quota.Counter) -> dict[str, Any]:
+    """A key's quota usage against its effective limits (0 / null limit: unlimited)."""
+    daily_calls, monthly_calls, daily_credits, monthly_credits = quota.limits_of(policy.quota)
+    now = time.time()
+
+    def meter(used_: int, limit: int) -> dict[str, int | None]:
+        return {"used": used_, "limit": limit or None, "remaining": max(limit - used_, 0) if limit else None}
+
+    return {
+        "source": policy.quota_source,
+        "quota": policy.quota,
+        "daily": {"calls": meter(used.day_calls, daily_calls), "credits": meter(used.day_credits, daily_credits),
+                  "period": used.day, "resetsAt": iso(quota.next_day(now))},
+        "monthly": {"calls": meter(used.month_calls, monthly_calls),
+                    "credits": meter(used.month_credits, monthly_credits),
+                    "period": used.month, "resetsAt": iso(quota.next_month(now))},
+    }
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _spent_since(store: Store, since: float, members: Iterable[KeyRecord]) -> int:
+    hashes = {m.key_hash for m in members}
+    if not hashes:
+        return 0
+    return sum(credits for key_hash, (_, credits) in store.usage_sums(since).items() if key_hash in hashes)
+
+
+def _created(team: dict[str, object]) -> float:
+    """A team document's creation time (epoch seconds, or the ISO `createdAt`)."""
+    from datetime import datetime
+
+    raw = team.get("createdTs") or team.get("createdAt")
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return 0.0
+    return 0.0

@@ -1,0 +1,154 @@
+"""Key import and export: GET /keys/export, POST /keys/import."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict, Field, field_validator
+
+from paygate.api.common import ApiError, Body, actor, require_admin, role
+from paygate.core.keys import KEY_PREFIX
+from paygate.keys import import_export as key_io
+from paygate.keys.routes.auto_topup import AutoTopupConfig
+from paygate.keys.routes.crud import NAME_PATTERN, NAMESPACE_PATTERN, Tags
+from paygate.keys.service import MAX_CREDITS, iso_time
+from paygate.policy.routes.key_policy import CountryList, IpList, QuotaLimits, ToolList
+from paygate.runtime import Runtime
+
+MAX_IMPORT = 1000  # entries per request, as the reference
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Namespace = Annotated[str, Field(min_length=1, max_length=64, pattern=NAMESPACE_PATTERN)]
+Stamp = Annotated[str, Field(max_length=40)]
+
+
+class ImportEntry(Body):
+    """One key: as `GET /keys/export` writes it, or a paygate-mcp record with a raw `key`.
+
+    Fields this gateway does not know (a paygate-mcp export's internal counters) are not an error: they are
+    left out and named in the entry's result as `ignoredFields`, so a migration is never silently lossy."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str | None = Field(default=None, min_length=8, max_length=200, pattern=r"^pg_")
+    key_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    key_masked: str | None = Field(default=None, max_length=40)
+    name: Name | None = None
+    credits: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    total_spent: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    total_calls: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    created_at: Stamp | None = None
+    last_used_at: Stamp | None = None
+    expires_at: Stamp | None = None
+    active: bool = True
+    suspended: bool = False
+    # the same field types (and limits) as the policy endpoints that set these fields one by one
+    allowed_tools: ToolList = Field(default_factory=list)
+    denied_tools: ToolList = Field(default_factory=list)
+    quota: QuotaLimits | None = None
+    tags: Tags = Field(default_factory=dict)
+    namespace: Namespace = "default"
+    ip_allowlist: IpList = Field(default_factory=list)
+    spending_limit: int = Field(default=0, ge=0, le=MAX_CREDITS)
+    alias: str | None = Field(default=None, pattern=NAME_PATTERN)
+    group_id: Name | None = None
+    team_id: Name | None = None
+    plan: Name | None = None
+    allowed_countries: CountryList = Field(default_factory=list)
+    denied_countries: CountryList = Field(default_factory=list)
+    notes: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    auto_topup: AutoTopupConfig | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, max_length=100)
+
+    @field_validator("alias")
+    @classmethod
+    def _alias_is_not_a_key(cls, alias: str | None) -> str | None:
+        if alias is not None and alias.startswith(KEY_PREFIX):
+            raise ValueError(f"an alias must not start with {KEY_PREFIX!r} (it would look like an API key)")
+        return alias
+
+
+class ImportBody(Body):
+    """`{keys, mode}`; the other fields let a whole `GET /keys/export` document be posted back as is."""
+
+    keys: list[ImportEntry] = Field(min_length=1, max_length=MAX_IMPORT)
+    mode: Literal["skip", "overwrite", "error"] = "skip"
+    version: Literal[1] | None = None
+    exported_at: Stamp | None = None
+    count: int | None = Field(default=None, ge=0, le=MAX_IMPORT)
+
+
+def _records(body: ImportBody) -> list[Any]:
+    now = time.time()
+    records = []
+    for i, entry in enumerate(body.keys):
+        fields = entry.model_dump(exclude=set(entry.model_extra or {}), by_alias=False)
+        for name in ("auto_topup", "quota"):  # stored as the endpoints that set them store them: camelCase
+            nested = getattr(entry, name)
+            fields[name] = nested.model_dump(by_alias=True) if nested is not None else None
+        for name in ("notes", "extra"):  # free-form JSON, but it must be storable (e.g. no integer ≥ 2**64)
+            try:
+                orjson.dumps(fields[name])
+            except orjson.JSONEncodeError as exc:
+                raise ApiError(400, f"Invalid request: keys.{i}.{name}: cannot be stored ({exc})") from exc
+        try:
+            records.append(key_io.record_from_entry(fields, now))
+        except key_io.ImportInvalid as exc:
+            raise ApiError(400, f"Invalid request: keys.{i}: {exc}") from exc
+    return records
+
+
+def router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-io"])
+
+    # Admin, not viewer: an export is a backup (the same rule as GET /admin/backup).
+    @r.get("/keys/export", response_model=None, openapi_extra=role("admin"))
+    async def export(request: Request, format: Literal["json", "csv"] = "json",
+               namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+               active_only: Annotated[bool, Query(alias="activeOnly")] = False) -> Response:
+        """Every key (or one namespace's, or only active ones) with all its fields; hashes, never raw keys."""
+        entries = [key_io.export_entry(k) for k in key_io.select(rt.store.list_keys(), namespace, active_only)]
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        rt.events.publish("keys.exported", actor(request), count=len(entries), format=format, namespace=namespace,
+                          activeOnly=active_only)
+        if format == "csv":
+            return Response(key_io.export_csv(entries), media_type="text/csv; charset=utf-8", headers={
+                "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.csv"'})
+        document = {"version": key_io.EXPORT_VERSION, "exportedAt": iso_time(now), "count": len(entries),
+                    "keys": entries}
+        return JSONResponse(document, headers={
+            "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.json"'})
+
+    @r.post("/keys/import")
+    async def import_keys(body: ImportBody, request: Request) -> dict[str, Any]:
+        """Import keys; every entry is checked before anything changes (`error` mode: all or nothing)."""
+        records = _records(body)
+        try:
+            plan = key_io.plan_import(rt.store, records, body.mode)
+        except key_io.ImportInvalid as exc:
+            raise ApiError(400, f"Invalid request: {exc}") from exc
+        results: list[dict[str, Any]] = []
+        for entry, record, status, error in zip(body.keys, records, plan.statuses, plan.errors, strict=True):
+            result: dict[str, Any] = {"key": record.masked, "name": record.name, "status": status}
+            if error:
+                result["error"] = error
+            if entry.model_extra:
+                result["ignoredFields"] = sorted(entry.model_extra)
+            results.append(result)
+        if body.mode == "error" and "error" in plan.statuses:
+            conflicts = [res for res in results if res["status"] == "error"]
+            raise ApiError(409, f"Import aborted: {len(conflicts)} conflicting key(s); nothing was imported",
+                           conflicts=conflicts)
+        key_io.apply_import(rt.store, plan)
+        summary = {status: plan.statuses.count(status) for status in ("imported", "overwritten", "skipped")}
+        rt.events.publish("keys.imported", actor(request), mode=body.mode, total=len(records),
+                          errors=plan.statuses.count("error"), **summary,
+                          keys=[res["key"] for res in results if res["status"] in ("imported", "overwritten")][:100])
+        return {"total": len(records), **summary, "errors": plan.statuses.count("error"), "mode": body.mode,
+                "results": results}
+
+    return r

@@ -1,0 +1,49 @@
+"""Key templates: named presets for `POST /keys`, kept as documents of kind `key_template`.
+
+A template stores only the fields its author gave; on key creation those are
+defaults that explicit request fields override.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from paygate.keys.service import KeyConflict
+from paygate.store.base import Store
+
+KIND = "key_template"
+MAX_TEMPLATES = 100
+META_FIELDS = ("name", "description", "createdAt", "updatedAt")
+
+
+class TemplateService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.store.doc_get(KIND, name)
+
+    def list(self) -> list[dict[str, Any]]:
+        return sorted(self.store.doc_list(KIND), key=lambda t: str(t["name"]))
+
+    def count(self) -> int:
+        return len(self.store.doc_items(KIND))
+
+    def save(self, name: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or replace the template `name`; returns (template, created)."""
+        existing = self.store.doc_peek(KIND, name)
+        if existing is None and self.count() >= MAX_TEMPLATES:
+            raise KeyConflict(f"template limit reached ({MAX_TEMPLATES}); delete one first")
+        now = time.time()
+        doc = {**fields, "name": name, "createdAt": existing["createdAt"] if existing else now, "updatedAt": now}
+        self.store.doc_put(KIND, name, doc)
+        return doc, existing is None
+
+    def delete(self, name: str) -> bool:
+        return self.store.doc_delete(KIND, name)
+
+
+def key_defaults(template: dict[str, Any]) -> dict[str, Any]:
+    """The template's key fields (camelCase, as `POST /keys` names them), without its own metadata."""
+    return {k: v for k, v in template.items() if k not in META_FIELDS}

@@ -1,0 +1,198 @@
+"""Membership documents: named documents that API keys join — key groups and teams.
+
+A group is a policy template, a team a shared budget; the gate reads both
+(`group` and `team` documents, named from the key by `group_id` / `team_id`).
+Their lifecycle is the same and lives here once: unique names (ignoring case)
+among active documents, a cap on documents, assign and remove, and a delete
+that releases every member at once. Where they differ, a `MembershipKind`
+says how. Callers validate field values; this service enforces what needs the
+whole picture. Membership lives on the key, so it survives restarts with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from paygate.core.records import KeyRecord
+from paygate.keys.service import iso_time
+from paygate.store.base import Store
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MembershipKind:
+    doc: str  # the document kind ("group"); also the word in messages and the event prefix
+    id_prefix: str  # a new document's id: prefix + 24 hex digits
+    key_field: Literal["group_id", "team_id"]  # the KeyRecord field naming the document
+    defaults: Callable[[], Doc]  # a new document's fields, before the request's (fresh each time)
+    max_docs: int  # active documents
+    max_members: int | None = None  # active keys per document
+    moves: bool = False  # assigning a key that is in another document moves it (else 409: remove it first)
+    deleted_kept: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
+
+
+GROUP_POLICY_DEFAULTS: Doc = {
+    "description": "", "allowedTools": [], "deniedTools": [], "rateLimitPerMin": 0, "ipAllowlist": [],
+    "quota": None, "toolPricing": {}, "maxSpendingLimit": 0, "tags": {},
+}
+TEAM_QUOTA_FIELDS = ("dailyCalls", "monthlyCalls", "dailyCredits", "monthlyCredits")
+
+
+def empty_team_quota() -> dict[str, int]:
+    return dict.fromkeys(TEAM_QUOTA_FIELDS, 0)
+
+
+# A group has no history worth keeping (deleting it frees its name and erases it); a key moves
+# between groups. A team's past spending must stay explainable, so deleting one deactivates it;
+# a key leaves its team explicitly before joining another, and a team has at most 100 keys. The
+# deactivated teams kept are bounded too (the oldest deleted is erased), or create/delete churn
+# would grow the in-memory document cache without end.
+GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEFAULTS}, max_docs=1000,
+                        moves=True)
+TEAMS = MembershipKind("team", "team_", "team_id",
+                       lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
+                       max_docs=1000, max_members=100, deleted_kept=1000)
+
+
+class MembershipError(Exception):
+    pass
+
+
+class MembershipNotFound(MembershipError, LookupError):
+    pass
+
+
+class MembershipConflict(MembershipError, ValueError):
+    pass
+
+
+def _active(doc: Doc) -> bool:
+    return bool(doc.get("active", True))
+
+
+class MembershipService:
+    def __init__(self, store: Store, kind: MembershipKind) -> None:
+        self.store = store
+        self.kind = kind
+
+    # --- a key's membership ------------------------------------------------------------------------
+    def member_of(self, record: KeyRecord) -> str | None:
+        doc_id: str | None = getattr(record, self.kind.key_field)
+        return doc_id
+
+    def _join(self, record: KeyRecord, doc_id: str | None) -> None:
+        setattr(record, self.kind.key_field, doc_id)
+        self.store.update_key(record)
+
+    def members(self, doc_id: str) -> list[KeyRecord]:
+        """Active keys in the document (revoked keys keep the id but are not members)."""
+        return [k for k in self.store.list_keys() if k.active and self.member_of(k) == doc_id]
+
+    # --- documents ---------------------------------------------------------------------------------
+    def view(self, doc: Doc) -> Doc:
+        return {**doc, "memberCount": len(self.members(doc["id"]))}
+
+    def listing(self, include_inactive: bool = False) -> list[Doc]:
+        """Documents oldest first, each with memberCount."""
+        counts: dict[str, int] = {}
+        for k in self.store.list_keys():
+            doc_id = self.member_of(k)
+            if doc_id is not None and k.active:
+                counts[doc_id] = counts.get(doc_id, 0) + 1
+        docs = [d for d in self.store.doc_list(self.kind.doc) if include_inactive or _active(d)]
+        docs.sort(key=lambda d: (str(d.get("createdAt")), d["id"]))
+        return [{**d, "memberCount": counts.get(d["id"], 0)} for d in docs]
+
+    def get(self, doc_id: str, *, include_inactive: bool = False) -> Doc:
+        """A copy of the document; a deactivated one only when asked for (its history stays readable)."""
+        doc = self.store.doc_get(self.kind.doc, doc_id)
+        if doc is None or not (include_inactive or _active(doc)):
+            raise MembershipNotFound(f"{self.kind.doc.capitalize()} not found")
+        return doc
+
+    def _active_docs(self) -> list[Doc]:
+        return [d for d in self.store.doc_list(self.kind.doc) if _active(d)]
+
+    def _check_name(self, name: str, except_id: str | None = None) -> None:
+        wanted = name.casefold()
+        for doc in self._active_docs():
+            if doc["id"] != except_id and str(doc.get("name", "")).casefold() == wanted:
+                raise MembershipConflict(f"a {self.kind.doc} named {name!r} already exists")
+
+    def create(self, fields: Doc) -> Doc:
+        """A new document from the request's fields (`name` among them) over the kind's defaults."""
+        name = str(fields["name"])
+        if len(self._active_docs()) >= self.kind.max_docs:
+            raise MembershipConflict(f"at most {self.kind.max_docs} {self.kind.doc}s")
+        self._check_name(name)
+        now = iso_time(time.time())
+        doc: Doc = {"id": self.kind.id_prefix + secrets.token_hex(12), **self.kind.defaults(),
+                    **fields, "active": True, "createdAt": now, "updatedAt": now}
+        self.store.doc_put(self.kind.doc, doc["id"], doc)
+        return doc
+
+    def update(self, doc_id: str, changes: Doc) -> Doc:
+        doc = self.get(doc_id)
+        if "name" in changes:
+            self._check_name(changes["name"], except_id=doc_id)
+        doc.update(changes)
+        doc["updatedAt"] = iso_time(time.time())
+        self.store.doc_put(self.kind.doc, doc_id, doc)
+        return doc
+
+    def delete(self, doc_id: str) -> tuple[Doc, int]:
+        """Release every key in the document, then erase or deactivate it; returns (document, keys released)."""
+        doc = self.get(doc_id)
+        released = 0
+        for record in self.store.list_keys():
+            if self.member_of(record) == doc_id:
+                self._join(record, None)
+                released += record.active
+        if self.kind.deleted_kept:
+            now = iso_time(time.time())
+            doc.update(active=False, updatedAt=now, deletedAt=now)
+            self.store.doc_put(self.kind.doc, doc_id, doc)
+            self._forget_oldest_deleted()
+        else:
+            self.store.doc_delete(self.kind.doc, doc_id)
+        return doc, released
+
+    def _forget_oldest_deleted(self) -> None:
+        deleted = [d for d in self.store.doc_list(self.kind.doc) if not _active(d)]
+        deleted.sort(key=lambda d: (str(d.get("deletedAt")), str(d.get("updatedAt"))))
+        for doc in deleted[: max(0, len(deleted) - self.kind.deleted_kept)]:
+            self.store.doc_delete(self.kind.doc, doc["id"])
+
+    def assign(self, record: KeyRecord, doc_id: str) -> str | None:
+        """Put the key in the document; returns the document it was in before (when the kind moves keys)."""
+        kind = self.kind.doc
+        self.get(doc_id)
+        if not record.active:
+            raise MembershipConflict("cannot assign a revoked key")
+        previous = self.member_of(record)
+        if previous == doc_id:
+            raise MembershipConflict(f"key is already in this {kind}")
+        if previous is not None and not self.kind.moves:
+            current = self.store.doc_peek(kind, previous)
+            if current is not None and _active(current):
+                raise MembershipConflict(f"key already belongs to {kind} {previous}; remove it from that {kind} first")
+        cap = self.kind.max_members
+        if cap is not None and len(self.members(doc_id)) >= cap:
+            raise MembershipConflict(f"a {kind} has at most {cap} keys")
+        self._join(record, doc_id)
+        return previous
+
+    def remove(self, record: KeyRecord, doc_id: str | None = None) -> str:
+        """Take the key out of its document (which must be `doc_id` when given); returns the id it left."""
+        left = self.member_of(record)
+        if left is None:
+            raise MembershipConflict(f"key is not in a {self.kind.doc}")
+        if doc_id is not None and left != doc_id:
+            raise MembershipConflict(f"key is not in this {self.kind.doc}")
+        self._join(record, None)
+        return left

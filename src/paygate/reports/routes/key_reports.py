@@ -1,0 +1,139 @@
+"""Per-key reports: usage, rate-limit and quota status, credit history, velocity, health, dashboard, activity,
+tool availability.
+
+Each report is one entry of `REPORTS`: a path, the query parameters it accepts (a model: unknown or malformed
+parameters are a 400) and a function from the resolved key to the answer. One generic route serves them all:
+resolve `?key=` (the key or its alias; 404 when unknown), compute, answer. All read-only, so `viewer` may call
+them, and all work on suspended, expired and revoked keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from paygate.api.common import ApiError, KeyRefField, find_key, require_admin
+from paygate.core.records import KeyRecord
+from paygate.reports.activity import ActivityLog, timeline
+from paygate.reports.health import dashboard, health
+from paygate.reports.keys import HISTORY_CAP, KeyReports
+from paygate.reports.tools import tools_available
+from paygate.runtime import Runtime
+
+
+class QueryParams(BaseModel):
+    """Query strings: camelCase names only, unknown names rejected (strings are parsed, as query strings must)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+
+class KeyParams(QueryParams):
+    key: KeyRefField
+
+
+class SinceParams(KeyParams):
+    since: datetime | None = Field(default=None, description="ISO 8601; without a zone, UTC")
+
+
+class HistoryParams(SinceParams):
+    type: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$", description="initial, topup, deduction, …")
+    limit: int = Field(default=HISTORY_CAP, ge=1, le=HISTORY_CAP)
+
+
+class VelocityParams(KeyParams):
+    window: int = Field(default=24, ge=1, le=720, description="analysis window in hours")
+
+
+class ActivityParams(SinceParams):
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+def view_key(rt: Runtime, ref: str) -> KeyRecord:
+    """The key a read-only view names by raw value or alias — a revoked key's alias too (it still holds it:
+    aliases are unique among all keys), so a key's history can be read by the name the operator knows.
+    Operations that change a key resolve aliases of active keys only (`find_key`)."""
+    try:
+        return find_key(rt, ref)
+    except ApiError:
+        revoked = next((r for r in rt.store.list_keys() if r.alias == ref and not r.active), None)
+        if revoked is None:
+            raise
+        return revoked
+
+
+def epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(slots=True)
+class Context:
+    rt: Runtime
+    reports: KeyReports
+    log: ActivityLog
+    now: float
+
+
+Compute = Callable[[Context, KeyRecord, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    path: str
+    params: type[KeyParams]
+    compute: Compute
+    summary: str
+
+
+REPORTS: tuple[Report, ...] = (
+    Report("/keys/usage", SinceParams, lambda c, k, p: c.reports.usage(k, epoch(p.since)),
+           "Per-tool stats, hourly time series, deny reasons and the 50 newest events of one key."),
+    Report("/keys/rate-limit-status", KeyParams, lambda c, k, p: c.reports.rate_limits(k, c.now),
+           "The key's global and per-tool rate windows, peeked (looking never uses a slot)."),
+    Report("/keys/quota-status", KeyParams, lambda c, k, p: c.reports.quota(k),
+           "Daily and monthly quota use, limits and resets, and where the quota comes from."),
+    Report("/keys/credit-history", HistoryParams,
+           lambda c, k, p: c.reports.credit_history(k, p.type, p.limit, epoch(p.since)),
+           "The key's credit movements, newest first, with balance before and after (at most 100)."),
+    Report("/keys/spending-velocity", VelocityParams, lambda c, k, p: c.reports.velocity(k, p.window, c.now),
+           "Burn rate over the window and when the credits would run out at that rate."),
+    Report("/keys/health", KeyParams, lambda c, k, p: health(c.reports, k, c.now),
+           "A 0-100 health score from balance, quota, rate-limit and error-rate components, with issues."),
+    Report("/keys/dashboard", KeyParams, lambda c, k, p: dashboard(c.reports, c.log, k, c.now),
+           "Everything about one key in one answer."),
+    Report("/keys/activity", ActivityParams, lambda c, k, p: timeline(c.reports, c.log, k, epoch(p.since), p.limit),
+           "Admin events, credit movements and tool calls of one key, newest first."),
+    Report("/tools/available", KeyParams,
+           lambda c, k, p: tools_available(c.reports, k, c.rt.dispatcher.priced_tools()),
+           "Every backend tool as this key sees it: ACL, effective price, affordability, rate windows."),
+)
+
+
+def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def endpoint(params: KeyParams) -> dict[str, Any]:
+        record = view_key(rt, params.key)
+        return report.compute(Context(rt, KeyReports(rt.store, rt.billing), log, time.time()), record, params)
+
+    # FastAPI reads the parameters from the signature: give each report its own query model.
+    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)])
+    return endpoint
+
+
+def router(rt: Runtime) -> APIRouter:
+    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-reports"])
+    log = ActivityLog(rt.audit)
+    for report in REPORTS:
+        r.add_api_route(report.path, _endpoint(rt, log, report), methods=["GET"], summary=report.summary,
+                        name=report.path.strip("/").replace("/", "_").replace("-", "_"))
+    return r

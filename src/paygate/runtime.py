@@ -1,0 +1,54 @@
+"""The running gateway's components, built once by `app.create_app` and passed to routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from paygate.admin.auth import AdminAuth
+from paygate.admin.maintenance import Maintenance
+from paygate.audit.service import AuditService
+from paygate.billing.service import BillingService
+from paygate.config import Settings
+from paygate.events.hub import EventHub
+from paygate.keys.service import KeyService
+from paygate.mcp.backends.base import Backend
+from paygate.mcp.dispatcher import Dispatcher
+from paygate.mcp.endpoint import McpEndpoint
+from paygate.mcp.sessions import SessionManager
+from paygate.metrics import Metrics
+from paygate.store.base import Store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    keys: KeyService
+    billing: BillingService
+    backend: Backend
+    dispatcher: Dispatcher
+    sessions: SessionManager
+    endpoint: McpEndpoint
+    metrics: Metrics
+    admin: AdminAuth
+    transport: str
+    maintenance: Maintenance
+    events: EventHub
+    audit: AuditService
+    # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
+    tickers: list[Callable[[float], None]] = field(default_factory=list)
+    # Awaited in order once the backend is up (start background tasks) and at shutdown, after the
+    # last request and a final flush of the event bus (stop them, delivering what is pending).
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run on the loop as soon as SIGTERM/SIGINT arrives, before uvicorn waits for open responses
+    # (exit_signals.py): cheap and synchronous (end streams, refuse new work).
+    on_exit_signal: list[Callable[[], None]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.backend.ready and not self.draining and not self.maintenance.enabled

@@ -1,1 +1,0 @@
-"""Domain services: no HTTP types in here."""
