@@ -16,57 +16,24 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from paygate import __version__
-from paygate.admin.auth import AdminAuth
-from paygate.admin.maintenance import Maintenance
-from paygate.admin.routes import admin_keys, backup, config_view
-from paygate.admin.routes import maintenance as maintenance_api
-from paygate.alerts import routes as alerts
-from paygate.api.common import ApiError, api_error_handler, validation_error_handler
-from paygate.audit import routes as audit
-from paygate.audit.service import AuditService
-from paygate.billing.routes import usage as usage_api
-from paygate.billing.service import BillingService
+from paygate.api.common import domain_error_handler, validation_error_handler
+from paygate.compose import build_core, build_routers
 from paygate.config import Settings
-from paygate.core.pricing import PriceBook, ToolPrice
-from paygate.events import routes as admin_events_api
-from paygate.events.hub import EventHub
-from paygate.events.types import EVENT_TYPES
+from paygate.core.domain_errors import DomainError
 from paygate.exit_signals import chain_exit_signals
-from paygate.keys.routes import auto_topup, bulk, expiring, reservations, schedules, templates
-from paygate.keys.routes import crud as keys_api
-from paygate.keys.routes import import_export as key_io
-from paygate.keys.routes import lifecycle as key_lifecycle
-from paygate.keys.routes import meta as key_meta
-from paygate.keys.service import KeyService
 from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
-from paygate.mcp.backends.http import HttpBackend
-from paygate.mcp.backends.router import RouterBackend
-from paygate.mcp.backends.stdio import StdioBackend
-from paygate.mcp.dispatcher import Dispatcher
-from paygate.mcp.endpoint import McpEndpoint
 from paygate.mcp.http_io import Receive, Scope, Send, send_json
-from paygate.mcp.relay import Relay
-from paygate.mcp.sessions import SessionManager
-from paygate.metrics import HTTP_METHODS, OTHER, Metrics
-from paygate.policy.routes import groups, namespaces, plans, teams
-from paygate.policy.routes import key_policy as policy
-from paygate.public import routes as public_api
-from paygate.reports.routes import dry_run, key_reports, key_views
-from paygate.reports.routes import request_log as request_log_api
+from paygate.metrics import HTTP_METHODS, OTHER
 from paygate.runtime import Runtime
-from paygate.store.audit_log import audit_log_of
-from paygate.store.sqlite import MEMORY, SQLiteStore
-from paygate.webhooks.routes import delivery as webhooks_api
 
 log = logging.getLogger("paygate")
 VERSION_HEADER = (b"x-paygate-version", __version__.encode())
@@ -76,106 +43,10 @@ STATE_UPLOAD_PATHS = frozenset({"/admin/restore", "/keys/import"})
 TICK_SECONDS = 1.0
 
 
-def build_backend(settings: Settings) -> tuple[Backend, str]:
-    if settings.servers:
-        children: dict[str, Backend] = {}
-        for server in settings.servers:
-            if server.remote_url:
-                children[server.prefix] = HttpBackend(server.remote_url, label=server.prefix)
-            else:
-                assert server.server_command is not None
-                children[server.prefix] = StdioBackend(server.server_command, server.server_args, server.prefix)
-        return RouterBackend(children), "multi"
-    if settings.remote_url:
-        return HttpBackend(settings.remote_url), "http"
-    if settings.server_command:
-        return StdioBackend(settings.server_command, settings.server_args), "stdio"
-    raise ValueError("no backend configured: use --server, --remote-url, or 'servers' in a config file")
-
-
-def build_pricebook(settings: Settings) -> PriceBook:
-    overrides = {
-        name: ToolPrice(
-            credits_per_call=p.credits_per_call if p.credits_per_call is not None
-            else settings.default_credits_per_call,
-            credits_per_kb_input=p.credits_per_kb_input, credits_per_kb_output=p.credits_per_kb_output,
-            rate_limit_per_min=p.rate_limit_per_min,
-        )
-        for name, p in settings.tool_pricing.items()
-    }
-    return PriceBook(settings.default_credits_per_call, settings.global_rate_limit_per_min, overrides)
-
-
-def state_path(settings: Settings) -> str:
-    return MEMORY if settings.in_memory else str(Path(settings.state_file).expanduser())
-
-
-def build_runtime(settings: Settings, backend: Backend | None = None) -> Runtime:
-    store = SQLiteStore(state_path(settings))
-    store.open()
-    events = EventHub(known=EVENT_TYPES)
-    audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
-                         max_age_days=settings.audit_max_age_days, before_read=events.flush,
-                         gate_events=settings.audit_gate_events)
-    events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
-    events.subscribe_batch(audit.record_batch)
-    keys = KeyService(store)
-    for raw, credits in settings.import_keys.items():
-        keys.import_key(raw, credits)
-    key_file = None if settings.in_memory else Path(state_path(settings)).parent / "admin.key"
-    admin = AdminAuth(store, settings.admin_key, key_file)
-    metrics = Metrics()
-    billing = BillingService(store, build_pricebook(settings), metrics, shadow=settings.shadow_mode,
-                             refund_on_failure=settings.refund_on_failure,
-                             global_quota=settings.global_quota.as_quota() if settings.global_quota else None,
-                             trusted_proxies=tuple(settings.trusted_proxies), country_header=settings.country_header)
-    billing.start()
-    transport = "custom"
-    if backend is None:
-        backend, transport = build_backend(settings)
-    sessions = SessionManager()
-    relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
-    relay.attach(backend)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay,
-                            settings.discovery)
-    holder: dict[str, Runtime] = {}
-    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
-                           lambda: holder["rt"].maintenance, settings.allowed_origins)
-    maintenance = Maintenance(store)
-    maintenance.load()
-    rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
-                 transport, maintenance, events, audit)
-    rt.tickers.append(audit.tick)
-    # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
-    # uvicorn's wait is for in-flight calls only (exit_signals.py).
-    rt.on_exit_signal += [lambda: setattr(rt, "draining", True), sessions.end_streams]
-    holder["rt"] = rt
-    metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
-                        if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
-    metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
-    return rt
-
-
 OnReady = Callable[[Runtime], None]
-# Every HTTP router, in order; a new endpoint family adds its module here (its `router` builds an APIRouter).
-ROUTERS: tuple[Callable[[Runtime], APIRouter], ...] = (
-    public_api.router, keys_api.router, usage_api.admin_router, usage_api.client_router,
-    # issue 3: keys and policy (one module per endpoint family)
-    key_lifecycle.router, templates.router, bulk.router, key_io.router, auto_topup.router, reservations.router,
-    schedules.router, expiring.router, policy.router, groups.router, teams.router, namespaces.router,
-    key_views.router, key_reports.router, key_meta.router, dry_run.router, admin_keys.router, plans.router,
-    maintenance_api.router, config_view.router, backup.router,
-    audit.router,  # issue 4: the durable audit log
-    request_log_api.router,  # issue 4: /requests, /tools/stats (ring of gate events)
-    admin_events_api.router,  # issue 4: GET /admin/events (SSE)
-    alerts.router,  # alert rules, evaluated off the hot path
-    webhooks_api.router,  # webhook delivery, filters, per-key URLs
-)
-
-
 def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: OnReady | None = None,
                runtime: Runtime | None = None) -> tuple[GatewayApp, Runtime]:
-    rt = runtime or build_runtime(settings, backend)
+    rt = runtime or build_core(settings, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -209,10 +80,10 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
 
     api = FastAPI(title="PayGate MCP", version=__version__, lifespan=lifespan,
                   description="Pay-per-tool-call gateway for MCP servers.")
-    api.add_exception_handler(ApiError, api_error_handler)
+    api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
-    for build in ROUTERS:
-        api.include_router(build(rt))
+    for router in build_routers(rt):
+        api.include_router(router)
     return GatewayApp(api, rt), rt
 
 

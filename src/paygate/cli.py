@@ -94,7 +94,7 @@ def _settings_or_exit(flags: dict[str, Any], config: str | None) -> Settings:
 
 
 async def _dry_run(settings: Settings, as_json: bool) -> int:
-    from paygate.app import build_backend, build_pricebook
+    from paygate.compose import build_backend, build_pricebook
 
     backend, _ = build_backend(settings)
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from paygate.admin.auth import AdminAuth
 from paygate.admin.maintenance import Maintenance
+from paygate.api.common import AdminGuard
 from paygate.audit.service import AuditService
 from paygate.billing.service import BillingService
 from paygate.config import Settings
@@ -37,6 +38,7 @@ class Runtime:
     maintenance: Maintenance
     events: EventHub
     audit: AuditService
+    guard: AdminGuard
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
     # Awaited in order once the backend is up (start background tasks) and at shutdown, after the

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from paygate.core.keys import generate_admin_key, hash_key, mask_parts
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.store.base import Store
 
 META_ADMIN_HASH = "admin_key_hash"

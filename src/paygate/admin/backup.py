@@ -36,9 +36,9 @@ from paygate.admin.auth import ADMIN_KEY_DOC, admin_key_doc_problem
 from paygate.core.keys import KEY_PREFIX, hash_key
 from paygate.core.policy import QUOTA_FIELDS
 from paygate.core.records import KeyRecord
+from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys.reservations import KIND as RESERVATION_DOC
 from paygate.keys.schedules import KIND as SCHEDULE_DOC
-from paygate.keys.service import MAX_CREDITS, iso_time
 from paygate.policy.plans import PLAN_DOC, plan_doc_problem
 from paygate.store.base import Store
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from paygate.config_events import ALERT_TYPES, AlertRuleConfig
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_time
 from paygate.events.hub import Event, EventHub
-from paygate.keys.service import iso_time
 from paygate.store.base import Store
 
 log = logging.getLogger("paygate.alerts")

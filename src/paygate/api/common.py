@@ -1,28 +1,61 @@
-"""Shared pieces of the HTTP layer: admin auth, errors, request models' base."""
+"""Shared pieces of the HTTP layer: the admin guard, the one error handler, request models' base.
+
+Routers are built by the composition root (`paygate/compose/`) with the services they use passed in;
+they parse, call a service, and shape the answer. Services raise `core.domain_errors`; this module
+maps them to HTTP statuses once (`domain_error_handler`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from paygate.admin.auth import ROLE_RANK, AdminIdentity
+from paygate.admin.auth import ROLE_RANK, AdminAuth, AdminIdentity
+from paygate.core.domain_errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentRequired,
+    TooLarge,
+    TooMany,
+    Unauthenticated,
+    Unavailable,
+)
 from paygate.core.records import KeyRecord
-from paygate.keys.service import KeyNotFound
-from paygate.runtime import Runtime
+from paygate.events.hub import EventHub
+from paygate.keys.service import KeyNotFound, KeyService
+
+HTTP_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400, Unauthenticated: 401, PaymentRequired: 402, Forbidden: 403, NotFound: 404, Conflict: 409,
+    TooLarge: 413, TooMany: 429, Unavailable: 503,
+}
+
+if TYPE_CHECKING:  # transitional: routers not yet given their services take the runtime
+    from paygate.runtime import Runtime
 
 
-class ApiError(Exception):
+class ApiError(DomainError):
+    """Transitional: an error with an explicit HTTP status (being replaced by the domain error kinds)."""
+
     def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, **extra)
         self.status = status
-        self.message = message
-        self.extra = extra
+
+
+def status_of(exc: DomainError) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 400
 
 
 class Body(BaseModel):
@@ -38,12 +71,13 @@ class KeyRef(Body):
     key: KeyRefField
 
 
-def find_key(rt: Runtime, ref: str) -> KeyRecord:
+def find_key(keys: KeyService | Runtime, ref: str) -> KeyRecord:
     """The key named by its raw value or alias, or a 404 that changes nothing."""
+    service = keys if isinstance(keys, KeyService) else keys.keys
     try:
-        return rt.keys.find(ref)
+        return service.find(ref)
     except KeyNotFound as exc:
-        raise ApiError(404, "API key not found") from exc
+        raise NotFound("API key not found") from exc
 
 
 ROLE_EXTRA = "x-required-role"
@@ -66,26 +100,37 @@ def required_role(request: Request) -> str:
     return "viewer" if request.method in READ_METHODS else "admin"
 
 
-def require_admin(rt: Runtime) -> Callable[[Request], Awaitable[None]]:
+class AdminGuard:
     """The one admin check every admin route depends on: who is calling, and may their role do this.
     Async, like every route: the store is shared with the hot path and must only be touched from the
     event loop (FastAPI runs plain `def` routes and dependencies in a thread pool)."""
 
-    async def dependency(request: Request) -> None:
-        identity = rt.admin.identify(request.headers.get("x-admin-key"))
+    def __init__(self, admin: AdminAuth, events: EventHub) -> None:
+        self.admin = admin
+        self.events = events
+
+    async def __call__(self, request: Request) -> None:
+        identity = self.admin.identify(request.headers.get("x-admin-key"))
         if identity is None:
             client = request.client.host if request.client else None
-            rt.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=client)
-            raise ApiError(401, "Invalid or missing admin key (X-Admin-Key)")
+            self.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=client)
+            raise Unauthenticated("Invalid or missing admin key (X-Admin-Key)")
         needed = required_role(request)
         if not identity.can(needed):
-            rt.events.publish("admin.forbidden", identity.actor, path=request.url.path, method=request.method,
-                              role=identity.role, required=needed)
-            raise ApiError(403, f"Forbidden: this endpoint needs the {needed} role (yours: {identity.role})")
+            self.events.publish("admin.forbidden", identity.actor, path=request.url.path, method=request.method,
+                                role=identity.role, required=needed)
+            raise Forbidden(f"Forbidden: this endpoint needs the {needed} role (yours: {identity.role})")
         request.state.admin = identity
-        rt.admin.touch(identity)
+        self.admin.touch(identity)
 
-    return dependency
+    def router(self, tag: str) -> APIRouter:
+        """An APIRouter whose every route is behind this guard."""
+        return APIRouter(dependencies=[Depends(self)], tags=[tag])
+
+
+def require_admin(rt: Runtime) -> AdminGuard:
+    """Transitional: the runtime's guard (routers now receive the guard itself)."""
+    return rt.guard
 
 
 def admin_of(request: Request) -> AdminIdentity:
@@ -100,12 +145,19 @@ def actor(request: Request) -> str:
     return admin_of(request).actor
 
 
-async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return JSONResponse({"error": exc.message, **exc.extra}, status_code=exc.status)
+async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Every refusal an admin or client route gives: its kind's status, `{"error", ...extra, "requestId"}`."""
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"error": exc.message, **exc.extra, "requestId": request_id_of(request)},
+                        status_code=status_of(exc))
 
 
-async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+def request_id_of(request: Request) -> str | None:
+    value = request.scope.get("paygate.request_id")
+    return str(value) if value else None
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
         {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query")), "message": e["msg"]}
@@ -113,5 +165,5 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     ]
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"{first['field']}: " if first["field"] else ""
-    return JSONResponse({"error": f"Invalid request: {where}{first['message']}", "details": details},
-                        status_code=400)
+    return JSONResponse({"error": f"Invalid request: {where}{first['message']}", "details": details,
+                         "requestId": request_id_of(request)}, status_code=400)

@@ -1,7 +1,7 @@
 """The audit log over HTTP: GET /audit, /audit/export, /audit/stats and /admin/compliance/export.
 
 All read-only (viewer role). The log itself is written by `AuditService` (`rt.audit`), a deferred
-subscriber of the event bus set up in `app.build_runtime`.
+subscriber of the event bus set up by the composition root (`compose/core.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from paygate.audit.service import (
     entry_json,
     to_csv,
 )
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.runtime import Runtime
 from paygate.store.audit_log import AuditFilter
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
-from paygate.keys.service import iso_time
 from paygate.store.audit_log import AuditEntry, AuditFilter, AuditLog
 
 log = logging.getLogger("paygate.audit")

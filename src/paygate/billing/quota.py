@@ -15,6 +15,7 @@ from typing import Any
 from paygate.core import quota
 from paygate.core.policy import EffectivePolicy
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_seconds
 from paygate.store.base import Store
 
 TEAM_DOC = "team"
@@ -96,15 +97,12 @@ def quota_view(policy: EffectivePolicy, used: quota.Counter) -> dict[str, Any]:
         "source": policy.quota_source,
         "quota": policy.quota,
         "daily": {"calls": meter(used.day_calls, daily_calls), "credits": meter(used.day_credits, daily_credits),
-                  "period": used.day, "resetsAt": iso(quota.next_day(now))},
+                  "period": used.day, "resetsAt": iso_seconds(quota.next_day(now))},
         "monthly": {"calls": meter(used.month_calls, monthly_calls),
                     "credits": meter(used.month_credits, monthly_credits),
-                    "period": used.month, "resetsAt": iso(quota.next_month(now))},
+                    "period": used.month, "resetsAt": iso_seconds(quota.next_month(now))},
     }
 
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _spent_since(store: Store, since: float, members: Iterable[KeyRecord]) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paygate.core.records import KeyRecord
-from paygate.keys.service import MAX_CREDITS
+from paygate.core.values import MAX_CREDITS
 from paygate.store.base import Store
 
 DAILY = "autoTopupDaily"

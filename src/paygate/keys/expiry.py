@@ -22,7 +22,7 @@ from typing import Any
 
 from paygate.config import Settings
 from paygate.core.records import KeyRecord
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.store.base import Store
 
 WARNED = "expiryWarnings"

@@ -17,11 +17,12 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from paygate.core.keys import hash_key, mask_parts
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_rounded
 from paygate.policy.memberships import GROUPS, TEAMS
 from paygate.store.base import Store
 
@@ -46,20 +47,13 @@ def parse_iso(value: str) -> float:
 
 # export ----------------------------------------------------------------------------------------------------
 
-def _iso(ts: float | None) -> str | None:
-    """Milliseconds, rounded (not truncated), so export → import → export gives the same text."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def export_entry(r: KeyRecord) -> dict[str, Any]:
     """Every field of a key, camelCase, with its hash in place of the raw key (which is never stored)."""
     return {
         "keyHash": r.key_hash, "keyMasked": r.masked, "name": r.name, "credits": r.credits,
-        "totalSpent": r.total_spent, "totalCalls": r.total_calls, "createdAt": _iso(r.created_at),
-        "lastUsedAt": _iso(r.last_used_at), "active": r.active, "suspended": r.suspended,
-        "expiresAt": _iso(r.expires_at), "allowedTools": r.allowed_tools, "deniedTools": r.denied_tools,
+        "totalSpent": r.total_spent, "totalCalls": r.total_calls, "createdAt": iso_rounded(r.created_at),
+        "lastUsedAt": iso_rounded(r.last_used_at), "active": r.active, "suspended": r.suspended,
+        "expiresAt": iso_rounded(r.expires_at), "allowedTools": r.allowed_tools, "deniedTools": r.denied_tools,
         "quota": r.quota, "tags": r.tags, "namespace": r.namespace, "ipAllowlist": r.ip_allowlist,
         "spendingLimit": r.spending_limit, "alias": r.alias, "groupId": r.group_id, "teamId": r.team_id,
         "plan": r.plan, "allowedCountries": r.allowed_countries, "deniedCountries": r.denied_countries,

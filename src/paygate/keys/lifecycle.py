@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from paygate.core.keys import generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
-from paygate.keys.service import MAX_CREDITS, KeyConflict, KeyService, NewKey
+from paygate.core.values import MAX_CREDITS
+from paygate.keys.service import KeyConflict, KeyService, NewKey
 
 CLONE_SUFFIX = "-clone"
 MAX_NAME = 200

@@ -36,11 +36,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.core.domain_errors import Conflict, Invalid, NotFound, PaymentRequired
 from paygate.core.due_times import DueTimes
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_time
 from paygate.keys.document_index import DocumentIndex
 from paygate.keys.rotation import successor
-from paygate.keys.service import iso_time
 from paygate.store.base import Store
 from paygate.store.documents import Doc
 
@@ -61,12 +62,6 @@ Publish = Callable[..., None]  # EventHub.publish(type_, actor, **data)
 
 # reservations ----------------------------------------------------------------------------------------------
 
-class ReservationError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +133,13 @@ class Reservations(DocumentIndex):
         """Hold `credits` of `record`'s balance for `ttl` seconds: (reservation, balance left)."""
         now = time.time() if now is None else now
         if not record.active:
-            raise ReservationError(409, "cannot reserve credits on a revoked key")
+            raise Conflict("cannot reserve credits on a revoked key")
         if record.suspended:
-            raise ReservationError(409, "cannot reserve credits on a suspended key")
+            raise Conflict("cannot reserve credits on a suspended key")
         if len(self._holds.get(record.key_hash, ())) >= MAX_ACTIVE_PER_KEY:
-            raise ReservationError(409, f"key already has {MAX_ACTIVE_PER_KEY} active reservations")
+            raise Conflict(f"key already has {MAX_ACTIVE_PER_KEY} active reservations")
         if record.credits < credits:
-            raise ReservationError(402, f"Insufficient credits: need {credits}, available {record.credits}",
+            raise PaymentRequired(f"Insufficient credits: need {credits}, available {record.credits}",
                                    available=record.credits, requested=credits)
         rid = "rsv_" + secrets.token_hex(8)
         doc: Doc = {"id": rid, "keyHash": record.key_hash, "keyMasked": record.masked, "credits": credits,
@@ -153,7 +148,7 @@ class Reservations(DocumentIndex):
         result = self.store.adjust(record.key_hash, -credits, "reserve", rid)
         if not result.ok:  # the balance changed under us: nothing moved, forget the attempt
             self._delete(rid)
-            raise ReservationError(402, f"Insufficient credits: need {credits}, available {result.balance}",
+            raise PaymentRequired(f"Insufficient credits: need {credits}, available {result.balance}",
                                    available=result.balance, requested=credits)
         doc["status"] = ACTIVE
         self._put(doc)
@@ -164,9 +159,9 @@ class Reservations(DocumentIndex):
     def _settleable(self, rid: str) -> Doc:
         doc = self.store.doc_get(KIND, rid)
         if doc is None:
-            raise ReservationError(404, "Reservation not found")
+            raise NotFound("Reservation not found")
         if doc["status"] != ACTIVE:
-            raise ReservationError(409, f"Reservation is already {doc['status']}", reservationStatus=doc["status"])
+            raise Conflict(f"Reservation is already {doc['status']}", reservationStatus=doc["status"])
         self._follow_rotation(doc)  # written with the transitional status, before any credit moves
         return doc
 
@@ -176,7 +171,7 @@ class Reservations(DocumentIndex):
         held = int(doc["credits"])
         spend = held if credits is None else credits
         if spend > held:
-            raise ReservationError(400, f"Invalid request: credits ({spend}) exceeds the reservation ({held})")
+            raise Invalid(f"Invalid request: credits ({spend}) exceeds the reservation ({held})")
         doc.update(status="committing", committedCredits=spend, settledAt=time.time() if now is None else now)
         self._put(doc)
         balance = self._apply_commit(doc)

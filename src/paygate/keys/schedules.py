@@ -20,9 +20,10 @@ from typing import Any
 
 from paygate.core.due_times import DueTimes
 from paygate.core.records import KeyRecord
+from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys.document_index import DocumentIndex
 from paygate.keys.rotation import successor
-from paygate.keys.service import MAX_CREDITS, KeyConflict, KeyService, iso_time
+from paygate.keys.service import KeyConflict, KeyService
 from paygate.store.base import Store
 from paygate.store.documents import Doc
 

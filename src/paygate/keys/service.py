@@ -16,11 +16,10 @@ from typing import Any
 
 from paygate.core.keys import KEY_PREFIX, generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
+from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.store.base import Store
 
 log = logging.getLogger("paygate.keys")
-
-MAX_CREDITS = 10**15  # far above any real balance, far below SQLite's 2**63
 
 # (old_hash, new_hash) after a rotation: state kept elsewhere under the key's hash follows it.
 RekeyListener = Callable[[str, str], None]
@@ -188,8 +187,3 @@ def key_view(r: KeyRecord, now: float | None = None) -> dict[str, Any]:
         "alias": r.alias,
     }
 
-
-def iso_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

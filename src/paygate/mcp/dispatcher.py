@@ -22,8 +22,8 @@ from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
 from paygate.core.ratelimit import RateDecision
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_time
 from paygate.events.hub import EventHub
-from paygate.keys.service import iso_time
 from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from paygate.core.records import KeyRecord
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.store.base import Store
 
 Doc = dict[str, Any]

@@ -14,7 +14,7 @@ from typing import Any
 
 from paygate.core.policy import QUOTA_FIELDS
 from paygate.core.records import KeyRecord
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.store.base import Store
 
 PLAN_DOC = "plan"

@@ -13,8 +13,8 @@ from typing import Any
 
 from paygate.audit.service import AuditService
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_time
 from paygate.events.hub import Event
-from paygate.keys.service import iso_time
 from paygate.reports.keys import KeyReports, ledger_type
 
 PER_KEY = 200  # newest admin events read per key (the activity report shows at most 200 items)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from paygate.core.records import KeyRecord
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.reports.activity import ActivityLog, timeline
 from paygate.reports.keys import KeyReports, key_status, quota_utilization
 

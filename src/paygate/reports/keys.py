@@ -14,8 +14,8 @@ from paygate.billing.service import BillingService
 from paygate.core.policy import EffectivePolicy
 from paygate.core.ratelimit import WINDOW_SECONDS, RateDecision
 from paygate.core.records import KeyRecord, LedgerEntry, UsageEvent
+from paygate.core.values import iso_time
 from paygate.keys.auto_topup import MEMO as AUTO_TOPUP_MEMO
-from paygate.keys.service import iso_time
 from paygate.store.base import Store
 
 USAGE_SCAN = 100_000  # newest usage events a per-key report looks through

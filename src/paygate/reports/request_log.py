@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from paygate.audit.service import AuditService
+from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event, EventHub
-from paygate.keys.service import iso_time
 from paygate.store.audit_log import AuditEntry, AuditFilter
 
 GATE_TYPES = tuple(sorted(GATE_EVENTS))  # gate.allow, gate.deny

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.webhooks.queue import Batch, WebhookQueue
 from paygate.webhooks.routing import Routes
 from paygate.webhooks.sender import Outcome, Sender

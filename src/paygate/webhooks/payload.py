@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
+from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
-from paygate.keys.service import iso_time
 
 USAGE = "usage"  # the kind (and the filter/log type name) of per-call events
 ADMIN = "admin"

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paygate.config_events import WebhookFilterConfig
+from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
-from paygate.keys.service import iso_time
 from paygate.store.base import Store
 from paygate.webhooks.payload import key_prefix, masked_keys
 from paygate.webhooks.ssrf import UnsafeUrl, check_url, shown

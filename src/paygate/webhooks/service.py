@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from paygate.core.records import KeyRecord
+from paygate.core.values import iso_time
 from paygate.events.hub import Event
-from paygate.keys.service import iso_time
 from paygate.webhooks.delivery import REMOVED, DestStats, Worker
 from paygate.webhooks.payload import USAGE, shape, test_body
 from paygate.webhooks.queue import WebhookQueue

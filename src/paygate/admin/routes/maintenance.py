@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import Field
 
-from paygate.api.common import Body, actor, require_admin
-from paygate.keys.service import iso_time
-from paygate.runtime import Runtime
+from paygate.admin.maintenance import Maintenance
+from paygate.api.common import AdminGuard, Body, actor
+from paygate.core.values import iso_time
 
 
 class MaintenanceBody(Body):
@@ -22,11 +22,11 @@ class MaintenanceBody(Body):
     message: str | None = Field(default=None, min_length=1, max_length=500)
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["maintenance"])
+def router(guard: AdminGuard, maintenance: Maintenance) -> APIRouter:
+    r = guard.router("maintenance")
 
     def view() -> dict[str, Any]:
-        m = rt.maintenance
+        m = maintenance
         return {"enabled": m.enabled, "message": m.message if m.enabled else None, "since": iso_time(m.since)}
 
     @r.get("/maintenance")
@@ -37,11 +37,7 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/maintenance")
     async def set_maintenance(body: MaintenanceBody, request: Request) -> dict[str, Any]:
         """Turn maintenance mode on (with an optional message for clients) or off."""
-        rt.maintenance.set(body.enabled, body.message)
-        if body.enabled:
-            rt.events.publish("maintenance.enabled", actor(request), message=rt.maintenance.message)
-        else:
-            rt.events.publish("maintenance.disabled", actor(request))
+        maintenance.set(body.enabled, body.message, actor(request))
         return view()
 
     return r

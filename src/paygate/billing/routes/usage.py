@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from paygate.api.common import ApiError, require_admin
 from paygate.core.keys import hash_key
 from paygate.core.records import UsageEvent
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.mcp.http_io import api_key_from
 from paygate.policy.routes.namespaces import NamespaceQuery, namespace_stats
 from paygate.runtime import Runtime

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import Field, model_validator
 
 from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.core.values import MAX_CREDITS
 from paygate.keys.auto_topup import AutoTopup, config_view
-from paygate.keys.service import MAX_CREDITS
 from paygate.runtime import Runtime
 
 MAX_DAILY = 1000

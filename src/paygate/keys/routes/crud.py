@@ -18,7 +18,8 @@ from pydantic import Field, ValidationError, model_validator
 
 from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, require_admin
 from paygate.core.records import KeyRecord
-from paygate.keys.service import MAX_CREDITS, KeyConflict, KeyNotFound, NewKey, key_view
+from paygate.core.values import MAX_CREDITS
+from paygate.keys.service import KeyConflict, KeyNotFound, NewKey, key_view
 from paygate.keys.templates import TemplateService, key_defaults
 from paygate.policy.routes.key_policy import MAX_EXPIRY_SECONDS, IpList, QuotaLimits, ToolList, parse_expires_at
 from paygate.policy.routes.key_policy import Tags as Tags  # re-exported: key_io imports it from here

@@ -12,10 +12,10 @@ from pydantic import ConfigDict, Field, field_validator
 
 from paygate.api.common import ApiError, Body, actor, require_admin, role
 from paygate.core.keys import KEY_PREFIX
+from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys import import_export as key_io
 from paygate.keys.routes.auto_topup import AutoTopupConfig
 from paygate.keys.routes.crud import NAME_PATTERN, NAMESPACE_PATTERN, Tags
-from paygate.keys.service import MAX_CREDITS, iso_time
 from paygate.policy.routes.key_policy import CountryList, IpList, QuotaLimits, ToolList
 from paygate.runtime import Runtime
 

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key, require_admin
+from paygate.core.values import MAX_CREDITS
 from paygate.keys import lifecycle
 from paygate.keys.routes.crud import NAMESPACE_PATTERN
-from paygate.keys.service import MAX_CREDITS, KeyConflict, key_view
+from paygate.keys.service import KeyConflict, key_view
 from paygate.policy.routes.key_policy import Tags
 from paygate.runtime import Runtime
 

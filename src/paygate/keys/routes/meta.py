@@ -10,8 +10,9 @@ from pydantic import Field, field_validator
 
 from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin, role
 from paygate.core.keys import KEY_PREFIX
+from paygate.core.values import iso_time
 from paygate.keys.routes.crud import MAX_TAGS, NAME_PATTERN, NAMESPACE_PATTERN, TagName, TagValue
-from paygate.keys.service import KeyConflict, iso_time, key_view
+from paygate.keys.service import KeyConflict, key_view
 from paygate.policy.routes.key_policy import live_key
 from paygate.runtime import Runtime
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
 from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.core.values import MAX_CREDITS
 from paygate.keys.import_export import parse_iso
 from paygate.keys.schedules import ScheduleError, Schedules, schedule_view
-from paygate.keys.service import MAX_CREDITS
 from paygate.runtime import Runtime
 
 MAX_AHEAD = 10 * 366 * 86_400  # ten years

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys.routes.auto_topup import AutoTopupConfig
 from paygate.keys.routes.crud import NAME_PATTERN, NAMESPACE_PATTERN
-from paygate.keys.service import MAX_CREDITS, KeyConflict, iso_time
+from paygate.keys.service import KeyConflict
 from paygate.keys.templates import MAX_TEMPLATES, TemplateService
 from paygate.policy.routes.key_policy import IpList, QuotaLimits, Tags, ToolList
 from paygate.runtime import Runtime

@@ -22,7 +22,8 @@ from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, req
 from paygate.core.netaddr import normalise_entry
 from paygate.core.policy import QUOTA_FIELDS
 from paygate.core.records import KeyRecord
-from paygate.keys.service import MAX_CREDITS, KeyConflict, iso_time
+from paygate.core.values import MAX_CREDITS, iso_time
+from paygate.keys.service import KeyConflict
 from paygate.runtime import Runtime
 
 MAX_TOOLS = 1000

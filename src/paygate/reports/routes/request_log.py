@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from paygate.api.common import require_admin
 from paygate.api.query import FormatQuery, TimeQuery, attachment, csv_response, file_stamp, parse_window
 from paygate.audit.service import to_csv
-from paygate.keys.service import iso_time
+from paygate.core.values import iso_time
 from paygate.reports import tool_stats
 from paygate.reports.request_log import REQUEST_COLUMNS, RequestFilter, start_request_log, summary
 from paygate.runtime import Runtime

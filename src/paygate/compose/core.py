@@ -1,0 +1,109 @@
+"""The core components every domain uses: store, event bus, audit log, keys, admin auth, billing, the
+MCP side (backend, relay, dispatcher, endpoint), metrics; built once from Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paygate.admin.auth import AdminAuth
+from paygate.admin.maintenance import Maintenance
+from paygate.api.common import AdminGuard
+from paygate.audit.service import AuditService
+from paygate.billing.service import BillingService
+from paygate.config import Settings
+from paygate.core.pricing import PriceBook, ToolPrice
+from paygate.events.hub import EventHub
+from paygate.events.types import EVENT_TYPES
+from paygate.keys.service import KeyService
+from paygate.mcp.backends.base import Backend
+from paygate.mcp.backends.http import HttpBackend
+from paygate.mcp.backends.router import RouterBackend
+from paygate.mcp.backends.stdio import StdioBackend
+from paygate.mcp.dispatcher import Dispatcher
+from paygate.mcp.endpoint import McpEndpoint
+from paygate.mcp.relay import Relay
+from paygate.mcp.sessions import SessionManager
+from paygate.metrics import Metrics
+from paygate.runtime import Runtime
+from paygate.store.audit_log import audit_log_of
+from paygate.store.sqlite import MEMORY, SQLiteStore
+
+
+def build_backend(settings: Settings) -> tuple[Backend, str]:
+    if settings.servers:
+        children: dict[str, Backend] = {}
+        for server in settings.servers:
+            if server.remote_url:
+                children[server.prefix] = HttpBackend(server.remote_url, label=server.prefix)
+            else:
+                assert server.server_command is not None
+                children[server.prefix] = StdioBackend(server.server_command, server.server_args, server.prefix)
+        return RouterBackend(children), "multi"
+    if settings.remote_url:
+        return HttpBackend(settings.remote_url), "http"
+    if settings.server_command:
+        return StdioBackend(settings.server_command, settings.server_args), "stdio"
+    raise ValueError("no backend configured: use --server, --remote-url, or 'servers' in a config file")
+
+
+def build_pricebook(settings: Settings) -> PriceBook:
+    overrides = {
+        name: ToolPrice(
+            credits_per_call=p.credits_per_call if p.credits_per_call is not None
+            else settings.default_credits_per_call,
+            credits_per_kb_input=p.credits_per_kb_input, credits_per_kb_output=p.credits_per_kb_output,
+            rate_limit_per_min=p.rate_limit_per_min,
+        )
+        for name, p in settings.tool_pricing.items()
+    }
+    return PriceBook(settings.default_credits_per_call, settings.global_rate_limit_per_min, overrides)
+
+
+def state_path(settings: Settings) -> str:
+    return MEMORY if settings.in_memory else str(Path(settings.state_file).expanduser())
+
+
+def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
+    store = SQLiteStore(state_path(settings))
+    store.open()
+    events = EventHub(known=EVENT_TYPES)
+    audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
+                         max_age_days=settings.audit_max_age_days, before_read=events.flush,
+                         gate_events=settings.audit_gate_events)
+    events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
+    events.subscribe_batch(audit.record_batch)
+    keys = KeyService(store)
+    for raw, credits in settings.import_keys.items():
+        keys.import_key(raw, credits)
+    key_file = None if settings.in_memory else Path(state_path(settings)).parent / "admin.key"
+    admin = AdminAuth(store, settings.admin_key, key_file)
+    metrics = Metrics()
+    billing = BillingService(store, build_pricebook(settings), metrics, shadow=settings.shadow_mode,
+                             refund_on_failure=settings.refund_on_failure,
+                             global_quota=settings.global_quota.as_quota() if settings.global_quota else None,
+                             trusted_proxies=tuple(settings.trusted_proxies), country_header=settings.country_header)
+    billing.start()
+    transport = "custom"
+    if backend is None:
+        backend, transport = build_backend(settings)
+    sessions = SessionManager()
+    relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
+    relay.attach(backend)
+    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay,
+                            settings.discovery)
+    holder: dict[str, Runtime] = {}
+    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
+                           lambda: holder["rt"].maintenance, settings.allowed_origins)
+    maintenance = Maintenance(store, events)
+    maintenance.load()
+    rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
+                 transport, maintenance, events, audit, AdminGuard(admin, events))
+    rt.tickers.append(audit.tick)
+    # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
+    # uvicorn's wait is for in-flight calls only (exit_signals.py).
+    rt.on_exit_signal += [lambda: setattr(rt, "draining", True), sessions.end_streams]
+    holder["rt"] = rt
+    metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
+                        if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
+    metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
+    return rt
