@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from paygate import __version__
 from paygate.api.common import domain_error_handler, validation_error_handler
+from paygate.body_limit import declared_too_big, is_chunked, read_chunked
 from paygate.compose import build_core, build_routers
 from paygate.config import Settings
 from paygate.core.domain_errors import DomainError
@@ -151,10 +152,11 @@ class GatewayApp:
                 await self.rt.endpoint(scope, receive, stamped_send)
             else:
                 limit = self._body_limit(scope)
-                if _too_big(scope, limit):
-                    await send_json(stamped_send, 413, {"error": "Request body too large"})
+                whole = await read_chunked(receive, limit) if is_chunked(scope) else receive
+                if whole is None or declared_too_big(scope, limit):
+                    await send_json(stamped_send, 413, {"error": "Request body too large", "requestId": request_id})
                 else:
-                    await self.api(scope, _limited(receive, limit), stamped_send)
+                    await self.api(scope, whole, stamped_send)
         finally:
             label = path if path in self.known_paths else OTHER
             method = scope["method"]
@@ -186,29 +188,3 @@ def _request_id(scope: Scope) -> str | None:
     return None
 
 
-def _too_big(scope: Scope, limit: int) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return not value.isdigit() or int(value) > limit
-    return False
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    """A receive that fails once a chunked body passes the limit."""
-    seen = [0]
-
-    async def wrapped() -> Any:
-        message = await receive()
-        seen[0] += len(message.get("body", b""))
-        if seen[0] > limit:
-            raise BodyTooLarge(f"request body over {limit} bytes")
-        return message
-
-    return wrapped
-
-
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 from tests.support import Gateway
 
 
@@ -19,3 +22,24 @@ def test_an_import_larger_than_max_body_bytes_without_an_admin_key_is_refused_un
     assert gw.client.post("/keys/import", json=padded).status_code == 413
     read = gw.client.post("/keys/import", json=padded, headers=gw.admin())
     assert read.status_code == 400  # read and validated, not refused for its size
+
+
+def _chunks(body: bytes, size: int = 65_536) -> Iterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+def test_a_chunked_admin_body_over_the_limit_is_413_like_a_sized_one_and_creates_nothing(gw: Gateway) -> None:
+    before = gw.client.get("/keys", headers=gw.admin()).json()
+    body = json.dumps({"name": "chunky", "credits": 5, "tags": {"pad": "x" * 400}, "x": "y" * 2_000_000}).encode()
+    resp = gw.client.post("/keys", content=_chunks(body), headers={**gw.admin(), "Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["error"] == "Request body too large"
+    assert resp.json()["requestId"] == resp.headers["x-request-id"]
+    assert gw.client.get("/keys", headers=gw.admin()).json() == before
+
+
+def test_a_chunked_admin_body_within_the_limit_is_served(gw: Gateway) -> None:
+    body = json.dumps({"name": "chunked-ok", "credits": 7}).encode()
+    resp = gw.client.post("/keys", content=_chunks(body, 8), headers={**gw.admin(), "Content-Type": "application/json"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["credits"] == 7

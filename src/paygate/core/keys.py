@@ -7,7 +7,6 @@ prefix and last four characters are kept for masked display.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 KEY_PREFIX = "pg_"
@@ -37,6 +36,3 @@ def mask_parts(raw: str) -> tuple[str, str]:
     """The two parts kept at rest for masked display."""
     return raw[:7], raw[-4:]
 
-
-def constant_time_equals(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))

@@ -29,18 +29,6 @@ def dumps(message: Any) -> bytes:
     return orjson.dumps(message)
 
 
-def is_request(m: Message) -> bool:
-    return "method" in m and "id" in m
-
-
-def is_notification(m: Message) -> bool:
-    return "method" in m and "id" not in m
-
-
-def is_response(m: Message) -> bool:
-    return "method" not in m and ("result" in m or "error" in m)
-
-
 def validate_request(m: Any) -> Message | None:
     """An error response for a structurally invalid message, else None."""
     if not isinstance(m, dict) or m.get("jsonrpc") != JSONRPC:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -68,7 +69,7 @@ class StdioBackend(HandshakeMixin):
             self._proc = await asyncio.create_subprocess_exec(
                 self.command, *self.args,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                limit=LINE_LIMIT, env=os.environ.copy(),
+                limit=LINE_LIMIT, env=child_environment(os.environ),
             )
         except OSError as exc:
             self._exited.set()
@@ -246,3 +247,9 @@ class StdioBackend(HandshakeMixin):
 def _expire(future: asyncio.Future[Message]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The gateway's environment without its own `PAYGATE_*` settings: the wrapped server has no use for
+    them, and they include secrets (the admin key, webhook and Stripe secrets, a Redis password)."""
+    return {name: value for name, value in environ.items() if not name.startswith("PAYGATE_")}
