@@ -174,6 +174,10 @@ class BillingService:
             return GateVerdict(True, None, "", amount, key.credits)
         return GateVerdict(False, denial.reason, denial.detail, amount, key.credits)
 
+    def rate_window(self, key: KeyRecord, limit: int, now: float) -> RateDecision:
+        """The key's global rate window as it stands (for the X-RateLimit-* headers); counts nothing."""
+        return self.store.rate_peek(key.key_hash, limit, now)
+
     def rate_limit_for(self, policy: EffectivePolicy | None) -> int:
         """The key's calls/min: its group's or plan's limit, else the global one (0: none)."""
         return (policy.rate_limit_per_min if policy is not None else None) or self.prices.global_rate_limit

@@ -154,7 +154,15 @@ ACCESS_CHECKS: tuple[Check, ...] = (
     check_tool_allowed,
 )
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
-IDENTITY_CHECKS: tuple[Check, ...] = ACCESS_CHECKS[:-1]
+IDENTITY_CHECKS: tuple[Check, ...] = (
+    check_key_present,
+    check_key_known,
+    check_key_active,
+    check_key_not_suspended,
+    check_key_not_expired,
+    check_ip_allowed,
+    check_country_allowed,
+)
 # Money: run after the rate windows admitted the call, just before the charge.
 FUNDS_CHECKS: tuple[Check, ...] = (
     check_credits,

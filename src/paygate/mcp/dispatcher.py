@@ -31,7 +31,6 @@ from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
-from paygate.mcp.sessions import SessionManager
 from paygate.store.base import ChargeNotRecorded
 
 log = logging.getLogger("paygate.mcp")
@@ -70,12 +69,12 @@ class CallContext:
 class Dispatcher:
     def __init__(
         self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
-        events: EventHub | None = None, relay: Relay | None = None, discovery: str = "static",
+        events: EventHub, relay: Relay, discovery: str = "static",
     ) -> None:
         self.backend = backend
-        self.relay = relay or Relay(SessionManager(), tool_timeout)  # server → client traffic (relay.py)
+        self.relay = relay  # server → client traffic (relay.py)
         self.discovery = DynamicDiscovery(self) if discovery == "dynamic" else None  # mcp/discovery.py
-        self.events = events or EventHub()
+        self.events = events
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
@@ -126,13 +125,12 @@ class Dispatcher:
         """An unknown tool may be one the server added without saying so (or one a 2026-07-28-only
         server, whose list changes are not followed, added): look again, at most every
         UNKNOWN_TOOL_REFRESH seconds, so unknown names cannot make the gateway flood the server."""
-        refresh = getattr(self.backend, "refresh_tools", None)
         now = time.monotonic()
-        if refresh is None or not self.backend.ready or now - self._unknown_refreshed < UNKNOWN_TOOL_REFRESH:
+        if not self.backend.ready or now - self._unknown_refreshed < UNKNOWN_TOOL_REFRESH:
             return False
         self._unknown_refreshed = now
         try:
-            await refresh(min(self.tool_timeout, 30.0))
+            await self.backend.refresh_tools(min(self.tool_timeout, 30.0))
         except BackendError as exc:
             log.debug("tool list refresh for %r failed: %s", tool[:100], exc)
             return False
@@ -146,7 +144,7 @@ class Dispatcher:
         ctx.credits = key.credits
         limit = self.billing.prices.global_rate_limit
         if limit:
-            ctx.rate = self.billing.store.rate_peek(key.key_hash, limit, time.time())
+            ctx.rate = self.billing.rate_window(key, limit, time.time())
 
     # dispatch --------------------------------------------------------------
     async def handle(self, message: Message, ctx: CallContext) -> Message | None:

@@ -94,6 +94,9 @@ class RouterBackend:
     async def respond(self, message: Message) -> None:
         raise BackendUnavailable("answers to server requests are not routable in multi-server mode")
 
+    async def refresh_tools(self, timeout: float = 30.0) -> None:
+        await asyncio.gather(*(b.refresh_tools(timeout) for b in self.backends.values() if b.ready))
+
     def add_listener(self, listener: MessageListener) -> None:
         for backend in self.backends.values():
             backend.add_listener(listener)
