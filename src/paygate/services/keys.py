@@ -8,7 +8,6 @@ write fails: a refused change never lingers in memory.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 from paygate.core.keys import KEY_PREFIX, generate_api_key, hash_key, mask_parts
 from paygate.store.base import Store
+from paygate.store.errors import Conflict
 from paygate.store.records import KeyRecord
 
 log = logging.getLogger("paygate.keys")
@@ -132,7 +132,7 @@ class KeyService:
                 raise KeyConflict(f'alias "{alias}" collides with an API key')
         try:
             self.save(record, alias=alias)
-        except sqlite3.IntegrityError as exc:  # the store's UNIQUE column, should a check above miss
+        except Conflict as exc:  # the store's uniqueness rule, should a check above miss
             raise KeyConflict(f'alias "{alias}" is already used by another key') from exc
         return previous
 
