@@ -27,10 +27,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.store.audit_log import AuditLog
+from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
 from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
@@ -55,8 +56,6 @@ from paygate.store.sqlite_outbox import SQLiteOutbox
 from paygate.store.usage_queries import UsageQueries
 
 MEMORY = ":memory:"
-
-
 SYNC_MODES = ("NORMAL", "FULL")
 log = logging.getLogger("paygate.store")
 
@@ -81,8 +80,9 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         self._flush_handle: asyncio.Handle | None = None
         self._checkpointer: WalCheckpointer | None = None
         self._documents = DocumentTable()
-        self._audit = SQLiteAuditLog(lambda: self.db)
-        self._outbox = SQLiteOutbox(lambda: self.db)
+        # the audit log and the webhook outbox: parts on the same connection (and so the same transactions)
+        self.audit: AuditLog = SQLiteAuditLog(lambda: self.db)
+        self.outbox: Outbox = SQLiteOutbox(lambda: self.db)
         # Bumped by every change to a key's policy fields or to a document: caches of what the gate
         # derives from them (effective policies) are valid while it stays the same.
         self.generation = 0
@@ -131,14 +131,6 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
-
-    @property
-    def audit(self) -> AuditLog:
-        return self._audit
-
-    @property
-    def outbox(self) -> Outbox:
-        return self._outbox
 
     def _migrate(self) -> None:
         db = self.db
@@ -402,3 +394,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             (name, value),
         )
 
+
+
+if TYPE_CHECKING:  # mypy checks here that SQLiteStore implements every role of the Store protocol
+    _conforms: type[Store] = SQLiteStore
