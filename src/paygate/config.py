@@ -93,6 +93,7 @@ class Settings(_Model):
     refund_on_failure: bool = False
     admin_key: str | None = Field(default=None, min_length=16)
     state_file: str = DEFAULT_STATE_FILE
+    sqlite_sync: Literal["NORMAL", "FULL"] = "NORMAL"  # FULL: a commit also survives a power loss (slower)
     free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_state_upload_bytes: int = Field(default=64 * 1_048_576, ge=1024, le=1024 * 1_048_576)
@@ -154,6 +155,12 @@ class Settings(_Model):
         except ValueError as exc:
             raise ValueError(f"{key}: {exc}") from exc
 
+    @field_validator("sqlite_sync", mode="before")
+    @classmethod
+    def _sync_mode(cls, v: Any) -> Any:
+        """Case-insensitive, like SQLite's own PRAGMA."""
+        return v.strip().upper() if isinstance(v, str) else v
+
     @field_validator("remote_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -194,6 +201,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_SHADOW": "shadowMode",
     "PAYGATE_ADMIN_KEY": "adminKey",
     "PAYGATE_STATE_FILE": "stateFile",
+    "PAYGATE_SQLITE_SYNC": "sqliteSync",
     "PAYGATE_WEBHOOK_URL": "webhookUrl",
     "PAYGATE_WEBHOOK_SECRET": "webhookSecret",
     "PAYGATE_WEBHOOK_RETRIES": "webhookMaxRetries",

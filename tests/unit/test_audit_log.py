@@ -29,7 +29,7 @@ def audit_log() -> Iterator[AuditLog]:
     store = SQLiteStore()
     store.open()
     try:
-        yield AuditLog(store.db)
+        yield store.audit
     finally:
         store.close()
 

@@ -97,3 +97,11 @@ def test_discovery_is_static_unless_a_flag_env_var_or_config_key_says_dynamic(tm
     assert load_settings({"discovery": "static"}, path, environ={}).discovery == "static"  # the flag wins
     with pytest.raises(ValidationError, match="'static' or 'dynamic'"):
         load_settings({"discovery": "lazy"}, None, environ={})
+
+
+def test_sqlite_sync_comes_from_env_or_config_any_case_and_rejects_anything_else(tmp_path: Path) -> None:
+    assert load_settings({}, None, environ={}).sqlite_sync == "NORMAL"
+    assert load_settings({}, None, environ={"PAYGATE_SQLITE_SYNC": "full"}).sqlite_sync == "FULL"
+    assert load_settings({}, write(tmp_path, {"sqliteSync": "Full"}), environ={}).sqlite_sync == "FULL"
+    with pytest.raises(ValidationError, match="sqliteSync"):
+        load_settings({}, None, environ={"PAYGATE_SQLITE_SYNC": "OFF"})

@@ -19,7 +19,6 @@ from paygate.reports.request_log import (
     summary,
 )
 from paygate.reports.tool_stats import detail, overview, p95
-from paygate.store.audit_log import AuditLog
 from paygate.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
@@ -137,7 +136,7 @@ def audit() -> Iterator[AuditService]:
     store = SQLiteStore()
     store.open()
     try:
-        yield AuditService(AuditLog(store.db))
+        yield AuditService(store.audit)
     finally:
         store.close()
 

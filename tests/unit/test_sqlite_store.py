@@ -116,3 +116,26 @@ def test_rekey_moves_balance_counters_and_usage_and_leaves_a_pointer(tmp_path: P
         assert [e.key_hash for e in again.query_usage()] == [new.key_hash]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize(("mode", "pragma"), [("NORMAL", 1), ("full", 2)])
+def test_the_synchronous_mode_is_the_constructors(tmp_path: Path, mode: str, pragma: int) -> None:
+    store = SQLiteStore(tmp_path / "s.db", synchronous=mode)
+    store.open()
+    try:
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(tmp_path / "s.db", synchronous="OFF; DROP TABLE keys")
+
+
+def test_the_composition_root_hands_the_setting_to_the_store(tmp_path: Path) -> None:
+    from paygate.compose import build_core
+    from paygate.config import Settings
+
+    rt = build_core(Settings(state_file=str(tmp_path / "s.db"), server_command="true", sqlite_sync="FULL"))
+    try:
+        assert rt.store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # type: ignore[attr-defined]
+    finally:
+        rt.store.close()

@@ -135,7 +135,7 @@ def test_filter_validation_errors_are_400_and_config_filters_are_read_only(store
 
 
 def test_the_queue_moves_events_to_batches_to_dead_letters_and_back(store: SQLiteStore) -> None:
-    q = WebhookQueue(store.db)
+    q = WebhookQueue(store.outbox)
     q.load(0.0)
     q.enqueue([("d", float(i), "usage", "gate.allow", f'{{"n":{i}}}') for i in range(12)]
               + [("d", 12.0, "admin", "key.created", '{"t":"k"}')])
@@ -156,7 +156,7 @@ def test_the_queue_moves_events_to_batches_to_dead_letters_and_back(store: SQLit
     assert rest is not None and rest.event_types == ["usage", "key.created"] and "d" not in q.pending
     # a restart reads the same state, and a batch waiting for a retry is due at once
     q.reschedule(rest, 3, 10_000.0, "down")
-    reloaded = WebhookQueue(store.db)
+    reloaded = WebhookQueue(store.outbox)
     reloaded.load(600.0)
     assert set(reloaded.batches) == {again[0].id, rest.id} and reloaded.batches[rest.id].next_at == 600.0
     assert reloaded.batches[rest.id].body is None and reloaded.body(reloaded.batches[rest.id]) == q.body(rest)

@@ -64,7 +64,7 @@ def state_path(settings: Settings) -> str:
 
 
 def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
-    store = SQLiteStore(state_path(settings))
+    store = SQLiteStore(state_path(settings), synchronous=settings.sqlite_sync)
     store.open()
     events = EventHub(known=EVENT_TYPES)
     audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,

@@ -8,7 +8,6 @@ write fails: a refused change never lingers in memory.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from paygate.core.keys import KEY_PREFIX, generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
 from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.store.base import Store
+from paygate.store.errors import Conflict
 
 log = logging.getLogger("paygate.keys")
 
@@ -131,7 +131,7 @@ class KeyService:
                 raise KeyConflict(f'alias "{alias}" collides with an API key')
         try:
             self.save(record, alias=alias)
-        except sqlite3.IntegrityError as exc:  # the store's UNIQUE column, should a check above miss
+        except Conflict as exc:  # the store's uniqueness rule, should a check above miss
             raise KeyConflict(f'alias "{alias}" is already used by another key') from exc
         return previous
 

@@ -1,87 +1,33 @@
 """The Store protocol: what every backend (SQLite now, Redis later) provides.
 
-Money operations are atomic and return the new balance, so a Redis
-implementation can do each in one Lua script. Reads of key records are
-synchronous because the hot path resolves keys from an in-process cache;
-a distributed store keeps that cache fresh (pub/sub invalidation).
+`Store` is the union of the role protocols of `store/roles.py` plus a lifecycle, and it hands out
+the audit log and the webhook outbox as members, so nothing outside `store/` ever needs a database
+connection. New code should ask for the narrowest role it uses; `Store` keeps every existing caller
+working. The contract every implementation must meet is `tests/unit/store_contract/`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Protocol
 
-from paygate.core.ratelimit import RateDecision
-from paygate.core.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
-from paygate.store.documents import Doc
+from paygate.core.records import KeyRecord
+from paygate.store.audit_log import AuditLog
+from paygate.store.errors import ChargeNotRecorded, Conflict
+from paygate.store.outbox import Outbox
+from paygate.store.roles import Documents, KeyTable, Meta, Money, RateWindows, UsageLog
+
+__all__ = ["ChargeNotRecorded", "Conflict", "Store", "total_credits"]
 
 
-class ChargeNotRecorded(Exception):
-    """A group-committed charge could not be written; it was undone (nothing was spent)."""
-
-
-class Store(Protocol):
-    # bumped by every change to a key's policy fields (create, update, rekey) or to a document
-    generation: int
-
-    # lifecycle
+class Store(KeyTable, Money, RateWindows, UsageLog, Documents, Meta, Protocol):
     def open(self) -> None: ...
     def close(self) -> None: ...
 
-    # key records
-    def get_key(self, key_hash: str) -> KeyRecord | None: ...
-    def list_keys(self) -> list[KeyRecord]: ...
-    def create_key(self, record: KeyRecord, memo: str = "create") -> None: ...
-    def update_key(self, record: KeyRecord) -> None: ...
-
-    # money: each one atomic and durable when it returns
-    def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult: ...
-    # decided and applied now, durable once the future resolves (None: already durable)
-    def charge_deferred(
-        self, key_hash: str, amount: int, event: UsageEvent,
-    ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
-    # several calls on one key, all or nothing (tools/call_batch): (amount, usage row) per call
-    def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult: ...
-    def charge_many_deferred(
-        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]],
-    ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
-    def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...
-    def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
-    def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
-    # any other single-key move (reserve, release, import, …): never below zero, one ledger entry of `kind`
-    def adjust(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult: ...
-    # from and to balances, or None when nothing moved
-    def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None: ...
-    # rotation: the new record takes over balance, counters and usage; the old one is left revoked and empty
-    def rekey(self, old_hash: str, new: KeyRecord, memo: str = "rotate") -> None: ...
-
-    # windowed counters (rate limits); single-process stores may keep them in memory
-    def rate_hit(self, subject: str, limit: int, now: float) -> RateDecision: ...
-    def rate_peek(self, subject: str, limit: int, now: float) -> RateDecision: ...
-    def rate_undo(self, subject: str) -> None: ...
-    def rate_move(self, old_key: str, new_key: str) -> None: ...  # a rotated key's windows follow it
-    def rate_sweep(self, now: float) -> None: ...
-
-    # usage and ledger
-    def record_denial(self, event: UsageEvent) -> None: ...
-    def query_usage(self, since: float | None = None, limit: int = 10_000, *, key_hash: str | None = None,
-                    namespace: str | None = None) -> list[UsageEvent]: ...
-    def usage_sums(self, since: float) -> dict[str, tuple[int, int]]: ...  # key_hash -> (calls, credits) admitted
-    def ledger(self, key_hash: str | None = None) -> list[LedgerEntry]: ...
-
-    # small documents by kind (groups, teams, templates, admin keys, plans …), cached in memory
-    def doc_get(self, kind: str, doc_id: str) -> Doc | None: ...  # a copy
-    def doc_peek(self, kind: str, doc_id: str) -> Doc | None: ...  # the cached object: read, never mutate
-    def doc_list(self, kind: str) -> list[Doc]: ...
-    def doc_kinds(self) -> list[str]: ...  # kinds that hold at least one document
-    def doc_items(self, kind: str) -> list[tuple[str, Doc]]: ...  # (id, copy) pairs
-    def doc_put(self, kind: str, doc_id: str, body: Doc) -> None: ...
-    def doc_delete(self, kind: str, doc_id: str) -> bool: ...
-
-    # named settings that must survive restarts
-    def get_meta(self, name: str) -> str | None: ...
-    def set_meta(self, name: str, value: str) -> None: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
 
 def total_credits(records: Iterable[KeyRecord]) -> int:

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Protocol
 
 from paygate.core.records import KeyRecord
-from paygate.store.rows import KEY_COLUMNS, record_values
+from paygate.store.rows import KEY_COLUMNS, integrity_error, record_values
 
 
 class _StoreCore(Protocol):
@@ -76,10 +76,12 @@ class KeyMoves:
             db.execute("UPDATE usage SET key_hash = ?, key_masked = ? WHERE key_hash = ?",
                        (new.key_hash, new.masked, old_hash))
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             new.credits = balance
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise integrity_error(exc, f"key {new.masked}") from exc
             raise
         new.credits = balance
         old.credits, old.active, old.alias, old.extra = 0, False, None, retired

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from paygate.core.records import KeyRecord, UsageEvent
+from paygate.store.errors import Conflict, StoreError
 
 CHARGE_SQL = (
     "UPDATE keys SET credits = credits - ?1, total_spent = total_spent + ?1, "
@@ -62,3 +63,10 @@ def row_to_usage(r: sqlite3.Row) -> UsageEvent:
         tool=r["tool"], credits=r["credits"], allowed=bool(r["allowed"]), deny_reason=r["deny_reason"],
         namespace=r["namespace"], request_id=r["request_id"],
     )
+
+
+def integrity_error(exc: sqlite3.IntegrityError, what: str) -> StoreError:
+    """The store's own error for a broken constraint: a taken key hash or alias is a `Conflict`."""
+    if "UNIQUE" in str(exc):
+        return Conflict(f"{what}: already taken")
+    return StoreError(f"{what}: {exc}")

@@ -53,7 +53,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE docs (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     ),
     (
-        # The durable audit log (store/audit_log.py): every published event, keys already masked.
+        # The durable audit log (store/sqlite_audit.py): every published event, keys already masked.
         """CREATE TABLE audit (
             id INTEGER PRIMARY KEY,  -- a rowid alias: insertion order, newest = highest
             ts REAL NOT NULL,
@@ -65,7 +65,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX audit_type ON audit(type)",
     ),
     (
-        # Webhook delivery (webhooks/queue.py): events waiting to be batched, per destination;
+        # Webhook delivery (store/sqlite_outbox.py, the Outbox role): events waiting to be batched, per destination;
         # batches being delivered or waiting to be retried (the exact body is kept, so a retry sends
         # the same bytes); batches that ran out of retries.
         """CREATE TABLE webhook_outbox (

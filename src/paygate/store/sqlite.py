@@ -2,7 +2,7 @@
 
 WAL journal, `synchronous=NORMAL`: a committed transaction survives the
 process being killed (`kill -9`); only a power loss can drop the last few
-commits (use `synchronous=FULL` via `PAYGATE_SQLITE_SYNC=FULL` for that).
+commits (`synchronous="FULL"`, the `sqliteSync` setting, closes that gap).
 Key records are mirrored in memory so the hot path reads no disk; every
 mutation writes through in one transaction before it returns.
 
@@ -27,41 +27,52 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
-from paygate.store.base import ChargeNotRecorded
+from paygate.store.audit_log import AuditLog
+from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
 from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import Doc, DocumentTable
+from paygate.store.errors import ChargeNotRecorded
 from paygate.store.key_moves import KeyMoves
+from paygate.store.outbox import Outbox
 from paygate.store.rows import (
     CHARGE_SQL,
     KEY_COLUMNS,
     LEDGER_SQL,
     USAGE_SQL,
+    integrity_error,
     record_values,
     row_to_record,
     usage_row,
 )
 from paygate.store.schema import MIGRATIONS
+from paygate.store.sqlite_audit import SQLiteAuditLog
+from paygate.store.sqlite_outbox import SQLiteOutbox
 from paygate.store.usage_queries import UsageQueries
 
 MEMORY = ":memory:"
+SYNC_MODES = ("NORMAL", "FULL")
+log = logging.getLogger("paygate.store")
 
 
 class StateFileError(RuntimeError):
     """The state file exists but is not an SQLite database we can use."""
-log = logging.getLogger("paygate.store")
 
 
 class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
-    def __init__(self, path: str | Path = MEMORY) -> None:
+    def __init__(self, path: str | Path = MEMORY, *, synchronous: str = "NORMAL") -> None:
+        """`synchronous`: NORMAL (a commit survives a crash of the process) or FULL (and a power loss)."""
+        if synchronous.upper() not in SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNC_MODES)}, not {synchronous!r}")
         self.path = str(path)
+        self.synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
         self._keys: dict[str, KeyRecord] = {}
         self._windows = SlidingWindow()
@@ -69,6 +80,9 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         self._flush_handle: asyncio.Handle | None = None
         self._checkpointer: WalCheckpointer | None = None
         self._documents = DocumentTable()
+        # the audit log and the webhook outbox: parts on the same connection (and so the same transactions)
+        self.audit: AuditLog = SQLiteAuditLog(lambda: self.db)
+        self.outbox: Outbox = SQLiteOutbox(lambda: self.db)
         # Bumped by every change to a key's policy fields or to a document: caches of what the gate
         # derives from them (effective policies) are valid while it stays the same.
         self.generation = 0
@@ -90,8 +104,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
                 "cannot be opened directly: start with a new --state-file and bring keys over with "
                 "--import-key KEY:CREDITS or the importKeys config key."
             ) from exc
-        sync = os.environ.get("PAYGATE_SQLITE_SYNC", "NORMAL").upper()
-        db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA foreign_keys=ON")
         if self.path != MEMORY:
@@ -114,6 +127,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
 
     @property
     def db(self) -> sqlite3.Connection:
+        """The connection, for the store's own parts and SQLite-specific tests; not in the protocol."""
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
@@ -151,8 +165,10 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             if record.credits:
                 self._ledger(record.key_hash, record.credits, memo, record.credits, None)
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise integrity_error(exc, f"key {record.masked}") from exc
             raise
         self._keys[record.key_hash] = record
         self.generation += 1
@@ -161,12 +177,15 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         """Write a record's policy fields. Money fields are never written here."""
         self.flush()
         values = record_values(record)
-        self.db.execute(
-            "UPDATE keys SET name=?, last_used_at=?, active=?, suspended=?, expires_at=?, namespace=?, "
-            "spending_limit=?, alias=?, doc=? WHERE key_hash=?",
-            (values[3], values[8], values[9], values[10], values[11], values[12], values[13],
-             values[14], values[15], record.key_hash),
-        )
+        try:
+            self.db.execute(
+                "UPDATE keys SET name=?, last_used_at=?, active=?, suspended=?, expires_at=?, namespace=?, "
+                "spending_limit=?, alias=?, doc=? WHERE key_hash=?",
+                (values[3], values[8], values[9], values[10], values[11], values[12], values[13],
+                 values[14], values[15], record.key_hash),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise integrity_error(exc, f"alias of {record.masked}") from exc
         self._keys[record.key_hash] = record
         self.generation += 1
 
@@ -375,3 +394,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             (name, value),
         )
 
+
+
+if TYPE_CHECKING:  # mypy checks here that SQLiteStore implements every role of the Store protocol
+    _conforms: type[Store] = SQLiteStore

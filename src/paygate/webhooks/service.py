@@ -284,15 +284,12 @@ def build_webhooks(rt: Runtime) -> WebhookService:
             check_url(s.webhook_url, s.webhook_allow_private, "webhookUrl")
         except UnsafeUrl as exc:
             raise ValueError(str(exc)) from exc
-    db = getattr(rt.store, "db", None)
-    if db is None:
-        raise RuntimeError("webhook delivery needs the SQLite store")
     routes = Routes(rt.store, s.webhook_url, s.webhook_secret, s.webhook_allow_private)
     try:
         routes.load(s.webhook_filters)
     except WebhookError as exc:
         raise ValueError(str(exc)) from exc
-    queue = WebhookQueue(db)
+    queue = WebhookQueue(rt.store.outbox)
     queue.load(time.time())
     service = WebhookService(rt, queue, routes, Sender(s.webhook_timeout_seconds, s.webhook_allow_private))
     rt.events.subscribe_batch(service.on_events)

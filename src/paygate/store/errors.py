@@ -1,0 +1,19 @@
+"""Errors the store raises, whatever backs it.
+
+Callers catch these, never a driver's own exceptions (`sqlite3.IntegrityError`, a Redis
+`ResponseError`…), so swapping the store does not change what a service has to handle.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose."""
+
+
+class Conflict(StoreError):
+    """A write would break a uniqueness rule (a key hash or an alias already taken); nothing was written."""
+
+
+class ChargeNotRecorded(StoreError):
+    """A group-committed charge could not be written; it was undone (nothing was spent)."""
