@@ -9,6 +9,7 @@ import io
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,15 +61,14 @@ def usage_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+@dataclass(slots=True, eq=False)
 class UsageService:
-    def __init__(self, store: Store, billing: BillingService, settings: Settings, serving: ServingState,
-                 transport: str, active_sessions: Callable[[], int]) -> None:
-        self.store = store
-        self.billing = billing
-        self.settings = settings
-        self.serving = serving
-        self.transport = transport
-        self.active_sessions = active_sessions
+    store: Store
+    billing: BillingService
+    settings: Settings
+    serving: ServingState
+    transport: str
+    active_sessions: Callable[[], int]
 
     def events(self, since: str | None, limit: int, namespace: str | None) -> list[dict[str, Any]]:
         """Usage events (keys masked), newest last, as rows; a 400 kind for a bad limit or `since`."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from paygate.admin.admin_keys import AdminKeys
+from paygate.admin.config_view import ConfigView
 from paygate.admin.routes import admin_keys, backup, config_view, maintenance
 from paygate.alerts import routes as alerts
 from paygate.audit import routes as audit
@@ -78,8 +80,10 @@ def report_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 
 def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"admin_keys": admin_keys.router(rt), "maintenance": maintenance.router(rt.guard, rt.maintenance),
-            "config_view": config_view.router(rt), "backup": backup.router(rt)}
+    return {"admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
+            "maintenance": maintenance.router(rt.guard, rt.maintenance),
+            "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
+            "backup": backup.router(rt)}
 
 
 def event_routers(rt: Runtime) -> dict[str, APIRouter]:

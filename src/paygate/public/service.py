@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from paygate import __version__
@@ -18,16 +19,15 @@ from paygate.serving import ServingState
 WebhookCounts = Callable[[], dict[str, int]]  # pendingRetries and deadLetterCount, for /health
 
 
+@dataclass(slots=True, eq=False)
 class PublicInfo:
-    def __init__(self, settings: Settings, serving: ServingState, dispatcher: Dispatcher, prices: PriceBook,
-                 inflight: Callable[[], int], transport: str, webhook_counts: WebhookCounts | None) -> None:
-        self.settings = settings
-        self.serving = serving
-        self.dispatcher = dispatcher
-        self.prices = prices
-        self.inflight = inflight
-        self.transport = transport
-        self.webhook_counts = webhook_counts
+    settings: Settings
+    serving: ServingState
+    dispatcher: Dispatcher
+    prices: PriceBook
+    inflight: Callable[[], int]
+    transport: str
+    webhook_counts: WebhookCounts | None
 
     def health(self) -> tuple[dict[str, Any], bool]:
         """The /health body, and whether the gateway is live (not draining)."""

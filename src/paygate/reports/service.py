@@ -47,15 +47,14 @@ class Context:
 Compute = Callable[[Context, KeyRecord], dict[str, Any]]
 
 
+@dataclass(slots=True, eq=False)
 class ReportService:
-    def __init__(self, store: Store, billing: BillingService, keys: KeyService, activity: ActivityLog,
-                 priced_tools: Callable[[], list[dict[str, Any]]], dry_runner: DryRunner) -> None:
-        self.store = store
-        self.billing = billing
-        self.keys = keys
-        self.activity = activity
-        self.priced_tools = priced_tools
-        self.dry_runner = dry_runner
+    store: Store
+    billing: BillingService
+    keys: KeyService
+    activity: ActivityLog
+    priced_tools: Callable[[], list[dict[str, Any]]]
+    dry_runner: DryRunner
 
     def view_key(self, ref: str) -> KeyRecord:
         """The key a read-only view names by raw value or alias: revoked keys too (a revoked key keeps its

@@ -1,8 +1,9 @@
 """The webhook service: what the HTTP API calls, and the bus subscriber that queues events.
 
-The composition root (`compose/events.build_webhooks`) validates the configured URLs (an unsafe one
-is a start-up error), subscribes `on_events` to the event bus (deferred: a tool call never waits for
-a webhook), and hooks the worker's start and stop into the lifespan. Queuing writes the outbox in one
+`open_webhooks` validates the configured URLs (an unsafe one is a start-up error) and loads the
+durable queue; the composition root (`compose/events.build_webhooks`) subscribes `on_events` to the
+event bus (deferred: a tool call never waits for a webhook) and hooks the worker's start and stop
+into the lifespan. Queuing writes the outbox in one
 transaction per bus batch; the worker does the rest in the background.
 """
 
