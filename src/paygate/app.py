@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from paygate import __version__
 from paygate.api.common import domain_error_handler, validation_error_handler
+from paygate.asgi import Receive, Scope, Send, send_json
 from paygate.body_limit import declared_too_big, is_chunked, read_chunked
 from paygate.compose import build_core, build_routers
 from paygate.config import Settings
@@ -32,7 +33,6 @@ from paygate.core.domain_errors import DomainError
 from paygate.exit_signals import chain_exit_signals
 from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
-from paygate.mcp.http_io import Receive, Scope, Send, send_json
 from paygate.metrics import HTTP_METHODS, OTHER
 from paygate.runtime import Runtime
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
             yield
         finally:
             await unwatch_signals()
-            rt.draining = True
+            rt.serving.drain()
             rt.events.flush()
             sweeper.cancel()
             ticker.cancel()

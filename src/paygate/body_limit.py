@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from paygate.mcp.http_io import Receive, Scope
+from paygate.asgi import Receive, Scope
 
 
 def declared_too_big(scope: Scope, limit: int) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.endpoint import McpEndpoint
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import Metrics
+from paygate.serving import ServingState
 from paygate.store.base import Store
 
 
@@ -39,6 +39,7 @@ class Runtime:
     events: EventHub
     audit: AuditService
     guard: AdminGuard
+    serving: ServingState  # started, draining, maintenance, ready (serving.py)
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
     # Awaited in order once the backend is up (start background tasks) and at shutdown, after the
@@ -48,9 +49,3 @@ class Runtime:
     # Run on the loop as soon as SIGTERM/SIGINT arrives, before uvicorn waits for open responses
     # (exit_signals.py): cheap and synchronous (end streams, refuse new work).
     on_exit_signal: list[Callable[[], None]] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    draining: bool = False
-
-    @property
-    def ready(self) -> bool:
-        return self.backend.ready and not self.draining and not self.maintenance.enabled

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from paygate.admin.routes.config_view import mask_url, mask_value
+from paygate.admin.config_view import mask_url, mask_value
 from tests.support import ECHO_SERVER, PYTHON, Gateway, running_gateway, write_config
 
 ADMIN = "admin_config_view_secret_0123456789"

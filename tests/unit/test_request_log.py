@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from paygate.audit.service import AuditService
+from paygate.compose.events import start_request_log
 from paygate.events.hub import Event, EventHub
 from paygate.reports.request_log import (
     RequestEntry,
     RequestFilter,
     RequestLog,
     entry_of,
-    start_request_log,
     summary,
 )
 from paygate.reports.tool_stats import detail, overview, p95

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from paygate.config_events import WebhookFilterConfig
+from paygate.core.domain_errors import Conflict
 from paygate.core.keys import generate_api_key, hash_key
 from paygate.events.hub import Event
 from paygate.keys.service import KeyService
@@ -124,11 +125,11 @@ def test_filter_validation_errors_are_400_and_config_filters_are_read_only(store
     routes.load([WebhookFilterConfig(name="cfg", events=["*"], url="https://a.example/")])
     with pytest.raises(WebhookError) as conflict:
         routes.delete_filter(config_filter_id("cfg"))
-    assert conflict.value.status == 409
+    assert isinstance(conflict.value, Conflict)
     made = routes.create_filter("api", ["key.created"], "https://b.example/", None, [], True)
     with pytest.raises(WebhookError) as dup:
         routes.create_filter("api", ["*"], "https://b.example/", None, [], True)
-    assert dup.value.status == 409
+    assert isinstance(dup.value, Conflict)
     with pytest.raises(WebhookError, match="1 to 7"):
         routes.update_filter(made.id, {"keyPrefixes": ["pg_abcdefgh"]})
     assert routes.filters[made.id] == made  # nothing changed

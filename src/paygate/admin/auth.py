@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.keys import generate_admin_key, hash_key, mask_parts
 from paygate.core.values import iso_time
 from paygate.store.base import Store
@@ -46,10 +47,20 @@ class AdminIdentity:
         return "admin" if self.bootstrap else f"admin:{self.name} ({self.masked})"
 
 
-class AdminKeyError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class AdminKeyError(DomainError):
+    """An admin-key change refused (nothing changed); the subclass says which kind."""
+
+
+class AdminKeyInvalid(AdminKeyError, Invalid):
+    pass
+
+
+class AdminKeyNotFound(AdminKeyError, NotFound):
+    pass
+
+
+class AdminKeyConflict(AdminKeyError, Conflict):
+    pass
 
 
 class AdminAuth:
@@ -125,10 +136,10 @@ class AdminAuth:
     # management (super_admin routes) ---------------------------------------------
     def create(self, name: str, role: str, created_by: str) -> tuple[str, dict[str, Any]]:
         if role not in ROLE_RANK:
-            raise AdminKeyError(400, f"Invalid request: role must be one of {', '.join(ROLES)}")
+            raise AdminKeyInvalid(f"Invalid request: role must be one of {', '.join(ROLES)}")
         docs = self.store.doc_list(ADMIN_KEY_DOC)
         if sum(1 for d in docs if d.get("active")) >= MAX_ADMIN_KEYS:
-            raise AdminKeyError(409, f"at most {MAX_ADMIN_KEYS} active admin keys")
+            raise AdminKeyConflict(f"at most {MAX_ADMIN_KEYS} active admin keys")
         raw = "ak_" + generate_admin_key().removeprefix("admin_")
         prefix, last4 = mask_parts(raw)
         doc = {"name": name, "role": role, "keyMasked": f"{prefix}…{last4}", "active": True,
@@ -144,9 +155,9 @@ class AdminAuth:
             return digest, doc
         matches = [(h, d) for h, d in self.store.doc_items(ADMIN_KEY_DOC) if d.get("keyMasked") == ref]
         if len(matches) > 1:
-            raise AdminKeyError(409, "that masked key matches several admin keys: give the full key")
+            raise AdminKeyConflict("that masked key matches several admin keys: give the full key")
         if not matches:
-            raise AdminKeyError(404, "admin key not found")
+            raise AdminKeyNotFound("admin key not found")
         return matches[0]
 
     def revoke(self, ref: str, by: AdminIdentity) -> dict[str, Any]:
@@ -154,12 +165,12 @@ class AdminAuth:
         always remains."""
         stored = self.store.get_meta(META_ADMIN_HASH)
         if ref == "bootstrap" or (stored is not None and hmac.compare_digest(hash_key(ref), stored)):
-            raise AdminKeyError(400, "the bootstrap admin key cannot be revoked")
+            raise AdminKeyInvalid("the bootstrap admin key cannot be revoked")
         key_hash, doc = self.find(ref)
         if key_hash == by.key_hash:
-            raise AdminKeyError(400, "you cannot revoke the admin key you are using")
+            raise AdminKeyInvalid("you cannot revoke the admin key you are using")
         if not doc["active"]:
-            raise AdminKeyError(409, "admin key is already revoked")
+            raise AdminKeyConflict("admin key is already revoked")
         doc["active"] = False
         doc["revokedTs"] = time.time()
         self.store.doc_put(ADMIN_KEY_DOC, key_hash, doc)

@@ -1,14 +1,14 @@
 """Alert rules and pending alerts: POST /alerts, GET /alerts, GET /alerts/rules.
 
 The rules are evaluated by `AlertService` (alerts/service.py), a deferred subscriber of the event
-bus built here, so nothing runs on the tool call's path.
+bus wired by the composition root (compose/events.py), so nothing runs on the tool call's path.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from paygate.alerts.service import (
@@ -18,16 +18,9 @@ from paygate.alerts.service import (
     MAX_THRESHOLD,
     AlertService,
     Rule,
-    RuleError,
-    rules_from_config,
 )
-from paygate.api.common import ApiError, Body, actor, require_admin, role
-from paygate.config import Settings
+from paygate.api.common import AdminGuard, Body, actor, role
 from paygate.config_events import AlertType
-from paygate.core.records import KeyRecord
-from paygate.runtime import Runtime
-
-SWEEP_EVERY = 60.0
 
 
 class RuleBody(Body):
@@ -40,32 +33,8 @@ class AlertsBody(Body):
     rules: list[RuleBody] = Field(max_length=MAX_RULES)
 
 
-def config_rules(settings: Settings) -> list[Rule]:
-    """`alertRules` from the config file, checked like the API's (a bad one stops the start)."""
-    try:
-        return rules_from_config(settings.alert_rules)
-    except RuleError as exc:
-        raise ValueError(f"alertRules: {exc}") from exc
-
-
-def router(rt: Runtime) -> APIRouter:
-    def daily_calls(key: KeyRecord, now: float) -> tuple[int, int]:
-        quota = rt.billing.policy_for(key).quota  # the effective quota: key, group, plan or global
-        limit = int(quota.get("dailyCallLimit") or 0) if quota else 0
-        return (rt.billing.quotas.snapshot(key.key_hash, now).day_calls if limit else 0), limit
-
-    service = AlertService(rt.store, rt.events, config_rules(rt.settings), daily_calls=daily_calls)
-    rt.events.subscribe(service.on_event, ("backup.restored",))
-    rt.events.subscribe_batch(service.on_batch)
-    last_sweep = [0.0]
-
-    def sweep(now: float) -> None:
-        if now - last_sweep[0] >= SWEEP_EVERY:
-            last_sweep[0] = now
-            service.sweep(now)
-
-    rt.tickers.append(sweep)
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["alerts"])
+def router(guard: AdminGuard, service: AlertService) -> APIRouter:
+    r = guard.router("alerts")
 
     def rules_view() -> dict[str, Any]:
         return {"rules": [rule.json() for rule in service.rules], "count": len(service.rules),
@@ -74,13 +43,8 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/alerts")
     async def configure(body: AlertsBody, request: Request) -> dict[str, Any]:
         """Replace the alert rules. They are stored, and apply from the next tool call on."""
-        rules = [Rule(b.type, b.threshold, b.cooldown_seconds) for b in body.rules]
-        try:
-            service.configure(rules)
-        except RuleError as exc:
-            raise ApiError(400, f"Invalid request: {exc}") from exc
-        rt.events.publish("admin.alerts_configured", actor(request), ruleCount=len(rules),
-                          types=sorted({rule.type for rule in rules}))
+        rules = service.set_rules([Rule(b.type, b.threshold, b.cooldown_seconds) for b in body.rules],
+                                  actor(request))
         return {**rules_view(), "message": f"{len(rules)} alert rule(s) configured"}
 
     # Admin, not viewer, although it is a GET: reading consumes the queue, so a read-only dashboard
@@ -89,8 +53,7 @@ def router(rt: Runtime) -> APIRouter:
     async def consume() -> dict[str, Any]:
         """Pending alerts, oldest first; the queue is cleared. `dropped` counts alerts lost to the
         queue limit since the last read."""
-        rt.events.flush()  # alerts from calls answered just now are evaluated before we read
-        alerts, dropped = service.drain()
+        alerts, dropped = service.take_pending()
         return {"alerts": [a.json() for a in alerts], "count": len(alerts), "dropped": dropped}
 
     @r.get("/alerts/rules")
@@ -99,4 +62,3 @@ def router(rt: Runtime) -> APIRouter:
         return rules_view()
 
     return r
-

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paygate.config_events import ALERT_TYPES, AlertRuleConfig
+from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
 from paygate.events.hub import Event, EventHub
@@ -40,13 +41,15 @@ PERCENT_TYPES = frozenset({"spending_threshold", "quota_warning"})
 SPIKE_WINDOW = 300.0  # rate_limit_spike counts denials in the last 5 minutes
 RATE_REASONS = frozenset({"rate_limited", "tool_rate_limited"})
 GATE_EVENTS = frozenset({"gate.allow", "gate.deny"})
+SWEEP_EVERY = 60.0  # seconds between sweeps of cooldowns and denial windows
 MAX_DENIALS_KEPT = 10_000  # per key: a count past this is already a spike for any sensible threshold
 
 Number = int | float
 
 
-class RuleError(ValueError):
-    """A rule set that cannot be stored; the message names what is wrong."""
+class RuleError(Invalid, ValueError):
+    """A rule set that cannot be stored; the message names what is wrong (a config file's bad rules
+    stop the start; the API's are a 400 that changes nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,7 @@ class AlertService:
         self.source = "none"  # api | config | none: where the current rules came from
         self._last_fired: dict[tuple[str, Number, str], float] = {}  # (type, threshold, key hash) -> when
         self._denials: dict[str, deque[float]] = {}  # key hash -> rate-limit denial times, oldest first
+        self._last_sweep = 0.0
         self.reload()
 
     def reload(self) -> None:
@@ -272,6 +276,16 @@ class AlertService:
         self.store.doc_put(ALERT_DOC, RULES_ID, {"rules": [r.json() for r in rules],
                                                  "updatedAt": iso_time(self.clock())})
         self.rules, self.source = list(rules), "api"
+        return self.rules
+
+    def set_rules(self, rules: Sequence[Rule], actor: str) -> list[Rule]:
+        """`configure` for an admin, who is named in `admin.alerts_configured`."""
+        try:
+            self.configure(rules)
+        except RuleError as exc:
+            raise RuleError(f"Invalid request: {exc}") from exc
+        self.events.publish("admin.alerts_configured", actor, ruleCount=len(rules),
+                            types=sorted({rule.type for rule in rules}))
         return self.rules
 
     def on_event(self, event: Event) -> None:
@@ -325,6 +339,18 @@ class AlertService:
 
     def drain(self) -> tuple[list[Alert], int]:
         return self.queue.drain()
+
+    def take_pending(self) -> tuple[list[Alert], int]:
+        """What GET /alerts hands out: the bus is flushed first, so alerts from calls answered just now are
+        evaluated before the queue is read (and cleared)."""
+        self.events.flush()
+        return self.queue.drain()
+
+    def tick(self, now: float) -> None:
+        """Ticker (every second): a sweep at most every SWEEP_EVERY seconds."""
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self._last_sweep = now
+            self.sweep(now)
 
     def sweep(self, now: float) -> None:
         """Ticker: forget cooldowns that ended and denials out of the window (bounded memory)."""

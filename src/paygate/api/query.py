@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from fastapi.responses import Response
 
-from paygate.api.common import ApiError
+from paygate.core.domain_errors import Invalid
 
 MAX_TYPES = 50
 _TYPE_OK = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -22,36 +22,36 @@ FormatQuery = Annotated[Literal["json", "csv"], Query(description="json or csv")
 
 
 def parse_time(name: str, value: str | None) -> float | None:
-    """An ISO 8601 date-time as a Unix time (UTC when it names no zone), or a 400."""
+    """An ISO 8601 date-time as a Unix time (UTC when it names no zone), or `Invalid` (a 400)."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ApiError(400, f"Invalid request: {name} must be an ISO 8601 date-time") from exc
+        raise Invalid(f"Invalid request: {name} must be an ISO 8601 date-time") from exc
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def parse_window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
-    """`since` and `until` (inclusive), or a 400 when either is malformed or since is after until."""
+    """`since` and `until` (inclusive), or `Invalid` (a 400) when either is malformed or since is after until."""
     start, end = parse_time("since", since), parse_time("until", until)
     if start is not None and end is not None and start > end:
-        raise ApiError(400, "Invalid request: since must not be after until")
+        raise Invalid("Invalid request: since must not be after until")
     return start, end
 
 
 def parse_types(types: str | None) -> tuple[str, ...]:
-    """The event types a comma-separated list names (empty: all), or a 400."""
+    """The event types a comma-separated list names (empty: all), or `Invalid` (a 400)."""
     if types is None:
         return ()
     names = tuple(dict.fromkeys(t.strip() for t in types.split(",") if t.strip()))
     if not names:
-        raise ApiError(400, "Invalid request: types must name at least one event type")
+        raise Invalid("Invalid request: types must name at least one event type")
     if len(names) > MAX_TYPES:
-        raise ApiError(400, f"Invalid request: types names at most {MAX_TYPES} event types")
+        raise Invalid(f"Invalid request: types names at most {MAX_TYPES} event types")
     bad = next((t for t in names if not _TYPE_OK.match(t)), None)
     if bad is not None:
-        raise ApiError(400, f"Invalid request: types: {bad[:64]!r} is not an event type")
+        raise Invalid(f"Invalid request: types: {bad[:64]!r} is not an event type")
     return names
 
 

@@ -1,6 +1,6 @@
 """The audit log over HTTP: GET /audit, /audit/export, /audit/stats and /admin/compliance/export.
 
-All read-only (viewer role). The log itself is written by `AuditService` (`rt.audit`), a deferred
+All read-only (viewer role). The log itself is written by `AuditService` a deferred
 subscriber of the event bus set up by the composition root (`compose/core.py`).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from paygate.api.common import require_admin
+from paygate.api.common import AdminGuard
 from paygate.api.query import (
     FormatQuery,
     TimeQuery,
@@ -26,13 +26,13 @@ from paygate.audit.service import (
     CATEGORIES,
     COMPLIANCE_COLUMNS,
     FRAMEWORKS,
+    AuditFilter,
+    AuditService,
     compliance_json,
     entry_json,
     to_csv,
 )
 from paygate.core.values import iso_time
-from paygate.runtime import Runtime
-from paygate.store.audit_log import AuditFilter
 
 MAX_LIMIT = 1000  # GET /audit
 MAX_EXPORT = 100_000  # exports (retention keeps far fewer by default)
@@ -46,9 +46,8 @@ def audit_filter(types: str | None, actor: str | None, since: str | None, until:
     return AuditFilter(parse_types(types), actor, start, end)
 
 
-def router(rt: Runtime) -> APIRouter:
-    audit = rt.audit
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["audit"])
+def router(guard: AdminGuard, audit: AuditService) -> APIRouter:
+    r = guard.router("audit")
 
     @r.get("/audit")
     async def query(types: TypesQuery = None, actor: ActorQuery = None, since: TimeQuery = None,

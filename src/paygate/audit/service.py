@@ -26,7 +26,8 @@ import orjson
 
 from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
-from paygate.store.audit_log import AuditEntry, AuditFilter, AuditLog
+from paygate.store.audit_log import AuditEntry, AuditLog
+from paygate.store.audit_log import AuditFilter as AuditFilter  # what readers of the log pass in
 
 log = logging.getLogger("paygate.audit")
 
@@ -109,6 +110,11 @@ def message_of(type_: str, data: dict[str, Any]) -> str:
 def entry_json(e: AuditEntry) -> dict[str, Any]:
     return {"id": e.id, "timestamp": iso_time(e.timestamp), "type": e.type, "actor": e.actor,
             "message": message_of(e.type, e.data), "metadata": e.data}
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """A published event as the audit entry it becomes (the admin event stream sends it before it is stored)."""
+    return entry_json(AuditEntry(event.id, event.timestamp, event.type, event.actor, event.data))
 
 
 def compliance_json(e: AuditEntry, framework: str) -> dict[str, Any]:

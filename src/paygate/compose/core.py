@@ -25,6 +25,7 @@ from paygate.mcp.relay import Relay
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import Metrics
 from paygate.runtime import Runtime
+from paygate.serving import ServingState
 from paygate.store.audit_log import audit_log_of
 from paygate.store.sqlite import MEMORY, SQLiteStore
 
@@ -91,18 +92,16 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     relay.attach(backend)
     dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay,
                             settings.discovery)
-    holder: dict[str, Runtime] = {}
-    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, lambda: holder["rt"].draining,
-                           lambda: holder["rt"].maintenance, settings.allowed_origins)
     maintenance = Maintenance(store, events)
     maintenance.load()
+    serving = ServingState(backend, maintenance)  # before the endpoint and the public routes that read it
+    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, serving, settings.allowed_origins)
     rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
-                 transport, maintenance, events, audit, AdminGuard(admin, events))
+                 transport, maintenance, events, audit, AdminGuard(admin, events), serving)
     rt.tickers.append(audit.tick)
     # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
     # uvicorn's wait is for in-flight calls only (exit_signals.py).
-    rt.on_exit_signal += [lambda: setattr(rt, "draining", True), sessions.end_streams]
-    holder["rt"] = rt
+    rt.on_exit_signal += [serving.drain, sessions.end_streams]
     metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
                         if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
     metrics.bind_event_bus(lambda: events.published, lambda: events.pending)

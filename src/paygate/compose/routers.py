@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from paygate.admin.admin_keys import AdminKeys
+from paygate.admin.config_view import ConfigView
 from paygate.admin.routes import admin_keys, backup, config_view, maintenance
 from paygate.alerts import routes as alerts
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
+from paygate.compose.admin import build_public, build_reports, build_usage
+from paygate.compose.events import build_alerts, build_event_stream, build_webhooks, start_request_log
 from paygate.events import routes as admin_events
 from paygate.keys.reservations import Reservations
 from paygate.keys.routes import (
@@ -41,7 +45,9 @@ ROUTE_ORDER = (
 
 
 def public_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"public": public.router(rt), "usage_admin": usage.admin_router(rt), "usage_client": usage.client_router(rt)}
+    service = build_usage(rt)
+    return {"public": public.router(build_public(rt), rt.metrics), "usage_admin": usage.admin_router(rt.guard, service),
+            "usage_client": usage.client_router(service)}
 
 
 def key_routers(rt: Runtime) -> dict[str, APIRouter]:
@@ -68,18 +74,26 @@ def policy_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 
 def report_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"key_views": key_views.router(rt), "key_reports": key_reports.router(rt), "dry_run": dry_run.router(rt)}
+    service = build_reports(rt)
+    return {"key_views": key_views.router(rt.guard, service), "key_reports": key_reports.router(rt.guard, service),
+            "dry_run": dry_run.router(rt.guard, service)}
 
 
 def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"admin_keys": admin_keys.router(rt), "maintenance": maintenance.router(rt.guard, rt.maintenance),
-            "config_view": config_view.router(rt), "backup": backup.router(rt)}
+    return {"admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
+            "maintenance": maintenance.router(rt.guard, rt.maintenance),
+            "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
+            "backup": backup.router(rt)}
 
 
 def event_routers(rt: Runtime) -> dict[str, APIRouter]:
-    """The event side, in subscription order: audit, the request log, the SSE hub, alerts, webhooks."""
-    return {"audit": audit.router(rt), "request_log": request_log.router(rt), "admin_events": admin_events.router(rt),
-            "alerts": alerts.router(rt), "webhooks": webhooks.router(rt)}
+    """The event side, in subscription order: audit (compose/core.py), the request log, the SSE hub, alerts,
+    webhooks (compose/events.py)."""
+    g = rt.guard
+    return {"audit": audit.router(g, rt.audit),
+            "request_log": request_log.router(g, start_request_log(rt.settings.request_log_size, rt.events, rt.audit)),
+            "admin_events": admin_events.router(g, build_event_stream(rt)),
+            "alerts": alerts.router(g, build_alerts(rt)), "webhooks": webhooks.router(g, rt.keys, build_webhooks(rt))}
 
 
 def build_routers(rt: Runtime) -> list[APIRouter]:

@@ -2,11 +2,8 @@
 
 `event: connected` first, then `event: audit` with the audit-entry JSON of every event published
 (optionally only `?types=`), and a `: keepalive` comment after `keepAliveSeconds` (default 15) of
-silence. Fan-out is `services/event_stream.EventStreamHub`, an inline subscriber of the bus.
-
-Shutdown: uvicorn waits (up to 30 s) for open responses to finish *before* the lifespan's shutdown
-runs, so closing the streams from `Runtime.on_stop` alone would hold every stop for that long; the
-streams end on the exit signal itself (`Runtime.on_exit_signal`, see exit_signals.py).
+silence. Fan-out is `events/stream.EventStreamHub`, an inline subscriber of the bus that the
+composition root builds and wires (compose/events.py); a full or closing hub refuses with 429 / 503.
 """
 
 from __future__ import annotations
@@ -16,17 +13,15 @@ import contextlib
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from paygate.api.common import ApiError, require_admin
+from paygate.api.common import AdminGuard
 from paygate.api.query import TypesQuery, parse_types
-from paygate.audit.service import entry_json
+from paygate.asgi import Receive, Scope, Send
+from paygate.audit.service import event_json
 from paygate.events.hub import Event
-from paygate.events.stream import EventStreamHub, HubClosed, StreamClient, TooManyStreams
-from paygate.mcp.http_io import Receive, Scope, Send
-from paygate.runtime import Runtime
-from paygate.store.audit_log import AuditEntry
+from paygate.events.stream import EventStreamHub, StreamClient
 
 KEEPALIVE_SECONDS = 15  # the reference's interval
 KEEPALIVE = b": keepalive\n\n"
@@ -40,7 +35,7 @@ def frame(event: str, data: Any) -> bytes:
 
 
 def audit_frame(event: Event) -> bytes:
-    return frame("audit", entry_json(AuditEntry(event.id, event.timestamp, event.type, event.actor, event.data)))
+    return frame("audit", event_json(event))
 
 
 class EventStreamResponse(Response):
@@ -88,24 +83,14 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
-def router(rt: Runtime) -> APIRouter:
-    hub = EventStreamHub()
-    rt.events.subscribe(hub.publish)
-    rt.on_exit_signal.append(hub.shut)  # see module docstring
-    rt.on_stop.append(hub.stop)
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["admin events"])
+def router(guard: AdminGuard, hub: EventStreamHub) -> APIRouter:
+    r = guard.router("admin events")
 
     @r.get("/admin/events", response_model=None)
     async def events(types: TypesQuery = None, keepalive: KeepAliveQuery = KEEPALIVE_SECONDS) -> Response:
         """Server-Sent Events: `connected`, then every published event as `audit` (its audit-entry JSON),
         optionally only `types`; a keep-alive comment after `keepAliveSeconds` without one."""
         names = parse_types(types)
-        try:
-            client = hub.open(names)
-        except HubClosed as exc:
-            raise ApiError(503, "The gateway is shutting down") from exc
-        except TooManyStreams as exc:
-            raise ApiError(429, f"Too many admin event streams: {exc}") from exc
-        return EventStreamResponse(hub, client, names, keepalive)
+        return EventStreamResponse(hub, hub.open(names), names, keepalive)
 
     return r

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from paygate.core.domain_errors import TooMany, Unavailable
 from paygate.events.hub import Event
 
 MAX_STREAMS = 20
 QUEUE_SIZE = 1000
 
 
-class TooManyStreams(Exception):
-    pass
+class TooManyStreams(TooMany):
+    """`max_streams` are open already."""
 
 
-class HubClosed(Exception):
+class HubClosed(Unavailable):
     """The gateway is shutting down: no new streams."""
 
 
@@ -67,9 +68,10 @@ class EventStreamHub:
 
     def open(self, types: Iterable[str] = ()) -> StreamClient:
         if self.closed:
-            raise HubClosed("the gateway is shutting down")
+            raise HubClosed("The gateway is shutting down")
         if len(self._clients) >= self.max_streams:
-            raise TooManyStreams(f"at most {self.max_streams} admin event streams may be open at once")
+            raise TooManyStreams(f"Too many admin event streams: at most {self.max_streams} admin event streams "
+                                 "may be open at once")
         client = StreamClient(frozenset(types), self.queue_size)
         self._clients.add(client)
         return client
@@ -96,5 +98,6 @@ class EventStreamHub:
         self.close_all()
 
     async def stop(self) -> None:
-        """For `Runtime.on_stop`."""
+        """The same, as a shutdown step (the streams normally end on the exit signal already: uvicorn
+        waits for open responses before the lifespan's shutdown runs)."""
         self.shut()

@@ -7,12 +7,12 @@ session. Malformed JSON → -32700, a bad message → -32600.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 
-from paygate.admin.maintenance import Maintenance
+from paygate.asgi import JSON, Receive, Scope, Send, api_key_from, header_map, send_bytes, send_json
 from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.mcp import jsonrpc
@@ -20,32 +20,19 @@ from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
 from paygate.mcp.get_stream import serve_stream
 from paygate.mcp.http_checks import batch_refusal, origin_refusal, version_refusal
-from paygate.mcp.http_io import (
-    JSON,
-    SSE,
-    Receive,
-    Scope,
-    Send,
-    answer_headers,
-    api_key_from,
-    billing_headers,
-    header_map,
-    prefers_sse,
-    send_bytes,
-    send_json,
-)
+from paygate.mcp.http_io import SSE, answer_headers, billing_headers, prefers_sse
 from paygate.mcp.modern import is_modern
 from paygate.mcp.modern_post import ModernPost
 from paygate.mcp.origin import Origin
 from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
+from paygate.serving import ServingState
 
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
 
 
 class McpEndpoint:
     def __init__(
-        self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int,
-        is_draining: Callable[[], bool], maintenance: Callable[[], Maintenance],
+        self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int, serving: ServingState,
         allowed_origins: Collection[str] = (),
     ) -> None:
         self.dispatcher = dispatcher
@@ -53,8 +40,7 @@ class McpEndpoint:
         self.allowed_origins = frozenset(allowed_origins)
         self.sessions = sessions
         self.max_body = max_body
-        self.is_draining = is_draining
-        self.maintenance = maintenance
+        self.serving = serving  # draining and maintenance: plain attribute reads per request
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +51,7 @@ class McpEndpoint:
                 if refusal is not None:
                     await send_json(send, 403, refusal)
                     return
-        if method in ("POST", "GET") and self.maintenance().enabled:
+        if method in ("POST", "GET") and self.serving.maintenance.enabled:
             await self._in_maintenance(send)  # DELETE still ends a session: clients may clean up
             return
         if method == "POST":
@@ -84,7 +70,7 @@ class McpEndpoint:
 
     async def _in_maintenance(self, send: Send) -> None:
         reason = errors.reason("maintenance_mode")
-        await send_json(send, 503, jsonrpc.error(None, reason.code, self.maintenance().message,
+        await send_json(send, 503, jsonrpc.error(None, reason.code, self.serving.maintenance.message,
                                                  {"reason": reason.name, "httpStatus": 503}),
                         [(b"retry-after", b"60")])
 
@@ -107,7 +93,7 @@ class McpEndpoint:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.is_draining():
+        if self.serving.draining:
             await send_json(send, 503, jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
                             [(b"retry-after", b"5")])
             return

@@ -1,45 +1,16 @@
-"""Small ASGI I/O pieces /mcp's handlers share: headers in, bytes out."""
+"""Small I/O pieces only /mcp's handlers share: content negotiation and billing headers (the general
+ASGI pieces are in `paygate/asgi.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
+from paygate.asgi import JSON
 
 if TYPE_CHECKING:
     from paygate.mcp.dispatcher import CallContext, Dispatcher
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-JSON = b"application/json"
 SSE = b"text/event-stream"
-
-
-def header_map(scope: Scope) -> dict[bytes, bytes]:
-    return {k.lower(): v for k, v in scope["headers"]}
-
-
-def api_key_from(headers: dict[bytes, bytes]) -> str | None:
-    raw = headers.get(b"x-api-key")
-    if raw:
-        return raw.decode("latin-1").strip() or None
-    auth = headers.get(b"authorization")
-    if auth and auth[:7].lower() == b"bearer ":
-        return auth[7:].decode("latin-1").strip() or None
-    return None
-
-
-async def send_bytes(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
-    await send_bytes(send, status, orjson.dumps(payload), [(b"content-type", JSON), *headers])
 
 
 def prefers_sse(accept: bytes) -> bool:

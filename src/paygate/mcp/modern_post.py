@@ -13,22 +13,13 @@ from typing import Any
 
 import orjson
 
+from paygate.asgi import Receive, Scope, Send, api_key_from, header_map, send_bytes
 from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.mcp import jsonrpc, modern
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
-from paygate.mcp.http_io import (
-    SSE,
-    Receive,
-    Scope,
-    Send,
-    answer_headers,
-    api_key_from,
-    billing_headers,
-    header_map,
-    send_bytes,
-)
+from paygate.mcp.http_io import SSE, answer_headers, billing_headers
 from paygate.mcp.input_required import Exchanges
 from paygate.mcp.origin import Origin
 

@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from paygate.audit.service import AuditService
 from paygate.core.values import iso_time
-from paygate.events.hub import GATE_EVENTS, Event, EventHub
-from paygate.store.audit_log import AuditEntry, AuditFilter
+from paygate.events.hub import GATE_EVENTS, Event
+from paygate.store.audit_log import AuditEntry
 
 GATE_TYPES = tuple(sorted(GATE_EVENTS))  # gate.allow, gate.deny
 REQUEST_COLUMNS = ("id", "timestamp", "tool", "key", "status", "credits", "durationMs", "denyReason", "requestId")
@@ -136,13 +135,3 @@ class RequestLog:
     def select(self, where: RequestFilter) -> list[RequestEntry]:
         """Every matching entry, newest first."""
         return [e for e in self.newest_first() if where.matches(e)]
-
-
-def start_request_log(size: int, events: EventHub, audit: AuditService) -> RequestLog:
-    """A request log refilled from the audit log's newest gate events, then fed by the bus. The bus
-    is flushed before the refill (by `audit.entries`), so no call is missed or counted twice."""
-    log = RequestLog(size, before_read=events.flush)
-    if size:
-        log.load(reversed(audit.entries(AuditFilter(types=GATE_TYPES), size)))  # entries come newest first
-        events.subscribe_batch(log.record_batch)
-    return log

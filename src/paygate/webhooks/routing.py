@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paygate.config_events import WebhookFilterConfig
+from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
 from paygate.store.base import Store
@@ -47,10 +48,20 @@ _EVENT_TYPE = re.compile(r"^(\*|[A-Za-z0-9_.:-]{1,64})$")
 _PREFIX = re.compile(r"^[!-~]{1,7}$")  # printable ASCII, no space
 
 
-class WebhookError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class WebhookError(DomainError):
+    """A webhook change refused (nothing changed); the subclass says which kind."""
+
+
+class WebhookInvalid(WebhookError, Invalid):
+    pass
+
+
+class WebhookNotFound(WebhookError, NotFound):
+    pass
+
+
+class WebhookConflict(WebhookError, Conflict):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +139,20 @@ class Destination:
 def clean_events(events: list[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(e.strip() for e in events))
     if not names or len(names) > MAX_EVENTS:
-        raise WebhookError(400, f"Invalid request: events must list 1 to {MAX_EVENTS} event types (or \"*\")")
+        raise WebhookInvalid(f"Invalid request: events must list 1 to {MAX_EVENTS} event types (or \"*\")")
     bad = next((e for e in names if not _EVENT_TYPE.match(e)), None)
     if bad is not None:
-        raise WebhookError(400, f"Invalid request: events: {bad[:64]!r} is not an event type")
+        raise WebhookInvalid(f"Invalid request: events: {bad[:64]!r} is not an event type")
     return names
 
 
 def clean_prefixes(prefixes: list[str]) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(prefixes))
     if len(out) > MAX_PREFIXES:
-        raise WebhookError(400, f"Invalid request: keyPrefixes lists at most {MAX_PREFIXES} prefixes")
+        raise WebhookInvalid(f"Invalid request: keyPrefixes lists at most {MAX_PREFIXES} prefixes")
     bad = next((p for p in out if not _PREFIX.match(p)), None)
     if bad is not None:
-        raise WebhookError(400, f"Invalid request: keyPrefixes: {bad[:20]!r} must be 1 to {PREFIX_KEPT} "
+        raise WebhookInvalid(f"Invalid request: keyPrefixes: {bad[:20]!r} must be 1 to {PREFIX_KEPT} "
                                 f"printable characters (only a key's first {PREFIX_KEPT} are kept)")
     return out
 
@@ -150,7 +161,7 @@ def clean_url(url: str, allow_private: bool) -> str:
     try:
         check_url(url, allow_private)
     except UnsafeUrl as exc:
-        raise WebhookError(400, f"Invalid request: {exc}") from exc
+        raise WebhookInvalid(f"Invalid request: {exc}") from exc
     return url
 
 
@@ -177,14 +188,14 @@ class Routes:
         for i, f in enumerate(configured):
             where = f"webhookFilters[{i}]"
             if f.name in seen:
-                raise WebhookError(400, f"{where}: duplicate filter name {f.name!r}")
+                raise WebhookInvalid(f"{where}: duplicate filter name {f.name!r}")
             seen.add(f.name)
             try:
                 rule = FilterRule(config_filter_id(f.name), f.name, clean_events(f.events),
                                   clean_url(f.url, self.allow_private), f.secret, clean_prefixes(f.key_prefixes),
                                   f.active, "config")
             except WebhookError as exc:
-                raise WebhookError(400, f"{where}: {str(exc).removeprefix('Invalid request: ')}") from exc
+                raise WebhookInvalid(f"{where}: {str(exc).removeprefix('Invalid request: ')}") from exc
             self.filters[rule.id] = rule
         self.reload()
 
@@ -257,9 +268,9 @@ class Routes:
     def create_filter(self, name: str, events: list[str], url: str, secret: str | None,
                       key_prefixes: list[str], active: bool) -> FilterRule:
         if len(self.filters) >= MAX_FILTERS:
-            raise WebhookError(400, f"Invalid request: at most {MAX_FILTERS} webhook filters")
+            raise WebhookInvalid(f"Invalid request: at most {MAX_FILTERS} webhook filters")
         if any(r.name == name for r in self.filters.values()):
-            raise WebhookError(409, f"a webhook filter named {name!r} already exists")
+            raise WebhookConflict(f"a webhook filter named {name!r} already exists")
         rule = FilterRule("wf_" + secrets.token_hex(8), name, clean_events(events),
                           clean_url(url, self.allow_private), secret, clean_prefixes(key_prefixes), active)
         self.store.doc_put(FILTER_DOC, rule.id, rule.doc())
@@ -269,9 +280,9 @@ class Routes:
     def editable_filter(self, filter_id: str) -> FilterRule:
         rule = self.filters.get(filter_id)
         if rule is None:
-            raise WebhookError(404, "Webhook filter not found")
+            raise WebhookNotFound("Webhook filter not found")
         if rule.source == "config":
-            raise WebhookError(409, "this filter comes from the config file (webhookFilters); change it there")
+            raise WebhookConflict("this filter comes from the config file (webhookFilters); change it there")
         return rule
 
     def update_filter(self, filter_id: str, changes: dict[str, Any]) -> tuple[FilterRule, list[str]]:
@@ -280,7 +291,7 @@ class Routes:
         values: dict[str, Any] = {}
         if "name" in changes and changes["name"] != rule.name:
             if any(r.name == changes["name"] for r in self.filters.values()):
-                raise WebhookError(409, f"a webhook filter named {changes['name']!r} already exists")
+                raise WebhookConflict(f"a webhook filter named {changes['name']!r} already exists")
             values["name"] = changes["name"]
         if "events" in changes:
             values["events"] = clean_events(changes["events"])

@@ -1,9 +1,10 @@
 """The webhook service: what the HTTP API calls, and the bus subscriber that queues events.
 
-`build_webhooks(rt)` validates the configured URLs (an unsafe one is a start-up error), subscribes to
-the event bus (deferred: a tool call never waits for a webhook), and hooks the worker's start and
-stop into the runtime. Queuing writes the outbox in one transaction per bus batch; the worker does
-the rest in the background.
+`open_webhooks` validates the configured URLs (an unsafe one is a start-up error) and loads the
+durable queue; the composition root (`compose/events.build_webhooks`) subscribes `on_events` to the
+event bus (deferred: a tool call never waits for a webhook) and hooks the worker's start and stop
+into the lifespan. Queuing writes the outbox in one
+transaction per bus batch; the worker does the rest in the background.
 """
 
 from __future__ import annotations
@@ -11,40 +12,48 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from paygate.config import Settings
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
-from paygate.events.hub import Event
+from paygate.events.hub import Event, EventHub
+from paygate.metrics import Metrics
+from paygate.store.base import Store
 from paygate.webhooks.delivery import REMOVED, DestStats, Worker
 from paygate.webhooks.payload import USAGE, shape, test_body
 from paygate.webhooks.queue import WebhookQueue
-from paygate.webhooks.routing import Destination, Routes, WebhookError
+from paygate.webhooks.routing import (
+    Destination,
+    Routes,
+    WebhookConflict,
+    WebhookError,
+    WebhookInvalid,
+    WebhookNotFound,
+)
 from paygate.webhooks.sender import Outcome, Sender
 from paygate.webhooks.ssrf import UnsafeUrl, check_url, shown
-
-if TYPE_CHECKING:
-    from paygate.runtime import Runtime
 
 log = logging.getLogger("paygate.webhooks")
 PAUSED_META = "webhooks.pausedAt"
 
 
 class WebhookService:
-    def __init__(self, rt: Runtime, queue: WebhookQueue, routes: Routes, sender: Sender) -> None:
-        s = rt.settings
-        self.rt = rt
+    def __init__(self, settings: Settings, store: Store, events: EventHub, metrics: Metrics, queue: WebhookQueue,
+                 routes: Routes, sender: Sender) -> None:
+        s = settings
+        self.store = store
+        self.events = events
         self.queue = queue
         self.routes = routes
         self.sender = sender
-        metrics = rt.metrics
         self.worker = Worker(queue, routes, sender, batch_size=s.webhook_batch_size,
                              flush_seconds=s.webhook_flush_seconds, retry_base=s.webhook_retry_base_seconds,
                              max_retries=s.webhook_max_retries,
                              on_result=lambda ok: metrics.webhook_deliveries_for("success" if ok else "failure").inc())
-        paused = rt.store.get_meta(PAUSED_META)
+        paused = store.get_meta(PAUSED_META)
         if paused:  # a pause outlives a restart, like maintenance mode
             self.worker.pause(float(paused))
 
@@ -60,7 +69,7 @@ class WebhookService:
             dests = self.routes.destinations_for(event)
             if not dests:
                 continue
-            record = self.rt.store.get_key(event.key_hash) if event.key_hash else None
+            record = self.store.get_key(event.key_hash) if event.key_hash else None
             kind, text = shape(event, record.name if record else None)
             rows += [(dest, event.timestamp, kind, event.type, text) for dest in dests]
         try:
@@ -85,16 +94,16 @@ class WebhookService:
         if not self.worker.paused:
             now = time.time()
             self.worker.pause(now)
-            self.rt.store.set_meta(PAUSED_META, repr(now))
-            self.rt.events.publish("webhook.pause", actor, bufferedEvents=self.queue.buffered)
+            self.store.set_meta(PAUSED_META, repr(now))
+            self.events.publish("webhook.pause", actor, bufferedEvents=self.queue.buffered)
         return {"paused": True, "pausedAt": iso_time(self.worker.paused_at), "bufferedEvents": self.queue.buffered}
 
     def resume(self, actor: str) -> dict[str, Any]:
         flushed = self.queue.buffered
         if self.worker.paused:
-            self.rt.store.set_meta(PAUSED_META, "")
+            self.store.set_meta(PAUSED_META, "")
             self.worker.resume()
-            self.rt.events.publish("webhook.resume", actor, flushedEvents=flushed)
+            self.events.publish("webhook.resume", actor, flushedEvents=flushed)
         else:
             self.worker.flush_now()
         return {"paused": False, "flushedEvents": flushed}
@@ -111,7 +120,7 @@ class WebhookService:
 
     def clear_dead_letters(self, actor: str) -> int:
         removed = self.queue.clear_dead()
-        self.rt.events.publish("webhook.dead_letter_cleared", actor, cleared=removed)
+        self.events.publish("webhook.dead_letter_cleared", actor, cleared=removed)
         return removed
 
     def replay(self, indices: list[int] | None, actor: str) -> dict[str, Any]:
@@ -119,7 +128,7 @@ class WebhookService:
         if indices is not None:
             bad = [i for i in indices if i >= len(letters)]
             if bad:
-                raise WebhookError(400, f"Invalid request: indices {bad[:10]} out of range (the dead-letter "
+                raise WebhookInvalid(f"Invalid request: indices {bad[:10]} out of range (the dead-letter "
                                         f"queue holds {len(letters)} entries: 0 to {len(letters) - 1})")
             chosen = [letters[i] for i in sorted(set(indices))]
         else:
@@ -130,18 +139,18 @@ class WebhookService:
         self.worker.wake()
         result = {"replayed": len(ready), "events": sum(d.event_count for d in ready),
                   "skipped": len(chosen) - len(ready), "remaining": self.queue.dead_count}
-        self.rt.events.publish("webhook.replayed", actor, **result)
+        self.events.publish("webhook.replayed", actor, **result)
         return result
 
     # test ------------------------------------------------------------------------------------
     async def test(self, message: str | None, actor: str) -> dict[str, Any]:
         default = self.routes.default
         if default is None:
-            raise WebhookError(400, "No webhook URL configured (set webhookUrl / --webhook-url)")
+            raise WebhookInvalid("No webhook URL configured (set webhookUrl / --webhook-url)")
         body = test_body(message or "Test event from PayGate", actor, time.time())
         outcome = await self.sender.post(default.url, body, secret=default.secret, test=True)
         self.worker.log.add(time.time(), default.url, default.label, outcome, 0, 1, ["webhook.test"])
-        self.rt.events.publish("webhook.test", actor, url=shown(default.url), success=outcome.ok,
+        self.events.publish("webhook.test", actor, url=shown(default.url), success=outcome.ok,
                                statusCode=outcome.status)
         return _outcome_view(default, outcome)
 
@@ -196,42 +205,45 @@ class WebhookService:
             "successRate": round(100 * s["delivered"] / attempts, 2) if attempts else 100.0,
         }, "generatedAt": iso_time(time.time())}
 
+    def dead_letter_count(self) -> float:
+        return float(self.queue.dead_count)
+
     def queue_depth(self) -> float:
         return float(self.queue.buffered + sum(b.event_count for b in self.queue.batches.values()))
 
     # filters and per-key webhooks (the events name what changed, never a URL's path or a secret) ----
     def create_filter(self, actor: str, **fields: Any) -> dict[str, Any]:
         rule = self.routes.create_filter(**fields)
-        self.rt.events.publish("webhook.filter_created", actor, id=rule.id, name=rule.name, events=list(rule.events),
+        self.events.publish("webhook.filter_created", actor, id=rule.id, name=rule.name, events=list(rule.events),
                                url=shown(rule.url), active=rule.active)
         return rule.public()
 
     def update_filter(self, actor: str, filter_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         rule, changed = self.routes.update_filter(filter_id, changes)
-        self.rt.events.publish("webhook.filter_updated", actor, id=rule.id, name=rule.name, changes=changed)
+        self.events.publish("webhook.filter_updated", actor, id=rule.id, name=rule.name, changes=changed)
         self.worker.wake()
         return rule.public()
 
     def delete_filter(self, actor: str, filter_id: str) -> dict[str, Any]:
         rule = self.routes.delete_filter(filter_id)
-        self.rt.events.publish("webhook.filter_deleted", actor, id=rule.id, name=rule.name)
+        self.events.publish("webhook.filter_deleted", actor, id=rule.id, name=rule.name)
         self.worker.wake()  # what was queued for it is dead-lettered ("destination removed")
         return {"deleted": True, "id": rule.id}
 
     def set_key_hook(self, actor: str, record: KeyRecord, url: str, secret: str | None) -> dict[str, Any]:
         if not record.active:
-            raise WebhookError(409, "cannot set a webhook on a revoked key")
+            raise WebhookConflict("cannot set a webhook on a revoked key")
         hook = self.routes.set_hook(record.key_hash, url, secret)
-        self.rt.events.emit("key.webhook_set", actor, {"keyMasked": record.masked, "url": shown(hook.url),
+        self.events.emit("key.webhook_set", actor, {"keyMasked": record.masked, "url": shown(hook.url),
                                                        "hasSecret": hook.secret is not None}, key_hash=record.key_hash)
         return self.key_hook_view(record)
 
     def remove_key_hook(self, actor: str, record: KeyRecord) -> dict[str, Any]:
         hook = self.routes.remove_hook(record.key_hash)
         if hook is None:
-            raise WebhookError(404, "This key has no webhook")
+            raise WebhookNotFound("This key has no webhook")
         # The hook is gone already: this event reaches the default URL and matching filters only.
-        self.rt.events.emit("key.webhook_removed", actor, {"keyMasked": record.masked}, key_hash=record.key_hash)
+        self.events.emit("key.webhook_removed", actor, {"keyMasked": record.masked}, key_hash=record.key_hash)
         self.worker.wake()
         return {"removed": True, "keyMasked": record.masked}
 
@@ -246,6 +258,15 @@ class WebhookService:
                 "updatedAt": iso_time(hook.updated_at), "delivered": s.delivered, "failed": s.failed,
                 "pendingRetries": self.worker.pending_retries(hook.id),
                 "deadLetterCount": self.queue.dead.get(hook.id, 0), "bufferedEvents": pending.count if pending else 0}
+
+    def filters(self) -> list[dict[str, Any]]:
+        """Every filter rule (config-file ones included), secrets hidden."""
+        return [f.public() for f in self.routes.filters.values()]
+
+    def delivery_log(self, limit: int, since: float | None, success: bool | None) -> dict[str, Any]:
+        """Delivery attempts, newest first, and how many the in-memory log holds."""
+        entries = self.log_entries(limit, since, success)
+        return {"entries": entries, "count": len(entries), "total": len(self.worker.log.entries)}
 
     def log_entries(self, limit: int, since: float | None, success: bool | None) -> list[dict[str, Any]]:
         out = []
@@ -275,34 +296,28 @@ def _outcome_view(dest: Destination, outcome: Outcome) -> dict[str, Any]:
     return out
 
 
-def build_webhooks(rt: Runtime) -> WebhookService:
-    """The service for `rt`, subscribed and hooked into start/stop. Raises ValueError (the CLI prints
-    `error: …` and exits) for an unsafe or invalid webhookUrl or webhookFilters entry."""
-    s = rt.settings
+def open_webhooks(settings: Settings, store: Store, events: EventHub, metrics: Metrics) -> WebhookService:
+    """The webhook service with its routes and durable queue loaded (not yet subscribed or started: the
+    composition root wires it). Raises ValueError (the CLI prints `error: …` and exits) for an unsafe or
+    invalid webhookUrl or webhookFilters entry."""
+    s = settings
     if s.webhook_url:
         try:
             check_url(s.webhook_url, s.webhook_allow_private, "webhookUrl")
         except UnsafeUrl as exc:
             raise ValueError(str(exc)) from exc
-    routes = Routes(rt.store, s.webhook_url, s.webhook_secret, s.webhook_allow_private)
+    routes = Routes(store, s.webhook_url, s.webhook_secret, s.webhook_allow_private)
     try:
         routes.load(s.webhook_filters)
     except WebhookError as exc:
         raise ValueError(str(exc)) from exc
-    queue = WebhookQueue(rt.store.outbox)
+    queue = WebhookQueue(store.outbox)
     queue.load(time.time())
-    service = WebhookService(rt, queue, routes, Sender(s.webhook_timeout_seconds, s.webhook_allow_private))
-    rt.events.subscribe_batch(service.on_events)
-    rt.keys.rekey_listeners.append(routes.on_rekey)
-    rt.metrics.bind_webhook_gauges(service.queue_depth, lambda: float(queue.dead_count))
-    for result in ("success", "failure"):  # both series exist from the start (dashboards, alerts)
-        rt.metrics.webhook_deliveries_for(result)
-    rt.on_start.append(service.start)
-    rt.on_stop.append(service.stop)
     if queue.dests():
         log.info("webhooks: %d event(s) and %d batch(es) queued from before the restart", queue.buffered,
                  len(queue.batches))
-    return service
+    return WebhookService(s, store, events, metrics, queue, routes,
+                          Sender(s.webhook_timeout_seconds, s.webhook_allow_private))
 
 
-__all__ = ["USAGE", "WebhookService", "build_webhooks"]
+__all__ = ["USAGE", "WebhookService", "open_webhooks"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from paygate.admin.auth import AdminKeyError, admin_key_view
-from paygate.api.common import ApiError, Body, actor, admin_of, require_admin, role
-from paygate.runtime import Runtime
+from paygate.admin.admin_keys import AdminKeys
+from paygate.admin.auth import admin_key_view
+from paygate.api.common import AdminGuard, Body, actor, admin_of, role
 
 SUPER = role("super_admin")
 
@@ -29,24 +29,19 @@ class AdminKeyRef(Body):
     key: str = Field(min_length=1, max_length=200, description="the admin key, or its masked form")
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["admin-keys"])
+def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
+    r = guard.router("admin-keys")
 
     @r.get("/admin/keys", openapi_extra=SUPER)
     async def list_admin_keys() -> dict[str, Any]:
         """Every admin key, masked, with its role, status and last use."""
-        keys = rt.admin.list()
+        keys = admin_keys.list()
         return {"keys": keys, "count": len(keys)}
 
     @r.post("/admin/keys", status_code=201, openapi_extra=SUPER)
     async def create_admin_key(body: CreateAdminKey, request: Request) -> JSONResponse:
         """Create an admin key with a role. The raw key is returned once, here."""
-        try:
-            raw, doc = rt.admin.create(body.name, body.role, actor(request))
-        except AdminKeyError as exc:
-            raise ApiError(exc.status, str(exc)) from exc
-        rt.events.publish("admin_key.created", actor(request), keyMasked=doc["keyMasked"], name=doc["name"],
-                          role=doc["role"])
+        raw, doc = admin_keys.create(body.name, body.role, actor(request))
         return JSONResponse({"key": raw, **admin_key_view(doc),
                              "message": "Admin key created. Store it now: it is not shown again."},
                             status_code=201)
@@ -54,12 +49,7 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/admin/keys/revoke", openapi_extra=SUPER)
     async def revoke_admin_key(body: AdminKeyRef, request: Request) -> dict[str, Any]:
         """Revoke an admin key (not your own, never the bootstrap key); it gets 401 from then on."""
-        try:
-            doc = rt.admin.revoke(body.key, admin_of(request))
-        except AdminKeyError as exc:
-            raise ApiError(exc.status, str(exc)) from exc
-        rt.events.publish("admin_key.revoked", actor(request), keyMasked=doc["keyMasked"], name=doc["name"],
-                          role=doc["role"])
+        doc = admin_keys.revoke(body.key, admin_of(request))
         return {"message": "Admin key revoked", "revoked": True, **admin_key_view(doc)}
 
     return r

@@ -1,112 +1,22 @@
-"""GET /config: the running configuration (camelCase, as the config file spells it), secrets masked.
-
-Masking is by field name, so settings other issues add are covered without
-listing them here: anything named like a secret becomes "***", backend commands
-and their arguments become "***", webhook URLs keep only scheme and host, other
-URLs lose their credentials and query, and import keys are shown masked.
-"""
+"""GET /config: the running configuration (camelCase, as the config file spells it), secrets masked
+(admin/config_view.py says how)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from paygate.api.common import actor, require_admin
-from paygate.core.keys import mask_key
-from paygate.runtime import Runtime
-
-MASK = "***"
-# Names ending in "key(s)" too (signingKey, licenseKey …: settings added later); importKeys is matched first.
-_SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorization|cookie|dsn|keys?$",
-                          re.IGNORECASE)
-_COMMAND_NAMES = frozenset({"serverCommand", "command"})
-_ARGS_NAMES = frozenset({"serverArgs", "args"})
-_KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys
-_URL_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a URL under any name (oauthIssuer, dsnEndpoint …)
-_KEYED_BY_NAME = frozenset({"toolPricing"})  # maps whose keys are tool names, not setting names
+from paygate.admin.config_view import ConfigView
+from paygate.api.common import AdminGuard, actor
 
 
-# A path segment shown as is: a short lower-case word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
-# Anything else (ids, tokens such as Zapier's /s/sk-…/ paths, ;params) could be a credential.
-_PLAIN_SEGMENT = re.compile(r"[a-z][a-z_-]{0,15}|[A-Za-z0-9]{1,3}")
-
-
-def mask_url(name: str, url: str) -> str:
-    """Webhook URLs: scheme + host only (the reference's rule). Other URLs: scheme, host, port and the
-    path's plain words; user info (a token is often given as the user name), token-like path
-    segments and the query become ***."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return MASK
-    if not parts.scheme or not host:
-        return MASK
-    if ":" in host:
-        host = f"[{host}]"
-    if "webhook" in name.lower():
-        return f"{parts.scheme}://{host}{port}/{MASK}"
-    user = f"{MASK}@" if "@" in parts.netloc else ""
-    path = "/".join(s if not s or _PLAIN_SEGMENT.fullmatch(s) else MASK for s in parts.path.split("/"))
-    query = f"?{MASK}" if parts.query else ""
-    return f"{parts.scheme}://{user}{host}{port}{path}{query}"
-
-
-def mask_import_keys(keys: dict[str, Any]) -> dict[str, Any]:
-    """Import keys by a masked form that reveals little of short keys (the usual 7 + 4 characters only
-    of keys of 32 or more), each listed even when two mask alike."""
-    out: dict[str, Any] = {}
-    for raw, credits in keys.items():
-        shown = mask_key(raw) if len(raw) >= 32 else raw[:3] + "…"
-        label, n = shown, 1
-        while label in out:
-            n += 1
-            label = f"{shown} ({n})"
-        out[label] = credits
-    return out
-
-
-def mask_value(name: str, value: Any) -> Any:
-    if value is None or value == "" or value == [] or value == {}:
-        return value
-    if name in _KEYED_BY_SECRET and isinstance(value, dict):
-        return mask_import_keys(value)
-    if name in _KEYED_BY_NAME and isinstance(value, dict):  # a tool named get_token is not a secret
-        return {k: mask_value("entry", v) for k, v in value.items()}
-    if _SECRET_NAME.search(name) and not isinstance(value, bool | int | float):
-        return MASK
-    if name in _COMMAND_NAMES:
-        return MASK
-    if name in _ARGS_NAMES and isinstance(value, list):
-        return [MASK]
-    if isinstance(value, dict):
-        # Inside a webhook setting (webhookFilters' entries) a plain `url` is a webhook URL too.
-        inherited = "webhook." if "webhook" in name.lower() else ""
-        return {k: mask_value(inherited + str(k), v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_value(name, v) for v in value]
-    if isinstance(value, str) and (name.lower().endswith(("url", "uri")) or _URL_VALUE.match(value)):
-        return mask_url(name, value)
-    return value
-
-
-def masked_settings(rt: Runtime) -> dict[str, Any]:
-    raw = rt.settings.model_dump(by_alias=True, mode="json")
-    return {k: mask_value(k, v) for k, v in raw.items()}
-
-
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["config-view"])
+def router(guard: AdminGuard, config: ConfigView) -> APIRouter:
+    r = guard.router("config-view")
 
     @r.get("/config")
     async def get_config(request: Request) -> dict[str, Any]:
         """The running configuration with secrets masked."""
-        view = masked_settings(rt)
-        rt.events.publish("config.export", actor(request), fields=len(view))
-        return view
+        return config.export(actor(request))
 
     return r

@@ -10,13 +10,12 @@ import json
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from paygate.api.common import Body, KeyRefField, require_admin, role
-from paygate.reports.dry_run import Call, DryRunner
-from paygate.reports.routes.key_reports import view_key
-from paygate.runtime import Runtime
+from paygate.api.common import AdminGuard, Body, KeyRefField, role
+from paygate.reports.dry_run import Call
+from paygate.reports.service import ReportService
 
 MAX_BATCH = 100
 ToolName = Field(min_length=1, max_length=200)
@@ -84,20 +83,17 @@ class BatchBody(ClientFields):
         return [Call(c.name, c.arguments) for c in (self.tools or self.calls or [])]
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["dry-run"])
-    runner = DryRunner(rt.billing, rt.dispatcher.tool_known)
+def router(guard: AdminGuard, service: ReportService) -> APIRouter:
+    r = guard.router("dry-run")
 
     @r.post("/requests/dry-run", openapi_extra=role("viewer"))
     async def dry_run(body: DryRunBody) -> dict[str, Any]:
         """Would this key's call to this tool be allowed now? The same gate as a real call; nothing charged."""
-        record = view_key(rt, body.key)
-        return runner.one(record, Call(body.tool, body.arguments), body.client_ip, body.country_code())
+        return service.dry_run(body.key, Call(body.tool, body.arguments), body.client_ip, body.country_code())
 
     @r.post("/requests/dry-run/batch", openapi_extra=role("viewer"))
     async def dry_run_batch(body: BatchBody) -> dict[str, Any]:
         """Would these calls, made in order, all be allowed? Credits and spending limit checked in aggregate."""
-        record = view_key(rt, body.key)
-        return runner.batch(record, body.call_list(), body.client_ip, body.country_code())
+        return service.dry_run_batch(body.key, body.call_list(), body.client_ip, body.country_code())
 
     return r

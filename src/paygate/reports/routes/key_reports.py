@@ -3,30 +3,29 @@ tool availability.
 
 Each report is one entry of `REPORTS`: a path, the query parameters it accepts (a model: unknown or malformed
 parameters are a 400) and a function from the resolved key to the answer. One generic route serves them all:
-resolve `?key=` (the key or its alias; 404 when unknown), compute, answer. All read-only, so `viewer` may call
-them, and all work on suspended, expired and revoked keys.
+`ReportService.report` resolves `?key=` (the key or its alias; 404 when unknown) and computes. All read-only,
+so `viewer` may call them, and all work on suspended, expired and revoked keys.
 """
 
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from paygate.api.common import ApiError, KeyRefField, find_key, require_admin
+from paygate.api.common import AdminGuard, KeyRefField
 from paygate.core.records import KeyRecord
-from paygate.reports.activity import ActivityLog, timeline
+from paygate.reports.activity import timeline
 from paygate.reports.health import dashboard, health
-from paygate.reports.keys import HISTORY_CAP, KeyReports
+from paygate.reports.keys import HISTORY_CAP
+from paygate.reports.service import Context, ReportService
 from paygate.reports.tools import tools_available
-from paygate.runtime import Runtime
 
 
 class QueryParams(BaseModel):
@@ -56,31 +55,10 @@ class ActivityParams(SinceParams):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-def view_key(rt: Runtime, ref: str) -> KeyRecord:
-    """The key a read-only view names by raw value or alias — a revoked key's alias too (it still holds it:
-    aliases are unique among all keys), so a key's history can be read by the name the operator knows.
-    Operations that change a key resolve aliases of active keys only (`find_key`)."""
-    try:
-        return find_key(rt, ref)
-    except ApiError:
-        revoked = next((r for r in rt.store.list_keys() if r.alias == ref and not r.active), None)
-        if revoked is None:
-            raise
-        return revoked
-
-
 def epoch(when: datetime | None) -> float | None:
     if when is None:
         return None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-@dataclass(slots=True)
-class Context:
-    rt: Runtime
-    reports: KeyReports
-    log: ActivityLog
-    now: float
 
 
 Compute = Callable[[Context, KeyRecord, Any], dict[str, Any]]
@@ -113,15 +91,14 @@ REPORTS: tuple[Report, ...] = (
     Report("/keys/activity", ActivityParams, lambda c, k, p: timeline(c.reports, c.log, k, epoch(p.since), p.limit),
            "Admin events, credit movements and tool calls of one key, newest first."),
     Report("/tools/available", KeyParams,
-           lambda c, k, p: tools_available(c.reports, k, c.rt.dispatcher.priced_tools()),
+           lambda c, k, p: tools_available(c.reports, k, c.priced_tools()),
            "Every backend tool as this key sees it: ACL, effective price, affordability, rate windows."),
 )
 
 
-def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
+def _endpoint(service: ReportService, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def endpoint(params: KeyParams) -> dict[str, Any]:
-        record = view_key(rt, params.key)
-        return report.compute(Context(rt, KeyReports(rt.store, rt.billing), log, time.time()), record, params)
+        return service.report(params.key, lambda context, record: report.compute(context, record, params))
 
     # FastAPI reads the parameters from the signature: give each report its own query model.
     annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
@@ -130,10 +107,9 @@ def _endpoint(rt: Runtime, log: ActivityLog, report: Report) -> Callable[..., Aw
     return endpoint
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-reports"])
-    log = ActivityLog(rt.audit)
+def router(guard: AdminGuard, service: ReportService) -> APIRouter:
+    r = guard.router("key-reports")
     for report in REPORTS:
-        r.add_api_route(report.path, _endpoint(rt, log, report), methods=["GET"], summary=report.summary,
+        r.add_api_route(report.path, _endpoint(service, report), methods=["GET"], summary=report.summary,
                         name=report.path.strip("/").replace("/", "_").replace("-", "_"))
     return r

@@ -1,7 +1,7 @@
 """The request log over HTTP: GET /requests, /requests/export and /tools/stats.
 
-Read-only admin routes (viewer role) over `services/request_log.RequestLog`, the in-memory ring of
-the newest tool calls, which the router builds and subscribes to the event bus.
+Read-only admin routes (viewer role) over `reports/request_log.RequestLog`, the in-memory ring of
+the newest tool calls, which the composition root fills and subscribes to the event bus.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import time
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from paygate.api.common import require_admin
+from paygate.api.common import AdminGuard
 from paygate.api.query import FormatQuery, TimeQuery, attachment, csv_response, file_stamp, parse_window
 from paygate.audit.service import to_csv
 from paygate.core.values import iso_time
 from paygate.reports import tool_stats
-from paygate.reports.request_log import REQUEST_COLUMNS, RequestFilter, start_request_log, summary
-from paygate.runtime import Runtime
+from paygate.reports.request_log import REQUEST_COLUMNS, RequestFilter, RequestLog, summary
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000
@@ -36,9 +35,8 @@ def request_filter(key: str | None, tool: str | None, status: Literal["allowed",
     return RequestFilter(key, tool, status, start, end)
 
 
-def router(rt: Runtime) -> APIRouter:
-    log = start_request_log(rt.settings.request_log_size, rt.events, rt.audit)
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["request log"])
+def router(guard: AdminGuard, log: RequestLog) -> APIRouter:
+    r = guard.router("request log")
 
     @r.get("/requests")
     async def requests(key: KeyQuery = None, tool: ToolQuery = None, status: StatusQuery = None,

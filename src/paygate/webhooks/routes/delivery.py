@@ -1,24 +1,22 @@
 """Webhook delivery over HTTP: stats, delivery log, test, pause/resume, dead letters, replay, health.
 
-`router(rt)` builds the webhook service (services/webhooks) for the runtime, so an unsafe
-webhookUrl or webhookFilters entry stops start-up with a clear error; filters and per-key URLs are
-in webhooks/routes/filters.py. GETs need the viewer role, everything else admin.
+The service is built by the composition root (compose/events.py: an unsafe webhookUrl or
+webhookFilters entry stops start-up with a clear error); filters and per-key URLs are in
+webhooks/routes/filters.py. GETs need the viewer role, everything else admin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.api.common import AdminGuard, Body, actor
 from paygate.api.query import TimeQuery, parse_time
-from paygate.runtime import Runtime
+from paygate.keys.service import KeyService
 from paygate.webhooks.routes import filters as webhook_filters
-from paygate.webhooks.routing import WebhookError
-from paygate.webhooks.service import WebhookService, build_webhooks
+from paygate.webhooks.service import WebhookService
 
 MAX_LOG_LIMIT = 200
 MAX_INDICES = 1000
@@ -32,19 +30,10 @@ class ReplayBody(Body):
     indices: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1, max_length=MAX_INDICES)
 
 
-def answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run a service call, turning its WebhookError into the HTTP error it names."""
-    try:
-        return call()
-    except WebhookError as exc:
-        raise ApiError(exc.status, str(exc)) from exc
-
-
-def router(rt: Runtime) -> APIRouter:
-    service = build_webhooks(rt)
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["webhooks"])
+def router(guard: AdminGuard, keys: KeyService, service: WebhookService) -> APIRouter:
+    r = guard.router("webhooks")
     add_routes(r, service)
-    webhook_filters.add_routes(r, rt, service)
+    webhook_filters.add_routes(r, keys, service)
     return r
 
 
@@ -59,16 +48,12 @@ def add_routes(r: APIRouter, service: WebhookService) -> None:
                            since: TimeQuery = None,
                            success: Annotated[bool | None, Query()] = None) -> dict[str, Any]:
         """Delivery attempts, newest first (the last 500 kept in memory)."""
-        entries = service.log_entries(limit, parse_time("since", since), success)
-        return {"entries": entries, "count": len(entries), "total": len(service.worker.log.entries)}
+        return service.delivery_log(limit, parse_time("since", since), success)
 
     @r.post("/webhooks/test")
     async def test(request: Request, body: TestBody | None = None) -> dict[str, Any]:
         """Send one `webhook.test` event to the webhook URL now and report what happened."""
-        try:
-            return await service.test(body.message if body else None, actor(request))
-        except WebhookError as exc:
-            raise ApiError(exc.status, str(exc)) from exc
+        return await service.test(body.message if body else None, actor(request))
 
     @r.post("/webhooks/pause")
     async def pause(request: Request) -> dict[str, Any]:
@@ -94,8 +79,7 @@ def add_routes(r: APIRouter, service: WebhookService) -> None:
     @r.post("/webhooks/replay")
     async def replay(request: Request, body: ReplayBody | None = None) -> dict[str, Any]:
         """Queue dead letters again (all, or `indices`) as fresh batches."""
-        who = actor(request)
-        return answer(lambda: service.replay(body.indices if body else None, who))
+        return service.replay(body.indices if body else None, actor(request))
 
     @r.get("/admin/webhook-health")
     async def webhook_health() -> dict[str, Any]:

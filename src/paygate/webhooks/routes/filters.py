@@ -11,9 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key
-from paygate.runtime import Runtime
-from paygate.webhooks.routing import MAX_EVENTS, MAX_PREFIXES, WebhookError
+from paygate.api.common import Body, KeyRef, KeyRefField, actor, find_key
+from paygate.core.domain_errors import Invalid
+from paygate.keys.service import KeyService
+from paygate.webhooks.routing import MAX_EVENTS, MAX_PREFIXES
 from paygate.webhooks.service import WebhookService
 from paygate.webhooks.ssrf import MAX_URL_LENGTH
 
@@ -57,24 +58,17 @@ class KeyWebhookBody(Body):
 NOT_NULL = ("name", "events", "url", "active")
 
 
-def add_routes(r: APIRouter, rt: Runtime, service: WebhookService) -> None:
-    def call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = fn(*args, **kwargs)
-        except WebhookError as exc:
-            raise ApiError(exc.status, str(exc)) from exc
-        return result
-
+def add_routes(r: APIRouter, keys: KeyService, service: WebhookService) -> None:
     @r.get("/webhooks/filters")
     async def list_filters() -> dict[str, Any]:
         """Every filter rule (config-file ones included, read-only), secrets hidden."""
-        filters = [f.public() for f in service.routes.filters.values()]
+        filters = service.filters()
         return {"filters": filters, "count": len(filters)}
 
     @r.post("/webhooks/filters", status_code=201)
     async def create_filter(body: FilterCreate, request: Request) -> dict[str, Any]:
         """Route events of some types (and keys) to another URL, with its own queue and secret."""
-        return call(service.create_filter, actor(request), name=body.name, events=body.events, url=body.url,
+        return service.create_filter(actor(request), name=body.name, events=body.events, url=body.url,
                     secret=body.secret, key_prefixes=body.key_prefixes, active=body.active)
 
     @r.post("/webhooks/filters/update")
@@ -83,28 +77,27 @@ def add_routes(r: APIRouter, rt: Runtime, service: WebhookService) -> None:
         given = body.model_dump(by_alias=True, include=body.model_fields_set - {"id"})
         nulls = [f for f in NOT_NULL if f in given and given[f] is None]
         if nulls:
-            raise ApiError(400, f"Invalid request: {nulls[0]} must not be null")
+            raise Invalid(f"Invalid request: {nulls[0]} must not be null")
         if not given:
-            raise ApiError(400, "Invalid request: name at least one field to change")
-        return call(service.update_filter, actor(request), body.id, given)
+            raise Invalid("Invalid request: name at least one field to change")
+        return service.update_filter(actor(request), body.id, given)
 
     @r.post("/webhooks/filters/delete")
     async def delete_filter(body: FilterRef, request: Request) -> dict[str, Any]:
         """Delete a filter; what was still queued for it is dead-lettered."""
-        return call(service.delete_filter, actor(request), body.id)
+        return service.delete_filter(actor(request), body.id)
 
     @r.post("/keys/webhook")
     async def set_key_webhook(body: KeyWebhookBody, request: Request) -> dict[str, Any]:
         """Send this key's events (calls and admin events) to `url` too, signed with `secret`."""
-        record = find_key(rt, body.key)
-        return call(service.set_key_hook, actor(request), record, body.url, body.secret)
+        return service.set_key_hook(actor(request), find_key(keys, body.key), body.url, body.secret)
 
     @r.get("/keys/webhook")
     async def get_key_webhook(key: Annotated[str, Query(min_length=1, max_length=200)]) -> dict[str, Any]:
         """The key's webhook (URL masked), and its delivery counters."""
-        return service.key_hook_view(find_key(rt, key))
+        return service.key_hook_view(find_key(keys, key))
 
     @r.delete("/keys/webhook")
     async def remove_key_webhook(body: KeyRef, request: Request) -> dict[str, Any]:
         """Stop sending this key's events to its own URL."""
-        return call(service.remove_key_hook, actor(request), find_key(rt, body.key))
+        return service.remove_key_hook(actor(request), find_key(keys, body.key))

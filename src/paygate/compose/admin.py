@@ -1,0 +1,29 @@
+"""Builders for the public, usage, report and admin domains: each service is made here from the
+runtime's components and handed to its router by `compose/routers.py`."""
+
+from __future__ import annotations
+
+from paygate.billing.usage import UsageService
+from paygate.public.service import PublicInfo
+from paygate.reports.activity import ActivityLog
+from paygate.reports.dry_run import DryRunner
+from paygate.reports.service import ReportService
+from paygate.runtime import Runtime
+from paygate.webhooks.queue import health_counts
+
+
+def build_public(rt: Runtime) -> PublicInfo:
+    store = rt.store
+    counts = (lambda: health_counts(store)) if rt.settings.webhook_url else None
+    return PublicInfo(rt.settings, rt.serving, rt.dispatcher, rt.billing.prices, lambda: rt.endpoint.inflight,
+                      rt.transport, counts)
+
+
+def build_usage(rt: Runtime) -> UsageService:
+    sessions = rt.sessions
+    return UsageService(rt.store, rt.billing, rt.settings, rt.serving, rt.transport, lambda: len(sessions))
+
+
+def build_reports(rt: Runtime) -> ReportService:
+    return ReportService(rt.store, rt.billing, rt.keys, ActivityLog(rt.audit), rt.dispatcher.priced_tools,
+                         DryRunner(rt.billing, rt.dispatcher.tool_known))

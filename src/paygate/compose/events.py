@@ -1,0 +1,77 @@
+"""Builders for the event side: the request log, the admin event stream hub, alerts and webhooks.
+
+Each is built from the runtime's components and wired here: subscribed to the event bus, given its
+ticker, start/stop and exit-signal hooks, rekey listener and metrics. Subscribers run in the order
+they subscribe, which is the order `compose/routers.event_routers` calls these.
+"""
+
+from __future__ import annotations
+
+from paygate.alerts.service import AlertService, Rule, RuleError, rules_from_config
+from paygate.audit.service import AuditFilter, AuditService
+from paygate.config import Settings
+from paygate.core.records import KeyRecord
+from paygate.events.hub import EventHub
+from paygate.events.stream import EventStreamHub
+from paygate.reports.request_log import GATE_TYPES, RequestLog
+from paygate.runtime import Runtime
+from paygate.webhooks.service import WebhookService, open_webhooks
+
+
+def start_request_log(size: int, events: EventHub, audit: AuditService) -> RequestLog:
+    """A request log refilled from the audit log's newest gate events, then fed by the bus. The bus
+    is flushed before the refill (by `audit.entries`), so no call is missed or counted twice."""
+    request_log = RequestLog(size, before_read=events.flush)
+    if size:
+        request_log.load(reversed(audit.entries(AuditFilter(types=GATE_TYPES), size)))  # newest first
+        events.subscribe_batch(request_log.record_batch)
+    return request_log
+
+
+def build_event_stream(rt: Runtime) -> EventStreamHub:
+    """The admin SSE hub, an inline subscriber. uvicorn waits (up to 30 s) for open responses to finish
+    *before* the lifespan's shutdown runs, so closing the streams on stop alone would hold every stop
+    for that long: they end on the exit signal itself (exit_signals.py), and on stop as a fallback."""
+    hub = EventStreamHub()
+    rt.events.subscribe(hub.publish)
+    rt.on_exit_signal.append(hub.shut)
+    rt.on_stop.append(hub.stop)
+    return hub
+
+
+def config_rules(settings: Settings) -> list[Rule]:
+    """`alertRules` from the config file, checked like the API's (a bad one stops the start)."""
+    try:
+        return rules_from_config(settings.alert_rules)
+    except RuleError as exc:
+        raise ValueError(f"alertRules: {exc}") from exc
+
+
+def build_alerts(rt: Runtime) -> AlertService:
+    """Alert rules evaluated by a deferred subscriber, swept by a ticker, re-read after a restore."""
+    billing = rt.billing
+
+    def daily_calls(key: KeyRecord, now: float) -> tuple[int, int]:
+        quota = billing.policy_for(key).quota  # the effective quota: key, group, plan or global
+        limit = int(quota.get("dailyCallLimit") or 0) if quota else 0
+        return (billing.quotas.snapshot(key.key_hash, now).day_calls if limit else 0), limit
+
+    service = AlertService(rt.store, rt.events, config_rules(rt.settings), daily_calls=daily_calls)
+    rt.events.subscribe(service.on_event, ("backup.restored",))
+    rt.events.subscribe_batch(service.on_batch)
+    rt.tickers.append(service.tick)
+    return service
+
+
+def build_webhooks(rt: Runtime) -> WebhookService:
+    """The webhook service (webhooks/service.open_webhooks), subscribed (deferred: a tool call never
+    waits for a webhook), following key rotations, measured, and hooked into start/stop."""
+    service = open_webhooks(rt.settings, rt.store, rt.events, rt.metrics)
+    rt.events.subscribe_batch(service.on_events)
+    rt.keys.rekey_listeners.append(service.routes.on_rekey)
+    rt.metrics.bind_webhook_gauges(service.queue_depth, service.dead_letter_count)
+    for result in ("success", "failure"):  # both series exist from the start (dashboards, alerts)
+        rt.metrics.webhook_deliveries_for(result)
+    rt.on_start.append(service.start)
+    rt.on_stop.append(service.stop)
+    return service
