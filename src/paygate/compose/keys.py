@@ -68,20 +68,22 @@ def _auto_topup(rt: Runtime) -> AutoTopup:
 def _reservations(rt: Runtime) -> Reservations:
     service = Reservations(rt.store, rt.events.publish)
     service.recover()  # finish any move a crash interrupted, before anything reads balances
-    service.follow_rotations()  # holds a crash left on a rotated key go to its replacement
-    rt.tickers.append(service.tick)
-    rt.keys.rekey_listeners.append(service.on_rekey)
-    rt.events.subscribe(service.on_event, ("backup.restored",))  # a restore rewrites the documents: re-read them
+    _follow_keys(rt, service)
     return service
 
 
 def _schedules(rt: Runtime) -> Schedules:
     service = Schedules(rt.store, rt.keys, rt.events.publish)
-    service.follow_rotations()  # schedules a crash left on a rotated key go to its replacement
+    _follow_keys(rt, service)
+    return service
+
+
+def _follow_keys(rt: Runtime, service: Reservations | Schedules) -> None:
+    """Wire a ticking service whose documents belong to keys (holds, schedules)."""
+    service.follow_rotations()  # documents a crash left on a rotated key go to its replacement
     rt.tickers.append(service.tick)
     rt.keys.rekey_listeners.append(service.on_rekey)
     rt.events.subscribe(service.on_event, ("backup.restored",))  # a restore rewrites the documents: re-read them
-    return service
 
 
 def _expiry_scanner(rt: Runtime) -> ExpiryScanner:
