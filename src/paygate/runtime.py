@@ -1,4 +1,9 @@
-"""The running gateway's components, built once by `app.create_app` and passed to routes."""
+"""The shared components the composition root builds first (`compose/core.py`) and then hands, piece by
+piece, to each domain's services and routers (`compose/*.py`); the app's lifespan runs its hooks.
+
+Only the composition root, `app.py` and the CLI's banner see it: no service or router takes it (the
+import-linter contracts in pyproject.toml keep it so), so it is a container, not a service locator.
+"""
 
 from __future__ import annotations
 

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from paygate.admin.maintenance import Maintenance
-    from paygate.mcp.backends.base import Backend
+
+
+class BackendState(Protocol):
+    """What the serving state reads of the backend (any `mcp.backends.base.Backend` is one): the domains
+    below the MCP side see the backend only through this."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def tools(self) -> list[dict[str, Any]]: ...
+    @property
+    def init_result(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(slots=True, eq=False)
 class ServingState:
-    backend: Backend
+    backend: BackendState
     maintenance: Maintenance
     started: float = field(default_factory=time.time)
     draining: bool = False

@@ -24,21 +24,19 @@ import hmac
 import json
 import re
 import time
-import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
-from pydantic.alias_generators import to_camel
 
 from paygate.admin.auth import ADMIN_KEY_DOC, admin_key_doc_problem
-from paygate.core.keys import KEY_PREFIX, hash_key
-from paygate.core.policy import QUOTA_FIELDS
+from paygate.admin.backup_keys import KEY_FIELDS, BackupConflict, BackupInvalid, key_from_json, key_to_json
+from paygate.core.keys import hash_key
 from paygate.core.records import KeyRecord
-from paygate.core.values import MAX_CREDITS, iso_time
+from paygate.core.values import iso_time
 from paygate.keys.reservations import KIND as RESERVATION_DOC
 from paygate.keys.schedules import KIND as SCHEDULE_DOC
+from paygate.keys.service import KeyService
 from paygate.policy.plans import PLAN_DOC, plan_doc_problem
 from paygate.store.base import Store
 
@@ -46,9 +44,7 @@ BACKUP_VERSION = 1
 MAX_KEYS = 100_000
 MAX_DOCS = 100_000
 Mode = Literal["merge", "overwrite", "full"]
-_HASH = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
-_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,100}")  # the rule POST /keys/alias enforces (keys/routes/crud.py NAME_PATTERN)
 # Kinds the gate or the admin check reads, so a restore must not write them in a shape that would
 # break them: kind -> check returning a problem (or None). Other kinds are restored as they are.
 DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
@@ -64,13 +60,7 @@ REVOCABLE_DOCS = frozenset({ADMIN_KEY_DOC})
 # deletes it only along with a key it rewrites, so a hold or a schedule is never revived on a balance
 # the restore did not set — releasing the hold or running the topup again would pay out twice.
 KEY_BOUND_DOCS: dict[str, str] = {RESERVATION_DOC: "keyHash", SCHEDULE_DOC: "keyHash"}
-MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by update_key
-
-
-class BackupError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"})  # never set by KeyService.save
 
 
 def canonical(data: Any) -> bytes:
@@ -81,74 +71,6 @@ def canonical(data: Any) -> bytes:
 
 def checksum(data: Any) -> str:
     return hashlib.sha256(canonical(data)).hexdigest()
-
-
-def _backup_key_model() -> type[BaseModel]:
-    """A strict model of a key record in camelCase, built from KeyRecord itself so a field
-    added to the record is backed up and validated without touching this file."""
-    hints = typing.get_type_hints(KeyRecord)
-    spec: dict[str, Any] = {}
-    for f in dataclasses.fields(KeyRecord):
-        if f.default is not dataclasses.MISSING:
-            default: Any = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = ...
-        spec[f.name] = (hints[f.name], default)
-    config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, populate_by_name=False)
-    model: type[BaseModel] = create_model("BackupKey", __config__=config, **spec)
-    return model
-
-
-BackupKey = _backup_key_model()
-KEY_FIELDS = tuple(f.name for f in dataclasses.fields(KeyRecord))
-
-
-def key_to_json(record: KeyRecord) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps({to_camel(n): getattr(record, n) for n in KEY_FIELDS}))
-    return out
-
-
-def key_from_json(raw: Any, where: str) -> KeyRecord:
-    try:
-        parsed = BackupKey.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise BackupError(400, f"Invalid request: {where}.{loc}: {first['msg']}") from exc
-    record = KeyRecord(**parsed.model_dump())
-    if not _HASH.match(record.key_hash):
-        raise BackupError(400, f"Invalid request: {where}.keyHash must be 64 lowercase hex characters")
-    if not 0 <= record.credits <= MAX_CREDITS or record.total_spent < 0 or record.total_calls < 0:
-        raise BackupError(400, f"Invalid request: {where}: credits and totals must be between 0 and {MAX_CREDITS}")
-    problem = policy_problem(record)
-    if problem:
-        raise BackupError(400, f"Invalid request: {where}: {problem}")
-    if record.alias is not None and (not _ALIAS.fullmatch(record.alias) or record.alias.startswith(KEY_PREFIX)):
-        raise BackupError(400, f"Invalid request: {where}.alias must be 1-100 of A-Z a-z 0-9 _ - and not start "
-                               f"with {KEY_PREFIX!r}")
-    return record
-
-
-def _count(value: Any, least: int) -> bool:
-    return type(value) is int and least <= value <= MAX_CREDITS
-
-
-def policy_problem(record: KeyRecord) -> str | None:
-    """Why a key's policy fields are not in the shape the gate and the charge path read (they are only
-    type-checked above), or None: an auto-topup read after every charge must never fail nor move a
-    negative amount, a quota holds only the four limits."""
-    topup = record.auto_topup
-    if topup is not None and (set(topup) != {"threshold", "amount", "maxDaily"} or not _count(topup["threshold"], 0)
-                              or not _count(topup["amount"], 1) or not _count(topup["maxDaily"], 0)):
-        return "autoTopup must be {threshold >= 0, amount > 0, maxDaily >= 0} (integers)"
-    quota = record.quota
-    if quota is not None and (set(quota) - set(QUOTA_FIELDS) or not all(_count(v, 0) for v in quota.values())):
-        return f"quota may only hold {', '.join(QUOTA_FIELDS)} as integers >= 0"
-    if not _count(record.spending_limit, 0):
-        return "spendingLimit must be an integer >= 0"
-    return None
 
 
 def document_kinds(store: Store) -> list[str]:
@@ -164,11 +86,30 @@ class RestorePlan:
 
 
 class BackupService:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Key records change only through `KeyService.save` (rollback-safe) and the store's ledgered money
+    operations; an export and a restore are each announced once done."""
+
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+        self.store = keys.store
+
+    def export(self, actor: str) -> dict[str, Any]:
+        """The whole state as a checksummed backup (announced as `backup.exported`)."""
+        backup = self.snapshot()
+        data = backup["data"]
+        self.keys.publish("backup.exported", actor, keys=len(data["keys"]),
+                          documents=sum(len(d) for d in data["documents"].values()))
+        return backup
+
+    def restore(self, backup: dict[str, Any], mode: Mode, keep_docs: set[tuple[str, str]],
+                actor: str) -> dict[str, Any]:
+        """Verify, validate, plan, then write (announced as `backup.restored`); returns the counts."""
+        counts = self.apply(self.parse(backup, mode), keep_docs)
+        self.keys.publish("backup.restored", actor, mode=mode, counts=counts)
+        return counts
 
     # export ---------------------------------------------------------------------
-    def export(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         keys = [key_to_json(r) for r in sorted(self.store.list_keys(), key=lambda r: (r.created_at, r.key_hash))]
         documents = {kind: dict(sorted(self.store.doc_items(kind))) for kind in document_kinds(self.store)}
         # through JSON once, so the checksum covers exactly what the client receives
@@ -181,53 +122,53 @@ class BackupService:
     def parse(self, backup: dict[str, Any], mode: Mode) -> RestorePlan:
         version = backup.get("version")
         if type(version) is not int or version != BACKUP_VERSION:
-            raise BackupError(400, f"Invalid request: unsupported backup version {version!r} "
+            raise BackupInvalid(f"Invalid request: unsupported backup version {version!r} "
                                    f"(this gateway reads version {BACKUP_VERSION})")
         given = backup.get("checksum")
         data = backup.get("data")
         if not isinstance(given, str) or not isinstance(data, dict):
-            raise BackupError(400, "Invalid request: a backup needs a checksum and a data object")
+            raise BackupInvalid("Invalid request: a backup needs a checksum and a data object")
         try:
             actual = checksum(data)
         except ValueError as exc:
-            raise BackupError(400, "Invalid request: backup data is not plain JSON") from exc
+            raise BackupInvalid("Invalid request: backup data is not plain JSON") from exc
         if not hmac.compare_digest(actual.encode(), given.lower().encode()):
-            raise BackupError(400, "Invalid request: backup checksum does not match its data "
+            raise BackupInvalid("Invalid request: backup checksum does not match its data "
                                    "(corrupted or edited); nothing was restored")
         unknown = sorted(set(data) - {"keys", "documents"})
         if unknown:
-            raise BackupError(400, f"Invalid request: unknown data sections {unknown}")
+            raise BackupInvalid(f"Invalid request: unknown data sections {unknown}")
         raw_keys = data.get("keys", [])
         raw_docs = data.get("documents", {})
         if not isinstance(raw_keys, list) or len(raw_keys) > MAX_KEYS:
-            raise BackupError(400, f"Invalid request: data.keys must be a list of at most {MAX_KEYS} keys")
+            raise BackupInvalid(f"Invalid request: data.keys must be a list of at most {MAX_KEYS} keys")
         keys = [key_from_json(k, f"data.keys[{i}]") for i, k in enumerate(raw_keys)]
         if len({k.key_hash for k in keys}) != len(keys):
-            raise BackupError(400, "Invalid request: data.keys lists a key hash twice")
+            raise BackupInvalid("Invalid request: data.keys lists a key hash twice")
         aliases = [k.alias for k in keys if k.alias is not None]
         if len(set(aliases)) != len(aliases):
-            raise BackupError(400, "Invalid request: data.keys gives an alias to two keys")
+            raise BackupInvalid("Invalid request: data.keys gives an alias to two keys")
         return RestorePlan(mode, keys, self._documents(raw_docs))
 
     @staticmethod
     def _documents(raw: Any) -> dict[str, dict[str, dict[str, Any]]]:
         if not isinstance(raw, dict):
-            raise BackupError(400, "Invalid request: data.documents must be an object of kinds")
+            raise BackupInvalid("Invalid request: data.documents must be an object of kinds")
         total = 0
         for kind, docs in raw.items():
             if not _NAME.match(kind) or not isinstance(docs, dict):
-                raise BackupError(400, f"Invalid request: data.documents[{kind!r}] must be an object of documents")
+                raise BackupInvalid(f"Invalid request: data.documents[{kind!r}] must be an object of documents")
             check = DOC_CHECKS.get(kind)
             for doc_id, body in docs.items():
                 if not doc_id or len(doc_id) > 200 or not isinstance(body, dict):
-                    raise BackupError(400, f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
+                    raise BackupInvalid(f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
                                            "object with an id of 1-200 characters")
                 problem = check(doc_id, body) if check else None
                 if problem:
-                    raise BackupError(400, f"Invalid request: data.documents[{kind!r}][{doc_id!r}]: {problem}")
+                    raise BackupInvalid(f"Invalid request: data.documents[{kind!r}][{doc_id!r}]: {problem}")
             total += len(docs)
         if total > MAX_DOCS:
-            raise BackupError(400, f"Invalid request: at most {MAX_DOCS} documents")
+            raise BackupInvalid(f"Invalid request: at most {MAX_DOCS} documents")
         return raw
 
     def check_aliases(self, plan: RestorePlan) -> set[str]:
@@ -240,7 +181,7 @@ class BackupService:
             if key.alias is not None and self._written(plan.mode, key) and (
                     hash_key(key.alias) in incoming or self.store.get_key(hash_key(key.alias)) is not None):
                 # as POST /keys/alias: an alias that is another key's raw value would be shadowed by it
-                raise BackupError(409, f"alias {key.alias!r} collides with an API key; nothing was restored")
+                raise BackupConflict(f"alias {key.alias!r} collides with an API key; nothing was restored")
             owner = owners.get(key.alias) if key.alias is not None else None
             if owner is None or owner.key_hash == key.key_hash:
                 continue
@@ -252,7 +193,7 @@ class BackupService:
             if moves_away or (plan.mode == "full" and owner.key_hash not in incoming):
                 release.add(owner.key_hash)
             else:
-                raise BackupError(409, f"alias {key.alias!r} belongs to another key here "
+                raise BackupConflict(f"alias {key.alias!r} belongs to another key here "
                                        f"({owner.masked}); nothing was restored")
         return release
 
@@ -268,7 +209,7 @@ class BackupService:
             if plan.mode == "full" else []
         for key in (*written, *kept):
             if key.active and key.plan is not None and key.plan not in plans:
-                raise BackupError(400, f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
+                raise BackupInvalid(f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
                                        "neither in the backup nor kept here; nothing was restored")
 
     def _written(self, mode: Mode, key: KeyRecord) -> bool:
@@ -324,8 +265,7 @@ class BackupService:
         for key_hash in release:  # free aliases first: the column is unique
             record = self.store.get_key(key_hash)
             if record is not None:
-                record.alias = None
-                self.store.update_key(record)
+                self.keys.save(record, alias=None)
         incoming = {k.key_hash for k in plan.keys}
         for key in plan.keys:
             current = self.store.get_key(key.key_hash)
@@ -344,8 +284,7 @@ class BackupService:
                 if record.key_hash in kept:
                     continue
                 if record.active:
-                    record.active = False
-                    self.store.update_key(record)
+                    self.keys.save(record, active=False)
                     c["revoked"] += 1
                 if record.credits:
                     self._move(record.key_hash, -record.credits, 0, "restore: not in backup (full mode)")
@@ -372,10 +311,7 @@ class BackupService:
         return all(getattr(current, n) == getattr(key, n) for n in KEY_FIELDS if n != "total_calls")
 
     def _overwrite(self, current: KeyRecord, key: KeyRecord) -> None:
-        for name in KEY_FIELDS:
-            if name not in MONEY_FIELDS:
-                setattr(current, name, getattr(key, name))
-        self.store.update_key(current)
+        self.keys.save(current, **{name: getattr(key, name) for name in KEY_FIELDS if name not in MONEY_FIELDS})
         self._move(current.key_hash, key.credits - current.credits, key.total_spent - current.total_spent,
                    "restore: balance from backup")
 

@@ -7,7 +7,7 @@ maps them to HTTP statuses once (`domain_error_handler`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,21 +37,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     TooLarge: 413, TooMany: 429, Unavailable: 503,
 }
 
-if TYPE_CHECKING:  # transitional: routers not yet given their services take the runtime
-    from paygate.runtime import Runtime
-
-
-class ApiError(DomainError):
-    """Transitional: an error with an explicit HTTP status (being replaced by the domain error kinds)."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message, **extra)
-        self.status = status
-
-
 def status_of(exc: DomainError) -> int:
-    if isinstance(exc, ApiError):
-        return exc.status
     for kind in type(exc).__mro__:
         if kind in HTTP_STATUS:
             return HTTP_STATUS[kind]
@@ -71,11 +57,10 @@ class KeyRef(Body):
     key: KeyRefField
 
 
-def find_key(keys: KeyService | Runtime, ref: str) -> KeyRecord:
+def find_key(keys: KeyService, ref: str) -> KeyRecord:
     """The key named by its raw value or alias, or a 404 that changes nothing."""
-    service = keys if isinstance(keys, KeyService) else keys.keys
     try:
-        return service.find(ref)
+        return keys.find(ref)
     except KeyNotFound as exc:
         raise NotFound("API key not found") from exc
 
@@ -126,11 +111,6 @@ class AdminGuard:
     def router(self, tag: str) -> APIRouter:
         """An APIRouter whose every route is behind this guard."""
         return APIRouter(dependencies=[Depends(self)], tags=[tag])
-
-
-def require_admin(rt: Runtime) -> AdminGuard:
-    """Transitional: the runtime's guard (routers now receive the guard itself)."""
-    return rt.guard
 
 
 def admin_of(request: Request) -> AdminIdentity:

@@ -19,7 +19,7 @@ from paygate.core.domain_errors import Invalid, Unauthenticated
 from paygate.core.keys import hash_key
 from paygate.core.records import UsageEvent
 from paygate.core.values import iso_time
-from paygate.policy.routes.namespaces import namespace_stats
+from paygate.policy.namespaces import namespace_stats
 from paygate.serving import ServingState
 from paygate.store.base import Store
 

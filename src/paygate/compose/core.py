@@ -73,7 +73,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
                          gate_events=settings.audit_gate_events)
     events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
     events.subscribe_batch(audit.record_batch)
-    keys = KeyService(store)
+    keys = KeyService(store, events.publish)
     for raw, credits in settings.import_keys.items():
         keys.import_key(raw, credits)
     key_file = None if settings.in_memory else Path(state_path(settings)).parent / "admin.key"

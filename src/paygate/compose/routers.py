@@ -10,27 +10,14 @@ from fastapi import APIRouter
 
 from paygate.admin.admin_keys import AdminKeys
 from paygate.admin.config_view import ConfigView
-from paygate.admin.routes import admin_keys, backup, config_view, maintenance
+from paygate.admin.routes import admin_keys, config_view, maintenance
 from paygate.alerts import routes as alerts
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
 from paygate.compose.admin import build_public, build_reports, build_usage
 from paygate.compose.events import build_alerts, build_event_stream, build_webhooks, start_request_log
+from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.events import routes as admin_events
-from paygate.keys.reservations import Reservations
-from paygate.keys.routes import (
-    auto_topup,
-    bulk,
-    crud,
-    expiring,
-    import_export,
-    lifecycle,
-    meta,
-    reservations,
-    schedules,
-    templates,
-)
-from paygate.policy.routes import groups, key_policy, namespaces, plans, teams
 from paygate.public import routes as public
 from paygate.reports.routes import dry_run, key_reports, key_views, request_log
 from paygate.runtime import Runtime
@@ -50,29 +37,6 @@ def public_routers(rt: Runtime) -> dict[str, APIRouter]:
             "usage_client": usage.client_router(service)}
 
 
-def key_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"keys": crud.router(rt), "key_lifecycle": lifecycle.router(rt), "templates": templates.router(rt),
-            "bulk": bulk.router(rt), "key_io": import_export.router(rt), "auto_topup": auto_topup.router(rt),
-            "reservations": reservations.router(rt.guard, rt.keys, _reservations(rt)),
-            "schedules": schedules.router(rt),
-            "expiring": expiring.router(rt), "key_meta": meta.router(rt)}
-
-
-def _reservations(rt: Runtime) -> Reservations:
-    service = Reservations(rt.store, rt.events.publish)
-    service.recover()  # finish any move a crash interrupted, before anything reads balances
-    service.follow_rotations()  # holds a crash left on a rotated key go to its replacement
-    rt.tickers.append(service.tick)
-    rt.keys.rekey_listeners.append(service.on_rekey)
-    rt.events.subscribe(service.on_event, ("backup.restored",))  # a restore rewrites the documents: re-read them
-    return service
-
-
-def policy_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"policy": key_policy.router(rt), "groups": groups.router(rt), "teams": teams.router(rt),
-            "namespaces": namespaces.router(rt), "plans": plans.router(rt)}
-
-
 def report_routers(rt: Runtime) -> dict[str, APIRouter]:
     service = build_reports(rt)
     return {"key_views": key_views.router(rt.guard, service), "key_reports": key_reports.router(rt.guard, service),
@@ -83,7 +47,7 @@ def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
     return {"admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
             "maintenance": maintenance.router(rt.guard, rt.maintenance),
             "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
-            "backup": backup.router(rt)}
+            "backup": backup_router(rt)}
 
 
 def event_routers(rt: Runtime) -> dict[str, APIRouter]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from paygate.core.records import KeyRecord
 from paygate.core.values import MAX_CREDITS
+from paygate.keys.service import KeyConflict, KeyService
 from paygate.store.base import Store
 
 DAILY = "autoTopupDaily"
@@ -36,20 +37,26 @@ def today_count(record: KeyRecord, now: float) -> int:
 
 
 class AutoTopup:
-    def __init__(self, store: Store, publish: Publish) -> None:
+    def __init__(self, store: Store, publish: Publish, keys: KeyService | None = None) -> None:
         self.store = store
         self.publish = publish
+        self.keys = keys or KeyService(store)  # the rollback-safe write path for the key records
         self._pending: set[str] = set()  # keys with a topup already scheduled (a burst schedules one)
 
-    def configure(self, record: KeyRecord, threshold: int, amount: int, max_daily: int) -> dict[str, int]:
+    def configure(self, record: KeyRecord, threshold: int, amount: int, max_daily: int,
+                  actor: str = "system") -> dict[str, int]:
+        """Enable or change the key's auto-topup (announced as `key.auto_topup_configured`)."""
         config = {"threshold": threshold, "amount": amount, "maxDaily": max_daily}
-        record.auto_topup = config
-        self.store.update_key(record)
+        self._configure(record, config, actor, enabled=True, **config)
         return config
 
-    def disable(self, record: KeyRecord) -> None:
-        record.auto_topup = None
-        self.store.update_key(record)
+    def disable(self, record: KeyRecord, actor: str = "system") -> None:
+        self._configure(record, None, actor, enabled=False)
+
+    def _configure(self, record: KeyRecord, config: dict[str, int] | None, actor: str, **data: Any) -> None:
+        if not record.active:
+            raise KeyConflict("cannot configure auto-topup on a revoked key")
+        self.keys.update_policy(record, actor, "key.auto_topup_configured", {"auto_topup": config}, **data)
 
     def on_charge(self, record: KeyRecord) -> None:
         """`BillingService.after_charge` hook: cheap checks only; never raises."""
@@ -79,13 +86,11 @@ class AutoTopup:
         if record.credits + amount > MAX_CREDITS:
             return 0
         # Counted before the credits move: a crash in between can cost a topup, never exceed the cap.
-        counted = record.extra.get(DAILY)
-        record.extra[DAILY] = {"date": utc_day(now), "count": count + 1}
-        self.store.update_key(record)
+        uncounted = record.extra
+        self.keys.save(record, extra={**uncounted, DAILY: {"date": utc_day(now), "count": count + 1}})
         result = self.store.topup(key_hash, amount, MEMO)
         if not result.ok:
-            record.extra[DAILY] = counted
-            self.store.update_key(record)
+            self.keys.save(record, extra=uncounted)
             return 0
         self.publish("key.auto_topped_up", "system", keyMasked=record.masked, amount=amount,
                      newBalance=result.balance, threshold=threshold, todayCount=count + 1, maxDaily=max_daily)

@@ -23,6 +23,7 @@ from typing import Any
 from paygate.config import Settings
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
+from paygate.keys.service import KeyService
 from paygate.store.base import Store
 
 WARNED = "expiryWarnings"
@@ -47,10 +48,11 @@ class ScannerConfig:
 
 
 class ExpiryScanner:
-    def __init__(self, store: Store, publish: Publish, config: ScannerConfig) -> None:
+    def __init__(self, store: Store, publish: Publish, config: ScannerConfig, keys: KeyService | None = None) -> None:
         self.store = store
         self.publish = publish
         self.config = config
+        self.keys = keys or KeyService(store)  # the rollback-safe write path for the warnings state
         self.next_scan = 0.0  # the first tick scans
         self.last_scan_at: float | None = None
         self.scans = 0
@@ -86,13 +88,18 @@ class ExpiryScanner:
         tightest = min(crossed)
         if tightest in covered:
             return 0
-        record.extra[WARNED] = {"expiresAt": record.expires_at,
-                                "thresholds": sorted(covered | set(crossed), reverse=True)}
-        self.store.update_key(record)  # remembered before it is announced: a crash never repeats a warning
+        warned = {"expiresAt": record.expires_at, "thresholds": sorted(covered | set(crossed), reverse=True)}
+        # remembered before it is announced: a crash never repeats a warning (a failed write announces nothing)
+        self.keys.save(record, extra={**record.extra, WARNED: warned})
         self.publish("key.expiry_warning", "system", keyMasked=record.masked, name=record.name,
                      alias=record.alias, namespace=record.namespace, expiresAt=iso_time(record.expires_at),
                      remainingSeconds=int(remaining), threshold=tightest)
         return 1
+
+    def report(self, within: int) -> dict[str, Any]:
+        """GET /keys/expiring: the active keys expiring within `within` seconds, and the scanner's state."""
+        keys = expiring(self.store.list_keys(), within)
+        return {"within": within, "count": len(keys), "scanner": self.status(), "keys": keys}
 
     def status(self) -> dict[str, Any]:
         return {

@@ -16,13 +16,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
+from paygate.core.domain_errors import Conflict, Invalid
 from paygate.core.keys import hash_key, mask_parts
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_rounded
+from paygate.keys.service import KeyService
 from paygate.policy.memberships import GROUPS, TEAMS
 from paygate.store.base import Store
 
@@ -89,8 +94,12 @@ def export_csv(entries: list[dict[str, Any]]) -> str:
 
 # import ----------------------------------------------------------------------------------------------------
 
-class ImportInvalid(ValueError):
-    """An entry is malformed: the whole import is refused (400) and nothing changes."""
+class ImportInvalid(Invalid):
+    """An entry is malformed: the whole import is refused and nothing changes."""
+
+
+class ImportConflict(Conflict):
+    """`error` mode and some entry conflicts: nothing is imported (the conflicts are in the answer)."""
 
 
 @dataclass
@@ -141,17 +150,33 @@ def record_from_entry(entry: dict[str, Any], now: float) -> KeyRecord:
     )
 
 
+def records_from_entries(entries: list[dict[str, Any]], now: float) -> list[KeyRecord]:
+    """The key records of validated import entries, or ImportInvalid naming the first bad entry."""
+    records = []
+    for i, entry in enumerate(entries):
+        for name in ("notes", "extra"):  # free-form JSON, but it must be storable (e.g. no integer ≥ 2**64)
+            try:
+                orjson.dumps(entry[name])
+            except orjson.JSONEncodeError as exc:
+                raise ImportInvalid(f"Invalid request: keys.{i}.{name}: cannot be stored ({exc})") from exc
+        try:
+            records.append(record_from_entry(entry, now))
+        except ImportInvalid as exc:
+            raise ImportInvalid(f"Invalid request: keys.{i}: {exc}") from exc
+    return records
+
+
 def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPlan:
     """Decide every entry's fate without changing anything (duplicates inside the request are invalid)."""
     seen_hashes: set[str] = set()
     seen_aliases: set[str] = set()
     for r in records:
         if r.key_hash in seen_hashes:
-            raise ImportInvalid(f"key {r.masked} appears more than once")
+            raise ImportInvalid(f"Invalid request: key {r.masked} appears more than once")
         seen_hashes.add(r.key_hash)
         if r.alias is not None:
             if r.alias in seen_aliases:
-                raise ImportInvalid(f"alias {r.alias!r} appears more than once")
+                raise ImportInvalid(f"Invalid request: alias {r.alias!r} appears more than once")
             seen_aliases.add(r.alias)
     alias_owner = {k.alias: k.key_hash for k in store.list_keys() if k.alias is not None}
     plan = ImportPlan(mode, records)
@@ -216,19 +241,56 @@ def _active_doc(store: Store, kind: str, doc_id: str) -> bool:
     return doc is not None and bool(doc.get("active", True))
 
 
-def apply_import(store: Store, plan: ImportPlan) -> None:
-    """Carry out a plan (in `error` mode only a plan without errors may be applied)."""
-    assert plan.mode != "error" or "error" not in plan.statuses
-    for record, status in zip(plan.records, plan.statuses, strict=True):
-        if status == "imported":
-            store.create_key(record, memo="import")
-        elif status == "overwritten":
-            existing = store.get_key(record.key_hash)
-            assert existing is not None
-            for name in _POLICY_FIELDS:
-                setattr(existing, name, getattr(record, name))
-            store.update_key(existing)
-            delta = record.credits - existing.credits
-            if delta:
-                store.adjust(existing.key_hash, delta, "import", "import overwrite")
+class KeyImportExport:
+    """GET /keys/export and POST /keys/import as operations, each announced. Key records change only
+    through `KeyService.save` (policy fields) and the store's ledgered money operations."""
 
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+        self.store = keys.store
+
+    def export(self, namespace: str | None, active_only: bool, format: str, actor: str) -> list[dict[str, Any]]:
+        """Every selected key as an export entry (oldest first), announced as `keys.exported`."""
+        entries = [export_entry(k) for k in select(self.store.list_keys(), namespace, active_only)]
+        self.keys.publish("keys.exported", actor, count=len(entries), format=format, namespace=namespace,
+                          activeOnly=active_only)
+        return entries
+
+    def import_keys(self, entries: list[dict[str, Any]], ignored: list[list[str]], mode: Mode,
+                    actor: str) -> dict[str, Any]:
+        """Check every entry, then (unless `error` mode found a conflict: ImportConflict, nothing
+        changed) apply them; announced as `keys.imported`. `ignored`: each entry's unknown fields."""
+        records = records_from_entries(entries, time.time())
+        plan = plan_import(self.store, records, mode)
+        results: list[dict[str, Any]] = []
+        for record, status, error, unknown in zip(records, plan.statuses, plan.errors, ignored, strict=True):
+            result: dict[str, Any] = {"key": record.masked, "name": record.name, "status": status}
+            if error:
+                result["error"] = error
+            if unknown:
+                result["ignoredFields"] = unknown
+            results.append(result)
+        if mode == "error" and "error" in plan.statuses:
+            conflicts = [res for res in results if res["status"] == "error"]
+            raise ImportConflict(f"Import aborted: {len(conflicts)} conflicting key(s); nothing was imported",
+                                 conflicts=conflicts)
+        self._apply(plan)
+        summary = {status: plan.statuses.count(status) for status in ("imported", "overwritten", "skipped")}
+        errors = plan.statuses.count("error")
+        self.keys.publish("keys.imported", actor, mode=mode, total=len(records), errors=errors, **summary,
+                          keys=[res["key"] for res in results if res["status"] in ("imported", "overwritten")][:100])
+        return {"total": len(records), **summary, "errors": errors, "mode": mode, "results": results}
+
+    def _apply(self, plan: ImportPlan) -> None:
+        """Carry out a plan (in `error` mode only a plan without errors may be applied)."""
+        assert plan.mode != "error" or "error" not in plan.statuses
+        for record, status in zip(plan.records, plan.statuses, strict=True):
+            if status == "imported":
+                self.store.create_key(record, memo="import")
+            elif status == "overwritten":
+                existing = self.store.get_key(record.key_hash)
+                assert existing is not None
+                self.keys.save(existing, **{name: getattr(record, name) for name in _POLICY_FIELDS})
+                delta = record.credits - existing.credits
+                if delta:
+                    self.store.adjust(existing.key_hash, delta, "import", "import overwrite")

@@ -10,6 +10,7 @@ import copy
 import time
 from dataclasses import dataclass
 
+from paygate.core.domain_errors import Invalid
 from paygate.core.keys import generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
 from paygate.core.values import MAX_CREDITS
@@ -19,12 +20,12 @@ CLONE_SUFFIX = "-clone"
 MAX_NAME = 200
 
 
-class InvalidMove(ValueError):
-    """The request itself is wrong (e.g. a transfer to the same key): a 400."""
+class InvalidMove(Invalid):
+    """The request itself is wrong (e.g. a transfer to the same key)."""
 
 
-class InsufficientCredits(ValueError):
-    pass
+class InsufficientCredits(Invalid):
+    """The source key cannot pay for the move (answered as a bad request, as the reference does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +98,31 @@ def transfer(keys: KeyService, source: KeyRecord, target: KeyRecord, amount: int
         raise InsufficientCredits(f"Insufficient credits: the source key has {source.credits}, "
                                   f"the transfer needs {amount}")
     return Transfer(source, target, amount, moved[0], moved[1])
+
+
+class KeyLifecycle:
+    """The rotate, clone and transfer operations, each announced once it is done."""
+
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+
+    def rotate(self, record: KeyRecord, actor: str) -> NewKey:
+        old_masked = record.masked
+        new = rotate(self.keys, record)
+        self.keys.publish("key.rotated", actor, oldKeyMasked=old_masked, newKeyMasked=new.record.masked,
+                          name=new.record.name, credits=new.record.credits)
+        return new
+
+    def clone(self, source: KeyRecord, actor: str, *, name: str | None = None, credits: int | None = None,
+              tags: dict[str, str] | None = None, namespace: str | None = None) -> NewKey:
+        new = clone(self.keys, source, name=name, credits=credits, tags=tags, namespace=namespace)
+        self.keys.publish("key.cloned", actor, keyMasked=new.record.masked, sourceKeyMasked=source.masked,
+                          name=new.record.name, credits=new.record.credits)
+        return new
+
+    def transfer(self, source: KeyRecord, target: KeyRecord, amount: int, memo: str | None, actor: str) -> Transfer:
+        moved = transfer(self.keys, source, target, amount, memo)
+        self.keys.publish("key.credits_transferred", actor, fromKeyMasked=source.masked, toKeyMasked=target.masked,
+                          credits=amount, fromBalance=moved.source_balance, toBalance=moved.target_balance,
+                          memo=memo)
+        return moved

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.due_times import DueTimes
 from paygate.core.records import KeyRecord
 from paygate.core.values import MAX_CREDITS, iso_time
@@ -36,11 +37,20 @@ log = logging.getLogger("paygate.schedules")
 Publish = Callable[..., None]
 
 
-class ScheduleError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class ScheduleError(DomainError):
+    pass
+
+
+class ScheduleInvalid(ScheduleError, Invalid):
+    pass
+
+
+class ScheduleConflict(ScheduleError, Conflict):
+    pass
+
+
+class ScheduleNotFound(ScheduleError, NotFound):
+    pass
 
 
 class Schedules(DocumentIndex):
@@ -81,11 +91,11 @@ class Schedules(DocumentIndex):
                actor: str, now: float | None = None) -> Doc:
         now = time.time() if now is None else now
         if action not in ACTIONS:
-            raise ScheduleError(400, f"Invalid request: action must be one of {', '.join(ACTIONS)}")
+            raise ScheduleInvalid(f"Invalid request: action must be one of {', '.join(ACTIONS)}")
         if not record.active:
-            raise ScheduleError(409, "cannot schedule actions on a revoked key")
+            raise ScheduleConflict("cannot schedule actions on a revoked key")
         if len(self._by_key.get(record.key_hash, ())) >= MAX_PER_KEY:
-            raise ScheduleError(409, f"key already has {MAX_PER_KEY} pending schedules")
+            raise ScheduleConflict(f"key already has {MAX_PER_KEY} pending schedules")
         sid = "sched_" + secrets.token_hex(8)
         doc: Doc = {"id": sid, "keyHash": record.key_hash, "keyMasked": record.masked, "action": action,
                     "executeAt": execute_at, "createdAt": now, "params": params, "createdBy": actor}
@@ -98,7 +108,7 @@ class Schedules(DocumentIndex):
     def cancel(self, sid: str, actor: str) -> Doc:
         doc = self.store.doc_get(KIND, sid)
         if doc is None:
-            raise ScheduleError(404, "Schedule not found")
+            raise ScheduleNotFound("Schedule not found")
         self._delete(doc)
         self.publish("schedule.cancelled", actor, keyMasked=doc["keyMasked"], scheduleId=sid,
                      action=doc["action"])

@@ -1,8 +1,10 @@
 """API key lifecycle basics: create, find (by key or alias), top up, revoke, import, aliases.
 
-Records returned by the store are its cached objects, so every policy change
-goes through `save`, which writes through and puts the old values back if the
-write fails: a refused change never lingers in memory.
+Records returned by the store are its cached objects, the very ones the gate reads, so every
+change to a key record goes through `save`, which writes through and puts the old values back
+if the write fails: a refused change never lingers in memory. `save` is the only caller of
+`store.update_key`; operations that announce a change (`update_policy`, `issue`, `topup`, …)
+publish their event after the write succeeded, never before, and never for a refused change.
 """
 
 from __future__ import annotations
@@ -13,23 +15,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.core.domain_errors import Conflict, NotFound
 from paygate.core.keys import KEY_PREFIX, generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
 from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.store.base import Store
-from paygate.store.errors import Conflict
+from paygate.store.errors import Conflict as StoreConflict
 
 log = logging.getLogger("paygate.keys")
 
 # (old_hash, new_hash) after a rotation: state kept elsewhere under the key's hash follows it.
 RekeyListener = Callable[[str, str], None]
+# EventHub.publish: (type, actor, **data).
+Publish = Callable[..., None]
 
 
-class KeyNotFound(LookupError):
+def no_events(*_: Any, **__: Any) -> None:
+    """The publisher of a service used without a bus (tools and tests driving a store directly)."""
+
+
+class KeyNotFound(NotFound):
     pass
 
 
-class KeyConflict(ValueError):
+class KeyConflict(Conflict):
     pass
 
 
@@ -40,13 +49,23 @@ class NewKey:
 
 
 class KeyService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, publish: Publish = no_events) -> None:
         self.store = store
+        self.publish = publish
         self.rekey_listeners: list[RekeyListener] = []
 
     def create(self, name: str, credits: int, **policy: Any) -> NewKey:
+        """A new key, not announced (a clone or a rotation announces itself in its own words)."""
         raw = generate_api_key()
         return NewKey(raw, self._insert(raw, name, credits, "create", policy))
+
+    def issue(self, name: str, credits: int, actor: str, *, template: str | None = None,
+              mark: dict[str, Any] | None = None, **policy: Any) -> NewKey:
+        """A new key, announced as `key.created` (`mark`: extra event fields, e.g. bulk=True)."""
+        new = self.create(name, credits, **policy)
+        self.publish("key.created", actor, keyMasked=new.record.masked, name=new.record.name,
+                     credits=new.record.credits, namespace=new.record.namespace, template=template, **(mark or {}))
+        return new
 
     def import_key(self, raw: str, credits: int, name: str = "imported") -> KeyRecord | None:
         """Register a key the operator already handed out; None if it exists already. A key equal to
@@ -76,6 +95,17 @@ class KeyService:
             raise KeyNotFound("API key not found")
         return record
 
+    def live(self, ref: str) -> KeyRecord:
+        """The named key, which must not be revoked (a revoked key's policy is moot): 404 / 409 kinds."""
+        record = self.find(ref)
+        if not record.active:
+            raise KeyConflict("API key is revoked")
+        return record
+
+    def all(self) -> list[KeyRecord]:
+        """Every key record (the store's own objects: read them, change them only through `save`)."""
+        return self.store.list_keys()
+
     def by_alias(self, alias: str) -> KeyRecord | None:
         """The key holding `alias`, revoked ones included: aliases are unique across every key (the
         store's UNIQUE column), and a revoked key keeps its alias, so it must still be reachable by
@@ -85,20 +115,25 @@ class KeyService:
                 return record
         return None
 
-    def topup(self, raw: str, credits: int) -> KeyRecord:
-        record = self.find(raw)
+    def topup(self, ref: str, credits: int, actor: str = "system", **mark: Any) -> KeyRecord:
+        """Add credits (announced as `key.topup`)."""
+        record = self.find(ref)
         if not record.active:
             raise KeyConflict("cannot top up a revoked key")
         if record.credits + credits > MAX_CREDITS:
             raise KeyConflict(f"balance would exceed {MAX_CREDITS}")
         self.store.topup(record.key_hash, credits, "admin topup")
+        self.publish("key.topup", actor, keyMasked=record.masked, creditsAdded=credits, newBalance=record.credits,
+                     **mark)
         return record
 
-    def revoke(self, raw: str) -> KeyRecord:
-        record = self.find(raw)
+    def revoke(self, ref: str, actor: str = "system", **mark: Any) -> KeyRecord:
+        """Revoke for good (announced as `key.revoked`)."""
+        record = self.find(ref)
         if not record.active:
             raise KeyConflict("key is already revoked")
         self.save(record, active=False)
+        self.publish("key.revoked", actor, keyMasked=record.masked, **mark)
         return record
 
     def save(self, record: KeyRecord, **changes: Any) -> None:
@@ -114,9 +149,16 @@ class KeyService:
                 setattr(record, name, value)
             raise
 
-    def set_alias(self, record: KeyRecord, alias: str | None) -> str | None:
-        """Give the key `alias` (None clears it); returns the previous alias. Aliases are unique
-        across every key, revoked ones included, and never equal a key that exists."""
+    def update_policy(self, record: KeyRecord, actor: str, event: str, changes: dict[str, Any], /,
+                      **data: Any) -> None:
+        """`save` the changes, then announce them: `event` naming the key, with `data`. A failed write
+        changes nothing and announces nothing."""
+        self.save(record, **changes)
+        self.publish(event, actor, keyMasked=record.masked, **data)
+
+    def set_alias(self, record: KeyRecord, alias: str | None, actor: str = "system") -> str | None:
+        """Give the key `alias` (None clears it; announced as `key.alias_set`); returns the previous alias.
+        Aliases are unique across every key, revoked ones included, and never equal a key that exists."""
         if not record.active:
             raise KeyConflict("cannot set an alias on a revoked key")
         previous = record.alias
@@ -131,8 +173,9 @@ class KeyService:
                 raise KeyConflict(f'alias "{alias}" collides with an API key')
         try:
             self.save(record, alias=alias)
-        except Conflict as exc:  # the store's uniqueness rule, should a check above miss
+        except StoreConflict as exc:  # the store's uniqueness rule, should a check above miss
             raise KeyConflict(f'alias "{alias}" is already used by another key') from exc
+        self.publish("key.alias_set", actor, keyMasked=record.masked, alias=alias, previousAlias=previous)
         return previous
 
     def notify_rekey(self, old_hash: str, new_hash: str) -> None:
@@ -142,20 +185,30 @@ class KeyService:
             except Exception:  # the rotation itself is done and durable; a follower must not undo it
                 log.exception("rekey listener failed")
 
-    def suspend(self, record: KeyRecord, reason: str | None = None) -> None:
-        """Deny the key at the gate until resumed; admin operations keep working on it."""
+    def suspend(self, record: KeyRecord, reason: str | None = None, actor: str | None = None, **mark: Any) -> None:
+        """Deny the key at the gate until resumed; admin operations keep working on it. Announced as
+        `key.suspended` when an actor asks (a schedule announces its own `schedule.executed`)."""
         if not record.active:
             raise KeyConflict("cannot suspend a revoked key")
         if record.suspended:
             raise KeyConflict("key is already suspended")
         self.save(record, suspended=True,
                   extra={**record.extra, "suspendReason": reason, "suspendedAt": time.time()})
+        if actor is not None:
+            self.publish("key.suspended", actor, keyMasked=record.masked, reason=reason, **mark)
 
-    def resume(self, record: KeyRecord) -> None:
+    def resume(self, record: KeyRecord, actor: str | None = None, **mark: Any) -> None:
+        """Lift a suspension (announced as `key.resumed` when an actor asks, as `suspend`)."""
         if not record.suspended:
             raise KeyConflict("key is not suspended")
         extra = {k: v for k, v in record.extra.items() if k not in ("suspendReason", "suspendedAt")}
         self.save(record, suspended=False, extra=extra)
+        if actor is not None:
+            self.publish("key.resumed", actor, keyMasked=record.masked, **mark)
+
+    def announce_bulk(self, actor: str, total: int, succeeded: int) -> None:
+        """A POST /keys/bulk run's tally (each operation announced itself, marked bulk=True)."""
+        self.publish("key.bulk", actor, total=total, succeeded=succeeded, failed=total - succeeded)
 
     def active_count(self) -> int:
         return sum(1 for r in self.store.list_keys() if r.active)

@@ -6,7 +6,9 @@ Their lifecycle is the same and lives here once: unique names (ignoring case)
 among active documents, a cap on documents, assign and remove, and a delete
 that releases every member at once. Where they differ, a `MembershipKind`
 says how. Callers validate field values; this service enforces what needs the
-whole picture. Membership lives on the key, so it survives restarts with it.
+whole picture. Membership lives on the key, so it survives restarts with it, and
+changes through `KeyService.save` (rollback-safe). Every change is announced as
+`<kind>.<action>` naming the document as `<kind>Id`, after it is done.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from paygate.core.domain_errors import Conflict, DomainError, NotFound
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
-from paygate.store.base import Store
+from paygate.keys.service import KeyService
 
 Doc = dict[str, Any]
 
@@ -34,6 +37,7 @@ class MembershipKind:
     max_members: int | None = None  # active keys per document
     moves: bool = False  # assigning a key that is in another document moves it (else 409: remove it first)
     deleted_kept: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
+    announced: tuple[str, ...] = ()  # document fields the `created` event carries besides the name
 
 
 GROUP_POLICY_DEFAULTS: Doc = {
@@ -56,18 +60,18 @@ GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEF
                         moves=True)
 TEAMS = MembershipKind("team", "team_", "team_id",
                        lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
-                       max_docs=1000, max_members=100, deleted_kept=1000)
+                       max_docs=1000, max_members=100, deleted_kept=1000, announced=("budget",))
 
 
-class MembershipError(Exception):
+class MembershipError(DomainError):
     pass
 
 
-class MembershipNotFound(MembershipError, LookupError):
+class MembershipNotFound(MembershipError, NotFound):
     pass
 
 
-class MembershipConflict(MembershipError, ValueError):
+class MembershipConflict(MembershipError, Conflict):
     pass
 
 
@@ -76,9 +80,14 @@ def _active(doc: Doc) -> bool:
 
 
 class MembershipService:
-    def __init__(self, store: Store, kind: MembershipKind) -> None:
-        self.store = store
+    def __init__(self, keys: KeyService, kind: MembershipKind) -> None:
+        self.keys = keys
+        self.store = keys.store
         self.kind = kind
+        self.id_field = kind.doc + "Id"
+
+    def _publish(self, action: str, actor: str, doc_id: str, **data: Any) -> None:
+        self.keys.publish(f"{self.kind.doc}.{action}", actor, **{self.id_field: doc_id}, **data)
 
     # --- a key's membership ------------------------------------------------------------------------
     def member_of(self, record: KeyRecord) -> str | None:
@@ -86,8 +95,7 @@ class MembershipService:
         return doc_id
 
     def _join(self, record: KeyRecord, doc_id: str | None) -> None:
-        setattr(record, self.kind.key_field, doc_id)
-        self.store.update_key(record)
+        self.keys.save(record, **{self.kind.key_field: doc_id})
 
     def members(self, doc_id: str) -> list[KeyRecord]:
         """Active keys in the document (revoked keys keep the id but are not members)."""
@@ -124,8 +132,9 @@ class MembershipService:
             if doc["id"] != except_id and str(doc.get("name", "")).casefold() == wanted:
                 raise MembershipConflict(f"a {self.kind.doc} named {name!r} already exists")
 
-    def create(self, fields: Doc) -> Doc:
-        """A new document from the request's fields (`name` among them) over the kind's defaults."""
+    def create(self, fields: Doc, actor: str) -> Doc:
+        """A new document from the request's fields (`name` among them) over the kind's defaults, with
+        memberCount."""
         name = str(fields["name"])
         if len(self._active_docs()) >= self.kind.max_docs:
             raise MembershipConflict(f"at most {self.kind.max_docs} {self.kind.doc}s")
@@ -134,18 +143,21 @@ class MembershipService:
         doc: Doc = {"id": self.kind.id_prefix + secrets.token_hex(12), **self.kind.defaults(),
                     **fields, "active": True, "createdAt": now, "updatedAt": now}
         self.store.doc_put(self.kind.doc, doc["id"], doc)
-        return doc
+        self._publish("created", actor, doc["id"], name=doc["name"], **{f: doc[f] for f in self.kind.announced})
+        return {**doc, "memberCount": 0}
 
-    def update(self, doc_id: str, changes: Doc) -> Doc:
+    def update(self, doc_id: str, changes: Doc, actor: str) -> Doc:
+        """The changed document, with memberCount."""
         doc = self.get(doc_id)
         if "name" in changes:
             self._check_name(changes["name"], except_id=doc_id)
         doc.update(changes)
         doc["updatedAt"] = iso_time(time.time())
         self.store.doc_put(self.kind.doc, doc_id, doc)
-        return doc
+        self._publish("updated", actor, doc["id"], changes=sorted(changes))
+        return self.view(doc)
 
-    def delete(self, doc_id: str) -> tuple[Doc, int]:
+    def delete(self, doc_id: str, actor: str) -> tuple[Doc, int]:
         """Release every key in the document, then erase or deactivate it; returns (document, keys released)."""
         doc = self.get(doc_id)
         released = 0
@@ -160,6 +172,7 @@ class MembershipService:
             self._forget_oldest_deleted()
         else:
             self.store.doc_delete(self.kind.doc, doc_id)
+        self._publish("deleted", actor, doc["id"], name=doc["name"], keysReleased=released)
         return doc, released
 
     def _forget_oldest_deleted(self) -> None:
@@ -168,8 +181,9 @@ class MembershipService:
         for doc in deleted[: max(0, len(deleted) - self.kind.deleted_kept)]:
             self.store.doc_delete(self.kind.doc, doc["id"])
 
-    def assign(self, record: KeyRecord, doc_id: str) -> str | None:
-        """Put the key in the document; returns the document it was in before (when the kind moves keys)."""
+    def assign(self, record: KeyRecord, doc_id: str, actor: str) -> str | None:
+        """Put the key in the document; returns the document it was in before. Only a kind that moves
+        keys says where from in its event."""
         kind = self.kind.doc
         self.get(doc_id)
         if not record.active:
@@ -185,9 +199,11 @@ class MembershipService:
         if cap is not None and len(self.members(doc_id)) >= cap:
             raise MembershipConflict(f"a {kind} has at most {cap} keys")
         self._join(record, doc_id)
+        moved = {f"previous{kind.capitalize()}Id": previous} if self.kind.moves else {}
+        self._publish("key_assigned", actor, doc_id, keyMasked=record.masked, **moved)
         return previous
 
-    def remove(self, record: KeyRecord, doc_id: str | None = None) -> str:
+    def remove(self, record: KeyRecord, actor: str, doc_id: str | None = None) -> str:
         """Take the key out of its document (which must be `doc_id` when given); returns the id it left."""
         left = self.member_of(record)
         if left is None:
@@ -195,4 +211,5 @@ class MembershipService:
         if doc_id is not None and left != doc_id:
             raise MembershipConflict(f"key is not in this {self.kind.doc}")
         self._join(record, None)
+        self._publish("key_removed", actor, left, keyMasked=record.masked)
         return left

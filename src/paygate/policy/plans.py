@@ -12,10 +12,11 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.policy import QUOTA_FIELDS
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
-from paygate.store.base import Store
+from paygate.keys.service import KeyService
 
 PLAN_DOC = "plan"
 MAX_PLANS = 100
@@ -23,10 +24,20 @@ MAX_MULTIPLIER = Decimal(100)
 MULTIPLIER_DECIMALS = 4
 
 
-class PlanError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class PlanError(DomainError):
+    pass
+
+
+class PlanInvalid(PlanError, Invalid):
+    pass
+
+
+class PlanNotFound(PlanError, NotFound):
+    pass
+
+
+class PlanConflict(PlanError, Conflict):
+    pass
 
 
 def parse_multiplier(value: int | float | str) -> int | float:
@@ -37,12 +48,12 @@ def parse_multiplier(value: int | float | str) -> int | float:
     try:
         amount = Decimal(str(value))
     except InvalidOperation as exc:
-        raise PlanError(400, "Invalid request: creditMultiplier must be a number") from exc
+        raise PlanInvalid("Invalid request: creditMultiplier must be a number") from exc
     if not amount.is_finite() or amount <= 0 or amount > MAX_MULTIPLIER:
-        raise PlanError(400, "Invalid request: creditMultiplier must be > 0 and <= 100")
+        raise PlanInvalid("Invalid request: creditMultiplier must be > 0 and <= 100")
     exponent = amount.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MULTIPLIER_DECIMALS:
-        raise PlanError(400, f"Invalid request: creditMultiplier has more than {MULTIPLIER_DECIMALS} decimals")
+        raise PlanInvalid(f"Invalid request: creditMultiplier has more than {MULTIPLIER_DECIMALS} decimals")
     normal = amount.normalize()
     return int(normal) if normal == normal.to_integral_value() else float(normal)
 
@@ -55,13 +66,16 @@ def new_plan(name: str, now: float | None = None) -> dict[str, Any]:
 
 
 class PlanService:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Plan documents and key assignments; each change announced after it is done."""
+
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
+        self.store = keys.store
 
     def get(self, name: str) -> dict[str, Any]:
         plan = self.store.doc_get(PLAN_DOC, name)
         if plan is None:
-            raise PlanError(404, f"plan {name!r} not found")
+            raise PlanNotFound(f"plan {name!r} not found")
         return plan
 
     def list(self) -> list[dict[str, Any]]:
@@ -76,41 +90,44 @@ class PlanService:
                 counts[record.plan] = counts.get(record.plan, 0) + 1
         return counts
 
-    def upsert(self, name: str, changes: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create the plan, or change the given fields of an existing one. Returns (plan, created)."""
+    def upsert(self, name: str, changes: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
+        """Create the plan, or change the given fields of an existing one. Returns (plan with its
+        keyCount, created)."""
         current = self.store.doc_get(PLAN_DOC, name)
         created = current is None
         if created and len(self.store.doc_items(PLAN_DOC)) >= MAX_PLANS:
-            raise PlanError(409, f"at most {MAX_PLANS} plans")
+            raise PlanConflict(f"at most {MAX_PLANS} plans")
         now = time.time()  # one reading: a new plan's updatedAt is its createdAt
         plan = current if current is not None else new_plan(name, now)
         if "creditMultiplier" in changes:
             changes = {**changes, "creditMultiplier": parse_multiplier(changes["creditMultiplier"])}
         if "quota" in changes:
             changes = {**changes, "quota": {f: int((changes["quota"] or {}).get(f) or 0) for f in QUOTA_FIELDS}}
+        fields = sorted(changes)
         plan.update(changes)
         plan["updatedAt"] = iso_time(now)
         self.store.doc_put(PLAN_DOC, name, plan)
-        return plan, created
+        self.keys.publish("plan.created" if created else "plan.updated", actor, plan=name, fields=fields)
+        return {**plan, "keyCount": self.key_counts().get(name, 0)}, created
 
-    def delete(self, name: str) -> dict[str, Any]:
+    def delete(self, name: str, actor: str) -> dict[str, Any]:
         plan = self.get(name)
         users = self.key_counts().get(name, 0)
         if users:
-            raise PlanError(409, f"plan {name!r} is assigned to {users} key(s): move them to another plan "
+            raise PlanConflict(f"plan {name!r} is assigned to {users} key(s): move them to another plan "
                                  "(POST /admin/keys/plan) first")
         self.store.doc_delete(PLAN_DOC, name)
+        self.keys.publish("plan.deleted", actor, plan=name)
         return plan
 
-    def assign(self, record: KeyRecord, name: str | None) -> str | None:
+    def assign(self, record: KeyRecord, name: str | None, actor: str) -> str | None:
         """Put a key on a plan (or on none); returns the previous plan."""
         if name is not None:
             self.get(name)
         if not record.active:
-            raise PlanError(409, "cannot change the plan of a revoked key")
+            raise PlanConflict("cannot change the plan of a revoked key")
         previous = record.plan
-        record.plan = name
-        self.store.update_key(record)
+        self.keys.update_policy(record, actor, "key.plan_assigned", {"plan": name}, plan=name, previousPlan=previous)
         return previous
 
 

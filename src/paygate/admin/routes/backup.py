@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from paygate.admin.auth import ADMIN_KEY_DOC
-from paygate.admin.backup import BackupError, BackupService, Mode
-from paygate.api.common import ApiError, Body, actor, admin_of, require_admin, role
-from paygate.runtime import Runtime
+from paygate.admin.backup import BackupService, Mode
+from paygate.api.common import AdminGuard, Body, actor, admin_of, role
 
 
 class RestoreBody(Body):
@@ -23,30 +22,20 @@ class RestoreBody(Body):
     mode: Mode = "merge"
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["backup"])
-    service = BackupService(rt.store)
+def router(guard: AdminGuard, service: BackupService) -> APIRouter:
+    r = guard.router("backup")
 
     @r.get("/admin/backup", openapi_extra=role("admin"))
     async def export_backup(request: Request) -> JSONResponse:
         """The whole gateway state as versioned JSON with a SHA-256 checksum (no raw keys)."""
-        backup = service.export()
-        data = backup["data"]
-        rt.events.publish("backup.exported", actor(request), keys=len(data["keys"]),
-                          documents=sum(len(d) for d in data["documents"].values()))
-        return JSONResponse(backup)
+        return JSONResponse(service.export(actor(request)))
 
     @r.post("/admin/restore", openapi_extra=role("super_admin"))
     async def restore_backup(body: RestoreBody, request: Request) -> dict[str, Any]:
         """Restore a backup in merge, overwrite or full mode; a bad backup changes nothing."""
         identity = admin_of(request)
         keep = set() if identity.bootstrap else {(ADMIN_KEY_DOC, identity.key_hash)}
-        try:
-            plan = service.parse(body.backup, body.mode)
-            counts = service.apply(plan, keep)
-        except BackupError as exc:
-            raise ApiError(exc.status, str(exc)) from exc
-        rt.events.publish("backup.restored", actor(request), mode=body.mode, counts=counts)
+        counts = service.restore(body.backup, body.mode, keep, actor(request))
         return {"message": f"Backup restored ({body.mode})", "mode": body.mode, "restored": counts}
 
     return r

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from paygate.api.common import AdminGuard
+from paygate.api.fields import NamespaceQuery
 from paygate.asgi import api_key_from, header_map
 from paygate.billing.usage import UsageService, usage_csv
 from paygate.core.domain_errors import Invalid
-from paygate.policy.routes.namespaces import NamespaceQuery
 
 
 def admin_router(guard: AdminGuard, service: UsageService) -> APIRouter:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import Field, model_validator
 
-from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.api.fields import MAX_DAILY_TOPUPS as MAX_DAILY
 from paygate.core.values import MAX_CREDITS
 from paygate.keys.auto_topup import AutoTopup, config_view
-from paygate.runtime import Runtime
-
-MAX_DAILY = 1000
-
-
-class AutoTopupConfig(Body):
-    """A key's auto-topup settings, as stored (`record.auto_topup`) and as exports and imports carry them."""
-
-    threshold: int = Field(ge=0, le=MAX_CREDITS)
-    amount: int = Field(gt=0, le=MAX_CREDITS)
-    max_daily: int = Field(default=0, ge=0, le=MAX_DAILY)  # 0: unlimited
+from paygate.keys.service import KeyService
 
 
 class AutoTopupBody(Body):
@@ -42,26 +33,18 @@ class AutoTopupBody(Body):
         return self
 
 
-def router(rt: Runtime) -> APIRouter:
-    service = AutoTopup(rt.store, rt.events.publish)
-    rt.billing.after_charge.append(service.on_charge)
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["auto-topup"])
+def router(guard: AdminGuard, keys: KeyService, service: AutoTopup) -> APIRouter:
+    r = guard.router("auto-topup")
 
     @r.post("/keys/auto-topup")
     async def configure(body: AutoTopupBody, request: Request) -> dict[str, Any]:
         """Enable, change or disable a key's auto-topup."""
-        record = find_key(rt, body.key)
-        if not record.active:
-            raise ApiError(409, "cannot configure auto-topup on a revoked key")
+        record = find_key(keys, body.key)
         if body.disable:
-            service.disable(record)
-            rt.events.publish("key.auto_topup_configured", actor(request), keyMasked=record.masked,
-                              enabled=False)
+            service.disable(record, actor(request))
             return {"keyMasked": record.masked, "autoTopup": None, "message": "Auto-topup disabled"}
         assert body.threshold is not None and body.amount is not None  # the validator saw to it
-        config = service.configure(record, body.threshold, body.amount, body.max_daily)
-        rt.events.publish("key.auto_topup_configured", actor(request), keyMasked=record.masked, enabled=True,
-                          **config)
+        service.configure(record, body.threshold, body.amount, body.max_daily, actor(request))
         cap = f"max {body.max_daily}/day" if body.max_daily else "no daily limit"
         return {
             "keyMasked": record.masked,

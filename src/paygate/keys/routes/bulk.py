@@ -11,12 +11,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from paygate.api.common import ApiError, Body, KeyRef, KeyRefField, actor, find_key, require_admin
-from paygate.keys.routes.crud import CreateKeyBody, KeyCredits, create_key, key_errors, revoke_key, topup_key
-from paygate.runtime import Runtime
+from paygate.api.common import AdminGuard, Body, KeyRef, KeyRefField, actor, find_key, status_of
+from paygate.core.domain_errors import DomainError
+from paygate.keys.routes.schemas import CreateKeyBody, KeyCredits, create_key
+from paygate.keys.service import KeyService
+from paygate.keys.templates import TemplateService
 
 MAX_OPERATIONS = 100
 Action = Literal["create", "topup", "revoke", "suspend", "resume"]
@@ -42,34 +44,31 @@ def _invalid(exc: ValidationError) -> str:
     return f"Invalid request: {where + ': ' if where else ''}{first['msg']}"
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["bulk"])
+def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> APIRouter:
+    r = guard.router("bulk")
 
+    # One service call per operation, each announcing itself marked bulk=True.
     def create(body: CreateKeyBody, who: str) -> Result:
-        new = create_key(rt, body, who, bulk=True)
+        new = create_key(keys, templates, body, who, bulk=True)
         return {"key": new.raw, "keyMasked": new.record.masked, "name": new.record.name,
                 "credits": new.record.credits}
 
     def topup(body: KeyCredits, who: str) -> Result:
-        record = topup_key(rt, body, who, bulk=True)
+        record = keys.topup(body.key, body.credits, who, bulk=True)
         return {"keyMasked": record.masked, "creditsAdded": body.credits, "newBalance": record.credits}
 
     def revoke(body: KeyRef, who: str) -> Result:
-        record = revoke_key(rt, body, who, bulk=True)
+        record = keys.revoke(body.key, who, bulk=True)
         return {"keyMasked": record.masked, "message": "Key revoked"}
 
     def suspend(body: SuspendOp, who: str) -> Result:
-        record = find_key(rt, body.key)
-        with key_errors():
-            rt.keys.suspend(record, body.reason)
-        rt.events.publish("key.suspended", who, keyMasked=record.masked, reason=body.reason, bulk=True)
+        record = find_key(keys, body.key)
+        keys.suspend(record, body.reason, who, bulk=True)
         return {"keyMasked": record.masked, "suspended": True, "message": "Key suspended"}
 
     def resume(body: KeyRef, who: str) -> Result:
-        record = find_key(rt, body.key)
-        with key_errors():
-            rt.keys.resume(record)
-        rt.events.publish("key.resumed", who, keyMasked=record.masked, bulk=True)
+        record = find_key(keys, body.key)
+        keys.resume(record, who, bulk=True)
         return {"keyMasked": record.masked, "suspended": False, "message": "Key resumed"}
 
     # action -> (its body model, its handler): one operation = one validated model, one call.
@@ -90,8 +89,8 @@ def router(rt: Runtime) -> APIRouter:
             return {**out, "success": True, "result": handler(body, who)}
         except ValidationError as exc:
             return {**out, "success": False, "error": _invalid(exc)}
-        except ApiError as exc:
-            return {**out, "success": False, "error": exc.message, "status": exc.status}
+        except DomainError as exc:  # this operation's refusal is its result, not the request's answer
+            return {**out, "success": False, "error": exc.message, "status": status_of(exc)}
         except Exception:  # e.g. the disk refused a write: report it here, keep the batch's other results
             log.exception("bulk operation %d (%s) failed", index, action)
             return {**out, "success": False, "error": "Internal error: the operation was not applied",
@@ -103,7 +102,7 @@ def router(rt: Runtime) -> APIRouter:
         who = actor(request)
         results = [run(i, op, who) for i, op in enumerate(body.operations)]
         succeeded = sum(1 for res in results if res["success"])
-        rt.events.publish("key.bulk", who, total=len(results), succeeded=succeeded, failed=len(results) - succeeded)
+        keys.announce_bulk(who, len(results), succeeded)
         return {"total": len(results), "succeeded": succeeded, "failed": len(results) - succeeded,
                 "results": results}
 

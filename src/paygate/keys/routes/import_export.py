@@ -5,19 +5,24 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ConfigDict, Field, field_validator
 
-from paygate.api.common import ApiError, Body, actor, require_admin, role
+from paygate.api.common import AdminGuard, Body, actor, role
+from paygate.api.fields import (
+    NAME_PATTERN,
+    NAMESPACE_PATTERN,
+    AutoTopupConfig,
+    CountryList,
+    IpList,
+    QuotaLimits,
+    Tags,
+    ToolList,
+)
 from paygate.core.keys import KEY_PREFIX
 from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys import import_export as key_io
-from paygate.keys.routes.auto_topup import AutoTopupConfig
-from paygate.keys.routes.crud import NAME_PATTERN, NAMESPACE_PATTERN, Tags
-from paygate.policy.routes.key_policy import CountryList, IpList, QuotaLimits, ToolList
-from paygate.runtime import Runtime
 
 MAX_IMPORT = 1000  # entries per request, as the reference
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -81,28 +86,18 @@ class ImportBody(Body):
     count: int | None = Field(default=None, ge=0, le=MAX_IMPORT)
 
 
-def _records(body: ImportBody) -> list[Any]:
-    now = time.time()
-    records = []
-    for i, entry in enumerate(body.keys):
-        fields = entry.model_dump(exclude=set(entry.model_extra or {}), by_alias=False)
-        for name in ("auto_topup", "quota"):  # stored as the endpoints that set them store them: camelCase
-            nested = getattr(entry, name)
-            fields[name] = nested.model_dump(by_alias=True) if nested is not None else None
-        for name in ("notes", "extra"):  # free-form JSON, but it must be storable (e.g. no integer ≥ 2**64)
-            try:
-                orjson.dumps(fields[name])
-            except orjson.JSONEncodeError as exc:
-                raise ApiError(400, f"Invalid request: keys.{i}.{name}: cannot be stored ({exc})") from exc
-        try:
-            records.append(key_io.record_from_entry(fields, now))
-        except key_io.ImportInvalid as exc:
-            raise ApiError(400, f"Invalid request: keys.{i}: {exc}") from exc
-    return records
+def _fields(entry: ImportEntry) -> dict[str, Any]:
+    """An entry's known fields, snake_case; nested settings stored as the endpoints that set them store
+    them: camelCase."""
+    fields = entry.model_dump(exclude=set(entry.model_extra or {}), by_alias=False)
+    for name in ("auto_topup", "quota"):
+        nested = getattr(entry, name)
+        fields[name] = nested.model_dump(by_alias=True) if nested is not None else None
+    return fields
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["key-io"])
+def router(guard: AdminGuard, service: key_io.KeyImportExport) -> APIRouter:
+    r = guard.router("key-io")
 
     # Admin, not viewer: an export is a backup (the same rule as GET /admin/backup).
     @r.get("/keys/export", response_model=None, openapi_extra=role("admin"))
@@ -110,11 +105,9 @@ def router(rt: Runtime) -> APIRouter:
                namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
                active_only: Annotated[bool, Query(alias="activeOnly")] = False) -> Response:
         """Every key (or one namespace's, or only active ones) with all its fields; hashes, never raw keys."""
-        entries = [key_io.export_entry(k) for k in key_io.select(rt.store.list_keys(), namespace, active_only)]
+        entries = service.export(namespace, active_only, format, actor(request))
         now = time.time()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-        rt.events.publish("keys.exported", actor(request), count=len(entries), format=format, namespace=namespace,
-                          activeOnly=active_only)
         if format == "csv":
             return Response(key_io.export_csv(entries), media_type="text/csv; charset=utf-8", headers={
                 "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.csv"'})
@@ -126,29 +119,7 @@ def router(rt: Runtime) -> APIRouter:
     @r.post("/keys/import")
     async def import_keys(body: ImportBody, request: Request) -> dict[str, Any]:
         """Import keys; every entry is checked before anything changes (`error` mode: all or nothing)."""
-        records = _records(body)
-        try:
-            plan = key_io.plan_import(rt.store, records, body.mode)
-        except key_io.ImportInvalid as exc:
-            raise ApiError(400, f"Invalid request: {exc}") from exc
-        results: list[dict[str, Any]] = []
-        for entry, record, status, error in zip(body.keys, records, plan.statuses, plan.errors, strict=True):
-            result: dict[str, Any] = {"key": record.masked, "name": record.name, "status": status}
-            if error:
-                result["error"] = error
-            if entry.model_extra:
-                result["ignoredFields"] = sorted(entry.model_extra)
-            results.append(result)
-        if body.mode == "error" and "error" in plan.statuses:
-            conflicts = [res for res in results if res["status"] == "error"]
-            raise ApiError(409, f"Import aborted: {len(conflicts)} conflicting key(s); nothing was imported",
-                           conflicts=conflicts)
-        key_io.apply_import(rt.store, plan)
-        summary = {status: plan.statuses.count(status) for status in ("imported", "overwritten", "skipped")}
-        rt.events.publish("keys.imported", actor(request), mode=body.mode, total=len(records),
-                          errors=plan.statuses.count("error"), **summary,
-                          keys=[res["key"] for res in results if res["status"] in ("imported", "overwritten")][:100])
-        return {"total": len(records), **summary, "errors": plan.statuses.count("error"), "mode": body.mode,
-                "results": results}
+        return service.import_keys([_fields(e) for e in body.keys], [sorted(e.model_extra or {}) for e in body.keys],
+                                   body.mode, actor(request))
 
     return r

@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
+from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.core.domain_errors import Invalid
 from paygate.core.values import MAX_CREDITS
 from paygate.keys.import_export import parse_iso
-from paygate.keys.schedules import ScheduleError, Schedules, schedule_view
-from paygate.runtime import Runtime
+from paygate.keys.schedules import Schedules, schedule_view
+from paygate.keys.service import KeyService
 
 MAX_AHEAD = 10 * 366 * 86_400  # ten years
 
@@ -46,49 +47,38 @@ class ScheduleBody(Body):
         try:
             at = parse_iso(self.execute_at)
         except ValueError as exc:
-            raise ApiError(400, "Invalid request: executeAt must be an ISO 8601 date-time with a time zone") from exc
+            raise Invalid("Invalid request: executeAt must be an ISO 8601 date-time with a time zone") from exc
         if at <= now:
-            raise ApiError(400, "Invalid request: executeAt is in the past")
+            raise Invalid("Invalid request: executeAt is in the past")
         if at > now + MAX_AHEAD:
-            raise ApiError(400, "Invalid request: executeAt is more than ten years ahead")
+            raise Invalid("Invalid request: executeAt is more than ten years ahead")
         return at
 
 
-def router(rt: Runtime) -> APIRouter:
-    service = Schedules(rt.store, rt.keys, rt.events.publish)
-    service.follow_rotations()  # schedules a crash left on a rotated key go to its replacement
-    rt.tickers.append(service.tick)
-    rt.keys.rekey_listeners.append(service.on_rekey)
-    rt.events.subscribe(service.on_event, ("backup.restored",))  # a restore rewrites the documents: re-read them
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["schedules"])
+def router(guard: AdminGuard, keys: KeyService, service: Schedules) -> APIRouter:
+    r = guard.router("schedules")
 
     @r.post("/keys/schedule", status_code=201)
     async def create(body: ScheduleBody, request: Request) -> JSONResponse:
         """Schedule a revoke, suspend, resume or topup of a key at a future time."""
         now = time.time()
-        record = find_key(rt, body.key)
+        record = find_key(keys, body.key)
         at = body.when(now)
         params = body.params.model_dump(by_alias=True) if body.params else {}
-        try:
-            doc = service.create(record, body.action, at, params, actor(request), now)
-        except ScheduleError as exc:
-            raise ApiError(exc.status, exc.message) from exc
+        doc = service.create(record, body.action, at, params, actor(request), now)
         return JSONResponse(schedule_view(doc), status_code=201)
 
     @r.get("/keys/schedule")
     async def pending(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> dict[str, Any]:
         """Pending schedules, soonest first, optionally of one key (key or alias)."""
-        key_hash = find_key(rt, key).key_hash if key is not None else None
+        key_hash = find_key(keys, key).key_hash if key is not None else None
         docs = service.pending(key_hash)
         return {"schedules": [schedule_view(d) for d in docs], "count": len(docs)}
 
     @r.delete("/keys/schedule")
     async def cancel(request: Request, id: Annotated[str, Query(min_length=1, max_length=64)]) -> dict[str, Any]:
         """Cancel a pending schedule."""
-        try:
-            doc = service.cancel(id, actor(request))
-        except ScheduleError as exc:
-            raise ApiError(exc.status, exc.message) from exc
+        doc = service.cancel(id, actor(request))
         return {"cancelled": True, **schedule_view(doc)}
 
     return r

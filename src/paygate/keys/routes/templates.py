@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from paygate.api.common import ApiError, Body, actor, require_admin
+from paygate.api.common import AdminGuard, Body, actor
+from paygate.api.fields import NAME_PATTERN, NAMESPACE_PATTERN, AutoTopupConfig, IpList, QuotaLimits, Tags, ToolList
 from paygate.core.values import MAX_CREDITS, iso_time
-from paygate.keys.routes.auto_topup import AutoTopupConfig
-from paygate.keys.routes.crud import NAME_PATTERN, NAMESPACE_PATTERN
-from paygate.keys.service import KeyConflict
 from paygate.keys.templates import MAX_TEMPLATES, TemplateService
-from paygate.policy.routes.key_policy import IpList, QuotaLimits, Tags, ToolList
-from paygate.runtime import Runtime
 
 TEN_YEARS = 10 * 365 * 86400
 
@@ -43,9 +39,8 @@ def template_view(t: dict[str, Any]) -> dict[str, Any]:
     return {**t, "createdAt": iso_time(t["createdAt"]), "updatedAt": iso_time(t["updatedAt"])}
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["templates"])
-    templates = TemplateService(rt.store)
+def router(guard: AdminGuard, templates: TemplateService) -> APIRouter:
+    r = guard.router("templates")
 
     @r.get("/keys/templates")
     async def list_templates() -> dict[str, Any]:
@@ -58,21 +53,15 @@ def router(rt: Runtime) -> APIRouter:
         """Create a template (201) or replace the one with this name (200)."""
         # Only the fields given are stored: those are the defaults a key made from it inherits.
         fields = body.model_dump(by_alias=True, exclude_none=True, exclude={"name"})
-        try:
-            saved, created = templates.save(body.name, fields)
-        except KeyConflict as exc:
-            raise ApiError(409, str(exc)) from exc
+        saved, created = templates.save(body.name, fields, actor(request))
         verb = "created" if created else "updated"
-        rt.events.publish(f"template.{verb}", actor(request), name=body.name)
         return JSONResponse({"template": template_view(saved), "message": f"Template {verb}"},
                             status_code=201 if created else 200)
 
     @r.post("/keys/templates/delete")
     async def delete_template(body: TemplateName, request: Request) -> dict[str, Any]:
         """Delete a template (keys made from it keep their settings)."""
-        if not templates.delete(body.name):
-            raise ApiError(404, f'Template "{body.name}" not found')
-        rt.events.publish("template.deleted", actor(request), name=body.name)
+        templates.delete(body.name, actor(request))
         return {"name": body.name, "deleted": True, "message": "Template deleted"}
 
     return r

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import Body, KeyRef, KeyRefField, require_admin
-from paygate.policy.memberships import GROUPS
-from paygate.policy.routes.key_policy import Credits, IpList, Limit, QuotaLimits, Tags, ToolList, ToolName
-from paygate.policy.routes.memberships import Description, DocId, DocName, MembershipRoutes, check_update
-from paygate.runtime import Runtime
+from paygate.api.common import AdminGuard, Body, KeyRef, KeyRefField, actor, find_key
+from paygate.api.fields import Credits, IpList, Limit, QuotaLimits, Tags, ToolList, ToolName
+from paygate.keys.service import KeyService
+from paygate.policy.memberships import MembershipService
+from paygate.policy.routes.memberships import Description, DocId, DocName, check_update
 
 
 class ToolPrice(Body):
@@ -77,44 +77,45 @@ class AssignBody(Body):
     key: KeyRefField
 
 
-def router(rt: Runtime) -> APIRouter:
+def router(guard: AdminGuard, keys: KeyService, groups: MembershipService) -> APIRouter:
     # async routes: they run on the event loop, so a check and the write it guards never interleave
     # with another request (see policy/routes/key_policy.py).
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["groups"])
-    groups = MembershipRoutes(rt, GROUPS)
+    r = guard.router("groups")
 
     @r.get("/groups")
     async def list_groups() -> list[dict[str, Any]]:
         """Every group with its policy and memberCount (active keys assigned to it)."""
-        return groups.service.listing()
+        return groups.listing()
 
     @r.post("/groups", status_code=201)
     async def create_group(body: CreateGroupBody, request: Request) -> JSONResponse:
         """Create a group; the answer carries its id (`grp_…`)."""
-        return JSONResponse(groups.create(request, body.fields()), status_code=201)
+        return JSONResponse(groups.create(body.fields(), actor(request)), status_code=201)
 
     @r.post("/groups/update")
     async def update_group(body: UpdateGroupBody, request: Request) -> dict[str, Any]:
         """Change a group's name or policy fields; members pick the change up on their next call."""
-        return groups.update(request, body.ref, body.fields())
+        return groups.update(body.ref, body.fields(), actor(request))
 
     @r.post("/groups/delete")
     async def delete_group(body: GroupRef, request: Request) -> dict[str, Any]:
         """Delete a group and remove every key from it."""
-        doc, released = groups.delete(request, body.ref)
+        doc, released = groups.delete(body.ref, actor(request))
         return {"message": "Group deleted", "id": doc["id"], "deleted": True, "keysReleased": released}
 
     @r.post("/groups/assign")
     async def assign(body: AssignBody, request: Request) -> dict[str, Any]:
         """Put a key in a group (a key in another group moves)."""
-        record, previous = groups.assign(request, body.key, body.group_id)
+        record = find_key(keys, body.key)
+        previous = groups.assign(record, body.group_id, actor(request))
         return {"message": "Key assigned to group", "groupId": body.group_id, "keyMasked": record.masked,
                 "previousGroupId": previous}
 
     @r.post("/groups/remove")
     async def remove(body: KeyRef, request: Request) -> dict[str, Any]:
         """Take a key out of its group."""
-        record, group_id = groups.remove(request, body.key)
+        record = find_key(keys, body.key)
+        group_id = groups.remove(record, actor(request))
         return {"message": "Key removed from group", "groupId": group_id, "keyMasked": record.masked}
 
     return r

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from paygate.api.common import ApiError, Body, KeyRefField, actor, find_key, require_admin
-from paygate.policy.plans import PlanError, PlanService
-from paygate.runtime import Runtime
+from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.keys.service import KeyService
+from paygate.policy.plans import PlanService
 
 PlanName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 ToolName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -43,12 +43,8 @@ class AssignPlan(Body):
     plan: PlanName | None
 
 
-def router(rt: Runtime) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["plans"])
-    plans = PlanService(rt.store)
-
-    def fail(exc: PlanError) -> ApiError:
-        return ApiError(exc.status, str(exc))
+def router(guard: AdminGuard, keys: KeyService, plans: PlanService) -> APIRouter:
+    r = guard.router("plans")
 
     @r.get("/admin/plans")
     async def list_plans() -> dict[str, Any]:
@@ -60,35 +56,20 @@ def router(rt: Runtime) -> APIRouter:
     async def upsert_plan(body: PlanBody, request: Request) -> JSONResponse:
         """Create a plan (201) or update the given fields of an existing one (200)."""
         changes = body.model_dump(by_alias=True, exclude_none=True, exclude={"name"})
-        try:
-            plan, created = plans.upsert(body.name, changes)
-        except PlanError as exc:
-            raise fail(exc) from exc
-        event = "plan.created" if created else "plan.updated"
-        rt.events.publish(event, actor(request), plan=body.name, fields=sorted(changes))
-        count = plans.key_counts().get(body.name, 0)
-        return JSONResponse({**plan, "keyCount": count}, status_code=201 if created else 200)
+        plan, created = plans.upsert(body.name, changes, actor(request))
+        return JSONResponse(plan, status_code=201 if created else 200)
 
     @r.delete("/admin/plans")
     async def delete_plan(request: Request, name: Annotated[str, Query(min_length=1, max_length=64)]) -> dict[str, Any]:
         """Delete a plan no active key uses (409 otherwise)."""
-        try:
-            plan = plans.delete(name)
-        except PlanError as exc:
-            raise fail(exc) from exc
-        rt.events.publish("plan.deleted", actor(request), plan=name)
+        plan = plans.delete(name, actor(request))
         return {"message": f"Plan {name!r} deleted", "deleted": True, "plan": plan}
 
     @r.post("/admin/keys/plan")
     async def assign_plan(body: AssignPlan, request: Request) -> dict[str, Any]:
         """Put a key (or its alias) on a plan, or take it off with `plan: null`."""
-        record = find_key(rt, body.key)
-        try:
-            previous = plans.assign(record, body.plan)
-        except PlanError as exc:
-            raise fail(exc) from exc
-        rt.events.publish("key.plan_assigned", actor(request), keyMasked=record.masked, plan=body.plan,
-                          previousPlan=previous)
+        record = find_key(keys, body.key)
+        previous = plans.assign(record, body.plan, actor(request))
         return {"keyMasked": record.masked, "plan": body.plan, "previousPlan": previous}
 
     return r

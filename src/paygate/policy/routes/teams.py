@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import Body, KeyRefField, require_admin
-from paygate.policy.memberships import TEAMS, empty_team_quota
-from paygate.policy.routes.key_policy import Credits, Limit, Tags
-from paygate.policy.routes.memberships import Description, DocId, DocName, MembershipRoutes, check_update
-from paygate.runtime import Runtime
+from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.api.fields import Credits, Limit, Tags
+from paygate.billing.service import BillingService
+from paygate.keys.service import KeyService
+from paygate.policy.memberships import MembershipService, empty_team_quota
+from paygate.policy.routes.memberships import Description, DocId, DocName, check_update
 
 
 class TeamQuota(Body):
@@ -83,45 +84,46 @@ class AssignBody(MemberBody):
     team_id: DocId
 
 
-def router(rt: Runtime) -> APIRouter:
+def router(guard: AdminGuard, keys: KeyService, teams: MembershipService, billing: BillingService) -> APIRouter:
     # async routes: they run on the event loop, so checks (names, the member cap) and the writes they
     # guard never interleave with another request (see policy/routes/key_policy.py).
-    r = APIRouter(dependencies=[Depends(require_admin(rt))], tags=["teams"])
-    teams = MembershipRoutes(rt, TEAMS, created_fields=("budget",))
+    r = guard.router("teams")
 
     @r.get("/teams")
     async def list_teams(include_inactive: Annotated[bool, Query(alias="includeInactive")] = False
                          ) -> dict[str, Any]:
         """Every active team (deleted ones too with includeInactive=true), with memberCount."""
-        listed = teams.service.listing(include_inactive)
+        listed = teams.listing(include_inactive)
         return {"teams": listed, "count": len(listed)}
 
     @r.post("/teams", status_code=201)
     async def create_team(body: CreateTeamBody, request: Request) -> JSONResponse:
         """Create a team; the answer carries its id (`team_…`)."""
-        return JSONResponse(teams.create(request, body.fields()), status_code=201)
+        return JSONResponse(teams.create(body.fields(), actor(request)), status_code=201)
 
     @r.post("/teams/update")
     async def update_team(body: UpdateTeamBody, request: Request) -> dict[str, Any]:
         """Change a team's name, description, budget, quota or tags (only the fields sent)."""
-        return teams.update(request, body.team_id, body.fields())
+        return teams.update(body.team_id, body.fields(), actor(request))
 
     @r.post("/teams/delete")
     async def delete_team(body: TeamRef, request: Request) -> dict[str, Any]:
         """Deactivate a team and release its keys (its usage stays readable)."""
-        doc, released = teams.delete(request, body.team_id)
+        doc, released = teams.delete(body.team_id, actor(request))
         return {"message": "Team deleted", "teamId": doc["id"], "deleted": True, "keysReleased": released}
 
     @r.post("/teams/assign")
     async def assign(body: AssignBody, request: Request) -> dict[str, Any]:
         """Put a key in a team (a key is in at most one team; a team has at most 100 keys)."""
-        record, _ = teams.assign(request, body.ref, body.team_id)
+        record = find_key(keys, body.ref)
+        teams.assign(record, body.team_id, actor(request))
         return {"message": "Key assigned to team", "teamId": body.team_id, "keyMasked": record.masked}
 
     @r.post("/teams/remove")
     async def remove(body: MemberBody, request: Request) -> dict[str, Any]:
         """Take a key out of its team (teamId, when sent, must be that team)."""
-        record, team_id = teams.remove(request, body.ref, body.team_id)
+        record = find_key(keys, body.ref)
+        team_id = teams.remove(record, actor(request), body.team_id)
         return {"message": "Key removed from team", "teamId": team_id, "keyMasked": record.masked}
 
     @r.get("/teams/usage")
@@ -129,12 +131,12 @@ def router(rt: Runtime) -> APIRouter:
                     ) -> dict[str, Any]:
         """Budget, quota use and a per-member breakdown (keys masked)."""
         doc = teams.get(team_id, include_inactive=True)
-        members = teams.service.members(team_id)
+        members = teams.members(team_id)
         breakdown = [{"keyMasked": m.masked, "name": m.name, "credits": m.credits, "totalSpent": m.total_spent,
                       "totalCalls": m.total_calls} for m in members]
         # The billing service counts what members spent while in the team (the budget's measure) and
         # the quota periods; the member rows and totalCalls are the current members' lifetime figures.
-        period = dict(rt.billing.team_usage(team_id))
+        period = dict(billing.team_usage(team_id))
         spent = int(period.pop("spent"))
         budget = int(doc.get("budget") or 0)
         return {
