@@ -11,7 +11,6 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -82,10 +81,9 @@ WRAP_FLAGS = {
 
 def settings_from_wrap_args(argv: Sequence[str]) -> Settings:
     """The Settings `paygate-mcp wrap ARGV…` would serve with, parsed by the same Click command
-    (for the tests' in-process gateway). Raises click's UsageError, ConfigError or ValidationError."""
-    group = typer.main.get_command(app)
-    assert isinstance(group, click.Group)
-    with group.commands["wrap"].make_context("wrap", list(argv)) as ctx:
+    (for the tests' in-process gateway). Raises a usage error, ConfigError or ValidationError."""
+    command = typer.main.get_command(app).commands["wrap"]  # type: ignore[attr-defined]
+    with command.make_context("wrap", list(argv)) as ctx:
         # as Typer hands them to `wrap`: an unrepeated multiple option is None, a repeated one a list
         params = {name: (list(value) or None) if isinstance(value, tuple) else value
                   for name, value in ctx.params.items()}
