@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.inprocess import InProcessGateway
+from tests.inprocess import TOLERATES_OPENAPI_WARNING, InProcessGateway
 from tests.support import VENV_BIN
 
 
+@TOLERATES_OPENAPI_WARNING
 @pytest.mark.e2e  # runs the schemathesis CLI as a process (against the in-process gateway)
 def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
     result = subprocess.run(
