@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
-from tests.support import ECHO_COMMAND, text_of, wait_until, write_config
+from tests.support import ECHO_COMMAND, text_of, write_config
 
 
 def backup(gw: InProcessGateway) -> dict[str, Any]:
@@ -354,7 +355,8 @@ def test_a_merge_restore_does_not_replay_a_scheduled_topup_that_already_ran(tmp_
                               json={"key": raw, "action": "topup", "delaySeconds": 1, "params": {"credits": 5}})
         assert made.status_code == 201, made.text
         old = backup(gw)  # the topup is still pending in it
-        wait_until(lambda: gw.balance(raw) == 15, what="the scheduled topup")
+        gw.tick(time.time() + 2)  # the clock past the delay: the scheduled topup
+        assert gw.balance(raw) == 15
         resp = restore(gw, old, "merge")
         assert resp.status_code == 200, resp.text
         assert resp.json()["restored"]["documents"]["schedule"] == {"created": 0, "updated": 0, "skipped": 1,
@@ -395,4 +397,5 @@ def test_a_schedule_restored_into_a_fresh_gateway_runs_when_due(tmp_path: Path) 
         snapshot = backup(source)
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert restore(gw, snapshot, "merge").status_code == 200
-        wait_until(lambda: gw.balance(raw) == 15, what="the restored scheduled topup")
+        gw.tick(time.time() + 3)  # the clock past the delay: the restored scheduled topup
+        assert gw.balance(raw) == 15

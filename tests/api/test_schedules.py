@@ -63,23 +63,27 @@ def test_a_due_topup_is_carried_out_once(gw: InProcessGateway) -> None:
 def test_a_due_revoke_revokes_the_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     schedule(gw, raw, "revoke", delaySeconds=1)
-    wait_until(lambda: key_entry(gw, raw)["active"] is False, what="the scheduled revoke")
+    gw.tick(time.time() + 2)  # the clock past the delay: the scheduled revoke
+    assert key_entry(gw, raw)["active"] is False
     assert "error" in gw.call_tool("echo", {"text": "x"}, raw)
 
 
 def test_scheduled_suspend_and_resume_toggle_the_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     schedule(gw, raw, "suspend", delaySeconds=1)
-    wait_until(lambda: key_entry(gw, raw)["suspended"] is True, what="the scheduled suspend")
+    gw.tick(time.time() + 2)  # the clock past the delay: the scheduled suspend
+    assert key_entry(gw, raw)["suspended"] is True
     schedule(gw, raw, "resume", delaySeconds=1)
-    wait_until(lambda: key_entry(gw, raw)["suspended"] is False, what="the scheduled resume")
+    gw.tick(time.time() + 2)  # the clock past the delay: the scheduled resume
+    assert key_entry(gw, raw)["suspended"] is False
     assert "result" in gw.call_tool("echo", {"text": "x"}, raw)
 
 
 def test_an_action_that_no_longer_applies_fails_cleanly_and_is_not_retried(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     sid = schedule(gw, raw, "resume", delaySeconds=1)["id"]  # the key is not suspended
-    wait_until(lambda: len(executed(gw, sid)) == 1, what="schedule.executed")
+    gw.tick(time.time() + 2)  # the clock past the delay: schedule.executed
+    assert len(executed(gw, sid)) == 1
     event = executed(gw, sid)[0]["data"]
     assert event["ok"] is False and "not suspended" in event["error"]
     assert pending(gw, raw) == [] and key_entry(gw, raw)["suspended"] is False
@@ -129,7 +133,8 @@ def test_a_key_is_named_by_its_alias_too(gw: InProcessGateway) -> None:
     assert resp.status_code == 200
     sid = schedule(gw, "sched-alias", "topup", delaySeconds=1, params={"credits": 2})["id"]
     assert [s["id"] for s in pending(gw, "sched-alias")] == [sid]
-    wait_until(lambda: gw.balance(raw) == 3, what="the scheduled topup")
+    gw.tick(time.time() + 2)  # the clock past the delay: the scheduled topup
+    assert gw.balance(raw) == 3
 
 
 def test_a_key_has_at_most_20_pending_schedules_and_revoked_keys_none(gw: InProcessGateway) -> None:
@@ -161,7 +166,8 @@ def test_schedules_survive_a_restart_and_run_after_it(tmp_path: Path) -> None:
         soon = schedule(gw, raw, "topup", delaySeconds=3, params={"credits": 4})["id"]
         later = schedule(gw, raw, "revoke")["id"]
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
-        wait_until(lambda: gw.balance(raw) == 5, what="the topup scheduled before the restart")
+        gw.tick(time.time() + 4)  # the clock past the delay: the topup scheduled before the restart
+        assert gw.balance(raw) == 5
         assert [s["id"] for s in pending(gw, raw)] == [later]
         assert len(executed(gw, soon)) == 1
 
@@ -173,7 +179,8 @@ def test_a_rotated_keys_schedules_follow_it_to_the_new_key(gw: InProcessGateway)
     assert resp.status_code == 200, resp.text
     new = resp.json()["newKey"]
     assert [s["id"] for s in pending(gw, new)][:1] == [sid]
-    wait_until(lambda: gw.balance(new) == 4, what="the topup on the rotated key")
+    gw.tick(time.time() + 3)  # the clock past the delay: the topup on the rotated key
+    assert gw.balance(new) == 4
 
 
 def test_schedules_a_crash_left_on_a_rotated_key_act_on_its_replacement(tmp_path: Path) -> None:
@@ -190,7 +197,8 @@ def test_schedules_a_crash_left_on_a_rotated_key_act_on_its_replacement(tmp_path
         store.close()
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert [s["id"] for s in pending(gw, new)] == [sid]
-        wait_until(lambda: len(executed(gw, sid)) == 1, what="the schedule made before the rotation")
+        gw.tick(time.time() + 5)  # the clock past the delay: the schedule made before the rotation
+        assert len(executed(gw, sid)) == 1
         assert executed(gw, sid)[0]["data"]["ok"] is True and gw.balance(new) == 7
         assert key_entry(gw, raw)["credits"] == 0
 
@@ -226,4 +234,5 @@ def test_schedules_a_restore_brings_back_are_listed_and_run(gw: InProcessGateway
     resp = gw.client.post("/admin/restore", headers=gw.admin(), json={"backup": snapshot, "mode": "overwrite"})
     assert resp.status_code == 200, resp.text
     assert [s["id"] for s in pending(gw, raw)] == [sid]
-    wait_until(lambda: gw.balance(raw) == 3, what="the restored schedule")
+    gw.tick(time.time() + 4)  # the clock past the delay: the restored schedule
+    assert gw.balance(raw) == 3
