@@ -1,10 +1,31 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests import support
 from tests.support import ECHO_COMMAND, Gateway, running_gateway
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of the test is set up: may it start processes? Only e2e tests may
+    (`-m "not e2e"` is the in-process tier and must stay one: support.start_gateway checks this)."""
+    support.PROCESSES_ALLOWED = item.get_closest_marker("e2e") is not None
+
+
+@pytest.fixture(autouse=True)
+def _no_processes_outside_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test not marked e2e that starts any process (subprocess, asyncio's subprocesses) fails loudly."""
+    if request.node.get_closest_marker("e2e") is None:
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError(f"{request.node.nodeid} starts a process but is not marked e2e")
+
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    yield
 
 
 @pytest.fixture

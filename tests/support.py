@@ -29,6 +29,13 @@ PYTHON = sys.executable
 ECHO_SERVER = str(ROOT / "tests" / "servers" / "echo_server.py")
 NODE_BIN = ROOT / "tests" / "node" / "node_modules" / ".bin"
 ECHO_COMMAND = f"{PYTHON} {ECHO_SERVER}"
+# Set per test by tests/conftest.py: only tests marked e2e start processes (outside pytest: any code).
+PROCESSES_ALLOWED = True
+
+
+def _require_e2e(what: str) -> None:
+    if not PROCESSES_ALLOWED:
+        raise AssertionError(f"{what} starts a process: mark the test e2e, or use tests/inprocess.py")
 
 
 def masked(raw: str) -> str:
@@ -56,18 +63,13 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing answered at {url}: {last}")
 
 
-@dataclass
-class Gateway:
-    """A running `paygate-mcp wrap` process."""
+class GatewayClient:
+    """What tests do with a running gateway over HTTP, whether a process (Gateway) or in-process
+    (tests/inprocess.py). Subclasses set `ready` (the ready line), `admin_key_override` and `client`."""
 
-    proc: subprocess.Popen[str]
     ready: dict[str, Any]
-    stderr_path: Path
-    admin_key_override: str | None = None
-    client: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=30.0)
+    admin_key_override: str | None
+    client: httpx.Client
 
     @property
     def port(self) -> int:
@@ -111,6 +113,29 @@ class Gateway:
         return int(resp.json()["credits"])
 
     def stderr(self) -> str:
+        raise NotImplementedError
+
+    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def stop(self) -> int:
+        raise NotImplementedError
+
+
+@dataclass
+class Gateway(GatewayClient):
+    """A running `paygate-mcp wrap` process."""
+
+    proc: subprocess.Popen[str]
+    ready: dict[str, Any]
+    stderr_path: Path
+    admin_key_override: str | None = None
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=30.0)
+
+    def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
     def events(self, type_: str | None = None) -> list[dict[str, Any]]:
@@ -144,6 +169,7 @@ def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float 
                   admin_key: str | None = None) -> Gateway:
     """Start `paygate-mcp wrap --port 0 --json ARGS…` and wait for its ready line. `admin_key`: start
     it with that admin key (a restart on the same state file then keeps the same one)."""
+    _require_e2e("start_gateway")
     argv = [CLI, "wrap", "--port", "0", "--json", *args, *(("--admin-key", admin_key) if admin_key else ())]
     if state_file is not None and "--state-file" not in args:
         argv += ["--state-file", state_file]
@@ -246,6 +272,7 @@ class ServerProcess:
 def start_server(argv: list[str], port: int, env: dict[str, str] | None = None,
                  timeout: float = 30.0) -> ServerProcess:
     """Start an HTTP MCP server and wait until its port answers."""
+    _require_e2e("start_server")
     fd, log_name = tempfile.mkstemp(prefix="paygate-backend-", suffix=".log")
     with os.fdopen(fd, "w") as log_file:
         proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})

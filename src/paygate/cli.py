@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import socket
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -58,26 +59,49 @@ def wrap(
     json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Start the payment-gated proxy in front of an MCP server."""
-    flags: dict[str, Any] = {
-        "server": server, "remoteUrl": remote_url, "host": host, "port": port, "defaultCreditsPerCall": price,
-        "globalRateLimitPerMin": rate_limit, "name": name, "shadowMode": shadow, "adminKey": admin_key,
-        "toolPrice": tool_price, "importKey": import_key, "stateFile": state_file,
-        "refundOnFailure": refund_on_failure, "trustedProxies": trusted_proxies, "countryHeader": country_header,
-        "allowedOrigins": allowed_origins,
-        "webhookUrl": webhook_url, "webhookSecret": webhook_secret, "webhookMaxRetries": webhook_retries,
-        "webhookAllowPrivate": webhook_allow_private, "logFormat": log_format, "logLevel": log_level,
-        "discovery": discovery,
-    }
-    settings = _settings_or_exit({k: v for k, v in flags.items() if v is not None}, config)
+    settings = _settings_or_exit(dict(locals()))  # every parameter, by name, as Typer passed it
     logs.configure(settings.log_format, settings.log_level)
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
     _serve(settings, json_output)
 
 
-def _settings_or_exit(flags: dict[str, Any], config: str | None) -> Settings:
+# wrap's parameter → the config field it sets (unset flags leave the config file's value or the default)
+WRAP_FLAGS = {
+    "server": "server", "remote_url": "remoteUrl", "host": "host", "port": "port", "price": "defaultCreditsPerCall",
+    "rate_limit": "globalRateLimitPerMin", "name": "name", "shadow": "shadowMode", "admin_key": "adminKey",
+    "tool_price": "toolPrice", "import_key": "importKey", "state_file": "stateFile",
+    "refund_on_failure": "refundOnFailure", "trusted_proxies": "trustedProxies", "country_header": "countryHeader",
+    "allowed_origins": "allowedOrigins",
+    "webhook_url": "webhookUrl", "webhook_secret": "webhookSecret", "webhook_retries": "webhookMaxRetries",
+    "webhook_allow_private": "webhookAllowPrivate", "log_format": "logFormat", "log_level": "logLevel",
+    "discovery": "discovery",
+}
+
+
+def settings_from_wrap_args(argv: Sequence[str]) -> Settings:
+    """The Settings `paygate-mcp wrap ARGV…` would serve with, parsed by the same Click command
+    (for the tests' in-process gateway). Raises a usage error, ConfigError or ValidationError."""
+    command = typer.main.get_command(app).commands["wrap"]  # type: ignore[attr-defined]
+    with command.make_context("wrap", list(argv)) as ctx:
+        # as Typer hands them to `wrap`: an unrepeated multiple option is None, a repeated one a list
+        params = {name: (list(value) or None) if isinstance(value, tuple) else value
+                  for name, value in ctx.params.items()}
+    return settings_from_params(params)
+
+
+def settings_from_params(params: Mapping[str, Any]) -> Settings:
+    """Settings from wrap's parameters (by name): the flags given, over `config`, over the defaults."""
+    flags = {field: params[name] for name, field in WRAP_FLAGS.items() if params.get(name) is not None}
+    settings = load_settings(flags, params.get("config"))
+    if not settings.has_backend:
+        raise ConfigError("no MCP server given: use --server, --remote-url, or a config file with 'servers'")
+    return settings
+
+
+def _settings_or_exit(params: Mapping[str, Any]) -> Settings:
     try:
-        settings = load_settings(flags, config)
+        return settings_from_params(params)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -86,11 +110,6 @@ def _settings_or_exit(flags: dict[str, Any], config: str | None) -> Settings:
             field = ".".join(str(p) for p in err["loc"]) or "config"
             typer.echo(f"error: [{field}] {err['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(2) from exc
-    if not settings.has_backend:
-        typer.echo("error: no MCP server given: use --server, --remote-url, or a config file with 'servers'",
-                   err=True)
-        raise typer.Exit(2)
-    return settings
 
 
 async def _dry_run(settings: Settings, as_json: bool) -> int:

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, start_gateway, wait_until
+from tests.inprocess import InProcessGateway
+from tests.support import ECHO_COMMAND, GatewayClient, masked, start_gateway, wait_until
 
 Frame = tuple[str, Any]  # ("connected" | "audit", data) or ("comment", text)
 
@@ -27,7 +28,7 @@ class EventStream:
         self._lines = response.aiter_lines()
 
     @classmethod
-    async def open(cls, gw: Gateway, params: dict[str, str] | None = None,
+    async def open(cls, gw: GatewayClient, params: dict[str, str] | None = None,
                    headers: dict[str, str] | None = None) -> EventStream:
         client = httpx.AsyncClient(base_url=gw.url, timeout=httpx.Timeout(30.0, read=None))
         request = client.build_request("GET", "/admin/events", params=params, headers=headers or gw.admin())
@@ -69,7 +70,7 @@ class EventStream:
 
 
 @asynccontextmanager
-async def streaming(gw: Gateway, params: dict[str, str] | None = None,
+async def streaming(gw: InProcessGateway, params: dict[str, str] | None = None,
                     headers: dict[str, str] | None = None) -> AsyncIterator[EventStream]:
     stream = await EventStream.open(gw, params, headers)
     try:
@@ -78,13 +79,13 @@ async def streaming(gw: Gateway, params: dict[str, str] | None = None,
         await stream.close()
 
 
-def opens(gw: Gateway) -> int:
+def opens(gw: InProcessGateway) -> int:
     """The status of a new stream, closed at once."""
     with gw.client.stream("GET", "/admin/events", headers=gw.admin(), params={"types": "x.none"}) as resp:
         return resp.status_code
 
 
-async def test_a_stream_says_connected_then_carries_admin_and_gate_events(gw: Gateway) -> None:
+async def test_a_stream_says_connected_then_carries_admin_and_gate_events(gw: InProcessGateway) -> None:
     async with streaming(gw) as stream:
         resp = stream.response
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
@@ -104,7 +105,7 @@ async def test_a_stream_says_connected_then_carries_admin_and_gate_events(gw: Ga
         assert logged["requests"][0]["id"] == allowed["id"]  # one id per event, everywhere
 
 
-async def test_types_filter_the_stream(gw: Gateway) -> None:
+async def test_types_filter_the_stream(gw: InProcessGateway) -> None:
     async with streaming(gw, {"types": "key.created, key.topup"}) as stream:
         assert await stream.next() == ("connected", {"message": "Admin event stream connected",
                                                      "filters": ["key.created", "key.topup"]})
@@ -117,14 +118,14 @@ async def test_types_filter_the_stream(gw: Gateway) -> None:
             ("key.created", masked(raw)), ("key.created", masked(marker))]
 
 
-async def test_a_quiet_stream_gets_keep_alive_comments(gw: Gateway) -> None:
+async def test_a_quiet_stream_gets_keep_alive_comments(gw: InProcessGateway) -> None:
     async with streaming(gw, {"keepAliveSeconds": "1", "types": "no.such_event"}) as stream:
         assert (await stream.next() or ("",))[0] == "connected"
         assert await stream.next(timeout=10) == ("comment", "keepalive")
         assert await stream.next(timeout=10) == ("comment", "keepalive")
 
 
-async def test_every_connected_client_gets_every_event(gw: Gateway) -> None:
+async def test_every_connected_client_gets_every_event(gw: InProcessGateway) -> None:
     async with streaming(gw) as one, streaming(gw) as two:
         assert (await one.next() or ("",))[0] == (await two.next() or ("",))[0] == "connected"
         raw = gw.create_key(2, name="fan-out")
@@ -139,7 +140,7 @@ async def test_every_connected_client_gets_every_event(gw: Gateway) -> None:
     {"types": ","}, {"types": "key.created,bad type"}, {"types": ",".join(f"t{i}" for i in range(51))},
     {"keepAliveSeconds": "0"}, {"keepAliveSeconds": "61"}, {"keepAliveSeconds": "soon"},
 ])
-async def test_bad_parameters_are_400_and_open_no_stream(gw: Gateway, params: dict[str, str]) -> None:
+async def test_bad_parameters_are_400_and_open_no_stream(gw: InProcessGateway, params: dict[str, str]) -> None:
     async with streaming(gw) as watcher:
         assert (await watcher.next() or ("",))[0] == "connected"
         resp = gw.client.get("/admin/events", headers=gw.admin(), params=params)
@@ -149,7 +150,7 @@ async def test_bad_parameters_are_400_and_open_no_stream(gw: Gateway, params: di
         assert event["type"] == "key.created" and event["metadata"]["keyMasked"] == masked(raw)
 
 
-async def test_non_admins_are_refused_and_a_viewer_may_watch(gw: Gateway) -> None:
+async def test_non_admins_are_refused_and_a_viewer_may_watch(gw: InProcessGateway) -> None:
     viewer = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "sse viewer", "role": "viewer"})
     async with streaming(gw, headers={"X-Admin-Key": viewer.json()["key"]}) as stream:
         assert stream.response.status_code == 200 and (await stream.next() or ("",))[0] == "connected"
@@ -161,7 +162,7 @@ async def test_non_admins_are_refused_and_a_viewer_may_watch(gw: Gateway) -> Non
             assert failed["metadata"]["path"] == "/admin/events"
 
 
-async def test_at_most_twenty_streams_are_open_and_a_closed_one_frees_its_slot(gw: Gateway) -> None:
+async def test_at_most_twenty_streams_are_open_and_a_closed_one_frees_its_slot(gw: InProcessGateway) -> None:
     held: list[EventStream] = []
     try:
         while len(held) < 20:
@@ -181,6 +182,7 @@ async def test_at_most_twenty_streams_are_open_and_a_closed_one_frees_its_slot(g
             await stream.close()
 
 
+@pytest.mark.e2e  # a real SIGTERM to a real process
 async def test_streams_end_promptly_when_the_gateway_stops() -> None:
     gw = start_gateway("--server", ECHO_COMMAND)
     try:

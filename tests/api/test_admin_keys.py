@@ -10,15 +10,16 @@ import pytest
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import Gateway, wait_until
+from tests.inprocess import InProcessGateway
+from tests.support import wait_until
 
 
-def key_count(gw: Gateway) -> int:
+def key_count(gw: InProcessGateway) -> int:
     return len(gw.client.get("/keys", headers=gw.admin()).json())
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Admin-Key": "admin_wrong_wrong_wrong_wrong"}, {"X-Admin-Key": ""}])
-def test_admin_endpoints_need_the_admin_key(gw: Gateway, headers: dict[str, str]) -> None:
+def test_admin_endpoints_need_the_admin_key(gw: InProcessGateway, headers: dict[str, str]) -> None:
     for method, path in [("GET", "/keys"), ("POST", "/keys"), ("POST", "/topup"), ("POST", "/keys/revoke"),
                          ("GET", "/usage"), ("GET", "/status")]:
         resp = gw.client.request(method, path, headers=headers, json={})
@@ -26,7 +27,7 @@ def test_admin_endpoints_need_the_admin_key(gw: Gateway, headers: dict[str, str]
         assert "admin" in resp.json()["error"].lower()
 
 
-def test_create_key_returns_the_key_once_and_lists_it_masked(gw: Gateway) -> None:
+def test_create_key_returns_the_key_once_and_lists_it_masked(gw: InProcessGateway) -> None:
     resp = gw.client.post("/keys", headers=gw.admin(), json={
         "name": "acme", "credits": 50, "allowedTools": ["add"], "tags": {"plan": "pro"},
         "namespace": "acme", "expiresIn": 3600, "spendingLimit": 40, "ipAllowlist": ["10.0.0.0/8"],
@@ -51,7 +52,7 @@ def test_create_key_returns_the_key_once_and_lists_it_masked(gw: Gateway) -> Non
     {"allowedTools": [""]}, {"deniedTools": ["t" * 201]}, {"quota": {"monthlyCreditLimit": 10**13}},
     {"ipAllowlist": [" " * 10_000]},
 ])
-def test_bad_create_input_is_a_400_that_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_create_input_is_a_400_that_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = key_count(gw)
     resp = gw.client.post("/keys", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text
@@ -59,7 +60,7 @@ def test_bad_create_input_is_a_400_that_creates_nothing(gw: Gateway, body: dict[
     assert key_count(gw) == before
 
 
-def test_key_fields_are_stored_as_the_policy_endpoints_store_them(gw: Gateway) -> None:
+def test_key_fields_are_stored_as_the_policy_endpoints_store_them(gw: InProcessGateway) -> None:
     # The same field types as /keys/acl and /keys/ip: duplicates dropped, IPs in canonical form.
     resp = gw.client.post("/keys", headers=gw.admin(), json={
         "allowedTools": ["add", "echo", "add"], "ipAllowlist": ["::ffff:10.0.0.1", "10.1.2.3/8"]})
@@ -68,12 +69,12 @@ def test_key_fields_are_stored_as_the_policy_endpoints_store_them(gw: Gateway) -
     assert resp.json()["ipAllowlist"] == ["10.0.0.1", "10.0.0.0/8"]
 
 
-def test_non_json_body_is_a_400(gw: Gateway) -> None:
+def test_non_json_body_is_a_400(gw: InProcessGateway) -> None:
     resp = gw.client.post("/keys", headers={**gw.admin(), "content-type": "application/json"}, content=b"{nope")
     assert resp.status_code == 400
 
 
-def test_topup_adds_credits(gw: Gateway) -> None:
+def test_topup_adds_credits(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     resp = gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 7})
     assert resp.status_code == 200
@@ -86,7 +87,7 @@ def test_topup_adds_credits(gw: Gateway) -> None:
     ({"key": "PLACEHOLDER", "credits": 0}, 400),
     ({"key": "PLACEHOLDER", "credits": -3}, 400), ({"key": "PLACEHOLDER", "credits": "5"}, 400),
 ])
-def test_bad_topups_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_topups_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(5)
     if body.get("key") == "PLACEHOLDER":
         body = {**body, "key": raw}
@@ -94,7 +95,7 @@ def test_bad_topups_change_nothing(gw: Gateway, body: dict[str, Any], status: in
     assert gw.balance(raw) == 5
 
 
-def test_revoked_keys_are_denied_and_cannot_be_revoked_twice(gw: Gateway) -> None:
+def test_revoked_keys_are_denied_and_cannot_be_revoked_twice(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw}).json()["revoked"] is True
     denied = gw.call_tool("add", {"a": 1, "b": 1}, raw)
@@ -104,7 +105,7 @@ def test_revoked_keys_are_denied_and_cannot_be_revoked_twice(gw: Gateway) -> Non
     assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": "pg_nope_nope_nope"}).status_code == 404
 
 
-def test_balance_is_self_service(gw: Gateway) -> None:
+def test_balance_is_self_service(gw: InProcessGateway) -> None:
     raw = gw.create_key(9, spendingLimit=5)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     body = gw.client.get("/balance", headers={"X-API-Key": raw}).json()
@@ -116,14 +117,14 @@ def test_balance_is_self_service(gw: Gateway) -> None:
     assert gw.client.get("/balance", headers={"X-API-Key": "pg_unknown"}).status_code == 401
 
 
-def test_oversized_admin_body_is_refused(gw: Gateway) -> None:
+def test_oversized_admin_body_is_refused(gw: InProcessGateway) -> None:
     before = key_count(gw)
     resp = gw.client.post("/keys", headers=gw.admin(), json={"name": "x", "tags": {"a": "y" * 1_100_000}})
     assert resp.status_code == 413
     assert key_count(gw) == before
 
 
-def test_admin_actions_are_published_as_events_without_secrets(gw: Gateway) -> None:
+def test_admin_actions_are_published_as_events_without_secrets(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 2})
     gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw})

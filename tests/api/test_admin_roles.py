@@ -8,14 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND
 
 ROLES = ("viewer", "admin", "super_admin")
 RANK = {name: i for i, name in enumerate(ROLES)}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def make_admin_key(gw: Gateway, role: str, name: str | None = None) -> dict[str, Any]:
+def make_admin_key(gw: InProcessGateway, role: str, name: str | None = None) -> dict[str, Any]:
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": name or f"{role} bot", "role": role})
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
@@ -25,13 +26,13 @@ def as_key(raw: str) -> dict[str, str]:
     return {"X-Admin-Key": raw}
 
 
-def listing(gw: Gateway, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def listing(gw: InProcessGateway, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
     resp = gw.client.get("/admin/keys", headers=headers or gw.admin())
     assert resp.status_code == 200, resp.text
     return list(resp.json()["keys"])
 
 
-def test_a_new_admin_key_is_shown_once_and_listed_masked_with_its_role(gw: Gateway) -> None:
+def test_a_new_admin_key_is_shown_once_and_listed_masked_with_its_role(gw: InProcessGateway) -> None:
     created = make_admin_key(gw, "viewer", "dashboards")
     raw = created["key"]
     assert raw.startswith("ak_") and created["role"] == "viewer" and created["name"] == "dashboards"
@@ -46,7 +47,7 @@ def test_a_new_admin_key_is_shown_once_and_listed_masked_with_its_role(gw: Gatew
     assert events and events[0]["data"]["role"] == "viewer" and raw not in str(gw.events())
 
 
-def test_the_role_defaults_to_admin(gw: Gateway) -> None:
+def test_the_role_defaults_to_admin(gw: InProcessGateway) -> None:
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "ci"})
     assert resp.status_code == 201 and resp.json()["role"] == "admin"
 
@@ -55,7 +56,7 @@ def test_the_role_defaults_to_admin(gw: Gateway) -> None:
     {}, {"name": ""}, {"name": "x" * 101}, {"name": "ok", "role": "root"}, {"name": "ok", "role": 1},
     {"name": 5}, {"name": "ok", "extra": True},
 ])
-def test_bad_admin_key_requests_are_400_and_create_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_admin_key_requests_are_400_and_create_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = len(listing(gw))
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text
@@ -63,7 +64,7 @@ def test_bad_admin_key_requests_are_400_and_create_nothing(gw: Gateway, body: di
     assert len(listing(gw)) == before
 
 
-def test_a_created_key_authenticates_with_its_role(gw: Gateway) -> None:
+def test_a_created_key_authenticates_with_its_role(gw: InProcessGateway) -> None:
     viewer = make_admin_key(gw, "viewer")["key"]
     assert gw.client.get("/keys", headers=as_key(viewer)).status_code == 200
     keys_before = len(gw.client.get("/keys", headers=gw.admin()).json())
@@ -74,7 +75,7 @@ def test_a_created_key_authenticates_with_its_role(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("role", ["viewer", "admin"])
-def test_only_super_admins_manage_admin_keys(gw: Gateway, role: str) -> None:
+def test_only_super_admins_manage_admin_keys(gw: InProcessGateway, role: str) -> None:
     raw = make_admin_key(gw, role)["key"]
     victim = make_admin_key(gw, "viewer")
     before = len(listing(gw))
@@ -86,7 +87,7 @@ def test_only_super_admins_manage_admin_keys(gw: Gateway, role: str) -> None:
     assert gw.client.get("/keys", headers=as_key(victim["key"])).status_code == 200
 
 
-def test_a_super_admin_key_can_manage_admin_keys(gw: Gateway) -> None:
+def test_a_super_admin_key_can_manage_admin_keys(gw: InProcessGateway) -> None:
     boss = make_admin_key(gw, "super_admin")["key"]
     made = gw.client.post("/admin/keys", headers=as_key(boss), json={"name": "made by boss", "role": "viewer"})
     assert made.status_code == 201
@@ -96,7 +97,7 @@ def test_a_super_admin_key_can_manage_admin_keys(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("by", ["raw", "masked"])
-def test_a_revoked_admin_key_gets_401(gw: Gateway, by: str) -> None:
+def test_a_revoked_admin_key_gets_401(gw: InProcessGateway, by: str) -> None:
     created = make_admin_key(gw, "admin")
     raw = created["key"]
     assert gw.client.get("/keys", headers=as_key(raw)).status_code == 200
@@ -112,7 +113,7 @@ def test_a_revoked_admin_key_gets_401(gw: Gateway, by: str) -> None:
     assert again.status_code == 409
 
 
-def test_you_cannot_revoke_your_own_admin_key(gw: Gateway) -> None:
+def test_you_cannot_revoke_your_own_admin_key(gw: InProcessGateway) -> None:
     boss = make_admin_key(gw, "super_admin")["key"]
     resp = gw.client.post("/admin/keys/revoke", headers=as_key(boss), json={"key": boss})
     assert resp.status_code == 400 and "you are using" in resp.json()["error"]
@@ -120,7 +121,7 @@ def test_you_cannot_revoke_your_own_admin_key(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("ref", ["BOOTSTRAP_RAW", "bootstrap"])
-def test_the_bootstrap_key_cannot_be_revoked(gw: Gateway, ref: str) -> None:
+def test_the_bootstrap_key_cannot_be_revoked(gw: InProcessGateway, ref: str) -> None:
     boss = make_admin_key(gw, "super_admin")["key"]
     key = gw.admin_key if ref == "BOOTSTRAP_RAW" else ref
     resp = gw.client.post("/admin/keys/revoke", headers=as_key(boss), json={"key": key})
@@ -132,7 +133,7 @@ def test_the_bootstrap_key_cannot_be_revoked(gw: Gateway, ref: str) -> None:
     ({"key": "ak_doesnotexist000000000000"}, 404), ({"key": "ak_zzzz…zzzz"}, 404), ({}, 400), ({"key": ""}, 400),
     ({"key": 7}, 400),
 ])
-def test_revoking_an_unknown_or_malformed_admin_key_changes_nothing(gw: Gateway, body: dict[str, Any],
+def test_revoking_an_unknown_or_malformed_admin_key_changes_nothing(gw: InProcessGateway, body: dict[str, Any],
                                                                     status: int) -> None:
     before = listing(gw)
     resp = gw.client.post("/admin/keys/revoke", headers=gw.admin(), json=body)
@@ -140,7 +141,7 @@ def test_revoking_an_unknown_or_malformed_admin_key_changes_nothing(gw: Gateway,
     assert [k["active"] for k in listing(gw)] == [k["active"] for k in before]
 
 
-def admin_routes(gw: Gateway) -> list[tuple[str, str, str]]:
+def admin_routes(gw: InProcessGateway) -> list[tuple[str, str, str]]:
     """(METHOD, concrete path, required role) for every route behind the admin check, as the app declares it."""
     spec = gw.client.get("/openapi.json").json()
     out = []
@@ -158,7 +159,7 @@ def admin_routes(gw: Gateway) -> list[tuple[str, str, str]]:
     return out
 
 
-def status_as(gw: Gateway, method: str, path: str, raw: str) -> int:
+def status_as(gw: InProcessGateway, method: str, path: str, raw: str) -> int:
     with gw.client.stream(method, path, headers=as_key(raw), json={} if method != "GET" else None,
                           timeout=httpx.Timeout(30.0)) as resp:
         return resp.status_code
@@ -169,13 +170,13 @@ def status_as(gw: Gateway, method: str, path: str, raw: str) -> int:
 READ_ONLY_POSTS = {("POST", "/keys/search"), ("POST", "/requests/dry-run"), ("POST", "/requests/dry-run/batch")}
 
 
-def test_only_read_only_posts_are_open_to_viewers(gw: Gateway) -> None:
+def test_only_read_only_posts_are_open_to_viewers(gw: InProcessGateway) -> None:
     viewer_writes = {(method, path) for method, path, needed in admin_routes(gw)
                      if method != "GET" and needed == "viewer"}
     assert viewer_writes == READ_ONLY_POSTS
 
 
-def test_every_admin_route_enforces_its_declared_role(gw: Gateway) -> None:
+def test_every_admin_route_enforces_its_declared_role(gw: InProcessGateway) -> None:
     """Walks the running app's OpenAPI: each identity gets 403 exactly where its role is below the declaration."""
     routes = admin_routes(gw)
     declared = {role for _, _, role in routes}
@@ -198,12 +199,12 @@ def test_every_admin_route_enforces_its_declared_role(gw: Gateway) -> None:
 def test_admin_keys_and_revocations_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     bootstrap = "admin_restart_test_key_0123456789"
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", bootstrap, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--admin-key", bootstrap, state_file=state) as gw:
         gw.admin_key_override = bootstrap
         kept = make_admin_key(gw, "viewer", "kept")
         gone = make_admin_key(gw, "admin", "gone")
         assert gw.client.post("/admin/keys/revoke", headers=gw.admin(), json={"key": gone["key"]}).status_code == 200
-    with running_gateway("--server", ECHO_COMMAND, "--admin-key", bootstrap, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--admin-key", bootstrap, state_file=state) as gw:
         gw.admin_key_override = bootstrap
         assert gw.client.get("/keys", headers=as_key(kept["key"])).status_code == 200
         assert gw.client.post("/keys", headers=as_key(kept["key"]), json={"name": "n"}).status_code == 403
@@ -216,6 +217,6 @@ def test_a_generated_admin_key_file_is_private_even_if_the_file_was_there_before
     stale = tmp_path / "admin.key"
     stale.write_text("a key from a deleted state file\n")
     stale.chmod(0o644)
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert stale.read_text().strip() == gw.admin_key
         assert stale.stat().st_mode & 0o777 == 0o600

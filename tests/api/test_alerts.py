@@ -12,26 +12,27 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, start_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway, start_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 
-def set_rules(gw: Gateway, rules: list[dict[str, Any]]) -> dict[str, Any]:
+def set_rules(gw: InProcessGateway, rules: list[dict[str, Any]]) -> dict[str, Any]:
     resp = gw.client.post("/alerts", headers=gw.admin(), json={"rules": rules})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def consume(gw: Gateway) -> dict[str, Any]:
+def consume(gw: InProcessGateway) -> dict[str, Any]:
     resp = gw.client.get("/alerts", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def alerts_of(gw: Gateway, raw: str) -> list[dict[str, Any]]:
+def alerts_of(gw: InProcessGateway, raw: str) -> list[dict[str, Any]]:
     return [a for a in consume(gw)["alerts"] if a["keyMasked"] == masked(raw)]
 
 
-def collect(gw: Gateway, raw: str, what: str) -> list[dict[str, Any]]:
+def collect(gw: InProcessGateway, raw: str, what: str) -> list[dict[str, Any]]:
     """Consume until the key has alerts (each GET clears the queue, so keep what each returns)."""
     got: list[dict[str, Any]] = []
 
@@ -43,17 +44,17 @@ def collect(gw: Gateway, raw: str, what: str) -> list[dict[str, Any]]:
     return got
 
 
-def call(gw: Gateway, raw: str, times: int = 1) -> list[dict[str, Any]]:
+def call(gw: InProcessGateway, raw: str, times: int = 1) -> list[dict[str, Any]]:
     return [gw.call_tool("echo", {"text": "hi"}, raw, msg_id=i) for i in range(times)]
 
 
-def fired_in_audit(gw: Gateway, raw: str) -> list[dict[str, Any]]:
+def fired_in_audit(gw: InProcessGateway, raw: str) -> list[dict[str, Any]]:
     resp = gw.client.get("/audit", headers=gw.admin(), params={"types": "alert.fired", "limit": 1000})
     assert resp.status_code == 200, resp.text
     return [e for e in resp.json()["events"] if e["metadata"]["keyMasked"] == masked(raw)]
 
 
-def test_posting_rules_replaces_the_set_and_answers_with_the_stored_rules(gw: Gateway) -> None:
+def test_posting_rules_replaces_the_set_and_answers_with_the_stored_rules(gw: InProcessGateway) -> None:
     body = set_rules(gw, [{"type": "spending_threshold", "threshold": 80},
                           {"type": "key_expiry_soon", "threshold": 86400, "cooldownSeconds": 60}])
     assert body["rules"] == [{"type": "spending_threshold", "threshold": 80, "cooldownSeconds": 300},
@@ -68,7 +69,7 @@ def test_posting_rules_replaces_the_set_and_answers_with_the_stored_rules(gw: Ga
     assert configured and configured[-1]["data"]["ruleCount"] == 1
 
 
-def test_a_crossed_threshold_is_returned_once_then_the_queue_is_empty(gw: Gateway) -> None:
+def test_a_crossed_threshold_is_returned_once_then_the_queue_is_empty(gw: InProcessGateway) -> None:
     set_rules(gw, [{"type": "credits_low", "threshold": 5, "cooldownSeconds": 3600}])
     raw = gw.create_key(7, name="low-balance")
     call(gw, raw, 2)  # 5 left: not below 5
@@ -84,7 +85,7 @@ def test_a_crossed_threshold_is_returned_once_then_the_queue_is_empty(gw: Gatewa
     assert alerts_of(gw, raw) == []  # consumed
 
 
-def test_alert_fired_is_in_the_audit_log_and_the_cooldown_holds_back_repeats(gw: Gateway) -> None:
+def test_alert_fired_is_in_the_audit_log_and_the_cooldown_holds_back_repeats(gw: InProcessGateway) -> None:
     set_rules(gw, [{"type": "spending_threshold", "threshold": 50, "cooldownSeconds": 3600}])
     raw = gw.create_key(4)
     call(gw, raw, 2)  # 2 of 4 spent: 50%
@@ -98,7 +99,7 @@ def test_alert_fired_is_in_the_audit_log_and_the_cooldown_holds_back_repeats(gw:
     assert meta["keyPrefix"] == f"{raw[:7]}..." and meta["message"]
 
 
-def test_quota_warning_follows_the_keys_daily_call_quota(gw: Gateway) -> None:
+def test_quota_warning_follows_the_keys_daily_call_quota(gw: InProcessGateway) -> None:
     set_rules(gw, [{"type": "quota_warning", "threshold": 50}])
     capped = gw.create_key(100, quota={"dailyCallLimit": 4})
     free = gw.create_key(100)
@@ -111,7 +112,7 @@ def test_quota_warning_follows_the_keys_daily_call_quota(gw: Gateway) -> None:
     assert got[0]["metadata"] == {"quotaType": "dailyCalls", "used": 2, "limit": 4}
 
 
-def test_key_expiry_soon_fires_for_a_key_expiring_within_the_threshold(gw: Gateway) -> None:
+def test_key_expiry_soon_fires_for_a_key_expiring_within_the_threshold(gw: InProcessGateway) -> None:
     set_rules(gw, [{"type": "key_expiry_soon", "threshold": 3600}])
     soon, later = gw.create_key(10, expiresIn=600), gw.create_key(10, expiresIn=7200)
     call(gw, soon)
@@ -122,7 +123,7 @@ def test_key_expiry_soon_fires_for_a_key_expiring_within_the_threshold(gw: Gatew
 
 
 def test_rate_limit_spike_fires_for_a_key_whose_calls_are_rate_limited() -> None:
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "2") as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "2") as gw:
         set_rules(gw, [{"type": "rate_limit_spike", "threshold": 3}])
         raw = gw.create_key(100)
         answers = call(gw, raw, 5)  # 2 allowed, 3 denied
@@ -144,7 +145,7 @@ def test_rate_limit_spike_fires_for_a_key_whose_calls_are_rate_limited() -> None
     {"rules": [{"type": "credits_low", "threshold": 5}, {"type": "credits_low", "threshold": 5}]},
     {"rules": [{"type": "credits_low", "threshold": i} for i in range(51)]}, {"rules": [], "extra": True},
 ])
-def test_bad_bodies_are_400_and_the_old_rules_stay(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_bodies_are_400_and_the_old_rules_stay(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = set_rules(gw, [{"type": "credits_low", "threshold": 7, "cooldownSeconds": 9}])["rules"]
     resp = gw.client.post("/alerts", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text
@@ -152,14 +153,14 @@ def test_bad_bodies_are_400_and_the_old_rules_stay(gw: Gateway, body: dict[str, 
     assert gw.client.get("/alerts/rules", headers=gw.admin()).json()["rules"] == before
 
 
-def test_non_finite_thresholds_are_400(gw: Gateway) -> None:
+def test_non_finite_thresholds_are_400(gw: InProcessGateway) -> None:
     for text in ('{"rules": [{"type": "credits_low", "threshold": NaN}]}',
                  '{"rules": [{"type": "credits_low", "threshold": Infinity}]}'):
         resp = gw.client.post("/alerts", headers={**gw.admin(), "Content-Type": "application/json"}, content=text)
         assert resp.status_code == 400, resp.text
 
 
-def test_alerts_need_an_admin_key_and_consuming_them_the_admin_role(gw: Gateway) -> None:
+def test_alerts_need_an_admin_key_and_consuming_them_the_admin_role(gw: InProcessGateway) -> None:
     for method, path in (("GET", "/alerts"), ("POST", "/alerts"), ("GET", "/alerts/rules")):
         assert gw.client.request(method, path, json={"rules": []}).status_code == 401, path
     viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
@@ -175,10 +176,10 @@ def test_rules_set_through_the_api_survive_a_restart_and_win_over_the_config_fil
     config.write_text(json.dumps({"alertRules": [{"type": "credits_low", "threshold": 10}]}))
     admin = "admin_alerts_restart_0123456789abcdef"
     args = ("--server", ECHO_COMMAND, "--config", str(config))
-    with running_gateway(*args, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway(*args, state_file=state_file, admin_key=admin) as gw:
         assert gw.client.get("/alerts/rules", headers=gw.admin()).json()["source"] == "config"
         set_rules(gw, [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}])
-    with running_gateway(*args, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway(*args, state_file=state_file, admin_key=admin) as gw:
         current = gw.client.get("/alerts/rules", headers=gw.admin()).json()
         assert current == {"rules": [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}],
                            "count": 1, "source": "api"}
@@ -187,7 +188,7 @@ def test_rules_set_through_the_api_survive_a_restart_and_win_over_the_config_fil
 def test_alert_rules_from_the_config_file_are_active_at_start(tmp_path: Path) -> None:
     config = tmp_path / "paygate.json"
     config.write_text(json.dumps({"alertRules": [{"type": "credits_low", "threshold": 3, "cooldownSeconds": 60}]}))
-    with running_gateway("--server", ECHO_COMMAND, "--config", str(config)) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", str(config)) as gw:
         assert gw.client.get("/alerts/rules", headers=gw.admin()).json() == {
             "rules": [{"type": "credits_low", "threshold": 3, "cooldownSeconds": 60}], "count": 1, "source": "config"}
         raw = gw.create_key(3)
@@ -200,4 +201,4 @@ def test_a_config_file_with_a_bad_alert_rule_stops_the_start(tmp_path: Path) -> 
     config = tmp_path / "paygate.json"
     config.write_text(json.dumps({"alertRules": [{"type": "quota_warning", "threshold": 150}]}))
     with pytest.raises(RuntimeError, match="alertRules"):
-        start_gateway("--server", ECHO_COMMAND, "--config", str(config)).stop()  # stopped if it did start
+        start_inprocess_gateway("--server", ECHO_COMMAND, "--config", str(config)).stop()  # stopped if it did start

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from paygate.core.keys import hash_key
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def audit(gw: Gateway, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+def audit(gw: InProcessGateway, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
     resp = gw.client.get("/audit", headers=headers or gw.admin(), params=params)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
@@ -28,7 +29,7 @@ def of_key(events: list[dict[str, Any]], raw: str) -> list[dict[str, Any]]:
                                                  e["metadata"].get("newKeyMasked"))]
 
 
-def test_admin_actions_appear_newest_first_with_masked_keys_only(gw: Gateway) -> None:
+def test_admin_actions_appear_newest_first_with_masked_keys_only(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     assert gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 5}).status_code == 200
     rotated = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw})
@@ -47,7 +48,7 @@ def test_admin_actions_appear_newest_first_with_masked_keys_only(gw: Gateway) ->
             assert secret not in gw.client.get(path, headers=gw.admin()).text
 
 
-def test_filters_by_types_actor_since_until_and_limit(gw: Gateway) -> None:
+def test_filters_by_types_actor_since_until_and_limit(gw: InProcessGateway) -> None:
     made = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "ops bot", "role": "admin"}).json()
     bot = {"X-Admin-Key": made["key"]}
     raw = gw.create_key(4)
@@ -73,7 +74,7 @@ def test_filters_by_types_actor_since_until_and_limit(gw: Gateway) -> None:
     {"types": "key.created,bad type"}, {"types": ",".join(f"t{i}" for i in range(51))}, {"actor": ""},
     {"actor": "x" * 201},
 ])
-def test_bad_query_parameters_are_400(gw: Gateway, params: dict[str, str]) -> None:
+def test_bad_query_parameters_are_400(gw: InProcessGateway, params: dict[str, str]) -> None:
     resp = gw.client.get("/audit", headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request")
@@ -84,12 +85,12 @@ def test_bad_query_parameters_are_400(gw: Gateway, params: dict[str, str]) -> No
     ("/audit/export", {"since": "nope"}), ("/admin/compliance/export", {"framework": "pci"}),
     ("/admin/compliance/export", {"format": "pdf"}), ("/admin/compliance/export", {"until": "later"}),
 ])
-def test_bad_export_parameters_are_400(gw: Gateway, path: str, params: dict[str, str]) -> None:
+def test_bad_export_parameters_are_400(gw: InProcessGateway, path: str, params: dict[str, str]) -> None:
     resp = gw.client.get(path, headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
 
 
-def test_export_json_and_csv_hold_the_matching_log_oldest_first(gw: Gateway) -> None:
+def test_export_json_and_csv_hold_the_matching_log_oldest_first(gw: InProcessGateway) -> None:
     raw = gw.create_key(2, name="=HYPERLINK(\"http://x\")")
     gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
     data = gw.client.get("/audit/export", headers=gw.admin(), params={"types": "key.created,key.topup"})
@@ -109,7 +110,7 @@ def test_export_json_and_csv_hold_the_matching_log_oldest_first(gw: Gateway) -> 
     assert all(not cell.startswith(FORMULA_STARTS) for r in rows for cell in r.values())
 
 
-def test_stats_count_events_by_type_actor_and_category(gw: Gateway) -> None:
+def test_stats_count_events_by_type_actor_and_category(gw: InProcessGateway) -> None:
     before = gw.client.get("/audit/stats", headers=gw.admin()).json()
     gw.create_key(1)
     assert gw.client.get("/audit", headers={"X-Admin-Key": "wrong"}).status_code == 401
@@ -123,7 +124,7 @@ def test_stats_count_events_by_type_actor_and_category(gw: Gateway) -> None:
     assert stats["retention"] == {"maxEntries": 10_000, "maxAgeDays": 30, "pruneIntervalSeconds": 60.0}
 
 
-def test_compliance_export_classifies_events_for_each_framework(gw: Gateway) -> None:
+def test_compliance_export_classifies_events_for_each_framework(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
     gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True})
@@ -151,7 +152,7 @@ def test_compliance_export_classifies_events_for_each_framework(gw: Gateway) -> 
     assert empty["totalEvents"] == 0 and empty["framework"] == "soc2"
 
 
-def test_a_viewer_may_read_the_log_and_there_are_no_write_routes(gw: Gateway) -> None:
+def test_a_viewer_may_read_the_log_and_there_are_no_write_routes(gw: InProcessGateway) -> None:
     viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
                                             json={"name": "auditor", "role": "viewer"}).json()["key"]}
     for path in ("/audit", "/audit/export", "/audit/stats", "/admin/compliance/export"):
@@ -166,18 +167,18 @@ def test_a_viewer_may_read_the_log_and_there_are_no_write_routes(gw: Gateway) ->
 def test_the_log_survives_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_audit_restart_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(7)
         first = of_key(audit(gw)["events"], raw)
         assert [e["type"] for e in first] == ["key.created"]
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert of_key(audit(gw)["events"], raw) == first
         gw.create_key(1)
         assert audit(gw, types="key.created")["total"] == 2
         assert admin not in gw.client.get("/audit/export", headers=gw.admin()).text
 
 
-def test_events_from_background_work_are_recorded_too(gw: Gateway) -> None:
+def test_events_from_background_work_are_recorded_too(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     run_at = datetime.fromtimestamp(time.time() + 1, UTC).isoformat()
     resp = gw.client.post("/keys/schedule", headers=gw.admin(),
@@ -190,10 +191,10 @@ def test_events_from_background_work_are_recorded_too(gw: Gateway) -> None:
 def test_a_keys_activity_timeline_reads_its_admin_events_from_the_audit_log_after_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_audit_activity_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(7)
         assert gw.client.post("/keys/suspend", headers=gw.admin(), json={"key": raw}).status_code == 200
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         resp = gw.client.get("/keys/activity", headers=gw.admin(), params={"key": raw})
         assert resp.status_code == 200, resp.text
         admin_events = [e["type"] for e in resp.json()["events"] if e["source"] == "audit"]

@@ -13,31 +13,32 @@ import pytest
 from paygate.keys.auto_topup import AutoTopup, today_count
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 
-def configure(gw: Gateway, key: str, **body: Any) -> Any:
+def configure(gw: InProcessGateway, key: str, **body: Any) -> Any:
     return gw.client.post("/keys/auto-topup", headers=gw.admin(), json={"key": key, **body})
 
 
-def topups(gw: Gateway, raw: str) -> list[dict[str, Any]]:
+def topups(gw: InProcessGateway, raw: str) -> list[dict[str, Any]]:
     return [e for e in gw.events("key.auto_topped_up") if e["data"]["keyMasked"] == masked(raw)]
 
 
-def stored_config(gw: Gateway, raw: str) -> Any:
+def stored_config(gw: InProcessGateway, raw: str) -> Any:
     keys = gw.client.get("/keys/export", headers=gw.admin()).json()["keys"]
     return next(k for k in keys if k["keyMasked"] == masked(raw))["autoTopup"]
 
 
-def topped_up(gw: Gateway, raw: str, times: int) -> bool:
+def topped_up(gw: InProcessGateway, raw: str, times: int) -> bool:
     return len(topups(gw, raw)) == times
 
 
-def spend_one(gw: Gateway, raw: str) -> None:
+def spend_one(gw: InProcessGateway, raw: str) -> None:
     assert "result" in gw.call_tool("echo", {"text": "x"}, raw)
 
 
-def test_configuring_auto_topup_answers_the_config_and_publishes_an_event(gw: Gateway) -> None:
+def test_configuring_auto_topup_answers_the_config_and_publishes_an_event(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     resp = configure(gw, raw, threshold=100, amount=500, maxDaily=10)
     assert resp.status_code == 200, resp.text
@@ -50,7 +51,7 @@ def test_configuring_auto_topup_answers_the_config_and_publishes_an_event(gw: Ga
     assert raw not in gw.stderr()
 
 
-def test_a_charge_that_leaves_the_key_below_the_threshold_tops_it_up(gw: Gateway) -> None:
+def test_a_charge_that_leaves_the_key_below_the_threshold_tops_it_up(gw: InProcessGateway) -> None:
     raw = gw.create_key(4)
     assert configure(gw, raw, threshold=3, amount=10).status_code == 200
     spend_one(gw, raw)  # 3: not below the threshold
@@ -61,7 +62,7 @@ def test_a_charge_that_leaves_the_key_below_the_threshold_tops_it_up(gw: Gateway
     assert event["data"]["amount"] == 10 and event["data"]["newBalance"] == 12 and event["actor"] == "system"
 
 
-def test_max_daily_caps_the_number_of_topups_per_day(gw: Gateway) -> None:
+def test_max_daily_caps_the_number_of_topups_per_day(gw: InProcessGateway) -> None:
     raw = gw.create_key(2)
     assert configure(gw, raw, threshold=2, amount=1, maxDaily=2).status_code == 200
     for n in (1, 2):
@@ -74,7 +75,7 @@ def test_max_daily_caps_the_number_of_topups_per_day(gw: Gateway) -> None:
     assert configure(gw, raw, threshold=2, amount=1, maxDaily=2).json()["autoTopup"]["todayCount"] == 2
 
 
-def test_disabling_stops_the_refills(gw: Gateway) -> None:
+def test_disabling_stops_the_refills(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     assert configure(gw, raw, threshold=3, amount=5).status_code == 200
     resp = configure(gw, raw, disable=True)
@@ -93,7 +94,7 @@ def test_disabling_stops_the_refills(gw: Gateway) -> None:
     {"threshold": 1, "amount": 5, "maxDaily": 1001}, {"disable": True, "threshold": 1},
     {"threshold": 1, "amount": 5, "surprise": 1}, {"threshold": 1.5, "amount": 5}, {},
 ])
-def test_bad_input_is_a_400_that_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_input_is_a_400_that_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10)
     assert configure(gw, raw, threshold=1, amount=2, maxDaily=3).status_code == 200
     resp = configure(gw, raw, **body)
@@ -102,14 +103,14 @@ def test_bad_input_is_a_400_that_changes_nothing(gw: Gateway, body: dict[str, An
     assert stored_config(gw, raw) == {"threshold": 1, "amount": 2, "maxDaily": 3}
 
 
-def test_unknown_keys_are_404_and_revoked_keys_409(gw: Gateway) -> None:
+def test_unknown_keys_are_404_and_revoked_keys_409(gw: InProcessGateway) -> None:
     assert configure(gw, "pg_" + "0" * 48, threshold=1, amount=1).status_code == 404
     raw = gw.create_key(1)
     assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw}).status_code == 200
     assert configure(gw, raw, threshold=1, amount=1).status_code == 409
 
 
-def test_a_key_is_named_by_its_alias_too(gw: Gateway) -> None:
+def test_a_key_is_named_by_its_alias_too(gw: InProcessGateway) -> None:
     raw = "pg_" + secrets.token_hex(24)
     resp = gw.client.post("/keys/import", headers=gw.admin(),
                           json={"keys": [{"key": raw, "credits": 2, "alias": "topup-alias"}]})
@@ -122,12 +123,12 @@ def test_a_key_is_named_by_its_alias_too(gw: Gateway) -> None:
 def test_config_and_the_daily_count_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         raw = gw.create_key(2)
         assert configure(gw, raw, threshold=2, amount=1, maxDaily=1).status_code == 200
         spend_one(gw, raw)
         wait_until(lambda: len(topups(gw, raw)) == 1, what="the first auto-topup")
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         assert stored_config(gw, raw) == {"threshold": 2, "amount": 1, "maxDaily": 1}
         spend_one(gw, raw)
         spend_one(gw, raw)

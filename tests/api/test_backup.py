@@ -5,22 +5,24 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, text_of, write_config
 
 
-def backup(gw: Gateway) -> dict[str, Any]:
+def backup(gw: InProcessGateway) -> dict[str, Any]:
     resp = gw.client.get("/admin/backup", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def restore(gw: Gateway, snapshot: dict[str, Any], mode: str, headers: dict[str, str] | None = None) -> Any:
+def restore(gw: InProcessGateway, snapshot: dict[str, Any], mode: str, headers: dict[str, str] | None = None) -> Any:
     return gw.client.post("/admin/restore", headers=headers or gw.admin(), json={"backup": snapshot, "mode": mode})
 
 
@@ -38,19 +40,19 @@ def key_entry(snapshot: dict[str, Any], raw: str) -> dict[str, Any]:
     return next(k for k in snapshot["data"]["keys"] if k["keyHash"] == sha(raw))
 
 
-def make_plan(gw: Gateway, **fields: Any) -> str:
+def make_plan(gw: InProcessGateway, **fields: Any) -> str:
     name = f"plan-{uuid.uuid4().hex[:8]}"
     resp = gw.client.post("/admin/plans", headers=gw.admin(), json={"name": name, **fields})
     assert resp.status_code == 201, resp.text
     return name
 
 
-def plan_doc(gw: Gateway, name: str) -> dict[str, Any] | None:
+def plan_doc(gw: InProcessGateway, name: str) -> dict[str, Any] | None:
     listing = gw.client.get("/admin/plans", headers=gw.admin()).json()["plans"]
     return next((p for p in listing if p["name"] == name), None)
 
 
-def tags(gw: Gateway, raw: str, values: dict[str, str | None]) -> None:
+def tags(gw: InProcessGateway, raw: str, values: dict[str, str | None]) -> None:
     resp = gw.client.post("/keys/tags", headers=gw.admin(), json={"key": raw, "tags": values})
     assert resp.status_code == 200, resp.text
 
@@ -59,7 +61,7 @@ def comparable(snapshot: dict[str, Any]) -> Any:
     return snapshot["data"]
 
 
-def test_a_backup_is_versioned_checksummed_and_holds_no_raw_key(gw: Gateway) -> None:
+def test_a_backup_is_versioned_checksummed_and_holds_no_raw_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(25, tags={"team": "red"})
     plan = make_plan(gw, creditMultiplier=2)
     admin = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "ops", "role": "viewer"}).json()["key"]
@@ -79,7 +81,7 @@ def test_a_backup_is_versioned_checksummed_and_holds_no_raw_key(gw: Gateway) -> 
     assert event["data"]["keys"] == len(snapshot["data"]["keys"]) and event["actor"] == "admin"
 
 
-def test_overwrite_restores_changed_keys_and_documents_and_keeps_newer_ones(gw: Gateway) -> None:
+def test_overwrite_restores_changed_keys_and_documents_and_keeps_newer_ones(gw: InProcessGateway) -> None:
     raw = gw.create_key(30, tags={"tier": "gold"})
     plan = make_plan(gw, rateLimitPerMin=11)
     snapshot = backup(gw)
@@ -106,7 +108,7 @@ def test_overwrite_restores_changed_keys_and_documents_and_keeps_newer_ones(gw: 
     assert event["data"]["mode"] == "overwrite" and raw not in json.dumps(event)
 
 
-def test_restoring_a_fresh_backup_over_itself_changes_nothing_and_says_so(gw: Gateway) -> None:
+def test_restoring_a_fresh_backup_over_itself_changes_nothing_and_says_so(gw: InProcessGateway) -> None:
     gw.create_key(7, tags={"a": "b"})
     make_plan(gw, creditMultiplier="1.5")
     snapshot = backup(gw)
@@ -118,7 +120,7 @@ def test_restoring_a_fresh_backup_over_itself_changes_nothing_and_says_so(gw: Ga
     assert comparable(backup(gw)) == comparable(snapshot)
 
 
-def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: Gateway) -> None:
+def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: InProcessGateway) -> None:
     raw = gw.create_key(40)
     plan = make_plan(gw, rateLimitPerMin=5)
     snapshot = backup(gw)
@@ -136,7 +138,7 @@ def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: Gateway) -> None:
 
 def test_full_restore_revokes_and_zeroes_keys_and_deletes_documents_not_in_the_backup(tmp_path: Path) -> None:
     admin = "admin_backup_full_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
                          state_file=str(tmp_path / "s.db"), admin_key=admin) as gw:
         kept = gw.create_key(10)
         snapshot = backup(gw)
@@ -163,7 +165,7 @@ def test_full_restore_revokes_and_zeroes_keys_and_deletes_documents_not_in_the_b
 def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: Path) -> None:
     admin = "admin_backup_roundtrip_0123456789"
     args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
-    with running_gateway(*args, state_file=str(tmp_path / "old.db"), admin_key=admin) as old:
+    with running_inprocess_gateway(*args, state_file=str(tmp_path / "old.db"), admin_key=admin) as old:
         plan = make_plan(old, creditMultiplier=2)
         raw = old.create_key(20)
         on_plan = old.client.post("/admin/keys/plan", headers=old.admin(), json={"key": raw, "plan": plan})
@@ -174,7 +176,7 @@ def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: P
         viewer = old.client.post("/admin/keys", headers=old.admin(), json={"name": "v", "role": "viewer"}).json()["key"]
         snapshot = backup(old)
     fresh_state = str(tmp_path / "fresh.db")
-    with running_gateway(*args, state_file=fresh_state, admin_key=admin) as fresh:
+    with running_inprocess_gateway(*args, state_file=fresh_state, admin_key=admin) as fresh:
         resp = restore(fresh, snapshot, "merge")
         assert resp.status_code == 200, resp.text
         assert resp.json()["restored"]["keys"]["created"] == 1
@@ -183,7 +185,7 @@ def test_a_backup_restores_into_a_fresh_gateway_whose_keys_then_work(tmp_path: P
         assert fresh.balance(raw) == 16  # still on the 2x plan
         tags(fresh, alias, {"restored": "yes"})  # the alias came along
         assert fresh.client.get("/keys", headers={"X-Admin-Key": viewer}).status_code == 200
-    with running_gateway(*args, state_file=fresh_state, admin_key=admin) as again:
+    with running_inprocess_gateway(*args, state_file=fresh_state, admin_key=admin) as again:
         assert again.balance(raw) == 16
         assert plan_doc(again, plan) is not None
 
@@ -241,7 +243,8 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("case", range(20))
 @pytest.mark.parametrize("mode", ["merge", "full"])
-def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: Gateway, case: int, mode: str) -> None:
+def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: InProcessGateway, case: int,
+                                                                      mode: str) -> None:
     raw = gw.create_key(33)
     snapshot = backup(gw)
     other = gw.create_key(9)  # a full restore of the snapshot would revoke this one
@@ -255,14 +258,14 @@ def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: Gatewa
 
 @pytest.mark.parametrize("body", [{}, {"mode": "merge"}, {"backup": [], "mode": "merge"},
                                   {"backup": {}, "mode": "replace"}, {"backup": {}, "mode": "merge", "x": 1}])
-def test_a_malformed_restore_request_is_a_400(gw: Gateway, body: dict[str, Any]) -> None:
+def test_a_malformed_restore_request_is_a_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = comparable(backup(gw))
     resp = gw.client.post("/admin/restore", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text
     assert comparable(backup(gw)) == before
 
 
-def test_a_restore_whose_alias_belongs_to_another_key_is_a_409_that_changes_nothing(gw: Gateway) -> None:
+def test_a_restore_whose_alias_belongs_to_another_key_is_a_409_that_changes_nothing(gw: InProcessGateway) -> None:
     alias = f"dup-{uuid.uuid4().hex[:6]}"
     first = gw.create_key(5)
     gw.client.post("/keys/alias", headers=gw.admin(), json={"key": first, "alias": alias})
@@ -281,7 +284,7 @@ def test_a_restore_whose_alias_belongs_to_another_key_is_a_409_that_changes_noth
 def test_a_restore_whose_alias_is_another_keys_raw_value_is_a_409_that_changes_nothing(tmp_path: Path) -> None:
     raw = "custom-format-key-0001"  # importKeys in the config may hold keys of any format
     config = write_config(tmp_path, {"importKeys": {raw: 1}})
-    with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
         other = gw.create_key(5)
         snapshot = backup(gw)
         key_entry(snapshot, other)["alias"] = raw
@@ -292,7 +295,7 @@ def test_a_restore_whose_alias_is_another_keys_raw_value_is_a_409_that_changes_n
         assert comparable(backup(gw)) == before
 
 
-def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: Gateway) -> None:
+def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: InProcessGateway) -> None:
     keys = {role: gw.client.post("/admin/keys", headers=gw.admin(), json={"name": role, "role": role}).json()["key"]
             for role in ("viewer", "admin")}
     assert gw.client.get("/admin/backup", headers={"X-Admin-Key": keys["viewer"]}).status_code == 403
@@ -303,7 +306,7 @@ def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: Gatewa
 
 @pytest.mark.parametrize("mode", ["merge", "overwrite", "full"])
 def test_a_restore_never_reactivates_a_revoked_admin_key(tmp_path: Path, mode: str) -> None:
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         leaked = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "leaked", "role": "admin"}).json()
         old = backup(gw)  # taken while the key was still active
         assert gw.client.post("/admin/keys/revoke", headers=gw.admin(), json={"key": leaked["key"]}).status_code == 200
@@ -322,7 +325,7 @@ def test_a_restore_never_reactivates_a_revoked_admin_key(tmp_path: Path, mode: s
 
 @pytest.mark.parametrize("mode", ["merge", "overwrite"])
 def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path: Path, mode: str) -> None:
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         raw = gw.create_key(100)
         held = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 40}).json()
         old = backup(gw)  # the hold is active here: 60 on the key, 40 held
@@ -346,25 +349,26 @@ def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path:
 
 
 def test_a_merge_restore_does_not_replay_a_scheduled_topup_that_already_ran(tmp_path: Path) -> None:
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         raw = gw.create_key(10)
         made = gw.client.post("/keys/schedule", headers=gw.admin(),
                               json={"key": raw, "action": "topup", "delaySeconds": 1, "params": {"credits": 5}})
         assert made.status_code == 201, made.text
         old = backup(gw)  # the topup is still pending in it
-        wait_until(lambda: gw.balance(raw) == 15, what="the scheduled topup")
+        gw.tick(time.time() + 2)  # the clock past the delay: the scheduled topup
+        assert gw.balance(raw) == 15
         resp = restore(gw, old, "merge")
         assert resp.status_code == 200, resp.text
         assert resp.json()["restored"]["documents"]["schedule"] == {"created": 0, "updated": 0, "skipped": 1,
                                                                     "deleted": 0}
         assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
         assert gw.balance(raw) == 15
 
 
 def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(tmp_path: Path) -> None:
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         raw = gw.create_key(30)
         old = backup(gw)
         rotated = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw}).json()["newKey"]
@@ -385,12 +389,13 @@ def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(
 
 
 def test_a_schedule_restored_into_a_fresh_gateway_runs_when_due(tmp_path: Path) -> None:
-    with running_gateway("--server", ECHO_COMMAND) as source:
+    with running_inprocess_gateway("--server", ECHO_COMMAND) as source:
         raw = source.create_key(10)
         made = source.client.post("/keys/schedule", headers=source.admin(),
                                   json={"key": raw, "action": "topup", "delaySeconds": 2, "params": {"credits": 5}})
         assert made.status_code == 201, made.text
         snapshot = backup(source)
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert restore(gw, snapshot, "merge").status_code == 200
-        wait_until(lambda: gw.balance(raw) == 15, what="the restored scheduled topup")
+        gw.tick(time.time() + 3)  # the clock past the delay: the restored scheduled topup
+        assert gw.balance(raw) == 15

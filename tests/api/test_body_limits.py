@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from tests.support import Gateway
+from tests.inprocess import InProcessGateway
 
 
-def test_a_restore_larger_than_max_body_bytes_is_read_only_for_an_admin_key(gw: Gateway) -> None:
+def test_a_restore_larger_than_max_body_bytes_is_read_only_for_an_admin_key(gw: InProcessGateway) -> None:
     padded = {"backup": {"version": 1}, "mode": "merge", "padding": "x" * 2_000_000}  # > maxBodyBytes (1 MB)
     assert gw.client.post("/admin/restore", json=padded).status_code == 413
     wrong = {"X-Admin-Key": "admin_" + "0" * 48}
@@ -17,7 +17,7 @@ def test_a_restore_larger_than_max_body_bytes_is_read_only_for_an_admin_key(gw: 
     assert read.status_code == 400 and "padding" in read.text  # read and validated, not refused for its size
 
 
-def test_an_import_larger_than_max_body_bytes_without_an_admin_key_is_refused_unread(gw: Gateway) -> None:
+def test_an_import_larger_than_max_body_bytes_without_an_admin_key_is_refused_unread(gw: InProcessGateway) -> None:
     padded = {"keys": [], "padding": "x" * 2_000_000}
     assert gw.client.post("/keys/import", json=padded).status_code == 413
     read = gw.client.post("/keys/import", json=padded, headers=gw.admin())
@@ -29,7 +29,7 @@ def _chunks(body: bytes, size: int = 65_536) -> Iterator[bytes]:
         yield body[start:start + size]
 
 
-def test_a_chunked_admin_body_over_the_limit_is_413_like_a_sized_one_and_creates_nothing(gw: Gateway) -> None:
+def test_a_chunked_admin_body_over_the_limit_is_413_like_a_sized_one_and_creates_nothing(gw: InProcessGateway) -> None:
     before = gw.client.get("/keys", headers=gw.admin()).json()
     body = json.dumps({"name": "chunky", "credits": 5, "tags": {"pad": "x" * 400}, "x": "y" * 2_000_000}).encode()
     resp = gw.client.post("/keys", content=_chunks(body), headers={**gw.admin(), "Content-Type": "application/json"})
@@ -38,7 +38,7 @@ def test_a_chunked_admin_body_over_the_limit_is_413_like_a_sized_one_and_creates
     assert gw.client.get("/keys", headers=gw.admin()).json() == before
 
 
-def test_a_chunked_admin_body_within_the_limit_is_served(gw: Gateway) -> None:
+def test_a_chunked_admin_body_within_the_limit_is_served(gw: InProcessGateway) -> None:
     body = json.dumps({"name": "chunked-ok", "credits": 7}).encode()
     resp = gw.client.post("/keys", content=_chunks(body, 8), headers={**gw.admin(), "Content-Type": "application/json"})
     assert resp.status_code == 201, resp.text

@@ -8,18 +8,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 
-def bulk(gw: Gateway, operations: Any) -> httpx.Response:
+def bulk(gw: InProcessGateway, operations: Any) -> httpx.Response:
     return gw.client.post("/keys/bulk", headers=gw.admin(), json={"operations": operations})
 
 
-def key_count(gw: Gateway) -> int:
+def key_count(gw: InProcessGateway) -> int:
     return len(gw.client.get("/keys", headers=gw.admin()).json())
 
 
-def test_each_operation_gets_its_own_result_and_a_bad_one_stops_nothing(gw: Gateway) -> None:
+def test_each_operation_gets_its_own_result_and_a_bad_one_stops_nothing(gw: InProcessGateway) -> None:
     existing, old, to_suspend = gw.create_key(500), gw.create_key(1), gw.create_key(3)
     gw.client.post("/keys/alias", headers=gw.admin(), json={"key": existing, "alias": "bulk-target"})
     resp = bulk(gw, [
@@ -54,7 +55,7 @@ def test_each_operation_gets_its_own_result_and_a_bad_one_stops_nothing(gw: Gate
     assert gw.call_tool("add", {"a": 1, "b": 1}, to_suspend)["error"]["data"]["reason"] == "key_suspended"
 
 
-def test_resume_makes_a_suspended_key_work_again(gw: Gateway) -> None:
+def test_resume_makes_a_suspended_key_work_again(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     assert bulk(gw, [{"action": "suspend", "key": raw}]).json()["succeeded"] == 1
     again = bulk(gw, [{"action": "suspend", "key": raw}]).json()
@@ -65,7 +66,7 @@ def test_resume_makes_a_suspended_key_work_again(gw: Gateway) -> None:
     assert bulk(gw, [{"action": "resume", "key": raw}]).json()["results"][0]["status"] == 409
 
 
-def test_bulk_create_accepts_every_key_field_and_templates(gw: Gateway) -> None:
+def test_bulk_create_accepts_every_key_field_and_templates(gw: InProcessGateway) -> None:
     gw.client.post("/keys/templates", headers=gw.admin(), json={"name": "bulk-tpl", "credits": 42,
                                                                   "namespace": "bulk"})
     body = bulk(gw, [{"action": "create", "template": "bulk-tpl"},
@@ -76,7 +77,7 @@ def test_bulk_create_accepts_every_key_field_and_templates(gw: Gateway) -> None:
     assert body["results"][2]["error"].startswith("Invalid request: expiresIn")
 
 
-def test_successful_operations_publish_their_events_marked_bulk(gw: Gateway) -> None:
+def test_successful_operations_publish_their_events_marked_bulk(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     body = bulk(gw, [{"action": "topup", "key": raw, "credits": 2}, {"action": "suspend", "key": raw},
                      {"action": "resume", "key": raw}, {"action": "revoke", "key": raw},
@@ -92,33 +93,33 @@ def test_successful_operations_publish_their_events_marked_bulk(gw: Gateway) -> 
 @pytest.mark.parametrize("operations", [
     [], [{"action": "create"}] * 101, ["create"], [{"action": "create"}, 5], None, {"action": "create"},
 ])
-def test_a_malformed_envelope_is_a_400_that_runs_nothing(gw: Gateway, operations: Any) -> None:
+def test_a_malformed_envelope_is_a_400_that_runs_nothing(gw: InProcessGateway, operations: Any) -> None:
     before = key_count(gw)
     resp = bulk(gw, operations)
     assert resp.status_code == 400, resp.text
     assert key_count(gw) == before
 
 
-def test_exactly_100_operations_are_allowed(gw: Gateway) -> None:
+def test_exactly_100_operations_are_allowed(gw: InProcessGateway) -> None:
     raw = gw.create_key(0)
     body = bulk(gw, [{"action": "topup", "key": raw, "credits": 1}] * 100).json()
     assert body["succeeded"] == 100 and gw.balance(raw) == 100
 
 
-def test_an_unknown_field_in_the_envelope_is_a_400(gw: Gateway) -> None:
+def test_an_unknown_field_in_the_envelope_is_a_400(gw: InProcessGateway) -> None:
     resp = gw.client.post("/keys/bulk", headers=gw.admin(), json={"operations": [{"action": "create"}], "dry": 1})
     assert resp.status_code == 400
 
 
 def test_bulk_results_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         target = gw.create_key(10)
         body = bulk(gw, [{"action": "create", "credits": 7, "name": "durable"},
                          {"action": "topup", "key": target, "credits": 5},
                          {"action": "suspend", "key": target}]).json()
         created = body["results"][0]["result"]["key"]
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(created) == 7 and gw.balance(target) == 15
         assert gw.call_tool("add", {"a": 1, "b": 1}, target)["error"]["data"]["reason"] == "key_suspended"
 
@@ -129,7 +130,7 @@ def test_an_operation_the_disk_refuses_is_reported_and_the_others_keep_their_res
     import sqlite3
 
     state = tmp_path / "state.db"
-    with running_gateway("--server", ECHO_COMMAND, state_file=str(state)) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(state)) as gw:
         target = gw.create_key(1)
         with sqlite3.connect(state) as db:
             db.execute("CREATE TRIGGER no_topups BEFORE INSERT ON ledger WHEN NEW.kind = 'topup' "

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from paygate.admin.config_view import mask_url, mask_value
-from tests.support import ECHO_SERVER, PYTHON, Gateway, running_gateway, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_SERVER, PYTHON, write_config
 
 ADMIN = "admin_config_view_secret_0123456789"
 IMPORTED = "pg_imported_key_that_must_not_leak_9f3e"
@@ -23,23 +24,23 @@ SECRETS = {
 
 
 @pytest.fixture(scope="module")
-def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     config = write_config(tmp_path_factory.mktemp("cfg"), {
         "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER], "defaultCreditsPerCall": 3,
         "toolPricing": {"echo": {"creditsPerCall": 5}}, "importKeys": {IMPORTED: 40}, **SECRETS,
     })
-    with running_gateway("--config", config, "--admin-key", ADMIN) as gateway:
+    with running_inprocess_gateway("--config", config, "--admin-key", ADMIN) as gateway:
         gateway.admin_key_override = ADMIN
         yield gateway
 
 
-def get_config(gw: Gateway) -> dict[str, Any]:
+def get_config(gw: InProcessGateway) -> dict[str, Any]:
     resp = gw.client.get("/config", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def test_config_shows_the_running_settings_in_camel_case(configured: Gateway) -> None:
+def test_config_shows_the_running_settings_in_camel_case(configured: InProcessGateway) -> None:
     config = get_config(configured)
     assert config["defaultCreditsPerCall"] == 3
     assert config["toolPricing"]["echo"]["creditsPerCall"] == 5
@@ -47,7 +48,7 @@ def test_config_shows_the_running_settings_in_camel_case(configured: Gateway) ->
     assert "globalRateLimitPerMin" in config and "freeMethods" in config
 
 
-def test_config_never_contains_a_secret(configured: Gateway) -> None:
+def test_config_never_contains_a_secret(configured: InProcessGateway) -> None:
     resp = configured.client.get("/config", headers=configured.admin())
     text = resp.text
     for secret in (ADMIN, IMPORTED, "whsec_very_secret_value", "sk_test_stripe_secret_value", "redis-password-123",
@@ -62,7 +63,7 @@ def test_config_never_contains_a_secret(configured: Gateway) -> None:
     assert config["importKeys"] == {f"{IMPORTED[:7]}…{IMPORTED[-4:]}": 40}
 
 
-def test_each_config_export_publishes_an_event(configured: Gateway) -> None:
+def test_each_config_export_publishes_an_event(configured: InProcessGateway) -> None:
     before = len(configured.events("config.export"))
     get_config(configured)
     events = configured.events("config.export")
@@ -70,7 +71,7 @@ def test_each_config_export_publishes_an_event(configured: Gateway) -> None:
     assert ADMIN not in json.dumps(events)
 
 
-def test_config_needs_an_admin_key_and_a_viewer_may_read_it(configured: Gateway) -> None:
+def test_config_needs_an_admin_key_and_a_viewer_may_read_it(configured: InProcessGateway) -> None:
     assert configured.client.get("/config").status_code == 401
     assert configured.client.get("/config", headers={"X-Admin-Key": "admin_wrong_wrong_wrong"}).status_code == 401
     viewer = configured.client.post("/admin/keys", headers=configured.admin(),
@@ -78,7 +79,7 @@ def test_config_needs_an_admin_key_and_a_viewer_may_read_it(configured: Gateway)
     assert configured.client.get("/config", headers={"X-Admin-Key": viewer}).status_code == 200
 
 
-def test_unknown_query_parameters_do_not_change_the_answer(configured: Gateway) -> None:
+def test_unknown_query_parameters_do_not_change_the_answer(configured: InProcessGateway) -> None:
     plain = get_config(configured)
     resp = configured.client.get("/config", params={"reveal": "true"}, headers=configured.admin())
     assert resp.status_code == 200 and resp.json() == plain
@@ -87,7 +88,7 @@ def test_unknown_query_parameters_do_not_change_the_answer(configured: Gateway) 
 def test_multi_server_commands_are_masked_too(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"servers": [
         {"prefix": "echo", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER, "--token=hunter2"]}]})
-    with running_gateway("--config", config, "--admin-key", ADMIN) as gw:
+    with running_inprocess_gateway("--config", config, "--admin-key", ADMIN) as gw:
         gw.admin_key_override = ADMIN
         resp = gw.client.get("/config", headers=gw.admin())
         assert resp.status_code == 200 and "hunter2" not in resp.text
@@ -95,7 +96,7 @@ def test_multi_server_commands_are_masked_too(tmp_path: Path) -> None:
                                              "remoteUrl": None}
 
 
-def test_default_config_with_nothing_secret_set_shows_nulls(gw: Gateway) -> None:
+def test_default_config_with_nothing_secret_set_shows_nulls(gw: InProcessGateway) -> None:
     config = get_config(gw)
     assert config["webhookSecret"] is None and config["redisUrl"] is None
     assert config["adminKey"] is None  # generated, not configured: nothing to show

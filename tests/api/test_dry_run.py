@@ -9,44 +9,45 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, usage_events, wait_until, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, usage_events, wait_until, write_config
 
 RATE_LIMIT = 3
 CONFIG = {"toolPricing": {"add": {"creditsPerCall": 5}, "announce": {"creditsPerCall": 1, "creditsPerKbInput": 2}}}
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     """Global limit 3 calls/min; `add` costs 5; `announce` costs 1 + 2 per input KB; others 1."""
     config = write_config(tmp_path_factory.mktemp("dry"), CONFIG)
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", str(RATE_LIMIT), "--config", config) as g:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", str(RATE_LIMIT), "--config", config) as g:
         yield g
 
 
-def dry(gw: Gateway, body: dict[str, Any], path: str = "/requests/dry-run",
+def dry(gw: InProcessGateway, body: dict[str, Any], path: str = "/requests/dry-run",
         admin_key: str | None = None) -> httpx.Response:
     return gw.client.post(path, json=body, headers={"X-Admin-Key": admin_key or gw.admin_key})
 
 
-def verdict(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+def verdict(gw: InProcessGateway, body: dict[str, Any]) -> dict[str, Any]:
     resp = dry(gw, body)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def admin_post(gw: Gateway, path: str, body: dict[str, Any]) -> None:
+def admin_post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> None:
     resp = gw.client.post(path, json=body, headers=gw.admin())
     assert resp.status_code in (200, 201), resp.text
 
 
-def rate_used(gw: Gateway, key: str) -> int:
+def rate_used(gw: InProcessGateway, key: str) -> int:
     resp = gw.client.get("/keys/rate-limit-status", params={"key": key}, headers=gw.admin())
     return int(resp.json()["global"]["used"])
 
 
 # --- a dry run changes nothing ------------------------------------------------------------------
 
-def test_dry_runs_never_charge_count_or_use_a_rate_slot(gw: Gateway) -> None:
+def test_dry_runs_never_charge_count_or_use_a_rate_slot(gw: InProcessGateway) -> None:
     name = f"dry-{uuid.uuid4().hex[:8]}"
     raw = gw.create_key(100, name=name)
     for _ in range(RATE_LIMIT * 5):
@@ -64,7 +65,7 @@ def test_dry_runs_never_charge_count_or_use_a_rate_slot(gw: Gateway) -> None:
     assert gw.call_tool("echo", {"text": "x"}, raw)["error"]["data"]["reason"] == "rate_limited"
 
 
-def test_an_allowed_verdict_shows_the_price_the_balance_after_and_the_window(gw: Gateway) -> None:
+def test_an_allowed_verdict_shows_the_price_the_balance_after_and_the_window(gw: InProcessGateway) -> None:
     raw = gw.create_key(12)
     v = verdict(gw, {"key": raw, "tool": "add", "arguments": {"a": 1, "b": 2}})
     assert v == {**v, "tool": "add", "allowed": True, "creditsRequired": 5, "creditsAvailable": 12, "creditsAfter": 7}
@@ -75,7 +76,7 @@ def test_an_allowed_verdict_shows_the_price_the_balance_after_and_the_window(gw:
 
 # --- the verdict matches a real call ------------------------------------------------------------
 
-Setup = Callable[[Gateway], str]
+Setup = Callable[[InProcessGateway], str]
 
 
 def _key(credits: int = 10, **extra: Any) -> Setup:
@@ -83,14 +84,14 @@ def _key(credits: int = 10, **extra: Any) -> Setup:
 
 
 def _then(action: str, body: dict[str, Any] | None = None, **create: Any) -> Setup:
-    def setup(gw: Gateway) -> str:
+    def setup(gw: InProcessGateway) -> str:
         raw = gw.create_key(10, **create)
         admin_post(gw, action, {"key": raw, **(body or {})})
         return raw
     return setup
 
 
-def _expired(gw: Gateway) -> str:
+def _expired(gw: InProcessGateway) -> str:
     raw = gw.create_key(10, expiresIn=1)
     wait_until(lambda: verdict(gw, {"key": raw, "tool": "echo"}).get("denyReason") == "api_key_expired",
                what="the key to expire")
@@ -112,7 +113,7 @@ CASES: list[tuple[str, Setup, str, dict[str, Any], str | None]] = [
 ]
 
 
-def real_outcome(gw: Gateway, raw: str, tool: str, arguments: dict[str, Any]) -> str | None:
+def real_outcome(gw: InProcessGateway, raw: str, tool: str, arguments: dict[str, Any]) -> str | None:
     """None when the call went through, else the reason it was refused."""
     reply = gw.call_tool(tool, arguments, raw)
     if "result" in reply:
@@ -125,7 +126,7 @@ def real_outcome(gw: Gateway, raw: str, tool: str, arguments: dict[str, Any]) ->
 
 
 @pytest.mark.parametrize(("case", "setup", "tool", "arguments", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_the_dry_run_verdict_matches_a_real_calls_outcome(gw: Gateway, case: str, setup: Setup, tool: str,
+def test_the_dry_run_verdict_matches_a_real_calls_outcome(gw: InProcessGateway, case: str, setup: Setup, tool: str,
                                                           arguments: dict[str, Any], expected: str | None) -> None:
     raw = setup(gw)
     v = verdict(gw, {"key": raw, "tool": tool, "arguments": arguments, "clientIp": "127.0.0.1"})
@@ -136,7 +137,7 @@ def test_the_dry_run_verdict_matches_a_real_calls_outcome(gw: Gateway, case: str
     assert real_outcome(gw, raw, tool, arguments) == expected
 
 
-def test_the_dry_run_prices_input_size_as_a_real_call_does(gw: Gateway) -> None:
+def test_the_dry_run_prices_input_size_as_a_real_call_does(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     arguments = {"text": "y" * 3000}
     v = verdict(gw, {"key": raw, "tool": "announce", "arguments": arguments})
@@ -145,7 +146,7 @@ def test_the_dry_run_prices_input_size_as_a_real_call_does(gw: Gateway) -> None:
     assert gw.balance(raw) == 100 - v["creditsRequired"]
 
 
-def test_arguments_are_read_as_a_real_call_reads_them(gw: Gateway) -> None:
+def test_arguments_are_read_as_a_real_call_reads_them(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     arguments = {"text": "y" * 1000, "n": 10**30}  # a real call reads the integer as 1e+30
     v = verdict(gw, {"key": raw, "tool": "announce", "arguments": arguments})
@@ -154,7 +155,7 @@ def test_arguments_are_read_as_a_real_call_reads_them(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("path", ["/requests/dry-run", "/requests/dry-run/batch"])
-def test_arguments_nested_too_deeply_to_price_are_a_400(gw: Gateway, path: str) -> None:
+def test_arguments_nested_too_deeply_to_price_are_a_400(gw: InProcessGateway, path: str) -> None:
     deep: dict[str, Any] = {}
     for _ in range(300):
         deep = {"a": deep}
@@ -165,7 +166,7 @@ def test_arguments_nested_too_deeply_to_price_are_a_400(gw: Gateway, path: str) 
     assert resp.json()["error"].startswith("Invalid request: ")
 
 
-def test_client_ip_and_country_stand_in_for_the_callers(gw: Gateway) -> None:
+def test_client_ip_and_country_stand_in_for_the_callers(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, ipAllowlist=["10.0.0.0/8"])
     assert verdict(gw, {"key": raw, "tool": "echo"})["denyReason"] == "ip_not_allowed"
     assert verdict(gw, {"key": raw, "tool": "echo", "clientIp": "10.1.2.3"})["allowed"] is True
@@ -177,7 +178,7 @@ def test_client_ip_and_country_stand_in_for_the_callers(gw: Gateway) -> None:
 
 # --- batch --------------------------------------------------------------------------------------
 
-def test_a_batch_checks_credits_in_aggregate_and_reports_each_call(gw: Gateway) -> None:
+def test_a_batch_checks_credits_in_aggregate_and_reports_each_call(gw: InProcessGateway) -> None:
     raw = gw.create_key(11, deniedTools=["fail"])
     body = {"key": raw, "tools": [{"name": "add"}, {"name": "fail"}, {"name": "add"}, {"name": "echo"}]}
     resp = dry(gw, body, "/requests/dry-run/batch")
@@ -189,7 +190,7 @@ def test_a_batch_checks_credits_in_aggregate_and_reports_each_call(gw: Gateway) 
     assert b == {**b, "allAllowed": False, "totalCreditsRequired": 12, "creditsAvailable": 11, "creditsAfter": 0}
 
 
-def test_a_batch_past_the_balance_denies_the_calls_that_no_longer_fit(gw: Gateway) -> None:
+def test_a_batch_past_the_balance_denies_the_calls_that_no_longer_fit(gw: InProcessGateway) -> None:
     raw = gw.create_key(11)
     b = dry(gw, {"key": raw, "calls": [{"name": "add"}, {"name": "add"}, {"name": "add"}]},
             "/requests/dry-run/batch").json()
@@ -199,7 +200,7 @@ def test_a_batch_past_the_balance_denies_the_calls_that_no_longer_fit(gw: Gatewa
     assert gw.balance(raw) == 11
 
 
-def test_a_batch_longer_than_the_rate_window_denies_the_calls_past_it(gw: Gateway) -> None:
+def test_a_batch_longer_than_the_rate_window_denies_the_calls_past_it(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     b = dry(gw, {"key": raw, "tools": [{"name": "echo"}] * (RATE_LIMIT + 2)}, "/requests/dry-run/batch").json()
     assert [r.get("denyReason") for r in b["results"]] == [None] * RATE_LIMIT + ["rate_limited"] * 2
@@ -208,7 +209,7 @@ def test_a_batch_longer_than_the_rate_window_denies_the_calls_past_it(gw: Gatewa
 
 
 @pytest.mark.parametrize("quota", [{"dailyCallLimit": 2}, {"monthlyCreditLimit": 11}])
-def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw: Gateway,
+def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw: InProcessGateway,
                                                                              quota: dict[str, int]) -> None:
     raw = gw.create_key(100, quota=quota)
     calls = [{"name": "add", "arguments": {"a": 1, "b": 1}}] * 3  # 5 credits each
@@ -218,7 +219,7 @@ def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw:
     assert [real_outcome(gw, raw, "add", {"a": 1, "b": 1}) for _ in calls] == expected
 
 
-def test_a_batch_counts_its_earlier_calls_against_the_team_budget_and_quota(gw: Gateway) -> None:
+def test_a_batch_counts_its_earlier_calls_against_the_team_budget_and_quota(gw: InProcessGateway) -> None:
     team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"t-{uuid.uuid4().hex[:6]}", "budget": 12,
                                                                "quota": {"dailyCalls": 3}})
     assert team.status_code == 201, team.text
@@ -229,7 +230,7 @@ def test_a_batch_counts_its_earlier_calls_against_the_team_budget_and_quota(gw: 
     assert [r.get("denyReason") for r in b["results"]] == [None, None, "team_budget_exceeded"]
 
 
-def test_a_batch_that_fits_is_all_allowed(gw: Gateway) -> None:
+def test_a_batch_that_fits_is_all_allowed(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     alias = f"dr-{uuid.uuid4().hex[:8]}"
     admin_post(gw, "/keys/alias", {"key": raw, "alias": alias})
@@ -247,7 +248,7 @@ def test_a_batch_that_fits_is_all_allowed(gw: Gateway) -> None:
     {"key": "k", "tool": "echo", "arguments": [1, 2]}, {"key": "k", "tool": "echo", "clientIp": "not-an-ip"},
     {"key": "k", "tool": "echo", "country": "DEU"}, {"key": 5, "tool": "echo"},
 ])
-def test_a_bad_dry_run_body_is_400(gw: Gateway, body: dict[str, Any]) -> None:
+def test_a_bad_dry_run_body_is_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     resp = dry(gw, body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request:")
@@ -258,12 +259,12 @@ def test_a_bad_dry_run_body_is_400(gw: Gateway, body: dict[str, Any]) -> None:
     {"key": "k", "tools": [{"name": "echo"}], "calls": [{"name": "echo"}]}, {"key": "k", "tools": [{"tool": "echo"}]},
     {"key": "k", "tools": [{"name": "echo", "arguments": "x"}]},
 ])
-def test_a_bad_batch_body_is_400(gw: Gateway, body: dict[str, Any]) -> None:
+def test_a_bad_batch_body_is_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert dry(gw, body, "/requests/dry-run/batch").status_code == 400
 
 
 @pytest.mark.parametrize("path", ["/requests/dry-run", "/requests/dry-run/batch"])
-def test_a_dry_run_for_an_unknown_key_is_404(gw: Gateway, path: str) -> None:
+def test_a_dry_run_for_an_unknown_key_is_404(gw: InProcessGateway, path: str) -> None:
     body = {"key": "pg_" + "1" * 48, "tool": "echo", "tools": [{"name": "echo"}]}
     body.pop("tools" if path.endswith("dry-run") else "tool")
     resp = dry(gw, body, path)
@@ -272,14 +273,14 @@ def test_a_dry_run_for_an_unknown_key_is_404(gw: Gateway, path: str) -> None:
     assert resp.json() == {"error": "API key not found", "requestId": resp.headers["x-request-id"]}
 
 
-def test_a_dry_run_accepts_the_alias(gw: Gateway) -> None:
+def test_a_dry_run_accepts_the_alias(gw: InProcessGateway) -> None:
     raw = gw.create_key(2)
     alias = f"dr-{uuid.uuid4().hex[:8]}"
     admin_post(gw, "/keys/alias", {"key": raw, "alias": alias})
     assert verdict(gw, {"key": alias, "tool": "echo"}) == verdict(gw, {"key": raw, "tool": "echo"})
 
 
-def test_a_revoked_keys_alias_gets_the_revoked_verdict_not_a_404(gw: Gateway) -> None:
+def test_a_revoked_keys_alias_gets_the_revoked_verdict_not_a_404(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     alias = f"old-{uuid.uuid4().hex[:8]}"
     admin_post(gw, "/keys/alias", {"key": raw, "alias": alias})
@@ -287,7 +288,7 @@ def test_a_revoked_keys_alias_gets_the_revoked_verdict_not_a_404(gw: Gateway) ->
     assert verdict(gw, {"key": alias, "tool": "echo"})["denyReason"] == "key_revoked"
 
 
-def test_a_viewer_may_dry_run_and_nothing_is_published(gw: Gateway) -> None:
+def test_a_viewer_may_dry_run_and_nothing_is_published(gw: InProcessGateway) -> None:
     created = gw.client.post("/admin/keys", json={"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"},
                              headers=gw.admin())
     viewer = created.json()["key"]
@@ -301,7 +302,7 @@ def test_a_viewer_may_dry_run_and_nothing_is_published(gw: Gateway) -> None:
 
 
 def test_in_shadow_mode_the_verdict_is_the_gates_and_says_the_call_would_go_through() -> None:
-    with running_gateway("--server", ECHO_COMMAND, "--shadow") as shadow:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--shadow") as shadow:
         raw = shadow.create_key(10)
         admin_post(shadow, "/keys/suspend", {"key": raw})
         v = verdict(shadow, {"key": raw, "tool": "echo"})

@@ -14,20 +14,21 @@ from paygate.config import Settings
 from paygate.keys.expiry import ExpiryScanner, ScannerConfig
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 
-def expiring(gw: Gateway, **params: Any) -> dict[str, Any]:
+def expiring(gw: InProcessGateway, **params: Any) -> dict[str, Any]:
     resp = gw.client.get("/keys/expiring", params=params, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def warnings_for(gw: Gateway, raw: str) -> list[int]:
+def warnings_for(gw: InProcessGateway, raw: str) -> list[int]:
     return [e["data"]["threshold"] for e in gw.events("key.expiry_warning") if e["data"]["keyMasked"] == masked(raw)]
 
 
-def test_the_listing_shows_active_keys_expiring_within_the_window_soonest_first(gw: Gateway) -> None:
+def test_the_listing_shows_active_keys_expiring_within_the_window_soonest_first(gw: InProcessGateway) -> None:
     later = gw.create_key(1, expiresIn=7200, name="later")
     sooner = gw.create_key(1, expiresIn=600, name="sooner")
     far = gw.create_key(1, expiresIn=10 * 86400)
@@ -46,7 +47,7 @@ def test_the_listing_shows_active_keys_expiring_within_the_window_soonest_first(
     assert masked(later) not in [k["keyMasked"] for k in expiring(gw, within=3600)["keys"]]
 
 
-def test_the_answer_describes_the_scanner(gw: Gateway) -> None:
+def test_the_answer_describes_the_scanner(gw: InProcessGateway) -> None:
     wait_until(lambda: expiring(gw)["scanner"]["scans"] >= 1, what="the startup scan")
     scanner = expiring(gw)["scanner"]
     assert scanner["enabled"] is True and scanner["intervalSeconds"] == 3600
@@ -55,7 +56,7 @@ def test_the_answer_describes_the_scanner(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("within", ["0", "-5", "soon", "1.5", str(400 * 86400)])
-def test_a_bad_window_is_a_400(gw: Gateway, within: str) -> None:
+def test_a_bad_window_is_a_400(gw: InProcessGateway, within: str) -> None:
     resp = gw.client.get("/keys/expiring", params={"within": within}, headers=gw.admin())
     assert resp.status_code == 400 and resp.json()["error"].startswith("Invalid request")
 
@@ -67,7 +68,7 @@ def test_warnings_are_sent_once_per_key_and_threshold_across_restarts(tmp_path: 
     two_days = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2 * 86400))
     events: list[dict[str, Any]] = []
     for run in range(3):  # every start scans at once; nothing already warned about is warned about again
-        with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+        with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
             if run == 0:
                 resp = gw.client.post("/keys/import", headers=gw.admin(), json={"keys": [
                     {"key": hour_left, "alias": "expiring-soon", "namespace": "exp", "expiresAt": half_hour}]})

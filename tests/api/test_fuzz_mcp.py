@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import Gateway
+from tests.inprocess import InProcessGateway
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), finite, st.text(max_size=20))
@@ -24,21 +24,21 @@ messages = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(messages, st.lists(messages, max_size=3), values))
-def test_arbitrary_json_never_breaks_the_endpoint(gw: Gateway, payload: Any) -> None:
+def test_arbitrary_json_never_breaks_the_endpoint(gw: InProcessGateway, payload: Any) -> None:
     resp = gw.client.post("/mcp", content=json.dumps(payload).encode(), headers={"content-type": "application/json"})
     assert resp.status_code in (200, 202, 400, 404), resp.text
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=200))
-def test_junk_bytes_are_parse_errors(gw: Gateway, body: bytes) -> None:
+def test_junk_bytes_are_parse_errors(gw: InProcessGateway, body: bytes) -> None:
     resp = gw.client.post("/mcp", content=body, headers={"content-type": "application/json"})
     assert resp.status_code in (200, 202, 400)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(scalars, st.lists(scalars, max_size=3)))
-def test_malformed_tool_arguments_are_refused_before_any_charge(gw: Gateway, arguments: Any) -> None:
+def test_malformed_tool_arguments_are_refused_before_any_charge(gw: InProcessGateway, arguments: Any) -> None:
     raw = gw.create_key(10)
     payload = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": arguments}}
     resp = gw.client.post("/mcp", json=payload, headers={"X-API-Key": raw})

@@ -6,10 +6,14 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.support import VENV_BIN, Gateway
+import pytest
+
+from tests.inprocess import InProcessGateway
+from tests.support import VENV_BIN
 
 
-def test_no_generated_request_makes_the_server_fail(gw: Gateway, tmp_path: Path) -> None:
+@pytest.mark.e2e  # runs the schemathesis CLI as a process (against the in-process gateway)
+def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(VENV_BIN / "schemathesis"), "run", f"{gw.url}/openapi.json", "-H", f"X-Admin-Key: {gw.admin_key}",
          "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1", "--request-timeout", "30",

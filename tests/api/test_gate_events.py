@@ -11,23 +11,24 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until, write_config
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     config = write_config(tmp_path_factory.mktemp("gate-events"), {"auditGateEvents": True})
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
         yield gateway
 
 
-def _audit(gw: Gateway, types: str) -> list[dict[str, Any]]:
+def _audit(gw: InProcessGateway, types: str) -> list[dict[str, Any]]:
     resp = gw.client.get("/audit", params={"types": types, "limit": 1000}, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return list(resp.json()["events"])
 
 
-def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credits(gw: Gateway) -> None:
+def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credits(gw: InProcessGateway) -> None:
     key = gw.create_key(50)
     resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
                   headers={"X-Request-Id": "trace-gate-allow-1"})
@@ -39,7 +40,7 @@ def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credit
     assert meta["durationMs"] >= 0 and "keyHash" not in meta
 
 
-def test_a_denied_call_is_audited_as_gate_deny_with_the_reason(gw: Gateway) -> None:
+def test_a_denied_call_is_audited_as_gate_deny_with_the_reason(gw: InProcessGateway) -> None:
     key = gw.create_key(0)
     resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
                   headers={"X-Request-Id": "trace-gate-deny-1"})
@@ -49,14 +50,14 @@ def test_a_denied_call_is_audited_as_gate_deny_with_the_reason(gw: Gateway) -> N
     assert entry["message"] == "Denied: echo (insufficient_credits)"
 
 
-def test_a_generated_request_id_is_the_one_in_the_response_header(gw: Gateway) -> None:
+def test_a_generated_request_id_is_the_one_in_the_response_header(gw: InProcessGateway) -> None:
     key = gw.create_key(5)
     resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key)
     request_id = resp.headers["x-request-id"]
     assert any(e["metadata"]["requestId"] == request_id for e in _audit(gw, "gate.allow"))
 
 
-def test_gate_events_stay_out_of_a_keys_admin_activity(gw: Gateway) -> None:
+def test_gate_events_stay_out_of_a_keys_admin_activity(gw: InProcessGateway) -> None:
     key = gw.create_key(5)
     gw.call_tool("echo", {"text": "x"}, key)
     resp = gw.client.get("/keys/activity", params={"key": key}, headers=gw.admin())
@@ -66,7 +67,7 @@ def test_gate_events_stay_out_of_a_keys_admin_activity(gw: Gateway) -> None:
 
 
 def test_by_default_calls_stay_out_of_the_audit_log_but_reach_the_request_log(tmp_path: Path) -> None:
-    with running_gateway("--server", ECHO_COMMAND) as plain:
+    with running_inprocess_gateway("--server", ECHO_COMMAND) as plain:
         key = plain.create_key(5)
         resp = plain.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
                          headers={"X-Request-Id": "trace-default-1"})
@@ -78,7 +79,7 @@ def test_by_default_calls_stay_out_of_the_audit_log_but_reach_the_request_log(tm
         assert plain.client.get("/audit", params={"types": "key.created"}, headers=plain.admin()).json()["total"] == 1
 
 
-def test_a_request_log_entry_has_its_audit_entrys_id(gw: Gateway) -> None:
+def test_a_request_log_entry_has_its_audit_entrys_id(gw: InProcessGateway) -> None:
     key = gw.create_key(5)
     gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
            headers={"X-Request-Id": "audit-link-1"})
@@ -87,7 +88,7 @@ def test_a_request_log_entry_has_its_audit_entrys_id(gw: Gateway) -> None:
     assert [e["id"] for e in match] == [logged[0]["id"]]
 
 
-def test_an_expired_key_is_announced_once_as_key_expired_however_often_it_is_refused(gw: Gateway) -> None:
+def test_an_expired_key_is_announced_once_as_key_expired_however_often_it_is_refused(gw: InProcessGateway) -> None:
     key = gw.create_key(10)
     resp = gw.client.post("/keys/expiry", json={"key": key, "expiresIn": 1}, headers=gw.admin())
     expires = datetime.fromisoformat(resp.json()["expiresAt"]).timestamp()

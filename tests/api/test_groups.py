@@ -9,20 +9,21 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> Any:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> Any:
     return gw.client.post(path, json=body, headers=gw.admin())
 
 
-def groups(gw: Gateway) -> dict[str, dict[str, Any]]:
+def groups(gw: InProcessGateway) -> dict[str, dict[str, Any]]:
     resp = gw.client.get("/groups", headers=gw.admin())
     assert resp.status_code == 200
     return {g["id"]: g for g in resp.json()}
 
 
-def make_group(gw: Gateway, name: str, **fields: Any) -> dict[str, Any]:
+def make_group(gw: InProcessGateway, name: str, **fields: Any) -> dict[str, Any]:
     resp = post(gw, "/groups", {"name": name, **fields})
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
@@ -32,7 +33,7 @@ def denial(reply: dict[str, Any]) -> str | None:
     return reply["error"]["data"]["reason"] if "error" in reply else None
 
 
-def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: Gateway) -> None:
+def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: InProcessGateway) -> None:
     group = make_group(gw, "create-basic", allowedTools=["echo"], rateLimitPerMin=30,
                        ipAllowlist=["::ffff:10.0.0.1", "10.1.2.3/16"],
                        quota={"dailyCallLimit": 100}, toolPricing={"echo": {"creditsPerCall": 2}},
@@ -59,14 +60,14 @@ def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: Gatew
     {"name": "g", "tags": {f"k{i}": "v" for i in range(51)}}, {"name": "g", "description": "d" * 501},
     {"name": "   "}, {"name": "a\u0000b"}, {"name": "two\nlines"},
 ])
-def test_create_rejects_bad_input_and_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_create_rejects_bad_input_and_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = groups(gw)
     resp = post(gw, "/groups", body)
     assert resp.status_code == 400 and resp.json()["error"].startswith("Invalid request")
     assert groups(gw) == before
 
 
-def test_group_names_are_unique_ignoring_case(gw: Gateway) -> None:
+def test_group_names_are_unique_ignoring_case(gw: InProcessGateway) -> None:
     make_group(gw, "Unique-Name")
     before = groups(gw)
     resp = post(gw, "/groups", {"name": "unique-name"})
@@ -74,7 +75,7 @@ def test_group_names_are_unique_ignoring_case(gw: Gateway) -> None:
     assert groups(gw) == before
 
 
-def test_group_names_are_trimmed_so_padding_cannot_make_a_second_group_of_one_name(gw: Gateway) -> None:
+def test_group_names_are_trimmed_so_padding_cannot_make_a_second_group_of_one_name(gw: InProcessGateway) -> None:
     group = make_group(gw, "  Padded Name ")
     assert group["name"] == "Padded Name"
     before = groups(gw)
@@ -83,7 +84,7 @@ def test_group_names_are_trimmed_so_padding_cannot_make_a_second_group_of_one_na
     assert groups(gw) == before
 
 
-def test_update_changes_only_the_fields_sent_and_quota_null_removes_the_quota(gw: Gateway) -> None:
+def test_update_changes_only_the_fields_sent_and_quota_null_removes_the_quota(gw: InProcessGateway) -> None:
     group = make_group(gw, "update-me", allowedTools=["echo"], quota={"dailyCallLimit": 5}, rateLimitPerMin=10)
     resp = post(gw, "/groups/update", {"id": group["id"], "rateLimitPerMin": 60, "quota": None,
                                        "name": "updated"})
@@ -103,14 +104,14 @@ def test_update_changes_only_the_fields_sent_and_quota_null_removes_the_quota(gw
     {"id": "ID", "name": None}, {"id": "ID", "allowedTools": None}, {"id": "ID", "rateLimitPerMin": -1},
     {"id": "ID", "ipAllowlist": ["nope"]}, {"id": "ID", "active": False},
 ])
-def test_update_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_update_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     group = make_group(gw, f"bad-update-{len(groups(gw))}", rateLimitPerMin=7)
     body = {k: (group["id"] if v == "ID" else v) for k, v in body.items()}
     assert post(gw, "/groups/update", body).status_code == 400
     assert groups(gw)[group["id"]] == group
 
 
-def test_update_to_a_taken_name_is_a_conflict_and_an_unknown_group_is_404(gw: Gateway) -> None:
+def test_update_to_a_taken_name_is_a_conflict_and_an_unknown_group_is_404(gw: InProcessGateway) -> None:
     make_group(gw, "taken-name")
     group = make_group(gw, "other-name")
     assert post(gw, "/groups/update", {"id": group["id"], "name": "TAKEN-name"}).status_code == 409
@@ -119,7 +120,7 @@ def test_update_to_a_taken_name_is_a_conflict_and_an_unknown_group_is_404(gw: Ga
     assert resp.status_code == 404 and resp.json()["error"] == "Group not found"
 
 
-def test_assign_and_remove_a_key_by_key_or_alias_with_member_counts_and_events(gw: Gateway) -> None:
+def test_assign_and_remove_a_key_by_key_or_alias_with_member_counts_and_events(gw: InProcessGateway) -> None:
     group = make_group(gw, "members")
     raw, other = gw.create_key(5), gw.create_key(5)
     assert post(gw, "/keys/alias", {"key": other, "alias": "group-member"}).status_code == 200
@@ -135,7 +136,7 @@ def test_assign_and_remove_a_key_by_key_or_alias_with_member_counts_and_events(g
     assert assigned == [masked(raw), masked(other)] and removed == [masked(other)]
 
 
-def test_assigning_a_key_in_another_group_moves_it(gw: Gateway) -> None:
+def test_assigning_a_key_in_another_group_moves_it(gw: InProcessGateway) -> None:
     first, second = make_group(gw, "move-from"), make_group(gw, "move-to")
     raw = gw.create_key(5)
     assert post(gw, "/groups/assign", {"groupId": first["id"], "key": raw}).status_code == 200
@@ -145,7 +146,7 @@ def test_assigning_a_key_in_another_group_moves_it(gw: Gateway) -> None:
     assert (listing[first["id"]]["memberCount"], listing[second["id"]]["memberCount"]) == (0, 1)
 
 
-def test_assign_and_remove_refuse_what_cannot_be_done_and_change_nothing(gw: Gateway) -> None:
+def test_assign_and_remove_refuse_what_cannot_be_done_and_change_nothing(gw: InProcessGateway) -> None:
     group = make_group(gw, "refusals")
     raw, revoked = gw.create_key(5), gw.create_key(5)
     assert post(gw, "/keys/revoke", {"key": revoked}).status_code == 200
@@ -163,7 +164,7 @@ def test_assign_and_remove_refuse_what_cannot_be_done_and_change_nothing(gw: Gat
     assert len([e for e in gw.events("group.key_assigned") if e["data"]["groupId"] == group["id"]]) == 1
 
 
-def test_delete_removes_the_group_and_releases_its_keys(gw: Gateway) -> None:
+def test_delete_removes_the_group_and_releases_its_keys(gw: InProcessGateway) -> None:
     group = make_group(gw, "doomed", deniedTools=["echo"])
     raw = gw.create_key(5)
     assert post(gw, "/groups/assign", {"groupId": group["id"], "key": raw}).status_code == 200
@@ -180,7 +181,7 @@ def test_delete_removes_the_group_and_releases_its_keys(gw: Gateway) -> None:
     make_group(gw, "doomed")  # the name is free again
 
 
-def test_the_gate_applies_the_group_policy_to_its_members(gw: Gateway) -> None:
+def test_the_gate_applies_the_group_policy_to_its_members(gw: InProcessGateway) -> None:
     group = make_group(gw, "priced", allowedTools=["echo", "add"], toolPricing={"add": {"creditsPerCall": 3}})
     raw = gw.create_key(10)
     assert post(gw, "/groups/assign", {"groupId": group["id"], "key": raw}).status_code == 200
@@ -191,18 +192,18 @@ def test_the_gate_applies_the_group_policy_to_its_members(gw: Gateway) -> None:
 
 def test_groups_and_assignments_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         group = make_group(gw, "durable", deniedTools=["fail"], quota={"monthlyCallLimit": 9})
         raw = gw.create_key(5)
         assert post(gw, "/groups/assign", {"groupId": group["id"], "key": raw}).status_code == 200
         before = groups(gw)
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert groups(gw) == before and before[group["id"]]["memberCount"] == 1
         assert post(gw, "/groups/remove", {"key": raw}).json()["groupId"] == group["id"]
 
 
 def test_there_can_be_at_most_1000_groups(tmp_path: Path) -> None:
-    with running_gateway("--server", ECHO_COMMAND) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND) as gw:
         for i in range(1000):
             assert post(gw, "/groups", {"name": f"g{i}"}).status_code == 201
         resp = post(gw, "/groups", {"name": "one-too-many"})

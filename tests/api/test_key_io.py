@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 
 def raw_key() -> str:
@@ -20,28 +21,28 @@ def raw_key() -> str:
 
 
 
-def do_import(gw: Gateway, keys: list[dict[str, Any]], mode: str | None = None) -> Any:
+def do_import(gw: InProcessGateway, keys: list[dict[str, Any]], mode: str | None = None) -> Any:
     body: dict[str, Any] = {"keys": keys}
     if mode is not None:
         body["mode"] = mode
     return gw.client.post("/keys/import", headers=gw.admin(), json=body)
 
 
-def export(gw: Gateway, **params: str) -> dict[str, Any]:
+def export(gw: InProcessGateway, **params: str) -> dict[str, Any]:
     resp = gw.client.get("/keys/export", params=params, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def entry_of(gw: Gateway, raw: str) -> dict[str, Any]:
+def entry_of(gw: InProcessGateway, raw: str) -> dict[str, Any]:
     return next(e for e in export(gw)["keys"] if e["keyMasked"] == masked(raw))
 
 
-def listed_count(gw: Gateway) -> int:
+def listed_count(gw: InProcessGateway) -> int:
     return len(gw.client.get("/keys", headers=gw.admin()).json())
 
 
-def test_export_carries_every_field_and_the_hash_but_never_a_raw_key(gw: Gateway) -> None:
+def test_export_carries_every_field_and_the_hash_but_never_a_raw_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(42, name="exported", tags={"plan": "pro"}, namespace="io-ns", allowedTools=["echo"],
                         expiresIn=86400, spendingLimit=7)
     resp = gw.client.get("/keys/export", headers=gw.admin())
@@ -57,7 +58,7 @@ def test_export_carries_every_field_and_the_hash_but_never_a_raw_key(gw: Gateway
     assert gw.events("keys.exported")
 
 
-def test_export_filters_by_namespace_and_active_only(gw: Gateway) -> None:
+def test_export_filters_by_namespace_and_active_only(gw: InProcessGateway) -> None:
     live = gw.create_key(1, namespace="filter-ns")
     dead = gw.create_key(1, namespace="filter-ns")
     gw.create_key(1, namespace="other-ns")
@@ -68,7 +69,7 @@ def test_export_filters_by_namespace_and_active_only(gw: Gateway) -> None:
     assert active == {masked(live)}
 
 
-def test_csv_export_is_a_spreadsheet_with_formulas_defused(gw: Gateway) -> None:
+def test_csv_export_is_a_spreadsheet_with_formulas_defused(gw: InProcessGateway) -> None:
     raw = gw.create_key(9, name="=HYPERLINK(\"http://evil\")", namespace="csv-ns")
     resp = gw.client.get("/keys/export", params={"format": "csv", "namespace": "csv-ns"}, headers=gw.admin())
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
@@ -80,11 +81,11 @@ def test_csv_export_is_a_spreadsheet_with_formulas_defused(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("params", [{"format": "xml"}, {"activeOnly": "maybe"}, {"namespace": ""}])
-def test_bad_export_parameters_are_400s(gw: Gateway, params: dict[str, str]) -> None:
+def test_bad_export_parameters_are_400s(gw: InProcessGateway, params: dict[str, str]) -> None:
     assert gw.client.get("/keys/export", params=params, headers=gw.admin()).status_code == 400
 
 
-def test_an_imported_raw_key_works_at_the_gate(gw: Gateway) -> None:
+def test_an_imported_raw_key_works_at_the_gate(gw: InProcessGateway) -> None:
     raw = raw_key()
     resp = do_import(gw, [{"key": raw, "name": "migrated", "credits": 5, "tags": {"from": "node"}}])
     assert resp.status_code == 200, resp.text
@@ -99,13 +100,13 @@ def test_an_imported_raw_key_works_at_the_gate(gw: Gateway) -> None:
     assert raw not in gw.stderr()
 
 
-def test_an_export_imported_into_a_fresh_gateway_restores_keys_that_still_work(gw: Gateway) -> None:
+def test_an_export_imported_into_a_fresh_gateway_restores_keys_that_still_work(gw: InProcessGateway) -> None:
     raw = gw.create_key(30, name="round-trip", namespace="rt-ns", tags={"t": "1"}, allowedTools=["echo"])
     gw.client.post("/keys/auto-topup", headers=gw.admin(),
                    json={"key": raw, "threshold": 2, "amount": 10, "maxDaily": 1})
     document = export(gw, namespace="rt-ns")
     assert document["keys"][0]["autoTopup"] == {"threshold": 2, "amount": 10, "maxDaily": 1}
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as fresh:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as fresh:
         resp = fresh.client.post("/keys/import", headers=fresh.admin(), json=document)  # posted back as is
         assert resp.status_code == 200, resp.text
         assert resp.json()["imported"] == 1
@@ -118,7 +119,7 @@ def test_an_export_imported_into_a_fresh_gateway_restores_keys_that_still_work(g
             assert again[field] == before[field], field
 
 
-def test_skip_mode_leaves_existing_keys_alone(gw: Gateway) -> None:
+def test_skip_mode_leaves_existing_keys_alone(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, name="original")
     fresh = raw_key()
     resp = do_import(gw, [{"key": raw, "name": "replacement", "credits": 99}, {"key": fresh, "credits": 1}])
@@ -127,7 +128,7 @@ def test_skip_mode_leaves_existing_keys_alone(gw: Gateway) -> None:
     assert gw.balance(raw) == 10 and entry_of(gw, raw)["name"] == "original"
 
 
-def test_overwrite_mode_replaces_policy_and_brings_the_balance_to_the_imported_value(gw: Gateway) -> None:
+def test_overwrite_mode_replaces_policy_and_brings_the_balance_to_the_imported_value(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, name="original", tags={"a": "1"})
     resp = do_import(gw, [{"key": raw, "name": "replacement", "credits": 3, "tags": {"b": "2"}}], "overwrite")
     assert resp.status_code == 200 and resp.json()["overwritten"] == 1
@@ -137,7 +138,7 @@ def test_overwrite_mode_replaces_policy_and_brings_the_balance_to_the_imported_v
     assert resp.status_code == 200 and gw.balance(raw) == 50
 
 
-def test_overwrite_never_brings_a_revoked_key_back(gw: Gateway) -> None:
+def test_overwrite_never_brings_a_revoked_key_back(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw}).status_code == 200
     fresh = raw_key()
@@ -153,7 +154,7 @@ def test_overwrite_never_brings_a_revoked_key_back(gw: Gateway) -> None:
     assert entry_of(gw, raw)["credits"] == 10
 
 
-def test_error_mode_aborts_the_whole_import_on_one_conflict(gw: Gateway) -> None:
+def test_error_mode_aborts_the_whole_import_on_one_conflict(gw: InProcessGateway) -> None:
     existing = gw.create_key(10)
     fresh = raw_key()
     before = listed_count(gw)
@@ -164,7 +165,7 @@ def test_error_mode_aborts_the_whole_import_on_one_conflict(gw: Gateway) -> None
     assert do_import(gw, [{"key": fresh, "credits": 1}], "error").status_code == 200
 
 
-def test_an_alias_owned_by_another_key_is_a_per_entry_error(gw: Gateway) -> None:
+def test_an_alias_owned_by_another_key_is_a_per_entry_error(gw: InProcessGateway) -> None:
     owner, other = raw_key(), raw_key()
     assert do_import(gw, [{"key": owner, "alias": "io-taken"}]).status_code == 200
     resp = do_import(gw, [{"key": other, "alias": "io-taken"}])
@@ -177,7 +178,7 @@ def test_an_alias_owned_by_another_key_is_a_per_entry_error(gw: Gateway) -> None
 
 def test_an_alias_equal_to_an_existing_key_is_refused() -> None:
     legacy = "legacy_key_0001"  # handed out before pg_ keys, registered with --import-key
-    with running_gateway("--server", ECHO_COMMAND, "--import-key", f"{legacy}:5") as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--import-key", f"{legacy}:5") as gw:
         resp = do_import(gw, [{"key": raw_key(), "alias": legacy}])
         assert resp.status_code == 200
         result = resp.json()["results"][0]
@@ -185,7 +186,7 @@ def test_an_alias_equal_to_an_existing_key_is_refused() -> None:
         assert resp.json()["imported"] == 0
 
 
-def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(gw: Gateway) -> None:
+def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(gw: InProcessGateway) -> None:
     raw = raw_key()
     resp = do_import(gw, [{"key": raw, "credits": 2, "quotaDailyCalls": 4, "lastResetDay": "2025-01-01"}])
     assert resp.status_code == 200
@@ -207,7 +208,7 @@ def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(g
     [{"key": "PLACEHOLDER", "notes": [{"n": -(10**20)}]}],
     [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 1, "maxDaily": 1001}}],
 ])
-def test_one_bad_entry_refuses_the_whole_import(gw: Gateway, keys: list[dict[str, Any]]) -> None:
+def test_one_bad_entry_refuses_the_whole_import(gw: InProcessGateway, keys: list[dict[str, Any]]) -> None:
     good = raw_key()
     placeholder = raw_key()
     entries = [{"key": good, "credits": 1}] + [{**k, "key": placeholder} if k.get("key") == "PLACEHOLDER" else k
@@ -222,7 +223,7 @@ def test_one_bad_entry_refuses_the_whole_import(gw: Gateway, keys: list[dict[str
 @pytest.mark.parametrize("body", [{"keys": [{"key": "pg_" + "1" * 48}], "mode": "merge"},
                                   {"keys": [{"key": "pg_" + "2" * 48}], "surprise": True},
                                   {"keys": [{"key": "pg_" + "3" * 48}] * 1001}])
-def test_bad_import_bodies_are_400s(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_import_bodies_are_400s(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = listed_count(gw)
     assert gw.client.post("/keys/import", headers=gw.admin(), json=body).status_code == 400
     assert listed_count(gw) == before
@@ -231,14 +232,14 @@ def test_bad_import_bodies_are_400s(gw: Gateway, body: dict[str, Any]) -> None:
 def test_imported_keys_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     raw = raw_key()
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert do_import(gw, [{"key": raw, "credits": 12, "alias": "io-restart"}]).status_code == 200
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(raw) == 12
         assert entry_of(gw, raw)["alias"] == "io-restart"
 
 
-def test_a_viewer_can_neither_export_nor_import(gw: Gateway) -> None:
+def test_a_viewer_can_neither_export_nor_import(gw: InProcessGateway) -> None:
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "io-viewer", "role": "viewer"})
     assert resp.status_code == 201, resp.text
     viewer = {"X-Admin-Key": resp.json()["key"]}
@@ -248,7 +249,7 @@ def test_a_viewer_can_neither_export_nor_import(gw: Gateway) -> None:
     assert listed_count(gw) == before
 
 
-def test_an_import_only_joins_groups_teams_and_plans_that_exist_and_keeps_team_caps(gw: Gateway) -> None:
+def test_an_import_only_joins_groups_teams_and_plans_that_exist_and_keeps_team_caps(gw: InProcessGateway) -> None:
     team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"io-team-{secrets.token_hex(3)}"}).json()
     group = gw.client.post("/groups", headers=gw.admin(), json={"name": f"io-grp-{secrets.token_hex(3)}"}).json()
     ghost_team, ghost_group, ghost_plan = raw_key(), raw_key(), raw_key()

@@ -10,30 +10,31 @@ import httpx
 import pytest
 
 from paygate.core.keys import hash_key
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> httpx.Response:
     return gw.client.post(path, headers=gw.admin(), json=body)
 
 
-def listing(gw: Gateway) -> list[dict[str, Any]]:
+def listing(gw: InProcessGateway) -> list[dict[str, Any]]:
     resp = gw.client.get("/keys", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return list(resp.json())
 
 
-def view(gw: Gateway, raw: str) -> dict[str, Any]:
+def view(gw: InProcessGateway, raw: str) -> dict[str, Any]:
     found = [k for k in listing(gw) if k["keyMasked"] == masked(raw)]
     assert len(found) == 1, found
     return found[0]
 
 
-def set_alias(gw: Gateway, key: str, alias: str) -> None:
+def set_alias(gw: InProcessGateway, key: str, alias: str) -> None:
     assert post(gw, "/keys/alias", {"key": key, "alias": alias}).status_code == 200
 
 
-def denial_reason(gw: Gateway, raw: str) -> str:
+def denial_reason(gw: InProcessGateway, raw: str) -> str:
     reply = gw.call_tool("add", {"a": 1, "b": 2}, raw)
     assert "error" in reply, reply
     return str(reply["error"]["data"]["reason"])
@@ -41,7 +42,7 @@ def denial_reason(gw: Gateway, raw: str) -> str:
 
 # --- rotation -------------------------------------------------------------------------------------
 
-def test_rotation_moves_credits_counters_and_policy_to_the_new_key(gw: Gateway) -> None:
+def test_rotation_moves_credits_counters_and_policy_to_the_new_key(gw: InProcessGateway) -> None:
     old = gw.create_key(20, allowedTools=["add", "echo"], tags={"team": "a"}, namespace="rot",
                         spendingLimit=500, expiresIn=86400, quota={"dailyCallLimit": 100},
                         ipAllowlist=["127.0.0.1"])
@@ -68,7 +69,7 @@ def test_rotation_moves_credits_counters_and_policy_to_the_new_key(gw: Gateway) 
     assert retired["active"] is False and retired["credits"] == 0 and retired["alias"] is None
 
 
-def test_the_old_key_is_dead_at_once_and_the_new_one_works(gw: Gateway) -> None:
+def test_the_old_key_is_dead_at_once_and_the_new_one_works(gw: InProcessGateway) -> None:
     old = gw.create_key(10)
     new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
     assert denial_reason(gw, old) == "key_revoked"
@@ -77,7 +78,7 @@ def test_the_old_key_is_dead_at_once_and_the_new_one_works(gw: Gateway) -> None:
     assert gw.balance(new) == 9
 
 
-def test_quota_counters_follow_the_rotated_key(gw: Gateway) -> None:
+def test_quota_counters_follow_the_rotated_key(gw: InProcessGateway) -> None:
     old = gw.create_key(10, quota={"dailyCallLimit": 2})
     for _ in range(2):
         assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, old)
@@ -85,7 +86,7 @@ def test_quota_counters_follow_the_rotated_key(gw: Gateway) -> None:
     assert denial_reason(gw, new) == "quota_exceeded"
 
 
-def test_rotation_publishes_masked_keys_only(gw: Gateway) -> None:
+def test_rotation_publishes_masked_keys_only(gw: InProcessGateway) -> None:
     old = gw.create_key(3)
     new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
     events = [e for e in gw.events("key.rotated") if e["data"]["oldKeyMasked"] == masked(old)]
@@ -94,7 +95,7 @@ def test_rotation_publishes_masked_keys_only(gw: Gateway) -> None:
     assert new not in gw.stderr() and old not in gw.stderr()
 
 
-def test_a_revoked_key_cannot_be_rotated(gw: Gateway) -> None:
+def test_a_revoked_key_cannot_be_rotated(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     assert post(gw, "/keys/revoke", {"key": raw}).status_code == 200
     before = len(listing(gw))
@@ -107,7 +108,7 @@ def test_a_revoked_key_cannot_be_rotated(gw: Gateway) -> None:
     ({"key": "pg_unknown_unknown_unknown"}, 404), ({"key": "no-such-alias"}, 404), ({}, 400), ({"key": ""}, 400),
     ({"key": 5}, 400), ({"key": "PLACEHOLDER", "extra": 1}, 400),
 ])
-def test_bad_rotation_requests_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_rotation_requests_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(5)
     body = {k: (raw if v == "PLACEHOLDER" else v) for k, v in body.items()}
     before = len(listing(gw))
@@ -118,7 +119,7 @@ def test_bad_rotation_requests_change_nothing(gw: Gateway, body: dict[str, Any],
 
 # --- cloning --------------------------------------------------------------------------------------
 
-def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: Gateway) -> None:
+def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: InProcessGateway) -> None:
     source = gw.create_key(30, allowedTools=["add"], deniedTools=["fail"], tags={"env": "prod"},
                            namespace="clones", spendingLimit=100, expiresIn=3600, quota={"monthlyCallLimit": 9},
                            ipAllowlist=["127.0.0.0/8"])
@@ -140,7 +141,7 @@ def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: Gateway)
     assert gw.call_tool("fail", {}, clone)["error"]["data"]["reason"] == "tool_not_allowed"
 
 
-def test_clone_overrides_name_credits_tags_and_namespace(gw: Gateway) -> None:
+def test_clone_overrides_name_credits_tags_and_namespace(gw: InProcessGateway) -> None:
     source = gw.create_key(30, tags={"env": "prod", "tier": "gold"}, namespace="one")
     body = post(gw, "/keys/clone", {"key": source, "name": "staging", "credits": 0, "tags": {"env": "staging"},
                                     "namespace": "two"}).json()
@@ -148,7 +149,7 @@ def test_clone_overrides_name_credits_tags_and_namespace(gw: Gateway) -> None:
                                                                                  "two")
 
 
-def test_a_suspended_key_clones_into_an_active_one(gw: Gateway) -> None:
+def test_a_suspended_key_clones_into_an_active_one(gw: InProcessGateway) -> None:
     source = gw.create_key(4)
     bulk = post(gw, "/keys/bulk", {"operations": [{"action": "suspend", "key": source}]}).json()
     assert bulk["succeeded"] == 1
@@ -158,7 +159,7 @@ def test_a_suspended_key_clones_into_an_active_one(gw: Gateway) -> None:
     assert denial_reason(gw, source) == "key_suspended"
 
 
-def test_cloning_publishes_an_event(gw: Gateway) -> None:
+def test_cloning_publishes_an_event(gw: InProcessGateway) -> None:
     source = gw.create_key(2)
     clone = post(gw, "/keys/clone", {"key": source}).json()["key"]
     events = [e for e in gw.events("key.cloned") if e["data"]["keyMasked"] == masked(clone)]
@@ -172,7 +173,7 @@ def test_cloning_publishes_an_event(gw: Gateway) -> None:
     ({"key": "PLACEHOLDER", "tags": {"t": "x" * 101}}, 400), ({"key": "PLACEHOLDER", "name": ""}, 400),
     ({"key": "PLACEHOLDER", "alias": "copy"}, 400), ({"key": "REVOKED"}, 409),
 ])
-def test_bad_clone_requests_create_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_clone_requests_create_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw, revoked = gw.create_key(5), gw.create_key(5)
     post(gw, "/keys/revoke", {"key": revoked})
     swap = {"PLACEHOLDER": raw, "REVOKED": revoked}
@@ -184,7 +185,7 @@ def test_bad_clone_requests_create_nothing(gw: Gateway, body: dict[str, Any], st
 
 # --- transfers ------------------------------------------------------------------------------------
 
-def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: Gateway) -> None:
+def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: InProcessGateway) -> None:
     a, b = gw.create_key(100), gw.create_key(5)
     set_alias(gw, a, "payer")
     resp = post(gw, "/keys/transfer", {"from": "payer", "to": b, "credits": 30, "memo": "monthly"})
@@ -213,7 +214,7 @@ def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: Ga
     ({"from": "A", "to": "REVOKED", "credits": 1}, 409, "revoked"),
     ({"from": "REVOKED", "to": "B", "credits": 1}, 409, "revoked"),
 ])
-def test_bad_transfers_move_nothing(gw: Gateway, body: dict[str, Any], status: int, message: str) -> None:
+def test_bad_transfers_move_nothing(gw: InProcessGateway, body: dict[str, Any], status: int, message: str) -> None:
     a, b, revoked = gw.create_key(10), gw.create_key(10), gw.create_key(10)
     alias = f"self-{a[-8:]}"
     set_alias(gw, a, alias)
@@ -231,7 +232,7 @@ def test_bad_transfers_move_nothing(gw: Gateway, body: dict[str, Any], status: i
     assert [e["type"] for e in history["entries"]] == ["initial"], history
 
 
-def test_an_expired_key_can_neither_send_nor_receive(gw: Gateway) -> None:
+def test_an_expired_key_can_neither_send_nor_receive(gw: InProcessGateway) -> None:
     a, expiring = gw.create_key(10), gw.create_key(10, expiresIn=1)
     wait_until(lambda: view(gw, expiring)["expired"], what="the key to expire")
     for body in ({"from": a, "to": expiring, "credits": 1}, {"from": expiring, "to": a, "credits": 1}):
@@ -251,7 +252,7 @@ def ledger_sum(db_path: Path, raw: str) -> tuple[int, list[str]]:
 def test_rotation_clone_and_transfer_survive_a_restart_and_match_the_ledger(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         old, other = gw.create_key(50, tags={"k": "v"}), gw.create_key(1)
         assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, old)
         new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
@@ -261,7 +262,7 @@ def test_rotation_clone_and_transfer_survive_a_restart_and_match_the_ledger(tmp_
     assert ledger_sum(Path(state), new) == (40, ["rotate_in", "transfer_out"])
     assert ledger_sum(Path(state), other) == (10, ["create", "transfer_in"])
     assert ledger_sum(Path(state), clone)[0] == 3
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         assert (gw.balance(new), gw.balance(other), gw.balance(clone)) == (40, 10, 3)
         assert gw.client.get("/balance", headers={"X-API-Key": new}).json()["totalCalls"] == 1
         assert view(gw, clone)["tags"] == {"k": "v"}
@@ -269,7 +270,7 @@ def test_rotation_clone_and_transfer_survive_a_restart_and_match_the_ledger(tmp_
 
 
 def test_rate_limit_windows_follow_the_rotated_key() -> None:
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "2") as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "2") as gw:
         old = gw.create_key(10)
         for _ in range(2):
             assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, old)

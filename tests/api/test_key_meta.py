@@ -8,26 +8,27 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, start_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway, start_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> httpx.Response:
     return gw.client.post(path, headers=gw.admin(), json=body)
 
 
-def view(gw: Gateway, raw: str) -> dict[str, Any]:
+def view(gw: InProcessGateway, raw: str) -> dict[str, Any]:
     found = [k for k in gw.client.get("/keys", headers=gw.admin()).json() if k["keyMasked"] == masked(raw)]
     assert len(found) == 1, found
     return dict(found[0])
 
 
-def notes(gw: Gateway, key: str) -> httpx.Response:
+def notes(gw: InProcessGateway, key: str) -> httpx.Response:
     return gw.client.get("/keys/notes", params={"key": key}, headers=gw.admin())
 
 
 # --- aliases --------------------------------------------------------------------------------------
 
-def test_an_alias_names_the_key_in_every_admin_endpoint(gw: Gateway) -> None:
+def test_an_alias_names_the_key_in_every_admin_endpoint(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/alias", {"key": raw, "alias": "billing-svc"})
     assert resp.status_code == 200
@@ -47,7 +48,7 @@ def test_an_alias_names_the_key_in_every_admin_endpoint(gw: Gateway) -> None:
     assert view(gw, raw)["active"] is False
 
 
-def test_an_alias_does_not_authenticate_on_mcp(gw: Gateway) -> None:
+def test_an_alias_does_not_authenticate_on_mcp(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     post(gw, "/keys/alias", {"key": raw, "alias": "not-a-credential"})
     reply = gw.call_tool("add", {"a": 1, "b": 1}, "not-a-credential")
@@ -55,7 +56,7 @@ def test_an_alias_does_not_authenticate_on_mcp(gw: Gateway) -> None:
     assert gw.balance(raw) == 10
 
 
-def test_an_alias_can_be_changed_and_cleared(gw: Gateway) -> None:
+def test_an_alias_can_be_changed_and_cleared(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     post(gw, "/keys/alias", {"key": raw, "alias": "first-name"})
     changed = post(gw, "/keys/alias", {"key": "first-name", "alias": "second-name"}).json()
@@ -69,7 +70,7 @@ def test_an_alias_can_be_changed_and_cleared(gw: Gateway) -> None:
     assert raw not in gw.stderr()
 
 
-def test_a_duplicate_alias_is_a_409_that_changes_nothing(gw: Gateway) -> None:
+def test_a_duplicate_alias_is_a_409_that_changes_nothing(gw: InProcessGateway) -> None:
     a, b = gw.create_key(1), gw.create_key(1)
     post(gw, "/keys/alias", {"key": a, "alias": "taken"})
     post(gw, "/keys/alias", {"key": b, "alias": "b-own"})
@@ -78,7 +79,7 @@ def test_a_duplicate_alias_is_a_409_that_changes_nothing(gw: Gateway) -> None:
     assert view(gw, b)["alias"] == "b-own" and view(gw, a)["alias"] == "taken"
 
 
-def test_a_revoked_keys_alias_stays_reserved(gw: Gateway) -> None:
+def test_a_revoked_keys_alias_stays_reserved(gw: InProcessGateway) -> None:
     a, b = gw.create_key(1), gw.create_key(1)
     post(gw, "/keys/alias", {"key": a, "alias": "retired-name"})
     post(gw, "/keys/revoke", {"key": a})
@@ -88,7 +89,7 @@ def test_a_revoked_keys_alias_stays_reserved(gw: Gateway) -> None:
     assert view(gw, b)["alias"] is None
 
 
-def test_a_revoked_key_is_still_named_by_its_alias(gw: Gateway) -> None:
+def test_a_revoked_key_is_still_named_by_its_alias(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     post(gw, "/keys/alias", {"key": raw, "alias": "gone-svc"})
     assert post(gw, "/keys/revoke", {"key": "gone-svc"}).status_code == 200
@@ -98,7 +99,7 @@ def test_a_revoked_key_is_still_named_by_its_alias(gw: Gateway) -> None:
     assert notes(gw, "gone-svc").json()["count"] == 1 and notes(gw, raw).json()["count"] == 1
 
 
-def test_an_alias_may_not_collide_with_an_api_key(gw: Gateway) -> None:
+def test_an_alias_may_not_collide_with_an_api_key(gw: InProcessGateway) -> None:
     a, b = gw.create_key(1), gw.create_key(1)
     resp = post(gw, "/keys/alias", {"key": a, "alias": b})
     assert resp.status_code == 400  # it starts with pg_
@@ -112,7 +113,7 @@ def test_an_alias_may_not_collide_with_an_api_key(gw: Gateway) -> None:
     ({"alias": "fine"}, 400), ({"key": "KEY", "alias": "fine", "more": 1}, 400),
     ({"key": "pg_unknown_unknown", "alias": "fine"}, 404), ({"key": "unknown-alias", "alias": "fine"}, 404),
 ])
-def test_bad_alias_requests_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_alias_requests_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(1)
     body = {k: raw if v == "KEY" else v for k, v in body.items()}
     assert post(gw, "/keys/alias", body).status_code == status
@@ -120,7 +121,7 @@ def test_bad_alias_requests_change_nothing(gw: Gateway, body: dict[str, Any], st
     assert post(gw, "/topup", {"key": "fine", "credits": 1}).status_code == 404
 
 
-def test_the_longest_alias_is_accepted(gw: Gateway) -> None:
+def test_the_longest_alias_is_accepted(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     alias = "A_b-9" * 20
     assert post(gw, "/keys/alias", {"key": raw, "alias": alias}).status_code == 200
@@ -129,7 +130,7 @@ def test_the_longest_alias_is_accepted(gw: Gateway) -> None:
 
 # --- notes ----------------------------------------------------------------------------------------
 
-def test_notes_are_added_listed_and_deleted_by_index(gw: Gateway) -> None:
+def test_notes_are_added_listed_and_deleted_by_index(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     first = post(gw, "/keys/notes", {"key": raw, "text": "first"})
     assert first.status_code == 200
@@ -147,14 +148,14 @@ def test_notes_are_added_listed_and_deleted_by_index(gw: Gateway) -> None:
     assert "first" not in str(removed)  # note text stays out of events
 
 
-def test_notes_work_on_revoked_keys(gw: Gateway) -> None:
+def test_notes_work_on_revoked_keys(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     post(gw, "/keys/revoke", {"key": raw})
     assert post(gw, "/keys/notes", {"key": raw, "text": "revoked for abuse"}).status_code == 200
     assert notes(gw, raw).json()["count"] == 1
 
 
-def test_a_key_holds_at_most_50_notes(gw: Gateway) -> None:
+def test_a_key_holds_at_most_50_notes(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     for i in range(50):
         assert post(gw, "/keys/notes", {"key": raw, "text": f"n{i}"}).status_code == 200
@@ -167,7 +168,7 @@ def test_a_key_holds_at_most_50_notes(gw: Gateway) -> None:
     ({"key": "KEY", "text": ""}, 400), ({"key": "KEY", "text": "   "}, 400), ({"key": "KEY", "text": "x" * 1001}, 400),
     ({"key": "KEY", "text": 5}, 400), ({"key": "KEY"}, 400), ({"key": "pg_unknown_x", "text": "hi"}, 404),
 ])
-def test_bad_notes_add_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_notes_add_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(1)
     body = {k: raw if v == "KEY" else v for k, v in body.items()}
     assert post(gw, "/keys/notes", body).status_code == status
@@ -175,7 +176,7 @@ def test_bad_notes_add_nothing(gw: Gateway, body: dict[str, Any], status: int) -
 
 
 @pytest.mark.parametrize(("index", "status"), [("1", 404), ("-1", 400), ("x", 400), ("0.5", 400), (None, 400)])
-def test_bad_note_deletions_delete_nothing(gw: Gateway, index: str | None, status: int) -> None:
+def test_bad_note_deletions_delete_nothing(gw: InProcessGateway, index: str | None, status: int) -> None:
     raw = gw.create_key(1)
     post(gw, "/keys/notes", {"key": raw, "text": "keep me"})
     params = {"key": raw} if index is None else {"key": raw, "index": index}
@@ -183,7 +184,7 @@ def test_bad_note_deletions_delete_nothing(gw: Gateway, index: str | None, statu
     assert notes(gw, raw).json()["count"] == 1
 
 
-def test_notes_of_an_unknown_key_are_a_404(gw: Gateway) -> None:
+def test_notes_of_an_unknown_key_are_a_404(gw: InProcessGateway) -> None:
     assert notes(gw, "pg_unknown_unknown").status_code == 404
     assert gw.client.delete("/keys/notes", params={"key": "nobody", "index": 0}, headers=gw.admin()).status_code == 404
     assert gw.client.get("/keys/notes", headers=gw.admin()).status_code == 400
@@ -191,7 +192,7 @@ def test_notes_of_an_unknown_key_are_a_404(gw: Gateway) -> None:
 
 # --- tags and search ------------------------------------------------------------------------------
 
-def test_tags_merge_and_null_removes_a_tag(gw: Gateway) -> None:
+def test_tags_merge_and_null_removes_a_tag(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, tags={"team": "backend", "env": "dev"})
     resp = post(gw, "/keys/tags", {"key": raw, "tags": {"env": "prod", "customer": "cus_1"}})
     assert resp.status_code == 200
@@ -202,7 +203,7 @@ def test_tags_merge_and_null_removes_a_tag(gw: Gateway) -> None:
     assert events[-1]["changes"] == {"env": None, "absent": None}
 
 
-def test_a_key_holds_at_most_50_tags(gw: Gateway) -> None:
+def test_a_key_holds_at_most_50_tags(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, tags={f"t{i}": "v" for i in range(45)})
     resp = post(gw, "/keys/tags", {"key": raw, "tags": {f"n{i}": "v" for i in range(6)}})
     assert resp.status_code == 400 and "50" in resp.json()["error"]
@@ -218,7 +219,7 @@ def test_a_key_holds_at_most_50_tags(gw: Gateway) -> None:
     ({"key": "KEY", "tags": ["k"]}, 400), ({"key": "KEY"}, 400), ({"key": "pg_unknown_x", "tags": {"k": "v"}}, 404),
     ({"key": "REVOKED", "tags": {"k": "v"}}, 409),
 ])
-def test_bad_tag_updates_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_tag_updates_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw, revoked = gw.create_key(1, tags={"keep": "me"}), gw.create_key(1, tags={"keep": "me"})
     post(gw, "/keys/revoke", {"key": revoked})
     swap = {"KEY": raw, "REVOKED": revoked}
@@ -227,7 +228,7 @@ def test_bad_tag_updates_change_nothing(gw: Gateway, body: dict[str, Any], statu
     assert view(gw, raw)["tags"] == {"keep": "me"} and view(gw, revoked)["tags"] == {"keep": "me"}
 
 
-def test_search_finds_keys_having_every_tag_optionally_in_a_namespace(gw: Gateway) -> None:
+def test_search_finds_keys_having_every_tag_optionally_in_a_namespace(gw: InProcessGateway) -> None:
     a = gw.create_key(1, tags={"squad": "s-search", "env": "prod"}, namespace="ns-a")
     b = gw.create_key(1, tags={"squad": "s-search", "env": "dev"}, namespace="ns-b")
     c = gw.create_key(1, tags={"squad": "s-search", "env": "prod"}, namespace="ns-b")
@@ -240,11 +241,11 @@ def test_search_finds_keys_having_every_tag_optionally_in_a_namespace(gw: Gatewa
 
 @pytest.mark.parametrize("body", [{}, {"tags": {}}, {"tags": {"a": None}}, {"tags": {"a": "b"}, "namespace": "x y"},
                                   {"tags": {"a": "b"}, "extra": 1}])
-def test_bad_searches_are_400s(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_searches_are_400s(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert post(gw, "/keys/search", body).status_code == 400
 
 
-def test_a_viewer_may_search_and_read_notes_but_not_change_metadata(gw: Gateway) -> None:
+def test_a_viewer_may_search_and_read_notes_but_not_change_metadata(gw: InProcessGateway) -> None:
     created = post(gw, "/admin/keys", {"name": "meta-viewer", "role": "viewer"})
     assert created.status_code == 201, created.text
     viewer = {"X-Admin-Key": created.json()["key"]}
@@ -262,12 +263,12 @@ def test_a_viewer_may_search_and_read_notes_but_not_change_metadata(gw: Gateway)
 def test_aliases_notes_and_tags_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         raw = gw.create_key(4)
         post(gw, "/keys/alias", {"key": raw, "alias": "durable"})
         post(gw, "/keys/notes", {"key": "durable", "text": "remember me"})
         post(gw, "/keys/tags", {"key": "durable", "tags": {"tier": "gold"}})
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         assert post(gw, "/topup", {"key": "durable", "credits": 1}).json()["credits"] == 5
         assert [n["text"] for n in notes(gw, "durable").json()["notes"]] == ["remember me"]
         assert view(gw, raw)["tags"] == {"tier": "gold"}
@@ -275,7 +276,7 @@ def test_aliases_notes_and_tags_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_an_alias_may_not_equal_an_imported_key_of_another_format() -> None:
-    with running_gateway("--server", ECHO_COMMAND, "--import-key", "legacy_key_1234:5") as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--import-key", "legacy_key_1234:5") as gw:
         raw = gw.create_key(1)
         resp = post(gw, "/keys/alias", {"key": raw, "alias": "legacy_key_1234"})
         assert resp.status_code == 409 and "collides" in resp.json()["error"]
@@ -285,7 +286,7 @@ def test_an_alias_may_not_equal_an_imported_key_of_another_format() -> None:
 def refused_start(*args: str, **kwargs: Any) -> str:
     """The error of a gateway that must not start."""
     try:
-        gateway = start_gateway(*args, **kwargs)
+        gateway = start_inprocess_gateway(*args, **kwargs)
     except RuntimeError as exc:
         return str(exc)
     gateway.stop()
@@ -296,12 +297,12 @@ def test_a_key_may_not_be_imported_under_another_keys_alias(tmp_path: Path) -> N
     # Otherwise the imported key would shadow the alias: a topup "to legacy-svc" would credit it.
     state = str(tmp_path / "s.db")
     args = ("--server", ECHO_COMMAND, "--rate-limit", "0")
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         raw = gw.create_key(1)
         post(gw, "/keys/alias", {"key": raw, "alias": "legacy-svc"})
     error = refused_start(*args, "--import-key", "legacy-svc:100", state_file=state)
     assert f"legacy-…-svc is the alias of key {masked(raw)}" in error
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         assert post(gw, "/topup", {"key": "legacy-svc", "credits": 1}).json()["keyMasked"] == masked(raw)
         assert len(gw.client.get("/keys", headers=gw.admin()).json()) == 1
 

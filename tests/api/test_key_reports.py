@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, wait_until, write_config
 
 REPORTS = ("/keys/usage", "/keys/rate-limit-status", "/keys/quota-status", "/keys/credit-history",
            "/keys/spending-velocity", "/keys/health", "/keys/dashboard", "/keys/activity", "/tools/available")
@@ -23,36 +24,37 @@ CONFIG = {"toolPricing": {"add": {"creditsPerCall": ADD_PRICE, "rateLimitPerMin"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     """Global limit 10/min; `add` costs 2 and has its own limit of 3/min; everything else costs 1."""
     config = write_config(tmp_path_factory.mktemp("reports"), CONFIG)
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", str(GLOBAL_LIMIT), "--config", config) as g:
+    args = ("--server", ECHO_COMMAND, "--rate-limit", str(GLOBAL_LIMIT), "--config", config)
+    with running_inprocess_gateway(*args) as g:
         yield g
 
 
-def get(gw: Gateway, path: str, **params: Any) -> httpx.Response:
+def get(gw: InProcessGateway, path: str, **params: Any) -> httpx.Response:
     return gw.client.get(path, params=params, headers=gw.admin())
 
 
-def report(gw: Gateway, path: str, key: str, **params: Any) -> dict[str, Any]:
+def report(gw: InProcessGateway, path: str, key: str, **params: Any) -> dict[str, Any]:
     resp = get(gw, path, key=key, **params)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> httpx.Response:
     resp = gw.client.post(path, json=body, headers=gw.admin())
     assert resp.status_code in (200, 201), resp.text
     return resp
 
 
-def with_alias(gw: Gateway, raw: str) -> str:
+def with_alias(gw: InProcessGateway, raw: str) -> str:
     alias = f"rep-{uuid.uuid4().hex[:10]}"
     post(gw, "/keys/alias", {"key": raw, "alias": alias})
     return alias
 
 
-def echo(gw: Gateway, key: str, times: int = 1) -> None:
+def echo(gw: InProcessGateway, key: str, times: int = 1) -> None:
     for _ in range(times):
         assert "result" in gw.call_tool("echo", {"text": "x"}, key)
 
@@ -60,7 +62,7 @@ def echo(gw: Gateway, key: str, times: int = 1) -> None:
 # --- every report ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", REPORTS)
-def test_a_report_accepts_the_alias_and_never_shows_the_raw_key_or_its_hash(gw: Gateway, path: str) -> None:
+def test_a_report_accepts_the_alias_and_never_shows_the_raw_key_or_its_hash(gw: InProcessGateway, path: str) -> None:
     raw = gw.create_key(50, name="alias-user")
     echo(gw, raw)
     alias = with_alias(gw, raw)
@@ -74,7 +76,7 @@ def test_a_report_accepts_the_alias_and_never_shows_the_raw_key_or_its_hash(gw: 
 
 
 @pytest.mark.parametrize("path", REPORTS)
-def test_a_report_on_an_unknown_key_is_404(gw: Gateway, path: str) -> None:
+def test_a_report_on_an_unknown_key_is_404(gw: InProcessGateway, path: str) -> None:
     resp = get(gw, path, key="pg_" + "0" * 48)
     # the body names the error and the request it answers, nothing else
     assert resp.status_code == 404
@@ -83,14 +85,15 @@ def test_a_report_on_an_unknown_key_is_404(gw: Gateway, path: str) -> None:
 
 @pytest.mark.parametrize("path", REPORTS)
 @pytest.mark.parametrize("params", [{}, {"key": ""}, {"key": "x" * 201}, {"key": "k", "bogus": "1"}])
-def test_a_report_with_a_missing_or_bad_parameter_is_400(gw: Gateway, path: str, params: dict[str, Any]) -> None:
+def test_a_report_with_a_missing_or_bad_parameter_is_400(gw: InProcessGateway, path: str,
+                                                          params: dict[str, Any]) -> None:
     resp = get(gw, path, **params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request:")
 
 
 @pytest.mark.parametrize("path", REPORTS)
-def test_a_report_works_on_suspended_and_revoked_keys(gw: Gateway, path: str) -> None:
+def test_a_report_works_on_suspended_and_revoked_keys(gw: InProcessGateway, path: str) -> None:
     suspended, revoked = gw.create_key(5, name="s"), gw.create_key(5, name="r")
     post(gw, "/keys/suspend", {"key": suspended})
     post(gw, "/keys/revoke", {"key": revoked})
@@ -99,7 +102,7 @@ def test_a_report_works_on_suspended_and_revoked_keys(gw: Gateway, path: str) ->
 
 
 @pytest.mark.parametrize("path", REPORTS)
-def test_a_report_finds_a_revoked_key_by_its_alias(gw: Gateway, path: str) -> None:
+def test_a_report_finds_a_revoked_key_by_its_alias(gw: InProcessGateway, path: str) -> None:
     revoked = gw.create_key(5, name="gone")
     alias = f"gone-{uuid.uuid4().hex[:8]}"
     post(gw, "/keys/alias", {"key": revoked, "alias": alias})
@@ -109,7 +112,7 @@ def test_a_report_finds_a_revoked_key_by_its_alias(gw: Gateway, path: str) -> No
     assert by_alias.json().keys() == by_key.json().keys()
 
 
-def test_reports_need_an_admin_key_and_a_viewer_may_read_them(gw: Gateway) -> None:
+def test_reports_need_an_admin_key_and_a_viewer_may_read_them(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     viewer = post(gw, "/admin/keys", {"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"}).json()["key"]
     assert gw.client.get("/keys/health", params={"key": raw}).status_code == 401
@@ -117,7 +120,7 @@ def test_reports_need_an_admin_key_and_a_viewer_may_read_them(gw: Gateway) -> No
         assert gw.client.get(path, params={"key": raw}, headers={"X-Admin-Key": viewer}).status_code == 200, path
 
 
-def test_reading_reports_publishes_no_events(gw: Gateway) -> None:
+def test_reading_reports_publishes_no_events(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     before = len(gw.events())
     for path in REPORTS:
@@ -127,7 +130,7 @@ def test_reading_reports_publishes_no_events(gw: Gateway) -> None:
 
 # --- GET /keys/usage ------------------------------------------------------------------------------
 
-def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: Gateway) -> None:
+def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: InProcessGateway) -> None:
     raw = gw.create_key(3, name="usage", deniedTools=["announce"])
     echo(gw, raw, 2)
     assert "error" in gw.call_tool("announce", {"text": "x"}, raw)  # denied by the ACL
@@ -143,7 +146,7 @@ def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: Gateway) -> None:
     assert u["credits"] == 1 and u["status"] == "active"
 
 
-def test_usage_since_the_future_is_empty_and_a_bad_since_is_400(gw: Gateway) -> None:
+def test_usage_since_the_future_is_empty_and_a_bad_since_is_400(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     echo(gw, raw)
     assert report(gw, "/keys/usage", raw, since="2999-01-01T00:00:00Z")["totalCalls"] == 0
@@ -153,7 +156,7 @@ def test_usage_since_the_future_is_empty_and_a_bad_since_is_400(gw: Gateway) -> 
 
 # --- GET /keys/rate-limit-status ------------------------------------------------------------------
 
-def test_rate_limit_status_shows_global_and_per_tool_windows(gw: Gateway) -> None:
+def test_rate_limit_status_shows_global_and_per_tool_windows(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     echo(gw, raw, 2)
     assert "result" in gw.call_tool("add", {"a": 1, "b": 2}, raw)
@@ -165,7 +168,7 @@ def test_rate_limit_status_shows_global_and_per_tool_windows(gw: Gateway) -> Non
                                          "remaining": ADD_LIMIT - 1}}
 
 
-def test_looking_at_the_rate_window_never_uses_a_slot(gw: Gateway) -> None:
+def test_looking_at_the_rate_window_never_uses_a_slot(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     for _ in range(GLOBAL_LIMIT + 5):
         assert report(gw, "/keys/rate-limit-status", raw)["global"]["used"] == 0
@@ -177,7 +180,7 @@ def test_looking_at_the_rate_window_never_uses_a_slot(gw: Gateway) -> None:
 
 # --- GET /keys/quota-status -----------------------------------------------------------------------
 
-def test_quota_status_counts_calls_and_credits_against_the_keys_limits(gw: Gateway) -> None:
+def test_quota_status_counts_calls_and_credits_against_the_keys_limits(gw: InProcessGateway) -> None:
     raw = gw.create_key(100, quota={"dailyCallLimit": 5, "monthlyCreditLimit": 50})
     echo(gw, raw, 2)
     q = report(gw, "/keys/quota-status", raw)
@@ -189,7 +192,7 @@ def test_quota_status_counts_calls_and_credits_against_the_keys_limits(gw: Gatew
     assert len(q["daily"]["resetDay"]) == 10 and len(q["monthly"]["resetMonth"]) == 7
 
 
-def test_a_key_without_quota_reports_source_none_and_unlimited(gw: Gateway) -> None:
+def test_a_key_without_quota_reports_source_none_and_unlimited(gw: InProcessGateway) -> None:
     q = report(gw, "/keys/quota-status", gw.create_key(5))
     assert q["quotaSource"] == "none"
     assert q["daily"]["callsRemaining"] is None and q["monthly"]["creditsRemaining"] is None
@@ -197,7 +200,7 @@ def test_a_key_without_quota_reports_source_none_and_unlimited(gw: Gateway) -> N
 
 # --- GET /keys/credit-history ---------------------------------------------------------------------
 
-def test_credit_history_lists_movements_newest_first_with_balances(gw: Gateway) -> None:
+def test_credit_history_lists_movements_newest_first_with_balances(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     post(gw, "/topup", {"key": raw, "credits": 5})
     echo(gw, raw)
@@ -211,7 +214,7 @@ def test_credit_history_lists_movements_newest_first_with_balances(gw: Gateway) 
     assert len(newest["entries"]) == 1 and newest["totalEntries"] == 3
 
 
-def test_auto_topups_have_their_own_type_in_the_credit_history(gw: Gateway) -> None:
+def test_auto_topups_have_their_own_type_in_the_credit_history(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     post(gw, "/keys/auto-topup", {"key": raw, "threshold": 2, "amount": 10})
     echo(gw, raw, 2)
@@ -223,13 +226,13 @@ def test_auto_topups_have_their_own_type_in_the_credit_history(gw: Gateway) -> N
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"type": "Top Up!"}, {"since": "soon"}])
-def test_bad_credit_history_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
+def test_bad_credit_history_parameters_are_400(gw: InProcessGateway, params: dict[str, Any]) -> None:
     assert get(gw, "/keys/credit-history", key=gw.create_key(1), **params).status_code == 400
 
 
 # --- GET /keys/spending-velocity ------------------------------------------------------------------
 
-def test_spending_velocity_divides_spend_by_the_window_and_forecasts_depletion(gw: Gateway) -> None:
+def test_spending_velocity_divides_spend_by_the_window_and_forecasts_depletion(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     echo(gw, raw, 3)
     assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)
@@ -242,26 +245,26 @@ def test_spending_velocity_divides_spend_by_the_window_and_forecasts_depletion(g
     assert report(gw, "/keys/spending-velocity", raw)["velocity"]["windowHours"] == 24
 
 
-def test_without_spending_there_is_no_depletion_forecast(gw: Gateway) -> None:
+def test_without_spending_there_is_no_depletion_forecast(gw: InProcessGateway) -> None:
     v = report(gw, "/keys/spending-velocity", gw.create_key(5))["velocity"]
     assert v["estimatedDepletionDate"] is None and v["estimatedHoursRemaining"] is None and v["dataPoints"] == 0
 
 
 @pytest.mark.parametrize("window", [0, 721, "1.5", "day"])
-def test_a_velocity_window_outside_1_to_720_hours_is_400(gw: Gateway, window: Any) -> None:
+def test_a_velocity_window_outside_1_to_720_hours_is_400(gw: InProcessGateway, window: Any) -> None:
     assert get(gw, "/keys/spending-velocity", key=gw.create_key(1), window=window).status_code == 400
 
 
 # --- GET /keys/health -----------------------------------------------------------------------------
 
-def test_a_fresh_funded_key_is_fully_healthy(gw: Gateway) -> None:
+def test_a_fresh_funded_key_is_fully_healthy(gw: InProcessGateway) -> None:
     h = report(gw, "/keys/health", gw.create_key(100))
     assert (h["score"], h["status"], h["issues"]) == (100, "healthy", [])
     assert {name: c["weight"] for name, c in h["components"].items()} == {
         "balance": 0.3, "quota": 0.25, "rateLimit": 0.2, "errorRate": 0.25}
 
 
-def test_health_falls_with_an_empty_balance_and_denials(gw: Gateway) -> None:
+def test_health_falls_with_an_empty_balance_and_denials(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     echo(gw, raw)
     assert "error" in gw.call_tool("echo", {"text": "x"}, raw)  # now out of credits
@@ -274,7 +277,7 @@ def test_health_falls_with_an_empty_balance_and_denials(gw: Gateway) -> None:
     assert h["score"] == round(0 * 0.3 + 100 * 0.25 + c["rateLimit"]["score"] * 0.2 + 50 * 0.25)
 
 
-def test_health_flags_suspended_revoked_and_expiring_keys(gw: Gateway) -> None:
+def test_health_flags_suspended_revoked_and_expiring_keys(gw: InProcessGateway) -> None:
     suspended, revoked = gw.create_key(100), gw.create_key(100)
     expiring = gw.create_key(100, expiresIn=3600)
     post(gw, "/keys/suspend", {"key": suspended})
@@ -288,7 +291,7 @@ def test_health_flags_suspended_revoked_and_expiring_keys(gw: Gateway) -> None:
 
 # --- GET /keys/dashboard --------------------------------------------------------------------------
 
-def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: Gateway) -> None:
+def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: InProcessGateway) -> None:
     raw = gw.create_key(20, name="dash", spendingLimit=100)
     post(gw, "/topup", {"key": raw, "credits": 30})
     echo(gw, raw, 2)
@@ -303,7 +306,7 @@ def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: Gat
 
 # --- GET /keys/activity ---------------------------------------------------------------------------
 
-def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw: Gateway) -> None:
+def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, name="act")
     post(gw, "/topup", {"key": raw, "credits": 5})
     echo(gw, raw)
@@ -324,13 +327,13 @@ def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"since": "then"}])
-def test_bad_activity_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
+def test_bad_activity_parameters_are_400(gw: InProcessGateway, params: dict[str, Any]) -> None:
     assert get(gw, "/keys/activity", key=gw.create_key(1), **params).status_code == 400
 
 
 # --- GET /tools/available -------------------------------------------------------------------------
 
-def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: Gateway) -> None:
+def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, deniedTools=["fail"])
     t = report(gw, "/tools/available", raw)
     tools = {row["tool"]: row for row in t["tools"]}
@@ -343,7 +346,7 @@ def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: Gate
     assert t["globalRateLimit"]["limit"] == GLOBAL_LIMIT
 
 
-def test_tools_available_follows_the_groups_acl_and_price(gw: Gateway) -> None:
+def test_tools_available_follows_the_groups_acl_and_price(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     group = post(gw, "/groups", {"name": f"g-{uuid.uuid4().hex[:8]}", "deniedTools": ["slow"],
                                  "toolPricing": {"echo": {"creditsPerCall": 7}}}).json()
@@ -353,7 +356,7 @@ def test_tools_available_follows_the_groups_acl_and_price(gw: Gateway) -> None:
     assert tools["echo"]["creditsPerCall"] == 7
 
 
-def test_after_rotation_the_new_keys_reports_carry_the_history(gw: Gateway) -> None:
+def test_after_rotation_the_new_keys_reports_carry_the_history(gw: InProcessGateway) -> None:
     old = gw.create_key(10, name="rotating")
     echo(gw, old, 2)
     new = post(gw, "/keys/rotate", {"key": old}).json()["newKey"]
@@ -368,12 +371,12 @@ def test_after_rotation_the_new_keys_reports_carry_the_history(gw: Gateway) -> N
 
 def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as first:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as first:
         raw = first.create_key(10, name="durable")
         first.client.post("/topup", json={"key": raw, "credits": 5}, headers=first.admin())
         echo(first, raw, 2)
         before = {p: report(first, p, raw) for p in ("/keys/usage", "/keys/credit-history")}
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as second:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as second:
         after = {p: report(second, p, raw) for p in ("/keys/usage", "/keys/credit-history")}
         assert after == before
         kinds = {(e["source"], e["type"]) for e in report(second, "/keys/activity", raw)["events"]}
@@ -381,7 +384,7 @@ def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
         wait_until(lambda: report(second, "/keys/dashboard", raw)["usage"]["totalCalls"] == 2, what="dashboard")
 
 
-def test_every_report_works_on_an_expired_key(gw: Gateway) -> None:
+def test_every_report_works_on_an_expired_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(5, name="expired", expiresIn=1)
     wait_until(lambda: report(gw, "/keys/health", raw)["keyStatus"] == "expired", what="the key to expire")
     for path in REPORTS:

@@ -8,10 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Gateway, wait_until
+from tests.inprocess import InProcessGateway
+from tests.support import wait_until
 
 
-def get(gw: Gateway, path: str, **params: Any) -> httpx.Response:
+def get(gw: InProcessGateway, path: str, **params: Any) -> httpx.Response:
     return gw.client.get(path, params=params, headers=gw.admin())
 
 
@@ -19,7 +20,7 @@ def fresh_namespace() -> str:
     return f"ns-{uuid.uuid4().hex[:10]}"
 
 
-def make_keys(gw: Gateway, namespace: str, specs: list[tuple[str, int]]) -> list[str]:
+def make_keys(gw: InProcessGateway, namespace: str, specs: list[tuple[str, int]]) -> list[str]:
     return [gw.create_key(credits, name=name, namespace=namespace) for name, credits in specs]
 
 
@@ -35,7 +36,7 @@ def no_secrets(text: str, *raw_keys: str) -> None:
 
 # --- GET /keys ----------------------------------------------------------------------------------
 
-def test_without_parameters_the_list_is_a_flat_array_of_masked_keys(gw: Gateway) -> None:
+def test_without_parameters_the_list_is_a_flat_array_of_masked_keys(gw: InProcessGateway) -> None:
     raw = gw.create_key(5, name="flat-one")
     resp = get(gw, "/keys")
     assert resp.status_code == 200
@@ -45,7 +46,7 @@ def test_without_parameters_the_list_is_a_flat_array_of_masked_keys(gw: Gateway)
     no_secrets(resp.text, raw)
 
 
-def test_any_parameter_switches_to_a_page_envelope_with_total_and_has_more(gw: Gateway) -> None:
+def test_any_parameter_switches_to_a_page_envelope_with_total_and_has_more(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [(f"k{i}", i) for i in range(5)])
     first = get(gw, "/keys", namespace=ns, limit=2, sortBy="credits", order="asc").json()
@@ -57,7 +58,7 @@ def test_any_parameter_switches_to_a_page_envelope_with_total_and_has_more(gw: G
     assert beyond["keys"] == [] and beyond["total"] == 5 and beyond["hasMore"] is False
 
 
-def test_default_order_is_newest_first(gw: Gateway) -> None:
+def test_default_order_is_newest_first(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [("older", 1), ("newer", 1)])
     assert names(get(gw, "/keys", namespace=ns).json()) == ["newer", "older"]
@@ -70,14 +71,14 @@ def test_default_order_is_newest_first(gw: Gateway) -> None:
     ("name", "desc", ["c", "b", "a"]),
     ("createdAt", "asc", ["b", "a", "c"]),
 ])
-def test_keys_sort_by_the_named_field_in_either_order(gw: Gateway, sort_by: str, order: str,
+def test_keys_sort_by_the_named_field_in_either_order(gw: InProcessGateway, sort_by: str, order: str,
                                                        expected: list[str]) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [("b", 30), ("a", 10), ("c", 20)])
     assert names(get(gw, "/keys", namespace=ns, sortBy=sort_by, order=order).json()) == expected
 
 
-def test_sorting_by_spend_and_calls_follows_real_usage(gw: Gateway) -> None:
+def test_sorting_by_spend_and_calls_follows_real_usage(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     busy, _ = make_keys(gw, ns, [("busy", 10), ("idle", 10)])
     for _ in range(2):
@@ -86,7 +87,7 @@ def test_sorting_by_spend_and_calls_follows_real_usage(gw: Gateway) -> None:
         assert names(get(gw, "/keys", namespace=ns, sortBy=field).json()) == ["busy", "idle"], field
 
 
-def test_credit_range_and_name_prefix_filter_inclusively_and_case_insensitively(gw: Gateway) -> None:
+def test_credit_range_and_name_prefix_filter_inclusively_and_case_insensitively(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [("Prod-a", 100), ("prod-b", 500), ("prod-c", 1000), ("dev-a", 500)])
     page = get(gw, "/keys", namespace=ns, minCredits=100, maxCredits=500, namePrefix="PROD-", sortBy="name",
@@ -94,7 +95,7 @@ def test_credit_range_and_name_prefix_filter_inclusively_and_case_insensitively(
     assert names(page) == ["Prod-a", "prod-b"] and page["total"] == 2
 
 
-def test_status_filters_tell_active_suspended_revoked_and_expired_apart(gw: Gateway) -> None:
+def test_status_filters_tell_active_suspended_revoked_and_expired_apart(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     _, suspended, revoked = make_keys(gw, ns, [("active", 1), ("suspended", 1), ("revoked", 1)])
     gw.create_key(1, name="expired", namespace=ns, expiresIn=1)
@@ -110,7 +111,7 @@ def test_status_filters_tell_active_suspended_revoked_and_expired_apart(gw: Gate
                                                                                        "suspended"]
 
 
-def test_group_filter_keeps_only_the_groups_keys(gw: Gateway) -> None:
+def test_group_filter_keeps_only_the_groups_keys(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     member, _ = make_keys(gw, ns, [("member", 1), ("loner", 1)])
     created = gw.client.post("/groups", json={"name": f"g-{ns}"}, headers=gw.admin())
@@ -126,19 +127,19 @@ def test_group_filter_keeps_only_the_groups_keys(gw: Gateway) -> None:
     {"status": "gone"}, {"active": "yes"}, {"minCredits": -1}, {"minCredits": 10, "maxCredits": 5},
     {"maxCredits": "1.5"}, {"namePrefix": ""}, {"bogus": "1"},
 ])
-def test_a_bad_list_parameter_is_a_400_naming_the_problem(gw: Gateway, params: dict[str, Any]) -> None:
+def test_a_bad_list_parameter_is_a_400_naming_the_problem(gw: InProcessGateway, params: dict[str, Any]) -> None:
     resp = get(gw, "/keys", **params)
     assert resp.status_code == 400, (params, resp.text)
     assert resp.json()["error"].startswith("Invalid request:")
 
 
-def test_listing_needs_an_admin_key(gw: Gateway) -> None:
+def test_listing_needs_an_admin_key(gw: InProcessGateway) -> None:
     assert gw.client.get("/keys", params={"limit": 5}).status_code == 401
 
 
 # --- GET /keys/stats ----------------------------------------------------------------------------
 
-def test_stats_count_each_key_once_by_status_and_sum_credits(gw: Gateway) -> None:
+def test_stats_count_each_key_once_by_status_and_sum_credits(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     a, b, c = make_keys(gw, ns, [("a", 100), ("b", 50), ("c", 10)])
     gw.call_tool("echo", {"text": "x"}, a)
@@ -152,7 +153,7 @@ def test_stats_count_each_key_once_by_status_and_sum_credits(gw: Gateway) -> Non
     }
 
 
-def test_a_rotated_keys_spend_and_calls_are_counted_once(gw: Gateway) -> None:
+def test_a_rotated_keys_spend_and_calls_are_counted_once(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     (raw,) = make_keys(gw, ns, [("r", 100)])
     gw.call_tool("echo", {"text": "x"}, raw)
@@ -164,7 +165,7 @@ def test_a_rotated_keys_spend_and_calls_are_counted_once(gw: Gateway) -> None:
         assert after[field] == before[field], field
 
 
-def test_stats_without_namespace_cover_every_namespace(gw: Gateway) -> None:
+def test_stats_without_namespace_cover_every_namespace(gw: InProcessGateway) -> None:
     ns1, ns2 = fresh_namespace(), fresh_namespace()
     make_keys(gw, ns1, [("x", 1)])
     make_keys(gw, ns2, [("y", 1), ("z", 1)])
@@ -176,13 +177,13 @@ def test_stats_without_namespace_cover_every_namespace(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("params", [{"namespace": ""}, {"namespace": "x" * 201}, {"ns": "prod"}])
-def test_bad_stats_parameters_are_400(gw: Gateway, params: dict[str, Any]) -> None:
+def test_bad_stats_parameters_are_400(gw: InProcessGateway, params: dict[str, Any]) -> None:
     assert get(gw, "/keys/stats", **params).status_code == 400
 
 
 # --- GET /keys/compare --------------------------------------------------------------------------
 
-def test_compare_shows_keys_side_by_side_by_key_or_alias(gw: Gateway) -> None:
+def test_compare_shows_keys_side_by_side_by_key_or_alias(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     a, b = make_keys(gw, ns, [("first", 100), ("second", 40)])
     alias = f"cmp-{uuid.uuid4().hex[:8]}"
@@ -202,7 +203,7 @@ def test_compare_shows_keys_side_by_side_by_key_or_alias(gw: Gateway) -> None:
     no_secrets(resp.text, a, b)
 
 
-def test_compare_reports_unknown_keys_masked_and_is_404_when_none_is_known(gw: Gateway) -> None:
+def test_compare_reports_unknown_keys_masked_and_is_404_when_none_is_known(gw: InProcessGateway) -> None:
     known = gw.create_key(1, name="known")
     ghost = "pg_" + "ab" * 24
     partial = get(gw, "/keys/compare", keys=f"{known},{ghost},no-such-alias")
@@ -218,7 +219,7 @@ def test_compare_reports_unknown_keys_masked_and_is_404_when_none_is_known(gw: G
     assert none.status_code == 404 and none.json()["notFound"] == ["nobody-1", "nobody-2"]
 
 
-def test_compare_finds_a_revoked_key_by_its_alias(gw: Gateway) -> None:
+def test_compare_finds_a_revoked_key_by_its_alias(gw: InProcessGateway) -> None:
     live, gone = gw.create_key(1, name="live"), gw.create_key(1, name="gone")
     alias = f"gone-{uuid.uuid4().hex[:8]}"
     gw.client.post("/keys/alias", json={"key": gone, "alias": alias}, headers=gw.admin())
@@ -227,7 +228,7 @@ def test_compare_finds_a_revoked_key_by_its_alias(gw: Gateway) -> None:
     assert [k["status"] for k in body["keys"]] == ["active", "revoked"] and "notFound" not in body
 
 
-def test_a_key_named_twice_is_compared_once(gw: Gateway) -> None:
+def test_a_key_named_twice_is_compared_once(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, name="twice")
     alias = f"tw-{uuid.uuid4().hex[:8]}"
     gw.client.post("/keys/alias", json={"key": raw, "alias": alias}, headers=gw.admin())
@@ -237,16 +238,16 @@ def test_a_key_named_twice_is_compared_once(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("keys", ["solo", "a,a", ",".join(f"k{i}" for i in range(11)), "a,,b", ""])
-def test_compare_needs_two_to_ten_distinct_keys(gw: Gateway, keys: str) -> None:
+def test_compare_needs_two_to_ten_distinct_keys(gw: InProcessGateway, keys: str) -> None:
     resp = get(gw, "/keys/compare", keys=keys)
     assert resp.status_code == 400, resp.text
 
 
-def test_compare_without_keys_is_400(gw: Gateway) -> None:
+def test_compare_without_keys_is_400(gw: InProcessGateway) -> None:
     assert get(gw, "/keys/compare").status_code == 400
 
 
-def test_views_publish_no_events(gw: Gateway) -> None:
+def test_views_publish_no_events(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, name="quiet")
     before = len(gw.events())
     get(gw, "/keys", limit=3)

@@ -9,26 +9,27 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, text_of, wait_until
 
 
 @pytest.fixture(autouse=True)
-def maintenance_off(gw: Gateway) -> Iterator[None]:
+def maintenance_off(gw: InProcessGateway) -> Iterator[None]:
     yield
     gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
 
 
-def state(gw: Gateway) -> dict[str, Any]:
+def state(gw: InProcessGateway) -> dict[str, Any]:
     resp = gw.client.get("/maintenance", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def test_maintenance_is_off_by_default(gw: Gateway) -> None:
+def test_maintenance_is_off_by_default(gw: InProcessGateway) -> None:
     assert state(gw) == {"enabled": False, "message": None, "since": None}
 
 
-def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: Gateway) -> None:
+def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: InProcessGateway) -> None:
     key = gw.create_key(10)
     resp = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "Upgrading, back soon"})
     assert resp.status_code == 200, resp.text
@@ -58,13 +59,13 @@ def test_maintenance_refuses_mcp_clients_while_admin_endpoints_keep_working(gw: 
     assert gw.client.get("/health").json()["status"] == "healthy"
 
 
-def test_enabling_without_a_message_uses_the_default_message(gw: Gateway) -> None:
+def test_enabling_without_a_message_uses_the_default_message(gw: InProcessGateway) -> None:
     resp = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True})
     assert resp.status_code == 200 and "maintenance" in resp.json()["message"].lower()
     assert gw.rpc("tools/list").status_code == 503
 
 
-def test_changing_the_message_of_an_open_window_keeps_its_start(gw: Gateway) -> None:
+def test_changing_the_message_of_an_open_window_keeps_its_start(gw: InProcessGateway) -> None:
     first = gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "A"}).json()
     start = first["since"]
     wait_until(lambda: iso_now() != start, what="a later millisecond")
@@ -77,7 +78,7 @@ def iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
-def test_each_change_publishes_an_event(gw: Gateway) -> None:
+def test_each_change_publishes_an_event(gw: InProcessGateway) -> None:
     before_on, before_off = len(gw.events("maintenance.enabled")), len(gw.events("maintenance.disabled"))
     gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "event check"})
     gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": False})
@@ -90,7 +91,7 @@ def test_each_change_publishes_an_event(gw: Gateway) -> None:
     {}, {"enabled": "yes"}, {"enabled": 1}, {"enabled": True, "message": ""}, {"enabled": True, "message": "x" * 501},
     {"enabled": True, "message": 5}, {"enabled": True, "why": "x"},
 ])
-def test_bad_maintenance_requests_are_400_and_change_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_maintenance_requests_are_400_and_change_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     resp = gw.client.post("/maintenance", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request")
@@ -98,7 +99,7 @@ def test_bad_maintenance_requests_are_400_and_change_nothing(gw: Gateway, body: 
     assert gw.client.get("/ready").status_code == 200
 
 
-def test_a_viewer_may_read_but_not_switch_maintenance(gw: Gateway) -> None:
+def test_a_viewer_may_read_but_not_switch_maintenance(gw: InProcessGateway) -> None:
     viewer = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "v", "role": "viewer"}).json()["key"]
     assert gw.client.get("/maintenance", headers={"X-Admin-Key": viewer}).status_code == 200
     resp = gw.client.post("/maintenance", headers={"X-Admin-Key": viewer}, json={"enabled": True})
@@ -109,9 +110,9 @@ def test_a_viewer_may_read_but_not_switch_maintenance(gw: Gateway) -> None:
 def test_maintenance_survives_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_maintenance_restart_0123456789"
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         gw.client.post("/maintenance", headers=gw.admin(), json={"enabled": True, "message": "still down"})
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert state(gw)["enabled"] is True and state(gw)["message"] == "still down"
         assert gw.rpc("ping").status_code == 503
         assert gw.client.get("/ready").status_code == 503

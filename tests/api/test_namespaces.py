@@ -9,20 +9,21 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND
 
 
-def get(gw: Gateway, path: str, **params: str) -> Any:
+def get(gw: InProcessGateway, path: str, **params: str) -> Any:
     return gw.client.get(path, params=params, headers=gw.admin())
 
 
-def namespaces(gw: Gateway) -> dict[str, dict[str, Any]]:
+def namespaces(gw: InProcessGateway) -> dict[str, dict[str, Any]]:
     body = get(gw, "/namespaces").json()
     assert body["count"] == len(body["namespaces"])
     return {row["namespace"]: row for row in body["namespaces"]}
 
 
-def test_namespaces_lists_key_counts_credits_and_spending_per_namespace(gw: Gateway) -> None:
+def test_namespaces_lists_key_counts_credits_and_spending_per_namespace(gw: InProcessGateway) -> None:
     a1, a2 = gw.create_key(10, namespace="ns-list-a"), gw.create_key(5, namespace="ns-list-a")
     b = gw.create_key(7, namespace="ns-list-b")
     gw.create_key(1)  # no namespace: "default"
@@ -37,7 +38,7 @@ def test_namespaces_lists_key_counts_credits_and_spending_per_namespace(gw: Gate
     assert names == sorted(names) and "default" in names
 
 
-def test_usage_filtered_by_namespace_holds_only_that_namespaces_events(gw: Gateway) -> None:
+def test_usage_filtered_by_namespace_holds_only_that_namespaces_events(gw: InProcessGateway) -> None:
     mine, other = gw.create_key(10, namespace="ns-usage"), gw.create_key(10, namespace="ns-usage-other")
     gw.call_tool("echo", {"text": "x"}, mine)
     gw.call_tool("echo", {"text": "x"}, mine)
@@ -50,7 +51,7 @@ def test_usage_filtered_by_namespace_holds_only_that_namespaces_events(gw: Gatew
     assert get(gw, "/usage", namespace="ns-nobody").json() == {"count": 0, "events": []}
 
 
-def test_status_filtered_by_namespace_scopes_keys_calls_and_denials(gw: Gateway) -> None:
+def test_status_filtered_by_namespace_scopes_keys_calls_and_denials(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, namespace="ns-status")
     gw.create_key(100, namespace="ns-status-other")
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
@@ -68,21 +69,21 @@ def test_status_filtered_by_namespace_scopes_keys_calls_and_denials(gw: Gateway)
 
 @pytest.mark.parametrize("path", ["/usage", "/status"])
 @pytest.mark.parametrize("value", ["", "a b", "x" * 65, "ns/1", "ns;drop"])
-def test_a_malformed_namespace_filter_is_a_400(gw: Gateway, path: str, value: str) -> None:
+def test_a_malformed_namespace_filter_is_a_400(gw: InProcessGateway, path: str, value: str) -> None:
     resp = get(gw, path, namespace=value)
     assert resp.status_code == 400 and resp.json()["error"].startswith("Invalid request")
 
 
-def test_namespaces_need_the_admin_key(gw: Gateway) -> None:
+def test_namespaces_need_the_admin_key(gw: InProcessGateway) -> None:
     assert gw.client.get("/namespaces").status_code == 401
 
 
 def test_namespaces_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = gw.create_key(3, namespace="tenant-1")
         gw.call_tool("echo", {"text": "x"}, raw)
         before = namespaces(gw)
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert namespaces(gw) == before and before["tenant-1"]["totalSpent"] == 1
         assert get(gw, "/usage", namespace="tenant-1").json()["count"] == 1

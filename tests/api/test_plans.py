@@ -8,32 +8,33 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, text_of, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, text_of, write_config
 
 
 def unique(prefix: str = "plan") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def plans(gw: Gateway) -> dict[str, dict[str, Any]]:
+def plans(gw: InProcessGateway) -> dict[str, dict[str, Any]]:
     resp = gw.client.get("/admin/plans", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     assert resp.json()["count"] == len(resp.json()["plans"])
     return {p["name"]: p for p in resp.json()["plans"]}
 
 
-def make_plan(gw: Gateway, **fields: Any) -> dict[str, Any]:
+def make_plan(gw: InProcessGateway, **fields: Any) -> dict[str, Any]:
     body = {"name": unique(), **fields}
     resp = gw.client.post("/admin/plans", headers=gw.admin(), json=body)
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
 
 
-def assign(gw: Gateway, key: str, plan: str | None) -> Any:
+def assign(gw: InProcessGateway, key: str, plan: str | None) -> Any:
     return gw.client.post("/admin/keys/plan", headers=gw.admin(), json={"key": key, "plan": plan})
 
 
-def test_a_plan_is_created_with_defaults_and_listed(gw: Gateway) -> None:
+def test_a_plan_is_created_with_defaults_and_listed(gw: InProcessGateway) -> None:
     name = unique("pro")
     resp = gw.client.post("/admin/plans", headers=gw.admin(), json={
         "name": name, "description": "Pro tier", "rateLimitPerMin": 120, "creditMultiplier": 1.5,
@@ -51,7 +52,7 @@ def test_a_plan_is_created_with_defaults_and_listed(gw: Gateway) -> None:
     assert event["data"]["plan"] == name and event["actor"] == "admin"
 
 
-def test_posting_an_existing_plan_updates_only_the_given_fields(gw: Gateway) -> None:
+def test_posting_an_existing_plan_updates_only_the_given_fields(gw: InProcessGateway) -> None:
     plan = make_plan(gw, description="first", rateLimitPerMin=10, creditMultiplier="2")
     resp = gw.client.post("/admin/plans", headers=gw.admin(), json={"name": plan["name"], "rateLimitPerMin": 20})
     assert resp.status_code == 200, resp.text
@@ -70,7 +71,7 @@ def test_posting_an_existing_plan_updates_only_the_given_fields(gw: Gateway) -> 
     {"quota": {"dailyCallLimit": -1}}, {"quota": {"weeklyCallLimit": 3}}, {"allowedTools": "echo"},
     {"deniedTools": [""]}, {"description": "x" * 501}, {"surprise": 1},
 ])
-def test_bad_plan_requests_are_400_and_change_nothing(gw: Gateway, fields: dict[str, Any]) -> None:
+def test_bad_plan_requests_are_400_and_change_nothing(gw: InProcessGateway, fields: dict[str, Any]) -> None:
     existing = make_plan(gw, rateLimitPerMin=7)
     before = plans(gw)
     body = {"name": existing["name"], **fields}
@@ -80,7 +81,7 @@ def test_bad_plan_requests_are_400_and_change_nothing(gw: Gateway, fields: dict[
     assert plans(gw) == before
 
 
-def test_a_key_on_a_plan_pays_the_multiplied_price_and_obeys_its_acl(gw: Gateway) -> None:
+def test_a_key_on_a_plan_pays_the_multiplied_price_and_obeys_its_acl(gw: InProcessGateway) -> None:
     plan = make_plan(gw, creditMultiplier=2.5, deniedTools=["add"])
     key = gw.create_key(100)
     resp = assign(gw, key, plan["name"])
@@ -100,7 +101,7 @@ def test_a_key_on_a_plan_pays_the_multiplied_price_and_obeys_its_acl(gw: Gateway
     assert gw.balance(key) == 96
 
 
-def test_a_plan_can_be_assigned_through_the_key_alias(gw: Gateway) -> None:
+def test_a_plan_can_be_assigned_through_the_key_alias(gw: InProcessGateway) -> None:
     plan = make_plan(gw)
     key = gw.create_key(5)
     alias = unique("alias")
@@ -115,7 +116,7 @@ def test_a_plan_can_be_assigned_through_the_key_alias(gw: Gateway) -> None:
     ({"key": "KEY"}, 400), ({"key": "KEY", "plan": "bad name"}, 400), ({"plan": "PLAN"}, 400),
     ({"key": "KEY", "plan": 3}, 400),
 ])
-def test_bad_assignments_change_nothing(gw: Gateway, body: dict[str, Any], status: int) -> None:
+def test_bad_assignments_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     plan = make_plan(gw)
     key = gw.create_key(5)
     filled = {k: (key if v == "KEY" else plan["name"] if v == "PLAN" else v) for k, v in body.items()}
@@ -124,14 +125,14 @@ def test_bad_assignments_change_nothing(gw: Gateway, body: dict[str, Any], statu
     assert plans(gw)[plan["name"]]["keyCount"] == 0
 
 
-def test_a_revoked_key_cannot_be_put_on_a_plan(gw: Gateway) -> None:
+def test_a_revoked_key_cannot_be_put_on_a_plan(gw: InProcessGateway) -> None:
     plan = make_plan(gw)
     key = gw.create_key(5)
     gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": key})
     assert assign(gw, key, plan["name"]).status_code == 409
 
 
-def test_a_plan_in_use_cannot_be_deleted_until_its_keys_move(gw: Gateway) -> None:
+def test_a_plan_in_use_cannot_be_deleted_until_its_keys_move(gw: InProcessGateway) -> None:
     plan = make_plan(gw)
     key = gw.create_key(5)
     assign(gw, key, plan["name"])
@@ -146,7 +147,7 @@ def test_a_plan_in_use_cannot_be_deleted_until_its_keys_move(gw: Gateway) -> Non
 
 
 @pytest.mark.parametrize(("params", "status"), [({"name": "no-such-plan"}, 404), ({}, 400), ({"name": ""}, 400)])
-def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(gw: Gateway, params: dict[str, str],
+def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(gw: InProcessGateway, params: dict[str, str],
                                                                     status: int) -> None:
     before = plans(gw)
     assert gw.client.delete("/admin/plans", params=params, headers=gw.admin()).status_code == status
@@ -156,11 +157,11 @@ def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(gw: Gateway,
 def test_plans_and_assignments_survive_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_plans_restart_0123456789"
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         plan = make_plan(gw, creditMultiplier=3)
         key = gw.create_key(10)
         assign(gw, key, plan["name"])
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert plans(gw)[plan["name"]]["keyCount"] == 1
         assert text_of(gw.call_tool("echo", {"text": "x"}, key)) == "x"
         assert gw.balance(key) == 7
@@ -170,7 +171,7 @@ def test_plans_and_assignments_survive_a_restart(tmp_path: Path) -> None:
 def test_the_multiplier_is_exact_decimal_not_binary_float(tmp_path: Path, multiplier: float | str, price: int) -> None:
     # 10 * 1.1 is 11.000000000000002 in binary floating point: rounded up, that would charge 12
     config = write_config(tmp_path, {"defaultCreditsPerCall": 10, "globalRateLimitPerMin": 0})
-    with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
         plan = make_plan(gw, creditMultiplier=multiplier)
         key = gw.create_key(2000)
         assert assign(gw, key, plan["name"]).status_code == 200

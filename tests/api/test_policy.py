@@ -10,27 +10,28 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, wait_until
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> Any:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> Any:
     return gw.client.post(path, json=body, headers=gw.admin())
 
 
-def view(gw: Gateway, raw: str) -> dict[str, Any]:
+def view(gw: InProcessGateway, raw: str) -> dict[str, Any]:
     """The key as GET /keys shows it."""
     mine = [k for k in gw.client.get("/keys", headers=gw.admin()).json() if k["keyMasked"] == masked(raw)]
     assert len(mine) == 1
     return dict(mine[0])
 
 
-def geo(gw: Gateway, ref: str) -> dict[str, Any]:
+def geo(gw: InProcessGateway, ref: str) -> dict[str, Any]:
     resp = gw.client.get("/keys/geo", params={"key": ref}, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def events_for(gw: Gateway, type_: str, raw: str) -> list[dict[str, Any]]:
+def events_for(gw: InProcessGateway, type_: str, raw: str) -> list[dict[str, Any]]:
     return [e for e in gw.events(type_) if e["data"].get("keyMasked") == masked(raw)]
 
 
@@ -38,7 +39,7 @@ def denial(reply: dict[str, Any]) -> str | None:
     return reply["error"]["data"]["reason"] if "error" in reply else None
 
 
-def set_alias(gw: Gateway, raw: str, alias: str) -> None:
+def set_alias(gw: InProcessGateway, raw: str, alias: str) -> None:
     resp = post(gw, "/keys/alias", {"key": raw, "alias": alias})
     assert resp.status_code == 200, resp.text
 
@@ -57,7 +58,7 @@ VALID: dict[str, dict[str, Any]] = {
 
 # --- ACL --------------------------------------------------------------------------------------------
 
-def test_acl_sets_both_lists_and_the_gate_enforces_them(gw: Gateway) -> None:
+def test_acl_sets_both_lists_and_the_gate_enforces_them(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/acl", {"key": raw, "allowedTools": ["echo", "add", "echo"], "deniedTools": ["add"]})
     assert resp.status_code == 200, resp.text
@@ -69,7 +70,7 @@ def test_acl_sets_both_lists_and_the_gate_enforces_them(gw: Gateway) -> None:
     assert event["data"]["allowedTools"] == ["echo", "add"] and raw not in str(event)
 
 
-def test_acl_leaves_a_list_it_was_not_given_unchanged_and_an_empty_list_clears(gw: Gateway) -> None:
+def test_acl_leaves_a_list_it_was_not_given_unchanged_and_an_empty_list_clears(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, allowedTools=["echo"], deniedTools=["fail"])
     assert post(gw, "/keys/acl", {"key": raw, "deniedTools": ["add"]}).status_code == 200
     assert (view(gw, raw)["allowedTools"], view(gw, raw)["deniedTools"]) == (["echo"], ["add"])
@@ -84,7 +85,7 @@ def test_acl_leaves_a_list_it_was_not_given_unchanged_and_an_empty_list_clears(g
     {"key": "K", "allowedTools": ["t"] * 1001}, {"key": "K", "allowedTools": ["x" * 201]},
     {"key": "K", "allowedTools": ["echo"], "extra": 1},
 ])
-def test_acl_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_acl_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, allowedTools=["echo"])
     if body.get("key") == "K":
         body = {**body, "key": raw}
@@ -97,19 +98,19 @@ def test_acl_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, 
 # --- cross-cutting: unknown keys, aliases, revoked keys -------------------------------------------
 
 @pytest.mark.parametrize("path", [*VALID, "/keys/resume"])
-def test_policy_endpoints_answer_404_for_an_unknown_key(gw: Gateway, path: str) -> None:
+def test_policy_endpoints_answer_404_for_an_unknown_key(gw: InProcessGateway, path: str) -> None:
     resp = post(gw, path, {"key": "pg_" + "0" * 48, **VALID.get(path, {})})
     assert resp.status_code == 404 and resp.json()["error"] == "API key not found"
 
 
-def test_geo_reads_and_clears_answer_404_for_an_unknown_key(gw: Gateway) -> None:
+def test_geo_reads_and_clears_answer_404_for_an_unknown_key(gw: InProcessGateway) -> None:
     for method in ("GET", "DELETE"):
         resp = gw.client.request(method, "/keys/geo", params={"key": "no-such-key"}, headers=gw.admin())
         assert resp.status_code == 404, method
 
 
 @pytest.mark.parametrize("path", list(VALID))
-def test_policy_endpoints_accept_a_key_alias(gw: Gateway, path: str) -> None:
+def test_policy_endpoints_accept_a_key_alias(gw: InProcessGateway, path: str) -> None:
     raw = gw.create_key(10)
     alias = "policy-" + path.strip("/").replace("/", "-")
     set_alias(gw, raw, alias)
@@ -118,7 +119,7 @@ def test_policy_endpoints_accept_a_key_alias(gw: Gateway, path: str) -> None:
     assert resp.json()["keyMasked"] == masked(raw)
 
 
-def test_suspend_resume_and_geo_reads_accept_an_alias(gw: Gateway) -> None:
+def test_suspend_resume_and_geo_reads_accept_an_alias(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     set_alias(gw, raw, "policy-sr")
     assert post(gw, "/keys/suspend", {"key": "policy-sr"}).status_code == 200
@@ -129,7 +130,7 @@ def test_suspend_resume_and_geo_reads_accept_an_alias(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("path", list(VALID))
-def test_policy_endpoints_refuse_a_revoked_key_with_409(gw: Gateway, path: str) -> None:
+def test_policy_endpoints_refuse_a_revoked_key_with_409(gw: InProcessGateway, path: str) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/revoke", {"key": raw}).status_code == 200
     before = view(gw, raw)
@@ -140,7 +141,7 @@ def test_policy_endpoints_refuse_a_revoked_key_with_409(gw: Gateway, path: str) 
 
 # --- expiry -----------------------------------------------------------------------------------------
 
-def test_expiry_in_seconds_denies_the_key_once_it_passes_and_removing_it_revives_the_key(gw: Gateway) -> None:
+def test_expiry_in_seconds_denies_the_key_once_it_passes_and_removing_it_revives_the_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     # 3 s, not 1: the call below must land before expiry even on a loaded machine
     resp = post(gw, "/keys/expiry", {"key": raw, "expiresIn": 3})
@@ -156,7 +157,7 @@ def test_expiry_in_seconds_denies_the_key_once_it_passes_and_removing_it_revives
     assert kinds == [False, True]
 
 
-def test_expiry_at_a_date_is_stored_as_given(gw: Gateway) -> None:
+def test_expiry_at_a_date_is_stored_as_given(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     when = datetime.fromtimestamp(time.time() + 86400, UTC).replace(microsecond=0)
     resp = post(gw, "/keys/expiry", {"key": raw, "expiresAt": when.isoformat().replace("+00:00", "Z")})
@@ -169,7 +170,7 @@ def test_expiry_at_a_date_is_stored_as_given(gw: Gateway) -> None:
     {"expiresIn": None}, {"expiresIn": 11 * 365 * 86400}, {"expiresAt": "2000-01-01T00:00:00Z"},
     {"expiresAt": "2999-01-01T00:00:00"}, {"expiresAt": "tomorrow"}, {"expiresAt": 123},
 ])
-def test_expiry_rejects_bad_input_and_changes_nothing(gw: Gateway, extra: dict[str, Any]) -> None:
+def test_expiry_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, extra: dict[str, Any]) -> None:
     raw = gw.create_key(10, expiresIn=3600)
     before = view(gw, raw)["expiresAt"]
     resp = post(gw, "/keys/expiry", {"key": raw, **extra})
@@ -179,7 +180,7 @@ def test_expiry_rejects_bad_input_and_changes_nothing(gw: Gateway, extra: dict[s
 
 # --- suspension -------------------------------------------------------------------------------------
 
-def test_a_suspended_key_is_denied_at_the_gate_while_admin_operations_still_work(gw: Gateway) -> None:
+def test_a_suspended_key_is_denied_at_the_gate_while_admin_operations_still_work(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/suspend", {"key": raw, "reason": "investigating abuse"})
     assert resp.status_code == 200 and resp.json()["suspended"] is True
@@ -194,7 +195,7 @@ def test_a_suspended_key_is_denied_at_the_gate_while_admin_operations_still_work
     assert len(events_for(gw, "key.resumed", raw)) == 1
 
 
-def test_suspending_twice_or_resuming_an_active_key_is_a_conflict(gw: Gateway) -> None:
+def test_suspending_twice_or_resuming_an_active_key_is_a_conflict(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/resume", {"key": raw}).status_code == 409
     assert post(gw, "/keys/suspend", {"key": raw}).status_code == 200
@@ -203,7 +204,7 @@ def test_suspending_twice_or_resuming_an_active_key_is_a_conflict(gw: Gateway) -
 
 
 @pytest.mark.parametrize("body", [{"reason": "x" * 501}, {"reason": 5}, {"why": "x"}])
-def test_suspend_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_suspend_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/suspend", {"key": raw, **body}).status_code == 400
     assert view(gw, raw)["suspended"] is False
@@ -211,7 +212,7 @@ def test_suspend_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[s
 
 # --- spending limits --------------------------------------------------------------------------------
 
-def test_a_spending_limit_caps_what_the_key_can_spend_and_zero_removes_it(gw: Gateway) -> None:
+def test_a_spending_limit_caps_what_the_key_can_spend_and_zero_removes_it(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/limits", {"key": raw, "spendingLimit": 2})
     assert resp.status_code == 200 and resp.json()["remainingBudget"] == 2
@@ -228,7 +229,7 @@ def test_a_spending_limit_caps_what_the_key_can_spend_and_zero_removes_it(gw: Ga
 
 @pytest.mark.parametrize("body", [{}, {"spendingLimit": -1}, {"spendingLimit": "5"}, {"spendingLimit": 1.5},
                                   {"spendingLimit": 10**16}, {"spendingLimit": None}])
-def test_limits_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_limits_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, spendingLimit=7)
     assert post(gw, "/limits", {"key": raw, **body}).status_code == 400
     assert view(gw, raw)["spendingLimit"] == 7
@@ -236,7 +237,7 @@ def test_limits_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[st
 
 # --- quotas -----------------------------------------------------------------------------------------
 
-def test_quota_sets_named_limits_keeps_the_others_and_remove_drops_the_key_quota(gw: Gateway) -> None:
+def test_quota_sets_named_limits_keeps_the_others_and_remove_drops_the_key_quota(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, quota={"dailyCallLimit": 10, "monthlyCallLimit": 200})
     resp = post(gw, "/keys/quota", {"key": raw, "dailyCreditLimit": 50})
     assert resp.status_code == 200
@@ -248,7 +249,7 @@ def test_quota_sets_named_limits_keeps_the_others_and_remove_drops_the_key_quota
     assert quotas == [expected, None]
 
 
-def test_a_key_call_quota_is_enforced_at_the_gate(gw: Gateway) -> None:
+def test_a_key_call_quota_is_enforced_at_the_gate(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/quota", {"key": raw, "dailyCallLimit": 1}).status_code == 200
     assert "result" in gw.call_tool("echo", {"text": "x"}, raw)
@@ -259,7 +260,7 @@ def test_a_key_call_quota_is_enforced_at_the_gate(gw: Gateway) -> None:
     {}, {"remove": False}, {"remove": True, "dailyCallLimit": 3}, {"dailyCallLimit": -1}, {"dailyCallLimit": "3"},
     {"dailyCallLimit": None}, {"weeklyCallLimit": 3}, {"monthlyCreditLimit": 10**13}, {"remove": "yes"},
 ])
-def test_quota_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_quota_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, quota={"dailyCallLimit": 4})
     before = view(gw, raw)["quota"]
     assert post(gw, "/keys/quota", {"key": raw, **body}).status_code == 400
@@ -268,7 +269,7 @@ def test_quota_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str
 
 # --- IP allowlists ----------------------------------------------------------------------------------
 
-def test_ip_allowlist_is_normalised_deduplicated_and_replaced(gw: Gateway) -> None:
+def test_ip_allowlist_is_normalised_deduplicated_and_replaced(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     ips = [" 10.0.0.5 ", "::ffff:192.168.1.7", "192.168.1.99/24", "2001:DB8::/32", "10.0.0.5", "::ffff:10.0.0.0/104"]
     resp = post(gw, "/keys/ip", {"key": raw, "ips": ips})
@@ -281,7 +282,7 @@ def test_ip_allowlist_is_normalised_deduplicated_and_replaced(gw: Gateway) -> No
     assert view(gw, raw)["ipAllowlist"] == []
 
 
-def test_an_ip_allowlist_that_excludes_the_caller_denies_and_one_that_includes_it_allows(gw: Gateway) -> None:
+def test_an_ip_allowlist_that_excludes_the_caller_denies_and_one_that_includes_it_allows(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/ip", {"key": raw, "ips": ["10.0.0.0/8"]}).status_code == 200
     assert denial(gw.call_tool("echo", {"text": "x"}, raw)) == "ip_not_allowed"
@@ -291,7 +292,7 @@ def test_an_ip_allowlist_that_excludes_the_caller_denies_and_one_that_includes_i
 
 @pytest.mark.parametrize("ips", [["10.0.0.300"], ["not-an-ip"], [""], ["10.0.0.0/33"], "10.0.0.1", [10],
                                  ["10.0.0.1", "nope"], [f"10.0.{i // 256}.{i % 256}" for i in range(101)]])
-def test_ip_allowlist_rejects_bad_entries_and_changes_nothing(gw: Gateway, ips: Any) -> None:
+def test_ip_allowlist_rejects_bad_entries_and_changes_nothing(gw: InProcessGateway, ips: Any) -> None:
     raw = gw.create_key(10, ipAllowlist=["127.0.0.1"])
     resp = post(gw, "/keys/ip", {"key": raw, "ips": ips})
     assert resp.status_code == 400 and resp.json()["error"].startswith("Invalid request")
@@ -300,7 +301,7 @@ def test_ip_allowlist_rejects_bad_entries_and_changes_nothing(gw: Gateway, ips: 
 
 # --- countries --------------------------------------------------------------------------------------
 
-def test_geo_lists_are_stored_upper_case_read_back_and_cleared(gw: Gateway) -> None:
+def test_geo_lists_are_stored_upper_case_read_back_and_cleared(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/geo", {"key": raw, "allowedCountries": ["us", "GB", "us"], "deniedCountries": ["ru"]})
     assert resp.status_code == 200, resp.text
@@ -316,14 +317,14 @@ def test_geo_lists_are_stored_upper_case_read_back_and_cleared(gw: Gateway) -> N
 @pytest.mark.parametrize("body", [{}, {"allowedCountries": ["USA"]}, {"allowedCountries": ["1A"]},
                                   {"deniedCountries": [""]}, {"allowedCountries": "US"},
                                   {"allowedCountries": ["ÄÖ"]}, {"allowedCountries": ["US"], "countries": []}])
-def test_geo_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_geo_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/geo", {"key": raw, "allowedCountries": ["FR"]}).status_code == 200
     assert post(gw, "/keys/geo", {"key": raw, **body}).status_code == 400
     assert geo(gw, raw)["allowedCountries"] == ["FR"]
 
 
-def test_geo_query_without_a_key_is_a_400(gw: Gateway) -> None:
+def test_geo_query_without_a_key_is_a_400(gw: InProcessGateway) -> None:
     assert gw.client.get("/keys/geo", headers=gw.admin()).status_code == 400
     assert gw.client.delete("/keys/geo", headers=gw.admin()).status_code == 400
 
@@ -332,7 +333,7 @@ def test_geo_query_without_a_key_is_a_400(gw: Gateway) -> None:
 
 def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = gw.create_key(10)
         settings: list[tuple[str, dict[str, Any]]] = [
             ("/keys/acl", {"allowedTools": ["echo"], "deniedTools": ["fail"]}),
@@ -344,7 +345,7 @@ def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
         for path, body in settings:
             assert post(gw, path, {"key": raw, **body}).status_code == 200, path
         before = view(gw, raw)
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         after = view(gw, raw)
         assert after == before
         assert after["allowedTools"] == ["echo"] and after["suspended"] is True and after["expiresAt"]
@@ -355,7 +356,7 @@ def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
 
 # --- roles ------------------------------------------------------------------------------------------
 
-def test_a_viewer_admin_key_reads_policy_views_but_cannot_change_policy(gw: Gateway) -> None:
+def test_a_viewer_admin_key_reads_policy_views_but_cannot_change_policy(gw: InProcessGateway) -> None:
     resp = post(gw, "/admin/keys", {"name": "policy-viewer", "role": "viewer"})
     assert resp.status_code == 201, resp.text
     viewer = {"X-Admin-Key": resp.json()["key"]}

@@ -6,41 +6,41 @@ import re
 
 import pytest
 
-from tests.support import Gateway
+from tests.inprocess import InProcessGateway
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/info", "/pricing", "/.well-known/mcp-payment",
                                   "/.well-known/mcp.json", "/metrics", "/robots.txt", "/", "/openapi.json",
                                   "/docs"])
-def test_public_endpoints_answer_without_auth(gw: Gateway, path: str) -> None:
+def test_public_endpoints_answer_without_auth(gw: InProcessGateway, path: str) -> None:
     resp = gw.client.get(path)
     assert resp.status_code == 200, resp.text
     assert re.fullmatch(r"req_[0-9a-f]{16}", resp.headers["x-request-id"])
     assert resp.headers["x-paygate-version"]
 
 
-def test_request_ids_are_propagated_and_junk_is_replaced(gw: Gateway) -> None:
+def test_request_ids_are_propagated_and_junk_is_replaced(gw: InProcessGateway) -> None:
     assert gw.client.get("/health", headers={"X-Request-Id": "trace-123"}).headers["x-request-id"] == "trace-123"
     replaced = gw.client.get("/health", headers={"X-Request-Id": "bad id\twith spaces"}).headers["x-request-id"]
     assert replaced.startswith("req_")
     assert gw.rpc("ping", headers={"X-Request-Id": "mcp-1"}).headers["x-request-id"] == "mcp-1"
 
 
-def test_health_and_ready_report_a_live_backend(gw: Gateway) -> None:
+def test_health_and_ready_report_a_live_backend(gw: InProcessGateway) -> None:
     health = gw.client.get("/health").json()
     assert health["status"] == "healthy" and health["backend"]["ready"] is True
     assert gw.client.get("/ready").json()["ready"] is True
     assert gw.client.head("/health").status_code == 200
 
 
-def test_pricing_comes_from_the_backends_tool_list(gw: Gateway) -> None:
+def test_pricing_comes_from_the_backends_tool_list(gw: InProcessGateway) -> None:
     tools = {t["name"] for t in gw.client.get("/pricing").json()["tools"]}
     assert {"echo", "add", "fail", "big_output", "slow", "slow_calls", "crash", "announce", "grow", "meet",
             "progress", "ask_llm", "ask_user", "client_roots", "progress_then_crash",
             "progress_slowly", "grow_quietly"} == tools
 
 
-def test_discovery_documents(gw: Gateway) -> None:
+def test_discovery_documents(gw: InProcessGateway) -> None:
     payment = gw.client.get("/.well-known/mcp-payment").json()
     assert payment["billingModel"] == "credits" and payment["errorCodes"]["insufficient_credits"]["code"] == -32402
     card = gw.client.get("/.well-known/mcp.json").json()
@@ -49,7 +49,7 @@ def test_discovery_documents(gw: Gateway) -> None:
     assert info["transport"] == "stdio" and info["pricing"]["defaultCreditsPerCall"] == 1
 
 
-def test_metrics_count_calls_by_tool_and_status(gw: Gateway) -> None:
+def test_metrics_count_calls_by_tool_and_status(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
@@ -60,17 +60,17 @@ def test_metrics_count_calls_by_tool_and_status(gw: Gateway) -> None:
     assert 'path="/mcp"' in text
 
 
-def test_robots_disallows_admin_paths(gw: Gateway) -> None:
+def test_robots_disallows_admin_paths(gw: InProcessGateway) -> None:
     text = gw.client.get("/robots.txt").text
     assert "Disallow: /keys" in text and "Disallow: /admin" in text
 
 
-def test_openapi_documents_the_admin_api(gw: Gateway) -> None:
+def test_openapi_documents_the_admin_api(gw: InProcessGateway) -> None:
     paths = gw.client.get("/openapi.json").json()["paths"]
     assert {"/keys", "/topup", "/keys/revoke", "/balance", "/usage", "/status", "/pricing"} <= set(paths)
 
 
-def test_metrics_expose_every_reference_family_and_the_event_bus(gw: Gateway) -> None:
+def test_metrics_expose_every_reference_family_and_the_event_bus(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     gw.call_tool("fail", {}, raw)

@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, write_config
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked, write_config
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def call(gw: Gateway, raw: str, tool: str = "echo", args: dict[str, Any] | None = None,
+def call(gw: InProcessGateway, raw: str, tool: str = "echo", args: dict[str, Any] | None = None,
          request_id: str | None = None) -> httpx.Response:
     resp = gw.rpc("tools/call", {"name": tool, "arguments": args if args is not None else {"text": "hi"}},
                   key=raw, headers={"X-Request-Id": request_id} if request_id else None)
@@ -25,7 +26,7 @@ def call(gw: Gateway, raw: str, tool: str = "echo", args: dict[str, Any] | None 
     return resp
 
 
-def requests_of(gw: Gateway, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+def requests_of(gw: InProcessGateway, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
     resp = gw.client.get("/requests", headers=headers or gw.admin(), params=params)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
@@ -35,7 +36,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def test_allowed_and_denied_calls_appear_newest_first_with_the_callers_request_id(gw: Gateway) -> None:
+def test_allowed_and_denied_calls_appear_newest_first_with_the_callers_request_id(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     ok = call(gw, raw)
     refused = call(gw, raw, request_id="client-chosen-id.1")
@@ -55,7 +56,7 @@ def test_allowed_and_denied_calls_appear_newest_first_with_the_callers_request_i
     assert raw not in gw.client.get("/requests", headers=gw.admin(), params={"limit": 1000}).text
 
 
-def test_filters_pagination_and_a_summary_over_every_match(gw: Gateway) -> None:
+def test_filters_pagination_and_a_summary_over_every_match(gw: InProcessGateway) -> None:
     raw = gw.create_key(4)
     since = now_iso()
     for i in range(3):
@@ -86,7 +87,7 @@ def test_filters_pagination_and_a_summary_over_every_match(gw: Gateway) -> None:
     assert requests_of(gw, key=mine, offset=5)["requests"] == []
 
 
-def test_export_holds_every_match_oldest_first_as_json_or_formula_safe_csv(gw: Gateway) -> None:
+def test_export_holds_every_match_oldest_first_as_json_or_formula_safe_csv(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     for i in range(3):
         call(gw, raw, request_id=f"=export+{i}")
@@ -109,7 +110,7 @@ def test_export_holds_every_match_oldest_first_as_json_or_formula_safe_csv(gw: G
     assert int(rows[0]["id"]) == body["requests"][0]["id"]
 
 
-def test_export_is_not_paged(gw: Gateway) -> None:
+def test_export_is_not_paged(gw: InProcessGateway) -> None:
     raw = gw.create_key(0)
     for _ in range(105):
         call(gw, raw)
@@ -117,7 +118,7 @@ def test_export_is_not_paged(gw: Gateway) -> None:
     assert gw.client.get("/requests/export", headers=gw.admin(), params={"key": masked(raw)}).json()["count"] == 105
 
 
-def test_tool_stats_overview_and_one_tools_detail(gw: Gateway) -> None:
+def test_tool_stats_overview_and_one_tools_detail(gw: InProcessGateway) -> None:
     since = now_iso()
     rich, poor = gw.create_key(100), gw.create_key(1)
     for _ in range(3):
@@ -157,7 +158,8 @@ def test_tool_stats_overview_and_one_tools_detail(gw: Gateway) -> None:
     ("/requests/export", {"until": "later"}), ("/requests/export", {"status": "ok"}),
     ("/tools/stats", {"since": "nope"}), ("/tools/stats", {"tool": ""}),
 ])
-def test_bad_query_parameters_are_400_and_change_nothing(gw: Gateway, path: str, params: dict[str, str]) -> None:
+def test_bad_query_parameters_are_400_and_change_nothing(gw: InProcessGateway, path: str,
+                                                         params: dict[str, str]) -> None:
     before = requests_of(gw, limit=1000)
     resp = gw.client.get(path, headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
@@ -165,7 +167,7 @@ def test_bad_query_parameters_are_400_and_change_nothing(gw: Gateway, path: str,
     assert requests_of(gw, limit=1000) == before
 
 
-def test_admins_of_any_role_may_read_and_others_may_not(gw: Gateway) -> None:
+def test_admins_of_any_role_may_read_and_others_may_not(gw: InProcessGateway) -> None:
     viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
                                             json={"name": "watcher", "role": "viewer"}).json()["key"]}
     raw = gw.create_key(5)
@@ -182,14 +184,14 @@ def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> No
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
     config = write_config(tmp_path, {"auditGateEvents": True})
-    with running_gateway("--server", ECHO_COMMAND, "--config", config,
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config,
                          state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(1)
         call(gw, raw, request_id="before-restart-1")
         call(gw, raw, request_id="before-restart-2")
         first = requests_of(gw, key=masked(raw))
         assert first["total"] == 2
-    with running_gateway("--server", ECHO_COMMAND, "--config", config,
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config,
                          state_file=state_file, admin_key=admin) as gw:
         assert requests_of(gw, key=masked(raw)) == first
         gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
@@ -204,11 +206,11 @@ def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> No
 def test_without_audited_calls_the_log_starts_empty_after_a_restart(tmp_path: Path) -> None:
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         raw = gw.create_key(1)
         call(gw, raw, request_id="kept-in-memory")
         assert requests_of(gw, key=masked(raw))["total"] == 1
-    with running_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state_file, admin_key=admin) as gw:
         assert requests_of(gw, key=masked(raw))["total"] == 0
         usage = gw.client.get("/usage", headers=gw.admin()).json()  # the durable record of the call
         assert any(e.get("requestId") == "kept-in-memory" for e in usage["events"]), usage
@@ -217,7 +219,7 @@ def test_without_audited_calls_the_log_starts_empty_after_a_restart(tmp_path: Pa
 def test_the_ring_keeps_request_log_size_entries_and_zero_turns_it_off(tmp_path: Path) -> None:
     for size, expected in ((2, ["c-3", "c-2"]), (0, [])):
         config = write_config(tmp_path, {"requestLogSize": size})
-        with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+        with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
             raw = gw.create_key(10)
             for i in range(4):
                 call(gw, raw, request_id=f"c-{i}")

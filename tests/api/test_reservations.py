@@ -13,10 +13,11 @@ from paygate.keys.lifecycle import rotate
 from paygate.keys.reservations import Reservations
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_until
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 
-def new_key(gw: Gateway, credits: int, **fields: Any) -> str:
+def new_key(gw: InProcessGateway, credits: int, **fields: Any) -> str:
     """A key with chosen fields (alias, suspended …), made through POST /keys/import with a raw key."""
     raw = "pg_" + secrets.token_hex(24)
     resp = gw.client.post("/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": credits,
@@ -25,13 +26,13 @@ def new_key(gw: Gateway, credits: int, **fields: Any) -> str:
     return raw
 
 
-def reserve(gw: Gateway, key: str, credits: int, **extra: Any) -> dict[str, Any]:
+def reserve(gw: InProcessGateway, key: str, credits: int, **extra: Any) -> dict[str, Any]:
     resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": key, "credits": credits, **extra})
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 
 
-def listed(gw: Gateway, key: str) -> list[dict[str, Any]]:
+def listed(gw: InProcessGateway, key: str) -> list[dict[str, Any]]:
     resp = gw.client.get("/keys/reserve", params={"key": key}, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return list(resp.json()["reservations"])
@@ -39,12 +40,12 @@ def listed(gw: Gateway, key: str) -> list[dict[str, Any]]:
 
 
 
-def spent(gw: Gateway, raw: str) -> int:
+def spent(gw: InProcessGateway, raw: str) -> int:
     return int(next(k for k in gw.client.get("/keys", headers=gw.admin()).json()
                     if k["keyMasked"] == masked(raw))["totalSpent"])
 
 
-def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: Gateway) -> None:
+def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     body = reserve(gw, raw, 30, ttlSeconds=120, memo="batch #42")
     assert body["id"].startswith("rsv_") and body["credits"] == 30 and body["available"] == 70
@@ -57,7 +58,7 @@ def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: G
     assert raw not in gw.stderr()
 
 
-def test_committing_spends_the_hold_without_touching_the_balance_again(gw: Gateway) -> None:
+def test_committing_spends_the_hold_without_touching_the_balance_again(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
     resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid})
@@ -68,7 +69,7 @@ def test_committing_spends_the_hold_without_touching_the_balance_again(gw: Gatew
     assert any(e["data"]["reservationId"] == rid for e in gw.events("credits.committed"))
 
 
-def test_a_partial_commit_spends_part_and_returns_the_rest(gw: Gateway) -> None:
+def test_a_partial_commit_spends_part_and_returns_the_rest(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
     resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid, "credits": 15})
@@ -77,7 +78,7 @@ def test_a_partial_commit_spends_part_and_returns_the_rest(gw: Gateway) -> None:
     assert gw.balance(raw) == 85 and spent(gw, raw) == 15
 
 
-def test_releasing_gives_the_whole_hold_back(gw: Gateway) -> None:
+def test_releasing_gives_the_whole_hold_back(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
     resp = gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid})
@@ -89,7 +90,7 @@ def test_releasing_gives_the_whole_hold_back(gw: Gateway) -> None:
 
 @pytest.mark.parametrize(("first", "second"), [("commit", "commit"), ("commit", "release"),
                                                ("release", "release"), ("release", "commit")])
-def test_a_settled_reservation_cannot_be_settled_again(gw: Gateway, first: str, second: str) -> None:
+def test_a_settled_reservation_cannot_be_settled_again(gw: InProcessGateway, first: str, second: str) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
     assert gw.client.post(f"/keys/reserve/{first}", headers=gw.admin(), json={"reservationId": rid}).status_code == 200
@@ -99,7 +100,7 @@ def test_a_settled_reservation_cannot_be_settled_again(gw: Gateway, first: str, 
     assert gw.balance(raw) == balance
 
 
-def test_reserving_more_than_the_balance_is_a_402_that_holds_nothing(gw: Gateway) -> None:
+def test_reserving_more_than_the_balance_is_a_402_that_holds_nothing(gw: InProcessGateway) -> None:
     raw = new_key(gw, 10)
     resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 11})
     assert resp.status_code == 402 and resp.json()["available"] == 10
@@ -111,7 +112,7 @@ def test_reserving_more_than_the_balance_is_a_402_that_holds_nothing(gw: Gateway
     {"credits": 5, "ttlSeconds": 3601}, {"credits": 5, "memo": "x" * 501}, {"credits": 5, "surprise": 1},
     {"credits": 5, "key": ""}, {},
 ])
-def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = new_key(gw, 50)
     resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, **body})
     assert resp.status_code == 400, resp.text
@@ -121,11 +122,11 @@ def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: Gateway, body: dict[s
 
 @pytest.mark.parametrize("body", [{"reservationId": "nope"}, {"reservationId": ""}, {},
                                   {"reservationId": "rsv_x", "credits": -1}, {"reservationId": 5}])
-def test_bad_commit_input_is_a_400(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_commit_input_is_a_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert gw.client.post("/keys/reserve/commit", headers=gw.admin(), json=body).status_code == 400
 
 
-def test_committing_more_than_the_hold_is_a_400_that_changes_nothing(gw: Gateway) -> None:
+def test_committing_more_than_the_hold_is_a_400_that_changes_nothing(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
     resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid, "credits": 41})
@@ -133,7 +134,7 @@ def test_committing_more_than_the_hold_is_a_400_that_changes_nothing(gw: Gateway
     assert gw.balance(raw) == 60 and [r["id"] for r in listed(gw, raw)] == [rid]
 
 
-def test_unknown_keys_and_reservations_are_404s(gw: Gateway) -> None:
+def test_unknown_keys_and_reservations_are_404s(gw: InProcessGateway) -> None:
     unknown = "pg_" + "0" * 48
     assert gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": unknown, "credits": 1}).status_code == 404
     assert gw.client.get("/keys/reserve", params={"key": unknown}, headers=gw.admin()).status_code == 404
@@ -142,7 +143,7 @@ def test_unknown_keys_and_reservations_are_404s(gw: Gateway) -> None:
         assert resp.status_code == 404
 
 
-def test_a_key_is_named_by_its_alias_too(gw: Gateway) -> None:
+def test_a_key_is_named_by_its_alias_too(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100, alias="reserve-by-alias")
     rid = reserve(gw, "reserve-by-alias", 25)["id"]
     assert gw.balance(raw) == 75
@@ -150,14 +151,14 @@ def test_a_key_is_named_by_its_alias_too(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("fields", [{"suspended": True}, {"active": False}])
-def test_revoked_and_suspended_keys_cannot_reserve(gw: Gateway, fields: dict[str, Any]) -> None:
+def test_revoked_and_suspended_keys_cannot_reserve(gw: InProcessGateway, fields: dict[str, Any]) -> None:
     raw = new_key(gw, 100, **fields)
     resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 5})
     assert resp.status_code == 409
     assert listed(gw, raw) == []
 
 
-def test_a_key_holds_at_most_50_reservations(gw: Gateway) -> None:
+def test_a_key_holds_at_most_50_reservations(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     for _ in range(50):
         reserve(gw, raw, 1)
@@ -166,7 +167,7 @@ def test_a_key_holds_at_most_50_reservations(gw: Gateway) -> None:
     assert gw.balance(raw) == 50 and len(listed(gw, raw)) == 50
 
 
-def test_the_listing_without_a_key_shows_every_active_hold(gw: Gateway) -> None:
+def test_the_listing_without_a_key_shows_every_active_hold(gw: InProcessGateway) -> None:
     a, b = new_key(gw, 10), new_key(gw, 10)
     ids = {reserve(gw, a, 3)["id"], reserve(gw, b, 4)["id"]}
     body = gw.client.get("/keys/reserve", headers=gw.admin()).json()
@@ -174,11 +175,12 @@ def test_the_listing_without_a_key_shows_every_active_hold(gw: Gateway) -> None:
     assert body["count"] == len(body["reservations"]) and body["totalHeld"] >= 7
 
 
-def test_a_hold_whose_ttl_runs_out_is_released_by_the_background_timer(gw: Gateway) -> None:
+def test_a_hold_whose_ttl_runs_out_is_released_by_the_timer(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 60, ttlSeconds=10)["id"]
     assert gw.balance(raw) == 40
-    wait_until(lambda: gw.balance(raw) == 100, timeout=25, what="the expired hold to be released")
+    gw.tick(time.time() + 11)  # the clock past the TTL: the background timer releases the hold
+    assert gw.balance(raw) == 100
     assert listed(gw, raw) == []
     assert any(e["data"]["reservationId"] == rid and e["data"]["reason"] == "expired" and e["actor"] == "system"
                for e in gw.events("credits.released"))
@@ -188,13 +190,13 @@ def test_a_hold_whose_ttl_runs_out_is_released_by_the_background_timer(gw: Gatew
 
 def test_reservations_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = new_key(gw, 100)
         kept = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
         committed = reserve(gw, raw, 20, ttlSeconds=3600)["id"]
         assert gw.client.post("/keys/reserve/commit", headers=gw.admin(),
                               json={"reservationId": committed}).status_code == 200
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(raw) == 50
         assert [r["id"] for r in listed(gw, raw)] == [kept]
         again = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": committed})
@@ -204,7 +206,7 @@ def test_reservations_survive_a_restart(tmp_path: Path) -> None:
         assert gw.balance(raw) == 80 and spent(gw, raw) == 20
 
 
-def test_a_rotated_keys_holds_follow_it_to_the_new_key(gw: Gateway) -> None:
+def test_a_rotated_keys_holds_follow_it_to_the_new_key(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 30)["id"]
     resp = gw.client.post("/keys/rotate", headers=gw.admin(), json={"key": raw})
@@ -215,7 +217,7 @@ def test_a_rotated_keys_holds_follow_it_to_the_new_key(gw: Gateway) -> None:
     assert gw.balance(new) == 100
 
 
-def test_a_viewer_lists_holds_but_cannot_make_or_settle_them(gw: Gateway) -> None:
+def test_a_viewer_lists_holds_but_cannot_make_or_settle_them(gw: InProcessGateway) -> None:
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json={"name": "rsv-viewer", "role": "viewer"})
     assert resp.status_code == 201, resp.text
     viewer = {"X-Admin-Key": resp.json()["key"]}
@@ -242,12 +244,12 @@ def rotate_as_if_the_process_died(state: str, raw: str) -> str:
 
 def test_holds_a_crash_left_on_a_rotated_key_go_to_its_replacement_at_startup(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = new_key(gw, 100)
         released = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
         committed = reserve(gw, raw, 20, ttlSeconds=3600)["id"]
     new = rotate_as_if_the_process_died(state, raw)
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert sorted(r["id"] for r in listed(gw, new)) == sorted([released, committed])
         assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
                               json={"reservationId": released}).status_code == 200
@@ -295,7 +297,7 @@ def test_the_timer_reads_no_reservation_until_one_is_due(tmp_path: Path, monkeyp
         store.close()
 
 
-def test_holds_a_restore_brings_back_are_listed_and_settle(gw: Gateway) -> None:
+def test_holds_a_restore_brings_back_are_listed_and_settle(gw: InProcessGateway) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
     snapshot = gw.client.get("/admin/backup", headers=gw.admin()).json()

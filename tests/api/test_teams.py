@@ -9,18 +9,19 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND, masked
 
 NO_TEAM = "team_" + "0" * 24
 
 
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> Any:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> Any:
     return gw.client.post(path, json=body, headers=gw.admin())
 
 
-def teams(gw: Gateway, include_inactive: bool = False) -> dict[str, dict[str, Any]]:
+def teams(gw: InProcessGateway, include_inactive: bool = False) -> dict[str, dict[str, Any]]:
     params = {"includeInactive": "true"} if include_inactive else {}
     resp = gw.client.get("/teams", params=params, headers=gw.admin())
     assert resp.status_code == 200
@@ -28,13 +29,13 @@ def teams(gw: Gateway, include_inactive: bool = False) -> dict[str, dict[str, An
     return {t["id"]: t for t in resp.json()["teams"]}
 
 
-def make_team(gw: Gateway, name: str, **fields: Any) -> dict[str, Any]:
+def make_team(gw: InProcessGateway, name: str, **fields: Any) -> dict[str, Any]:
     resp = post(gw, "/teams", {"name": name, **fields})
     assert resp.status_code == 201, resp.text
     return dict(resp.json())
 
 
-def usage(gw: Gateway, team_id: str) -> dict[str, Any]:
+def usage(gw: InProcessGateway, team_id: str) -> dict[str, Any]:
     resp = gw.client.get("/teams/usage", params={"teamId": team_id}, headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
@@ -44,7 +45,7 @@ def denial(reply: dict[str, Any]) -> str | None:
     return reply["error"]["data"]["reason"] if "error" in reply else None
 
 
-def test_create_returns_the_team_with_an_id_and_lists_it(gw: Gateway) -> None:
+def test_create_returns_the_team_with_an_id_and_lists_it(gw: InProcessGateway) -> None:
     team = make_team(gw, "Engineering", budget=10000, tags={"dept": "eng"},
                      quota={"dailyCalls": 1000, "monthlyCredits": 5})
     assert re.fullmatch(r"team_[0-9a-f]{24}", team["id"])
@@ -63,14 +64,14 @@ def test_create_returns_the_team_with_an_id_and_lists_it(gw: Gateway) -> None:
     {"name": "t", "quota": {"dailyCallLimit": 1}}, {"name": "t", "tags": {"a": 1}}, {"name": "t", "members": []},
     {"name": " "}, {"name": "tab\there"},
 ])
-def test_create_rejects_bad_input_and_creates_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_create_rejects_bad_input_and_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = teams(gw, include_inactive=True)
     resp = post(gw, "/teams", body)
     assert resp.status_code == 400 and resp.json()["error"].startswith("Invalid request")
     assert teams(gw, include_inactive=True) == before
 
 
-def test_team_names_are_unique_among_active_teams(gw: Gateway) -> None:
+def test_team_names_are_unique_among_active_teams(gw: InProcessGateway) -> None:
     team = make_team(gw, "Unique-Team")
     assert post(gw, "/teams", {"name": "unique-team"}).status_code == 409
     assert post(gw, "/teams/delete", {"teamId": team["id"]}).status_code == 200
@@ -79,7 +80,7 @@ def test_team_names_are_unique_among_active_teams(gw: Gateway) -> None:
     assert post(gw, "/teams", {"name": "spaced team "}).status_code == 409  # padding makes no new name
 
 
-def test_update_changes_only_the_fields_sent(gw: Gateway) -> None:
+def test_update_changes_only_the_fields_sent(gw: InProcessGateway) -> None:
     team = make_team(gw, "to-update", budget=100, tags={"a": "b"})
     resp = post(gw, "/teams/update", {"teamId": team["id"], "quota": {"dailyCalls": 10}, "description": "d"})
     assert resp.status_code == 200, resp.text
@@ -96,14 +97,14 @@ def test_update_changes_only_the_fields_sent(gw: Gateway) -> None:
     {}, {"budget": 5}, {"teamId": "ID"}, {"teamId": "ID", "budget": -5}, {"teamId": "ID", "name": None},
     {"teamId": "ID", "tags": None}, {"teamId": "ID", "active": True}, {"teamId": 7, "budget": 5},
 ])
-def test_update_rejects_bad_input_and_changes_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_update_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     team = make_team(gw, f"bad-update-{len(teams(gw, include_inactive=True))}", budget=9)
     body = {k: (team["id"] if v == "ID" else v) for k, v in body.items()}
     assert post(gw, "/teams/update", body).status_code == 400
     assert teams(gw)[team["id"]] == team
 
 
-def test_update_of_an_unknown_team_is_404_and_to_a_taken_name_is_409(gw: Gateway) -> None:
+def test_update_of_an_unknown_team_is_404_and_to_a_taken_name_is_409(gw: InProcessGateway) -> None:
     make_team(gw, "taken-team")
     team = make_team(gw, "renamed-team")
     assert post(gw, "/teams/update", {"teamId": team["id"], "name": "TAKEN-TEAM"}).status_code == 409
@@ -111,7 +112,7 @@ def test_update_of_an_unknown_team_is_404_and_to_a_taken_name_is_409(gw: Gateway
     assert resp.status_code == 404 and resp.json()["error"] == "Team not found"
 
 
-def test_assign_and_remove_by_api_key_key_or_alias_with_usage_breakdown(gw: Gateway) -> None:
+def test_assign_and_remove_by_api_key_key_or_alias_with_usage_breakdown(gw: InProcessGateway) -> None:
     team = make_team(gw, "members-team", budget=100)
     first, second = gw.create_key(10), gw.create_key(10)
     assert post(gw, "/keys/alias", {"key": second, "alias": "team-member"}).status_code == 200
@@ -134,7 +135,7 @@ def test_assign_and_remove_by_api_key_key_or_alias_with_usage_breakdown(gw: Gate
     assert assigned == [masked(first), masked(second)] and removed == [masked(second)]
 
 
-def test_a_key_is_in_at_most_one_team_and_other_refusals_change_nothing(gw: Gateway) -> None:
+def test_a_key_is_in_at_most_one_team_and_other_refusals_change_nothing(gw: InProcessGateway) -> None:
     team, other = make_team(gw, "refusing-team"), make_team(gw, "other-team")
     raw, revoked = gw.create_key(5), gw.create_key(5)
     assert post(gw, "/keys/revoke", {"key": revoked}).status_code == 200
@@ -154,7 +155,7 @@ def test_a_key_is_in_at_most_one_team_and_other_refusals_change_nothing(gw: Gate
     assert (listing[team["id"]]["memberCount"], listing[other["id"]]["memberCount"]) == (1, 0)
 
 
-def test_a_team_has_at_most_100_keys(gw: Gateway) -> None:
+def test_a_team_has_at_most_100_keys(gw: InProcessGateway) -> None:
     team = make_team(gw, "full-team")
     for _ in range(100):
         assert post(gw, "/teams/assign", {"teamId": team["id"], "apiKey": gw.create_key(1)}).status_code == 200
@@ -163,7 +164,7 @@ def test_a_team_has_at_most_100_keys(gw: Gateway) -> None:
     assert teams(gw)[team["id"]]["memberCount"] == 100
 
 
-def test_the_gate_refuses_calls_beyond_the_team_budget(gw: Gateway) -> None:
+def test_the_gate_refuses_calls_beyond_the_team_budget(gw: InProcessGateway) -> None:
     team = make_team(gw, "budgeted", budget=2)
     raw = gw.create_key(10)
     assert post(gw, "/teams/assign", {"teamId": team["id"], "key": raw}).status_code == 200
@@ -174,7 +175,7 @@ def test_the_gate_refuses_calls_beyond_the_team_budget(gw: Gateway) -> None:
     assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)
 
 
-def test_delete_deactivates_the_team_releases_its_keys_and_keeps_its_usage_readable(gw: Gateway) -> None:
+def test_delete_deactivates_the_team_releases_its_keys_and_keeps_its_usage_readable(gw: InProcessGateway) -> None:
     team = make_team(gw, "deleted-team", budget=1)
     raw = gw.create_key(10)
     assert post(gw, "/teams/assign", {"teamId": team["id"], "apiKey": raw}).status_code == 200
@@ -192,7 +193,7 @@ def test_delete_deactivates_the_team_releases_its_keys_and_keeps_its_usage_reada
     assert event["data"]["keysReleased"] == 1
 
 
-def test_usage_of_an_unknown_team_is_404_and_without_team_id_400(gw: Gateway) -> None:
+def test_usage_of_an_unknown_team_is_404_and_without_team_id_400(gw: InProcessGateway) -> None:
     resp = gw.client.get("/teams/usage", params={"teamId": NO_TEAM}, headers=gw.admin())
     assert resp.status_code == 404
     assert gw.client.get("/teams/usage", headers=gw.admin()).status_code == 400
@@ -200,20 +201,20 @@ def test_usage_of_an_unknown_team_is_404_and_without_team_id_400(gw: Gateway) ->
 
 def test_teams_and_memberships_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         team = make_team(gw, "durable-team", budget=50, quota={"monthlyCalls": 7})
         gone = make_team(gw, "gone-team")
         raw = gw.create_key(5)
         assert post(gw, "/teams/assign", {"teamId": team["id"], "apiKey": raw}).status_code == 200
         assert post(gw, "/teams/delete", {"teamId": gone["id"]}).status_code == 200
         before = teams(gw, include_inactive=True)
-    with running_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert teams(gw, include_inactive=True) == before and list(teams(gw)) == [team["id"]]
         assert usage(gw, team["id"])["memberCount"] == 1
 
 
 def test_deleted_teams_kept_for_their_history_are_bounded_the_oldest_deleted_is_erased() -> None:
-    with running_gateway("--server", ECHO_COMMAND) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND) as gw:
         deleted = []
         for i in range(1001):
             team = make_team(gw, f"churn-{i}")

@@ -13,24 +13,25 @@ import httpx
 import pytest
 
 from paygate.core.keys import hash_key
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.support import ECHO_COMMAND
 
 FREE_TIER = {"name": "free-tier", "description": "Free plan", "credits": 50, "allowedTools": ["add", "echo"],
              "deniedTools": ["fail"], "tags": {"plan": "free"}, "namespace": "public", "expiryTtlSeconds": 3600,
              "spendingLimit": 200, "quota": {"dailyCallLimit": 10}, "ipAllowlist": ["127.0.0.1"]}
 
 
-def post(gw: Gateway, path: str, body: dict[str, Any]) -> httpx.Response:
+def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> httpx.Response:
     return gw.client.post(path, headers=gw.admin(), json=body)
 
 
-def templates(gw: Gateway) -> dict[str, dict[str, Any]]:
+def templates(gw: InProcessGateway) -> dict[str, dict[str, Any]]:
     resp = gw.client.get("/keys/templates", headers=gw.admin())
     assert resp.status_code == 200, resp.text
     return {t["name"]: t for t in resp.json()["templates"]}
 
 
-def key_count(gw: Gateway) -> int:
+def key_count(gw: InProcessGateway) -> int:
     return len(gw.client.get("/keys", headers=gw.admin()).json())
 
 
@@ -38,13 +39,13 @@ def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def save(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+def save(gw: InProcessGateway, body: dict[str, Any]) -> dict[str, Any]:
     resp = post(gw, "/keys/templates", body)
     assert resp.status_code in (200, 201), resp.text
     return dict(resp.json())
 
 
-def test_a_template_is_created_listed_updated_and_deleted(gw: Gateway) -> None:
+def test_a_template_is_created_listed_updated_and_deleted(gw: InProcessGateway) -> None:
     resp = post(gw, "/keys/templates", {**FREE_TIER, "name": "crud"})
     assert resp.status_code == 201 and resp.json()["message"] == "Template created"
     listed = templates(gw)["crud"]
@@ -63,7 +64,7 @@ def test_a_template_is_created_listed_updated_and_deleted(gw: Gateway) -> None:
     assert kinds == ["template.created", "template.updated", "template.deleted"]
 
 
-def test_a_key_made_from_a_template_inherits_its_fields(gw: Gateway) -> None:
+def test_a_key_made_from_a_template_inherits_its_fields(gw: InProcessGateway) -> None:
     save(gw, FREE_TIER)
     resp = post(gw, "/keys", {"name": "new-user", "template": "free-tier"})
     assert resp.status_code == 201, resp.text
@@ -80,7 +81,7 @@ def test_a_key_made_from_a_template_inherits_its_fields(gw: Gateway) -> None:
     assert created[0]["data"]["template"] == "free-tier"
 
 
-def test_explicit_fields_override_the_template(gw: Gateway) -> None:
+def test_explicit_fields_override_the_template(gw: InProcessGateway) -> None:
     save(gw, {**FREE_TIER, "name": "override-me"})
     key = post(gw, "/keys", {"name": "vip", "template": "override-me", "credits": 500, "tags": {"plan": "vip"},
                              "expiresIn": 60, "allowedTools": []}).json()
@@ -90,13 +91,13 @@ def test_explicit_fields_override_the_template(gw: Gateway) -> None:
     assert no_expiry["expiresAt"].startswith("2099-01-01")
 
 
-def test_a_template_without_ttl_makes_keys_that_never_expire(gw: Gateway) -> None:
+def test_a_template_without_ttl_makes_keys_that_never_expire(gw: InProcessGateway) -> None:
     save(gw, {"name": "forever", "credits": 3, "expiryTtlSeconds": 0})
     key = post(gw, "/keys", {"template": "forever"}).json()
     assert key["expiresAt"] is None and key["credits"] == 3 and key["namespace"] == "default"
 
 
-def test_an_unknown_template_is_a_404_that_creates_no_key(gw: Gateway) -> None:
+def test_an_unknown_template_is_a_404_that_creates_no_key(gw: InProcessGateway) -> None:
     before = key_count(gw)
     resp = post(gw, "/keys", {"name": "x", "template": "no-such-template"})
     assert resp.status_code == 404 and "no-such-template" in resp.json()["error"]
@@ -104,7 +105,7 @@ def test_an_unknown_template_is_a_404_that_creates_no_key(gw: Gateway) -> None:
     assert key_count(gw) == before
 
 
-def test_a_bad_explicit_field_on_a_templated_key_is_still_a_400(gw: Gateway) -> None:
+def test_a_bad_explicit_field_on_a_templated_key_is_still_a_400(gw: InProcessGateway) -> None:
     save(gw, {"name": "strict", "credits": 1})
     before = key_count(gw)
     assert post(gw, "/keys", {"template": "strict", "credits": -1}).status_code == 400
@@ -122,7 +123,7 @@ def test_a_bad_explicit_field_on_a_templated_key_is_still_a_400(gw: Gateway) -> 
     {"name": "t", "quota": {"dailyCreditLimit": 10**13}},
     {"name": "t", "autoTopup": {"threshold": 1, "amount": 5, "maxDaily": 1001}},
 ])
-def test_bad_templates_are_400s_that_save_nothing(gw: Gateway, body: dict[str, Any]) -> None:
+def test_bad_templates_are_400s_that_save_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = templates(gw)
     resp = post(gw, "/keys/templates", body)
     assert resp.status_code == 400, resp.text
@@ -130,13 +131,13 @@ def test_bad_templates_are_400s_that_save_nothing(gw: Gateway, body: dict[str, A
     assert templates(gw) == before
 
 
-def test_bad_template_deletions_are_400s(gw: Gateway) -> None:
+def test_bad_template_deletions_are_400s(gw: InProcessGateway) -> None:
     assert post(gw, "/keys/templates/delete", {}).status_code == 400
     assert post(gw, "/keys/templates/delete", {"name": 5}).status_code == 400
 
 
 def test_at_most_100_templates_exist() -> None:
-    with running_gateway("--server", ECHO_COMMAND) as gw:
+    with running_inprocess_gateway("--server", ECHO_COMMAND) as gw:
         for i in range(100):
             assert post(gw, "/keys/templates", {"name": f"t{i}", "credits": i}).status_code == 201
         resp = post(gw, "/keys/templates", {"name": "one-more"})
@@ -149,9 +150,9 @@ def test_at_most_100_templates_exist() -> None:
 def test_templates_survive_a_restart_and_carry_auto_topup_to_keys(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     args = ("--server", ECHO_COMMAND)
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         save(gw, {"name": "refill", "credits": 9, "autoTopup": {"threshold": 5, "amount": 20, "maxDaily": 2}})
-    with running_gateway(*args, state_file=state) as gw:
+    with running_inprocess_gateway(*args, state_file=state) as gw:
         assert templates(gw)["refill"]["autoTopup"] == {"threshold": 5, "amount": 20, "maxDaily": 2}
         raw = post(gw, "/keys", {"template": "refill"}).json()["key"]
         assert gw.balance(raw) == 9

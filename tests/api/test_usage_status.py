@@ -7,10 +7,13 @@ import io
 import time
 from datetime import UTC, datetime
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway
+import pytest
+
+from tests.inprocess import InProcessGateway
+from tests.support import ECHO_COMMAND, running_gateway
 
 
-def test_usage_lists_allowed_and_denied_calls_with_masked_keys(gw: Gateway) -> None:
+def test_usage_lists_allowed_and_denied_calls_with_masked_keys(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
     gw.call_tool("add", {"a": 1, "b": 2}, raw)
     gw.call_tool("add", {"a": 1, "b": 2}, raw)  # denied: no credits left
@@ -22,7 +25,7 @@ def test_usage_lists_allowed_and_denied_calls_with_masked_keys(gw: Gateway) -> N
         (True, 1, None), (False, 0, "insufficient_credits")]
 
 
-def test_usage_csv_has_a_header_and_one_row_per_event(gw: Gateway) -> None:
+def test_usage_csv_has_a_header_and_one_row_per_event(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     gw.call_tool("echo", {"text": "a,b"}, raw)
     resp = gw.client.get("/usage?format=csv", headers=gw.admin())
@@ -32,7 +35,7 @@ def test_usage_csv_has_a_header_and_one_row_per_event(gw: Gateway) -> None:
     assert any(r["tool"] == "echo" and r["apiKey"].startswith(raw[:7]) for r in rows)
 
 
-def test_usage_since_filters_older_events(gw: Gateway) -> None:
+def test_usage_since_filters_older_events(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     future = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -40,12 +43,12 @@ def test_usage_since_filters_older_events(gw: Gateway) -> None:
     assert gw.client.get("/usage?since=2000-01-01T00:00:00Z", headers=gw.admin()).json()["count"] >= 1
 
 
-def test_usage_rejects_bad_parameters(gw: Gateway) -> None:
+def test_usage_rejects_bad_parameters(gw: InProcessGateway) -> None:
     for query in ("since=yesterday", "format=xml", "limit=0"):
         assert gw.client.get(f"/usage?{query}", headers=gw.admin()).status_code == 400, query
 
 
-def test_status_summarises_keys_tools_and_denials(gw: Gateway) -> None:
+def test_status_summarises_keys_tools_and_denials(gw: InProcessGateway) -> None:
     raw = gw.create_key(2)
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     body = gw.client.get("/status", headers=gw.admin()).json()
@@ -54,6 +57,7 @@ def test_status_summarises_keys_tools_and_denials(gw: Gateway) -> None:
     assert isinstance(body["denyReasons"], dict)
 
 
+@pytest.mark.e2e  # TZ is read by a process at start
 def test_usage_since_without_a_zone_is_utc_whatever_the_server_time_zone() -> None:
     # JST-9: a POSIX zone nine hours east of UTC, so a local reading would look nine hours back
     with running_gateway("--server", ECHO_COMMAND, env={"TZ": "JST-9"}) as gw:
@@ -65,7 +69,7 @@ def test_usage_since_without_a_zone_is_utc_whatever_the_server_time_zone() -> No
         assert gw.client.get(f"/usage?since={an_hour_ago}", headers=gw.admin()).json()["count"] == 1
 
 
-def test_usage_csv_quotes_cells_a_spreadsheet_would_run_as_formulas(gw: Gateway) -> None:
+def test_usage_csv_quotes_cells_a_spreadsheet_would_run_as_formulas(gw: InProcessGateway) -> None:
     raw = gw.create_key(3, name="=HYPERLINK(\"http://example.com\")")
     gw.call_tool("echo", {"text": "x"}, raw)
     resp = gw.client.get("/usage?format=csv", headers=gw.admin())

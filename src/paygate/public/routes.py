@@ -5,6 +5,7 @@ The answers come from `PublicInfo` (public/service.py); these routes add the sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,6 +13,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from paygate.metrics import Metrics
 from paygate.public.service import PublicInfo
+
+Endpoint = Callable[..., Any]
 
 ROBOTS = """User-agent: *
 Allow: /
@@ -26,37 +29,49 @@ Disallow: /mcp
 """
 
 
+def get_and_head(r: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Serve `path` for GET and HEAD with one function: two routes, only GET's in the OpenAPI schema (one
+    route with both methods would give two operations the same operationId)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        r.add_api_route(path, endpoint, methods=["GET"], **options)
+        r.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+        return endpoint
+
+    return register
+
+
 def router(public: PublicInfo, prometheus: Metrics) -> APIRouter:
     r = APIRouter(tags=["public"])
 
-    @r.api_route("/health", methods=["GET", "HEAD"])
+    @get_and_head(r, "/health")
     async def health() -> JSONResponse:
         """Liveness: 200 while serving, 503 while draining."""
         body, live = public.health()
         return JSONResponse(body, status_code=200 if live else 503)
 
-    @r.api_route("/ready", methods=["GET", "HEAD"])
+    @get_and_head(r, "/ready")
     async def ready() -> JSONResponse:
         """Readiness: 200 when the backend is up and we are neither draining nor in maintenance, else 503."""
         body = public.readiness()
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
-    @r.api_route("/info", methods=["GET", "HEAD"])
+    @get_and_head(r, "/info")
     async def info() -> dict[str, Any]:
         """Capabilities, features, pricing summary and endpoints."""
         return public.info()
 
-    @r.api_route("/pricing", methods=["GET", "HEAD"])
+    @get_and_head(r, "/pricing")
     async def pricing() -> dict[str, Any]:
         """Per-tool pricing, from the backend's tool list as discovered at start (and on list_changed)."""
         return public.pricing()
 
-    @r.api_route("/.well-known/mcp-payment", methods=["GET", "HEAD"])
+    @get_and_head(r, "/.well-known/mcp-payment")
     async def mcp_payment() -> dict[str, Any]:
         """Server payment metadata (SEP-2007 draft)."""
         return public.payment()
 
-    @r.api_route("/.well-known/mcp.json", methods=["GET", "HEAD"])
+    @get_and_head(r, "/.well-known/mcp.json")
     async def mcp_card() -> dict[str, Any]:
         """MCP server identity card."""
         return public.card()
@@ -66,11 +81,11 @@ def router(public: PublicInfo, prometheus: Metrics) -> APIRouter:
         """Prometheus text exposition."""
         return Response(prometheus.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @r.api_route("/robots.txt", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+    @get_and_head(r, "/robots.txt", response_class=PlainTextResponse)
     async def robots() -> str:
         return ROBOTS
 
-    @r.api_route("/", methods=["GET", "HEAD"])
+    @get_and_head(r, "/")
     async def root() -> dict[str, Any]:
         """Name, version and where to go next."""
         return public.root()
