@@ -39,6 +39,10 @@ class DocumentTable:
     def all(self, kind: str) -> list[Doc]:
         return [copy.deepcopy(d) for d in self._docs.get(kind, {}).values()]
 
+    def scan(self, kind: str) -> list[Doc]:
+        """The stored documents themselves (no copies), for reads that never mutate them."""
+        return list(self._docs.get(kind, {}).values())
+
     def kinds(self) -> list[str]:
         return [kind for kind, docs in self._docs.items() if docs]
 

@@ -91,7 +91,8 @@ class Documents(Protocol):
 
     def doc_get(self, kind: str, doc_id: str) -> Doc | None: ...  # a copy
     def doc_peek(self, kind: str, doc_id: str) -> Doc | None: ...  # the cached object: read, never mutate
-    def doc_list(self, kind: str) -> list[Doc]: ...
+    def doc_list(self, kind: str) -> list[Doc]: ...  # copies
+    def doc_scan(self, kind: str) -> list[Doc]: ...  # the cached objects (no copies): read, never mutate
     def doc_kinds(self) -> list[str]: ...  # kinds that hold at least one document
     def doc_items(self, kind: str) -> list[tuple[str, Doc]]: ...  # (id, copy) pairs
     def doc_put(self, kind: str, doc_id: str, body: Doc) -> None: ...

@@ -370,6 +370,9 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
     def doc_list(self, kind: str) -> list[Doc]:
         return self._documents.all(kind)
 
+    def doc_scan(self, kind: str) -> list[Doc]:
+        return self._documents.scan(kind)
+
     def doc_kinds(self) -> list[str]:
         return self._documents.kinds()
 

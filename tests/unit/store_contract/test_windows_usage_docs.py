@@ -94,6 +94,9 @@ def test_documents_are_copies_except_peek(store: Store) -> None:
     peeked = store.doc_peek("groups", "g1")
     assert peeked == {"tools": ["a"]}
     assert store.doc_peek("groups", "g1") is peeked  # the cached object itself: no copy on the hot path
+    scanned = store.doc_scan("groups")
+    assert scanned == [{"tools": ["a"]}] and scanned[0] is peeked  # a scan is of the cached objects too
+    assert store.doc_scan("nothing-of-this-kind") == []
 
 
 def test_a_put_document_is_a_copy_of_the_callers(store: Store) -> None:
