@@ -25,10 +25,20 @@ import orjson
 
 PROTOCOL_VERSION = "2025-06-18"
 SESSION_ID = b"bench-session-1"
-_TOOLS = {"tools": [{"name": "echo", "description": "Echo the arguments back",
-                     "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]}
-_INIT = {"protocolVersion": PROTOCOL_VERSION, "capabilities": {"tools": {}},
-         "serverInfo": {"name": "bench-echo", "version": "1"}}
+_TOOLS = {
+    "tools": [
+        {
+            "name": "echo",
+            "description": "Echo the arguments back",
+            "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
+        }
+    ]
+}
+_INIT = {
+    "protocolVersion": PROTOCOL_VERSION,
+    "capabilities": {"tools": {}},
+    "serverInfo": {"name": "bench-echo", "version": "1"},
+}
 
 
 def answer(message: Any) -> bytes | None:
@@ -48,8 +58,9 @@ def answer(message: Any) -> bytes | None:
     elif method == "ping":
         result = {}
     else:
-        return orjson.dumps({"jsonrpc": "2.0", "id": message["id"],
-                             "error": {"code": -32601, "message": f"Method not found: {method}"}})
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "id": message["id"], "error": {"code": -32601, "message": f"Method not found: {method}"}}
+        )
     return orjson.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result})
 
 
@@ -75,13 +86,21 @@ def serve_stdio() -> None:
         if out:
             data = b"\n".join(out) + b"\n"
             while data:  # a pipe may take a large burst in pieces
-                data = data[os.write(1, data):]
+                data = data[os.write(1, data) :]
 
 
 # HTTP -------------------------------------------------------------------------
 def _response(status: bytes, body: bytes, extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + extra
+        + b"\r\n"
+        + body
+    )
 
 
 _ACCEPTED = b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n"
@@ -113,7 +132,7 @@ class HttpEcho(asyncio.Protocol):
             at = head.find(b"\r\ncontent-length:")
             if at >= 0:
                 stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17:stop if stop >= 0 else len(head)])
+                length = int(head[at + 17 : stop if stop >= 0 else len(head)])
             elif b"\r\ntransfer-encoding:" in head:
                 out.append(_LENGTH_REQUIRED)
                 close = True
@@ -121,8 +140,8 @@ class HttpEcho(asyncio.Protocol):
                 break
             if len(buf) < end + 4 + length:
                 break
-            body = buf[end + 4:end + 4 + length]
-            buf = buf[end + 4 + length:]
+            body = buf[end + 4 : end + 4 + length]
+            buf = buf[end + 4 + length :]
             out.append(self.handle(head, body))
             if b"\r\nconnection: close" in head:
                 close = True
@@ -143,8 +162,9 @@ class HttpEcho(asyncio.Protocol):
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _response(b"400 Bad Request", b'{"jsonrpc":"2.0","id":null,"error":'
-                                                 b'{"code":-32700,"message":"Parse error"}}')
+            return _response(
+                b"400 Bad Request", b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}'
+            )
         reply = answer(message)
         if reply is None:
             return _ACCEPTED
@@ -172,6 +192,7 @@ def main() -> None:
         return
     try:
         import uvloop
+
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run

@@ -36,8 +36,11 @@ class InstantBackend:
 
     label = "inproc"
     ready = True
-    init_result: dict[str, Any] = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-                                    "serverInfo": {"name": "inproc", "version": "1"}}
+    init_result: dict[str, Any] = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {"tools": {}},
+        "serverInfo": {"name": "inproc", "version": "1"},
+    }
     tools: list[dict[str, Any]] = [{"name": "echo", "inputSchema": {"type": "object"}}]
 
     async def start(self) -> None: ...
@@ -54,18 +57,33 @@ class InstantBackend:
 
 
 async def drive(app: Any, key: str, calls: int, batch: int, flush: Callable[[], None]) -> float:
-    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                         "params": {"name": "echo", "arguments": {"text": "bench"}}})
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-               (b"accept", b"application/json, text/event-stream"), (b"x-api-key", key.encode()),
-               (b"content-length", str(len(body)).encode())]
+    body = orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "bench"}}}
+    )
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"x-api-key", key.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     ok = 0
 
     async def one() -> None:
         nonlocal ok
-        scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": headers, "query_string": b"",
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "scheme": "http",
-                 "http_version": "1.1", "root_path": "", "raw_path": b"/mcp"}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/mcp",
+            "headers": headers,
+            "query_string": b"",
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+            "scheme": "http",
+            "http_version": "1.1",
+            "root_path": "",
+            "raw_path": b"/mcp",
+        }
         sent: list[Any] = []
 
         async def receive() -> dict[str, Any]:
@@ -95,8 +113,15 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> None:
-    settings = load_settings({"remoteUrl": "http://127.0.0.1:9/mcp", "stateFile": str(tmp / "b.db"),
-                              "globalRateLimitPerMin": 0, "adminKey": "admin_" + "x" * 32}, None)
+    settings = load_settings(
+        {
+            "remoteUrl": "http://127.0.0.1:9/mcp",
+            "stateFile": str(tmp / "b.db"),
+            "globalRateLimitPerMin": 0,
+            "adminKey": "admin_" + "x" * 32,
+        },
+        None,
+    )
     app, rt = create_app(settings, backend=InstantBackend())  # type: ignore[arg-type]
     key = KeyService(rt.store).create("bench", 10**12).raw
     rt.dispatcher.priced_tools()
@@ -108,8 +133,10 @@ async def measure(args: argparse.Namespace, tmp: Path) -> None:
     if profiler:
         profiler.disable()
     rt.store.close()
-    print(f"{elapsed / args.calls * 1e6:.1f} µs per tools/call in-process (batch {args.batch}"
-          f"{', under cProfile' if profiler else ''})")
+    print(
+        f"{elapsed / args.calls * 1e6:.1f} µs per tools/call in-process (batch {args.batch}"
+        f"{', under cProfile' if profiler else ''})"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
@@ -122,6 +149,7 @@ def main() -> int:
     args = p.parse_args()
     try:
         import uvloop
+
         uvloop.run(main_async(args))
     except ImportError:
         asyncio.run(main_async(args))

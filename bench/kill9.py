@@ -38,28 +38,50 @@ def main() -> int:
     try:
         for mode in ("http", "stdio"):
             echo = run.start_echo(tmp, 1)
-            backend = (["--remote-url", f"{echo.url}/mcp"] if mode == "http"
-                       else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"])
+            backend = (
+                ["--remote-url", f"{echo.url}/mcp"]
+                if mode == "http"
+                else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"]
+            )
             gw = run.start_gateway(mode, backend, tmp, 1)
             key = run.make_key(gw, "kill9")
             env = {**os.environ, "BENCH_KEY_A": key, "BENCH_KEY_B": key}
-            wrk = subprocess.Popen(run.pinned(0, ["wrk", "-t1", f"-c{args.concurrency}",
-                                                  f"-d{int(args.after) + 3}s", "-s", run.LUA, gw.url + "/mcp"]),
-                                   stdout=subprocess.PIPE, text=True, env=env)
+            wrk = subprocess.Popen(
+                run.pinned(
+                    0,
+                    [
+                        "wrk",
+                        "-t1",
+                        f"-c{args.concurrency}",
+                        f"-d{int(args.after) + 3}s",
+                        "-s",
+                        run.LUA,
+                        gw.url + "/mcp",
+                    ],
+                ),
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             time.sleep(args.after)
             children = run.children_of(gw.proc.pid)
             gw.proc.send_signal(signal.SIGKILL)
             gw.proc.wait()
             out, _ = wrk.communicate(timeout=60)
-            res = json.loads(next(line for line in out.splitlines()
-                                  if line.startswith("BENCH_RESULT ")).removeprefix("BENCH_RESULT "))
+            res = json.loads(
+                next(line for line in out.splitlines() if line.startswith("BENCH_RESULT ")).removeprefix(
+                    "BENCH_RESULT "
+                )
+            )
             acknowledged = res["ok_a"] + res["ok_b"]
             again = run.start_gateway(mode, backend, tmp, 1)
             spent = run.CREDITS - run.balance(again, key)
             ok = acknowledged <= spent <= acknowledged + args.concurrency
             failed |= not ok
-            print(f"{mode}: {acknowledged:,} answered before kill -9, {spent:,} charged on disk after restart "
-                  f"({spent - acknowledged} in flight) -> {'OK' if ok else 'BROKEN'}")
+            print(
+                f"{mode}: {acknowledged:,} answered before kill -9, {spent:,} charged on disk after restart "
+                f"({spent - acknowledged} in flight) -> {'OK' if ok else 'BROKEN'}"
+            )
             run.stop(again.proc)
             run.stop(echo.proc)
             for pid in children:  # an orphaned stdio server exits on EOF; make sure (if it is still ours)

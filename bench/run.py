@@ -107,19 +107,29 @@ def wait_line(proc: subprocess.Popen[str], predicate: Any, what: str, timeout: f
 
 def start_echo(tmp: Path, cpu: int | None) -> Target:
     err = open(tmp / "echo.stderr", "w")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(pinned(cpu, [PYTHON, ECHO, "--http", "0"]), stdout=subprocess.PIPE, stderr=err,
-                            text=True)
+    proc = subprocess.Popen(pinned(cpu, [PYTHON, ECHO, "--http", "0"]), stdout=subprocess.PIPE, stderr=err, text=True)
     line = wait_line(proc, lambda s: s.startswith("listening "), "echo backend")
     return Target("direct", proc, int(line.split()[1]), stderr_path=tmp / "echo.stderr")
 
 
 def start_gateway(mode: str, backend_args: list[str], tmp: Path, cpu: int | None) -> Target:
-    argv = [CLI, "wrap", *backend_args, "--port", "0", "--json", "--state-file", str(tmp / f"{mode}.db"),
-            "--rate-limit", "0", "--price", "1"]
+    argv = [
+        CLI,
+        "wrap",
+        *backend_args,
+        "--port",
+        "0",
+        "--json",
+        "--state-file",
+        str(tmp / f"{mode}.db"),
+        "--rate-limit",
+        "0",
+        "--price",
+        "1",
+    ]
     err_path = tmp / f"gateway-{mode}.stderr"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen(pinned(cpu, argv), stdout=subprocess.PIPE, stderr=err, text=True,
-                                cwd=str(tmp))
+        proc = subprocess.Popen(pinned(cpu, argv), stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(tmp))
     try:
         line = wait_line(proc, lambda s: s.startswith("{") and '"ready"' in s, f"gateway ({mode})")
     except RuntimeError as exc:
@@ -165,8 +175,7 @@ def cpu_seconds(pid: int) -> float:
 
 def http_json(method: str, url: str, headers: dict[str, str], body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **headers})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **headers})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -182,10 +191,10 @@ def balance(gw: Target, key: str) -> int:
 
 def run_wrk(url: str, concurrency: int, duration: float, cpu: int | None, env: dict[str, str]) -> dict[str, Any]:
     seconds = max(1, round(duration))  # wrk takes whole seconds only
-    argv = pinned(cpu, ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
-                        "-s", LUA, url + "/mcp"])
-    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
-                         timeout=duration + 60, check=False)
+    argv = pinned(cpu, ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", LUA, url + "/mcp"])
+    out = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=duration + 60, check=False
+    )
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
@@ -206,15 +215,23 @@ def measure(t: Target, concurrency: int, duration: float, tail: float, cpu: int 
     cpu1 = sum(cpu_seconds(p) for p in pids)
     wall = res["duration_us"] / 1e6
     cell = Cell(
-        t.mode, concurrency, res["requests"] / wall, res["p50_us"] / 1000, res["p99_us"] / 1000,
+        t.mode,
+        concurrency,
+        res["requests"] / wall,
+        res["p50_us"] / 1000,
+        res["p99_us"] / 1000,
         wrk_cpu=(wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) / wall,
-        server_cpu=(cpu1 - cpu0) / wall, result=res,
+        server_cpu=(cpu1 - cpu0) / wall,
+        result=res,
     )
     if keys is not None:
         time.sleep(0.3)  # let requests wrk abandoned at its deadline finish (they are key B's)
         spent_a, spent_b = CREDITS - balance(t, keys[0]), CREDITS - balance(t, keys[1])
         cell.accounting = {
-            "spent_a": spent_a, "ok_a": res["ok_a"], "spent_b": spent_b, "ok_b": res["ok_b"],
+            "spent_a": spent_a,
+            "ok_a": res["ok_a"],
+            "spent_b": spent_b,
+            "ok_b": res["ok_b"],
             "exact": spent_a == res["ok_a"] and res["bad"] == 0,
             "tail_ok": 0 <= spent_b - res["ok_b"] <= concurrency,
         }
@@ -237,29 +254,45 @@ def report(cells: dict[tuple[str, int], list[Cell]], concurrencies: list[int], m
     rows = [head, "| --- |" + " --- |" * len(concurrencies)]
     names = {"direct": "echo backend direct", "http": "gateway, remote HTTP", "stdio": "gateway, stdio"}
     for mode in modes:
-        rows.append(f"| {names[mode]}: req/s (p50 / p99 ms) | " + " | ".join(
-            f"{best[(mode, c)].rps:,.0f} ({best[(mode, c)].p50_ms:.2f} / {best[(mode, c)].p99_ms:.2f})"
-            for c in concurrencies) + " |")
+        rows.append(
+            f"| {names[mode]}: req/s (p50 / p99 ms) | "
+            + " | ".join(
+                f"{best[(mode, c)].rps:,.0f} ({best[(mode, c)].p50_ms:.2f} / {best[(mode, c)].p99_ms:.2f})"
+                for c in concurrencies
+            )
+            + " |"
+        )
     for mode in modes:
         if mode == "direct":
             continue
-        rows.append(f"| {mode}: x predecessor req/s | " + " | ".join(
-            f"{best[(mode, c)].rps / PREDECESSOR[mode][c]:.2f}x" if c in PREDECESSOR[mode] else "-"
-            for c in concurrencies) + " |")
+        rows.append(
+            f"| {mode}: x predecessor req/s | "
+            + " | ".join(
+                f"{best[(mode, c)].rps / PREDECESSOR[mode][c]:.2f}x" if c in PREDECESSOR[mode] else "-"
+                for c in concurrencies
+            )
+            + " |"
+        )
     for mode in modes:
         if mode == "direct":
             continue
-        rows.append(f"| {mode}: % of direct req/s | " + " | ".join(
-            f"{100 * best[(mode, c)].rps / best[('direct', c)].rps:.0f}%" if "direct" in modes else "-"
-            for c in concurrencies) + " |")
+        rows.append(
+            f"| {mode}: % of direct req/s | "
+            + " | ".join(
+                f"{100 * best[(mode, c)].rps / best[('direct', c)].rps:.0f}%" if "direct" in modes else "-"
+                for c in concurrencies
+            )
+            + " |"
+        )
     lines = ["\n".join(rows), ""]
     if "direct" in modes:
         for mode in modes:
             if mode != "direct":
                 c = concurrencies[0]
                 added = best[(mode, c)].p50_ms - best[("direct", c)].p50_ms
-                lines.append(f"added p50 at c={c}, {mode}: {added:+.3f} ms "
-                             f"(predecessor {PREDECESSOR_ADDED_P50[mode]:+.2f} ms)")
+                lines.append(
+                    f"added p50 at c={c}, {mode}: {added:+.3f} ms (predecessor {PREDECESSOR_ADDED_P50[mode]:+.2f} ms)"
+                )
     for mode in modes:
         if mode == "direct":
             continue
@@ -271,10 +304,14 @@ def report(cells: dict[tuple[str, int], list[Cell]], concurrencies: list[int], m
         exact = all(c.accounting["exact"] for c in all_cells)
         tail = all(c.accounting["tail_ok"] for c in all_cells)
         paid = sum(c.accounting["spent_a"] + c.accounting["spent_b"] for c in all_cells)
-        lines.append(f"accounting, {mode}: {'EXACT' if exact else 'MISMATCH'} on key A in every cell"
-                     f"{'' if tail else ' (key B tail out of bounds!)'}; {paid:,} credits charged in all")
-    cpu = [f"{c.mode}/c={c.concurrency}: wrk {100 * c.wrk_cpu:.0f}%, server {100 * c.server_cpu:.0f}%"
-           for c in best.values()]
+        lines.append(
+            f"accounting, {mode}: {'EXACT' if exact else 'MISMATCH'} on key A in every cell"
+            f"{'' if tail else ' (key B tail out of bounds!)'}; {paid:,} credits charged in all"
+        )
+    cpu = [
+        f"{c.mode}/c={c.concurrency}: wrk {100 * c.wrk_cpu:.0f}%, server {100 * c.server_cpu:.0f}%"
+        for c in best.values()
+    ]
     lines.append("CPU (one core = 100%): " + "; ".join(cpu))
     return "\n".join(lines)
 
@@ -285,8 +322,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts")
     p.add_argument("--rounds", type=int, default=1, help="repeat the whole grid; the median round is shown")
     p.add_argument("--modes", default=",".join(MODES), help="subset of direct,http,stdio")
-    p.add_argument("--tail", type=float, default=1.5,
-                   help="seconds before the end when wrk switches from key A to key B (see mcp_call.lua)")
+    p.add_argument(
+        "--tail",
+        type=float,
+        default=1.5,
+        help="seconds before the end when wrk switches from key A to key B (see mcp_call.lua)",
+    )
     p.add_argument("--warmup", type=int, default=1, help="whole seconds of load per target before measuring (0: none)")
     p.add_argument("--wrk-cpu", type=int, default=0, help="core for wrk (default 0)")
     p.add_argument("--server-cpu", type=int, default=1, help="core for gateway + backend (default 1)")
@@ -328,22 +369,31 @@ def main(argv: list[str] | None = None) -> int:
                     cell = measure(targets[mode], c, args.duration, args.tail, wrk_cpu)
                     cells.setdefault((mode, c), []).append(cell)
                     acct = cell.accounting
-                    print(f"round {rnd + 1} c={c:<3} {mode:<6} {cell.rps:9,.0f} req/s  p50 {cell.p50_ms:6.2f} ms"
-                          f"  p99 {cell.p99_ms:7.2f} ms  wrk {100 * cell.wrk_cpu:3.0f}%"
-                          f"  server {100 * cell.server_cpu:3.0f}%"
-                          + (f"  RSS {cell.rss_mib:5.1f} MiB  A: spent {acct['spent_a']} ok {acct['ok_a']}"
-                             f" {'exact' if acct['exact'] else 'MISMATCH'}" if acct else "")
-                          + (f"  bad={cell.result['bad']} {cell.result['bad_sample']}"
-                             if cell.result["bad"] else ""), flush=True)
+                    print(
+                        f"round {rnd + 1} c={c:<3} {mode:<6} {cell.rps:9,.0f} req/s  p50 {cell.p50_ms:6.2f} ms"
+                        f"  p99 {cell.p99_ms:7.2f} ms  wrk {100 * cell.wrk_cpu:3.0f}%"
+                        f"  server {100 * cell.server_cpu:3.0f}%"
+                        + (
+                            f"  RSS {cell.rss_mib:5.1f} MiB  A: spent {acct['spent_a']} ok {acct['ok_a']}"
+                            f" {'exact' if acct['exact'] else 'MISMATCH'}"
+                            if acct
+                            else ""
+                        )
+                        + (f"  bad={cell.result['bad']} {cell.result['bad_sample']}" if cell.result["bad"] else ""),
+                        flush=True,
+                    )
         print()
-        print(f"{platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
-              f"{time.strftime('%Y-%m-%d %H:%M')} · {args.duration:g}s per cell · {args.rounds} round(s) · "
-              f"total {time.time() - started:.0f}s")
+        print(
+            f"{platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
+            f"{time.strftime('%Y-%m-%d %H:%M')} · {args.duration:g}s per cell · {args.rounds} round(s) · "
+            f"total {time.time() - started:.0f}s"
+        )
         print(report(cells, concurrencies, modes))
         if args.json_out:
             Path(args.json_out).write_text(json.dumps([vars(c) for v in cells.values() for c in v], indent=1))
-        failed = any(c.accounting and not (c.accounting["exact"] and c.accounting["tail_ok"])
-                     for v in cells.values() for c in v)
+        failed = any(
+            c.accounting and not (c.accounting["exact"] and c.accounting["tail_ok"]) for v in cells.values() for c in v
+        )
         return 1 if failed else 0
     finally:
         clean_up([t.proc for t in targets.values()], tmp, args.keep)

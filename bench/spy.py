@@ -30,8 +30,10 @@ def summarize(collapsed: Path, top: int) -> str:
     for line in collapsed.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         count = int(count_s)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
+            for f in stack.split(";")
+        ]
         total += count
         if frames:
             self_t[frames[-1]] += count
@@ -59,23 +61,40 @@ def main() -> int:
     try:
         echo = run.start_echo(tmp, 1)
         targets.append(echo)
-        backend = (["--remote-url", f"{echo.url}/mcp"] if args.mode == "http"
-                   else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"])
+        backend = (
+            ["--remote-url", f"{echo.url}/mcp"]
+            if args.mode == "http"
+            else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"]
+        )
         gw = run.start_gateway(args.mode, backend, tmp, 1)
         targets.append(gw)
         run.measure(gw, args.concurrency, 1.0, 0, 0)  # warm up
         out = tmp / "stacks.txt"
-        cmd = [spy, "record", "--pid", str(gw.proc.pid), "--duration", str(int(args.duration - 2)),
-               "--format", "raw", "--output", str(out), "--rate", "500", "--nonblocking"]
+        cmd = [
+            spy,
+            "record",
+            "--pid",
+            str(gw.proc.pid),
+            "--duration",
+            str(int(args.duration - 2)),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--rate",
+            "500",
+            "--nonblocking",
+        ]
         if args.native:
             cmd.append("--native")
-        spy_proc = threading.Thread(target=subprocess.run, args=(cmd,),
-                                    kwargs={"capture_output": True, "check": False})
+        spy_proc = threading.Thread(target=subprocess.run, args=(cmd,), kwargs={"capture_output": True, "check": False})
         spy_proc.start()
         cell = run.measure(gw, args.concurrency, args.duration, 1.5, 0)
         spy_proc.join()
-        print(f"{args.mode} c={args.concurrency}: {cell.rps:,.0f} req/s under py-spy "
-              f"(p50 {cell.p50_ms:.2f} ms, accounting exact: {cell.accounting['exact']})")
+        print(
+            f"{args.mode} c={args.concurrency}: {cell.rps:,.0f} req/s under py-spy "
+            f"(p50 {cell.p50_ms:.2f} ms, accounting exact: {cell.accounting['exact']})"
+        )
         print(summarize(out, args.top))
         return 0
     finally:

@@ -74,8 +74,14 @@ class Receiver:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 body = await reader.readexactly(length)
                 if self.mode != "healthy":
                     await asyncio.sleep(3600)  # hanging: the gateway's timeout ends it
@@ -102,8 +108,13 @@ def _free_port() -> int:
 
 
 def gateway_for(state: str, receiver: Receiver, tmp: Path, cpu: int | None) -> Target:
-    config = {"webhookFlushSeconds": 0.5, "webhookRetryBaseSeconds": 0.2, "webhookMaxRetries": 3,
-              "webhookTimeoutSeconds": 1, "webhookAllowPrivate": True}
+    config = {
+        "webhookFlushSeconds": 0.5,
+        "webhookRetryBaseSeconds": 0.2,
+        "webhookMaxRetries": 3,
+        "webhookTimeoutSeconds": 1,
+        "webhookAllowPrivate": True,
+    }
     if state != "none":
         config["webhookUrl"] = f"http://127.0.0.1:{receiver.port}/hook"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -140,8 +151,13 @@ def run_state(state: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         res = run_wrk(gw.url, args.concurrency, args.duration, None if args.no_pin else args.wrk_cpu, env)
         wall = res["duration_us"] / 1e6
         calls = sum(10**12 - balance(gw, k) for k in keys)  # every answered call was charged 1 credit
-        out: dict[str, Any] = {"state": state, "rps": res["requests"] / wall, "p50_ms": res["p50_us"] / 1000,
-                               "p99_ms": res["p99_us"] / 1000, "calls": calls}
+        out: dict[str, Any] = {
+            "state": state,
+            "rps": res["requests"] / wall,
+            "p50_ms": res["p50_us"] / 1000,
+            "p99_ms": res["p99_us"] / 1000,
+            "calls": calls,
+        }
         if state != "none":
             out["statsAfterLoad"] = stats(gw)
             out["allDelivered"] = wait_delivered(gw, receiver, calls, args.settle)
@@ -170,10 +186,16 @@ def main() -> int:
             for state in args.states.split(","):
                 row = run_state(state, args, Path(tmp) / f"{state}-{r}")
                 ok &= row.get("allDelivered", True) and not row.get("duplicates")
-                extra = (f", delivered {row['received']:,}/{row['calls']:,}, duplicates {row['duplicates']}"
-                         if state != "none" else "")
-                print(f"{state:8s} {row['rps']:9,.0f} req/s  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:7.2f} ms"
-                      f"  calls {row['calls']:,}{extra}", flush=True)
+                extra = (
+                    f", delivered {row['received']:,}/{row['calls']:,}, duplicates {row['duplicates']}"
+                    if state != "none"
+                    else ""
+                )
+                print(
+                    f"{state:8s} {row['rps']:9,.0f} req/s  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:7.2f} ms"
+                    f"  calls {row['calls']:,}{extra}",
+                    flush=True,
+                )
     return 0 if ok else 1
 
 

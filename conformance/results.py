@@ -59,8 +59,11 @@ def result_set(suite: str, target: str, via: str, scenarios: Checks) -> dict[str
 
 def statuses(result: dict[str, Any]) -> dict[str, str]:
     """`{"scenario/check": status}` of a result set (what a drift check compares)."""
-    return {f"{scenario}/{check}": entry["status"]
-            for scenario, checks in result["scenarios"].items() for check, entry in checks.items()}
+    return {
+        f"{scenario}/{check}": entry["status"]
+        for scenario, checks in result["scenarios"].items()
+        for check, entry in checks.items()
+    }
 
 
 def gateway_only_failures(direct: dict[str, Any], gateway: dict[str, Any]) -> list[dict[str, str]]:
@@ -90,8 +93,10 @@ def _scenario_errors(checks: dict[str, dict[str, str]]) -> str:
 
 def comparison(target: str, direct: dict[str, Any], gateway: dict[str, Any]) -> dict[str, Any]:
     return {
-        "suite": direct["suite"], "target": target,
-        "direct": direct["totals"], "gateway": gateway["totals"],
+        "suite": direct["suite"],
+        "target": target,
+        "direct": direct["totals"],
+        "gateway": gateway["totals"],
         "passDirectlyButNotThroughGateway": gateway_only_failures(direct, gateway),
     }
 
@@ -102,6 +107,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def summary(comp: dict[str, Any]) -> str:
     """A few lines for people: totals both ways, then every gateway-only failure."""
+
     def counts(totals: dict[str, int]) -> str:
         return ", ".join(f"{n} {status.lower()}" for status, n in totals.items() if n)
 

@@ -67,7 +67,9 @@ class Target:
 def _everything(port: int) -> tuple[list[str], dict[str, str]]:
     binary = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
     return [_node(), str(_existing(binary)), "streamableHttp"], {
-        "PORT": str(port), "NODE_OPTIONS": f"--require {NODE_LOCALHOST_PRELOAD}"}
+        "PORT": str(port),
+        "NODE_OPTIONS": f"--require {NODE_LOCALHOST_PRELOAD}",
+    }
 
 
 def _own(port: int) -> tuple[list[str], dict[str, str]]:
@@ -78,8 +80,12 @@ TARGETS = {
     "everything": Target("everything", "@modelcontextprotocol/server-everything (streamableHttp)", _everything),
     "own": Target("own", "tests/servers/conformance_server.py (the SDK's MCPServer)", _own),
     # The same server, run directly over HTTP and wrapped by the gateway over stdio (StdioBackend).
-    "own-stdio": Target("own-stdio", "tests/servers/conformance_server.py, the gateway wrapping it over stdio", _own,
-                        stdio=[sys.executable, str(OWN_SERVER), "stdio"]),
+    "own-stdio": Target(
+        "own-stdio",
+        "tests/servers/conformance_server.py, the gateway wrapping it over stdio",
+        _own,
+        stdio=[sys.executable, str(OWN_SERVER), "stdio"],
+    ),
 }
 
 
@@ -105,6 +111,7 @@ def suite_name() -> str:
 
 # --- processes -----------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,16 +132,24 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 def _started(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
     """A subprocess that is always stopped, its output in `log`."""
     with log.open("w") as log_file:
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, **env}, cwd=ROOT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         yield proc
     finally:
         _stop(proc)
 
 
-def _wait_ready(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, log: Path,
-                timeout: float = 60.0) -> None:
+def _wait_ready(
+    proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, log: Path, timeout: float = 60.0
+) -> None:
     """Poll `ready` until it holds; fail at once if the process exits, and at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,6 +166,7 @@ def _port_open(port: int) -> Callable[[], bool]:
         with socket.socket() as s:
             s.settimeout(0.5)
             return s.connect_ex(("127.0.0.1", port)) == 0
+
     return probe
 
 
@@ -164,6 +180,7 @@ def _answers_200(url: str) -> Callable[[], bool]:
                 return int(resp.status) == 200
         except OSError:  # refused, reset, or an HTTP error status (HTTPError is an OSError)
             return False
+
     return probe
 
 
@@ -184,14 +201,26 @@ def gateway(backend: list[str], api_key: str, log: Path) -> Iterator[str]:
     holding CREDITS credits and no rate limit; yields the gateway's MCP URL."""
     cli = Path(sys.executable).parent / "paygate-mcp"
     port = free_port()
-    argv = [str(_existing(cli)), "wrap", *backend, "--port", str(port), "--state-file", ":memory:",
-            "--rate-limit", "0", "--import-key", f"{api_key}:{CREDITS}"]
+    argv = [
+        str(_existing(cli)),
+        "wrap",
+        *backend,
+        "--port",
+        str(port),
+        "--state-file",
+        ":memory:",
+        "--rate-limit",
+        "0",
+        "--import-key",
+        f"{api_key}:{CREDITS}",
+    ]
     with _started(argv, {}, log) as proc:
         _wait_ready(proc, _answers_200(f"http://127.0.0.1:{port}/ready"), "the gateway", log)  # backend up
         yield f"http://127.0.0.1:{port}/mcp"
 
 
 # --- the suite -----------------------------------------------------------------------------------
+
 
 def run_suite(url: str, output: Path, api_key: str | None = None) -> None:
     """`conformance server --url URL -o OUTPUT` (the active suite: every scenario not pending)."""
@@ -204,8 +233,16 @@ def run_suite(url: str, output: Path, api_key: str | None = None) -> None:
     with log.open("w") as log_file:
         try:
             # Exit status 1 means "some check failed", which the result files record.
-            subprocess.run(argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=ROOT,
-                           stdin=subprocess.DEVNULL, timeout=SUITE_TIMEOUT, check=False)
+            subprocess.run(
+                argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                timeout=SUITE_TIMEOUT,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise RunnerError(f"the conformance suite did not finish within {SUITE_TIMEOUT:g}s: {log}") from exc
 
@@ -229,10 +266,12 @@ def run_target(target: Target, suite: str, results_dir: Path, work: Path) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("targets", nargs="*", metavar="TARGET",
-                        help=f"targets to run: {', '.join(TARGETS)} (default: all)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
-                        help="where the result files go (default: conformance/results)")
+    parser.add_argument(
+        "targets", nargs="*", metavar="TARGET", help=f"targets to run: {', '.join(TARGETS)} (default: all)"
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where the result files go (default: conformance/results)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and servers' logs")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.targets) - set(TARGETS))

@@ -21,6 +21,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _no_processes_outside_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A test not marked e2e that starts any process (subprocess, asyncio's subprocesses) fails loudly."""
     if request.node.get_closest_marker("e2e") is None:
+
         def refuse(*args: Any, **kwargs: Any) -> None:
             raise AssertionError(f"{request.node.nodeid} starts a process but is not marked e2e")
 

@@ -21,13 +21,20 @@ from paygate.mcp.jsonrpc import LATEST_HANDSHAKE_VERSION, Message
 
 TOOLS_FILE = Path(__file__).resolve().parent / "servers" / "echo_tools.json"
 SERVER_INFO = {"name": "paygate-test-echo", "version": "1.0"}
-CAPABILITIES = {"prompts": {"listChanged": False}, "resources": {"listChanged": False, "subscribe": False},
-                "tools": {"listChanged": False}}
-EMPTY_LISTS = {"resources/list": "resources", "prompts/list": "prompts",
-               "resources/templates/list": "resourceTemplates"}
+CAPABILITIES = {
+    "prompts": {"listChanged": False},
+    "resources": {"listChanged": False, "subscribe": False},
+    "tools": {"listChanged": False},
+}
+EMPTY_LISTS = {
+    "resources/list": "resources",
+    "prompts/list": "prompts",
+    "resources/templates/list": "resourceTemplates",
+}
 # What the real server's tools need that an in-process double cannot honestly give.
-REAL_SERVER_ONLY = frozenset({"grow", "progress", "ask_llm", "ask_user", "client_roots", "progress_slowly",
-                              "progress_then_crash", "crash"})
+REAL_SERVER_ONLY = frozenset(
+    {"grow", "progress", "ask_llm", "ask_user", "client_roots", "progress_slowly", "progress_then_crash", "crash"}
+)
 
 
 class ToolFailed(Exception):
@@ -54,8 +61,14 @@ class EchoBackend:
         self.started: list[float] = []  # `seconds` of each slow call begun, and of each cancelled
         self.cancelled: list[float] = []
         self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {
-            "echo": self._echo, "add": self._add, "fail": self._fail, "big_output": self._big_output,
-            "slow": self._slow, "slow_calls": self._slow_calls, "meet": self._meet, "announce": self._announce,
+            "echo": self._echo,
+            "add": self._add,
+            "fail": self._fail,
+            "big_output": self._big_output,
+            "slow": self._slow,
+            "slow_calls": self._slow_calls,
+            "meet": self._meet,
+            "announce": self._announce,
             "grow_quietly": self._grow_quietly,
         }
 
@@ -67,8 +80,11 @@ class EchoBackend:
     def init_result(self) -> dict[str, Any] | None:
         if not self._ready:
             return None
-        return {"capabilities": copy.deepcopy(CAPABILITIES), "protocolVersion": LATEST_HANDSHAKE_VERSION,
-                "serverInfo": dict(SERVER_INFO)}
+        return {
+            "capabilities": copy.deepcopy(CAPABILITIES),
+            "protocolVersion": LATEST_HANDSHAKE_VERSION,
+            "serverInfo": dict(SERVER_INFO),
+        }
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -126,8 +142,11 @@ class EchoBackend:
                 value = await handler(**self._arguments(name, arguments))
         except ToolFailed as exc:
             return {"content": [{"text": str(exc), "type": "text"}], "isError": True}
-        return {"content": [{"text": _text(value), "type": "text"}], "isError": False,
-                "structuredContent": {"result": value}}
+        return {
+            "content": [{"text": _text(value), "type": "text"}],
+            "isError": False,
+            "structuredContent": {"result": value},
+        }
 
     def _arguments(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments, checked against the tool's input schema as the server's pydantic model does
@@ -137,19 +156,25 @@ class EchoBackend:
         for field, spec in schema.get("properties", {}).items():
             if field not in arguments:
                 if field in schema.get("required", []):
-                    raise ToolFailed(f"Error executing tool {name}: 1 validation error for {name}Arguments\n"
-                                     f"{field}\n  Field required")
+                    raise ToolFailed(
+                        f"Error executing tool {name}: 1 validation error for {name}Arguments\n"
+                        f"{field}\n  Field required"
+                    )
                 continue
             value = arguments[field]
             kind = spec.get("type")
             if kind == "integer" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
                 value = int(value)
-            ok = {"integer": isinstance(value, int) and not isinstance(value, bool),
-                  "number": isinstance(value, int | float) and not isinstance(value, bool),
-                  "string": isinstance(value, str)}.get(kind, True)
+            ok = {
+                "integer": isinstance(value, int) and not isinstance(value, bool),
+                "number": isinstance(value, int | float) and not isinstance(value, bool),
+                "string": isinstance(value, str),
+            }.get(kind, True)
             if not ok:
-                raise ToolFailed(f"Error executing tool {name}: 1 validation error for {name}Arguments\n"
-                                 f"{field}\n  Input should be a valid {kind}")
+                raise ToolFailed(
+                    f"Error executing tool {name}: 1 validation error for {name}Arguments\n"
+                    f"{field}\n  Input should be a valid {kind}"
+                )
             out[field] = value
         return out
 
@@ -175,8 +200,12 @@ class EchoBackend:
         return f"slept {seconds}"
 
     async def _slow_calls(self) -> str:
-        return ("started:" + ",".join(f"{s:g}" for s in self.started)
-                + ";cancelled:" + ",".join(f"{s:g}" for s in self.cancelled))
+        return (
+            "started:"
+            + ",".join(f"{s:g}" for s in self.started)
+            + ";cancelled:"
+            + ",".join(f"{s:g}" for s in self.cancelled)
+        )
 
     async def _meet(self, group: str, count: int) -> str:
         arrived = self._meetings.setdefault(group, [])
@@ -194,16 +223,28 @@ class EchoBackend:
 
     async def _announce(self, text: str) -> str:
         # The real server's log notification goes out before its answer, unrelated to any request id.
-        message: Message = {"jsonrpc": "2.0", "method": "notifications/message",
-                            "params": {"level": "info", "data": text}}
+        message: Message = {
+            "jsonrpc": "2.0",
+            "method": "notifications/message",
+            "params": {"level": "info", "data": text},
+        }
         for listener in self._listeners:
             listener(message)
         return "announced"
 
     async def _grow_quietly(self, name: str) -> str:
         self._extra[name] = f"{name} works"
-        self._tools.append({"name": name, "description": "added quietly",
-                            "inputSchema": {"properties": {}, "type": "object", "title": f"{name}Arguments"},
-                            "outputSchema": {"properties": {"result": {"title": "Result", "type": "string"}},
-                                             "required": ["result"], "type": "object", "title": f"{name}Output"}})
+        self._tools.append(
+            {
+                "name": name,
+                "description": "added quietly",
+                "inputSchema": {"properties": {}, "type": "object", "title": f"{name}Arguments"},
+                "outputSchema": {
+                    "properties": {"result": {"title": "Result", "type": "string"}},
+                    "required": ["result"],
+                    "type": "object",
+                    "title": f"{name}Output",
+                },
+            }
+        )
         return f"added {name} quietly"

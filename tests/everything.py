@@ -58,11 +58,22 @@ class Everything:
         """The `notifications/cancelled` the server got for its latest call of `tool` with `arguments`,
         or None."""
         messages = self.upstream()
-        calls = [m["id"] for m in messages if m.get("method") == "tools/call"
-                 and m["params"]["name"] == tool and m["params"].get("arguments") == arguments]
+        calls = [
+            m["id"]
+            for m in messages
+            if m.get("method") == "tools/call"
+            and m["params"]["name"] == tool
+            and m["params"].get("arguments") == arguments
+        ]
         assert calls, f"the server was never called {tool} with {arguments}"
-        return next((m for m in messages if m.get("method") == "notifications/cancelled"
-                     and m["params"]["requestId"] == calls[-1]), None)
+        return next(
+            (
+                m
+                for m in messages
+                if m.get("method") == "notifications/cancelled" and m["params"]["requestId"] == calls[-1]
+            ),
+            None,
+        )
 
     def logged_call(self, tool: str = LONG_RUNNING) -> dict[str, Any]:
         """The newest request-log entry of `tool` (the gateway's own record of a settled call)."""

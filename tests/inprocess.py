@@ -54,9 +54,12 @@ def _is_echo(command: str | None, args: Sequence[str]) -> bool:
 def echo_backend_for(settings: Settings) -> tuple[Backend | None, str]:
     """The backend (and transport name) the gateway gets in place of `build_backend`'s: echo doubles
     for the echo server, None (the real one) for remote URLs. Other stdio commands: refused."""
+
     def refuse(command: str | None, args: Sequence[str]) -> None:
-        raise ValueError(f"the in-process gateway runs no MCP server process ({shlex.join([command or '', *args])}):"
-                         " use tests.support.running_gateway in an e2e test")
+        raise ValueError(
+            f"the in-process gateway runs no MCP server process ({shlex.join([command or '', *args])}):"
+            " use tests.support.running_gateway in an e2e test"
+        )
 
     if settings.servers:
         children: dict[str, Backend] = {}
@@ -135,9 +138,18 @@ class InProcessGateway(GatewayClient):
             rt.events.subscribe(self._record)
             app, _ = create_app(self.settings, runtime=rt, on_ready=self._on_ready)
             self.rt = rt
-            config = uvicorn.Config(self._startup_errors(app), loop="uvloop", http="httptools",
-                                    log_level="warning", log_config=None, lifespan="on", timeout_graceful_shutdown=30,
-                                    access_log=False, server_header=False, proxy_headers=False)
+            config = uvicorn.Config(
+                self._startup_errors(app),
+                loop="uvloop",
+                http="httptools",
+                log_level="warning",
+                log_config=None,
+                lifespan="on",
+                timeout_graceful_shutdown=30,
+                access_log=False,
+                server_header=False,
+                proxy_headers=False,
+            )
             self.server = uvicorn.Server(config)
             with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
                 self.loop = runner.get_loop()
@@ -151,17 +163,27 @@ class InProcessGateway(GatewayClient):
     def _on_ready(self, rt: Runtime) -> None:
         host = "127.0.0.1" if rt.settings.host in ("0.0.0.0", "::") else rt.settings.host
         port = self._sock.getsockname()[1]
-        self.ready = {"event": "ready", "port": port, "url": f"http://{host}:{port}", "adminKey": rt.admin.generated,
-                      "transport": rt.transport, "tools": len(rt.backend.tools), "stateFile": rt.settings.state_file}
+        self.ready = {
+            "event": "ready",
+            "port": port,
+            "url": f"http://{host}:{port}",
+            "adminKey": rt.admin.generated,
+            "transport": rt.transport,
+            "tools": len(rt.backend.tools),
+            "stateFile": rt.settings.state_file,
+        }
 
     def _startup_errors(self, app: Any) -> Any:
         """Keeps the reason a lifespan startup failed (the process prints it as `error: ...`)."""
+
         async def wrapped(scope: Any, receive: Any, send: Any) -> None:
             async def keep(message: Any) -> None:
                 if message["type"] == "lifespan.startup.failed":
                     self._startup_failure = message.get("message") or "startup failed"
                 await send(message)
+
             await app(scope, receive, keep if scope["type"] == "lifespan" else send)
+
         return wrapped
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -234,13 +256,20 @@ class InProcessGateway(GatewayClient):
         self.call_in_loop(run)
 
 
-def start_inprocess_gateway(*args: str, env: dict[str, str] | None = None, timeout: float = 30.0,
-                            state_file: str | None = ":memory:", cwd: str | None = None,
-                            admin_key: str | None = None) -> InProcessGateway:
+def start_inprocess_gateway(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    state_file: str | None = ":memory:",
+    cwd: str | None = None,
+    admin_key: str | None = None,
+) -> InProcessGateway:
     """`start_gateway`'s signature, served in-process. `env` and `cwd` would need a process: refused."""
     if env or cwd:
-        raise ValueError("an in-process gateway has this process's environment and directory: "
-                         "use tests.support.start_gateway in an e2e test")
+        raise ValueError(
+            "an in-process gateway has this process's environment and directory: "
+            "use tests.support.start_gateway in an e2e test"
+        )
     argv = ["--port", "0", *args, *(("--admin-key", admin_key) if admin_key else ())]
     if state_file is not None and "--state-file" not in args:
         argv += ["--state-file", state_file]

@@ -30,10 +30,18 @@ class RecordingBackend:
     Its tool `headers` returns the names of the HTTP headers the backend saw on that call.
     """
 
-    TOOLS = [{"name": "headers", "description": "The request header names the backend saw",
-              "inputSchema": {"type": "object", "properties": {}}},
-             {"name": "shout", "description": "Upper-case the text",
-              "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]
+    TOOLS = [
+        {
+            "name": "headers",
+            "description": "The request header names the backend saw",
+            "inputSchema": {"type": "object", "properties": {}},
+        },
+        {
+            "name": "shout",
+            "description": "Upper-case the text",
+            "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
+        },
+    ]
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -83,32 +91,58 @@ class RecordingBackend:
             await _respond(send, 202, b"", [])
             return
         if method == "initialize":
-            result = {"protocolVersion": payload["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                      "serverInfo": {"name": "recording-backend", "version": "1"}}
-            await _respond(send, 200, json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}).encode(),
-                           [(b"content-type", b"application/json"), (b"mcp-session-id", self.session_id.encode())])
+            result = {
+                "protocolVersion": payload["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "recording-backend", "version": "1"},
+            }
+            await _respond(
+                send,
+                200,
+                json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}).encode(),
+                [(b"content-type", b"application/json"), (b"mcp-session-id", self.session_id.encode())],
+            )
             return
         if headers.get("mcp-session-id") != self.session_id:
-            await _respond(send, 400, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no session"}}',
-                           [(b"content-type", b"application/json")])
+            await _respond(
+                send,
+                400,
+                b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no session"}}',
+                [(b"content-type", b"application/json")],
+            )
             return
         events: list[dict[str, Any]] = []
         if method == "server/discover":
-            result = {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "resultType": "complete",
-                      "ttlMs": 0, "cacheScope": "private"}
+            result = {
+                "supportedVersions": ["2026-07-28"],
+                "capabilities": {"tools": {}},
+                "resultType": "complete",
+                "ttlMs": 0,
+                "cacheScope": "private",
+            }
         elif method == "tools/list":
             result = {"tools": self.TOOLS}
         elif method == "tools/call":
             name, args = payload["params"]["name"], payload["params"].get("arguments") or {}
             text = ",".join(sorted(headers)) if name == "headers" else str(args.get("text", "")).upper()
             result = {"content": [{"type": "text", "text": text}]}
-            events.append({"jsonrpc": "2.0", "method": "notifications/message",
-                           "params": {"level": "info", "data": f"calling {name}"}})
+            events.append(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/message",
+                    "params": {"level": "info", "data": f"calling {name}"},
+                }
+            )
         else:
             result = {}
         events.append({"jsonrpc": "2.0", "id": msg_id, "result": result})
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
         for event in events:  # one chunk per event, so the gateway must parse a real stream
             chunk = b"event: message\ndata: " + json.dumps(event).encode() + b"\n\n"
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -93,8 +93,14 @@ class GatewayClient:
         assert resp.status_code == 201, resp.text
         return str(resp.json()["key"])
 
-    def rpc(self, method: str, params: Any = None, key: str | None = None, msg_id: Any = 1,
-            headers: dict[str, str] | None = None) -> httpx.Response:
+    def rpc(
+        self,
+        method: str,
+        params: Any = None,
+        key: str | None = None,
+        msg_id: Any = 1,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
         if params is not None:
             body["params"] = params
@@ -164,9 +170,14 @@ class Gateway(GatewayClient):
         return int(self.proc.returncode)
 
 
-def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
-                  state_file: str | None = ":memory:", cwd: str | None = None,
-                  admin_key: str | None = None) -> Gateway:
+def start_gateway(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    state_file: str | None = ":memory:",
+    cwd: str | None = None,
+    admin_key: str | None = None,
+) -> Gateway:
     """Start `paygate-mcp wrap --port 0 --json ARGS…` and wait for its ready line. `admin_key`: start
     it with that admin key (a restart on the same state file then keeps the same one)."""
     _require_e2e("start_gateway")
@@ -176,8 +187,7 @@ def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float 
     fd, stderr_name = tempfile.mkstemp(prefix="paygate-stderr-", suffix=".log")
     full_env = {**os.environ, **(env or {})}
     with os.fdopen(fd, "w") as stderr_file:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr_file, text=True, env=full_env,
-                                cwd=cwd)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr_file, text=True, env=full_env, cwd=cwd)
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
     deadline = time.monotonic() + timeout
@@ -194,8 +204,9 @@ def start_gateway(*args: str, env: dict[str, str] | None = None, timeout: float 
     proc.wait()
     if proc.stdout:
         proc.stdout.close()
-    raise RuntimeError(f"gateway did not start: rc={proc.returncode}\n"
-                       f"{Path(stderr_name).read_text(errors='replace')[-4000:]}")
+    raise RuntimeError(
+        f"gateway did not start: rc={proc.returncode}\n{Path(stderr_name).read_text(errors='replace')[-4000:]}"
+    )
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
@@ -213,8 +224,9 @@ TIME_SERVER = str(VENV_BIN / "mcp-server-time")
 NODE_LOCALHOST_PRELOAD = ROOT / "tests" / "node" / "listen_localhost.cjs"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition",
-               interval: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition", interval: float = 0.02
+) -> None:
     """Poll `predicate` until it is true; fail with `what` at the deadline (never a fixed sleep)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -269,8 +281,7 @@ class ServerProcess:
                 self.proc.wait()
 
 
-def start_server(argv: list[str], port: int, env: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> ServerProcess:
+def start_server(argv: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 30.0) -> ServerProcess:
     """Start an HTTP MCP server and wait until its port answers."""
     _require_e2e("start_server")
     fd, log_name = tempfile.mkstemp(prefix="paygate-backend-", suffix=".log")

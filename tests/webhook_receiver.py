@@ -65,8 +65,9 @@ class Receiver:
                     if receiver._fail_left > 0:
                         receiver._fail_left -= 1
                         status = receiver._fail_status
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                      body, status))
+                    receiver.requests.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -45,8 +45,15 @@ TICK_SECONDS = 1.0
 
 
 OnReady = Callable[[Runtime], None]
-def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: OnReady | None = None,
-               runtime: Runtime | None = None) -> tuple[GatewayApp, Runtime]:
+
+
+def create_app(
+    settings: Settings,
+    *,
+    backend: Backend | None = None,
+    on_ready: OnReady | None = None,
+    runtime: Runtime | None = None,
+) -> tuple[GatewayApp, Runtime]:
     rt = runtime or build_core(settings, backend)
 
     @contextlib.asynccontextmanager
@@ -79,8 +86,12 @@ def create_app(settings: Settings, *, backend: Backend | None = None, on_ready: 
             await rt.backend.stop()
             rt.store.close()
 
-    api = FastAPI(title="PayGate MCP", version=__version__, lifespan=lifespan,
-                  description="Pay-per-tool-call gateway for MCP servers.")
+    api = FastAPI(
+        title="PayGate MCP",
+        version=__version__,
+        lifespan=lifespan,
+        description="Pay-per-tool-call gateway for MCP servers.",
+    )
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
     for router in build_routers(rt):
@@ -160,9 +171,9 @@ class GatewayApp:
         finally:
             label = path if path in self.known_paths else OTHER
             method = scope["method"]
-            self.rt.metrics.http_requests_for(method if method in HTTP_METHODS else OTHER, label,
-                                              str(status_box[0])).inc()
-
+            self.rt.metrics.http_requests_for(
+                method if method in HTTP_METHODS else OTHER, label, str(status_box[0])
+            ).inc()
 
     def _body_limit(self, scope: Scope) -> int:
         """`maxBodyBytes`, except for bulk state uploads (restore, import) by a caller holding an admin
@@ -186,5 +197,3 @@ def _request_id(scope: Scope) -> str | None:
                 return str(value.decode())
             break
     return None
-
-

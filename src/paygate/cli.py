@@ -42,16 +42,25 @@ def wrap(
     refund_on_failure: Annotated[bool | None, Opt("--refund-on-failure", help="Refund failed tool calls")] = None,
     trusted_proxies: Annotated[str | None, Opt(help='Proxies whose X-Forwarded-For is believed: "10.0.0.0/8"')] = None,
     country_header: Annotated[str | None, Opt(help="Header a trusted proxy puts the client's country in")] = None,
-    allowed_origins: Annotated[str | None, Opt(help='Browser origins allowed on /mcp besides loopback, '
-                                                    '"https://app.example.com,…" or "*"')] = None,
+    allowed_origins: Annotated[
+        str | None, Opt(help='Browser origins allowed on /mcp besides loopback, "https://app.example.com,…" or "*"')
+    ] = None,
     webhook_url: Annotated[str | None, Opt(help="POST batched usage and admin events to this URL")] = None,
     webhook_secret: Annotated[str | None, Opt(help="HMAC-SHA256 secret: signs webhooks (X-PayGate-Signature)")] = None,
-    webhook_retries: Annotated[int | None, Opt(help="Delivery attempts after the first before dead-lettering "
-                                                    "(default 5)")] = None,
-    webhook_allow_private: Annotated[bool | None, Opt(
-        "--webhook-allow-private", help="Allow webhook URLs on loopback, private and link-local addresses")] = None,
-    discovery: Annotated[str | None, Opt(help="Tool discovery: static (default: every tool in tools/list) or "
-                                              "dynamic (3 meta-tools to list, search and call them)")] = None,
+    webhook_retries: Annotated[
+        int | None, Opt(help="Delivery attempts after the first before dead-lettering (default 5)")
+    ] = None,
+    webhook_allow_private: Annotated[
+        bool | None,
+        Opt("--webhook-allow-private", help="Allow webhook URLs on loopback, private and link-local addresses"),
+    ] = None,
+    discovery: Annotated[
+        str | None,
+        Opt(
+            help="Tool discovery: static (default: every tool in tools/list) or "
+            "dynamic (3 meta-tools to list, search and call them)"
+        ),
+    ] = None,
     log_format: Annotated[str | None, Opt(help="Log format: text (default) or json")] = None,
     log_level: Annotated[str | None, Opt(help="Log level: debug, info (default), warning, error")] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
@@ -68,13 +77,28 @@ def wrap(
 
 # wrap's parameter → the config field it sets (unset flags leave the config file's value or the default)
 WRAP_FLAGS = {
-    "server": "server", "remote_url": "remoteUrl", "host": "host", "port": "port", "price": "defaultCreditsPerCall",
-    "rate_limit": "globalRateLimitPerMin", "name": "name", "shadow": "shadowMode", "admin_key": "adminKey",
-    "tool_price": "toolPrice", "import_key": "importKey", "state_file": "stateFile",
-    "refund_on_failure": "refundOnFailure", "trusted_proxies": "trustedProxies", "country_header": "countryHeader",
+    "server": "server",
+    "remote_url": "remoteUrl",
+    "host": "host",
+    "port": "port",
+    "price": "defaultCreditsPerCall",
+    "rate_limit": "globalRateLimitPerMin",
+    "name": "name",
+    "shadow": "shadowMode",
+    "admin_key": "adminKey",
+    "tool_price": "toolPrice",
+    "import_key": "importKey",
+    "state_file": "stateFile",
+    "refund_on_failure": "refundOnFailure",
+    "trusted_proxies": "trustedProxies",
+    "country_header": "countryHeader",
     "allowed_origins": "allowedOrigins",
-    "webhook_url": "webhookUrl", "webhook_secret": "webhookSecret", "webhook_retries": "webhookMaxRetries",
-    "webhook_allow_private": "webhookAllowPrivate", "log_format": "logFormat", "log_level": "logLevel",
+    "webhook_url": "webhookUrl",
+    "webhook_secret": "webhookSecret",
+    "webhook_retries": "webhookMaxRetries",
+    "webhook_allow_private": "webhookAllowPrivate",
+    "log_format": "logFormat",
+    "log_level": "logLevel",
     "discovery": "discovery",
 }
 
@@ -85,8 +109,9 @@ def settings_from_wrap_args(argv: Sequence[str]) -> Settings:
     command = typer.main.get_command(app).commands["wrap"]  # type: ignore[attr-defined]
     with command.make_context("wrap", list(argv)) as ctx:
         # as Typer hands them to `wrap`: an unrepeated multiple option is None, a repeated one a list
-        params = {name: (list(value) or None) if isinstance(value, tuple) else value
-                  for name, value in ctx.params.items()}
+        params = {
+            name: (list(value) or None) if isinstance(value, tuple) else value for name, value in ctx.params.items()
+        }
     return settings_from_params(params)
 
 
@@ -169,9 +194,17 @@ def _serve(settings: Settings, as_json: bool) -> None:
         raise typer.Exit(1) from exc
     # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For sent
     # by any local peer; the gateway decides whom to believe itself (--trusted-proxies, core/netaddr.py).
-    config = uvicorn.Config(_StartupErrors(asgi), loop="uvloop", http="httptools", log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=30, access_log=False, server_header=False,
-                            proxy_headers=False)
+    config = uvicorn.Config(
+        _StartupErrors(asgi),
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handlers it found;
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
@@ -221,19 +254,32 @@ def _banner(rt: Runtime, port: int, as_json: bool) -> None:
     base = f"http://{host}:{port}"
     admin = rt.admin.generated
     if as_json:
-        print(json.dumps({"event": "ready", "port": port, "url": base, "adminKey": admin,
-                          "transport": rt.transport, "tools": len(rt.backend.tools),
-                          "stateFile": s.state_file}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "event": "ready",
+                    "port": port,
+                    "url": base,
+                    "adminKey": admin,
+                    "transport": rt.transport,
+                    "tools": len(rt.backend.tools),
+                    "stateFile": s.state_file,
+                }
+            ),
+            flush=True,
+        )
         return
     shown = admin or f"(the key you configured, {mask_key(s.admin_key or '')})"
-    print(f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
-          f"  MCP endpoint : {base}/mcp\n"
-          f"  State        : {s.state_file}\n"
-          f"  Admin key    : {shown}\n\n"
-          f"Create an API key with 100 credits:\n"
-          f"  curl -s -X POST {base}/keys -H 'Content-Type: application/json' "
-          f"-H 'X-Admin-Key: {admin or '<admin key>'}' -d '{{\"name\": \"my-client\", \"credits\": 100}}'\n",
-          flush=True)
+    print(
+        f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
+        f"  MCP endpoint : {base}/mcp\n"
+        f"  State        : {s.state_file}\n"
+        f"  Admin key    : {shown}\n\n"
+        f"Create an API key with 100 credits:\n"
+        f"  curl -s -X POST {base}/keys -H 'Content-Type: application/json' "
+        f'-H \'X-Admin-Key: {admin or "<admin key>"}\' -d \'{{"name": "my-client", "credits": 100}}\'\n',
+        flush=True,
+    )
 
 
 @app.command()

@@ -22,8 +22,14 @@ DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
 IN_MEMORY = ":memory:"
 DEFAULT_FREE_METHODS = (
-    "initialize", "notifications/initialized", "initialized", "ping", "tools/list",
-    "resources/list", "prompts/list", "resources/templates/list",
+    "initialize",
+    "notifications/initialized",
+    "initialized",
+    "ping",
+    "tools/list",
+    "resources/list",
+    "prompts/list",
+    "resources/templates/list",
 )
 
 
@@ -47,8 +53,12 @@ class GlobalQuota(_Model):
     monthly_credit_limit: int = Field(default=0, ge=0)
 
     def as_quota(self) -> dict[str, int]:
-        return {"dailyCallLimit": self.daily_call_limit, "monthlyCallLimit": self.monthly_call_limit,
-                "dailyCreditLimit": self.daily_credit_limit, "monthlyCreditLimit": self.monthly_credit_limit}
+        return {
+            "dailyCallLimit": self.daily_call_limit,
+            "monthlyCallLimit": self.monthly_call_limit,
+            "dailyCreditLimit": self.daily_credit_limit,
+            "monthlyCreditLimit": self.monthly_credit_limit,
+        }
 
 
 class ExpiryScannerConfig(_Model):
@@ -57,7 +67,8 @@ class ExpiryScannerConfig(_Model):
     enabled: bool = True
     interval_seconds: int = Field(default=3600, ge=60, le=86_400)
     thresholds: list[Annotated[int, Field(gt=0, le=366 * 86_400)]] = Field(
-        default_factory=lambda: [604_800, 86_400, 3_600], min_length=1, max_length=20)
+        default_factory=lambda: [604_800, 86_400, 3_600], min_length=1, max_length=20
+    )
 
 
 class ServerConfig(_Model):
@@ -103,8 +114,7 @@ class Settings(_Model):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=100)
     allowed_origins: list[str] = Field(default_factory=list, max_length=100)  # browser origins for /mcp
     expiry_scanner: ExpiryScannerConfig = Field(default_factory=ExpiryScannerConfig)
-    country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64,
-                                pattern=r"^[A-Za-z0-9-]+$")
+    country_header: str = Field(default="CF-IPCountry", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
     # Events and observability (config_events.py)
     webhook_url: str | None = Field(default=None, max_length=2048)
     webhook_secret: str | None = Field(default=None, min_length=1, max_length=256)
@@ -144,8 +154,11 @@ class Settings(_Model):
         from paygate.core.netaddr import normalise_entry
         from paygate.core.origins import normalise_origin
 
-        normalise, key = ((normalise_entry, "trustedProxies") if info.field_name == "trusted_proxies"
-                          else (normalise_origin, "allowedOrigins"))
+        normalise, key = (
+            (normalise_entry, "trustedProxies")
+            if info.field_name == "trusted_proxies"
+            else (normalise_origin, "allowedOrigins")
+        )
         if isinstance(v, str):
             v = [p for p in (part.strip() for part in v.split(",")) if p]
         if not isinstance(v, list):

@@ -52,37 +52,38 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.started = time.time()
         r = self.registry
-        self.tool_calls = Counter("paygate_tool_calls", "Total tool calls processed", ["tool", "status"],
-                                  registry=r)
-        self.credits_charged = Counter("paygate_credits_charged", "Total credits charged", ["tool"],
-                                       registry=r)
+        self.tool_calls = Counter("paygate_tool_calls", "Total tool calls processed", ["tool", "status"], registry=r)
+        self.credits_charged = Counter("paygate_credits_charged", "Total credits charged", ["tool"], registry=r)
         self.denials = Counter("paygate_denials", "Denials by reason", ["reason"], registry=r)
-        self.rate_limit_hits = Counter("paygate_rate_limit_hits", "Rate limit hits per tool", ["tool"],
-                                       registry=r)
+        self.rate_limit_hits = Counter("paygate_rate_limit_hits", "Rate limit hits per tool", ["tool"], registry=r)
         self.refunds = Counter("paygate_refunds", "Credit refunds per tool", ["tool"], registry=r)
-        self.http_requests = Counter("paygate_http_requests", "HTTP requests", ["method", "path", "status"],
-                                     registry=r)
-        self.active_keys = Gauge("paygate_active_keys_total", "Number of active (non-revoked) API keys",
-                                 registry=r)
+        self.http_requests = Counter("paygate_http_requests", "HTTP requests", ["method", "path", "status"], registry=r)
+        self.active_keys = Gauge("paygate_active_keys_total", "Number of active (non-revoked) API keys", registry=r)
         self.active_sessions = Gauge("paygate_active_sessions_total", "Active MCP sessions", registry=r)
-        self.total_credits = Gauge("paygate_total_credits_available", "Total credits across all keys",
-                                   registry=r)
+        self.total_credits = Gauge("paygate_total_credits_available", "Total credits across all keys", registry=r)
         self.uptime = Gauge("paygate_uptime_seconds", "Server uptime in seconds", registry=r)
         self.uptime.set_function(lambda: time.time() - self.started)
         self.backend_up = Gauge("paygate_backend_up", "1 when the backend MCP server is ready", registry=r)
-        self.webhook_deliveries = Counter("paygate_webhook_deliveries", "Webhook delivery attempts by result",
-                                          ["result"], registry=r)  # result: success | failure
-        self.webhook_queue_depth = Gauge("paygate_webhook_queue_depth",
-                                         "Webhook events queued or in batches not yet delivered", registry=r)
-        self.webhook_dead_letters = Gauge("paygate_webhook_dead_letters", "Webhook batches in the dead-letter queue",
-                                          registry=r)
+        self.webhook_deliveries = Counter(
+            "paygate_webhook_deliveries", "Webhook delivery attempts by result", ["result"], registry=r
+        )  # result: success | failure
+        self.webhook_queue_depth = Gauge(
+            "paygate_webhook_queue_depth", "Webhook events queued or in batches not yet delivered", registry=r
+        )
+        self.webhook_dead_letters = Gauge(
+            "paygate_webhook_dead_letters", "Webhook batches in the dead-letter queue", registry=r
+        )
         # The event bus: what it has carried, and what waits for its deferred subscribers (a queue
         # that keeps growing means a subscriber cannot keep up).
-        self.events_pending = Gauge("paygate_event_queue_depth", "Events waiting for the deferred subscribers",
-                                    registry=r)
+        self.events_pending = Gauge(
+            "paygate_event_queue_depth", "Events waiting for the deferred subscribers", registry=r
+        )
         self._events_published: Callable[[], float] = lambda: 0.0
-        r.register(_FunctionCounter("paygate_events_published", "Events published on the internal bus",
-                                    lambda: self._events_published()))
+        r.register(
+            _FunctionCounter(
+                "paygate_events_published", "Events published on the internal bus", lambda: self._events_published()
+            )
+        )
         self._known_tools: frozenset[str] = frozenset()
         self.tool_calls_for = cached_labels(self.tool_calls)
         self.credits_charged_for = cached_labels(self.credits_charged)
@@ -99,8 +100,11 @@ class Metrics:
         return name if name in self._known_tools else OTHER
 
     def bind_gauges(
-        self, active_keys: Callable[[], float], total_credits: Callable[[], float],
-        sessions: Callable[[], float], backend_up: Callable[[], float],
+        self,
+        active_keys: Callable[[], float],
+        total_credits: Callable[[], float],
+        sessions: Callable[[], float],
+        backend_up: Callable[[], float],
     ) -> None:
         self.active_keys.set_function(active_keys)
         self.total_credits.set_function(total_credits)

@@ -12,11 +12,20 @@ from paygate.config import ConfigError, Settings, resolve_sources
 from paygate.webhooks.ssrf import configured_url_problems
 
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
-LATER_KEYS = frozenset({
-    "oauth", "cors", "customHeaders",
-    "plugins", "stripe", "cache", "circuitBreaker",
-    "guardrails", "redisUrl", "stripeSecret",
-})
+LATER_KEYS = frozenset(
+    {
+        "oauth",
+        "cors",
+        "customHeaders",
+        "plugins",
+        "stripe",
+        "cache",
+        "circuitBreaker",
+        "guardrails",
+        "redisUrl",
+        "stripeSecret",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +39,9 @@ def _known_keys() -> set[str]:
     return {f.alias or name for name, f in Settings.model_fields.items()}
 
 
-def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
-             environ: dict[str, str] | None = None) -> list[Diagnostic]:
+def diagnose(
+    config_path: str | None, flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     try:
         raw = resolve_sources(flags or {}, config_path, environ)
@@ -51,10 +61,10 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
         elif key not in known and key not in LATER_KEYS:
             out.append(Diagnostic("warning", key, "unknown key (ignored)"))
     if not settings.has_backend:
-        out.append(Diagnostic("error", "serverCommand",
-                              "no backend: set serverCommand, remoteUrl, or servers"))
-    for problem in configured_url_problems(settings.webhook_url, [f.url for f in settings.webhook_filters],
-                                           settings.webhook_allow_private):
+        out.append(Diagnostic("error", "serverCommand", "no backend: set serverCommand, remoteUrl, or servers"))
+    for problem in configured_url_problems(
+        settings.webhook_url, [f.url for f in settings.webhook_filters], settings.webhook_allow_private
+    ):
         out.append(Diagnostic("error", problem.split(" ", 1)[0], problem))
     try:
         rules_from_config(settings.alert_rules)
@@ -65,8 +75,14 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
     if settings.global_rate_limit_per_min == 0:
         out.append(Diagnostic("warning", "globalRateLimitPerMin", "0 means no rate limit"))
     if "countryHeader" in raw and not settings.trusted_proxies:
-        out.append(Diagnostic("warning", "countryHeader", "the country header is believed only from trustedProxies; "
-                              "without them, keys with allowed countries refuse every call"))
+        out.append(
+            Diagnostic(
+                "warning",
+                "countryHeader",
+                "the country header is believed only from trustedProxies; "
+                "without them, keys with allowed countries refuse every call",
+            )
+        )
     if settings.in_memory:
         out.append(Diagnostic("warning", "stateFile", "in-memory state: keys and credits are lost on exit"))
     for name, pricing in settings.tool_pricing.items():
@@ -77,8 +93,12 @@ def diagnose(config_path: str | None, flags: dict[str, Any] | None = None,
 
 def report(diags: list[Diagnostic]) -> dict[str, Any]:
     errors = sum(1 for d in diags if d.level == "error")
-    return {"valid": errors == 0, "diagnostics": [asdict(d) for d in diags], "errors": errors,
-            "warnings": len(diags) - errors}
+    return {
+        "valid": errors == 0,
+        "diagnostics": [asdict(d) for d in diags],
+        "errors": errors,
+        "warnings": len(diags) - errors,
+    }
 
 
 def format_text(diags: list[Diagnostic]) -> str:

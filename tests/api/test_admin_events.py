@@ -28,8 +28,9 @@ class EventStream:
         self._lines = response.aiter_lines()
 
     @classmethod
-    async def open(cls, gw: GatewayClient, params: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> EventStream:
+    async def open(
+        cls, gw: GatewayClient, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> EventStream:
         client = httpx.AsyncClient(base_url=gw.url, timeout=httpx.Timeout(30.0, read=None))
         request = client.build_request("GET", "/admin/events", params=params, headers=headers or gw.admin())
         return cls(client, await client.send(request, stream=True))
@@ -54,8 +55,9 @@ class EventStream:
             elif line == "" and event:
                 return event, json.loads(data)
 
-    async def next_audit(self, where: Callable[[dict[str, Any]], bool] = lambda e: True,
-                         timeout: float = 20.0) -> dict[str, Any]:
+    async def next_audit(
+        self, where: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 20.0
+    ) -> dict[str, Any]:
         """The next `audit` event matching `where` (skipping others and keep-alives)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -70,8 +72,9 @@ class EventStream:
 
 
 @asynccontextmanager
-async def streaming(gw: InProcessGateway, params: dict[str, str] | None = None,
-                    headers: dict[str, str] | None = None) -> AsyncIterator[EventStream]:
+async def streaming(
+    gw: InProcessGateway, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[EventStream]:
     stream = await EventStream.open(gw, params, headers)
     try:
         yield stream
@@ -107,15 +110,19 @@ async def test_a_stream_says_connected_then_carries_admin_and_gate_events(gw: In
 
 async def test_types_filter_the_stream(gw: InProcessGateway) -> None:
     async with streaming(gw, {"types": "key.created, key.topup"}) as stream:
-        assert await stream.next() == ("connected", {"message": "Admin event stream connected",
-                                                     "filters": ["key.created", "key.topup"]})
+        assert await stream.next() == (
+            "connected",
+            {"message": "Admin event stream connected", "filters": ["key.created", "key.topup"]},
+        )
         raw = gw.create_key(1)
         gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=raw)
         gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw})
         marker = gw.create_key(1, name="after")
         seen = [await stream.next_audit(), await stream.next_audit()]
         assert [(e["type"], e["metadata"]["keyMasked"]) for e in seen] == [
-            ("key.created", masked(raw)), ("key.created", masked(marker))]
+            ("key.created", masked(raw)),
+            ("key.created", masked(marker)),
+        ]
 
 
 async def test_a_quiet_stream_gets_keep_alive_comments(gw: InProcessGateway) -> None:
@@ -136,10 +143,17 @@ async def test_every_connected_client_gets_every_event(gw: InProcessGateway) -> 
         assert await one.next_audit(mine) == await two.next_audit(mine)
 
 
-@pytest.mark.parametrize("params", [
-    {"types": ","}, {"types": "key.created,bad type"}, {"types": ",".join(f"t{i}" for i in range(51))},
-    {"keepAliveSeconds": "0"}, {"keepAliveSeconds": "61"}, {"keepAliveSeconds": "soon"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"types": ","},
+        {"types": "key.created,bad type"},
+        {"types": ",".join(f"t{i}" for i in range(51))},
+        {"keepAliveSeconds": "0"},
+        {"keepAliveSeconds": "61"},
+        {"keepAliveSeconds": "soon"},
+    ],
+)
 async def test_bad_parameters_are_400_and_open_no_stream(gw: InProcessGateway, params: dict[str, str]) -> None:
     async with streaming(gw) as watcher:
         assert (await watcher.next() or ("",))[0] == "connected"

@@ -20,18 +20,35 @@ def key_count(gw: InProcessGateway) -> int:
 
 @pytest.mark.parametrize("headers", [{}, {"X-Admin-Key": "admin_wrong_wrong_wrong_wrong"}, {"X-Admin-Key": ""}])
 def test_admin_endpoints_need_the_admin_key(gw: InProcessGateway, headers: dict[str, str]) -> None:
-    for method, path in [("GET", "/keys"), ("POST", "/keys"), ("POST", "/topup"), ("POST", "/keys/revoke"),
-                         ("GET", "/usage"), ("GET", "/status")]:
+    for method, path in [
+        ("GET", "/keys"),
+        ("POST", "/keys"),
+        ("POST", "/topup"),
+        ("POST", "/keys/revoke"),
+        ("GET", "/usage"),
+        ("GET", "/status"),
+    ]:
         resp = gw.client.request(method, path, headers=headers, json={})
         assert resp.status_code == 401, (method, path)
         assert "admin" in resp.json()["error"].lower()
 
 
 def test_create_key_returns_the_key_once_and_lists_it_masked(gw: InProcessGateway) -> None:
-    resp = gw.client.post("/keys", headers=gw.admin(), json={
-        "name": "acme", "credits": 50, "allowedTools": ["add"], "tags": {"plan": "pro"},
-        "namespace": "acme", "expiresIn": 3600, "spendingLimit": 40, "ipAllowlist": ["10.0.0.0/8"],
-        "quota": {"dailyCallLimit": 10}})
+    resp = gw.client.post(
+        "/keys",
+        headers=gw.admin(),
+        json={
+            "name": "acme",
+            "credits": 50,
+            "allowedTools": ["add"],
+            "tags": {"plan": "pro"},
+            "namespace": "acme",
+            "expiresIn": 3600,
+            "spendingLimit": 40,
+            "ipAllowlist": ["10.0.0.0/8"],
+            "quota": {"dailyCallLimit": 10},
+        },
+    )
     assert resp.status_code == 201
     body = resp.json()
     raw = body["key"]
@@ -44,14 +61,28 @@ def test_create_key_returns_the_key_once_and_lists_it_masked(gw: InProcessGatewa
     assert mine[0]["tags"] == {"plan": "pro"} and mine[0]["quota"]["dailyCallLimit"] == 10
 
 
-@pytest.mark.parametrize("body", [
-    {"credits": -1}, {"credits": "10"}, {"credits": 1.5}, {"name": ""}, {"name": "x" * 201},
-    {"unknownField": 1}, {"expiresIn": 10, "expiresAt": "2099-01-01T00:00:00Z"},
-    {"expiresAt": "not a date"}, {"expiresAt": "2001-01-01T00:00:00Z"}, {"ipAllowlist": ["999.1.1.1"]},
-    {"namespace": "bad space"}, {"quota": {"dailyCallLimit": -1}}, {"allowedTools": "add"},
-    {"allowedTools": [""]}, {"deniedTools": ["t" * 201]}, {"quota": {"monthlyCreditLimit": 10**13}},
-    {"ipAllowlist": [" " * 10_000]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"credits": -1},
+        {"credits": "10"},
+        {"credits": 1.5},
+        {"name": ""},
+        {"name": "x" * 201},
+        {"unknownField": 1},
+        {"expiresIn": 10, "expiresAt": "2099-01-01T00:00:00Z"},
+        {"expiresAt": "not a date"},
+        {"expiresAt": "2001-01-01T00:00:00Z"},
+        {"ipAllowlist": ["999.1.1.1"]},
+        {"namespace": "bad space"},
+        {"quota": {"dailyCallLimit": -1}},
+        {"allowedTools": "add"},
+        {"allowedTools": [""]},
+        {"deniedTools": ["t" * 201]},
+        {"quota": {"monthlyCreditLimit": 10**13}},
+        {"ipAllowlist": [" " * 10_000]},
+    ],
+)
 def test_bad_create_input_is_a_400_that_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = key_count(gw)
     resp = gw.client.post("/keys", headers=gw.admin(), json=body)
@@ -62,8 +93,11 @@ def test_bad_create_input_is_a_400_that_creates_nothing(gw: InProcessGateway, bo
 
 def test_key_fields_are_stored_as_the_policy_endpoints_store_them(gw: InProcessGateway) -> None:
     # The same field types as /keys/acl and /keys/ip: duplicates dropped, IPs in canonical form.
-    resp = gw.client.post("/keys", headers=gw.admin(), json={
-        "allowedTools": ["add", "echo", "add"], "ipAllowlist": ["::ffff:10.0.0.1", "10.1.2.3/8"]})
+    resp = gw.client.post(
+        "/keys",
+        headers=gw.admin(),
+        json={"allowedTools": ["add", "echo", "add"], "ipAllowlist": ["::ffff:10.0.0.1", "10.1.2.3/8"]},
+    )
     assert resp.status_code == 201, resp.text
     assert resp.json()["allowedTools"] == ["add", "echo"]
     assert resp.json()["ipAllowlist"] == ["10.0.0.1", "10.0.0.0/8"]
@@ -82,11 +116,16 @@ def test_topup_adds_credits(gw: InProcessGateway) -> None:
     assert gw.balance(raw) == 12
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "pg_doesnotexist0000", "credits": 5}, 404), ({"credits": 5}, 400),
-    ({"key": "PLACEHOLDER", "credits": 0}, 400),
-    ({"key": "PLACEHOLDER", "credits": -3}, 400), ({"key": "PLACEHOLDER", "credits": "5"}, 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "pg_doesnotexist0000", "credits": 5}, 404),
+        ({"credits": 5}, 400),
+        ({"key": "PLACEHOLDER", "credits": 0}, 400),
+        ({"key": "PLACEHOLDER", "credits": -3}, 400),
+        ({"key": "PLACEHOLDER", "credits": "5"}, 400),
+    ],
+)
 def test_bad_topups_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(5)
     if body.get("key") == "PLACEHOLDER":
@@ -130,8 +169,12 @@ def test_admin_actions_are_published_as_events_without_secrets(gw: InProcessGate
     gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": raw})
     gw.client.get("/keys", headers={"X-Admin-Key": "admin_guess_guess_guess_guess"})
     masked = f"{raw[:7]}…{raw[-4:]}"
-    wanted = {("key.created", "admin"), ("key.topup", "admin"), ("key.revoked", "admin"),
-              ("admin.auth_failed", "anonymous")}
+    wanted = {
+        ("key.created", "admin"),
+        ("key.topup", "admin"),
+        ("key.revoked", "admin"),
+        ("admin.auth_failed", "anonymous"),
+    }
     wait_until(lambda: wanted <= {(e["type"], e["actor"]) for e in gw.events()}, what="the admin events")
     assert any(e["data"].get("keyMasked") == masked for e in gw.events("key.revoked"))
     log = gw.stderr()
@@ -155,8 +198,7 @@ def test_a_failed_write_leaves_the_key_record_as_it_was(monkeypatch: pytest.Monk
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "update_key", broken)
-    for change in (lambda: keys.revoke(made.raw), lambda: keys.suspend(record, "why"),
-                   lambda: keys.resume(paused)):
+    for change in (lambda: keys.revoke(made.raw), lambda: keys.suspend(record, "why"), lambda: keys.resume(paused)):
         with pytest.raises(sqlite3.OperationalError):
             change()
     assert (record.active, record.suspended, record.extra) == (True, False, {})

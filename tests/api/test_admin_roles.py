@@ -40,8 +40,15 @@ def test_a_new_admin_key_is_shown_once_and_listed_masked_with_its_role(gw: InPro
     resp = gw.client.get("/admin/keys", headers=gw.admin())
     assert raw not in resp.text and gw.admin_key not in resp.text
     mine = [k for k in resp.json()["keys"] if k["keyMasked"] == created["keyMasked"]]
-    assert mine == [{**{k: created[k] for k in ("name", "role", "keyMasked", "createdAt", "createdBy")},
-                     "active": True, "bootstrap": False, "lastUsedAt": None, "revokedAt": None}]
+    assert mine == [
+        {
+            **{k: created[k] for k in ("name", "role", "keyMasked", "createdAt", "createdBy")},
+            "active": True,
+            "bootstrap": False,
+            "lastUsedAt": None,
+            "revokedAt": None,
+        }
+    ]
     assert resp.json()["keys"][0]["bootstrap"] is True
     events = [e for e in gw.events("admin_key.created") if e["data"]["keyMasked"] == created["keyMasked"]]
     assert events and events[0]["data"]["role"] == "viewer" and raw not in str(gw.events())
@@ -52,10 +59,18 @@ def test_the_role_defaults_to_admin(gw: InProcessGateway) -> None:
     assert resp.status_code == 201 and resp.json()["role"] == "admin"
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"name": ""}, {"name": "x" * 101}, {"name": "ok", "role": "root"}, {"name": "ok", "role": 1},
-    {"name": 5}, {"name": "ok", "extra": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": "ok", "role": "root"},
+        {"name": "ok", "role": 1},
+        {"name": 5},
+        {"name": "ok", "extra": True},
+    ],
+)
 def test_bad_admin_key_requests_are_400_and_create_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = len(listing(gw))
     resp = gw.client.post("/admin/keys", headers=gw.admin(), json=body)
@@ -81,8 +96,7 @@ def test_only_super_admins_manage_admin_keys(gw: InProcessGateway, role: str) ->
     before = len(listing(gw))
     assert gw.client.get("/admin/keys", headers=as_key(raw)).status_code == 403
     assert gw.client.post("/admin/keys", headers=as_key(raw), json={"name": "x"}).status_code == 403
-    assert gw.client.post("/admin/keys/revoke", headers=as_key(raw),
-                          json={"key": victim["key"]}).status_code == 403
+    assert gw.client.post("/admin/keys/revoke", headers=as_key(raw), json={"key": victim["key"]}).status_code == 403
     assert len(listing(gw)) == before
     assert gw.client.get("/keys", headers=as_key(victim["key"])).status_code == 200
 
@@ -129,12 +143,19 @@ def test_the_bootstrap_key_cannot_be_revoked(gw: InProcessGateway, ref: str) -> 
     assert gw.client.get("/admin/keys", headers=gw.admin()).status_code == 200
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "ak_doesnotexist000000000000"}, 404), ({"key": "ak_zzzz…zzzz"}, 404), ({}, 400), ({"key": ""}, 400),
-    ({"key": 7}, 400),
-])
-def test_revoking_an_unknown_or_malformed_admin_key_changes_nothing(gw: InProcessGateway, body: dict[str, Any],
-                                                                    status: int) -> None:
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "ak_doesnotexist000000000000"}, 404),
+        ({"key": "ak_zzzz…zzzz"}, 404),
+        ({}, 400),
+        ({"key": ""}, 400),
+        ({"key": 7}, 400),
+    ],
+)
+def test_revoking_an_unknown_or_malformed_admin_key_changes_nothing(
+    gw: InProcessGateway, body: dict[str, Any], status: int
+) -> None:
     before = listing(gw)
     resp = gw.client.post("/admin/keys/revoke", headers=gw.admin(), json=body)
     assert resp.status_code == status, resp.text
@@ -160,8 +181,9 @@ def admin_routes(gw: InProcessGateway) -> list[tuple[str, str, str]]:
 
 
 def status_as(gw: InProcessGateway, method: str, path: str, raw: str) -> int:
-    with gw.client.stream(method, path, headers=as_key(raw), json={} if method != "GET" else None,
-                          timeout=httpx.Timeout(30.0)) as resp:
+    with gw.client.stream(
+        method, path, headers=as_key(raw), json={} if method != "GET" else None, timeout=httpx.Timeout(30.0)
+    ) as resp:
         return resp.status_code
 
 
@@ -171,8 +193,9 @@ READ_ONLY_POSTS = {("POST", "/keys/search"), ("POST", "/requests/dry-run"), ("PO
 
 
 def test_only_read_only_posts_are_open_to_viewers(gw: InProcessGateway) -> None:
-    viewer_writes = {(method, path) for method, path, needed in admin_routes(gw)
-                     if method != "GET" and needed == "viewer"}
+    viewer_writes = {
+        (method, path) for method, path, needed in admin_routes(gw) if method != "GET" and needed == "viewer"
+    }
     assert viewer_writes == READ_ONLY_POSTS
 
 

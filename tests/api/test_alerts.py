@@ -55,16 +55,24 @@ def fired_in_audit(gw: InProcessGateway, raw: str) -> list[dict[str, Any]]:
 
 
 def test_posting_rules_replaces_the_set_and_answers_with_the_stored_rules(gw: InProcessGateway) -> None:
-    body = set_rules(gw, [{"type": "spending_threshold", "threshold": 80},
-                          {"type": "key_expiry_soon", "threshold": 86400, "cooldownSeconds": 60}])
-    assert body["rules"] == [{"type": "spending_threshold", "threshold": 80, "cooldownSeconds": 300},
-                             {"type": "key_expiry_soon", "threshold": 86400, "cooldownSeconds": 60}]
+    body = set_rules(
+        gw,
+        [
+            {"type": "spending_threshold", "threshold": 80},
+            {"type": "key_expiry_soon", "threshold": 86400, "cooldownSeconds": 60},
+        ],
+    )
+    assert body["rules"] == [
+        {"type": "spending_threshold", "threshold": 80, "cooldownSeconds": 300},
+        {"type": "key_expiry_soon", "threshold": 86400, "cooldownSeconds": 60},
+    ]
     assert body["count"] == 2 and body["source"] == "api"
     current = gw.client.get("/alerts/rules", headers=gw.admin()).json()
     assert current == {"rules": body["rules"], "count": 2, "source": "api"}
     set_rules(gw, [{"type": "credits_low", "threshold": 2.5}])
     assert gw.client.get("/alerts/rules", headers=gw.admin()).json()["rules"] == [
-        {"type": "credits_low", "threshold": 2.5, "cooldownSeconds": 300}]
+        {"type": "credits_low", "threshold": 2.5, "cooldownSeconds": 300}
+    ]
     configured = [e for e in gw.events("admin.alerts_configured") if e["data"]["types"] == ["credits_low"]]
     assert configured and configured[-1]["data"]["ruleCount"] == 1
 
@@ -133,18 +141,26 @@ def test_rate_limit_spike_fires_for_a_key_whose_calls_are_rate_limited() -> None
         assert got[0]["metadata"] == {"denialCount": 3, "windowMinutes": 5}
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"rules": "x"}, {"rules": [{"type": "nope", "threshold": 1}]},
-    {"rules": [{"type": "spending_threshold", "threshold": 101}]},
-    {"rules": [{"type": "quota_warning", "threshold": 100.5}]},
-    {"rules": [{"type": "credits_low", "threshold": -1}]}, {"rules": [{"type": "credits_low", "threshold": "5"}]},
-    {"rules": [{"type": "credits_low", "threshold": True}]}, {"rules": [{"type": "credits_low"}]},
-    {"rules": [{"type": "credits_low", "threshold": 5, "cooldownSeconds": 1.5}]},
-    {"rules": [{"type": "credits_low", "threshold": 5, "cooldownSeconds": -1}]},
-    {"rules": [{"type": "credits_low", "threshold": 5, "extra": 1}]},
-    {"rules": [{"type": "credits_low", "threshold": 5}, {"type": "credits_low", "threshold": 5}]},
-    {"rules": [{"type": "credits_low", "threshold": i} for i in range(51)]}, {"rules": [], "extra": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"rules": "x"},
+        {"rules": [{"type": "nope", "threshold": 1}]},
+        {"rules": [{"type": "spending_threshold", "threshold": 101}]},
+        {"rules": [{"type": "quota_warning", "threshold": 100.5}]},
+        {"rules": [{"type": "credits_low", "threshold": -1}]},
+        {"rules": [{"type": "credits_low", "threshold": "5"}]},
+        {"rules": [{"type": "credits_low", "threshold": True}]},
+        {"rules": [{"type": "credits_low"}]},
+        {"rules": [{"type": "credits_low", "threshold": 5, "cooldownSeconds": 1.5}]},
+        {"rules": [{"type": "credits_low", "threshold": 5, "cooldownSeconds": -1}]},
+        {"rules": [{"type": "credits_low", "threshold": 5, "extra": 1}]},
+        {"rules": [{"type": "credits_low", "threshold": 5}, {"type": "credits_low", "threshold": 5}]},
+        {"rules": [{"type": "credits_low", "threshold": i} for i in range(51)]},
+        {"rules": [], "extra": True},
+    ],
+)
 def test_bad_bodies_are_400_and_the_old_rules_stay(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = set_rules(gw, [{"type": "credits_low", "threshold": 7, "cooldownSeconds": 9}])["rules"]
     resp = gw.client.post("/alerts", headers=gw.admin(), json=body)
@@ -154,8 +170,10 @@ def test_bad_bodies_are_400_and_the_old_rules_stay(gw: InProcessGateway, body: d
 
 
 def test_non_finite_thresholds_are_400(gw: InProcessGateway) -> None:
-    for text in ('{"rules": [{"type": "credits_low", "threshold": NaN}]}',
-                 '{"rules": [{"type": "credits_low", "threshold": Infinity}]}'):
+    for text in (
+        '{"rules": [{"type": "credits_low", "threshold": NaN}]}',
+        '{"rules": [{"type": "credits_low", "threshold": Infinity}]}',
+    ):
         resp = gw.client.post("/alerts", headers={**gw.admin(), "Content-Type": "application/json"}, content=text)
         assert resp.status_code == 400, resp.text
 
@@ -163,8 +181,11 @@ def test_non_finite_thresholds_are_400(gw: InProcessGateway) -> None:
 def test_alerts_need_an_admin_key_and_consuming_them_the_admin_role(gw: InProcessGateway) -> None:
     for method, path in (("GET", "/alerts"), ("POST", "/alerts"), ("GET", "/alerts/rules")):
         assert gw.client.request(method, path, json={"rules": []}).status_code == 401, path
-    viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
-                                            json={"name": "alert viewer", "role": "viewer"}).json()["key"]}
+    viewer = {
+        "X-Admin-Key": gw.client.post(
+            "/admin/keys", headers=gw.admin(), json={"name": "alert viewer", "role": "viewer"}
+        ).json()["key"]
+    }
     assert gw.client.get("/alerts/rules", headers=viewer).status_code == 200
     assert gw.client.get("/alerts", headers=viewer).status_code == 403
     assert gw.client.post("/alerts", headers=viewer, json={"rules": []}).status_code == 403
@@ -181,8 +202,11 @@ def test_rules_set_through_the_api_survive_a_restart_and_win_over_the_config_fil
         set_rules(gw, [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}])
     with running_inprocess_gateway(*args, state_file=state_file, admin_key=admin) as gw:
         current = gw.client.get("/alerts/rules", headers=gw.admin()).json()
-        assert current == {"rules": [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}],
-                           "count": 1, "source": "api"}
+        assert current == {
+            "rules": [{"type": "spending_threshold", "threshold": 90, "cooldownSeconds": 30}],
+            "count": 1,
+            "source": "api",
+        }
 
 
 def test_alert_rules_from_the_config_file_are_active_at_start(tmp_path: Path) -> None:
@@ -190,7 +214,10 @@ def test_alert_rules_from_the_config_file_are_active_at_start(tmp_path: Path) ->
     config.write_text(json.dumps({"alertRules": [{"type": "credits_low", "threshold": 3, "cooldownSeconds": 60}]}))
     with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", str(config)) as gw:
         assert gw.client.get("/alerts/rules", headers=gw.admin()).json() == {
-            "rules": [{"type": "credits_low", "threshold": 3, "cooldownSeconds": 60}], "count": 1, "source": "config"}
+            "rules": [{"type": "credits_low", "threshold": 3, "cooldownSeconds": 60}],
+            "count": 1,
+            "source": "config",
+        }
         raw = gw.create_key(3)
         call(gw, raw)
         got = collect(gw, raw, "the config rule's alert")

@@ -25,8 +25,12 @@ def audit(gw: InProcessGateway, headers: dict[str, str] | None = None, **params:
 
 
 def of_key(events: list[dict[str, Any]], raw: str) -> list[dict[str, Any]]:
-    return [e for e in events if masked(raw) in (e["metadata"].get("keyMasked"), e["metadata"].get("oldKeyMasked"),
-                                                 e["metadata"].get("newKeyMasked"))]
+    return [
+        e
+        for e in events
+        if masked(raw)
+        in (e["metadata"].get("keyMasked"), e["metadata"].get("oldKeyMasked"), e["metadata"].get("newKeyMasked"))
+    ]
 
 
 def test_admin_actions_appear_newest_first_with_masked_keys_only(gw: InProcessGateway) -> None:
@@ -68,30 +72,46 @@ def test_filters_by_types_actor_since_until_and_limit(gw: InProcessGateway) -> N
     assert audit(gw, until="2000-01-01T00:00:00Z")["total"] == 0
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"since": "yesterday"}, {"until": "2024-13-01"},
-    {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}, {"types": ","},
-    {"types": "key.created,bad type"}, {"types": ",".join(f"t{i}" for i in range(51))}, {"actor": ""},
-    {"actor": "x" * 201},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+        {"since": "yesterday"},
+        {"until": "2024-13-01"},
+        {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+        {"types": ","},
+        {"types": "key.created,bad type"},
+        {"types": ",".join(f"t{i}" for i in range(51))},
+        {"actor": ""},
+        {"actor": "x" * 201},
+    ],
+)
 def test_bad_query_parameters_are_400(gw: InProcessGateway, params: dict[str, str]) -> None:
     resp = gw.client.get("/audit", headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request")
 
 
-@pytest.mark.parametrize(("path", "params"), [
-    ("/audit/export", {"format": "xml"}), ("/audit/export", {"limit": "100001"}),
-    ("/audit/export", {"since": "nope"}), ("/admin/compliance/export", {"framework": "pci"}),
-    ("/admin/compliance/export", {"format": "pdf"}), ("/admin/compliance/export", {"until": "later"}),
-])
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/audit/export", {"format": "xml"}),
+        ("/audit/export", {"limit": "100001"}),
+        ("/audit/export", {"since": "nope"}),
+        ("/admin/compliance/export", {"framework": "pci"}),
+        ("/admin/compliance/export", {"format": "pdf"}),
+        ("/admin/compliance/export", {"until": "later"}),
+    ],
+)
 def test_bad_export_parameters_are_400(gw: InProcessGateway, path: str, params: dict[str, str]) -> None:
     resp = gw.client.get(path, headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
 
 
 def test_export_json_and_csv_hold_the_matching_log_oldest_first(gw: InProcessGateway) -> None:
-    raw = gw.create_key(2, name="=HYPERLINK(\"http://x\")")
+    raw = gw.create_key(2, name='=HYPERLINK("http://x")')
     gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
     data = gw.client.get("/audit/export", headers=gw.admin(), params={"types": "key.created,key.topup"})
     assert data.status_code == 200
@@ -132,8 +152,9 @@ def test_compliance_export_classifies_events_for_each_framework(gw: InProcessGat
     gw.client.get("/audit", headers={"X-Admin-Key": "nope"})
     since = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     for framework, control in (("soc2", "CC6.1"), ("gdpr", "Art. 25"), ("hipaa", "164.312(a)(1)")):
-        resp = gw.client.get("/admin/compliance/export", headers=gw.admin(),
-                             params={"framework": framework, "since": since})
+        resp = gw.client.get(
+            "/admin/compliance/export", headers=gw.admin(), params={"framework": framework, "since": since}
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["framework"] == framework and body["period"]["since"] is not None
@@ -153,8 +174,11 @@ def test_compliance_export_classifies_events_for_each_framework(gw: InProcessGat
 
 
 def test_a_viewer_may_read_the_log_and_there_are_no_write_routes(gw: InProcessGateway) -> None:
-    viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
-                                            json={"name": "auditor", "role": "viewer"}).json()["key"]}
+    viewer = {
+        "X-Admin-Key": gw.client.post(
+            "/admin/keys", headers=gw.admin(), json={"name": "auditor", "role": "viewer"}
+        ).json()["key"]
+    }
     for path in ("/audit", "/audit/export", "/audit/stats", "/admin/compliance/export"):
         assert gw.client.get(path, headers=viewer).status_code == 200, path
         assert gw.client.get(path).status_code == 401, path
@@ -181,11 +205,16 @@ def test_the_log_survives_a_restart(tmp_path: Path) -> None:
 def test_events_from_background_work_are_recorded_too(gw: InProcessGateway) -> None:
     raw = gw.create_key(5)
     run_at = datetime.fromtimestamp(time.time() + 1, UTC).isoformat()
-    resp = gw.client.post("/keys/schedule", headers=gw.admin(),
-                          json={"key": raw, "action": "topup", "executeAt": run_at, "params": {"credits": 2}})
+    resp = gw.client.post(
+        "/keys/schedule",
+        headers=gw.admin(),
+        json={"key": raw, "action": "topup", "executeAt": run_at, "params": {"credits": 2}},
+    )
     assert resp.status_code in (200, 201), resp.text
-    wait_until(lambda: bool([e for e in audit(gw, types="schedule.executed")["events"]
-                             if masked(raw) in str(e["metadata"])]), what="the scheduled topup in the audit log")
+    wait_until(
+        lambda: bool([e for e in audit(gw, types="schedule.executed")["events"] if masked(raw) in str(e["metadata"])]),
+        what="the scheduled topup in the audit log",
+    )
 
 
 def test_a_keys_activity_timeline_reads_its_admin_events_from_the_audit_log_after_a_restart(tmp_path: Path) -> None:

@@ -84,16 +84,28 @@ def test_disabling_stops_the_refills(gw: InProcessGateway) -> None:
     spend_one(gw, raw)
     spend_one(gw, raw)
     assert gw.balance(raw) == 1 and topups(gw, raw) == []
-    assert any(e["data"]["keyMasked"] == masked(raw) and e["data"]["enabled"] is False
-               for e in gw.events("key.auto_topup_configured"))
+    assert any(
+        e["data"]["keyMasked"] == masked(raw) and e["data"]["enabled"] is False
+        for e in gw.events("key.auto_topup_configured")
+    )
 
 
-@pytest.mark.parametrize("body", [
-    {"threshold": -1, "amount": 5}, {"threshold": 1, "amount": 0}, {"threshold": 1}, {"amount": 5},
-    {"threshold": "1", "amount": 5}, {"threshold": 1, "amount": 5, "maxDaily": -1},
-    {"threshold": 1, "amount": 5, "maxDaily": 1001}, {"disable": True, "threshold": 1},
-    {"threshold": 1, "amount": 5, "surprise": 1}, {"threshold": 1.5, "amount": 5}, {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"threshold": -1, "amount": 5},
+        {"threshold": 1, "amount": 0},
+        {"threshold": 1},
+        {"amount": 5},
+        {"threshold": "1", "amount": 5},
+        {"threshold": 1, "amount": 5, "maxDaily": -1},
+        {"threshold": 1, "amount": 5, "maxDaily": 1001},
+        {"disable": True, "threshold": 1},
+        {"threshold": 1, "amount": 5, "surprise": 1},
+        {"threshold": 1.5, "amount": 5},
+        {},
+    ],
+)
 def test_bad_input_is_a_400_that_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10)
     assert configure(gw, raw, threshold=1, amount=2, maxDaily=3).status_code == 200
@@ -112,8 +124,9 @@ def test_unknown_keys_are_404_and_revoked_keys_409(gw: InProcessGateway) -> None
 
 def test_a_key_is_named_by_its_alias_too(gw: InProcessGateway) -> None:
     raw = "pg_" + secrets.token_hex(24)
-    resp = gw.client.post("/keys/import", headers=gw.admin(),
-                          json={"keys": [{"key": raw, "credits": 2, "alias": "topup-alias"}]})
+    resp = gw.client.post(
+        "/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": 2, "alias": "topup-alias"}]}
+    )
     assert resp.status_code == 200
     assert configure(gw, "topup-alias", threshold=2, amount=7).status_code == 200
     spend_one(gw, raw)

@@ -138,8 +138,9 @@ def test_merge_adds_what_is_missing_and_keeps_what_exists(gw: InProcessGateway) 
 
 def test_full_restore_revokes_and_zeroes_keys_and_deletes_documents_not_in_the_backup(tmp_path: Path) -> None:
     admin = "admin_backup_full_0123456789abcdef"
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
-                         state_file=str(tmp_path / "s.db"), admin_key=admin) as gw:
+    with running_inprocess_gateway(
+        "--server", ECHO_COMMAND, "--rate-limit", "0", state_file=str(tmp_path / "s.db"), admin_key=admin
+    ) as gw:
         kept = gw.create_key(10)
         snapshot = backup(gw)
         extra_key = gw.create_key(50)
@@ -213,8 +214,9 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     bad_plan["data"]["documents"]["plan"] = {"evil": {"name": "evil", "creditMultiplier": "abc"}}
     bad_plan["checksum"] = digest(bad_plan["data"])
     bad_admin = copy.deepcopy(snapshot)
-    bad_admin["data"]["documents"]["admin_key"] = {sha("ak_x"): {"name": "x", "role": "god", "keyMasked": "ak_x",
-                                                                  "active": True}}
+    bad_admin["data"]["documents"]["admin_key"] = {
+        sha("ak_x"): {"name": "x", "role": "god", "keyMasked": "ak_x", "active": True}
+    }
     bad_admin["checksum"] = digest(bad_admin["data"])
     odd_sum = {**snapshot, "checksum": "é" * 64}
     # aliases follow the rules POST /keys/alias enforces; an active key's plan must exist after the restore
@@ -230,21 +232,40 @@ def tampered_cases(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     no_plan["checksum"] = digest(no_plan["data"])
     # policy fields the charge path reads must have the shape their endpoints give them
     bad_policies = []
-    for field, value in (("autoTopup", {"threshold": "5", "amount": 10, "maxDaily": 0}),
-                         ("autoTopup", {"threshold": 5, "amount": -10, "maxDaily": 0}),
-                         ("quota", {"dailyCallLimit": -1}), ("quota", {"hourlyCallLimit": 5})):
+    for field, value in (
+        ("autoTopup", {"threshold": "5", "amount": 10, "maxDaily": 0}),
+        ("autoTopup", {"threshold": 5, "amount": -10, "maxDaily": 0}),
+        ("quota", {"dailyCallLimit": -1}),
+        ("quota", {"hourlyCallLimit": 5}),
+    ):
         bad_policy = copy.deepcopy(snapshot)
         bad_policy["data"]["keys"][0][field] = value
         bad_policy["checksum"] = digest(bad_policy["data"])
         bad_policies.append(bad_policy)
-    return [data_edit, bad_sum, no_sum, version, version_str, malformed, bad_field, bad_hash, bad_docs, bad_plan,
-            bad_admin, odd_sum, *bad_aliases, no_plan, *bad_policies]
+    return [
+        data_edit,
+        bad_sum,
+        no_sum,
+        version,
+        version_str,
+        malformed,
+        bad_field,
+        bad_hash,
+        bad_docs,
+        bad_plan,
+        bad_admin,
+        odd_sum,
+        *bad_aliases,
+        no_plan,
+        *bad_policies,
+    ]
 
 
 @pytest.mark.parametrize("case", range(20))
 @pytest.mark.parametrize("mode", ["merge", "full"])
-def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: InProcessGateway, case: int,
-                                                                      mode: str) -> None:
+def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(
+    gw: InProcessGateway, case: int, mode: str
+) -> None:
     raw = gw.create_key(33)
     snapshot = backup(gw)
     other = gw.create_key(9)  # a full restore of the snapshot would revoke this one
@@ -256,8 +277,16 @@ def test_a_tampered_or_malformed_backup_is_a_400_that_changes_nothing(gw: InProc
     assert gw.balance(raw) == 33 and gw.balance(other) == 9
 
 
-@pytest.mark.parametrize("body", [{}, {"mode": "merge"}, {"backup": [], "mode": "merge"},
-                                  {"backup": {}, "mode": "replace"}, {"backup": {}, "mode": "merge", "x": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"mode": "merge"},
+        {"backup": [], "mode": "merge"},
+        {"backup": {}, "mode": "replace"},
+        {"backup": {}, "mode": "merge", "x": 1},
+    ],
+)
 def test_a_malformed_restore_request_is_a_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = comparable(backup(gw))
     resp = gw.client.post("/admin/restore", headers=gw.admin(), json=body)
@@ -296,8 +325,10 @@ def test_a_restore_whose_alias_is_another_keys_raw_value_is_a_409_that_changes_n
 
 
 def test_backup_needs_the_admin_role_and_restore_the_super_admin_role(gw: InProcessGateway) -> None:
-    keys = {role: gw.client.post("/admin/keys", headers=gw.admin(), json={"name": role, "role": role}).json()["key"]
-            for role in ("viewer", "admin")}
+    keys = {
+        role: gw.client.post("/admin/keys", headers=gw.admin(), json={"name": role, "role": role}).json()["key"]
+        for role in ("viewer", "admin")
+    }
     assert gw.client.get("/admin/backup", headers={"X-Admin-Key": keys["viewer"]}).status_code == 403
     assert gw.client.get("/admin/backup", headers={"X-Admin-Key": keys["admin"]}).status_code == 200
     snapshot = backup(gw)
@@ -329,8 +360,10 @@ def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path:
         raw = gw.create_key(100)
         held = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, "credits": 40}).json()
         old = backup(gw)  # the hold is active here: 60 on the key, 40 held
-        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
-                              json={"reservationId": held["id"]}).status_code == 200
+        assert (
+            gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": held["id"]}).status_code
+            == 200
+        )
         # the settled hold is forgotten (after an hour, or by a full restore that does not have it)
         now = backup(gw)
         now["data"]["documents"]["reservation"].pop(held["id"])
@@ -343,24 +376,33 @@ def test_a_restore_does_not_revive_a_hold_on_a_key_it_does_not_rewrite(tmp_path:
         assert resp.status_code == 200, resp.text
         assert resp.json()["restored"]["documents"]["reservation"]["skipped"] >= 1
         # releasing a revived hold would put the 40 credits on the key a second time
-        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
-                              json={"reservationId": held["id"]}).status_code == 404
+        assert (
+            gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": held["id"]}).status_code
+            == 404
+        )
         assert backup(gw)["data"]["keys"] == before
 
 
 def test_a_merge_restore_does_not_replay_a_scheduled_topup_that_already_ran(tmp_path: Path) -> None:
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         raw = gw.create_key(10)
-        made = gw.client.post("/keys/schedule", headers=gw.admin(),
-                              json={"key": raw, "action": "topup", "delaySeconds": 1, "params": {"credits": 5}})
+        made = gw.client.post(
+            "/keys/schedule",
+            headers=gw.admin(),
+            json={"key": raw, "action": "topup", "delaySeconds": 1, "params": {"credits": 5}},
+        )
         assert made.status_code == 201, made.text
         old = backup(gw)  # the topup is still pending in it
         gw.tick(time.time() + 2)  # the clock past the delay: the scheduled topup
         assert gw.balance(raw) == 15
         resp = restore(gw, old, "merge")
         assert resp.status_code == 200, resp.text
-        assert resp.json()["restored"]["documents"]["schedule"] == {"created": 0, "updated": 0, "skipped": 1,
-                                                                    "deleted": 0}
+        assert resp.json()["restored"]["documents"]["schedule"] == {
+            "created": 0,
+            "updated": 0,
+            "skipped": 1,
+            "deleted": 0,
+        }
         assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:
         assert gw.client.get("/keys/schedule", headers=gw.admin()).json()["count"] == 0
@@ -391,8 +433,11 @@ def test_a_full_restore_of_a_backup_older_than_a_rotation_keeps_the_rotated_key(
 def test_a_schedule_restored_into_a_fresh_gateway_runs_when_due(tmp_path: Path) -> None:
     with running_inprocess_gateway("--server", ECHO_COMMAND) as source:
         raw = source.create_key(10)
-        made = source.client.post("/keys/schedule", headers=source.admin(),
-                                  json={"key": raw, "action": "topup", "delaySeconds": 2, "params": {"credits": 5}})
+        made = source.client.post(
+            "/keys/schedule",
+            headers=source.admin(),
+            json={"key": raw, "action": "topup", "delaySeconds": 2, "params": {"credits": 5}},
+        )
         assert made.status_code == 201, made.text
         snapshot = backup(source)
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(tmp_path / "s.db")) as gw:

@@ -26,7 +26,7 @@ def test_an_import_larger_than_max_body_bytes_without_an_admin_key_is_refused_un
 
 def _chunks(body: bytes, size: int = 65_536) -> Iterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 def test_a_chunked_admin_body_over_the_limit_is_413_like_a_sized_one_and_creates_nothing(gw: InProcessGateway) -> None:

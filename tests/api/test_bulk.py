@@ -23,19 +23,22 @@ def key_count(gw: InProcessGateway) -> int:
 def test_each_operation_gets_its_own_result_and_a_bad_one_stops_nothing(gw: InProcessGateway) -> None:
     existing, old, to_suspend = gw.create_key(500), gw.create_key(1), gw.create_key(3)
     gw.client.post("/keys/alias", headers=gw.admin(), json={"key": existing, "alias": "bulk-target"})
-    resp = bulk(gw, [
-        {"action": "create", "name": "api-key-1", "credits": 500, "tags": {"env": "prod"}},
-        {"action": "explode", "key": existing},
-        {"action": "topup", "key": "bulk-target", "credits": 1000},
-        {"action": "topup", "key": existing, "credits": -4},
-        {"action": "revoke", "key": old},
-        {"action": "revoke", "key": old},
-        {"action": "topup", "key": "pg_unknown_unknown", "credits": 1},
-        {"action": "suspend", "key": to_suspend, "reason": "abuse"},
-        {"action": "create", "name": "api-key-2", "credits": 200},
-        {"action": ["topup"], "key": existing, "credits": 1},
-        {"key": existing, "credits": 1},
-    ])
+    resp = bulk(
+        gw,
+        [
+            {"action": "create", "name": "api-key-1", "credits": 500, "tags": {"env": "prod"}},
+            {"action": "explode", "key": existing},
+            {"action": "topup", "key": "bulk-target", "credits": 1000},
+            {"action": "topup", "key": existing, "credits": -4},
+            {"action": "revoke", "key": old},
+            {"action": "revoke", "key": old},
+            {"action": "topup", "key": "pg_unknown_unknown", "credits": 1},
+            {"action": "suspend", "key": to_suspend, "reason": "abuse"},
+            {"action": "create", "name": "api-key-2", "credits": 200},
+            {"action": ["topup"], "key": existing, "credits": 1},
+            {"key": existing, "credits": 1},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert (body["total"], body["succeeded"], body["failed"]) == (11, 5, 6)
@@ -67,11 +70,15 @@ def test_resume_makes_a_suspended_key_work_again(gw: InProcessGateway) -> None:
 
 
 def test_bulk_create_accepts_every_key_field_and_templates(gw: InProcessGateway) -> None:
-    gw.client.post("/keys/templates", headers=gw.admin(), json={"name": "bulk-tpl", "credits": 42,
-                                                                  "namespace": "bulk"})
-    body = bulk(gw, [{"action": "create", "template": "bulk-tpl"},
-                     {"action": "create", "template": "missing-tpl"},
-                     {"action": "create", "allowedTools": ["echo"], "expiresIn": 0}]).json()
+    gw.client.post("/keys/templates", headers=gw.admin(), json={"name": "bulk-tpl", "credits": 42, "namespace": "bulk"})
+    body = bulk(
+        gw,
+        [
+            {"action": "create", "template": "bulk-tpl"},
+            {"action": "create", "template": "missing-tpl"},
+            {"action": "create", "allowedTools": ["echo"], "expiresIn": 0},
+        ],
+    ).json()
     assert body["results"][0]["result"]["credits"] == 42
     assert body["results"][1]["status"] == 404
     assert body["results"][2]["error"].startswith("Invalid request: expiresIn")
@@ -79,9 +86,16 @@ def test_bulk_create_accepts_every_key_field_and_templates(gw: InProcessGateway)
 
 def test_successful_operations_publish_their_events_marked_bulk(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
-    body = bulk(gw, [{"action": "topup", "key": raw, "credits": 2}, {"action": "suspend", "key": raw},
-                     {"action": "resume", "key": raw}, {"action": "revoke", "key": raw},
-                     {"action": "revoke", "key": raw}]).json()
+    body = bulk(
+        gw,
+        [
+            {"action": "topup", "key": raw, "credits": 2},
+            {"action": "suspend", "key": raw},
+            {"action": "resume", "key": raw},
+            {"action": "revoke", "key": raw},
+            {"action": "revoke", "key": raw},
+        ],
+    ).json()
     mine = [e for e in gw.events() if e["data"].get("keyMasked") == masked(raw) and e["data"].get("bulk")]
     assert [e["type"] for e in mine] == ["key.topup", "key.suspended", "key.resumed", "key.revoked"]
     summary = gw.events("key.bulk")[-1]["data"]
@@ -90,9 +104,17 @@ def test_successful_operations_publish_their_events_marked_bulk(gw: InProcessGat
     assert created not in gw.stderr()
 
 
-@pytest.mark.parametrize("operations", [
-    [], [{"action": "create"}] * 101, ["create"], [{"action": "create"}, 5], None, {"action": "create"},
-])
+@pytest.mark.parametrize(
+    "operations",
+    [
+        [],
+        [{"action": "create"}] * 101,
+        ["create"],
+        [{"action": "create"}, 5],
+        None,
+        {"action": "create"},
+    ],
+)
 def test_a_malformed_envelope_is_a_400_that_runs_nothing(gw: InProcessGateway, operations: Any) -> None:
     before = key_count(gw)
     resp = bulk(gw, operations)
@@ -115,9 +137,14 @@ def test_bulk_results_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         target = gw.create_key(10)
-        body = bulk(gw, [{"action": "create", "credits": 7, "name": "durable"},
-                         {"action": "topup", "key": target, "credits": 5},
-                         {"action": "suspend", "key": target}]).json()
+        body = bulk(
+            gw,
+            [
+                {"action": "create", "credits": 7, "name": "durable"},
+                {"action": "topup", "key": target, "credits": 5},
+                {"action": "suspend", "key": target},
+            ],
+        ).json()
         created = body["results"][0]["result"]["key"]
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(created) == 7 and gw.balance(target) == 15
@@ -133,11 +160,18 @@ def test_an_operation_the_disk_refuses_is_reported_and_the_others_keep_their_res
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=str(state)) as gw:
         target = gw.create_key(1)
         with sqlite3.connect(state) as db:
-            db.execute("CREATE TRIGGER no_topups BEFORE INSERT ON ledger WHEN NEW.kind = 'topup' "
-                       "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-        resp = bulk(gw, [{"action": "create", "name": "a", "credits": 3},
-                         {"action": "topup", "key": target, "credits": 5},
-                         {"action": "create", "name": "b", "credits": 4}])
+            db.execute(
+                "CREATE TRIGGER no_topups BEFORE INSERT ON ledger WHEN NEW.kind = 'topup' "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        resp = bulk(
+            gw,
+            [
+                {"action": "create", "name": "a", "credits": 3},
+                {"action": "topup", "key": target, "credits": 5},
+                {"action": "create", "name": "b", "credits": 4},
+            ],
+        )
         assert resp.status_code == 200, resp.text
         first, failed, last = resp.json()["results"]
         assert failed["success"] is False and failed["status"] == 500

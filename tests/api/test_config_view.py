@@ -25,10 +25,17 @@ SECRETS = {
 
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
-    config = write_config(tmp_path_factory.mktemp("cfg"), {
-        "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER], "defaultCreditsPerCall": 3,
-        "toolPricing": {"echo": {"creditsPerCall": 5}}, "importKeys": {IMPORTED: 40}, **SECRETS,
-    })
+    config = write_config(
+        tmp_path_factory.mktemp("cfg"),
+        {
+            "serverCommand": PYTHON,
+            "serverArgs": [ECHO_SERVER],
+            "defaultCreditsPerCall": 3,
+            "toolPricing": {"echo": {"creditsPerCall": 5}},
+            "importKeys": {IMPORTED: 40},
+            **SECRETS,
+        },
+    )
     with running_inprocess_gateway("--config", config, "--admin-key", ADMIN) as gateway:
         gateway.admin_key_override = ADMIN
         yield gateway
@@ -51,8 +58,16 @@ def test_config_shows_the_running_settings_in_camel_case(configured: InProcessGa
 def test_config_never_contains_a_secret(configured: InProcessGateway) -> None:
     resp = configured.client.get("/config", headers=configured.admin())
     text = resp.text
-    for secret in (ADMIN, IMPORTED, "whsec_very_secret_value", "sk_test_stripe_secret_value", "redis-password-123",
-                   "T0KEN", "sig=abc", ECHO_SERVER):
+    for secret in (
+        ADMIN,
+        IMPORTED,
+        "whsec_very_secret_value",
+        "sk_test_stripe_secret_value",
+        "redis-password-123",
+        "T0KEN",
+        "sig=abc",
+        ECHO_SERVER,
+    ):
         assert secret not in text, secret
     config = resp.json()
     assert config["adminKey"] == "***"
@@ -74,8 +89,9 @@ def test_each_config_export_publishes_an_event(configured: InProcessGateway) -> 
 def test_config_needs_an_admin_key_and_a_viewer_may_read_it(configured: InProcessGateway) -> None:
     assert configured.client.get("/config").status_code == 401
     assert configured.client.get("/config", headers={"X-Admin-Key": "admin_wrong_wrong_wrong"}).status_code == 401
-    viewer = configured.client.post("/admin/keys", headers=configured.admin(),
-                                    json={"name": "reader", "role": "viewer"}).json()["key"]
+    viewer = configured.client.post(
+        "/admin/keys", headers=configured.admin(), json={"name": "reader", "role": "viewer"}
+    ).json()["key"]
     assert configured.client.get("/config", headers={"X-Admin-Key": viewer}).status_code == 200
 
 
@@ -86,14 +102,20 @@ def test_unknown_query_parameters_do_not_change_the_answer(configured: InProcess
 
 
 def test_multi_server_commands_are_masked_too(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"servers": [
-        {"prefix": "echo", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER, "--token=hunter2"]}]})
+    config = write_config(
+        tmp_path,
+        {"servers": [{"prefix": "echo", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER, "--token=hunter2"]}]},
+    )
     with running_inprocess_gateway("--config", config, "--admin-key", ADMIN) as gw:
         gw.admin_key_override = ADMIN
         resp = gw.client.get("/config", headers=gw.admin())
         assert resp.status_code == 200 and "hunter2" not in resp.text
-        assert resp.json()["servers"][0] == {"prefix": "echo", "serverCommand": "***", "serverArgs": ["***"],
-                                             "remoteUrl": None}
+        assert resp.json()["servers"][0] == {
+            "prefix": "echo",
+            "serverCommand": "***",
+            "serverArgs": ["***"],
+            "remoteUrl": None,
+        }
 
 
 def test_default_config_with_nothing_secret_set_shows_nulls(gw: InProcessGateway) -> None:
@@ -103,18 +125,21 @@ def test_default_config_with_nothing_secret_set_shows_nulls(gw: InProcessGateway
     assert gw.admin_key not in json.dumps(config) and ECHO_SERVER not in json.dumps(config)
 
 
-@pytest.mark.parametrize(("name", "url", "shown"), [
-    ("webhookUrl", "https://user:pw@hooks.example.com:8443/a/b", "https://hooks.example.com:8443/***"),
-    ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?***"),
-    ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://***@[::1]:9000/mcp"),
-    # a token given as the user name, or as a path segment, is a credential too
-    ("redisUrl", "redis://ghp_T0KEN1234@cache:6379", "redis://***@cache:6379"),
-    ("remoteUrl", "https://mcp.example.com/api/v1/s/sk-T0KEN123/sse", "https://mcp.example.com/api/v1/s/***/sse"),
-    ("remoteUrl", "https://mcp.example.com/mcp;session=T0KEN", "https://mcp.example.com/***"),
-    ("remoteUrl", "https://mcp.example.com/abcdefghijklmnopqrstuvwxyzABCDEF", "https://mcp.example.com/***"),
-    ("remoteUrl", "https://mcp.example.com/HqJLcKAjXGrBou/mcp", "https://mcp.example.com/***/mcp"),
-    ("redisUrl", "not a url", "***"),
-])
+@pytest.mark.parametrize(
+    ("name", "url", "shown"),
+    [
+        ("webhookUrl", "https://user:pw@hooks.example.com:8443/a/b", "https://hooks.example.com:8443/***"),
+        ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?***"),
+        ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://***@[::1]:9000/mcp"),
+        # a token given as the user name, or as a path segment, is a credential too
+        ("redisUrl", "redis://ghp_T0KEN1234@cache:6379", "redis://***@cache:6379"),
+        ("remoteUrl", "https://mcp.example.com/api/v1/s/sk-T0KEN123/sse", "https://mcp.example.com/api/v1/s/***/sse"),
+        ("remoteUrl", "https://mcp.example.com/mcp;session=T0KEN", "https://mcp.example.com/***"),
+        ("remoteUrl", "https://mcp.example.com/abcdefghijklmnopqrstuvwxyzABCDEF", "https://mcp.example.com/***"),
+        ("remoteUrl", "https://mcp.example.com/HqJLcKAjXGrBou/mcp", "https://mcp.example.com/***/mcp"),
+        ("redisUrl", "not a url", "***"),
+    ],
+)
 def test_urls_lose_their_credentials(name: str, url: str, shown: str) -> None:
     assert mask_url(name, url) == shown
 
@@ -139,12 +164,22 @@ def test_any_field_named_like_a_secret_is_masked() -> None:
     for name in ("signingKey", "licenseKey", "sentryDsn", "sessionCookie", "Authorization"):
         assert mask_value(name, "s3cr3t") == "***", name
     assert mask_value("remoteHeaders", {"Authorization": "Bearer t", "Accept": "json"}) == {
-        "Authorization": "***", "Accept": "json"}
+        "Authorization": "***",
+        "Accept": "json",
+    }
 
 
 def test_webhook_filter_urls_show_scheme_and_host_only_and_their_secrets_are_masked() -> None:
-    filters = [{"name": "alerts", "events": ["alert.fired"], "url": "https://hooks.example.com/ops/alerts?k=1",
-                "secret": "whsec_filter_secret", "keyPrefixes": ["pg_prod"], "active": True}]
+    filters = [
+        {
+            "name": "alerts",
+            "events": ["alert.fired"],
+            "url": "https://hooks.example.com/ops/alerts?k=1",
+            "secret": "whsec_filter_secret",
+            "keyPrefixes": ["pg_prod"],
+            "active": True,
+        }
+    ]
     (shown,) = mask_value("webhookFilters", filters)
     assert shown["url"] == "https://hooks.example.com/***" and shown["secret"] == "***"
     assert shown["name"] == "alerts" and shown["keyPrefixes"] == ["pg_prod"] and shown["events"] == ["alert.fired"]

@@ -24,8 +24,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
         yield g
 
 
-def dry(gw: InProcessGateway, body: dict[str, Any], path: str = "/requests/dry-run",
-        admin_key: str | None = None) -> httpx.Response:
+def dry(
+    gw: InProcessGateway, body: dict[str, Any], path: str = "/requests/dry-run", admin_key: str | None = None
+) -> httpx.Response:
     return gw.client.post(path, json=body, headers={"X-Admin-Key": admin_key or gw.admin_key})
 
 
@@ -46,6 +47,7 @@ def rate_used(gw: InProcessGateway, key: str) -> int:
 
 
 # --- a dry run changes nothing ------------------------------------------------------------------
+
 
 def test_dry_runs_never_charge_count_or_use_a_rate_slot(gw: InProcessGateway) -> None:
     name = f"dry-{uuid.uuid4().hex[:8]}"
@@ -69,8 +71,13 @@ def test_an_allowed_verdict_shows_the_price_the_balance_after_and_the_window(gw:
     raw = gw.create_key(12)
     v = verdict(gw, {"key": raw, "tool": "add", "arguments": {"a": 1, "b": 2}})
     assert v == {**v, "tool": "add", "allowed": True, "creditsRequired": 5, "creditsAvailable": 12, "creditsAfter": 7}
-    assert v["rateLimit"] == {"limit": RATE_LIMIT, "used": 0, "remaining": RATE_LIMIT, "resetInMs": 60_000,
-                              "windowMs": 60_000}
+    assert v["rateLimit"] == {
+        "limit": RATE_LIMIT,
+        "used": 0,
+        "remaining": RATE_LIMIT,
+        "resetInMs": 60_000,
+        "windowMs": 60_000,
+    }
     assert "reason" not in v
 
 
@@ -88,13 +95,16 @@ def _then(action: str, body: dict[str, Any] | None = None, **create: Any) -> Set
         raw = gw.create_key(10, **create)
         admin_post(gw, action, {"key": raw, **(body or {})})
         return raw
+
     return setup
 
 
 def _expired(gw: InProcessGateway) -> str:
     raw = gw.create_key(10, expiresIn=1)
-    wait_until(lambda: verdict(gw, {"key": raw, "tool": "echo"}).get("denyReason") == "api_key_expired",
-               what="the key to expire")
+    wait_until(
+        lambda: verdict(gw, {"key": raw, "tool": "echo"}).get("denyReason") == "api_key_expired",
+        what="the key to expire",
+    )
     return raw
 
 
@@ -126,8 +136,9 @@ def real_outcome(gw: InProcessGateway, raw: str, tool: str, arguments: dict[str,
 
 
 @pytest.mark.parametrize(("case", "setup", "tool", "arguments", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_the_dry_run_verdict_matches_a_real_calls_outcome(gw: InProcessGateway, case: str, setup: Setup, tool: str,
-                                                          arguments: dict[str, Any], expected: str | None) -> None:
+def test_the_dry_run_verdict_matches_a_real_calls_outcome(
+    gw: InProcessGateway, case: str, setup: Setup, tool: str, arguments: dict[str, Any], expected: str | None
+) -> None:
     raw = setup(gw)
     v = verdict(gw, {"key": raw, "tool": tool, "arguments": arguments, "clientIp": "127.0.0.1"})
     assert v["allowed"] is (expected is None)
@@ -159,8 +170,11 @@ def test_arguments_nested_too_deeply_to_price_are_a_400(gw: InProcessGateway, pa
     deep: dict[str, Any] = {}
     for _ in range(300):
         deep = {"a": deep}
-    call = {"tool": "announce", "arguments": deep} if path.endswith("dry-run") else {
-        "tools": [{"name": "announce", "arguments": deep}]}
+    call = (
+        {"tool": "announce", "arguments": deep}
+        if path.endswith("dry-run")
+        else {"tools": [{"name": "announce", "arguments": deep}]}
+    )
     resp = dry(gw, {"key": gw.create_key(5), **call}, path)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request: ")
@@ -178,6 +192,7 @@ def test_client_ip_and_country_stand_in_for_the_callers(gw: InProcessGateway) ->
 
 # --- batch --------------------------------------------------------------------------------------
 
+
 def test_a_batch_checks_credits_in_aggregate_and_reports_each_call(gw: InProcessGateway) -> None:
     raw = gw.create_key(11, deniedTools=["fail"])
     body = {"key": raw, "tools": [{"name": "add"}, {"name": "fail"}, {"name": "add"}, {"name": "echo"}]}
@@ -185,17 +200,24 @@ def test_a_batch_checks_credits_in_aggregate_and_reports_each_call(gw: InProcess
     assert resp.status_code == 200, resp.text
     b = resp.json()
     assert [(r["tool"], r["allowed"], r.get("denyReason")) for r in b["results"]] == [
-        ("add", True, None), ("fail", False, "tool_not_allowed"), ("add", True, None),
-        ("echo", True, None)]  # 10 of 11 credits and 2 of 3 rate slots used before it: it still fits
+        ("add", True, None),
+        ("fail", False, "tool_not_allowed"),
+        ("add", True, None),
+        ("echo", True, None),
+    ]  # 10 of 11 credits and 2 of 3 rate slots used before it: it still fits
     assert b == {**b, "allAllowed": False, "totalCreditsRequired": 12, "creditsAvailable": 11, "creditsAfter": 0}
 
 
 def test_a_batch_past_the_balance_denies_the_calls_that_no_longer_fit(gw: InProcessGateway) -> None:
     raw = gw.create_key(11)
-    b = dry(gw, {"key": raw, "calls": [{"name": "add"}, {"name": "add"}, {"name": "add"}]},
-            "/requests/dry-run/batch").json()
+    b = dry(
+        gw, {"key": raw, "calls": [{"name": "add"}, {"name": "add"}, {"name": "add"}]}, "/requests/dry-run/batch"
+    ).json()
     assert [(r["allowed"], r.get("denyReason")) for r in b["results"]] == [
-        (True, None), (True, None), (False, "insufficient_credits")]
+        (True, None),
+        (True, None),
+        (False, "insufficient_credits"),
+    ]
     assert (b["allAllowed"], b["totalCreditsRequired"], b["creditsAfter"]) == (False, 15, 1)
     assert gw.balance(raw) == 11
 
@@ -209,8 +231,9 @@ def test_a_batch_longer_than_the_rate_window_denies_the_calls_past_it(gw: InProc
 
 
 @pytest.mark.parametrize("quota", [{"dailyCallLimit": 2}, {"monthlyCreditLimit": 11}])
-def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw: InProcessGateway,
-                                                                             quota: dict[str, int]) -> None:
+def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(
+    gw: InProcessGateway, quota: dict[str, int]
+) -> None:
     raw = gw.create_key(100, quota=quota)
     calls = [{"name": "add", "arguments": {"a": 1, "b": 1}}] * 3  # 5 credits each
     b = dry(gw, {"key": raw, "tools": calls}, "/requests/dry-run/batch").json()
@@ -220,8 +243,11 @@ def test_a_batch_counts_its_earlier_calls_against_the_quota_as_real_calls_do(gw:
 
 
 def test_a_batch_counts_its_earlier_calls_against_the_team_budget_and_quota(gw: InProcessGateway) -> None:
-    team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"t-{uuid.uuid4().hex[:6]}", "budget": 12,
-                                                               "quota": {"dailyCalls": 3}})
+    team = gw.client.post(
+        "/teams",
+        headers=gw.admin(),
+        json={"name": f"t-{uuid.uuid4().hex[:6]}", "budget": 12, "quota": {"dailyCalls": 3}},
+    )
     assert team.status_code == 201, team.text
     raw = gw.create_key(100)
     admin_post(gw, "/teams/assign", {"teamId": team.json()["id"], "apiKey": raw})
@@ -234,31 +260,57 @@ def test_a_batch_that_fits_is_all_allowed(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     alias = f"dr-{uuid.uuid4().hex[:8]}"
     admin_post(gw, "/keys/alias", {"key": raw, "alias": alias})
-    b = dry(gw, {"key": alias, "tools": [{"name": "echo"}, {"name": "add", "arguments": {"a": 1, "b": 2}}]},
-            "/requests/dry-run/batch").json()
-    assert b == {"allAllowed": True, "totalCreditsRequired": 6, "creditsAvailable": 100, "creditsAfter": 94,
-                 "results": [{"tool": "echo", "allowed": True, "creditsRequired": 1},
-                             {"tool": "add", "allowed": True, "creditsRequired": 5}]}
+    b = dry(
+        gw,
+        {"key": alias, "tools": [{"name": "echo"}, {"name": "add", "arguments": {"a": 1, "b": 2}}]},
+        "/requests/dry-run/batch",
+    ).json()
+    assert b == {
+        "allAllowed": True,
+        "totalCreditsRequired": 6,
+        "creditsAvailable": 100,
+        "creditsAfter": 94,
+        "results": [
+            {"tool": "echo", "allowed": True, "creditsRequired": 1},
+            {"tool": "add", "allowed": True, "creditsRequired": 5},
+        ],
+    }
 
 
 # --- input, keys, roles ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    {}, {"tool": "echo"}, {"key": "k"}, {"key": "k", "tool": ""}, {"key": "k", "tool": "echo", "extra": 1},
-    {"key": "k", "tool": "echo", "arguments": [1, 2]}, {"key": "k", "tool": "echo", "clientIp": "not-an-ip"},
-    {"key": "k", "tool": "echo", "country": "DEU"}, {"key": 5, "tool": "echo"},
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"tool": "echo"},
+        {"key": "k"},
+        {"key": "k", "tool": ""},
+        {"key": "k", "tool": "echo", "extra": 1},
+        {"key": "k", "tool": "echo", "arguments": [1, 2]},
+        {"key": "k", "tool": "echo", "clientIp": "not-an-ip"},
+        {"key": "k", "tool": "echo", "country": "DEU"},
+        {"key": 5, "tool": "echo"},
+    ],
+)
 def test_a_bad_dry_run_body_is_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     resp = dry(gw, body)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request:")
 
 
-@pytest.mark.parametrize("body", [
-    {"key": "k"}, {"key": "k", "tools": []}, {"key": "k", "tools": [{"name": "echo"}] * 101},
-    {"key": "k", "tools": [{"name": "echo"}], "calls": [{"name": "echo"}]}, {"key": "k", "tools": [{"tool": "echo"}]},
-    {"key": "k", "tools": [{"name": "echo", "arguments": "x"}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"key": "k"},
+        {"key": "k", "tools": []},
+        {"key": "k", "tools": [{"name": "echo"}] * 101},
+        {"key": "k", "tools": [{"name": "echo"}], "calls": [{"name": "echo"}]},
+        {"key": "k", "tools": [{"tool": "echo"}]},
+        {"key": "k", "tools": [{"name": "echo", "arguments": "x"}]},
+    ],
+)
 def test_a_bad_batch_body_is_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert dry(gw, body, "/requests/dry-run/batch").status_code == 400
 
@@ -289,14 +341,17 @@ def test_a_revoked_keys_alias_gets_the_revoked_verdict_not_a_404(gw: InProcessGa
 
 
 def test_a_viewer_may_dry_run_and_nothing_is_published(gw: InProcessGateway) -> None:
-    created = gw.client.post("/admin/keys", json={"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"},
-                             headers=gw.admin())
+    created = gw.client.post(
+        "/admin/keys", json={"name": f"v-{uuid.uuid4().hex[:6]}", "role": "viewer"}, headers=gw.admin()
+    )
     viewer = created.json()["key"]
     raw = gw.create_key(5)
     before = len(gw.events())
     assert dry(gw, {"key": raw, "tool": "echo"}, admin_key=viewer).status_code == 200
-    assert dry(gw, {"key": raw, "tools": [{"name": "echo"}]}, "/requests/dry-run/batch",
-               admin_key=viewer).status_code == 200
+    assert (
+        dry(gw, {"key": raw, "tools": [{"name": "echo"}]}, "/requests/dry-run/batch", admin_key=viewer).status_code
+        == 200
+    )
     assert len(gw.events()) == before
     assert gw.client.post("/requests/dry-run", json={"key": raw, "tool": "echo"}).status_code == 401
 

@@ -70,15 +70,24 @@ def test_warnings_are_sent_once_per_key_and_threshold_across_restarts(tmp_path: 
     for run in range(3):  # every start scans at once; nothing already warned about is warned about again
         with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
             if run == 0:
-                resp = gw.client.post("/keys/import", headers=gw.admin(), json={"keys": [
-                    {"key": hour_left, "alias": "expiring-soon", "namespace": "exp", "expiresAt": half_hour}]})
+                resp = gw.client.post(
+                    "/keys/import",
+                    headers=gw.admin(),
+                    json={
+                        "keys": [
+                            {"key": hour_left, "alias": "expiring-soon", "namespace": "exp", "expiresAt": half_hour}
+                        ]
+                    },
+                )
                 assert resp.status_code == 200
                 days_left = gw.create_key(1, expiresAt=two_days)
                 never = gw.create_key(1)
             wait_until(lambda: expiring(gw)["scanner"]["scans"] >= 1, what="the startup scan")
             events += gw.events("key.expiry_warning")
-    sent = {k: [e["data"]["threshold"] for e in events if e["data"]["keyMasked"] == masked(k)]
-            for k in (hour_left, days_left, never)}
+    sent = {
+        k: [e["data"]["threshold"] for e in events if e["data"]["keyMasked"] == masked(k)]
+        for k in (hour_left, days_left, never)
+    }
     assert sent == {hour_left: [3600], days_left: [604800], never: []}
     event = next(e for e in events if e["data"]["keyMasked"] == masked(hour_left))
     assert event["data"]["alias"] == "expiring-soon" and event["data"]["namespace"] == "exp"
@@ -88,12 +97,14 @@ def test_warnings_are_sent_once_per_key_and_threshold_across_restarts(tmp_path: 
 
 # The scanner's rules, driven with a simulated clock on a real store.
 
+
 def scanner_world() -> tuple[SQLiteStore, KeyService, ExpiryScanner, list[dict[str, Any]]]:
     store = SQLiteStore()
     store.open()
     published: list[dict[str, Any]] = []
-    scanner = ExpiryScanner(store, lambda type_, actor, **data: published.append({"type": type_, **data}),
-                            ScannerConfig())
+    scanner = ExpiryScanner(
+        store, lambda type_, actor, **data: published.append({"type": type_, **data}), ScannerConfig()
+    )
     return store, KeyService(store), scanner, published
 
 

@@ -15,11 +15,28 @@ from tests.support import VENV_BIN
 @pytest.mark.e2e  # runs the schemathesis CLI as a process (against the in-process gateway)
 def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "schemathesis"), "run", f"{gw.url}/openapi.json", "-H", f"X-Admin-Key: {gw.admin_key}",
-         "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1", "--request-timeout", "30",
-         # A stream that stays open by design (tests/api/test_admin_events.py covers it) is no request/response.
-         "--exclude-path", "/admin/events"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its report files stay out of the tree
+        [
+            str(VENV_BIN / "schemathesis"),
+            "run",
+            f"{gw.url}/openapi.json",
+            "-H",
+            f"X-Admin-Key: {gw.admin_key}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "30",
+            # A stream that stays open by design (tests/api/test_admin_events.py covers it) is no request/response.
+            "--exclude-path",
+            "/admin/events",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # its report files stay out of the tree
     )
     assert result.returncode == 0, result.stdout[-4000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)

@@ -30,8 +30,12 @@ def _audit(gw: InProcessGateway, types: str) -> list[dict[str, Any]]:
 
 def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credits(gw: InProcessGateway) -> None:
     key = gw.create_key(50)
-    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
-                  headers={"X-Request-Id": "trace-gate-allow-1"})
+    resp = gw.rpc(
+        "tools/call",
+        {"name": "echo", "arguments": {"text": "hi"}},
+        key=key,
+        headers={"X-Request-Id": "trace-gate-allow-1"},
+    )
     assert resp.status_code == 200 and "error" not in resp.json()
     entry = next(e for e in _audit(gw, "gate.allow") if e["metadata"]["requestId"] == "trace-gate-allow-1")
     meta = entry["metadata"]
@@ -42,8 +46,12 @@ def test_an_allowed_call_is_audited_as_gate_allow_with_its_request_id_and_credit
 
 def test_a_denied_call_is_audited_as_gate_deny_with_the_reason(gw: InProcessGateway) -> None:
     key = gw.create_key(0)
-    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=key,
-                  headers={"X-Request-Id": "trace-gate-deny-1"})
+    resp = gw.rpc(
+        "tools/call",
+        {"name": "echo", "arguments": {"text": "hi"}},
+        key=key,
+        headers={"X-Request-Id": "trace-gate-deny-1"},
+    )
     assert resp.json()["error"]["data"]["reason"] == "insufficient_credits"
     entry = next(e for e in _audit(gw, "gate.deny") if e["metadata"]["requestId"] == "trace-gate-deny-1")
     assert entry["metadata"]["reason"] == "insufficient_credits"
@@ -69,8 +77,12 @@ def test_gate_events_stay_out_of_a_keys_admin_activity(gw: InProcessGateway) -> 
 def test_by_default_calls_stay_out_of_the_audit_log_but_reach_the_request_log(tmp_path: Path) -> None:
     with running_inprocess_gateway("--server", ECHO_COMMAND) as plain:
         key = plain.create_key(5)
-        resp = plain.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
-                         headers={"X-Request-Id": "trace-default-1"})
+        resp = plain.rpc(
+            "tools/call",
+            {"name": "echo", "arguments": {"text": "x"}},
+            key=key,
+            headers={"X-Request-Id": "trace-default-1"},
+        )
         assert "result" in resp.json()
         audited = plain.client.get("/audit", params={"types": "gate.allow,gate.deny"}, headers=plain.admin())
         assert audited.status_code == 200 and audited.json()["total"] == 0
@@ -81,8 +93,9 @@ def test_by_default_calls_stay_out_of_the_audit_log_but_reach_the_request_log(tm
 
 def test_a_request_log_entry_has_its_audit_entrys_id(gw: InProcessGateway) -> None:
     key = gw.create_key(5)
-    gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
-           headers={"X-Request-Id": "audit-link-1"})
+    gw.rpc(
+        "tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers={"X-Request-Id": "audit-link-1"}
+    )
     logged = gw.client.get("/requests", params={"key": masked(key)}, headers=gw.admin()).json()["requests"]
     match = [e for e in _audit(gw, "gate.allow") if e["metadata"]["requestId"] == "audit-link-1"]
     assert [e["id"] for e in match] == [logged[0]["id"]]

@@ -34,14 +34,26 @@ def denial(reply: dict[str, Any]) -> str | None:
 
 
 def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: InProcessGateway) -> None:
-    group = make_group(gw, "create-basic", allowedTools=["echo"], rateLimitPerMin=30,
-                       ipAllowlist=["::ffff:10.0.0.1", "10.1.2.3/16"],
-                       quota={"dailyCallLimit": 100}, toolPricing={"echo": {"creditsPerCall": 2}},
-                       maxSpendingLimit=500, tags={"tier": "free"}, description="the free tier")
+    group = make_group(
+        gw,
+        "create-basic",
+        allowedTools=["echo"],
+        rateLimitPerMin=30,
+        ipAllowlist=["::ffff:10.0.0.1", "10.1.2.3/16"],
+        quota={"dailyCallLimit": 100},
+        toolPricing={"echo": {"creditsPerCall": 2}},
+        maxSpendingLimit=500,
+        tags={"tier": "free"},
+        description="the free tier",
+    )
     assert re.fullmatch(r"grp_[0-9a-f]{24}", group["id"])
     assert group["ipAllowlist"] == ["10.0.0.1", "10.1.0.0/16"]
-    assert group["quota"] == {"dailyCallLimit": 100, "monthlyCallLimit": 0, "dailyCreditLimit": 0,
-                              "monthlyCreditLimit": 0}
+    assert group["quota"] == {
+        "dailyCallLimit": 100,
+        "monthlyCallLimit": 0,
+        "dailyCreditLimit": 0,
+        "monthlyCreditLimit": 0,
+    }
     assert group["toolPricing"] == {"echo": {"creditsPerCall": 2}} and group["deniedTools"] == []
     assert group["active"] is True and group["createdAt"] and group["memberCount"] == 0
     assert groups(gw)[group["id"]] == group
@@ -49,17 +61,34 @@ def test_create_returns_the_group_with_an_id_and_defaults_and_lists_it(gw: InPro
     assert event["data"]["name"] == "create-basic"
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"name": ""}, {"name": "x" * 101}, {"name": 5}, {"name": "g", "allowedTools": "echo"},
-    {"name": "g", "deniedTools": [""]}, {"name": "g", "rateLimitPerMin": -1}, {"name": "g", "rateLimitPerMin": "5"},
-    {"name": "g", "ipAllowlist": ["10.0.0.256"]}, {"name": "g", "ipAllowlist": ["10.0.0.1"] * 101},
-    {"name": "g", "quota": {"dailyCallLimit": -1}}, {"name": "g", "quota": {"hourlyCallLimit": 1}},
-    {"name": "g", "toolPricing": {"echo": {"creditsPerCall": -1}}}, {"name": "g", "toolPricing": {"echo": 2}},
-    {"name": "g", "toolPricing": {"echo": {"creditsPerCall": 1, "rateLimitPerMin": 5}}},
-    {"name": "g", "maxSpendingLimit": -5}, {"name": "g", "tags": {"k": 1}}, {"name": "g", "color": "red"},
-    {"name": "g", "tags": {f"k{i}": "v" for i in range(51)}}, {"name": "g", "description": "d" * 501},
-    {"name": "   "}, {"name": "a\u0000b"}, {"name": "two\nlines"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": 5},
+        {"name": "g", "allowedTools": "echo"},
+        {"name": "g", "deniedTools": [""]},
+        {"name": "g", "rateLimitPerMin": -1},
+        {"name": "g", "rateLimitPerMin": "5"},
+        {"name": "g", "ipAllowlist": ["10.0.0.256"]},
+        {"name": "g", "ipAllowlist": ["10.0.0.1"] * 101},
+        {"name": "g", "quota": {"dailyCallLimit": -1}},
+        {"name": "g", "quota": {"hourlyCallLimit": 1}},
+        {"name": "g", "toolPricing": {"echo": {"creditsPerCall": -1}}},
+        {"name": "g", "toolPricing": {"echo": 2}},
+        {"name": "g", "toolPricing": {"echo": {"creditsPerCall": 1, "rateLimitPerMin": 5}}},
+        {"name": "g", "maxSpendingLimit": -5},
+        {"name": "g", "tags": {"k": 1}},
+        {"name": "g", "color": "red"},
+        {"name": "g", "tags": {f"k{i}": "v" for i in range(51)}},
+        {"name": "g", "description": "d" * 501},
+        {"name": "   "},
+        {"name": "a\u0000b"},
+        {"name": "two\nlines"},
+    ],
+)
 def test_create_rejects_bad_input_and_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = groups(gw)
     resp = post(gw, "/groups", body)
@@ -86,8 +115,7 @@ def test_group_names_are_trimmed_so_padding_cannot_make_a_second_group_of_one_na
 
 def test_update_changes_only_the_fields_sent_and_quota_null_removes_the_quota(gw: InProcessGateway) -> None:
     group = make_group(gw, "update-me", allowedTools=["echo"], quota={"dailyCallLimit": 5}, rateLimitPerMin=10)
-    resp = post(gw, "/groups/update", {"id": group["id"], "rateLimitPerMin": 60, "quota": None,
-                                       "name": "updated"})
+    resp = post(gw, "/groups/update", {"id": group["id"], "rateLimitPerMin": 60, "quota": None, "name": "updated"})
     assert resp.status_code == 200, resp.text
     after = groups(gw)[group["id"]]
     assert after["rateLimitPerMin"] == 60 and after["quota"] is None and after["name"] == "updated"
@@ -99,11 +127,20 @@ def test_update_changes_only_the_fields_sent_and_quota_null_removes_the_quota(gw
     assert groups(gw)[group["id"]]["deniedTools"] == ["fail"]
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"rateLimitPerMin": 5}, {"id": "ID"}, {"id": "ID", "groupId": "ID", "rateLimitPerMin": 1},
-    {"id": "ID", "name": None}, {"id": "ID", "allowedTools": None}, {"id": "ID", "rateLimitPerMin": -1},
-    {"id": "ID", "ipAllowlist": ["nope"]}, {"id": "ID", "active": False},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"rateLimitPerMin": 5},
+        {"id": "ID"},
+        {"id": "ID", "groupId": "ID", "rateLimitPerMin": 1},
+        {"id": "ID", "name": None},
+        {"id": "ID", "allowedTools": None},
+        {"id": "ID", "rateLimitPerMin": -1},
+        {"id": "ID", "ipAllowlist": ["nope"]},
+        {"id": "ID", "active": False},
+    ],
+)
 def test_update_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     group = make_group(gw, f"bad-update-{len(groups(gw))}", rateLimitPerMin=7)
     body = {k: (group["id"] if v == "ID" else v) for k, v in body.items()}
@@ -157,8 +194,12 @@ def test_assign_and_remove_refuse_what_cannot_be_done_and_change_nothing(gw: InP
     assert post(gw, "/groups/assign", {"groupId": group["id"], "key": revoked}).status_code == 409
     assert post(gw, "/groups/assign", {"groupId": group["id"], "key": raw}).status_code == 200
     assert post(gw, "/groups/assign", {"groupId": group["id"], "key": raw}).status_code == 409  # already in it
-    for bad in ({"groupId": group["id"]}, {"key": raw}, {"groupId": 5, "key": raw},
-                {"groupId": group["id"], "key": raw, "x": 1}):
+    for bad in (
+        {"groupId": group["id"]},
+        {"key": raw},
+        {"groupId": 5, "key": raw},
+        {"groupId": group["id"], "key": raw, "x": 1},
+    ):
         assert post(gw, "/groups/assign", bad).status_code == 400, bad
     assert groups(gw)[group["id"]]["memberCount"] == 1
     assert len([e for e in gw.events("group.key_assigned") if e["data"]["groupId"] == group["id"]]) == 1

@@ -19,8 +19,6 @@ def raw_key() -> str:
     return "pg_" + secrets.token_hex(24)
 
 
-
-
 def do_import(gw: InProcessGateway, keys: list[dict[str, Any]], mode: str | None = None) -> Any:
     body: dict[str, Any] = {"keys": keys}
     if mode is not None:
@@ -43,8 +41,15 @@ def listed_count(gw: InProcessGateway) -> int:
 
 
 def test_export_carries_every_field_and_the_hash_but_never_a_raw_key(gw: InProcessGateway) -> None:
-    raw = gw.create_key(42, name="exported", tags={"plan": "pro"}, namespace="io-ns", allowedTools=["echo"],
-                        expiresIn=86400, spendingLimit=7)
+    raw = gw.create_key(
+        42,
+        name="exported",
+        tags={"plan": "pro"},
+        namespace="io-ns",
+        allowedTools=["echo"],
+        expiresIn=86400,
+        spendingLimit=7,
+    )
     resp = gw.client.get("/keys/export", headers=gw.admin())
     assert "attachment" in resp.headers["content-disposition"]
     assert raw not in resp.text
@@ -70,7 +75,7 @@ def test_export_filters_by_namespace_and_active_only(gw: InProcessGateway) -> No
 
 
 def test_csv_export_is_a_spreadsheet_with_formulas_defused(gw: InProcessGateway) -> None:
-    raw = gw.create_key(9, name="=HYPERLINK(\"http://evil\")", namespace="csv-ns")
+    raw = gw.create_key(9, name='=HYPERLINK("http://evil")', namespace="csv-ns")
     resp = gw.client.get("/keys/export", params={"format": "csv", "namespace": "csv-ns"}, headers=gw.admin())
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     assert raw not in resp.text
@@ -90,8 +95,15 @@ def test_an_imported_raw_key_works_at_the_gate(gw: InProcessGateway) -> None:
     resp = do_import(gw, [{"key": raw, "name": "migrated", "credits": 5, "tags": {"from": "node"}}])
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body == {"total": 1, "imported": 1, "overwritten": 0, "skipped": 0, "errors": 0, "mode": "skip",
-                    "results": [{"key": masked(raw), "name": "migrated", "status": "imported"}]}
+    assert body == {
+        "total": 1,
+        "imported": 1,
+        "overwritten": 0,
+        "skipped": 0,
+        "errors": 0,
+        "mode": "skip",
+        "results": [{"key": masked(raw), "name": "migrated", "status": "imported"}],
+    }
     assert gw.balance(raw) == 5
     assert "result" in gw.call_tool("echo", {"text": "hi"}, raw)
     assert gw.balance(raw) == 4
@@ -102,8 +114,9 @@ def test_an_imported_raw_key_works_at_the_gate(gw: InProcessGateway) -> None:
 
 def test_an_export_imported_into_a_fresh_gateway_restores_keys_that_still_work(gw: InProcessGateway) -> None:
     raw = gw.create_key(30, name="round-trip", namespace="rt-ns", tags={"t": "1"}, allowedTools=["echo"])
-    gw.client.post("/keys/auto-topup", headers=gw.admin(),
-                   json={"key": raw, "threshold": 2, "amount": 10, "maxDaily": 1})
+    gw.client.post(
+        "/keys/auto-topup", headers=gw.admin(), json={"key": raw, "threshold": 2, "amount": 10, "maxDaily": 1}
+    )
     document = export(gw, namespace="rt-ns")
     assert document["keys"][0]["autoTopup"] == {"threshold": 2, "amount": 10, "maxDaily": 1}
     with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as fresh:
@@ -194,25 +207,38 @@ def test_unknown_fields_of_a_migrated_record_are_reported_not_silently_dropped(g
     assert gw.balance(raw) == 2
 
 
-@pytest.mark.parametrize("keys", [
-    [], [{"credits": 5}], [{"key": "sk_not_a_paygate_key", "credits": 1}], [{"key": "PLACEHOLDER", "credits": -1}],
-    [{"key": "PLACEHOLDER", "credits": "5"}], [{"key": "PLACEHOLDER", "expiresAt": "tomorrow"}],
-    [{"key": "PLACEHOLDER", "ipAllowlist": ["300.1.1.1"]}], [{"key": "PLACEHOLDER", "namespace": "bad space"}],
-    [{"keyHash": "ab" * 32}], [{"keyHash": "not-hex", "keyMasked": "pg_abcd…1234"}],
-    [{"key": "PLACEHOLDER"}, {"key": "PLACEHOLDER"}],
-    [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 0}}],
-    [{"key": "PLACEHOLDER", "allowedCountries": ["usa"]}], [{"key": "PLACEHOLDER", "alias": "pg_lookalike"}],
-    [{"key": "PLACEHOLDER", "alias": "has space"}],
-    [{"key": "PLACEHOLDER", "totalCalls": 10**20}], [{"key": "PLACEHOLDER", "quota": {"dailyCallLimit": 10**20}}],
-    [{"key": "PLACEHOLDER", "quota": {"hourlyCallLimit": 5}}], [{"key": "PLACEHOLDER", "extra": {"n": 10**20}}],
-    [{"key": "PLACEHOLDER", "notes": [{"n": -(10**20)}]}],
-    [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 1, "maxDaily": 1001}}],
-])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [],
+        [{"credits": 5}],
+        [{"key": "sk_not_a_paygate_key", "credits": 1}],
+        [{"key": "PLACEHOLDER", "credits": -1}],
+        [{"key": "PLACEHOLDER", "credits": "5"}],
+        [{"key": "PLACEHOLDER", "expiresAt": "tomorrow"}],
+        [{"key": "PLACEHOLDER", "ipAllowlist": ["300.1.1.1"]}],
+        [{"key": "PLACEHOLDER", "namespace": "bad space"}],
+        [{"keyHash": "ab" * 32}],
+        [{"keyHash": "not-hex", "keyMasked": "pg_abcd…1234"}],
+        [{"key": "PLACEHOLDER"}, {"key": "PLACEHOLDER"}],
+        [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 0}}],
+        [{"key": "PLACEHOLDER", "allowedCountries": ["usa"]}],
+        [{"key": "PLACEHOLDER", "alias": "pg_lookalike"}],
+        [{"key": "PLACEHOLDER", "alias": "has space"}],
+        [{"key": "PLACEHOLDER", "totalCalls": 10**20}],
+        [{"key": "PLACEHOLDER", "quota": {"dailyCallLimit": 10**20}}],
+        [{"key": "PLACEHOLDER", "quota": {"hourlyCallLimit": 5}}],
+        [{"key": "PLACEHOLDER", "extra": {"n": 10**20}}],
+        [{"key": "PLACEHOLDER", "notes": [{"n": -(10**20)}]}],
+        [{"key": "PLACEHOLDER", "autoTopup": {"threshold": 1, "amount": 1, "maxDaily": 1001}}],
+    ],
+)
 def test_one_bad_entry_refuses_the_whole_import(gw: InProcessGateway, keys: list[dict[str, Any]]) -> None:
     good = raw_key()
     placeholder = raw_key()
-    entries = [{"key": good, "credits": 1}] + [{**k, "key": placeholder} if k.get("key") == "PLACEHOLDER" else k
-                                               for k in keys]
+    entries = [{"key": good, "credits": 1}] + [
+        {**k, "key": placeholder} if k.get("key") == "PLACEHOLDER" else k for k in keys
+    ]
     before = listed_count(gw)
     resp = do_import(gw, entries if keys else [])
     assert resp.status_code == 400, resp.text
@@ -220,9 +246,14 @@ def test_one_bad_entry_refuses_the_whole_import(gw: InProcessGateway, keys: list
     assert listed_count(gw) == before
 
 
-@pytest.mark.parametrize("body", [{"keys": [{"key": "pg_" + "1" * 48}], "mode": "merge"},
-                                  {"keys": [{"key": "pg_" + "2" * 48}], "surprise": True},
-                                  {"keys": [{"key": "pg_" + "3" * 48}] * 1001}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"keys": [{"key": "pg_" + "1" * 48}], "mode": "merge"},
+        {"keys": [{"key": "pg_" + "2" * 48}], "surprise": True},
+        {"keys": [{"key": "pg_" + "3" * 48}] * 1001},
+    ],
+)
 def test_bad_import_bodies_are_400s(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = listed_count(gw)
     assert gw.client.post("/keys/import", headers=gw.admin(), json=body).status_code == 400
@@ -253,19 +284,28 @@ def test_an_import_only_joins_groups_teams_and_plans_that_exist_and_keeps_team_c
     team = gw.client.post("/teams", headers=gw.admin(), json={"name": f"io-team-{secrets.token_hex(3)}"}).json()
     group = gw.client.post("/groups", headers=gw.admin(), json={"name": f"io-grp-{secrets.token_hex(3)}"}).json()
     ghost_team, ghost_group, ghost_plan = raw_key(), raw_key(), raw_key()
-    resp = do_import(gw, [{"key": ghost_team, "teamId": "team_" + "0" * 24},
-                          {"key": ghost_group, "groupId": "grp_" + "0" * 24},
-                          {"key": ghost_plan, "plan": "no-such-plan"}])
+    resp = do_import(
+        gw,
+        [
+            {"key": ghost_team, "teamId": "team_" + "0" * 24},
+            {"key": ghost_group, "groupId": "grp_" + "0" * 24},
+            {"key": ghost_plan, "plan": "no-such-plan"},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     results = resp.json()["results"]
     assert [r["status"] for r in results] == ["error"] * 3
     assert "team" in results[0]["error"] and "group" in results[1]["error"] and "plan" in results[2]["error"]
-    assert all(gw.client.get("/balance", headers={"X-API-Key": k}).status_code == 401
-               for k in (ghost_team, ghost_group, ghost_plan))
+    assert all(
+        gw.client.get("/balance", headers={"X-API-Key": k}).status_code == 401
+        for k in (ghost_team, ghost_group, ghost_plan)
+    )
 
     fine = raw_key()
-    assert do_import(gw, [{"key": fine, "teamId": team["id"], "groupId": group["id"]}]).json()["results"][0][
-        "status"] == "imported"
+    assert (
+        do_import(gw, [{"key": fine, "teamId": team["id"], "groupId": group["id"]}]).json()["results"][0]["status"]
+        == "imported"
+    )
     crowd = [{"key": raw_key(), "teamId": team["id"]} for _ in range(100)]  # 1 member + 100 > the cap of 100
     over = do_import(gw, crowd, "error")
     assert over.status_code == 409

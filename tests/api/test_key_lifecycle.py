@@ -42,10 +42,18 @@ def denial_reason(gw: InProcessGateway, raw: str) -> str:
 
 # --- rotation -------------------------------------------------------------------------------------
 
+
 def test_rotation_moves_credits_counters_and_policy_to_the_new_key(gw: InProcessGateway) -> None:
-    old = gw.create_key(20, allowedTools=["add", "echo"], tags={"team": "a"}, namespace="rot",
-                        spendingLimit=500, expiresIn=86400, quota={"dailyCallLimit": 100},
-                        ipAllowlist=["127.0.0.1"])
+    old = gw.create_key(
+        20,
+        allowedTools=["add", "echo"],
+        tags={"team": "a"},
+        namespace="rot",
+        spendingLimit=500,
+        expiresIn=86400,
+        quota={"dailyCallLimit": 100},
+        ipAllowlist=["127.0.0.1"],
+    )
     set_alias(gw, old, "rotate-me")
     assert post(gw, "/keys/notes", {"key": old, "text": "vip"}).status_code == 200
     assert "result" in gw.call_tool("add", {"a": 1, "b": 2}, old)
@@ -60,8 +68,19 @@ def test_rotation_moves_credits_counters_and_policy_to_the_new_key(gw: InProcess
     assert body["message"] == "Key rotated" and body["credits"] == 19
 
     after = view(gw, new)
-    for field in ("credits", "totalSpent", "totalCalls", "allowedTools", "tags", "namespace", "spendingLimit",
-                  "expiresAt", "quota", "ipAllowlist", "name"):
+    for field in (
+        "credits",
+        "totalSpent",
+        "totalCalls",
+        "allowedTools",
+        "tags",
+        "namespace",
+        "spendingLimit",
+        "expiresAt",
+        "quota",
+        "ipAllowlist",
+        "name",
+    ):
         assert after[field] == before[field], field
     assert after["alias"] == "rotate-me"
     assert gw.client.get("/keys/notes", params={"key": "rotate-me"}, headers=gw.admin()).json()["count"] == 1
@@ -104,10 +123,17 @@ def test_a_revoked_key_cannot_be_rotated(gw: InProcessGateway) -> None:
     assert len(listing(gw)) == before
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "pg_unknown_unknown_unknown"}, 404), ({"key": "no-such-alias"}, 404), ({}, 400), ({"key": ""}, 400),
-    ({"key": 5}, 400), ({"key": "PLACEHOLDER", "extra": 1}, 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "pg_unknown_unknown_unknown"}, 404),
+        ({"key": "no-such-alias"}, 404),
+        ({}, 400),
+        ({"key": ""}, 400),
+        ({"key": 5}, 400),
+        ({"key": "PLACEHOLDER", "extra": 1}, 400),
+    ],
+)
 def test_bad_rotation_requests_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(5)
     body = {k: (raw if v == "PLACEHOLDER" else v) for k, v in body.items()}
@@ -119,10 +145,19 @@ def test_bad_rotation_requests_change_nothing(gw: InProcessGateway, body: dict[s
 
 # --- cloning --------------------------------------------------------------------------------------
 
+
 def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: InProcessGateway) -> None:
-    source = gw.create_key(30, allowedTools=["add"], deniedTools=["fail"], tags={"env": "prod"},
-                           namespace="clones", spendingLimit=100, expiresIn=3600, quota={"monthlyCallLimit": 9},
-                           ipAllowlist=["127.0.0.0/8"])
+    source = gw.create_key(
+        30,
+        allowedTools=["add"],
+        deniedTools=["fail"],
+        tags={"env": "prod"},
+        namespace="clones",
+        spendingLimit=100,
+        expiresIn=3600,
+        quota={"monthlyCallLimit": 9},
+        ipAllowlist=["127.0.0.0/8"],
+    )
     set_alias(gw, source, "clone-source")
     assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, source)
     resp = post(gw, "/keys/clone", {"key": "clone-source"})
@@ -131,8 +166,16 @@ def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: InProces
     clone = body["key"]
     assert clone != source and body["message"] == "Key cloned" and body["clonedFrom"] == masked(source)
     src, cl = view(gw, source), view(gw, clone)
-    for field in ("allowedTools", "deniedTools", "tags", "namespace", "spendingLimit", "expiresAt", "quota",
-                  "ipAllowlist"):
+    for field in (
+        "allowedTools",
+        "deniedTools",
+        "tags",
+        "namespace",
+        "spendingLimit",
+        "expiresAt",
+        "quota",
+        "ipAllowlist",
+    ):
         assert cl[field] == src[field], field
     assert (cl["credits"], cl["totalSpent"], cl["totalCalls"], cl["lastUsedAt"]) == (29, 0, 0, None)
     assert cl["alias"] is None and cl["name"] == "test-clone"
@@ -143,10 +186,12 @@ def test_a_clone_copies_the_config_with_fresh_counters_and_no_alias(gw: InProces
 
 def test_clone_overrides_name_credits_tags_and_namespace(gw: InProcessGateway) -> None:
     source = gw.create_key(30, tags={"env": "prod", "tier": "gold"}, namespace="one")
-    body = post(gw, "/keys/clone", {"key": source, "name": "staging", "credits": 0, "tags": {"env": "staging"},
-                                    "namespace": "two"}).json()
-    assert (body["name"], body["credits"], body["tags"], body["namespace"]) == ("staging", 0, {"env": "staging"},
-                                                                                 "two")
+    body = post(
+        gw,
+        "/keys/clone",
+        {"key": source, "name": "staging", "credits": 0, "tags": {"env": "staging"}, "namespace": "two"},
+    ).json()
+    assert (body["name"], body["credits"], body["tags"], body["namespace"]) == ("staging", 0, {"env": "staging"}, "two")
 
 
 def test_a_suspended_key_clones_into_an_active_one(gw: InProcessGateway) -> None:
@@ -167,12 +212,20 @@ def test_cloning_publishes_an_event(gw: InProcessGateway) -> None:
     assert clone not in gw.stderr()
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "pg_unknown_unknown_unknown"}, 404), ({}, 400), ({"key": "PLACEHOLDER", "credits": -1}, 400),
-    ({"key": "PLACEHOLDER", "credits": 1.5}, 400), ({"key": "PLACEHOLDER", "namespace": "bad space"}, 400),
-    ({"key": "PLACEHOLDER", "tags": {"t": "x" * 101}}, 400), ({"key": "PLACEHOLDER", "name": ""}, 400),
-    ({"key": "PLACEHOLDER", "alias": "copy"}, 400), ({"key": "REVOKED"}, 409),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "pg_unknown_unknown_unknown"}, 404),
+        ({}, 400),
+        ({"key": "PLACEHOLDER", "credits": -1}, 400),
+        ({"key": "PLACEHOLDER", "credits": 1.5}, 400),
+        ({"key": "PLACEHOLDER", "namespace": "bad space"}, 400),
+        ({"key": "PLACEHOLDER", "tags": {"t": "x" * 101}}, 400),
+        ({"key": "PLACEHOLDER", "name": ""}, 400),
+        ({"key": "PLACEHOLDER", "alias": "copy"}, 400),
+        ({"key": "REVOKED"}, 409),
+    ],
+)
 def test_bad_clone_requests_create_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw, revoked = gw.create_key(5), gw.create_key(5)
     post(gw, "/keys/revoke", {"key": revoked})
@@ -185,35 +238,49 @@ def test_bad_clone_requests_create_nothing(gw: InProcessGateway, body: dict[str,
 
 # --- transfers ------------------------------------------------------------------------------------
 
+
 def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: InProcessGateway) -> None:
     a, b = gw.create_key(100), gw.create_key(5)
     set_alias(gw, a, "payer")
     resp = post(gw, "/keys/transfer", {"from": "payer", "to": b, "credits": 30, "memo": "monthly"})
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"transferred": 30, "from": {"keyMasked": masked(a), "balance": 70},
-                           "to": {"keyMasked": masked(b), "balance": 35}, "memo": "monthly",
-                           "message": "Transferred 30 credits"}
+    assert resp.json() == {
+        "transferred": 30,
+        "from": {"keyMasked": masked(a), "balance": 70},
+        "to": {"keyMasked": masked(b), "balance": 35},
+        "memo": "monthly",
+        "message": "Transferred 30 credits",
+    }
     assert (gw.balance(a), gw.balance(b)) == (70, 35)
     event = [e for e in gw.events("key.credits_transferred") if e["data"]["fromKeyMasked"] == masked(a)]
-    assert event[0]["data"] == {"fromKeyMasked": masked(a), "toKeyMasked": masked(b), "credits": 30,
-                                "fromBalance": 70, "toBalance": 35, "memo": "monthly"}
+    assert event[0]["data"] == {
+        "fromKeyMasked": masked(a),
+        "toKeyMasked": masked(b),
+        "credits": 30,
+        "fromBalance": 70,
+        "toBalance": 35,
+        "memo": "monthly",
+    }
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ({"from": "A", "to": "A", "credits": 1}, 400, "same key"),
-    ({"from": "A", "to": "self-alias", "credits": 1}, 400, "same key"),
-    ({"from": "A", "to": "B", "credits": 11}, 400, "Insufficient"),
-    ({"from": "A", "to": "B", "credits": 0}, 400, "Invalid request"),
-    ({"from": "A", "to": "B", "credits": -5}, 400, "Invalid request"),
-    ({"from": "A", "to": "B", "credits": 2.5}, 400, "Invalid request"),
-    ({"from": "A", "to": "B", "credits": "3"}, 400, "Invalid request"),
-    ({"from": "A", "to": "B"}, 400, "Invalid request"),
-    ({"from": "A", "to": "B", "credits": 1, "memo": "m" * 501}, 400, "Invalid request"),
-    ({"from": "A", "to": "pg_unknown_unknown", "credits": 1}, 404, "not found"),
-    ({"from": "pg_unknown_unknown", "to": "B", "credits": 1}, 404, "not found"),
-    ({"from": "A", "to": "REVOKED", "credits": 1}, 409, "revoked"),
-    ({"from": "REVOKED", "to": "B", "credits": 1}, 409, "revoked"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"from": "A", "to": "A", "credits": 1}, 400, "same key"),
+        ({"from": "A", "to": "self-alias", "credits": 1}, 400, "same key"),
+        ({"from": "A", "to": "B", "credits": 11}, 400, "Insufficient"),
+        ({"from": "A", "to": "B", "credits": 0}, 400, "Invalid request"),
+        ({"from": "A", "to": "B", "credits": -5}, 400, "Invalid request"),
+        ({"from": "A", "to": "B", "credits": 2.5}, 400, "Invalid request"),
+        ({"from": "A", "to": "B", "credits": "3"}, 400, "Invalid request"),
+        ({"from": "A", "to": "B"}, 400, "Invalid request"),
+        ({"from": "A", "to": "B", "credits": 1, "memo": "m" * 501}, 400, "Invalid request"),
+        ({"from": "A", "to": "pg_unknown_unknown", "credits": 1}, 404, "not found"),
+        ({"from": "pg_unknown_unknown", "to": "B", "credits": 1}, 404, "not found"),
+        ({"from": "A", "to": "REVOKED", "credits": 1}, 409, "revoked"),
+        ({"from": "REVOKED", "to": "B", "credits": 1}, 409, "revoked"),
+    ],
+)
 def test_bad_transfers_move_nothing(gw: InProcessGateway, body: dict[str, Any], status: int, message: str) -> None:
     a, b, revoked = gw.create_key(10), gw.create_key(10), gw.create_key(10)
     alias = f"self-{a[-8:]}"
@@ -226,8 +293,9 @@ def test_bad_transfers_move_nothing(gw: InProcessGateway, body: dict[str, Any], 
     assert message in resp.json()["error"]
     assert (gw.balance(a), gw.balance(b)) == (10, 10)
     mine = {masked(a), masked(b), masked(revoked)}
-    assert not [e for e in gw.events("key.credits_transferred")
-                if {e["data"]["fromKeyMasked"], e["data"]["toKeyMasked"]} & mine]
+    assert not [
+        e for e in gw.events("key.credits_transferred") if {e["data"]["fromKeyMasked"], e["data"]["toKeyMasked"]} & mine
+    ]
     history = gw.client.get("/keys/credit-history", params={"key": a}, headers=gw.admin()).json()
     assert [e["type"] for e in history["entries"]] == ["initial"], history
 
@@ -242,6 +310,7 @@ def test_an_expired_key_can_neither_send_nor_receive(gw: InProcessGateway) -> No
 
 
 # --- persistence ----------------------------------------------------------------------------------
+
 
 def ledger_sum(db_path: Path, raw: str) -> tuple[int, list[str]]:
     with sqlite3.connect(db_path) as db:

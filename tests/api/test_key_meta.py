@@ -28,12 +28,18 @@ def notes(gw: InProcessGateway, key: str) -> httpx.Response:
 
 # --- aliases --------------------------------------------------------------------------------------
 
+
 def test_an_alias_names_the_key_in_every_admin_endpoint(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/alias", {"key": raw, "alias": "billing-svc"})
     assert resp.status_code == 200
-    assert resp.json() == {"key": masked(raw), "keyMasked": masked(raw), "alias": "billing-svc",
-                           "previousAlias": None, "message": 'Alias set to "billing-svc"'}
+    assert resp.json() == {
+        "key": masked(raw),
+        "keyMasked": masked(raw),
+        "alias": "billing-svc",
+        "previousAlias": None,
+        "message": 'Alias set to "billing-svc"',
+    }
     assert view(gw, raw)["alias"] == "billing-svc"
     assert post(gw, "/topup", {"key": "billing-svc", "credits": 5}).json()["credits"] == 15
     assert post(gw, "/keys/notes", {"key": "billing-svc", "text": "n"}).status_code == 200
@@ -106,13 +112,22 @@ def test_an_alias_may_not_collide_with_an_api_key(gw: InProcessGateway) -> None:
     assert view(gw, a)["alias"] is None
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "KEY", "alias": "has space"}, 400), ({"key": "KEY", "alias": ""}, 400),
-    ({"key": "KEY", "alias": "x" * 101}, 400), ({"key": "KEY", "alias": "dot.ted"}, 400),
-    ({"key": "KEY", "alias": "pg_lookalike"}, 400), ({"key": "KEY", "alias": 7}, 400), ({"key": "KEY"}, 400),
-    ({"alias": "fine"}, 400), ({"key": "KEY", "alias": "fine", "more": 1}, 400),
-    ({"key": "pg_unknown_unknown", "alias": "fine"}, 404), ({"key": "unknown-alias", "alias": "fine"}, 404),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "KEY", "alias": "has space"}, 400),
+        ({"key": "KEY", "alias": ""}, 400),
+        ({"key": "KEY", "alias": "x" * 101}, 400),
+        ({"key": "KEY", "alias": "dot.ted"}, 400),
+        ({"key": "KEY", "alias": "pg_lookalike"}, 400),
+        ({"key": "KEY", "alias": 7}, 400),
+        ({"key": "KEY"}, 400),
+        ({"alias": "fine"}, 400),
+        ({"key": "KEY", "alias": "fine", "more": 1}, 400),
+        ({"key": "pg_unknown_unknown", "alias": "fine"}, 404),
+        ({"key": "unknown-alias", "alias": "fine"}, 404),
+    ],
+)
 def test_bad_alias_requests_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(1)
     body = {k: raw if v == "KEY" else v for k, v in body.items()}
@@ -129,6 +144,7 @@ def test_the_longest_alias_is_accepted(gw: InProcessGateway) -> None:
 
 
 # --- notes ----------------------------------------------------------------------------------------
+
 
 def test_notes_are_added_listed_and_deleted_by_index(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
@@ -164,10 +180,17 @@ def test_a_key_holds_at_most_50_notes(gw: InProcessGateway) -> None:
     assert notes(gw, raw).json()["count"] == 50
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "KEY", "text": ""}, 400), ({"key": "KEY", "text": "   "}, 400), ({"key": "KEY", "text": "x" * 1001}, 400),
-    ({"key": "KEY", "text": 5}, 400), ({"key": "KEY"}, 400), ({"key": "pg_unknown_x", "text": "hi"}, 404),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "KEY", "text": ""}, 400),
+        ({"key": "KEY", "text": "   "}, 400),
+        ({"key": "KEY", "text": "x" * 1001}, 400),
+        ({"key": "KEY", "text": 5}, 400),
+        ({"key": "KEY"}, 400),
+        ({"key": "pg_unknown_x", "text": "hi"}, 404),
+    ],
+)
 def test_bad_notes_add_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw = gw.create_key(1)
     body = {k: raw if v == "KEY" else v for k, v in body.items()}
@@ -192,6 +215,7 @@ def test_notes_of_an_unknown_key_are_a_404(gw: InProcessGateway) -> None:
 
 # --- tags and search ------------------------------------------------------------------------------
 
+
 def test_tags_merge_and_null_removes_a_tag(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, tags={"team": "backend", "env": "dev"})
     resp = post(gw, "/keys/tags", {"key": raw, "tags": {"env": "prod", "customer": "cus_1"}})
@@ -213,12 +237,19 @@ def test_a_key_holds_at_most_50_tags(gw: InProcessGateway) -> None:
     assert len(view(gw, raw)["tags"]) == 45
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "KEY", "tags": {}}, 400), ({"key": "KEY", "tags": {"k" * 101: "v"}}, 400),
-    ({"key": "KEY", "tags": {"k": "v" * 101}}, 400), ({"key": "KEY", "tags": {"k": 1}}, 400),
-    ({"key": "KEY", "tags": ["k"]}, 400), ({"key": "KEY"}, 400), ({"key": "pg_unknown_x", "tags": {"k": "v"}}, 404),
-    ({"key": "REVOKED", "tags": {"k": "v"}}, 409),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "KEY", "tags": {}}, 400),
+        ({"key": "KEY", "tags": {"k" * 101: "v"}}, 400),
+        ({"key": "KEY", "tags": {"k": "v" * 101}}, 400),
+        ({"key": "KEY", "tags": {"k": 1}}, 400),
+        ({"key": "KEY", "tags": ["k"]}, 400),
+        ({"key": "KEY"}, 400),
+        ({"key": "pg_unknown_x", "tags": {"k": "v"}}, 404),
+        ({"key": "REVOKED", "tags": {"k": "v"}}, 409),
+    ],
+)
 def test_bad_tag_updates_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     raw, revoked = gw.create_key(1, tags={"keep": "me"}), gw.create_key(1, tags={"keep": "me"})
     post(gw, "/keys/revoke", {"key": revoked})
@@ -239,8 +270,16 @@ def test_search_finds_keys_having_every_tag_optionally_in_a_namespace(gw: InProc
     assert a not in str(both) and "keyHash" not in str(both)
 
 
-@pytest.mark.parametrize("body", [{}, {"tags": {}}, {"tags": {"a": None}}, {"tags": {"a": "b"}, "namespace": "x y"},
-                                  {"tags": {"a": "b"}, "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"tags": {}},
+        {"tags": {"a": None}},
+        {"tags": {"a": "b"}, "namespace": "x y"},
+        {"tags": {"a": "b"}, "extra": 1},
+    ],
+)
 def test_bad_searches_are_400s(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert post(gw, "/keys/search", body).status_code == 400
 
@@ -252,13 +291,17 @@ def test_a_viewer_may_search_and_read_notes_but_not_change_metadata(gw: InProces
     raw = gw.create_key(1, tags={"seen": "by-viewer"})
     assert gw.client.post("/keys/search", headers=viewer, json={"tags": {"seen": "by-viewer"}}).json()["count"] == 1
     assert gw.client.get("/keys/notes", params={"key": raw}, headers=viewer).status_code == 200
-    for path, body in [("/keys/tags", {"key": raw, "tags": {"x": "y"}}), ("/keys/alias", {"key": raw, "alias": "v"}),
-                       ("/keys/notes", {"key": raw, "text": "t"})]:
+    for path, body in [
+        ("/keys/tags", {"key": raw, "tags": {"x": "y"}}),
+        ("/keys/alias", {"key": raw, "alias": "v"}),
+        ("/keys/notes", {"key": raw, "text": "t"}),
+    ]:
         assert gw.client.post(path, headers=viewer, json=body).status_code == 403, path
     assert view(gw, raw)["tags"] == {"seen": "by-viewer"} and view(gw, raw)["alias"] is None
 
 
 # --- persistence ----------------------------------------------------------------------------------
+
 
 def test_aliases_notes_and_tags_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")

@@ -15,8 +15,17 @@ import pytest
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, wait_until, write_config
 
-REPORTS = ("/keys/usage", "/keys/rate-limit-status", "/keys/quota-status", "/keys/credit-history",
-           "/keys/spending-velocity", "/keys/health", "/keys/dashboard", "/keys/activity", "/tools/available")
+REPORTS = (
+    "/keys/usage",
+    "/keys/rate-limit-status",
+    "/keys/quota-status",
+    "/keys/credit-history",
+    "/keys/spending-velocity",
+    "/keys/health",
+    "/keys/dashboard",
+    "/keys/activity",
+    "/tools/available",
+)
 GLOBAL_LIMIT = 10
 ADD_LIMIT = 3
 ADD_PRICE = 2
@@ -61,6 +70,7 @@ def echo(gw: InProcessGateway, key: str, times: int = 1) -> None:
 
 # --- every report ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", REPORTS)
 def test_a_report_accepts_the_alias_and_never_shows_the_raw_key_or_its_hash(gw: InProcessGateway, path: str) -> None:
     raw = gw.create_key(50, name="alias-user")
@@ -85,8 +95,9 @@ def test_a_report_on_an_unknown_key_is_404(gw: InProcessGateway, path: str) -> N
 
 @pytest.mark.parametrize("path", REPORTS)
 @pytest.mark.parametrize("params", [{}, {"key": ""}, {"key": "x" * 201}, {"key": "k", "bogus": "1"}])
-def test_a_report_with_a_missing_or_bad_parameter_is_400(gw: InProcessGateway, path: str,
-                                                          params: dict[str, Any]) -> None:
+def test_a_report_with_a_missing_or_bad_parameter_is_400(
+    gw: InProcessGateway, path: str, params: dict[str, Any]
+) -> None:
     resp = get(gw, path, **params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"].startswith("Invalid request:")
@@ -130,6 +141,7 @@ def test_reading_reports_publishes_no_events(gw: InProcessGateway) -> None:
 
 # --- GET /keys/usage ------------------------------------------------------------------------------
 
+
 def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: InProcessGateway) -> None:
     raw = gw.create_key(3, name="usage", deniedTools=["announce"])
     echo(gw, raw, 2)
@@ -137,9 +149,11 @@ def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: InProcessGateway) -
     assert "error" in gw.call_tool("add", {"a": 1, "b": 2}, raw)  # costs 2, has 1 left
     u = report(gw, "/keys/usage", raw)
     assert (u["totalCalls"], u["totalAllowed"], u["totalDenied"], u["totalCreditsSpent"]) == (4, 2, 2, 2)
-    assert u["perTool"] == {"echo": {"calls": 2, "credits": 2, "denied": 0},
-                            "announce": {"calls": 0, "credits": 0, "denied": 1},
-                            "add": {"calls": 0, "credits": 0, "denied": 1}}
+    assert u["perTool"] == {
+        "echo": {"calls": 2, "credits": 2, "denied": 0},
+        "announce": {"calls": 0, "credits": 0, "denied": 1},
+        "add": {"calls": 0, "credits": 0, "denied": 1},
+    }
     assert u["denyReasons"] == {"tool_not_allowed": 1, "insufficient_credits": 1}
     assert sum(b["calls"] for b in u["timeSeries"]) == 2 and sum(b["denied"] for b in u["timeSeries"]) == 2
     assert [e["tool"] for e in u["recentEvents"]] == ["add", "announce", "echo", "echo"]  # newest first
@@ -156,6 +170,7 @@ def test_usage_since_the_future_is_empty_and_a_bad_since_is_400(gw: InProcessGat
 
 # --- GET /keys/rate-limit-status ------------------------------------------------------------------
 
+
 def test_rate_limit_status_shows_global_and_per_tool_windows(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     echo(gw, raw, 2)
@@ -164,8 +179,9 @@ def test_rate_limit_status_shows_global_and_per_tool_windows(gw: InProcessGatewa
     g = status["global"]
     assert (g["limit"], g["used"], g["remaining"], g["windowMs"]) == (GLOBAL_LIMIT, 3, GLOBAL_LIMIT - 3, 60_000)
     assert 0 < g["resetInMs"] <= 60_000
-    assert status["perTool"] == {"add": {**status["perTool"]["add"], "limit": ADD_LIMIT, "used": 1,
-                                         "remaining": ADD_LIMIT - 1}}
+    assert status["perTool"] == {
+        "add": {**status["perTool"]["add"], "limit": ADD_LIMIT, "used": 1, "remaining": ADD_LIMIT - 1}
+    }
 
 
 def test_looking_at_the_rate_window_never_uses_a_slot(gw: InProcessGateway) -> None:
@@ -180,14 +196,15 @@ def test_looking_at_the_rate_window_never_uses_a_slot(gw: InProcessGateway) -> N
 
 # --- GET /keys/quota-status -----------------------------------------------------------------------
 
+
 def test_quota_status_counts_calls_and_credits_against_the_keys_limits(gw: InProcessGateway) -> None:
     raw = gw.create_key(100, quota={"dailyCallLimit": 5, "monthlyCreditLimit": 50})
     echo(gw, raw, 2)
     q = report(gw, "/keys/quota-status", raw)
     assert q["quotaSource"] == "per-key"
-    assert {k: q["daily"][k] for k in ("callsUsed", "callsLimit", "callsRemaining", "creditsLimit",
-                                       "creditsRemaining")} == {"callsUsed": 2, "callsLimit": 5, "callsRemaining": 3,
-                                                                "creditsLimit": 0, "creditsRemaining": None}
+    assert {
+        k: q["daily"][k] for k in ("callsUsed", "callsLimit", "callsRemaining", "creditsLimit", "creditsRemaining")
+    } == {"callsUsed": 2, "callsLimit": 5, "callsRemaining": 3, "creditsLimit": 0, "creditsRemaining": None}
     assert (q["monthly"]["creditsUsed"], q["monthly"]["creditsRemaining"]) == (2, 48)
     assert len(q["daily"]["resetDay"]) == 10 and len(q["monthly"]["resetMonth"]) == 7
 
@@ -200,6 +217,7 @@ def test_a_key_without_quota_reports_source_none_and_unlimited(gw: InProcessGate
 
 # --- GET /keys/credit-history ---------------------------------------------------------------------
 
+
 def test_credit_history_lists_movements_newest_first_with_balances(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     post(gw, "/topup", {"key": raw, "credits": 5})
@@ -207,7 +225,10 @@ def test_credit_history_lists_movements_newest_first_with_balances(gw: InProcess
     h = report(gw, "/keys/credit-history", raw)
     assert h["currentBalance"] == 14 and h["totalEntries"] == 3
     assert [(e["type"], e["amount"], e["balanceBefore"], e["balanceAfter"]) for e in h["entries"]] == [
-        ("deduction", -1, 15, 14), ("topup", 5, 10, 15), ("initial", 10, 0, 10)]
+        ("deduction", -1, 15, 14),
+        ("topup", 5, 10, 15),
+        ("initial", 10, 0, 10),
+    ]
     topups = report(gw, "/keys/credit-history", raw, type="topup")
     assert [e["type"] for e in topups["entries"]] == ["topup"] and topups["totalEntries"] == 1
     newest = report(gw, "/keys/credit-history", raw, limit=1)
@@ -218,8 +239,9 @@ def test_auto_topups_have_their_own_type_in_the_credit_history(gw: InProcessGate
     raw = gw.create_key(3)
     post(gw, "/keys/auto-topup", {"key": raw, "threshold": 2, "amount": 10})
     echo(gw, raw, 2)
-    wait_until(lambda: report(gw, "/keys/credit-history", raw, type="auto_topup")["totalEntries"] == 1,
-               what="the auto-topup")
+    wait_until(
+        lambda: report(gw, "/keys/credit-history", raw, type="auto_topup")["totalEntries"] == 1, what="the auto-topup"
+    )
     entry = report(gw, "/keys/credit-history", raw, type="auto_topup")["entries"][0]
     assert (entry["amount"], entry["balanceAfter"] - entry["balanceBefore"]) == (10, 10)
     assert report(gw, "/keys/dashboard", raw)["balance"]["totalAllocated"] == 13
@@ -232,14 +254,22 @@ def test_bad_credit_history_parameters_are_400(gw: InProcessGateway, params: dic
 
 # --- GET /keys/spending-velocity ------------------------------------------------------------------
 
+
 def test_spending_velocity_divides_spend_by_the_window_and_forecasts_depletion(gw: InProcessGateway) -> None:
     raw = gw.create_key(100)
     echo(gw, raw, 3)
     assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, raw)
     v = report(gw, "/keys/spending-velocity", raw, window=1)
     assert v["currentBalance"] == 95
-    assert v["velocity"] == {**v["velocity"], "creditsPerHour": 5.0, "creditsPerDay": 120.0, "callsPerHour": 4.0,
-                             "windowHours": 1, "dataPoints": 4, "estimatedHoursRemaining": 19.0}
+    assert v["velocity"] == {
+        **v["velocity"],
+        "creditsPerHour": 5.0,
+        "creditsPerDay": 120.0,
+        "callsPerHour": 4.0,
+        "windowHours": 1,
+        "dataPoints": 4,
+        "estimatedHoursRemaining": 19.0,
+    }
     assert v["velocity"]["estimatedDepletionDate"].endswith("Z")
     assert v["topTools"] == [{"tool": "echo", "calls": 3, "credits": 3}, {"tool": "add", "calls": 1, "credits": 2}]
     assert report(gw, "/keys/spending-velocity", raw)["velocity"]["windowHours"] == 24
@@ -257,11 +287,16 @@ def test_a_velocity_window_outside_1_to_720_hours_is_400(gw: InProcessGateway, w
 
 # --- GET /keys/health -----------------------------------------------------------------------------
 
+
 def test_a_fresh_funded_key_is_fully_healthy(gw: InProcessGateway) -> None:
     h = report(gw, "/keys/health", gw.create_key(100))
     assert (h["score"], h["status"], h["issues"]) == (100, "healthy", [])
     assert {name: c["weight"] for name, c in h["components"].items()} == {
-        "balance": 0.3, "quota": 0.25, "rateLimit": 0.2, "errorRate": 0.25}
+        "balance": 0.3,
+        "quota": 0.25,
+        "rateLimit": 0.2,
+        "errorRate": 0.25,
+    }
 
 
 def test_health_falls_with_an_empty_balance_and_denials(gw: InProcessGateway) -> None:
@@ -291,6 +326,7 @@ def test_health_flags_suspended_revoked_and_expiring_keys(gw: InProcessGateway) 
 
 # --- GET /keys/dashboard --------------------------------------------------------------------------
 
+
 def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: InProcessGateway) -> None:
     raw = gw.create_key(20, name="dash", spendingLimit=100)
     post(gw, "/topup", {"key": raw, "credits": 30})
@@ -306,6 +342,7 @@ def test_the_dashboard_combines_balance_health_limits_usage_and_activity(gw: InP
 
 # --- GET /keys/activity ---------------------------------------------------------------------------
 
+
 def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, name="act")
     post(gw, "/topup", {"key": raw, "credits": 5})
@@ -314,8 +351,13 @@ def test_activity_merges_admin_events_credit_movements_and_calls_newest_first(gw
     a = report(gw, "/keys/activity", raw)
     kinds = [(e["source"], e["type"]) for e in a["events"]]
     assert kinds[0] == ("audit", "key.suspended")
-    for expected in [("usage", "tool.call"), ("ledger", "credits.topup"), ("ledger", "credits.initial"),
-                     ("audit", "key.created"), ("audit", "key.topup")]:
+    for expected in [
+        ("usage", "tool.call"),
+        ("ledger", "credits.topup"),
+        ("ledger", "credits.initial"),
+        ("audit", "key.created"),
+        ("audit", "key.topup"),
+    ]:
         assert expected in kinds
     assert ("ledger", "credits.deduction") not in kinds  # the call shows once, as usage
     stamps = [e["timestamp"] for e in a["events"]]
@@ -333,6 +375,7 @@ def test_bad_activity_parameters_are_400(gw: InProcessGateway, params: dict[str,
 
 # --- GET /tools/available -------------------------------------------------------------------------
 
+
 def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: InProcessGateway) -> None:
     raw = gw.create_key(1, deniedTools=["fail"])
     t = report(gw, "/tools/available", raw)
@@ -348,8 +391,11 @@ def test_tools_available_shows_acl_price_affordability_and_tool_windows(gw: InPr
 
 def test_tools_available_follows_the_groups_acl_and_price(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
-    group = post(gw, "/groups", {"name": f"g-{uuid.uuid4().hex[:8]}", "deniedTools": ["slow"],
-                                 "toolPricing": {"echo": {"creditsPerCall": 7}}}).json()
+    group = post(
+        gw,
+        "/groups",
+        {"name": f"g-{uuid.uuid4().hex[:8]}", "deniedTools": ["slow"], "toolPricing": {"echo": {"creditsPerCall": 7}}},
+    ).json()
     post(gw, "/groups/assign", {"key": raw, "groupId": group["id"]})
     tools = {row["tool"]: row for row in report(gw, "/tools/available", raw)["tools"]}
     assert tools["slow"]["accessible"] is False
@@ -368,6 +414,7 @@ def test_after_rotation_the_new_keys_reports_carry_the_history(gw: InProcessGate
 
 
 # --- persistence --------------------------------------------------------------------------------
+
 
 def test_usage_history_and_activity_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")

@@ -36,6 +36,7 @@ def no_secrets(text: str, *raw_keys: str) -> None:
 
 # --- GET /keys ----------------------------------------------------------------------------------
 
+
 def test_without_parameters_the_list_is_a_flat_array_of_masked_keys(gw: InProcessGateway) -> None:
     raw = gw.create_key(5, name="flat-one")
     resp = get(gw, "/keys")
@@ -64,15 +65,19 @@ def test_default_order_is_newest_first(gw: InProcessGateway) -> None:
     assert names(get(gw, "/keys", namespace=ns).json()) == ["newer", "older"]
 
 
-@pytest.mark.parametrize(("sort_by", "order", "expected"), [
-    ("credits", "desc", ["b", "c", "a"]),
-    ("credits", "asc", ["a", "c", "b"]),
-    ("name", "asc", ["a", "b", "c"]),
-    ("name", "desc", ["c", "b", "a"]),
-    ("createdAt", "asc", ["b", "a", "c"]),
-])
-def test_keys_sort_by_the_named_field_in_either_order(gw: InProcessGateway, sort_by: str, order: str,
-                                                       expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("sort_by", "order", "expected"),
+    [
+        ("credits", "desc", ["b", "c", "a"]),
+        ("credits", "asc", ["a", "c", "b"]),
+        ("name", "asc", ["a", "b", "c"]),
+        ("name", "desc", ["c", "b", "a"]),
+        ("createdAt", "asc", ["b", "a", "c"]),
+    ],
+)
+def test_keys_sort_by_the_named_field_in_either_order(
+    gw: InProcessGateway, sort_by: str, order: str, expected: list[str]
+) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [("b", 30), ("a", 10), ("c", 20)])
     assert names(get(gw, "/keys", namespace=ns, sortBy=sort_by, order=order).json()) == expected
@@ -90,8 +95,9 @@ def test_sorting_by_spend_and_calls_follows_real_usage(gw: InProcessGateway) -> 
 def test_credit_range_and_name_prefix_filter_inclusively_and_case_insensitively(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     make_keys(gw, ns, [("Prod-a", 100), ("prod-b", 500), ("prod-c", 1000), ("dev-a", 500)])
-    page = get(gw, "/keys", namespace=ns, minCredits=100, maxCredits=500, namePrefix="PROD-", sortBy="name",
-               order="asc").json()
+    page = get(
+        gw, "/keys", namespace=ns, minCredits=100, maxCredits=500, namePrefix="PROD-", sortBy="name", order="asc"
+    ).json()
     assert names(page) == ["Prod-a", "prod-b"] and page["total"] == 2
 
 
@@ -101,14 +107,14 @@ def test_status_filters_tell_active_suspended_revoked_and_expired_apart(gw: InPr
     gw.create_key(1, name="expired", namespace=ns, expiresIn=1)
     assert gw.client.post("/keys/suspend", json={"key": suspended}, headers=gw.admin()).status_code == 200
     assert gw.client.post("/keys/revoke", json={"key": revoked}, headers=gw.admin()).status_code == 200
-    wait_until(lambda: names(get(gw, "/keys", namespace=ns, status="expired").json()) == ["expired"],
-               what="the key to expire")
+    wait_until(
+        lambda: names(get(gw, "/keys", namespace=ns, status="expired").json()) == ["expired"], what="the key to expire"
+    )
     for status in ("active", "suspended", "revoked"):
         assert names(get(gw, "/keys", namespace=ns, status=status).json()) == [status]
     assert names(get(gw, "/keys", namespace=ns, active="false").json()) == ["revoked"]
     assert names(get(gw, "/keys", namespace=ns, suspended="true").json()) == ["suspended"]
-    assert sorted(names(get(gw, "/keys", namespace=ns, expired="false").json())) == ["active", "revoked",
-                                                                                       "suspended"]
+    assert sorted(names(get(gw, "/keys", namespace=ns, expired="false").json())) == ["active", "revoked", "suspended"]
 
 
 def test_group_filter_keeps_only_the_groups_keys(gw: InProcessGateway) -> None:
@@ -122,11 +128,24 @@ def test_group_filter_keeps_only_the_groups_keys(gw: InProcessGateway) -> None:
     assert names(get(gw, "/keys", namespace=ns, group=group_id).json()) == ["member"]
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"offset": -1}, {"sortBy": "secret"}, {"order": "up"},
-    {"status": "gone"}, {"active": "yes"}, {"minCredits": -1}, {"minCredits": 10, "maxCredits": 5},
-    {"maxCredits": "1.5"}, {"namePrefix": ""}, {"bogus": "1"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"sortBy": "secret"},
+        {"order": "up"},
+        {"status": "gone"},
+        {"active": "yes"},
+        {"minCredits": -1},
+        {"minCredits": 10, "maxCredits": 5},
+        {"maxCredits": "1.5"},
+        {"namePrefix": ""},
+        {"bogus": "1"},
+    ],
+)
 def test_a_bad_list_parameter_is_a_400_naming_the_problem(gw: InProcessGateway, params: dict[str, Any]) -> None:
     resp = get(gw, "/keys", **params)
     assert resp.status_code == 400, (params, resp.text)
@@ -139,6 +158,7 @@ def test_listing_needs_an_admin_key(gw: InProcessGateway) -> None:
 
 # --- GET /keys/stats ----------------------------------------------------------------------------
 
+
 def test_stats_count_each_key_once_by_status_and_sum_credits(gw: InProcessGateway) -> None:
     ns = fresh_namespace()
     a, b, c = make_keys(gw, ns, [("a", 100), ("b", 50), ("c", 10)])
@@ -147,9 +167,18 @@ def test_stats_count_each_key_once_by_status_and_sum_credits(gw: InProcessGatewa
     gw.client.post("/keys/revoke", json={"key": c}, headers=gw.admin())
     stats = get(gw, "/keys/stats", namespace=ns).json()
     assert stats == {
-        "total": 3, "active": 1, "suspended": 1, "expired": 0, "revoked": 1,
-        "totalCreditsAllocated": 160, "totalCreditsSpent": 1, "totalCreditsRemaining": 159, "totalCalls": 1,
-        "byNamespace": {ns: 3}, "byGroup": {}, "filteredByNamespace": ns,
+        "total": 3,
+        "active": 1,
+        "suspended": 1,
+        "expired": 0,
+        "revoked": 1,
+        "totalCreditsAllocated": 160,
+        "totalCreditsSpent": 1,
+        "totalCreditsRemaining": 159,
+        "totalCalls": 1,
+        "byNamespace": {ns: 3},
+        "byGroup": {},
+        "filteredByNamespace": ns,
     }
 
 
@@ -182,6 +211,7 @@ def test_bad_stats_parameters_are_400(gw: InProcessGateway, params: dict[str, An
 
 
 # --- GET /keys/compare --------------------------------------------------------------------------
+
 
 def test_compare_shows_keys_side_by_side_by_key_or_alias(gw: InProcessGateway) -> None:
     ns = fresh_namespace()

@@ -87,10 +87,18 @@ def test_each_change_publishes_an_event(gw: InProcessGateway) -> None:
     assert len(gw.events("maintenance.disabled")) == before_off + 1
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"enabled": "yes"}, {"enabled": 1}, {"enabled": True, "message": ""}, {"enabled": True, "message": "x" * 501},
-    {"enabled": True, "message": 5}, {"enabled": True, "why": "x"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"enabled": "yes"},
+        {"enabled": 1},
+        {"enabled": True, "message": ""},
+        {"enabled": True, "message": "x" * 501},
+        {"enabled": True, "message": 5},
+        {"enabled": True, "why": "x"},
+    ],
+)
 def test_bad_maintenance_requests_are_400_and_change_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     resp = gw.client.post("/maintenance", headers=gw.admin(), json=body)
     assert resp.status_code == 400, resp.text

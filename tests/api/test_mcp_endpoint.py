@@ -23,8 +23,12 @@ def test_malformed_json_is_a_parse_error(gw: InProcessGateway) -> None:
 
 
 def test_structurally_invalid_requests_are_invalid_request(gw: InProcessGateway) -> None:
-    for body in ({"id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 1, "method": 5},
-                 {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": "x"}, {"jsonrpc": "2.0"}):
+    for body in (
+        {"id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1, "method": 5},
+        {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": "x"},
+        {"jsonrpc": "2.0"},
+    ):
         resp = post_raw(gw, json.dumps(body).encode())
         assert resp.json()["error"]["code"] == -32600, body
 
@@ -63,8 +67,9 @@ def test_unknown_tools_are_rejected_without_charge(gw: InProcessGateway) -> None
 
 
 def test_initialize_issues_a_session_that_is_honoured_then_deleted(gw: InProcessGateway) -> None:
-    init = gw.rpc("initialize", {"protocolVersion": "2025-03-26", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}})
+    init = gw.rpc(
+        "initialize", {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
     session = init.headers["mcp-session-id"]
     assert init.json()["result"]["protocolVersion"] == "2025-03-26"
     assert init.json()["result"]["serverInfo"]["name"] == "paygate-test-echo"
@@ -86,9 +91,18 @@ def test_notifications_are_accepted_with_202(gw: InProcessGateway) -> None:
 
 def test_sse_response_when_the_client_only_accepts_event_streams(gw: InProcessGateway) -> None:
     raw = gw.create_key(2)
-    resp = post_raw(gw, json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-                                    "params": {"name": "add", "arguments": {"a": 2, "b": 2}}}).encode(),
-                    {"Accept": "text/event-stream", "X-API-Key": raw})
+    resp = post_raw(
+        gw,
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {"name": "add", "arguments": {"a": 2, "b": 2}},
+            }
+        ).encode(),
+        {"Accept": "text/event-stream", "X-API-Key": raw},
+    )
     assert resp.headers["content-type"].startswith("text/event-stream")
     data = [line[5:].strip() for line in resp.text.splitlines() if line.startswith("data:")]
     assert json.loads(data[0])["result"]["structuredContent"] == {"result": 4}
@@ -96,8 +110,9 @@ def test_sse_response_when_the_client_only_accepts_event_streams(gw: InProcessGa
 
 
 def test_get_opens_an_event_stream_for_a_session(gw: InProcessGateway) -> None:
-    session = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                    "clientInfo": {"name": "t", "version": "1"}}).headers["mcp-session-id"]
+    session = gw.rpc(
+        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    ).headers["mcp-session-id"]
     with gw.client.stream("GET", "/mcp", headers={"Accept": "text/event-stream", "Mcp-Session-Id": session}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         first = next(r.iter_lines())
@@ -130,9 +145,17 @@ def test_rate_and_credit_headers_on_mcp_responses(gw: InProcessGateway) -> None:
 def test_oversized_mcp_body_is_413(gw: InProcessGateway) -> None:
     raw = gw.create_key(4)
     resp = post_raw(
-        gw, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                        "params": {"name": "echo", "arguments": {"text": "x" * 1_100_000}}}).encode(),
-        {"X-API-Key": raw})
+        gw,
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "x" * 1_100_000}},
+            }
+        ).encode(),
+        {"X-API-Key": raw},
+    )
     assert resp.status_code == 413
     assert gw.balance(raw) == 4
 
@@ -142,9 +165,15 @@ def test_wrong_http_method_is_405(gw: InProcessGateway) -> None:
 
 
 def test_arguments_nested_too_deeply_to_price_are_invalid_params_and_cost_nothing(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"serverCommand": PYTHON, "serverArgs": [ECHO_SERVER],
-                                     "globalRateLimitPerMin": 0,
-                                     "toolPricing": {"echo": {"creditsPerCall": 1, "creditsPerKbInput": 1}}})
+    config = write_config(
+        tmp_path,
+        {
+            "serverCommand": PYTHON,
+            "serverArgs": [ECHO_SERVER],
+            "globalRateLimitPerMin": 0,
+            "toolPricing": {"echo": {"creditsPerCall": 1, "creditsPerKbInput": 1}},
+        },
+    )
     with running_inprocess_gateway("--config", config) as gw:
         key = gw.create_key(10)
         deep: dict[str, Any] = {"text": "x"}

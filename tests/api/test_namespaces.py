@@ -31,8 +31,14 @@ def test_namespaces_lists_key_counts_credits_and_spending_per_namespace(gw: InPr
     gw.call_tool("add", {"a": 1, "b": 1}, b)
     assert gw.client.post("/keys/revoke", json={"key": a2}, headers=gw.admin()).status_code == 200
     rows = namespaces(gw)
-    assert rows["ns-list-a"] == {"namespace": "ns-list-a", "keyCount": 2, "activeKeys": 1, "totalCredits": 9,
-                                 "totalSpent": 1, "totalCalls": 1}
+    assert rows["ns-list-a"] == {
+        "namespace": "ns-list-a",
+        "keyCount": 2,
+        "activeKeys": 1,
+        "totalCredits": 9,
+        "totalSpent": 1,
+        "totalCalls": 1,
+    }
     assert rows["ns-list-b"]["totalCredits"] == 6 and rows["ns-list-b"]["totalSpent"] == 1
     names = list(rows)
     assert names == sorted(names) and "default" in names

@@ -36,15 +36,29 @@ def assign(gw: InProcessGateway, key: str, plan: str | None) -> Any:
 
 def test_a_plan_is_created_with_defaults_and_listed(gw: InProcessGateway) -> None:
     name = unique("pro")
-    resp = gw.client.post("/admin/plans", headers=gw.admin(), json={
-        "name": name, "description": "Pro tier", "rateLimitPerMin": 120, "creditMultiplier": 1.5,
-        "quota": {"dailyCallLimit": 1000}, "allowedTools": ["echo", "add"], "deniedTools": ["fail"]})
+    resp = gw.client.post(
+        "/admin/plans",
+        headers=gw.admin(),
+        json={
+            "name": name,
+            "description": "Pro tier",
+            "rateLimitPerMin": 120,
+            "creditMultiplier": 1.5,
+            "quota": {"dailyCallLimit": 1000},
+            "allowedTools": ["echo", "add"],
+            "deniedTools": ["fail"],
+        },
+    )
     assert resp.status_code == 201, resp.text
     plan = resp.json()
     assert plan["name"] == name and plan["description"] == "Pro tier" and plan["rateLimitPerMin"] == 120
     assert plan["creditMultiplier"] == 1.5 and plan["keyCount"] == 0
-    assert plan["quota"] == {"dailyCallLimit": 1000, "monthlyCallLimit": 0, "dailyCreditLimit": 0,
-                             "monthlyCreditLimit": 0}
+    assert plan["quota"] == {
+        "dailyCallLimit": 1000,
+        "monthlyCallLimit": 0,
+        "dailyCreditLimit": 0,
+        "monthlyCreditLimit": 0,
+    }
     assert plan["allowedTools"] == ["echo", "add"] and plan["deniedTools"] == ["fail"]
     assert plan["createdAt"].endswith("Z") and plan["updatedAt"] == plan["createdAt"]
     assert plans(gw)[name] == plan
@@ -64,13 +78,29 @@ def test_posting_an_existing_plan_updates_only_the_given_fields(gw: InProcessGat
     assert event["data"] == {"plan": plan["name"], "fields": ["rateLimitPerMin"]}
 
 
-@pytest.mark.parametrize("fields", [
-    {"name": "bad name"}, {"name": ""}, {"name": "x" * 65}, {"creditMultiplier": 0}, {"creditMultiplier": -1},
-    {"creditMultiplier": 100.5}, {"creditMultiplier": 1.23456}, {"creditMultiplier": "abc"},
-    {"creditMultiplier": "NaN"}, {"creditMultiplier": True}, {"rateLimitPerMin": -1}, {"rateLimitPerMin": "5"},
-    {"quota": {"dailyCallLimit": -1}}, {"quota": {"weeklyCallLimit": 3}}, {"allowedTools": "echo"},
-    {"deniedTools": [""]}, {"description": "x" * 501}, {"surprise": 1},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "bad name"},
+        {"name": ""},
+        {"name": "x" * 65},
+        {"creditMultiplier": 0},
+        {"creditMultiplier": -1},
+        {"creditMultiplier": 100.5},
+        {"creditMultiplier": 1.23456},
+        {"creditMultiplier": "abc"},
+        {"creditMultiplier": "NaN"},
+        {"creditMultiplier": True},
+        {"rateLimitPerMin": -1},
+        {"rateLimitPerMin": "5"},
+        {"quota": {"dailyCallLimit": -1}},
+        {"quota": {"weeklyCallLimit": 3}},
+        {"allowedTools": "echo"},
+        {"deniedTools": [""]},
+        {"description": "x" * 501},
+        {"surprise": 1},
+    ],
+)
 def test_bad_plan_requests_are_400_and_change_nothing(gw: InProcessGateway, fields: dict[str, Any]) -> None:
     existing = make_plan(gw, rateLimitPerMin=7)
     before = plans(gw)
@@ -111,11 +141,17 @@ def test_a_plan_can_be_assigned_through_the_key_alias(gw: InProcessGateway) -> N
     assert plans(gw)[plan["name"]]["keyCount"] == 1
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"key": "pg_nosuchkey000000000000", "plan": "PLAN"}, 404), ({"key": "KEY", "plan": "no-such-plan"}, 404),
-    ({"key": "KEY"}, 400), ({"key": "KEY", "plan": "bad name"}, 400), ({"plan": "PLAN"}, 400),
-    ({"key": "KEY", "plan": 3}, 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"key": "pg_nosuchkey000000000000", "plan": "PLAN"}, 404),
+        ({"key": "KEY", "plan": "no-such-plan"}, 404),
+        ({"key": "KEY"}, 400),
+        ({"key": "KEY", "plan": "bad name"}, 400),
+        ({"plan": "PLAN"}, 400),
+        ({"key": "KEY", "plan": 3}, 400),
+    ],
+)
 def test_bad_assignments_change_nothing(gw: InProcessGateway, body: dict[str, Any], status: int) -> None:
     plan = make_plan(gw)
     key = gw.create_key(5)
@@ -147,8 +183,9 @@ def test_a_plan_in_use_cannot_be_deleted_until_its_keys_move(gw: InProcessGatewa
 
 
 @pytest.mark.parametrize(("params", "status"), [({"name": "no-such-plan"}, 404), ({}, 400), ({"name": ""}, 400)])
-def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(gw: InProcessGateway, params: dict[str, str],
-                                                                    status: int) -> None:
+def test_deleting_an_unknown_plan_or_without_a_name_changes_nothing(
+    gw: InProcessGateway, params: dict[str, str], status: int
+) -> None:
     before = plans(gw)
     assert gw.client.delete("/admin/plans", params=params, headers=gw.admin()).status_code == status
     assert plans(gw) == before

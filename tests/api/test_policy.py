@@ -58,6 +58,7 @@ VALID: dict[str, dict[str, Any]] = {
 
 # --- ACL --------------------------------------------------------------------------------------------
 
+
 def test_acl_sets_both_lists_and_the_gate_enforces_them(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/keys/acl", {"key": raw, "allowedTools": ["echo", "add", "echo"], "deniedTools": ["add"]})
@@ -79,12 +80,21 @@ def test_acl_leaves_a_list_it_was_not_given_unchanged_and_an_empty_list_clears(g
     assert "result" in gw.call_tool("big_output", {"kilobytes": 1}, raw)
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"allowedTools": ["echo"]}, {"key": "K"}, {"key": "K", "allowedTools": "echo"},
-    {"key": "K", "allowedTools": [""]}, {"key": "K", "allowedTools": [1]}, {"key": "K", "deniedTools": None},
-    {"key": "K", "allowedTools": ["t"] * 1001}, {"key": "K", "allowedTools": ["x" * 201]},
-    {"key": "K", "allowedTools": ["echo"], "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"allowedTools": ["echo"]},
+        {"key": "K"},
+        {"key": "K", "allowedTools": "echo"},
+        {"key": "K", "allowedTools": [""]},
+        {"key": "K", "allowedTools": [1]},
+        {"key": "K", "deniedTools": None},
+        {"key": "K", "allowedTools": ["t"] * 1001},
+        {"key": "K", "allowedTools": ["x" * 201]},
+        {"key": "K", "allowedTools": ["echo"], "extra": 1},
+    ],
+)
 def test_acl_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, allowedTools=["echo"])
     if body.get("key") == "K":
@@ -96,6 +106,7 @@ def test_acl_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: d
 
 
 # --- cross-cutting: unknown keys, aliases, revoked keys -------------------------------------------
+
 
 @pytest.mark.parametrize("path", [*VALID, "/keys/resume"])
 def test_policy_endpoints_answer_404_for_an_unknown_key(gw: InProcessGateway, path: str) -> None:
@@ -141,6 +152,7 @@ def test_policy_endpoints_refuse_a_revoked_key_with_409(gw: InProcessGateway, pa
 
 # --- expiry -----------------------------------------------------------------------------------------
 
+
 def test_expiry_in_seconds_denies_the_key_once_it_passes_and_removing_it_revives_the_key(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     # 3 s, not 1: the call below must land before expiry even on a loaded machine
@@ -165,11 +177,22 @@ def test_expiry_at_a_date_is_stored_as_given(gw: InProcessGateway) -> None:
     assert view(gw, raw)["expiresAt"] == when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-@pytest.mark.parametrize("extra", [
-    {}, {"expiresIn": 60, "expiresAt": None}, {"expiresIn": 0}, {"expiresIn": -5}, {"expiresIn": "60"},
-    {"expiresIn": None}, {"expiresIn": 11 * 365 * 86400}, {"expiresAt": "2000-01-01T00:00:00Z"},
-    {"expiresAt": "2999-01-01T00:00:00"}, {"expiresAt": "tomorrow"}, {"expiresAt": 123},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"expiresIn": 60, "expiresAt": None},
+        {"expiresIn": 0},
+        {"expiresIn": -5},
+        {"expiresIn": "60"},
+        {"expiresIn": None},
+        {"expiresIn": 11 * 365 * 86400},
+        {"expiresAt": "2000-01-01T00:00:00Z"},
+        {"expiresAt": "2999-01-01T00:00:00"},
+        {"expiresAt": "tomorrow"},
+        {"expiresAt": 123},
+    ],
+)
 def test_expiry_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, extra: dict[str, Any]) -> None:
     raw = gw.create_key(10, expiresIn=3600)
     before = view(gw, raw)["expiresAt"]
@@ -179,6 +202,7 @@ def test_expiry_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, extr
 
 
 # --- suspension -------------------------------------------------------------------------------------
+
 
 def test_a_suspended_key_is_denied_at_the_gate_while_admin_operations_still_work(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
@@ -212,6 +236,7 @@ def test_suspend_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, bod
 
 # --- spending limits --------------------------------------------------------------------------------
 
+
 def test_a_spending_limit_caps_what_the_key_can_spend_and_zero_removes_it(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
     resp = post(gw, "/limits", {"key": raw, "spendingLimit": 2})
@@ -227,8 +252,17 @@ def test_a_spending_limit_caps_what_the_key_can_spend_and_zero_removes_it(gw: In
     assert limits == [2, None]
 
 
-@pytest.mark.parametrize("body", [{}, {"spendingLimit": -1}, {"spendingLimit": "5"}, {"spendingLimit": 1.5},
-                                  {"spendingLimit": 10**16}, {"spendingLimit": None}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"spendingLimit": -1},
+        {"spendingLimit": "5"},
+        {"spendingLimit": 1.5},
+        {"spendingLimit": 10**16},
+        {"spendingLimit": None},
+    ],
+)
 def test_limits_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, spendingLimit=7)
     assert post(gw, "/limits", {"key": raw, **body}).status_code == 400
@@ -236,6 +270,7 @@ def test_limits_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body
 
 
 # --- quotas -----------------------------------------------------------------------------------------
+
 
 def test_quota_sets_named_limits_keeps_the_others_and_remove_drops_the_key_quota(gw: InProcessGateway) -> None:
     raw = gw.create_key(10, quota={"dailyCallLimit": 10, "monthlyCallLimit": 200})
@@ -256,10 +291,20 @@ def test_a_key_call_quota_is_enforced_at_the_gate(gw: InProcessGateway) -> None:
     assert denial(gw.call_tool("echo", {"text": "x"}, raw)) == "quota_exceeded"
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"remove": False}, {"remove": True, "dailyCallLimit": 3}, {"dailyCallLimit": -1}, {"dailyCallLimit": "3"},
-    {"dailyCallLimit": None}, {"weeklyCallLimit": 3}, {"monthlyCreditLimit": 10**13}, {"remove": "yes"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"remove": False},
+        {"remove": True, "dailyCallLimit": 3},
+        {"dailyCallLimit": -1},
+        {"dailyCallLimit": "3"},
+        {"dailyCallLimit": None},
+        {"weeklyCallLimit": 3},
+        {"monthlyCreditLimit": 10**13},
+        {"remove": "yes"},
+    ],
+)
 def test_quota_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10, quota={"dailyCallLimit": 4})
     before = view(gw, raw)["quota"]
@@ -268,6 +313,7 @@ def test_quota_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body:
 
 
 # --- IP allowlists ----------------------------------------------------------------------------------
+
 
 def test_ip_allowlist_is_normalised_deduplicated_and_replaced(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
@@ -290,8 +336,19 @@ def test_an_ip_allowlist_that_excludes_the_caller_denies_and_one_that_includes_i
     assert "result" in gw.call_tool("echo", {"text": "x"}, raw)
 
 
-@pytest.mark.parametrize("ips", [["10.0.0.300"], ["not-an-ip"], [""], ["10.0.0.0/33"], "10.0.0.1", [10],
-                                 ["10.0.0.1", "nope"], [f"10.0.{i // 256}.{i % 256}" for i in range(101)]])
+@pytest.mark.parametrize(
+    "ips",
+    [
+        ["10.0.0.300"],
+        ["not-an-ip"],
+        [""],
+        ["10.0.0.0/33"],
+        "10.0.0.1",
+        [10],
+        ["10.0.0.1", "nope"],
+        [f"10.0.{i // 256}.{i % 256}" for i in range(101)],
+    ],
+)
 def test_ip_allowlist_rejects_bad_entries_and_changes_nothing(gw: InProcessGateway, ips: Any) -> None:
     raw = gw.create_key(10, ipAllowlist=["127.0.0.1"])
     resp = post(gw, "/keys/ip", {"key": raw, "ips": ips})
@@ -300,6 +357,7 @@ def test_ip_allowlist_rejects_bad_entries_and_changes_nothing(gw: InProcessGatew
 
 
 # --- countries --------------------------------------------------------------------------------------
+
 
 def test_geo_lists_are_stored_upper_case_read_back_and_cleared(gw: InProcessGateway) -> None:
     raw = gw.create_key(10)
@@ -314,9 +372,18 @@ def test_geo_lists_are_stored_upper_case_read_back_and_cleared(gw: InProcessGate
     assert [e["data"]["allowedCountries"] for e in events] == [["US", "GB"], ["US", "GB"], []]
 
 
-@pytest.mark.parametrize("body", [{}, {"allowedCountries": ["USA"]}, {"allowedCountries": ["1A"]},
-                                  {"deniedCountries": [""]}, {"allowedCountries": "US"},
-                                  {"allowedCountries": ["ÄÖ"]}, {"allowedCountries": ["US"], "countries": []}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"allowedCountries": ["USA"]},
+        {"allowedCountries": ["1A"]},
+        {"deniedCountries": [""]},
+        {"allowedCountries": "US"},
+        {"allowedCountries": ["ÄÖ"]},
+        {"allowedCountries": ["US"], "countries": []},
+    ],
+)
 def test_geo_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(10)
     assert post(gw, "/keys/geo", {"key": raw, "allowedCountries": ["FR"]}).status_code == 200
@@ -331,14 +398,17 @@ def test_geo_query_without_a_key_is_a_400(gw: InProcessGateway) -> None:
 
 # --- persistence ------------------------------------------------------------------------------------
 
+
 def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         raw = gw.create_key(10)
         settings: list[tuple[str, dict[str, Any]]] = [
             ("/keys/acl", {"allowedTools": ["echo"], "deniedTools": ["fail"]}),
-            ("/keys/expiry", {"expiresIn": 3600}), ("/keys/suspend", {"reason": "r"}),
-            ("/limits", {"spendingLimit": 9}), ("/keys/quota", {"monthlyCallLimit": 8}),
+            ("/keys/expiry", {"expiresIn": 3600}),
+            ("/keys/suspend", {"reason": "r"}),
+            ("/limits", {"spendingLimit": 9}),
+            ("/keys/quota", {"monthlyCallLimit": 8}),
             ("/keys/ip", {"ips": ["10.1.0.0/16"]}),
             ("/keys/geo", {"allowedCountries": ["de"], "deniedCountries": ["fr"]}),
         ]
@@ -355,6 +425,7 @@ def test_every_policy_setting_survives_a_restart(tmp_path: Path) -> None:
 
 
 # --- roles ------------------------------------------------------------------------------------------
+
 
 def test_a_viewer_admin_key_reads_policy_views_but_cannot_change_policy(gw: InProcessGateway) -> None:
     resp = post(gw, "/admin/keys", {"name": "policy-viewer", "role": "viewer"})

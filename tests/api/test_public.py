@@ -9,9 +9,22 @@ import pytest
 from tests.inprocess import InProcessGateway
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/info", "/pricing", "/.well-known/mcp-payment",
-                                  "/.well-known/mcp.json", "/metrics", "/robots.txt", "/", "/openapi.json",
-                                  "/docs"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/health",
+        "/ready",
+        "/info",
+        "/pricing",
+        "/.well-known/mcp-payment",
+        "/.well-known/mcp.json",
+        "/metrics",
+        "/robots.txt",
+        "/",
+        "/openapi.json",
+        "/docs",
+    ],
+)
 def test_public_endpoints_answer_without_auth(gw: InProcessGateway, path: str) -> None:
     resp = gw.client.get(path)
     assert resp.status_code == 200, resp.text
@@ -35,9 +48,25 @@ def test_health_and_ready_report_a_live_backend(gw: InProcessGateway) -> None:
 
 def test_pricing_comes_from_the_backends_tool_list(gw: InProcessGateway) -> None:
     tools = {t["name"] for t in gw.client.get("/pricing").json()["tools"]}
-    assert {"echo", "add", "fail", "big_output", "slow", "slow_calls", "crash", "announce", "grow", "meet",
-            "progress", "ask_llm", "ask_user", "client_roots", "progress_then_crash",
-            "progress_slowly", "grow_quietly"} == tools
+    assert {
+        "echo",
+        "add",
+        "fail",
+        "big_output",
+        "slow",
+        "slow_calls",
+        "crash",
+        "announce",
+        "grow",
+        "meet",
+        "progress",
+        "ask_llm",
+        "ask_user",
+        "client_roots",
+        "progress_then_crash",
+        "progress_slowly",
+        "grow_quietly",
+    } == tools
 
 
 def test_discovery_documents(gw: InProcessGateway) -> None:
@@ -76,12 +105,24 @@ def test_metrics_expose_every_reference_family_and_the_event_bus(gw: InProcessGa
     gw.call_tool("fail", {}, raw)
     text = gw.client.get("/metrics").text
     families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
-    assert {"paygate_tool_calls_total", "paygate_credits_charged_total", "paygate_denials_total",
-            "paygate_rate_limit_hits_total", "paygate_refunds_total", "paygate_http_requests_total",
-            "paygate_active_keys_total", "paygate_active_sessions_total", "paygate_total_credits_available",
-            "paygate_uptime_seconds", "paygate_backend_up", "paygate_webhook_deliveries_total",
-            "paygate_webhook_queue_depth", "paygate_webhook_dead_letters", "paygate_events_published_total",
-            "paygate_event_queue_depth"} <= families, families
+    assert {
+        "paygate_tool_calls_total",
+        "paygate_credits_charged_total",
+        "paygate_denials_total",
+        "paygate_rate_limit_hits_total",
+        "paygate_refunds_total",
+        "paygate_http_requests_total",
+        "paygate_active_keys_total",
+        "paygate_active_sessions_total",
+        "paygate_total_credits_available",
+        "paygate_uptime_seconds",
+        "paygate_backend_up",
+        "paygate_webhook_deliveries_total",
+        "paygate_webhook_queue_depth",
+        "paygate_webhook_dead_letters",
+        "paygate_events_published_total",
+        "paygate_event_queue_depth",
+    } <= families, families
     published = float(re.search(r"^paygate_events_published_total (\S+)$", text, re.M).group(1))
     assert published >= 3  # key.created and two gate events at least
     assert re.search(r'paygate_credits_charged_total\{tool="add"\} [1-9]', text)

@@ -18,10 +18,19 @@ from tests.support import ECHO_COMMAND, masked, write_config
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def call(gw: InProcessGateway, raw: str, tool: str = "echo", args: dict[str, Any] | None = None,
-         request_id: str | None = None) -> httpx.Response:
-    resp = gw.rpc("tools/call", {"name": tool, "arguments": args if args is not None else {"text": "hi"}},
-                  key=raw, headers={"X-Request-Id": request_id} if request_id else None)
+def call(
+    gw: InProcessGateway,
+    raw: str,
+    tool: str = "echo",
+    args: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> httpx.Response:
+    resp = gw.rpc(
+        "tools/call",
+        {"name": tool, "arguments": args if args is not None else {"text": "hi"}},
+        key=raw,
+        headers={"X-Request-Id": request_id} if request_id else None,
+    )
     assert resp.status_code == 200, resp.text
     return resp
 
@@ -45,14 +54,26 @@ def test_allowed_and_denied_calls_appear_newest_first_with_the_callers_request_i
     body = requests_of(gw, key=masked(raw))
     assert body["total"] == 2 and body["offset"] == 0 and body["limit"] == 100
     newest, oldest = body["requests"]
-    assert newest == {"id": newest["id"], "timestamp": newest["timestamp"], "tool": "echo", "key": masked(raw),
-                      "status": "denied", "credits": 0, "durationMs": newest["durationMs"],
-                      "denyReason": "insufficient_credits", "requestId": "client-chosen-id.1"}
+    assert newest == {
+        "id": newest["id"],
+        "timestamp": newest["timestamp"],
+        "tool": "echo",
+        "key": masked(raw),
+        "status": "denied",
+        "credits": 0,
+        "durationMs": newest["durationMs"],
+        "denyReason": "insufficient_credits",
+        "requestId": "client-chosen-id.1",
+    }
     assert oldest["status"] == "allowed" and oldest["credits"] == 1 and "denyReason" not in oldest
     assert oldest["requestId"] == ok.headers["x-request-id"] and newest["id"] > oldest["id"]
     assert oldest["timestamp"] <= newest["timestamp"] and oldest["timestamp"].endswith("Z")
-    assert body["summary"] == {"totalAllowed": 1, "totalDenied": 1, "totalCredits": 1,
-                               "avgDurationMs": body["summary"]["avgDurationMs"]}
+    assert body["summary"] == {
+        "totalAllowed": 1,
+        "totalDenied": 1,
+        "totalCredits": 1,
+        "avgDurationMs": body["summary"]["avgDurationMs"],
+    }
     assert raw not in gw.client.get("/requests", headers=gw.admin(), params={"limit": 1000}).text
 
 
@@ -67,7 +88,12 @@ def test_filters_pagination_and_a_summary_over_every_match(gw: InProcessGateway)
     mine = masked(raw)
 
     assert [r["requestId"] for r in requests_of(gw, key=mine)["requests"]] == [
-        "page-denied", "page-add", "page-2", "page-1", "page-0"]
+        "page-denied",
+        "page-add",
+        "page-2",
+        "page-1",
+        "page-0",
+    ]
     assert requests_of(gw, key=mine[:7])["total"] >= 5  # partial match on the masked key
     assert requests_of(gw, key=mine.replace("…", "..."))["total"] == 5
     assert [r["requestId"] for r in requests_of(gw, key=mine, tool="add")["requests"]] == ["page-add"]
@@ -82,8 +108,12 @@ def test_filters_pagination_and_a_summary_over_every_match(gw: InProcessGateway)
     page = requests_of(gw, key=mine, limit=2, offset=1)
     assert [r["requestId"] for r in page["requests"]] == ["page-add", "page-2"]
     assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
-    assert page["summary"] == {"totalAllowed": 4, "totalDenied": 1, "totalCredits": 4,
-                               "avgDurationMs": page["summary"]["avgDurationMs"]}
+    assert page["summary"] == {
+        "totalAllowed": 4,
+        "totalDenied": 1,
+        "totalCredits": 4,
+        "avgDurationMs": page["summary"]["avgDurationMs"],
+    }
     assert requests_of(gw, key=mine, offset=5)["requests"] == []
 
 
@@ -102,8 +132,17 @@ def test_export_holds_every_match_oldest_first_as_json_or_formula_safe_csv(gw: I
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
     assert resp.headers["content-disposition"].endswith('.csv"')
     rows = list(csv.DictReader(io.StringIO(resp.text)))
-    assert list(rows[0]) == ["id", "timestamp", "tool", "key", "status", "credits", "durationMs", "denyReason",
-                             "requestId"]
+    assert list(rows[0]) == [
+        "id",
+        "timestamp",
+        "tool",
+        "key",
+        "status",
+        "credits",
+        "durationMs",
+        "denyReason",
+        "requestId",
+    ]
     assert [r["requestId"] for r in rows] == ["'=export+0", "'=export+1", "'=export+2"]
     assert rows[0]["key"] == masked(raw) and rows[0]["status"] == "allowed" and rows[0]["denyReason"] == ""
     assert all(not cell.startswith(FORMULA_STARTS) for r in rows for cell in r.values())
@@ -131,17 +170,31 @@ def test_tool_stats_overview_and_one_tools_detail(gw: InProcessGateway) -> None:
     view = gw.client.get("/tools/stats", headers=gw.admin(), params={"since": since}).json()
     assert view["totalTools"] == 2 and view["totalCalls"] == 7
     echo, add = view["tools"]
-    assert echo == {"tool": "echo", "totalCalls": 6, "allowed": 4, "denied": 2, "successRate": 66.7,
-                    "totalCredits": 4, "avgDurationMs": echo["avgDurationMs"]}
+    assert echo == {
+        "tool": "echo",
+        "totalCalls": 6,
+        "allowed": 4,
+        "denied": 2,
+        "successRate": 66.7,
+        "totalCredits": 4,
+        "avgDurationMs": echo["avgDurationMs"],
+    }
     assert add["tool"] == "add" and add["totalCalls"] == 1 and add["successRate"] == 100.0
 
     detail = gw.client.get("/tools/stats", headers=gw.admin(), params={"since": since, "tool": "echo"}).json()
     assert {k: detail[k] for k in ("tool", "totalCalls", "allowed", "denied", "totalCredits")} == {
-        "tool": "echo", "totalCalls": 6, "allowed": 4, "denied": 2, "totalCredits": 4}
+        "tool": "echo",
+        "totalCalls": 6,
+        "allowed": 4,
+        "denied": 2,
+        "totalCredits": 4,
+    }
     assert detail["p95DurationMs"] >= detail["avgDurationMs"] > 0
     assert detail["denyReasons"] == {"insufficient_credits": 1, "invalid_api_key": 1}
-    assert detail["topConsumers"] == [{"key": masked(rich), "calls": 3, "credits": 3},
-                                      {"key": masked(poor), "calls": 2, "credits": 1}]
+    assert detail["topConsumers"] == [
+        {"key": masked(rich), "calls": 3, "credits": 3},
+        {"key": masked(poor), "calls": 2, "credits": 1},
+    ]
 
     unknown = gw.client.get("/tools/stats", headers=gw.admin(), params={"tool": "no_such_tool"})
     assert unknown.status_code == 200
@@ -150,16 +203,28 @@ def test_tool_stats_overview_and_one_tools_detail(gw: InProcessGateway) -> None:
     assert overall["totalCalls"] >= 7 and overall["tools"][0]["totalCalls"] >= overall["tools"][-1]["totalCalls"]
 
 
-@pytest.mark.parametrize(("path", "params"), [
-    ("/requests", {"limit": "0"}), ("/requests", {"limit": "1001"}), ("/requests", {"offset": "-1"}),
-    ("/requests", {"offset": "x"}), ("/requests", {"status": "maybe"}), ("/requests", {"since": "yesterday"}),
-    ("/requests", {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}), ("/requests", {"key": ""}),
-    ("/requests", {"tool": "x" * 201}), ("/requests/export", {"format": "xml"}),
-    ("/requests/export", {"until": "later"}), ("/requests/export", {"status": "ok"}),
-    ("/tools/stats", {"since": "nope"}), ("/tools/stats", {"tool": ""}),
-])
-def test_bad_query_parameters_are_400_and_change_nothing(gw: InProcessGateway, path: str,
-                                                         params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/requests", {"limit": "0"}),
+        ("/requests", {"limit": "1001"}),
+        ("/requests", {"offset": "-1"}),
+        ("/requests", {"offset": "x"}),
+        ("/requests", {"status": "maybe"}),
+        ("/requests", {"since": "yesterday"}),
+        ("/requests", {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}),
+        ("/requests", {"key": ""}),
+        ("/requests", {"tool": "x" * 201}),
+        ("/requests/export", {"format": "xml"}),
+        ("/requests/export", {"until": "later"}),
+        ("/requests/export", {"status": "ok"}),
+        ("/tools/stats", {"since": "nope"}),
+        ("/tools/stats", {"tool": ""}),
+    ],
+)
+def test_bad_query_parameters_are_400_and_change_nothing(
+    gw: InProcessGateway, path: str, params: dict[str, str]
+) -> None:
     before = requests_of(gw, limit=1000)
     resp = gw.client.get(path, headers=gw.admin(), params=params)
     assert resp.status_code == 400, resp.text
@@ -168,8 +233,11 @@ def test_bad_query_parameters_are_400_and_change_nothing(gw: InProcessGateway, p
 
 
 def test_admins_of_any_role_may_read_and_others_may_not(gw: InProcessGateway) -> None:
-    viewer = {"X-Admin-Key": gw.client.post("/admin/keys", headers=gw.admin(),
-                                            json={"name": "watcher", "role": "viewer"}).json()["key"]}
+    viewer = {
+        "X-Admin-Key": gw.client.post(
+            "/admin/keys", headers=gw.admin(), json={"name": "watcher", "role": "viewer"}
+        ).json()["key"]
+    }
     raw = gw.create_key(5)
     for path in ("/requests", "/requests/export", "/tools/stats"):
         assert gw.client.get(path, headers=viewer).status_code == 200, path
@@ -184,15 +252,17 @@ def test_the_log_survives_a_restart_when_calls_are_audited(tmp_path: Path) -> No
     state_file = str(tmp_path / "s.db")
     admin = "admin_requests_restart_0123456789abcdef"
     config = write_config(tmp_path, {"auditGateEvents": True})
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config,
-                         state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway(
+        "--server", ECHO_COMMAND, "--config", config, state_file=state_file, admin_key=admin
+    ) as gw:
         raw = gw.create_key(1)
         call(gw, raw, request_id="before-restart-1")
         call(gw, raw, request_id="before-restart-2")
         first = requests_of(gw, key=masked(raw))
         assert first["total"] == 2
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", config,
-                         state_file=state_file, admin_key=admin) as gw:
+    with running_inprocess_gateway(
+        "--server", ECHO_COMMAND, "--config", config, state_file=state_file, admin_key=admin
+    ) as gw:
         assert requests_of(gw, key=masked(raw)) == first
         gw.client.post("/topup", headers=gw.admin(), json={"key": raw, "credits": 1})
         call(gw, raw, request_id="after-restart")

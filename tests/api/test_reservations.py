@@ -20,8 +20,9 @@ from tests.support import ECHO_COMMAND, masked
 def new_key(gw: InProcessGateway, credits: int, **fields: Any) -> str:
     """A key with chosen fields (alias, suspended …), made through POST /keys/import with a raw key."""
     raw = "pg_" + secrets.token_hex(24)
-    resp = gw.client.post("/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": credits,
-                                                                                **fields}]})
+    resp = gw.client.post(
+        "/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": credits, **fields}]}
+    )
     assert resp.status_code == 200 and resp.json()["imported"] == 1, resp.text
     return raw
 
@@ -38,11 +39,12 @@ def listed(gw: InProcessGateway, key: str) -> list[dict[str, Any]]:
     return list(resp.json()["reservations"])
 
 
-
-
 def spent(gw: InProcessGateway, raw: str) -> int:
-    return int(next(k for k in gw.client.get("/keys", headers=gw.admin()).json()
-                    if k["keyMasked"] == masked(raw))["totalSpent"])
+    return int(
+        next(k for k in gw.client.get("/keys", headers=gw.admin()).json() if k["keyMasked"] == masked(raw))[
+            "totalSpent"
+        ]
+    )
 
 
 def test_reserving_takes_the_credits_out_of_the_balance_and_lists_the_hold(gw: InProcessGateway) -> None:
@@ -84,12 +86,14 @@ def test_releasing_gives_the_whole_hold_back(gw: InProcessGateway) -> None:
     resp = gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": rid})
     assert resp.status_code == 200, resp.text
     assert resp.json()["released"] == 40 and gw.balance(raw) == 100 and spent(gw, raw) == 0
-    assert any(e["data"]["reservationId"] == rid and e["data"]["reason"] == "released"
-               for e in gw.events("credits.released"))
+    assert any(
+        e["data"]["reservationId"] == rid and e["data"]["reason"] == "released" for e in gw.events("credits.released")
+    )
 
 
-@pytest.mark.parametrize(("first", "second"), [("commit", "commit"), ("commit", "release"),
-                                               ("release", "release"), ("release", "commit")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("commit", "commit"), ("commit", "release"), ("release", "release"), ("release", "commit")]
+)
 def test_a_settled_reservation_cannot_be_settled_again(gw: InProcessGateway, first: str, second: str) -> None:
     raw = new_key(gw, 100)
     rid = reserve(gw, raw, 40)["id"]
@@ -107,11 +111,21 @@ def test_reserving_more_than_the_balance_is_a_402_that_holds_nothing(gw: InProce
     assert gw.balance(raw) == 10 and listed(gw, raw) == []
 
 
-@pytest.mark.parametrize("body", [
-    {"credits": 0}, {"credits": -5}, {"credits": "5"}, {"credits": 1.5}, {"credits": 5, "ttlSeconds": 9},
-    {"credits": 5, "ttlSeconds": 3601}, {"credits": 5, "memo": "x" * 501}, {"credits": 5, "surprise": 1},
-    {"credits": 5, "key": ""}, {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"credits": 0},
+        {"credits": -5},
+        {"credits": "5"},
+        {"credits": 1.5},
+        {"credits": 5, "ttlSeconds": 9},
+        {"credits": 5, "ttlSeconds": 3601},
+        {"credits": 5, "memo": "x" * 501},
+        {"credits": 5, "surprise": 1},
+        {"credits": 5, "key": ""},
+        {},
+    ],
+)
 def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = new_key(gw, 50)
     resp = gw.client.post("/keys/reserve", headers=gw.admin(), json={"key": raw, **body})
@@ -120,8 +134,16 @@ def test_bad_reserve_input_is_a_400_that_holds_nothing(gw: InProcessGateway, bod
     assert gw.balance(raw) == 50 and listed(gw, raw) == []
 
 
-@pytest.mark.parametrize("body", [{"reservationId": "nope"}, {"reservationId": ""}, {},
-                                  {"reservationId": "rsv_x", "credits": -1}, {"reservationId": 5}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reservationId": "nope"},
+        {"reservationId": ""},
+        {},
+        {"reservationId": "rsv_x", "credits": -1},
+        {"reservationId": 5},
+    ],
+)
 def test_bad_commit_input_is_a_400(gw: InProcessGateway, body: dict[str, Any]) -> None:
     assert gw.client.post("/keys/reserve/commit", headers=gw.admin(), json=body).status_code == 400
 
@@ -182,8 +204,10 @@ def test_a_hold_whose_ttl_runs_out_is_released_by_the_timer(gw: InProcessGateway
     gw.tick(time.time() + 11)  # the clock past the TTL: the background timer releases the hold
     assert gw.balance(raw) == 100
     assert listed(gw, raw) == []
-    assert any(e["data"]["reservationId"] == rid and e["data"]["reason"] == "expired" and e["actor"] == "system"
-               for e in gw.events("credits.released"))
+    assert any(
+        e["data"]["reservationId"] == rid and e["data"]["reason"] == "expired" and e["actor"] == "system"
+        for e in gw.events("credits.released")
+    )
     resp = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": rid})
     assert resp.status_code == 409 and "expired" in resp.json()["error"]
 
@@ -194,15 +218,18 @@ def test_reservations_survive_a_restart(tmp_path: Path) -> None:
         raw = new_key(gw, 100)
         kept = reserve(gw, raw, 30, ttlSeconds=3600)["id"]
         committed = reserve(gw, raw, 20, ttlSeconds=3600)["id"]
-        assert gw.client.post("/keys/reserve/commit", headers=gw.admin(),
-                              json={"reservationId": committed}).status_code == 200
+        assert (
+            gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": committed}).status_code
+            == 200
+        )
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert gw.balance(raw) == 50
         assert [r["id"] for r in listed(gw, raw)] == [kept]
         again = gw.client.post("/keys/reserve/commit", headers=gw.admin(), json={"reservationId": committed})
         assert again.status_code == 409
-        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
-                              json={"reservationId": kept}).status_code == 200
+        assert (
+            gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": kept}).status_code == 200
+        )
         assert gw.balance(raw) == 80 and spent(gw, raw) == 20
 
 
@@ -251,10 +278,16 @@ def test_holds_a_crash_left_on_a_rotated_key_go_to_its_replacement_at_startup(tm
     new = rotate_as_if_the_process_died(state, raw)
     with running_inprocess_gateway("--server", ECHO_COMMAND, state_file=state) as gw:
         assert sorted(r["id"] for r in listed(gw, new)) == sorted([released, committed])
-        assert gw.client.post("/keys/reserve/release", headers=gw.admin(),
-                              json={"reservationId": released}).status_code == 200
-        assert gw.client.post("/keys/reserve/commit", headers=gw.admin(),
-                              json={"reservationId": committed, "credits": 5}).status_code == 200
+        assert (
+            gw.client.post("/keys/reserve/release", headers=gw.admin(), json={"reservationId": released}).status_code
+            == 200
+        )
+        assert (
+            gw.client.post(
+                "/keys/reserve/commit", headers=gw.admin(), json={"reservationId": committed, "credits": 5}
+            ).status_code
+            == 200
+        )
         assert gw.balance(new) == 50 + 30 + 15 and spent(gw, new) == 5
         old = next(k for k in gw.client.get("/keys", headers=gw.admin()).json() if k["keyMasked"] == masked(raw))
         assert old["credits"] == 0  # the revoked key got nothing back

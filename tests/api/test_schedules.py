@@ -99,15 +99,24 @@ def test_a_cancelled_schedule_is_gone(gw: InProcessGateway) -> None:
     assert gw.client.delete("/keys/schedule", params={"id": sid}, headers=gw.admin()).status_code == 404
 
 
-@pytest.mark.parametrize("body", [
-    {"action": "delete", "delaySeconds": 10}, {"action": "revoke", "executeAt": "2001-01-01T00:00:00Z"},
-    {"action": "revoke", "executeAt": "tomorrow"}, {"action": "revoke", "executeAt": "2099-01-01T00:00:00"},
-    {"action": "revoke", "executeAt": "2099-01-01T00:00:00Z", "delaySeconds": 10}, {"action": "revoke"},
-    {"action": "topup", "delaySeconds": 10}, {"action": "topup", "delaySeconds": 10, "params": {"credits": 0}},
-    {"action": "revoke", "delaySeconds": 10, "params": {"credits": 5}}, {"action": "revoke", "delaySeconds": 0},
-    {"action": "revoke", "delaySeconds": "10"}, {"action": "revoke", "delaySeconds": 10, "surprise": 1},
-    {"action": "revoke", "executeAt": "2999-01-01T00:00:00Z"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "delete", "delaySeconds": 10},
+        {"action": "revoke", "executeAt": "2001-01-01T00:00:00Z"},
+        {"action": "revoke", "executeAt": "tomorrow"},
+        {"action": "revoke", "executeAt": "2099-01-01T00:00:00"},
+        {"action": "revoke", "executeAt": "2099-01-01T00:00:00Z", "delaySeconds": 10},
+        {"action": "revoke"},
+        {"action": "topup", "delaySeconds": 10},
+        {"action": "topup", "delaySeconds": 10, "params": {"credits": 0}},
+        {"action": "revoke", "delaySeconds": 10, "params": {"credits": 5}},
+        {"action": "revoke", "delaySeconds": 0},
+        {"action": "revoke", "delaySeconds": "10"},
+        {"action": "revoke", "delaySeconds": 10, "surprise": 1},
+        {"action": "revoke", "executeAt": "2999-01-01T00:00:00Z"},
+    ],
+)
 def test_bad_input_is_a_400_that_schedules_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     raw = gw.create_key(1)
     resp = gw.client.post("/keys/schedule", headers=gw.admin(), json={"key": raw, **body})
@@ -118,8 +127,9 @@ def test_bad_input_is_a_400_that_schedules_nothing(gw: InProcessGateway, body: d
 
 def test_unknown_keys_and_schedules_are_404s(gw: InProcessGateway) -> None:
     unknown = "pg_" + "0" * 48
-    resp = gw.client.post("/keys/schedule", headers=gw.admin(),
-                          json={"key": unknown, "action": "revoke", "delaySeconds": 10})
+    resp = gw.client.post(
+        "/keys/schedule", headers=gw.admin(), json={"key": unknown, "action": "revoke", "delaySeconds": 10}
+    )
     assert resp.status_code == 404
     assert gw.client.get("/keys/schedule", params={"key": unknown}, headers=gw.admin()).status_code == 404
     assert gw.client.delete("/keys/schedule", params={"id": "sched_nope"}, headers=gw.admin()).status_code == 404
@@ -128,8 +138,9 @@ def test_unknown_keys_and_schedules_are_404s(gw: InProcessGateway) -> None:
 
 def test_a_key_is_named_by_its_alias_too(gw: InProcessGateway) -> None:
     raw = "pg_" + secrets.token_hex(24)
-    resp = gw.client.post("/keys/import", headers=gw.admin(),
-                          json={"keys": [{"key": raw, "credits": 1, "alias": "sched-alias"}]})
+    resp = gw.client.post(
+        "/keys/import", headers=gw.admin(), json={"keys": [{"key": raw, "credits": 1, "alias": "sched-alias"}]}
+    )
     assert resp.status_code == 200
     sid = schedule(gw, "sched-alias", "topup", delaySeconds=1, params={"credits": 2})["id"]
     assert [s["id"] for s in pending(gw, "sched-alias")] == [sid]
@@ -141,13 +152,17 @@ def test_a_key_has_at_most_20_pending_schedules_and_revoked_keys_none(gw: InProc
     raw = gw.create_key(1)
     for _ in range(20):
         schedule(gw, raw, "suspend")
-    resp = gw.client.post("/keys/schedule", headers=gw.admin(),
-                          json={"key": raw, "action": "suspend", "delaySeconds": 60})
+    resp = gw.client.post(
+        "/keys/schedule", headers=gw.admin(), json={"key": raw, "action": "suspend", "delaySeconds": 60}
+    )
     assert resp.status_code == 409 and len(pending(gw, raw)) == 20
     dead = gw.create_key(1)
     assert gw.client.post("/keys/revoke", headers=gw.admin(), json={"key": dead}).status_code == 200
-    resp = gw.client.post("/keys/schedule", headers=gw.admin(),
-                          json={"key": dead, "action": "topup", "delaySeconds": 60, "params": {"credits": 1}})
+    resp = gw.client.post(
+        "/keys/schedule",
+        headers=gw.admin(),
+        json={"key": dead, "action": "topup", "delaySeconds": 60, "params": {"credits": 1}},
+    )
     assert resp.status_code == 409
 
 

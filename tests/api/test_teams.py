@@ -15,8 +15,6 @@ from tests.support import ECHO_COMMAND, masked
 NO_TEAM = "team_" + "0" * 24
 
 
-
-
 def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> Any:
     return gw.client.post(path, json=body, headers=gw.admin())
 
@@ -46,24 +44,41 @@ def denial(reply: dict[str, Any]) -> str | None:
 
 
 def test_create_returns_the_team_with_an_id_and_lists_it(gw: InProcessGateway) -> None:
-    team = make_team(gw, "Engineering", budget=10000, tags={"dept": "eng"},
-                     quota={"dailyCalls": 1000, "monthlyCredits": 5})
+    team = make_team(
+        gw, "Engineering", budget=10000, tags={"dept": "eng"}, quota={"dailyCalls": 1000, "monthlyCredits": 5}
+    )
     assert re.fullmatch(r"team_[0-9a-f]{24}", team["id"])
     assert team["quota"] == {"dailyCalls": 1000, "monthlyCalls": 0, "dailyCredits": 0, "monthlyCredits": 5}
     assert team["budget"] == 10000 and team["active"] is True and team["memberCount"] == 0
     assert teams(gw)[team["id"]] == team
-    assert make_team(gw, "no-quota")["quota"] == {"dailyCalls": 0, "monthlyCalls": 0, "dailyCredits": 0,
-                                                  "monthlyCredits": 0}
+    assert make_team(gw, "no-quota")["quota"] == {
+        "dailyCalls": 0,
+        "monthlyCalls": 0,
+        "dailyCredits": 0,
+        "monthlyCredits": 0,
+    }
     [event] = [e for e in gw.events("team.created") if e["data"]["teamId"] == team["id"]]
     assert event["data"] == {"teamId": team["id"], "name": "Engineering", "budget": 10000}
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"name": ""}, {"name": "t" * 101}, {"name": "t", "budget": -1}, {"name": "t", "budget": "100"},
-    {"name": "t", "budget": 1.5}, {"name": "t", "quota": {"dailyCalls": -1}}, {"name": "t", "quota": {"calls": 1}},
-    {"name": "t", "quota": {"dailyCallLimit": 1}}, {"name": "t", "tags": {"a": 1}}, {"name": "t", "members": []},
-    {"name": " "}, {"name": "tab\there"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "t" * 101},
+        {"name": "t", "budget": -1},
+        {"name": "t", "budget": "100"},
+        {"name": "t", "budget": 1.5},
+        {"name": "t", "quota": {"dailyCalls": -1}},
+        {"name": "t", "quota": {"calls": 1}},
+        {"name": "t", "quota": {"dailyCallLimit": 1}},
+        {"name": "t", "tags": {"a": 1}},
+        {"name": "t", "members": []},
+        {"name": " "},
+        {"name": "tab\there"},
+    ],
+)
 def test_create_rejects_bad_input_and_creates_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = teams(gw, include_inactive=True)
     resp = post(gw, "/teams", body)
@@ -93,10 +108,19 @@ def test_update_changes_only_the_fields_sent(gw: InProcessGateway) -> None:
     assert changes == [["description", "quota"], ["quota"]]
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"budget": 5}, {"teamId": "ID"}, {"teamId": "ID", "budget": -5}, {"teamId": "ID", "name": None},
-    {"teamId": "ID", "tags": None}, {"teamId": "ID", "active": True}, {"teamId": 7, "budget": 5},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"budget": 5},
+        {"teamId": "ID"},
+        {"teamId": "ID", "budget": -5},
+        {"teamId": "ID", "name": None},
+        {"teamId": "ID", "tags": None},
+        {"teamId": "ID", "active": True},
+        {"teamId": 7, "budget": 5},
+    ],
+)
 def test_update_rejects_bad_input_and_changes_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     team = make_team(gw, f"bad-update-{len(teams(gw, include_inactive=True))}", budget=9)
     body = {k: (team["id"] if v == "ID" else v) for k, v in body.items()}
@@ -148,8 +172,12 @@ def test_a_key_is_in_at_most_one_team_and_other_refusals_change_nothing(gw: InPr
     resp = post(gw, "/teams/assign", {"teamId": other["id"], "apiKey": raw})
     assert resp.status_code == 409 and "remove it" in resp.json()["error"]
     assert post(gw, "/teams/remove", {"teamId": other["id"], "apiKey": raw}).status_code == 409
-    for bad in ({"teamId": team["id"]}, {"apiKey": raw}, {"teamId": team["id"], "apiKey": raw, "key": raw},
-                {"teamId": team["id"], "apiKey": 5}):
+    for bad in (
+        {"teamId": team["id"]},
+        {"apiKey": raw},
+        {"teamId": team["id"], "apiKey": raw, "key": raw},
+        {"teamId": team["id"], "apiKey": 5},
+    ):
         assert post(gw, "/teams/assign", bad).status_code == 400, bad
     listing = teams(gw)
     assert (listing[team["id"]]["memberCount"], listing[other["id"]]["memberCount"]) == (1, 0)

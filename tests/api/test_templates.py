@@ -16,9 +16,19 @@ from paygate.core.keys import hash_key
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND
 
-FREE_TIER = {"name": "free-tier", "description": "Free plan", "credits": 50, "allowedTools": ["add", "echo"],
-             "deniedTools": ["fail"], "tags": {"plan": "free"}, "namespace": "public", "expiryTtlSeconds": 3600,
-             "spendingLimit": 200, "quota": {"dailyCallLimit": 10}, "ipAllowlist": ["127.0.0.1"]}
+FREE_TIER = {
+    "name": "free-tier",
+    "description": "Free plan",
+    "credits": 50,
+    "allowedTools": ["add", "echo"],
+    "deniedTools": ["fail"],
+    "tags": {"plan": "free"},
+    "namespace": "public",
+    "expiryTtlSeconds": 3600,
+    "spendingLimit": 200,
+    "quota": {"dailyCallLimit": 10},
+    "ipAllowlist": ["127.0.0.1"],
+}
 
 
 def post(gw: InProcessGateway, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -70,9 +80,15 @@ def test_a_key_made_from_a_template_inherits_its_fields(gw: InProcessGateway) ->
     assert resp.status_code == 201, resp.text
     key = resp.json()
     assert key["template"] == "free-tier"
-    assert (key["credits"], key["allowedTools"], key["deniedTools"], key["tags"], key["namespace"],
-            key["spendingLimit"], key["ipAllowlist"]) == (50, ["add", "echo"], ["fail"], {"plan": "free"}, "public",
-                                                          200, ["127.0.0.1"])
+    assert (
+        key["credits"],
+        key["allowedTools"],
+        key["deniedTools"],
+        key["tags"],
+        key["namespace"],
+        key["spendingLimit"],
+        key["ipAllowlist"],
+    ) == (50, ["add", "echo"], ["fail"], {"plan": "free"}, "public", 200, ["127.0.0.1"])
     assert key["quota"]["dailyCallLimit"] == 10
     assert abs(epoch(key["expiresAt"]) - (time.time() + 3600)) < 60
     assert "result" in gw.call_tool("add", {"a": 1, "b": 1}, key["key"])
@@ -83,8 +99,18 @@ def test_a_key_made_from_a_template_inherits_its_fields(gw: InProcessGateway) ->
 
 def test_explicit_fields_override_the_template(gw: InProcessGateway) -> None:
     save(gw, {**FREE_TIER, "name": "override-me"})
-    key = post(gw, "/keys", {"name": "vip", "template": "override-me", "credits": 500, "tags": {"plan": "vip"},
-                             "expiresIn": 60, "allowedTools": []}).json()
+    key = post(
+        gw,
+        "/keys",
+        {
+            "name": "vip",
+            "template": "override-me",
+            "credits": 500,
+            "tags": {"plan": "vip"},
+            "expiresIn": 60,
+            "allowedTools": [],
+        },
+    ).json()
     assert (key["credits"], key["tags"], key["allowedTools"], key["namespace"]) == (500, {"plan": "vip"}, [], "public")
     assert abs(epoch(key["expiresAt"]) - (time.time() + 60)) < 30
     no_expiry = post(gw, "/keys", {"template": "override-me", "expiresAt": "2099-01-01T00:00:00Z"}).json()
@@ -113,16 +139,29 @@ def test_a_bad_explicit_field_on_a_templated_key_is_still_a_400(gw: InProcessGat
     assert key_count(gw) == before
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"name": ""}, {"name": "has space"}, {"name": "x" * 101}, {"name": "t", "credits": -1},
-    {"name": "t", "credits": "5"}, {"name": "t", "unknown": 1}, {"name": "t", "ipAllowlist": ["300.1.1.1"]},
-    {"name": "t", "expiryTtlSeconds": -1}, {"name": "t", "namespace": "bad space"},
-    {"name": "t", "tags": {"k": "v" * 101}}, {"name": "t", "quota": {"dailyCallLimit": -1}},
-    {"name": "t", "autoTopup": {"threshold": 1, "amount": 0}}, {"name": "t", "description": "d" * 501},
-    {"name": "t", "allowedTools": [""]}, {"name": "t", "deniedTools": ["t" * 201]},
-    {"name": "t", "quota": {"dailyCreditLimit": 10**13}},
-    {"name": "t", "autoTopup": {"threshold": 1, "amount": 5, "maxDaily": 1001}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "has space"},
+        {"name": "x" * 101},
+        {"name": "t", "credits": -1},
+        {"name": "t", "credits": "5"},
+        {"name": "t", "unknown": 1},
+        {"name": "t", "ipAllowlist": ["300.1.1.1"]},
+        {"name": "t", "expiryTtlSeconds": -1},
+        {"name": "t", "namespace": "bad space"},
+        {"name": "t", "tags": {"k": "v" * 101}},
+        {"name": "t", "quota": {"dailyCallLimit": -1}},
+        {"name": "t", "autoTopup": {"threshold": 1, "amount": 0}},
+        {"name": "t", "description": "d" * 501},
+        {"name": "t", "allowedTools": [""]},
+        {"name": "t", "deniedTools": ["t" * 201]},
+        {"name": "t", "quota": {"dailyCreditLimit": 10**13}},
+        {"name": "t", "autoTopup": {"threshold": 1, "amount": 5, "maxDaily": 1001}},
+    ],
+)
 def test_bad_templates_are_400s_that_save_nothing(gw: InProcessGateway, body: dict[str, Any]) -> None:
     before = templates(gw)
     resp = post(gw, "/keys/templates", body)

@@ -22,7 +22,9 @@ def test_usage_lists_allowed_and_denied_calls_with_masked_keys(gw: InProcessGate
     assert raw not in resp.text
     mine = [e for e in resp.json()["events"] if e["apiKey"] == f"{raw[:7]}…{raw[-4:]}"]
     assert [(e["allowed"], e["creditsCharged"], e["denyReason"]) for e in mine] == [
-        (True, 1, None), (False, 0, "insufficient_credits")]
+        (True, 1, None),
+        (False, 0, "insufficient_credits"),
+    ]
 
 
 def test_usage_csv_has_a_header_and_one_row_per_event(gw: InProcessGateway) -> None:
@@ -70,9 +72,9 @@ def test_usage_since_without_a_zone_is_utc_whatever_the_server_time_zone() -> No
 
 
 def test_usage_csv_quotes_cells_a_spreadsheet_would_run_as_formulas(gw: InProcessGateway) -> None:
-    raw = gw.create_key(3, name="=HYPERLINK(\"http://example.com\")")
+    raw = gw.create_key(3, name='=HYPERLINK("http://example.com")')
     gw.call_tool("echo", {"text": "x"}, raw)
     resp = gw.client.get("/usage?format=csv", headers=gw.admin())
     [row] = [r for r in csv.DictReader(io.StringIO(resp.text)) if r["apiKey"].startswith(raw[:7])]
-    assert row["keyName"] == "'=HYPERLINK(\"http://example.com\")"
+    assert row["keyName"] == '\'=HYPERLINK("http://example.com")'
     assert row["creditsCharged"] == "1"  # numbers stay numbers

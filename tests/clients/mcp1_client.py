@@ -37,17 +37,25 @@ class Answers:
         self.sampled: list[dict[str, Any]] = []
         self.elicited: list[dict[str, Any]] = []
 
-    async def sample(self, context: RequestContext[ClientSession, Any],
-                     params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    async def sample(
+        self, context: RequestContext[ClientSession, Any], params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
         first = params.messages[0].content
-        self.sampled.append({"text": first.text if isinstance(first, types.TextContent) else None,
-                             "systemPrompt": params.systemPrompt, "maxTokens": params.maxTokens})
+        self.sampled.append(
+            {
+                "text": first.text if isinstance(first, types.TextContent) else None,
+                "systemPrompt": params.systemPrompt,
+                "maxTokens": params.maxTokens,
+            }
+        )
         answer = self.plan["sampling"]["answer"]
-        return types.CreateMessageResult(role="assistant", model=answer["model"],
-                                         content=types.TextContent(type="text", text=answer["text"]))
+        return types.CreateMessageResult(
+            role="assistant", model=answer["model"], content=types.TextContent(type="text", text=answer["text"])
+        )
 
-    async def elicit(self, context: RequestContext[ClientSession, Any],
-                     params: types.ElicitRequestParams) -> types.ElicitResult:
+    async def elicit(
+        self, context: RequestContext[ClientSession, Any], params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
         schema = getattr(params, "requestedSchema", {})
         self.elicited.append({"message": params.message, "required": schema.get("required")})
         return types.ElicitResult(action="accept", content=self.plan["elicitation"]["answer"])
@@ -63,8 +71,9 @@ async def cancel_midway(session: ClientSession, plan: dict[str, Any]) -> dict[st
 
     async def call() -> None:
         try:
-            result = await session.call_tool(plan["cancel"]["tool"], plan["cancel"]["arguments"],
-                                             progress_callback=on_progress)
+            result = await session.call_tool(
+                plan["cancel"]["tool"], plan["cancel"]["arguments"], progress_callback=on_progress
+            )
             outcome["result"] = texts(result)
         except McpError as exc:
             outcome["error"] = {"code": exc.error.code, "message": exc.error.message}
@@ -73,8 +82,13 @@ async def cancel_midway(session: ClientSession, plan: dict[str, Any]) -> dict[st
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(call)
         await began.wait()
-        await session.send_notification(types.ClientNotification(types.CancelledNotification(
-            params=types.CancelledNotificationParams(requestId=request_id, reason="the user changed their mind"))))
+        await session.send_notification(
+            types.ClientNotification(
+                types.CancelledNotification(
+                    params=types.CancelledNotificationParams(requestId=request_id, reason="the user changed their mind")
+                )
+            )
+        )
         # A cancelled request gets no answer (the spec's SHOULD NOT), so stop waiting for one.
         tasks.cancel_scope.cancel()
     outcome.setdefault("cancelled", True)
@@ -84,10 +98,11 @@ async def cancel_midway(session: ClientSession, plan: dict[str, Any]) -> dict[st
 async def run(plan: dict[str, Any]) -> dict[str, Any]:
     answers = Answers(plan)
     report: dict[str, Any] = {"client": {"name": "mcp (Python SDK)", "version": version("mcp")}}
-    async with httpx.AsyncClient(headers={"X-API-Key": plan["key"]}, timeout=30.0) as http, \
-            streamable_http_client(plan["url"], http_client=http) as (read, write, _), \
-            ClientSession(read, write, sampling_callback=answers.sample,
-                          elicitation_callback=answers.elicit) as session:
+    async with (
+        httpx.AsyncClient(headers={"X-API-Key": plan["key"]}, timeout=30.0) as http,
+        streamable_http_client(plan["url"], http_client=http) as (read, write, _),
+        ClientSession(read, write, sampling_callback=answers.sample, elicitation_callback=answers.elicit) as session,
+    ):
         with anyio.fail_after(60):
             init = await session.initialize()
             report["protocolVersion"] = init.protocolVersion
@@ -96,16 +111,16 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
             report["sampling"] = {"asked": answers.sampled, "result": texts(sampled), "isError": sampled.isError}
 
             elicited = await session.call_tool(plan["elicitation"]["tool"], {})
-            report["elicitation"] = {"asked": answers.elicited, "result": texts(elicited),
-                                     "isError": elicited.isError}
+            report["elicitation"] = {"asked": answers.elicited, "result": texts(elicited), "isError": elicited.isError}
 
             seen: list[list[float | None]] = []
 
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:
                 seen.append([progress, total])
 
-            progressed = await session.call_tool(plan["progress"]["tool"], plan["progress"]["arguments"],
-                                                 progress_callback=on_progress)
+            progressed = await session.call_tool(
+                plan["progress"]["tool"], plan["progress"]["arguments"], progress_callback=on_progress
+            )
             report["progress"] = {"seen": seen, "result": texts(progressed)}
 
             report["cancellation"] = await cancel_midway(session, plan)

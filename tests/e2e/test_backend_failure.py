@@ -44,8 +44,7 @@ def assert_unavailable(reply: dict[str, Any]) -> None:
 
 def test_a_crashed_stdio_backend_is_reported_then_restarted(tmp_path: Path) -> None:
     gate = tmp_path / "hold-restart"  # while this file exists, a (re)starting echo server waits
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
-                         env={"ECHO_START_GATE": str(gate)}) as gw:
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", env={"ECHO_START_GATE": str(gate)}) as gw:
         key = gw.create_key(10)
         assert add(gw, key)["result"]["structuredContent"] == {"result": 42}
         assert ready_status(gw) == 200
@@ -70,20 +69,24 @@ def test_a_crashed_stdio_backend_is_reported_then_restarted(tmp_path: Path) -> N
 
 async def test_in_flight_calls_fail_fast_when_the_backend_dies(tmp_path: Path) -> None:
     gate = tmp_path / "hold-restart"
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0",
-                         env={"ECHO_START_GATE": str(gate)}) as gw:
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", env={"ECHO_START_GATE": str(gate)}) as gw:
         key = gw.create_key(10)
         body = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 60}}}
         async with httpx.AsyncClient(base_url=gw.url, timeout=30.0) as client:
-            slow = [asyncio.create_task(client.post("/mcp", json={**body, "id": i}, headers={"X-API-Key": key}))
-                    for i in range(4)]
+            slow = [
+                asyncio.create_task(client.post("/mcp", json={**body, "id": i}, headers={"X-API-Key": key}))
+                for i in range(4)
+            ]
             deadline = asyncio.get_running_loop().time() + 10
             while (await client.get("/health")).json()["inflight"] < 4:
                 assert asyncio.get_running_loop().time() < deadline, "the slow calls never got in flight"
                 await asyncio.sleep(0.02)
             gate.touch()
-            crash = await client.post("/mcp", headers={"X-API-Key": key}, json={
-                "jsonrpc": "2.0", "id": "boom", "method": "tools/call", "params": {"name": "crash"}})
+            crash = await client.post(
+                "/mcp",
+                headers={"X-API-Key": key},
+                json={"jsonrpc": "2.0", "id": "boom", "method": "tools/call", "params": {"name": "crash"}},
+            )
             replies = await asyncio.wait_for(asyncio.gather(*slow), 10)  # not the 60 s they asked for
         assert_unavailable(crash.json())
         assert sorted(r.json()["id"] for r in replies) == [0, 1, 2, 3]
@@ -111,15 +114,23 @@ def test_a_remote_backend_that_goes_away_is_reconnected() -> None:
             assert add(gw, key, 2, 2)["result"]["structuredContent"] == {"result": 4}
 
 
-@pytest.mark.parametrize("backend", [
-    ["--server", "/nonexistent/mcp-server --flag"],
-    ["--server", f"{PYTHON} -c 'import sys; sys.exit(4)'"],
-    ["--remote-url", "http://127.0.0.1:{port}/mcp"],
-], ids=["missing-command", "exits-at-once", "nothing-listening"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        ["--server", "/nonexistent/mcp-server --flag"],
+        ["--server", f"{PYTHON} -c 'import sys; sys.exit(4)'"],
+        ["--remote-url", "http://127.0.0.1:{port}/mcp"],
+    ],
+    ids=["missing-command", "exits-at-once", "nothing-listening"],
+)
 def test_a_backend_that_cannot_start_is_a_clean_error(backend: list[str]) -> None:
     backend = [arg.replace("{port}", str(free_port())) for arg in backend]  # nothing listens there
-    result = subprocess.run([CLI, "wrap", "--port", "0", "--json", "--state-file", ":memory:", *backend],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [CLI, "wrap", "--port", "0", "--json", "--state-file", ":memory:", *backend],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "error: backend failed to start" in result.stderr
     assert "Traceback" not in result.stderr

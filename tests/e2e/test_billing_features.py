@@ -14,8 +14,9 @@ pytestmark = pytest.mark.e2e
 
 def config(tmp_path: Path, **data: object) -> str:
     path = tmp_path / "paygate.json"
-    path.write_text(json.dumps({"serverCommand": ECHO_COMMAND.split()[0], "serverArgs": ECHO_COMMAND.split()[1:],
-                                **data}))
+    path.write_text(
+        json.dumps({"serverCommand": ECHO_COMMAND.split()[0], "serverArgs": ECHO_COMMAND.split()[1:], **data})
+    )
     return str(path)
 
 
@@ -50,9 +51,14 @@ def test_per_tool_rate_limit_is_independent_of_other_tools(tmp_path: Path) -> No
 
 
 def test_input_and_output_size_pricing(tmp_path: Path) -> None:
-    path = config(tmp_path, globalRateLimitPerMin=0, toolPricing={
-        "echo": {"creditsPerCall": 2, "creditsPerKbInput": 5},
-        "big_output": {"creditsPerCall": 1, "creditsPerKbOutput": 2}})
+    path = config(
+        tmp_path,
+        globalRateLimitPerMin=0,
+        toolPricing={
+            "echo": {"creditsPerCall": 2, "creditsPerKbInput": 5},
+            "big_output": {"creditsPerCall": 1, "creditsPerKbOutput": 2},
+        },
+    )
     gw = start_gateway("--config", path)
     try:
         raw = gw.create_key(1000)
@@ -107,8 +113,16 @@ def test_shadow_mode_lets_everything_through_and_charges_nothing() -> None:
 
 
 def test_tool_price_flag_and_import_key() -> None:
-    gw = start_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--tool-price", "add:4,echo:2",
-                       "--import-key", "pg_imported_key_0001:20")
+    gw = start_gateway(
+        "--server",
+        ECHO_COMMAND,
+        "--rate-limit",
+        "0",
+        "--tool-price",
+        "add:4,echo:2",
+        "--import-key",
+        "pg_imported_key_0001:20",
+    )
     try:
         gw.call_tool("add", {"a": 1, "b": 1}, "pg_imported_key_0001")
         gw.call_tool("echo", {"text": "x"}, "pg_imported_key_0001")
@@ -118,8 +132,14 @@ def test_tool_price_flag_and_import_key() -> None:
 
 
 def test_env_vars_configure_the_gateway() -> None:
-    gw = start_gateway(env={"PAYGATE_SERVER": ECHO_COMMAND, "PAYGATE_PRICE": "5", "PAYGATE_RATE_LIMIT": "0",
-                            "PAYGATE_ADMIN_KEY": "admin_from_env_0123456789"})
+    gw = start_gateway(
+        env={
+            "PAYGATE_SERVER": ECHO_COMMAND,
+            "PAYGATE_PRICE": "5",
+            "PAYGATE_RATE_LIMIT": "0",
+            "PAYGATE_ADMIN_KEY": "admin_from_env_0123456789",
+        }
+    )
     gw.admin_key_override = "admin_from_env_0123456789"
     try:
         assert gw.ready["adminKey"] is None  # a configured admin key is never echoed
@@ -131,8 +151,9 @@ def test_env_vars_configure_the_gateway() -> None:
 
 
 def test_refund_on_failure_covers_json_rpc_errors_such_as_a_timeout(tmp_path: Path) -> None:
-    path = config(tmp_path, globalRateLimitPerMin=0, toolTimeoutSeconds=0.3, refundOnFailure=True,
-                  defaultCreditsPerCall=4)
+    path = config(
+        tmp_path, globalRateLimitPerMin=0, toolTimeoutSeconds=0.3, refundOnFailure=True, defaultCreditsPerCall=4
+    )
     gw = start_gateway("--config", path)
     try:
         raw = gw.create_key(10)

@@ -19,16 +19,24 @@ from tests.support import ECHO_COMMAND, Gateway, masked, running_gateway, wait_u
 
 pytestmark = pytest.mark.e2e
 
-PRICES = {"add": {"creditsPerCall": 5}, "echo": {"creditsPerCall": 3}, "slow": {"creditsPerCall": 2},
-          "slow_calls": {"creditsPerCall": 0}, "meet": {"creditsPerCall": 1}}
+PRICES = {
+    "add": {"creditsPerCall": 5},
+    "echo": {"creditsPerCall": 3},
+    "slow": {"creditsPerCall": 2},
+    "slow_calls": {"creditsPerCall": 0},
+    "meet": {"creditsPerCall": 1},
+}
 MARK = 0.0042  # the `slow` call of a refused batch: the server never sees it
 
 
 def start(tmp_path: Path, *flags: str, **config: Any) -> Any:
     path = tmp_path / "paygate.json"
     command, *args = ECHO_COMMAND.split()
-    path.write_text(json.dumps({"serverCommand": command, "serverArgs": args, "toolPricing": PRICES,
-                                "globalRateLimitPerMin": 0, **config}))
+    path.write_text(
+        json.dumps(
+            {"serverCommand": command, "serverArgs": args, "toolPricing": PRICES, "globalRateLimitPerMin": 0, **config}
+        )
+    )
     return running_gateway("--config", str(path), *flags)
 
 
@@ -80,7 +88,10 @@ def test_a_batch_runs_every_call_in_order_and_charges_the_sum_of_their_prices(gw
     answer = batch(gw, [call("add", a=2, b=3), call("echo", text="hi"), call("add", a=1, b=1)], raw)
     result = answer["result"]
     assert [(r["tool"], text(r["result"]), r["creditsCharged"]) for r in result["results"]] == [
-        ("add", "5", 5), ("echo", "hi", 3), ("add", "2", 5)]
+        ("add", "5", 5),
+        ("echo", "hi", 3),
+        ("add", "2", 5),
+    ]
     assert result["totalCreditsCharged"] == 13 and result["remainingCredits"] == 87
     assert gw.balance(raw) == 87
     rows = [(e["tool"], e["creditsCharged"], e["allowed"]) for e in usage(gw)]
@@ -103,7 +114,10 @@ def test_a_batch_each_call_of_which_is_affordable_but_not_all_together_is_refuse
     assert f"{MARK:g}" not in slow_calls_began(gw, raw)
     denies = gate_log(gw, "denied")
     assert [(e["tool"], e["denyReason"]) for e in denies] == [
-        ("slow", "batch_rejected"), ("add", "batch_rejected"), ("add", "insufficient_credits")]
+        ("slow", "batch_rejected"),
+        ("add", "batch_rejected"),
+        ("add", "insufficient_credits"),
+    ]
     assert all(not e["allowed"] for e in usage(gw) if e["tool"] != "slow_calls")
 
 
@@ -121,8 +135,7 @@ def test_a_call_the_keys_acl_denies_refuses_the_whole_batch(gw: Gateway) -> None
     assert (data["reason"], data["failedIndex"], data["tool"]) == ("tool_not_allowed", 1, "echo")
     assert gw.balance(raw) == 100
     assert f"{MARK:g}" not in slow_calls_began(gw, raw)
-    assert [e["denyReason"] for e in gate_log(gw, "denied")] == ["batch_rejected", "tool_not_allowed",
-                                                                  "batch_rejected"]
+    assert [e["denyReason"] for e in gate_log(gw, "denied")] == ["batch_rejected", "tool_not_allowed", "batch_rejected"]
 
 
 def test_an_unknown_tool_refuses_the_batch_before_anything_is_charged(gw: Gateway) -> None:
@@ -175,15 +188,22 @@ def test_a_batch_over_the_rate_limit_is_refused_and_gives_its_window_back(tmp_pa
         assert answer["result"]["totalCreditsCharged"] == 15
 
 
-@pytest.mark.parametrize(("params", "complaint"), [
-    ({"calls": []}, "at least one call"),
-    ({"calls": [call("echo", text="x")] * 51}, "at most 50 calls, got 51"),
-    ({}, "needs params.calls"),
-    ({"calls": [{"arguments": {}}]}, "calls[0] needs a name"),
-    ({"calls": [call("echo", text="x"), {"name": "echo", "arguments": [1]}]}, "calls[1].arguments must be an object"),
-])
-def test_a_malformed_or_oversized_batch_is_invalid_params(shared: Gateway, params: dict[str, Any],
-                                                          complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "complaint"),
+    [
+        ({"calls": []}, "at least one call"),
+        ({"calls": [call("echo", text="x")] * 51}, "at most 50 calls, got 51"),
+        ({}, "needs params.calls"),
+        ({"calls": [{"arguments": {}}]}, "calls[0] needs a name"),
+        (
+            {"calls": [call("echo", text="x"), {"name": "echo", "arguments": [1]}]},
+            "calls[1].arguments must be an object",
+        ),
+    ],
+)
+def test_a_malformed_or_oversized_batch_is_invalid_params(
+    shared: Gateway, params: dict[str, Any], complaint: str
+) -> None:
     raw = shared.create_key(1000)
     error = shared.rpc("tools/call_batch", params, key=raw).json()["error"]
     assert error["code"] == -32602 and complaint in error["message"]
@@ -216,23 +236,35 @@ def test_batch_answers_carry_the_credit_headers(gw: Gateway) -> None:
 def test_cancelling_a_batch_cancels_every_call_and_settles_each_under_the_refund_policy(tmp_path: Path) -> None:
     with start(tmp_path, "--refund-on-failure") as gw:
         raw = gw.create_key(20)
-        session = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                        "clientInfo": {"name": "t", "version": "1"}}).headers["mcp-session-id"]
+        session = gw.rpc(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        ).headers["mcp-session-id"]
         box: dict[str, Any] = {}
 
         def run() -> None:
-            resp = gw.rpc("tools/call_batch", {"calls": [call("slow", seconds=31), call("slow", seconds=32)]},
-                          key=raw, msg_id="batch-1", headers={"Mcp-Session-Id": session})
+            resp = gw.rpc(
+                "tools/call_batch",
+                {"calls": [call("slow", seconds=31), call("slow", seconds=32)]},
+                key=raw,
+                msg_id="batch-1",
+                headers={"Mcp-Session-Id": session},
+            )
             box.update(resp.json() if resp.content else {}, status=resp.status_code)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         wait_until(lambda: all(s in slow_calls_began(gw, raw) for s in ("31", "32")), what="both calls to begin")
         assert gw.balance(raw) == 16  # both charged
-        gw.client.post("/mcp", headers={"Mcp-Session-Id": session}, json={
-            "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}})
+        gw.client.post(
+            "/mcp",
+            headers={"Mcp-Session-Id": session},
+            json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}},
+        )
         thread.join(20)  # without the cancellation it would take 32 s
         assert not thread.is_alive() and box == {"status": 202}  # a cancelled request gets no answer
-        wait_until(lambda: slow_calls_began(gw, raw).endswith(("31,32", "32,31")),
-                   what="the server to see both calls cancelled")
+        wait_until(
+            lambda: slow_calls_began(gw, raw).endswith(("31,32", "32,31")),
+            what="the server to see both calls cancelled",
+        )
         assert gw.balance(raw) == 20  # each cancelled call refunded, as --refund-on-failure says

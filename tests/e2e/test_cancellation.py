@@ -28,14 +28,17 @@ def gw(request: pytest.FixtureRequest) -> Iterator[Gateway]:
         with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", *FREE_PROBE) as gateway:
             yield gateway
     else:
-        with echo_http_server() as server, \
-                running_gateway("--remote-url", server.url, "--rate-limit", "0", *FREE_PROBE) as gateway:
+        with (
+            echo_http_server() as server,
+            running_gateway("--remote-url", server.url, "--rate-limit", "0", *FREE_PROBE) as gateway,
+        ):
             yield gateway
 
 
 def open_session(gw: Gateway) -> str:
-    resp = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}})
+    resp = gw.rpc(
+        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
     return str(resp.headers["mcp-session-id"])
 
 
@@ -48,8 +51,13 @@ def call_in_background(gw: Gateway, key: str, session: str, msg_id: str, seconds
     box: dict[str, Any] = {}
 
     def run() -> None:
-        resp = gw.rpc("tools/call", {"name": "slow", "arguments": {"seconds": seconds}}, key=key,
-                      msg_id=msg_id, headers={"Mcp-Session-Id": session})
+        resp = gw.rpc(
+            "tools/call",
+            {"name": "slow", "arguments": {"seconds": seconds}},
+            key=key,
+            msg_id=msg_id,
+            headers={"Mcp-Session-Id": session},
+        )
         box.update(resp.json() if resp.content else {}, status=resp.status_code)
 
     box["thread"] = threading.Thread(target=run, daemon=True)
@@ -59,8 +67,11 @@ def call_in_background(gw: Gateway, key: str, session: str, msg_id: str, seconds
 
 
 def cancel(gw: Gateway, session: str, msg_id: str) -> int:
-    resp = gw.client.post("/mcp", headers={"Mcp-Session-Id": session}, json={
-        "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id, "reason": "user"}})
+    resp = gw.client.post(
+        "/mcp",
+        headers={"Mcp-Session-Id": session},
+        json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id, "reason": "user"}},
+    )
     return resp.status_code
 
 
@@ -101,22 +112,34 @@ def test_a_cancelled_call_is_refunded_under_the_refund_policy() -> None:
 def post_then_hang_up(gw: Gateway, body: dict[str, Any], headers: dict[str, str]) -> socket.socket:
     """Send a POST on a raw connection and leave it open; the caller closes it mid-call."""
     raw = orjson.dumps(body)
-    lines = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{gw.port}", "Content-Type: application/json",
-             f"Content-Length: {len(raw)}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        "POST /mcp HTTP/1.1",
+        f"Host: 127.0.0.1:{gw.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(raw)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     conn = socket.create_connection(("127.0.0.1", gw.port))
     conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + raw)
     return conn
 
 
 @pytest.mark.parametrize("with_session", [True, False], ids=["in a session", "without a session"])
-def test_a_client_that_hangs_up_mid_call_cancels_it_at_the_server_and_is_refunded_by_policy(
-        with_session: bool) -> None:
+def test_a_client_that_hangs_up_mid_call_cancels_it_at_the_server_and_is_refunded_by_policy(with_session: bool) -> None:
     with running_gateway("--server", ECHO_COMMAND, "--refund-on-failure", *FREE_PROBE) as gw:
         key = gw.create_key(5)
         headers = {"X-API-Key": key, **({"Mcp-Session-Id": open_session(gw)} if with_session else {})}
         seconds = 33 if with_session else 34
-        conn = post_then_hang_up(gw, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                      "params": {"name": "slow", "arguments": {"seconds": seconds}}}, headers)
+        conn = post_then_hang_up(
+            gw,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "slow", "arguments": {"seconds": seconds}},
+            },
+            headers,
+        )
         wait_until(lambda: f"{seconds}" in slow_calls(gw, key)[0], what="the server to begin the call")
         assert gw.balance(key) == 4  # charged before the call was forwarded
         conn.close()

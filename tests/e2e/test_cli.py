@@ -89,12 +89,18 @@ def test_dry_run_prints_the_pricing_table_and_exits(tmp_path: Path) -> None:
     assert " 7 " in add_line and "60/min" in add_line
 
 
-@pytest.mark.parametrize("args", [
-    ["wrap"], ["wrap", "--server", "x", "--remote-url", "http://127.0.0.1:9/mcp"],
-    ["wrap", "--server", "python 'unterminated"], ["wrap", "--server", "x", "--port", "70000"],
-    ["wrap", "--remote-url", "ftp://nope"], ["wrap", "--server", "x", "--trusted-proxies", "10.0.0.0/33"],
-    ["wrap", "--server", "x", "--country-header", "bad header"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["wrap"],
+        ["wrap", "--server", "x", "--remote-url", "http://127.0.0.1:9/mcp"],
+        ["wrap", "--server", "python 'unterminated"],
+        ["wrap", "--server", "x", "--port", "70000"],
+        ["wrap", "--remote-url", "ftp://nope"],
+        ["wrap", "--server", "x", "--trusted-proxies", "10.0.0.0/33"],
+        ["wrap", "--server", "x", "--country-header", "bad header"],
+    ],
+)
 def test_bad_wrap_invocations_exit_2_with_a_message(args: list[str]) -> None:
     result = run(*args, "--state-file", ":memory:")
     assert result.returncode == 2
@@ -103,8 +109,12 @@ def test_bad_wrap_invocations_exit_2_with_a_message(args: list[str]) -> None:
 
 
 def test_the_human_banner_prints_the_admin_key_and_a_curl(tmp_path: Path) -> None:
-    proc = subprocess.Popen([CLI, "wrap", "--server", f"{PYTHON} {ECHO_SERVER}", "--port", "0", "--state-file",
-                             str(tmp_path / "s.db")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [CLI, "wrap", "--server", f"{PYTHON} {ECHO_SERVER}", "--port", "0", "--state-file", str(tmp_path / "s.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -161,8 +171,11 @@ def test_validate_reports_an_alert_rule_outside_its_limits(tmp_path: Path) -> No
 
 
 def test_validate_refuses_a_webhook_url_on_a_private_address_unless_allowed(tmp_path: Path) -> None:
-    cfg = {"serverCommand": "node", "webhookUrl": "http://127.0.0.1:9/hook",
-           "webhookFilters": [{"name": "f", "events": ["*"], "url": "http://10.1.2.3/x"}]}
+    cfg = {
+        "serverCommand": "node",
+        "webhookUrl": "http://127.0.0.1:9/hook",
+        "webhookFilters": [{"name": "f", "events": ["*"], "url": "http://10.1.2.3/x"}],
+    }
     proc = run("validate", "--config", write(tmp_path, cfg), "--json")
     report = json.loads(proc.stdout)
     fields = {d["field"] for d in report["diagnostics"] if d["level"] == "error"}
@@ -173,8 +186,9 @@ def test_validate_refuses_a_webhook_url_on_a_private_address_unless_allowed(tmp_
 
 def test_sigterm_ends_open_mcp_streams_at_once_instead_of_holding_the_stop() -> None:
     gw = start_gateway("--server", ECHO_COMMAND)
-    init = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}})
+    init = gw.rpc(
+        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
     session = init.headers["mcp-session-id"]
     opened, ended = threading.Event(), threading.Event()
 

@@ -31,8 +31,15 @@ COMMITTED = ROOT / "conformance" / "results"
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of the runner for every target; the directory its result files went to."""
     out = tmp_path_factory.mktemp("conformance")
-    run = subprocess.run([sys.executable, "-m", "conformance.run", "--results-dir", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "conformance.run", "--results-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     # 0: parity, 1: some check passes only directly (asserted below, check by check), 2: no run at all.
     assert run.returncode in (0, 1), f"the conformance run failed:\n{run.stdout}\n{run.stderr}"
     return out
@@ -48,7 +55,8 @@ def test_direct_results_are_the_committed_ones(results: Path, target: str) -> No
     assert fresh["suite"] == committed["suite"]
     assert statuses(fresh) == statuses(committed), (
         f"{target} no longer gives the committed direct results: rerun `python -m conformance.run` "
-        "and commit conformance/results/ (and update docs/conformance.md)")
+        "and commit conformance/results/ (and update docs/conformance.md)"
+    )
 
 
 def test_our_conformance_server_passes_every_check_of_the_suite_directly(results: Path) -> None:

@@ -21,8 +21,17 @@ META = ["paygate_list_tools", "paygate_search_tools", "paygate_call_tool"]
 def config(tmp_path: Path, **extra: Any) -> str:
     path = tmp_path / "paygate.json"
     command, *args = ECHO_COMMAND.split()
-    path.write_text(json.dumps({"serverCommand": command, "serverArgs": args, "globalRateLimitPerMin": 0,
-                                "toolPricing": {"add": {"creditsPerCall": 5}}, **extra}))
+    path.write_text(
+        json.dumps(
+            {
+                "serverCommand": command,
+                "serverArgs": args,
+                "globalRateLimitPerMin": 0,
+                "toolPricing": {"add": {"creditsPerCall": 5}},
+                **extra,
+            }
+        )
+    )
     return str(path)
 
 
@@ -100,7 +109,8 @@ def test_calling_through_the_meta_tool_is_billed_and_logged_as_the_real_tool(gw:
     assert gw.balance(raw) == 7
     usage = gw.client.get("/usage", headers=gw.admin()).json()["events"]
     assert [(e["tool"], e["creditsCharged"], e["allowed"]) for e in usage if e["keyName"] == "meta-caller"] == [
-        ("add", 5, True)]
+        ("add", 5, True)
+    ]
     assert not {"paygate_call_tool", "paygate_list_tools"} & {e["tool"] for e in usage}
     logged = gw.client.get("/requests", params={"tool": "add"}, headers=gw.admin()).json()["requests"]
     assert logged and (logged[0]["tool"], logged[0]["credits"]) == ("add", 5)  # the gate event names the real tool
@@ -113,23 +123,29 @@ def test_the_meta_tool_is_gated_like_the_real_tool(gw: Gateway) -> None:
     poor = gw.create_key(4)
     data = meta(gw, "paygate_call_tool", {"name": "add", "arguments": {"a": 1, "b": 1}}, poor)["error"]["data"]
     assert (data["reason"], data["creditsRequired"]) == ("insufficient_credits", 5)
-    assert meta(gw, "paygate_call_tool", {"name": "echo", "arguments": {"text": "x"}}, None)["error"]["data"][
-        "reason"] == "missing_api_key"
+    assert (
+        meta(gw, "paygate_call_tool", {"name": "echo", "arguments": {"text": "x"}}, None)["error"]["data"]["reason"]
+        == "missing_api_key"
+    )
     assert gw.balance(raw) == 100 and gw.balance(poor) == 4
 
 
-@pytest.mark.parametrize(("tool", "arguments", "complaint"), [
-    ("paygate_call_tool", {"name": "no_such_tool"}, "Unknown tool: no_such_tool"),
-    ("paygate_call_tool", {"name": "paygate_call_tool", "arguments": {"name": "add"}}, "Unknown tool"),
-    ("paygate_call_tool", {"arguments": {}}, "arguments.name must be a tool's name"),
-    ("paygate_call_tool", {"name": "add", "arguments": [1]}, "arguments.arguments must be an object"),
-    ("paygate_list_tools", {"cursor": "abc"}, "cursor must be a nextCursor"),
-    ("paygate_list_tools", {"limit": 0}, "limit must be an integer from 1 to 100"),
-    ("paygate_search_tools", {}, "query must be a string"),
-    ("paygate_search_tools", {"query": "   "}, "query needs at least one word"),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments", "complaint"),
+    [
+        ("paygate_call_tool", {"name": "no_such_tool"}, "Unknown tool: no_such_tool"),
+        ("paygate_call_tool", {"name": "paygate_call_tool", "arguments": {"name": "add"}}, "Unknown tool"),
+        ("paygate_call_tool", {"arguments": {}}, "arguments.name must be a tool's name"),
+        ("paygate_call_tool", {"name": "add", "arguments": [1]}, "arguments.arguments must be an object"),
+        ("paygate_list_tools", {"cursor": "abc"}, "cursor must be a nextCursor"),
+        ("paygate_list_tools", {"limit": 0}, "limit must be an integer from 1 to 100"),
+        ("paygate_search_tools", {}, "query must be a string"),
+        ("paygate_search_tools", {"query": "   "}, "query needs at least one word"),
+    ],
+)
 def test_bad_meta_tool_arguments_are_invalid_params_and_cost_nothing(
-        gw: Gateway, tool: str, arguments: dict[str, Any], complaint: str) -> None:
+    gw: Gateway, tool: str, arguments: dict[str, Any], complaint: str
+) -> None:
     raw = gw.create_key(10)
     error = meta(gw, tool, arguments, raw)["error"]
     assert error["code"] == -32602 and complaint in error["message"]

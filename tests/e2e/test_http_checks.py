@@ -19,8 +19,11 @@ def gw() -> Iterator[Gateway]:
 
 
 def initialize(gw: Gateway, version: str = "2025-06-18", headers: dict[str, str] | None = None) -> str:
-    resp = gw.rpc("initialize", {"protocolVersion": version, "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}}, headers=headers)
+    resp = gw.rpc(
+        "initialize",
+        {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        headers=headers,
+    )
     assert resp.status_code == 200, resp.text
     return str(resp.headers["mcp-session-id"])
 
@@ -29,26 +32,40 @@ def sessions(gw: Gateway) -> int:
     return int(gw.client.get("/status", headers=gw.admin()).json()["activeSessions"])
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example", "http://app.example.com", "null",
-                                    "https://app.example.com.evil.example"])
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "http://app.example.com", "null", "https://app.example.com.evil.example"]
+)
 def test_a_page_from_an_origin_not_allowed_is_refused_on_every_method_and_changes_nothing(
-        gw: Gateway, origin: str) -> None:
+    gw: Gateway, origin: str
+) -> None:
     before = sessions(gw)
-    resp = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}}, headers={"Origin": origin})
+    resp = gw.rpc(
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        headers={"Origin": origin},
+    )
     assert resp.status_code == 403
     assert resp.json()["error"]["data"]["reason"] == "origin_not_allowed"
     assert sessions(gw) == before
     session = initialize(gw)
     for method in ("GET", "DELETE"):
-        refused = gw.client.request(method, "/mcp", headers={"Origin": origin, "Mcp-Session-Id": session,
-                                                             "Accept": "text/event-stream"})
+        refused = gw.client.request(
+            method, "/mcp", headers={"Origin": origin, "Mcp-Session-Id": session, "Accept": "text/event-stream"}
+        )
         assert refused.status_code == 403
     assert gw.client.delete("/mcp", headers={"Mcp-Session-Id": session}).status_code == 200  # it survived
 
 
-@pytest.mark.parametrize("origin", ["https://app.example.com", "https://APP.example.com/", "http://localhost:5173",
-                                    "http://127.0.0.1", "http://[::1]:8080"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://app.example.com",
+        "https://APP.example.com/",
+        "http://localhost:5173",
+        "http://127.0.0.1",
+        "http://[::1]:8080",
+    ],
+)
 def test_listed_and_loopback_origins_and_no_origin_at_all_are_served(gw: Gateway, origin: str) -> None:
     assert gw.rpc("ping", headers={"Origin": origin}).json()["result"] == {}
     assert gw.rpc("ping").json()["result"] == {}
@@ -60,15 +77,23 @@ def test_any_origin_is_served_with_a_wildcard() -> None:
 
 
 def test_an_allowed_origins_entry_that_is_not_an_origin_stops_the_start() -> None:
-    done = subprocess.run([CLI, "wrap", "--server", ECHO_COMMAND, "--allowed-origins", "https://a.example/path"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CLI, "wrap", "--server", ECHO_COMMAND, "--allowed-origins", "https://a.example/path"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "allowedOrigins" in done.stderr
 
 
 def test_an_unsupported_protocol_version_header_is_a_400_naming_the_supported_ones(gw: Gateway) -> None:
     key = gw.create_key(5)
-    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
-                  headers={"MCP-Protocol-Version": "1999-01-01"})
+    resp = gw.rpc(
+        "tools/call",
+        {"name": "echo", "arguments": {"text": "x"}},
+        key=key,
+        headers={"MCP-Protocol-Version": "1999-01-01"},
+    )
     assert resp.status_code == 400
     error = resp.json()["error"]
     assert error["code"] == -32022 and error["data"]["requested"] == "1999-01-01"
@@ -81,13 +106,17 @@ def test_any_supported_version_is_served_within_a_session_and_no_header_means_20
     session = initialize(gw, "2025-11-25")
     for version in ("2025-11-25", "2025-03-26"):  # the conformance suite sends 2025-03-26 in such a session
         headers = {"Mcp-Session-Id": session, "MCP-Protocol-Version": version}
-        assert "result" in gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
-                                  headers=headers).json()
-    stream = gw.client.get("/mcp", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2099-01-01",
-                                            "Accept": "text/event-stream"})
+        assert (
+            "result"
+            in gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers=headers).json()
+        )
+    stream = gw.client.get(
+        "/mcp", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2099-01-01", "Accept": "text/event-stream"}
+    )
     assert stream.status_code == 400 and stream.json()["error"]["code"] == -32022
-    no_header = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key,
-                       headers={"Mcp-Session-Id": session})
+    no_header = gw.rpc(
+        "tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers={"Mcp-Session-Id": session}
+    )
     assert no_header.status_code == 200 and gw.balance(key) == 2
 
 

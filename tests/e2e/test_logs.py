@@ -9,8 +9,9 @@ from tests.support import ECHO_COMMAND, running_gateway, wait_until
 
 def test_json_logs_are_one_object_per_line_with_the_request_id_and_no_secrets() -> None:
     with running_gateway("--server", ECHO_COMMAND, "--log-format", "json") as gw:
-        resp = gw.client.post("/keys", json={"name": "logged", "credits": 5}, headers={
-            **gw.admin(), "X-Request-Id": "trace-log-1"})
+        resp = gw.client.post(
+            "/keys", json={"name": "logged", "credits": 5}, headers={**gw.admin(), "X-Request-Id": "trace-log-1"}
+        )
         assert resp.status_code == 201
         key = resp.json()["key"]
         assert gw.call_tool("echo", {"text": "secret body text"}, key)["result"]
@@ -38,6 +39,10 @@ def test_an_unknown_log_format_is_refused_at_start() -> None:
 
     from tests.support import CLI
 
-    proc = subprocess.run([CLI, "wrap", "--server", ECHO_COMMAND, "--log-format", "xml", "--state-file", ":memory:"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [CLI, "wrap", "--server", ECHO_COMMAND, "--log-format", "xml", "--state-file", ":memory:"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "logFormat" in proc.stderr

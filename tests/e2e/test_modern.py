@@ -15,9 +15,11 @@ from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until, wr
 
 pytestmark = pytest.mark.e2e
 MODERN = "2026-07-28"
-ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +28,21 @@ def gw() -> Iterator[Gateway]:
         yield gateway
 
 
-def modern(gw: Gateway, method: str, params: dict[str, Any] | None = None, key: str | None = None, msg_id: Any = 1,
-           headers: dict[str, str] | None = None, meta: dict[str, Any] | None = None) -> httpx.Response:
-    body = {"jsonrpc": "2.0", "id": msg_id, "method": method,
-            "params": {**(params or {}), "_meta": ENVELOPE if meta is None else meta}}
+def modern(
+    gw: Gateway,
+    method: str,
+    params: dict[str, Any] | None = None,
+    key: str | None = None,
+    msg_id: Any = 1,
+    headers: dict[str, str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": msg_id,
+        "method": method,
+        "params": {**(params or {}), "_meta": ENVELOPE if meta is None else meta},
+    }
     sent = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, "Accept": "application/json, text/event-stream"}
     if method == "tools/call":
         sent["Mcp-Name"] = str((params or {}).get("name"))
@@ -50,14 +63,18 @@ def test_discover_names_every_version_and_the_backends_capabilities(gw: Gateway)
     assert "_pricing" in listed["tools"][0]
 
 
-@pytest.mark.parametrize(("headers", "meta", "code"), [
-    ({"Mcp-Method": "tools/list"}, None, -32020),  # the header names another method than the body
-    ({"Mcp-Name": "add"}, None, -32020),  # ... another tool
-    ({}, {"io.modelcontextprotocol/protocolVersion": MODERN}, -32602),  # no clientCapabilities
-    ({}, {**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2025-11-25"}, -32020),  # header ≠ body
-])
+@pytest.mark.parametrize(
+    ("headers", "meta", "code"),
+    [
+        ({"Mcp-Method": "tools/list"}, None, -32020),  # the header names another method than the body
+        ({"Mcp-Name": "add"}, None, -32020),  # ... another tool
+        ({}, {"io.modelcontextprotocol/protocolVersion": MODERN}, -32602),  # no clientCapabilities
+        ({}, {**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2025-11-25"}, -32020),  # header ≠ body
+    ],
+)
 def test_an_envelope_or_routing_header_that_disagrees_is_a_400_and_nothing_runs(
-        gw: Gateway, headers: dict[str, str], meta: dict[str, Any] | None, code: int) -> None:
+    gw: Gateway, headers: dict[str, str], meta: dict[str, Any] | None, code: int
+) -> None:
     key = gw.create_key(5)
     resp = modern(gw, "tools/call", {"name": "echo", "arguments": {"text": "x"}}, key, headers=headers, meta=meta)
     assert resp.status_code == 400 and resp.json()["error"]["code"] == code
@@ -69,11 +86,17 @@ def test_methods_the_revision_removed_are_not_found_and_batches_and_notification
     for method in ("ping", "logging/setLevel", "resources/subscribe"):
         resp = modern(gw, method)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == -32601
-    batch = gw.client.post("/mcp", headers={"MCP-Protocol-Version": MODERN}, json=[
-        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": ENVELOPE}}])
+    batch = gw.client.post(
+        "/mcp",
+        headers={"MCP-Protocol-Version": MODERN},
+        json=[{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": ENVELOPE}}],
+    )
     assert batch.status_code == 400 and "batches" in batch.json()["error"]["message"]
-    note = gw.client.post("/mcp", headers={"MCP-Protocol-Version": MODERN},
-                          json={"jsonrpc": "2.0", "method": "notifications/progress", "params": {"_meta": ENVELOPE}})
+    note = gw.client.post(
+        "/mcp",
+        headers={"MCP-Protocol-Version": MODERN},
+        json={"jsonrpc": "2.0", "method": "notifications/progress", "params": {"_meta": ENVELOPE}},
+    )
     assert note.status_code == 202
 
 
@@ -103,15 +126,20 @@ def test_a_server_question_comes_back_as_input_required_and_the_retry_is_not_bil
 
 def test_a_held_call_nobody_comes_back_for_ends_at_the_tool_timeout_refunded_by_policy(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"toolTimeoutSeconds": 1.5})
-    with running_gateway("--server", ECHO_COMMAND, "--refund-on-failure", "--config", config,
-                         "--tool-price", "slow_calls:0") as gw:
+    with running_gateway(
+        "--server", ECHO_COMMAND, "--refund-on-failure", "--config", config, "--tool-price", "slow_calls:0"
+    ) as gw:
         key = gw.create_key(3)
         first = modern(gw, "tools/call", {"name": "ask_llm", "arguments": {"prompt": "?"}}, key).json()
         assert first["result"]["resultType"] == "input_required" and gw.balance(key) == 2
         wait_until(lambda: gw.balance(key) == 3, 15, "the held call to time out and be refunded")
         state = first["result"]["requestState"]
-        late = modern(gw, "tools/call", {"name": "ask_llm", "arguments": {"prompt": "?"},
-                                         "requestState": state, "inputResponses": {}}, key)
+        late = modern(
+            gw,
+            "tools/call",
+            {"name": "ask_llm", "arguments": {"prompt": "?"}, "requestState": state, "inputResponses": {}},
+            key,
+        )
         assert late.status_code == 400
 
 
@@ -119,8 +147,10 @@ def test_json_rpc_batches_follow_the_sessions_version() -> None:
     with running_gateway("--server", ECHO_COMMAND) as gw:
         batch = [{"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 2, "method": "ping"}]
         assert [m["id"] for m in gw.client.post("/mcp", json=batch).json()] == [1, 2]  # 2025-03-26 allows them
-        init = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                     "clientInfo": {"name": "t", "version": "1"}})
+        init = gw.rpc(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        )
         session = init.headers["mcp-session-id"]
         refused = gw.client.post("/mcp", json=batch, headers={"Mcp-Session-Id": session})
         assert refused.status_code == 400 and "2025-06-18" in refused.json()["error"]["message"]

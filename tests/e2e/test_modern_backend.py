@@ -51,8 +51,9 @@ def test_a_modern_only_server_is_discovered_listed_priced_and_charged(gw: Gatewa
     key = gw.create_key(5)
     assert text_of_reply(gw.call_tool("echo", {"text": "hello"}, key)) == "hello"  # the server checked the envelope
     assert gw.balance(key) == 4
-    init = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}}).json()["result"]
+    init = gw.rpc(
+        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    ).json()["result"]
     assert init["serverInfo"]["name"] == "modern-only" and init["protocolVersion"] == "2025-06-18"
 
 

@@ -52,8 +52,15 @@ def tools_of(gw: Gateway) -> dict[str, dict[str, Any]]:
 def test_every_backends_tools_appear_prefixed(multi: Gateway) -> None:
     assert multi.ready["transport"] == "multi"
     tools = tools_of(multi)
-    assert {"local:add", "local:echo", "remote:add", "remote:echo", "time:get_current_time",
-            "time:convert_time", "everything:get-sum"} <= set(tools)
+    assert {
+        "local:add",
+        "local:echo",
+        "remote:add",
+        "remote:echo",
+        "time:get_current_time",
+        "time:convert_time",
+        "everything:get-sum",
+    } <= set(tools)
     assert not [name for name in tools if ":" not in name]
     for name, credits in PRICES.items():
         assert tools[name]["_pricing"]["creditsPerCall"] == credits
@@ -84,8 +91,12 @@ def test_one_key_pays_for_every_backend_at_its_own_price(multi: Gateway) -> None
     assert multi.balance(key) == 0
     events = usage_events(multi, "multi")
     assert [(e["tool"], e["creditsCharged"]) for e in events if e["allowed"]] == [
-        ("local:add", 2), ("remote:add", 3), ("time:get_current_time", 4), ("everything:get-sum", 1),
-        ("local:echo", 1)]
+        ("local:add", 2),
+        ("remote:add", 3),
+        ("time:get_current_time", 4),
+        ("everything:get-sum", 1),
+        ("local:echo", 1),
+    ]
 
 
 def test_unknown_prefix_or_bare_tool_name_is_rejected_without_charge(multi: Gateway) -> None:
@@ -108,10 +119,15 @@ def test_tool_acls_name_prefixed_tools(multi: Gateway) -> None:
 
 
 def test_a_prefixed_tool_price_can_also_come_from_the_flag(tmp_path: Path) -> None:
-    config = {"servers": [{"prefix": "a", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]},
-                          {"prefix": "b", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]}]}
-    with running_gateway("--config", write_config(tmp_path, config), "--rate-limit", "0",
-                         "--tool-price", "b:add:5") as gw:
+    config = {
+        "servers": [
+            {"prefix": "a", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]},
+            {"prefix": "b", "serverCommand": PYTHON, "serverArgs": [ECHO_SERVER]},
+        ]
+    }
+    with running_gateway(
+        "--config", write_config(tmp_path, config), "--rate-limit", "0", "--tool-price", "b:add:5"
+    ) as gw:
         key = gw.create_key(6)
         assert gw.call_tool("a:add", {"a": 1, "b": 1}, key)["result"]["structuredContent"] == {"result": 2}
         assert gw.call_tool("b:add", {"a": 2, "b": 2}, key)["result"]["structuredContent"] == {"result": 4}

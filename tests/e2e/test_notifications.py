@@ -14,13 +14,15 @@ pytestmark = pytest.mark.e2e
 
 
 def open_session(gw: Gateway) -> str:
-    resp = gw.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}})
+    resp = gw.rpc(
+        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
     return str(resp.headers["mcp-session-id"])
 
 
-def collect_stream(gw: Gateway, session: str, received: list[dict[str, Any]], opened: threading.Event,
-                   stop: threading.Event) -> None:
+def collect_stream(
+    gw: Gateway, session: str, received: list[dict[str, Any]], opened: threading.Event, stop: threading.Event
+) -> None:
     headers = {"Accept": "text/event-stream", "Mcp-Session-Id": session}
     with gw.client.stream("GET", "/mcp", headers=headers, timeout=30) as resp:
         for line in resp.iter_lines():
@@ -37,8 +39,9 @@ class Stream:
     def __init__(self, gw: Gateway, session: str) -> None:
         self.received: list[dict[str, Any]] = []
         self.opened, self.stop = threading.Event(), threading.Event()
-        self.reader = threading.Thread(target=collect_stream, args=(gw, session, self.received, self.opened,
-                                                                     self.stop), daemon=True)
+        self.reader = threading.Thread(
+            target=collect_stream, args=(gw, session, self.received, self.opened, self.stop), daemon=True
+        )
         self.reader.start()
         assert self.opened.wait(10)
 
@@ -50,8 +53,12 @@ def test_a_backend_log_notification_reaches_the_calling_sessions_stream_only(ech
     caller, other = open_session(echo_gateway), open_session(echo_gateway)
     caller_stream, other_stream = Stream(echo_gateway, caller), Stream(echo_gateway, other)
     key = echo_gateway.create_key(5)
-    reply = echo_gateway.rpc("tools/call", {"name": "announce", "arguments": {"text": "hello from the backend"}},
-                             key=key, headers={"Mcp-Session-Id": caller, "Accept": "application/json"}).json()
+    reply = echo_gateway.rpc(
+        "tools/call",
+        {"name": "announce", "arguments": {"text": "hello from the backend"}},
+        key=key,
+        headers={"Mcp-Session-Id": caller, "Accept": "application/json"},
+    ).json()
     assert reply["result"]["content"][0]["text"] == "announced"
     wait_until(lambda: "notifications/message" in caller_stream.methods(), 10, "log notification")
     message = next(m for m in caller_stream.received if m.get("method") == "notifications/message")
@@ -93,8 +100,9 @@ def test_a_clients_cancel_cannot_cancel_another_clients_call(echo_gateway: Gatew
     worker.start()
     wait_until(lambda: echo_gateway.client.get("/health").json()["inflight"] > 0, 10, "the slow call in flight")
     for upstream_id in range(1, 50):  # every id the gateway can have used upstream so far
-        resp = echo_gateway.client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled",
-                                                      "params": {"requestId": upstream_id}})
+        resp = echo_gateway.client.post(
+            "/mcp", json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": upstream_id}}
+        )
         assert resp.status_code == 202
     worker.join(30)
     assert result["result"]["content"][0]["text"] == "slept 1.0"
@@ -102,8 +110,10 @@ def test_a_clients_cancel_cannot_cancel_another_clients_call(echo_gateway: Gatew
 
 def test_a_tool_the_server_added_without_saying_so_is_found_when_called(echo_gateway: Gateway) -> None:
     key = echo_gateway.create_key(5)
-    assert echo_gateway.call_tool("grow_quietly", {"name": "quiet_tool"}, key)["result"]["content"][0]["text"] \
+    assert (
+        echo_gateway.call_tool("grow_quietly", {"name": "quiet_tool"}, key)["result"]["content"][0]["text"]
         == "added quiet_tool quietly"
+    )
     listed = {t["name"] for t in echo_gateway.rpc("tools/list").json()["result"]["tools"]}
     assert "quiet_tool" not in listed  # nobody was told
     reply = echo_gateway.call_tool("quiet_tool", {}, key)  # unknown to the gateway: it looks again

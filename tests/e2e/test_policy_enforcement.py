@@ -49,8 +49,9 @@ def test_without_trusted_proxies_forwarded_for_is_ignored() -> None:
 
 
 def test_country_rules_read_the_header_from_a_trusted_proxy_and_fail_closed() -> None:
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--trusted-proxies", "127.0.0.1",
-                         "--country-header", "X-Country") as gw:
+    with running_gateway(
+        "--server", ECHO_COMMAND, "--rate-limit", "0", "--trusted-proxies", "127.0.0.1", "--country-header", "X-Country"
+    ) as gw:
         key = gw.create_key(10)
         resp = gw.client.post("/keys/geo", headers=gw.admin(), json={"key": key, "allowedCountries": ["de", "FR"]})
         assert resp.status_code == 200, resp.text
@@ -79,8 +80,15 @@ def test_a_daily_quota_holds_across_a_restart(tmp_path: Path) -> None:
 
 
 def test_global_quota_from_the_config_file_applies_to_keys_without_their_own(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"serverCommand": ECHO_COMMAND.split()[0], "serverArgs": ECHO_COMMAND.split()[1:],
-                                     "globalRateLimitPerMin": 0, "globalQuota": {"dailyCreditLimit": 3}})
+    config = write_config(
+        tmp_path,
+        {
+            "serverCommand": ECHO_COMMAND.split()[0],
+            "serverArgs": ECHO_COMMAND.split()[1:],
+            "globalRateLimitPerMin": 0,
+            "globalQuota": {"dailyCreditLimit": 3},
+        },
+    )
     with running_gateway("--config", config) as gw:
         plain = gw.create_key(100)
         own = gw.create_key(100, quota={"dailyCallLimit": 10})
@@ -93,12 +101,17 @@ def test_group_policy_applies_to_its_members_and_tools_list_hides_denied_tools()
     with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as gw:
         key = gw.create_key(100)
         assert {"echo", "add"} <= set(tool_names(gw, key))
-        resp = gw.client.post("/groups", headers=gw.admin(), json={
-            "name": "metered", "deniedTools": ["add"], "toolPricing": {"echo": {"creditsPerCall": 7}}})
+        resp = gw.client.post(
+            "/groups",
+            headers=gw.admin(),
+            json={"name": "metered", "deniedTools": ["add"], "toolPricing": {"echo": {"creditsPerCall": 7}}},
+        )
         assert resp.status_code == 201, resp.text
         group_id = resp.json()["id"]
-        assert gw.client.post("/groups/assign", headers=gw.admin(),
-                              json={"groupId": group_id, "key": key}).status_code == 200
+        assert (
+            gw.client.post("/groups/assign", headers=gw.admin(), json={"groupId": group_id, "key": key}).status_code
+            == 200
+        )
         assert reason(call(gw, key, "add")) == "tool_not_allowed"
         assert text_of(call(gw, key)) == "hi"
         assert gw.balance(key) == 93  # the group's price
@@ -137,8 +150,9 @@ def test_a_team_budget_is_shared_by_its_members() -> None:
 def test_balance_shows_the_policy_the_gate_applies() -> None:
     with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as gw:
         key = gw.create_key(100, deniedTools=["fail"], quota={"dailyCallLimit": 5})
-        group = gw.client.post("/groups", headers=gw.admin(), json={
-            "name": "capped", "deniedTools": ["add"], "maxSpendingLimit": 10}).json()
+        group = gw.client.post(
+            "/groups", headers=gw.admin(), json={"name": "capped", "deniedTools": ["add"], "maxSpendingLimit": 10}
+        ).json()
         gw.client.post("/groups/assign", headers=gw.admin(), json={"groupId": group["id"], "key": key})
         assert text_of(call(gw, key)) == "hi"
         body = gw.client.get("/balance", headers={"X-API-Key": key}).json()

@@ -36,6 +36,7 @@ def tools_of(gw: Gateway) -> dict[str, dict[str, Any]]:
 
 # --- @modelcontextprotocol/server-everything ---------------------------------------------------
 
+
 def test_everything_tools_are_discovered_with_prices(everything: Gateway) -> None:
     tools = tools_of(everything)
     assert {"echo", "get-sum", "get-tiny-image"} <= set(tools)
@@ -59,7 +60,10 @@ def test_everything_calls_are_charged_and_blocked_at_zero(everything: Gateway) -
     assert everything.balance(key) == 0
     events = usage_events(everything, "everything")
     assert [(e["tool"], e["allowed"], e["creditsCharged"]) for e in events] == [
-        ("echo", True, 1), ("get-sum", True, 2), ("echo", False, 0)]
+        ("echo", True, 1),
+        ("get-sum", True, 2),
+        ("echo", False, 0),
+    ]
 
 
 def test_everything_resources_pass_through_free_but_need_a_key(everything: Gateway) -> None:
@@ -75,12 +79,14 @@ def test_everything_resources_pass_through_free_but_need_a_key(everything: Gatew
 
 # --- @modelcontextprotocol/server-filesystem ----------------------------------------------------
 
+
 def test_filesystem_write_and_read_back_through_the_gate(tmp_path: Path) -> None:
     root = tmp_path / "files"
     root.mkdir()
     binary = node_server("mcp-server-filesystem")
-    with running_gateway("--server", f"{binary} {root}", "--rate-limit", "0",
-                         "--tool-price", "write_file:2,read_text_file:1") as gw:
+    with running_gateway(
+        "--server", f"{binary} {root}", "--rate-limit", "0", "--tool-price", "write_file:2,read_text_file:1"
+    ) as gw:
         assert {"write_file", "read_text_file", "list_directory"} <= set(tools_of(gw))
         key = gw.create_key(3)
         target = root / "note.txt"
@@ -101,9 +107,9 @@ def test_filesystem_write_and_read_back_through_the_gate(tmp_path: Path) -> None
 
 # --- mcp-server-time (PyPI) -------------------------------------------------------------------
 
+
 def test_time_server_discovery_and_a_call_charged_per_tool_price() -> None:
-    with running_gateway("--server", TIME_SERVER, "--rate-limit", "0",
-                         "--tool-price", "get_current_time:3") as gw:
+    with running_gateway("--server", TIME_SERVER, "--rate-limit", "0", "--tool-price", "get_current_time:3") as gw:
         tools = tools_of(gw)
         assert {"get_current_time", "convert_time"} <= set(tools)
         assert tools["get_current_time"]["_pricing"]["creditsPerCall"] == 3
@@ -124,6 +130,7 @@ def test_time_server_discovery_and_a_call_charged_per_tool_price() -> None:
 
 # --- concurrency through the real CLI (our echo server over stdio) --------------------------------
 
+
 async def _post_all(gw: Gateway, bodies: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=len(bodies))
     async with httpx.AsyncClient(base_url=gw.url, timeout=30.0, limits=limits) as client:
@@ -134,8 +141,10 @@ async def _post_all(gw: Gateway, bodies: list[dict[str, Any]], key: str) -> list
 async def test_fifty_clients_sharing_jsonrpc_id_1_each_get_their_own_answer(echo_gateway: Gateway) -> None:
     n = 50
     key = echo_gateway.create_key(n)
-    bodies = [{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-               "params": {"name": "add", "arguments": {"a": i, "b": 1000}}} for i in range(n)]
+    bodies = [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": i, "b": 1000}}}
+        for i in range(n)
+    ]
     replies = await _post_all(echo_gateway, bodies, key)
     assert [r["id"] for r in replies] == [1] * n
     assert [r["result"]["structuredContent"]["result"] for r in replies] == [i + 1000 for i in range(n)]
@@ -145,8 +154,10 @@ async def test_fifty_clients_sharing_jsonrpc_id_1_each_get_their_own_answer(echo
 async def test_racing_for_the_last_credits_exactly_k_succeed(echo_gateway: Gateway) -> None:
     credits, callers = 5, 30
     key = echo_gateway.create_key(credits, name="race")
-    bodies = [{"jsonrpc": "2.0", "id": i, "method": "tools/call",
-               "params": {"name": "add", "arguments": {"a": i, "b": i}}} for i in range(callers)]
+    bodies = [
+        {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "add", "arguments": {"a": i, "b": i}}}
+        for i in range(callers)
+    ]
     replies = await _post_all(echo_gateway, bodies, key)
 
     ok = [r for r in replies if "result" in r]

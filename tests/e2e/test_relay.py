@@ -39,8 +39,10 @@ def relay_gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
         with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as gw:
             yield gw
     else:
-        with echo_http_server(sse=True) as backend, \
-                running_gateway("--remote-url", backend.url, "--rate-limit", "0") as gw:
+        with (
+            echo_http_server(sse=True) as backend,
+            running_gateway("--remote-url", backend.url, "--rate-limit", "0") as gw,
+        ):
             yield gw
 
 
@@ -54,8 +56,11 @@ class Person:
     async def sample(self, context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
         content = params.messages[0].content
         self.asked.append(content.text if isinstance(content, TextContent) else "?")
-        return CreateMessageResult(role="assistant", model=f"{self.name}-model",
-                                   content=TextContent(type="text", text=f"{self.name} thinks so"))
+        return CreateMessageResult(
+            role="assistant",
+            model=f"{self.name}-model",
+            content=TextContent(type="text", text=f"{self.name} thinks so"),
+        )
 
     async def elicit(self, context: Any, params: ElicitRequestParams) -> ElicitResult:
         self.asked.append(params.message)
@@ -69,10 +74,16 @@ class Person:
 async def connected(gw: Gateway, key: str, person: Person, mode: str = "auto") -> AsyncIterator[Client]:
     """`auto` negotiates 2026-07-28 (questions come as input_required answers); `legacy` uses a session
     (questions come as server requests on the POST's stream)."""
-    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http, \
-            Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), sampling_callback=person.sample,
-                   elicitation_callback=person.elicit, list_roots_callback=person.roots,
-                   mode=mode) as client:  # type: ignore[arg-type]
+    async with (
+        httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http,
+        Client(
+            streamable_http_client(f"{gw.url}/mcp", http_client=http),
+            sampling_callback=person.sample,
+            elicitation_callback=person.elicit,
+            list_roots_callback=person.roots,
+            mode=mode,
+        ) as client,
+    ):  # type: ignore[arg-type]
         assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         yield client
 
@@ -86,12 +97,15 @@ def text_of(result: Any) -> str:
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sampling_elicitation_and_roots_reach_the_client_and_its_answers_the_server(
-        relay_gateway: Gateway, mode: str) -> None:
+    relay_gateway: Gateway, mode: str
+) -> None:
     key = relay_gateway.create_key(10)
     ann = Person("ann")
     async with connected(relay_gateway, key, ann, mode) as client:
-        assert text_of(await client.call_tool("ask_llm", {"prompt": "is it sunny?"})) == \
-            "model ann-model said: ann thinks so"
+        assert (
+            text_of(await client.call_tool("ask_llm", {"prompt": "is it sunny?"}))
+            == "model ann-model said: ann thinks so"
+        )
         assert text_of(await client.call_tool("ask_user", {"question": "your name?"})) == "accept: ann's answer"
         assert text_of(await client.call_tool("client_roots", {})) == "file:///home/ann"
     assert ann.asked == ["is it sunny?", "your name?"]
@@ -116,21 +130,32 @@ async def test_two_clients_calling_at_once_each_get_their_own_server_requests(re
     """Over HTTP the server names the request; over stdio the gateway must not guess between two
     clients with calls in flight, so there each client asks in turn while the other is connected."""
     ann, bo = Person("ann"), Person("bo")
-    async with connected(relay_gateway, relay_gateway.create_key(10), ann) as a, \
-            connected(relay_gateway, relay_gateway.create_key(10), bo) as b:
+    async with (
+        connected(relay_gateway, relay_gateway.create_key(10), ann) as a,
+        connected(relay_gateway, relay_gateway.create_key(10), bo) as b,
+    ):
         if relay_gateway.ready["transport"] == "http":
-            answers = await asyncio.gather(*(c.call_tool("ask_llm", {"prompt": f"from {p.name}"})
-                                             for c, p in ((a, ann), (b, bo)) for _ in range(3)))
+            answers = await asyncio.gather(
+                *(
+                    c.call_tool("ask_llm", {"prompt": f"from {p.name}"})
+                    for c, p in ((a, ann), (b, bo))
+                    for _ in range(3)
+                )
+            )
             texts = [text_of(r) for r in answers]
         else:
-            texts = [text_of(await c.call_tool("ask_llm", {"prompt": f"from {p.name}"}))
-                     for c, p in ((a, ann), (b, bo)) for _ in range(3)]
+            texts = [
+                text_of(await c.call_tool("ask_llm", {"prompt": f"from {p.name}"}))
+                for c, p in ((a, ann), (b, bo))
+                for _ in range(3)
+            ]
     assert texts == ["model ann-model said: ann thinks so"] * 3 + ["model bo-model said: bo thinks so"] * 3
     assert ann.asked == ["from ann"] * 3 and bo.asked == ["from bo"] * 3
 
 
 async def test_a_server_request_the_gateway_cannot_attribute_is_refused_not_misdelivered(
-        relay_gateway: Gateway) -> None:
+    relay_gateway: Gateway,
+) -> None:
     """While ann's call is in flight, bo's call makes the server ask for sampling. Over HTTP the
     server names bo's request; over stdio nothing does, so the gateway refuses rather than guess."""
     key = relay_gateway.create_key(20)
@@ -144,8 +169,7 @@ async def test_a_server_request_the_gateway_cannot_attribute_is_refused_not_misd
         slow = asyncio.ensure_future(a.call_tool("slow", {"seconds": seconds}))
         await asyncio.to_thread(wait_until, began, 10, "the server to begin ann's call")
         if relay_gateway.ready["transport"] == "http":
-            assert text_of(await b.call_tool("ask_llm", {"prompt": "bo asks"})) == \
-                "model bo-model said: bo thinks so"
+            assert text_of(await b.call_tool("ask_llm", {"prompt": "bo asks"})) == "model bo-model said: bo thinks so"
         else:
             with pytest.raises(MCPError, match="PayGate cannot tell which client sampling/createMessage is for"):
                 await b.call_tool("ask_llm", {"prompt": "bo asks"})  # the server passes our refusal on
@@ -156,7 +180,9 @@ async def test_a_server_request_the_gateway_cannot_attribute_is_refused_not_misd
 
 async def test_a_client_that_did_not_declare_sampling_is_never_asked(relay_gateway: Gateway) -> None:
     key = relay_gateway.create_key(5)
-    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http, \
-            Client(streamable_http_client(f"{relay_gateway.url}/mcp", http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http,
+        Client(streamable_http_client(f"{relay_gateway.url}/mcp", http_client=http)) as client,
+    ):
         with pytest.raises(MCPError, match="The client does not support sampling"):
             await client.call_tool("ask_llm", {"prompt": "anyone?"})

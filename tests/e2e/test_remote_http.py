@@ -29,8 +29,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def echo_remote() -> Iterator[Gateway]:
-    with echo_http_server() as backend, running_gateway("--remote-url", backend.url, "--rate-limit", "0",
-                                                        "--tool-price", "add:2") as gw:
+    with (
+        echo_http_server() as backend,
+        running_gateway("--remote-url", backend.url, "--rate-limit", "0", "--tool-price", "add:2") as gw,
+    ):
         yield gw
 
 
@@ -41,6 +43,7 @@ def recorder() -> Iterator[tuple[Gateway, RecordingBackend]]:
 
 
 # --- our echo server over HTTP ----------------------------------------------------------------
+
 
 def test_remote_discovery_a_charged_call_and_blocking(echo_remote: Gateway) -> None:
     assert echo_remote.ready["transport"] == "http"
@@ -63,11 +66,21 @@ async def test_remote_concurrent_calls_with_the_same_id_are_not_mixed_up(echo_re
     n = 40
     key = echo_remote.create_key(2 * n)
     async with httpx.AsyncClient(base_url=echo_remote.url, timeout=30.0) as client:
-        replies = await asyncio.gather(*(
-            client.post("/mcp", headers={"X-API-Key": key}, json={
-                "jsonrpc": "2.0", "id": "same", "method": "tools/call",
-                "params": {"name": "add", "arguments": {"a": i, "b": -7}}})
-            for i in range(n)))
+        replies = await asyncio.gather(
+            *(
+                client.post(
+                    "/mcp",
+                    headers={"X-API-Key": key},
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": "same",
+                        "method": "tools/call",
+                        "params": {"name": "add", "arguments": {"a": i, "b": -7}},
+                    },
+                )
+                for i in range(n)
+            )
+        )
     bodies = [r.json() for r in replies]
     assert [b["id"] for b in bodies] == ["same"] * n
     assert [b["result"]["structuredContent"]["result"] for b in bodies] == [i - 7 for i in range(n)]
@@ -76,8 +89,10 @@ async def test_remote_concurrent_calls_with_the_same_id_are_not_mixed_up(echo_re
 
 # --- server-everything over Streamable HTTP (SSE answers) --------------------------------------
 
+
 def test_a_tool_the_server_adds_while_running_is_listed_and_callable_once_the_server_says_so(
-        echo_remote: Gateway) -> None:
+    echo_remote: Gateway,
+) -> None:
     """The server announces the new tool on its session's GET stream, not on the call's answer."""
     key = echo_remote.create_key(5)
     assert text_of(echo_remote.call_tool("grow", {"name": "sprout"}, key)) == "added sprout"
@@ -91,8 +106,10 @@ def test_a_tool_the_server_adds_while_running_is_listed_and_callable_once_the_se
 
 
 def test_everything_over_http_with_sse_answers() -> None:
-    with everything_http_server() as backend, running_gateway(
-            "--remote-url", backend.url, "--rate-limit", "0", "--tool-price", "get-sum:4") as gw:
+    with (
+        everything_http_server() as backend,
+        running_gateway("--remote-url", backend.url, "--rate-limit", "0", "--tool-price", "get-sum:4") as gw,
+    ):
         tools = {t["name"]: t for t in gw.rpc("tools/list").json()["result"]["tools"]}
         assert {"echo", "get-sum"} <= set(tools)
         assert tools["get-sum"]["_pricing"]["creditsPerCall"] == 4
@@ -102,13 +119,15 @@ def test_everything_over_http_with_sse_answers() -> None:
         assert gw.balance(key) == 0
         assert gw.call_tool("echo", {"message": "x"}, key)["error"]["code"] == -32402
         # a client that only accepts SSE gets an SSE answer from the gateway as well
-        resp = gw.client.post("/mcp", headers={"Accept": "text/event-stream"},
-                              json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+        resp = gw.client.post(
+            "/mcp", headers={"Accept": "text/event-stream"}, json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"}
+        )
         assert resp.headers["content-type"].startswith("text/event-stream")
         assert resp.text.startswith("event: message\ndata: ") and '"get-sum"' in resp.text
 
 
 # --- the recording backend: what exactly goes upstream -----------------------------------------
+
 
 def test_client_credentials_are_never_forwarded(recorder: tuple[Gateway, RecordingBackend]) -> None:
     gw, backend = recorder
@@ -151,7 +170,8 @@ def test_server_discover_is_answered_by_the_gateway(recorder: tuple[Gateway, Rec
 
 
 def test_the_session_stream_is_asked_for_once_from_a_server_that_offers_none(
-        recorder: tuple[Gateway, RecordingBackend]) -> None:
+    recorder: tuple[Gateway, RecordingBackend],
+) -> None:
     gw, backend = recorder
     wait_until(lambda: "GET" in backend.methods(), 10, "the gateway to ask for the session's GET stream")
     get = next(r for r in backend.requests if r.method == "GET")
@@ -178,9 +198,10 @@ def test_unsolicited_client_answers_and_cancels_stay_out_of_the_upstream_session
     gw, backend = recorder
     wait_until(lambda: "GET" in backend.methods(), 10, "the gateway to ask for the session's GET stream")
     before = len(backend.requests)
-    for message in ({"jsonrpc": "2.0", "id": 1, "result": {"role": "assistant"}},
-                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}):
+    for message in (
+        {"jsonrpc": "2.0", "id": 1, "result": {"role": "assistant"}},
+        {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}},
+    ):
         assert gw.client.post("/mcp", json=message).status_code == 202
     assert gw.rpc("ping").status_code == 200  # the gateway answers pings itself
     assert len(backend.requests) == before
-

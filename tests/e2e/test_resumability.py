@@ -26,8 +26,9 @@ def gw(request: pytest.FixtureRequest) -> Iterator[Gateway]:
 
 
 def open_session(gw: Gateway, version: str = "2025-11-25") -> str:
-    resp = gw.rpc("initialize", {"protocolVersion": version, "capabilities": {},
-                                 "clientInfo": {"name": "t", "version": "1"}})
+    resp = gw.rpc(
+        "initialize", {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
     return str(resp.headers["mcp-session-id"])
 
 
@@ -56,11 +57,24 @@ def resume(gw: Gateway, session: str, last_event_id: str) -> list[tuple[str | No
 def test_a_call_whose_stream_was_lost_goes_on_and_the_client_resumes_it_to_its_answer(gw: Gateway) -> None:
     key = gw.create_key(10)
     session = open_session(gw)
-    body = {"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
-        "name": "progress_slowly", "arguments": {"steps": 4, "seconds": 0.3}, "_meta": {"progressToken": "p"}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": "long",
+        "method": "tools/call",
+        "params": {
+            "name": "progress_slowly",
+            "arguments": {"steps": 4, "seconds": 0.3},
+            "_meta": {"progressToken": "p"},
+        },
+    }
     seen: list[tuple[str | None, str]] = []
-    with gw.client.stream("POST", "/mcp", json=body, timeout=60, headers={
-            "Mcp-Session-Id": session, "X-API-Key": key, "Accept": "application/json, text/event-stream"}) as resp:
+    with gw.client.stream(
+        "POST",
+        "/mcp",
+        json=body,
+        timeout=60,
+        headers={"Mcp-Session-Id": session, "X-API-Key": key, "Accept": "application/json, text/event-stream"},
+    ) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         for event_id, data in events(resp.iter_lines()):
             seen.append((event_id, data))
@@ -85,8 +99,9 @@ def test_the_standalone_stream_resumes_with_what_was_missed_and_only_that(gw: Ga
     opened = threading.Event()
 
     def listen() -> None:  # reads one event, then drops the stream
-        with gw.client.stream("GET", "/mcp", timeout=30,
-                              headers={"Mcp-Session-Id": session, "Accept": "text/event-stream"}) as resp:
+        with gw.client.stream(
+            "GET", "/mcp", timeout=30, headers={"Mcp-Session-Id": session, "Accept": "text/event-stream"}
+        ) as resp:
             opened.set()
             received.append(next(events(resp.iter_lines())))
 

@@ -26,8 +26,10 @@ ERAS = ["auto", "legacy"]  # auto: the client negotiates, and gets 2026-07-28
 
 @asynccontextmanager
 async def sdk_client(gw: Gateway, headers: dict[str, str] | None = None, mode: str = "auto") -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers=headers or {}, timeout=30.0) as http, \
-            Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+    async with (
+        httpx2.AsyncClient(headers=headers or {}, timeout=30.0) as http,
+        Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), mode=mode) as client,
+    ):  # type: ignore[arg-type]
         yield client
 
 

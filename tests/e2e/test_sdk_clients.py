@@ -44,9 +44,13 @@ PAID_CALLS = 4  # sampling, elicitation, progress and the echo after the cancell
 
 def plan(everything: Everything, key: str, model: str) -> dict[str, Any]:
     return {
-        "url": f"{everything.gw.url}/mcp", "key": key,
-        "sampling": {"tool": SAMPLING, "arguments": {"prompt": "six times seven?", "maxTokens": 7},
-                     "answer": {"model": model, "text": "42"}},
+        "url": f"{everything.gw.url}/mcp",
+        "key": key,
+        "sampling": {
+            "tool": SAMPLING,
+            "arguments": {"prompt": "six times seven?", "maxTokens": 7},
+            "answer": {"model": model, "text": "42"},
+        },
         "elicitation": {"tool": ELICITATION, "answer": ELICITATION_ANSWER},
         "progress": {"tool": LONG_RUNNING, "arguments": PROGRESS_ARGS},
         "cancel": {"tool": LONG_RUNNING, "arguments": CANCEL_ARGS},
@@ -54,8 +58,9 @@ def plan(everything: Everything, key: str, model: str) -> dict[str, Any]:
 
 
 def run_client(argv: list[str], everything: Everything, key: str, model: str) -> dict[str, Any]:
-    done = subprocess.run([*argv, json.dumps(plan(everything, key, model))], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [*argv, json.dumps(plan(everything, key, model))], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, f"{argv[-1]} failed ({done.returncode}):\n{done.stderr[-4000:]}"
     return dict(json.loads(done.stdout))
 
@@ -63,12 +68,17 @@ def run_client(argv: list[str], everything: Everything, key: str, model: str) ->
 def assert_drove_everything(report: dict[str, Any], everything: Everything, key: str, model: str) -> None:
     """What every client must see, and what the gateway must have done, for one report."""
     assert report["sampling"] == {
-        "asked": [{"text": SAMPLING_PREFIX + "six times seven?", "systemPrompt": SAMPLING_SYSTEM_PROMPT,
-                   "maxTokens": 7}],
-        "result": [sampling_text(model, "42")], "isError": False}
+        "asked": [
+            {"text": SAMPLING_PREFIX + "six times seven?", "systemPrompt": SAMPLING_SYSTEM_PROMPT, "maxTokens": 7}
+        ],
+        "result": [sampling_text(model, "42")],
+        "isError": False,
+    }
     assert report["elicitation"]["asked"] == [{"message": ELICITATION_MESSAGE, "required": ["name"]}]
-    assert report["elicitation"]["result"][:2] == ["✅ User provided the requested information!",
-                                                   "User inputs:\n" + "\n".join(ELICITATION_LINES)]
+    assert report["elicitation"]["result"][:2] == [
+        "✅ User provided the requested information!",
+        "User inputs:\n" + "\n".join(ELICITATION_LINES),
+    ]
     assert report["progress"] == {"seen": [[1, 3], [2, 3], [3, 3]], "result": [PROGRESS_RESULT]}
 
     cancellation = report["cancellation"]
@@ -79,12 +89,16 @@ def assert_drove_everything(report: dict[str, Any], everything: Everything, key:
     assert (entry["status"], entry["credits"]) == ("allowed", 0)
     assert entry["durationMs"] < 10_000  # the operation would have run for 60 s
     if everything.record is not None:
-        wait_until(lambda: everything.upstream_cancellation_of(LONG_RUNNING, CANCEL_ARGS) is not None, 10,
-                   "the server to be sent notifications/cancelled under its own id")
+        wait_until(
+            lambda: everything.upstream_cancellation_of(LONG_RUNNING, CANCEL_ARGS) is not None,
+            10,
+            "the server to be sent notifications/cancelled under its own id",
+        )
 
 
 def test_the_python_sdk_1x_client_drives_sampling_elicitation_progress_and_cancellation_through_the_gateway(
-        everything: Everything) -> None:
+    everything: Everything,
+) -> None:
     if not MCP1_PYTHON.exists():
         pytest.fail(f"{MCP1_PYTHON} is missing: ./scripts/test makes it (pip install 'mcp==1.30.0')")
     key = everything.gw.create_key(CREDITS)
@@ -97,7 +111,8 @@ def test_the_python_sdk_1x_client_drives_sampling_elicitation_progress_and_cance
 
 
 def test_the_typescript_sdk_client_drives_sampling_elicitation_progress_and_cancellation_through_the_gateway(
-        everything: Everything) -> None:
+    everything: Everything,
+) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: the TypeScript SDK client needs Node.js (tests/node)")
@@ -106,8 +121,10 @@ def test_the_typescript_sdk_client_drives_sampling_elicitation_progress_and_canc
     assert report["client"]["version"] == "1.32.2"  # pinned in tests/node/package.json
     assert_drove_everything(report, everything, key, "ts-model")
     # An aborted call rejects at once with the SDK's own error; the SDK sent notifications/cancelled.
-    assert report["cancellation"]["error"] == {"code": -32001,
-                                               "message": "MCP error -32001: the user changed their mind"}
+    assert report["cancellation"]["error"] == {
+        "code": -32001,
+        "message": "MCP error -32001: the user changed their mind",
+    }
     # The gateway sends no answer for the cancelled request (an answer would be a response for an
     # unknown id to the SDK): nothing may go wrong on the client's side.
     assert report["clientErrors"] == []

@@ -80,10 +80,15 @@ class Person:
 
 @asynccontextmanager
 async def connected(everything: Everything, key: str, person: Person) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http, \
-            Client(streamable_http_client(f"{everything.gw.url}/mcp", http_client=http),
-                   sampling_callback=person.sample, elicitation_callback=person.elicit,
-                   list_roots_callback=person.roots) as client:
+    async with (
+        httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http,
+        Client(
+            streamable_http_client(f"{everything.gw.url}/mcp", http_client=http),
+            sampling_callback=person.sample,
+            elicitation_callback=person.elicit,
+            list_roots_callback=person.roots,
+        ) as client,
+    ):
         yield client
 
 
@@ -93,7 +98,8 @@ def texts(result: CallToolResult) -> list[str]:
 
 
 async def test_the_clients_model_answers_the_servers_sampling_request_and_its_answer_is_the_tool_result(
-        everything: Everything) -> None:
+    everything: Everything,
+) -> None:
     key = everything.gw.create_key(5)
     person = Person()
     async with connected(everything, key, person) as client:
@@ -109,7 +115,8 @@ async def test_the_clients_model_answers_the_servers_sampling_request_and_its_an
 
 @pytest.mark.parametrize("action", ["accept", "decline"])
 async def test_the_clients_user_answers_the_servers_elicitation_and_the_answer_is_the_tool_result(
-        everything: Everything, action: str) -> None:
+    everything: Everything, action: str
+) -> None:
     key = everything.gw.create_key(5)
     person = Person(elicit_action=action)
     async with connected(everything, key, person) as client:
@@ -119,15 +126,18 @@ async def test_the_clients_user_answers_the_servers_elicitation_and_the_answer_i
     assert isinstance(asked, ElicitRequestFormParams) and asked.message == ELICITATION_MESSAGE
     assert asked.requested_schema["required"] == ["name"]
     if action == "accept":
-        assert texts(result)[:2] == ["✅ User provided the requested information!",
-                                     "User inputs:\n" + "\n".join(ELICITATION_LINES)]
+        assert texts(result)[:2] == [
+            "✅ User provided the requested information!",
+            "User inputs:\n" + "\n".join(ELICITATION_LINES),
+        ]
     else:
         assert texts(result)[0] == "❌ User declined to provide the requested information."
     assert everything.gw.balance(key) == 4
 
 
 async def test_each_step_of_a_long_operation_reaches_the_callers_progress_callback_in_order(
-        everything: Everything) -> None:
+    everything: Everything,
+) -> None:
     key = everything.gw.create_key(5)
     seen: list[tuple[float, float | None, str | None]] = []
 
@@ -143,7 +153,8 @@ async def test_each_step_of_a_long_operation_reaches_the_callers_progress_callba
 
 
 async def test_a_call_the_sdk_cancels_ends_at_the_gateway_reaches_the_server_and_is_refunded(
-        everything: Everything) -> None:
+    everything: Everything,
+) -> None:
     """Cancelling the caller's scope makes the v2 SDK send notifications/cancelled; the gateway
     ends the call, tells the server under the server's id and refunds (--refund-on-failure)."""
     key = everything.gw.create_key(5)
@@ -167,8 +178,10 @@ async def test_a_call_the_sdk_cancels_ends_at_the_gateway_reaches_the_server_and
         assert (entry["status"], entry["credits"]) == ("allowed", 0)
         assert entry["durationMs"] < 10_000  # the operation would have run for 60 s
         if everything.record is not None:
+
             def told() -> bool:
                 return everything.upstream_cancellation_of(LONG_RUNNING, CANCEL_ARGS) is not None
+
             await asyncio.to_thread(wait_until, told, 10, "the server to be sent notifications/cancelled")
         # the session still works after the cancellation
         assert texts(await client.call_tool("echo", {"message": "still here"})) == ["Echo: still here"]
@@ -177,7 +190,8 @@ async def test_a_call_the_sdk_cancels_ends_at_the_gateway_reaches_the_server_and
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_the_roots_request_the_server_makes_on_its_own_reaches_the_only_client(
-        transport: str, tmp_path: Path) -> None:
+    transport: str, tmp_path: Path
+) -> None:
     """server-everything asks for roots outside any call (on its GET stream over HTTP) and keeps the
     answer for its session, which the gateway's clients share: a gateway of its own, so this client
     is the only one there to ask, whether the server asks at start-up or during the call."""
@@ -188,6 +202,7 @@ async def test_the_roots_request_the_server_makes_on_its_own_reaches_the_only_cl
             with anyio.fail_after(20):
                 result = await client.call_tool(ROOTS, {})
         assert texts(result)[0].startswith(
-            "Current MCP Roots (1 total):\n\n1. ann's project\n   URI: file:///home/ann/project")
+            "Current MCP Roots (1 total):\n\n1. ann's project\n   URI: file:///home/ann/project"
+        )
         assert person.roots_asked >= 1  # twice if the server's start-up request found the call in flight
         assert everything.gw.balance(key) == 4

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_child_environment_drops_every_paygate_setting_and_keeps_the_rest() -> None:
-    env = {"PAYGATE_ADMIN_KEY": "admin_secret", "PAYGATE_WEBHOOK_SECRET": "whsec", "PATH": "/bin", "HOME": "/h",
-           "MY_PAYGATE_NOTE": "kept"}
+    env = {
+        "PAYGATE_ADMIN_KEY": "admin_secret",
+        "PAYGATE_WEBHOOK_SECRET": "whsec",
+        "PATH": "/bin",
+        "HOME": "/h",
+        "MY_PAYGATE_NOTE": "kept",
+    }
     assert child_environment(env) == {"PATH": "/bin", "HOME": "/h", "MY_PAYGATE_NOTE": "kept"}
 
 

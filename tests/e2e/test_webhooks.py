@@ -18,11 +18,23 @@ FAST = {"webhookFlushSeconds": 0.2, "webhookRetryBaseSeconds": 0.1}
 
 
 @contextmanager
-def hooked(tmp_path: Path, receiver: Receiver, *args: str, config: dict[str, Any] | None = None,
-           state_file: str = ":memory:") -> Iterator[Gateway]:
+def hooked(
+    tmp_path: Path, receiver: Receiver, *args: str, config: dict[str, Any] | None = None, state_file: str = ":memory:"
+) -> Iterator[Gateway]:
     cfg = write_config(tmp_path, {**FAST, **(config or {})})
-    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--webhook-url", receiver.url(),
-                         "--webhook-allow-private", "--config", cfg, *args, state_file=state_file) as gw:
+    with running_gateway(
+        "--server",
+        ECHO_COMMAND,
+        "--rate-limit",
+        "0",
+        "--webhook-url",
+        receiver.url(),
+        "--webhook-allow-private",
+        "--config",
+        cfg,
+        *args,
+        state_file=state_file,
+    ) as gw:
         yield gw
 
 
@@ -94,7 +106,10 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(tmp_path: 
         assert stats["failed"] == 2 and stats["retries"] == 2 and stats["pendingRetries"] == 0
         log = get(gw, "/webhooks/log")["entries"]
         assert [(e["attempt"], e["statusCode"], e["success"]) for e in log[:3]][::-1] == [
-            (0, 503, False), (1, 503, False), (2, 200, True)]
+            (0, 503, False),
+            (1, 503, False),
+            (2, 200, True),
+        ]
         assert log[-1]["error"] == "HTTP 503" and log[0]["error"] is None
         assert log[0]["url"] == f"http://127.0.0.1:{rcv.port}/***" and log[0]["eventTypes"] == ["key.created"]
         assert get(gw, "/webhooks/log", success="false")["count"] == 2
@@ -113,8 +128,13 @@ def test_dead_letters_after_max_retries_and_replay_by_index_then_all_delivers_th
         assert first["lastError"] == "HTTP 500" and first["destination"] == "default"
         assert first["payload"]["adminEvents"][0]["type"] == "key.created"
         # let every batch die, then fix the receiver
-        wait_until(lambda: sum(d["eventCount"] for d in get(gw, "/webhooks/dead-letter")["deadLetters"]) >= 3
-                   and get(gw, "/webhooks/stats")["queuedBatches"] == 0, what="all batches dead-lettered")
+        wait_until(
+            lambda: (
+                sum(d["eventCount"] for d in get(gw, "/webhooks/dead-letter")["deadLetters"]) >= 3
+                and get(gw, "/webhooks/stats")["queuedBatches"] == 0
+            ),
+            what="all batches dead-lettered",
+        )
         assert get(gw, "/admin/webhook-health")["status"] == "degraded"
         assert gw.client.get("/health").json()["webhooks"]["deadLetterCount"] >= 1
         rcv.fail_next(0)
@@ -125,8 +145,13 @@ def test_dead_letters_after_max_retries_and_replay_by_index_then_all_delivers_th
         assert rcv.ok()[0].json() == first["payload"]
         if dead["count"] > 1:
             assert post(gw, "/webhooks/replay")["replayed"] == dead["count"] - 1
-        wait_until(lambda: {e["metadata"]["keyMasked"] for e in rcv.delivered_admin(type_="key.created")}
-                   == {masked(k) for k in keys}, what="every key.created delivered")
+        wait_until(
+            lambda: (
+                {e["metadata"]["keyMasked"] for e in rcv.delivered_admin(type_="key.created")}
+                == {masked(k) for k in keys}
+            ),
+            what="every key.created delivered",
+        )
         assert get(gw, "/webhooks/dead-letter")["count"] == 0
         wait_until(lambda: gw.events("webhook.replayed") != [], what="webhook.replayed event")
         assert gw.client.delete("/webhooks/dead-letter", headers=gw.admin()).json() == {"cleared": 0}
@@ -179,8 +204,13 @@ def test_events_queued_while_the_receiver_is_down_are_delivered_after_a_restart(
             assert {e["apiKey"] for e in rcv.delivered_events()} == {masked(key)}
             assert len({e["id"] for e in rcv.delivered_events()}) == 12
             assert rcv.delivered_admin(type_="key.created")[0]["metadata"]["keyMasked"] == masked(key)
-            wait_until(lambda: get(gw, "/webhooks/stats")["bufferedEvents"] == 0
-                       and get(gw, "/webhooks/stats")["queuedBatches"] == 0, what="an empty queue")
+            wait_until(
+                lambda: (
+                    get(gw, "/webhooks/stats")["bufferedEvents"] == 0
+                    and get(gw, "/webhooks/stats")["queuedBatches"] == 0
+                ),
+                what="an empty queue",
+            )
     finally:
         rcv.stop()
 
@@ -231,9 +261,17 @@ def test_without_a_webhook_url_the_test_endpoint_is_400_and_health_has_no_webhoo
         assert "webhooks" not in gw.client.get("/health").json()
         health = get(gw, "/admin/webhook-health")
         assert health["configured"] is False and health["status"] == "not_configured"
-        assert set(health["delivery"]) >= {"totalDelivered", "totalFailed", "totalRetries", "pendingRetries",
-                                           "deadLetterCount", "bufferedEvents", "paused", "pausedAt",
-                                           "successRate"}
+        assert set(health["delivery"]) >= {
+            "totalDelivered",
+            "totalFailed",
+            "totalRetries",
+            "pendingRetries",
+            "deadLetterCount",
+            "bufferedEvents",
+            "paused",
+            "pausedAt",
+            "successRate",
+        }
 
 
 def test_health_webhook_health_and_metrics_report_delivery(tmp_path: Path) -> None:
@@ -242,8 +280,10 @@ def test_health_webhook_health_and_metrics_report_delivery(tmp_path: Path) -> No
         assert gw.client.get("/info").json()["features"]["webhooks"] is True
         gw.create_key(1)
         # The receiver records a POST before it answers: wait for the gateway to have seen the answer.
-        wait_until(lambda: get(gw, "/admin/webhook-health")["delivery"]["totalDelivered"] >= 1,
-                   what="a delivery the gateway counted")
+        wait_until(
+            lambda: get(gw, "/admin/webhook-health")["delivery"]["totalDelivered"] >= 1,
+            what="a delivery the gateway counted",
+        )
         health = get(gw, "/admin/webhook-health")
         assert rcv.ok() != [] and health["configured"] is True and health["status"] == "healthy"
         assert health["delivery"]["totalDelivered"] >= 1 and health["delivery"]["successRate"] == 100.0
@@ -253,8 +293,13 @@ def test_health_webhook_health_and_metrics_report_delivery(tmp_path: Path) -> No
         assert 'paygate_webhook_deliveries_total{result="failure"} 0.0' in metrics
         assert "paygate_webhook_queue_depth 0.0" in metrics and "paygate_webhook_dead_letters 0.0" in metrics
         viewer = post(gw, "/admin/keys", {"name": "viewer", "role": "viewer"})["key"]
-        for path in ("/webhooks/stats", "/webhooks/log", "/webhooks/dead-letter", "/admin/webhook-health",
-                     "/webhooks/filters"):
+        for path in (
+            "/webhooks/stats",
+            "/webhooks/log",
+            "/webhooks/dead-letter",
+            "/admin/webhook-health",
+            "/webhooks/filters",
+        ):
             assert gw.client.get(path, headers={"X-Admin-Key": viewer}).status_code == 200, path
         for path in ("/webhooks/pause", "/webhooks/resume", "/webhooks/replay", "/webhooks/test"):
             assert gw.client.post(path, headers={"X-Admin-Key": viewer}).status_code == 403, path

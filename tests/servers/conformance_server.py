@@ -65,10 +65,12 @@ def _image() -> types.ImageContent:
 
 def _embedded(uri: str, text: str, mime_type: str = "text/plain") -> types.EmbeddedResource:
     return types.EmbeddedResource(
-        type="resource", resource=types.TextResourceContents(uri=uri, mime_type=mime_type, text=text))
+        type="resource", resource=types.TextResourceContents(uri=uri, mime_type=mime_type, text=text)
+    )
 
 
 # --- tools ---------------------------------------------------------------------------------------
+
 
 @server.tool()
 def test_simple_text() -> str:
@@ -97,9 +99,11 @@ def test_embedded_resource() -> list[types.ContentBlock]:
 @server.tool()
 def test_multiple_content_types() -> list[types.ContentBlock]:
     """Returns text, an image and an embedded resource."""
-    return [_text("Multiple content types test:"), _image(),
-            _embedded("test://mixed-content-resource", json.dumps({"test": "data", "value": 123}),
-                      "application/json")]
+    return [
+        _text("Multiple content types test:"),
+        _image(),
+        _embedded("test://mixed-content-resource", json.dumps({"test": "data", "value": 123}), "application/json"),
+    ]
 
 
 @server.tool()
@@ -133,8 +137,8 @@ def test_error_handling() -> str:
 async def test_sampling(prompt: str, ctx: Context) -> str:
     """Asks the client's LLM (sampling/createMessage) and returns its answer."""
     result = await ctx.session.create_message(
-        [types.SamplingMessage(role="user", content=_text(prompt))], max_tokens=100,
-        related_request_id=ctx.request_id)
+        [types.SamplingMessage(role="user", content=_text(prompt))], max_tokens=100, related_request_id=ctx.request_id
+    )
     content = result.content
     answer = content.text if isinstance(content, types.TextContent) else str(content)
     return f"LLM response: {answer}"
@@ -147,29 +151,43 @@ async def _elicit(ctx: Context, message: str, schema: dict[str, Any]) -> types.E
 @server.tool()
 async def test_elicitation(message: str, ctx: Context) -> str:
     """Asks the user (elicitation/create) for a username and an email."""
-    result = await _elicit(ctx, message, {
-        "type": "object",
-        "properties": {"username": {"type": "string", "description": "User's response"},
-                       "email": {"type": "string", "description": "User's email address"}},
-        "required": ["username", "email"],
-    })
+    result = await _elicit(
+        ctx,
+        message,
+        {
+            "type": "object",
+            "properties": {
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"},
+            },
+            "required": ["username", "email"],
+        },
+    )
     return f"User response: action={result.action}, content={json.dumps(result.content)}"
 
 
 @server.tool()
 async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
     """Elicits a form whose every primitive field has a default (SEP-1034)."""
-    result = await _elicit(ctx, "Please review and update the form fields with defaults", {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "description": "User name", "default": "John Doe"},
-            "age": {"type": "integer", "description": "User age", "default": 30},
-            "score": {"type": "number", "description": "User score", "default": 95.5},
-            "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"],
-                       "default": "active"},
-            "verified": {"type": "boolean", "description": "Verification status", "default": True},
+    result = await _elicit(
+        ctx,
+        "Please review and update the form fields with defaults",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {
+                    "type": "string",
+                    "description": "User status",
+                    "enum": ["active", "inactive", "pending"],
+                    "default": "active",
+                },
+                "verified": {"type": "boolean", "description": "Verification status", "default": True},
+            },
         },
-    })
+    )
     return f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
 
 
@@ -177,48 +195,64 @@ async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
 async def test_elicitation_sep1330_enums(ctx: Context) -> str:
     """Elicits a form with the five enum shapes of SEP-1330."""
     titled = [{"const": f"value{i}", "title": title} for i, title in enumerate(("First", "Second", "Third"), 1)]
-    result = await _elicit(ctx, "Please select options from the enum fields", {
-        "type": "object",
-        "properties": {
-            "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
-            "titledSingle": {"type": "string", "oneOf": [{**t, "title": f"{t['title']} Option"} for t in titled]},
-            "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
-                           "enumNames": ["Option One", "Option Two", "Option Three"]},
-            "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
-            "titledMulti": {"type": "array",
-                            "items": {"anyOf": [{**t, "title": f"{t['title']} Choice"} for t in titled]}},
+    result = await _elicit(
+        ctx,
+        "Please select options from the enum fields",
+        {
+            "type": "object",
+            "properties": {
+                "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                "titledSingle": {"type": "string", "oneOf": [{**t, "title": f"{t['title']} Option"} for t in titled]},
+                "legacyEnum": {
+                    "type": "string",
+                    "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"],
+                },
+                "untitledMulti": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                },
+                "titledMulti": {
+                    "type": "array",
+                    "items": {"anyOf": [{**t, "title": f"{t['title']} Choice"} for t in titled]},
+                },
+            },
         },
-    })
+    )
     return f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
 
 
 # --- resources -----------------------------------------------------------------------------------
 
-@server.resource("test://static-text", name="static-text", description="A static text resource",
-                 mime_type="text/plain")
+
+@server.resource("test://static-text", name="static-text", description="A static text resource", mime_type="text/plain")
 def static_text() -> str:
     return "This is the content of the static text resource."
 
 
-@server.resource("test://static-binary", name="static-binary", description="A static binary resource (PNG)",
-                 mime_type="image/png")
+@server.resource(
+    "test://static-binary", name="static-binary", description="A static binary resource (PNG)", mime_type="image/png"
+)
 def static_binary() -> bytes:
     return base64.b64decode(PNG)
 
 
-@server.resource("test://watched-resource", name="watched-resource", description="A resource to subscribe to",
-                 mime_type="text/plain")
+@server.resource(
+    "test://watched-resource", name="watched-resource", description="A resource to subscribe to", mime_type="text/plain"
+)
 def watched_resource() -> str:
     return "Watched resource content."
 
 
-@server.resource("test://template/{id}/data", name="template-data", description="Data for an id",
-                 mime_type="application/json")
+@server.resource(
+    "test://template/{id}/data", name="template-data", description="Data for an id", mime_type="application/json"
+)
 def template_data(id: str) -> str:  # `id`: the template's parameter name
     return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
 
 
 # --- prompts -------------------------------------------------------------------------------------
+
 
 @server.prompt(description="A simple prompt without arguments")
 def test_simple_prompt() -> list[Message]:
@@ -232,8 +266,10 @@ def test_prompt_with_arguments(arg1: str, arg2: str) -> list[Message]:
 
 @server.prompt(description="A prompt that embeds a resource")
 def test_prompt_with_embedded_resource(resourceUri: str) -> list[Message]:  # the suite's argument name
-    return [UserMessage(_embedded(resourceUri, "Embedded resource content for testing.")),
-            UserMessage("Please process the embedded resource above.")]
+    return [
+        UserMessage(_embedded(resourceUri, "Embedded resource content for testing.")),
+        UserMessage("Please process the embedded resource above."),
+    ]
 
 
 @server.prompt(description="A prompt with an image")
@@ -243,11 +279,13 @@ def test_prompt_with_image() -> list[Message]:
 
 # --- completion, logging level, subscriptions ----------------------------------------------------
 
+
 @server.completion()
 async def complete(ref: Any, argument: types.CompletionArgument, context: Any) -> types.Completion:
     words = ["paris", "park", "party"]
-    return types.Completion(values=[w for w in words if w.startswith(argument.value)] or words,
-                            total=len(words), has_more=False)
+    return types.Completion(
+        values=[w for w in words if w.startswith(argument.value)] or words, total=len(words), has_more=False
+    )
 
 
 SUBSCRIBED: set[str] = set()

@@ -96,6 +96,7 @@ async def announce(text: str, ctx: Context) -> str:
 @server.tool()
 async def grow(name: str, ctx: Context) -> str:
     """Register a new tool `name` and tell the client the tool list changed."""
+
     def added() -> str:
         return f"{name} works"
 
@@ -107,6 +108,7 @@ async def grow(name: str, ctx: Context) -> str:
 @server.tool()
 def grow_quietly(name: str) -> str:
     """Register a new tool `name` without telling anyone (no list_changed)."""
+
     def added() -> str:
         return f"{name} works"
 
@@ -126,8 +128,10 @@ async def progress(steps: int, ctx: Context) -> str:
 async def ask_llm(prompt: str, ctx: Context) -> str:
     """Ask the client's model (sampling/createMessage) and return its text."""
     result = await ctx.session.create_message(
-        [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=50,
-        related_request_id=ctx.request_id)
+        [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
+        max_tokens=50,
+        related_request_id=ctx.request_id,
+    )
     content = result.content
     return f"model {result.model} said: {content.text if isinstance(content, TextContent) else content}"
 
@@ -146,8 +150,9 @@ async def ask_user(question: str, ctx: Context) -> str:
 @server.tool()
 async def client_roots(ctx: Context) -> str:
     """The client's roots (roots/list), comma-separated."""
-    result = await ctx.session.send_request(ListRootsRequest(), ListRootsResult,
-                                            metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+    result = await ctx.session.send_request(
+        ListRootsRequest(), ListRootsResult, metadata=ServerMessageMetadata(related_request_id=ctx.request_id)
+    )
     return ",".join(str(root.uri) for root in result.roots)
 
 

@@ -18,10 +18,16 @@ from typing import Any
 VERSION = "2026-07-28"
 META = "io.modelcontextprotocol/"
 TOOLS = [
-    {"name": "echo", "description": "Return the text", "inputSchema": {
-        "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
-    {"name": "ask", "description": "Ask the client's model", "inputSchema": {
-        "type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}},
+    {
+        "name": "echo",
+        "description": "Return the text",
+        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    },
+    {
+        "name": "ask",
+        "description": "Ask the client's model",
+        "inputSchema": {"type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]},
+    },
     {"name": "calls", "description": "Requests per tool so far", "inputSchema": {"type": "object"}},
 ]
 CALLS: Counter[str] = Counter()
@@ -47,19 +53,28 @@ def handle(message: dict[str, Any], headers: dict[str, str] | None = None) -> di
     if "id" not in message:
         return None
     if method == "initialize":
-        return error(msg_id, -32022, "Unsupported protocol version", {"supported": [VERSION],
-                                                                       "requested": "handshake"})
+        return error(msg_id, -32022, "Unsupported protocol version", {"supported": [VERSION], "requested": "handshake"})
     params = message.get("params") or {}
     meta = params.get("_meta") or {}
     if meta.get(META + "protocolVersion") != VERSION or META + "clientCapabilities" not in meta:
         return error(msg_id, -32602, "params._meta lacks the 2026-07-28 envelope")
-    if headers is not None and (headers.get("mcp-protocol-version") != VERSION or headers.get("mcp-method") != method
-                                or (method == "tools/call" and headers.get("mcp-name") != params.get("name"))):
+    if headers is not None and (
+        headers.get("mcp-protocol-version") != VERSION
+        or headers.get("mcp-method") != method
+        or (method == "tools/call" and headers.get("mcp-name") != params.get("name"))
+    ):
         return error(msg_id, -32020, "routing headers do not match the body")
     if method == "server/discover":
-        return result(msg_id, {"supportedVersions": [VERSION], "capabilities": {"tools": {}}, "ttlMs": 0,
-                               "cacheScope": "public", "_meta": {META + "serverInfo": {"name": "modern-only",
-                                                                                       "version": "1"}}})
+        return result(
+            msg_id,
+            {
+                "supportedVersions": [VERSION],
+                "capabilities": {"tools": {}},
+                "ttlMs": 0,
+                "cacheScope": "public",
+                "_meta": {META + "serverInfo": {"name": "modern-only", "version": "1"}},
+            },
+        )
     if method == "tools/list":
         return result(msg_id, {"tools": TOOLS, "ttlMs": 0, "cacheScope": "public"})
     if method != "tools/call":
@@ -73,9 +88,24 @@ def handle(message: dict[str, Any], headers: dict[str, str] | None = None) -> di
     if name == "ask":
         answers = params.get("inputResponses") or {}
         if "model" not in answers or params.get("requestState") != "asked":
-            return result(msg_id, {"resultType": "input_required", "requestState": "asked", "inputRequests": {
-                "model": {"method": "sampling/createMessage", "params": {"maxTokens": 20, "messages": [
-                    {"role": "user", "content": {"type": "text", "text": arguments.get("prompt")}}]}}}})
+            return result(
+                msg_id,
+                {
+                    "resultType": "input_required",
+                    "requestState": "asked",
+                    "inputRequests": {
+                        "model": {
+                            "method": "sampling/createMessage",
+                            "params": {
+                                "maxTokens": 20,
+                                "messages": [
+                                    {"role": "user", "content": {"type": "text", "text": arguments.get("prompt")}}
+                                ],
+                            },
+                        }
+                    },
+                },
+            )
         said = answers["model"]
         return text(msg_id, f"{said.get('model')} said: {said.get('content', {}).get('text')}")
     return error(msg_id, -32602, f"Unknown tool: {name}")

@@ -14,8 +14,9 @@ TOOLS = ["cheap", "dear", "sized"]  # default price 1; 7 flat; 1 + 2/KB in + 3/K
 
 
 def build(store: SQLiteStore, initial: list[int], refund: bool) -> tuple[BillingService, KeyService, list[str]]:
-    prices = PriceBook(1, 0, {"dear": ToolPrice(7), "sized": ToolPrice(1, credits_per_kb_input=2,
-                                                                       credits_per_kb_output=3)})
+    prices = PriceBook(
+        1, 0, {"dear": ToolPrice(7), "sized": ToolPrice(1, credits_per_kb_input=2, credits_per_kb_output=3)}
+    )
     billing = BillingService(store, prices, Metrics(), shadow=False, refund_on_failure=refund)
     keys = KeyService(store)
     return billing, keys, [keys.create(f"k{i}", c).raw for i, c in enumerate(initial)]

@@ -52,8 +52,11 @@ def test_credits_low_fires_only_below_the_threshold() -> None:
 
 def test_quota_warning_fires_at_the_daily_call_percentage_and_never_without_a_quota() -> None:
     found = alerts.quota_warning(facts(daily_calls=9, daily_call_limit=10), 90)
-    assert found is not None and found.value == 90.0 and found.metadata == {
-        "quotaType": "dailyCalls", "used": 9, "limit": 10}
+    assert (
+        found is not None
+        and found.value == 90.0
+        and found.metadata == {"quotaType": "dailyCalls", "used": 9, "limit": 10}
+    )
     assert alerts.quota_warning(facts(daily_calls=9, daily_call_limit=10), 91) is None
     assert alerts.quota_warning(facts(daily_calls=1000, daily_call_limit=0), 0) is None
 
@@ -76,14 +79,22 @@ def test_rate_limit_spike_fires_at_the_denial_count_and_needs_at_least_one_denia
 # --- rule sets -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rules", [
-    [Rule("spending_threshold", 100.5)], [Rule("quota_warning", 101)], [Rule("nope", 1)],
-    [Rule("credits_low", -1)], [Rule("credits_low", float("inf"))], [Rule("credits_low", float("nan"))],
-    [Rule("credits_low", True)], [Rule("credits_low", 1, cooldown_seconds=-1)],
-    [Rule("credits_low", 1, cooldown_seconds=1.5)],  # type: ignore[arg-type]
-    [Rule("credits_low", 5), Rule("credits_low", 5, cooldown_seconds=10)],
-    [Rule("credits_low", i) for i in range(51)],
-])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [Rule("spending_threshold", 100.5)],
+        [Rule("quota_warning", 101)],
+        [Rule("nope", 1)],
+        [Rule("credits_low", -1)],
+        [Rule("credits_low", float("inf"))],
+        [Rule("credits_low", float("nan"))],
+        [Rule("credits_low", True)],
+        [Rule("credits_low", 1, cooldown_seconds=-1)],
+        [Rule("credits_low", 1, cooldown_seconds=1.5)],  # type: ignore[arg-type]
+        [Rule("credits_low", 5), Rule("credits_low", 5, cooldown_seconds=10)],
+        [Rule("credits_low", i) for i in range(51)],
+    ],
+)
 def test_rule_sets_outside_the_limits_are_refused(rules: list[Rule]) -> None:
     with pytest.raises(RuleError):
         check_rules(rules)
@@ -181,8 +192,14 @@ def test_rate_limit_denials_count_within_five_minutes_only(store: SQLiteStore) -
     clock = Clock()
     key = KeyService(store).create("spiky", 100).record
     service = AlertService(store, EventHub(), [Rule("rate_limit_spike", 3, cooldown_seconds=0)], clock=clock)
-    service.on_batch([gate("gate.deny", key, "rate_limited", T0 - 301), gate("gate.deny", key, "rate_limited"),
-                      gate("gate.deny", key, "tool_rate_limited"), gate("gate.deny", key, "insufficient_credits")])
+    service.on_batch(
+        [
+            gate("gate.deny", key, "rate_limited", T0 - 301),
+            gate("gate.deny", key, "rate_limited"),
+            gate("gate.deny", key, "tool_rate_limited"),
+            gate("gate.deny", key, "insufficient_credits"),
+        ]
+    )
     assert service.drain()[0] == []  # one denial is out of the window, one is not a rate limit
     service.on_batch([gate("gate.deny", key, "rate_limited")])
     drained, _ = service.drain()
@@ -202,8 +219,9 @@ def test_no_rules_means_no_work_and_other_events_and_revoked_keys_are_ignored(st
 
 def test_quota_warning_reads_the_daily_calls_it_is_given(store: SQLiteStore) -> None:
     key = KeyService(store).create("q", 100).record
-    service = AlertService(store, EventHub(), [Rule("quota_warning", 80)], clock=Clock(),
-                           daily_calls=lambda k, now: (8, 10))
+    service = AlertService(
+        store, EventHub(), [Rule("quota_warning", 80)], clock=Clock(), daily_calls=lambda k, now: (8, 10)
+    )
     service.on_batch([gate("gate.allow", key)])
     assert [a.value for a in service.drain()[0]] == [80.0]
 
@@ -242,8 +260,9 @@ def test_a_restore_reloads_the_rules_and_a_bad_stored_set_falls_back_to_the_conf
 def test_sweep_forgets_ended_cooldowns_and_old_denials(store: SQLiteStore) -> None:
     clock = Clock()
     key = KeyService(store).create("s", 1).record
-    service = AlertService(store, EventHub(), [Rule("credits_low", 10, cooldown_seconds=60),
-                                               Rule("rate_limit_spike", 1)], clock=clock)
+    service = AlertService(
+        store, EventHub(), [Rule("credits_low", 10, cooldown_seconds=60), Rule("rate_limit_spike", 1)], clock=clock
+    )
     service.on_batch([gate("gate.deny", key, "rate_limited")])
     assert service._last_fired and service._denials
     service.sweep(T0 + 301)

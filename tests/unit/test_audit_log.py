@@ -38,15 +38,18 @@ def test_entries_come_back_newest_first_with_their_data(audit_log: AuditLog) -> 
     audit_log.append(T0, "key.created", "admin", {"keyMasked": "pg_abc1…9f3e", "credits": 5})
     audit_log.append(T0 + 1, "key.topup", "system", {"creditsAdded": 3})
     entries = audit_log.query(AuditFilter(), 10)
-    assert [(e.type, e.actor, e.timestamp) for e in entries] == [("key.topup", "system", T0 + 1),
-                                                                  ("key.created", "admin", T0)]
+    assert [(e.type, e.actor, e.timestamp) for e in entries] == [
+        ("key.topup", "system", T0 + 1),
+        ("key.created", "admin", T0),
+    ]
     assert entries[1].data == {"keyMasked": "pg_abc1…9f3e", "credits": 5}
     assert entries[0].id > entries[1].id
 
 
 def test_filters_by_type_actor_and_inclusive_time_range(audit_log: AuditLog) -> None:
-    for i, (type_, actor) in enumerate([("a.x", "admin"), ("b.y", "admin"), ("a.x", "ak_1234…abcd"),
-                                        ("c.z", "system")]):
+    for i, (type_, actor) in enumerate(
+        [("a.x", "admin"), ("b.y", "admin"), ("a.x", "ak_1234…abcd"), ("c.z", "system")]
+    ):
         audit_log.append(T0 + i, type_, actor, {})
     types = [e.type for e in audit_log.query(AuditFilter(types=("a.x", "c.z")), 10)]
     assert types == ["c.z", "a.x", "a.x"]
@@ -119,16 +122,30 @@ def test_stats_report_categories_and_the_retention_settings(audit_log: AuditLog)
     assert stats["oldestEvent"] == "2023-11-14T22:13:20.000Z"
 
 
-@pytest.mark.parametrize(("type_", "category"), [
-    ("key.created", "access_control"), ("key.revoked", "access_control"), ("team.key_assigned", "access_control"),
-    ("group.key_removed", "access_control"), ("oauth.token_issued", "access_control"),
-    ("key.topup", "data_processing"), ("credits.reserved", "data_processing"), ("keys.exported", "data_processing"),
-    ("billing.refund", "data_processing"),
-    ("maintenance.enabled", "config_change"), ("team.created", "config_change"), ("plan.deleted", "config_change"),
-    ("template.updated", "config_change"), ("key.quota_updated", "config_change"),
-    ("admin.auth_failed", "security"), ("admin_key.created", "security"), ("key.rotated", "security"),
-    ("key.suspended", "security"), ("alert.fired", "security"),
-])
+@pytest.mark.parametrize(
+    ("type_", "category"),
+    [
+        ("key.created", "access_control"),
+        ("key.revoked", "access_control"),
+        ("team.key_assigned", "access_control"),
+        ("group.key_removed", "access_control"),
+        ("oauth.token_issued", "access_control"),
+        ("key.topup", "data_processing"),
+        ("credits.reserved", "data_processing"),
+        ("keys.exported", "data_processing"),
+        ("billing.refund", "data_processing"),
+        ("maintenance.enabled", "config_change"),
+        ("team.created", "config_change"),
+        ("plan.deleted", "config_change"),
+        ("template.updated", "config_change"),
+        ("key.quota_updated", "config_change"),
+        ("admin.auth_failed", "security"),
+        ("admin_key.created", "security"),
+        ("key.rotated", "security"),
+        ("key.suspended", "security"),
+        ("alert.fired", "security"),
+    ],
+)
 def test_known_event_types_fall_in_their_compliance_category(type_: str, category: str) -> None:
     assert category_of(type_) == category
 
@@ -144,7 +161,7 @@ def test_csv_cells_that_look_like_formulas_are_made_text() -> None:
         assert csv_cell(text) == "'" + text
     assert csv_cell("plain") == "plain" and csv_cell(5) == 5
     out = to_csv([{"id": 1, "actor": "=cmd", "metadata": {"a": 1}}], ("id", "actor", "metadata"))
-    assert out.splitlines() == ["id,actor,metadata", "1,'=cmd,\"{\"\"a\"\":1}\""]
+    assert out.splitlines() == ["id,actor,metadata", '1,\'=cmd,"{""a"":1}"']
 
 
 def test_entries_about_a_key_are_found_by_any_masked_key_field(audit_log: AuditLog) -> None:
@@ -176,8 +193,13 @@ def test_a_batch_keeps_the_ids_the_bus_gave_its_events(audit_log: AuditLog) -> N
 
 def test_gate_events_can_be_kept_out_of_the_audit_log(audit_log: AuditLog) -> None:
     service = AuditService(audit_log, gate_events=False)
-    service.record_batch([Event("gate.allow", "k", {}, T0, 1), Event("key.created", "admin", {}, T0, 2),
-                          Event("gate.deny", "k", {}, T0, 3)])
+    service.record_batch(
+        [
+            Event("gate.allow", "k", {}, T0, 1),
+            Event("key.created", "admin", {}, T0, 2),
+            Event("gate.deny", "k", {}, T0, 3),
+        ]
+    )
     assert [e.type for e in audit_log.query(AuditFilter(), 10)] == ["key.created"]
 
 

@@ -13,8 +13,10 @@ from paygate.store.sqlite import SQLiteStore
 
 
 def calls(*amounts: int) -> list[tuple[int, UsageEvent]]:
-    return [(a, UsageEvent(time.time(), "h", "pg_…wxyz", "k", f"tool{i}", a, True, request_id="req"))
-            for i, a in enumerate(amounts)]
+    return [
+        (a, UsageEvent(time.time(), "h", "pg_…wxyz", "k", f"tool{i}", a, True, request_id="req"))
+        for i, a in enumerate(amounts)
+    ]
 
 
 def stored(s: SQLiteStore) -> tuple[int, int, int]:

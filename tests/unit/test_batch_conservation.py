@@ -23,8 +23,9 @@ call = st.tuples(st.sampled_from(TOOLS), st.integers(0, 4000), st.booleans())
 work = st.tuples(st.integers(0, 2), st.lists(call, min_size=1, max_size=6), st.booleans(), st.integers(0, 3))
 
 
-async def run(billing: BillingService, store: SQLiteStore, raws: list[str],
-              jobs: list[tuple[int, list[Call], bool, int]]) -> list[int]:
+async def run(
+    billing: BillingService, store: SQLiteStore, raws: list[str], jobs: list[tuple[int, list[Call], bool, int]]
+) -> list[int]:
     moved = [0, 0, 0]  # net credits taken from each key, as the callers saw it
 
     async def settle(admitted: Admitted, fails: bool, size: int, who: int) -> None:
@@ -58,8 +59,9 @@ async def run(billing: BillingService, store: SQLiteStore, raws: list[str],
         moved[who] += sum(prices)
         for _ in range(yields):  # other work runs while the batch is "at the backend"
             await asyncio.sleep(0)
-        await asyncio.gather(*(settle(a, fails, size, who)
-                               for a, (_, size, fails) in zip(decision.calls, calls, strict=True)))
+        await asyncio.gather(
+            *(settle(a, fails, size, who) for a, (_, size, fails) in zip(decision.calls, calls, strict=True))
+        )
 
     await asyncio.gather(*(one(*job) for job in jobs))
     return moved
@@ -67,8 +69,9 @@ async def run(billing: BillingService, store: SQLiteStore, raws: list[str],
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 40), min_size=3, max_size=3), st.lists(work, max_size=20), st.booleans())
-def test_batches_conserve_credits(initial: list[int], jobs: list[tuple[int, list[Call], bool, int]],
-                                  refund: bool) -> None:
+def test_batches_conserve_credits(
+    initial: list[int], jobs: list[tuple[int, list[Call], bool, int]], refund: bool
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.db"
         store = SQLiteStore(path)
@@ -88,6 +91,9 @@ def test_a_refused_batch_records_every_call_as_denied_and_charges_nothing(tmp_pa
     assert not isinstance(decision, BatchAdmitted)
     assert (decision.index, decision.refused.denial.reason, decision.total) == (2, "insufficient_credits", 15)
     assert [(e.tool, e.allowed, e.deny_reason) for e in store.query_usage()] == [
-        ("cheap", False, "batch_rejected"), ("dear", False, "batch_rejected"), ("dear", False, "insufficient_credits")]
+        ("cheap", False, "batch_rejected"),
+        ("dear", False, "batch_rejected"),
+        ("dear", False, "insufficient_credits"),
+    ]
     assert billing.resolve(raws[0]).credits == 8  # type: ignore[union-attr]
     store.close()

@@ -18,14 +18,26 @@ NOW = 1_000_000.0
 
 
 def key(**kw: Any) -> KeyRecord:
-    return KeyRecord(**{"key_hash": "h", "prefix": "pg_abcd", "last4": "wxyz", "name": "k", "credits": 10,
-                        "created_at": 0.0, **kw})
+    return KeyRecord(
+        **{"key_hash": "h", "prefix": "pg_abcd", "last4": "wxyz", "name": "k", "credits": 10, "created_at": 0.0, **kw}
+    )
 
 
 def policy(**kw: Any) -> EffectivePolicy:
-    return EffectivePolicy(**{"allowed_tools": frozenset(), "denied_tools": frozenset(), "ip_allowlist": (),
-                              "rate_limit_per_min": None, "quota": None, "quota_source": "none", "spending_limit": 0,
-                              "tool_prices": {}, "credit_multiplier": Fraction(1), **kw})
+    return EffectivePolicy(
+        **{
+            "allowed_tools": frozenset(),
+            "denied_tools": frozenset(),
+            "ip_allowlist": (),
+            "rate_limit_per_min": None,
+            "quota": None,
+            "quota_source": "none",
+            "spending_limit": 0,
+            "tool_prices": {},
+            "credit_multiplier": Fraction(1),
+            **kw,
+        }
+    )
 
 
 def batch(record: KeyRecord, prices: list[int], **kw: Any) -> list[GateInput]:
@@ -80,15 +92,18 @@ def test_well_formed_calls_are_parsed_in_order_with_what_the_client_sent() -> No
     assert calls == [BatchCall("a", {"name": "a", "arguments": {"x": 1}}), BatchCall("b", {"name": "b"})]
 
 
-@pytest.mark.parametrize(("params", "complaint"), [
-    (None, "needs params.calls"),
-    ({"calls": {"name": "a"}}, "needs params.calls"),
-    ({"calls": []}, "at least one call"),
-    ({"calls": [{"name": "a"}] * (MAX_BATCH_CALLS + 1)}, f"at most {MAX_BATCH_CALLS} calls"),
-    ({"calls": ["a"]}, "calls[0] needs a name"),
-    ({"calls": [{"name": "a"}, {"name": 3}]}, "calls[1] needs a name"),
-    ({"calls": [{"name": "a", "arguments": None}]}, "calls[0].arguments must be an object"),
-])
+@pytest.mark.parametrize(
+    ("params", "complaint"),
+    [
+        (None, "needs params.calls"),
+        ({"calls": {"name": "a"}}, "needs params.calls"),
+        ({"calls": []}, "at least one call"),
+        ({"calls": [{"name": "a"}] * (MAX_BATCH_CALLS + 1)}, f"at most {MAX_BATCH_CALLS} calls"),
+        ({"calls": ["a"]}, "calls[0] needs a name"),
+        ({"calls": [{"name": "a"}, {"name": 3}]}, "calls[1] needs a name"),
+        ({"calls": [{"name": "a", "arguments": None}]}, "calls[0].arguments must be an object"),
+    ],
+)
 def test_a_malformed_batch_is_explained(params: Any, complaint: str) -> None:
     found = parse_calls(params)
     assert isinstance(found, str) and complaint in found

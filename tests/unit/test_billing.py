@@ -103,8 +103,13 @@ def test_a_call_in_flight_while_its_key_is_rotated_settles_on_the_new_key(store:
 
     from paygate.core.keys import generate_api_key, hash_key, mask_parts
 
-    billing = BillingService(store, PriceBook(3, 0, {"big": ToolPrice(1, credits_per_kb_output=1)}), Metrics(),
-                             shadow=False, refund_on_failure=True)
+    billing = BillingService(
+        store,
+        PriceBook(3, 0, {"big": ToolPrice(1, credits_per_kb_output=1)}),
+        Metrics(),
+        shadow=False,
+        refund_on_failure=True,
+    )
     raw = KeyService(store).create("k", 10).raw
     failing, surcharged = billing.admit(raw, "add", 0, None), billing.admit(raw, "big", 0, None)
     assert isinstance(failing, Admitted) and isinstance(surcharged, Admitted)
@@ -114,8 +119,12 @@ def test_a_call_in_flight_while_its_key_is_rotated_settles_on_the_new_key(store:
         fresh = generate_api_key()
         prefix, last4 = mask_parts(fresh)
         current = billing.current(old)
-        store.rekey(current.key_hash, dataclasses.replace(current, key_hash=hash_key(fresh), prefix=prefix,
-                                                          last4=last4, extra=dict(current.extra)))
+        store.rekey(
+            current.key_hash,
+            dataclasses.replace(
+                current, key_hash=hash_key(fresh), prefix=prefix, last4=last4, extra=dict(current.extra)
+            ),
+        )
     live = billing.current(old)
     assert live.active and live.key_hash != old.key_hash and live.credits == 6
     assert billing.settle(failing, True, 0).refunded == 3

@@ -67,13 +67,21 @@ def test_env_booleans() -> None:
         load_settings({}, None, environ={"PAYGATE_SHADOW": "maybe"})
 
 
-@pytest.mark.parametrize("bad", [
-    {"port": 99999}, {"defaultCreditsPerCall": -1}, {"globalRateLimitPerMin": -5},
-    {"remoteUrl": "ftp://x"}, {"serverCommand": "a", "remoteUrl": "http://x"},
-    {"servers": [{"prefix": "a", "serverCommand": "x"}, {"prefix": "a", "remoteUrl": "http://y"}]},
-    {"servers": [{"prefix": "a"}]}, {"toolPricing": {"t": {"creditsPerCall": -1}}},
-    {"importKeys": {"pg_abcdefgh": -1}}, {"adminKey": "short"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"port": 99999},
+        {"defaultCreditsPerCall": -1},
+        {"globalRateLimitPerMin": -5},
+        {"remoteUrl": "ftp://x"},
+        {"serverCommand": "a", "remoteUrl": "http://x"},
+        {"servers": [{"prefix": "a", "serverCommand": "x"}, {"prefix": "a", "remoteUrl": "http://y"}]},
+        {"servers": [{"prefix": "a"}]},
+        {"toolPricing": {"t": {"creditsPerCall": -1}}},
+        {"importKeys": {"pg_abcdefgh": -1}},
+        {"adminKey": "short"},
+    ],
+)
 def test_invalid_values_are_rejected(bad: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
         load_settings({}, write(tmp_path, bad), environ={})

@@ -11,8 +11,9 @@ from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, build
 
 op = st.one_of(
-    st.tuples(st.just("call"), st.integers(0, 2), st.sampled_from(TOOLS),
-              st.integers(0, 5000), st.booleans(), st.booleans()),
+    st.tuples(
+        st.just("call"), st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 5000), st.booleans(), st.booleans()
+    ),
     st.tuples(st.just("topup"), st.integers(0, 2), st.integers(1, 50)),
 )
 
@@ -46,6 +47,7 @@ def test_credits_are_conserved(initial: list[int], ops: list[tuple], refund: boo
         assert record is not None
         assert record.credits == model[i] >= 0
         assert record.credits == sum(e.delta for e in store.ledger(record.key_hash))
-        assert record.total_spent == sum(-e.delta for e in store.ledger(record.key_hash)
-                                         if e.kind in ("charge", "refund", "surcharge"))
+        assert record.total_spent == sum(
+            -e.delta for e in store.ledger(record.key_hash) if e.kind in ("charge", "refund", "surcharge")
+        )
     store.close()

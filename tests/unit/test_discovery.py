@@ -38,9 +38,11 @@ def test_a_cursor_we_did_not_hand_out_is_refused(cursor: Any) -> None:
 
 
 def test_search_needs_every_word_case_insensitively_and_ranks_name_matches_first() -> None:
-    tools = [{"name": "write_file", "description": "Write a file"},
-             {"name": "read_text", "description": "Read a text file"},
-             {"name": "read_file", "description": "Read a file's bytes"}]
+    tools = [
+        {"name": "write_file", "description": "Write a file"},
+        {"name": "read_text", "description": "Read a text file"},
+        {"name": "read_file", "description": "Read a file's bytes"},
+    ]
     assert names(search(tools, "READ file", 10)) == ["read_file", "read_text"]
     assert search(tools, "read file", 1) == {"tools": [tools[2]], "total": 2}
     assert search(tools, "delete", 10) == {"tools": [], "total": 0}

@@ -81,8 +81,11 @@ def test_every_route_and_dependency_runs_on_the_event_loop() -> None:
                 continue
             calls = [route.endpoint, *(d.call for d in route.dependant.dependencies)]
             # a callable object (the admin guard) runs on the loop when its __call__ is async, as FastAPI decides
-            threaded += [f"{route.path}: {c!r}" for c in calls
-                         if c and not inspect.iscoroutinefunction(c if inspect.isroutine(c) else type(c).__call__)]
+            threaded += [
+                f"{route.path}: {c!r}"
+                for c in calls
+                if c and not inspect.iscoroutinefunction(c if inspect.isroutine(c) else type(c).__call__)
+            ]
         assert not threaded, f"sync routes or dependencies: {threaded}"
     finally:
         rt.store.close()
@@ -97,8 +100,11 @@ def test_every_event_type_the_code_publishes_is_in_the_catalog_and_documented() 
     published = set(re.findall(r"""(?:publish|emit)\(\s*"([a-z_]+\.[a-z_]+)\"""", source))
     # KeyService.update_policy(record, actor, "<type>", …) publishes the type it is given
     published |= set(re.findall(r"""update_policy\([^"()]*"([a-z_]+\.[a-z_]+)\"""", source))
-    built = {f"{kind}.{action}" for kind in ("group", "team")
-             for action in ("created", "updated", "deleted", "key_assigned", "key_removed")}
+    built = {
+        f"{kind}.{action}"
+        for kind in ("group", "team")
+        for action in ("created", "updated", "deleted", "key_assigned", "key_removed")
+    }
     built |= {"template.created", "template.updated", "plan.created", "plan.updated"}
     assert len(published) > 50
     assert published | built <= set(EVENT_TYPES), sorted((published | built) - set(EVENT_TYPES))

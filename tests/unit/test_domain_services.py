@@ -27,22 +27,23 @@ def recorded(hub: EventHub) -> list[Event]:
 
 
 def test_setting_alert_rules_publishes_who_set_them_and_a_bad_set_is_invalid_and_changes_nothing(
-        store: SQLiteStore) -> None:
+    store: SQLiteStore,
+) -> None:
     hub = EventHub()
     seen = recorded(hub)
     service = AlertService(store, hub)
     rules = service.set_rules([Rule("credits_low", 5), Rule("spending_threshold", 80)], "admin")
     assert [r.type for r in rules] == ["credits_low", "spending_threshold"] and service.source == "api"
     assert [(e.type, e.actor, e.data) for e in seen] == [
-        ("admin.alerts_configured", "admin", {"ruleCount": 2, "types": ["credits_low", "spending_threshold"]})]
+        ("admin.alerts_configured", "admin", {"ruleCount": 2, "types": ["credits_low", "spending_threshold"]})
+    ]
     with pytest.raises(RuleError) as refused:
         service.set_rules([Rule("quota_warning", 120)], "admin")
     assert isinstance(refused.value, Invalid) and refused.value.message.startswith("Invalid request: rules.0.")
     assert len(service.rules) == 2 and len(seen) == 1
 
 
-def test_pending_alerts_are_read_after_a_flush_and_the_sweep_runs_at_most_once_a_minute(
-        store: SQLiteStore) -> None:
+def test_pending_alerts_are_read_after_a_flush_and_the_sweep_runs_at_most_once_a_minute(store: SQLiteStore) -> None:
     hub = EventHub()
     service = AlertService(store, hub, [Rule("credits_low", 50)])
     hub.subscribe_batch(service.on_batch)
@@ -66,7 +67,9 @@ def test_admin_keys_announce_creation_and_revocation_with_masked_keys_only(store
     assert boss is not None
     keys.revoke(doc["keyMasked"], boss)
     assert [(e.type, e.actor, e.data["keyMasked"]) for e in seen] == [
-        ("admin_key.created", "admin", doc["keyMasked"]), ("admin_key.revoked", "admin", doc["keyMasked"])]
+        ("admin_key.created", "admin", doc["keyMasked"]),
+        ("admin_key.revoked", "admin", doc["keyMasked"]),
+    ]
     assert all(raw not in str(e.data) for e in seen)
     with pytest.raises(AdminKeyConflict):
         keys.revoke(raw, boss)
@@ -92,7 +95,8 @@ class FakeBackend:
 
 
 def test_serving_state_is_ready_only_when_the_backend_is_up_and_neither_draining_nor_in_maintenance(
-        store: SQLiteStore) -> None:
+    store: SQLiteStore,
+) -> None:
     backend = FakeBackend()
     maintenance = Maintenance(store, EventHub())
     serving = ServingState(backend, maintenance, started=100.0)  # type: ignore[arg-type]

@@ -76,8 +76,13 @@ def test_frames_are_one_event_and_one_json_data_line() -> None:
     head, data, end1, end2 = out.split(b"\n")
     assert head == b"event: audit" and end1 == end2 == b""
     assert orjson.loads(data.removeprefix(b"data: ")) == {
-        "id": 42, "timestamp": "1970-01-01T00:00:00.000Z", "type": "key.created", "actor": "admin",
-        "message": "Key created: a\nb", "metadata": {"name": "a\nb", "keyMasked": "pg_abc…1234"}}
+        "id": 42,
+        "timestamp": "1970-01-01T00:00:00.000Z",
+        "type": "key.created",
+        "actor": "admin",
+        "message": "Key created: a\nb",
+        "metadata": {"name": "a\nb", "keyMasked": "pg_abc…1234"},
+    }
 
 
 @pytest.fixture

@@ -11,8 +11,14 @@ NOW = 1_000_000.0
 
 
 def key(**kw: object) -> KeyRecord:
-    base: dict[str, object] = {"key_hash": "h", "prefix": "pg_abcd", "last4": "wxyz", "name": "k",
-                               "credits": 10, "created_at": 0.0}
+    base: dict[str, object] = {
+        "key_hash": "h",
+        "prefix": "pg_abcd",
+        "last4": "wxyz",
+        "name": "k",
+        "credits": 10,
+        "created_at": 0.0,
+    }
     return KeyRecord(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -31,8 +37,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("label", "record", "given", "tool", "price", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_access_checks(label: str, record: KeyRecord | None, given: bool, tool: str, price: int,
-                       expected: str | None) -> None:
+def test_access_checks(
+    label: str, record: KeyRecord | None, given: bool, tool: str, price: int, expected: str | None
+) -> None:
     denial = evaluate(GateInput(record, given, tool, price, NOW), ACCESS_CHECKS)
     assert (denial.reason if denial else None) == expected
 
@@ -42,8 +49,12 @@ FUNDS = [
     ("one short", key(credits=4), 5, "insufficient_credits"),
     ("spending limit reached", key(credits=100, spending_limit=10, total_spent=8), 3, "spending_limit_exceeded"),
     ("spending limit exactly met", key(credits=100, spending_limit=10, total_spent=7), 3, None),
-    ("credits checked before spending limit", key(credits=1, spending_limit=1, total_spent=1), 3,
-     "insufficient_credits"),
+    (
+        "credits checked before spending limit",
+        key(credits=1, spending_limit=1, total_spent=1),
+        3,
+        "insufficient_credits",
+    ),
 ]
 
 

@@ -64,25 +64,41 @@ CASES: list[tuple[str, Setup, ClientFacts, str | None]] = [
     ("fine", lambda w: None, OUTSIDE, None),
     ("suspended beats IP", lambda w: w.set(suspended=True, ip_allowlist=["10.9.0.0/16"]), OUTSIDE, "key_suspended"),
     ("expired beats IP", lambda w: w.set(expires_at=1.0, ip_allowlist=["10.9.0.0/16"]), OUTSIDE, "api_key_expired"),
-    ("IP beats country", lambda w: w.set(ip_allowlist=["10.9.0.0/16"], allowed_countries=["US"]), OUTSIDE,
-     "ip_not_allowed"),
+    (
+        "IP beats country",
+        lambda w: w.set(ip_allowlist=["10.9.0.0/16"], allowed_countries=["US"]),
+        OUTSIDE,
+        "ip_not_allowed",
+    ),
     ("IP allowed through a trusted proxy", lambda w: w.set(ip_allowlist=["198.51.100.0/24"]), FROM_DE, None),
-    ("country beats ACL", lambda w: w.set(allowed_countries=["US"], denied_tools=["add"]), FROM_DE,
-     "country_not_allowed"),
+    (
+        "country beats ACL",
+        lambda w: w.set(allowed_countries=["US"], denied_tools=["add"]),
+        FROM_DE,
+        "country_not_allowed",
+    ),
     ("unknown country fails closed", lambda w: w.set(allowed_countries=["DE"]), OUTSIDE, "country_not_allowed"),
     ("denied country", lambda w: w.set(denied_countries=["DE"]), FROM_DE, "country_not_allowed"),
     ("allowed country", lambda w: w.set(allowed_countries=["DE"]), FROM_DE, None),
     ("ACL beats credits", lambda w: (w.set(denied_tools=["add"]), w.spend_all())[0], OUTSIDE, "tool_not_allowed"),
     ("credits beat spending limit", broke_with_limit, OUTSIDE, "insufficient_credits"),
     ("spending limit beats quota", limit_and_quota, OUTSIDE, "spending_limit_exceeded"),
-    ("an all-zero quota and team limits are unlimited", lambda w: (w.set(quota=NO_QUOTA), w.team(budget=0))[0],
-     OUTSIDE, None),
+    (
+        "an all-zero quota and team limits are unlimited",
+        lambda w: (w.set(quota=NO_QUOTA), w.team(budget=0))[0],
+        OUTSIDE,
+        None,
+    ),
     ("group denies the tool", lambda w: w.group(deniedTools=["add"]), OUTSIDE, "tool_not_allowed"),
     ("group IP allowlist", lambda w: w.group(ipAllowlist=["10.9.0.0/16"]), OUTSIDE, "ip_not_allowed"),
     ("inactive group is ignored", lambda w: w.group(active=False, deniedTools=["add"]), OUTSIDE, None),
     ("plan denies the tool", lambda w: w.plan(deniedTools=["add"]), OUTSIDE, "tool_not_allowed"),
-    ("group price over the balance", lambda w: w.group(toolPricing={"add": {"creditsPerCall": 11}}), OUTSIDE,
-     "insufficient_credits"),
+    (
+        "group price over the balance",
+        lambda w: w.group(toolPricing={"add": {"creditsPerCall": 11}}),
+        OUTSIDE,
+        "insufficient_credits",
+    ),
     ("plan multiplier over the balance", lambda w: w.plan(creditMultiplier=10.5), OUTSIDE, "insufficient_credits"),
 ]
 
@@ -103,17 +119,25 @@ def world(store: SQLiteStore, setup: Setup) -> tuple[World, str]:
 
 
 def billing(store: SQLiteStore, shadow: bool = False) -> BillingService:
-    return BillingService(store, PriceBook(1, 0, {"add": ToolPrice(1)}), Metrics(), shadow=shadow,
-                          refund_on_failure=False, trusted_proxies=(PROXY,))
+    return BillingService(
+        store,
+        PriceBook(1, 0, {"add": ToolPrice(1)}),
+        Metrics(),
+        shadow=shadow,
+        refund_on_failure=False,
+        trusted_proxies=(PROXY,),
+    )
 
 
 @pytest.mark.parametrize(("label", "setup", "client", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_the_first_failing_check_in_order_decides(store: SQLiteStore, label: str, setup: Setup,
-                                                  client: ClientFacts, expected: str | None) -> None:
+def test_the_first_failing_check_in_order_decides(
+    store: SQLiteStore, label: str, setup: Setup, client: ClientFacts, expected: str | None
+) -> None:
     w, raw = world(store, setup)
     before = w.key.credits
-    verdict = billing(store).dry_run(w.key, "add", 0, billing(store).facts.client_ip(client),
-                                     billing(store).facts.country(client))
+    verdict = billing(store).dry_run(
+        w.key, "add", 0, billing(store).facts.client_ip(client), billing(store).facts.country(client)
+    )
     assert verdict.reason == expected  # the dry run predicts the real call
     assert w.key.credits == before  # and charged nothing
     decision = billing(store).admit(raw, "add", 0, None, client)
@@ -124,10 +148,12 @@ def test_the_first_failing_check_in_order_decides(store: SQLiteStore, label: str
         assert w.key.credits == before
 
 
-@pytest.mark.parametrize(("label", "setup", "client", "expected"), [c for c in CASES if c[3]],
-                         ids=[c[0] for c in CASES if c[3]])
-def test_shadow_mode_turns_every_denial_into_one_shadow_allow(store: SQLiteStore, label: str, setup: Setup,
-                                                              client: ClientFacts, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("label", "setup", "client", "expected"), [c for c in CASES if c[3]], ids=[c[0] for c in CASES if c[3]]
+)
+def test_shadow_mode_turns_every_denial_into_one_shadow_allow(
+    store: SQLiteStore, label: str, setup: Setup, client: ClientFacts, expected: str
+) -> None:
     w, raw = world(store, setup)
     before = w.key.credits
     decision = billing(store, shadow=True).admit(raw, "add", 0, None, client)

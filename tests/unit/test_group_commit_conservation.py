@@ -16,12 +16,16 @@ from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, assert_on_disk, build
 
-call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 4000),
-                 st.booleans(), st.integers(0, 3))
+call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 4000), st.booleans(), st.integers(0, 3))
 
 
-async def run_calls(billing: BillingService, keys: KeyService, raws: list[str], calls: list[tuple[int, str, int,
-                    bool, int]], topups: list[tuple[int, int]]) -> list[int]:
+async def run_calls(
+    billing: BillingService,
+    keys: KeyService,
+    raws: list[str],
+    calls: list[tuple[int, str, int, bool, int]],
+    topups: list[tuple[int, int]],
+) -> list[int]:
     moved = [0, 0, 0]  # net credits taken from each key, as the callers saw it
 
     async def one(who: int, tool: str, size: int, fails: bool, yields: int) -> None:
@@ -45,10 +49,17 @@ async def run_calls(billing: BillingService, keys: KeyService, raws: list[str], 
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 30), min_size=3, max_size=3), st.lists(call, max_size=40),
-       st.lists(st.tuples(st.integers(0, 2), st.integers(1, 20)), max_size=5), st.booleans())
+@given(
+    st.lists(st.integers(0, 30), min_size=3, max_size=3),
+    st.lists(call, max_size=40),
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 20)), max_size=5),
+    st.booleans(),
+)
 def test_concurrent_group_committed_calls_conserve_credits(
-    initial: list[int], calls: list[tuple[int, str, int, bool, int]], topups: list[tuple[int, int]], refund: bool,
+    initial: list[int],
+    calls: list[tuple[int, str, int, bool, int]],
+    topups: list[tuple[int, int]],
+    refund: bool,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.db"

@@ -72,8 +72,12 @@ def chunk(data: bytes) -> bytes:
 
 
 def json_reply(body: bytes = b'{"ok":true}') -> Script:
-    return lambda _req: [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body]
+    return lambda _req: [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    ]
 
 
 async def test_keep_alive_reuses_one_connection_and_sends_our_headers(serve) -> None:  # type: ignore[no-untyped-def]
@@ -93,8 +97,13 @@ async def test_keep_alive_reuses_one_connection_and_sends_our_headers(serve) -> 
 
 
 async def test_chunked_body_split_across_writes(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve(lambda _req: [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
-                                    b"lo\r\n" + chunk(b" world"), b"0\r\n\r\n"])
+    srv = await serve(
+        lambda _req: [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            b"lo\r\n" + chunk(b" world"),
+            b"0\r\n\r\n",
+        ]
+    )
     pool = H1Pool(srv.url)
     async with pool.stream("POST", {}, b"x") as resp:
         assert await resp.read(1000) == b"hello world"
@@ -105,10 +114,15 @@ async def test_chunked_body_split_across_writes(serve) -> None:  # type: ignore[
 
 
 async def test_sse_lines_with_mixed_terminators(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve(lambda _req: [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                    b"Transfer-Encoding: chunked\r\n\r\n",
-                                    chunk(b"event: a\r\ndata: 1\r"), chunk(b"\ndata: \xc3"),
-                                    chunk(b"\xa9\n\n"), b"0\r\n\r\n"])
+    srv = await serve(
+        lambda _req: [
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+            chunk(b"event: a\r\ndata: 1\r"),
+            chunk(b"\ndata: \xc3"),
+            chunk(b"\xa9\n\n"),
+            b"0\r\n\r\n",
+        ]
+    )
     pool = H1Pool(srv.url)
     async with pool.stream("POST", {}, b"x") as resp:
         lines = [line async for line in resp.aiter_lines()]

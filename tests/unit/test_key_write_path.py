@@ -102,8 +102,14 @@ def _renamed(keys: list[dict[str, Any]], w: World) -> None:
 
 def _import_overwrite(w: World) -> None:
     r = w.record
-    entry = {"key_hash": r.key_hash, "key_masked": r.masked, "name": "imported", "credits": r.credits,
-             "notes": [], "extra": {}}
+    entry = {
+        "key_hash": r.key_hash,
+        "key_masked": r.masked,
+        "name": "imported",
+        "credits": r.credits,
+        "notes": [],
+        "extra": {},
+    }
     KeyImportExport(w.keys).import_keys([entry], [[]], "overwrite", ADMIN)
 
 
@@ -124,8 +130,9 @@ CHANGES: dict[str, Callable[[World], object]] = {
     "tags": lambda w: KeyMeta(w.keys).set_tags(w.raw, {"env": "prod"}, ADMIN),
     "auto-topup config": lambda w: AutoTopup(w.store, w.hub.publish, w.keys).configure(w.record, 5, 10, 1, ADMIN),
     "auto-topup off": lambda w: AutoTopup(w.store, w.hub.publish, w.keys).disable(w.record, ADMIN),
-    "auto-topup refill": lambda w: AutoTopup(w.store, w.hub.publish, w.keys).maybe_topup(w.record.key_hash,
-                                                                                         time.time()),
+    "auto-topup refill": lambda w: AutoTopup(w.store, w.hub.publish, w.keys).maybe_topup(
+        w.record.key_hash, time.time()
+    ),
     "plan": lambda w: PlanService(w.keys).assign(w.record, "gold", ADMIN),
     "group join": lambda w: MembershipService(w.keys, GROUPS).assign(w.record, w.group_id, ADMIN),
     "group leave": lambda w: MembershipService(w.keys, GROUPS).remove(w.paused, ADMIN),
@@ -134,8 +141,9 @@ CHANGES: dict[str, Callable[[World], object]] = {
     "expiry scan": lambda w: ExpiryScanner(w.store, w.hub.publish, ScannerConfig(), w.keys).scan(time.time()),
     "import overwrite": _import_overwrite,
     "restore overwrite": lambda w: _backup_with(w, lambda keys: _renamed(keys, w), "overwrite"),
-    "restore full": lambda w: _backup_with(w, lambda keys: keys.remove(
-        next(k for k in keys if k["keyHash"] == w.paused.key_hash)), "full"),
+    "restore full": lambda w: _backup_with(
+        w, lambda keys: keys.remove(next(k for k in keys if k["keyHash"] == w.paused.key_hash)), "full"
+    ),
 }
 
 
@@ -158,8 +166,7 @@ def _billing(store: SQLiteStore) -> BillingService:
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
-def test_a_refused_write_leaves_the_key_as_it_was(world: World, change: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_write_leaves_the_key_as_it_was(world: World, change: str, monkeypatch: pytest.MonkeyPatch) -> None:
     billing = _billing(world.store)
     policies = {r.key_hash: billing.policy_for(r) for r in world.store.list_keys()}
     generation = world.store.generation
@@ -195,5 +202,5 @@ def test_an_event_carries_what_was_written(world: World) -> None:
     world.hub.subscribe(events.append)
     KeyPolicy(world.keys).set_acl(world.raw, ["search"], None, ADMIN)
     assert [(e.type, e.actor, e.data) for e in events] == [
-        ("key.acl_updated", ADMIN, {"keyMasked": world.record.masked, "allowedTools": ["search"],
-                                    "deniedTools": []})]
+        ("key.acl_updated", ADMIN, {"keyMasked": world.record.masked, "allowedTools": ["search"], "deniedTools": []})
+    ]

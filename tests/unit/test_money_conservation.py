@@ -142,9 +142,20 @@ class MoneyWorld(RuleBasedStateMachine):
             return
         self.crashes += 1
         rid = f"rsv_crash{self.crashes}"
-        self.store.doc_put(KIND, rid, {"id": rid, "keyHash": r.key_hash, "keyMasked": r.masked, "credits": amount,
-                                       "createdAt": self.clock, "expiresAt": self.clock + 60, "memo": None,
-                                       "status": "reserving"})
+        self.store.doc_put(
+            KIND,
+            rid,
+            {
+                "id": rid,
+                "keyHash": r.key_hash,
+                "keyMasked": r.masked,
+                "credits": amount,
+                "createdAt": self.clock,
+                "expiresAt": self.clock + 60,
+                "memo": None,
+                "status": "reserving",
+            },
+        )
         if moved:
             assert self.store.adjust(r.key_hash, -amount, "reserve", rid).ok
         self.reopen()
@@ -223,8 +234,9 @@ def check(store: SQLiteStore, hashes: list[str], added: int, retired: list[str])
         assert record.credits == sum(e.delta for e in store.ledger(record.key_hash))
         total_credits += record.credits
         total_spent += record.total_spent
-    transitional = [d for d in store.doc_list(KIND) if d["status"] not in ("active", "committed", "released",
-                                                                              "expired")]
+    transitional = [
+        d for d in store.doc_list(KIND) if d["status"] not in ("active", "committed", "released", "expired")
+    ]
     assert transitional == []
     held = Reservations(store, _ignore).held()
     assert total_credits + held + total_spent == added

@@ -15,8 +15,9 @@ v6 = st.integers(0, 2**128 - 1).map(lambda n: ipaddress.IPv6Address(n)).filter(l
 
 
 @given(v4, v4, st.integers(0, 32))
-def test_ipv4_cidr_membership_matches_the_bit_prefix(addr: ipaddress.IPv4Address, base: ipaddress.IPv4Address,
-                                                     prefix: int) -> None:
+def test_ipv4_cidr_membership_matches_the_bit_prefix(
+    addr: ipaddress.IPv4Address, base: ipaddress.IPv4Address, prefix: int
+) -> None:
     block = f"{base}/{prefix}"
     shift = 32 - prefix
     expected = (int(addr) >> shift) == (int(base) >> shift) if prefix else True
@@ -24,16 +25,18 @@ def test_ipv4_cidr_membership_matches_the_bit_prefix(addr: ipaddress.IPv4Address
 
 
 @given(v6, v6, st.integers(0, 128))
-def test_ipv6_cidr_membership_matches_the_bit_prefix(addr: ipaddress.IPv6Address, base: ipaddress.IPv6Address,
-                                                     prefix: int) -> None:
+def test_ipv6_cidr_membership_matches_the_bit_prefix(
+    addr: ipaddress.IPv6Address, base: ipaddress.IPv6Address, prefix: int
+) -> None:
     shift = 128 - prefix
     expected = (int(addr) >> shift) == (int(base) >> shift) if prefix else True
     assert ip_in(str(addr), [f"{base}/{prefix}"]) is expected
 
 
 @given(v4, v4, st.integers(0, 32))
-def test_ipv4_mapped_addresses_match_like_their_ipv4_address(addr: ipaddress.IPv4Address,
-                                                             base: ipaddress.IPv4Address, prefix: int) -> None:
+def test_ipv4_mapped_addresses_match_like_their_ipv4_address(
+    addr: ipaddress.IPv4Address, base: ipaddress.IPv4Address, prefix: int
+) -> None:
     mapped = f"::ffff:{addr}"
     assert ip_in(mapped, [f"{base}/{prefix}"]) is ip_in(str(addr), [f"{base}/{prefix}"])
     # a mapped block in the allowlist means the same IPv4 block
@@ -65,19 +68,23 @@ def test_exact_entries_and_normalised_spellings() -> None:
 TRUSTED = ("10.0.0.0/8", "192.168.1.1")
 
 
-@pytest.mark.parametrize(("peer", "xff", "trusted", "expected"), [
-    ("203.0.113.9", "1.1.1.1", (), "203.0.113.9"),  # no trusted proxies: the header is ignored
-    ("203.0.113.9", "1.1.1.1", TRUSTED, "203.0.113.9"),  # peer not a trusted proxy: ignored
-    ("10.0.0.5", "1.1.1.1", TRUSTED, "1.1.1.1"),
-    ("10.0.0.5", "6.6.6.6, 1.1.1.1, 10.2.2.2", TRUSTED, "1.1.1.1"),  # right to left, past trusted hops
-    ("10.0.0.5", "1.1.1.1, 192.168.1.1", TRUSTED, "1.1.1.1"),
-    ("10.0.0.5", "10.1.1.1, 10.2.2.2", TRUSTED, "10.1.1.1"),  # all trusted: the leftmost
-    ("10.0.0.5", "garbage, 10.2.2.2", TRUSTED, "garbage"),  # a malformed hop stops the walk
-    ("10.0.0.5", None, TRUSTED, "10.0.0.5"),
-    ("::ffff:10.0.0.5", "::ffff:1.1.1.1", TRUSTED, "1.1.1.1"),  # mapped peers and hops are normalised
-])
-def test_forwarded_for_is_walked_only_from_trusted_proxies(peer: str, xff: str | None, trusted: tuple[str, ...],
-                                                           expected: str) -> None:
+@pytest.mark.parametrize(
+    ("peer", "xff", "trusted", "expected"),
+    [
+        ("203.0.113.9", "1.1.1.1", (), "203.0.113.9"),  # no trusted proxies: the header is ignored
+        ("203.0.113.9", "1.1.1.1", TRUSTED, "203.0.113.9"),  # peer not a trusted proxy: ignored
+        ("10.0.0.5", "1.1.1.1", TRUSTED, "1.1.1.1"),
+        ("10.0.0.5", "6.6.6.6, 1.1.1.1, 10.2.2.2", TRUSTED, "1.1.1.1"),  # right to left, past trusted hops
+        ("10.0.0.5", "1.1.1.1, 192.168.1.1", TRUSTED, "1.1.1.1"),
+        ("10.0.0.5", "10.1.1.1, 10.2.2.2", TRUSTED, "10.1.1.1"),  # all trusted: the leftmost
+        ("10.0.0.5", "garbage, 10.2.2.2", TRUSTED, "garbage"),  # a malformed hop stops the walk
+        ("10.0.0.5", None, TRUSTED, "10.0.0.5"),
+        ("::ffff:10.0.0.5", "::ffff:1.1.1.1", TRUSTED, "1.1.1.1"),  # mapped peers and hops are normalised
+    ],
+)
+def test_forwarded_for_is_walked_only_from_trusted_proxies(
+    peer: str, xff: str | None, trusted: tuple[str, ...], expected: str
+) -> None:
     assert client_ip(peer, xff, trusted) == expected
 
 

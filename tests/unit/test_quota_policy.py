@@ -17,8 +17,9 @@ DEC_31_2359 = float(calendar.timegm((2026, 12, 31, 23, 59, 0)))
 
 
 def key(**kw: Any) -> KeyRecord:
-    return KeyRecord(**{"key_hash": "h", "prefix": "pg_abcd", "last4": "wxyz", "name": "k", "credits": 10,
-                        "created_at": 0.0, **kw})
+    return KeyRecord(
+        **{"key_hash": "h", "prefix": "pg_abcd", "last4": "wxyz", "name": "k", "credits": 10, "created_at": 0.0, **kw}
+    )
 
 
 def test_counters_reset_at_utc_midnight_and_at_the_month_boundary() -> None:
@@ -39,28 +40,43 @@ def test_period_boundaries() -> None:
     assert quota.month_start(JAN_31_2359) == calendar.timegm((2026, 1, 1, 0, 0, 0))
 
 
-@pytest.mark.parametrize(("limits", "used", "credits", "expected"), [
-    ((0, 0, 0, 0), (100, 100, 100, 100), 5, None),  # 0 is unlimited
-    ((3, 0, 0, 0), (2, 0, 0, 0), 1, None),
-    ((3, 0, 0, 0), (3, 0, 0, 0), 1, "daily call"),
-    ((0, 10, 0, 0), (0, 0, 10, 0), 1, "monthly call"),
-    ((0, 0, 50, 0), (0, 45, 0, 0), 5, None),  # exactly reaching the limit is allowed
-    ((0, 0, 50, 0), (0, 46, 0, 0), 5, "daily credit"),
-    ((0, 0, 0, 200), (0, 0, 0, 199), 2, "monthly credit"),
-])
-def test_limits(limits: tuple[int, int, int, int], used: tuple[int, int, int, int], credits: int,
-                expected: str | None) -> None:
-    c = quota.Counter("d", "m", day_calls=used[0], day_credits=used[1], month_calls=used[2],
-                      month_credits=used[3])
+@pytest.mark.parametrize(
+    ("limits", "used", "credits", "expected"),
+    [
+        ((0, 0, 0, 0), (100, 100, 100, 100), 5, None),  # 0 is unlimited
+        ((3, 0, 0, 0), (2, 0, 0, 0), 1, None),
+        ((3, 0, 0, 0), (3, 0, 0, 0), 1, "daily call"),
+        ((0, 10, 0, 0), (0, 0, 10, 0), 1, "monthly call"),
+        ((0, 0, 50, 0), (0, 45, 0, 0), 5, None),  # exactly reaching the limit is allowed
+        ((0, 0, 50, 0), (0, 46, 0, 0), 5, "daily credit"),
+        ((0, 0, 0, 200), (0, 0, 0, 199), 2, "monthly credit"),
+    ],
+)
+def test_limits(
+    limits: tuple[int, int, int, int], used: tuple[int, int, int, int], credits: int, expected: str | None
+) -> None:
+    c = quota.Counter("d", "m", day_calls=used[0], day_credits=used[1], month_calls=used[2], month_credits=used[3])
     why = quota.exceeded(limits, c, credits)
     assert (why is None) if expected is None else (why is not None and why.startswith(expected))
 
 
-GROUP = {"active": True, "allowedTools": ["search", "read"], "deniedTools": ["delete"], "rateLimitPerMin": 30,
-         "ipAllowlist": ["10.0.0.0/8"], "quota": {"dailyCallLimit": 100},
-         "toolPricing": {"search": {"creditsPerCall": 2}}, "maxSpendingLimit": 500}
-PLAN = {"allowedTools": ["plan_tool"], "deniedTools": ["admin"], "rateLimitPerMin": 10,
-        "quota": {"monthlyCallLimit": 1000}, "creditMultiplier": 1.5}
+GROUP = {
+    "active": True,
+    "allowedTools": ["search", "read"],
+    "deniedTools": ["delete"],
+    "rateLimitPerMin": 30,
+    "ipAllowlist": ["10.0.0.0/8"],
+    "quota": {"dailyCallLimit": 100},
+    "toolPricing": {"search": {"creditsPerCall": 2}},
+    "maxSpendingLimit": 500,
+}
+PLAN = {
+    "allowedTools": ["plan_tool"],
+    "deniedTools": ["admin"],
+    "rateLimitPerMin": 10,
+    "quota": {"monthlyCallLimit": 1000},
+    "creditMultiplier": 1.5,
+}
 
 
 def test_the_key_wins_where_the_table_says_so() -> None:
@@ -92,7 +108,9 @@ def test_global_quota_applies_last_and_an_inactive_group_is_ignored() -> None:
     assert none.quota is None and none.quota_source == "none"
 
 
-@pytest.mark.parametrize(("multiplier", "amount", "expected"), [(1, 7, 7), (1.5, 3, 5), (0.5, 3, 2), ("0.1", 1, 1),
-                                                                 (2, 0, 0), ("1.0001", 10000, 10001)])
+@pytest.mark.parametrize(
+    ("multiplier", "amount", "expected"),
+    [(1, 7, 7), (1.5, 3, 5), (0.5, 3, 2), ("0.1", 1, 1), (2, 0, 0), ("1.0001", 10000, 10001)],
+)
 def test_the_plan_multiplier_rounds_up_exactly(multiplier: Any, amount: int, expected: int) -> None:
     assert resolve(key(), None, {"creditMultiplier": multiplier}, None).scale(amount) == expected

@@ -54,12 +54,14 @@ async def test_progress_tokens_are_swapped_both_ways_and_forgotten_with_the_answ
     p2, t2 = relay.begin(o2, {"name": "x", "_meta": {"progressToken": 1}})
     assert t1 and t2 and t1 != t2 and p1["_meta"]["progressToken"] == t1 and p2["_meta"]["progressToken"] == t2
     backend: Any = Answers()
-    relay.on_server_message({"jsonrpc": "2.0", "method": "notifications/progress",
-                             "params": {"progressToken": t2, "progress": 5}}, backend)
+    relay.on_server_message(
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": t2, "progress": 5}}, backend
+    )
     assert q1.empty() and message_of(q2.get_nowait())["params"] == {"progressToken": 1, "progress": 5}
     relay.end(o2, t2)
-    relay.on_server_message({"jsonrpc": "2.0", "method": "notifications/progress",
-                             "params": {"progressToken": t2, "progress": 6}}, backend)
+    relay.on_server_message(
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": t2, "progress": 6}}, backend
+    )
     assert q2.empty()  # after the answer, that token is no one's
     relay.end(o1, t1)
 

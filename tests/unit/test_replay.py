@@ -48,7 +48,18 @@ def test_the_log_is_bounded_by_count_and_bytes() -> None:
     assert len(by_bytes.resume(STANDALONE, 0)[0]) == 2
 
 
-@pytest.mark.parametrize(("raw", "parsed"), [("0-5", (0, 5)), (" 12-0 ", (12, 0)), ("5", None), ("a-1", None),
-                                             ("1-b", None), ("-1-2", None), ("1-" + "9" * 50, None), ("", None)])
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("0-5", (0, 5)),
+        (" 12-0 ", (12, 0)),
+        ("5", None),
+        ("a-1", None),
+        ("1-b", None),
+        ("-1-2", None),
+        ("1-" + "9" * 50, None),
+        ("", None),
+    ],
+)
 def test_event_ids_are_parsed_strictly(raw: str, parsed: tuple[int, int] | None) -> None:
     assert parse_event_id(raw) == parsed

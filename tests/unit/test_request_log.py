@@ -26,19 +26,35 @@ KEY_A = "pg_aaaa…1111"
 KEY_B = "pg_bbbb…2222"
 
 
-def allow(tool: str = "echo", key: str | None = KEY_A, credits: int = 1, ms: float = 1.0,
-          rid: str = "req_1") -> dict[str, Any]:
+def allow(
+    tool: str = "echo", key: str | None = KEY_A, credits: int = 1, ms: float = 1.0, rid: str = "req_1"
+) -> dict[str, Any]:
     return {"tool": tool, "keyMasked": key, "credits": credits, "durationMs": ms, "requestId": rid, "failed": False}
 
 
-def deny(tool: str = "echo", key: str | None = KEY_A, reason: str = "insufficient_credits",
-         ms: float = 0.5) -> dict[str, Any]:
-    return {"tool": tool, "keyMasked": key, "reason": reason, "creditsRequired": 5, "durationMs": ms,
-            "requestId": "req_d"}
+def deny(
+    tool: str = "echo", key: str | None = KEY_A, reason: str = "insufficient_credits", ms: float = 0.5
+) -> dict[str, Any]:
+    return {
+        "tool": tool,
+        "keyMasked": key,
+        "reason": reason,
+        "creditsRequired": 5,
+        "durationMs": ms,
+        "requestId": "req_d",
+    }
 
 
-def entry(i: int, *, allowed: bool = True, tool: str = "echo", key: str | None = KEY_A, credits: int = 1,
-          ms: float = 1.0, reason: str = "insufficient_credits") -> RequestEntry:
+def entry(
+    i: int,
+    *,
+    allowed: bool = True,
+    tool: str = "echo",
+    key: str | None = KEY_A,
+    credits: int = 1,
+    ms: float = 1.0,
+    reason: str = "insufficient_credits",
+) -> RequestEntry:
     data = allow(tool, key, credits, ms) if allowed else deny(tool, key, reason, ms)
     made = entry_of(i, T0 + i, "gate.allow" if allowed else "gate.deny", data)
     assert made is not None
@@ -53,8 +69,15 @@ def gate_event(i: int, *, allowed: bool = True, tool: str = "echo", key: str | N
 def test_gate_events_become_entries_and_other_events_do_not() -> None:
     allowed = entry_of(7, T0, "gate.allow", allow(credits=3, ms=2.5, rid="req_x"))
     assert allowed is not None and allowed.json() == {
-        "id": 7, "timestamp": "2023-11-14T22:13:20.000Z", "tool": "echo", "key": KEY_A, "status": "allowed",
-        "credits": 3, "durationMs": 2.5, "requestId": "req_x"}
+        "id": 7,
+        "timestamp": "2023-11-14T22:13:20.000Z",
+        "tool": "echo",
+        "key": KEY_A,
+        "status": "allowed",
+        "credits": 3,
+        "durationMs": 2.5,
+        "requestId": "req_x",
+    }
     denied = entry_of(8, T0, "gate.deny", deny(key=None, reason="invalid_api_key"))
     assert denied is not None and denied.json()["denyReason"] == "invalid_api_key"
     assert denied.credits == 0 and denied.key is None and denied.status == "denied"
@@ -69,8 +92,14 @@ def test_the_ring_keeps_only_the_newest_entries_and_reads_newest_first() -> None
 
 
 def test_filters_match_part_of_the_masked_key_the_exact_tool_status_and_an_inclusive_window() -> None:
-    events = [gate_event(1), gate_event(2, key=KEY_B), gate_event(3, allowed=False), gate_event(4, tool="echo2"),
-              gate_event(5, key=None, allowed=False), Event("key.created", "admin", {"keyMasked": KEY_A}, T0, 6)]
+    events = [
+        gate_event(1),
+        gate_event(2, key=KEY_B),
+        gate_event(3, allowed=False),
+        gate_event(4, tool="echo2"),
+        gate_event(5, key=None, allowed=False),
+        Event("key.created", "admin", {"keyMasked": KEY_A}, T0, 6),
+    ]
     log = RequestLog(10)
     log.record_batch(events)
 
@@ -91,30 +120,53 @@ def test_the_summary_covers_the_given_entries() -> None:
     assert summary([]) == {"totalAllowed": 0, "totalDenied": 0, "totalCredits": 0, "avgDurationMs": 0}
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ([], 0), ([4.0], 4.0), ([1.0, 2.0], 2.0), ([float(i) for i in range(1, 21)], 19.0),
-    ([float(i) for i in range(100, 0, -1)], 95.0), ([float(i) for i in range(1, 102)], 96.0),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], 0),
+        ([4.0], 4.0),
+        ([1.0, 2.0], 2.0),
+        ([float(i) for i in range(1, 21)], 19.0),
+        ([float(i) for i in range(100, 0, -1)], 95.0),
+        ([float(i) for i in range(1, 102)], 96.0),
+    ],
+)
 def test_p95_is_the_nearest_rank_percentile(values: list[float], expected: float) -> None:
     assert p95(values) == expected
 
 
 def test_the_overview_lists_every_tool_busiest_first() -> None:
-    entries = [entry(1, tool="b"), entry(2, tool="a", credits=4), entry(3, tool="a", allowed=False),
-               entry(4, tool="c"), entry(5, tool="c")]
+    entries = [
+        entry(1, tool="b"),
+        entry(2, tool="a", credits=4),
+        entry(3, tool="a", allowed=False),
+        entry(4, tool="c"),
+        entry(5, tool="c"),
+    ]
     view = overview(entries)
     assert view["totalTools"] == 3 and view["totalCalls"] == 5
     assert [t["tool"] for t in view["tools"]] == ["a", "c", "b"]  # ties by name
-    assert view["tools"][0] == {"tool": "a", "totalCalls": 2, "allowed": 1, "denied": 1, "successRate": 50.0,
-                                "totalCredits": 4, "avgDurationMs": 1.0}
+    assert view["tools"][0] == {
+        "tool": "a",
+        "totalCalls": 2,
+        "allowed": 1,
+        "denied": 1,
+        "successRate": 50.0,
+        "totalCredits": 4,
+        "avgDurationMs": 1.0,
+    }
     assert overview([]) == {"totalTools": 0, "totalCalls": 0, "tools": []}
 
 
 def test_a_tools_detail_adds_p95_deny_reasons_and_at_most_ten_top_consumers() -> None:
     entries = [entry(i, key=f"pg_k{i:03d}…0000", credits=1) for i in range(12)]
     entries += [entry(20 + i, key=KEY_A, credits=5, ms=10.0 + i) for i in range(3)]
-    entries += [entry(30, allowed=False, reason="rate_limited"), entry(31, allowed=False, key=None),
-                entry(32, allowed=False, key=None), entry(33, tool="other", key=KEY_B)]
+    entries += [
+        entry(30, allowed=False, reason="rate_limited"),
+        entry(31, allowed=False, key=None),
+        entry(32, allowed=False, key=None),
+        entry(33, tool="other", key=KEY_B),
+    ]
     view = detail("echo", entries)
     assert view["totalCalls"] == 18 and view["allowed"] == 15 and view["denied"] == 3
     assert view["successRate"] == 83.3 and view["totalCredits"] == 12 + 15
@@ -127,8 +179,17 @@ def test_a_tools_detail_adds_p95_deny_reasons_and_at_most_ten_top_consumers() ->
 
 def test_a_tool_without_entries_gets_an_empty_detail() -> None:
     assert detail("nope", [entry(1)]) == {
-        "tool": "nope", "totalCalls": 0, "allowed": 0, "denied": 0, "successRate": 0, "totalCredits": 0,
-        "avgDurationMs": 0, "p95DurationMs": 0, "denyReasons": {}, "topConsumers": []}
+        "tool": "nope",
+        "totalCalls": 0,
+        "allowed": 0,
+        "denied": 0,
+        "successRate": 0,
+        "totalCredits": 0,
+        "avgDurationMs": 0,
+        "p95DurationMs": 0,
+        "denyReasons": {},
+        "topConsumers": [],
+    }
 
 
 @pytest.fixture
@@ -141,8 +202,7 @@ def audit() -> Iterator[AuditService]:
         store.close()
 
 
-def test_a_new_log_is_refilled_from_the_audit_logs_newest_gate_events_then_follows_the_bus(
-        audit: AuditService) -> None:
+def test_a_new_log_is_refilled_from_the_audit_logs_newest_gate_events_then_follows_the_bus(audit: AuditService) -> None:
     first = EventHub()
     first.subscribe_batch(audit.record_batch)
     for i in range(5):
@@ -169,8 +229,7 @@ def test_a_size_of_zero_keeps_nothing_and_does_not_subscribe(audit: AuditService
     assert log.select(RequestFilter()) == [] and hub.pending == 0
 
 
-async def test_a_read_sees_calls_published_before_it_even_before_the_bus_delivered_them(
-        audit: AuditService) -> None:
+async def test_a_read_sees_calls_published_before_it_even_before_the_bus_delivered_them(audit: AuditService) -> None:
     hub = EventHub()
     log = start_request_log(10, hub, audit)
     hub.emit("gate.allow", KEY_A, allow(rid="req_now"))

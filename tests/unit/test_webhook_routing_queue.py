@@ -29,17 +29,33 @@ def store() -> Iterator[SQLiteStore]:
 
 
 def allow(masked: str, key_hash: str | None = None) -> Event:
-    return Event("gate.allow", masked, {"tool": "echo", "keyMasked": masked, "credits": 3, "durationMs": 1.5,
-                                        "requestId": "req_1"}, 1_700_000_000.25, 7, "req_1", key_hash)
+    return Event(
+        "gate.allow",
+        masked,
+        {"tool": "echo", "keyMasked": masked, "credits": 3, "durationMs": 1.5, "requestId": "req_1"},
+        1_700_000_000.25,
+        7,
+        "req_1",
+        key_hash,
+    )
 
 
 def test_gate_events_become_usage_events_without_the_key_hash() -> None:
     kind, text = shape(allow("pg_abc1…9f3e", "h" * 64), "prod")
     body = orjson.loads(text)
     assert kind == "usage" and "h" * 64 not in text
-    assert body == {"id": 7, "timestamp": "2023-11-14T22:13:20.250Z", "apiKey": "pg_abc1…9f3e", "keyName": "prod",
-                    "tool": "echo", "creditsCharged": 3, "allowed": True, "denyReason": None, "requestId": "req_1",
-                    "durationMs": 1.5}
+    assert body == {
+        "id": 7,
+        "timestamp": "2023-11-14T22:13:20.250Z",
+        "apiKey": "pg_abc1…9f3e",
+        "keyName": "prod",
+        "tool": "echo",
+        "creditsCharged": 3,
+        "allowed": True,
+        "denyReason": None,
+        "requestId": "req_1",
+        "durationMs": 1.5,
+    }
     deny = Event("gate.deny", "x", {"tool": "t", "keyMasked": None, "reason": "rate_limited"}, 0.0, 8)
     assert orjson.loads(shape(deny)[1])["denyReason"] == "rate_limited"
     assert orjson.loads(shape(deny)[1])["creditsCharged"] == 0
@@ -48,8 +64,13 @@ def test_gate_events_become_usage_events_without_the_key_hash() -> None:
 def test_admin_events_keep_type_actor_and_metadata() -> None:
     kind, text = shape(Event("key.topup", "admin", {"keyMasked": "pg_a…b", "creditsAdded": 5}, 0.0, 9))
     assert kind == "admin"
-    assert orjson.loads(text) == {"id": 9, "type": "key.topup", "timestamp": "1970-01-01T00:00:00.000Z",
-                                  "actor": "admin", "metadata": {"keyMasked": "pg_a…b", "creditsAdded": 5}}
+    assert orjson.loads(text) == {
+        "id": 9,
+        "type": "key.topup",
+        "timestamp": "1970-01-01T00:00:00.000Z",
+        "actor": "admin",
+        "metadata": {"keyMasked": "pg_a…b", "creditsAdded": 5},
+    }
 
 
 def test_a_batch_body_has_both_arrays_in_order() -> None:
@@ -63,22 +84,30 @@ def test_key_prefix_is_the_kept_part_of_a_masked_key() -> None:
     assert key_prefix(None) is None and key_prefix("nomask") is None
 
 
-@pytest.mark.parametrize(("events", "prefixes", "type_", "prefix", "hit"), [
-    (("*",), (), "key.created", None, True),
-    (("key.created",), (), "key.created", None, True),
-    (("key.created",), (), "key.revoked", None, False),
-    (("usage",), (), "gate.deny", "pg_abc1", True),
-    (("gate.allow",), (), "gate.allow", "pg_abc1", True),
-    (("*",), ("pg_ab",), "gate.allow", "pg_abc1", True),
-    (("*",), ("pg_x",), "gate.allow", "pg_abc1", False),
-    (("*",), ("pg_",), "team.created", None, False),  # prefixes given: events about no key never match
-])
-def test_filter_matching_by_type_and_key_prefix(events: tuple[str, ...], prefixes: tuple[str, ...], type_: str,
-                                                prefix: str | None, hit: bool) -> None:
+@pytest.mark.parametrize(
+    ("events", "prefixes", "type_", "prefix", "hit"),
+    [
+        (("*",), (), "key.created", None, True),
+        (("key.created",), (), "key.created", None, True),
+        (("key.created",), (), "key.revoked", None, False),
+        (("usage",), (), "gate.deny", "pg_abc1", True),
+        (("gate.allow",), (), "gate.allow", "pg_abc1", True),
+        (("*",), ("pg_ab",), "gate.allow", "pg_abc1", True),
+        (("*",), ("pg_x",), "gate.allow", "pg_abc1", False),
+        (("*",), ("pg_",), "team.created", None, False),  # prefixes given: events about no key never match
+    ],
+)
+def test_filter_matching_by_type_and_key_prefix(
+    events: tuple[str, ...], prefixes: tuple[str, ...], type_: str, prefix: str | None, hit: bool
+) -> None:
     rule = FilterRule("wf_1", "n", events, "https://example.com/", key_prefixes=prefixes)
     assert rule.matches(type_, prefix) is hit
-    assert FilterRule("wf_2", "n", events, "https://example.com/", key_prefixes=prefixes,
-                      active=False).matches(type_, prefix) is False
+    assert (
+        FilterRule("wf_2", "n", events, "https://example.com/", key_prefixes=prefixes, active=False).matches(
+            type_, prefix
+        )
+        is False
+    )
 
 
 def test_routes_send_to_default_matching_filters_and_the_keys_own_url(store: SQLiteStore) -> None:
@@ -118,8 +147,12 @@ def test_an_ambiguous_masked_key_routes_an_admin_event_nowhere(store: SQLiteStor
 def test_filter_validation_errors_are_400_and_config_filters_are_read_only(store: SQLiteStore) -> None:
     routes = Routes(store, None, None, allow_private=False)
     with pytest.raises(WebhookError, match="duplicate"):
-        routes.load([WebhookFilterConfig(name="x", events=["*"], url="https://a.example/"),
-                     WebhookFilterConfig(name="x", events=["*"], url="https://b.example/")])
+        routes.load(
+            [
+                WebhookFilterConfig(name="x", events=["*"], url="https://a.example/"),
+                WebhookFilterConfig(name="x", events=["*"], url="https://b.example/"),
+            ]
+        )
     with pytest.raises(WebhookError, match=r"webhookFilters\[0\].*loopback"):
         routes.load([WebhookFilterConfig(name="x", events=["*"], url="http://127.0.0.1/")])
     routes.load([WebhookFilterConfig(name="cfg", events=["*"], url="https://a.example/")])
@@ -138,8 +171,10 @@ def test_filter_validation_errors_are_400_and_config_filters_are_read_only(store
 def test_the_queue_moves_events_to_batches_to_dead_letters_and_back(store: SQLiteStore) -> None:
     q = WebhookQueue(store.outbox)
     q.load(0.0)
-    q.enqueue([("d", float(i), "usage", "gate.allow", f'{{"n":{i}}}') for i in range(12)]
-              + [("d", 12.0, "admin", "key.created", '{"t":"k"}')])
+    q.enqueue(
+        [("d", float(i), "usage", "gate.allow", f'{{"n":{i}}}') for i in range(12)]
+        + [("d", 12.0, "admin", "key.created", '{"t":"k"}')]
+    )
     assert q.buffered == 13 and q.pending["d"].oldest == 0.0
     batch = q.take_batch("d", 10, 100.0)
     assert batch is not None and batch.event_count == 10 and batch.event_types == ["usage"]

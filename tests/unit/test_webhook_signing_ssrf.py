@@ -29,9 +29,15 @@ def test_verify_accepts_the_right_secret_and_body_within_the_tolerance() -> None
     assert verify_signature(BODY.decode(), header, b"whsec_x", now=1_000)
 
 
-@pytest.mark.parametrize(("body", "secret", "now"), [
-    (BODY + b" ", "whsec_x", 1_000), (BODY, "whsec_y", 1_000), (BODY, "whsec_x", 1_301), (BODY, "whsec_x", 699),
-])
+@pytest.mark.parametrize(
+    ("body", "secret", "now"),
+    [
+        (BODY + b" ", "whsec_x", 1_000),
+        (BODY, "whsec_y", 1_000),
+        (BODY, "whsec_x", 1_301),
+        (BODY, "whsec_x", 699),
+    ],
+)
 def test_verify_refuses_a_changed_body_wrong_secret_or_stale_timestamp(body: bytes, secret: str, now: float) -> None:
     assert not verify_signature(body, sign("whsec_x", BODY, timestamp=1_000), secret, now=now)
 
@@ -52,12 +58,25 @@ def test_parse_signature_reads_timestamp_and_every_v1() -> None:
     assert parse_signature("t=12,v1=ab,v1=cd,v0=zz") == (12, ["ab", "cd"])
 
 
-@pytest.mark.parametrize(("ip", "reason"), [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.0.0.1", "private"), ("192.168.1.1", "private"),
-    ("172.16.0.1", "private"), ("169.254.169.254", "metadata"), ("fe80::1", "link-local"),
-    ("fd00::1", "private"), ("224.0.0.1", "multicast"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
-    ("100.64.0.1", "not a public"), ("::ffff:127.0.0.1", "loopback"), ("240.0.0.1", "private"),
-])
+@pytest.mark.parametrize(
+    ("ip", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("172.16.0.1", "private"),
+        ("169.254.169.254", "metadata"),
+        ("fe80::1", "link-local"),
+        ("fd00::1", "private"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("100.64.0.1", "not a public"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("240.0.0.1", "private"),
+    ],
+)
 def test_non_public_addresses_are_blocked_with_a_reason(ip: str, reason: str) -> None:
     addr = parse_ip(ip)
     assert addr is not None
@@ -71,22 +90,37 @@ def test_public_addresses_pass(ip: str) -> None:
     assert addr is not None and blocked_reason(addr) is None
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/", "http://localhost:8080/x", "http://api.localhost/", "http://[::1]:9/",
-    "http://2130706433/", "http://0x7f.1/", "http://metadata.google.internal/", "http://10.0.0.5/",
-    "http://[::ffff:10.0.0.1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://localhost:8080/x",
+        "http://api.localhost/",
+        "http://[::1]:9/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://metadata.google.internal/",
+        "http://10.0.0.5/",
+        "http://[::ffff:10.0.0.1]/",
+    ],
+)
 def test_local_urls_are_refused_at_configuration_time_unless_allowed(url: str) -> None:
     with pytest.raises(UnsafeUrl, match="webhookAllowPrivate"):
         check_url(url, allow_private=False)
     check_url(url, allow_private=True)
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("ftp://example.com/", "http:// or https://"), ("https:///path", "no host"), ("https://exa mple.com/", "spaces"),
-    ("https://example.com:0/", "port 0"), ("https://example.com/" + "a" * 2048, "longer than"),
-    ("https://example.com:99999/", "not a valid URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://example.com/", "http:// or https://"),
+        ("https:///path", "no host"),
+        ("https://exa mple.com/", "spaces"),
+        ("https://example.com:0/", "port 0"),
+        ("https://example.com/" + "a" * 2048, "longer than"),
+        ("https://example.com:99999/", "not a valid URL"),
+    ],
+)
 def test_malformed_urls_are_refused_even_when_private_addresses_are_allowed(url: str, why: str) -> None:
     with pytest.raises(UnsafeUrl, match=why):
         check_url(url, allow_private=True)
@@ -100,6 +134,7 @@ def test_shown_urls_keep_scheme_and_host_only() -> None:
 def resolver(answers: list[str]):  # type: ignore[no-untyped-def]
     async def resolve_(host: str, port: int) -> list[str]:
         return answers
+
     return resolve_
 
 

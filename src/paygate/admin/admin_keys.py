@@ -21,13 +21,13 @@ class AdminKeys:
     def create(self, name: str, role: str, actor: str) -> tuple[str, dict[str, Any]]:
         """(the raw key, shown once; its document)."""
         raw, doc = self.auth.create(name, role, actor)
-        self.events.publish("admin_key.created", actor, keyMasked=doc["keyMasked"], name=doc["name"],
-                            role=doc["role"])
+        self.events.publish("admin_key.created", actor, keyMasked=doc["keyMasked"], name=doc["name"], role=doc["role"])
         return raw, doc
 
     def revoke(self, ref: str, by: AdminIdentity) -> dict[str, Any]:
         """Revoke the key `ref` names (raw or masked); never the bootstrap key, nor the caller's own."""
         doc = self.auth.revoke(ref, by)
-        self.events.publish("admin_key.revoked", by.actor, keyMasked=doc["keyMasked"], name=doc["name"],
-                            role=doc["role"])
+        self.events.publish(
+            "admin_key.revoked", by.actor, keyMasked=doc["keyMasked"], name=doc["name"], role=doc["role"]
+        )
         return doc

@@ -142,8 +142,16 @@ class AdminAuth:
             raise AdminKeyConflict(f"at most {MAX_ADMIN_KEYS} active admin keys")
         raw = "ak_" + generate_admin_key().removeprefix("admin_")
         prefix, last4 = mask_parts(raw)
-        doc = {"name": name, "role": role, "keyMasked": f"{prefix}…{last4}", "active": True,
-               "createdTs": time.time(), "createdBy": created_by, "lastUsedTs": None, "revokedTs": None}
+        doc = {
+            "name": name,
+            "role": role,
+            "keyMasked": f"{prefix}…{last4}",
+            "active": True,
+            "createdTs": time.time(),
+            "createdBy": created_by,
+            "lastUsedTs": None,
+            "revokedTs": None,
+        }
         self.store.doc_put(ADMIN_KEY_DOC, hash_key(raw), doc)
         return raw, doc
 
@@ -180,9 +188,17 @@ class AdminAuth:
         """Every admin key as listings show it (masked; never the key or its hash), oldest first,
         the bootstrap key first of all."""
         docs = sorted(self.store.doc_list(ADMIN_KEY_DOC), key=lambda d: float(d.get("createdTs") or 0))
-        bootstrap = {"name": "bootstrap", "role": "super_admin", "keyMasked": "bootstrap", "active": True,
-                     "bootstrap": True, "createdAt": None, "createdBy": None, "lastUsedAt": None,
-                     "revokedAt": None}
+        bootstrap = {
+            "name": "bootstrap",
+            "role": "super_admin",
+            "keyMasked": "bootstrap",
+            "active": True,
+            "bootstrap": True,
+            "createdAt": None,
+            "createdBy": None,
+            "lastUsedAt": None,
+            "revokedAt": None,
+        }
         return [bootstrap, *(admin_key_view(d) for d in docs)]
 
 
@@ -200,6 +216,14 @@ def admin_key_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
 
 
 def admin_key_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"name": doc["name"], "role": doc["role"], "keyMasked": doc["keyMasked"], "active": doc["active"],
-            "bootstrap": False, "createdAt": iso_time(doc.get("createdTs")), "createdBy": doc.get("createdBy"),
-            "lastUsedAt": iso_time(doc.get("lastUsedTs")), "revokedAt": iso_time(doc.get("revokedTs"))}
+    return {
+        "name": doc["name"],
+        "role": doc["role"],
+        "keyMasked": doc["keyMasked"],
+        "active": doc["active"],
+        "bootstrap": False,
+        "createdAt": iso_time(doc.get("createdTs")),
+        "createdBy": doc.get("createdBy"),
+        "lastUsedAt": iso_time(doc.get("lastUsedTs")),
+        "revokedAt": iso_time(doc.get("revokedTs")),
+    }

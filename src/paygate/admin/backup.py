@@ -65,8 +65,7 @@ MONEY_FIELDS = frozenset({"key_hash", "credits", "total_spent", "total_calls"}) 
 
 def canonical(data: Any) -> bytes:
     """The bytes the checksum covers: JSON, keys sorted, no whitespace, UTF-8, no NaN."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def checksum(data: Any) -> str:
@@ -97,12 +96,14 @@ class BackupService:
         """The whole state as a checksummed backup (announced as `backup.exported`)."""
         backup = self.snapshot()
         data = backup["data"]
-        self.keys.publish("backup.exported", actor, keys=len(data["keys"]),
-                          documents=sum(len(d) for d in data["documents"].values()))
+        self.keys.publish(
+            "backup.exported", actor, keys=len(data["keys"]), documents=sum(len(d) for d in data["documents"].values())
+        )
         return backup
 
-    def restore(self, backup: dict[str, Any], mode: Mode, keep_docs: set[tuple[str, str]],
-                actor: str) -> dict[str, Any]:
+    def restore(
+        self, backup: dict[str, Any], mode: Mode, keep_docs: set[tuple[str, str]], actor: str
+    ) -> dict[str, Any]:
         """Verify, validate, plan, then write (announced as `backup.restored`); returns the counts."""
         counts = self.apply(self.parse(backup, mode), keep_docs)
         self.keys.publish("backup.restored", actor, mode=mode, counts=counts)
@@ -113,17 +114,18 @@ class BackupService:
         keys = [key_to_json(r) for r in sorted(self.store.list_keys(), key=lambda r: (r.created_at, r.key_hash))]
         documents = {kind: dict(sorted(self.store.doc_items(kind))) for kind in document_kinds(self.store)}
         # through JSON once, so the checksum covers exactly what the client receives
-        data = orjson.loads(orjson.dumps({"keys": keys, "documents": {k: v for k, v in documents.items() if v}},
-                                         default=str))
-        return {"version": BACKUP_VERSION, "createdAt": iso_time(time.time()), "checksum": checksum(data),
-                "data": data}
+        data = orjson.loads(
+            orjson.dumps({"keys": keys, "documents": {k: v for k, v in documents.items() if v}}, default=str)
+        )
+        return {"version": BACKUP_VERSION, "createdAt": iso_time(time.time()), "checksum": checksum(data), "data": data}
 
     # restore: verify, then validate, then plan, then write --------------------------------
     def parse(self, backup: dict[str, Any], mode: Mode) -> RestorePlan:
         version = backup.get("version")
         if type(version) is not int or version != BACKUP_VERSION:
-            raise BackupInvalid(f"Invalid request: unsupported backup version {version!r} "
-                                   f"(this gateway reads version {BACKUP_VERSION})")
+            raise BackupInvalid(
+                f"Invalid request: unsupported backup version {version!r} (this gateway reads version {BACKUP_VERSION})"
+            )
         given = backup.get("checksum")
         data = backup.get("data")
         if not isinstance(given, str) or not isinstance(data, dict):
@@ -133,8 +135,9 @@ class BackupService:
         except ValueError as exc:
             raise BackupInvalid("Invalid request: backup data is not plain JSON") from exc
         if not hmac.compare_digest(actual.encode(), given.lower().encode()):
-            raise BackupInvalid("Invalid request: backup checksum does not match its data "
-                                   "(corrupted or edited); nothing was restored")
+            raise BackupInvalid(
+                "Invalid request: backup checksum does not match its data (corrupted or edited); nothing was restored"
+            )
         unknown = sorted(set(data) - {"keys", "documents"})
         if unknown:
             raise BackupInvalid(f"Invalid request: unknown data sections {unknown}")
@@ -161,8 +164,10 @@ class BackupService:
             check = DOC_CHECKS.get(kind)
             for doc_id, body in docs.items():
                 if not doc_id or len(doc_id) > 200 or not isinstance(body, dict):
-                    raise BackupInvalid(f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
-                                           "object with an id of 1-200 characters")
+                    raise BackupInvalid(
+                        f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
+                        "object with an id of 1-200 characters"
+                    )
                 problem = check(doc_id, body) if check else None
                 if problem:
                     raise BackupInvalid(f"Invalid request: data.documents[{kind!r}][{doc_id!r}]: {problem}")
@@ -178,8 +183,11 @@ class BackupService:
         release: set[str] = set()
         owners = {r.alias: r for r in self.store.list_keys() if r.alias is not None}
         for key in plan.keys:
-            if key.alias is not None and self._written(plan.mode, key) and (
-                    hash_key(key.alias) in incoming or self.store.get_key(hash_key(key.alias)) is not None):
+            if (
+                key.alias is not None
+                and self._written(plan.mode, key)
+                and (hash_key(key.alias) in incoming or self.store.get_key(hash_key(key.alias)) is not None)
+            ):
                 # as POST /keys/alias: an alias that is another key's raw value would be shadowed by it
                 raise BackupConflict(f"alias {key.alias!r} collides with an API key; nothing was restored")
             owner = owners.get(key.alias) if key.alias is not None else None
@@ -193,8 +201,9 @@ class BackupService:
             if moves_away or (plan.mode == "full" and owner.key_hash not in incoming):
                 release.add(owner.key_hash)
             else:
-                raise BackupConflict(f"alias {key.alias!r} belongs to another key here "
-                                       f"({owner.masked}); nothing was restored")
+                raise BackupConflict(
+                    f"alias {key.alias!r} belongs to another key here ({owner.masked}); nothing was restored"
+                )
         return release
 
     def check_plans(self, plan: RestorePlan) -> None:
@@ -205,12 +214,17 @@ class BackupService:
             plans |= {doc_id for doc_id, _ in self.store.doc_items(PLAN_DOC)}
         written = [k for k in plan.keys if self._written(plan.mode, k)]
         # a full restore also keeps the successors of rotated backup keys as they are here
-        kept = [r for h in self._successors(plan.keys) if (r := self.store.get_key(h)) is not None] \
-            if plan.mode == "full" else []
+        kept = (
+            [r for h in self._successors(plan.keys) if (r := self.store.get_key(h)) is not None]
+            if plan.mode == "full"
+            else []
+        )
         for key in (*written, *kept):
             if key.active and key.plan is not None and key.plan not in plans:
-                raise BackupInvalid(f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
-                                       "neither in the backup nor kept here; nothing was restored")
+                raise BackupInvalid(
+                    f"Invalid request: key {key.masked} is on plan {key.plan!r}, which is "
+                    "neither in the backup nor kept here; nothing was restored"
+                )
 
     def _written(self, mode: Mode, key: KeyRecord) -> bool:
         current = self.store.get_key(key.key_hash)
@@ -224,8 +238,9 @@ class BackupService:
         doc_counts = self._apply_documents(plan, keep_docs, rewritten)
         return {"keys": self._apply_keys(plan, release), "documents": doc_counts}
 
-    def _apply_documents(self, plan: RestorePlan, keep: set[tuple[str, str]],
-                         rewritten: set[str]) -> dict[str, dict[str, int]]:
+    def _apply_documents(
+        self, plan: RestorePlan, keep: set[tuple[str, str]], rewritten: set[str]
+    ) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
         kinds = set(plan.documents) | (set(document_kinds(self.store)) if plan.mode == "full" else set())
         for kind in sorted(kinds):
@@ -234,8 +249,13 @@ class BackupService:
             for doc_id, body in incoming.items():
                 current = self.store.doc_peek(kind, doc_id)
                 if not self._key_rewritten(kind, body, rewritten) or (
-                        current is not None and (plan.mode == "merge" or current == body
-                                                 or not self._rewritable(kind, doc_id, current, keep, rewritten))):
+                    current is not None
+                    and (
+                        plan.mode == "merge"
+                        or current == body
+                        or not self._rewritable(kind, doc_id, current, keep, rewritten)
+                    )
+                ):
                     c["skipped"] += 1
                     continue
                 self.store.doc_put(kind, doc_id, body)
@@ -253,8 +273,9 @@ class BackupService:
         field = KEY_BOUND_DOCS.get(kind)
         return field is None or doc.get(field) in rewritten
 
-    def _rewritable(self, kind: str, doc_id: str, current: dict[str, Any], keep: set[tuple[str, str]],
-                    rewritten: set[str]) -> bool:
+    def _rewritable(
+        self, kind: str, doc_id: str, current: dict[str, Any], keep: set[tuple[str, str]], rewritten: set[str]
+    ) -> bool:
         """May a restore replace or delete this existing document? Not the caller's own admin key, not a
         revoked one (revocation is permanent), not a hold on a key the restore leaves alone."""
         revoked = kind in REVOCABLE_DOCS and current.get("active") is False
@@ -312,8 +333,12 @@ class BackupService:
 
     def _overwrite(self, current: KeyRecord, key: KeyRecord) -> None:
         self.keys.save(current, **{name: getattr(key, name) for name in KEY_FIELDS if name not in MONEY_FIELDS})
-        self._move(current.key_hash, key.credits - current.credits, key.total_spent - current.total_spent,
-                   "restore: balance from backup")
+        self._move(
+            current.key_hash,
+            key.credits - current.credits,
+            key.total_spent - current.total_spent,
+            "restore: balance from backup",
+        )
 
     def _move(self, key_hash: str, delta: int, spent_delta: int, memo: str) -> None:
         if delta == 0 and spent_delta == 0:

@@ -77,8 +77,9 @@ def key_from_json(raw: Any, where: str) -> KeyRecord:
     if problem:
         raise BackupInvalid(f"Invalid request: {where}: {problem}")
     if record.alias is not None and (not _ALIAS.fullmatch(record.alias) or record.alias.startswith(KEY_PREFIX)):
-        raise BackupInvalid(f"Invalid request: {where}.alias must be 1-100 of A-Z a-z 0-9 _ - and not start "
-                               f"with {KEY_PREFIX!r}")
+        raise BackupInvalid(
+            f"Invalid request: {where}.alias must be 1-100 of A-Z a-z 0-9 _ - and not start with {KEY_PREFIX!r}"
+        )
     return record
 
 
@@ -91,8 +92,12 @@ def policy_problem(record: KeyRecord) -> str | None:
     type-checked above), or None: an auto-topup read after every charge must never fail nor move a
     negative amount, a quota holds only the four limits."""
     topup = record.auto_topup
-    if topup is not None and (set(topup) != {"threshold", "amount", "maxDaily"} or not _count(topup["threshold"], 0)
-                              or not _count(topup["amount"], 1) or not _count(topup["maxDaily"], 0)):
+    if topup is not None and (
+        set(topup) != {"threshold", "amount", "maxDaily"}
+        or not _count(topup["threshold"], 0)
+        or not _count(topup["amount"], 1)
+        or not _count(topup["maxDaily"], 0)
+    ):
         return "autoTopup must be {threshold >= 0, amount > 0, maxDaily >= 0} (integers)"
     quota = record.quota
     if quota is not None and (set(quota) - set(QUOTA_FIELDS) or not all(_count(v, 0) for v in quota.values())):

@@ -18,8 +18,7 @@ from paygate.events.hub import EventHub
 
 MASK = "***"
 # Names ending in "key(s)" too (signingKey, licenseKey …: settings added later); importKeys is matched first.
-_SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorization|cookie|dsn|keys?$",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(r"secret|password|passwd|token|credential|authorization|cookie|dsn|keys?$", re.IGNORECASE)
 _COMMAND_NAMES = frozenset({"serverCommand", "command"})
 _ARGS_NAMES = frozenset({"serverArgs", "args"})
 _KEYED_BY_SECRET = frozenset({"importKeys"})  # maps whose *keys* are raw API keys

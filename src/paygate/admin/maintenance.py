@@ -38,8 +38,10 @@ class Maintenance:
         self.since = (self.since if self.enabled and self.since is not None else time.time()) if enabled else None
         self.enabled = enabled
         self.message = message or DEFAULT_MESSAGE
-        self.store.set_meta(META_MAINTENANCE, orjson.dumps(
-            {"enabled": self.enabled, "message": self.message, "since": self.since}).decode())
+        self.store.set_meta(
+            META_MAINTENANCE,
+            orjson.dumps({"enabled": self.enabled, "message": self.message, "since": self.since}).decode(),
+        )
         if enabled:
             self.events.publish("maintenance.enabled", actor, message=self.message)
         else:

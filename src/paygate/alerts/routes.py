@@ -37,14 +37,12 @@ def router(guard: AdminGuard, service: AlertService) -> APIRouter:
     r = guard.router("alerts")
 
     def rules_view() -> dict[str, Any]:
-        return {"rules": [rule.json() for rule in service.rules], "count": len(service.rules),
-                "source": service.source}
+        return {"rules": [rule.json() for rule in service.rules], "count": len(service.rules), "source": service.source}
 
     @r.post("/alerts")
     async def configure(body: AlertsBody, request: Request) -> dict[str, Any]:
         """Replace the alert rules. They are stored, and apply from the next tool call on."""
-        rules = service.set_rules([Rule(b.type, b.threshold, b.cooldown_seconds) for b in body.rules],
-                                  actor(request))
+        rules = service.set_rules([Rule(b.type, b.threshold, b.cooldown_seconds) for b in body.rules], actor(request))
         return {**rules_view(), "message": f"{len(rules)} alert rule(s) configured"}
 
     # Admin, not viewer, although it is a GET: reading consumes the queue, so a read-only dashboard

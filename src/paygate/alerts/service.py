@@ -77,8 +77,11 @@ def check_rules(rules: Sequence[Rule]) -> None:
             raise RuleError(f"{where}.threshold: must be between 0 and {MAX_THRESHOLD}")
         if rule.type in PERCENT_TYPES and rule.threshold > 100:
             raise RuleError(f"{where}.threshold: {rule.type} is a percentage (0-100)")
-        if isinstance(rule.cooldown_seconds, bool) or not isinstance(rule.cooldown_seconds, int) \
-                or not 0 <= rule.cooldown_seconds <= MAX_COOLDOWN:
+        if (
+            isinstance(rule.cooldown_seconds, bool)
+            or not isinstance(rule.cooldown_seconds, int)
+            or not 0 <= rule.cooldown_seconds <= MAX_COOLDOWN
+        ):
             raise RuleError(f"{where}.cooldownSeconds: must be an integer between 0 and {MAX_COOLDOWN}")
         if (rule.type, rule.threshold) in seen:
             raise RuleError(f"{where}: duplicate of an earlier {rule.type} rule with threshold {rule.threshold}")
@@ -87,8 +90,10 @@ def check_rules(rules: Sequence[Rule]) -> None:
 
 def rules_from_config(configs: Iterable[AlertRuleConfig]) -> list[Rule]:
     """`alertRules` from the settings, checked like the API's; 80.0 from a file reads back as 80."""
-    rules = [Rule(c.type, int(c.threshold) if float(c.threshold).is_integer() else c.threshold, c.cooldown_seconds)
-             for c in configs]
+    rules = [
+        Rule(c.type, int(c.threshold) if float(c.threshold).is_integer() else c.threshold, c.cooldown_seconds)
+        for c in configs
+    ]
     check_rules(rules)
     return rules
 
@@ -98,8 +103,7 @@ def rules_from_doc(doc: dict[str, Any]) -> list[Rule]:
     raw = doc.get("rules")
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         raise RuleError("rules must be a list of objects")
-    rules = [Rule(r.get("type"), r.get("threshold"), r.get("cooldownSeconds", DEFAULT_COOLDOWN))
-             for r in raw]
+    rules = [Rule(r.get("type"), r.get("threshold"), r.get("cooldownSeconds", DEFAULT_COOLDOWN)) for r in raw]
     check_rules(rules)
     return rules
 
@@ -136,17 +140,22 @@ def spending_threshold(f: KeyFacts, threshold: Number) -> Finding | None:
     percent = f.total_spent * 100 / budget
     if percent < threshold:
         return None
-    return Finding(round(percent, 1), f'Key "{f.name}" has spent {percent:.0f}% of its credits '
-                   f"({f.total_spent}/{budget})", {"credits": f.credits, "totalSpent": f.total_spent,
-                                                   "totalBudget": budget})
+    return Finding(
+        round(percent, 1),
+        f'Key "{f.name}" has spent {percent:.0f}% of its credits ({f.total_spent}/{budget})',
+        {"credits": f.credits, "totalSpent": f.total_spent, "totalBudget": budget},
+    )
 
 
 def credits_low(f: KeyFacts, threshold: Number) -> Finding | None:
     """Remaining credits below `threshold`."""
     if f.credits >= threshold:
         return None
-    return Finding(f.credits, f'Key "{f.name}" has only {f.credits} credits remaining (threshold: {threshold})',
-                   {"credits": f.credits})
+    return Finding(
+        f.credits,
+        f'Key "{f.name}" has only {f.credits} credits remaining (threshold: {threshold})',
+        {"credits": f.credits},
+    )
 
 
 def quota_warning(f: KeyFacts, threshold: Number) -> Finding | None:
@@ -156,9 +165,11 @@ def quota_warning(f: KeyFacts, threshold: Number) -> Finding | None:
     percent = f.daily_calls * 100 / f.daily_call_limit
     if percent < threshold:
         return None
-    return Finding(round(percent, 1), f'Key "{f.name}" daily call quota at {percent:.0f}% '
-                   f"({f.daily_calls}/{f.daily_call_limit})",
-                   {"quotaType": "dailyCalls", "used": f.daily_calls, "limit": f.daily_call_limit})
+    return Finding(
+        round(percent, 1),
+        f'Key "{f.name}" daily call quota at {percent:.0f}% ({f.daily_calls}/{f.daily_call_limit})',
+        {"quotaType": "dailyCalls", "used": f.daily_calls, "limit": f.daily_call_limit},
+    )
 
 
 def key_expiry_soon(f: KeyFacts, threshold: Number) -> Finding | None:
@@ -169,22 +180,31 @@ def key_expiry_soon(f: KeyFacts, threshold: Number) -> Finding | None:
     if remaining <= 0 or remaining > threshold:
         return None
     seconds = round(remaining)
-    return Finding(seconds, f'Key "{f.name}" expires in {seconds} seconds ({iso_time(f.expires_at)})',
-                   {"expiresAt": iso_time(f.expires_at), "remainingSeconds": seconds})
+    return Finding(
+        seconds,
+        f'Key "{f.name}" expires in {seconds} seconds ({iso_time(f.expires_at)})',
+        {"expiresAt": iso_time(f.expires_at), "remainingSeconds": seconds},
+    )
 
 
 def rate_limit_spike(f: KeyFacts, threshold: Number) -> Finding | None:
     """At least `threshold` rate-limit denials in 5 minutes (and at least one: a spike needs denials)."""
     if f.rate_denials == 0 or f.rate_denials < threshold:
         return None
-    return Finding(f.rate_denials, f'Key "{f.name}" hit {f.rate_denials} rate limit denials in 5 minutes '
-                   f"(threshold: {threshold})", {"denialCount": f.rate_denials, "windowMinutes": 5})
+    return Finding(
+        f.rate_denials,
+        f'Key "{f.name}" hit {f.rate_denials} rate limit denials in 5 minutes (threshold: {threshold})',
+        {"denialCount": f.rate_denials, "windowMinutes": 5},
+    )
 
 
 Check = Callable[[KeyFacts, Number], Finding | None]
 CHECKS: dict[str, Check] = {
-    "spending_threshold": spending_threshold, "credits_low": credits_low, "quota_warning": quota_warning,
-    "key_expiry_soon": key_expiry_soon, "rate_limit_spike": rate_limit_spike,
+    "spending_threshold": spending_threshold,
+    "credits_low": credits_low,
+    "quota_warning": quota_warning,
+    "key_expiry_soon": key_expiry_soon,
+    "rate_limit_spike": rate_limit_spike,
 }
 assert set(CHECKS) == set(ALERT_TYPES)
 
@@ -205,9 +225,17 @@ class Alert:
     metadata: dict[str, Any]
 
     def json(self) -> dict[str, Any]:
-        return {"type": self.type, "timestamp": iso_time(self.timestamp), "keyPrefix": self.key_prefix,
-                "keyMasked": self.key_masked, "keyName": self.key_name, "message": self.message,
-                "threshold": self.threshold, "currentValue": self.value, "metadata": self.metadata}
+        return {
+            "type": self.type,
+            "timestamp": iso_time(self.timestamp),
+            "keyPrefix": self.key_prefix,
+            "keyMasked": self.key_masked,
+            "keyName": self.key_name,
+            "message": self.message,
+            "threshold": self.threshold,
+            "currentValue": self.value,
+            "metadata": self.metadata,
+        }
 
 
 class AlertQueue:
@@ -243,9 +271,16 @@ def _no_quota(_: KeyRecord, __: float) -> tuple[int, int]:
 
 
 class AlertService:
-    def __init__(self, store: Store, events: EventHub, defaults: Iterable[Rule] = (), *,
-                 daily_calls: DailyCalls = _no_quota, clock: Callable[[], float] = time.time,
-                 queue_limit: int = MAX_QUEUE) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventHub,
+        defaults: Iterable[Rule] = (),
+        *,
+        daily_calls: DailyCalls = _no_quota,
+        clock: Callable[[], float] = time.time,
+        queue_limit: int = MAX_QUEUE,
+    ) -> None:
         self.store = store
         self.events = events
         self.defaults = list(defaults)
@@ -273,8 +308,9 @@ class AlertService:
     def configure(self, rules: Sequence[Rule]) -> list[Rule]:
         """Replace the rule set (checked first: a bad set changes nothing) and store it."""
         check_rules(rules)
-        self.store.doc_put(ALERT_DOC, RULES_ID, {"rules": [r.json() for r in rules],
-                                                 "updatedAt": iso_time(self.clock())})
+        self.store.doc_put(
+            ALERT_DOC, RULES_ID, {"rules": [r.json() for r in rules], "updatedAt": iso_time(self.clock())}
+        )
         self.rules, self.source = list(rules), "api"
         return self.rules
 
@@ -284,8 +320,9 @@ class AlertService:
             self.configure(rules)
         except RuleError as exc:
             raise RuleError(f"Invalid request: {exc}") from exc
-        self.events.publish("admin.alerts_configured", actor, ruleCount=len(rules),
-                            types=sorted({rule.type for rule in rules}))
+        self.events.publish(
+            "admin.alerts_configured", actor, ruleCount=len(rules), types=sorted({rule.type for rule in rules})
+        )
         return self.rules
 
     def on_event(self, event: Event) -> None:
@@ -326,15 +363,36 @@ class AlertService:
             if finding is None:
                 continue
             self._last_fired[slot] = now
-            alert = Alert(rule.type, now, f"{record.prefix}...", record.masked, record.name, finding.message,
-                          rule.threshold, finding.value, finding.metadata)
+            alert = Alert(
+                rule.type,
+                now,
+                f"{record.prefix}...",
+                record.masked,
+                record.name,
+                finding.message,
+                rule.threshold,
+                finding.value,
+                finding.metadata,
+            )
             self.queue.push(alert)
             fired.append(alert)
             # key_hash routes the event to per-key webhook filters; it is never written out.
-            self.events.emit("alert.fired", "system", {
-                "alertType": alert.type, "keyPrefix": alert.key_prefix, "keyMasked": alert.key_masked,
-                "keyName": alert.key_name, "message": alert.message, "value": alert.value,
-                "threshold": alert.threshold, "metadata": alert.metadata}, key_hash=key_hash, timestamp=now)
+            self.events.emit(
+                "alert.fired",
+                "system",
+                {
+                    "alertType": alert.type,
+                    "keyPrefix": alert.key_prefix,
+                    "keyMasked": alert.key_masked,
+                    "keyName": alert.key_name,
+                    "message": alert.message,
+                    "value": alert.value,
+                    "threshold": alert.threshold,
+                    "metadata": alert.metadata,
+                },
+                key_hash=key_hash,
+                timestamp=now,
+            )
         return fired
 
     def drain(self) -> tuple[list[Alert], int]:
@@ -363,8 +421,7 @@ class AlertService:
         types = {r.type for r in self.rules}
         calls, limit = self.daily_calls(record, now) if "quota_warning" in types else (0, 0)
         denials = self._window(record.key_hash, now) if "rate_limit_spike" in types else 0
-        return KeyFacts(record.name, record.credits, record.total_spent, record.expires_at, now,
-                        calls, limit, denials)
+        return KeyFacts(record.name, record.credits, record.total_spent, record.expires_at, now, calls, limit, denials)
 
     def _record_denial(self, key_hash: str, at: float) -> None:
         times = self._denials.get(key_hash)

@@ -33,9 +33,17 @@ from paygate.events.hub import EventHub
 from paygate.keys.service import KeyNotFound, KeyService
 
 HTTP_STATUS: dict[type[DomainError], int] = {
-    Invalid: 400, Unauthenticated: 401, PaymentRequired: 402, Forbidden: 403, NotFound: 404, Conflict: 409,
-    TooLarge: 413, TooMany: 429, Unavailable: 503,
+    Invalid: 400,
+    Unauthenticated: 401,
+    PaymentRequired: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    TooMany: 429,
+    Unavailable: 503,
 }
+
 
 def status_of(exc: DomainError) -> int:
     for kind in type(exc).__mro__:
@@ -102,8 +110,14 @@ class AdminGuard:
             raise Unauthenticated("Invalid or missing admin key (X-Admin-Key)")
         needed = required_role(request)
         if not identity.can(needed):
-            self.events.publish("admin.forbidden", identity.actor, path=request.url.path, method=request.method,
-                                role=identity.role, required=needed)
+            self.events.publish(
+                "admin.forbidden",
+                identity.actor,
+                path=request.url.path,
+                method=request.method,
+                role=identity.role,
+                required=needed,
+            )
             raise Forbidden(f"Forbidden: this endpoint needs the {needed} role (yours: {identity.role})")
         request.state.admin = identity
         self.admin.touch(identity)
@@ -128,8 +142,9 @@ def actor(request: Request) -> str:
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Every refusal an admin or client route gives: its kind's status, `{"error", ...extra, "requestId"}`."""
     assert isinstance(exc, DomainError)
-    return JSONResponse({"error": exc.message, **exc.extra, "requestId": request_id_of(request)},
-                        status_code=status_of(exc))
+    return JSONResponse(
+        {"error": exc.message, **exc.extra, "requestId": request_id_of(request)}, status_code=status_of(exc)
+    )
 
 
 def request_id_of(request: Request) -> str | None:
@@ -145,5 +160,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     ]
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"{first['field']}: " if first["field"] else ""
-    return JSONResponse({"error": f"Invalid request: {where}{first['message']}", "details": details,
-                         "requestId": request_id_of(request)}, status_code=400)
+    return JSONResponse(
+        {
+            "error": f"Invalid request: {where}{first['message']}",
+            "details": details,
+            "requestId": request_id_of(request),
+        },
+        status_code=400,
+    )

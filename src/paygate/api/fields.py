@@ -58,8 +58,9 @@ Credits = Annotated[int, Field(ge=0, le=MAX_CREDITS)]
 TagName = Annotated[str, Field(min_length=1, max_length=100)]
 TagValue = Annotated[str, Field(max_length=100)]
 Tags = Annotated[dict[TagName, TagValue], Field(max_length=MAX_TAGS)]
-NamespaceQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NAMESPACE_PATTERN,
-                                             description="only this namespace")]
+NamespaceQuery = Annotated[
+    str | None, Query(min_length=1, max_length=64, pattern=NAMESPACE_PATTERN, description="only this namespace")
+]
 KeyQuery = Annotated[str, Query(min_length=1, max_length=200, description="the API key or its alias")]
 
 

@@ -57,8 +57,7 @@ def parse_types(types: str | None) -> tuple[str, ...]:
 
 def attachment(body: str | bytes, media_type: str, filename: str) -> Response:
     """A download: the browser or curl -OJ saves it as `filename`."""
-    return Response(body, media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def csv_response(text: str, filename: str) -> Response:

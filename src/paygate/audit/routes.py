@@ -50,18 +50,27 @@ def router(guard: AdminGuard, audit: AuditService) -> APIRouter:
     r = guard.router("audit")
 
     @r.get("/audit")
-    async def query(types: TypesQuery = None, actor: ActorQuery = None, since: TimeQuery = None,
-                    until: TimeQuery = None,
-                    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) -> dict[str, Any]:
+    async def query(
+        types: TypesQuery = None,
+        actor: ActorQuery = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    ) -> dict[str, Any]:
         """Audit entries, newest first, filtered by type, actor and time."""
         where = audit_filter(types, actor, since, until)
         events = [entry_json(e) for e in audit.entries(where, limit)]
         return {"events": events, "count": len(events), "total": audit.count(where), "limit": limit}
 
     @r.get("/audit/export", response_model=None)
-    async def export(format: FormatQuery = "json", types: TypesQuery = None, actor: ActorQuery = None,
-                     since: TimeQuery = None, until: TimeQuery = None,
-                     limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = MAX_EXPORT) -> Any:
+    async def export(
+        format: FormatQuery = "json",
+        types: TypesQuery = None,
+        actor: ActorQuery = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = MAX_EXPORT,
+    ) -> Any:
         """The whole matching audit log, oldest first, as JSON or CSV."""
         where = audit_filter(types, actor, since, until)
         rows = [entry_json(e) for e in reversed(audit.entries(where, limit))]
@@ -75,9 +84,12 @@ def router(guard: AdminGuard, audit: AuditService) -> APIRouter:
         return audit.stats()
 
     @r.get("/admin/compliance/export", response_model=None)
-    async def compliance(framework: Annotated[Literal["soc2", "gdpr", "hipaa"], Query()] = "soc2",
-                         format: FormatQuery = "json", since: TimeQuery = None,
-                         until: TimeQuery = None) -> Any:
+    async def compliance(
+        framework: Annotated[Literal["soc2", "gdpr", "hipaa"], Query()] = "soc2",
+        format: FormatQuery = "json",
+        since: TimeQuery = None,
+        until: TimeQuery = None,
+    ) -> Any:
         """Audit entries of a period, oldest first, each classified into a category and the control of
         `framework` it evidences."""
         where = audit_filter(None, None, since, until)
@@ -87,10 +99,15 @@ def router(guard: AdminGuard, audit: AuditService) -> APIRouter:
         summary = {c: 0 for c in CATEGORIES}
         for row in rows:
             summary[row["category"]] += 1
-        return {"framework": framework, "frameworkName": FRAMEWORKS[framework]["name"],
-                "generatedAt": iso_time(time.time()),
-                "period": {"since": iso_time(where.since), "until": iso_time(where.until)},
-                "totalEvents": len(rows), "summary": summary,
-                "controls": FRAMEWORKS[framework]["controls"], "events": rows}
+        return {
+            "framework": framework,
+            "frameworkName": FRAMEWORKS[framework]["name"],
+            "generatedAt": iso_time(time.time()),
+            "period": {"since": iso_time(where.since), "until": iso_time(where.until)},
+            "totalEvents": len(rows),
+            "summary": summary,
+            "controls": FRAMEWORKS[framework]["controls"],
+            "events": rows,
+        }
 
     return r

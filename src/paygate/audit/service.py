@@ -41,41 +41,88 @@ TOP_ACTORS = 100  # /audit/stats lists at most this many actors
 CATEGORIES = ("access_control", "data_processing", "config_change", "security")
 
 _EXACT: dict[str, str] = {
-    "key.created": "access_control", "key.revoked": "access_control", "key.cloned": "access_control",
-    "key.acl_updated": "access_control", "key.ip_updated": "access_control", "key.geo_updated": "access_control",
-    "key.limit_updated": "access_control", "key.expiry_updated": "access_control",
-    "key.alias_set": "access_control", "key.plan_assigned": "access_control", "key.bulk": "access_control",
-    "gate.allow": "access_control", "session.created": "access_control", "session.destroyed": "access_control",
-    "key.rotated": "security", "key.suspended": "security", "key.resumed": "security",
-    "key.expired": "security", "key.expiry_warning": "security", "gate.deny": "security",
-    "admin.auth_failed": "security", "admin.forbidden": "security", "oauth.token_revoked": "security",
+    "key.created": "access_control",
+    "key.revoked": "access_control",
+    "key.cloned": "access_control",
+    "key.acl_updated": "access_control",
+    "key.ip_updated": "access_control",
+    "key.geo_updated": "access_control",
+    "key.limit_updated": "access_control",
+    "key.expiry_updated": "access_control",
+    "key.alias_set": "access_control",
+    "key.plan_assigned": "access_control",
+    "key.bulk": "access_control",
+    "gate.allow": "access_control",
+    "session.created": "access_control",
+    "session.destroyed": "access_control",
+    "key.rotated": "security",
+    "key.suspended": "security",
+    "key.resumed": "security",
+    "key.expired": "security",
+    "key.expiry_warning": "security",
+    "gate.deny": "security",
+    "admin.auth_failed": "security",
+    "admin.forbidden": "security",
+    "oauth.token_revoked": "security",
     "backup.restored": "security",
-    "key.topup": "data_processing", "key.credits_transferred": "data_processing",
-    "key.auto_topped_up": "data_processing", "key.note_added": "data_processing",
-    "key.note_deleted": "data_processing", "keys.exported": "data_processing", "keys.imported": "data_processing",
-    "backup.exported": "data_processing", "config.export": "data_processing", "billing.refund": "data_processing",
+    "key.topup": "data_processing",
+    "key.credits_transferred": "data_processing",
+    "key.auto_topped_up": "data_processing",
+    "key.note_added": "data_processing",
+    "key.note_deleted": "data_processing",
+    "keys.exported": "data_processing",
+    "keys.imported": "data_processing",
+    "backup.exported": "data_processing",
+    "config.export": "data_processing",
+    "billing.refund": "data_processing",
     "schedule.executed": "data_processing",
-    "key.quota_updated": "config_change", "key.tags_updated": "config_change",
-    "key.auto_topup_configured": "config_change", "admin.alerts_configured": "config_change",
+    "key.quota_updated": "config_change",
+    "key.tags_updated": "config_change",
+    "key.auto_topup_configured": "config_change",
+    "admin.alerts_configured": "config_change",
 }
 _PREFIXES: tuple[tuple[str, str], ...] = (
-    ("admin_key.", "security"), ("admin.", "security"), ("alert.", "security"),
-    ("oauth.", "access_control"), ("session.", "access_control"), ("gate.", "access_control"),
-    ("credits.", "data_processing"), ("billing.", "data_processing"), ("usage.", "data_processing"),
+    ("admin_key.", "security"),
+    ("admin.", "security"),
+    ("alert.", "security"),
+    ("oauth.", "access_control"),
+    ("session.", "access_control"),
+    ("gate.", "access_control"),
+    ("credits.", "data_processing"),
+    ("billing.", "data_processing"),
+    ("usage.", "data_processing"),
 )
 _KEY_MEMBERSHIP = ("key_assigned", "key_removed")  # team.key_assigned, group.key_removed…
 
 # What each category evidences, per framework.
 FRAMEWORKS: dict[str, dict[str, Any]] = {
-    "soc2": {"name": "SOC 2", "controls": {
-        "access_control": "CC6.1 Logical access", "data_processing": "PI1.4 Processing integrity",
-        "config_change": "CC8.1 Change management", "security": "CC7.2 Security monitoring"}},
-    "gdpr": {"name": "GDPR", "controls": {
-        "access_control": "Art. 25 Data protection by design", "data_processing": "Art. 30 Records of processing",
-        "config_change": "Art. 24 Controller responsibility", "security": "Art. 32 Security of processing"}},
-    "hipaa": {"name": "HIPAA", "controls": {
-        "access_control": "164.312(a)(1) Access control", "data_processing": "164.312(b) Audit controls",
-        "config_change": "164.308(a)(1) Security management", "security": "164.308(a)(6) Incident procedures"}},
+    "soc2": {
+        "name": "SOC 2",
+        "controls": {
+            "access_control": "CC6.1 Logical access",
+            "data_processing": "PI1.4 Processing integrity",
+            "config_change": "CC8.1 Change management",
+            "security": "CC7.2 Security monitoring",
+        },
+    },
+    "gdpr": {
+        "name": "GDPR",
+        "controls": {
+            "access_control": "Art. 25 Data protection by design",
+            "data_processing": "Art. 30 Records of processing",
+            "config_change": "Art. 24 Controller responsibility",
+            "security": "Art. 32 Security of processing",
+        },
+    },
+    "hipaa": {
+        "name": "HIPAA",
+        "controls": {
+            "access_control": "164.312(a)(1) Access control",
+            "data_processing": "164.312(b) Audit controls",
+            "config_change": "164.308(a)(1) Security management",
+            "security": "164.308(a)(6) Incident procedures",
+        },
+    },
 }
 
 AUDIT_COLUMNS = ("id", "timestamp", "type", "actor", "message", "metadata")
@@ -102,14 +149,26 @@ def message_of(type_: str, data: dict[str, Any]) -> str:
     if type_ == "gate.deny":
         return f"Denied: {data.get('tool')} ({data.get('reason')})"
     words = type_.replace(".", " ").replace("_", " ")
-    subject = next((data[f] for f in ("name", "keyMasked", "plan", "teamId", "groupId", "id")
-                    if isinstance(data.get(f), str | int) and not isinstance(data.get(f), bool)), None)
+    subject = next(
+        (
+            data[f]
+            for f in ("name", "keyMasked", "plan", "teamId", "groupId", "id")
+            if isinstance(data.get(f), str | int) and not isinstance(data.get(f), bool)
+        ),
+        None,
+    )
     return f"{words[:1].upper()}{words[1:]}" + (f": {subject}" if subject is not None else "")
 
 
 def entry_json(e: AuditEntry) -> dict[str, Any]:
-    return {"id": e.id, "timestamp": iso_time(e.timestamp), "type": e.type, "actor": e.actor,
-            "message": message_of(e.type, e.data), "metadata": e.data}
+    return {
+        "id": e.id,
+        "timestamp": iso_time(e.timestamp),
+        "type": e.type,
+        "actor": e.actor,
+        "message": message_of(e.type, e.data),
+        "metadata": e.data,
+    }
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -141,9 +200,17 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 
 class AuditService:
-    def __init__(self, log_: AuditLog, *, max_entries: int = MAX_ENTRIES, max_age_days: float = MAX_AGE_DAYS,
-                 prune_every: float = PRUNE_EVERY_SECONDS, clock: Callable[[], float] = time.time,
-                 before_read: Callable[[], None] = lambda: None, gate_events: bool = True) -> None:
+    def __init__(
+        self,
+        log_: AuditLog,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        max_age_days: float = MAX_AGE_DAYS,
+        prune_every: float = PRUNE_EVERY_SECONDS,
+        clock: Callable[[], float] = time.time,
+        before_read: Callable[[], None] = lambda: None,
+        gate_events: bool = True,
+    ) -> None:
         self.log = log_
         self.gate_events = gate_events
         self._before_read = before_read  # the bus's flush: a reader sees every event published before it
@@ -166,8 +233,12 @@ class AuditService:
             if not events:
                 return
         # An event made outside the bus has id 0: let SQLite number it.
-        self.log.append_many([(e.id or None, e.timestamp, e.type, e.actor, e.data)  # type: ignore[misc]
-                              for e in events])
+        self.log.append_many(
+            [
+                (e.id or None, e.timestamp, e.type, e.actor, e.data)  # type: ignore[misc]
+                for e in events
+            ]
+        )
         traffic = [e.id for e in events if e.type in GATE_EVENTS and e.id]
         self._traffic.extend(traffic)
         if len(self._traffic) > self.max_entries + TRAFFIC_SLACK:
@@ -192,8 +263,11 @@ class AuditService:
             self._traffic = deque(self.log.traffic_ids(self.max_entries + TRAFFIC_SLACK))
 
     def retention(self) -> dict[str, Any]:
-        return {"maxEntries": self.max_entries, "maxAgeDays": self.max_age_days,
-                "pruneIntervalSeconds": self.prune_every}
+        return {
+            "maxEntries": self.max_entries,
+            "maxAgeDays": self.max_age_days,
+            "pruneIntervalSeconds": self.prune_every,
+        }
 
     def stats(self) -> dict[str, Any]:
         self._before_read()
@@ -201,10 +275,15 @@ class AuditService:
         by_category: Counter[str] = Counter()
         for type_, n in s.by_type.items():
             by_category[category_of(type_)] += n
-        return {"totalEvents": s.total, "byType": s.by_type, "byActor": s.by_actor,
-                "byCategory": {c: by_category.get(c, 0) for c in CATEGORIES},
-                "oldestEvent": iso_time(s.oldest), "newestEvent": iso_time(s.newest),
-                "retention": self.retention()}
+        return {
+            "totalEvents": s.total,
+            "byType": s.by_type,
+            "byActor": s.by_actor,
+            "byCategory": {c: by_category.get(c, 0) for c in CATEGORIES},
+            "oldestEvent": iso_time(s.oldest),
+            "newestEvent": iso_time(s.newest),
+            "retention": self.retention(),
+        }
 
     def entries(self, where: AuditFilter, limit: int) -> list[AuditEntry]:
         self._before_read()

@@ -50,7 +50,10 @@ class BatchRefused:
 
 
 def admit_batch(
-    billing: BillingService, raw_key: str | None, calls: Sequence[tuple[str, int]], request_id: str | None,
+    billing: BillingService,
+    raw_key: str | None,
+    calls: Sequence[tuple[str, int]],
+    request_id: str | None,
     client: ClientFacts = NO_CLIENT,
 ) -> BatchAdmitted | BatchRefused:
     """Gate and charge `calls` — (tool, input bytes) each — for the key `raw_key`, all or nothing."""
@@ -59,8 +62,10 @@ def admit_batch(
     policy = billing.facts.policy_for(key) if key is not None else None
     prices = [billing.prices.for_tool(tool) for tool, _ in calls]
     amounts = [billing.price_of(policy, tool, price, size) for (tool, size), price in zip(calls, prices, strict=True)]
-    inputs = [billing.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy)
-              for (tool, _), amount in zip(calls, amounts, strict=True)]
+    inputs = [
+        billing.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy)
+        for (tool, _), amount in zip(calls, amounts, strict=True)
+    ]
     subjects: list[str] = []
     failure: tuple[int, gate.Denial] | None = None
     for i, g in enumerate(inputs):
@@ -75,17 +80,33 @@ def admit_batch(
         failure = first_unaffordable(inputs)
     if failure is None and not billing.shadow:
         assert key is not None
-        charges = [(amount, UsageEvent(now, key.key_hash, key.masked, key.name, tool, amount, True,
-                                       namespace=key.namespace, request_id=request_id))
-                   for (tool, _), amount in zip(calls, amounts, strict=True)]
+        charges = [
+            (
+                amount,
+                UsageEvent(
+                    now,
+                    key.key_hash,
+                    key.masked,
+                    key.name,
+                    tool,
+                    amount,
+                    True,
+                    namespace=key.namespace,
+                    request_id=request_id,
+                ),
+            )
+            for (tool, _), amount in zip(calls, amounts, strict=True)
+        ]
         result, committed = billing.store.charge_many_deferred(key.key_hash, charges)
         if result.ok:
             for amount in amounts:
                 billing.quotas.add(key, amount, now)
             for hook in billing.after_charge:
                 hook(key)
-            admitted = [billing._allowed(key, tool, price, amount, None)
-                        for (tool, _), price, amount in zip(calls, prices, amounts, strict=True)]
+            admitted = [
+                billing._allowed(key, tool, price, amount, None)
+                for (tool, _), price, amount in zip(calls, prices, amounts, strict=True)
+            ]
             return BatchAdmitted(admitted, key, _rate(billing, key, policy, now), committed)
         failure = (0, gate.Denial("insufficient_credits", f"need {sum(amounts)}, have {result.balance}"))
     if failure is None:  # shadow mode: observed, never charged
@@ -99,8 +120,11 @@ def admit_batch(
     rate = _rate(billing, key, policy, now) if key is not None else None
     outcomes = []
     for i, ((tool, _), price, amount) in enumerate(zip(calls, prices, amounts, strict=True)):
-        why = denial if i == index else gate.Denial(BATCH_REJECTED, f"call {index} of the batch was refused "
-                                                                    f"({denial.reason})")
+        why = (
+            denial
+            if i == index
+            else gate.Denial(BATCH_REJECTED, f"call {index} of the batch was refused ({denial.reason})")
+        )
         outcomes.append(billing._denied(why, key, tool, price, amount, rate, now, request_id))
     refusals = [o for o in outcomes if isinstance(o, Refused)]
     if len(refusals) == len(outcomes):

@@ -34,8 +34,15 @@ NO_CLIENT = ClientFacts()
 
 
 class GateFacts:
-    def __init__(self, store: Store, quotas: QuotaBook, *, global_quota: Quota | None,
-                 trusted_proxies: tuple[str, ...], country_header: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        quotas: QuotaBook,
+        *,
+        global_quota: Quota | None,
+        trusted_proxies: tuple[str, ...],
+        country_header: str,
+    ) -> None:
         self.store = store
         self.quotas = quotas
         self.global_quota = global_quota
@@ -76,13 +83,26 @@ class GateFacts:
         code = raw.decode("latin-1").strip().upper()
         return code if len(code) == 2 and code.isalpha() else None
 
-    def gate_input(self, key: KeyRecord | None, key_given: bool, tool: str, amount: int, now: float,
-                   client: ClientFacts, policy: EffectivePolicy | None) -> gate.GateInput:
+    def gate_input(
+        self,
+        key: KeyRecord | None,
+        key_given: bool,
+        tool: str,
+        amount: int,
+        now: float,
+        client: ClientFacts,
+        policy: EffectivePolicy | None,
+    ) -> gate.GateInput:
         if key is None or policy is None:
             return gate.GateInput(key, key_given, tool, amount, now)
         team = self.team_of(key)
         return gate.GateInput(
-            key, key_given, tool, amount, now, policy,
+            key,
+            key_given,
+            tool,
+            amount,
+            now,
+            policy,
             client_ip=self.client_ip(client) if policy.ip_allowlist else None,
             country=self.country(client) if key.allowed_countries or key.denied_countries else None,
             quota_used=self.quotas.used(key.key_hash, now) if policy.quota is not None else None,

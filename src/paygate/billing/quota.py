@@ -96,13 +96,19 @@ def quota_view(policy: EffectivePolicy, used: quota.Counter) -> dict[str, Any]:
     return {
         "source": policy.quota_source,
         "quota": policy.quota,
-        "daily": {"calls": meter(used.day_calls, daily_calls), "credits": meter(used.day_credits, daily_credits),
-                  "period": used.day, "resetsAt": iso_seconds(quota.next_day(now))},
-        "monthly": {"calls": meter(used.month_calls, monthly_calls),
-                    "credits": meter(used.month_credits, monthly_credits),
-                    "period": used.month, "resetsAt": iso_seconds(quota.next_month(now))},
+        "daily": {
+            "calls": meter(used.day_calls, daily_calls),
+            "credits": meter(used.day_credits, daily_credits),
+            "period": used.day,
+            "resetsAt": iso_seconds(quota.next_day(now)),
+        },
+        "monthly": {
+            "calls": meter(used.month_calls, monthly_calls),
+            "credits": meter(used.month_credits, monthly_credits),
+            "period": used.month,
+            "resetsAt": iso_seconds(quota.next_month(now)),
+        },
     }
-
 
 
 def _spent_since(store: Store, since: float, members: Iterable[KeyRecord]) -> int:

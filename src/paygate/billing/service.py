@@ -71,8 +71,15 @@ class GateVerdict:
 
 class BillingService:
     def __init__(
-        self, store: Store, prices: PriceBook, metrics: Metrics, *, shadow: bool, refund_on_failure: bool,
-        global_quota: Quota | None = None, trusted_proxies: tuple[str, ...] = (),
+        self,
+        store: Store,
+        prices: PriceBook,
+        metrics: Metrics,
+        *,
+        shadow: bool,
+        refund_on_failure: bool,
+        global_quota: Quota | None = None,
+        trusted_proxies: tuple[str, ...] = (),
         country_header: str = DEFAULT_COUNTRY_HEADER,
     ) -> None:
         self.store = store
@@ -81,8 +88,13 @@ class BillingService:
         self.shadow = shadow
         self.refund_on_failure = refund_on_failure
         self.quotas = QuotaBook()
-        self.facts = GateFacts(store, self.quotas, global_quota=global_quota, trusted_proxies=trusted_proxies,
-                               country_header=country_header)
+        self.facts = GateFacts(
+            store,
+            self.quotas,
+            global_quota=global_quota,
+            trusted_proxies=trusted_proxies,
+            country_header=country_header,
+        )
         # Called with the key after each real charge, on the event loop (e.g. auto-topup). Each must be
         # cheap and must not raise; anything slow belongs in a task it schedules.
         self.after_charge: list[Callable[[KeyRecord], None]] = []
@@ -115,8 +127,9 @@ class BillingService:
         base = policy.per_call(tool, price.credits_per_call) + size_surcharge(input_bytes, price.credits_per_kb_input)
         return policy.scale(base)
 
-    def admit(self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None,
-              client: ClientFacts = NO_CLIENT) -> Admitted | Refused:
+    def admit(
+        self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None, client: ClientFacts = NO_CLIENT
+    ) -> Admitted | Refused:
         now = time.time()
         price = self.prices.for_tool(tool)
         key = self.resolve(raw_key)
@@ -134,8 +147,17 @@ class BillingService:
             denial = gate.evaluate(g, gate.FUNDS_CHECKS)
         if denial is None:
             assert key is not None
-            event = UsageEvent(now, key.key_hash, key.masked, key.name, tool, amount, True,
-                               namespace=key.namespace, request_id=request_id)
+            event = UsageEvent(
+                now,
+                key.key_hash,
+                key.masked,
+                key.name,
+                tool,
+                amount,
+                True,
+                namespace=key.namespace,
+                request_id=request_id,
+            )
             if self.shadow:
                 return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
             result, committed = self.store.charge_deferred(key.key_hash, amount, event)
@@ -154,8 +176,9 @@ class BillingService:
             rate = RateDecision(True, rate.limit, rate.remaining + 1, rate.reset_seconds)
         return self._denied(denial, key, tool, price, amount, rate, now, request_id)
 
-    def dry_run(self, key: KeyRecord, tool: str, input_bytes: int = 0, client_ip: str | None = None,
-                country: str | None = None) -> GateVerdict:
+    def dry_run(
+        self, key: KeyRecord, tool: str, input_bytes: int = 0, client_ip: str | None = None, country: str | None = None
+    ) -> GateVerdict:
         """The gate's verdict on a call by `key`, evaluated by the same checks as `admit` (rate windows
         peeked, not hit); nothing is charged, counted or recorded. `client_ip` / `country` stand in for
         the request's (None: as if the request carried none)."""
@@ -187,9 +210,13 @@ class BillingService:
 
     def team_usage(self, team_id: str) -> dict[str, int]:
         used = self.quotas.snapshot(team_subject(team_id), time.time())
-        return {"spent": self.quotas.team_spent(team_id), "dailyCalls": used.day_calls,
-                "dailyCredits": used.day_credits, "monthlyCalls": used.month_calls,
-                "monthlyCredits": used.month_credits}
+        return {
+            "spent": self.quotas.team_spent(team_id),
+            "dailyCalls": used.day_calls,
+            "dailyCredits": used.day_credits,
+            "monthlyCalls": used.month_calls,
+            "monthlyCredits": used.month_credits,
+        }
 
     def current(self, key: KeyRecord) -> KeyRecord:
         """The live successor of a key rotated away (see keys/rotation.py), or the key itself."""
@@ -201,7 +228,12 @@ class BillingService:
         self.store.rate_move(old_hash, new_hash)
 
     def _hit_rate_windows(
-        self, key: KeyRecord, tool: str, price: ToolPrice, policy: EffectivePolicy | None, now: float,
+        self,
+        key: KeyRecord,
+        tool: str,
+        price: ToolPrice,
+        policy: EffectivePolicy | None,
+        now: float,
         subjects: list[str],
     ) -> tuple[gate.Denial | None, RateDecision | None]:
         rate = None
@@ -220,7 +252,12 @@ class BillingService:
         return None, rate
 
     def _peek_rate_windows(
-        self, key: KeyRecord, tool: str, price: ToolPrice, policy: EffectivePolicy | None, now: float,
+        self,
+        key: KeyRecord,
+        tool: str,
+        price: ToolPrice,
+        policy: EffectivePolicy | None,
+        now: float,
     ) -> gate.Denial | None:
         limit = self.rate_limit_for(policy)
         if limit and not self.store.rate_peek(key.key_hash, limit, now).allowed:
@@ -231,7 +268,12 @@ class BillingService:
         return None
 
     def _allowed(
-        self, key: KeyRecord, tool: str, price: ToolPrice, charged: int, rate: RateDecision | None,
+        self,
+        key: KeyRecord,
+        tool: str,
+        price: ToolPrice,
+        charged: int,
+        rate: RateDecision | None,
     ) -> Admitted:
         label = self.metrics.tool_label(tool)
         self.metrics.tool_calls_for(label, "allowed").inc()
@@ -240,8 +282,15 @@ class BillingService:
         return Admitted(key, tool, price, charged, rate)
 
     def _denied(
-        self, denial: gate.Denial, key: KeyRecord | None, tool: str, price: ToolPrice, amount: int,
-        rate: RateDecision | None, now: float, request_id: str | None,
+        self,
+        denial: gate.Denial,
+        key: KeyRecord | None,
+        tool: str,
+        price: ToolPrice,
+        amount: int,
+        rate: RateDecision | None,
+        now: float,
+        request_id: str | None,
     ) -> Admitted | Refused:
         self.metrics.denials_for(denial.reason).inc()
         if denial.reason in ("rate_limited", "tool_rate_limited"):
@@ -251,8 +300,11 @@ class BillingService:
             return Admitted(key, tool, price, 0, rate, shadow_reason=f"shadow:{denial.reason}")
         self.metrics.tool_calls_for(self.metrics.tool_label(tool), "denied").inc()
         if key is not None:
-            self.store.record_denial(UsageEvent(now, key.key_hash, key.masked, key.name, tool, 0, False,
-                                                denial.reason, key.namespace, request_id))
+            self.store.record_denial(
+                UsageEvent(
+                    now, key.key_hash, key.masked, key.name, tool, 0, False, denial.reason, key.namespace, request_id
+                )
+            )
         return Refused(denial, key, tool, price, amount, rate)
 
     def settle(self, admitted: Admitted, failed: bool, output_bytes: int, *, delivered: bool = True) -> Settlement:

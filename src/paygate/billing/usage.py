@@ -24,8 +24,17 @@ from paygate.serving import ServingState
 from paygate.store.base import Store
 
 MAX_EVENTS = 100_000  # the most /usage returns, and the newest events /status breaks down per tool
-USAGE_COLUMNS = ("timestamp", "apiKey", "keyName", "tool", "creditsCharged", "allowed", "denyReason", "namespace",
-                 "requestId")
+USAGE_COLUMNS = (
+    "timestamp",
+    "apiKey",
+    "keyName",
+    "tool",
+    "creditsCharged",
+    "allowed",
+    "denyReason",
+    "namespace",
+    "requestId",
+)
 
 
 def parse_since(since: str | None) -> float | None:
@@ -48,9 +57,17 @@ def _csv_cell(value: Any) -> Any:
 
 
 def event_row(e: UsageEvent) -> dict[str, Any]:
-    return {"timestamp": iso_time(e.timestamp), "apiKey": e.key_masked, "keyName": e.key_name, "tool": e.tool,
-            "creditsCharged": e.credits, "allowed": e.allowed, "denyReason": e.deny_reason,
-            "namespace": e.namespace, "requestId": e.request_id}
+    return {
+        "timestamp": iso_time(e.timestamp),
+        "apiKey": e.key_masked,
+        "keyName": e.key_name,
+        "tool": e.tool,
+        "creditsCharged": e.credits,
+        "allowed": e.allowed,
+        "denyReason": e.deny_reason,
+        "namespace": e.namespace,
+        "requestId": e.request_id,
+    }
 
 
 def usage_csv(rows: list[dict[str, Any]]) -> str:
@@ -122,12 +139,17 @@ class UsageService:
         limit = policy.spending_limit
         quota = self.billing.quota_status(record)
         return {
-            "name": record.name, "credits": record.credits, "totalSpent": record.total_spent,
-            "totalCalls": record.total_calls, "lastUsedAt": iso_time(record.last_used_at),
-            "suspended": record.suspended, "expiresAt": iso_time(record.expires_at),
+            "name": record.name,
+            "credits": record.credits,
+            "totalSpent": record.total_spent,
+            "totalCalls": record.total_calls,
+            "lastUsedAt": iso_time(record.last_used_at),
+            "suspended": record.suspended,
+            "expiresAt": iso_time(record.expires_at),
             "allowedTools": record.allowed_tools or sorted(policy.allowed_tools),
             "deniedTools": [*record.denied_tools, *sorted(policy.denied_tools - set(record.denied_tools))],
-            "quota": policy.quota, "quotaUsage": {"daily": quota["daily"], "monthly": quota["monthly"]},
+            "quota": policy.quota,
+            "quotaUsage": {"daily": quota["daily"], "monthly": quota["monthly"]},
             "spendingLimit": limit or None,
             "remainingBudget": max(limit - record.total_spent, 0) if limit else None,
         }

@@ -15,8 +15,9 @@ from paygate.webhooks.queue import health_counts
 def build_public(rt: Runtime) -> PublicInfo:
     store = rt.store
     counts = (lambda: health_counts(store)) if rt.settings.webhook_url else None
-    return PublicInfo(rt.settings, rt.serving, rt.dispatcher, rt.billing.prices, lambda: rt.endpoint.inflight,
-                      rt.transport, counts)
+    return PublicInfo(
+        rt.settings, rt.serving, rt.dispatcher, rt.billing.prices, lambda: rt.endpoint.inflight, rt.transport, counts
+    )
 
 
 def build_usage(rt: Runtime) -> UsageService:
@@ -25,5 +26,11 @@ def build_usage(rt: Runtime) -> UsageService:
 
 
 def build_reports(rt: Runtime) -> ReportService:
-    return ReportService(rt.store, rt.billing, rt.keys, ActivityLog(rt.audit), rt.dispatcher.priced_tools,
-                         DryRunner(rt.billing, rt.dispatcher.tool_known))
+    return ReportService(
+        rt.store,
+        rt.billing,
+        rt.keys,
+        ActivityLog(rt.audit),
+        rt.dispatcher.priced_tools,
+        DryRunner(rt.billing, rt.dispatcher.tool_known),
+    )

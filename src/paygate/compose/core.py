@@ -50,9 +50,11 @@ def build_backend(settings: Settings) -> tuple[Backend, str]:
 def build_pricebook(settings: Settings) -> PriceBook:
     overrides = {
         name: ToolPrice(
-            credits_per_call=p.credits_per_call if p.credits_per_call is not None
+            credits_per_call=p.credits_per_call
+            if p.credits_per_call is not None
             else settings.default_credits_per_call,
-            credits_per_kb_input=p.credits_per_kb_input, credits_per_kb_output=p.credits_per_kb_output,
+            credits_per_kb_input=p.credits_per_kb_input,
+            credits_per_kb_output=p.credits_per_kb_output,
             rate_limit_per_min=p.rate_limit_per_min,
         )
         for name, p in settings.tool_pricing.items()
@@ -68,9 +70,13 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     store = SQLiteStore(state_path(settings), synchronous=settings.sqlite_sync)
     store.open()
     events = EventHub(known=EVENT_TYPES)
-    audit = AuditService(audit_log_of(store), max_entries=settings.audit_max_entries,
-                         max_age_days=settings.audit_max_age_days, before_read=events.flush,
-                         gate_events=settings.audit_gate_events)
+    audit = AuditService(
+        audit_log_of(store),
+        max_entries=settings.audit_max_entries,
+        max_age_days=settings.audit_max_age_days,
+        before_read=events.flush,
+        gate_events=settings.audit_gate_events,
+    )
     events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
     events.subscribe_batch(audit.record_batch)
     keys = KeyService(store, events.publish)
@@ -79,10 +85,16 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     key_file = None if settings.in_memory else Path(state_path(settings)).parent / "admin.key"
     admin = AdminAuth(store, settings.admin_key, key_file)
     metrics = Metrics()
-    billing = BillingService(store, build_pricebook(settings), metrics, shadow=settings.shadow_mode,
-                             refund_on_failure=settings.refund_on_failure,
-                             global_quota=settings.global_quota.as_quota() if settings.global_quota else None,
-                             trusted_proxies=tuple(settings.trusted_proxies), country_header=settings.country_header)
+    billing = BillingService(
+        store,
+        build_pricebook(settings),
+        metrics,
+        shadow=settings.shadow_mode,
+        refund_on_failure=settings.refund_on_failure,
+        global_quota=settings.global_quota.as_quota() if settings.global_quota else None,
+        trusted_proxies=tuple(settings.trusted_proxies),
+        country_header=settings.country_header,
+    )
     billing.start()
     transport = "custom"
     if backend is None:
@@ -90,19 +102,40 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     sessions = SessionManager()
     relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
     relay.attach(backend)
-    dispatcher = Dispatcher(backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay,
-                            settings.discovery)
+    dispatcher = Dispatcher(
+        backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay, settings.discovery
+    )
     maintenance = Maintenance(store, events)
     maintenance.load()
     serving = ServingState(backend, maintenance)  # before the endpoint and the public routes that read it
     endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, serving, settings.allowed_origins)
-    rt = Runtime(settings, store, keys, billing, backend, dispatcher, sessions, endpoint, metrics, admin,
-                 transport, maintenance, events, audit, AdminGuard(admin, events), serving)
+    rt = Runtime(
+        settings,
+        store,
+        keys,
+        billing,
+        backend,
+        dispatcher,
+        sessions,
+        endpoint,
+        metrics,
+        admin,
+        transport,
+        maintenance,
+        events,
+        audit,
+        AdminGuard(admin, events),
+        serving,
+    )
     rt.tickers.append(audit.tick)
     # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
     # uvicorn's wait is for in-flight calls only (exit_signals.py).
     rt.on_exit_signal += [serving.drain, sessions.end_streams]
-    metrics.bind_gauges(lambda: keys.active_count(), lambda: sum(k.credits for k in store.list_keys()
-                        if k.active), lambda: len(sessions), lambda: 1.0 if backend.ready else 0.0)
+    metrics.bind_gauges(
+        lambda: keys.active_count(),
+        lambda: sum(k.credits for k in store.list_keys() if k.active),
+        lambda: len(sessions),
+        lambda: 1.0 if backend.ready else 0.0,
+    )
     metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
     return rt

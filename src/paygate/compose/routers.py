@@ -24,40 +24,77 @@ from paygate.runtime import Runtime
 from paygate.webhooks.routes import delivery as webhooks
 
 ROUTE_ORDER = (
-    "public", "keys", "usage_admin", "usage_client", "key_lifecycle", "templates", "bulk", "key_io", "auto_topup",
-    "reservations", "schedules", "expiring", "policy", "groups", "teams", "namespaces", "key_views", "key_reports",
-    "key_meta", "dry_run", "admin_keys", "plans", "maintenance", "config_view", "backup", "audit", "request_log",
-    "admin_events", "alerts", "webhooks",
+    "public",
+    "keys",
+    "usage_admin",
+    "usage_client",
+    "key_lifecycle",
+    "templates",
+    "bulk",
+    "key_io",
+    "auto_topup",
+    "reservations",
+    "schedules",
+    "expiring",
+    "policy",
+    "groups",
+    "teams",
+    "namespaces",
+    "key_views",
+    "key_reports",
+    "key_meta",
+    "dry_run",
+    "admin_keys",
+    "plans",
+    "maintenance",
+    "config_view",
+    "backup",
+    "audit",
+    "request_log",
+    "admin_events",
+    "alerts",
+    "webhooks",
 )
 
 
 def public_routers(rt: Runtime) -> dict[str, APIRouter]:
     service = build_usage(rt)
-    return {"public": public.router(build_public(rt), rt.metrics), "usage_admin": usage.admin_router(rt.guard, service),
-            "usage_client": usage.client_router(service)}
+    return {
+        "public": public.router(build_public(rt), rt.metrics),
+        "usage_admin": usage.admin_router(rt.guard, service),
+        "usage_client": usage.client_router(service),
+    }
 
 
 def report_routers(rt: Runtime) -> dict[str, APIRouter]:
     service = build_reports(rt)
-    return {"key_views": key_views.router(rt.guard, service), "key_reports": key_reports.router(rt.guard, service),
-            "dry_run": dry_run.router(rt.guard, service)}
+    return {
+        "key_views": key_views.router(rt.guard, service),
+        "key_reports": key_reports.router(rt.guard, service),
+        "dry_run": dry_run.router(rt.guard, service),
+    }
 
 
 def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
-    return {"admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
-            "maintenance": maintenance.router(rt.guard, rt.maintenance),
-            "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
-            "backup": backup_router(rt)}
+    return {
+        "admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
+        "maintenance": maintenance.router(rt.guard, rt.maintenance),
+        "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
+        "backup": backup_router(rt),
+    }
 
 
 def event_routers(rt: Runtime) -> dict[str, APIRouter]:
     """The event side, in subscription order: audit (compose/core.py), the request log, the SSE hub, alerts,
     webhooks (compose/events.py)."""
     g = rt.guard
-    return {"audit": audit.router(g, rt.audit),
-            "request_log": request_log.router(g, start_request_log(rt.settings.request_log_size, rt.events, rt.audit)),
-            "admin_events": admin_events.router(g, build_event_stream(rt)),
-            "alerts": alerts.router(g, build_alerts(rt)), "webhooks": webhooks.router(g, rt.keys, build_webhooks(rt))}
+    return {
+        "audit": audit.router(g, rt.audit),
+        "request_log": request_log.router(g, start_request_log(rt.settings.request_log_size, rt.events, rt.audit)),
+        "admin_events": admin_events.router(g, build_event_stream(rt)),
+        "alerts": alerts.router(g, build_alerts(rt)),
+        "webhooks": webhooks.router(g, rt.keys, build_webhooks(rt)),
+    }
 
 
 def build_routers(rt: Runtime) -> list[APIRouter]:

@@ -20,9 +20,13 @@ def after(counter: Counter | None, calls: int, credits: int) -> Counter | None:
     """A quota counter as it would stand after `calls` more calls costing `credits` in all."""
     if counter is None or not (calls or credits):
         return counter
-    return dataclasses.replace(counter, day_calls=counter.day_calls + calls, month_calls=counter.month_calls + calls,
-                               day_credits=counter.day_credits + credits,
-                               month_credits=counter.month_credits + credits)
+    return dataclasses.replace(
+        counter,
+        day_calls=counter.day_calls + calls,
+        month_calls=counter.month_calls + calls,
+        day_credits=counter.day_credits + credits,
+        month_credits=counter.month_credits + credits,
+    )
 
 
 def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
@@ -30,8 +34,13 @@ def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
     if not (calls or credits) or g.key is None:
         return g
     key = dataclasses.replace(g.key, credits=g.key.credits - credits, total_spent=g.key.total_spent + credits)
-    return dataclasses.replace(g, key=key, quota_used=after(g.quota_used, calls, credits),
-                               team_used=after(g.team_used, calls, credits), team_spent=g.team_spent + credits)
+    return dataclasses.replace(
+        g,
+        key=key,
+        quota_used=after(g.quota_used, calls, credits),
+        team_used=after(g.team_used, calls, credits),
+        team_spent=g.team_spent + credits,
+    )
 
 
 def first_unaffordable(inputs: Sequence[gate.GateInput]) -> tuple[int, gate.Denial] | None:
@@ -42,8 +51,9 @@ def first_unaffordable(inputs: Sequence[gate.GateInput]) -> tuple[int, gate.Deni
         denial = gate.evaluate(projected(g, i, spent), gate.FUNDS_CHECKS)
         if denial is not None:
             if i:
-                denial = gate.Denial(denial.reason, f"{denial.detail}, after {i} earlier call(s) of this batch "
-                                                    f"costing {spent}")
+                denial = gate.Denial(
+                    denial.reason, f"{denial.detail}, after {i} earlier call(s) of this batch costing {spent}"
+                )
             return i, denial
         spent += g.price
     return None

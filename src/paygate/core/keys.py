@@ -35,4 +35,3 @@ def mask_key(raw: str) -> str:
 def mask_parts(raw: str) -> tuple[str, str]:
     """The two parts kept at rest for masked display."""
     return raw[:7], raw[-4:]
-

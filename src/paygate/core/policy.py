@@ -75,32 +75,56 @@ _ONE = Fraction(1)
 _NO_PRICES: dict[str, int] = {}
 
 
-def resolve(key: KeyRecord, group: dict[str, Any] | None, plan: dict[str, Any] | None,
-            global_quota: Quota | None) -> EffectivePolicy:
+def resolve(
+    key: KeyRecord, group: dict[str, Any] | None, plan: dict[str, Any] | None, global_quota: Quota | None
+) -> EffectivePolicy:
     g: dict[str, Any] = group if group and group.get("active", True) else {}
     p: dict[str, Any] = plan or {}
     if not g and not p:  # the common case, on every call: the key's own settings
         own = key.quota if key.quota is not None and has_limits(key.quota) else None
         fallback = global_quota if own is None and global_quota is not None and has_limits(global_quota) else None
         return EffectivePolicy(
-            frozenset(key.allowed_tools), frozenset(key.denied_tools), tuple(key.ip_allowlist), None,
-            _full(own or fallback), "key" if own else "global" if fallback else "none", key.spending_limit,
-            _NO_PRICES, _ONE)
+            frozenset(key.allowed_tools),
+            frozenset(key.denied_tools),
+            tuple(key.ip_allowlist),
+            None,
+            _full(own or fallback),
+            "key" if own else "global" if fallback else "none",
+            key.spending_limit,
+            _NO_PRICES,
+            _ONE,
+        )
     allowed: list[str] = key.allowed_tools or g.get("allowedTools") or p.get("allowedTools") or []
     denied = set(key.denied_tools) | set(g.get("deniedTools") or ()) | set(p.get("deniedTools") or ())
     ips = tuple(dict.fromkeys([*key.ip_allowlist, *(g.get("ipAllowlist") or ())]))
     rate = g.get("rateLimitPerMin") or p.get("rateLimitPerMin") or None
 
     quota, source = None, "none"
-    for candidate, name in ((key.quota if has_limits(key.quota) else None, "key"), (_quota(g), "group"),
-                            (_quota(p), "plan"), (global_quota if has_limits(global_quota) else None, "global")):
+    for candidate, name in (
+        (key.quota if has_limits(key.quota) else None, "key"),
+        (_quota(g), "group"),
+        (_quota(p), "plan"),
+        (global_quota if has_limits(global_quota) else None, "global"),
+    ):
         if candidate is not None:
             quota, source = _full(candidate), name
             break
 
     spending = key.spending_limit or int(g.get("maxSpendingLimit") or 0)
-    prices = {tool: int(price["creditsPerCall"]) for tool, price in (g.get("toolPricing") or {}).items()
-              if isinstance(price, dict) and price.get("creditsPerCall") is not None}
+    prices = {
+        tool: int(price["creditsPerCall"])
+        for tool, price in (g.get("toolPricing") or {}).items()
+        if isinstance(price, dict) and price.get("creditsPerCall") is not None
+    }
     multiplier = Fraction(str(p["creditMultiplier"])) if p.get("creditMultiplier") else _ONE
-    return EffectivePolicy(frozenset(allowed), frozenset(denied), ips, int(rate) if rate else None, quota, source,
-                           spending, prices, multiplier)
+    return EffectivePolicy(
+        frozenset(allowed),
+        frozenset(denied),
+        ips,
+        int(rate) if rate else None,
+        quota,
+        source,
+        spending,
+        prices,
+        multiplier,
+    )

@@ -72,8 +72,12 @@ def limits_of(quota: dict[str, int] | None, names: tuple[str, ...] = KEY_LIMITS)
     """(daily calls, monthly calls, daily credits, monthly credits); 0 is unlimited."""
     if not quota:
         return 0, 0, 0, 0
-    return (int(quota.get(names[0]) or 0), int(quota.get(names[1]) or 0), int(quota.get(names[2]) or 0),
-            int(quota.get(names[3]) or 0))
+    return (
+        int(quota.get(names[0]) or 0),
+        int(quota.get(names[1]) or 0),
+        int(quota.get(names[2]) or 0),
+        int(quota.get(names[3]) or 0),
+    )
 
 
 def exceeded(limits: tuple[int, int, int, int], used: Counter, credits: int) -> str | None:

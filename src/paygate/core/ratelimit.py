@@ -65,7 +65,7 @@ class SlidingWindow:
     def move(self, old_key: str, new_key: str) -> None:
         """A rotated key keeps its windows: `old_key` and every `old_key\x00tool` subject are renamed."""
         for subject in [s for s in self._hits if s == old_key or s.startswith(old_key + "\x00")]:
-            self._hits[new_key + subject[len(old_key):]] = self._hits.pop(subject)
+            self._hits[new_key + subject[len(old_key) :]] = self._hits.pop(subject)
 
     def forget_idle(self, now: float) -> None:
         """Drop empty windows so the map does not grow with every key ever seen."""

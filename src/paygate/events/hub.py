@@ -53,8 +53,13 @@ class Event:
 
     def public(self) -> dict[str, Any]:
         """The event as subscribers outside the process see it (no key hash)."""
-        out: dict[str, Any] = {"id": self.id, "type": self.type, "actor": self.actor,
-                               "timestamp": self.timestamp, "data": self.data}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "actor": self.actor,
+            "timestamp": self.timestamp,
+            "data": self.data,
+        }
         if self.request_id is not None:
             out["requestId"] = self.request_id
         return out
@@ -99,12 +104,21 @@ class EventHub:
     def publish(self, type_: str, actor: str, **data: Any) -> None:
         self.emit(type_, actor, data)
 
-    def emit(self, type_: str, actor: str, data: dict[str, Any], *, request_id: str | None = None,
-             key_hash: str | None = None, timestamp: float | None = None) -> Event:
+    def emit(
+        self,
+        type_: str,
+        actor: str,
+        data: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        key_hash: str | None = None,
+        timestamp: float | None = None,
+    ) -> Event:
         if self._known is not None and type_ not in self._known:
             raise ValueError(f"unknown event type {type_!r}: add it to events/types.py and docs/events.md")
-        event = Event(type_, actor, data, time.time() if timestamp is None else timestamp, next(self._ids),
-                      request_id, key_hash)
+        event = Event(
+            type_, actor, data, time.time() if timestamp is None else timestamp, next(self._ids), request_id, key_hash
+        )
         self.published += 1
         for subscriber in (*self._inline, *self._inline_by_type.get(type_, ())):
             try:
@@ -159,5 +173,6 @@ class EventHub:
         if event.type in GATE_EVENTS:
             return
         # One JSON object per line after the logger prefix: greppable, and parsed by the tests.
-        log.info("%s", orjson.dumps({"type": event.type, "actor": event.actor, "data": event.data},
-                                    default=str).decode())
+        log.info(
+            "%s", orjson.dumps({"type": event.type, "actor": event.actor, "data": event.data}, default=str).decode()
+        )

@@ -25,8 +25,9 @@ from paygate.events.stream import EventStreamHub, StreamClient
 
 KEEPALIVE_SECONDS = 15  # the reference's interval
 KEEPALIVE = b": keepalive\n\n"
-KeepAliveQuery = Annotated[int, Query(alias="keepAliveSeconds", ge=1, le=60,
-                                      description="seconds of silence before a keep-alive comment")]
+KeepAliveQuery = Annotated[
+    int, Query(alias="keepAliveSeconds", ge=1, le=60, description="seconds of silence before a keep-alive comment")
+]
 
 
 def frame(event: str, data: Any) -> bytes:
@@ -49,15 +50,24 @@ class EventStreamResponse(Response):
         client = self.client
         disconnected = asyncio.ensure_future(_wait_disconnect(receive))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
             connected = {"message": "Admin event stream connected", "filters": list(self.types) or "all"}
             await send({"type": "http.response.body", "body": frame("connected", connected), "more_body": True})
             while not client.ended:
                 getter = asyncio.ensure_future(client.queue.get())
-                done, _ = await asyncio.wait({getter, disconnected}, timeout=self.keepalive,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, disconnected}, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter not in done:
                     getter.cancel()
                     if disconnected in done or client.ended:

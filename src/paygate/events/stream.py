@@ -70,8 +70,9 @@ class EventStreamHub:
         if self.closed:
             raise HubClosed("The gateway is shutting down")
         if len(self._clients) >= self.max_streams:
-            raise TooManyStreams(f"Too many admin event streams: at most {self.max_streams} admin event streams "
-                                 "may be open at once")
+            raise TooManyStreams(
+                f"Too many admin event streams: at most {self.max_streams} admin event streams may be open at once"
+            )
         client = StreamClient(frozenset(types), self.queue_size)
         self._clients.add(client)
         return client

@@ -215,9 +215,15 @@ def default_ssl_context() -> ssl.SSLContext:
 class H1Pool:
     """Keep-alive connections to one origin; at most `max_connections` open."""
 
-    def __init__(self, url: str, max_connections: int = 256, connect_timeout: float = 30.0,
-                 user_agent: str = "paygate-mcp", ssl_context: ssl.SSLContext | None = None,
-                 connect_host: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_connections: int = 256,
+        connect_timeout: float = 30.0,
+        user_agent: str = "paygate-mcp",
+        ssl_context: ssl.SSLContext | None = None,
+        connect_host: str | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -246,8 +252,16 @@ class H1Pool:
         """The request's bytes. The head is cached per (method, headers object): callers pass the
         same dict for as long as its contents hold, and a new dict when they change."""
         if method != self._last_method or headers is not self._last_headers:
-            lines = [method.encode(), b" ", self.target, b" HTTP/1.1\r\nHost: ", self._host_header,
-                     b"\r\nUser-Agent: ", self._user_agent, b"\r\n"]
+            lines = [
+                method.encode(),
+                b" ",
+                self.target,
+                b" HTTP/1.1\r\nHost: ",
+                self._host_header,
+                b"\r\nUser-Agent: ",
+                self._user_agent,
+                b"\r\n",
+            ]
             for name, value in headers.items():
                 lines += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
             self._last_method, self._last_headers = method, headers
@@ -302,7 +316,8 @@ class H1Pool:
         extra: dict[str, Any] = {"ssl": self.ssl, "server_hostname": self.host} if self.ssl else {}
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.connect_host, self.port, **extra), self.connect_timeout)
+                loop.create_connection(_Connection, self.connect_host, self.port, **extra), self.connect_timeout
+            )
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except TimeoutError as exc:

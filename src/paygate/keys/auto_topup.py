@@ -43,8 +43,9 @@ class AutoTopup:
         self.keys = keys or KeyService(store)  # the rollback-safe write path for the key records
         self._pending: set[str] = set()  # keys with a topup already scheduled (a burst schedules one)
 
-    def configure(self, record: KeyRecord, threshold: int, amount: int, max_daily: int,
-                  actor: str = "system") -> dict[str, int]:
+    def configure(
+        self, record: KeyRecord, threshold: int, amount: int, max_daily: int, actor: str = "system"
+    ) -> dict[str, int]:
         """Enable or change the key's auto-topup (announced as `key.auto_topup_configured`)."""
         config = {"threshold": threshold, "amount": amount, "maxDaily": max_daily}
         self._configure(record, config, actor, enabled=True, **config)
@@ -92,8 +93,16 @@ class AutoTopup:
         if not result.ok:
             self.keys.save(record, extra=uncounted)
             return 0
-        self.publish("key.auto_topped_up", "system", keyMasked=record.masked, amount=amount,
-                     newBalance=result.balance, threshold=threshold, todayCount=count + 1, maxDaily=max_daily)
+        self.publish(
+            "key.auto_topped_up",
+            "system",
+            keyMasked=record.masked,
+            amount=amount,
+            newBalance=result.balance,
+            threshold=threshold,
+            todayCount=count + 1,
+            maxDaily=max_daily,
+        )
         return amount
 
 

@@ -91,9 +91,17 @@ class ExpiryScanner:
         warned = {"expiresAt": record.expires_at, "thresholds": sorted(covered | set(crossed), reverse=True)}
         # remembered before it is announced: a crash never repeats a warning (a failed write announces nothing)
         self.keys.save(record, extra={**record.extra, WARNED: warned})
-        self.publish("key.expiry_warning", "system", keyMasked=record.masked, name=record.name,
-                     alias=record.alias, namespace=record.namespace, expiresAt=iso_time(record.expires_at),
-                     remainingSeconds=int(remaining), threshold=tightest)
+        self.publish(
+            "key.expiry_warning",
+            "system",
+            keyMasked=record.masked,
+            name=record.name,
+            alias=record.alias,
+            namespace=record.namespace,
+            expiresAt=iso_time(record.expires_at),
+            remainingSeconds=int(remaining),
+            threshold=tightest,
+        )
         return 1
 
     def report(self, within: int) -> dict[str, Any]:
@@ -116,9 +124,18 @@ class ExpiryScanner:
 def expiring(records: list[KeyRecord], within: int, now: float | None = None) -> list[dict[str, Any]]:
     """Active keys expiring within `within` seconds from now, soonest first (already expired ones excluded)."""
     now = time.time() if now is None else now
-    soon = [r for r in records
-            if r.active and r.expires_at is not None and now < r.expires_at <= now + within]
+    soon = [r for r in records if r.active and r.expires_at is not None and now < r.expires_at <= now + within]
     soon.sort(key=lambda r: (r.expires_at or 0.0, r.key_hash))
-    return [{"keyMasked": r.masked, "name": r.name, "alias": r.alias, "namespace": r.namespace,
-             "expiresAt": iso_time(r.expires_at), "remainingSeconds": int((r.expires_at or now) - now),
-             "suspended": r.suspended, "credits": r.credits} for r in soon]
+    return [
+        {
+            "keyMasked": r.masked,
+            "name": r.name,
+            "alias": r.alias,
+            "namespace": r.namespace,
+            "expiresAt": iso_time(r.expires_at),
+            "remainingSeconds": int((r.expires_at or now) - now),
+            "suspended": r.suspended,
+            "credits": r.credits,
+        }
+        for r in soon
+    ]

@@ -35,11 +35,44 @@ EXPORT_VERSION = 1
 Mode = Literal["skip", "overwrite", "error"]
 
 # Policy fields an import sets on an existing key in `overwrite` mode (money and usage counters excluded).
-_POLICY_FIELDS = ("name", "active", "suspended", "expires_at", "allowed_tools", "denied_tools", "quota", "tags",
-                  "namespace", "ip_allowlist", "spending_limit", "alias", "group_id", "team_id", "plan",
-                  "allowed_countries", "denied_countries", "notes", "auto_topup", "extra")
-CSV_COLUMNS = ("keyHash", "keyMasked", "name", "credits", "totalSpent", "totalCalls", "active", "suspended",
-               "namespace", "alias", "createdAt", "lastUsedAt", "expiresAt", "tags")
+_POLICY_FIELDS = (
+    "name",
+    "active",
+    "suspended",
+    "expires_at",
+    "allowed_tools",
+    "denied_tools",
+    "quota",
+    "tags",
+    "namespace",
+    "ip_allowlist",
+    "spending_limit",
+    "alias",
+    "group_id",
+    "team_id",
+    "plan",
+    "allowed_countries",
+    "denied_countries",
+    "notes",
+    "auto_topup",
+    "extra",
+)
+CSV_COLUMNS = (
+    "keyHash",
+    "keyMasked",
+    "name",
+    "credits",
+    "totalSpent",
+    "totalCalls",
+    "active",
+    "suspended",
+    "namespace",
+    "alias",
+    "createdAt",
+    "lastUsedAt",
+    "expiresAt",
+    "tags",
+)
 
 
 def parse_iso(value: str) -> float:
@@ -52,17 +85,37 @@ def parse_iso(value: str) -> float:
 
 # export ----------------------------------------------------------------------------------------------------
 
+
 def export_entry(r: KeyRecord) -> dict[str, Any]:
     """Every field of a key, camelCase, with its hash in place of the raw key (which is never stored)."""
     return {
-        "keyHash": r.key_hash, "keyMasked": r.masked, "name": r.name, "credits": r.credits,
-        "totalSpent": r.total_spent, "totalCalls": r.total_calls, "createdAt": iso_rounded(r.created_at),
-        "lastUsedAt": iso_rounded(r.last_used_at), "active": r.active, "suspended": r.suspended,
-        "expiresAt": iso_rounded(r.expires_at), "allowedTools": r.allowed_tools, "deniedTools": r.denied_tools,
-        "quota": r.quota, "tags": r.tags, "namespace": r.namespace, "ipAllowlist": r.ip_allowlist,
-        "spendingLimit": r.spending_limit, "alias": r.alias, "groupId": r.group_id, "teamId": r.team_id,
-        "plan": r.plan, "allowedCountries": r.allowed_countries, "deniedCountries": r.denied_countries,
-        "notes": r.notes, "autoTopup": r.auto_topup, "extra": r.extra,
+        "keyHash": r.key_hash,
+        "keyMasked": r.masked,
+        "name": r.name,
+        "credits": r.credits,
+        "totalSpent": r.total_spent,
+        "totalCalls": r.total_calls,
+        "createdAt": iso_rounded(r.created_at),
+        "lastUsedAt": iso_rounded(r.last_used_at),
+        "active": r.active,
+        "suspended": r.suspended,
+        "expiresAt": iso_rounded(r.expires_at),
+        "allowedTools": r.allowed_tools,
+        "deniedTools": r.denied_tools,
+        "quota": r.quota,
+        "tags": r.tags,
+        "namespace": r.namespace,
+        "ipAllowlist": r.ip_allowlist,
+        "spendingLimit": r.spending_limit,
+        "alias": r.alias,
+        "groupId": r.group_id,
+        "teamId": r.team_id,
+        "plan": r.plan,
+        "allowedCountries": r.allowed_countries,
+        "deniedCountries": r.denied_countries,
+        "notes": r.notes,
+        "autoTopup": r.auto_topup,
+        "extra": r.extra,
     }
 
 
@@ -93,6 +146,7 @@ def export_csv(entries: list[dict[str, Any]]) -> str:
 
 
 # import ----------------------------------------------------------------------------------------------------
+
 
 class ImportInvalid(Invalid):
     """An entry is malformed: the whole import is refused and nothing changes."""
@@ -135,18 +189,34 @@ def record_from_entry(entry: dict[str, Any], now: float) -> KeyRecord:
             raise ImportInvalid(f"{name} is not an ISO 8601 date-time with a time zone") from exc
 
     return KeyRecord(
-        key_hash=key_hash, prefix=prefix, last4=last4, name=entry.get("name") or "imported",
-        credits=entry.get("credits", 0), created_at=when("created_at") or now,
-        total_spent=entry.get("total_spent", 0), total_calls=entry.get("total_calls", 0),
-        last_used_at=when("last_used_at"), active=entry.get("active", True),
-        suspended=entry.get("suspended", False), expires_at=when("expires_at"),
-        allowed_tools=list(entry.get("allowed_tools") or []), denied_tools=list(entry.get("denied_tools") or []),
-        quota=entry.get("quota"), tags=dict(entry.get("tags") or {}), namespace=entry.get("namespace") or "default",
-        ip_allowlist=list(entry.get("ip_allowlist") or []), spending_limit=entry.get("spending_limit", 0),
-        alias=entry.get("alias"), group_id=entry.get("group_id"), team_id=entry.get("team_id"),
-        plan=entry.get("plan"), allowed_countries=list(entry.get("allowed_countries") or []),
-        denied_countries=list(entry.get("denied_countries") or []), notes=list(entry.get("notes") or []),
-        auto_topup=entry.get("auto_topup"), extra=dict(entry.get("extra") or {}),
+        key_hash=key_hash,
+        prefix=prefix,
+        last4=last4,
+        name=entry.get("name") or "imported",
+        credits=entry.get("credits", 0),
+        created_at=when("created_at") or now,
+        total_spent=entry.get("total_spent", 0),
+        total_calls=entry.get("total_calls", 0),
+        last_used_at=when("last_used_at"),
+        active=entry.get("active", True),
+        suspended=entry.get("suspended", False),
+        expires_at=when("expires_at"),
+        allowed_tools=list(entry.get("allowed_tools") or []),
+        denied_tools=list(entry.get("denied_tools") or []),
+        quota=entry.get("quota"),
+        tags=dict(entry.get("tags") or {}),
+        namespace=entry.get("namespace") or "default",
+        ip_allowlist=list(entry.get("ip_allowlist") or []),
+        spending_limit=entry.get("spending_limit", 0),
+        alias=entry.get("alias"),
+        group_id=entry.get("group_id"),
+        team_id=entry.get("team_id"),
+        plan=entry.get("plan"),
+        allowed_countries=list(entry.get("allowed_countries") or []),
+        denied_countries=list(entry.get("denied_countries") or []),
+        notes=list(entry.get("notes") or []),
+        auto_topup=entry.get("auto_topup"),
+        extra=dict(entry.get("extra") or {}),
     )
 
 
@@ -184,12 +254,16 @@ def plan_import(store: Store, records: list[KeyRecord], mode: Mode) -> ImportPla
         current = store.get_key(r.key_hash)
         exists = current is not None
         owner = alias_owner.get(r.alias) if r.alias is not None else None
-        alias_is_a_key = r.alias is not None and (hash_key(r.alias) in seen_hashes
-                                                  or store.get_key(hash_key(r.alias)) is not None)
+        alias_is_a_key = r.alias is not None and (
+            hash_key(r.alias) in seen_hashes or store.get_key(hash_key(r.alias)) is not None
+        )
         if (owner not in (None, r.key_hash) or alias_is_a_key) and not (exists and mode == "skip"):
             plan.statuses.append("error")
-            plan.errors.append(f"alias {r.alias!r} belongs to another key" if owner not in (None, r.key_hash)
-                               else f"alias {r.alias!r} collides with an API key")
+            plan.errors.append(
+                f"alias {r.alias!r} belongs to another key"
+                if owner not in (None, r.key_hash)
+                else f"alias {r.alias!r} collides with an API key"
+            )
         elif not exists:
             plan.statuses.append("imported")
             plan.errors.append(None)
@@ -252,12 +326,14 @@ class KeyImportExport:
     def export(self, namespace: str | None, active_only: bool, format: str, actor: str) -> list[dict[str, Any]]:
         """Every selected key as an export entry (oldest first), announced as `keys.exported`."""
         entries = [export_entry(k) for k in select(self.store.list_keys(), namespace, active_only)]
-        self.keys.publish("keys.exported", actor, count=len(entries), format=format, namespace=namespace,
-                          activeOnly=active_only)
+        self.keys.publish(
+            "keys.exported", actor, count=len(entries), format=format, namespace=namespace, activeOnly=active_only
+        )
         return entries
 
-    def import_keys(self, entries: list[dict[str, Any]], ignored: list[list[str]], mode: Mode,
-                    actor: str) -> dict[str, Any]:
+    def import_keys(
+        self, entries: list[dict[str, Any]], ignored: list[list[str]], mode: Mode, actor: str
+    ) -> dict[str, Any]:
         """Check every entry, then (unless `error` mode found a conflict: ImportConflict, nothing
         changed) apply them; announced as `keys.imported`. `ignored`: each entry's unknown fields."""
         records = records_from_entries(entries, time.time())
@@ -272,13 +348,21 @@ class KeyImportExport:
             results.append(result)
         if mode == "error" and "error" in plan.statuses:
             conflicts = [res for res in results if res["status"] == "error"]
-            raise ImportConflict(f"Import aborted: {len(conflicts)} conflicting key(s); nothing was imported",
-                                 conflicts=conflicts)
+            raise ImportConflict(
+                f"Import aborted: {len(conflicts)} conflicting key(s); nothing was imported", conflicts=conflicts
+            )
         self._apply(plan)
         summary = {status: plan.statuses.count(status) for status in ("imported", "overwritten", "skipped")}
         errors = plan.statuses.count("error")
-        self.keys.publish("keys.imported", actor, mode=mode, total=len(records), errors=errors, **summary,
-                          keys=[res["key"] for res in results if res["status"] in ("imported", "overwritten")][:100])
+        self.keys.publish(
+            "keys.imported",
+            actor,
+            mode=mode,
+            total=len(records),
+            errors=errors,
+            **summary,
+            keys=[res["key"] for res in results if res["status"] in ("imported", "overwritten")][:100],
+        )
         return {"total": len(records), **summary, "errors": errors, "mode": mode, "results": results}
 
     def _apply(self, plan: ImportPlan) -> None:

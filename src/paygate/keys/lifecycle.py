@@ -57,8 +57,15 @@ def rotate(keys: KeyService, record: KeyRecord) -> NewKey:
     return NewKey(raw, new)
 
 
-def clone(keys: KeyService, source: KeyRecord, *, name: str | None = None, credits: int | None = None,
-          tags: dict[str, str] | None = None, namespace: str | None = None) -> NewKey:
+def clone(
+    keys: KeyService,
+    source: KeyRecord,
+    *,
+    name: str | None = None,
+    credits: int | None = None,
+    tags: dict[str, str] | None = None,
+    namespace: str | None = None,
+) -> NewKey:
     """A new key with the source's configuration and fresh counters. The alias, suspension,
     notes, usage and per-feature state (`extra`) are not copied. Credits default to the source's
     balance, granted anew (the source keeps its own) as the reference does."""
@@ -67,13 +74,18 @@ def clone(keys: KeyService, source: KeyRecord, *, name: str | None = None, credi
     return keys.create(
         name if name is not None else source.name[: MAX_NAME - len(CLONE_SUFFIX)] + CLONE_SUFFIX,
         source.credits if credits is None else credits,
-        allowed_tools=list(source.allowed_tools), denied_tools=list(source.denied_tools),
-        expires_at=source.expires_at, quota=copy.deepcopy(source.quota),
+        allowed_tools=list(source.allowed_tools),
+        denied_tools=list(source.denied_tools),
+        expires_at=source.expires_at,
+        quota=copy.deepcopy(source.quota),
         tags=dict(source.tags if tags is None else tags),
         namespace=source.namespace if namespace is None else namespace,
-        ip_allowlist=list(source.ip_allowlist), spending_limit=source.spending_limit,
-        group_id=source.group_id, plan=source.plan,
-        allowed_countries=list(source.allowed_countries), denied_countries=list(source.denied_countries),
+        ip_allowlist=list(source.ip_allowlist),
+        spending_limit=source.spending_limit,
+        group_id=source.group_id,
+        plan=source.plan,
+        allowed_countries=list(source.allowed_countries),
+        denied_countries=list(source.denied_countries),
         auto_topup=copy.deepcopy(source.auto_topup),
     )
 
@@ -89,14 +101,16 @@ def transfer(keys: KeyService, source: KeyRecord, target: KeyRecord, amount: int
         if is_expired(record, now):
             raise KeyConflict(f"the {side} key has expired")
     if source.credits < amount:
-        raise InsufficientCredits(f"Insufficient credits: the source key has {source.credits}, "
-                                  f"the transfer needs {amount}")
+        raise InsufficientCredits(
+            f"Insufficient credits: the source key has {source.credits}, the transfer needs {amount}"
+        )
     if target.credits + amount > MAX_CREDITS:
         raise KeyConflict(f"the destination balance would exceed {MAX_CREDITS}")
     moved = keys.store.transfer(source.key_hash, target.key_hash, amount, memo or "transfer")
     if moved is None:  # a charge took the credits between the check and the move
-        raise InsufficientCredits(f"Insufficient credits: the source key has {source.credits}, "
-                                  f"the transfer needs {amount}")
+        raise InsufficientCredits(
+            f"Insufficient credits: the source key has {source.credits}, the transfer needs {amount}"
+        )
     return Transfer(source, target, amount, moved[0], moved[1])
 
 
@@ -109,20 +123,47 @@ class KeyLifecycle:
     def rotate(self, record: KeyRecord, actor: str) -> NewKey:
         old_masked = record.masked
         new = rotate(self.keys, record)
-        self.keys.publish("key.rotated", actor, oldKeyMasked=old_masked, newKeyMasked=new.record.masked,
-                          name=new.record.name, credits=new.record.credits)
+        self.keys.publish(
+            "key.rotated",
+            actor,
+            oldKeyMasked=old_masked,
+            newKeyMasked=new.record.masked,
+            name=new.record.name,
+            credits=new.record.credits,
+        )
         return new
 
-    def clone(self, source: KeyRecord, actor: str, *, name: str | None = None, credits: int | None = None,
-              tags: dict[str, str] | None = None, namespace: str | None = None) -> NewKey:
+    def clone(
+        self,
+        source: KeyRecord,
+        actor: str,
+        *,
+        name: str | None = None,
+        credits: int | None = None,
+        tags: dict[str, str] | None = None,
+        namespace: str | None = None,
+    ) -> NewKey:
         new = clone(self.keys, source, name=name, credits=credits, tags=tags, namespace=namespace)
-        self.keys.publish("key.cloned", actor, keyMasked=new.record.masked, sourceKeyMasked=source.masked,
-                          name=new.record.name, credits=new.record.credits)
+        self.keys.publish(
+            "key.cloned",
+            actor,
+            keyMasked=new.record.masked,
+            sourceKeyMasked=source.masked,
+            name=new.record.name,
+            credits=new.record.credits,
+        )
         return new
 
     def transfer(self, source: KeyRecord, target: KeyRecord, amount: int, memo: str | None, actor: str) -> Transfer:
         moved = transfer(self.keys, source, target, amount, memo)
-        self.keys.publish("key.credits_transferred", actor, fromKeyMasked=source.masked, toKeyMasked=target.masked,
-                          credits=amount, fromBalance=moved.source_balance, toBalance=moved.target_balance,
-                          memo=memo)
+        self.keys.publish(
+            "key.credits_transferred",
+            actor,
+            fromKeyMasked=source.masked,
+            toKeyMasked=target.masked,
+            credits=amount,
+            fromBalance=moved.source_balance,
+            toBalance=moved.target_balance,
+            memo=memo,
+        )
         return moved

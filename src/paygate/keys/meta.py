@@ -24,8 +24,9 @@ class KeyMeta:
         if len(record.notes) >= MAX_NOTES:
             raise KeyConflict(f"this key already has the maximum of {MAX_NOTES} notes; delete one first")
         note = {"timestamp": iso_time(time.time()), "author": actor, "text": text}
-        self.keys.update_policy(record, actor, "key.note_added", {"notes": [*record.notes, note]},
-                                index=len(record.notes))
+        self.keys.update_policy(
+            record, actor, "key.note_added", {"notes": [*record.notes, note]}, index=len(record.notes)
+        )
         return note
 
     def delete_note(self, record: KeyRecord, index: int, actor: str) -> dict[str, Any]:
@@ -33,8 +34,13 @@ class KeyMeta:
         if index >= len(record.notes):
             raise NotFound(f"no note at index {index} (this key has {len(record.notes)})")
         deleted = record.notes[index]
-        self.keys.update_policy(record, actor, "key.note_deleted",
-                                {"notes": [n for i, n in enumerate(record.notes) if i != index]}, index=index)
+        self.keys.update_policy(
+            record,
+            actor,
+            "key.note_deleted",
+            {"notes": [n for i, n in enumerate(record.notes) if i != index]},
+            index=index,
+        )
         return deleted
 
     def set_tags(self, ref: str, changes: dict[str, str | None], actor: str) -> KeyRecord:
@@ -51,5 +57,9 @@ class KeyMeta:
 
     def search(self, tags: dict[str, str], namespace: str | None) -> list[KeyRecord]:
         """Keys whose tags include every given tag (optionally within one namespace)."""
-        return [k for k in self.keys.all() if all(k.tags.get(name) == value for name, value in tags.items())
-                and (namespace is None or k.namespace == namespace)]
+        return [
+            k
+            for k in self.keys.all()
+            if all(k.tags.get(name) == value for name, value in tags.items())
+            and (namespace is None or k.namespace == namespace)
+        ]

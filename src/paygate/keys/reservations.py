@@ -63,7 +63,6 @@ Publish = Callable[..., None]  # EventHub.publish(type_, actor, **data)
 # reservations ----------------------------------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True, slots=True)
 class Settled:
     doc: Doc
@@ -128,8 +127,9 @@ class Reservations(DocumentIndex):
         return sum(int(d["credits"]) for d in self.active(key_hash))
 
     # moves -------------------------------------------------------------------
-    def reserve(self, record: KeyRecord, credits: int, ttl: int, memo: str | None, actor: str,
-                now: float | None = None) -> tuple[Doc, int]:
+    def reserve(
+        self, record: KeyRecord, credits: int, ttl: int, memo: str | None, actor: str, now: float | None = None
+    ) -> tuple[Doc, int]:
         """Hold `credits` of `record`'s balance for `ttl` seconds: (reservation, balance left)."""
         now = time.time() if now is None else now
         if not record.active:
@@ -139,21 +139,42 @@ class Reservations(DocumentIndex):
         if len(self._holds.get(record.key_hash, ())) >= MAX_ACTIVE_PER_KEY:
             raise Conflict(f"key already has {MAX_ACTIVE_PER_KEY} active reservations")
         if record.credits < credits:
-            raise PaymentRequired(f"Insufficient credits: need {credits}, available {record.credits}",
-                                   available=record.credits, requested=credits)
+            raise PaymentRequired(
+                f"Insufficient credits: need {credits}, available {record.credits}",
+                available=record.credits,
+                requested=credits,
+            )
         rid = "rsv_" + secrets.token_hex(8)
-        doc: Doc = {"id": rid, "keyHash": record.key_hash, "keyMasked": record.masked, "credits": credits,
-                    "createdAt": now, "expiresAt": now + ttl, "memo": memo, "status": "reserving"}
+        doc: Doc = {
+            "id": rid,
+            "keyHash": record.key_hash,
+            "keyMasked": record.masked,
+            "credits": credits,
+            "createdAt": now,
+            "expiresAt": now + ttl,
+            "memo": memo,
+            "status": "reserving",
+        }
         self._put(doc)
         result = self.store.adjust(record.key_hash, -credits, "reserve", rid)
         if not result.ok:  # the balance changed under us: nothing moved, forget the attempt
             self._delete(rid)
-            raise PaymentRequired(f"Insufficient credits: need {credits}, available {result.balance}",
-                                   available=result.balance, requested=credits)
+            raise PaymentRequired(
+                f"Insufficient credits: need {credits}, available {result.balance}",
+                available=result.balance,
+                requested=credits,
+            )
         doc["status"] = ACTIVE
         self._put(doc)
-        self.publish("credits.reserved", actor, keyMasked=record.masked, reservationId=rid, credits=credits,
-                     expiresAt=iso_time(doc["expiresAt"]), available=result.balance)
+        self.publish(
+            "credits.reserved",
+            actor,
+            keyMasked=record.masked,
+            reservationId=rid,
+            credits=credits,
+            expiresAt=iso_time(doc["expiresAt"]),
+            available=result.balance,
+        )
         return doc, result.balance
 
     def _settleable(self, rid: str) -> Doc:
@@ -177,21 +198,38 @@ class Reservations(DocumentIndex):
         balance = self._apply_commit(doc)
         doc["status"] = "committed"
         self._put(doc)
-        self.publish("credits.committed", actor, keyMasked=doc["keyMasked"], reservationId=rid,
-                     credits=spend, released=held - spend, balance=balance)
+        self.publish(
+            "credits.committed",
+            actor,
+            keyMasked=doc["keyMasked"],
+            reservationId=rid,
+            credits=spend,
+            released=held - spend,
+            balance=balance,
+        )
         return Settled(doc, spend, held - spend, balance)
 
     def release(self, rid: str, actor: str, *, expired: bool = False, now: float | None = None) -> Settled:
         """Give the whole hold back to the key (an admin release, or the TTL running out)."""
         doc = self._settleable(rid)
-        doc.update(status="releasing", finalStatus="expired" if expired else "released",
-                   settledAt=time.time() if now is None else now)
+        doc.update(
+            status="releasing",
+            finalStatus="expired" if expired else "released",
+            settledAt=time.time() if now is None else now,
+        )
         self._put(doc)
         balance = self._apply_release(doc)
         doc["status"] = doc.pop("finalStatus")
         self._put(doc)
-        self.publish("credits.released", actor, keyMasked=doc["keyMasked"], reservationId=rid,
-                     credits=doc["credits"], reason="expired" if expired else "released", balance=balance)
+        self.publish(
+            "credits.released",
+            actor,
+            keyMasked=doc["keyMasked"],
+            reservationId=rid,
+            credits=doc["credits"],
+            reason="expired" if expired else "released",
+            balance=balance,
+        )
         return Settled(doc, 0, int(doc["credits"]), balance)
 
     def _apply_commit(self, doc: Doc, done: frozenset[str] = frozenset()) -> int:
@@ -304,9 +342,13 @@ class Reservations(DocumentIndex):
 def reservation_view(doc: Doc) -> dict[str, Any]:
     """A reservation as the API shows it (masked key, ISO times, never the key hash)."""
     view: dict[str, Any] = {
-        "id": doc["id"], "key": doc["keyMasked"], "credits": doc["credits"],
-        "createdAt": iso_time(doc["createdAt"]), "expiresAt": iso_time(doc["expiresAt"]),
-        "memo": doc.get("memo"), "status": doc["status"],
+        "id": doc["id"],
+        "key": doc["keyMasked"],
+        "credits": doc["credits"],
+        "createdAt": iso_time(doc["createdAt"]),
+        "expiresAt": iso_time(doc["expiresAt"]),
+        "memo": doc.get("memo"),
+        "status": doc["status"],
     }
     if "committedCredits" in doc:
         view["committedCredits"] = doc["committedCredits"]

@@ -82,13 +82,23 @@ class Schedules(DocumentIndex):
 
     def pending(self, key_hash: str | None = None) -> list[Doc]:
         """Pending schedules (of one key, or all), soonest first. The store's own objects: read only."""
-        ids = [i for group in self._by_key.values() for i in group] if key_hash is None else \
-            self._by_key.get(key_hash, ())
+        ids = (
+            [i for group in self._by_key.values() for i in group]
+            if key_hash is None
+            else self._by_key.get(key_hash, ())
+        )
         docs = [d for d in (self.store.doc_peek(KIND, sid) for sid in ids) if d is not None]
         return sorted(docs, key=lambda d: (d["executeAt"], d["createdAt"], d["id"]))
 
-    def create(self, record: KeyRecord, action: str, execute_at: float, params: dict[str, Any],
-               actor: str, now: float | None = None) -> Doc:
+    def create(
+        self,
+        record: KeyRecord,
+        action: str,
+        execute_at: float,
+        params: dict[str, Any],
+        actor: str,
+        now: float | None = None,
+    ) -> Doc:
         now = time.time() if now is None else now
         if action not in ACTIONS:
             raise ScheduleInvalid(f"Invalid request: action must be one of {', '.join(ACTIONS)}")
@@ -97,12 +107,27 @@ class Schedules(DocumentIndex):
         if len(self._by_key.get(record.key_hash, ())) >= MAX_PER_KEY:
             raise ScheduleConflict(f"key already has {MAX_PER_KEY} pending schedules")
         sid = "sched_" + secrets.token_hex(8)
-        doc: Doc = {"id": sid, "keyHash": record.key_hash, "keyMasked": record.masked, "action": action,
-                    "executeAt": execute_at, "createdAt": now, "params": params, "createdBy": actor}
+        doc: Doc = {
+            "id": sid,
+            "keyHash": record.key_hash,
+            "keyMasked": record.masked,
+            "action": action,
+            "executeAt": execute_at,
+            "createdAt": now,
+            "params": params,
+            "createdBy": actor,
+        }
         self.store.doc_put(KIND, sid, doc)
         self._index(doc)
-        self.publish("schedule.created", actor, keyMasked=record.masked, scheduleId=sid, action=action,
-                     executeAt=iso_time(execute_at), params=params)
+        self.publish(
+            "schedule.created",
+            actor,
+            keyMasked=record.masked,
+            scheduleId=sid,
+            action=action,
+            executeAt=iso_time(execute_at),
+            params=params,
+        )
         return doc
 
     def cancel(self, sid: str, actor: str) -> Doc:
@@ -110,8 +135,7 @@ class Schedules(DocumentIndex):
         if doc is None:
             raise ScheduleNotFound("Schedule not found")
         self._delete(doc)
-        self.publish("schedule.cancelled", actor, keyMasked=doc["keyMasked"], scheduleId=sid,
-                     action=doc["action"])
+        self.publish("schedule.cancelled", actor, keyMasked=doc["keyMasked"], scheduleId=sid, action=doc["action"])
         return doc
 
     def on_rekey(self, old_hash: str, new_hash: str) -> None:
@@ -160,10 +184,17 @@ class Schedules(DocumentIndex):
             detail = self._apply(record, doc["action"], doc.get("params") or {})
         except KeyConflict as exc:
             error = str(exc)
-        self.publish("schedule.executed", "system", keyMasked=record.masked if record else doc["keyMasked"],
-                     scheduleId=doc["id"],
-                     action=doc["action"], ok=error is None, error=error, lateSeconds=round(now - doc["executeAt"], 3),
-                     **detail)
+        self.publish(
+            "schedule.executed",
+            "system",
+            keyMasked=record.masked if record else doc["keyMasked"],
+            scheduleId=doc["id"],
+            action=doc["action"],
+            ok=error is None,
+            error=error,
+            lateSeconds=round(now - doc["executeAt"], 3),
+            **detail,
+        )
 
     def _apply(self, record: KeyRecord, action: str, params: dict[str, Any]) -> dict[str, Any]:
         if action == "revoke":
@@ -189,6 +220,11 @@ class Schedules(DocumentIndex):
 
 
 def schedule_view(doc: Doc) -> dict[str, Any]:
-    return {"id": doc["id"], "key": doc["keyMasked"], "action": doc["action"],
-            "executeAt": iso_time(doc["executeAt"]), "createdAt": iso_time(doc["createdAt"]),
-            "params": doc.get("params") or {}}
+    return {
+        "id": doc["id"],
+        "key": doc["keyMasked"],
+        "action": doc["action"],
+        "executeAt": iso_time(doc["executeAt"]),
+        "createdAt": iso_time(doc["createdAt"]),
+        "params": doc.get("params") or {},
+    }

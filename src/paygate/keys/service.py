@@ -59,12 +59,28 @@ class KeyService:
         raw = generate_api_key()
         return NewKey(raw, self._insert(raw, name, credits, "create", policy))
 
-    def issue(self, name: str, credits: int, actor: str, *, template: str | None = None,
-              mark: dict[str, Any] | None = None, **policy: Any) -> NewKey:
+    def issue(
+        self,
+        name: str,
+        credits: int,
+        actor: str,
+        *,
+        template: str | None = None,
+        mark: dict[str, Any] | None = None,
+        **policy: Any,
+    ) -> NewKey:
         """A new key, announced as `key.created` (`mark`: extra event fields, e.g. bulk=True)."""
         new = self.create(name, credits, **policy)
-        self.publish("key.created", actor, keyMasked=new.record.masked, name=new.record.name,
-                     credits=new.record.credits, namespace=new.record.namespace, template=template, **(mark or {}))
+        self.publish(
+            "key.created",
+            actor,
+            keyMasked=new.record.masked,
+            name=new.record.name,
+            credits=new.record.credits,
+            namespace=new.record.namespace,
+            template=template,
+            **(mark or {}),
+        )
         return new
 
     def import_key(self, raw: str, credits: int, name: str = "imported") -> KeyRecord | None:
@@ -77,14 +93,23 @@ class KeyService:
             raise KeyConflict(f"importKeys: {shown}: credits must be 0 to at most {MAX_CREDITS}")
         holder = self.by_alias(raw)
         if holder is not None:
-            raise KeyConflict(f"importKeys: {shown} is the alias of key {holder.masked}; an imported key "
-                              "must not equal an alias (clear or change the alias first)")
+            raise KeyConflict(
+                f"importKeys: {shown} is the alias of key {holder.masked}; an imported key "
+                "must not equal an alias (clear or change the alias first)"
+            )
         return self._insert(raw, name, credits, "import", {})
 
     def _insert(self, raw: str, name: str, credits: int, memo: str, policy: dict[str, Any]) -> KeyRecord:
         prefix, last4 = mask_parts(raw)
-        record = KeyRecord(key_hash=hash_key(raw), prefix=prefix, last4=last4, name=name, credits=credits,
-                           created_at=time.time(), **policy)
+        record = KeyRecord(
+            key_hash=hash_key(raw),
+            prefix=prefix,
+            last4=last4,
+            name=name,
+            credits=credits,
+            created_at=time.time(),
+            **policy,
+        )
         self.store.create_key(record, memo)
         return record
 
@@ -123,8 +148,9 @@ class KeyService:
         if record.credits + credits > MAX_CREDITS:
             raise KeyConflict(f"balance would exceed {MAX_CREDITS}")
         self.store.topup(record.key_hash, credits, "admin topup")
-        self.publish("key.topup", actor, keyMasked=record.masked, creditsAdded=credits, newBalance=record.credits,
-                     **mark)
+        self.publish(
+            "key.topup", actor, keyMasked=record.masked, creditsAdded=credits, newBalance=record.credits, **mark
+        )
         return record
 
     def revoke(self, ref: str, actor: str = "system", **mark: Any) -> KeyRecord:
@@ -149,8 +175,7 @@ class KeyService:
                 setattr(record, name, value)
             raise
 
-    def update_policy(self, record: KeyRecord, actor: str, event: str, changes: dict[str, Any], /,
-                      **data: Any) -> None:
+    def update_policy(self, record: KeyRecord, actor: str, event: str, changes: dict[str, Any], /, **data: Any) -> None:
         """`save` the changes, then announce them: `event` naming the key, with `data`. A failed write
         changes nothing and announces nothing."""
         self.save(record, **changes)
@@ -192,8 +217,7 @@ class KeyService:
             raise KeyConflict("cannot suspend a revoked key")
         if record.suspended:
             raise KeyConflict("key is already suspended")
-        self.save(record, suspended=True,
-                  extra={**record.extra, "suspendReason": reason, "suspendedAt": time.time()})
+        self.save(record, suspended=True, extra={**record.extra, "suspendReason": reason, "suspendedAt": time.time()})
         if actor is not None:
             self.publish("key.suspended", actor, keyMasked=record.masked, reason=reason, **mark)
 
@@ -239,4 +263,3 @@ def key_view(r: KeyRecord, now: float | None = None) -> dict[str, Any]:
         "spendingLimit": r.spending_limit,
         "alias": r.alias,
     }
-

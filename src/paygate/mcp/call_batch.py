@@ -90,14 +90,19 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
         size = input_size(d.billing.prices, call) if d.tool_known(call.name) else None
         if size is None:
             why = "arguments nested too deeply" if d.tool_known(call.name) else f"Unknown tool: {call.name}"
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"{why} (calls[{i}]); nothing was charged or run",
-                                 {"failedIndex": i, "tool": call.name})
+            return jsonrpc.error(
+                msg_id,
+                errors.INVALID_PARAMS,
+                f"{why} (calls[{i}]); nothing was charged or run",
+                {"failedIndex": i, "tool": call.name},
+            )
         sizes.append(size)
     if not d.backend.ready:
         return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
     started = time.perf_counter()
-    decision = admit_batch(d.billing, ctx.raw_key, [(c.name, s) for c, s in zip(calls, sizes, strict=True)],
-                           ctx.request_id, ctx.client)
+    decision = admit_batch(
+        d.billing, ctx.raw_key, [(c.name, s) for c, s in zip(calls, sizes, strict=True)], ctx.request_id, ctx.client
+    )
     ctx.rate = decision.rate
     if decision.key is not None:
         ctx.key = decision.key
@@ -121,11 +126,13 @@ def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext
     return reply
 
 
-async def _run(d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: BatchAdmitted, ctx: CallContext,
-               started: float) -> Message:
+async def _run(
+    d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: BatchAdmitted, ctx: CallContext, started: float
+) -> Message:
     subs = [dataclasses.replace(ctx, session_id=None, surcharge=0) for _ in calls]  # the batch is cancelled whole
-    work = _all(*(_one(d, msg_id, call, a, sub, started)
-                  for call, a, sub in zip(calls, admitted.calls, subs, strict=True)))
+    work = _all(
+        *(_one(d, msg_id, call, a, sub, started) for call, a, sub in zip(calls, admitted.calls, subs, strict=True))
+    )
     try:
         if ctx.session_id is not None and isinstance(msg_id, str | int):
             outcomes = await d.in_flight.run(ctx.session_id, msg_id, work)
@@ -141,8 +148,10 @@ async def _run(d: Dispatcher, msg_id: Any, calls: list[BatchCall], admitted: Bat
         results.append({"tool": call.name, outcome: reply.get(outcome), "creditsCharged": credits})
     key = admitted.key
     ctx.credits = key.credits if key is not None else None
-    return jsonrpc.result(msg_id, {"results": results, "totalCreditsCharged": sum(c for _, c in outcomes),
-                                   "remainingCredits": ctx.credits})
+    return jsonrpc.result(
+        msg_id,
+        {"results": results, "totalCreditsCharged": sum(c for _, c in outcomes), "remainingCredits": ctx.credits},
+    )
 
 
 async def _all(*calls: Awaitable[tuple[Message, int]]) -> list[tuple[Message, int]]:
@@ -151,8 +160,9 @@ async def _all(*calls: Awaitable[tuple[Message, int]]) -> list[tuple[Message, in
     return list(await asyncio.gather(*calls))
 
 
-async def _one(d: Dispatcher, msg_id: Any, call: BatchCall, admitted: Admitted, sub: CallContext,
-               started: float) -> tuple[Message, int]:
+async def _one(
+    d: Dispatcher, msg_id: Any, call: BatchCall, admitted: Admitted, sub: CallContext, started: float
+) -> tuple[Message, int]:
     """Run one admitted call and settle it: (the backend's answer, the credits it cost net of refund
     and surcharge). A call cancelled on its way is settled as cancelled before the cancellation goes on."""
     try:

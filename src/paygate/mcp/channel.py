@@ -23,14 +23,14 @@ from paygate.mcp.replay import KEEPALIVE_SECONDS, EventLog, frame
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 HeaderSource = Callable[[], list[tuple[bytes, bytes]]]
 
-SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
-               (b"x-accel-buffering", b"no")]
+SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 QUEUE_LIMIT = 1024  # frames buffered for a slow reader; beyond that the POST stops streaming extras
 
 
 class PostChannel:
-    def __init__(self, send: Send, accepts_sse: bool, headers: HeaderSource,
-                 log: EventLog | None = None, priming: bool = False) -> None:
+    def __init__(
+        self, send: Send, accepts_sse: bool, headers: HeaderSource, log: EventLog | None = None, priming: bool = False
+    ) -> None:
         self._send = send
         self._headers = headers
         self.open = accepts_sse  # may it still turn into a stream?

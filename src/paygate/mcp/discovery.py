@@ -32,30 +32,63 @@ LIST, SEARCH, CALL = "paygate_list_tools", "paygate_search_tools", "paygate_call
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 FREE = {"creditsPerCall": 0, "pricingModel": "flat", "rateLimitPerMin": None}
 
-_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT,
-          "description": f"How many tools to return (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})"}
+_LIMIT = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_LIMIT,
+    "default": DEFAULT_LIMIT,
+    "description": f"How many tools to return (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})",
+}
 META_TOOLS: list[dict[str, Any]] = [
-    {"name": LIST, "title": "List tools",
-     "description": "List the tools this server offers, a page at a time, each with its description, input "
-                    "schema and price (_pricing.creditsPerCall). Free. Pass the answer's nextCursor as cursor "
-                    f"to get the next page. Call a tool with {CALL}.",
-     "inputSchema": {"type": "object", "additionalProperties": False, "properties": {
-         "cursor": {"type": "string", "description": "nextCursor from the previous page; omit for the first"},
-         "limit": _LIMIT}},
-     "annotations": {"readOnlyHint": True, "openWorldHint": False}, "_pricing": FREE},
-    {"name": SEARCH, "title": "Search tools",
-     "description": "Find tools by keywords: those whose name or description contains every word of the query "
-                    f"(case-insensitive), best name matches first, with schema and price. Free. Call one with {CALL}.",
-     "inputSchema": {"type": "object", "additionalProperties": False, "required": ["query"], "properties": {
-         "query": {"type": "string", "minLength": 1, "description": "Keywords, e.g. \"read file\""},
-         "limit": _LIMIT}},
-     "annotations": {"readOnlyHint": True, "openWorldHint": False}, "_pricing": FREE},
-    {"name": CALL, "title": "Call a tool",
-     "description": f"Call one of the tools found with {LIST} or {SEARCH} by its name, with its arguments. "
-                    "Billed as that tool: its _pricing applies.",
-     "inputSchema": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-         "name": {"type": "string", "minLength": 1, "description": "The tool's name"},
-         "arguments": {"type": "object", "description": "The tool's arguments, as its inputSchema describes"}}}},
+    {
+        "name": LIST,
+        "title": "List tools",
+        "description": "List the tools this server offers, a page at a time, each with its description, input "
+        "schema and price (_pricing.creditsPerCall). Free. Pass the answer's nextCursor as cursor "
+        f"to get the next page. Call a tool with {CALL}.",
+        "inputSchema": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "cursor": {"type": "string", "description": "nextCursor from the previous page; omit for the first"},
+                "limit": _LIMIT,
+            },
+        },
+        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+        "_pricing": FREE,
+    },
+    {
+        "name": SEARCH,
+        "title": "Search tools",
+        "description": "Find tools by keywords: those whose name or description contains every word of the query "
+        f"(case-insensitive), best name matches first, with schema and price. Free. Call one with {CALL}.",
+        "inputSchema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["query"],
+            "properties": {
+                "query": {"type": "string", "minLength": 1, "description": 'Keywords, e.g. "read file"'},
+                "limit": _LIMIT,
+            },
+        },
+        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+        "_pricing": FREE,
+    },
+    {
+        "name": CALL,
+        "title": "Call a tool",
+        "description": f"Call one of the tools found with {LIST} or {SEARCH} by its name, with its arguments. "
+        "Billed as that tool: its _pricing applies.",
+        "inputSchema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "description": "The tool's name"},
+                "arguments": {"type": "object", "description": "The tool's arguments, as its inputSchema describes"},
+            },
+        },
+    },
 ]
 
 
@@ -71,7 +104,7 @@ def page(tools: Sequence[dict[str, Any]], cursor: Any, limit: int) -> dict[str, 
         start = int(cursor)
     else:
         raise BadArguments(f"{LIST}: cursor must be a nextCursor this tool returned")
-    out: dict[str, Any] = {"tools": list(tools[start:start + limit]), "total": len(tools)}
+    out: dict[str, Any] = {"tools": list(tools[start : start + limit]), "total": len(tools)}
     if start + limit < len(tools):
         out["nextCursor"] = str(start + limit)
     return out

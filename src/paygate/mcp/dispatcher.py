@@ -68,8 +68,14 @@ class CallContext:
 
 class Dispatcher:
     def __init__(
-        self, backend: Backend, billing: BillingService, free_methods: list[str], tool_timeout: float,
-        events: EventHub, relay: Relay, discovery: str = "static",
+        self,
+        backend: Backend,
+        billing: BillingService,
+        free_methods: list[str],
+        tool_timeout: float,
+        events: EventHub,
+        relay: Relay,
+        discovery: str = "static",
     ) -> None:
         self.backend = backend
         self.relay = relay  # server → client traffic (relay.py)
@@ -113,8 +119,9 @@ class Dispatcher:
                 continue
             pricing = tool["_pricing"]
             own = policy.price(name, pricing["creditsPerCall"])
-            visible.append(tool if own == pricing["creditsPerCall"] else
-                           {**tool, "_pricing": {**pricing, "creditsPerCall": own}})
+            visible.append(
+                tool if own == pricing["creditsPerCall"] else {**tool, "_pricing": {**pricing, "creditsPerCall": own}}
+            )
         return visible
 
     def tool_known(self, name: str) -> bool:
@@ -189,8 +196,9 @@ class Dispatcher:
         upstream = dict(self.backend.init_result or {})
         asked = params.get("protocolVersion") if isinstance(params, dict) else None
         upstream["protocolVersion"] = (
-            asked if asked in jsonrpc.SUPPORTED_VERSIONS else upstream.get("protocolVersion")
-            or jsonrpc.LATEST_HANDSHAKE_VERSION
+            asked
+            if asked in jsonrpc.SUPPORTED_VERSIONS
+            else upstream.get("protocolVersion") or jsonrpc.LATEST_HANDSHAKE_VERSION
         )
         upstream.setdefault("capabilities", {})
         upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
@@ -295,8 +303,9 @@ class Dispatcher:
         return reply
 
     @staticmethod
-    async def _recorded(msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext,
-                        what: str) -> Message | None:
+    async def _recorded(
+        msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext, what: str
+    ) -> Message | None:
         """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
         try:
             await committed
@@ -322,16 +331,24 @@ class Dispatcher:
         # surcharge, duration); subscribers run after this request's answer is on its way.
         credits = admitted.charged - settlement.refunded + settlement.surcharge
         data: dict[str, Any] = {
-            "tool": admitted.tool, "keyMasked": key.masked if key else None, "credits": credits,
-            "durationMs": round((time.perf_counter() - started) * 1000, 3), "requestId": ctx.request_id,
+            "tool": admitted.tool,
+            "keyMasked": key.masked if key else None,
+            "credits": credits,
+            "durationMs": round((time.perf_counter() - started) * 1000, 3),
+            "requestId": ctx.request_id,
             "failed": failed,
         }
         if settlement.refunded:
             data["refunded"] = settlement.refunded
         if admitted.shadow_reason is not None:
             data["shadow"] = admitted.shadow_reason
-        self.events.emit("gate.allow", key.masked if key else "anonymous", data, request_id=ctx.request_id,
-                         key_hash=key.key_hash if key else None)
+        self.events.emit(
+            "gate.allow",
+            key.masked if key else "anonymous",
+            data,
+            request_id=ctx.request_id,
+            key_hash=key.key_hash if key else None,
+        )
         return credits
 
     def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
@@ -339,13 +356,26 @@ class Dispatcher:
         if refused.denial.reason == "api_key_expired" and key is not None and key.key_hash not in self._expired_seen:
             # The reference fires key.expired from the gate: once per key (per process), not per call.
             self._expired_seen.add(key.key_hash)
-            self.events.emit("key.expired", "system", {"keyMasked": key.masked, "name": key.name,
-                                                       "expiresAt": iso_time(key.expires_at)}, key_hash=key.key_hash)
-        self.events.emit("gate.deny", key.masked if key else "anonymous", {
-            "tool": refused.tool, "keyMasked": key.masked if key else None, "reason": refused.denial.reason,
-            "creditsRequired": refused.required, "durationMs": round((time.perf_counter() - started) * 1000, 3),
-            "requestId": ctx.request_id,
-        }, request_id=ctx.request_id, key_hash=key.key_hash if key else None)
+            self.events.emit(
+                "key.expired",
+                "system",
+                {"keyMasked": key.masked, "name": key.name, "expiresAt": iso_time(key.expires_at)},
+                key_hash=key.key_hash,
+            )
+        self.events.emit(
+            "gate.deny",
+            key.masked if key else "anonymous",
+            {
+                "tool": refused.tool,
+                "keyMasked": key.masked if key else None,
+                "reason": refused.denial.reason,
+                "creditsRequired": refused.required,
+                "durationMs": round((time.perf_counter() - started) * 1000, 3),
+                "requestId": ctx.request_id,
+            },
+            request_id=ctx.request_id,
+            key_hash=key.key_hash if key else None,
+        )
 
     def _refusal(self, msg_id: Any, refused: Refused) -> Message:
         key = refused.key
@@ -362,5 +392,6 @@ class Dispatcher:
     @staticmethod
     def _denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
         entry = errors.reason(reason)
-        return jsonrpc.error(msg_id, entry.code, f"{entry.message} ({text})",
-                             {"reason": reason, "httpStatus": entry.http_status, **data})
+        return jsonrpc.error(
+            msg_id, entry.code, f"{entry.message} ({text})", {"reason": reason, "httpStatus": entry.http_status, **data}
+        )

@@ -32,7 +32,11 @@ PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a prim
 
 class McpEndpoint:
     def __init__(
-        self, dispatcher: Dispatcher, sessions: SessionManager, max_body: int, serving: ServingState,
+        self,
+        dispatcher: Dispatcher,
+        sessions: SessionManager,
+        max_body: int,
+        serving: ServingState,
         allowed_origins: Collection[str] = (),
     ) -> None:
         self.dispatcher = dispatcher
@@ -65,14 +69,23 @@ class McpEndpoint:
         elif method == "DELETE":
             await self._delete(scope, send)
         else:
-            await send_json(send, 405, jsonrpc.error(None, errors.INVALID_REQUEST, "Method not allowed"),
-                            [(b"allow", b"GET, POST, DELETE")])
+            await send_json(
+                send,
+                405,
+                jsonrpc.error(None, errors.INVALID_REQUEST, "Method not allowed"),
+                [(b"allow", b"GET, POST, DELETE")],
+            )
 
     async def _in_maintenance(self, send: Send) -> None:
         reason = errors.reason("maintenance_mode")
-        await send_json(send, 503, jsonrpc.error(None, reason.code, self.serving.maintenance.message,
-                                                 {"reason": reason.name, "httpStatus": 503}),
-                        [(b"retry-after", b"60")])
+        await send_json(
+            send,
+            503,
+            jsonrpc.error(
+                None, reason.code, self.serving.maintenance.message, {"reason": reason.name, "httpStatus": 503}
+            ),
+            [(b"retry-after", b"60")],
+        )
 
     # POST ------------------------------------------------------------------
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
@@ -94,14 +107,19 @@ class McpEndpoint:
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.serving.draining:
-            await send_json(send, 503, jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
-                            [(b"retry-after", b"5")])
+            await send_json(
+                send,
+                503,
+                jsonrpc.error(None, errors.BACKEND_UNAVAILABLE, "Server is shutting down"),
+                [(b"retry-after", b"5")],
+            )
             return
         headers = header_map(scope)
         body = await self._read_body(scope, receive)
         if body is None:
-            await send_json(send, 413, jsonrpc.error(None, errors.INVALID_REQUEST,
-                                                     f"Request body over {self.max_body} bytes"))
+            await send_json(
+                send, 413, jsonrpc.error(None, errors.INVALID_REQUEST, f"Request body over {self.max_body} bytes")
+            )
             return
         try:
             payload = orjson.loads(body)
@@ -126,20 +144,28 @@ class McpEndpoint:
                 return
             out_headers.append((b"mcp-session-id", session_header))
         refusal = version_refusal(headers.get(b"mcp-protocol-version"), messages) or batch_refusal(
-            payload, session.protocol_version if session is not None else headers.get(b"mcp-protocol-version"))
+            payload, session.protocol_version if session is not None else headers.get(b"mcp-protocol-version")
+        )
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
 
         client = scope.get("client")
         accept = headers.get(b"accept", b"")
-        ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
-                          client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
-                          session_id=session.id if session is not None else None)
+        ctx = CallContext(
+            api_key_from(headers),
+            scope.get("paygate.request_id", ""),
+            client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
+            session_id=session.id if session is not None else None,
+        )
         # The answer turns into an SSE stream if the server has something to say first (channel.py).
-        channel = PostChannel(send, SSE in accept, lambda: [*out_headers, *billing_headers(ctx)],
-                              session.log if session is not None else None,
-                              session is not None and session.protocol_version >= PRIMING_VERSION)
+        channel = PostChannel(
+            send,
+            SSE in accept,
+            lambda: [*out_headers, *billing_headers(ctx)],
+            session.log if session is not None else None,
+            session is not None and session.protocol_version >= PRIMING_VERSION,
+        )
         ctx.origin = Origin(session, channel, receive)
         responses: list[Any] = []
         try:
@@ -149,8 +175,12 @@ class McpEndpoint:
                     responses.append(invalid)
                     continue
                 response = await self.dispatcher.handle(message, ctx)
-                if response is not None and "result" in response and message.get("method") == "initialize" \
-                        and session_header is None:
+                if (
+                    response is not None
+                    and "result" in response
+                    and message.get("method") == "initialize"
+                    and session_header is None
+                ):
                     created = self.sessions.create(response["result"]["protocolVersion"])
                     if created is None:
                         response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
@@ -175,8 +205,12 @@ class McpEndpoint:
             return
         if prefers_sse(accept):
             body_out = b"event: message\ndata: " + orjson.dumps(result) + b"\n\n"
-            await send_bytes(send, 200, body_out, [(b"content-type", SSE), (b"cache-control", b"no-cache"),
-                                                    (b"x-accel-buffering", b"no"), *out_headers])
+            await send_bytes(
+                send,
+                200,
+                body_out,
+                [(b"content-type", SSE), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *out_headers],
+            )
             return
         status = 400 if not isinstance(payload, list) and _is_protocol_error(result) else 200
         await send_bytes(send, status, orjson.dumps(result), [(b"content-type", JSON), *out_headers])
@@ -185,8 +219,9 @@ class McpEndpoint:
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
         if SSE not in headers.get(b"accept", b""):
-            await send_json(send, 406, jsonrpc.error(None, errors.INVALID_REQUEST,
-                                                     "GET /mcp needs Accept: text/event-stream"))
+            await send_json(
+                send, 406, jsonrpc.error(None, errors.INVALID_REQUEST, "GET /mcp needs Accept: text/event-stream")
+            )
             return
         raw = headers.get(b"mcp-session-id")
         session = self.sessions.get(raw.decode("latin-1")) if raw else None

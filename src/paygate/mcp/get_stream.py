@@ -37,9 +37,18 @@ async def serve_stream(session: Session, last_event_id: bytes | None, receive: R
     else:
         queue = asyncio.Queue()
         queue.put_nowait(None)  # a POST already answered: the replay is all there is
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-        (b"mcp-session-id", session.id.encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                (b"mcp-session-id", session.id.encode()),
+            ],
+        }
+    )
     disconnected = asyncio.get_running_loop().create_task(_wait_disconnect(receive))
     try:
         await send({"type": "http.response.body", "body": b": stream open\n\n", "more_body": True})
@@ -60,8 +69,9 @@ async def _pump(queue: asyncio.Queue[bytes | None], disconnected: asyncio.Task[N
     """Events from the queue until it says None or the client leaves; keep-alives while quiet."""
     while not disconnected.done():
         getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, disconnected}, timeout=KEEPALIVE_SECONDS,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, disconnected}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
         if getter not in done:
             getter.cancel()
             if not disconnected.done():

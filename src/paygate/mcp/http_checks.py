@@ -33,8 +33,9 @@ def origin_refusal(origin: bytes | None, allowed: Collection[str]) -> dict[str, 
     text = origin.decode("latin-1")
     if origin_allowed(text, allowed):
         return None
-    return jsonrpc.error(None, errors.INVALID_REQUEST, f"Origin not allowed: {text.strip()[:200]}",
-                         {"reason": "origin_not_allowed"})
+    return jsonrpc.error(
+        None, errors.INVALID_REQUEST, f"Origin not allowed: {text.strip()[:200]}", {"reason": "origin_not_allowed"}
+    )
 
 
 def version_refusal(header: bytes | None, messages: list[Any]) -> dict[str, Any] | None:
@@ -43,8 +44,12 @@ def version_refusal(header: bytes | None, messages: list[Any]) -> dict[str, Any]
         return None  # no header: 2025-03-26; and an initialize negotiates the version itself
     version = header.decode("latin-1").strip()
     if version not in jsonrpc.SUPPORTED_VERSIONS:
-        return jsonrpc.error(None, UNSUPPORTED_PROTOCOL_VERSION, f"Unsupported MCP-Protocol-Version: {version[:50]}",
-                             {"supported": list(jsonrpc.SUPPORTED_VERSIONS), "requested": version[:50]})
+        return jsonrpc.error(
+            None,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            f"Unsupported MCP-Protocol-Version: {version[:50]}",
+            {"supported": list(jsonrpc.SUPPORTED_VERSIONS), "requested": version[:50]},
+        )
     return None
 
 

@@ -23,15 +23,16 @@ def prefers_sse(accept: bytes) -> bool:
 def billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     if ctx.rate is not None and ctx.rate.limit:
-        out += [(b"x-ratelimit-limit", str(ctx.rate.limit).encode()),
-                (b"x-ratelimit-remaining", str(ctx.rate.remaining).encode()),
-                (b"x-ratelimit-reset", str(ctx.rate.reset_seconds).encode())]
+        out += [
+            (b"x-ratelimit-limit", str(ctx.rate.limit).encode()),
+            (b"x-ratelimit-remaining", str(ctx.rate.remaining).encode()),
+            (b"x-ratelimit-reset", str(ctx.rate.reset_seconds).encode()),
+        ]
     if ctx.credits is not None:
         out.append((b"x-credits-remaining", str(ctx.credits).encode()))
     if ctx.surcharge:
         out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
     return out
-
 
 
 def answer_headers(dispatcher: Dispatcher, ctx: CallContext) -> list[tuple[bytes, bytes]]:

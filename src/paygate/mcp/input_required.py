@@ -65,8 +65,11 @@ class Exchange:
         notes, self.notes = self.notes, []
         for note in notes:
             params = note.get("params")
-            if progress_token is not None and note.get("method") == "notifications/progress" \
-                    and isinstance(params, dict):
+            if (
+                progress_token is not None
+                and note.get("method") == "notifications/progress"
+                and isinstance(params, dict)
+            ):
                 note = {**note, "params": {**params, "progressToken": progress_token}}
             self.exchanges.relay.deliver(self.origin, note)
 
@@ -85,11 +88,16 @@ class Exchange:
         while not self.questions.empty():
             self._take(self.questions.get_nowait())
         token = self.exchanges.hold(self)
-        return jsonrpc.result(msg_id, {
-            "resultType": "input_required", "requestState": token,
-            "inputRequests": {qid: {"method": q["method"], "params": q.get("params") or {}}
-                              for qid, q in self.asked.items()},
-        })
+        return jsonrpc.result(
+            msg_id,
+            {
+                "resultType": "input_required",
+                "requestState": token,
+                "inputRequests": {
+                    qid: {"method": q["method"], "params": q.get("params") or {}} for qid, q in self.asked.items()
+                },
+            },
+        )
 
     def _take(self, question: Message) -> None:
         self.asked[question["id"]] = question
@@ -141,15 +149,18 @@ class Exchanges:
         params = message["params"]
         token = params.get("requestState")
         exchange = self._held.get(token) if isinstance(token, str) else None
-        if exchange is None or not hmac.compare_digest(exchange.caller, _caller(caller_key)) \
-                or exchange.request != _request_of(message):
+        if (
+            exchange is None
+            or not hmac.compare_digest(exchange.caller, _caller(caller_key))
+            or exchange.request != _request_of(message)
+        ):
             return jsonrpc.error(message.get("id"), errors.INVALID_PARAMS, "Unknown or expired requestState")
         del self._held[token]
         exchange.keep()
         meta = params.get("_meta")
         exchange.carry_on(origin, meta.get("progressToken") if isinstance(meta, dict) else None)
         responses = params.get("inputResponses")
-        for qid, response in (responses.items() if isinstance(responses, dict) else ()):
+        for qid, response in responses.items() if isinstance(responses, dict) else ():
             if exchange.asked.pop(qid, None) is not None:
                 await self.relay.client_answer({"jsonrpc": "2.0", "id": qid, "result": response}, None)
         return await self._round(exchange, message.get("id"))

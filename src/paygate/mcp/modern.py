@@ -34,8 +34,19 @@ NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "
 CACHEABLE = frozenset({"tools/list", "resources/list", "resources/templates/list", "prompts/list"})
 # The revision's client requests (no lifecycle, ping, logging or subscribe pair), and our batch
 # extension. `subscriptions/listen` is not offered: list changes reach modern clients by re-listing.
-METHODS = frozenset({"tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list", "resources/read",
-                     "resources/templates/list", "completion/complete", "tools/call_batch"})
+METHODS = frozenset(
+    {
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+        "completion/complete",
+        "tools/call_batch",
+    }
+)
 MRTR_PARAMS = ("inputResponses", "requestState")  # a retry's own fields: never sent upstream
 _B64 = re.compile(r"=\?base64\?([A-Za-z0-9+/]*={0,2})\?=")
 
@@ -57,8 +68,11 @@ def envelope_refusal(message: Any, headers: Mapping[bytes, bytes]) -> dict[str, 
     msg_id = message.get("id") if isinstance(message, dict) else None
     meta = _meta_of(message)
     if meta is None or META_VERSION not in meta or META_CAPABILITIES not in meta:
-        return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"params._meta must carry {META_VERSION!r} and "
-                                                            f"{META_CAPABILITIES!r} (protocol {MODERN_VERSION})")
+        return jsonrpc.error(
+            msg_id,
+            errors.INVALID_PARAMS,
+            f"params._meta must carry {META_VERSION!r} and {META_CAPABILITIES!r} (protocol {MODERN_VERSION})",
+        )
     version = meta[META_VERSION]
     if _header(headers, b"mcp-protocol-version") != version:
         return jsonrpc.error(msg_id, HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
@@ -70,8 +84,12 @@ def envelope_refusal(message: Any, headers: Mapping[bytes, bytes]) -> dict[str, 
     if body_name is not None and decode_header_value(_header(headers, b"mcp-name")) != body_name:
         return jsonrpc.error(msg_id, HEADER_MISMATCH, f"Mcp-Name header does not match params.{name_key}")
     if version != MODERN_VERSION:
-        return jsonrpc.error(msg_id, UNSUPPORTED_PROTOCOL_VERSION, f"Unsupported protocol version: {version!s:.50}",
-                             {"supported": supported_versions(), "requested": str(version)[:50]})
+        return jsonrpc.error(
+            msg_id,
+            UNSUPPORTED_PROTOCOL_VERSION,
+            f"Unsupported protocol version: {version!s:.50}",
+            {"supported": supported_versions(), "requested": str(version)[:50]},
+        )
     return None
 
 
@@ -99,7 +117,9 @@ def discover_result(init_result: Mapping[str, Any] | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "supportedVersions": supported_versions(),
         "capabilities": upstream.get("capabilities") or {},
-        "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
+        "resultType": "complete",
+        "ttlMs": 0,
+        "cacheScope": "private",
         "_meta": {META_SERVER_INFO: upstream.get("serverInfo") or {"name": "paygate-mcp", "version": "0"}},
     }
     if upstream.get("instructions"):

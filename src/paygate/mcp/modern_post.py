@@ -23,8 +23,14 @@ from paygate.mcp.http_io import SSE, answer_headers, billing_headers
 from paygate.mcp.input_required import Exchanges
 from paygate.mcp.origin import Origin
 
-ERROR_STATUS = {errors.PARSE_ERROR: 400, errors.INVALID_REQUEST: 400, errors.INVALID_PARAMS: 400,
-                modern.HEADER_MISMATCH: 400, modern.UNSUPPORTED_PROTOCOL_VERSION: 400, errors.METHOD_NOT_FOUND: 404}
+ERROR_STATUS = {
+    errors.PARSE_ERROR: 400,
+    errors.INVALID_REQUEST: 400,
+    errors.INVALID_PARAMS: 400,
+    modern.HEADER_MISMATCH: 400,
+    modern.UNSUPPORTED_PROTOCOL_VERSION: 400,
+    errors.METHOD_NOT_FOUND: 404,
+}
 
 
 class ModernPost:
@@ -35,8 +41,12 @@ class ModernPost:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, payload: Any) -> None:
         headers = header_map(scope)
         if isinstance(payload, list):
-            await _send(send, jsonrpc.error(None, errors.INVALID_REQUEST,
-                                            f"JSON-RPC batches are not part of protocol {modern.MODERN_VERSION}"))
+            await _send(
+                send,
+                jsonrpc.error(
+                    None, errors.INVALID_REQUEST, f"JSON-RPC batches are not part of protocol {modern.MODERN_VERSION}"
+                ),
+            )
             return
         invalid = jsonrpc.validate_request(payload)
         if invalid is not None:
@@ -51,8 +61,11 @@ class ModernPost:
             return
 
         client = scope.get("client")
-        ctx = CallContext(api_key_from(headers), scope.get("paygate.request_id", ""),
-                          client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers))
+        ctx = CallContext(
+            api_key_from(headers),
+            scope.get("paygate.request_id", ""),
+            client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
+        )
         channel = PostChannel(send, SSE in headers.get(b"accept", b""), lambda: billing_headers(ctx))
         capabilities = payload["params"]["_meta"].get(modern.META_CAPABILITIES)
         origin = Origin(None, channel, receive, capabilities if isinstance(capabilities, dict) else {})
@@ -70,8 +83,9 @@ class ModernPost:
         if method == "server/discover":
             return jsonrpc.result(message["id"], modern.discover_result(self.dispatcher.backend.init_result))
         if method not in modern.METHODS:
-            return jsonrpc.error(message["id"], errors.METHOD_NOT_FOUND,
-                                 f"Method not found: {method} (protocol {modern.MODERN_VERSION})")
+            return jsonrpc.error(
+                message["id"], errors.METHOD_NOT_FOUND, f"Method not found: {method} (protocol {modern.MODERN_VERSION})"
+            )
         if isinstance(message["params"].get("requestState"), str):
             return await self.exchanges.resume(message, ctx.raw_key, origin)
         upstream = modern.for_backend(message)

@@ -32,11 +32,26 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 class Origin:
-    __slots__ = ("_capabilities", "_forwarding", "_receive", "_task", "_watcher", "channel", "disconnected",
-                 "exchange", "session", "since")
+    __slots__ = (
+        "_capabilities",
+        "_forwarding",
+        "_receive",
+        "_task",
+        "_watcher",
+        "channel",
+        "disconnected",
+        "exchange",
+        "session",
+        "since",
+    )
 
-    def __init__(self, session: Session | None, channel: PostChannel | None, receive: Receive | None,
-                 capabilities: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        session: Session | None,
+        channel: PostChannel | None,
+        receive: Receive | None,
+        capabilities: dict[str, Any] | None = None,
+    ) -> None:
         self.session = session
         self.channel = channel
         self._capabilities = capabilities  # a sessionless (2026-07-28) client's, from its request
@@ -107,4 +122,3 @@ class Origin:
 
 
 current_origin: ContextVar[Origin | None] = ContextVar("paygate_origin", default=None)
-

@@ -34,10 +34,14 @@ from paygate.mcp.sessions import SessionManager
 
 log = logging.getLogger("paygate.mcp.relay")
 
-BROADCAST = frozenset({
-    "notifications/tools/list_changed", "notifications/resources/list_changed",
-    "notifications/prompts/list_changed", "notifications/resources/updated",
-})
+BROADCAST = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/updated",
+    }
+)
 CAPABILITY_OF = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 MAX_PENDING = 10_000
 WATCH_AFTER = 0.05  # seconds a forwarded call runs before it watches for its client going away
@@ -123,8 +127,9 @@ class Relay:
         for origin in self._active:
             if origin.since <= edge:
                 origin.watch()
-        self._watch_timer = (asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch_long_calls)
-                             if self._active else None)
+        self._watch_timer = (
+            asyncio.get_running_loop().call_later(WATCH_AFTER, self._watch_long_calls) if self._active else None
+        )
 
     # server → client -----------------------------------------------------------
     def on_server_message(self, message: Message, backend: Backend) -> None:
@@ -190,8 +195,15 @@ class Relay:
                 future: asyncio.Future[Message] = loop.create_future()
                 self._pending[client_id] = _Pending(origin, None, None, time.monotonic() + timeout, future)
                 waiting[str(key)] = (client_id, future)
-                if not self.deliver(origin, {"jsonrpc": "2.0", "id": client_id, "method": method,
-                                             "params": params if isinstance(params, dict) else {}}):
+                if not self.deliver(
+                    origin,
+                    {
+                        "jsonrpc": "2.0",
+                        "id": client_id,
+                        "method": method,
+                        "params": params if isinstance(params, dict) else {},
+                    },
+                ):
                     raise ClientCannotAnswer("The client has no open stream to receive the server's question")
             async with asyncio.timeout(timeout):
                 answers = {key: await future for key, (_, future) in waiting.items()}
@@ -208,8 +220,14 @@ class Relay:
         for client_id, pending in list(self._pending.items()):
             if pending.backend is backend and pending.upstream_id == params.get("requestId"):
                 del self._pending[client_id]
-                self.deliver(pending.origin, {"jsonrpc": "2.0", "method": "notifications/cancelled",
-                                              "params": {**params, "requestId": client_id}})
+                self.deliver(
+                    pending.origin,
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "notifications/cancelled",
+                        "params": {**params, "requestId": client_id},
+                    },
+                )
                 return
 
     def deliver(self, origin: Origin, message: Message) -> bool:
@@ -233,8 +251,7 @@ class Relay:
         if self._active:
             origins = list(self._active)
             latest = origins[-1]
-            if len(origins) == 1 or (latest.session is not None
-                                     and all(o.session is latest.session for o in origins)):
+            if len(origins) == 1 or (latest.session is not None and all(o.session is latest.session for o in origins)):
                 return latest
             return None
         only = self.sessions.only_listening()

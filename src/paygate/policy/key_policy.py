@@ -16,8 +16,11 @@ from paygate.keys.service import KeyService
 
 
 def geo_view(record: KeyRecord) -> dict[str, Any]:
-    return {"keyMasked": record.masked, "allowedCountries": record.allowed_countries,
-            "deniedCountries": record.denied_countries}
+    return {
+        "keyMasked": record.masked,
+        "allowedCountries": record.allowed_countries,
+        "deniedCountries": record.denied_countries,
+    }
 
 
 class KeyPolicy:
@@ -29,22 +32,30 @@ class KeyPolicy:
         record = self.keys.live(ref)
         allowed = record.allowed_tools if allowed is None else allowed
         denied = record.denied_tools if denied is None else denied
-        self.keys.update_policy(record, actor, "key.acl_updated", {"allowed_tools": allowed, "denied_tools": denied},
-                                allowedTools=allowed, deniedTools=denied)
+        self.keys.update_policy(
+            record,
+            actor,
+            "key.acl_updated",
+            {"allowed_tools": allowed, "denied_tools": denied},
+            allowedTools=allowed,
+            deniedTools=denied,
+        )
         return record
 
     def set_expiry(self, ref: str, expires_at: float | None, actor: str) -> KeyRecord:
         """Expire at `expires_at` (None: never)."""
         record = self.keys.live(ref)
-        self.keys.update_policy(record, actor, "key.expiry_updated", {"expires_at": expires_at},
-                                expiresAt=iso_time(expires_at))
+        self.keys.update_policy(
+            record, actor, "key.expiry_updated", {"expires_at": expires_at}, expiresAt=iso_time(expires_at)
+        )
         return record
 
     def set_spending_limit(self, ref: str, limit: int, actor: str) -> KeyRecord:
         """Cap the credits the key may spend in total (0: no cap)."""
         record = self.keys.live(ref)
-        self.keys.update_policy(record, actor, "key.limit_updated", {"spending_limit": limit},
-                                spendingLimit=limit or None)
+        self.keys.update_policy(
+            record, actor, "key.limit_updated", {"spending_limit": limit}, spendingLimit=limit or None
+        )
         return record
 
     def set_quota(self, ref: str, limits: dict[str, int] | None, actor: str) -> KeyRecord:
@@ -64,13 +75,17 @@ class KeyPolicy:
         self.keys.update_policy(record, actor, "key.ip_updated", {"ip_allowlist": ips}, ipAllowlist=ips)
         return record
 
-    def set_countries(self, ref: str, allowed: list[str] | None, denied: list[str] | None,
-                      actor: str) -> KeyRecord:
+    def set_countries(self, ref: str, allowed: list[str] | None, denied: list[str] | None, actor: str) -> KeyRecord:
         """Country allow and/or deny list (None: unchanged; both [] removes the restriction)."""
         record = self.keys.live(ref)
         allowed = record.allowed_countries if allowed is None else allowed
         denied = record.denied_countries if denied is None else denied
-        self.keys.update_policy(record, actor, "key.geo_updated",
-                                {"allowed_countries": allowed, "denied_countries": denied},
-                                allowedCountries=allowed, deniedCountries=denied)
+        self.keys.update_policy(
+            record,
+            actor,
+            "key.geo_updated",
+            {"allowed_countries": allowed, "denied_countries": denied},
+            allowedCountries=allowed,
+            deniedCountries=denied,
+        )
         return record

@@ -41,8 +41,15 @@ class MembershipKind:
 
 
 GROUP_POLICY_DEFAULTS: Doc = {
-    "description": "", "allowedTools": [], "deniedTools": [], "rateLimitPerMin": 0, "ipAllowlist": [],
-    "quota": None, "toolPricing": {}, "maxSpendingLimit": 0, "tags": {},
+    "description": "",
+    "allowedTools": [],
+    "deniedTools": [],
+    "rateLimitPerMin": 0,
+    "ipAllowlist": [],
+    "quota": None,
+    "toolPricing": {},
+    "maxSpendingLimit": 0,
+    "tags": {},
 }
 TEAM_QUOTA_FIELDS = ("dailyCalls", "monthlyCalls", "dailyCredits", "monthlyCredits")
 
@@ -56,11 +63,17 @@ def empty_team_quota() -> dict[str, int]:
 # a key leaves its team explicitly before joining another, and a team has at most 100 keys. The
 # deactivated teams kept are bounded too (the oldest deleted is erased), or create/delete churn
 # would grow the in-memory document cache without end.
-GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEFAULTS}, max_docs=1000,
-                        moves=True)
-TEAMS = MembershipKind("team", "team_", "team_id",
-                       lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
-                       max_docs=1000, max_members=100, deleted_kept=1000, announced=("budget",))
+GROUPS = MembershipKind("group", "grp_", "group_id", lambda: {**GROUP_POLICY_DEFAULTS}, max_docs=1000, moves=True)
+TEAMS = MembershipKind(
+    "team",
+    "team_",
+    "team_id",
+    lambda: {"description": "", "budget": 0, "quota": empty_team_quota(), "tags": {}},
+    max_docs=1000,
+    max_members=100,
+    deleted_kept=1000,
+    announced=("budget",),
+)
 
 
 class MembershipError(DomainError):
@@ -142,8 +155,14 @@ class MembershipService:
             raise MembershipConflict(f"at most {self.kind.max_docs} {self.kind.doc}s")
         self._check_name(name)
         now = iso_time(time.time())
-        doc: Doc = {"id": self.kind.id_prefix + secrets.token_hex(12), **self.kind.defaults(),
-                    **fields, "active": True, "createdAt": now, "updatedAt": now}
+        doc: Doc = {
+            "id": self.kind.id_prefix + secrets.token_hex(12),
+            **self.kind.defaults(),
+            **fields,
+            "active": True,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self.store.doc_put(self.kind.doc, doc["id"], doc)
         self._publish("created", actor, doc["id"], name=doc["name"], **{f: doc[f] for f in self.kind.announced})
         return {**doc, "memberCount": 0}

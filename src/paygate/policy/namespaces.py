@@ -13,8 +13,17 @@ def namespace_stats(records: Iterable[KeyRecord]) -> list[dict[str, Any]]:
     """Per-namespace key counts, spendable credits (active keys), spending and calls, by name."""
     out: dict[str, dict[str, Any]] = {}
     for r in records:
-        row = out.setdefault(r.namespace, {"namespace": r.namespace, "keyCount": 0, "activeKeys": 0,
-                                           "totalCredits": 0, "totalSpent": 0, "totalCalls": 0})
+        row = out.setdefault(
+            r.namespace,
+            {
+                "namespace": r.namespace,
+                "keyCount": 0,
+                "activeKeys": 0,
+                "totalCredits": 0,
+                "totalSpent": 0,
+                "totalCalls": 0,
+            },
+        )
         row["keyCount"] += 1
         row["totalSpent"] += r.total_spent
         row["totalCalls"] += r.total_calls

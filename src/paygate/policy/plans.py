@@ -60,9 +60,17 @@ def parse_multiplier(value: int | float | str) -> int | float:
 
 def new_plan(name: str, now: float | None = None) -> dict[str, Any]:
     stamp = iso_time(now or time.time())
-    return {"name": name, "description": "", "rateLimitPerMin": 0,
-            "quota": {f: 0 for f in QUOTA_FIELDS}, "creditMultiplier": 1,
-            "allowedTools": [], "deniedTools": [], "createdAt": stamp, "updatedAt": stamp}
+    return {
+        "name": name,
+        "description": "",
+        "rateLimitPerMin": 0,
+        "quota": {f: 0 for f in QUOTA_FIELDS},
+        "creditMultiplier": 1,
+        "allowedTools": [],
+        "deniedTools": [],
+        "createdAt": stamp,
+        "updatedAt": stamp,
+    }
 
 
 class PlanService:
@@ -114,8 +122,9 @@ class PlanService:
         plan = self.get(name)
         users = self.key_counts().get(name, 0)
         if users:
-            raise PlanConflict(f"plan {name!r} is assigned to {users} key(s): move them to another plan "
-                                 "(POST /admin/keys/plan) first")
+            raise PlanConflict(
+                f"plan {name!r} is assigned to {users} key(s): move them to another plan (POST /admin/keys/plan) first"
+            )
         self.store.doc_delete(PLAN_DOC, name)
         self.keys.publish("plan.deleted", actor, plan=name)
         return plan
@@ -143,8 +152,11 @@ def plan_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
     if type(rate) is not int or rate < 0:
         return "rateLimitPerMin must be an integer >= 0"
     quota = doc.get("quota")
-    if quota is not None and (not isinstance(quota, dict) or set(quota) - set(QUOTA_FIELDS)
-                              or any(type(v) is not int or v < 0 for v in quota.values())):
+    if quota is not None and (
+        not isinstance(quota, dict)
+        or set(quota) - set(QUOTA_FIELDS)
+        or any(type(v) is not int or v < 0 for v in quota.values())
+    ):
         return f"quota may only hold {', '.join(QUOTA_FIELDS)} as integers >= 0"
     for field in ("allowedTools", "deniedTools"):
         tools = doc.get(field, [])

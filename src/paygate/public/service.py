@@ -32,17 +32,24 @@ class PublicInfo:
     def health(self) -> tuple[dict[str, Any], bool]:
         """The /health body, and whether the gateway is live (not draining)."""
         serving = self.serving
-        body: dict[str, Any] = {"status": serving.status, "uptime": serving.uptime(time.time()),
-                                "version": __version__, "inflight": self.inflight(),
-                                "backend": {"ready": serving.backend.ready}}
+        body: dict[str, Any] = {
+            "status": serving.status,
+            "uptime": serving.uptime(time.time()),
+            "version": __version__,
+            "inflight": self.inflight(),
+            "backend": {"ready": serving.backend.ready},
+        }
         if self.webhook_counts is not None:
             body["webhooks"] = self.webhook_counts()
         return body, not serving.draining
 
     def readiness(self) -> dict[str, Any]:
         serving = self.serving
-        checks = {"backend": serving.backend.ready, "draining": serving.draining,
-                  "maintenance": serving.maintenance.enabled}
+        checks = {
+            "backend": serving.backend.ready,
+            "draining": serving.draining,
+            "maintenance": serving.maintenance.enabled,
+        }
         return {"ready": serving.ready, "checks": checks}
 
     def pricing_summary(self) -> dict[str, Any]:
@@ -54,53 +61,95 @@ class PublicInfo:
     def info(self) -> dict[str, Any]:
         s = self.settings
         return {
-            "name": s.name, "version": __version__, "transport": self.transport, "port": s.port,
+            "name": s.name,
+            "version": __version__,
+            "transport": self.transport,
+            "port": s.port,
             "auth": ["api_key"],
-            "features": {"shadowMode": s.shadow_mode, "webhooks": bool(s.webhook_url),
-                         "webhookSignatures": bool(s.webhook_url and s.webhook_secret),
-                         "refundOnFailure": s.refund_on_failure, "redis": False, "oauth": False,
-                         "plugins": False, "multiServer": bool(s.servers)},
+            "features": {
+                "shadowMode": s.shadow_mode,
+                "webhooks": bool(s.webhook_url),
+                "webhookSignatures": bool(s.webhook_url and s.webhook_secret),
+                "refundOnFailure": s.refund_on_failure,
+                "redis": False,
+                "oauth": False,
+                "plugins": False,
+                "multiServer": bool(s.servers),
+            },
             "pricing": self.pricing_summary(),
             "rateLimit": {"globalPerMin": s.global_rate_limit_per_min},
-            "endpoints": {"mcp": "/mcp", "health": "/health", "ready": "/ready", "info": "/info",
-                          "pricing": "/pricing", "metrics": "/metrics", "status": "/status (admin)",
-                          "keys": "/keys (admin)", "usage": "/usage (admin)", "balance": "/balance (client)",
-                          "docs": "/docs", "openapi": "/openapi.json"},
+            "endpoints": {
+                "mcp": "/mcp",
+                "health": "/health",
+                "ready": "/ready",
+                "info": "/info",
+                "pricing": "/pricing",
+                "metrics": "/metrics",
+                "status": "/status (admin)",
+                "keys": "/keys (admin)",
+                "usage": "/usage (admin)",
+                "balance": "/balance (client)",
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+            },
         }
 
     def pricing(self) -> dict[str, Any]:
         s = self.settings
-        tools = [{"name": t["name"], "description": t.get("description"), **t["_pricing"]}
-                 for t in self.dispatcher.priced_tools()]
-        return {"server": {"name": s.name, "version": __version__, **self.pricing_summary(),
-                           "globalRateLimitPerMin": s.global_rate_limit_per_min,
-                           "shadowMode": s.shadow_mode},
-                "tools": tools}
+        tools = [
+            {"name": t["name"], "description": t.get("description"), **t["_pricing"]}
+            for t in self.dispatcher.priced_tools()
+        ]
+        return {
+            "server": {
+                "name": s.name,
+                "version": __version__,
+                **self.pricing_summary(),
+                "globalRateLimitPerMin": s.global_rate_limit_per_min,
+                "shadowMode": s.shadow_mode,
+            },
+            "tools": tools,
+        }
 
     def payment(self) -> dict[str, Any]:
         return {
-            "specVersion": "2007-draft", "billingModel": "credits", "currency": "credits",
+            "specVersion": "2007-draft",
+            "billingModel": "credits",
+            "currency": "credits",
             "defaultCreditsPerCall": self.settings.default_credits_per_call,
-            "authMethods": ["api_key"], "apiKeyHeader": "X-API-Key",
-            "pricingEndpoint": "/pricing", "balanceEndpoint": "/balance",
+            "authMethods": ["api_key"],
+            "apiKeyHeader": "X-API-Key",
+            "pricingEndpoint": "/pricing",
+            "balanceEndpoint": "/balance",
             "freeMethods": sorted(self.dispatcher.free_methods),
-            "errorCodes": {name: {"code": r.code, "httpStatus": r.http_status, "message": r.message}
-                           for name, r in DENY_REASONS.items()},
+            "errorCodes": {
+                name: {"code": r.code, "httpStatus": r.http_status, "message": r.message}
+                for name, r in DENY_REASONS.items()
+            },
         }
 
     def card(self) -> dict[str, Any]:
         backend = self.serving.backend
         upstream = (backend.init_result or {}).get("serverInfo") or {}
         return {
-            "name": self.settings.name, "version": __version__,
+            "name": self.settings.name,
+            "version": __version__,
             "description": "Payment-gated MCP server (PayGate)",
             "transport": {"type": "streamable-http", "url": "/mcp"},
             "upstream": {"name": upstream.get("name"), "version": upstream.get("version")},
             "authentication": {"type": "api_key", "header": "X-API-Key"},
-            "payment": "/.well-known/mcp-payment", "pricing": "/pricing",
+            "payment": "/.well-known/mcp-payment",
+            "pricing": "/pricing",
             "tools": len(backend.tools),
         }
 
     def root(self) -> dict[str, Any]:
-        return {"name": self.settings.name, "version": __version__, "mcp": "/mcp", "docs": "/docs",
-                "info": "/info", "health": "/health", "pricing": "/pricing"}
+        return {
+            "name": self.settings.name,
+            "version": __version__,
+            "mcp": "/mcp",
+            "docs": "/docs",
+            "info": "/info",
+            "health": "/health",
+            "pricing": "/pricing",
+        }

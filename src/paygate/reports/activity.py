@@ -33,30 +33,65 @@ class ActivityLog:
         return [Event(e.type, e.actor, e.data, e.timestamp) for e in reversed(self._audit.about_key(masked, PER_KEY))]
 
 
-def timeline(reports: KeyReports, log: ActivityLog, record: KeyRecord, since: float | None,
-             limit: int) -> dict[str, Any]:
+def timeline(
+    reports: KeyReports, log: ActivityLog, record: KeyRecord, since: float | None, limit: int
+) -> dict[str, Any]:
     items: list[tuple[float, dict[str, Any]]] = []
     for ev in log.of(record.masked):
-        items.append((ev.timestamp, {"source": "audit", "type": ev.type, "actor": ev.actor,
-                                     "message": _audit_message(ev), "metadata": ev.data}))
+        items.append(
+            (
+                ev.timestamp,
+                {
+                    "source": "audit",
+                    "type": ev.type,
+                    "actor": ev.actor,
+                    "message": _audit_message(ev),
+                    "metadata": ev.data,
+                },
+            )
+        )
     for entry in reports.store.ledger(record.key_hash):
         if entry.kind in CALL_KINDS:
             continue
         kind = ledger_type(entry)
-        items.append((entry.timestamp, {
-            "source": "ledger", "type": f"credits.{kind}",
-            "message": f"Credits {kind}: {entry.delta:+d} (balance {entry.balance_after})",
-            "metadata": {"amount": entry.delta, "balanceAfter": entry.balance_after, "memo": entry.memo}}))
+        items.append(
+            (
+                entry.timestamp,
+                {
+                    "source": "ledger",
+                    "type": f"credits.{kind}",
+                    "message": f"Credits {kind}: {entry.delta:+d} (balance {entry.balance_after})",
+                    "metadata": {"amount": entry.delta, "balanceAfter": entry.balance_after, "memo": entry.memo},
+                },
+            )
+        )
     for e in reports.events(record, since):
         verb = f"Called {e.tool} ({e.credits} credits)" if e.allowed else f"Denied {e.tool}: {e.deny_reason}"
-        items.append((e.timestamp, {
-            "source": "usage", "type": "tool.call" if e.allowed else "tool.denied", "message": verb,
-            "metadata": {"tool": e.tool, "creditsCharged": e.credits, "allowed": e.allowed,
-                         "denyReason": e.deny_reason, "requestId": e.request_id}}))
+        items.append(
+            (
+                e.timestamp,
+                {
+                    "source": "usage",
+                    "type": "tool.call" if e.allowed else "tool.denied",
+                    "message": verb,
+                    "metadata": {
+                        "tool": e.tool,
+                        "creditsCharged": e.credits,
+                        "allowed": e.allowed,
+                        "denyReason": e.deny_reason,
+                        "requestId": e.request_id,
+                    },
+                },
+            )
+        )
     items = [i for i in items if since is None or i[0] >= since]
     items.sort(key=lambda i: i[0], reverse=True)
-    return {**reports.identity(record), "total": len(items), "limit": limit,
-            "events": [{"timestamp": iso_time(ts), **body} for ts, body in items[:limit]]}
+    return {
+        **reports.identity(record),
+        "total": len(items),
+        "limit": limit,
+        "events": [{"timestamp": iso_time(ts), **body} for ts, body in items[:limit]],
+    }
 
 
 def _audit_message(ev: Event) -> str:

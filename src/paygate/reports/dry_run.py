@@ -56,8 +56,9 @@ class DryRunner:
         out = verdict_row(call.tool, v)
         out["creditsAvailable"] = v.credits_available
         now = time.time()
-        out["rateLimit"] = window(self.billing.store, key.key_hash,
-                                  self.billing.rate_limit_for(self.billing.policy_for(key)), now)
+        out["rateLimit"] = window(
+            self.billing.store, key.key_hash, self.billing.rate_limit_for(self.billing.policy_for(key)), now
+        )
         tool_limit = self.billing.prices.for_tool(call.tool).rate_limit_per_min
         if tool_limit:
             out["toolRateLimit"] = window(self.billing.store, f"{key.key_hash}\x00{call.tool}", tool_limit, now)
@@ -75,8 +76,9 @@ class DryRunner:
         spent = 0
         results = []
         for call in calls:
-            view = dataclasses.replace(key, credits=key.credits - spent, total_spent=key.total_spent + spent,
-                                       extra=dict(key.extra))
+            view = dataclasses.replace(
+                key, credits=key.credits - spent, total_spent=key.total_spent + spent, extra=dict(key.extra)
+            )
             v = self.verdict(view, call, client_ip, country)
             if v.allowed:
                 v = self._batch_windows(key, call.tool, v, used, global_left, now)
@@ -87,24 +89,32 @@ class DryRunner:
                 quotas.count(v.credits_required)
             results.append(verdict_row(call.tool, v))
         required = sum(r["creditsRequired"] for r in results)
-        return {"allAllowed": all(r["allowed"] for r in results), "totalCreditsRequired": required,
-                "creditsAvailable": key.credits, "creditsAfter": key.credits - spent, "results": results}
+        return {
+            "allAllowed": all(r["allowed"] for r in results),
+            "totalCreditsRequired": required,
+            "creditsAvailable": key.credits,
+            "creditsAfter": key.credits - spent,
+            "results": results,
+        }
 
     def _slots(self, subject: str, limit: int, now: float) -> int | None:
         return self.billing.store.rate_peek(subject, limit, now).remaining if limit else None
 
-    def _batch_windows(self, key: KeyRecord, tool: str, v: GateVerdict, used: dict[str, int],
-                       global_left: int | None, now: float) -> GateVerdict:
+    def _batch_windows(
+        self, key: KeyRecord, tool: str, v: GateVerdict, used: dict[str, int], global_left: int | None, now: float
+    ) -> GateVerdict:
         """The earlier allowed calls of the batch take rate-window slots too."""
         tool_limit = self.billing.prices.for_tool(tool).rate_limit_per_min
         tool_subject = f"{key.key_hash}\x00{tool}"
         if global_left is not None and used.get(key.key_hash, 0) >= global_left:
-            return dataclasses.replace(v, allowed=False, reason="rate_limited",
-                                       detail="the batch uses up the key's rate window")
+            return dataclasses.replace(
+                v, allowed=False, reason="rate_limited", detail="the batch uses up the key's rate window"
+            )
         tool_left = self._slots(tool_subject, tool_limit, now)
         if tool_left is not None and used.get(tool_subject, 0) >= tool_left:
-            return dataclasses.replace(v, allowed=False, reason="tool_rate_limited",
-                                       detail=f"{tool}: the batch uses up the tool's rate window")
+            return dataclasses.replace(
+                v, allowed=False, reason="tool_rate_limited", detail=f"{tool}: the batch uses up the tool's rate window"
+            )
         used[key.key_hash] = used.get(key.key_hash, 0) + 1
         used[tool_subject] = used.get(tool_subject, 0) + 1
         return v
@@ -121,11 +131,17 @@ class BatchQuotas:
         team = billing.facts.team_of(key)
         in_team = team is not None and key.team_id is not None
         self.input = gate.GateInput(
-            key, True, "", 0, now, policy,
+            key,
+            True,
+            "",
+            0,
+            now,
+            policy,
             quota_used=billing.quotas.snapshot(key.key_hash, now) if policy.quota is not None else None,
             team=team,
             team_used=billing.quotas.snapshot(team_subject(str(key.team_id)), now) if in_team else None,
-            team_spent=billing.quotas.team_spent(str(key.team_id)) if in_team else 0)
+            team_spent=billing.quotas.team_spent(str(key.team_id)) if in_team else 0,
+        )
 
     def check(self, v: GateVerdict) -> GateVerdict:
         g = dataclasses.replace(self.input, price=v.credits_required)

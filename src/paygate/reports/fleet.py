@@ -50,13 +50,14 @@ class KeyFilter:
         return all(checks)
 
 
-def page(records: Iterable[KeyRecord], flt: KeyFilter, sort_by: str, descending: bool, offset: int, limit: int,
-         now: float) -> tuple[list[KeyRecord], int]:
+def page(
+    records: Iterable[KeyRecord], flt: KeyFilter, sort_by: str, descending: bool, offset: int, limit: int, now: float
+) -> tuple[list[KeyRecord], int]:
     """One page of the matching keys and how many matched in all. Ties keep creation order."""
     matching = [r for r in records if flt.matches(r, now)]
     matching.sort(key=lambda r: r.created_at)
     matching.sort(key=SORT_FIELDS[sort_by], reverse=descending)  # stable: ties stay in creation order
-    return matching[offset:offset + limit], len(matching)
+    return matching[offset : offset + limit], len(matching)
 
 
 def stats(records: Iterable[KeyRecord], now: float, namespace: str | None = None) -> dict[str, Any]:

@@ -64,17 +64,19 @@ def health(reports: KeyReports, record: KeyRecord, now: float) -> dict[str, Any]
         "status": level(score),
         "keyStatus": status,
         "issues": _issues(record, status, hours_left, now),
-        "components": {name: {"score": scores[name], "risk": level(scores[name]), "weight": weight}
-                       for name, weight in WEIGHTS.items()},
+        "components": {
+            name: {"score": scores[name], "risk": level(scores[name]), "weight": weight}
+            for name, weight in WEIGHTS.items()
+        },
     }
 
 
 def _issues(record: KeyRecord, status: str, hours_left: float | None, now: float) -> list[str]:
-    issues = {"revoked": ["Key is revoked"], "expired": ["Key has expired"],
-              "suspended": ["Key is suspended"]}.get(status, [])
+    issues = {"revoked": ["Key is revoked"], "expired": ["Key has expired"], "suspended": ["Key is suspended"]}.get(
+        status, []
+    )
     if status != "expired" and record.expires_at is not None and record.expires_at - now < EXPIRING_SOON:
-        issues.append("Key expires within 24 hours" if record.expires_at - now < 86400
-                      else "Key expires within 7 days")
+        issues.append("Key expires within 24 hours" if record.expires_at - now < 86400 else "Key expires within 7 days")
     if record.credits <= 0:
         issues.append("Zero credits")
     elif hours_left is not None and hours_left < RAPID_DEPLETION_HOURS:
@@ -94,8 +96,12 @@ def compare_row(reports: KeyReports, record: KeyRecord, now: float) -> dict[str,
         "usage": {"totalCalls": len(events), "totalAllowed": allowed, "totalDenied": len(events) - allowed},
         "velocity": {k: velocity[k] for k in ("creditsPerHour", "creditsPerDay", "estimatedHoursRemaining")},
         "rateLimit": {k: window[k] for k in ("used", "limit", "remaining")},
-        "metadata": {"namespace": record.namespace, "group": record.group_id,
-                     "createdAt": iso_time(record.created_at), "tags": record.tags},
+        "metadata": {
+            "namespace": record.namespace,
+            "group": record.group_id,
+            "createdAt": iso_time(record.created_at),
+            "tags": record.tags,
+        },
     }
 
 
@@ -115,13 +121,21 @@ def dashboard(reports: KeyReports, log: ActivityLog, record: KeyRecord, now: flo
         "createdAt": iso_time(record.created_at),
         "lastUsedAt": iso_time(record.last_used_at),
         "expiresAt": iso_time(record.expires_at),
-        "balance": {"credits": record.credits, "totalSpent": record.total_spent,
-                    "totalAllocated": reports.total_allocated(record), "spendingLimit": record.spending_limit or None},
+        "balance": {
+            "credits": record.credits,
+            "totalSpent": record.total_spent,
+            "totalAllocated": reports.total_allocated(record),
+            "spendingLimit": record.spending_limit or None,
+        },
         "health": {"score": score["score"], "status": score["status"], "issues": score["issues"]},
         "velocity": {k: velocity[k] for k in ("creditsPerHour", "creditsPerDay", "estimatedDepletionDate")},
         "rateLimits": {k: v for k, v in rates.items() if k in ("global", "perTool")},
         "quotas": {"source": quota["quotaSource"], "daily": quota["daily"], "monthly": quota["monthly"]},
-        "usage": {"totalCalls": len(events), "totalAllowed": len(allowed), "totalDenied": len(events) - len(allowed),
-                  "totalCredits": sum(e.credits for e in allowed)},
+        "usage": {
+            "totalCalls": len(events),
+            "totalAllowed": len(allowed),
+            "totalDenied": len(events) - len(allowed),
+            "totalCredits": sum(e.credits for e in allowed),
+        },
         "recentActivity": timeline(reports, log, record, None, 10)["events"],
     }

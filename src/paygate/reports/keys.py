@@ -122,8 +122,11 @@ class KeyReports:
         """The key's windows as they stand, peeked: looking never uses up a slot."""
         limit = self.global_rate_limit(record)
         out: dict[str, Any] = {**self.identity(record), "global": window(self.store, record.key_hash, limit, now)}
-        per_tool = {tool: window(self.store, f"{record.key_hash}\x00{tool}", price.rate_limit_per_min, now)
-                    for tool, price in sorted(self.billing.prices.overrides.items()) if price.rate_limit_per_min}
+        per_tool = {
+            tool: window(self.store, f"{record.key_hash}\x00{tool}", price.rate_limit_per_min, now)
+            for tool, price in sorted(self.billing.prices.overrides.items())
+            if price.rate_limit_per_min
+        }
         if per_tool:
             out["perTool"] = per_tool
         return out
@@ -133,11 +136,15 @@ class KeyReports:
         entries = [ledger_row(e) for e in self.store.ledger(record.key_hash)]
         entries = [e for e in entries if (kind is None or e["type"] == kind) and (since is None or e["ts"] >= since)]
         entries.reverse()  # newest first
-        shown = entries[:min(limit, HISTORY_CAP)]
+        shown = entries[: min(limit, HISTORY_CAP)]
         for e in shown:
             del e["ts"]
-        return {**self.identity(record), "currentBalance": record.credits, "totalEntries": len(entries),
-                "entries": shown}
+        return {
+            **self.identity(record),
+            "currentBalance": record.credits,
+            "totalEntries": len(entries),
+            "entries": shown,
+        }
 
     # --- GET /keys/spending-velocity ----------------------------------------------------------
     def velocity(self, record: KeyRecord, window_hours: int, now: float) -> dict[str, Any]:
@@ -181,19 +188,35 @@ def window(store: Store, subject: str, limit: int, now: float) -> dict[str, Any]
     if limit <= 0:
         return {"limit": 0, "used": 0, "remaining": None, "resetInMs": 0, "windowMs": WINDOW_MS}
     d: RateDecision = store.rate_peek(subject, limit, now)
-    return {"limit": limit, "used": limit - d.remaining, "remaining": d.remaining,
-            "resetInMs": d.reset_seconds * 1000 if d.remaining < limit else WINDOW_MS, "windowMs": WINDOW_MS}
+    return {
+        "limit": limit,
+        "used": limit - d.remaining,
+        "remaining": d.remaining,
+        "resetInMs": d.reset_seconds * 1000 if d.remaining < limit else WINDOW_MS,
+        "windowMs": WINDOW_MS,
+    }
 
 
 def event_row(e: UsageEvent) -> dict[str, Any]:
-    return {"timestamp": iso_time(e.timestamp), "tool": e.tool, "credits": e.credits, "allowed": e.allowed,
-            "denyReason": e.deny_reason, "requestId": e.request_id}
+    return {
+        "timestamp": iso_time(e.timestamp),
+        "tool": e.tool,
+        "credits": e.credits,
+        "allowed": e.allowed,
+        "denyReason": e.deny_reason,
+        "requestId": e.request_id,
+    }
 
 
 def ledger_row(e: LedgerEntry) -> dict[str, Any]:
-    row: dict[str, Any] = {"ts": e.timestamp, "timestamp": iso_time(e.timestamp),
-                           "type": ledger_type(e), "amount": e.delta,
-                           "balanceBefore": e.balance_after - e.delta, "balanceAfter": e.balance_after}
+    row: dict[str, Any] = {
+        "ts": e.timestamp,
+        "timestamp": iso_time(e.timestamp),
+        "type": ledger_type(e),
+        "amount": e.delta,
+        "balanceBefore": e.balance_after - e.delta,
+        "balanceAfter": e.balance_after,
+    }
     if e.memo:
         row["memo"] = e.memo
     return row
@@ -225,6 +248,10 @@ def quota_view(status: dict[str, Any]) -> dict[str, Any]:
 
 def quota_utilization(view: dict[str, Any]) -> float:
     """The highest used/limit ratio over the daily and monthly limits that are set (0 with none)."""
-    ratios = [p[f"{part}Used"] / p[f"{part}Limit"] for p in (view["daily"], view["monthly"])
-              for part in ("calls", "credits") if p[f"{part}Limit"]]
+    ratios = [
+        p[f"{part}Used"] / p[f"{part}Limit"]
+        for p in (view["daily"], view["monthly"])
+        for part in ("calls", "credits")
+        if p[f"{part}Limit"]
+    ]
     return max(ratios, default=0.0)

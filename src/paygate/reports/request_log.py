@@ -40,9 +40,15 @@ class RequestEntry:
         return "allowed" if self.allowed else "denied"
 
     def json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "timestamp": iso_time(self.timestamp), "tool": self.tool,
-                               "key": self.key, "status": self.status, "credits": self.credits,
-                               "durationMs": self.duration_ms}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "timestamp": iso_time(self.timestamp),
+            "tool": self.tool,
+            "key": self.key,
+            "status": self.status,
+            "credits": self.credits,
+            "durationMs": self.duration_ms,
+        }
         if self.deny_reason is not None:
             out["denyReason"] = self.deny_reason
         out["requestId"] = self.request_id
@@ -57,9 +63,16 @@ def entry_of(id_: int, timestamp: float, type_: str, data: dict[str, Any]) -> Re
     key = data.get("keyMasked")
     request_id = data.get("requestId")
     return RequestEntry(
-        id_, timestamp, str(data.get("tool", "")), key if isinstance(key, str) else None, allowed,
-        _int(data.get("credits")) if allowed else 0, _float(data.get("durationMs")),
-        None if allowed else str(data.get("reason", "")), request_id if isinstance(request_id, str) else None)
+        id_,
+        timestamp,
+        str(data.get("tool", "")),
+        key if isinstance(key, str) else None,
+        allowed,
+        _int(data.get("credits")) if allowed else 0,
+        _float(data.get("durationMs")),
+        None if allowed else str(data.get("reason", "")),
+        request_id if isinstance(request_id, str) else None,
+    )
 
 
 def _int(value: Any) -> int:
@@ -98,8 +111,12 @@ class RequestFilter:
 
 def summary(entries: Sequence[RequestEntry]) -> dict[str, Any]:
     allowed = sum(1 for e in entries if e.allowed)
-    return {"totalAllowed": allowed, "totalDenied": len(entries) - allowed,
-            "totalCredits": sum(e.credits for e in entries), "avgDurationMs": average_ms(entries)}
+    return {
+        "totalAllowed": allowed,
+        "totalDenied": len(entries) - allowed,
+        "totalCredits": sum(e.credits for e in entries),
+        "avgDurationMs": average_ms(entries),
+    }
 
 
 def average_ms(entries: Sequence[RequestEntry]) -> float:

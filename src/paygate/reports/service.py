@@ -98,7 +98,6 @@ class ReportService:
         """Would this call of the key `ref` names be allowed now? Nothing is charged, counted or published."""
         return self.dry_runner.one(self.view_key(ref), call, client_ip, country)
 
-    def dry_run_batch(self, ref: str, calls: list[Call], client_ip: str | None, country: str | None
-                      ) -> dict[str, Any]:
+    def dry_run_batch(self, ref: str, calls: list[Call], client_ip: str | None, country: str | None) -> dict[str, Any]:
         """Would these calls, made in order, all be allowed?"""
         return self.dry_runner.batch(self.view_key(ref), calls, client_ip, country)

@@ -22,9 +22,15 @@ def p95(values: Sequence[float]) -> float:
 
 def tool_figures(tool: str, entries: Sequence[RequestEntry]) -> dict[str, Any]:
     allowed = sum(1 for e in entries if e.allowed)
-    return {"tool": tool, "totalCalls": len(entries), "allowed": allowed, "denied": len(entries) - allowed,
-            "successRate": round(100 * allowed / len(entries), 1) if entries else 0,
-            "totalCredits": sum(e.credits for e in entries), "avgDurationMs": average_ms(entries)}
+    return {
+        "tool": tool,
+        "totalCalls": len(entries),
+        "allowed": allowed,
+        "denied": len(entries) - allowed,
+        "successRate": round(100 * allowed / len(entries), 1) if entries else 0,
+        "totalCredits": sum(e.credits for e in entries),
+        "avgDurationMs": average_ms(entries),
+    }
 
 
 def overview(entries: Iterable[RequestEntry]) -> dict[str, Any]:
@@ -48,6 +54,9 @@ def detail(tool: str, entries: Iterable[RequestEntry]) -> dict[str, Any]:
             calls[e.key] += 1
             credits[e.key] += e.credits
     top = sorted(calls, key=lambda k: (-calls[k], -credits[k], k))[:TOP_CONSUMERS]
-    return {**tool_figures(tool, mine), "p95DurationMs": p95([e.duration_ms for e in mine]),
-            "denyReasons": dict(reasons.most_common()),
-            "topConsumers": [{"key": k, "calls": calls[k], "credits": credits[k]} for k in top]}
+    return {
+        **tool_figures(tool, mine),
+        "p95DurationMs": p95([e.duration_ms for e in mine]),
+        "denyReasons": dict(reasons.most_common()),
+        "topConsumers": [{"key": k, "calls": calls[k], "credits": credits[k]} for k in top],
+    }

@@ -21,8 +21,12 @@ def tools_available(reports: KeyReports, record: KeyRecord, tools: list[dict[str
         base = reports.billing.prices.for_tool(name)
         price = reports.tool_price(record, name)
         accessible = not (allowed and name not in allowed) and name not in denied
-        row: dict[str, Any] = {"tool": name, "accessible": accessible, "creditsPerCall": price,
-                               "canAfford": record.credits >= price}
+        row: dict[str, Any] = {
+            "tool": name,
+            "accessible": accessible,
+            "creditsPerCall": price,
+            "canAfford": record.credits >= price,
+        }
         if not accessible:
             row["denyReason"] = ACL_DENIAL
         if base.credits_per_kb_input:

@@ -77,7 +77,9 @@ class BatchCharges:
         return ChargeResult(True, balance)
 
     def charge_many_deferred(
-        self: _StoreCore, key_hash: str, charges: Charges,
+        self: _StoreCore,
+        key_hash: str,
+        charges: Charges,
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
         """`charge_many`, group-committed: decided and applied in memory now, durable once the one future
         (shared by the batch's calls) resolves. Outside an event loop this is plain `charge_many`."""

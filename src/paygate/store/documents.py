@@ -53,8 +53,7 @@ class DocumentTable:
         assert self._db is not None, "store is not open"
         stored = copy.deepcopy(body)
         self._db.execute(
-            "INSERT INTO docs (kind, id, body) VALUES (?, ?, ?) "
-            "ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body",
+            "INSERT INTO docs (kind, id, body) VALUES (?, ?, ?) ON CONFLICT(kind, id) DO UPDATE SET body=excluded.body",
             (kind, doc_id, orjson.dumps(stored).decode()),
         )
         self._docs.setdefault(kind, {})[doc_id] = stored

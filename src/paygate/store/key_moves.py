@@ -73,8 +73,9 @@ class KeyMoves:
                 db.execute("UPDATE keys SET credits = ? WHERE key_hash = ?", (balance, new.key_hash))
                 self._ledger(old_hash, -balance, "rotate_out", 0, memo)
                 self._ledger(new.key_hash, balance, "rotate_in", balance, memo)
-            db.execute("UPDATE usage SET key_hash = ?, key_masked = ? WHERE key_hash = ?",
-                       (new.key_hash, new.masked, old_hash))
+            db.execute(
+                "UPDATE usage SET key_hash = ?, key_masked = ? WHERE key_hash = ?", (new.key_hash, new.masked, old_hash)
+            )
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:

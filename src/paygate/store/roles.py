@@ -46,12 +46,17 @@ class Money(Protocol):
     def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult: ...
     # decided and applied now, durable once the future resolves (None: already durable)
     def charge_deferred(
-        self, key_hash: str, amount: int, event: UsageEvent,
+        self,
+        key_hash: str,
+        amount: int,
+        event: UsageEvent,
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     # several calls on one key, all or nothing (tools/call_batch): (amount, usage row) per call
     def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult: ...
     def charge_many_deferred(
-        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]],
+        self,
+        key_hash: str,
+        charges: Sequence[tuple[int, UsageEvent]],
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...  # (charged, balance)
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
@@ -81,8 +86,14 @@ class UsageLog(Protocol):
 
     def record_denial(self, event: UsageEvent) -> None: ...
     # the newest `limit` events since `since`, oldest first
-    def query_usage(self, since: float | None = None, limit: int = 10_000, *, key_hash: str | None = None,
-                    namespace: str | None = None) -> list[UsageEvent]: ...
+    def query_usage(
+        self,
+        since: float | None = None,
+        limit: int = 10_000,
+        *,
+        key_hash: str | None = None,
+        namespace: str | None = None,
+    ) -> list[UsageEvent]: ...
     def usage_sums(self, since: float) -> dict[str, tuple[int, int]]: ...  # key_hash -> (calls, credits) admitted
 
 

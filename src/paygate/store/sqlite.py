@@ -91,9 +91,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
     def open(self) -> None:
         if self.path != MEMORY:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            os.path.expanduser(self.path), isolation_level=None, check_same_thread=False
-        )
+        db = sqlite3.connect(os.path.expanduser(self.path), isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -160,8 +158,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         placeholders = ",".join("?" * len(KEY_COLUMNS))
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(f"INSERT INTO keys ({','.join(KEY_COLUMNS)}) VALUES ({placeholders})",
-                       record_values(record))
+            db.execute(f"INSERT INTO keys ({','.join(KEY_COLUMNS)}) VALUES ({placeholders})", record_values(record))
             if record.credits:
                 self._ledger(record.key_hash, record.credits, memo, record.credits, None)
             db.execute("COMMIT")
@@ -181,8 +178,18 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             self.db.execute(
                 "UPDATE keys SET name=?, last_used_at=?, active=?, suspended=?, expires_at=?, namespace=?, "
                 "spending_limit=?, alias=?, doc=? WHERE key_hash=?",
-                (values[3], values[8], values[9], values[10], values[11], values[12], values[13],
-                 values[14], values[15], record.key_hash),
+                (
+                    values[3],
+                    values[8],
+                    values[9],
+                    values[10],
+                    values[11],
+                    values[12],
+                    values[13],
+                    values[14],
+                    values[15],
+                    record.key_hash,
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise integrity_error(exc, f"alias of {record.masked}") from exc
@@ -218,6 +225,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         record = self._keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0)
+
         def record_call(balance: int) -> None:
             if amount:
                 self._ledger(key_hash, -amount, "charge", balance, event.tool)
@@ -233,7 +241,10 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
         return ChargeResult(True, balance)
 
     def charge_deferred(
-        self, key_hash: str, amount: int, event: UsageEvent,
+        self,
+        key_hash: str,
+        amount: int,
+        event: UsageEvent,
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
         """`charge`, group-committed (see the module docstring). Await the future (when not
         None) before acting on the charge. Outside an event loop this is plain `charge`."""
@@ -279,8 +290,14 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             for key_hash, (amount, calls, last_used) in totals.items():
                 if db.execute(CHARGE_SQL, (amount, calls, last_used, key_hash)).fetchone() is None:
                     raise ChargeNotRecorded(f"stored balance of {key_hash[:12]}… below the charges")
-            db.executemany(LEDGER_SQL, [(p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance,
-                                          p.event.tool) for p in batch if p.amount])
+            db.executemany(
+                LEDGER_SQL,
+                [
+                    (p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance, p.event.tool)
+                    for p in batch
+                    if p.amount
+                ],
+            )
             db.executemany(USAGE_SQL, [usage_row(p.event) for p in batch])
             db.execute("COMMIT")
         except BaseException as exc:
@@ -396,7 +413,6 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
             (name, value),
         )
-
 
 
 if TYPE_CHECKING:  # mypy checks here that SQLiteStore implements every role of the Store protocol

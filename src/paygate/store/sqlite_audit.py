@@ -52,8 +52,9 @@ class SQLiteAuditLog:
     def append(self, ts: float, type_: str, actor: str, data: dict[str, Any]) -> int:
         # default=str: an event field of an unexpected type is recorded as text rather than lost.
         body = orjson.dumps(data, default=str).decode()
-        cursor = self.db.execute("INSERT INTO audit (ts, type, actor, data) VALUES (?, ?, ?, ?)",
-                                 (ts, type_, actor, body))
+        cursor = self.db.execute(
+            "INSERT INTO audit (ts, type, actor, data) VALUES (?, ?, ?, ?)", (ts, type_, actor, body)
+        )
         return int(cursor.lastrowid or 0)
 
     def append_many(self, rows: Sequence[tuple[int, float, str, str, dict[str, Any]]]) -> None:
@@ -84,8 +85,9 @@ class SQLiteAuditLog:
     def query(self, where: AuditFilter, limit: int) -> list[AuditEntry]:
         """Matching entries, newest first, at most `limit`."""
         sql, args = _where(where)
-        rows = self.db.execute(f"SELECT id, ts, type, actor, data FROM audit{sql} ORDER BY id DESC LIMIT ?",
-                               [*args, limit])
+        rows = self.db.execute(
+            f"SELECT id, ts, type, actor, data FROM audit{sql} ORDER BY id DESC LIMIT ?", [*args, limit]
+        )
         return [_entry(r) for r in rows]
 
     def about_key(self, masked: str, limit: int) -> list[AuditEntry]:
@@ -95,7 +97,9 @@ class SQLiteAuditLog:
         rows = self.db.execute(
             f"SELECT id, ts, type, actor, data FROM audit WHERE type NOT IN {TRAFFIC} AND "
             "EXISTS (SELECT 1 FROM json_each(audit.data) AS f "
-            "WHERE f.key LIKE '%keymasked' AND f.value = ?) ORDER BY id DESC LIMIT ?", (masked, limit))
+            "WHERE f.key LIKE '%keymasked' AND f.value = ?) ORDER BY id DESC LIMIT ?",
+            (masked, limit),
+        )
         return [_entry(r) for r in rows]
 
     def count(self, where: AuditFilter) -> int:
@@ -105,10 +109,16 @@ class SQLiteAuditLog:
     def stats(self, top_actors: int) -> AuditStats:
         db = self.db
         total, oldest, newest = db.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM audit").fetchone()
-        by_type = {str(t): int(n) for t, n in db.execute(
-            "SELECT type, COUNT(*) AS n FROM audit GROUP BY type ORDER BY n DESC, type")}
-        by_actor = {str(a): int(n) for a, n in db.execute(
-            "SELECT actor, COUNT(*) AS n FROM audit GROUP BY actor ORDER BY n DESC, actor LIMIT ?", (top_actors,))}
+        by_type = {
+            str(t): int(n)
+            for t, n in db.execute("SELECT type, COUNT(*) AS n FROM audit GROUP BY type ORDER BY n DESC, type")
+        }
+        by_actor = {
+            str(a): int(n)
+            for a, n in db.execute(
+                "SELECT actor, COUNT(*) AS n FROM audit GROUP BY actor ORDER BY n DESC, actor LIMIT ?", (top_actors,)
+            )
+        }
         return AuditStats(int(total), oldest, newest, by_type, by_actor)
 
     def prune(self, now: float, max_entries: int, max_age_seconds: float) -> int:
@@ -121,5 +131,6 @@ class SQLiteAuditLog:
             removed += db.execute(
                 f"DELETE FROM audit WHERE {test} AND id <= "
                 f"(SELECT id FROM audit WHERE {test} ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (max_entries,)).rowcount
+                (max_entries,),
+            ).rowcount
         return int(removed)

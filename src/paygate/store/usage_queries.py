@@ -19,8 +19,14 @@ class _Reader(Protocol):
 
 
 class UsageQueries:
-    def query_usage(self: _Reader, since: float | None = None, limit: int = 10_000, *, key_hash: str | None = None,
-                    namespace: str | None = None) -> list[UsageEvent]:
+    def query_usage(
+        self: _Reader,
+        since: float | None = None,
+        limit: int = 10_000,
+        *,
+        key_hash: str | None = None,
+        namespace: str | None = None,
+    ) -> list[UsageEvent]:
         """The newest `limit` events since `since` (oldest first), optionally of one key or namespace."""
         self.flush()
         where: list[str] = ["ts >= ?"]
@@ -40,8 +46,11 @@ class UsageQueries:
     def usage_sums(self: _Reader, since: float) -> dict[str, tuple[int, int]]:
         """Admitted calls and the credits charged at admission, per key, since `since`."""
         self.flush()
-        rows = self.db.execute("SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
-                               "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash", (since,))
+        rows = self.db.execute(
+            "SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
+            "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash",
+            (since,),
+        )
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
     def ledger(self: _Reader, key_hash: str | None = None) -> list[LedgerEntry]:

@@ -25,5 +25,11 @@ from paygate.webhooks.signing import (
     verify_signature,
 )
 
-__all__ = ["DEFAULT_TOLERANCE_SECONDS", "SIGNATURE_HEADER", "compute_signature", "parse_signature", "sign",
-           "verify_signature"]
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "SIGNATURE_HEADER",
+    "compute_signature",
+    "parse_signature",
+    "sign",
+    "verify_signature",
+]

@@ -57,10 +57,19 @@ class LogEntry:
     event_types: list[str]
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "timestamp": iso_time(self.timestamp), "url": self.url,
-                "destination": self.destination, "statusCode": self.status, "success": self.success,
-                "responseTime": self.ms, "attempt": self.attempt, "error": self.error,
-                "eventCount": self.event_count, "eventTypes": self.event_types}
+        return {
+            "id": self.id,
+            "timestamp": iso_time(self.timestamp),
+            "url": self.url,
+            "destination": self.destination,
+            "statusCode": self.status,
+            "success": self.success,
+            "responseTime": self.ms,
+            "attempt": self.attempt,
+            "error": self.error,
+            "eventCount": self.event_count,
+            "eventTypes": self.event_types,
+        }
 
 
 class DeliveryLog:
@@ -68,10 +77,31 @@ class DeliveryLog:
         self.entries: deque[LogEntry] = deque(maxlen=size)
         self._next = 1
 
-    def add(self, now: float, url: str, destination: str, outcome: Outcome, attempt: int, event_count: int,
-            event_types: list[str]) -> None:
-        self.entries.append(LogEntry(self._next, now, shown(url), destination, outcome.status, outcome.ok,
-                                     outcome.ms, attempt, outcome.error, event_count, event_types))
+    def add(
+        self,
+        now: float,
+        url: str,
+        destination: str,
+        outcome: Outcome,
+        attempt: int,
+        event_count: int,
+        event_types: list[str],
+    ) -> None:
+        self.entries.append(
+            LogEntry(
+                self._next,
+                now,
+                shown(url),
+                destination,
+                outcome.status,
+                outcome.ok,
+                outcome.ms,
+                attempt,
+                outcome.error,
+                event_count,
+                event_types,
+            )
+        )
         self._next += 1
 
 
@@ -79,9 +109,19 @@ Counted = Callable[[bool], None]
 
 
 class Worker:
-    def __init__(self, queue: WebhookQueue, routes: Routes, sender: Sender, *, batch_size: int,
-                 flush_seconds: float, retry_base: float, max_retries: int,
-                 on_result: Counted = lambda ok: None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        queue: WebhookQueue,
+        routes: Routes,
+        sender: Sender,
+        *,
+        batch_size: int,
+        flush_seconds: float,
+        retry_base: float,
+        max_retries: int,
+        on_result: Counted = lambda ok: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.queue = queue
         self.routes = routes
         self.sender = sender
@@ -232,8 +272,9 @@ class Worker:
             self.queue.dead_letter(batch, REMOVED, 0, self.clock())
             return
         body = self.queue.body(batch)
-        outcome = await self.sender.post(dest.url, body, secret=dest.secret, attempt=batch.attempt,
-                                         delivery_id=batch.id)
+        outcome = await self.sender.post(
+            dest.url, body, secret=dest.secret, attempt=batch.attempt, delivery_id=batch.id
+        )
         now = self.clock()
         stats = self.stats_for(batch.dest)
         if batch.attempt > 0:
@@ -248,11 +289,17 @@ class Worker:
         stats.failed += 1
         error = outcome.error or f"HTTP {outcome.status}"
         if batch.attempt >= self.max_retries:
-            log.warning("webhook batch %d (%d events) to %s dead-lettered after %d attempt(s): %s", batch.id,
-                        batch.event_count, shown(dest.url), batch.attempt + 1, error)
+            log.warning(
+                "webhook batch %d (%d events) to %s dead-lettered after %d attempt(s): %s",
+                batch.id,
+                batch.event_count,
+                shown(dest.url),
+                batch.attempt + 1,
+                error,
+            )
             self.queue.dead_letter(batch, error, outcome.status, now)
         else:
-            self.queue.reschedule(batch, batch.attempt + 1, now + self.retry_base * 2 ** batch.attempt, error)
+            self.queue.reschedule(batch, batch.attempt + 1, now + self.retry_base * 2**batch.attempt, error)
 
     # reporting -------------------------------------------------------------------------------
     def pending_retries(self, dest: str | None = None) -> int:

@@ -35,11 +35,16 @@ def usage_event(event: Event, key_name: str | None) -> dict[str, Any]:
     data = event.data
     allowed = event.type == "gate.allow"
     out: dict[str, Any] = {
-        "id": event.id, "timestamp": iso_time(event.timestamp), "apiKey": data.get("keyMasked"),
-        "keyName": key_name, "tool": data.get("tool"),
-        "creditsCharged": int(data.get("credits") or 0) if allowed else 0, "allowed": allowed,
+        "id": event.id,
+        "timestamp": iso_time(event.timestamp),
+        "apiKey": data.get("keyMasked"),
+        "keyName": key_name,
+        "tool": data.get("tool"),
+        "creditsCharged": int(data.get("credits") or 0) if allowed else 0,
+        "allowed": allowed,
         "denyReason": None if allowed else data.get("reason"),
-        "requestId": event.request_id or data.get("requestId"), "durationMs": data.get("durationMs"),
+        "requestId": event.request_id or data.get("requestId"),
+        "durationMs": data.get("durationMs"),
     }
     if data.get("shadow"):
         out["shadow"] = data["shadow"]
@@ -49,8 +54,13 @@ def usage_event(event: Event, key_name: str | None) -> dict[str, Any]:
 
 
 def admin_event(event: Event) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": event.id, "type": event.type, "timestamp": iso_time(event.timestamp),
-                           "actor": event.actor, "metadata": event.data}
+    out: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": iso_time(event.timestamp),
+        "actor": event.actor,
+        "metadata": event.data,
+    }
     if event.request_id is not None:
         out["requestId"] = event.request_id
     return out
@@ -86,6 +96,11 @@ def batch_body(items: Sequence[tuple[str, str]]) -> bytes:
 
 def test_body(message: str, actor: str, now: float) -> bytes:
     """The body of POST /webhooks/test: one admin event of type `webhook.test`."""
-    event = {"id": 0, "type": "webhook.test", "timestamp": iso_time(now), "actor": actor,
-             "metadata": {"message": message, "test": True}}
+    event = {
+        "id": 0,
+        "type": "webhook.test",
+        "timestamp": iso_time(now),
+        "actor": actor,
+        "metadata": {"message": message, "test": True},
+    }
     return orjson.dumps({"events": [], "adminEvents": [event]})

@@ -135,8 +135,10 @@ class WebhookQueue:
         """Move dead letters back to the batch table as fresh batches (attempt 0, due now), in one
         transaction."""
         ids = self.outbox.replay(letters, now)
-        made = [Batch(i, d.dest, d.event_count, d.event_types, 0, now, d.created, body=d.body)
-                for i, d in zip(ids, letters, strict=True)]
+        made = [
+            Batch(i, d.dest, d.event_count, d.event_types, 0, now, d.created, body=d.body)
+            for i, d in zip(ids, letters, strict=True)
+        ]
         for b, d in zip(made, letters, strict=True):
             self.batches[b.id] = b
             self.dead[d.dest] -= 1

@@ -88,16 +88,33 @@ class FilterRule:
         return True
 
     def doc(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "events": list(self.events), "url": self.url,
-                "secret": self.secret, "keyPrefixes": list(self.key_prefixes), "active": self.active,
-                "createdAt": self.created_at, "updatedAt": self.updated_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "events": list(self.events),
+            "url": self.url,
+            "secret": self.secret,
+            "keyPrefixes": list(self.key_prefixes),
+            "active": self.active,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
 
     def public(self) -> dict[str, Any]:
         """As the API shows it: URL scheme + host only, the secret never."""
-        return {"id": self.id, "name": self.name, "events": list(self.events), "url": shown(self.url),
-                "hasSecret": self.secret is not None, "secret": "***" if self.secret else None,
-                "keyPrefixes": list(self.key_prefixes), "active": self.active, "source": self.source,
-                "createdAt": iso_time(self.created_at), "updatedAt": iso_time(self.updated_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "events": list(self.events),
+            "url": shown(self.url),
+            "hasSecret": self.secret is not None,
+            "secret": "***" if self.secret else None,
+            "keyPrefixes": list(self.key_prefixes),
+            "active": self.active,
+            "source": self.source,
+            "createdAt": iso_time(self.created_at),
+            "updatedAt": iso_time(self.updated_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +127,14 @@ class KeyHook:
     updated_at: float
 
     def doc(self) -> dict[str, Any]:
-        return {"id": self.id, "keyHash": self.key_hash, "url": self.url, "secret": self.secret,
-                "createdAt": self.created_at, "updatedAt": self.updated_at}
+        return {
+            "id": self.id,
+            "keyHash": self.key_hash,
+            "url": self.url,
+            "secret": self.secret,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +162,7 @@ class Destination:
 def clean_events(events: list[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(e.strip() for e in events))
     if not names or len(names) > MAX_EVENTS:
-        raise WebhookInvalid(f"Invalid request: events must list 1 to {MAX_EVENTS} event types (or \"*\")")
+        raise WebhookInvalid(f'Invalid request: events must list 1 to {MAX_EVENTS} event types (or "*")')
     bad = next((e for e in names if not _EVENT_TYPE.match(e)), None)
     if bad is not None:
         raise WebhookInvalid(f"Invalid request: events: {bad[:64]!r} is not an event type")
@@ -152,8 +175,10 @@ def clean_prefixes(prefixes: list[str]) -> tuple[str, ...]:
         raise WebhookInvalid(f"Invalid request: keyPrefixes lists at most {MAX_PREFIXES} prefixes")
     bad = next((p for p in out if not _PREFIX.match(p)), None)
     if bad is not None:
-        raise WebhookInvalid(f"Invalid request: keyPrefixes: {bad[:20]!r} must be 1 to {PREFIX_KEPT} "
-                                f"printable characters (only a key's first {PREFIX_KEPT} are kept)")
+        raise WebhookInvalid(
+            f"Invalid request: keyPrefixes: {bad[:20]!r} must be 1 to {PREFIX_KEPT} "
+            f"printable characters (only a key's first {PREFIX_KEPT} are kept)"
+        )
     return out
 
 
@@ -171,8 +196,7 @@ def config_filter_id(name: str) -> str:
 
 
 class Routes:
-    def __init__(self, store: Store, default_url: str | None, default_secret: str | None,
-                 allow_private: bool) -> None:
+    def __init__(self, store: Store, default_url: str | None, default_secret: str | None, allow_private: bool) -> None:
         self.store = store
         self.allow_private = allow_private
         self.default = Destination(DEFAULT, "default", default_url, default_secret) if default_url else None
@@ -191,9 +215,16 @@ class Routes:
                 raise WebhookInvalid(f"{where}: duplicate filter name {f.name!r}")
             seen.add(f.name)
             try:
-                rule = FilterRule(config_filter_id(f.name), f.name, clean_events(f.events),
-                                  clean_url(f.url, self.allow_private), f.secret, clean_prefixes(f.key_prefixes),
-                                  f.active, "config")
+                rule = FilterRule(
+                    config_filter_id(f.name),
+                    f.name,
+                    clean_events(f.events),
+                    clean_url(f.url, self.allow_private),
+                    f.secret,
+                    clean_prefixes(f.key_prefixes),
+                    f.active,
+                    "config",
+                )
             except WebhookError as exc:
                 raise WebhookInvalid(f"{where}: {str(exc).removeprefix('Invalid request: ')}") from exc
             self.filters[rule.id] = rule
@@ -205,16 +236,30 @@ class Routes:
         for doc in self.store.doc_list(FILTER_DOC):
             try:
                 self.filters[doc["id"]] = FilterRule(
-                    doc["id"], doc["name"], tuple(doc["events"]), doc["url"], doc.get("secret"),
-                    tuple(doc.get("keyPrefixes") or ()), bool(doc.get("active", True)), "api",
-                    float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+                    doc["id"],
+                    doc["name"],
+                    tuple(doc["events"]),
+                    doc["url"],
+                    doc.get("secret"),
+                    tuple(doc.get("keyPrefixes") or ()),
+                    bool(doc.get("active", True)),
+                    "api",
+                    float(doc.get("createdAt") or 0),
+                    float(doc.get("updatedAt") or 0),
+                )
             except (KeyError, TypeError, ValueError):  # e.g. a hand-edited backup: skip it, keep the rest
                 log.warning("ignoring a malformed webhook filter document")
         self.hooks = {}
         for key_hash, doc in self.store.doc_items(KEY_HOOK_DOC):
             try:
-                self.hooks[key_hash] = KeyHook(doc["id"], key_hash, doc["url"], doc.get("secret"),
-                                               float(doc.get("createdAt") or 0), float(doc.get("updatedAt") or 0))
+                self.hooks[key_hash] = KeyHook(
+                    doc["id"],
+                    key_hash,
+                    doc["url"],
+                    doc.get("secret"),
+                    float(doc.get("createdAt") or 0),
+                    float(doc.get("updatedAt") or 0),
+                )
             except (KeyError, TypeError, ValueError):
                 log.warning("ignoring a malformed per-key webhook document")
         self._hooks_by_id = {h.id: h for h in self.hooks.values()}
@@ -257,22 +302,29 @@ class Routes:
         hook = self._hooks_by_id.get(dest_id)
         if hook is not None:
             record = self.store.get_key(hook.key_hash)
-            return Destination(hook.id, "key", hook.url, hook.secret,
-                               key_masked=record.masked if record else "unknown")
+            return Destination(hook.id, "key", hook.url, hook.secret, key_masked=record.masked if record else "unknown")
         return None
 
     def destination_ids(self) -> list[str]:
         return ([DEFAULT] if self.default else []) + list(self.filters) + list(self._hooks_by_id)
 
     # filters ---------------------------------------------------------------------------------
-    def create_filter(self, name: str, events: list[str], url: str, secret: str | None,
-                      key_prefixes: list[str], active: bool) -> FilterRule:
+    def create_filter(
+        self, name: str, events: list[str], url: str, secret: str | None, key_prefixes: list[str], active: bool
+    ) -> FilterRule:
         if len(self.filters) >= MAX_FILTERS:
             raise WebhookInvalid(f"Invalid request: at most {MAX_FILTERS} webhook filters")
         if any(r.name == name for r in self.filters.values()):
             raise WebhookConflict(f"a webhook filter named {name!r} already exists")
-        rule = FilterRule("wf_" + secrets.token_hex(8), name, clean_events(events),
-                          clean_url(url, self.allow_private), secret, clean_prefixes(key_prefixes), active)
+        rule = FilterRule(
+            "wf_" + secrets.token_hex(8),
+            name,
+            clean_events(events),
+            clean_url(url, self.allow_private),
+            secret,
+            clean_prefixes(key_prefixes),
+            active,
+        )
         self.store.doc_put(FILTER_DOC, rule.id, rule.doc())
         self.filters[rule.id] = rule
         return rule
@@ -319,8 +371,9 @@ class Routes:
         clean_url(url, self.allow_private)
         now = time.time()
         old = self.hooks.get(key_hash)
-        hook = KeyHook(old.id if old else "kw_" + secrets.token_hex(8), key_hash, url, secret,
-                       old.created_at if old else now, now)
+        hook = KeyHook(
+            old.id if old else "kw_" + secrets.token_hex(8), key_hash, url, secret, old.created_at if old else now, now
+        )
         self.store.doc_put(KEY_HOOK_DOC, key_hash, hook.doc())
         self.hooks[key_hash] = hook
         self._hooks_by_id[hook.id] = hook

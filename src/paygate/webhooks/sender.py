@@ -43,8 +43,14 @@ class Outcome:
 
 
 class Sender:
-    def __init__(self, timeout: float, allow_private: bool, *, resolver: Resolver = system_resolver,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        allow_private: bool,
+        *,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
         self.resolver = resolver
@@ -56,8 +62,9 @@ class Sender:
         key = (url, address)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = H1Pool(url, CONNECTIONS_PER_POOL, self.timeout, self._user_agent,
-                                             self._ssl, connect_host=address)
+            pool = self._pools[key] = H1Pool(
+                url, CONNECTIONS_PER_POOL, self.timeout, self._user_agent, self._ssl, connect_host=address
+            )
             while len(self._pools) > MAX_POOLS:
                 _, old = self._pools.popitem(last=False)
                 asyncio.get_running_loop().create_task(old.aclose())
@@ -70,8 +77,16 @@ class Sender:
         for pool in pools:
             await pool.aclose()
 
-    async def post(self, url: str, body: bytes, *, secret: str | None, attempt: int = 0,
-                   delivery_id: int | None = None, test: bool = False) -> Outcome:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        secret: str | None,
+        attempt: int = 0,
+        delivery_id: int | None = None,
+        test: bool = False,
+    ) -> Outcome:
         started = time.perf_counter()
 
         def elapsed() -> float:

@@ -41,18 +41,32 @@ PAUSED_META = "webhooks.pausedAt"
 
 
 class WebhookService:
-    def __init__(self, settings: Settings, store: Store, events: EventHub, metrics: Metrics, queue: WebhookQueue,
-                 routes: Routes, sender: Sender) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        events: EventHub,
+        metrics: Metrics,
+        queue: WebhookQueue,
+        routes: Routes,
+        sender: Sender,
+    ) -> None:
         s = settings
         self.store = store
         self.events = events
         self.queue = queue
         self.routes = routes
         self.sender = sender
-        self.worker = Worker(queue, routes, sender, batch_size=s.webhook_batch_size,
-                             flush_seconds=s.webhook_flush_seconds, retry_base=s.webhook_retry_base_seconds,
-                             max_retries=s.webhook_max_retries,
-                             on_result=lambda ok: metrics.webhook_deliveries_for("success" if ok else "failure").inc())
+        self.worker = Worker(
+            queue,
+            routes,
+            sender,
+            batch_size=s.webhook_batch_size,
+            flush_seconds=s.webhook_flush_seconds,
+            retry_base=s.webhook_retry_base_seconds,
+            max_retries=s.webhook_max_retries,
+            on_result=lambda ok: metrics.webhook_deliveries_for("success" if ok else "failure").inc(),
+        )
         paused = store.get_meta(PAUSED_META)
         if paused:  # a pause outlives a restart, like maintenance mode
             self.worker.pause(float(paused))
@@ -112,10 +126,21 @@ class WebhookService:
         out = []
         for index, d in enumerate(self.queue.dead_letters()):
             dest = self.routes.destination(d.dest)
-            out.append({"index": index, "id": d.id, **self._dest_view(d.dest, dest),
-                        "payload": _json(d.body), "eventCount": d.event_count, "eventTypes": d.event_types,
-                        "attempts": d.attempts, "lastError": d.last_error, "lastStatusCode": d.last_status,
-                        "createdAt": iso_time(d.created), "failedAt": iso_time(d.failed_at)})
+            out.append(
+                {
+                    "index": index,
+                    "id": d.id,
+                    **self._dest_view(d.dest, dest),
+                    "payload": _json(d.body),
+                    "eventCount": d.event_count,
+                    "eventTypes": d.event_types,
+                    "attempts": d.attempts,
+                    "lastError": d.last_error,
+                    "lastStatusCode": d.last_status,
+                    "createdAt": iso_time(d.created),
+                    "failedAt": iso_time(d.failed_at),
+                }
+            )
         return out
 
     def clear_dead_letters(self, actor: str) -> int:
@@ -128,8 +153,10 @@ class WebhookService:
         if indices is not None:
             bad = [i for i in indices if i >= len(letters)]
             if bad:
-                raise WebhookInvalid(f"Invalid request: indices {bad[:10]} out of range (the dead-letter "
-                                        f"queue holds {len(letters)} entries: 0 to {len(letters) - 1})")
+                raise WebhookInvalid(
+                    f"Invalid request: indices {bad[:10]} out of range (the dead-letter "
+                    f"queue holds {len(letters)} entries: 0 to {len(letters) - 1})"
+                )
             chosen = [letters[i] for i in sorted(set(indices))]
         else:
             chosen = letters
@@ -137,8 +164,12 @@ class WebhookService:
         ready = [d for d in chosen if self.routes.destination(d.dest) is not None]
         self.queue.replay(ready, time.time())
         self.worker.wake()
-        result = {"replayed": len(ready), "events": sum(d.event_count for d in ready),
-                  "skipped": len(chosen) - len(ready), "remaining": self.queue.dead_count}
+        result = {
+            "replayed": len(ready),
+            "events": sum(d.event_count for d in ready),
+            "skipped": len(chosen) - len(ready),
+            "remaining": self.queue.dead_count,
+        }
         self.events.publish("webhook.replayed", actor, **result)
         return result
 
@@ -150,40 +181,65 @@ class WebhookService:
         body = test_body(message or "Test event from PayGate", actor, time.time())
         outcome = await self.sender.post(default.url, body, secret=default.secret, test=True)
         self.worker.log.add(time.time(), default.url, default.label, outcome, 0, 1, ["webhook.test"])
-        self.events.publish("webhook.test", actor, url=shown(default.url), success=outcome.ok,
-                               statusCode=outcome.status)
+        self.events.publish(
+            "webhook.test", actor, url=shown(default.url), success=outcome.ok, statusCode=outcome.status
+        )
         return _outcome_view(default, outcome)
 
     # reporting -------------------------------------------------------------------------------
     def _dest_view(self, dest_id: str, dest: Destination | None) -> dict[str, Any]:
         if dest is None:
-            return {"destination": dest_id if not dest_id.startswith("kw_") else "key", "type": REMOVED,
-                    "url": None}
+            return {"destination": dest_id if not dest_id.startswith("kw_") else "key", "type": REMOVED, "url": None}
         return dest.public()
 
     def stats(self) -> dict[str, Any]:
         totals = DestStats()
         per_dest = []
-        ids = list(dict.fromkeys([*self.routes.destination_ids(), *sorted(self.queue.dests()),
-                                  *sorted(self.queue.dead), *sorted(self.worker.stats)]))
+        ids = list(
+            dict.fromkeys(
+                [
+                    *self.routes.destination_ids(),
+                    *sorted(self.queue.dests()),
+                    *sorted(self.queue.dead),
+                    *sorted(self.worker.stats),
+                ]
+            )
+        )
         for dest_id in ids:
             s = self.worker.stats_for(dest_id)
             for f in ("delivered", "delivered_events", "failed", "retries"):
                 setattr(totals, f, getattr(totals, f) + getattr(s, f))
             pending = self.queue.pending.get(dest_id)
-            per_dest.append({**self._dest_view(dest_id, self.routes.destination(dest_id)),
-                             "delivered": s.delivered, "deliveredEvents": s.delivered_events, "failed": s.failed,
-                             "retries": s.retries, "pendingRetries": self.worker.pending_retries(dest_id),
-                             "deadLetterCount": self.queue.dead.get(dest_id, 0),
-                             "bufferedEvents": pending.count if pending else 0})
-        return {"configured": self.routes.any, "url": shown(self.routes.default.url) if self.routes.default else None,
-                "delivered": totals.delivered, "deliveredEvents": totals.delivered_events, "failed": totals.failed,
-                "retries": totals.retries, "pendingRetries": self.worker.pending_retries(),
-                "deadLetterCount": self.queue.dead_count, "paused": self.worker.paused,
-                "pausedAt": iso_time(self.worker.paused_at), "bufferedEvents": self.queue.buffered,
-                "queuedBatches": len(self.queue.batches), "inFlight": self.worker.in_flight,
-                "maxRetries": self.worker.max_retries, "batchSize": self.worker.batch_size,
-                "destinations": per_dest}
+            per_dest.append(
+                {
+                    **self._dest_view(dest_id, self.routes.destination(dest_id)),
+                    "delivered": s.delivered,
+                    "deliveredEvents": s.delivered_events,
+                    "failed": s.failed,
+                    "retries": s.retries,
+                    "pendingRetries": self.worker.pending_retries(dest_id),
+                    "deadLetterCount": self.queue.dead.get(dest_id, 0),
+                    "bufferedEvents": pending.count if pending else 0,
+                }
+            )
+        return {
+            "configured": self.routes.any,
+            "url": shown(self.routes.default.url) if self.routes.default else None,
+            "delivered": totals.delivered,
+            "deliveredEvents": totals.delivered_events,
+            "failed": totals.failed,
+            "retries": totals.retries,
+            "pendingRetries": self.worker.pending_retries(),
+            "deadLetterCount": self.queue.dead_count,
+            "paused": self.worker.paused,
+            "pausedAt": iso_time(self.worker.paused_at),
+            "bufferedEvents": self.queue.buffered,
+            "queuedBatches": len(self.queue.batches),
+            "inFlight": self.worker.in_flight,
+            "maxRetries": self.worker.max_retries,
+            "batchSize": self.worker.batch_size,
+            "destinations": per_dest,
+        }
 
     def health(self) -> dict[str, Any]:
         s = self.stats()
@@ -198,12 +254,22 @@ class WebhookService:
             status = "retrying"
         else:
             status = "healthy"
-        return {"configured": s["configured"], "status": status, "delivery": {
-            "totalDelivered": s["delivered"], "totalFailed": s["failed"], "totalRetries": s["retries"],
-            "pendingRetries": s["pendingRetries"], "deadLetterCount": s["deadLetterCount"],
-            "bufferedEvents": s["bufferedEvents"], "paused": s["paused"], "pausedAt": s["pausedAt"],
-            "successRate": round(100 * s["delivered"] / attempts, 2) if attempts else 100.0,
-        }, "generatedAt": iso_time(time.time())}
+        return {
+            "configured": s["configured"],
+            "status": status,
+            "delivery": {
+                "totalDelivered": s["delivered"],
+                "totalFailed": s["failed"],
+                "totalRetries": s["retries"],
+                "pendingRetries": s["pendingRetries"],
+                "deadLetterCount": s["deadLetterCount"],
+                "bufferedEvents": s["bufferedEvents"],
+                "paused": s["paused"],
+                "pausedAt": s["pausedAt"],
+                "successRate": round(100 * s["delivered"] / attempts, 2) if attempts else 100.0,
+            },
+            "generatedAt": iso_time(time.time()),
+        }
 
     def dead_letter_count(self) -> float:
         return float(self.queue.dead_count)
@@ -214,8 +280,15 @@ class WebhookService:
     # filters and per-key webhooks (the events name what changed, never a URL's path or a secret) ----
     def create_filter(self, actor: str, **fields: Any) -> dict[str, Any]:
         rule = self.routes.create_filter(**fields)
-        self.events.publish("webhook.filter_created", actor, id=rule.id, name=rule.name, events=list(rule.events),
-                               url=shown(rule.url), active=rule.active)
+        self.events.publish(
+            "webhook.filter_created",
+            actor,
+            id=rule.id,
+            name=rule.name,
+            events=list(rule.events),
+            url=shown(rule.url),
+            active=rule.active,
+        )
         return rule.public()
 
     def update_filter(self, actor: str, filter_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -234,8 +307,12 @@ class WebhookService:
         if not record.active:
             raise WebhookConflict("cannot set a webhook on a revoked key")
         hook = self.routes.set_hook(record.key_hash, url, secret)
-        self.events.emit("key.webhook_set", actor, {"keyMasked": record.masked, "url": shown(hook.url),
-                                                       "hasSecret": hook.secret is not None}, key_hash=record.key_hash)
+        self.events.emit(
+            "key.webhook_set",
+            actor,
+            {"keyMasked": record.masked, "url": shown(hook.url), "hasSecret": hook.secret is not None},
+            key_hash=record.key_hash,
+        )
         return self.key_hook_view(record)
 
     def remove_key_hook(self, actor: str, record: KeyRecord) -> dict[str, Any]:
@@ -253,11 +330,19 @@ class WebhookService:
             return {"keyMasked": record.masked, "configured": False, "url": None, "hasSecret": False}
         s = self.worker.stats_for(hook.id)
         pending = self.queue.pending.get(hook.id)
-        return {"keyMasked": record.masked, "configured": True, "url": shown(hook.url),
-                "hasSecret": hook.secret is not None, "createdAt": iso_time(hook.created_at),
-                "updatedAt": iso_time(hook.updated_at), "delivered": s.delivered, "failed": s.failed,
-                "pendingRetries": self.worker.pending_retries(hook.id),
-                "deadLetterCount": self.queue.dead.get(hook.id, 0), "bufferedEvents": pending.count if pending else 0}
+        return {
+            "keyMasked": record.masked,
+            "configured": True,
+            "url": shown(hook.url),
+            "hasSecret": hook.secret is not None,
+            "createdAt": iso_time(hook.created_at),
+            "updatedAt": iso_time(hook.updated_at),
+            "delivered": s.delivered,
+            "failed": s.failed,
+            "pendingRetries": self.worker.pending_retries(hook.id),
+            "deadLetterCount": self.queue.dead.get(hook.id, 0),
+            "bufferedEvents": pending.count if pending else 0,
+        }
 
     def filters(self) -> list[dict[str, Any]]:
         """Every filter rule (config-file ones included), secrets hidden."""
@@ -289,8 +374,12 @@ def _json(body: bytes) -> Any:
 
 
 def _outcome_view(dest: Destination, outcome: Outcome) -> dict[str, Any]:
-    out: dict[str, Any] = {"url": shown(dest.url), "success": outcome.ok, "statusCode": outcome.status,
-                           "responseTime": outcome.ms}
+    out: dict[str, Any] = {
+        "url": shown(dest.url),
+        "success": outcome.ok,
+        "statusCode": outcome.status,
+        "responseTime": outcome.ms,
+    }
     if outcome.error is not None:
         out["error"] = outcome.error
     return out
@@ -314,10 +403,12 @@ def open_webhooks(settings: Settings, store: Store, events: EventHub, metrics: M
     queue = WebhookQueue(store.outbox)
     queue.load(time.time())
     if queue.dests():
-        log.info("webhooks: %d event(s) and %d batch(es) queued from before the restart", queue.buffered,
-                 len(queue.batches))
-    return WebhookService(s, store, events, metrics, queue, routes,
-                          Sender(s.webhook_timeout_seconds, s.webhook_allow_private))
+        log.info(
+            "webhooks: %d event(s) and %d batch(es) queued from before the restart", queue.buffered, len(queue.batches)
+        )
+    return WebhookService(
+        s, store, events, metrics, queue, routes, Sender(s.webhook_timeout_seconds, s.webhook_allow_private)
+    )
 
 
 __all__ = ["USAGE", "WebhookService", "open_webhooks"]

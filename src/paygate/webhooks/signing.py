@@ -50,8 +50,14 @@ def parse_signature(header: str) -> tuple[int, list[str]] | None:
     return timestamp, signatures
 
 
-def verify_signature(body: str | bytes, header: str | None, secret: str | bytes, *,
-                     tolerance: float = DEFAULT_TOLERANCE_SECONDS, now: float | None = None) -> bool:
+def verify_signature(
+    body: str | bytes,
+    header: str | None,
+    secret: str | bytes,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
     """True when `header` (the `X-PayGate-Signature` value) signs exactly `body` (the raw request body,
     as received, before any JSON parsing) with `secret`, and its timestamp is within `tolerance`
     seconds of `now`. Comparison is constant-time. `tolerance <= 0` disables the age check."""

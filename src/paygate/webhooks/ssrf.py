@@ -27,10 +27,26 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 from paygate.core.netaddr import Address, parse_ip
 
 MAX_URL_LENGTH = 2048
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback",
-                          "metadata", "metadata.google.internal", "metadata.goog", "instance-data"})
-_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-                       ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("169.254.170.2")})
+_LOCAL_NAMES = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "ip6-localhost",
+        "ip6-loopback",
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+    }
+)
+_METADATA = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("fd00:ec2::254"),
+        ipaddress.ip_address("100.100.100.200"),
+        ipaddress.ip_address("169.254.170.2"),
+    }
+)
 _LEGACY_NUMERIC = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -44,9 +60,14 @@ def blocked_reason(addr: Address) -> str | None:
     """Why an address is not a public one (None when it is)."""
     if addr in _METADATA:
         return "a cloud metadata address"
-    checks = (("loopback", addr.is_loopback), ("unspecified", addr.is_unspecified),
-              ("link-local", addr.is_link_local), ("multicast", addr.is_multicast),
-              ("private", addr.is_private), ("reserved", addr.is_reserved))
+    checks = (
+        ("loopback", addr.is_loopback),
+        ("unspecified", addr.is_unspecified),
+        ("link-local", addr.is_link_local),
+        ("multicast", addr.is_multicast),
+        ("private", addr.is_private),
+        ("reserved", addr.is_reserved),
+    )
     for name, hit in checks:
         if hit:
             return f"a {name} address"
@@ -116,7 +137,8 @@ def check_url(url: str, allow_private: bool, what: str = "webhook URL") -> Split
 def configured_url_problems(webhook_url: str | None, filter_urls: list[str], allow_private: bool) -> list[str]:
     """What `check_url` says of the configured webhook URLs (webhookUrl, webhookFilters[i].url)."""
     named = ([("webhookUrl", webhook_url)] if webhook_url else []) + [
-        (f"webhookFilters.{i}.url", url) for i, url in enumerate(filter_urls)]
+        (f"webhookFilters.{i}.url", url) for i, url in enumerate(filter_urls)
+    ]
     problems = []
     for what, url in named:
         try:
@@ -177,8 +199,9 @@ async def resolve(url: str, allow_private: bool, resolver: Resolver = system_res
             raise UnsafeUrl(f"{shown(url)} resolves to an unreadable address")
         reason = blocked_reason(addr)
         if reason is not None:  # one bad answer is enough: a resolver may rotate through them
-            raise UnsafeUrl(f"{shown(url)} resolves to {reason} ({addr}); refused "
-                            "(set webhookAllowPrivate to allow it)")
+            raise UnsafeUrl(
+                f"{shown(url)} resolves to {reason} ({addr}); refused (set webhookAllowPrivate to allow it)"
+            )
         vetted = vetted or addr
     assert vetted is not None
     return Target(clean, str(vetted), headers)

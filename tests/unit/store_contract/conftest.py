@@ -46,10 +46,26 @@ def key(key_hash: str | None = None, credits: int = 10, **fields: object) -> Key
     return KeyRecord(h, "pg_test", h[-4:], f"name-{h}", credits, time.time(), **fields)  # type: ignore[arg-type]
 
 
-def call(key_hash: str, credits: int, tool: str = "echo", *, ts: float | None = None, allowed: bool = True,
-         namespace: str = "default") -> UsageEvent:
-    return UsageEvent(time.time() if ts is None else ts, key_hash, "pg_test…" + key_hash[-4:], "k", tool, credits,
-                      allowed, None if allowed else "insufficient_credits", namespace)
+def call(
+    key_hash: str,
+    credits: int,
+    tool: str = "echo",
+    *,
+    ts: float | None = None,
+    allowed: bool = True,
+    namespace: str = "default",
+) -> UsageEvent:
+    return UsageEvent(
+        time.time() if ts is None else ts,
+        key_hash,
+        "pg_test…" + key_hash[-4:],
+        "k",
+        tool,
+        credits,
+        allowed,
+        None if allowed else "insufficient_credits",
+        namespace,
+    )
 
 
 def balanced(store: Store, key_hash: str) -> int:
@@ -65,8 +81,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test runs on every implementation; a test that reopens its state, only on the durable ones
     (not collected for the others rather than skipped)."""
     if "implementation" in metafunc.fixturenames:
-        names = [n for n, impl in sorted(IMPLEMENTATIONS.items())
-                 if impl.durable or "reopen" not in metafunc.fixturenames]
+        names = [
+            n for n, impl in sorted(IMPLEMENTATIONS.items()) if impl.durable or "reopen" not in metafunc.fixturenames
+        ]
         metafunc.parametrize("implementation", names, indirect=True)
 
 

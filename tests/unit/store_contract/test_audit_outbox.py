@@ -17,12 +17,18 @@ def test_audit_append_and_query_newest_first_with_filters(store: Store) -> None:
     assert log.max_id() == 0
     first = log.append(T0, "key.created", "admin", {"keyMasked": "pg_a…1111", "credits": 5})
     log.append(T0 + 1, "key.topup", "system", {"keyMasked": "pg_b…2222"})
-    log.append_many([(100, T0 + 2, "gate.allow", "pg_a…1111", {"keyMasked": "pg_a…1111"}),
-                     (101, T0 + 3, "key.rotated", "admin", {"oldKeyMasked": "pg_a…1111"})])
+    log.append_many(
+        [
+            (100, T0 + 2, "gate.allow", "pg_a…1111", {"keyMasked": "pg_a…1111"}),
+            (101, T0 + 3, "key.rotated", "admin", {"oldKeyMasked": "pg_a…1111"}),
+        ]
+    )
     assert log.max_id() == 101 and first < 100
     assert [e.id for e in log.query(AuditFilter(), 10)] == [101, 100, 2, first]
-    assert [e.type for e in log.query(AuditFilter(types=("key.topup", "gate.allow")), 10)] == ["gate.allow",
-                                                                                              "key.topup"]
+    assert [e.type for e in log.query(AuditFilter(types=("key.topup", "gate.allow")), 10)] == [
+        "gate.allow",
+        "key.topup",
+    ]
     assert [e.type for e in log.query(AuditFilter(actor="admin", since=T0, until=T0 + 1), 10)] == ["key.created"]
     assert log.count(AuditFilter(actor="admin")) == 2
     assert log.query(AuditFilter(), 1)[0].data == {"oldKeyMasked": "pg_a…1111"}
@@ -72,8 +78,10 @@ def test_enqueued_events_are_pending_per_destination_in_order(store: Store) -> N
     state = store.outbox.state()
     assert state.pending == {"a": (3, T0), "b": (1, T0 + 50)} and state.batches == [] and state.dead == {}
     events = store.outbox.oldest("a", 2)
-    assert [(e.ts, e.kind, e.type, e.event) for e in events] == [(T0, "usage", "gate.allow", '{"n":0}'),
-                                                                 (T0 + 1, "usage", "gate.allow", '{"n":1}')]
+    assert [(e.ts, e.kind, e.type, e.event) for e in events] == [
+        (T0, "usage", "gate.allow", '{"n":0}'),
+        (T0 + 1, "usage", "gate.allow", '{"n":1}'),
+    ]
     assert store.outbox.next_ts("a", events[-1].id) == T0 + 2
     assert store.outbox.next_ts("b", 10**9) is None
 
@@ -86,7 +94,13 @@ def test_outbox_to_batch_to_delivered(store: Store) -> None:
     assert state.pending == {"a": (1, T0 + 2)}
     [batch] = state.batches
     assert (batch.id, batch.dest, batch.event_count, batch.event_types, batch.attempt, batch.next_at) == (
-        batch_id, "a", 2, ["usage"], 0, T0 + 5)
+        batch_id,
+        "a",
+        2,
+        ["usage"],
+        0,
+        T0 + 5,
+    )
     assert store.outbox.batch_body(batch_id) == b'{"events":[1,2]}'
     assert store.outbox.health() == (0, 0)
     store.outbox.reschedule(batch_id, 1, T0 + 60, "HTTP 500")
@@ -108,8 +122,10 @@ def test_a_batch_becomes_a_dead_letter_and_can_be_replayed_or_cleared(store: Sto
     store.outbox.dead_letter(ids[1], 1, "HTTP 410", 410, T0 + 10)
     assert store.outbox.health() == (0, 2) and store.outbox.state().dead == {"a": 1, "b": 1}
     letters = store.outbox.dead_letters()
-    assert [(d.dest, d.body, d.attempts, d.event_count, d.failed_at, d.last_error, d.last_status)
-            for d in letters] == [("a", b"a", 3, 2, T0 + 9, "timeout", 0), ("b", b"b", 1, 1, T0 + 10, "HTTP 410", 410)]
+    assert [(d.dest, d.body, d.attempts, d.event_count, d.failed_at, d.last_error, d.last_status) for d in letters] == [
+        ("a", b"a", 3, 2, T0 + 9, "timeout", 0),
+        ("b", b"b", 1, 1, T0 + 10, "HTTP 410", 410),
+    ]
     [again] = store.outbox.replay(letters[:1], T0 + 20)
     [batch] = store.outbox.state().batches
     assert batch.id == again and (batch.dest, batch.attempt, batch.next_at, batch.created) == ("a", 0, T0 + 20, T0)
@@ -123,8 +139,7 @@ def test_the_outbox_survives_a_reopen(store: Store, reopen: Callable[[], Store])
     batch_id = store.outbox.form_batch("a", taken[-1].id, b"body-1", 1, ["usage"], T0)
     store.outbox.reschedule(batch_id, 2, T0 + 99, "down")
     taken = store.outbox.oldest("a", 1)
-    store.outbox.dead_letter(store.outbox.form_batch("a", taken[-1].id, b"body-2", 1, ["usage"], T0), 1, "x", 500,
-                             T0)
+    store.outbox.dead_letter(store.outbox.form_batch("a", taken[-1].id, b"body-2", 1, ["usage"], T0), 1, "x", 500, T0)
     again = reopen()
     state = again.outbox.state()
     assert state.pending == {"a": (1, T0 + 2)} and state.dead == {"a": 1}

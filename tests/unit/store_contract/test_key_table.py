@@ -46,8 +46,9 @@ def test_a_taken_hash_or_alias_is_a_conflict_and_nothing_is_written(store: Store
 def test_update_key_writes_policy_fields_never_money(store: Store) -> None:
     record = key(credits=10)
     store.create_key(record)
-    changed = dataclasses.replace(record, name="renamed", suspended=True, credits=999, total_spent=50,
-                                  quota={"dailyCallLimit": 3})
+    changed = dataclasses.replace(
+        record, name="renamed", suspended=True, credits=999, total_spent=50, quota={"dailyCallLimit": 3}
+    )
     store.update_key(changed)
     got = store.get_key(record.key_hash)
     assert got is not None and got.name == "renamed" and got.suspended and got.quota == {"dailyCallLimit": 3}

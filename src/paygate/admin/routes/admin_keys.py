@@ -42,9 +42,10 @@ def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
     async def create_admin_key(body: CreateAdminKey, request: Request) -> JSONResponse:
         """Create an admin key with a role. The raw key is returned once, here."""
         raw, doc = admin_keys.create(body.name, body.role, actor(request))
-        return JSONResponse({"key": raw, **admin_key_view(doc),
-                             "message": "Admin key created. Store it now: it is not shown again."},
-                            status_code=201)
+        return JSONResponse(
+            {"key": raw, **admin_key_view(doc), "message": "Admin key created. Store it now: it is not shown again."},
+            status_code=201,
+        )
 
     @r.post("/admin/keys/revoke", openapi_extra=SUPER)
     async def revoke_admin_key(body: AdminKeyRef, request: Request) -> dict[str, Any]:

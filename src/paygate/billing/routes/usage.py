@@ -21,8 +21,9 @@ def admin_router(guard: AdminGuard, service: UsageService) -> APIRouter:
     r = guard.router("usage")
 
     @r.get("/usage", response_model=None)
-    async def usage(since: str | None = None, format: str = "json", limit: int = 10_000,
-                    namespace: NamespaceQuery = None) -> Any:
+    async def usage(
+        since: str | None = None, format: str = "json", limit: int = 10_000, namespace: NamespaceQuery = None
+    ) -> Any:
         """Per-call usage events (keys masked), newest last; `format=csv` for a spreadsheet;
         `namespace` keeps one tenant's events."""
         if format not in ("json", "csv"):
@@ -30,8 +31,11 @@ def admin_router(guard: AdminGuard, service: UsageService) -> APIRouter:
         rows = service.events(since, limit, namespace)
         if format == "json":
             return {"count": len(rows), "events": rows}
-        return Response(usage_csv(rows), media_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'})
+        return Response(
+            usage_csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="paygate-usage.csv"'},
+        )
 
     @r.get("/status")
     async def status(namespace: NamespaceQuery = None) -> dict[str, Any]:

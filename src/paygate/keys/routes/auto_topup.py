@@ -50,7 +50,7 @@ def router(guard: AdminGuard, keys: KeyService, service: AutoTopup) -> APIRouter
             "keyMasked": record.masked,
             "autoTopup": config_view(record),
             "message": f"Auto-topup enabled: add {body.amount} credits when balance drops below "
-                       f"{body.threshold} ({cap})",
+            f"{body.threshold} ({cap})",
         }
 
     return r

@@ -50,8 +50,7 @@ def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> A
     # One service call per operation, each announcing itself marked bulk=True.
     def create(body: CreateKeyBody, who: str) -> Result:
         new = create_key(keys, templates, body, who, bulk=True)
-        return {"key": new.raw, "keyMasked": new.record.masked, "name": new.record.name,
-                "credits": new.record.credits}
+        return {"key": new.raw, "keyMasked": new.record.masked, "name": new.record.name, "credits": new.record.credits}
 
     def topup(body: KeyCredits, who: str) -> Result:
         record = keys.topup(body.key, body.credits, who, bulk=True)
@@ -73,16 +72,18 @@ def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> A
 
     # action -> (its body model, its handler): one operation = one validated model, one call.
     actions: dict[str, tuple[type[BaseModel], Callable[[Any, str], Result]]] = {
-        "create": (CreateKeyBody, create), "topup": (KeyCredits, topup), "revoke": (KeyRef, revoke),
-        "suspend": (SuspendOp, suspend), "resume": (KeyRef, resume),
+        "create": (CreateKeyBody, create),
+        "topup": (KeyCredits, topup),
+        "revoke": (KeyRef, revoke),
+        "suspend": (SuspendOp, suspend),
+        "resume": (KeyRef, resume),
     }
 
     def run(index: int, op: dict[str, Any], who: str) -> Result:
         action = op.get("action")
         out: Result = {"index": index, "action": action if isinstance(action, str) else None}
         if not isinstance(action, str) or action not in actions:
-            return {**out, "success": False,
-                    "error": f"Unknown action {action!r}: use one of {', '.join(actions)}"}
+            return {**out, "success": False, "error": f"Unknown action {action!r}: use one of {', '.join(actions)}"}
         model, handler = actions[action]
         try:
             body = model.model_validate({k: v for k, v in op.items() if k != "action"})
@@ -93,8 +94,7 @@ def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> A
             return {**out, "success": False, "error": exc.message, "status": status_of(exc)}
         except Exception:  # e.g. the disk refused a write: report it here, keep the batch's other results
             log.exception("bulk operation %d (%s) failed", index, action)
-            return {**out, "success": False, "error": "Internal error: the operation was not applied",
-                    "status": 500}
+            return {**out, "success": False, "error": "Internal error: the operation was not applied", "status": 500}
 
     @r.post("/keys/bulk")
     async def bulk(body: BulkBody, request: Request) -> dict[str, Any]:
@@ -103,7 +103,6 @@ def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> A
         results = [run(i, op, who) for i, op in enumerate(body.operations)]
         succeeded = sum(1 for res in results if res["success"])
         keys.announce_bulk(who, len(results), succeeded)
-        return {"total": len(results), "succeeded": succeeded, "failed": len(results) - succeeded,
-                "results": results}
+        return {"total": len(results), "succeeded": succeeded, "failed": len(results) - succeeded, "results": results}
 
     return r

@@ -25,15 +25,22 @@ def router(guard: AdminGuard, keys: KeyService, templates: TemplateService) -> A
     async def create(body: CreateKeyBody, request: Request) -> JSONResponse:
         """Create an API key, optionally from a template. The full key is returned once, here, and never again."""
         new = create_key(keys, templates, body, actor(request))
-        return JSONResponse({"key": new.raw, **key_view(new.record), "template": body.template,
-                             "message": "Key created"}, status_code=201)
+        return JSONResponse(
+            {"key": new.raw, **key_view(new.record), "template": body.template, "message": "Key created"},
+            status_code=201,
+        )
 
     @r.post("/topup")
     async def topup(body: KeyCredits, request: Request) -> dict[str, Any]:
         """Add credits to a key."""
         record = keys.topup(body.key, body.credits, actor(request))
-        return {"message": f"Added {body.credits} credits", "keyMasked": record.masked,
-                "creditsAdded": body.credits, "credits": record.credits, "newBalance": record.credits}
+        return {
+            "message": f"Added {body.credits} credits",
+            "keyMasked": record.masked,
+            "creditsAdded": body.credits,
+            "credits": record.credits,
+            "newBalance": record.credits,
+        }
 
     @r.post("/keys/revoke")
     async def revoke(body: KeyRef, request: Request) -> dict[str, Any]:

@@ -101,25 +101,37 @@ def router(guard: AdminGuard, service: key_io.KeyImportExport) -> APIRouter:
 
     # Admin, not viewer: an export is a backup (the same rule as GET /admin/backup).
     @r.get("/keys/export", response_model=None, openapi_extra=role("admin"))
-    async def export(request: Request, format: Literal["json", "csv"] = "json",
-               namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-               active_only: Annotated[bool, Query(alias="activeOnly")] = False) -> Response:
+    async def export(
+        request: Request,
+        format: Literal["json", "csv"] = "json",
+        namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        active_only: Annotated[bool, Query(alias="activeOnly")] = False,
+    ) -> Response:
         """Every key (or one namespace's, or only active ones) with all its fields; hashes, never raw keys."""
         entries = service.export(namespace, active_only, format, actor(request))
         now = time.time()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
         if format == "csv":
-            return Response(key_io.export_csv(entries), media_type="text/csv; charset=utf-8", headers={
-                "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.csv"'})
-        document = {"version": key_io.EXPORT_VERSION, "exportedAt": iso_time(now), "count": len(entries),
-                    "keys": entries}
-        return JSONResponse(document, headers={
-            "Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.json"'})
+            return Response(
+                key_io.export_csv(entries),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.csv"'},
+            )
+        document = {
+            "version": key_io.EXPORT_VERSION,
+            "exportedAt": iso_time(now),
+            "count": len(entries),
+            "keys": entries,
+        }
+        return JSONResponse(
+            document, headers={"Content-Disposition": f'attachment; filename="paygate-keys-{stamp}.json"'}
+        )
 
     @r.post("/keys/import")
     async def import_keys(body: ImportBody, request: Request) -> dict[str, Any]:
         """Import keys; every entry is checked before anything changes (`error` mode: all or nothing)."""
-        return service.import_keys([_fields(e) for e in body.keys], [sorted(e.model_extra or {}) for e in body.keys],
-                                   body.mode, actor(request))
+        return service.import_keys(
+            [_fields(e) for e in body.keys], [sorted(e.model_extra or {}) for e in body.keys], body.mode, actor(request)
+        )
 
     return r

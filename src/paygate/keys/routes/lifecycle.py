@@ -45,19 +45,25 @@ def router(guard: AdminGuard, keys: KeyService, lifecycle: KeyLifecycle) -> APIR
     async def clone(body: CloneBody, request: Request) -> JSONResponse:
         """A new key with the same configuration and fresh counters (alias and suspension not copied)."""
         source = find_key(keys, body.key)
-        new = lifecycle.clone(source, actor(request), name=body.name, credits=body.credits, tags=body.tags,
-                              namespace=body.namespace)
-        return JSONResponse({"message": "Key cloned", "key": new.raw, "clonedFrom": source.masked,
-                             **key_view(new.record)}, status_code=201)
+        new = lifecycle.clone(
+            source, actor(request), name=body.name, credits=body.credits, tags=body.tags, namespace=body.namespace
+        )
+        return JSONResponse(
+            {"message": "Key cloned", "key": new.raw, "clonedFrom": source.masked, **key_view(new.record)},
+            status_code=201,
+        )
 
     @r.post("/keys/transfer")
     async def transfer(body: TransferBody, request: Request) -> dict[str, Any]:
         """Move credits from one key to another atomically, with a ledger entry on each side."""
         source, target = find_key(keys, body.from_), find_key(keys, body.to)
         moved = lifecycle.transfer(source, target, body.credits, body.memo, actor(request))
-        return {"transferred": body.credits,
-                "from": {"keyMasked": source.masked, "balance": moved.source_balance},
-                "to": {"keyMasked": target.masked, "balance": moved.target_balance},
-                "memo": body.memo, "message": f"Transferred {body.credits} credits"}
+        return {
+            "transferred": body.credits,
+            "from": {"keyMasked": source.masked, "balance": moved.source_balance},
+            "to": {"keyMasked": target.masked, "balance": moved.target_balance},
+            "memo": body.memo,
+            "message": f"Transferred {body.credits} credits",
+        }
 
     return r

@@ -60,16 +60,26 @@ def router(guard: AdminGuard, keys: KeyService, meta: KeyMeta) -> APIRouter:
         record = find_key(keys, body.key)
         previous = keys.set_alias(record, body.alias, actor(request))
         message = "Alias cleared" if body.alias is None else f'Alias set to "{body.alias}"'
-        return {"key": record.masked, "keyMasked": record.masked, "alias": body.alias, "previousAlias": previous,
-                "message": message}
+        return {
+            "key": record.masked,
+            "keyMasked": record.masked,
+            "alias": body.alias,
+            "previousAlias": previous,
+            "message": message,
+        }
 
     @r.post("/keys/notes")
     async def add_note(body: NoteBody, request: Request) -> dict[str, Any]:
         """Attach a timestamped note (works on suspended and revoked keys too)."""
         record = find_key(keys, body.key)
         note = meta.add_note(record, body.text, actor(request))
-        return {"key": record.masked, "note": note, "index": len(record.notes) - 1, "count": len(record.notes),
-                "message": "Note added"}
+        return {
+            "key": record.masked,
+            "note": note,
+            "index": len(record.notes) - 1,
+            "count": len(record.notes),
+            "message": "Note added",
+        }
 
     @r.get("/keys/notes")
     async def list_notes(key: Annotated[str, Query(min_length=1, max_length=200)]) -> dict[str, Any]:
@@ -78,8 +88,11 @@ def router(guard: AdminGuard, keys: KeyService, meta: KeyMeta) -> APIRouter:
         return {"key": record.masked, "notes": record.notes, "count": len(record.notes)}
 
     @r.delete("/keys/notes")
-    async def delete_note(key: Annotated[str, Query(min_length=1, max_length=200)],
-                          index: Annotated[int, Query(ge=0, le=MAX_NOTES)], request: Request) -> dict[str, Any]:
+    async def delete_note(
+        key: Annotated[str, Query(min_length=1, max_length=200)],
+        index: Annotated[int, Query(ge=0, le=MAX_NOTES)],
+        request: Request,
+    ) -> dict[str, Any]:
         """Remove the note at `index` (0 is the oldest)."""
         record = find_key(keys, key)
         deleted = meta.delete_note(record, index, actor(request))

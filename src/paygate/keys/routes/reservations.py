@@ -51,8 +51,12 @@ def router(guard: AdminGuard, keys: KeyService, service: Reservations) -> APIRou
     async def commit(body: CommitBody, request: Request) -> dict[str, Any]:
         """Spend a hold (all of it, or `credits` of it: the rest goes back to the balance)."""
         done = service.commit(body.reservation_id, body.credits, actor(request))
-        return {**reservation_view(done.doc), "committed": done.committed, "released": done.released,
-                "balance": done.balance}
+        return {
+            **reservation_view(done.doc),
+            "committed": done.committed,
+            "released": done.released,
+            "balance": done.balance,
+        }
 
     @r.post("/keys/reserve/release")
     async def release(body: ReleaseBody, request: Request) -> dict[str, Any]:
@@ -61,12 +65,16 @@ def router(guard: AdminGuard, keys: KeyService, service: Reservations) -> APIRou
         return {**reservation_view(done.doc), "released": done.released, "balance": done.balance}
 
     @r.get("/keys/reserve")
-    async def list_reservations(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None
-                          ) -> dict[str, Any]:
+    async def list_reservations(
+        key: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    ) -> dict[str, Any]:
         """Active reservations, optionally of one key (key or alias)."""
         key_hash = find_key(keys, key).key_hash if key is not None else None
         docs = service.active(key_hash)
-        return {"reservations": [reservation_view(d) for d in docs], "count": len(docs),
-                "totalHeld": sum(int(d["credits"]) for d in docs)}
+        return {
+            "reservations": [reservation_view(d) for d in docs],
+            "count": len(docs),
+            "totalHeld": sum(int(d["credits"]) for d in docs),
+        }
 
     return r

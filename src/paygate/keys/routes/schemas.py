@@ -29,8 +29,9 @@ from paygate.keys.service import KeyService, NewKey
 from paygate.keys.templates import TemplateService, key_defaults
 
 # Template fields that are `POST /keys` fields of the same name (expiryTtlSeconds and autoTopup map specially).
-TEMPLATE_KEY_FIELDS = frozenset({"credits", "allowedTools", "deniedTools", "quota", "ipAllowlist", "spendingLimit",
-                                 "tags", "namespace"})
+TEMPLATE_KEY_FIELDS = frozenset(
+    {"credits", "allowedTools", "deniedTools", "quota", "ipAllowlist", "spendingLimit", "tags", "namespace"}
+)
 
 
 class CreateKeyBody(Body):
@@ -83,15 +84,23 @@ def _with_template(templates: TemplateService, body: CreateKeyBody) -> tuple[Cre
         raise Invalid(f"Invalid request: template {body.template!r} gives {exc.errors()[0]['msg']}") from exc
 
 
-def create_key(keys: KeyService, templates: TemplateService, body: CreateKeyBody, who: str,
-               **mark: Any) -> NewKey:
+def create_key(keys: KeyService, templates: TemplateService, body: CreateKeyBody, who: str, **mark: Any) -> NewKey:
     """Resolve the request (template defaults, expiry) and issue the key: one `KeyService.issue` call."""
     body, auto_topup = _with_template(templates, body)
     expires_at = _parse_expiry(body)
     return keys.issue(
-        body.name, body.credits, who, template=body.template, mark=mark, allowed_tools=body.allowed_tools,
-        denied_tools=body.denied_tools, expires_at=expires_at,
-        quota=body.quota.model_dump(by_alias=True) if body.quota else None, tags=body.tags,
-        namespace=body.namespace, ip_allowlist=body.ip_allowlist, spending_limit=body.spending_limit,
+        body.name,
+        body.credits,
+        who,
+        template=body.template,
+        mark=mark,
+        allowed_tools=body.allowed_tools,
+        denied_tools=body.denied_tools,
+        expires_at=expires_at,
+        quota=body.quota.model_dump(by_alias=True) if body.quota else None,
+        tags=body.tags,
+        namespace=body.namespace,
+        ip_allowlist=body.ip_allowlist,
+        spending_limit=body.spending_limit,
         auto_topup=auto_topup,
     )

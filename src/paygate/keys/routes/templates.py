@@ -55,8 +55,9 @@ def router(guard: AdminGuard, templates: TemplateService) -> APIRouter:
         fields = body.model_dump(by_alias=True, exclude_none=True, exclude={"name"})
         saved, created = templates.save(body.name, fields, actor(request))
         verb = "created" if created else "updated"
-        return JSONResponse({"template": template_view(saved), "message": f"Template {verb}"},
-                            status_code=201 if created else 200)
+        return JSONResponse(
+            {"template": template_view(saved), "message": f"Template {verb}"}, status_code=201 if created else 200
+        )
 
     @r.post("/keys/templates/delete")
     async def delete_template(body: TemplateName, request: Request) -> dict[str, Any]:

@@ -26,7 +26,9 @@ MessageListener = Callable[[Message], None]
 # What the gateway tells a server it can do: what any client behind it may. Each request the server
 # sends is checked against what its own client declared (mcp/relay.py).
 CLIENT_CAPABILITIES: dict[str, Any] = {
-    "sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True},
+    "sampling": {},
+    "elicitation": {"form": {}, "url": {}},
+    "roots": {"listChanged": True},
 }
 
 

@@ -63,8 +63,12 @@ class _Body(Protocol):
 
 
 class _Client(Protocol):
-    def stream(self, method: str, headers: dict[str, str], body: bytes = b"",
-               ) -> contextlib.AbstractAsyncContextManager[_Body]: ...
+    def stream(
+        self,
+        method: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+    ) -> contextlib.AbstractAsyncContextManager[_Body]: ...
     async def aclose(self) -> None: ...
 
 
@@ -75,7 +79,8 @@ class _HttpxClient:
         self.url = url
         self.client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(30.0, read=None), headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(30.0, read=None),
+            headers={"User-Agent": USER_AGENT},
         )
 
     @contextlib.asynccontextmanager
@@ -94,15 +99,17 @@ def _proxied(url: str) -> bool:
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     return bool(proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(
-        parts.hostname or "")
+        parts.hostname or ""
+    )
 
 
 class HttpBackend(HandshakeMixin):
     def __init__(self, url: str, label: str = "remote", max_connections: int = 256) -> None:
         self.url = url
         self.label = label
-        self._client: _Client = (_HttpxClient(url, max_connections) if _proxied(url)
-                                 else H1Pool(url, max_connections, user_agent=USER_AGENT))
+        self._client: _Client = (
+            _HttpxClient(url, max_connections) if _proxied(url) else H1Pool(url, max_connections, user_agent=USER_AGENT)
+        )
         self._header_cache: tuple[tuple[str | None, str | None], dict[str, str]] | None = None
         self._session_id: str | None = None
         self._protocol_version: str | None = None
@@ -264,8 +271,7 @@ class HttpBackend(HandshakeMixin):
                 async with self._client.stream("GET", headers) as resp:
                     if 400 <= resp.status_code < 500 and resp.status_code not in (409, 429):
                         return  # none here (405), or the session is gone (request() reconnects, reopens)
-                    if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
-                            "text/event-stream"):
+                    if resp.status_code == 200 and resp.headers.get("content-type", "").startswith("text/event-stream"):
                         async with contextlib.aclosing(_sse_messages(resp)) as messages:
                             async for message in messages:
                                 delay = LISTEN_RETRY

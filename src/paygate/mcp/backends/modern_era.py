@@ -38,8 +38,12 @@ def stamp(params: Any, capabilities: dict[str, Any]) -> dict[str, Any]:
     """The request's params with our envelope in `_meta` (the caller's other `_meta` kept)."""
     out = dict(params) if isinstance(params, dict) else {}
     meta = out.get("_meta")
-    out["_meta"] = {**(meta if isinstance(meta, dict) else {}), META_VERSION: MODERN_VERSION,
-                    META_CAPABILITIES: capabilities, META_CLIENT_INFO: CLIENT_INFO}
+    out["_meta"] = {
+        **(meta if isinstance(meta, dict) else {}),
+        META_VERSION: MODERN_VERSION,
+        META_CAPABILITIES: capabilities,
+        META_CLIENT_INFO: CLIENT_INFO,
+    }
     return out
 
 
@@ -57,8 +61,11 @@ def init_result_from(discovered: dict[str, Any]) -> dict[str, Any]:
     """What the rest of the gateway reads from a handshake, taken from a `server/discover` result."""
     meta = discovered.get("_meta")
     info = meta.get(META_SERVER_INFO) if isinstance(meta, dict) else None
-    result: dict[str, Any] = {"protocolVersion": MODERN_VERSION, "capabilities": discovered.get("capabilities") or {},
-                              "serverInfo": info if isinstance(info, dict) else {"name": "unnamed", "version": "0"}}
+    result: dict[str, Any] = {
+        "protocolVersion": MODERN_VERSION,
+        "capabilities": discovered.get("capabilities") or {},
+        "serverInfo": info if isinstance(info, dict) else {"name": "unnamed", "version": "0"},
+    }
     if discovered.get("instructions"):
         result["instructions"] = discovered["instructions"]
     return result

@@ -14,8 +14,11 @@ from paygate.mcp.backends.base import Backend, BackendUnavailable, MessageListen
 from paygate.mcp.jsonrpc import LATEST_HANDSHAKE_VERSION, Message
 
 SEPARATOR = ":"
-_MERGED_LISTS = {"resources/list": "resources", "prompts/list": "prompts", "resources/templates/list":
-                 "resourceTemplates"}
+_MERGED_LISTS = {
+    "resources/list": "resources",
+    "prompts/list": "prompts",
+    "resources/templates/list": "resourceTemplates",
+}
 
 
 class RouterBackend:
@@ -62,8 +65,11 @@ class RouterBackend:
             return await self._merged_list(method, timeout)
         name = params.get("name") if isinstance(params, dict) else None
         if not isinstance(name, str):
-            return {"jsonrpc": "2.0", "id": None,
-                    "error": {"code": -32601, "message": f"{method} is not routable in multi-server mode"}}
+            return {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32601, "message": f"{method} is not routable in multi-server mode"},
+            }
         try:
             backend, inner = self.split(name)
         except KeyError:

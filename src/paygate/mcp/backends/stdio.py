@@ -67,9 +67,12 @@ class StdioBackend(HandshakeMixin):
         self._exited.clear()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                self.command, *self.args,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                limit=LINE_LIMIT, env=child_environment(os.environ),
+                self.command,
+                *self.args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT,
+                env=child_environment(os.environ),
             )
         except OSError as exc:
             self._exited.set()

@@ -108,8 +108,12 @@ def router(guard: AdminGuard, keys: KeyService, groups: MembershipService) -> AP
         """Put a key in a group (a key in another group moves)."""
         record = find_key(keys, body.key)
         previous = groups.assign(record, body.group_id, actor(request))
-        return {"message": "Key assigned to group", "groupId": body.group_id, "keyMasked": record.masked,
-                "previousGroupId": previous}
+        return {
+            "message": "Key assigned to group",
+            "groupId": body.group_id,
+            "keyMasked": record.masked,
+            "previousGroupId": previous,
+        }
 
     @r.post("/groups/remove")
     async def remove(body: KeyRef, request: Request) -> dict[str, Any]:

@@ -83,8 +83,10 @@ class KeyQuotaBody(QuotaLimits):
         if self.remove and limits:
             raise ValueError("give remove: true or limits, not both")
         if not self.remove and not limits:
-            raise ValueError("give at least one of dailyCallLimit, monthlyCallLimit, dailyCreditLimit, "
-                             "monthlyCreditLimit, or remove: true")
+            raise ValueError(
+                "give at least one of dailyCallLimit, monthlyCallLimit, dailyCreditLimit, "
+                "monthlyCreditLimit, or remove: true"
+            )
         return self
 
 
@@ -113,8 +115,12 @@ def router(guard: AdminGuard, keys: KeyService, policy: KeyPolicy) -> APIRouter:
     async def set_acl(body: AclBody, request: Request) -> dict[str, Any]:
         """Set a key's tool allow list and/or deny list (a list left out is unchanged; [] clears)."""
         record = policy.set_acl(body.key, body.allowed_tools, body.denied_tools, actor(request))
-        return {"message": "ACL updated", "keyMasked": record.masked, "allowedTools": record.allowed_tools,
-                "deniedTools": record.denied_tools}
+        return {
+            "message": "ACL updated",
+            "keyMasked": record.masked,
+            "allowedTools": record.allowed_tools,
+            "deniedTools": record.denied_tools,
+        }
 
     @r.post("/keys/expiry")
     async def set_expiry(body: ExpiryBody, request: Request) -> dict[str, Any]:
@@ -150,9 +156,13 @@ def router(guard: AdminGuard, keys: KeyService, policy: KeyPolicy) -> APIRouter:
         record = policy.set_spending_limit(body.key, body.spending_limit, actor(request))
         limit = record.spending_limit or None
         remaining = max(0, record.spending_limit - record.total_spent) if limit else None
-        return {"message": "Spending limit updated" if limit else "Spending limit removed",
-                "keyMasked": record.masked, "spendingLimit": limit, "totalSpent": record.total_spent,
-                "remainingBudget": remaining}
+        return {
+            "message": "Spending limit updated" if limit else "Spending limit removed",
+            "keyMasked": record.masked,
+            "spendingLimit": limit,
+            "totalSpent": record.total_spent,
+            "remainingBudget": remaining,
+        }
 
     @r.post("/keys/quota")
     async def set_quota(body: KeyQuotaBody, request: Request) -> dict[str, Any]:
@@ -160,15 +170,21 @@ def router(guard: AdminGuard, keys: KeyService, policy: KeyPolicy) -> APIRouter:
         given = None if body.remove else body.model_dump(by_alias=True, exclude_unset=True, exclude={"key", "remove"})
         record = policy.set_quota(body.key, given, actor(request))
         quota = record.quota
-        return {"message": "Quota removed" if quota is None else "Quota updated", "keyMasked": record.masked,
-                "quota": quota}
+        return {
+            "message": "Quota removed" if quota is None else "Quota updated",
+            "keyMasked": record.masked,
+            "quota": quota,
+        }
 
     @r.post("/keys/ip")
     async def set_ips(body: IpBody, request: Request) -> dict[str, Any]:
         """Replace a key's IP allowlist (exact addresses and CIDR blocks; [] allows every address)."""
         record = policy.set_ips(body.key, body.ips, actor(request))
-        return {"message": "IP allowlist updated" if body.ips else "IP allowlist cleared",
-                "keyMasked": record.masked, "ipAllowlist": body.ips}
+        return {
+            "message": "IP allowlist updated" if body.ips else "IP allowlist cleared",
+            "keyMasked": record.masked,
+            "ipAllowlist": body.ips,
+        }
 
     @r.get("/keys/geo")
     async def get_geo(key: KeyQuery) -> dict[str, Any]:

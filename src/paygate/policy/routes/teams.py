@@ -90,8 +90,7 @@ def router(guard: AdminGuard, keys: KeyService, teams: MembershipService, billin
     r = guard.router("teams")
 
     @r.get("/teams")
-    async def list_teams(include_inactive: Annotated[bool, Query(alias="includeInactive")] = False
-                         ) -> dict[str, Any]:
+    async def list_teams(include_inactive: Annotated[bool, Query(alias="includeInactive")] = False) -> dict[str, Any]:
         """Every active team (deleted ones too with includeInactive=true), with memberCount."""
         listed = teams.listing(include_inactive)
         return {"teams": listed, "count": len(listed)}
@@ -127,23 +126,37 @@ def router(guard: AdminGuard, keys: KeyService, teams: MembershipService, billin
         return {"message": "Key removed from team", "teamId": team_id, "keyMasked": record.masked}
 
     @r.get("/teams/usage")
-    async def usage(team_id: Annotated[str, Query(alias="teamId", min_length=1, max_length=64)]
-                    ) -> dict[str, Any]:
+    async def usage(team_id: Annotated[str, Query(alias="teamId", min_length=1, max_length=64)]) -> dict[str, Any]:
         """Budget, quota use and a per-member breakdown (keys masked)."""
         doc = teams.get(team_id, include_inactive=True)
         members = teams.members(team_id)
-        breakdown = [{"keyMasked": m.masked, "name": m.name, "credits": m.credits, "totalSpent": m.total_spent,
-                      "totalCalls": m.total_calls} for m in members]
+        breakdown = [
+            {
+                "keyMasked": m.masked,
+                "name": m.name,
+                "credits": m.credits,
+                "totalSpent": m.total_spent,
+                "totalCalls": m.total_calls,
+            }
+            for m in members
+        ]
         # The billing service counts what members spent while in the team (the budget's measure) and
         # the quota periods; the member rows and totalCalls are the current members' lifetime figures.
         period = dict(billing.team_usage(team_id))
         spent = int(period.pop("spent"))
         budget = int(doc.get("budget") or 0)
         return {
-            "teamId": doc["id"], "name": doc["name"], "active": doc.get("active", True), "budget": budget,
-            "spent": spent, "budgetRemaining": max(0, budget - spent) if budget else None,
-            "quota": doc.get("quota"), "usage": period, "memberCount": len(members),
-            "totalCalls": sum(m.total_calls for m in members), "members": breakdown,
+            "teamId": doc["id"],
+            "name": doc["name"],
+            "active": doc.get("active", True),
+            "budget": budget,
+            "spent": spent,
+            "budgetRemaining": max(0, budget - spent) if budget else None,
+            "quota": doc.get("quota"),
+            "usage": period,
+            "memberCount": len(members),
+            "totalCalls": sum(m.total_calls for m in members),
+            "members": breakdown,
         }
 
     return r

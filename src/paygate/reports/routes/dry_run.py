@@ -31,8 +31,9 @@ def as_a_real_call_reads(arguments: dict[str, Any] | None) -> dict[str, Any] | N
         parsed: dict[str, Any] = orjson.loads(json.dumps(arguments, allow_nan=False))
         orjson.dumps(parsed)
     except (TypeError, ValueError) as exc:
-        raise ValueError("arguments must be plain JSON a tools/call can carry (no NaN or Infinity, "
-                         "at most 254 levels deep)") from exc
+        raise ValueError(
+            "arguments must be plain JSON a tools/call can carry (no NaN or Infinity, at most 254 levels deep)"
+        ) from exc
     return parsed
 
 
@@ -70,8 +71,9 @@ class BatchCall(Body):
 class BatchBody(ClientFields):
     key: KeyRefField
     tools: list[BatchCall] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
-    calls: list[BatchCall] | None = Field(default=None, min_length=1, max_length=MAX_BATCH,
-                                          description="the same as tools")
+    calls: list[BatchCall] | None = Field(
+        default=None, min_length=1, max_length=MAX_BATCH, description="the same as tools"
+    )
 
     @model_validator(mode="after")
     def _one_list(self) -> BatchBody:

@@ -73,26 +73,60 @@ class Report:
 
 
 REPORTS: tuple[Report, ...] = (
-    Report("/keys/usage", SinceParams, lambda c, k, p: c.reports.usage(k, epoch(p.since)),
-           "Per-tool stats, hourly time series, deny reasons and the 50 newest events of one key."),
-    Report("/keys/rate-limit-status", KeyParams, lambda c, k, p: c.reports.rate_limits(k, c.now),
-           "The key's global and per-tool rate windows, peeked (looking never uses a slot)."),
-    Report("/keys/quota-status", KeyParams, lambda c, k, p: c.reports.quota(k),
-           "Daily and monthly quota use, limits and resets, and where the quota comes from."),
-    Report("/keys/credit-history", HistoryParams,
-           lambda c, k, p: c.reports.credit_history(k, p.type, p.limit, epoch(p.since)),
-           "The key's credit movements, newest first, with balance before and after (at most 100)."),
-    Report("/keys/spending-velocity", VelocityParams, lambda c, k, p: c.reports.velocity(k, p.window, c.now),
-           "Burn rate over the window and when the credits would run out at that rate."),
-    Report("/keys/health", KeyParams, lambda c, k, p: health(c.reports, k, c.now),
-           "A 0-100 health score from balance, quota, rate-limit and error-rate components, with issues."),
-    Report("/keys/dashboard", KeyParams, lambda c, k, p: dashboard(c.reports, c.log, k, c.now),
-           "Everything about one key in one answer."),
-    Report("/keys/activity", ActivityParams, lambda c, k, p: timeline(c.reports, c.log, k, epoch(p.since), p.limit),
-           "Admin events, credit movements and tool calls of one key, newest first."),
-    Report("/tools/available", KeyParams,
-           lambda c, k, p: tools_available(c.reports, k, c.priced_tools()),
-           "Every backend tool as this key sees it: ACL, effective price, affordability, rate windows."),
+    Report(
+        "/keys/usage",
+        SinceParams,
+        lambda c, k, p: c.reports.usage(k, epoch(p.since)),
+        "Per-tool stats, hourly time series, deny reasons and the 50 newest events of one key.",
+    ),
+    Report(
+        "/keys/rate-limit-status",
+        KeyParams,
+        lambda c, k, p: c.reports.rate_limits(k, c.now),
+        "The key's global and per-tool rate windows, peeked (looking never uses a slot).",
+    ),
+    Report(
+        "/keys/quota-status",
+        KeyParams,
+        lambda c, k, p: c.reports.quota(k),
+        "Daily and monthly quota use, limits and resets, and where the quota comes from.",
+    ),
+    Report(
+        "/keys/credit-history",
+        HistoryParams,
+        lambda c, k, p: c.reports.credit_history(k, p.type, p.limit, epoch(p.since)),
+        "The key's credit movements, newest first, with balance before and after (at most 100).",
+    ),
+    Report(
+        "/keys/spending-velocity",
+        VelocityParams,
+        lambda c, k, p: c.reports.velocity(k, p.window, c.now),
+        "Burn rate over the window and when the credits would run out at that rate.",
+    ),
+    Report(
+        "/keys/health",
+        KeyParams,
+        lambda c, k, p: health(c.reports, k, c.now),
+        "A 0-100 health score from balance, quota, rate-limit and error-rate components, with issues.",
+    ),
+    Report(
+        "/keys/dashboard",
+        KeyParams,
+        lambda c, k, p: dashboard(c.reports, c.log, k, c.now),
+        "Everything about one key in one answer.",
+    ),
+    Report(
+        "/keys/activity",
+        ActivityParams,
+        lambda c, k, p: timeline(c.reports, c.log, k, epoch(p.since), p.limit),
+        "Admin events, credit movements and tool calls of one key, newest first.",
+    ),
+    Report(
+        "/tools/available",
+        KeyParams,
+        lambda c, k, p: tools_available(c.reports, k, c.priced_tools()),
+        "Every backend tool as this key sees it: ACL, effective price, affordability, rate windows.",
+    ),
 )
 
 
@@ -103,13 +137,19 @@ def _endpoint(service: ReportService, report: Report) -> Callable[..., Awaitable
     # FastAPI reads the parameters from the signature: give each report its own query model.
     annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)])
+        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
+    )
     return endpoint
 
 
 def router(guard: AdminGuard, service: ReportService) -> APIRouter:
     r = guard.router("key-reports")
     for report in REPORTS:
-        r.add_api_route(report.path, _endpoint(service, report), methods=["GET"], summary=report.summary,
-                        name=report.path.strip("/").replace("/", "_").replace("-", "_"))
+        r.add_api_route(
+            report.path,
+            _endpoint(service, report),
+            methods=["GET"],
+            summary=report.summary,
+            name=report.path.strip("/").replace("/", "_").replace("-", "_"),
+        )
     return r

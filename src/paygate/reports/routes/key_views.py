@@ -47,8 +47,17 @@ class ListParams(QueryParams):
         def flag(value: Flag | None) -> bool | None:
             return None if value is None else value == "true"
 
-        return KeyFilter(self.namespace, self.group, self.status, flag(self.active), flag(self.suspended),
-                         flag(self.expired), self.name_prefix, self.min_credits, self.max_credits)
+        return KeyFilter(
+            self.namespace,
+            self.group,
+            self.status,
+            flag(self.active),
+            flag(self.suspended),
+            flag(self.expired),
+            self.name_prefix,
+            self.min_credits,
+            self.max_credits,
+        )
 
 
 class StatsParams(QueryParams):
@@ -69,10 +78,16 @@ def router(guard: AdminGuard, service: ReportService) -> APIRouter:
         now, fleet = time.time(), service.fleet()
         if not request.query_params:
             return [key_view(k, now) for k in fleet]
-        keys, total = page(fleet, params.key_filter(), params.sort_by, params.order == "desc",
-                           params.offset, params.limit, now)
-        return {"keys": [key_view(k, now) for k in keys], "total": total, "offset": params.offset,
-                "limit": params.limit, "hasMore": params.offset + len(keys) < total}
+        keys, total = page(
+            fleet, params.key_filter(), params.sort_by, params.order == "desc", params.offset, params.limit, now
+        )
+        return {
+            "keys": [key_view(k, now) for k in keys],
+            "total": total,
+            "offset": params.offset,
+            "limit": params.limit,
+            "hasMore": params.offset + len(keys) < total,
+        }
 
     @r.get("/keys/stats")
     async def key_stats(params: Annotated[StatsParams, Query()]) -> dict[str, Any]:

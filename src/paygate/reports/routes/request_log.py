@@ -28,8 +28,9 @@ ToolQuery = Annotated[str | None, Query(min_length=1, max_length=200, descriptio
 StatusQuery = Annotated[Literal["allowed", "denied"] | None, Query(description="allowed or denied")]
 
 
-def request_filter(key: str | None, tool: str | None, status: Literal["allowed", "denied"] | None,
-                   since: str | None, until: str | None) -> RequestFilter:
+def request_filter(
+    key: str | None, tool: str | None, status: Literal["allowed", "denied"] | None, since: str | None, until: str | None
+) -> RequestFilter:
     """The filter a request names, or a 400."""
     start, end = parse_window(since, until)
     return RequestFilter(key, tool, status, start, end)
@@ -39,18 +40,34 @@ def router(guard: AdminGuard, log: RequestLog) -> APIRouter:
     r = guard.router("request log")
 
     @r.get("/requests")
-    async def requests(key: KeyQuery = None, tool: ToolQuery = None, status: StatusQuery = None,
-                       since: TimeQuery = None, until: TimeQuery = None,
-                       limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-                       offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+    async def requests(
+        key: KeyQuery = None,
+        tool: ToolQuery = None,
+        status: StatusQuery = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> dict[str, Any]:
         """The newest tool calls, newest first, filtered and paged; the summary covers every match."""
         matched = log.select(request_filter(key, tool, status, since, until))
-        return {"total": len(matched), "offset": offset, "limit": limit, "summary": summary(matched),
-                "requests": [e.json() for e in matched[offset:offset + limit]]}
+        return {
+            "total": len(matched),
+            "offset": offset,
+            "limit": limit,
+            "summary": summary(matched),
+            "requests": [e.json() for e in matched[offset : offset + limit]],
+        }
 
     @r.get("/requests/export", response_model=None)
-    async def export(format: FormatQuery = "json", key: KeyQuery = None, tool: ToolQuery = None,
-                     status: StatusQuery = None, since: TimeQuery = None, until: TimeQuery = None) -> Response:
+    async def export(
+        format: FormatQuery = "json",
+        key: KeyQuery = None,
+        tool: ToolQuery = None,
+        status: StatusQuery = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
+    ) -> Response:
         """Every matching entry of the request log, oldest first, as a JSON or CSV download."""
         rows = [e.json() for e in reversed(log.select(request_filter(key, tool, status, since, until)))]
         name = f"paygate-requests-{file_stamp()}"

@@ -44,9 +44,11 @@ def add_routes(r: APIRouter, service: WebhookService) -> None:
         return service.stats()
 
     @r.get("/webhooks/log")
-    async def delivery_log(limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 50,
-                           since: TimeQuery = None,
-                           success: Annotated[bool | None, Query()] = None) -> dict[str, Any]:
+    async def delivery_log(
+        limit: Annotated[int, Query(ge=1, le=MAX_LOG_LIMIT)] = 50,
+        since: TimeQuery = None,
+        success: Annotated[bool | None, Query()] = None,
+    ) -> dict[str, Any]:
         """Delivery attempts, newest first (the last 500 kept in memory)."""
         return service.delivery_log(limit, parse_time("since", since), success)
 

@@ -68,8 +68,15 @@ def add_routes(r: APIRouter, keys: KeyService, service: WebhookService) -> None:
     @r.post("/webhooks/filters", status_code=201)
     async def create_filter(body: FilterCreate, request: Request) -> dict[str, Any]:
         """Route events of some types (and keys) to another URL, with its own queue and secret."""
-        return service.create_filter(actor(request), name=body.name, events=body.events, url=body.url,
-                    secret=body.secret, key_prefixes=body.key_prefixes, active=body.active)
+        return service.create_filter(
+            actor(request),
+            name=body.name,
+            events=body.events,
+            url=body.url,
+            secret=body.secret,
+            key_prefixes=body.key_prefixes,
+            active=body.active,
+        )
 
     @r.post("/webhooks/filters/update")
     async def update_filter(body: FilterUpdate, request: Request) -> dict[str, Any]:
