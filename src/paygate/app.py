@@ -21,10 +21,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from paygate import __version__
-from paygate.api.common import domain_error_handler, validation_error_handler
+from paygate.api.common import domain_error_handler, http_error_handler, validation_error_handler
 from paygate.asgi import Receive, Scope, Send, send_json
 from paygate.body_limit import declared_too_big, is_chunked, read_chunked
 from paygate.compose import build_core, build_routers
@@ -94,6 +95,7 @@ def create_app(
     )
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
+    api.add_exception_handler(StarletteHTTPException, http_error_handler)
     for router in build_routers(rt):
         api.include_router(router)
     return GatewayApp(api, rt), rt

@@ -126,3 +126,12 @@ def test_metrics_expose_every_reference_family_and_the_event_bus(gw: InProcessGa
     published = float(re.search(r"^paygate_events_published_total (\S+)$", text, re.M).group(1))
     assert published >= 3  # key.created and two gate events at least
     assert re.search(r'paygate_credits_charged_total\{tool="add"\} [1-9]', text)
+
+
+def test_an_unknown_path_and_a_wrong_method_answer_in_the_error_body_every_route_uses(gw: InProcessGateway) -> None:
+    missing = gw.client.get("/no/such/path", headers={"X-Request-Id": "req-missing-1"})
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Not Found", "requestId": "req-missing-1"}
+    wrong = gw.client.delete("/health")
+    assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]
+    assert wrong.json() == {"error": "Method Not Allowed", "requestId": wrong.headers["x-request-id"]}

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paygate.admin.auth import ROLE_RANK, AdminAuth, AdminIdentity
 from paygate.core.domain_errors import (
@@ -150,6 +151,17 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
 def request_id_of(request: Request) -> str | None:
     value = request.scope.get("paygate.request_id")
     return str(value) if value else None
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The framework's own refusals (no such path: 404; a method the path does not serve: 405, with
+    `Allow`) in the same body as every other error."""
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        {"error": str(exc.detail), "requestId": request_id_of(request)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
