@@ -35,7 +35,17 @@ def test_arbitrary_json_never_breaks_the_endpoint(gw: InProcessGateway, payload:
 @given(st.binary(max_size=200))
 def test_junk_bytes_are_parse_errors(gw: InProcessGateway, body: bytes) -> None:
     resp = gw.client.post("/mcp", content=body, headers={"content-type": "application/json"})
-    assert resp.status_code in (200, 202, 400)
+    try:
+        json.loads(body.decode("utf-8"), parse_constant=_refuse)  # strict JSON: no NaN / Infinity
+    except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too): a JSON-RPC parse error
+        assert resp.status_code == 400
+        assert resp.json() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+        return
+    assert resp.status_code in (200, 202, 400)  # JSON, just not a request: answered, never a crash
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
