@@ -67,7 +67,7 @@ class UpdateGroupBody(GroupRef, GroupPolicy):
     name: DocName | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> UpdateGroupBody:
+    def _some_field_given(self) -> UpdateGroupBody:
         check_update(self, {"id", "group_id"})
         return self
 

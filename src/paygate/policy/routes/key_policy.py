@@ -39,7 +39,7 @@ class AclBody(Body):
     denied_tools: ToolList | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> AclBody:
+    def _one_list_given(self) -> AclBody:
         require_one_of(self, "allowed_tools", "denied_tools")
         return self
 
@@ -101,7 +101,7 @@ class GeoBody(Body):
     denied_countries: CountryList | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> GeoBody:
+    def _one_list_given(self) -> GeoBody:
         require_one_of(self, "allowed_countries", "denied_countries")
         return self
 

@@ -53,7 +53,7 @@ class UpdateTeamBody(TeamFields):
     name: DocName | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> UpdateTeamBody:
+    def _some_field_given(self) -> UpdateTeamBody:
         check_update(self, {"team_id"})
         return self
 
