@@ -190,3 +190,16 @@ async def test_a_cancelled_request_drops_its_connection(serve) -> None:  # type:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         H1Pool("ftp://example.com/x")
+
+
+async def test_an_idle_connection_past_the_keepalive_expiry_is_closed_not_reused(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = await serve(json_reply())
+    now = [100.0]
+    pool = H1Pool(srv.url, keepalive_expiry=4.0, clock=lambda: now[0])
+    for advance in (0.0, 3.9, 4.1):  # reused within the expiry; a new connection after it
+        now[0] += advance
+        async with pool.stream("POST", {}, b"{}") as resp:
+            assert await resp.read(1000) == b'{"ok":true}'
+    assert srv.connections == 2
+    assert pool._open == 1  # the expired one was closed and counted out
+    await pool.aclose()

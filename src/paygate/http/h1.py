@@ -23,7 +23,8 @@ import codecs
 import collections
 import os
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -212,8 +213,15 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+# An idle connection is not reused after this long: servers close theirs after a few seconds (Node's
+# default is 5 s), and a request written as the server's FIN arrives would fail as if the server were
+# down. Shorter than the common server timeouts, long enough to keep a busy pool warm.
+KEEPALIVE_EXPIRY = 4.0
+
+
 class H1Pool:
-    """Keep-alive connections to one origin; at most `max_connections` open."""
+    """Keep-alive connections to one origin; at most `max_connections` open, idle ones reused for at
+    most `keepalive_expiry` seconds."""
 
     def __init__(
         self,
@@ -223,6 +231,8 @@ class H1Pool:
         user_agent: str = "paygate-mcp",
         ssl_context: ssl.SSLContext | None = None,
         connect_host: str | None = None,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -240,7 +250,9 @@ class H1Pool:
         self._user_agent = user_agent.encode()
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
-        self._idle: list[_Connection] = []
+        self.keepalive_expiry = keepalive_expiry
+        self._clock = clock
+        self._idle: list[tuple[_Connection, float]] = []  # with the time each went idle; newest last
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
@@ -286,8 +298,10 @@ class H1Pool:
         while True:
             if self._closed:
                 raise H1Error("client closed")
+            if self._idle:
+                self._expire_idle()
             while self._idle:
-                conn = self._idle.pop()
+                conn, _ = self._idle.pop()
                 if not conn.closed:
                     return conn
                 self._open -= 1  # the server closed it while it was idle
@@ -311,6 +325,17 @@ class H1Pool:
             self._wake_one()
             raise
 
+    def _expire_idle(self) -> None:
+        """Close the connections idle for longer than `keepalive_expiry` (the oldest are first)."""
+        deadline = self._clock() - self.keepalive_expiry
+        stale = 0
+        while stale < len(self._idle) and self._idle[stale][1] < deadline:
+            self._idle[stale][0].close()
+            stale += 1
+        if stale:
+            del self._idle[:stale]
+            self._open -= stale
+
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         extra: dict[str, Any] = {"ssl": self.ssl, "server_hostname": self.host} if self.ssl else {}
@@ -328,7 +353,7 @@ class H1Pool:
         conn.response = None
         conn.headers_done = None
         if reusable and not self._closed:
-            self._idle.append(conn)
+            self._idle.append((conn, self._clock()))
         else:
             conn.close()
             self._open -= 1
@@ -344,7 +369,7 @@ class H1Pool:
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
             self._open -= 1
         for waiter in self._waiters:
