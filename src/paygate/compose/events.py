@@ -7,7 +7,8 @@ they subscribe, which is the order `compose/routers.event_routers` calls these.
 
 from __future__ import annotations
 
-from paygate.alerts.service import AlertService, Rule, RuleError, rules_from_config
+from paygate.alerts.rules import Rule, RuleError, rules_from_config
+from paygate.alerts.service import AlertService
 from paygate.audit.service import AuditFilter, AuditService
 from paygate.config import Settings
 from paygate.core.records import KeyRecord
