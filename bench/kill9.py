@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # bench/ is not a package: run.py is found through sys.path
+import processes  # bench/ is not a package: found through sys.path
+import run
 
 
 def main() -> int:
@@ -37,17 +38,17 @@ def main() -> int:
     failed = False
     try:
         for mode in ("http", "stdio"):
-            echo = run.start_echo(tmp, 1)
+            echo = processes.start_echo(tmp, 1)
             backend = (
                 ["--remote-url", f"{echo.url}/mcp"]
                 if mode == "http"
-                else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"]
+                else ["--server", f"{processes.PYTHON} {processes.ECHO} --stdio"]
             )
-            gw = run.start_gateway(mode, backend, tmp, 1)
+            gw = processes.start_gateway(mode, backend, tmp, 1)
             key = run.make_key(gw, "kill9")
             env = {**os.environ, "BENCH_KEY_A": key, "BENCH_KEY_B": key}
             wrk = subprocess.Popen(
-                run.pinned(
+                processes.pinned(
                     0,
                     [
                         "wrk",
@@ -74,7 +75,7 @@ def main() -> int:
                 )
             )
             acknowledged = res["ok_a"] + res["ok_b"]
-            again = run.start_gateway(mode, backend, tmp, 1)
+            again = processes.start_gateway(mode, backend, tmp, 1)
             spent = run.CREDITS - run.balance(again, key)
             ok = acknowledged <= spent <= acknowledged + args.concurrency
             failed |= not ok
@@ -82,8 +83,8 @@ def main() -> int:
                 f"{mode}: {acknowledged:,} answered before kill -9, {spent:,} charged on disk after restart "
                 f"({spent - acknowledged} in flight) -> {'OK' if ok else 'BROKEN'}"
             )
-            run.stop(again.proc)
-            run.stop(echo.proc)
+            processes.stop(again.proc)
+            processes.stop(echo.proc)
             for pid in children:  # an orphaned stdio server exits on EOF; make sure (if it is still ours)
                 with contextlib.suppress(OSError):
                     if b"echo_backend.py" in Path(f"/proc/{pid}/cmdline").read_bytes():

@@ -20,25 +20,20 @@ import argparse
 import json
 import os
 import platform
-import queue
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-PYTHON = sys.executable
-CLI = str(Path(sys.executable).parent / "paygate-mcp")
+from processes import ECHO, HERE, PYTHON, Target, pinned, start_echo, start_gateway, stop
+
 LUA = str(HERE / "mcp_call.lua")
-ECHO = str(HERE / "echo_backend.py")
 CREDITS = 10**12  # far more than any cell can spend
 MODES = ("direct", "http", "stdio")
 # The Node predecessor on this machine (DESIGN.md, "Performance").
@@ -46,19 +41,6 @@ PREDECESSOR = {"http": {1: 1450, 16: 2200, 64: 2270}, "stdio": {1: 1940, 16: 420
 PREDECESSOR_P99_C64 = {"http": 220.0, "stdio": 82.0}
 PREDECESSOR_ADDED_P50 = {"http": 0.45, "stdio": 0.27}
 PREDECESSOR_RSS = {"http": 133, "stdio": 230}
-
-
-@dataclass
-class Target:
-    mode: str
-    proc: subprocess.Popen[str]
-    port: int
-    admin_key: str = ""
-    stderr_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -75,78 +57,6 @@ class Cell:
     rss_mib: float = 0.0
     hwm_mib: float = 0.0
     child_rss_mib: float = 0.0
-
-
-# processes ------------------------------------------------------------------------
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
-
-
-def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.put(line)
-    lines.put(None)
-
-
-def wait_line(proc: subprocess.Popen[str], predicate: Any, what: str, timeout: float = 60.0) -> str:
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        if predicate(line):
-            return line
-    raise RuntimeError(f"{what} did not start (rc={proc.poll()})")
-
-
-def start_echo(tmp: Path, cpu: int | None) -> Target:
-    err = open(tmp / "echo.stderr", "w")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(pinned(cpu, [PYTHON, ECHO, "--http", "0"]), stdout=subprocess.PIPE, stderr=err, text=True)
-    line = wait_line(proc, lambda s: s.startswith("listening "), "echo backend")
-    return Target("direct", proc, int(line.split()[1]), stderr_path=tmp / "echo.stderr")
-
-
-def start_gateway(mode: str, backend_args: list[str], tmp: Path, cpu: int | None) -> Target:
-    argv = [
-        CLI,
-        "wrap",
-        *backend_args,
-        "--port",
-        "0",
-        "--json",
-        "--state-file",
-        str(tmp / f"{mode}.db"),
-        "--rate-limit",
-        "0",
-        "--price",
-        "1",
-    ]
-    err_path = tmp / f"gateway-{mode}.stderr"
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(pinned(cpu, argv), stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(tmp))
-    try:
-        line = wait_line(proc, lambda s: s.startswith("{") and '"ready"' in s, f"gateway ({mode})")
-    except RuntimeError as exc:
-        stop(proc)
-        raise RuntimeError(f"{exc}\n{err_path.read_text(errors='replace')[-3000:]}") from exc
-    ready = json.loads(line)
-    return Target(mode, proc, int(ready["port"]), str(ready["adminKey"]), err_path)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # measurements -----------------------------------------------------------------------

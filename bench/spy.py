@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # bench/ is not a package: run.py is found through sys.path
+import processes  # bench/ is not a package: found through sys.path
+import run
 
 
 def summarize(collapsed: Path, top: int) -> str:
@@ -57,16 +58,16 @@ def main() -> int:
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     tmp = Path(tempfile.mkdtemp(prefix="paygate-profile-"))
-    targets: list[run.Target] = []
+    targets: list[processes.Target] = []
     try:
-        echo = run.start_echo(tmp, 1)
+        echo = processes.start_echo(tmp, 1)
         targets.append(echo)
         backend = (
             ["--remote-url", f"{echo.url}/mcp"]
             if args.mode == "http"
-            else ["--server", f"{run.PYTHON} {run.ECHO} --stdio"]
+            else ["--server", f"{processes.PYTHON} {processes.ECHO} --stdio"]
         )
-        gw = run.start_gateway(args.mode, backend, tmp, 1)
+        gw = processes.start_gateway(args.mode, backend, tmp, 1)
         targets.append(gw)
         run.measure(gw, args.concurrency, 1.0, 0, 0)  # warm up
         out = tmp / "stacks.txt"

@@ -31,16 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # the shared process and wrk helpers of the main benchmark
-    PYTHON,
-    Target,
-    balance,
-    http_json,
-    make_key,
-    run_wrk,
-    start_gateway,
-    stop,
-)
+from processes import PYTHON, Target, start_gateway, stop  # the main benchmark's processes
+from run import balance, http_json, make_key, run_wrk  # and its wrk and admin API helpers
 
 ECHO = str(Path(__file__).resolve().parent / "echo_backend.py")
 STATES = ("none", "healthy", "hanging", "down")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from paygate.alerts.service import RuleError, rules_from_config
+from paygate.alerts.rules import RuleError, rules_from_config
 from paygate.config import ConfigError, Settings, resolve_sources
 from paygate.webhooks.ssrf import configured_url_problems
 

@@ -6,18 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from paygate.alerts import service as alerts
-from paygate.alerts.service import (
-    ALERT_DOC,
-    RULES_ID,
-    Alert,
-    AlertQueue,
-    AlertService,
-    KeyFacts,
-    Rule,
-    RuleError,
-    check_rules,
-)
+from paygate.alerts import rules as alerts
+from paygate.alerts.rules import KeyFacts, Rule, RuleError, check_rules
+from paygate.alerts.service import ALERT_DOC, RULES_ID, Alert, AlertQueue, AlertService
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.events.hub import Event, EventHub
 from paygate.keys.service import KeyService

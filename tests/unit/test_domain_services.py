@@ -11,7 +11,8 @@ from paygate.admin.admin_keys import AdminKeys
 from paygate.admin.auth import AdminAuth, AdminKeyConflict, AdminKeyInvalid, AdminKeyNotFound
 from paygate.admin.config_view import ConfigView
 from paygate.admin.maintenance import Maintenance
-from paygate.alerts.service import AlertService, Rule, RuleError
+from paygate.alerts.rules import Rule, RuleError
+from paygate.alerts.service import AlertService
 from paygate.config import Settings
 from paygate.core.domain_errors import Conflict, Invalid, NotFound, TooMany, Unavailable
 from paygate.events.hub import Event, EventHub

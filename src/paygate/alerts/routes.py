@@ -11,14 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from paygate.alerts.service import (
-    DEFAULT_COOLDOWN,
-    MAX_COOLDOWN,
-    MAX_RULES,
-    MAX_THRESHOLD,
-    AlertService,
-    Rule,
-)
+from paygate.alerts.rules import DEFAULT_COOLDOWN, MAX_COOLDOWN, MAX_RULES, MAX_THRESHOLD, Rule
+from paygate.alerts.service import AlertService
 from paygate.api.common import AdminGuard, Body, actor, role
 from paygate.config_events import AlertType
 

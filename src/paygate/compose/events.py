@@ -7,7 +7,8 @@ they subscribe, which is the order `compose/routers.event_routers` calls these.
 
 from __future__ import annotations
 
-from paygate.alerts.service import AlertService, Rule, RuleError, rules_from_config
+from paygate.alerts.rules import Rule, RuleError, rules_from_config
+from paygate.alerts.service import AlertService
 from paygate.audit.service import AuditFilter, AuditService
 from paygate.config import Settings
 from paygate.core.records import KeyRecord
@@ -15,7 +16,8 @@ from paygate.events.hub import EventHub
 from paygate.events.stream import EventStreamHub
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
-from paygate.webhooks.service import WebhookService, open_webhooks
+from paygate.webhooks.bootstrap import open_webhooks
+from paygate.webhooks.service import WebhookService
 
 
 def start_request_log(size: int, events: EventHub, audit: AuditService) -> RequestLog:
@@ -64,7 +66,7 @@ def build_alerts(rt: Runtime) -> AlertService:
 
 
 def build_webhooks(rt: Runtime) -> WebhookService:
-    """The webhook service (webhooks/service.open_webhooks), subscribed (deferred: a tool call never
+    """The webhook service (webhooks/bootstrap.open_webhooks), subscribed (deferred: a tool call never
     waits for a webhook), following key rotations, measured, and hooked into start/stop."""
     service = open_webhooks(rt.settings, rt.store, rt.events, rt.metrics)
     rt.events.subscribe_batch(service.on_events)

@@ -36,7 +36,7 @@ from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
 from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
-from paygate.store.documents import Doc, DocumentTable
+from paygate.store.documents import DocumentTable
 from paygate.store.errors import ChargeNotRecorded
 from paygate.store.key_moves import KeyMoves
 from paygate.store.outbox import Outbox
@@ -52,6 +52,7 @@ from paygate.store.rows import (
 )
 from paygate.store.schema import MIGRATIONS
 from paygate.store.sqlite_audit import SQLiteAuditLog
+from paygate.store.sqlite_documents import DocumentsAndMeta
 from paygate.store.sqlite_outbox import SQLiteOutbox
 from paygate.store.usage_queries import UsageQueries
 
@@ -64,7 +65,7 @@ class StateFileError(RuntimeError):
     """The state file exists but is not an SQLite database we can use."""
 
 
-class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
+class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY, *, synchronous: str = "NORMAL") -> None:
@@ -376,43 +377,6 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges):
     def record_denial(self, event: UsageEvent) -> None:
         self.flush()
         self._insert_usage(event)  # autocommit: one statement, one transaction
-
-    # small documents -------------------------------------------------------
-    def doc_get(self, kind: str, doc_id: str) -> Doc | None:
-        return self._documents.get(kind, doc_id)
-
-    def doc_peek(self, kind: str, doc_id: str) -> Doc | None:
-        return self._documents.peek(kind, doc_id)
-
-    def doc_list(self, kind: str) -> list[Doc]:
-        return self._documents.all(kind)
-
-    def doc_scan(self, kind: str) -> list[Doc]:
-        return self._documents.scan(kind)
-
-    def doc_kinds(self) -> list[str]:
-        return self._documents.kinds()
-
-    def doc_items(self, kind: str) -> list[tuple[str, Doc]]:
-        return self._documents.items(kind)
-
-    def doc_put(self, kind: str, doc_id: str, body: Doc) -> None:
-        self._documents.put(kind, doc_id, body)
-        self.generation += 1
-
-    def doc_delete(self, kind: str, doc_id: str) -> bool:
-        self.generation += 1
-        return self._documents.delete(kind, doc_id)
-
-    def get_meta(self, name: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, name: str, value: str) -> None:
-        self.db.execute(
-            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-            (name, value),
-        )
 
 
 if TYPE_CHECKING:  # mypy checks here that SQLiteStore implements every role of the Store protocol

@@ -1,7 +1,7 @@
 """The webhook service: what the HTTP API calls, and the bus subscriber that queues events.
 
-`open_webhooks` validates the configured URLs (an unsafe one is a start-up error) and loads the
-durable queue; the composition root (`compose/events.build_webhooks`) subscribes `on_events` to the
+`open_webhooks` (webhooks/bootstrap.py) validates the configured URLs (an unsafe one is a start-up
+error) and loads the durable queue; the composition root (`compose/events.build_webhooks`) subscribes `on_events` to the
 event bus (deferred: a tool call never waits for a webhook) and hooks the worker's start and stop
 into the lifespan. Queuing writes the outbox in one
 transaction per bus batch; the worker does the rest in the background.
@@ -29,12 +29,11 @@ from paygate.webhooks.routing import (
     Destination,
     Routes,
     WebhookConflict,
-    WebhookError,
     WebhookInvalid,
     WebhookNotFound,
 )
 from paygate.webhooks.sender import Outcome, Sender
-from paygate.webhooks.ssrf import UnsafeUrl, check_url, shown
+from paygate.webhooks.ssrf import shown
 
 log = logging.getLogger("paygate.webhooks")
 PAUSED_META = "webhooks.pausedAt"
@@ -385,30 +384,4 @@ def _outcome_view(dest: Destination, outcome: Outcome) -> dict[str, Any]:
     return out
 
 
-def open_webhooks(settings: Settings, store: Store, events: EventHub, metrics: Metrics) -> WebhookService:
-    """The webhook service with its routes and durable queue loaded (not yet subscribed or started: the
-    composition root wires it). Raises ValueError (the CLI prints `error: …` and exits) for an unsafe or
-    invalid webhookUrl or webhookFilters entry."""
-    s = settings
-    if s.webhook_url:
-        try:
-            check_url(s.webhook_url, s.webhook_allow_private, "webhookUrl")
-        except UnsafeUrl as exc:
-            raise ValueError(str(exc)) from exc
-    routes = Routes(store, s.webhook_url, s.webhook_secret, s.webhook_allow_private)
-    try:
-        routes.load(s.webhook_filters)
-    except WebhookError as exc:
-        raise ValueError(str(exc)) from exc
-    queue = WebhookQueue(store.outbox)
-    queue.load(time.time())
-    if queue.dests():
-        log.info(
-            "webhooks: %d event(s) and %d batch(es) queued from before the restart", queue.buffered, len(queue.batches)
-        )
-    return WebhookService(
-        s, store, events, metrics, queue, routes, Sender(s.webhook_timeout_seconds, s.webhook_allow_private)
-    )
-
-
-__all__ = ["USAGE", "WebhookService", "open_webhooks"]
+__all__ = ["USAGE", "WebhookService"]
