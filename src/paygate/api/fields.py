@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from paygate.api.common import Body
 from paygate.core.domain_errors import Invalid
+from paygate.core.keys import KEY_PREFIX
 from paygate.core.netaddr import normalise_entry
 from paygate.core.values import MAX_CREDITS
 
@@ -53,6 +54,16 @@ IpEntry = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_ip
 IpList = Annotated[list[IpEntry], Field(max_length=MAX_IPS), AfterValidator(_unique)]
 CountryCode = Annotated[str, Field(min_length=1, max_length=8), AfterValidator(_country)]
 CountryList = Annotated[list[CountryCode], Field(max_length=MAX_COUNTRIES), AfterValidator(_unique)]
+
+
+def _not_a_key(alias: str) -> str:
+    if alias.startswith(KEY_PREFIX):
+        raise ValueError(f"an alias must not start with {KEY_PREFIX!r} (it would look like an API key)")
+    return alias
+
+
+# A key's alias: a name that can never be mistaken for (or take over) an API key.
+Alias = Annotated[str, Field(pattern=NAME_PATTERN), AfterValidator(_not_a_key)]
 Limit = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 Credits = Annotated[int, Field(ge=0, le=MAX_CREDITS)]
 TagName = Annotated[str, Field(min_length=1, max_length=100)]

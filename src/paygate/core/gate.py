@@ -142,17 +142,6 @@ def check_team(g: GateInput) -> Denial | None:
     return None
 
 
-# Identity and access: run before the rate windows are touched.
-ACCESS_CHECKS: tuple[Check, ...] = (
-    check_key_present,
-    check_key_known,
-    check_key_active,
-    check_key_not_suspended,
-    check_key_not_expired,
-    check_ip_allowed,
-    check_country_allowed,
-    check_tool_allowed,
-)
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -163,6 +152,8 @@ IDENTITY_CHECKS: tuple[Check, ...] = (
     check_ip_allowed,
     check_country_allowed,
 )
+# Identity and access: run before the rate windows are touched.
+ACCESS_CHECKS: tuple[Check, ...] = (*IDENTITY_CHECKS, check_tool_allowed)
 # Money: run after the rate windows admitted the call, just before the charge.
 FUNDS_CHECKS: tuple[Check, ...] = (
     check_credits,

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from paygate.api.common import AdminGuard, Body, actor, role
 from paygate.api.fields import (
-    NAME_PATTERN,
     NAMESPACE_PATTERN,
+    Alias,
     AutoTopupConfig,
     CountryList,
     IpList,
@@ -20,7 +20,6 @@ from paygate.api.fields import (
     Tags,
     ToolList,
 )
-from paygate.core.keys import KEY_PREFIX
 from paygate.core.values import MAX_CREDITS, iso_time
 from paygate.keys import import_export as key_io
 
@@ -58,7 +57,7 @@ class ImportEntry(Body):
     namespace: Namespace = "default"
     ip_allowlist: IpList = Field(default_factory=list)
     spending_limit: int = Field(default=0, ge=0, le=MAX_CREDITS)
-    alias: str | None = Field(default=None, pattern=NAME_PATTERN)
+    alias: Alias | None = None
     group_id: Name | None = None
     team_id: Name | None = None
     plan: Name | None = None
@@ -67,13 +66,6 @@ class ImportEntry(Body):
     notes: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
     auto_topup: AutoTopupConfig | None = None
     extra: dict[str, Any] = Field(default_factory=dict, max_length=100)
-
-    @field_validator("alias")
-    @classmethod
-    def _alias_is_not_a_key(cls, alias: str | None) -> str | None:
-        if alias is not None and alias.startswith(KEY_PREFIX):
-            raise ValueError(f"an alias must not start with {KEY_PREFIX!r} (it would look like an API key)")
-        return alias
 
 
 class ImportBody(Body):

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field, field_validator
 
 from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key, role
-from paygate.api.fields import MAX_TAGS, NAME_PATTERN, NAMESPACE_PATTERN, TagName, TagValue
-from paygate.core.keys import KEY_PREFIX
+from paygate.api.fields import MAX_TAGS, NAMESPACE_PATTERN, Alias, TagName, TagValue
 from paygate.keys.meta import MAX_NOTES, KeyMeta
 from paygate.keys.service import KeyService, key_view
 
@@ -19,14 +18,7 @@ MAX_NOTE_CHARS = 1000
 
 class AliasBody(Body):
     key: KeyRefField
-    alias: str | None = Field(pattern=NAME_PATTERN, description="1-100 of A-Z a-z 0-9 _ -; null clears it")
-
-    @field_validator("alias")
-    @classmethod
-    def _not_a_key(cls, value: str | None) -> str | None:
-        if value is not None and value.startswith(KEY_PREFIX):
-            raise ValueError(f"an alias must not start with {KEY_PREFIX!r} (it would look like an API key)")
-        return value
+    alias: Alias | None = Field(description="1-100 of A-Z a-z 0-9 _ -; null clears it")
 
 
 class NoteBody(Body):
