@@ -110,3 +110,18 @@ def test_every_event_type_the_code_publishes_is_in_the_catalog_and_documented() 
     assert published | built <= set(EVENT_TYPES), sorted((published | built) - set(EVENT_TYPES))
     text = (DOCS / "events.md").read_text()
     assert not [t for t in EVENT_TYPES if f"| `{t}` |" not in text]
+
+
+def test_the_endpoint_index_lists_every_served_path_with_the_module_that_holds_it() -> None:
+    """docs/endpoints.md is how a reader finds an endpoint's code from its path: it must match the app."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("endpoint_index", ROOT / "scripts" / "endpoint_index.py")
+    assert spec is not None and spec.loader is not None
+    index = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(index)
+    expected = index.render()
+    assert "| `/keys/reserve` | GET, POST | `keys/routes/reservations.py` |" in expected
+    assert (ROOT / "docs" / "endpoints.md").read_text() == expected, (
+        "docs/endpoints.md is stale: .venv/bin/python scripts/endpoint_index.py > docs/endpoints.md"
+    )
