@@ -10,8 +10,9 @@ the next questions.
 
 The call was admitted and charged once, on the first POST; a retry resumes it and is never charged
 again. A `requestState` is single-use, unguessable, bound to the caller's key and to the request it
-came from, and expires: after `toolTimeoutSeconds`, or when the held call ends on its own (its
-backend timed out). An expired call is cancelled, as if its client had gone, and the charge
+came from, and expires: after `toolTimeoutSeconds`, or when the held call fails on its own (its
+backend timed out). A held call that ends with a result meanwhile (its server stopped waiting)
+keeps it for the retry. An expired call is cancelled, as if its client had gone, and the charge
 follows the refund policy.
 """
 
@@ -186,13 +187,26 @@ class Exchanges:
         return token
 
     def _ended(self, token: str, exchange: Exchange) -> None:
-        if self._held.get(token) is exchange:
-            del self._held[token]
-            exchange.keep()
+        """The held call ended while its client was away. With a result (the server stopped waiting
+        for the questions still out, e.g. a stdio server's `roots/list` put to this client), the
+        client's retry gets that result, until the hold expires; with an error (its backend timed
+        out) the exchange is over."""
+        if self._held.get(token) is not exchange or _answered(exchange):
+            return
+        del self._held[token]
+        exchange.keep()
 
     def forget(self, exchange: Exchange) -> None:
         for token in [t for t, e in self._held.items() if e is exchange]:
             del self._held[token]
+
+
+def _answered(exchange: Exchange) -> bool:
+    task = exchange.task
+    if task is None or task.cancelled() or task.exception() is not None:
+        return False
+    reply = task.result()
+    return isinstance(reply, dict) and "result" in reply
 
 
 def _caller(raw_key: str | None) -> str:
