@@ -72,7 +72,7 @@ def admit_batch(
         denial = gate.evaluate(g, gate.ACCESS_CHECKS)
         if denial is None:
             assert key is not None
-            denial, _ = billing._hit_rate_windows(key, g.tool, prices[i], policy, now, subjects)
+            denial, _ = billing.hit_rate_windows(key, g.tool, prices[i], policy, now, subjects)
         if denial is not None:
             failure = (i, denial)
             break
@@ -104,14 +104,14 @@ def admit_batch(
             for hook in billing.after_charge:
                 hook(key)
             admitted = [
-                billing._allowed(key, tool, price, amount, None)
+                billing.allowed(key, tool, price, amount, None)
                 for (tool, _), price, amount in zip(calls, prices, amounts, strict=True)
             ]
             return BatchAdmitted(admitted, key, _rate(billing, key, policy, now), committed)
         failure = (0, gate.Denial("insufficient_credits", f"need {sum(amounts)}, have {result.balance}"))
     if failure is None:  # shadow mode: observed, never charged
         assert key is not None
-        admitted = [billing._allowed(key, tool, price, 0, None) for (tool, _), price in zip(calls, prices, strict=True)]
+        admitted = [billing.allowed(key, tool, price, 0, None) for (tool, _), price in zip(calls, prices, strict=True)]
         return BatchAdmitted(admitted, key, _rate(billing, key, policy, now))
 
     for subject in subjects:  # a refused batch does not use up the caller's rate windows
@@ -125,7 +125,7 @@ def admit_batch(
             if i == index
             else gate.Denial(BATCH_REJECTED, f"call {index} of the batch was refused ({denial.reason})")
         )
-        outcomes.append(billing._denied(why, key, tool, price, amount, rate, now, request_id))
+        outcomes.append(billing.denied(why, key, tool, price, amount, rate, now, request_id))
     refusals = [o for o in outcomes if isinstance(o, Refused)]
     if len(refusals) == len(outcomes):
         return BatchRefused(index, refusals, key, rate, sum(amounts))

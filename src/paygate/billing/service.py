@@ -142,7 +142,7 @@ class BillingService:
         denial = gate.evaluate(g, gate.ACCESS_CHECKS)
         if denial is None:
             assert key is not None
-            denial, rate = self._hit_rate_windows(key, tool, price, policy, now, subjects)
+            denial, rate = self.hit_rate_windows(key, tool, price, policy, now, subjects)
         if denial is None:
             denial = gate.evaluate(g, gate.FUNDS_CHECKS)
         if denial is None:
@@ -159,13 +159,13 @@ class BillingService:
                 request_id=request_id,
             )
             if self.shadow:
-                return self._allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
+                return self.allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
             result, committed = self.store.charge_deferred(key.key_hash, amount, event)
             if result.ok:
                 self.quotas.add(key, amount, now)
                 for hook in self.after_charge:
                     hook(key)
-                admitted = self._allowed(key, tool, price, amount, rate)
+                admitted = self.allowed(key, tool, price, amount, rate)
                 admitted.committed = committed
                 return admitted
             denial = gate.Denial("insufficient_credits", f"need {amount}, have {result.balance}")
@@ -174,7 +174,7 @@ class BillingService:
             self.store.rate_undo(subject)
         if subjects and rate is not None and rate.allowed:
             rate = RateDecision(True, rate.limit, rate.remaining + 1, rate.reset_seconds)
-        return self._denied(denial, key, tool, price, amount, rate, now, request_id)
+        return self.denied(denial, key, tool, price, amount, rate, now, request_id)
 
     def dry_run(
         self, key: KeyRecord, tool: str, input_bytes: int = 0, client_ip: str | None = None, country: str | None = None
@@ -227,7 +227,7 @@ class BillingService:
         self.quotas.move(old_hash, new_hash)
         self.store.rate_move(old_hash, new_hash)
 
-    def _hit_rate_windows(
+    def hit_rate_windows(
         self,
         key: KeyRecord,
         tool: str,
@@ -267,7 +267,7 @@ class BillingService:
             return gate.Denial("tool_rate_limited", f"{tool}: {tool_limit} calls/min")
         return None
 
-    def _allowed(
+    def allowed(
         self,
         key: KeyRecord,
         tool: str,
@@ -281,7 +281,7 @@ class BillingService:
             self.metrics.credits_charged_for(label).inc(charged)
         return Admitted(key, tool, price, charged, rate)
 
-    def _denied(
+    def denied(
         self,
         denial: gate.Denial,
         key: KeyRecord | None,

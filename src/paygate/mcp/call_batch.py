@@ -110,7 +110,7 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
     if isinstance(decision, BatchRefused):
         return _refusal(d, msg_id, decision, ctx, started)
     if decision.committed is not None:  # every charge is on disk before any call reaches the backend
-        unrecorded = await d._recorded(msg_id, decision.committed, decision.key, ctx, METHOD)
+        unrecorded = await d.recorded(msg_id, decision.committed, decision.key, ctx, METHOD)
         if unrecorded is not None:
             return unrecorded
     return await _run(d, msg_id, calls, decision, ctx, started)
@@ -118,8 +118,8 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
 
 def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext, started: float) -> Message:
     for call in refused.calls:
-        d._publish_deny(call, ctx, started)
-    reply = d._refusal(msg_id, refused.refused)
+        d.publish_deny(call, ctx, started)
+    reply = d.refusal(msg_id, refused.refused)
     error = reply["error"]
     error["message"] += f" — calls[{refused.index}] ({refused.refused.tool}); nothing was charged or run"
     error["data"].update(failedIndex=refused.index, batchCreditsRequired=refused.total)
@@ -166,9 +166,9 @@ async def _one(
     """Run one admitted call and settle it: (the backend's answer, the credits it cost net of refund
     and surcharge). A call cancelled on its way is settled as cancelled before the cancellation goes on."""
     try:
-        reply, delivered = await d._forward(msg_id, "tools/call", call.params, sub)
+        reply, delivered = await d.forward(msg_id, "tools/call", call.params, sub)
     except asyncio.CancelledError:
         cancelled = jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client")
-        d._settle(admitted, cancelled, sub, True, started)
+        d.settle(admitted, cancelled, sub, True, started)
         raise
-    return reply, d._settle(admitted, reply, sub, delivered, started)
+    return reply, d.settle(admitted, reply, sub, delivered, started)

@@ -151,13 +151,13 @@ class DynamicDiscovery:
     async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
         name = params.get("name") if isinstance(params, dict) else None
         if name not in (LIST, SEARCH, CALL):
-            return await self.d._tools_call(msg_id, params, ctx)  # a real tool by its own name
+            return await self.d.tools_call(msg_id, params, ctx)  # a real tool by its own name
         arguments = params.get("arguments", {})
         try:
             if not isinstance(arguments, dict):
                 raise BadArguments(f"{name}: arguments must be an object")
             if name == CALL:
-                return await self.d._tools_call(msg_id, self._real_call(params, arguments), ctx)
+                return await self.d.tools_call(msg_id, self._real_call(params, arguments), ctx)
             return self._browse(msg_id, name, arguments, ctx)
         except BadArguments as exc:
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, str(exc))
@@ -166,7 +166,7 @@ class DynamicDiscovery:
         if "tools/list" not in self.d.free_methods:  # as free as tools/list, and as open
             denial = self.d.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
-                return self.d._denial_error(msg_id, denial.reason, denial.text, {})
+                return self.d.denial_error(msg_id, denial.reason, denial.text, {})
         limit = limit_of(arguments, name)
         visible = self.d.tools_for(ctx.raw_key)
         if name == LIST:

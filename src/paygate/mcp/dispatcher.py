@@ -171,7 +171,7 @@ class Dispatcher:
         if method == "tools/call":
             if self.discovery is not None:
                 return await self.discovery.tools_call(msg_id, params, ctx)
-            return await self._tools_call(msg_id, params, ctx)
+            return await self.tools_call(msg_id, params, ctx)
         if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
             return await call_batch.call_batch(self, msg_id, params, ctx)
         if method == "server/discover":
@@ -181,7 +181,7 @@ class Dispatcher:
         if method not in self.free_methods:
             denial = self.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
-                return self._denial_error(msg_id, denial.reason, denial.text, {})
+                return self.denial_error(msg_id, denial.reason, denial.text, {})
         if method == "initialize":
             return jsonrpc.result(msg_id, self.initialize_result(params))
         if method == "ping":
@@ -189,7 +189,7 @@ class Dispatcher:
         if method == "tools/list":
             tools = self.discovery.tools() if self.discovery is not None else self.tools_for(ctx.raw_key)
             return jsonrpc.result(msg_id, {"tools": tools})
-        reply, _ = await self._forward(msg_id, method, params, ctx)
+        reply, _ = await self.forward(msg_id, method, params, ctx)
         return reply
 
     def initialize_result(self, params: Any) -> dict[str, Any]:
@@ -204,7 +204,7 @@ class Dispatcher:
         upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
         return upstream
 
-    async def _forward(self, msg_id: Any, method: str, params: Any, ctx: CallContext) -> tuple[Message, bool]:
+    async def forward(self, msg_id: Any, method: str, params: Any, ctx: CallContext) -> tuple[Message, bool]:
         """The backend's answer (or our error in its place), and whether the request may have
         reached the server (False only when it certainly did not)."""
         origin = ctx.origin
@@ -269,7 +269,7 @@ class Dispatcher:
             log.debug("notification %s dropped: %s", method, exc)
 
     # the gated, charged path -----------------------------------------------
-    async def _tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+    async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
         tool: str = params["name"]
@@ -292,18 +292,18 @@ class Dispatcher:
             ctx.key = decision.key
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
-            self._publish_deny(decision, ctx, started)
-            return self._refusal(msg_id, decision)
+            self.publish_deny(decision, ctx, started)
+            return self.refusal(msg_id, decision)
         if decision.committed is not None:  # the charge is on disk before the backend does any work
-            unrecorded = await self._recorded(msg_id, decision.committed, decision.key, ctx, f"tools/call {tool}")
+            unrecorded = await self.recorded(msg_id, decision.committed, decision.key, ctx, f"tools/call {tool}")
             if unrecorded is not None:
                 return unrecorded
-        reply, delivered = await self._forward(msg_id, "tools/call", params, ctx)
-        self._settle(decision, reply, ctx, delivered, started)
+        reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
+        self.settle(decision, reply, ctx, delivered, started)
         return reply
 
     @staticmethod
-    async def _recorded(
+    async def recorded(
         msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext, what: str
     ) -> Message | None:
         """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
@@ -315,7 +315,7 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
         return None
 
-    def _settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> int:
+    def settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> int:
         """Settle a forwarded call and publish its `gate.allow`; the credits it cost in the end."""
         failed = jsonrpc.is_failure(reply)
         price = admitted.price
@@ -351,7 +351,7 @@ class Dispatcher:
         )
         return credits
 
-    def _publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
+    def publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key
         if refused.denial.reason == "api_key_expired" and key is not None and key.key_hash not in self._expired_seen:
             # The reference fires key.expired from the gate: once per key (per process), not per call.
@@ -377,7 +377,7 @@ class Dispatcher:
             key_hash=key.key_hash if key else None,
         )
 
-    def _refusal(self, msg_id: Any, refused: Refused) -> Message:
+    def refusal(self, msg_id: Any, refused: Refused) -> Message:
         key = refused.key
         data: dict[str, Any] = {
             "tool": refused.tool,
@@ -387,10 +387,10 @@ class Dispatcher:
         }
         if refused.rate is not None and refused.denial.reason.endswith("rate_limited"):
             data["retryAfterSeconds"] = refused.rate.reset_seconds
-        return self._denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
+        return self.denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
 
     @staticmethod
-    def _denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
+    def denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
         entry = errors.reason(reason)
         return jsonrpc.error(
             msg_id, entry.code, f"{entry.message} ({text})", {"reason": reason, "httpStatus": entry.http_status, **data}

@@ -118,7 +118,7 @@ class Origin:
         if channel is not None:
             channel.close()
         if self._forwarding and self._task is not None and not self._task.done():
-            self._task.cancel()  # the dispatcher sees it while awaiting the backend (dispatcher._forward)
+            self._task.cancel()  # the dispatcher sees it while awaiting the backend (Dispatcher.forward)
 
 
 current_origin: ContextVar[Origin | None] = ContextVar("paygate_origin", default=None)
