@@ -125,3 +125,35 @@ def test_the_endpoint_index_lists_every_served_path_with_the_module_that_holds_i
     assert (ROOT / "docs" / "endpoints.md").read_text() == expected, (
         "docs/endpoints.md is stale: .venv/bin/python scripts/endpoint_index.py > docs/endpoints.md"
     )
+
+
+def test_no_module_reaches_into_another_modules_private_members() -> None:
+    """`x._name` on anything but self/cls only where this module defines `_name` (classes of one module
+    may cooperate); a seam between modules is a public method (the review found 13 such reaches)."""
+    import ast
+
+    reaches = []
+    for path in (ROOT / "src" / "paygate").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        own = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        own |= {
+            t.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assign | ast.AnnAssign)
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+            if isinstance(t, ast.Attribute)
+        }
+        own |= {
+            t.id for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) for t in [n.target] if isinstance(t, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                and node.attr not in own
+                and node.attr != "_replace"
+            ):  # NamedTuple's public API
+                reaches.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert reaches == []
