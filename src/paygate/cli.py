@@ -63,6 +63,18 @@ def wrap(
     ] = None,
     log_format: Annotated[str | None, Opt(help="Log format: text (default) or json")] = None,
     log_level: Annotated[str | None, Opt(help="Log level: debug, info (default), warning, error")] = None,
+    request_timeout: Annotated[
+        int | None, Opt(help="Max time to receive a request, in ms (default 30000, 0 = no limit)")
+    ] = None,
+    headers_timeout: Annotated[
+        int | None, Opt(help="Max time to receive request headers, in ms (default 10000)")
+    ] = None,
+    keepalive_timeout: Annotated[
+        int | None, Opt(help="Idle keep-alive connection timeout, in ms (default 65000)")
+    ] = None,
+    max_requests_per_socket: Annotated[
+        int | None, Opt(help="Requests served on one connection before it closes (default 0 = unlimited)")
+    ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Discover tools, print the pricing table, exit")] = False,
     json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
@@ -100,6 +112,10 @@ WRAP_FLAGS = {
     "log_format": "logFormat",
     "log_level": "logLevel",
     "discovery": "discovery",
+    "request_timeout": "requestTimeoutMs",
+    "headers_timeout": "headersTimeoutMs",
+    "keepalive_timeout": "keepAliveTimeoutMs",
+    "max_requests_per_socket": "maxRequestsPerSocket",
 }
 
 

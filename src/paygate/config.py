@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
+from paygate.config_limits import LimitSettings
 
 DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
@@ -84,8 +85,9 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model):
-    """Everything the gateway is configured with. Unknown keys are rejected."""
+class Settings(_Model, LimitSettings):
+    """Everything the gateway is configured with (resource limits: config_limits.py). Unknown keys are
+    ignored here and reported by `validate`."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -230,6 +232,10 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "webhookAllowPrivate",
     "PAYGATE_LOG_FORMAT": "logFormat",
     "PAYGATE_LOG_LEVEL": "logLevel",
+    "PAYGATE_REQUEST_TIMEOUT": "requestTimeoutMs",
+    "PAYGATE_HEADERS_TIMEOUT": "headersTimeoutMs",
+    "PAYGATE_KEEPALIVE_TIMEOUT": "keepAliveTimeoutMs",
+    "PAYGATE_MAX_REQUESTS_PER_SOCKET": "maxRequestsPerSocket",
 }
 _BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate"}
 
