@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -78,3 +79,43 @@ def test_a_long_poll_is_not_cut_by_the_request_timeout(gw: InProcessGateway) -> 
     key = gw.create_key(5)
     reply = gw.call_tool("slow", {"seconds": 1.0}, key)  # longer than the 600 ms request timeout
     assert "result" in reply, reply
+
+
+def test_an_upgrade_request_is_served_as_plain_http_and_the_connection_kept(gw: InProcessGateway) -> None:
+    with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n")
+        assert responses(sock, 1)[0].startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert responses(sock, 1)[0].startswith(b"HTTP/1.1 200")
+
+
+def test_over_max_connections_a_new_connection_gets_503_and_is_closed(tmp_path: Path) -> None:
+    config = tmp_path / "limits.json"
+    config.write_text('{"maxConnections": 3}')
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--config", str(config)) as gateway:
+        held = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(3)]
+        try:
+            for sock in held:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert responses(sock, 1)[0].startswith(b"HTTP/1.1 200")
+            with socket.create_connection(("127.0.0.1", gateway.port)) as fourth:
+                fourth.settimeout(10)
+                refused = fourth.recv(65536)
+                assert refused.startswith(b"HTTP/1.1 503"), refused
+                assert fourth.recv(65536) == b""
+            held.pop().close()
+
+            def served() -> bool:
+                with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+                    try:
+                        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                        return responses(sock, 1)[0].startswith(b"HTTP/1.1 200")
+                    except (ConnectionError, AssertionError):
+                        return False
+
+            deadline = time.monotonic() + 5
+            while not served():
+                assert time.monotonic() < deadline, "a closed connection's place was never freed"
+        finally:
+            for sock in held:
+                sock.close()

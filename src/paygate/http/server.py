@@ -217,8 +217,7 @@ class GatedHttpProtocol(HttpToolsProtocol):
                 return
             self.send_400_response("Invalid HTTP request received.")
             return
-        except httptools.HttpParserUpgrade:  # no WebSocket protocol is configured: nothing to upgrade to
-            self._unsupported_upgrade_warning()
+        except httptools.HttpParserUpgrade:  # served as plain HTTP: no WebSocket (or h2c) is configured
             return
         if self._phase != BODY and self._header_bytes > self.gate.limits.max_header_bytes:
             self._refuse("header_too_large", HEADER_TOO_LARGE)
