@@ -36,6 +36,7 @@ from paygate.cli import settings_from_wrap_args
 from paygate.compose import build_core
 from paygate.config import Settings
 from paygate.events.hub import GATE_EVENTS, Event
+from paygate.http.server import build_server
 from paygate.logs import TEXT_FORMAT
 from paygate.mcp.backends.base import Backend
 from paygate.mcp.backends.router import RouterBackend
@@ -138,19 +139,9 @@ class InProcessGateway(GatewayClient):
             rt.events.subscribe(self._record)
             app, _ = create_app(self.settings, runtime=rt, on_ready=self._on_ready)
             self.rt = rt
-            config = uvicorn.Config(
-                self._startup_errors(app),
-                loop="uvloop",
-                http="httptools",
-                log_level="warning",
-                log_config=None,
-                lifespan="on",
-                timeout_graceful_shutdown=30,
-                access_log=False,
-                server_header=False,
-                proxy_headers=False,
-            )
-            self.server = uvicorn.Server(config)
+            # the server `wrap` builds: the same connection limits (paygate/http/server.py)
+            self.server = build_server(self.settings, self._startup_errors(app), rt.metrics, log_config=None)
+            config = self.server.config
             with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
                 self.loop = runner.get_loop()
                 runner.run(self.server.serve(sockets=[self._sock]))

@@ -181,9 +181,8 @@ async def _dry_run(settings: Settings, as_json: bool) -> int:
 
 
 def _serve(settings: Settings, as_json: bool) -> None:
-    import uvicorn
-
     from paygate.app import create_app
+    from paygate.http.server import build_server
 
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -204,24 +203,11 @@ def _serve(settings: Settings, as_json: bool) -> None:
         _banner(rt, port, as_json)
 
     try:
-        asgi, _ = create_app(settings, on_ready=on_ready)
+        asgi, rt = create_app(settings, on_ready=on_ready)
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For sent
-    # by any local peer; the gateway decides whom to believe itself (--trusted-proxies, core/netaddr.py).
-    config = uvicorn.Config(
-        _StartupErrors(asgi),
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
+    server = build_server(settings, _StartupErrors(asgi), rt.metrics)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handlers it found;
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
     for sig in (signal.SIGTERM, signal.SIGINT):

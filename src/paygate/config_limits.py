@@ -17,11 +17,13 @@ class LimitSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     # --- connections (the HTTP server: paygate/http/server.py) ---
-    # Open connections in all; the effective cap is also kept under the process's file limit.
+    # Open connections in all; the effective cap is also kept under the process's file limit (less 128
+    # for the store, backends and webhooks; the soft limit is raised toward the hard one at start).
     max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
     # Open connections from one client address (trusted proxies exempt); 0 = no per-address cap.
     max_connections_per_address: int = Field(default=256, ge=0, le=1_000_000)
-    # From a connection's first byte (or its previous response) until a request's headers are complete.
+    # From a connection's opening (on a kept-alive connection: its next request's first byte) until that
+    # request's headers are complete; a connection that sends nothing is closed after it too.
     headers_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
     # From a request's first byte until its whole body has arrived; 0 = no limit.
     request_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)

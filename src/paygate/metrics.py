@@ -8,10 +8,10 @@ paths from the set of routes the app serves.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the _created series double the output and no dashboard reads them
@@ -45,6 +45,24 @@ class _FunctionCounter(Collector):
 
     def collect(self) -> Iterable[Metric]:
         yield CounterMetricFamily(self._name, self._doc, value=self._read())
+
+
+class _ConnectionCollector(Collector):
+    """The HTTP server's open connections and its refusals by reason (paygate/http/server.py)."""
+
+    def __init__(self, open_now: Callable[[], float], refused: Callable[[], Mapping[str, int]]) -> None:
+        self._open, self._refused = open_now, refused
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily("paygate_open_connections", "Open client connections", value=self._open())
+        family = CounterMetricFamily(
+            "paygate_connections_refused",
+            "Connections refused (over a connection cap) or cut (header too large, header or request timeout)",
+            labels=["reason"],
+        )
+        for reason, count in self._refused().items():
+            family.add_metric([reason], count)
+        yield family
 
 
 class Metrics:
@@ -118,6 +136,10 @@ class Metrics:
     def bind_event_bus(self, published: Callable[[], float], pending: Callable[[], float]) -> None:
         self._events_published = published
         self.events_pending.set_function(pending)
+
+    def bind_connections(self, open_now: Callable[[], float], refused: Callable[[], Mapping[str, int]]) -> None:
+        """The HTTP server's connection counts (once per registry: the server is built once)."""
+        self.registry.register(_ConnectionCollector(open_now, refused))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
