@@ -126,13 +126,15 @@ async def _post(port: int, source: str, body: bytes, headers: dict[str, str]) ->
 
 
 async def amplifier(port: int, source: str, batch: int, tally: Tally, stop: asyncio.Event) -> None:
-    """Batches of tools/list, one at a time: one of `batch` entries, then one far over any sane count."""
-    sizes = [batch, 20_000]
+    """Batches of tools/list, one at a time: one of `batch` entries, then one of 18,000 (just under the 1 MB
+    body limit), far over any sane count."""
+    sizes = [batch, 18_000]
     round_ = 0
     while not stop.is_set():
         size = sizes[round_ % 2]
         round_ += 1
-        body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": "tools/list"} for i in range(size)]).encode()
+        entries = [{"jsonrpc": "2.0", "id": i, "method": "tools/list"} for i in range(size)]
+        body = json.dumps(entries, separators=(",", ":")).encode()
         try:
             status, _ = await _post(port, source, body, {})
             tally.statuses[f"amplifier{size}:{status}"] += 1
