@@ -165,6 +165,12 @@ class Dispatcher:
             return None
         msg_id = message.get("id")
         params = message.get("params")
+        if params is not None and jsonrpc.too_deep(params):  # before any charge; the backend could not take it
+            if "id" not in message:
+                return None
+            return jsonrpc.error(
+                msg_id, errors.INVALID_PARAMS, f"params nested too deeply (over {jsonrpc.MAX_PARAMS_DEPTH} levels)"
+            )
         if "id" not in message:
             await self._forward_notification(method, params, ctx)
             return None
@@ -233,6 +239,9 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc)), True
         except BackendUnavailable as exc:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}"), exc.delivered
+        except Exception:  # the safety net: never an HTTP 500 for a charged call, and never a charge kept
+            log.exception("%s (request %s) failed in the gateway", method, ctx.request_id)
+            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Internal error; the call was not charged"), False
         finally:
             if origin is not None:
                 origin.forwarded()
@@ -257,6 +266,8 @@ class Dispatcher:
     async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
         if method in ("notifications/initialized", "initialized"):
             return  # the gateway's own upstream session is already initialized
+        if not jsonrpc.is_notification_method(method):
+            return  # a request without an id (the endpoint refuses it): never run unanswered and unpaid
         if method == "notifications/cancelled":
             # Never passed on as-is: the id is the client's, upstream ids are the gateway's. The
             # client's own call is cancelled instead, and its backend tells the server (cancellation.py).
