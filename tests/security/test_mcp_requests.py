@@ -140,7 +140,7 @@ def test_in_a_batch_a_request_without_an_id_gets_no_answer_and_does_not_run(
     ]
     answers = post(gw, batch, key).json()
     assert [a["id"] for a in answers] == [7] and answers[0]["result"]["structuredContent"] == {"result": 4}
-    assert backend.calls() == ["add"] and gw.balance(key) == 4
+    assert backend.calls() == ["add"] and backend.notifications == [] and gw.balance(key) == 4
 
 
 def test_real_notifications_are_still_accepted(gw: InProcessGateway, backend: Recorder) -> None:

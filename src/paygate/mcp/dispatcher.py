@@ -165,12 +165,8 @@ class Dispatcher:
             return None
         msg_id = message.get("id")
         params = message.get("params")
-        if params is not None and jsonrpc.too_deep(params):  # before any charge; the backend could not take it
-            if "id" not in message:
-                return None
-            return jsonrpc.error(
-                msg_id, errors.INVALID_PARAMS, f"params nested too deeply (over {jsonrpc.MAX_PARAMS_DEPTH} levels)"
-            )
+        if params is not None and jsonrpc.too_deep(params):  # before any charge (the backend could not send it)
+            return None if "id" not in message else jsonrpc.error(msg_id, errors.INVALID_PARAMS, jsonrpc.TOO_DEEP)
         if "id" not in message:
             await self._forward_notification(method, params, ctx)
             return None
@@ -292,10 +288,7 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
-        try:
-            input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
-        except TypeError:  # nested deeper than orjson goes (254 levels): no tool needs that
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments nested too deeply")
+        input_bytes = len(orjson.dumps(arguments)) if sized else 0  # (never too deep for orjson: see handle)
         started = time.perf_counter()
         decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
         ctx.rate = decision.rate

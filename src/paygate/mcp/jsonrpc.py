@@ -69,6 +69,7 @@ def is_failure(response: Message) -> bool:
 
 
 MAX_PARAMS_DEPTH = 64  # levels of nesting a request's params may have (orjson writes at most 254)
+TOO_DEEP = f"params nested too deeply (over {MAX_PARAMS_DEPTH} levels)"
 
 
 def too_deep(value: Any, levels: int = MAX_PARAMS_DEPTH) -> bool:
