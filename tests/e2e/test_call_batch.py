@@ -258,7 +258,7 @@ def test_cancelling_a_batch_cancels_every_call_and_settles_each_under_the_refund
         assert gw.balance(raw) == 16  # both charged
         gw.client.post(
             "/mcp",
-            headers={"Mcp-Session-Id": session},
+            headers={"Mcp-Session-Id": session, "X-API-Key": raw},  # the session is bound to the key now
             json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}},
         )
         thread.join(20)  # without the cancellation it would take 32 s

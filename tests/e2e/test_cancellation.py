@@ -66,10 +66,11 @@ def call_in_background(gw: Gateway, key: str, session: str, msg_id: str, seconds
     return box
 
 
-def cancel(gw: Gateway, session: str, msg_id: str) -> int:
+def cancel(gw: Gateway, session: str, msg_id: str, key: str) -> int:
+    """With the key: the call bound the session to it, and only that key may act on it."""
     resp = gw.client.post(
         "/mcp",
-        headers={"Mcp-Session-Id": session},
+        headers={"Mcp-Session-Id": session, "X-API-Key": key},
         json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": msg_id, "reason": "user"}},
     )
     return resp.status_code
@@ -79,7 +80,7 @@ def test_a_clients_cancellation_stops_its_call_and_reaches_the_server_under_the_
     key = gw.create_key(10)
     session = open_session(gw)
     box = call_in_background(gw, key, session, "call-1", 31)
-    assert cancel(gw, session, "call-1") == 202
+    assert cancel(gw, session, "call-1", key) == 202
     box["thread"].join(20)  # without the cancellation it would take 31 s
     assert not box["thread"].is_alive()
     # "Receivers of cancellation notifications SHOULD NOT send a response": the POST ends with none
@@ -92,7 +93,7 @@ def test_another_session_cannot_cancel_a_call_by_naming_its_id(gw: Gateway) -> N
     key = gw.create_key(10)
     mine, other = open_session(gw), open_session(gw)
     box = call_in_background(gw, key, mine, "call-2", 1.5)
-    assert cancel(gw, other, "call-2") == 202  # accepted, and ignored: not that session's call
+    assert cancel(gw, other, "call-2", key) == 202  # accepted, and ignored: not that session's call
     box["thread"].join(20)
     assert text_of(box) == "slept 1.5"
     assert "1.5" not in slow_calls(gw, key)[1]
@@ -103,7 +104,7 @@ def test_a_cancelled_call_is_refunded_under_the_refund_policy() -> None:
         key = gw.create_key(5)
         session = open_session(gw)
         box = call_in_background(gw, key, session, "call-3", 32)
-        cancel(gw, session, "call-3")
+        cancel(gw, session, "call-3", key)
         box["thread"].join(20)
         assert box["status"] == 202 and "result" not in box
         assert gw.balance(key) == 5

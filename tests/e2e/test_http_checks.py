@@ -110,8 +110,14 @@ def test_any_supported_version_is_served_within_a_session_and_no_header_means_20
             "result"
             in gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key, headers=headers).json()
         )
-    stream = gw.client.get(
-        "/mcp", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": "2099-01-01", "Accept": "text/event-stream"}
+    stream = gw.client.get(  # (with the key the session is bound to since the call above)
+        "/mcp",
+        headers={
+            "Mcp-Session-Id": session,
+            "MCP-Protocol-Version": "2099-01-01",
+            "Accept": "text/event-stream",
+            "X-API-Key": key,
+        },
     )
     assert stream.status_code == 400 and stream.json()["error"]["code"] == -32022
     no_header = gw.rpc(

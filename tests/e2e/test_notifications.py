@@ -71,7 +71,8 @@ def test_a_backend_log_notification_reaches_the_calling_sessions_stream_only(ech
     assert "notifications/message" not in other_stream.methods()
     for session, stream in ((caller, caller_stream), (other, other_stream)):
         stream.stop.set()
-        echo_gateway.client.delete("/mcp", headers={"Mcp-Session-Id": session})  # ends the stream
+        # Ends the stream; with the key, which the caller's session is bound to since its call.
+        echo_gateway.client.delete("/mcp", headers={"Mcp-Session-Id": session, "X-API-Key": key})
         stream.reader.join(10)
         assert not stream.reader.is_alive()
 

@@ -46,9 +46,10 @@ def events(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
             event_id, data = None, []
 
 
-def resume(gw: Gateway, session: str, last_event_id: str) -> list[tuple[str | None, dict[str, Any]]]:
-    """GET with Last-Event-ID, read to the end of the stream."""
+def resume(gw: Gateway, session: str, last_event_id: str, key: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """GET with Last-Event-ID, read to the end of the stream (with the key the session is bound to)."""
     headers = {"Mcp-Session-Id": session, "Accept": "text/event-stream", "Last-Event-ID": last_event_id}
+    headers["X-API-Key"] = key
     with gw.client.stream("GET", "/mcp", headers=headers, timeout=60) as resp:
         assert resp.status_code == 200
         return [(i, json.loads(d)) for i, d in events(resp.iter_lines()) if d]
@@ -83,13 +84,13 @@ def test_a_call_whose_stream_was_lost_goes_on_and_the_client_resumes_it_to_its_a
     priming, (first_id, first) = seen[0], seen[1]
     assert priming[1] == "" and priming[0] is not None  # 2025-11-25: an id to resume from, before anything
     assert json.loads(first)["params"]["progress"] == 1 and first_id is not None
-    rest = resume(gw, session, first_id)
+    rest = resume(gw, session, first_id, key)
     assert [m["params"]["progress"] for _, m in rest[:-1]] == [2, 3, 4]
     assert rest[-1][1]["id"] == "long" and rest[-1][1]["result"]["content"][0]["text"] == "4 slow steps"
     ids = [first_id, *(i for i, _ in rest)]
     assert len(set(ids)) == len(ids) and all(i and i.split("-")[0] == first_id.split("-")[0] for i in ids)
     assert gw.balance(key) == 9  # charged once; the call was never cancelled
-    assert resume(gw, session, ids[-2])[-1][1]["id"] == "long"  # the answer stays there to be read again
+    assert resume(gw, session, ids[-2], key)[-1][1]["id"] == "long"  # the answer stays there to be read again
 
 
 def test_the_standalone_stream_resumes_with_what_was_missed_and_only_that(gw: Gateway) -> None:

@@ -22,6 +22,7 @@ from paygate.mcp.backends.stdio import StdioBackend
 from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.endpoint import McpEndpoint
 from paygate.mcp.relay import Relay
+from paygate.mcp.session_rate import SessionRate
 from paygate.mcp.sessions import SessionManager
 from paygate.metrics import Metrics
 from paygate.runtime import Runtime
@@ -99,7 +100,13 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     transport = "custom"
     if backend is None:
         backend, transport = build_backend(settings)
-    sessions = SessionManager()
+    sessions = SessionManager(
+        settings.max_sessions,
+        max_sessions_per_key=settings.max_sessions_per_key,
+        max_anonymous_sessions=settings.max_anonymous_sessions,
+        max_streams_per_session=settings.max_streams_per_session,
+        known_key=lambda key_hash: store.get_key(key_hash) is not None,  # only real keys bind a session
+    )
     relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
     relay.attach(backend)
     dispatcher = Dispatcher(
@@ -108,7 +115,17 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     maintenance = Maintenance(store, events)
     maintenance.load()
     serving = ServingState(backend, maintenance)  # before the endpoint and the public routes that read it
-    endpoint = McpEndpoint(dispatcher, sessions, settings.max_body_bytes, serving, settings.allowed_origins)
+    endpoint = McpEndpoint(
+        dispatcher,
+        sessions,
+        settings.max_body_bytes,
+        serving,
+        settings.allowed_origins,
+        max_batch_size=settings.max_batch_size,
+        max_batch_response_bytes=settings.max_batch_response_bytes,
+        session_rate=SessionRate(settings.session_rate_limit),
+        trusted_proxies=tuple(settings.trusted_proxies),
+    )
     rt = Runtime(
         settings,
         store,

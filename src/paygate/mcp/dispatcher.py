@@ -165,6 +165,8 @@ class Dispatcher:
             return None
         msg_id = message.get("id")
         params = message.get("params")
+        if params is not None and jsonrpc.too_deep(params):  # before any charge (the backend could not send it)
+            return None if "id" not in message else jsonrpc.error(msg_id, errors.INVALID_PARAMS, jsonrpc.TOO_DEEP)
         if "id" not in message:
             await self._forward_notification(method, params, ctx)
             return None
@@ -233,6 +235,9 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.TOOL_TIMEOUT, str(exc)), True
         except BackendUnavailable as exc:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, f"Backend unavailable: {exc}"), exc.delivered
+        except Exception:  # the safety net: never an HTTP 500 for a charged call, and never a charge kept
+            log.exception("%s (request %s) failed in the gateway", method, ctx.request_id)
+            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Internal error; the call was not charged"), False
         finally:
             if origin is not None:
                 origin.forwarded()
@@ -257,6 +262,8 @@ class Dispatcher:
     async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
         if method in ("notifications/initialized", "initialized"):
             return  # the gateway's own upstream session is already initialized
+        if not jsonrpc.is_notification_method(method):
+            return  # a request without an id (the endpoint refuses it): never run unanswered and unpaid
         if method == "notifications/cancelled":
             # Never passed on as-is: the id is the client's, upstream ids are the gateway's. The
             # client's own call is cancelled instead, and its backend tells the server (cancellation.py).
@@ -281,10 +288,7 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
-        try:
-            input_bytes = len(orjson.dumps(arguments)) if sized else 0  # serialize only when size is priced
-        except TypeError:  # nested deeper than orjson goes (254 levels): no tool needs that
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments nested too deeply")
+        input_bytes = len(orjson.dumps(arguments)) if sized else 0  # (never too deep for orjson: see handle)
         started = time.perf_counter()
         decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
         ctx.rate = decision.rate

@@ -15,6 +15,7 @@ import orjson
 from paygate.asgi import JSON, Receive, Scope, Send, api_key_from, header_map, send_bytes, send_json
 from paygate.billing.facts import ClientFacts
 from paygate.core import errors
+from paygate.core.netaddr import client_ip
 from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
@@ -24,7 +25,8 @@ from paygate.mcp.http_io import SSE, answer_headers, billing_headers, prefers_ss
 from paygate.mcp.modern import is_modern
 from paygate.mcp.modern_post import ModernPost
 from paygate.mcp.origin import Origin
-from paygate.mcp.sessions import MAX_STREAMS_PER_SESSION, SessionManager
+from paygate.mcp.session_rate import SessionRate
+from paygate.mcp.sessions import Session, SessionManager
 from paygate.serving import ServingState
 
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
@@ -38,6 +40,11 @@ class McpEndpoint:
         max_body: int,
         serving: ServingState,
         allowed_origins: Collection[str] = (),
+        *,
+        max_batch_size: int = 100,
+        max_batch_response_bytes: int = 8 * 1_048_576,
+        session_rate: SessionRate | None = None,
+        trusted_proxies: tuple[str, ...] = (),
     ) -> None:
         self.dispatcher = dispatcher
         self.modern = ModernPost(dispatcher, dispatcher.tool_timeout)
@@ -46,6 +53,10 @@ class McpEndpoint:
         self.max_body = max_body
         self.serving = serving  # draining and maintenance: plain attribute reads per request
         self.inflight = 0
+        self.max_batch_size = max_batch_size
+        self.max_batch_response_bytes = max_batch_response_bytes
+        self.session_rate = session_rate or SessionRate(0)  # new sessions per address per minute
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -130,6 +141,9 @@ class McpEndpoint:
         if not messages:
             await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Empty batch"))
             return
+        if len(messages) > self.max_batch_size:  # refused whole: nothing in it runs
+            await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, self._too_big))
+            return
         if b"mcp-session-id" not in headers and is_modern(headers, payload):
             await self.modern(scope, receive, send, payload)  # the 2026-07-28 wire (modern_post.py)
             return
@@ -137,8 +151,10 @@ class McpEndpoint:
         out_headers: list[tuple[bytes, bytes]] = []
         session_header = headers.get(b"mcp-session-id")
         session = None
+        raw_key = api_key_from(headers)
         if session_header is not None:
-            session = self.sessions.get(session_header.decode("latin-1"))
+            # Another credential than the one the session is bound to: as if there were no such session.
+            session = self.sessions.find(session_header.decode("latin-1"), raw_key)
             if session is None:
                 await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
                 return
@@ -151,9 +167,16 @@ class McpEndpoint:
             return
 
         client = scope.get("client")
+        if session_header is None and isinstance(payload, dict) and payload.get("method") == "initialize":
+            wait = self.session_rate.retry_after(
+                client_ip(client[0] if client else None, _text(headers.get(b"x-forwarded-for")), self.trusted_proxies)
+            )
+            if wait is not None:
+                await send_json(send, 429, _rate_error(payload, wait), [(b"retry-after", str(wait).encode())])
+                return
         accept = headers.get(b"accept", b"")
         ctx = CallContext(
-            api_key_from(headers),
+            raw_key,
             scope.get("paygate.request_id", ""),
             client=ClientFacts(client[0] if client else None, headers.get(b"x-forwarded-for"), headers),
             session_id=session.id if session is not None else None,
@@ -168,11 +191,17 @@ class McpEndpoint:
         )
         ctx.origin = Origin(session, channel, receive)
         responses: list[Any] = []
+        batch = isinstance(payload, list)
+        size = 0  # a batch's answers so far, in bytes (max_batch_response_bytes)
         try:
             for message in messages:
+                if size >= self.max_batch_response_bytes:
+                    _not_run(message, responses)
+                    continue
                 invalid = jsonrpc.validate_request(message)
                 if invalid is not None:
-                    responses.append(invalid)
+                    if not (batch and invalid["error"]["message"] == jsonrpc.NEEDS_ID):
+                        responses.append(invalid)  # (a request sent as a notification, in a batch: no answer)
                     continue
                 response = await self.dispatcher.handle(message, ctx)
                 if (
@@ -181,14 +210,11 @@ class McpEndpoint:
                     and message.get("method") == "initialize"
                     and session_header is None
                 ):
-                    created = self.sessions.create(response["result"]["protocolVersion"])
-                    if created is None:
-                        response = jsonrpc.error(message.get("id"), errors.INTERNAL_ERROR, "Too many sessions")
-                    else:
-                        created.capabilities = _declared_capabilities(message)
-                        out_headers.append((b"mcp-session-id", created.id.encode()))
+                    response = self._open_session(message, response, raw_key, out_headers)
                 if response is not None:
                     responses.append(response)
+                    if batch:
+                        size += len(orjson.dumps(response))
         finally:
             # ctx → origin → channel → its header source → ctx is a cycle: left for the garbage
             # collector, every request's objects would cost ~20 µs more (measured, bench/inproc.py).
@@ -215,6 +241,23 @@ class McpEndpoint:
         status = 400 if not isinstance(payload, list) and _is_protocol_error(result) else 200
         await send_bytes(send, status, orjson.dumps(result), [(b"content-type", JSON), *out_headers])
 
+    @property
+    def _too_big(self) -> str:
+        return f"Batch of more than {self.max_batch_size} messages; none was run"
+
+    def _open_session(
+        self, message: Any, response: Any, raw_key: str | None, out_headers: list[tuple[bytes, bytes]]
+    ) -> Any:
+        """The session an `initialize` opens (bound to its key, if valid), or the error in its answer's place."""
+        created = self.sessions.create(response["result"]["protocolVersion"], raw_key)
+        if created is None:  # maxAnonymousSessions = 0
+            return self.dispatcher.denial_error(
+                message.get("id"), "missing_api_key", "an API key is needed to open a session", {}
+            )
+        created.capabilities = _declared_capabilities(message)
+        out_headers.append((b"mcp-session-id", created.id.encode()))
+        return response
+
     # GET: a server-to-client stream -----------------------------------------
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_map(scope)
@@ -224,10 +267,10 @@ class McpEndpoint:
             )
             return
         raw = headers.get(b"mcp-session-id")
-        session = self.sessions.get(raw.decode("latin-1")) if raw else None
         if raw is None:
             await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Mcp-Session-Id required"))
             return
+        session = self.sessions.find(raw.decode("latin-1"), api_key_from(headers))
         if session is None:
             await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
             return
@@ -235,22 +278,56 @@ class McpEndpoint:
         if refusal is not None:
             await send_json(send, 400, refusal)
             return
-        last_event_id = headers.get(b"last-event-id")
-        if last_event_id is None and len(session.streams) >= MAX_STREAMS_PER_SESSION:
+        if session.gets >= self.sessions.max_streams_per_session:  # resumptions (Last-Event-ID) count too
             await send_json(send, 429, jsonrpc.error(None, errors.INVALID_REQUEST, "Too many streams"))
             return
-        await serve_stream(session, last_event_id, receive, send)
+        await _serve(session, headers.get(b"last-event-id"), receive, send)
 
     # DELETE ------------------------------------------------------------------
     async def _delete(self, scope: Scope, send: Send) -> None:
-        raw = header_map(scope).get(b"mcp-session-id")
+        headers = header_map(scope)
+        raw = headers.get(b"mcp-session-id")
         if raw is None:
             await send_json(send, 400, jsonrpc.error(None, errors.INVALID_REQUEST, "Mcp-Session-Id required"))
             return
-        if not self.sessions.delete(raw.decode("latin-1")):
+        session = self.sessions.find(raw.decode("latin-1"), api_key_from(headers))
+        if session is None or not self.sessions.delete(session.id):
             await send_json(send, 404, jsonrpc.error(None, errors.INVALID_REQUEST, "Session not found"))
             return
         await send_json(send, 200, {"message": "Session terminated"})
+
+
+async def _serve(session: Session, last_event_id: bytes | None, receive: Receive, send: Send) -> None:
+    session.gets += 1
+    try:
+        await serve_stream(session, last_event_id, receive, send)
+    finally:
+        session.gets -= 1
+
+
+def _not_run(message: Any, responses: list[Any]) -> None:
+    """A batch entry after its answers reached max_batch_response_bytes: not run (nothing charged);
+    a request gets a short error, a notification or a client's answer nothing."""
+    if isinstance(message, dict) and "method" in message and "id" in message:
+        msg_id = message["id"]
+        ok = isinstance(msg_id, str | int) and not isinstance(msg_id, bool)
+        responses.append(
+            jsonrpc.error(msg_id if ok else None, errors.INVALID_REQUEST, "Batch response too large; not run")
+        )
+
+
+def _rate_error(message: Any, wait: int) -> dict[str, Any]:
+    msg_id = message.get("id") if isinstance(message, dict) else None
+    return jsonrpc.error(
+        msg_id if isinstance(msg_id, str | int) else None,
+        errors.INVALID_REQUEST,
+        f"Too many new sessions from this address; retry in {wait} s",
+        {"reason": "session_rate_limited", "retryAfterSeconds": wait},
+    )
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
 
 
 def _is_protocol_error(response: Any) -> bool:

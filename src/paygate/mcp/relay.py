@@ -239,7 +239,7 @@ class Relay:
         if origin.channel is not None and origin.channel.push(message):
             return True
         session = origin.session
-        if session is None or self.sessions.get(session.id) is not session:
+        if session is None or not self.sessions.holds(session):
             return False
         if session.streams or (session.listened and "id" not in message):
             session.push(message)  # a notification between two GET streams is kept for the resume

@@ -17,7 +17,7 @@ from collections import deque
 import orjson
 
 MAX_EVENTS = 256
-MAX_BYTES = 256 * 1024  # per session: 1,000 sessions hold at most 256 MiB
+MAX_BYTES = 256 * 1024  # per keyed session (anonymous ones: sessions.ANONYMOUS_LOG_BYTES)
 STANDALONE = 0  # the session's GET stream
 KEEPALIVE_SECONDS = 15.0  # a comment on every quiet SSE stream this often, so proxies keep it open
 
@@ -88,6 +88,12 @@ class EventLog:
             previous.put_nowait(None)  # a newer reconnection takes the stream over
         self._followers[stream] = queue
         return missed, queue
+
+    def end_followers(self) -> None:
+        """The session ended: every GET resuming one of its POST streams ends after what it has."""
+        for follower in self._followers.values():
+            follower.put_nowait(None)
+        self._followers.clear()
 
     def drop_follower(self, stream: int, queue: asyncio.Queue[bytes | None]) -> None:
         if self._followers.get(stream) is queue:
