@@ -13,17 +13,18 @@ from tests.support import Gateway, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def open_session(gw: Gateway) -> str:
+def open_session(gw: Gateway, key: str | None = None) -> str:
     resp = gw.rpc(
-        "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        key=key,
     )
     return str(resp.headers["mcp-session-id"])
 
 
 def collect_stream(
-    gw: Gateway, session: str, received: list[dict[str, Any]], opened: threading.Event, stop: threading.Event
+    gw: Gateway, headers: dict[str, str], received: list[dict[str, Any]], opened: threading.Event, stop: threading.Event
 ) -> None:
-    headers = {"Accept": "text/event-stream", "Mcp-Session-Id": session}
     with gw.client.stream("GET", "/mcp", headers=headers, timeout=30) as resp:
         for line in resp.iter_lines():
             opened.set()
@@ -36,11 +37,12 @@ def collect_stream(
 class Stream:
     """A session's GET stream, read on a thread."""
 
-    def __init__(self, gw: Gateway, session: str) -> None:
+    def __init__(self, gw: Gateway, session: str, key: str) -> None:
         self.received: list[dict[str, Any]] = []
         self.opened, self.stop = threading.Event(), threading.Event()
+        headers = {"Accept": "text/event-stream", "Mcp-Session-Id": session, "X-API-Key": key}
         self.reader = threading.Thread(
-            target=collect_stream, args=(gw, session, self.received, self.opened, self.stop), daemon=True
+            target=collect_stream, args=(gw, headers, self.received, self.opened, self.stop), daemon=True
         )
         self.reader.start()
         assert self.opened.wait(10)
@@ -50,9 +52,10 @@ class Stream:
 
 
 def test_a_backend_log_notification_reaches_the_calling_sessions_stream_only(echo_gateway: Gateway) -> None:
-    caller, other = open_session(echo_gateway), open_session(echo_gateway)
-    caller_stream, other_stream = Stream(echo_gateway, caller), Stream(echo_gateway, other)
+    # As an SDK client does: the key on every request (a session is bound to it; mcp/sessions.py).
     key = echo_gateway.create_key(5)
+    caller, other = open_session(echo_gateway, key), open_session(echo_gateway, key)
+    caller_stream, other_stream = Stream(echo_gateway, caller, key), Stream(echo_gateway, other, key)
     reply = echo_gateway.rpc(
         "tools/call",
         {"name": "announce", "arguments": {"text": "hello from the backend"}},
@@ -71,7 +74,7 @@ def test_a_backend_log_notification_reaches_the_calling_sessions_stream_only(ech
     assert "notifications/message" not in other_stream.methods()
     for session, stream in ((caller, caller_stream), (other, other_stream)):
         stream.stop.set()
-        # Ends the stream; with the key, which the caller's session is bound to since its call.
+        # Ends the stream; with the key the session is bound to.
         echo_gateway.client.delete("/mcp", headers={"Mcp-Session-Id": session, "X-API-Key": key})
         stream.reader.join(10)
         assert not stream.reader.is_alive()

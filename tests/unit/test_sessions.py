@@ -94,6 +94,16 @@ def test_an_anonymous_session_is_bound_to_the_first_valid_key_used_on_it() -> No
     assert m.delete(s.id) and len(m) == 0
 
 
+def test_streams_opened_before_binding_end_when_the_session_is_bound() -> None:
+    m = SessionManager(max_sessions=5, max_anonymous_sessions=5)
+    s = m.create("v")
+    assert s is not None
+    stream(s)  # opened without a key: whoever holds it may not own the key that binds the session
+    queue = next(iter(s.streams))
+    assert m.find(s.id, KEY_A) is s and s.owner == hash_key(KEY_A)
+    assert queue.get_nowait() is None  # told to end
+
+
 def test_binding_respects_the_per_key_cap_and_keeps_the_session_bound() -> None:
     m = SessionManager(max_sessions=5, max_sessions_per_key=1)
     keyed, anonymous = m.create("v", KEY_A), m.create("v")

@@ -13,7 +13,8 @@ evict strangers. `max_anonymous_sessions = 0`: a key is needed to open a session
 An anonymous session is bound to the first valid key used on it, and moves to the keyed pool. From
 then on every request on it (POST, GET stream, resumption, DELETE) must carry that key; any other
 request — no key, another key — is answered as an unknown session would be (404). A key that stops
-resolving (rotated, deleted) loses its sessions the same way: the client opens a new one.
+resolving (rotated, deleted) loses its sessions the same way: the client opens a new one. Streams
+opened while a session was anonymous end when it is bound (their holder may not own the key).
 
 **Replay memory.** Each session keeps its recent events for `Last-Event-ID` (replay.py): keyed
 sessions up to `replay.MAX_BYTES`, anonymous ones up to `ANONYMOUS_LOG_BYTES` (raised when bound).
@@ -153,6 +154,9 @@ class SessionManager:
         return session
 
     def _bind(self, session: Session, owner: str) -> None:
+        # Streams opened while it was anonymous were opened without this key: whoever holds them may not be
+        # its owner, so they end here (a client reconnects with its key and resumes with Last-Event-ID).
+        _end_streams(session)
         del self._anonymous[session.id]
         self._make_room(owner, session)
         session.owner = owner
@@ -192,9 +196,7 @@ class SessionManager:
             del mine[session_id]
             if not mine:
                 del self._per_key[owner]
-        for queue in session.streams:
-            queue.put_nowait(None)  # tells the stream to end
-        session.log.end_followers()  # and any resumption of one of its POST streams
+        _end_streams(session)
         return True
 
     def sweep(self, now: float | None = None) -> int:
@@ -244,3 +246,9 @@ def _least_recent(sessions: Iterable[Session], keep: Session | None) -> Session:
             first = session
     assert first is not None, "a full pool holds another session"
     return first
+
+
+def _end_streams(session: Session) -> None:
+    for queue in session.streams:
+        queue.put_nowait(None)  # tells the stream to end
+    session.log.end_followers()  # and any resumption of one of its POST streams
