@@ -74,6 +74,13 @@ class AuthThrottle:
     def __len__(self) -> int:
         return len(self._windows)
 
+    def throttled_now(self, address: str | None) -> bool:
+        """Whether `address` is refused at the moment (counts nothing)."""
+        if not self.limit:
+            return False
+        w = self._windows.get(address_key(address))
+        return w is not None and w.failures >= self.limit and self.clock() < w.start + self.window
+
     def refuse(self, address: str | None) -> tuple[int, bool] | None:
         """None when `address` may try; else (seconds until its window ends, whether this is the first
         refusal of the window: the caller publishes that one)."""

@@ -122,6 +122,14 @@ class AdminGuard:
         peer = request.client.host if request.client else None
         return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
 
+    def may_upload(self, peer: str | None, forwarded_for: str | None, presented: str | None, needed: str) -> bool:
+        """Before a large body is read: does this request's admin key hold `needed` (the role of the
+        route it goes to), from an address that is not throttled? Counts and publishes nothing."""
+        if self.throttle.throttled_now(client_ip(peer, forwarded_for, self.trusted_proxies)):
+            return False
+        identity = self.admin.identify(presented)
+        return identity is not None and identity.can(needed)
+
     async def __call__(self, request: Request) -> None:
         address = self.client_address(request)
         refused = self.throttle.refuse(address)
