@@ -74,3 +74,37 @@ def test_a_well_formed_backup_with_groups_and_teams_still_restores(gw: InProcess
     snapshot = backup(gw)
     resp = restore(gw, snapshot, "overwrite")
     assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [
+        ("group", {"rateLimitPerMin": "fast"}),
+        ("group", {"quota": {"dailyCallLimit": "many"}}),
+        ("group", {"toolPricing": {"echo": {"creditsPerCall": "x"}}}),
+        ("group", {"maxSpendingLimit": "lots"}),
+        ("team", {"budget": "lots"}),
+        ("team", {"quota": {"dailyCalls": "many"}}),
+    ],
+)
+def test_a_malformed_stored_document_denies_the_call_cleanly_and_never_500s(
+    gw: InProcessGateway, kind: str, bad: dict[str, Any]
+) -> None:
+    """Defence in depth: a document that reached the store malformed anyway (an edited state file)."""
+    raw, group_id, team_id = with_docs(gw)
+    doc_id = group_id if kind == "group" else team_id
+    assert gw.rt is not None
+    store = gw.rt.store
+
+    def spoil() -> None:
+        doc = store.doc_get(kind, doc_id)
+        assert doc is not None
+        store.doc_put(kind, doc_id, {**doc, **bad})
+
+    gw.call_in_loop(spoil)
+    resp = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}}, key=raw)
+    assert resp.status_code == 200, resp.text
+    reply = resp.json()
+    assert "error" in reply, reply  # refused, not run without the document's limits
+    assert reply["error"]["code"] != -32603, reply  # a denial, not an internal error
+    assert gw.client.get("/balance", headers={"X-API-Key": raw}).status_code == 200
