@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from paygate import __version__
-from paygate.api.common import domain_error_handler, http_error_handler, validation_error_handler
+from paygate.api.common import ROLE_EXTRA, domain_error_handler, http_error_handler, validation_error_handler
 from paygate.asgi import Receive, Scope, Send, send_json
 from paygate.body_limit import declared_too_big, is_chunked, read_chunked
 from paygate.compose import build_core, build_routers
@@ -138,7 +138,14 @@ class GatewayApp:
     def __init__(self, api: FastAPI, rt: Runtime) -> None:
         self.api = api
         self.rt = rt
-        self.known_paths = frozenset(route.path for route in served_routes(api)) | {"/mcp"}
+        routes = served_routes(api)
+        self.known_paths = frozenset(route.path for route in routes) | {"/mcp"}
+        # The role each state-upload route declares (the larger body limit is for keys that hold it).
+        self._upload_roles = {
+            route.path: str((getattr(route, "openapi_extra", None) or {}).get(ROLE_EXTRA) or "admin")
+            for route in routes
+            if route.path in STATE_UPLOAD_PATHS and "POST" in (route.methods or ())
+        }
         # Request ids: a random per-process prefix and a counter (unique, and no getrandom() per request).
         self._id_prefix = "req_" + secrets.token_hex(4)
         self._id_counter = itertools.count(1)
@@ -178,16 +185,24 @@ class GatewayApp:
             ).inc()
 
     def _body_limit(self, scope: Scope) -> int:
-        """`maxBodyBytes`, except for bulk state uploads (restore, import) by a caller holding an admin
-        key: those may reach `maxStateUploadBytes`. The key is checked before any of the body is read,
-        so nobody without one can make the gateway buffer a large body."""
+        """`maxBodyBytes`, except for bulk state uploads (restore, import) by a caller whose admin key
+        may use that route (its declared role: super_admin for a restore) from an address that is not
+        throttled: those may reach `maxStateUploadBytes`. The key and its role are checked before any
+        of the body is read, so nobody else (a viewer key included) can make the gateway buffer more
+        than `maxBodyBytes`: a bigger declared body is refused unread (413)."""
         settings = self.rt.settings
-        if scope["path"] in STATE_UPLOAD_PATHS and settings.max_state_upload_bytes > settings.max_body_bytes:
-            for name, value in scope["headers"]:
-                if name == b"x-admin-key":
-                    if self.rt.admin.identify(value.decode("latin-1")) is not None:
-                        return settings.max_state_upload_bytes
-                    break
+        needed = self._upload_roles.get(scope["path"])
+        if needed is None or scope["method"] != "POST" or settings.max_state_upload_bytes <= settings.max_body_bytes:
+            return settings.max_body_bytes
+        presented = forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"x-admin-key":
+                presented = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+        client = scope.get("client")
+        if presented and self.rt.guard.may_upload(client[0] if client else None, forwarded, presented, needed):
+            return settings.max_state_upload_bytes
         return settings.max_body_bytes
 
 

@@ -141,5 +141,16 @@ class Metrics:
         """The HTTP server's connection counts (once per registry: the server is built once)."""
         self.registry.register(_ConnectionCollector(open_now, refused))
 
+    def bind_admin_auth(self, failures: Callable[[], float], throttled: Callable[[], float]) -> None:
+        """Failed admin authentications, and admin requests refused because their address went over
+        `authFailureLimit` (those are not written to the audit log one by one)."""
+        r = self.registry
+        r.register(_FunctionCounter("paygate_admin_auth_failures", "Failed admin-key authentications", failures))
+        r.register(
+            _FunctionCounter(
+                "paygate_admin_auth_throttled", "Admin requests refused for too many failed authentications", throttled
+            )
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

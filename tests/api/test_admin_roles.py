@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,20 @@ import httpx
 import pytest
 
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
-from tests.support import ECHO_COMMAND
+from tests.support import ECHO_COMMAND, write_config
 
 ROLES = ("viewer", "admin", "super_admin")
 RANK = {name: i for i, name in enumerate(ROLES)}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
+    """The walks below send every admin route a request without a key: far more failed authentications
+    than `authFailureLimit` allows one address by default (tests/security/test_admin_auth_flood.py)."""
+    config = write_config(tmp_path_factory.mktemp("roles"), {"authFailureLimit": 100_000})
+    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
+        yield gateway
 
 
 def make_admin_key(gw: InProcessGateway, role: str, name: str | None = None) -> dict[str, Any]:

@@ -141,7 +141,12 @@ def test_stats_count_events_by_type_actor_and_category(gw: InProcessGateway) -> 
     assert stats["byActor"]["anonymous"] >= 1 and stats["byActor"]["admin"] >= 1
     assert stats["byCategory"]["security"] == before["byCategory"]["security"] + 1
     assert stats["oldestEvent"] <= stats["newestEvent"]
-    assert stats["retention"] == {"maxEntries": 10_000, "maxAgeDays": 30, "pruneIntervalSeconds": 60.0}
+    assert stats["retention"] == {
+        "maxEntries": 10_000,
+        "maxAgeDays": 30,
+        "pruneIntervalSeconds": 60.0,
+        "authFailureMaxEntries": 1000,
+    }
 
 
 def test_compliance_export_classifies_events_for_each_framework(gw: InProcessGateway) -> None:

@@ -24,7 +24,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
@@ -47,7 +47,8 @@ Mode = Literal["merge", "overwrite", "full"]
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 # Kinds the gate or the admin check reads, so a restore must not write them in a shape that would
 # break them: kind -> check returning a problem (or None). Other kinds are restored as they are.
-DOC_CHECKS: dict[str, Callable[[str, dict[str, Any]], str | None]] = {
+DocCheck = Callable[[str, dict[str, Any]], str | None]
+DOC_CHECKS: dict[str, DocCheck] = {
     PLAN_DOC: plan_doc_problem,
     ADMIN_KEY_DOC: admin_key_doc_problem,
 }
@@ -88,9 +89,12 @@ class BackupService:
     """Key records change only through `KeyService.save` (rollback-safe) and the store's ledgered money
     operations; an export and a restore are each announced once done."""
 
-    def __init__(self, keys: KeyService) -> None:
+    def __init__(self, keys: KeyService, doc_checks: Mapping[str, DocCheck] | None = None) -> None:
+        """`doc_checks`: more kinds to validate before anything is written (the composition root passes
+        the checks built on the API's own request models: groups, teams)."""
         self.keys = keys
         self.store = keys.store
+        self.doc_checks = {**DOC_CHECKS, **(doc_checks or {})}
 
     def export(self, actor: str) -> dict[str, Any]:
         """The whole state as a checksummed backup (announced as `backup.exported`)."""
@@ -153,15 +157,14 @@ class BackupService:
             raise BackupInvalid("Invalid request: data.keys gives an alias to two keys")
         return RestorePlan(mode, keys, self._documents(raw_docs))
 
-    @staticmethod
-    def _documents(raw: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    def _documents(self, raw: Any) -> dict[str, dict[str, dict[str, Any]]]:
         if not isinstance(raw, dict):
             raise BackupInvalid("Invalid request: data.documents must be an object of kinds")
         total = 0
         for kind, docs in raw.items():
             if not _NAME.match(kind) or not isinstance(docs, dict):
                 raise BackupInvalid(f"Invalid request: data.documents[{kind!r}] must be an object of documents")
-            check = DOC_CHECKS.get(kind)
+            check = self.doc_checks.get(kind)
             for doc_id, body in docs.items():
                 if not doc_id or len(doc_id) > 200 or not isinstance(body, dict):
                     raise BackupInvalid(

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paygate.admin.auth import ROLE_RANK, AdminAuth, AdminIdentity
+from paygate.admin.auth_throttle import AuthThrottle, AuthThrottled
 from paygate.core.domain_errors import (
     Conflict,
     DomainError,
@@ -29,6 +30,7 @@ from paygate.core.domain_errors import (
     Unauthenticated,
     Unavailable,
 )
+from paygate.core.netaddr import client_ip
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.keys.service import KeyNotFound, KeyService
@@ -97,17 +99,56 @@ def required_role(request: Request) -> str:
 class AdminGuard:
     """The one admin check every admin route depends on: who is calling, and may their role do this.
     Async, like every route: the store is shared with the hot path and must only be touched from the
-    event loop (FastAPI runs plain `def` routes and dependencies in a thread pool)."""
+    event loop (FastAPI runs plain `def` routes and dependencies in a thread pool).
 
-    def __init__(self, admin: AdminAuth, events: EventHub) -> None:
+    Failed authentications are counted per client address (`throttle`, `authFailureLimit`): an
+    address over the limit gets 429 on every admin route, a correct key included, until its window
+    ends (admin/auth_throttle.py)."""
+
+    def __init__(
+        self,
+        admin: AdminAuth,
+        events: EventHub,
+        throttle: AuthThrottle | None = None,
+        trusted_proxies: tuple[str, ...] = (),
+    ) -> None:
         self.admin = admin
         self.events = events
+        self.throttle = throttle if throttle is not None else AuthThrottle(0)
+        self.trusted_proxies = trusted_proxies
+
+    def client_address(self, request: Request) -> str | None:
+        """The client address as the gate computes it (X-Forwarded-For believed only from a trusted proxy)."""
+        peer = request.client.host if request.client else None
+        return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+
+    def may_upload(self, peer: str | None, forwarded_for: str | None, presented: str | None, needed: str) -> bool:
+        """Before a large body is read: does this request's admin key hold `needed` (the role of the
+        route it goes to), from an address that is not throttled? Counts and publishes nothing."""
+        if self.throttle.throttled_now(client_ip(peer, forwarded_for, self.trusted_proxies)):
+            return False
+        identity = self.admin.identify(presented)
+        return identity is not None and identity.can(needed)
 
     async def __call__(self, request: Request) -> None:
+        address = self.client_address(request)
+        refused = self.throttle.refuse(address)
+        if refused is not None:
+            retry_after, first = refused
+            if first:
+                self.events.publish(
+                    "admin.auth_throttled",
+                    "anonymous",
+                    path=request.url.path,
+                    ip=address,
+                    limit=self.throttle.limit,
+                    retryAfterSeconds=retry_after,
+                )
+            raise AuthThrottled(retry_after)
         identity = self.admin.identify(request.headers.get("x-admin-key"))
         if identity is None:
-            client = request.client.host if request.client else None
-            self.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=client)
+            self.throttle.failed(address)
+            self.events.publish("admin.auth_failed", "anonymous", path=request.url.path, ip=address)
             raise Unauthenticated("Invalid or missing admin key (X-Admin-Key)")
         needed = required_role(request)
         if not identity.can(needed):
@@ -143,8 +184,11 @@ def actor(request: Request) -> str:
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Every refusal an admin or client route gives: its kind's status, `{"error", ...extra, "requestId"}`."""
     assert isinstance(exc, DomainError)
+    retry_after = getattr(exc, "retry_after", None)  # a refusal that says when to come back
     return JSONResponse(
-        {"error": exc.message, **exc.extra, "requestId": request_id_of(request)}, status_code=status_of(exc)
+        {"error": exc.message, **exc.extra, "requestId": request_id_of(request)},
+        status_code=status_of(exc),
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
 

@@ -4,7 +4,9 @@
 the tool-call path) and prunes from a ticker at most once a minute, or sooner when a burst of events
 has gone well past the count limit. Retention follows the reference's defaults, 10,000 entries and
 30 days (`auditMaxEntries`, `auditMaxAgeDays`); the count limit applies to per-call traffic
-(`gate.*`) and to everything else separately.
+(`gate.*`) and to everything else separately; failed admin authentications (`admin.auth_failed`,
+`admin.auth_throttled`), which anyone can cause, have a budget of their own
+(`auditAuthFailureMaxEntries`) and never push the rest out.
 
 Compliance export: each event type falls in one of four categories (access_control,
 data_processing, config_change, security), and each framework names the control a category
@@ -14,8 +16,6 @@ for the rest, so a new event type lands somewhere sensible without a code change
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
 from collections import Counter, deque
@@ -24,9 +24,10 @@ from typing import Any
 
 import orjson
 
+from paygate.core.csv_cells import csv_text
 from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
-from paygate.store.audit_log import AuditEntry, AuditLog
+from paygate.store.audit_log import AUTH_FAILURE_MAX_ENTRIES, AuditEntry, AuditLog
 from paygate.store.audit_log import AuditFilter as AuditFilter  # what readers of the log pass in
 
 log = logging.getLogger("paygate.audit")
@@ -62,6 +63,7 @@ _EXACT: dict[str, str] = {
     "key.expiry_warning": "security",
     "gate.deny": "security",
     "admin.auth_failed": "security",
+    "admin.auth_throttled": "security",
     "admin.forbidden": "security",
     "oauth.token_revoked": "security",
     "backup.restored": "security",
@@ -181,22 +183,10 @@ def compliance_json(e: AuditEntry, framework: str) -> dict[str, Any]:
     return {**entry_json(e), "category": category, "control": FRAMEWORKS[framework]["controls"][category]}
 
 
-def csv_cell(value: Any) -> Any:
-    # A text cell starting = + - @ (or tab / CR) is run as a formula by spreadsheets (CSV injection):
-    # a leading ' makes it text. Actors, names and metadata can carry admin- or client-chosen text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def to_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        flat = {**row, "metadata": orjson.dumps(row.get("metadata", {}), default=str).decode()}
-        writer.writerow({c: csv_cell(flat.get(c)) for c in columns})
-    return buffer.getvalue()
+    """Rows as CSV, metadata as JSON text; every cell made safe for spreadsheets (core/csv_cells.py)."""
+    flat = ({**row, "metadata": orjson.dumps(row.get("metadata", {}), default=str).decode()} for row in rows)
+    return csv_text(columns, ([row.get(c) for c in columns] for row in flat))
 
 
 class AuditService:
@@ -210,8 +200,10 @@ class AuditService:
         clock: Callable[[], float] = time.time,
         before_read: Callable[[], None] = lambda: None,
         gate_events: bool = True,
+        max_auth_failures: int = AUTH_FAILURE_MAX_ENTRIES,
     ) -> None:
         self.log = log_
+        self.max_auth_failures = max_auth_failures
         self.gate_events = gate_events
         self._before_read = before_read  # the bus's flush: a reader sees every event published before it
         self.max_entries = max_entries
@@ -257,7 +249,7 @@ class AuditService:
             return
         self._last_prune = now
         self._since_prune = 0
-        removed = self.log.prune(now, self.max_entries, self.max_age_days * 86_400)
+        removed = self.log.prune(now, self.max_entries, self.max_age_days * 86_400, self.max_auth_failures)
         if removed:
             log.info("audit retention removed %d entries", removed)
             self._traffic = deque(self.log.traffic_ids(self.max_entries + TRAFFIC_SLACK))
@@ -266,6 +258,7 @@ class AuditService:
         return {
             "maxEntries": self.max_entries,
             "maxAgeDays": self.max_age_days,
+            "authFailureMaxEntries": self.max_auth_failures,
             "pruneIntervalSeconds": self.prune_every,
         }
 

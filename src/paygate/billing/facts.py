@@ -7,6 +7,8 @@ has its address parsed, one without country lists never reads the header.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,11 @@ from paygate.store.base import Store
 
 GROUP_DOC = "group"
 PLAN_DOC = "plan"
+log = logging.getLogger("paygate.billing")
+# What a key gets when its group or plan document cannot be read (a restore or an edit of the state
+# file left it malformed): no tool is allowed, so its calls are denied cleanly rather than answered 500
+# or run without the group's limits. Restores validate documents; this is the defence behind that.
+UNREADABLE_POLICY_TOOL = "\x00unreadable-policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +67,28 @@ class GateFacts:
         if policy is None:
             group = self.store.doc_peek(GROUP_DOC, key.group_id) if key.group_id else None
             plan = self.store.doc_peek(PLAN_DOC, key.plan) if key.plan else None
-            policy = self._policies[key.key_hash] = resolve(key, group, plan, self.global_quota)
+            try:
+                policy = resolve(key, group, plan, self.global_quota)
+            except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError):
+                log.error("key %s: its group or plan document is malformed; its calls are denied", key.masked)
+                policy = dataclasses.replace(
+                    resolve(key, None, None, self.global_quota), allowed_tools=frozenset({UNREADABLE_POLICY_TOOL})
+                )
+            self._policies[key.key_hash] = policy
         return policy
 
     def team_of(self, key: KeyRecord) -> dict[str, Any] | None:
         if key.team_id is None:
             return None
         team = self.store.doc_peek(TEAM_DOC, key.team_id)
-        return team if team is not None and team.get("active", True) else None
+        if team is None or not team.get("active", True):
+            return None
+        budget, quota = team.get("budget", 0), team.get("quota")
+        if type(budget) is not int or not (
+            quota is None or (isinstance(quota, dict) and all(type(v) is int for v in quota.values()))
+        ):
+            return {"budget": -1}  # malformed: the team's budget refuses every call (never a 500, never unlimited)
+        return team
 
     def client_ip(self, client: ClientFacts) -> str | None:
         forwarded = client.forwarded_for.decode("latin-1") if client.forwarded_for else None

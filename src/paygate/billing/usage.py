@@ -4,8 +4,6 @@ shape (billing/routes/usage.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +13,7 @@ from typing import Any
 
 from paygate.billing.service import BillingService
 from paygate.config import Settings
+from paygate.core.csv_cells import csv_text
 from paygate.core.domain_errors import Invalid, Unauthenticated
 from paygate.core.keys import hash_key
 from paygate.core.records import UsageEvent
@@ -48,14 +47,6 @@ def parse_since(since: str | None) -> float | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def _csv_cell(value: Any) -> Any:
-    # A text cell starting = + - @ (or tab / CR) is run as a formula by spreadsheets (CSV injection);
-    # a leading ' makes it text, as the key export does. Key names are admin-chosen, tool names the backend's.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def event_row(e: UsageEvent) -> dict[str, Any]:
     return {
         "timestamp": iso_time(e.timestamp),
@@ -71,11 +62,8 @@ def event_row(e: UsageEvent) -> dict[str, Any]:
 
 
 def usage_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=USAGE_COLUMNS)
-    writer.writeheader()
-    writer.writerows({name: _csv_cell(value) for name, value in row.items()} for row in rows)
-    return buffer.getvalue()
+    """Rows as CSV (CRLF line ends), every cell made safe for spreadsheets (core/csv_cells.py)."""
+    return csv_text(USAGE_COLUMNS, ([row.get(c) for c in USAGE_COLUMNS] for row in rows), "\r\n")
 
 
 @dataclass(slots=True, eq=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paygate.admin.auth import AdminAuth
+from paygate.admin.auth_throttle import AuthThrottle
 from paygate.admin.maintenance import Maintenance
 from paygate.api.common import AdminGuard
 from paygate.audit.service import AuditService
@@ -77,6 +78,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         max_age_days=settings.audit_max_age_days,
         before_read=events.flush,
         gate_events=settings.audit_gate_events,
+        max_auth_failures=settings.audit_auth_failure_max_entries,
     )
     events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
     events.subscribe_batch(audit.record_batch)
@@ -141,7 +143,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         maintenance,
         events,
         audit,
-        AdminGuard(admin, events),
+        AdminGuard(admin, events, AuthThrottle(settings.auth_failure_limit), tuple(settings.trusted_proxies)),
         serving,
     )
     rt.tickers.append(audit.tick)
@@ -155,4 +157,5 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         lambda: 1.0 if backend.ready else 0.0,
     )
     metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
+    metrics.bind_admin_auth(lambda: rt.guard.throttle.failures, lambda: rt.guard.throttle.throttled)
     return rt

@@ -104,4 +104,5 @@ def policy_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 
 def backup_router(rt: Runtime) -> APIRouter:
-    return backup.router(rt.guard, BackupService(rt.keys))
+    checks = {GROUPS.doc: groups.group_doc_problem, TEAMS.doc: teams.team_doc_problem}
+    return backup.router(rt.guard, BackupService(rt.keys, checks))

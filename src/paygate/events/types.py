@@ -67,6 +67,7 @@ EVENT_TYPES: dict[str, str] = {
     "template.deleted": "a key template was deleted",
     # administration
     "admin.auth_failed": "a request to an admin route had no valid admin key",
+    "admin.auth_throttled": "an address went over authFailureLimit: its admin requests get 429 for the minute",
     "admin.forbidden": "an admin key's role was below what the route needs",
     "admin.alerts_configured": "the alert rules were replaced",
     "admin_key.created": "an admin key was created",

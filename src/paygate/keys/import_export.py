@@ -13,8 +13,6 @@ money operations (`create_key`, `adjust`), so the ledger explains every credit.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any, Literal
 
 import orjson
 
+from paygate.core.csv_cells import csv_text
 from paygate.core.domain_errors import Conflict, Invalid
 from paygate.core.keys import hash_key, mask_parts
 from paygate.core.records import KeyRecord
@@ -124,25 +123,18 @@ def select(records: list[KeyRecord], namespace: str | None, active_only: bool) -
     return sorted(out, key=lambda r: (r.created_at, r.key_hash))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True)
-    text = str(value)
-    # A leading = + - @ makes spreadsheets evaluate the cell as a formula (CSV injection): quote it.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not isinstance(value, int) else text
+        return json.dumps(value, sort_keys=True)
+    return value  # text is made safe for spreadsheets by csv_text (core/csv_cells.py)
 
 
 def export_csv(entries: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for e in entries:
-        writer.writerow([_cell(e[c]) for c in CSV_COLUMNS])
-    return buf.getvalue()
+    return csv_text(CSV_COLUMNS, ([_cell(e[c]) for c in CSV_COLUMNS] for e in entries))
 
 
 # import ----------------------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Rows arrive in batches from the event bus (one transaction per batch, with the event's own id),
 off the tool-call path. Retention is enforced by `prune`, which the audit service calls from a
 ticker: older than a maximum age, or beyond a maximum count (the oldest go first), counted apart
-for per-call traffic (`gate.allow` / `gate.deny`) and for everything else, so a busy gateway's
-traffic never pushes its admin history out. Every store provides one as `store.audit`; the SQLite
-one is `store/sqlite_audit.py`.
+for per-call traffic (`gate.allow` / `gate.deny`), for failed admin authentications
+(`admin.auth_failed`, `admin.auth_throttled`) and for everything else, so neither a busy gateway's
+traffic nor a stranger's wrong keys ever push its admin history out. Every store provides one as
+`store.audit`; the SQLite one is `store/sqlite_audit.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from paygate.store.base import Store
 
 TRAFFIC_TYPES = ("gate.allow", "gate.deny")  # per-call events, retained apart from the rest
+# Failed admin authentications: anyone can make these, so they have a budget of their own.
+AUTH_FAILURE_TYPES = ("admin.auth_failed", "admin.auth_throttled")
+AUTH_FAILURE_MAX_ENTRIES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,11 @@ class AuditLog(Protocol):
     def about_key(self, masked: str, limit: int) -> list[AuditEntry]: ...
     def count(self, where: AuditFilter) -> int: ...
     def stats(self, top_actors: int) -> AuditStats: ...
-    # drop entries older than the age, and all but the newest `max_entries` of traffic and of the rest
-    def prune(self, now: float, max_entries: int, max_age_seconds: float) -> int: ...
+    # drop entries older than the age, all but the newest `max_entries` of traffic and of the rest,
+    # and all but the newest `max_auth_failures` failed authentications (counted apart from both)
+    def prune(
+        self, now: float, max_entries: int, max_age_seconds: float, max_auth_failures: int = AUTH_FAILURE_MAX_ENTRIES
+    ) -> int: ...
 
 
 def audit_log_of(store: Store) -> AuditLog:

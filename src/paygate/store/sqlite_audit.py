@@ -12,9 +12,17 @@ from typing import Any
 
 import orjson
 
-from paygate.store.audit_log import TRAFFIC_TYPES, AuditEntry, AuditFilter, AuditStats
+from paygate.store.audit_log import (
+    AUTH_FAILURE_MAX_ENTRIES,
+    AUTH_FAILURE_TYPES,
+    TRAFFIC_TYPES,
+    AuditEntry,
+    AuditFilter,
+    AuditStats,
+)
 
 TRAFFIC = "(" + ", ".join(f"'{t}'" for t in TRAFFIC_TYPES) + ")"
+AUTH_FAILURES = "(" + ", ".join(f"'{t}'" for t in AUTH_FAILURE_TYPES) + ")"
 
 
 def _where(f: AuditFilter) -> tuple[str, list[Any]]:
@@ -121,16 +129,23 @@ class SQLiteAuditLog:
         }
         return AuditStats(int(total), oldest, newest, by_type, by_actor)
 
-    def prune(self, now: float, max_entries: int, max_age_seconds: float) -> int:
+    def prune(
+        self, now: float, max_entries: int, max_age_seconds: float, max_auth_failures: int = AUTH_FAILURE_MAX_ENTRIES
+    ) -> int:
         """Drop entries older than `max_age_seconds`, and all but the newest `max_entries` traffic
-        entries and the newest `max_entries` other entries; how many went."""
+        entries, the newest `max_auth_failures` failed authentications and the newest `max_entries`
+        other entries (each class counted and pruned on its own); how many went."""
         db = self.db
         removed = db.execute("DELETE FROM audit WHERE ts < ?", (now - max_age_seconds,)).rowcount
         # ids grow with insertion order, so "the newest N" is "id above the (N+1)-th highest id".
-        for test in (f"type IN {TRAFFIC}", f"type NOT IN {TRAFFIC}"):
+        for test, keep in (
+            (f"type IN {TRAFFIC}", max_entries),
+            (f"type IN {AUTH_FAILURES}", max_auth_failures),
+            (f"type NOT IN {TRAFFIC} AND type NOT IN {AUTH_FAILURES}", max_entries),
+        ):
             removed += db.execute(
                 f"DELETE FROM audit WHERE {test} AND id <= "
                 f"(SELECT id FROM audit WHERE {test} ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (max_entries,),
+                (keep,),
             ).rowcount
         return int(removed)

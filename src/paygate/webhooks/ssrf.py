@@ -8,9 +8,14 @@ private network. So, unless `webhookAllowPrivate` is set:
   (loopback, private, link-local, unique-local, multicast, unspecified, reserved, shared/CGNAT,
   metadata; IPv4-mapped IPv6 and legacy numeric forms like `2130706433` included) or a local name
   (`localhost`, `*.localhost`, metadata names) is refused with a clear message;
-- at delivery time (`resolve`): every address the host resolves to must be public, and the request
-  is pinned to the vetted address (Host header and TLS SNI keep the name), so DNS cannot point the
-  connection elsewhere between the check and the connect.
+- at delivery time (`resolve`): the same `check_url` first, then every address the host resolves to
+  must be public, and the request is pinned to the vetted address (Host header and TLS SNI keep the
+  name), so DNS cannot point the connection elsewhere between the check and the connect.
+
+Both read the host through `canonical_host`, the one spelling a resolver would use: IDNA (so
+full-width digits, ideographic full stops and full-width letters spelling `127.0.0.1` or `localhost`
+are `127.0.0.1` and `localhost`, as getaddrinfo reads them), lower case, no trailing dot. The static
+check judges exactly the name the delivery resolves, so the two can never disagree about a URL.
 """
 
 from __future__ import annotations
@@ -88,6 +93,18 @@ def _literal_address(host: str) -> Address | None:
     return None
 
 
+def canonical_host(hostname: str, what: str = "webhook URL") -> str:
+    """The host as a resolver reads it: an IP literal as is, a name IDNA-encoded (NFKC: full-width
+    digits and dots become ASCII), lower case, without a trailing dot. UnsafeUrl when it cannot be."""
+    host = hostname.rstrip(".").lower()
+    if parse_ip(host) is not None:
+        return host
+    try:
+        return host.encode("idna").decode("ascii").rstrip(".").lower()
+    except UnicodeError as exc:
+        raise UnsafeUrl(f"{what} has a host name that is not a valid DNS name") from exc
+
+
 def shown(url: str) -> str:
     """A URL as messages, logs and stats show it: scheme and host only (no credentials, path or query)."""
     try:
@@ -116,7 +133,7 @@ def check_url(url: str, allow_private: bool, what: str = "webhook URL") -> Split
         raise UnsafeUrl(f"{what} is not a valid URL ({exc})") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeUrl(f"{what} must start with http:// or https://")
-    host = (parts.hostname or "").rstrip(".").lower()
+    host = canonical_host(parts.hostname or "", what)
     if not host:
         raise UnsafeUrl(f"{what} has no host")
     if port == 0:
@@ -180,7 +197,7 @@ async def resolve(url: str, allow_private: bool, resolver: Resolver = system_res
     clean, headers = _split_credentials(parts)
     if allow_private:
         return Target(clean, None, headers)
-    host = (parts.hostname or "").rstrip(".")
+    host = canonical_host(parts.hostname or "")  # the very name check_url judged
     port = parts.port or (443 if parts.scheme == "https" else 80)
     literal = _literal_address(host)
     if literal is not None:

@@ -16,7 +16,7 @@ from paygate.api.common import AdminGuard, Body, KeyRef, KeyRefField, actor, fin
 from paygate.api.fields import Credits, IpList, Limit, QuotaLimits, Tags, ToolList, ToolName
 from paygate.keys.service import KeyService
 from paygate.policy.memberships import MembershipService
-from paygate.policy.routes.memberships import Description, DocId, DocName, check_update
+from paygate.policy.routes.memberships import Description, DocId, DocName, check_update, stored_doc_problem
 
 
 class ToolPrice(Body):
@@ -44,6 +44,11 @@ class GroupPolicy(Body):
 
 class CreateGroupBody(GroupPolicy):
     name: DocName
+
+
+def group_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
+    """Why a group document (from a backup) is not one /groups could have written, or None."""
+    return stored_doc_problem(GroupPolicy, doc_id, doc)
 
 
 class GroupRef(Body):

@@ -6,9 +6,9 @@ own paths, request bodies and answers (the reference shapes them differently). N
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 
 
 def _display_name(text: str) -> str:
@@ -32,3 +32,32 @@ def check_update(body: BaseModel, id_fields: set[str]) -> None:
         raise ValueError("name cannot be null")
     if not body.model_fields_set - id_fields:
         raise ValueError("nothing to update")
+
+
+_STORED_META: dict[str, TypeAdapter[Any]] = {
+    "name": TypeAdapter(DocName),
+    "active": TypeAdapter(bool, config={"strict": True}),
+}
+
+
+def stored_doc_problem(model: type[BaseModel], doc_id: str, doc: dict[str, Any]) -> str | None:
+    """Why a stored group or team document (e.g. from a backup) is not one the API could have written,
+    or None: its `id` is the document's id, its name a DocName, and its fields pass the same request
+    model the create route uses (`model`, whose aliases are the stored field names)."""
+    if doc.get("id") != doc_id:
+        return "id must equal the document id"
+    fields = {f.alias or n for n, f in model.model_fields.items()}
+    checks: list[tuple[str, Any]] = [
+        (name, lambda a=adapter, name=name: a.validate_python(doc.get(name)))
+        for name, adapter in _STORED_META.items()
+        if name in doc or name == "name"
+    ]
+    checks.append(("", lambda: model.model_validate({k: v for k, v in doc.items() if k in fields})))
+    for name, check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in (name, *err["loc"]) if p != "")
+            return f"{where}: {err['msg']}"
+    return None

@@ -18,7 +18,7 @@ from paygate.api.fields import Credits, Limit, Tags
 from paygate.billing.service import BillingService
 from paygate.keys.service import KeyService
 from paygate.policy.memberships import MembershipService, empty_team_quota
-from paygate.policy.routes.memberships import Description, DocId, DocName, check_update
+from paygate.policy.routes.memberships import Description, DocId, DocName, check_update, stored_doc_problem
 
 
 class TeamQuota(Body):
@@ -46,6 +46,11 @@ class TeamFields(Body):
 
 class CreateTeamBody(TeamFields):
     name: DocName
+
+
+def team_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
+    """Why a team document (from a backup) is not one /teams could have written, or None."""
+    return stored_doc_problem(TeamFields, doc_id, doc)
 
 
 class UpdateTeamBody(TeamFields):
