@@ -40,6 +40,7 @@ import httpx
 import orjson
 
 from paygate import __version__
+from paygate.core.urls import redact_url
 from paygate.http.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.backends.base import (
     BackendError,
@@ -99,7 +100,7 @@ class _HttpxClient:
             async with self.client.stream(method, self.url, content=body, headers=headers) as resp:
                 yield resp
         except httpx.HTTPError as exc:
-            raise H1Error(f"{type(exc).__name__}: {exc}") from exc
+            raise H1Error(f"{type(exc).__name__}: {str(exc).replace(self.url, redact_url(self.url))}") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -116,6 +117,7 @@ def _proxied(url: str) -> bool:
 class HttpBackend(HandshakeMixin):
     def __init__(self, url: str, label: str = "remote", max_connections: int = 256) -> None:
         self.url = url
+        self.shown_url = redact_url(url)  # what logs and messages show: no credentials, no query values
         self.label = label
         self._client: _Client = (
             _HttpxClient(url, max_connections) if _proxied(url) else H1Pool(url, max_connections, user_agent=USER_AGENT)
@@ -143,7 +145,7 @@ class HttpBackend(HandshakeMixin):
             await self.handshake()
             self._protocol_version = (self._init_result or {}).get("protocolVersion")
             self._ready = True
-            log.info("%s: connected to %s (%d tools)", self.label, self.url, len(self._tools))
+            log.info("%s: connected to %s (%d tools)", self.label, self.shown_url, len(self._tools))
             self._listen_to_session()
 
     async def stop(self) -> None:
