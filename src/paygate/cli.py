@@ -19,6 +19,7 @@ from paygate.config import ConfigError, Settings, load_settings
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
 from paygate.runtime import Runtime
+from paygate.store.state_file import StateFileInUse, check_free
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool-call gateway for MCP servers.")
 
@@ -84,6 +85,12 @@ def wrap(
     logs.configure(settings.log_format, settings.log_level)
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
+    if not settings.in_memory:  # before the port: a second gateway on this state file is told why it stops
+        try:
+            check_free(settings.state_file)
+        except (StateFileInUse, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
     _serve(settings, json_output)
 
 

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from paygate.core.urls import redact_url
+
 
 class H1Error(ConnectionError):
     """The connection failed or the response was malformed."""
@@ -236,7 +238,7 @@ class H1Pool:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         self.host = parts.hostname
         # Where to connect, when not to the URL's host: a vetted address the name was resolved to
         # (webhook SSRF pinning). Host header and TLS server name stay the URL's host.

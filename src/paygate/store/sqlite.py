@@ -54,6 +54,7 @@ from paygate.store.schema import MIGRATIONS
 from paygate.store.sqlite_audit import SQLiteAuditLog
 from paygate.store.sqlite_documents import DocumentsAndMeta
 from paygate.store.sqlite_outbox import SQLiteOutbox
+from paygate.store.state_file import StateFileLock
 from paygate.store.usage_queries import UsageQueries
 
 MEMORY = ":memory:"
@@ -80,6 +81,7 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
         self._batch: list[_PendingCharge] = []
         self._flush_handle: asyncio.Handle | None = None
         self._checkpointer: WalCheckpointer | None = None
+        self._lock: StateFileLock | None = None  # one process per state file (state_file.py)
         self._documents = DocumentTable()
         # the audit log and the webhook outbox: parts on the same connection (and so the same transactions)
         self.audit: AuditLog = SQLiteAuditLog(lambda: self.db)
@@ -90,8 +92,17 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
 
     # lifecycle -----------------------------------------------------------
     def open(self) -> None:
+        """Raises `StateFileInUse` when another process has the file open (state_file.py)."""
         if self.path != MEMORY:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._lock = StateFileLock(self.path)
+            self._lock.acquire()  # and the files owner-only
+        try:
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self) -> None:
         db = sqlite3.connect(os.path.expanduser(self.path), isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         try:
@@ -123,6 +134,12 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
             self.flush()
             self._db.close()
             self._db = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @property
     def db(self) -> sqlite3.Connection:

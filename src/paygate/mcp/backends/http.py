@@ -12,6 +12,14 @@ what arrives there as it would a stdio server's (mcp/relay.py). A server
 that refuses it (405, or another 4xx but 409 and 429) is not asked again
 in that session.
 
+No wait upstream outlasts its call: a request, with any re-handshake it needs,
+ends at the tool timeout; the `notifications/cancelled` sent after a timeout
+or a client's cancellation goes out in the background, bounded by
+CANCEL_TIMEOUT (or the tool timeout, if shorter), so the answer to the client
+never waits for it; other notifications and answers to the server wait at
+most MESSAGE_TIMEOUT. An answer that is not JSON (a body labelled JSON, or an
+SSE event of the answer's stream) fails the call like an unreachable server.
+
 The client is the lean `h1.H1Pool` (why: see h1.py — httpx costs ~600 µs of
 CPU per request); httpx is used instead when an HTTP proxy applies to the
 backend URL, as httpx honours the proxy environment variables.
@@ -32,6 +40,7 @@ import httpx
 import orjson
 
 from paygate import __version__
+from paygate.core.urls import redact_url
 from paygate.http.h1 import ConnectFailed, H1Error, H1Pool, Response, ResponseTooLarge
 from paygate.mcp.backends.base import (
     BackendError,
@@ -49,6 +58,8 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RECONNECT_MAX = 30.0
 LISTEN_RETRY = 0.25  # seconds before reopening the session's GET stream; doubles to RECONNECT_MAX
 USER_AGENT = f"paygate-mcp/{__version__}"
+CANCEL_TIMEOUT = 5.0  # the longest a notifications/cancelled is given (the tool timeout, if shorter)
+MESSAGE_TIMEOUT = 10.0  # the longest a notification or an answer to the server's request is given
 
 
 class _Body(Protocol):
@@ -89,7 +100,7 @@ class _HttpxClient:
             async with self.client.stream(method, self.url, content=body, headers=headers) as resp:
                 yield resp
         except httpx.HTTPError as exc:
-            raise H1Error(f"{type(exc).__name__}: {exc}") from exc
+            raise H1Error(f"{type(exc).__name__}: {str(exc).replace(self.url, redact_url(self.url))}") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -106,6 +117,7 @@ def _proxied(url: str) -> bool:
 class HttpBackend(HandshakeMixin):
     def __init__(self, url: str, label: str = "remote", max_connections: int = 256) -> None:
         self.url = url
+        self.shown_url = redact_url(url)  # what logs and messages show: no credentials, no query values
         self.label = label
         self._client: _Client = (
             _HttpxClient(url, max_connections) if _proxied(url) else H1Pool(url, max_connections, user_agent=USER_AGENT)
@@ -121,6 +133,7 @@ class HttpBackend(HandshakeMixin):
         self._reconnect: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._handshake_lock = asyncio.Lock()
+        self._cancels: set[asyncio.Task[None]] = set()  # notifications/cancelled on their way
 
     async def start(self) -> None:
         await self._connect()
@@ -132,12 +145,12 @@ class HttpBackend(HandshakeMixin):
             await self.handshake()
             self._protocol_version = (self._init_result or {}).get("protocolVersion")
             self._ready = True
-            log.info("%s: connected to %s (%d tools)", self.label, self.url, len(self._tools))
+            log.info("%s: connected to %s (%d tools)", self.label, self.shown_url, len(self._tools))
             self._listen_to_session()
 
     async def stop(self) -> None:
         self._ready = False
-        for task in (self._reconnect, self._listener):
+        for task in (self._reconnect, self._listener, *self._cancels):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -187,23 +200,23 @@ class HttpBackend(HandshakeMixin):
             params = self.stamped(params)
         if params is not None:
             message["params"] = params
-        for attempt in (1, 2):
-            try:
-                async with asyncio.timeout(timeout):  # no extra task, unlike asyncio.wait_for
+        try:
+            async with asyncio.timeout(timeout):  # no extra task, unlike asyncio.wait_for
+                for attempt in (1, 2):
                     reply = await self._post(message)
-            except asyncio.CancelledError:  # the client cancelled it, or went away: tell the server
-                await asyncio.shield(self._cancel_upstream(message["id"], "cancelled by the client"))
-                raise
-            except TimeoutError as exc:
-                await self._cancel_upstream(message["id"], "timeout")
-                raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
-            except H1Error as exc:
-                self._mark_down(str(exc) or type(exc).__name__)
-                raise BackendUnavailable(f"{self.label}: {exc}", delivered=not isinstance(exc, ConnectFailed)) from exc
-            if reply is not None:
-                return reply
-            if attempt == 1 and method != "initialize":
-                await self._connect()  # the server dropped our session: new one, then retry once
+                    if reply is not None:
+                        return reply
+                    if attempt == 1 and method != "initialize":
+                        await self._connect()  # the server dropped our session: new one, then retry once
+        except asyncio.CancelledError:  # the client cancelled it, or went away: tell the server
+            self._cancel_upstream(message["id"], "cancelled by the client", timeout)
+            raise
+        except TimeoutError as exc:
+            self._cancel_upstream(message["id"], "timeout", timeout)
+            raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
+        except H1Error as exc:
+            self._mark_down(str(exc) or type(exc).__name__)
+            raise BackendUnavailable(f"{self.label}: {exc}", delivered=not isinstance(exc, ConnectFailed)) from exc
         raise BackendUnavailable(f"{self.label}: session lost and could not be re-established", delivered=False)
 
     async def _post(self, message: Message) -> Message | None:
@@ -223,7 +236,10 @@ class HttpBackend(HandshakeMixin):
             if ctype.startswith("text/event-stream"):
                 return await self._from_sse(resp, message["id"])
             data = await self._read_limited(resp)
-        parsed = orjson.loads(data) if data else None
+        try:
+            parsed = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError as exc:  # the call fails (and is settled) like any failed backend call
+            raise BackendUnavailable(f"{self.label}: backend answered invalid JSON (HTTP {resp.status_code})") from exc
         if isinstance(parsed, list):  # a batch answer to a single request: take ours
             parsed = next((m for m in parsed if isinstance(m, dict) and m.get("id") == message["id"]), None)
         if not isinstance(parsed, dict):
@@ -247,12 +263,15 @@ class HttpBackend(HandshakeMixin):
 
     async def _from_sse(self, resp: _Body, want_id: Any) -> Message:
         """Read SSE events until the answer to `want_id`; pass other messages on."""
-        async with contextlib.aclosing(_sse_messages(resp)) as messages:
-            async for message in messages:
-                if "method" not in message and message.get("id") == want_id:
-                    return message
-                if "method" in message:
-                    self.dispatch_incoming(message)
+        try:
+            async with contextlib.aclosing(_sse_messages(resp, strict=True)) as messages:
+                async for message in messages:
+                    if "method" not in message and message.get("id") == want_id:
+                        return message
+                    if "method" in message:
+                        self.dispatch_incoming(message)
+        except _NotJson as exc:
+            raise BackendUnavailable(f"{self.label}: backend sent an SSE event that is not JSON") from exc
         raise BackendUnavailable(f"{self.label}: SSE stream ended without an answer")
 
     def _listen_to_session(self) -> None:
@@ -282,26 +301,51 @@ class HttpBackend(HandshakeMixin):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
-    async def _cancel_upstream(self, our_id: int, reason: str) -> None:
+    def _cancel_upstream(self, our_id: int, reason: str, timeout: float) -> None:
+        """Tell the server, in the background: the answer to the client never waits for it."""
+        task = asyncio.get_running_loop().create_task(self._send_cancel(our_id, reason, min(CANCEL_TIMEOUT, timeout)))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def _send_cancel(self, our_id: int, reason: str, timeout: float) -> None:
         with contextlib.suppress(BackendUnavailable, H1Error):
-            await self.notify("notifications/cancelled", {"requestId": our_id, "reason": reason})
+            await self._send(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/cancelled",
+                    "params": {"requestId": our_id, "reason": reason},
+                },
+                timeout,
+            )
 
     async def notify(self, method: str, params: Any = None) -> None:
         message: Message = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        await self.respond(message)
+        await self._send(message, MESSAGE_TIMEOUT)
 
     async def respond(self, message: Message) -> None:
+        await self._send(message, MESSAGE_TIMEOUT)
+
+    async def _send(self, message: Message, timeout: float) -> None:
         try:
-            async with self._client.stream("POST", self._headers(), orjson.dumps(message)) as resp:
-                await self._read_limited(resp)  # read to the end, so the connection can be reused
+            async with asyncio.timeout(timeout):
+                async with self._client.stream("POST", self._headers(), orjson.dumps(message)) as resp:
+                    await self._read_limited(resp)  # read to the end, so the connection can be reused
         except H1Error as exc:
             raise BackendUnavailable(f"{self.label}: {exc}") from exc
+        except TimeoutError as exc:
+            raise BackendUnavailable(f"{self.label}: no answer to a message within {timeout:g}s") from exc
 
 
-async def _sse_messages(resp: _Body) -> AsyncGenerator[Message, None]:
-    """The JSON-RPC messages of an SSE body, as its events complete (anything else is skipped)."""
+class _NotJson(ValueError):
+    """An SSE event on an answer's stream whose data is not JSON."""
+
+
+async def _sse_messages(resp: _Body, strict: bool = False) -> AsyncGenerator[Message, None]:
+    """The JSON-RPC messages of an SSE body, as its events complete. Anything else is skipped, but with
+    `strict` (an answer's stream) data that is not JSON raises `_NotJson`; empty data (a priming event)
+    is skipped either way."""
     data_lines: list[str] = []
     async for line in resp.aiter_lines():
         if line.startswith("data:"):
@@ -310,7 +354,9 @@ async def _sse_messages(resp: _Body) -> AsyncGenerator[Message, None]:
             payload, data_lines = "\n".join(data_lines), []
             try:
                 message = orjson.loads(payload)
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError as exc:
+                if strict and payload.strip():
+                    raise _NotJson(payload[:200]) from exc
                 continue
             if isinstance(message, dict):
                 yield message

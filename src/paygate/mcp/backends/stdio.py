@@ -3,6 +3,14 @@
 Many client requests are multiplexed over the one process with ids of our
 own. When the process dies, readiness turns false, pending calls fail with
 `BackendUnavailable`, and the process is restarted with exponential backoff.
+
+Writes never wait longer than the call they belong to. Messages go to the pipe
+without waiting while the pipe keeps up; once the process stops reading and
+the unwritten bytes pass the transport's high-water mark, a call waits for room
+until its own deadline and then answers as a timeout, never written. A process
+that has left WEDGED_AFTER calls in a row unwritten is hung: it is killed and
+restarted as after a crash. Notifications and answers wait at most
+MESSAGE_WAIT; the cancellation sent after a timeout is queued, never awaited.
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ log = logging.getLogger("paygate.backend.stdio")
 LINE_LIMIT = 64 * 1024 * 1024  # the longest single JSON-RPC message we accept from a server
 BACKOFF_START = 0.25
 BACKOFF_MAX = 30.0
+# Calls in a row that could not write their request within their own timeout (nothing drained in
+# between) before the process is taken for hung and restarted.
+WEDGED_AFTER = 3
+MESSAGE_WAIT = 5.0  # the longest a notification or an answer to the server waits for room in the pipe
 
 
 class StdioBackend(HandshakeMixin):
@@ -52,6 +64,8 @@ class StdioBackend(HandshakeMixin):
         self._tools: list[dict[str, Any]] = []
         self._listeners: list[MessageListener] = []
         self.restarts = 0
+        self._write_timeouts = 0  # consecutive calls whose request could not be written in time
+        self._restarting: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -207,44 +221,95 @@ class StdioBackend(HandshakeMixin):
         if params is not None:
             message["params"] = params
         loop = asyncio.get_running_loop()
+        left = timeout
+        if self._backlogged():  # the process is not keeping up: wait for room, within the deadline
+            started = loop.time()
+            try:
+                await self._room(timeout)
+            except TimeoutError as exc:
+                self._write_timed_out()
+                raise BackendTimeout(
+                    f"{self.label}: {method} not written within {timeout:g}s: the server is not reading its input"
+                ) from exc
+            left = max(timeout - (loop.time() - started), 0.0)
+        elif self._write_timeouts:
+            self._write_timeouts = 0
         future: asyncio.Future[Message] = loop.create_future()
         self._pending[our_id] = future
         # One timer on the future itself: asyncio.wait_for would add a second future and a callback.
-        timer = loop.call_later(timeout, _expire, future)
+        timer = loop.call_later(left, _expire, future)
         try:
             self._write(message)
-            assert self._proc is not None and self._proc.stdin is not None
-            await self._proc.stdin.drain()  # backpressure from earlier batches, if the pipe is full
             return await future
         except TimeoutError as exc:
-            await self._cancel_upstream(our_id, "timeout")
+            self._cancel_upstream(our_id, "timeout")
             raise BackendTimeout(f"{self.label}: no answer to {method} within {timeout:g}s") from exc
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel_upstream(our_id, "client went away"))
+            self._cancel_upstream(our_id, "client went away")
             raise
-        except (ConnectionError, RuntimeError) as exc:
-            raise BackendUnavailable(f"{self.label}: write failed: {exc}") from exc
         finally:
             timer.cancel()
             self._pending.pop(our_id, None)
 
-    async def _cancel_upstream(self, our_id: int, reason: str) -> None:
-        with contextlib.suppress(BackendUnavailable, ConnectionError):
-            await self.notify("notifications/cancelled", {"requestId": our_id, "reason": reason})
+    def _backlogged(self) -> bool:
+        """More unwritten bytes than the pipe transport's high-water mark: the process is not reading."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return False
+        transport = proc.stdin.transport
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+
+    async def _room(self, timeout: float) -> None:
+        """Wait until the pipe takes writes again; TimeoutError after `timeout` seconds."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            async with asyncio.timeout(timeout):
+                await proc.stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:  # the process went away meanwhile
+            raise BackendUnavailable(f"{self.label}: write failed: {exc}", delivered=False) from exc
+        self._write_timeouts = 0
+
+    def _write_timed_out(self) -> None:
+        self._write_timeouts += 1
+        if self._write_timeouts < WEDGED_AFTER or (self._restarting and not self._restarting.done()):
+            return
+        log.warning(
+            "%s: the server has not read its input for %d calls in a row; restarting it",
+            self.label,
+            self._write_timeouts,
+        )
+        self._write_timeouts = 0
+        self._restarting = asyncio.get_running_loop().create_task(self._kill())  # the supervisor restarts it
+
+    def _cancel_upstream(self, our_id: int, reason: str) -> None:
+        """Queued, never awaited: the answer to the client does not wait for the server's pipe."""
+        with contextlib.suppress(BackendUnavailable):
+            self._write(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/cancelled",
+                    "params": {"requestId": our_id, "reason": reason},
+                }
+            )
 
     async def notify(self, method: str, params: Any = None) -> None:
         message: Message = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        self._write(message)
-        assert self._proc is not None and self._proc.stdin is not None
-        await self._proc.stdin.drain()
+        await self.respond(message)
 
     async def respond(self, message: Message) -> None:
-        """Send a client's answer to a server-initiated request."""
+        """Send a notification, or a client's answer to a server-initiated request."""
+        if self._backlogged():
+            try:
+                await self._room(MESSAGE_WAIT)
+            except TimeoutError as exc:
+                raise BackendUnavailable(
+                    f"{self.label}: not written within {MESSAGE_WAIT:g}s: the server is not reading its input",
+                    delivered=False,
+                ) from exc
         self._write(message)
-        assert self._proc is not None and self._proc.stdin is not None
-        await self._proc.stdin.drain()
 
 
 def _expire(future: asyncio.Future[Message]) -> None:
