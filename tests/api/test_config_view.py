@@ -129,7 +129,8 @@ def test_default_config_with_nothing_secret_set_shows_nulls(gw: InProcessGateway
     ("name", "url", "shown"),
     [
         ("webhookUrl", "https://user:pw@hooks.example.com:8443/a/b", "https://hooks.example.com:8443/***"),
-        ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?***"),
+        ("remoteUrl", "https://api.example.com/mcp?token=t", "https://api.example.com/mcp?token=***"),
+        ("remoteUrl", "https://api.example.com/mcp?sk-live-0123456789", "https://api.example.com/mcp?***"),
         ("remoteUrl", "http://u:p@[::1]:9000/mcp", "http://***@[::1]:9000/mcp"),
         # a token given as the user name, or as a path segment, is a credential too
         ("redisUrl", "redis://ghp_T0KEN1234@cache:6379", "redis://***@cache:6379"),

@@ -21,6 +21,7 @@ import pytest
 
 from paygate.admin.backup import BackupService, Mode, checksum
 from paygate.billing.service import BillingService
+from paygate.compose.doc_checks import restore_doc_checks
 from paygate.core.pricing import PriceBook
 from paygate.core.records import KeyRecord
 from paygate.events.hub import Event, EventHub
@@ -90,10 +91,11 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def _backup_with(w: World, change: Callable[[list[dict[str, Any]]], None], mode: Mode) -> None:
-    backup = BackupService(w.keys).snapshot()
+    service = BackupService(w.keys, restore_doc_checks(False))
+    backup = service.snapshot()
     data = copy.deepcopy(backup["data"])
     change(data["keys"])
-    BackupService(w.keys).restore({**backup, "data": data, "checksum": checksum(data)}, mode, set(), ADMIN)
+    service.restore({**backup, "data": data, "checksum": checksum(data)}, mode, set(), ADMIN)
 
 
 def _renamed(keys: list[dict[str, Any]], w: World) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from paygate.core.documents import readable, sort_number
 from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.keys import generate_admin_key, hash_key, mask_parts
 from paygate.core.values import iso_time
@@ -187,7 +188,7 @@ class AdminAuth:
     def list(self) -> list[dict[str, Any]]:
         """Every admin key as listings show it (masked; never the key or its hash), oldest first,
         the bootstrap key first of all."""
-        docs = sorted(self.store.doc_list(ADMIN_KEY_DOC), key=lambda d: float(d.get("createdTs") or 0))
+        docs = sorted(self.store.doc_list(ADMIN_KEY_DOC), key=lambda d: sort_number(d.get("createdTs") or 0))
         bootstrap = {
             "name": "bootstrap",
             "role": "super_admin",
@@ -199,7 +200,7 @@ class AdminAuth:
             "lastUsedAt": None,
             "revokedAt": None,
         }
-        return [bootstrap, *(admin_key_view(d) for d in docs)]
+        return [bootstrap, *readable(ADMIN_KEY_DOC, docs, admin_key_view)]
 
 
 def admin_key_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
@@ -212,6 +213,10 @@ def admin_key_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
         return "name and keyMasked must be strings"
     if not isinstance(doc.get("active"), bool):
         return "active must be true or false"
+    for name in ("createdTs", "lastUsedTs", "revokedTs"):  # read by the listing
+        value = doc.get(name)
+        if value is not None and sort_number(value) == float("inf"):
+            return f"{name} must be a time in epoch seconds"
     return None
 
 

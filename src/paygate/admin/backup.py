@@ -45,8 +45,10 @@ MAX_KEYS = 100_000
 MAX_DOCS = 100_000
 Mode = Literal["merge", "overwrite", "full"]
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
-# Kinds the gate or the admin check reads, so a restore must not write them in a shape that would
-# break them: kind -> check returning a problem (or None). Other kinds are restored as they are.
+# Every kind a restore may write, with the check its documents must pass first: kind -> check returning a
+# problem naming the field (or None). Plans and admin keys here; the composition root adds every other
+# kind (checked against its route's request model, which admin/ may not import). A kind with no check has
+# no reader in this gateway and is refused: a backup cannot smuggle in documents nothing validates.
 DocCheck = Callable[[str, dict[str, Any]], str | None]
 DOC_CHECKS: dict[str, DocCheck] = {
     PLAN_DOC: plan_doc_problem,
@@ -90,8 +92,8 @@ class BackupService:
     operations; an export and a restore are each announced once done."""
 
     def __init__(self, keys: KeyService, doc_checks: Mapping[str, DocCheck] | None = None) -> None:
-        """`doc_checks`: more kinds to validate before anything is written (the composition root passes
-        the checks built on the API's own request models: groups, teams)."""
+        """`doc_checks`: the other kinds a restore may write, each with its check (the composition root
+        passes the checks built on the API's own request models: compose/doc_checks.py)."""
         self.keys = keys
         self.store = keys.store
         self.doc_checks = {**DOC_CHECKS, **(doc_checks or {})}
@@ -165,13 +167,18 @@ class BackupService:
             if not _NAME.match(kind) or not isinstance(docs, dict):
                 raise BackupInvalid(f"Invalid request: data.documents[{kind!r}] must be an object of documents")
             check = self.doc_checks.get(kind)
+            if check is None:
+                raise BackupInvalid(
+                    f"Invalid request: data.documents[{kind!r}]: unknown document kind (this gateway stores "
+                    f"{', '.join(sorted(self.doc_checks))}); nothing was restored"
+                )
             for doc_id, body in docs.items():
                 if not doc_id or len(doc_id) > 200 or not isinstance(body, dict):
                     raise BackupInvalid(
                         f"Invalid request: data.documents[{kind!r}][{doc_id!r}] must be an "
                         "object with an id of 1-200 characters"
                     )
-                problem = check(doc_id, body) if check else None
+                problem = check(doc_id, body)
                 if problem:
                     raise BackupInvalid(f"Invalid request: data.documents[{kind!r}][{doc_id!r}]: {problem}")
             total += len(docs)

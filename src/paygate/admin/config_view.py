@@ -3,18 +3,19 @@
 Masking is by field name, so settings other issues add are covered without
 listing them here: anything named like a secret becomes "***", backend commands
 and their arguments become "***", webhook URLs keep only scheme and host, other
-URLs lose their credentials and query, and import keys are shown masked.
+URLs lose their credentials and query values, and import keys are shown masked.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from paygate.config import Settings
 from paygate.core.keys import mask_key
+from paygate.core.urls import redact_url
 from paygate.events.hub import EventHub
+from paygate.webhooks.ssrf import shown
 
 MASK = "***"
 # Names ending in "key(s)" too (signingKey, licenseKey …: settings added later); importKeys is matched first.
@@ -26,31 +27,11 @@ _URL_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a URL under any name (
 _KEYED_BY_NAME = frozenset({"toolPricing"})  # maps whose keys are tool names, not setting names
 
 
-# A path segment shown as is: a short lower-case word ("mcp", "sse", "api") or at most 3 characters ("v1", "2").
-# Anything else (ids, tokens such as Zapier's /s/sk-…/ paths, ;params) could be a credential.
-_PLAIN_SEGMENT = re.compile(r"[a-z][a-z_-]{0,15}|[A-Za-z0-9]{1,3}")
-
-
 def mask_url(name: str, url: str) -> str:
-    """Webhook URLs: scheme + host only (the reference's rule). Other URLs: scheme, host, port and the
-    path's plain words; user info (a token is often given as the user name), token-like path
-    segments and the query become ***."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return MASK
-    if not parts.scheme or not host:
-        return MASK
-    if ":" in host:
-        host = f"[{host}]"
-    if "webhook" in name.lower():
-        return f"{parts.scheme}://{host}{port}/{MASK}"
-    user = f"{MASK}@" if "@" in parts.netloc else ""
-    path = "/".join(s if not s or _PLAIN_SEGMENT.fullmatch(s) else MASK for s in parts.path.split("/"))
-    query = f"?{MASK}" if parts.query else ""
-    return f"{parts.scheme}://{user}{host}{port}{path}{query}"
+    """Webhook URLs: scheme + host only (the reference's rule, as webhook messages show them). Other URLs
+    as logs show them (`core/urls.redact_url`): user info, token-like path segments and every query
+    value become ***, plain-word query names stay (`?apikey=***`)."""
+    return shown(url) if "webhook" in name.lower() else redact_url(url)
 
 
 def mask_import_keys(keys: dict[str, Any]) -> dict[str, Any]:

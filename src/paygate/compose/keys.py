@@ -12,6 +12,7 @@ from fastapi import APIRouter
 
 from paygate.admin.backup import BackupService
 from paygate.admin.routes import backup
+from paygate.compose.doc_checks import restore_doc_checks
 from paygate.keys.auto_topup import AutoTopup
 from paygate.keys.expiry import ExpiryScanner, ScannerConfig
 from paygate.keys.import_export import KeyImportExport
@@ -104,5 +105,5 @@ def policy_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 
 def backup_router(rt: Runtime) -> APIRouter:
-    checks = {GROUPS.doc: groups.group_doc_problem, TEAMS.doc: teams.team_doc_problem}
+    checks = restore_doc_checks(rt.settings.webhook_allow_private)
     return backup.router(rt.guard, BackupService(rt.keys, checks))

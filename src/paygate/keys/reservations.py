@@ -30,12 +30,15 @@ listeners), so credits never go back to a revoked, emptied key.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from paygate.core.documents import sort_number
 from paygate.core.domain_errors import Conflict, Invalid, NotFound, PaymentRequired
 from paygate.core.due_times import DueTimes
 from paygate.core.records import KeyRecord
@@ -120,7 +123,7 @@ class Reservations(DocumentIndex):
         """Active reservations (of one key, or all), oldest first. The store's own objects: read only."""
         ids: Iterable[str] = self._holder if key_hash is None else self._holds.get(key_hash, ())
         docs = [d for d in (self.store.doc_peek(KIND, rid) for rid in ids) if d is not None]
-        return sorted(docs, key=lambda d: (d["createdAt"], d["id"]))
+        return sorted(docs, key=lambda d: (sort_number(d.get("createdAt")), str(d.get("id"))))
 
     def held(self, key_hash: str | None = None) -> int:
         """Credits currently held (out of balances, not yet spent), for one key or all."""
@@ -339,12 +342,51 @@ class Reservations(DocumentIndex):
         return fixed
 
 
+TRANSITIONAL = ("reserving", "committing", "releasing")
+DOC_FIELDS = frozenset(
+    {"id", "keyHash", "keyMasked", "credits", "createdAt", "expiresAt", "memo", "status"}
+    | {"committedCredits", "settledAt", "finalStatus"}
+)
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def reservation_doc_problem(doc_id: str, doc: Doc) -> str | None:
+    """Why a reservation document (e.g. from a backup) is not one this service writes, or None: the
+    fields the service itself sets (the route's own fields, credits and memo, are checked against its
+    request model by the caller)."""
+    if doc.get("id") != doc_id or not doc_id.startswith("rsv_"):
+        return "id: must equal the document id (rsv_…)"
+    if not isinstance(doc.get("keyHash"), str) or not _HASH.match(doc["keyHash"]):
+        return "keyHash: must be a key's SHA-256 (64 lowercase hex characters)"
+    if not isinstance(doc.get("keyMasked"), str):
+        return "keyMasked: must be a string"
+    status = doc.get("status")
+    if status not in (ACTIVE, *SETTLED, *TRANSITIONAL):
+        return f"status: must be one of {', '.join((ACTIVE, *SETTLED, *TRANSITIONAL))}"
+    if doc.get("finalStatus") not in (None, "released", "expired"):
+        return "finalStatus: must be released or expired"
+    committed = doc.get("committedCredits")
+    if committed is not None and (type(committed) is not int or not 0 <= committed <= _int(doc.get("credits"))):
+        return "committedCredits: must be an integer between 0 and credits"
+    for name in ("createdAt", "expiresAt", "settledAt"):
+        value = doc.get(name)
+        if (value is not None or name != "settledAt") and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        ):
+            return f"{name}: must be a time in epoch seconds"
+    return None
+
+
 def reservation_view(doc: Doc) -> dict[str, Any]:
     """A reservation as the API shows it (masked key, ISO times, never the key hash)."""
     view: dict[str, Any] = {
         "id": doc["id"],
         "key": doc["keyMasked"],
-        "credits": doc["credits"],
+        "credits": int(doc["credits"]),
         "createdAt": iso_time(doc["createdAt"]),
         "expiresAt": iso_time(doc["expiresAt"]),
         "memo": doc.get("memo"),

@@ -13,11 +13,14 @@ that replaced it, even when a crash kept `on_rekey` from moving it.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
+from paygate.core.documents import sort_number
 from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.due_times import DueTimes
 from paygate.core.records import KeyRecord
@@ -88,7 +91,9 @@ class Schedules(DocumentIndex):
             else self._by_key.get(key_hash, ())
         )
         docs = [d for d in (self.store.doc_peek(KIND, sid) for sid in ids) if d is not None]
-        return sorted(docs, key=lambda d: (d["executeAt"], d["createdAt"], d["id"]))
+        return sorted(
+            docs, key=lambda d: (sort_number(d.get("executeAt")), sort_number(d.get("createdAt")), str(d.get("id")))
+        )
 
     def create(
         self,
@@ -217,6 +222,32 @@ class Schedules(DocumentIndex):
         if not result.ok:
             raise KeyConflict("topup refused by the store")
         return {"credits": credits, "newBalance": result.balance}
+
+
+DOC_FIELDS = frozenset({"id", "keyHash", "keyMasked", "action", "executeAt", "createdAt", "params", "createdBy"})
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def schedule_doc_problem(doc_id: str, doc: Doc) -> str | None:
+    """Why a schedule document (e.g. from a backup) is not one this service writes, or None: the fields
+    the service itself sets (the route's own, the topup's params, are checked against its request model
+    by the caller)."""
+    if doc.get("id") != doc_id or not doc_id.startswith("sched_"):
+        return "id: must equal the document id (sched_…)"
+    if not isinstance(doc.get("keyHash"), str) or not _HASH.match(doc["keyHash"]):
+        return "keyHash: must be a key's SHA-256 (64 lowercase hex characters)"
+    for name in ("keyMasked", "createdBy"):
+        if not isinstance(doc.get(name), str):
+            return f"{name}: must be a string"
+    if doc.get("action") not in ACTIONS:
+        return f"action: must be one of {', '.join(ACTIONS)}"
+    if not isinstance(doc.get("params"), dict):
+        return "params: must be an object"
+    for name in ("executeAt", "createdAt"):
+        value = doc.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{name}: must be a time in epoch seconds"
+    return None
 
 
 def schedule_view(doc: Doc) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class TemplateService:
         return template
 
     def list(self) -> list[dict[str, Any]]:
-        return sorted(self.store.doc_list(KIND), key=lambda t: str(t["name"]))
+        return sorted(self.store.doc_list(KIND), key=lambda t: str(t.get("name")))
 
     def count(self) -> int:
         return len(self.store.doc_items(KIND))

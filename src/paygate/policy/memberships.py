@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from paygate.core.documents import readable
 from paygate.core.domain_errors import Conflict, DomainError, NotFound
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
@@ -126,8 +127,8 @@ class MembershipService:
             if doc_id is not None and k.active:
                 counts[doc_id] = counts.get(doc_id, 0) + 1
         docs = [d for d in self.store.doc_list(self.kind.doc) if include_inactive or _active(d)]
-        docs.sort(key=lambda d: (str(d.get("createdAt")), d["id"]))
-        return [{**d, "memberCount": counts.get(d["id"], 0)} for d in docs]
+        docs.sort(key=lambda d: (str(d.get("createdAt")), str(d.get("id"))))
+        return readable(self.kind.doc, docs, lambda d: {**d, "memberCount": counts.get(_doc_id(d), 0)})
 
     def get(self, doc_id: str, *, include_inactive: bool = False) -> Doc:
         """A copy of the document; a deactivated one only when asked for (its history stays readable)."""
@@ -234,3 +235,11 @@ class MembershipService:
         self._join(record, None)
         self._publish("key_removed", actor, left, keyMasked=record.masked)
         return left
+
+
+def _doc_id(doc: Doc) -> str:
+    """A listed document's id (a document without a string id cannot be listed)."""
+    doc_id = doc["id"]
+    if not isinstance(doc_id, str):
+        raise TypeError("the document has no id")
+    return doc_id

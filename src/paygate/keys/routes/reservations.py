@@ -8,9 +8,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.core.documents import readable
 from paygate.core.values import MAX_CREDITS
 from paygate.keys.reservations import (
     DEFAULT_TTL,
+    KIND,
     MAX_TTL,
     MIN_TTL,
     Reservations,
@@ -70,11 +72,7 @@ def router(guard: AdminGuard, keys: KeyService, service: Reservations) -> APIRou
     ) -> dict[str, Any]:
         """Active reservations, optionally of one key (key or alias)."""
         key_hash = find_key(keys, key).key_hash if key is not None else None
-        docs = service.active(key_hash)
-        return {
-            "reservations": [reservation_view(d) for d in docs],
-            "count": len(docs),
-            "totalHeld": sum(int(d["credits"]) for d in docs),
-        }
+        views = readable(KIND, service.active(key_hash), reservation_view)
+        return {"reservations": views, "count": len(views), "totalHeld": sum(v["credits"] for v in views)}
 
     return r

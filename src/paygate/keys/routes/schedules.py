@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
 from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.core.documents import readable
 from paygate.core.domain_errors import Invalid
 from paygate.core.values import MAX_CREDITS
 from paygate.keys.import_export import parse_iso
-from paygate.keys.schedules import Schedules, schedule_view
+from paygate.keys.schedules import KIND, Schedules, schedule_view
 from paygate.keys.service import KeyService
 
 MAX_AHEAD = 10 * 366 * 86_400  # ten years
@@ -72,8 +73,8 @@ def router(guard: AdminGuard, keys: KeyService, service: Schedules) -> APIRouter
     async def pending(key: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> dict[str, Any]:
         """Pending schedules, soonest first, optionally of one key (key or alias)."""
         key_hash = find_key(keys, key).key_hash if key is not None else None
-        docs = service.pending(key_hash)
-        return {"schedules": [schedule_view(d) for d in docs], "count": len(docs)}
+        views = readable(KIND, service.pending(key_hash), schedule_view)
+        return {"schedules": views, "count": len(views)}
 
     @r.delete("/keys/schedule")
     async def cancel(request: Request, id: Annotated[str, Query(min_length=1, max_length=64)]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from pydantic import Field
 
 from paygate.api.common import AdminGuard, Body, actor
 from paygate.api.fields import NAME_PATTERN, NAMESPACE_PATTERN, AutoTopupConfig, IpList, QuotaLimits, Tags, ToolList
+from paygate.core.documents import readable
 from paygate.core.values import MAX_CREDITS, iso_time
-from paygate.keys.templates import MAX_TEMPLATES, TemplateService
+from paygate.keys.templates import KIND, MAX_TEMPLATES, TemplateService
 
 TEN_YEARS = 10 * 365 * 86400
 
@@ -45,7 +46,7 @@ def router(guard: AdminGuard, templates: TemplateService) -> APIRouter:
     @r.get("/keys/templates")
     async def list_templates() -> dict[str, Any]:
         """Every key template, by name."""
-        found = [template_view(t) for t in templates.list()]
+        found = readable(KIND, templates.list(), template_view)
         return {"templates": found, "count": len(found), "max": MAX_TEMPLATES}
 
     @r.post("/keys/templates")

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 
+from paygate.api.stored_docs import error_text
+
 
 def _display_name(text: str) -> str:
     # Names are unique ignoring case; trimmed, so that "Eng " cannot sit beside "Eng" as another name.
@@ -57,7 +59,5 @@ def stored_doc_problem(model: type[BaseModel], doc_id: str, doc: dict[str, Any])
         try:
             check()
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in (name, *err["loc"]) if p != "")
-            return f"{where}: {err['msg']}"
+            return error_text(exc, name)
     return None
