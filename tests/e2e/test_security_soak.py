@@ -19,7 +19,7 @@ import httpx
 from tests import hostile
 from tests.support import ECHO_COMMAND, Gateway, running_gateway
 
-SOAK_SECONDS = 15.0
+SOAK_SECONDS = 10.0
 LIMITS = {
     "headersTimeoutMs": 2000,
     "keepAliveTimeoutMs": 5000,
