@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -143,61 +143,52 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_headers_timeout(gw:
     assert time.monotonic() - started >= HEADERS_TIMEOUT * 0.9
 
 
+def dribble_until_closed(
+    sock: socket.socket, byte: bytes, deadline: float, meanwhile: Callable[[], None] = lambda: None
+) -> bytes:
+    """Send `byte` about every 100 ms (calling `meanwhile` each time) until the server closes the
+    connection; what it answered. Fails if it is still open at `deadline`."""
+    answer = b""
+    while time.monotonic() < deadline:
+        meanwhile()
+        try:
+            sock.sendall(byte)
+        except (BrokenPipeError, ConnectionResetError):
+            return answer
+        sock.settimeout(0.1)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return answer
+        if not chunk:
+            return answer
+        answer += chunk
+    raise AssertionError("the connection was still open")
+
+
 def test_slowloris_headers_a_byte_at_a_time_get_408_and_the_connection_closed(gw: Gateway) -> None:
     started = time.monotonic()
-    answer = b""
     with connect(gw) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\n")
-        deadline = started + HEADERS_TIMEOUT + 5
-        while time.monotonic() < deadline:
-            try:
-                sock.sendall(b"X")  # a header that never ends, one byte each 100 ms
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sock.settimeout(0.1)
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            answer += chunk
-        else:
-            raise AssertionError("a slowloris connection was still open")
+        answer = dribble_until_closed(sock, b"X", started + HEADERS_TIMEOUT + 5)  # a header that never ends
     assert time.monotonic() - started < HEADERS_TIMEOUT + 3
     assert status(answer) == 408
 
 
 def test_a_slow_body_is_cut_by_the_request_timeout_while_other_connections_are_served(gw: Gateway) -> None:
+    def a_normal_request() -> None:
+        with connect(gw) as other:
+            other.sendall(HEALTH)
+            assert status(read_response(other)) == 200
+
     started = time.monotonic()
     with connect(gw) as slow:
         slow.sendall(
             b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
         )
-        deadline = started + REQUEST_TIMEOUT + 5
-        answer = b""
-        while time.monotonic() < deadline:
-            with connect(gw) as other:  # a normal request meanwhile
-                other.sendall(HEALTH)
-                assert status(read_response(other)) == 200
-            try:
-                slow.sendall(b" ")
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            slow.settimeout(0.1)
-            try:
-                chunk = slow.recv(65536)
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            answer += chunk
-        else:
-            raise AssertionError("a slow body was still being read")
+        answer = dribble_until_closed(slow, b" ", started + REQUEST_TIMEOUT + 5, a_normal_request)
     elapsed = time.monotonic() - started
     assert REQUEST_TIMEOUT * 0.9 <= elapsed < REQUEST_TIMEOUT + 3, elapsed  # not the headers timeout
     assert status(answer) == 408

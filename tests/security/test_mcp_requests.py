@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -199,19 +198,3 @@ def test_an_unexpected_error_after_the_charge_is_refunded_and_answered_as_json_r
     batch_call["params"] = {"calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}] * 2}
     assert post(gw, batch_call, key).status_code == 200
     assert gw.balance(key) == 5 and len(backend.calls()) == 3
-
-
-def test_deep_arguments_priced_by_size_still_cost_nothing(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        {
-            "serverCommand": PYTHON,
-            "serverArgs": [ECHO_SERVER],
-            "globalRateLimitPerMin": 0,
-            "toolPricing": {"echo": {"creditsPerCall": 1, "creditsPerKbInput": 1}},
-        },
-    )
-    with running_inprocess_gateway("--config", config) as gw:
-        key = gw.create_key(10)
-        assert post(gw, call(1, "echo", nested(100)), key).json()["error"]["code"] == -32602
-        assert gw.balance(key) == 10

@@ -97,23 +97,28 @@ def _alert_rules(doc_id: str, doc: Doc) -> str | None:
     return None
 
 
-def _reservation(doc_id: str, doc: Doc) -> str | None:
-    problem = reservations.reservation_doc_problem(doc_id, doc)
+def _service_fields(
+    doc_id: str, doc: Doc, service_check: Callable[[str, Doc], str | None], fields: frozenset[str], what: str
+) -> str | None:
+    """The fields the service itself sets, then no field it does not know."""
+    problem = service_check(doc_id, doc)
     if problem:
         return problem
-    extra = sorted(set(doc) - reservations.DOC_FIELDS)
-    if extra:
-        return f"{extra[0]}: not a field of a reservation"
+    extra = sorted(set(doc) - fields)
+    return f"{extra[0]}: not a field of a {what}" if extra else None
+
+
+def _reservation(doc_id: str, doc: Doc) -> str | None:
+    problem = _service_fields(doc_id, doc, reservations.reservation_doc_problem, reservations.DOC_FIELDS, "reservation")
+    if problem:
+        return problem
     return model_problem(ReserveBody, {"key": doc["keyMasked"], "credits": doc.get("credits"), "memo": doc.get("memo")})
 
 
 def _schedule(doc_id: str, doc: Doc) -> str | None:
-    problem = schedules.schedule_doc_problem(doc_id, doc)
+    problem = _service_fields(doc_id, doc, schedules.schedule_doc_problem, schedules.DOC_FIELDS, "schedule")
     if problem:
         return problem
-    extra = sorted(set(doc) - schedules.DOC_FIELDS)
-    if extra:
-        return f"{extra[0]}: not a field of a schedule"
     if doc["action"] == "topup":
         return model_problem(TopupParams, doc["params"], "params")
     return None if not doc["params"] else f"params: {doc['action']} takes no params"
