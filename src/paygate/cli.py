@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from paygate import __version__, logs
-from paygate.config import ConfigError, Settings, load_settings
+from paygate.config import ConfigError, Settings, load_settings, resolve_sources
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
 from paygate.runtime import Runtime
@@ -76,13 +76,30 @@ def wrap(
     max_requests_per_socket: Annotated[
         int | None, Opt(help="Requests served on one connection before it closes (default 0 = unlimited)")
     ] = None,
+    redis_url: Annotated[
+        str | None, Opt(help="Redis URL for a shared store (accepted; not in this version yet)")
+    ] = None,
+    stripe_secret: Annotated[
+        str | None, Opt(help="Stripe webhook signing secret (accepted; not in this version yet)")
+    ] = None,
+    cors_origin: Annotated[str | None, Opt(help="CORS allowed origin(s) (accepted; not in this version yet)")] = None,
+    header: Annotated[
+        str | None, Opt(help='Custom response headers "K:V,K2:V2" (accepted; not in this version yet)')
+    ] = None,
+    admin_rate_limit: Annotated[
+        int | None, Opt(help="Admin API requests/min per IP (accepted; not in this version yet)")
+    ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
-    dry_run: Annotated[bool, Opt("--dry-run", help="Discover tools, print the pricing table, exit")] = False,
+    dry_run: Annotated[
+        bool, Opt("--dry-run", envvar="PAYGATE_DRY_RUN", help="Discover tools, print the pricing table, exit")
+    ] = False,
     json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Start the payment-gated proxy in front of an MCP server."""
-    settings = _settings_or_exit(dict(locals()))  # every parameter, by name, as Typer passed it
+    params = dict(locals())  # every parameter, by name, as Typer passed it
+    settings = _settings_or_exit(params)
     logs.configure(settings.log_format, settings.log_level)
+    _warn_ignored(params)
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
     if not settings.in_memory:  # before the port: a second gateway on this state file is told why it stops
@@ -123,6 +140,11 @@ WRAP_FLAGS = {
     "headers_timeout": "headersTimeoutMs",
     "keepalive_timeout": "keepAliveTimeoutMs",
     "max_requests_per_socket": "maxRequestsPerSocket",
+    "redis_url": "redisUrl",
+    "stripe_secret": "stripeSecret",
+    "cors_origin": "corsOrigin",
+    "header": "customHeaders",
+    "admin_rate_limit": "adminRateLimit",
 }
 
 
@@ -138,10 +160,13 @@ def settings_from_wrap_args(argv: Sequence[str]) -> Settings:
     return settings_from_params(params)
 
 
+def _flags(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: params[name] for name, field in WRAP_FLAGS.items() if params.get(name) is not None}
+
+
 def settings_from_params(params: Mapping[str, Any]) -> Settings:
     """Settings from wrap's parameters (by name): the flags given, over `config`, over the defaults."""
-    flags = {field: params[name] for name, field in WRAP_FLAGS.items() if params.get(name) is not None}
-    settings = load_settings(flags, params.get("config"))
+    settings = load_settings(_flags(params), params.get("config"))
     if not settings.has_backend:
         raise ConfigError("no MCP server given: use --server, --remote-url, or a config file with 'servers'")
     return settings
@@ -158,6 +183,15 @@ def _settings_or_exit(params: Mapping[str, Any]) -> Settings:
             field = ".".join(str(p) for p in err["loc"]) or "config"
             typer.echo(f"error: [{field}] {err['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _warn_ignored(params: Mapping[str, Any]) -> None:
+    """One line on stderr for settings accepted and not acted on (later features, unknown keys)."""
+    from paygate.validation import start_warning
+
+    line = start_warning(resolve_sources(_flags(params), params.get("config")))
+    if line:
+        typer.echo(line, err=True)
 
 
 async def _dry_run(settings: Settings, as_json: bool) -> int:

@@ -43,6 +43,9 @@ class ToolPricingConfig(_Model):
     credits_per_kb_input: int = Field(default=0, ge=0)
     credits_per_kb_output: int = Field(default=0, ge=0)
     rate_limit_per_min: int = Field(default=0, ge=0)
+    # The reference's per-tool timeout and cache TTL: accepted, not enforced yet (`validate` says so).
+    timeout_ms: int | None = Field(default=None, ge=0)
+    cache_ttl_seconds: int | None = Field(default=None, ge=0)
 
 
 class GlobalQuota(_Model):
@@ -52,6 +55,8 @@ class GlobalQuota(_Model):
     monthly_call_limit: int = Field(default=0, ge=0)
     daily_credit_limit: int = Field(default=0, ge=0)
     monthly_credit_limit: int = Field(default=0, ge=0)
+    hourly_call_limit: int = Field(default=0, ge=0)  # the reference's hourly limits: accepted, not enforced yet
+    hourly_credit_limit: int = Field(default=0, ge=0)
 
     def as_quota(self) -> dict[str, int]:
         return {
@@ -133,11 +138,12 @@ class Settings(_Model, LimitSettings):
     audit_gate_events: bool = False  # gate.allow / gate.deny in the durable audit log too (one row per call)
     request_log_size: int = Field(default=5000, ge=0, le=1_000_000)
     log_format: Literal["text", "json"] = "text"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error", "silent"] = "info"  # "warn" is read as "warning"
     discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
     # Accepted now, implemented by later issues; `validate` warns when they are set.
     redis_url: str | None = None
     stripe_secret: str | None = None
+    stripe_webhook_secret: str | None = None
 
     @field_validator("import_keys")
     @classmethod
@@ -169,6 +175,15 @@ class Settings(_Model, LimitSettings):
             return [normalise(str(p)) for p in v]
         except ValueError as exc:
             raise ValueError(f"{key}: {exc}") from exc
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        """Any case; the reference's `warn` is `warning`."""
+        if not isinstance(v, str):
+            return v
+        lowered = v.strip().lower()
+        return "warning" if lowered == "warn" else lowered
 
     @field_validator("sqlite_sync", mode="before")
     @classmethod
@@ -236,6 +251,11 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_HEADERS_TIMEOUT": "headersTimeoutMs",
     "PAYGATE_KEEPALIVE_TIMEOUT": "keepAliveTimeoutMs",
     "PAYGATE_MAX_REQUESTS_PER_SOCKET": "maxRequestsPerSocket",
+    "PAYGATE_DISCOVERY_MODE": "discoveryMode",
+    "PAYGATE_CORS_ORIGIN": "corsOrigin",
+    "PAYGATE_CUSTOM_HEADERS": "customHeaders",
+    "PAYGATE_ADMIN_RATE_LIMIT": "adminRateLimit",
+    "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
 }
 _BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate"}
 
@@ -299,8 +319,14 @@ def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def normalise(layer: dict[str, Any]) -> dict[str, Any]:
-    """Turn flag-style entries (server, toolPrice, importKey) into config-file keys."""
+    """Turn flag-style entries (server, toolPrice, importKey, corsOrigin) and the reference's other names
+    (discoveryMode) into config-file keys."""
     out = dict(layer)
+    if "discoveryMode" in out:
+        out.setdefault("discovery", out.pop("discoveryMode"))
+    if "corsOrigin" in out:
+        cors = out.get("cors")
+        out["cors"] = {**(cors if isinstance(cors, dict) else {}), "origin": out.pop("corsOrigin")}
     if "server" in out:
         command, args = split_command(str(out.pop("server")))
         out["serverCommand"], out["serverArgs"] = command, args

@@ -22,6 +22,7 @@ class _Model(BaseModel):
 class WebhookFilterConfig(_Model):
     """A routing rule: events of these types (or "*"), for keys with these prefixes, also go to `url`."""
 
+    id: str | None = Field(default=None, max_length=100)  # the reference's filter id (the name is ours)
     name: str = Field(min_length=1, max_length=100)
     events: list[str] = Field(min_length=1, max_length=100)
     url: str = Field(min_length=1, max_length=2048)

@@ -45,6 +45,6 @@ def configure(fmt: str = "text", level: str = "info") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(logging.CRITICAL + 1 if level == "silent" else level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one log line per outbound request
     logging.getLogger("httpcore").setLevel(logging.WARNING)

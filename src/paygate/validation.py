@@ -24,8 +24,14 @@ LATER_KEYS = frozenset(
         "guardrails",
         "redisUrl",
         "stripeSecret",
+        "stripeWebhookSecret",
+        "adminRateLimit",
     }
 )
+# Nested fields of the reference's that later issues enforce: accepted, reported like LATER_KEYS.
+LATER_TOOL_FIELDS = ("timeoutMs", "cacheTtlSeconds")
+LATER_QUOTA_FIELDS = ("hourlyCallLimit", "hourlyCreditLimit")
+NOT_ENFORCED = "accepted but not enforced by this version yet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +42,41 @@ class Diagnostic:
 
 
 def _known_keys() -> set[str]:
-    return {f.alias or name for name, f in Settings.model_fields.items()}
+    """Settings' keys, and the reference's names read as one of them (config.normalise)."""
+    return {f.alias or name for name, f in Settings.model_fields.items()} | {"discoveryMode"}
+
+
+def ignored_settings(raw: dict[str, Any]) -> list[Diagnostic]:
+    """Warnings for what the gateway accepts and does not act on: keys of later features (set to
+    something), the reference's nested fields a later issue enforces, and unknown keys."""
+    out: list[Diagnostic] = []
+    known = _known_keys()
+    for key in sorted(raw):
+        if key in LATER_KEYS and raw[key] not in (None, "", [], {}):
+            out.append(Diagnostic("warning", key, NOT_ENFORCED))
+        elif key not in known and key not in LATER_KEYS:
+            out.append(Diagnostic("warning", key, "unknown key (ignored)"))
+    pricing = raw.get("toolPricing")
+    for tool, entry in sorted(pricing.items()) if isinstance(pricing, dict) else ():
+        for name in LATER_TOOL_FIELDS:
+            if isinstance(entry, dict) and entry.get(name) is not None:
+                out.append(Diagnostic("warning", f"toolPricing.{tool}.{name}", NOT_ENFORCED))
+    quota = raw.get("globalQuota")
+    for name in LATER_QUOTA_FIELDS:
+        if isinstance(quota, dict) and quota.get(name):
+            out.append(Diagnostic("warning", f"globalQuota.{name}", NOT_ENFORCED))
+    return out
+
+
+def start_warning(raw: dict[str, Any]) -> str | None:
+    """The one line `wrap` prints at start about settings it accepts and ignores (None: nothing)."""
+    ignored = ignored_settings(raw)
+    later = [d.field for d in ignored if d.message == NOT_ENFORCED]
+    unknown = [d.field for d in ignored if d.message != NOT_ENFORCED]
+    parts = ([f"not enforced by this version yet: {', '.join(later)}"] if later else []) + (
+        [f"unknown keys ignored: {', '.join(unknown)}"] if unknown else []
+    )
+    return f"warning: {'; '.join(parts)} (see paygate-mcp validate)" if parts else None
 
 
 def diagnose(
@@ -54,12 +94,7 @@ def diagnose(
             field = ".".join(str(p) for p in err["loc"]) or "(root)"
             out.append(Diagnostic("error", field, err["msg"].removeprefix("Value error, ")))
         return out
-    known = _known_keys()
-    for key in sorted(raw):
-        if key in LATER_KEYS and raw[key] not in (None, "", [], {}):
-            out.append(Diagnostic("warning", key, "accepted but not enforced by this version yet"))
-        elif key not in known and key not in LATER_KEYS:
-            out.append(Diagnostic("warning", key, "unknown key (ignored)"))
+    out += ignored_settings(raw)
     if not settings.has_backend:
         out.append(Diagnostic("error", "serverCommand", "no backend: set serverCommand, remoteUrl, or servers"))
     for problem in configured_url_problems(

@@ -208,3 +208,29 @@ def test_sigterm_ends_open_mcp_streams_at_once_instead_of_holding_the_stop() -> 
     reader.join(10)  # uvicorn alone would keep the stream (and the process) for 30 s
     assert ended.is_set()
     assert gw.stop() == 0
+
+
+def test_a_reference_config_starts_and_says_once_what_it_does_not_act_on(tmp_path: Path) -> None:
+    config = tmp_path / "paygate.json"
+    config.write_text(
+        json.dumps(
+            {
+                "discoveryMode": "dynamic",
+                "logLevel": "warn",
+                "toolPricing": {"echo": {"creditsPerCall": 2, "timeoutMs": 5000}},
+                "globalQuota": {"hourlyCallLimit": 5},
+                "webhookFilters": [{"id": "f1", "name": "ops", "events": ["*"], "url": "https://hooks.example.com/x"}],
+                "madeUpKey": True,
+            }
+        )
+    )
+    gw = start_gateway("--server", ECHO_COMMAND, "--config", str(config), "--admin-rate-limit", "100")
+    try:
+        tools = gw.rpc("tools/list").json()["result"]["tools"]
+        assert all(t["name"].startswith("paygate_") for t in tools)  # discoveryMode: dynamic took effect
+        warnings = [line for line in gw.stderr().splitlines() if line.startswith("warning: ")]
+        assert len(warnings) == 1, gw.stderr()
+        for name in ("toolPricing.echo.timeoutMs", "globalQuota.hourlyCallLimit", "adminRateLimit", "madeUpKey"):
+            assert name in warnings[0], name
+    finally:
+        gw.stop()

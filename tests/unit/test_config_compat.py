@@ -1,0 +1,112 @@
+"""The reference's documented names and values are accepted (issue 12): its flags, env vars and config keys
+start the gateway; what this version does not act on is reported, never fatal."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from paygate import logs
+from paygate.cli import app as cli_app
+from paygate.cli import settings_from_wrap_args
+from paygate.config import load_settings, resolve_sources
+from paygate.validation import ignored_settings, start_warning
+
+REFERENCE_CONFIG = {
+    "serverCommand": "x",
+    "discoveryMode": "dynamic",
+    "logLevel": "warn",
+    "toolPricing": {"search": {"creditsPerCall": 2, "timeoutMs": 5000, "cacheTtlSeconds": 60}},
+    "globalQuota": {"dailyCallLimit": 10, "hourlyCallLimit": 5, "hourlyCreditLimit": 50},
+    "webhookFilters": [{"id": "f1", "name": "ops", "events": ["*"], "url": "https://hooks.example.com/x"}],
+    "stripeWebhookSecret": "whsec_abc",
+    "adminRateLimit": 120,
+    "customHeaders": {"X-Team": "a"},
+    "notAKey": 1,
+}
+
+
+def test_the_references_config_names_and_values_are_accepted() -> None:
+    s = load_settings(REFERENCE_CONFIG)
+    assert s.discovery == "dynamic" and s.log_level == "warning"
+    assert s.tool_pricing["search"].credits_per_call == 2 and s.tool_pricing["search"].timeout_ms == 5000
+    assert s.global_quota is not None and s.global_quota.daily_call_limit == 10
+    assert s.webhook_filters[0].id == "f1" and s.stripe_webhook_secret == "whsec_abc"
+
+
+def test_what_is_not_acted_on_is_reported_field_by_field() -> None:
+    fields = {d.field: d.message for d in ignored_settings(REFERENCE_CONFIG)}
+    for later in (
+        "toolPricing.search.timeoutMs",
+        "toolPricing.search.cacheTtlSeconds",
+        "globalQuota.hourlyCallLimit",
+        "globalQuota.hourlyCreditLimit",
+        "stripeWebhookSecret",
+        "adminRateLimit",
+        "customHeaders",
+    ):
+        assert "not enforced" in fields[later], later
+    assert fields["notAKey"] == "unknown key (ignored)"
+    assert "discoveryMode" not in fields and "logLevel" not in fields  # understood, so nothing to say
+    line = start_warning(REFERENCE_CONFIG)
+    assert line is not None and line.startswith("warning: not enforced by this version yet: ")
+    assert "unknown keys ignored: notAKey" in line
+    assert start_warning({"serverCommand": "x"}) is None
+
+
+def test_the_reference_env_names_map_onto_the_settings() -> None:
+    env = {"PAYGATE_DISCOVERY_MODE": "dynamic", "PAYGATE_LOG_LEVEL": "SILENT", "PAYGATE_ADMIN_RATE_LIMIT": "60"}
+    s = load_settings({"server": "x"}, environ=env)
+    assert s.discovery == "dynamic" and s.log_level == "silent"
+    assert resolve_sources({}, None, env)["adminRateLimit"] == "60"
+    # our own name wins over the reference's when a layer has both
+    assert load_settings({"server": "x", "discovery": "static", "discoveryMode": "dynamic"}).discovery == "static"
+
+
+def test_the_references_flags_parse_and_are_reported() -> None:
+    argv = [
+        "--server",
+        "x",
+        "--redis-url",
+        "redis://127.0.0.1:6379/0",
+        "--stripe-secret",
+        "whsec_x",
+        "--cors-origin",
+        "https://app.example.com",
+        "--header",
+        "X-A:1",
+        "--admin-rate-limit",
+        "100",
+        "--request-timeout",
+        "20000",
+    ]
+    s = settings_from_wrap_args(argv)
+    assert s.redis_url == "redis://127.0.0.1:6379/0" and s.request_timeout_ms == 20000
+    flags = {"redisUrl": s.redis_url, "stripeSecret": "whsec_x", "corsOrigin": "https://app.example.com"}
+    raw = resolve_sources({**flags, "customHeaders": "X-A:1", "adminRateLimit": 100, "server": "x"}, None, {})
+    assert raw["cors"] == {"origin": "https://app.example.com"}
+    line = start_warning(raw)
+    assert line is not None
+    for name in ("redisUrl", "stripeSecret", "cors", "customHeaders", "adminRateLimit"):
+        assert name in line, name
+
+
+def test_dry_run_can_come_from_the_environment() -> None:
+    wrap = typer.main.get_command(cli_app).commands["wrap"]  # type: ignore[attr-defined]
+    dry_run = next(p for p in wrap.params if p.name == "dry_run")
+    assert dry_run.envvar == "PAYGATE_DRY_RUN"
+
+
+def test_silent_logs_nothing() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        logs.configure("text", "silent")
+        assert not logging.getLogger("paygate").isEnabledFor(logging.CRITICAL)
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)
