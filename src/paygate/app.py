@@ -27,7 +27,7 @@ from starlette.routing import Route
 from paygate import __version__
 from paygate.api.common import ROLE_EXTRA, domain_error_handler, http_error_handler, validation_error_handler
 from paygate.asgi import Receive, Scope, Send, send_json
-from paygate.body_limit import declared_too_big, is_chunked, read_chunked
+from paygate.body_limit import declared_too_big, is_chunked, json_despite_label, labelled_form, read_chunked
 from paygate.compose import build_core, build_routers
 from paygate.config import Settings
 from paygate.core.domain_errors import DomainError
@@ -172,8 +172,14 @@ class GatewayApp:
                 await self.rt.endpoint(scope, receive, stamped_send)
             else:
                 limit = self._body_limit(scope)
-                whole = await read_chunked(receive, limit) if is_chunked(scope) else receive
-                if whole is None or declared_too_big(scope, limit):
+                whole: Receive | None = receive
+                if declared_too_big(scope, limit):
+                    whole = None
+                elif labelled_form(scope):
+                    whole = await json_despite_label(scope, receive, limit)
+                elif is_chunked(scope):
+                    whole = await read_chunked(receive, limit)
+                if whole is None:
                     await send_json(stamped_send, 413, {"error": "Request body too large", "requestId": request_id})
                 else:
                     await self.api(scope, whole, stamped_send)

@@ -1,4 +1,5 @@
-"""Request-body size limits for every route but /mcp (which reads its own body with the same limit).
+"""Request-body size limits for every route but /mcp (which reads its own body with the same limit), and
+JSON sent with a form's label.
 
 A body with a Content-Length over the limit is refused before any of it is read. A chunked body
 (no Content-Length) is read here, up to the limit, before the route sees it: over the limit it is
@@ -47,5 +48,34 @@ async def read_chunked(receive: Receive, limit: int) -> Receive | None:
 
     async def replaying() -> MutableMapping[str, Any]:
         return replay.pop(0) if replay else await receive()
+
+    return replaying
+
+
+FORM = b"application/x-www-form-urlencoded"
+JSON_TYPE = b"application/json"
+
+
+def labelled_form(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.split(b";", 1)[0].strip().lower() == FORM)
+    return False
+
+
+async def json_despite_label(scope: Scope, receive: Receive, limit: int) -> Receive | None:
+    """`curl -d '{...}'` without `-H Content-Type` (as the reference's README shows) labels JSON as a form.
+    The body is read (up to `limit`; None when over) and, when it is a JSON object or array, relabelled
+    `application/json` in the scope, so the routes parse it as they parse any JSON body."""
+    whole = await read_chunked(receive, limit)
+    if whole is None:
+        return None
+    first = await whole()
+    if first.get("body", b"").lstrip()[:1] in (b"{", b"["):
+        scope["headers"] = [(name, JSON_TYPE if name == b"content-type" else value) for name, value in scope["headers"]]
+    held = [first]
+
+    async def replaying() -> MutableMapping[str, Any]:
+        return held.pop() if held else await whole()
 
     return replaying

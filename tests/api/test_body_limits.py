@@ -43,3 +43,24 @@ def test_a_chunked_admin_body_within_the_limit_is_served(gw: InProcessGateway) -
     resp = gw.client.post("/keys", content=_chunks(body, 8), headers={**gw.admin(), "Content-Type": "application/json"})
     assert resp.status_code == 201, resp.text
     assert resp.json()["credits"] == 7
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_json_sent_with_a_forms_label_as_curl_d_does_is_read_as_json(gw: InProcessGateway) -> None:
+    body = json.dumps({"name": "curl-d", "credits": 7}).encode()
+    resp = gw.client.post("/keys", content=body, headers={**gw.admin(), **FORM})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["credits"] == 7
+    chunked = gw.client.post("/keys", content=_chunks(body, 5), headers={**gw.admin(), **FORM})
+    assert chunked.status_code == 201, chunked.text
+
+
+def test_a_real_form_body_is_still_a_clean_400_that_creates_nothing(gw: InProcessGateway) -> None:
+    before = len(gw.client.get("/keys", headers=gw.admin()).json())
+    resp = gw.client.post("/keys", content=b"name=x&credits=5", headers={**gw.admin(), **FORM})
+    assert resp.status_code == 400 and "requestId" in resp.json()
+    too_big = gw.client.post("/keys", content=b"{" + b" " * 2_000_000 + b"}", headers={**gw.admin(), **FORM})
+    assert too_big.status_code == 413
+    assert len(gw.client.get("/keys", headers=gw.admin()).json()) == before
