@@ -26,6 +26,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool
 Opt = typer.Option
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, Opt("--version", "-v", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Pay-per-tool-call gateway for MCP servers."""
+
+
 @app.command()
 def wrap(
     server: Annotated[str | None, Opt(help="MCP server command to wrap via stdio (split like a shell)")] = None,

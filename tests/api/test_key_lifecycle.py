@@ -263,6 +263,13 @@ def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: In
     }
 
 
+def test_fractional_credits_are_floored_as_the_reference_documents(gw: InProcessGateway) -> None:
+    a, b = gw.create_key(10), gw.create_key(0)
+    resp = post(gw, "/keys/transfer", {"from": a, "to": b, "credits": 2.9})
+    assert resp.status_code == 200 and resp.json()["transferred"] == 2, resp.text
+    assert (gw.balance(a), gw.balance(b)) == (8, 2)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
@@ -271,7 +278,7 @@ def test_a_transfer_moves_exactly_the_credits_between_keys_named_by_alias(gw: In
         ({"from": "A", "to": "B", "credits": 11}, 400, "Insufficient"),
         ({"from": "A", "to": "B", "credits": 0}, 400, "Invalid request"),
         ({"from": "A", "to": "B", "credits": -5}, 400, "Invalid request"),
-        ({"from": "A", "to": "B", "credits": 2.5}, 400, "Invalid request"),
+        ({"from": "A", "to": "B", "credits": 0.5}, 400, "Invalid request"),  # floored to 0
         ({"from": "A", "to": "B", "credits": "3"}, 400, "Invalid request"),
         ({"from": "A", "to": "B"}, 400, "Invalid request"),
         ({"from": "A", "to": "B", "credits": 1, "memo": "m" * 501}, 400, "Invalid request"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -234,3 +235,25 @@ def test_a_reference_config_starts_and_says_once_what_it_does_not_act_on(tmp_pat
             assert name in warnings[0], name
     finally:
         gw.stop()
+
+
+def test_ctrl_c_at_the_terminal_stops_the_gateway_and_its_server_quietly(tmp_path: Path) -> None:
+    """Ctrl-C sends SIGINT to the terminal's whole foreground process group: the gateway and, unless it
+    runs in a session of its own, the wrapped server (which then dies mid-read with a traceback)."""
+    log = tmp_path / "stderr.log"
+    argv = [CLI, "wrap", "--server", ECHO_COMMAND, "--port", "0", "--json", "--state-file", ":memory:"]
+    with log.open("w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "ready"
+        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal does
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -110,3 +110,13 @@ def test_silent_logs_nothing() -> None:
         for h in handlers:
             root.addHandler(h)
         root.setLevel(level)
+
+
+def test_version_flags_print_the_version() -> None:
+    from typer.testing import CliRunner
+
+    from paygate import __version__
+
+    for flag in ("--version", "-v"):
+        result = CliRunner().invoke(cli_app, [flag])
+        assert result.exit_code == 0 and result.output.strip() == __version__, result.output

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from paygate.api.common import AdminGuard, Body, KeyRef, KeyRefField, actor, find_key
 from paygate.api.fields import NAMESPACE_PATTERN, Tags
@@ -28,6 +29,12 @@ class TransferBody(Body):
     to: KeyRefField
     credits: int = Field(gt=0, le=MAX_CREDITS)
     memo: str | None = Field(default=None, max_length=500)
+
+    @field_validator("credits", mode="before")
+    @classmethod
+    def _floored(cls, v: Any) -> Any:
+        """Fractional credits are floored, as the reference documents (2.9 moves 2; 0.5 moves nothing: 400)."""
+        return math.floor(v) if isinstance(v, float) and math.isfinite(v) else v
 
 
 def router(guard: AdminGuard, keys: KeyService, lifecycle: KeyLifecycle) -> APIRouter:

@@ -87,6 +87,9 @@ class StdioBackend(HandshakeMixin):
                 stdout=asyncio.subprocess.PIPE,
                 limit=LINE_LIMIT,
                 env=child_environment(os.environ),
+                # Its own session: a Ctrl-C at the terminal reaches the gateway only, which stops the server
+                # itself (stdin closed, then SIGTERM) instead of the server dying mid-call with a traceback.
+                start_new_session=True,
             )
         except OSError as exc:
             self._exited.set()
