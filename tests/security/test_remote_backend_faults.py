@@ -16,7 +16,7 @@ from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.misbehaving_http import MisbehavingServer
 from tests.support import wait_until, write_config
 
-TIMEOUT = 2.0
+TIMEOUT = 1.0
 MARGIN = 2.0
 TOOL_TIMEOUT = -32004
 BACKEND_UNAVAILABLE = -32003
