@@ -133,7 +133,9 @@ def test_a_backend_that_cannot_start_is_a_clean_error(backend: list[str]) -> Non
     )
     assert result.returncode != 0
     assert "error: backend failed to start" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "Application startup failed" not in result.stderr  # one line
+    if "sys.exit(4)" in backend[1]:
+        assert "exit code 4" in result.stderr, result.stderr
     assert '"event": "ready"' not in result.stdout
     if "/nonexistent/mcp-server" in backend[1]:
         assert "/nonexistent/mcp-server" in result.stderr

@@ -25,6 +25,7 @@ one timer handle per `headersTimeoutMs`, not one per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import resource
 from asyncio import TimerHandle
@@ -331,11 +332,21 @@ def protocol_for(gate: ConnectionGate) -> type[GatedHttpProtocol]:
     return type("PayGateHttpProtocol", (GatedHttpProtocol,), {"gate": gate})
 
 
+class _NoStartupFailedLine(logging.Filter):
+    """The CLI prints its own one-line `error: …` for a failed start; uvicorn's extra line goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Application startup failed")
+
+
 def build_server(
     settings: Settings, app: Any, metrics: Metrics | None = None, *, log_config: Any = uvicorn.config.LOGGING_CONFIG
 ) -> uvicorn.Server:
     """The uvicorn server `wrap` serves with (and the tests' in-process gateway): uvloop, httptools
     under the connection limits of `settings`, no access log, no proxy-header rewriting."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NoStartupFailedLine) for f in uvicorn_log.filters):  # once per process
+        uvicorn_log.addFilter(_NoStartupFailedLine())
     fd_limit = raise_fd_limit(settings.max_connections + FD_RESERVE)
     gate = ConnectionGate(ServerLimits.from_settings(settings, connection_cap(settings.max_connections, fd_limit)))
     if metrics is not None:

@@ -97,6 +97,14 @@ class StdioBackend(HandshakeMixin):
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._proc))
         try:
             await self.handshake()
+        except BackendUnavailable as exc:  # it exited: say with what code (after the reader has seen it go)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), 1.0)
+            code = self._proc.returncode
+            await self._kill()
+            if code is None:
+                raise
+            raise BackendUnavailable(f"{exc} with exit code {code}", delivered=exc.delivered) from exc
         except BaseException:
             await self._kill()
             raise
