@@ -260,10 +260,9 @@ class Dispatcher:
         raise ClientCannotAnswer(f"The server still wanted input after {MAX_INPUT_ROUNDS} rounds")
 
     async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
-        if method in ("notifications/initialized", "initialized"):
-            return  # the gateway's own upstream session is already initialized
-        if not jsonrpc.is_notification_method(method):
-            return  # a request without an id (the endpoint refuses it): never run unanswered and unpaid
+        # initialized: our upstream session already is; not a notification: a request without an id, never run
+        if method in ("notifications/initialized", "initialized") or not jsonrpc.is_notification_method(method):
+            return
         if method == "notifications/cancelled":
             # Never passed on as-is: the id is the client's, upstream ids are the gateway's. The
             # client's own call is cancelled instead, and its backend tells the server (cancellation.py).
