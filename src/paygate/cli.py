@@ -21,7 +21,12 @@ from paygate.mcp.backends.base import BackendError
 from paygate.runtime import Runtime
 from paygate.store.state_file import StateFileInUse, check_free
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pay-per-tool-call gateway for MCP servers.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: the rich table shows every flag as "<bool>" as if it took a value
+    help="Pay-per-tool-call gateway for MCP servers.",
+)
 
 Opt = typer.Option
 
@@ -270,6 +275,9 @@ def _serve(settings: Settings, as_json: bool) -> None:
         signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=[sock])
+    except SystemExit:  # uvicorn exits 3 after a failed startup; ours is documented as 1
+        if server.started:
+            raise
     finally:
         sock.close()
     if not server.started:

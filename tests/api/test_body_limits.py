@@ -61,6 +61,18 @@ def test_a_real_form_body_is_still_a_clean_400_that_creates_nothing(gw: InProces
     before = len(gw.client.get("/keys", headers=gw.admin()).json())
     resp = gw.client.post("/keys", content=b"name=x&credits=5", headers={**gw.admin(), **FORM})
     assert resp.status_code == 400 and "requestId" in resp.json()
+    assert "must be a JSON object" in resp.json()["error"]  # not pydantic's "valid dictionary"
     too_big = gw.client.post("/keys", content=b"{" + b" " * 2_000_000 + b"}", headers={**gw.admin(), **FORM})
     assert too_big.status_code == 413
+    assert len(gw.client.get("/keys", headers=gw.admin()).json()) == before
+
+
+def test_a_body_that_is_not_json_says_so(gw: InProcessGateway) -> None:
+    before = len(gw.client.get("/keys", headers=gw.admin()).json())
+    json_label = {**gw.admin(), "Content-Type": "application/json"}
+    broken = gw.client.post("/keys", content=b'{"name": ', headers=json_label)
+    assert broken.status_code == 400
+    assert broken.json()["error"] == "Invalid request: the body is not valid JSON (at character 9)"
+    listed = gw.client.post("/keys", content=b"[1, 2]", headers=json_label)
+    assert listed.status_code == 400 and "must be a JSON object" in listed.json()["error"]
     assert len(gw.client.get("/keys", headers=gw.admin()).json()) == before

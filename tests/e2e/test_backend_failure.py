@@ -120,8 +120,9 @@ def test_a_remote_backend_that_goes_away_is_reconnected() -> None:
         ["--server", "/nonexistent/mcp-server --flag"],
         ["--server", f"{PYTHON} -c 'import sys; sys.exit(4)'"],
         ["--remote-url", "http://127.0.0.1:{port}/mcp"],
+        ["--server", "cat"],
     ],
-    ids=["missing-command", "exits-at-once", "nothing-listening"],
+    ids=["missing-command", "exits-at-once", "nothing-listening", "not-an-mcp-server"],
 )
 def test_a_backend_that_cannot_start_is_a_clean_error(backend: list[str]) -> None:
     backend = [arg.replace("{port}", str(free_port())) for arg in backend]  # nothing listens there
@@ -131,11 +132,13 @@ def test_a_backend_that_cannot_start_is_a_clean_error(backend: list[str]) -> Non
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1, result.stderr  # as docs/configuration.md says
     assert "error: backend failed to start" in result.stderr
     assert "Traceback" not in result.stderr and "Application startup failed" not in result.stderr  # one line
     if "sys.exit(4)" in backend[1]:
         assert "exit code 4" in result.stderr, result.stderr
     assert '"event": "ready"' not in result.stdout
+    if backend[1] == "cat":  # it echoes initialize back: say so, not "which client is it for"
+        assert "not an MCP server" in result.stderr, result.stderr
     if "/nonexistent/mcp-server" in backend[1]:
         assert "/nonexistent/mcp-server" in result.stderr

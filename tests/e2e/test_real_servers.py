@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import TIME_SERVER, Gateway, node_server, running_gateway, text_of, usage_events
+from tests.support import ROOT, TIME_SERVER, Gateway, node_server, running_gateway, text_of, usage_events
 
 pytestmark = pytest.mark.e2e
 
@@ -126,6 +129,24 @@ def test_time_server_discovery_and_a_call_charged_per_tool_price() -> None:
         assert denied["error"]["data"]["creditsRequired"] == 3
         assert denied["error"]["data"]["creditsRemaining"] == 2
         assert gw.balance(key) == 2
+
+
+def test_the_readme_sdk_example_runs_against_the_readme_gateway() -> None:
+    """examples/client.py (the README's "Using it") with the official SDK, as a user would run it."""
+    with running_gateway("--server", TIME_SERVER) as gw:
+        key = gw.create_key(10)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "client.py"), gw.url],
+            env={**os.environ, "KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "tools: ['get_current_time', 'convert_time']" in result.stdout
+        assert '"timezone": "UTC"' in result.stdout
+        assert "balance: 9" in result.stdout
+        assert gw.balance(key) == 9
 
 
 # --- concurrency through the real CLI (our echo server over stdio) --------------------------------

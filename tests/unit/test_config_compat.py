@@ -120,3 +120,13 @@ def test_version_flags_print_the_version() -> None:
     for flag in ("--version", "-v"):
         result = CliRunner().invoke(cli_app, [flag])
         assert result.exit_code == 0 and result.output.strip() == __version__, result.output
+
+
+def test_help_shows_flags_as_flags() -> None:
+    """The rich help table printed `<bool>` beside every flag, as if `--shadow` took a value."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli_app, ["wrap", "--help"])
+    assert result.exit_code == 0
+    assert "--shadow" in result.output and "--refund-on-failure" in result.output
+    assert "<bool>" not in result.output

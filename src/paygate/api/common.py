@@ -208,12 +208,21 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _message(error: Any) -> str:
+    """pydantic's message, except where it hides what went wrong with the body as a whole."""
+    if tuple(error["loc"]) == ("body",) and error["type"] in ("model_attributes_type", "dict_type"):
+        return "the body must be a JSON object (Content-Type: application/json)"
+    return str(error["msg"])
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query")), "message": e["msg"]}
+        {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query")), "message": _message(e)}
         for e in exc.errors()
     ]
+    if exc.errors() and exc.errors()[0]["type"] == "json_invalid":  # the loc is a character offset
+        details = [{"field": "", "message": f"the body is not valid JSON (at character {details[0]['field']})"}]
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"{first['field']}: " if first["field"] else ""
     return JSONResponse(

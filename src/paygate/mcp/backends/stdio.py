@@ -195,6 +195,13 @@ class StdioBackend(HandshakeMixin):
             if future is not None and not future.done():
                 future.set_result(message)
             return
+        if message["method"] == "initialize":  # never sent by a server: our own request, echoed (`cat`)
+            future = self._pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_exception(
+                    BackendUnavailable(f"{self.label}: the command echoed initialize back: it is not an MCP server")
+                )
+            return
         self.dispatch_incoming(message)
 
     def _fail_pending(self, exc: Exception) -> None:
