@@ -145,10 +145,11 @@ def test_revoked_keys_are_denied_and_cannot_be_revoked_twice(gw: InProcessGatewa
 
 
 def test_balance_is_self_service(gw: InProcessGateway) -> None:
-    raw = gw.create_key(9, spendingLimit=5)
+    raw = gw.create_key(9, spendingLimit=5, tags={"team": "search"}, namespace="acme")
     gw.call_tool("add", {"a": 1, "b": 1}, raw)
     body = gw.client.get("/balance", headers={"X-API-Key": raw}).json()
     assert (body["credits"], body["totalSpent"], body["totalCalls"], body["remainingBudget"]) == (8, 1, 1, 4)
+    assert (body["tags"], body["namespace"], body["ipAllowlist"]) == ({"team": "search"}, "acme", [])
     assert body["lastUsedAt"]
     bearer = gw.client.get("/balance", headers={"Authorization": f"Bearer {raw}"})
     assert bearer.json()["credits"] == 8

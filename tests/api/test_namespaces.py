@@ -65,7 +65,7 @@ def test_status_filtered_by_namespace_scopes_keys_calls_and_denials(gw: InProces
     body = get(gw, "/status", namespace="ns-status").json()
     assert body["filteredNamespace"] == "ns-status"
     assert (body["totalKeys"], body["activeKeys"], body["totalCredits"], body["totalSpent"]) == (1, 1, 0, 1)
-    assert body["perTool"] == {"add": {"calls": 1, "credits": 1, "denied": 1}}
+    assert body["perTool"] == {"add": {"calls": 2, "credits": 1, "denied": 1}}  # calls: every attempt
     assert body["denyReasons"] == {"insufficient_credits": 1}
     assert [n["namespace"] for n in body["namespaces"]] == ["ns-status"]
     everything = get(gw, "/status").json()

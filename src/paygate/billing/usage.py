@@ -91,8 +91,8 @@ class UsageService:
         deny_reasons: Counter[str] = Counter()
         for e in events:
             stats = per_tool.setdefault(e.tool, {"calls": 0, "credits": 0, "denied": 0})
+            stats["calls"] += 1  # every attempt; `denied` is the subset refused, as the reference counts
             if e.allowed:
-                stats["calls"] += 1
                 stats["credits"] += e.credits
             else:
                 stats["denied"] += 1
@@ -140,4 +140,7 @@ class UsageService:
             "quotaUsage": {"daily": quota["daily"], "monthly": quota["monthly"]},
             "spendingLimit": limit or None,
             "remainingBudget": max(limit - record.total_spent, 0) if limit else None,
+            "tags": dict(record.tags),
+            "ipAllowlist": list(record.ip_allowlist),
+            "namespace": record.namespace,
         }

@@ -86,13 +86,13 @@ class KeyReports:
         for e in events:
             tool = per_tool.setdefault(e.tool, {"calls": 0, "credits": 0, "denied": 0})
             bucket = series.setdefault(int(e.timestamp // 3600), {"calls": 0, "credits": 0, "denied": 0})
-            if e.allowed:
-                for stats in (tool, bucket):
-                    stats["calls"] += 1
+            for stats in (tool, bucket):  # every attempt; `denied` is the subset refused (as the reference)
+                stats["calls"] += 1
+                if e.allowed:
                     stats["credits"] += e.credits
-            else:
-                tool["denied"] += 1
-                bucket["denied"] += 1
+                else:
+                    stats["denied"] += 1
+            if not e.allowed:
                 deny_reasons[e.deny_reason or "unknown"] += 1
         allowed = [e for e in events if e.allowed]
         hours = sorted(series)[-MAX_SERIES_HOURS:]

@@ -22,13 +22,13 @@ def test_usage_breaks_calls_down_by_tool_reason_and_hour(gw: InProcessGateway) -
     assert "error" in gw.call_tool("add", {"a": 1, "b": 2}, raw)  # costs 2, has 1 left
     u = report(gw, "/keys/usage", raw)
     assert (u["totalCalls"], u["totalAllowed"], u["totalDenied"], u["totalCreditsSpent"]) == (4, 2, 2, 2)
-    assert u["perTool"] == {
+    assert u["perTool"] == {  # calls: every attempt; denied: the subset refused (as the reference counts)
         "echo": {"calls": 2, "credits": 2, "denied": 0},
-        "announce": {"calls": 0, "credits": 0, "denied": 1},
-        "add": {"calls": 0, "credits": 0, "denied": 1},
+        "announce": {"calls": 1, "credits": 0, "denied": 1},
+        "add": {"calls": 1, "credits": 0, "denied": 1},
     }
     assert u["denyReasons"] == {"tool_not_allowed": 1, "insufficient_credits": 1}
-    assert sum(b["calls"] for b in u["timeSeries"]) == 2 and sum(b["denied"] for b in u["timeSeries"]) == 2
+    assert sum(b["calls"] for b in u["timeSeries"]) == 4 and sum(b["denied"] for b in u["timeSeries"]) == 2
     assert [e["tool"] for e in u["recentEvents"]] == ["add", "announce", "echo", "echo"]  # newest first
     assert u["credits"] == 1 and u["status"] == "active"
 
