@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,6 +63,42 @@ def test_shadow_mode_admits_denials_once_and_charges_nothing(store: SQLiteStore)
     ok = billing.admit(rich, "dear", 0, None)
     assert isinstance(ok, Admitted) and ok.shadow_reason is None and ok.charged == 0
     assert billing.resolve(rich).credits == 10  # type: ignore[union-attr]
+
+
+def test_shadow_mode_logs_every_call_with_what_the_gate_would_have_said(store: SQLiteStore) -> None:
+    """The reference: "Log everything without enforcing payment"; a would-be denial carries its reason."""
+    billing = service(store, shadow=True)
+    keys = KeyService(store)
+    poor, rich = keys.create("poor", 0).raw, keys.create("rich", 10).raw
+    billing.admit(poor, "dear", 0, "req_poor")
+    billing.admit(rich, "dear", 0, "req_rich")
+    rows = [(e.key_name, e.allowed, e.credits, e.deny_reason, e.request_id) for e in store.query_usage()]
+    assert rows == [
+        ("poor", True, 0, "shadow:insufficient_credits", "req_poor"),
+        ("rich", True, 0, "shadow", "req_rich"),
+    ]
+    rich_record = billing.resolve(rich)
+    assert rich_record is not None and (rich_record.credits, rich_record.total_calls) == (10, 0)  # observed only
+    assert store.usage_sums(0.0) == {}  # shadow rows never count toward quotas
+
+
+def test_a_refund_rolls_back_total_spent_total_calls_and_the_quota(store: SQLiteStore) -> None:
+    """The reference: "credits are refunded and totalSpent / totalCalls are rolled back"."""
+    billing = service(store, refund=True, limit=0)
+    raw = KeyService(store).create("k", 20).raw
+    kept = billing.admit(raw, "dear", 0, None)
+    failed = billing.admit(raw, "dear", 0, None)
+    assert isinstance(kept, Admitted) and isinstance(failed, Admitted)
+    billing.settle(kept, False, 0)
+    assert billing.settle(failed, True, 0).refunded == 5
+    record = billing.resolve(raw)
+    assert record is not None and (record.credits, record.total_spent, record.total_calls) == (15, 5, 1)
+    used = billing.quotas.snapshot(record.key_hash, time.time())
+    assert (used.day_calls, used.day_credits, used.month_calls, used.month_credits) == (1, 5, 1, 5)
+    assert store.usage_sums(0.0) == {record.key_hash: (1, 5)}  # a restart rebuilds the same counters
+    billing.quotas.rebuild(store, time.time())
+    rebuilt = billing.quotas.snapshot(record.key_hash, time.time())
+    assert (rebuilt.day_calls, rebuilt.day_credits) == (1, 5)
 
 
 def test_refund_and_surcharge_settlement(store: SQLiteStore) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paygate.billing.facts import NO_CLIENT, ClientFacts
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.service import SHADOW, Admitted, BillingService, Refused
 from paygate.core import gate
 from paygate.core.batch_gate import first_unaffordable
 from paygate.core.policy import EffectivePolicy
@@ -111,6 +111,8 @@ def admit_batch(
         failure = (0, gate.Denial("insufficient_credits", f"need {sum(amounts)}, have {result.balance}"))
     if failure is None:  # shadow mode: observed, never charged
         assert key is not None
+        for tool, _ in calls:
+            billing.observe(key, tool, now, request_id, SHADOW)
         admitted = [billing.allowed(key, tool, price, 0, None) for (tool, _), price in zip(calls, prices, strict=True)]
         return BatchAdmitted(admitted, key, _rate(billing, key, policy, now))
 

@@ -56,6 +56,19 @@ class QuotaBook:
             counter.day_credits += credits
             counter.month_credits += credits
 
+    def remove(self, key: KeyRecord, credits: int, now: float) -> None:
+        """Take back one refunded call (as `usage_sums` does on a rebuild); never below zero."""
+        subjects = [key.key_hash]
+        if key.team_id is not None:
+            subjects.append(team_subject(key.team_id))
+            self._team_spent[key.team_id] = max(self._team_spent.get(key.team_id, 0) - credits, 0)
+        for subject in subjects:
+            counter = self.used(subject, now)
+            counter.day_calls = max(counter.day_calls - 1, 0)
+            counter.month_calls = max(counter.month_calls - 1, 0)
+            counter.day_credits = max(counter.day_credits - credits, 0)
+            counter.month_credits = max(counter.month_credits - credits, 0)
+
     def move(self, old_subject: str, new_subject: str) -> None:
         counter = self._counters.pop(old_subject, None)
         if counter is not None:

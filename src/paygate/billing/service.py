@@ -52,6 +52,9 @@ class Refused:
     rate: RateDecision | None
 
 
+SHADOW = "shadow"  # the deny reason of shadow mode's usage rows (`shadow:<reason>`: would have been refused)
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     refunded: int = 0
@@ -158,8 +161,9 @@ class BillingService:
                 namespace=key.namespace,
                 request_id=request_id,
             )
-            if self.shadow:
-                return self.allowed(key, tool, price, 0, rate)  # shadow mode observes, never charges
+            if self.shadow:  # shadow mode observes (a usage row), never charges
+                self.observe(key, tool, now, request_id, SHADOW)
+                return self.allowed(key, tool, price, 0, rate)
             result, committed = self.store.charge_deferred(key.key_hash, amount, event)
             if result.ok:
                 self.quotas.add(key, amount, now)
@@ -297,7 +301,10 @@ class BillingService:
             self.metrics.rate_limit_hits_for(self.metrics.tool_label(tool)).inc()
         if self.shadow:
             self.metrics.tool_calls_for(self.metrics.tool_label(tool), "shadow").inc()
-            return Admitted(key, tool, price, 0, rate, shadow_reason=f"shadow:{denial.reason}")
+            reason = f"{SHADOW}:{denial.reason}"
+            if key is not None:
+                self.observe(key, tool, now, request_id, reason)
+            return Admitted(key, tool, price, 0, rate, shadow_reason=reason)
         self.metrics.tool_calls_for(self.metrics.tool_label(tool), "denied").inc()
         if key is not None:
             self.store.record_denial(
@@ -307,6 +314,13 @@ class BillingService:
             )
         return Refused(denial, key, tool, price, amount, rate)
 
+    def observe(self, key: KeyRecord, tool: str, now: float, request_id: str | None, reason: str) -> None:
+        """Shadow mode's usage row for a call let through uncharged: `shadow`, or `shadow:<reason>`
+        for one the gate would have refused. The key's balance and counters are not touched."""
+        self.store.record_denial(
+            UsageEvent(now, key.key_hash, key.masked, key.name, tool, 0, True, reason, key.namespace, request_id)
+        )
+
     def settle(self, admitted: Admitted, failed: bool, output_bytes: int, *, delivered: bool = True) -> Settlement:
         """After the backend answered: refund a failure, or add the output-size surcharge.
         A call that never reached the backend is refunded whatever the refund policy."""
@@ -315,6 +329,7 @@ class BillingService:
         key = admitted.key = self.current(admitted.key)  # rotated while the call ran: settle on the new key
         if failed and (self.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
+            self.quotas.remove(key, admitted.charged, time.time())
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)
         extra = output_surcharge(admitted.price, output_bytes) if not failed else 0

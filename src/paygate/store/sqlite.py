@@ -354,7 +354,23 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
         return ChargeResult(True, balance)
 
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
-        return self.adjust(key_hash, amount, "refund", memo, -amount)
+        """Give back a failed call's charge: its credits, and its place in totalSpent and totalCalls."""
+        self.flush()
+        record = self._keys.get(key_hash)
+        if record is None:
+            return ChargeResult(False, 0)
+        balance = self._guarded_update(
+            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent - ?1, "
+            "total_calls = MAX(total_calls - 1, 0) WHERE key_hash = ?2 RETURNING credits",
+            (amount, key_hash),
+            lambda after: self._ledger(key_hash, amount, "refund", after, memo),
+        )
+        if balance is None:
+            return ChargeResult(False, record.credits)
+        record.credits = balance
+        record.total_spent -= amount
+        record.total_calls = max(record.total_calls - 1, 0)
+        return ChargeResult(True, balance)
 
     def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
         return self.adjust(key_hash, amount, "topup", memo, 0)

@@ -44,14 +44,26 @@ class UsageQueries:
         return [row_to_usage(r) for r in rows]
 
     def usage_sums(self: _Reader, since: float) -> dict[str, tuple[int, int]]:
-        """Admitted calls and the credits charged at admission, per key, since `since`."""
+        """Calls admitted and charged, and the credits charged at admission, per key, since `since`:
+        less the calls refunded since then (their ledger entries), and without shadow mode's rows
+        (observed, never charged)."""
         self.flush()
+        sums: dict[str, tuple[int, int]] = {}
         rows = self.db.execute(
             "SELECT key_hash, COUNT(*), COALESCE(SUM(credits), 0) FROM usage "
-            "WHERE allowed = 1 AND ts >= ? GROUP BY key_hash",
+            "WHERE allowed = 1 AND ts >= ? AND COALESCE(deny_reason, '') NOT LIKE 'shadow%' GROUP BY key_hash",
             (since,),
         )
-        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
+        for key_hash, calls, credits in rows:
+            sums[key_hash] = (int(calls), int(credits))
+        refunds = self.db.execute(
+            "SELECT key_hash, COUNT(*), SUM(delta) FROM ledger WHERE kind = 'refund' AND ts >= ? GROUP BY key_hash",
+            (since,),
+        )
+        for key_hash, calls, credits in refunds:
+            had_calls, had_credits = sums.get(key_hash, (0, 0))
+            sums[key_hash] = (max(had_calls - int(calls), 0), max(had_credits - int(credits), 0))
+        return sums
 
     def ledger(self: _Reader, key_hash: str | None = None) -> list[LedgerEntry]:
         self.flush()
