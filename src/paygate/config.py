@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
+from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
 
 DEFAULT_PORT = 3402
@@ -90,7 +91,7 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings):
+class Settings(_Model, LimitSettings, LaterSettings):
     """Everything the gateway is configured with (resource limits: config_limits.py). Unknown keys are
     ignored here and reported by `validate`."""
 
@@ -320,10 +321,15 @@ def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def normalise(layer: dict[str, Any]) -> dict[str, Any]:
     """Turn flag-style entries (server, toolPrice, importKey, corsOrigin) and the reference's other names
-    (discoveryMode) into config-file keys."""
+    (discoveryMode, geoCountryHeader, toolTimeoutMs) into config-file keys."""
     out = dict(layer)
     if "discoveryMode" in out:
         out.setdefault("discovery", out.pop("discoveryMode"))
+    if "geoCountryHeader" in out:
+        out.setdefault("countryHeader", out.pop("geoCountryHeader"))
+    if "toolTimeoutMs" in out:  # the reference's global tool timeout, applied by toolTimeoutSeconds
+        ms = out.pop("toolTimeoutMs")
+        out.setdefault("toolTimeoutSeconds", ms / 1000 if isinstance(ms, int | float) and ms > 0 else ms)
     if "corsOrigin" in out:
         cors = out.get("cors")
         out["cors"] = {**(cors if isinstance(cors, dict) else {}), "origin": out.pop("corsOrigin")}

@@ -9,23 +9,19 @@ from pydantic import ValidationError
 
 from paygate.alerts.rules import RuleError, rules_from_config
 from paygate.config import ConfigError, Settings, resolve_sources
+from paygate.config_later import LaterSettings
 from paygate.webhooks.ssrf import configured_url_problems
 
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset(
     {
-        "oauth",
         "cors",
         "customHeaders",
-        "plugins",
-        "stripe",
-        "cache",
-        "circuitBreaker",
-        "guardrails",
         "redisUrl",
         "stripeSecret",
         "stripeWebhookSecret",
         "adminRateLimit",
+        *(f.alias or name for name, f in LaterSettings.model_fields.items()),
     }
 )
 # Nested fields of the reference's that later issues enforce: accepted, reported like LATER_KEYS.
@@ -43,7 +39,11 @@ class Diagnostic:
 
 def _known_keys() -> set[str]:
     """Settings' keys, and the reference's names read as one of them (config.normalise)."""
-    return {f.alias or name for name, f in Settings.model_fields.items()} | {"discoveryMode"}
+    return {f.alias or name for name, f in Settings.model_fields.items()} | {
+        "discoveryMode",
+        "geoCountryHeader",
+        "toolTimeoutMs",
+    }
 
 
 def ignored_settings(raw: dict[str, Any]) -> list[Diagnostic]:

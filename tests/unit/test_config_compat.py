@@ -130,3 +130,32 @@ def test_help_shows_flags_as_flags() -> None:
     assert result.exit_code == 0
     assert "--shadow" in result.output and "--refund-on-failure" in result.output
     assert "<bool>" not in result.output
+
+
+def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown() -> None:
+    """Settings the reference takes (programmatically) for features of later issues: accepted under its
+    names, type-checked now, reported as not enforced; its global tool timeout and geo header apply."""
+    import pytest
+    from pydantic import ValidationError
+
+    raw = {
+        "serverCommand": "x",
+        "cacheTtlSeconds": 30,
+        "circuitBreakerThreshold": 5,
+        "mirror": {"url": "https://m.example.com/mcp", "percentage": 10},
+        "x402": {"enabled": True},
+        "toolTimeoutMs": 2500,
+        "geoCountryHeader": "X-Country",
+        "cache": {"ttl": 1},  # not a reference name: unknown
+    }
+    s = load_settings(raw)
+    assert s.cache_ttl_seconds == 30 and s.mirror == {"url": "https://m.example.com/mcp", "percentage": 10}
+    assert s.tool_timeout_seconds == 2.5 and s.country_header == "X-Country"
+    fields = {d.field: d.message for d in ignored_settings(raw)}
+    for later in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror", "x402"):
+        assert "not enforced" in fields[later], later
+    assert fields["cache"] == "unknown key (ignored)"
+    assert "toolTimeoutMs" not in fields and "geoCountryHeader" not in fields
+    for wrong in ({"cacheTtlSeconds": "soon"}, {"mirror": "https://m"}, {"maxConcurrentPerKey": -1}):
+        with pytest.raises(ValidationError):
+            load_settings({"serverCommand": "x", **wrong})

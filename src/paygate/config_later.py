@@ -1,0 +1,36 @@
+"""The reference's settings that later issues implement (traffic control, payments, OAuth, plugins):
+accepted now under the reference's names and checked for their types, so a reference config starts
+unchanged and a wrong type is refused today rather than when the feature lands. Nothing reads them
+yet: `validate` and the start warning say they are not enforced (validation.LATER_KEYS).
+`Settings` inherits these fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class LaterSettings(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    # traffic control (issue 18)
+    cache_ttl_seconds: int | None = Field(default=None, ge=0)
+    max_cache_entries: int | None = Field(default=None, ge=0)
+    circuit_breaker_threshold: int | None = Field(default=None, ge=0)
+    circuit_breaker_cooldown_seconds: float | None = Field(default=None, ge=0)
+    max_concurrent_per_key: int | None = Field(default=None, ge=0)
+    max_concurrent_per_tool: int | None = Field(default=None, ge=0)
+    mirror: dict[str, Any] | None = None
+    # policy and content (issue 19)
+    spend_caps: dict[str, Any] | None = None
+    guardrails: dict[str, Any] | None = None
+    plugins: list[Any] | None = None
+    webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
+    # payments (issue 17), OAuth (issue 16), REST wrapping
+    stripe: dict[str, Any] | None = None
+    x402: dict[str, Any] | None = None
+    oauth: dict[str, Any] | None = None
+    open_api_spec: str | None = None
+    open_api_base_url: str | None = None
