@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import (
@@ -34,6 +36,7 @@ from mcp_types import (
     TaskMetadata,
 )
 
+from tests.echo_backend import EchoBackend
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, write_config
 
@@ -43,7 +46,7 @@ async def sdk(gw: InProcessGateway, key: str) -> AsyncIterator[Client]:
     async with (
         httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=30.0) as http,
         Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), mode="legacy") as client,
-    ):  # type: ignore[arg-type]
+    ):
         yield client
 
 
@@ -150,11 +153,12 @@ def test_cancel_stops_the_backend_call_and_refunds(gw: InProcessGateway) -> None
     assert again["error"]["code"] == -32602 and "terminal" in again["error"]["message"]
     err = rpc(gw, "tasks/result", {"taskId": task_id}, key)["error"]
     assert err["code"] == -32800
-    echo = gw.rt.backend  # type: ignore[union-attr]
+    echo = gw.rt.backend if gw.rt is not None else None
+    assert isinstance(echo, EchoBackend)
     deadline = time.monotonic() + 10
-    while 30 not in echo.cancelled and time.monotonic() < deadline:  # type: ignore[attr-defined]
+    while 30 not in echo.cancelled and time.monotonic() < deadline:  # the backend call was cancelled too
         time.sleep(0.01)
-    assert 30 in echo.cancelled  # type: ignore[attr-defined]
+    assert 30 in echo.cancelled
     audit = gw.client.get("/audit", params={"types": "task.cancelled"}, headers=gw.admin()).json()
     assert any(e["metadata"].get("taskId") == task_id for e in audit["events"]), audit
 
@@ -255,3 +259,42 @@ def test_limits_refuse_before_any_charge_and_finished_tasks_make_room(small: InP
     assert rpc(gw, "tasks/cancel", {"taskId": first}, a)["result"]["status"] == "cancelled"
     assert gw.balance(a) == 8
     assert "result" in task_call(gw, a, "echo", {"text": "x"})  # the cancelled one made room
+
+
+CALLS: dict[str, tuple[str, dict[str, Any]]] = {"cancel": ("slow", {"seconds": 30}), "fail": ("fail", {})}
+OPS = st.lists(st.sampled_from(["complete", "fail", "cancel", "cancel_late"]), min_size=1, max_size=8)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, credits=st.integers(min_value=0, max_value=6))
+def test_credits_are_conserved_over_task_lifecycles(gw: InProcessGateway, ops: list[str], credits: int) -> None:
+    """Whatever mix of tasks is created, completed, failed and cancelled (refundOnFailure off, billTaskCreation
+    off): each task ends up costing what its outcome says — 1 for completed or failed, 0 for cancelled
+    while working — no denied creation costs anything, and the key's balance is exactly what is left."""
+    key = gw.create_key(credits)
+    expected, made = credits, []
+    for op in ops:
+        tool, arguments = (
+            ("slow", {"seconds": 30}) if op == "cancel" else ("fail", {}) if op == "fail" else ("echo", {})
+        )
+        reply = task_call(gw, key, tool, {"text": "x"} if tool == "echo" else arguments)
+        if "error" in reply:
+            assert expected < 1 and reply["error"]["data"]["reason"] == "insufficient_credits"
+            continue
+        task_id = reply["result"]["task"]["taskId"]
+        made.append(task_id)
+        if op == "cancel":
+            assert rpc(gw, "tasks/cancel", {"taskId": task_id}, key)["result"]["status"] == "cancelled"
+        else:
+            rpc(gw, "tasks/result", {"taskId": task_id}, key)  # until it is terminal
+            expected -= 1
+            if op == "cancel_late":  # a finished task cannot be cancelled: its charge stands
+                assert rpc(gw, "tasks/cancel", {"taskId": task_id}, key)["error"]["code"] == -32602
+        assert gw.balance(key) == expected
+    for task_id in made:  # every task is terminal, and its record says what it cost
+        one = gw.client.get("/admin/tasks", params={"taskId": task_id}, headers=gw.admin()).json()
+        assert one["creditsCharged"] == (0 if one["status"] == "cancelled" else 1), one
+    charged = sum(
+        gw.client.get("/admin/tasks", params={"taskId": t}, headers=gw.admin()).json()["creditsCharged"] for t in made
+    )
+    assert gw.balance(key) == credits - charged == expected
