@@ -131,7 +131,7 @@ class Dispatcher:
         self.priced_tools()
         return not self._tool_names or name in self._tool_names
 
-    async def _known_after_refresh(self, tool: str) -> bool:
+    async def known_after_refresh(self, tool: str) -> bool:
         """An unknown tool may be one the server added without saying so (or one a 2026-07-28-only
         server, whose list changes are not followed, added): look again, at most every
         UNKNOWN_TOOL_REFRESH seconds, so unknown names cannot make the gateway flood the server."""
@@ -276,7 +276,7 @@ class Dispatcher:
         tool: str = params["name"]
         if not isinstance(params.get("arguments", {}), dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
-        if not self.tool_known(tool) and not await self._known_after_refresh(tool):
+        if not self.tool_known(tool) and not await self.known_after_refresh(tool):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")

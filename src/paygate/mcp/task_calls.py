@@ -61,7 +61,7 @@ class TaskCalls:
         arguments = params.get("arguments", {})
         if not isinstance(arguments, dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
-        if not d.tool_known(tool) and not await d._known_after_refresh(tool):
+        if not d.tool_known(tool) and not await d.known_after_refresh(tool):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not d.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
