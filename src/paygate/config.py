@@ -32,6 +32,12 @@ DEFAULT_FREE_METHODS = (
     "resources/list",
     "prompts/list",
     "resources/templates/list",
+    # the reference's: MCP tasks (they still need a key: each key sees its own) and elicitation
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+    "elicitation/create",
 )
 
 
@@ -110,6 +116,8 @@ class Settings(_Model, LimitSettings, LaterSettings):
     import_keys: dict[str, int] = Field(default_factory=dict)
     shadow_mode: bool = False
     refund_on_failure: bool = False
+    # MCP tasks: a cancelled task keeps its charge (settled as a failed call) instead of a full refund
+    bill_task_creation: bool = False
     admin_key: str | None = Field(default=None, min_length=16)
     state_file: str = DEFAULT_STATE_FILE
     sqlite_sync: Literal["NORMAL", "FULL"] = "NORMAL"  # FULL: a commit also survives a power loss (slower)

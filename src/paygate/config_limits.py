@@ -49,6 +49,13 @@ class LimitSettings(BaseModel):
     # Open GET /mcp streams per session (a resume with Last-Event-ID counts too).
     max_streams_per_session: int = Field(default=3, ge=1, le=100)
 
+    # MCP tasks (mcp/tasks.py), held in memory: in all and per key (finished ones make room first), and
+    # how long one is kept from its creation: the default, and the most a requester may ask (`task.ttl`).
+    max_tasks: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_tasks_per_key: int = Field(default=100, ge=1, le=1_000_000)
+    task_ttl_ms: int = Field(default=3_600_000, ge=1000, le=7 * 86_400_000)
+    max_task_ttl_ms: int = Field(default=86_400_000, ge=1000, le=7 * 86_400_000)
+
     # --- credentials ---
     # Failed admin-key authentications per client address per minute; beyond it, 429; 0 = no limit.
     auth_failure_limit: int = Field(default=30, ge=0, le=1_000_000)

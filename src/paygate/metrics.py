@@ -65,6 +65,17 @@ class _ConnectionCollector(Collector):
         yield family
 
 
+class _TaskCollector(Collector):
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily("paygate_tasks", "MCP tasks held in memory, by status", labels=["status"])
+        for status, count in self._counts().items():
+            family.add_metric([status], count)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -151,6 +162,10 @@ class Metrics:
                 "paygate_admin_auth_throttled", "Admin requests refused for too many failed authentications", throttled
             )
         )
+
+    def bind_tasks(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """MCP tasks held in memory, by status (mcp/tasks.py)."""
+        self.registry.register(_TaskCollector(counts))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,8 @@ from paygate.mcp.endpoint import McpEndpoint
 from paygate.mcp.relay import Relay
 from paygate.mcp.session_rate import SessionRate
 from paygate.mcp.sessions import SessionManager
+from paygate.mcp.task_calls import TaskCalls
+from paygate.mcp.tasks import TaskStore
 from paygate.metrics import Metrics
 from paygate.runtime import Runtime
 from paygate.serving import ServingState
@@ -66,6 +68,14 @@ def build_pricebook(settings: Settings) -> PriceBook:
 
 def state_path(settings: Settings) -> str:
     return MEMORY if settings.in_memory else str(Path(settings.state_file).expanduser())
+
+
+def build_tasks(settings: Settings, dispatcher: Dispatcher, events: EventHub) -> TaskCalls:
+    """MCP tasks (mcp/task_calls.py): the dispatcher hands task-augmented calls and tasks/* to it."""
+    store = TaskStore(settings.max_tasks, settings.max_tasks_per_key, settings.task_ttl_ms, settings.max_task_ttl_ms)
+    tasks = TaskCalls(dispatcher, store, events, settings.bill_task_creation)
+    dispatcher.tasks = tasks
+    return tasks
 
 
 def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
@@ -114,6 +124,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     dispatcher = Dispatcher(
         backend, billing, settings.free_methods, settings.tool_timeout_seconds, events, relay, settings.discovery
     )
+    tasks = build_tasks(settings, dispatcher, events)
     maintenance = Maintenance(store, events)
     maintenance.load()
     serving = ServingState(backend, maintenance)  # before the endpoint and the public routes that read it
@@ -146,7 +157,8 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         AdminGuard(admin, events, AuthThrottle(settings.auth_failure_limit), tuple(settings.trusted_proxies)),
         serving,
     )
-    rt.tickers.append(audit.tick)
+    rt.tickers += [audit.tick, tasks.tick]
+    rt.on_stop.append(tasks.stop)  # before the store closes: a cancelled task's refund is written
     # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
     # uvicorn's wait is for in-flight calls only (exit_signals.py).
     rt.on_exit_signal += [serving.drain, sessions.end_streams]
@@ -156,6 +168,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         lambda: len(sessions),
         lambda: 1.0 if backend.ready else 0.0,
     )
+    metrics.bind_tasks(tasks.store.stats)
     metrics.bind_event_bus(lambda: events.published, lambda: events.pending)
     metrics.bind_admin_auth(lambda: rt.guard.throttle.failures, lambda: rt.guard.throttle.throttled)
     return rt

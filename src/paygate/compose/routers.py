@@ -18,6 +18,8 @@ from paygate.compose.admin import build_public, build_reports, build_usage
 from paygate.compose.events import build_alerts, build_event_stream, build_webhooks, start_request_log
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.events import routes as admin_events
+from paygate.mcp.routes import tasks as admin_tasks
+from paygate.mcp.task_calls import TaskCalls
 from paygate.public import routes as public
 from paygate.reports.routes import dry_run, key_reports, key_views, request_log
 from paygate.runtime import Runtime
@@ -54,6 +56,7 @@ ROUTE_ORDER = (
     "admin_events",
     "alerts",
     "webhooks",
+    "tasks",
 )
 
 
@@ -81,7 +84,14 @@ def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
         "maintenance": maintenance.router(rt.guard, rt.maintenance),
         "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
         "backup": backup_router(rt),
+        "tasks": tasks_router(rt),
     }
+
+
+def tasks_router(rt: Runtime) -> APIRouter:
+    tasks = rt.dispatcher.tasks
+    assert isinstance(tasks, TaskCalls), "compose/core.py builds the tasks"
+    return admin_tasks.router(rt.guard, tasks)
 
 
 def event_routers(rt: Runtime) -> dict[str, APIRouter]:

@@ -72,6 +72,7 @@ EVENT_TYPES: dict[str, str] = {
     "admin.alerts_configured": "the alert rules were replaced",
     "admin_key.created": "an admin key was created",
     "admin_key.revoked": "an admin key was revoked",
+    "task.cancelled": "a working MCP task was cancelled (by its requester, an admin, its ttl, or the gateway stopping)",
     "maintenance.enabled": "maintenance mode was turned on",
     "maintenance.disabled": "maintenance mode was turned off",
     "config.export": "the running configuration was read (GET /config)",

@@ -28,9 +28,11 @@ from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
+from paygate.mcp.handshake import initialize_result
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
+from paygate.mcp.tasks import TASK_METHODS, TaskHandler
 from paygate.store.base import ChargeNotRecorded
 
 log = logging.getLogger("paygate.mcp")
@@ -82,6 +84,7 @@ class Dispatcher:
         self.discovery = DynamicDiscovery(self) if discovery == "dynamic" else None  # mcp/discovery.py
         self.events = events
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
+        self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
@@ -128,7 +131,7 @@ class Dispatcher:
         self.priced_tools()
         return not self._tool_names or name in self._tool_names
 
-    async def _known_after_refresh(self, tool: str) -> bool:
+    async def known_after_refresh(self, tool: str) -> bool:
         """An unknown tool may be one the server added without saying so (or one a 2026-07-28-only
         server, whose list changes are not followed, added): look again, at most every
         UNKNOWN_TOOL_REFRESH seconds, so unknown names cannot make the gateway flood the server."""
@@ -171,6 +174,8 @@ class Dispatcher:
             await self._forward_notification(method, params, ctx)
             return None
         if method == "tools/call":
+            if self.tasks is not None and params.__class__ is dict and "task" in params:  # mcp/task_calls.py
+                return await self.tasks.create(msg_id, params, ctx)
             if self.discovery is not None:
                 return await self.discovery.tools_call(msg_id, params, ctx)
             return await self.tools_call(msg_id, params, ctx)
@@ -180,12 +185,14 @@ class Dispatcher:
             # Answered on the 2026-07-28 wire (modern_post.py). Here — a handshake-era version, or in
             # a session — the client falls back to `initialize`; the probe never reaches the backend.
             return jsonrpc.error(msg_id, errors.METHOD_NOT_FOUND, "Method not found: server/discover")
+        if method in TASK_METHODS and self.tasks is not None:  # free, but a key's own tasks only
+            return await self.tasks.handle(method, msg_id, params, ctx)
         if method not in self.free_methods:
             denial = self.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
                 return self.denial_error(msg_id, denial.reason, denial.text, {})
         if method == "initialize":
-            return jsonrpc.result(msg_id, self.initialize_result(params))
+            return jsonrpc.result(msg_id, initialize_result(self.backend.init_result, params, self.tasks is not None))
         if method == "ping":
             return jsonrpc.result(msg_id, {})
         if method == "tools/list":
@@ -193,18 +200,6 @@ class Dispatcher:
             return jsonrpc.result(msg_id, {"tools": tools})
         reply, _ = await self.forward(msg_id, method, params, ctx)
         return reply
-
-    def initialize_result(self, params: Any) -> dict[str, Any]:
-        upstream = dict(self.backend.init_result or {})
-        asked = params.get("protocolVersion") if isinstance(params, dict) else None
-        upstream["protocolVersion"] = (
-            asked
-            if asked in jsonrpc.SUPPORTED_VERSIONS
-            else upstream.get("protocolVersion") or jsonrpc.LATEST_HANDSHAKE_VERSION
-        )
-        upstream.setdefault("capabilities", {})
-        upstream.setdefault("serverInfo", {"name": "paygate-mcp", "version": "0"})
-        return upstream
 
     async def forward(self, msg_id: Any, method: str, params: Any, ctx: CallContext) -> tuple[Message, bool]:
         """The backend's answer (or our error in its place), and whether the request may have
@@ -281,7 +276,7 @@ class Dispatcher:
         tool: str = params["name"]
         if not isinstance(params.get("arguments", {}), dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
-        if not self.tool_known(tool) and not await self._known_after_refresh(tool):
+        if not self.tool_known(tool) and not await self.known_after_refresh(tool):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")

@@ -1,0 +1,231 @@
+"""Task-augmented `tools/call` and the `tasks/*` methods (MCP 2025-11-25; the records: tasks.py).
+
+Creation is a tools/call in every respect but the answer: the same checks (params, known tool,
+backend ready), the same gate and charge (`BillingService.admit`, the group commit awaited), the same
+`gate.deny` and JSON-RPC error when refused (and then no task exists). Once charged, the call runs
+against the backend in a task of its own — not bound to the HTTP request — and the requester gets a
+CreateTaskResult at once. When the backend answers, the task is settled exactly as a tools/call
+(`Dispatcher.settle`: `refundOnFailure`, the output surcharge, one `gate.allow`), and its status is
+`completed`, or `failed` for a JSON-RPC error or an `isError` result (as the spec says for tool calls).
+
+Cancelling a working task (tasks/cancel, POST /admin/tasks, its ttl running out, the gateway stopping)
+cancels the backend call (the backend tells the server) and settles it at once: refunded in full
+unless `billTaskCreation` is on, in which case the creation is what is billed and a cancellation is
+settled as a failed call (refunded only under `refundOnFailure`).
+
+Every `tasks/*` request needs a valid API key and sees that key's own tasks only: another key's task
+id is "not found" (-32602), as an unknown one is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from paygate.billing.service import Refused
+from paygate.core import errors
+from paygate.core.domain_errors import NotFound
+from paygate.core.records import KeyRecord
+from paygate.events.hub import EventHub
+from paygate.mcp import jsonrpc
+from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.jsonrpc import Message
+from paygate.mcp.tasks import CANCELLED, COMPLETED, FAILED, RELATED_TASK, TERMINAL, WORKING, TaskRecord, TaskStore
+
+log = logging.getLogger("paygate.mcp")
+TOO_MANY_TASKS = -32005  # the reference's code for "over a concurrency limit"
+NOT_FOUND = "Task not found"
+
+
+class TaskCalls:
+    def __init__(self, dispatcher: Dispatcher, store: TaskStore, events: EventHub, bill_creation: bool) -> None:
+        self.d = dispatcher
+        self.store = store
+        self.events = events
+        self.bill_creation = bill_creation
+
+    # creation --------------------------------------------------------------
+    async def create(self, msg_id: Any, params: dict[str, Any], ctx: CallContext) -> Message:
+        d = self.d
+        spec = params["task"]
+        ttl = spec.get("ttl") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or (ttl is not None and (type(ttl) is not int or ttl < 0)):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "params.task must be an object, its ttl an int >= 0")
+        if not isinstance(params.get("name"), str):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
+        tool: str = params["name"]
+        arguments = params.get("arguments", {})
+        if not isinstance(arguments, dict):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
+        if not d.tool_known(tool) and not await d.known_after_refresh(tool):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
+        if not d.backend.ready:
+            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+        key = d.billing.resolve(ctx.raw_key)
+        if key is not None and not self.store.make_room(key.key_hash):
+            return self._too_many(msg_id)
+        sized = arguments and d.billing.prices.for_tool(tool).credits_per_kb_input
+        input_bytes = len(orjson.dumps(arguments)) if sized else 0
+        started = time.perf_counter()
+        decision = d.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
+        ctx.rate = decision.rate
+        if decision.key is not None:
+            ctx.key = decision.key
+            ctx.credits = decision.key.credits
+        if isinstance(decision, Refused):
+            d.publish_deny(decision, ctx, started)
+            return d.refusal(msg_id, decision)
+        if decision.key is None:  # shadow mode lets a call without a key through: a task needs an owner
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "A task needs an API key (its owner)")
+        if decision.committed is not None:
+            unrecorded = await d.recorded(msg_id, decision.committed, decision.key, ctx, f"task {tool}")
+            if unrecorded is not None:
+                return unrecorded
+        if not self.store.make_room(decision.key.key_hash):  # others filled the room while the charge was written
+            d.settle(decision, self._too_many(msg_id), ctx, False, started)  # never reached the server: refunded
+            return self._too_many(msg_id)
+        record = self.store.new(
+            decision.key, tool, arguments, ctx.session_id, time.time(), self.store.ttl_for(ttl), decision.charged
+        )
+        # The background call has no request to relay server messages to, nor one a client can cancel.
+        record.ctx = CallContext(ctx.raw_key, ctx.request_id, key=decision.key, client=ctx.client, session_id=None)
+        record.admitted, record.started = decision, started
+        forwarded = {k: v for k, v in params.items() if k != "task"}
+        record.runner = asyncio.get_running_loop().create_task(self._run(record, forwarded))
+        return jsonrpc.result(msg_id, {"task": record.view()})
+
+    def _too_many(self, msg_id: Any) -> Message:
+        s = self.store
+        return jsonrpc.error(
+            msg_id,
+            TOO_MANY_TASKS,
+            "Too many tasks: wait for some to finish (or cancel some) first",
+            {"reason": "too_many_tasks", "maxTasksPerKey": s.max_per_key, "maxTasks": s.max_tasks},
+        )
+
+    async def _run(self, record: TaskRecord, params: dict[str, Any]) -> None:
+        try:
+            reply, delivered = await self.d.forward(record.task_id, "tools/call", params, record.ctx)
+        except asyncio.CancelledError:
+            if record.status in TERMINAL:  # our own cancel(): already settled
+                return
+            raise
+        if record.status in TERMINAL:  # cancelled while the answer was on its way: settled then
+            return
+        record.charged = self.d.settle(record.admitted, reply, record.ctx, delivered, record.started)
+        status = FAILED if jsonrpc.is_failure(reply) else COMPLETED
+        message = reply["error"].get("message") if "error" in reply else None
+        self.store.finish(record, status, reply, time.time(), message)
+
+    # cancellation ----------------------------------------------------------
+    def cancel(self, record: TaskRecord, why: str, actor: str) -> bool:
+        """Cancel a working task and settle its charge now; False when it had already finished."""
+        if record.status in TERMINAL:
+            return False
+        reply = jsonrpc.error(record.task_id, errors.REQUEST_CANCELLED, why)
+        self.store.finish(record, CANCELLED, reply, time.time(), why)
+        if record.runner is not None:
+            record.runner.cancel()
+        # Not delivered (refunded whatever the refund policy) unless the creation itself is billed.
+        record.charged = self.d.settle(record.admitted, reply, record.ctx, self.bill_creation, record.started)
+        owner: KeyRecord = record.owner
+        self.events.emit(
+            "task.cancelled",
+            actor,
+            {"taskId": record.task_id, "tool": record.tool, "keyMasked": owner.masked, "reason": why},
+            key_hash=owner.key_hash,
+        )
+        return True
+
+    def tick(self, now: float) -> None:
+        """Sweep tasks past their ttl (a working one is cancelled first)."""
+        for record in self.store.expired(now):
+            self.cancel(record, "Task expired (its ttl ran out)", "system")
+            self.store.remove(record)
+
+    async def stop(self) -> None:
+        """At shutdown: cancel what still runs (settled before the store closes)."""
+        runners = [r.runner for r in self.store if r.status == WORKING and r.runner is not None]
+        for record in self.store:
+            self.cancel(record, "The gateway stopped", "system")
+        if runners:
+            await asyncio.wait(runners, timeout=5.0)
+
+    # tasks/* ---------------------------------------------------------------
+    async def handle(self, method: str, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+        d = self.d
+        denial = d.billing.check_access(ctx.raw_key, ctx.client)
+        key = d.billing.resolve(ctx.raw_key)
+        if denial is not None or key is None:
+            if denial is None:
+                return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tasks/* need an API key (they show its own tasks)")
+            return d.denial_error(msg_id, denial.reason, denial.text, {})
+        ctx.key, ctx.credits = key, key.credits
+        params = params if isinstance(params, dict) else {}
+        if method == "tasks/list":
+            mine = [t for t in self.store if self._owns(key, t)]
+            try:
+                page, cursor = self.store.page(mine, params.get("cursor"))
+            except ValueError:
+                return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "Invalid cursor")
+            listed: dict[str, Any] = {"tasks": [t.view() for t in page]}
+            if cursor is not None:
+                listed["nextCursor"] = cursor
+            return jsonrpc.result(msg_id, listed)
+        record = self.store.get(params.get("taskId"))
+        if record is None or not self._owns(key, record):
+            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, NOT_FOUND, {"taskId": params.get("taskId")})
+        if method == "tasks/get":
+            return jsonrpc.result(msg_id, record.view())
+        if method == "tasks/cancel":
+            if not self.cancel(record, "Cancelled by the requester", key.masked):
+                return jsonrpc.error(
+                    msg_id, errors.INVALID_PARAMS, f"Cannot cancel task: already in terminal status '{record.status}'"
+                )
+            return jsonrpc.result(msg_id, record.view())
+        await record.done.wait()  # tasks/result: until the task is terminal
+        return self._payload(msg_id, record)
+
+    @staticmethod
+    def _payload(msg_id: Any, record: TaskRecord) -> Message:
+        """What the original tools/call would have answered, tied to its task."""
+        reply = record.reply or {}
+        if "error" in reply:
+            return {"jsonrpc": jsonrpc.JSONRPC, "id": msg_id, "error": reply["error"]}
+        result = dict(reply.get("result") or {})
+        result["_meta"] = {**(result.get("_meta") or {}), RELATED_TASK: {"taskId": record.task_id}}
+        return jsonrpc.result(msg_id, result)
+
+    def _owns(self, key: KeyRecord, record: TaskRecord) -> bool:
+        owner: KeyRecord = record.owner
+        return owner.key_hash == key.key_hash or self.d.billing.current(owner).key_hash == key.key_hash
+
+    # the admin side (GET/POST /admin/tasks) ---------------------------------
+    def admin_list(self, status: str | None, key_prefix: str | None, limit: int) -> dict[str, Any]:
+        chosen = [
+            t
+            for t in reversed(list(self.store))
+            if (status is None or t.status == status) and (key_prefix is None or t.owner.prefix.startswith(key_prefix))
+        ]
+        return {"tasks": [t.admin_view() for t in chosen[:limit]], "total": len(chosen), "stats": self.stats()}
+
+    def admin_get(self, task_id: str) -> dict[str, Any]:
+        record = self.store.get(task_id)
+        if record is None:
+            raise NotFound(f"Task not found: {task_id}")
+        return record.admin_view()
+
+    def admin_cancel(self, task_id: str, actor: str) -> dict[str, Any]:
+        record = self.store.get(task_id)
+        if record is None or not self.cancel(record, "Cancelled by an admin", actor):
+            raise NotFound("Task not found or cannot be cancelled")
+        return record.admin_view()
+
+    def stats(self) -> dict[str, int]:
+        counts = self.store.stats()
+        # the reference's names besides the spec's: `running` is `working`; the gateway never queues (`pending`)
+        return {"total": len(self.store), **counts, "running": counts[WORKING], "pending": 0}
