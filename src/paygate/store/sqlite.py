@@ -33,7 +33,8 @@ from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
 from paygate.store.audit_log import AuditLog
 from paygate.store.base import Store
-from paygate.store.batch_charges import BatchCharges, PendingCharge as _PendingCharge
+from paygate.store.batch_charges import BatchCharges
+from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.bulk_insert import BulkInsert
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import DocumentTable
