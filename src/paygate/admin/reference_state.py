@@ -129,9 +129,7 @@ def _load(path: Path) -> Any:
 
 
 def _pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
-    """A reference Map serialised as `[[id, value]…]` (or an object `{id: value}`)."""
-    if isinstance(value, dict):
-        return list(value.items())
+    """A reference Map, serialised as `[[id, value]…]`."""
     if isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
         return [(p[0], p[1]) for p in value]
     raise StateFileInvalid(f"{where}: expected [[id, value], …] pairs as paygate-mcp writes them")
