@@ -10,6 +10,7 @@ its reason: a conflict with what is here, or invalid).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def run_import(source: str, target: str, *, dry_run: bool, as_json: bool, echo: 
         if not dry_run:
             try:
                 importer.apply(planned)
-            except StoreError as exc:
+            except (StoreError, sqlite3.Error) as exc:  # the transaction rolled back
                 return fail(f"nothing was imported: {exc}")
         result = report(state, planned, str(source), str(target), dry_run)
     finally:

@@ -228,3 +228,14 @@ def test_insert_all_writes_everything_or_nothing(db: str) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM keys").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 0
+
+
+def test_an_admin_key_shorter_than_our_minimum_is_refused(source: Path, db: str) -> None:
+    admins = json.loads((source.parent / "state-admin.json").read_text())
+    admins[1]["key"] = "short_admin"
+    (source.parent / "state-admin.json").write_text(json.dumps(admins))
+    code, out = run(str(source), "--state-file", db)
+    assert code == 3
+    (ci,) = [i for i in out["items"] if i["name"] == "CI Bot"]
+    assert ci["status"] == "error" and "shorter than 16" in ci["reason"]
+    assert out["summary"]["imported"] == 10

@@ -86,6 +86,7 @@ TEMPLATE_FIELDS = (
     "expiryTtlSeconds",
     "autoTopup",
 )
+MIN_ADMIN_KEY = 16  # as the adminKey setting (config.py)
 ADMIN_FIELDS = ("key", "name", "role", "createdAt", "createdBy", "active", "lastUsedAt")
 
 
@@ -260,6 +261,9 @@ def _admin_item(entry: Any) -> Item:
     assert isinstance(entry, dict)
     item = Item("admin_key", mask_key(raw), name=entry.get("name"), doc_id=hash_key(raw))
     item.ignored = sorted(set(entry) - set(ADMIN_FIELDS))
+    if len(raw) < MIN_ADMIN_KEY:
+        item.error = f"shorter than {MIN_ADMIN_KEY} characters (adminKey's minimum here): too weak; create a new one"
+        return item
     try:
         created, used = _when(entry, "createdAt"), _when(entry, "lastUsedAt")
     except ValueError as exc:

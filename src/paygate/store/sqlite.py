@@ -112,8 +112,8 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkIn
             db.close()
             raise StateFileError(
                 f"{self.path} is not a PayGate state database ({exc}). A paygate-mcp JSON state file "
-                "cannot be opened directly: start with a new --state-file and bring keys over with "
-                "--import-key KEY:CREDITS or the importKeys config key."
+                "cannot be opened directly: convert it with `paygate-mcp import-state FILE --state-file NEW.db` "
+                "(docs/migration.md), or bring keys over with --import-key KEY:CREDITS."
             ) from exc
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
