@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from paygate import __version__, logs
-from paygate.config import ConfigError, Settings, load_settings, resolve_sources
+from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
 from paygate.runtime import Runtime
@@ -360,6 +360,21 @@ def validate(
     result = report(diags)
     typer.echo(json.dumps(result) if json_output else format_text(diags))
     raise typer.Exit(0 if result["valid"] else 1)
+
+
+@app.command("import-state")
+def import_state(
+    file: Annotated[str, typer.Argument(help="paygate-mcp state file (and its -admin/-groups/-templates files)")],
+    state_file: Annotated[
+        str, Opt(envvar="PAYGATE_STATE_FILE", help="SQLite state file to import into (default ~/.paygate/paygate.db)")
+    ] = DEFAULT_STATE_FILE,
+    dry_run: Annotated[bool, Opt("--dry-run", help="Report what would be imported; write nothing")] = False,
+    json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Import a paygate-mcp JSON state (keys, groups, templates, admin keys); exit 0 ok, 1 unreadable, 3 partial."""
+    from paygate.state_migration import run_import
+
+    raise typer.Exit(run_import(file, state_file, dry_run=dry_run, as_json=json_output, echo=typer.echo))
 
 
 @app.command()

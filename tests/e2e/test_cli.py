@@ -159,6 +159,7 @@ def test_a_json_state_file_from_the_node_gateway_is_refused_clearly(tmp_path: Pa
     result = run("wrap", "--server", ECHO_COMMAND, "--state-file", str(state), "--port", "0")
     assert result.returncode != 0
     assert "is not a PayGate state database" in result.stderr and "--import-key" in result.stderr
+    assert "paygate-mcp import-state" in result.stderr
     assert "Traceback" not in result.stderr
     assert state.read_text() == '{"keys": {"pg_abc": {"credits": 5}}}'  # left untouched
 

@@ -8,11 +8,12 @@ working. The contract every implementation must meet is `tests/unit/store_contra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from paygate.core.records import KeyRecord
 from paygate.store.audit_log import AuditLog
+from paygate.store.documents import Doc
 from paygate.store.errors import ChargeNotRecorded, Conflict
 from paygate.store.outbox import Outbox
 from paygate.store.roles import Documents, KeyTable, Meta, Money, RateWindows, UsageLog
@@ -23,6 +24,8 @@ __all__ = ["ChargeNotRecorded", "Conflict", "Store", "total_credits"]
 class Store(KeyTable, Money, RateWindows, UsageLog, Documents, Meta, Protocol):
     def open(self) -> None: ...
     def close(self) -> None: ...
+    # new keys and documents, all or nothing (import-state); raises errors.Conflict when one is taken
+    def insert_all(self, records: Sequence[KeyRecord], docs: Sequence[tuple[str, str, Doc]], memo: str) -> None: ...
 
     @property
     def audit(self) -> AuditLog: ...

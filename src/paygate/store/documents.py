@@ -58,6 +58,10 @@ class DocumentTable:
         )
         self._docs.setdefault(kind, {})[doc_id] = stored
 
+    def remember(self, kind: str, doc_id: str, body: Doc) -> None:
+        """Mirror a document the caller has already committed to the `docs` table."""
+        self._docs.setdefault(kind, {})[doc_id] = copy.deepcopy(body)
+
     def delete(self, kind: str, doc_id: str) -> bool:
         assert self._db is not None, "store is not open"
         if doc_id not in self._docs.get(kind, {}):

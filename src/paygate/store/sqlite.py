@@ -35,6 +35,7 @@ from paygate.store.audit_log import AuditLog
 from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
 from paygate.store.batch_charges import PendingCharge as _PendingCharge
+from paygate.store.bulk_insert import BulkInsert
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import DocumentTable
 from paygate.store.errors import ChargeNotRecorded
@@ -66,7 +67,7 @@ class StateFileError(RuntimeError):
     """The state file exists but is not an SQLite database we can use."""
 
 
-class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
+class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkInsert):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY, *, synchronous: str = "NORMAL") -> None:
@@ -111,8 +112,8 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta):
             db.close()
             raise StateFileError(
                 f"{self.path} is not a PayGate state database ({exc}). A paygate-mcp JSON state file "
-                "cannot be opened directly: start with a new --state-file and bring keys over with "
-                "--import-key KEY:CREDITS or the importKeys config key."
+                "cannot be opened directly: convert it with `paygate-mcp import-state FILE --state-file NEW.db` "
+                "(docs/migration.md), or bring keys over with --import-key KEY:CREDITS."
             ) from exc
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=5000")
