@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from paygate.core.ratelimit import RateDecision, SlidingWindow
 from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
+from paygate.store.adjustments import Adjustments
 from paygate.store.audit_log import AuditLog
 from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
@@ -67,7 +68,7 @@ class StateFileError(RuntimeError):
     """The state file exists but is not an SQLite database we can use."""
 
 
-class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkInsert):
+class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkInsert):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY, *, synchronous: str = "NORMAL") -> None:
@@ -335,58 +336,6 @@ class SQLiteStore(KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkIn
         for p in batch:
             if not p.done.done():  # a waiter cancelled meanwhile: the charge is recorded all the same
                 p.done.set_result(None)
-
-    def adjust(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult:
-        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
-        self.flush()
-        record = self._keys.get(key_hash)
-        if record is None:
-            return ChargeResult(False, 0)
-        balance = self._guarded_update(
-            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2 "
-            "WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
-            (delta, spent_delta, key_hash),
-            lambda after: self._ledger(key_hash, delta, kind, after, memo),
-        )
-        if balance is None:
-            return ChargeResult(False, record.credits)
-        record.credits = balance
-        record.total_spent += spent_delta
-        return ChargeResult(True, balance)
-
-    def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
-        """Give back a failed call's charge: its credits, and its place in totalSpent and totalCalls."""
-        self.flush()
-        record = self._keys.get(key_hash)
-        if record is None:
-            return ChargeResult(False, 0)
-        balance = self._guarded_update(
-            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent - ?1, "
-            "total_calls = MAX(total_calls - 1, 0) WHERE key_hash = ?2 RETURNING credits",
-            (amount, key_hash),
-            lambda after: self._ledger(key_hash, amount, "refund", after, memo),
-        )
-        if balance is None:
-            return ChargeResult(False, record.credits)
-        record.credits = balance
-        record.total_spent -= amount
-        record.total_calls = max(record.total_calls - 1, 0)
-        return ChargeResult(True, balance)
-
-    def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
-        return self.adjust(key_hash, amount, "topup", memo, 0)
-
-    def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
-        """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
-        self.flush()
-        record = self._keys.get(key_hash)
-        if record is None:
-            return 0, 0
-        take = min(amount, record.credits)
-        if take <= 0:
-            return 0, record.credits
-        result = self.adjust(key_hash, -take, "surcharge", memo, take)
-        return (take, result.balance) if result.ok else (0, result.balance)
 
     # windowed counters ---------------------------------------------------
     def rate_hit(self, subject: str, limit: int, now: float) -> RateDecision:

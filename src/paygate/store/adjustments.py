@@ -1,0 +1,75 @@
+"""Single-key credit adjustments for the SQLite store: reservations, refunds, topups, surcharges.
+
+A mixin of `SQLiteStore` (kept apart to keep that module small). Each is one guarded UPDATE with its
+ledger entry in the same transaction; the in-memory record changes only after it committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from paygate.core.records import ChargeResult, KeyRecord
+
+
+class _StoreCore(Protocol):
+    _keys: dict[str, KeyRecord]
+
+    def flush(self) -> None: ...
+    def adjust(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult: ...
+    def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None: ...
+    def _guarded_update(self, sql: str, args: tuple[Any, ...], then: Callable[[int], None]) -> int | None: ...
+
+
+class Adjustments:
+    def adjust(self: _StoreCore, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult:
+        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
+        self.flush()
+        record = self._keys.get(key_hash)
+        if record is None:
+            return ChargeResult(False, 0)
+        balance = self._guarded_update(
+            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2 "
+            "WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
+            (delta, spent_delta, key_hash),
+            lambda after: self._ledger(key_hash, delta, kind, after, memo),
+        )
+        if balance is None:
+            return ChargeResult(False, record.credits)
+        record.credits = balance
+        record.total_spent += spent_delta
+        return ChargeResult(True, balance)
+
+    def refund(self: _StoreCore, key_hash: str, amount: int, memo: str) -> ChargeResult:
+        """Give back a failed call's charge: its credits, and its place in totalSpent and totalCalls."""
+        self.flush()
+        record = self._keys.get(key_hash)
+        if record is None:
+            return ChargeResult(False, 0)
+        balance = self._guarded_update(
+            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent - ?1, "
+            "total_calls = MAX(total_calls - 1, 0) WHERE key_hash = ?2 RETURNING credits",
+            (amount, key_hash),
+            lambda after: self._ledger(key_hash, amount, "refund", after, memo),
+        )
+        if balance is None:
+            return ChargeResult(False, record.credits)
+        record.credits = balance
+        record.total_spent -= amount
+        record.total_calls = max(record.total_calls - 1, 0)
+        return ChargeResult(True, balance)
+
+    def topup(self: _StoreCore, key_hash: str, amount: int, memo: str) -> ChargeResult:
+        return self.adjust(key_hash, amount, "topup", memo, 0)
+
+    def charge_up_to(self: _StoreCore, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
+        """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
+        self.flush()
+        record = self._keys.get(key_hash)
+        if record is None:
+            return 0, 0
+        take = min(amount, record.credits)
+        if take <= 0:
+            return 0, record.credits
+        result = self.adjust(key_hash, -take, "surcharge", memo, take)
+        return (take, result.balance) if result.ok else (0, result.balance)
