@@ -19,7 +19,8 @@ from paygate.compose.events import build_alerts, build_event_stream, build_webho
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.events import routes as admin_events
 from paygate.public import routes as public
-from paygate.reports.routes import dry_run, key_reports, key_views, request_log
+from paygate.reports.balance import BalanceHistory
+from paygate.reports.routes import balance, dry_run, key_reports, key_views, request_log
 from paygate.runtime import Runtime
 from paygate.webhooks.routes import delivery as webhooks
 
@@ -28,6 +29,7 @@ ROUTE_ORDER = (
     "keys",
     "usage_admin",
     "usage_client",
+    "balance_client",
     "key_lifecycle",
     "templates",
     "bulk",
@@ -63,6 +65,7 @@ def public_routers(rt: Runtime) -> dict[str, APIRouter]:
         "public": public.router(build_public(rt), rt.metrics),
         "usage_admin": usage.admin_router(rt.guard, service),
         "usage_client": usage.client_router(service),
+        "balance_client": balance.client_router(BalanceHistory(rt.store, rt.billing)),
     }
 
 
