@@ -7,6 +7,7 @@ they subscribe, which is the order `compose/routers.event_routers` calls these.
 
 from __future__ import annotations
 
+from paygate.alerts.balance import BalanceAlerts
 from paygate.alerts.rules import Rule, RuleError, rules_from_config
 from paygate.alerts.service import AlertService
 from paygate.audit.service import AuditFilter, AuditService
@@ -62,6 +63,17 @@ def build_alerts(rt: Runtime) -> AlertService:
     rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     rt.tickers.append(service.tick)
+    return service
+
+
+def build_balance_alerts(rt: Runtime) -> BalanceAlerts:
+    """Key holders' low-balance alerts: a deferred subscriber (the keys a batch of calls names), a ticker
+    (every alert, every few seconds), following rotated keys, re-read after a restore."""
+    service = BalanceAlerts(rt.store, rt.events)
+    rt.events.subscribe(service.on_event, ("backup.restored",))
+    rt.events.subscribe_batch(service.on_batch)
+    rt.tickers.append(service.tick)
+    rt.keys.rekey_listeners.append(service.on_rekey)
     return service
 
 

@@ -38,6 +38,7 @@ EVENT_TYPES: dict[str, str] = {
     "key.auto_topped_up": "auto-topup added credits to a key",
     "key.webhook_set": "a key's own webhook URL was set",
     "key.webhook_removed": "a key's own webhook URL was removed",
+    "key.balance_low": "a key's balance fell to or below the low-balance alert its holder set (once per crossing)",
     "key.bulk": "a bulk operation on keys finished",
     "keys.exported": "keys were exported",
     "keys.imported": "keys were imported",
