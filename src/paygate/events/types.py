@@ -73,6 +73,7 @@ EVENT_TYPES: dict[str, str] = {
     "admin.alerts_configured": "the alert rules were replaced",
     "admin_key.created": "an admin key was created",
     "admin_key.revoked": "an admin key was revoked",
+    "admin_key.bootstrap_rotated": "the bootstrap admin key was replaced (the old one is refused from then on)",
     "maintenance.enabled": "maintenance mode was turned on",
     "maintenance.disabled": "maintenance mode was turned off",
     "config.export": "the running configuration was read (GET /config)",
