@@ -65,6 +65,17 @@ class _ConnectionCollector(Collector):
         yield family
 
 
+class _GaugeFunctions(Collector):
+    """Gauges whose values are read from functions at scrape time (counts the services keep anyway)."""
+
+    def __init__(self, gauges: Mapping[str, tuple[str, Callable[[], float]]]) -> None:
+        self._gauges = dict(gauges)
+
+    def collect(self) -> Iterable[Metric]:
+        for name, (documentation, read) in self._gauges.items():
+            yield GaugeMetricFamily(name, documentation, value=read())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -149,6 +160,30 @@ class Metrics:
         r.register(
             _FunctionCounter(
                 "paygate_admin_auth_throttled", "Admin requests refused for too many failed authentications", throttled
+            )
+        )
+
+    def bind_inventory(
+        self,
+        templates: Callable[[], float],
+        teams: Callable[[], float],
+        admin_keys: Callable[[], float],
+        groups: Callable[[], float],
+        pending_alerts: Callable[[], float],
+    ) -> None:
+        """Counts of what the gateway holds, read at scrape time (the reference's names)."""
+        self.registry.register(
+            _GaugeFunctions(
+                {
+                    "paygate_templates_total": ("Number of key templates", templates),
+                    "paygate_active_teams_total": ("Number of active teams", teams),
+                    "paygate_admin_keys_total": (
+                        "Number of active admin keys (the bootstrap key included)",
+                        admin_keys,
+                    ),
+                    "paygate_groups_total": ("Number of active key groups", groups),
+                    "paygate_pending_alerts_total": ("Alerts fired and not yet read by GET /alerts", pending_alerts),
+                }
             )
         )
 

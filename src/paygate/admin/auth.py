@@ -222,6 +222,10 @@ class AdminAuth:
         self.store.doc_put(ADMIN_KEY_DOC, key_hash, doc)
         return doc
 
+    def active_count(self) -> int:
+        """Admin keys that authenticate: the bootstrap key and the active role-bearing ones (for /metrics)."""
+        return 1 + sum(1 for d in self.store.doc_scan(ADMIN_KEY_DOC) if d.get("active") is True)
+
     def list(self) -> list[dict[str, Any]]:
         """Every admin key as listings show it (masked; never the key or its hash), oldest first,
         the bootstrap key first of all."""

@@ -15,6 +15,8 @@ from paygate.config import Settings
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.events.stream import EventStreamHub
+from paygate.keys.templates import TemplateService
+from paygate.policy.memberships import GROUPS, TEAMS, active_count
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
 from paygate.webhooks.bootstrap import open_webhooks
@@ -63,6 +65,14 @@ def build_alerts(rt: Runtime) -> AlertService:
     rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     rt.tickers.append(service.tick)
+    store, templates, queue = rt.store, TemplateService(rt.store), service.queue
+    rt.metrics.bind_inventory(
+        templates=templates.count,
+        teams=lambda: active_count(store, TEAMS),
+        admin_keys=rt.admin.active_count,
+        groups=lambda: active_count(store, GROUPS),
+        pending_alerts=lambda: len(queue),
+    )
     return service
 
 
