@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from paygate import __version__, logs
+from paygate.admin.auth import ROTATED_NOTE
 from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
 from paygate.core.keys import mask_key
 from paygate.mcp.backends.base import BackendError
@@ -335,7 +336,7 @@ def _banner(rt: Runtime, port: int, as_json: bool) -> None:
             flush=True,
         )
         return
-    shown = admin or f"(the key you configured, {mask_key(s.admin_key or '')})"
+    shown = admin or (ROTATED_NOTE if rt.admin.rotated else f"(the key you configured, {mask_key(s.admin_key or '')})")
     print(
         f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
         f"  MCP endpoint : {base}/mcp\n"

@@ -76,6 +76,17 @@ class _TaskCollector(Collector):
         yield family
 
 
+class _GaugeFunctions(Collector):
+    """Gauges whose values are read from functions at scrape time (counts the services keep anyway)."""
+
+    def __init__(self, gauges: Mapping[str, tuple[str, Callable[[], float]]]) -> None:
+        self._gauges = dict(gauges)
+
+    def collect(self) -> Iterable[Metric]:
+        for name, (documentation, read) in self._gauges.items():
+            yield GaugeMetricFamily(name, documentation, value=read())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -166,6 +177,30 @@ class Metrics:
     def bind_tasks(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """MCP tasks held in memory, by status (mcp/tasks.py)."""
         self.registry.register(_TaskCollector(counts))
+
+    def bind_inventory(
+        self,
+        templates: Callable[[], float],
+        teams: Callable[[], float],
+        admin_keys: Callable[[], float],
+        groups: Callable[[], float],
+        pending_alerts: Callable[[], float],
+    ) -> None:
+        """Counts of what the gateway holds, read at scrape time (the reference's names)."""
+        self.registry.register(
+            _GaugeFunctions(
+                {
+                    "paygate_templates_total": ("Number of key templates", templates),
+                    "paygate_active_teams_total": ("Number of active teams", teams),
+                    "paygate_admin_keys_total": (
+                        "Number of active admin keys (the bootstrap key included)",
+                        admin_keys,
+                    ),
+                    "paygate_groups_total": ("Number of active key groups", groups),
+                    "paygate_pending_alerts_total": ("Alerts fired and not yet read by GET /alerts", pending_alerts),
+                }
+            )
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

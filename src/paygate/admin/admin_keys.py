@@ -31,3 +31,9 @@ class AdminKeys:
             "admin_key.revoked", by.actor, keyMasked=doc["keyMasked"], name=doc["name"], role=doc["role"]
         )
         return doc
+
+    def rotate_bootstrap(self, by: AdminIdentity) -> str:
+        """A new bootstrap key (returned once); the old one gets 401 from now on. Announced without either key."""
+        raw = self.auth.rotate_bootstrap()
+        self.events.publish("admin_key.bootstrap_rotated", by.actor, keyMasked="bootstrap")
+        return raw

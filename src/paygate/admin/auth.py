@@ -6,11 +6,18 @@ and is always `super_admin`. A generated key's plaintext is also written, mode
 after a restart; a key given by flag or env is never written anywhere and never
 echoed. Other admin keys are documents (kind `admin_key`, id = SHA-256 of the
 key) holding a name, a role and masked parts; the raw key is shown once.
+
+`POST /admin/keys/rotate-bootstrap` replaces the bootstrap key with a generated one (shown once, kept
+hashed); the old key's hash joins the retired list (meta `admin_key_retired`), a generated key's
+`admin.key` file is removed (it held the old key), and a later start given a retired key by flag or env
+keeps the rotated key and says so in the log: restarting with the old `--admin-key` never revives it.
+A key given that was never retired still replaces the bootstrap key, as before (the operator's new key).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +30,12 @@ from paygate.core.keys import generate_admin_key, hash_key, mask_parts
 from paygate.core.values import iso_time
 from paygate.store.base import Store
 
+log = logging.getLogger("paygate.admin")
+
 META_ADMIN_HASH = "admin_key_hash"
+META_RETIRED = "admin_key_retired"  # space-separated SHA-256s of rotated-away bootstrap keys, newest last
+MAX_RETIRED = 50
+ROTATED_NOTE = "(rotated: the key POST /admin/keys/rotate-bootstrap returned)"
 ADMIN_KEY_DOC = "admin_key"
 # Ascending power: a route declares the least role it needs.
 ROLES: Final = ("viewer", "admin", "super_admin")
@@ -69,8 +81,17 @@ class AdminAuth:
         self.store = store
         self.key_file = key_file
         self.generated: str | None = None  # plaintext we made (or re-read from key_file), to print
+        self.rotated = store.get_meta(META_RETIRED) is not None  # the bootstrap key was rotated once
         if given:
+            if hash_key(given) in self._retired():
+                log.warning(
+                    "the admin key given by --admin-key / PAYGATE_ADMIN_KEY was rotated away "
+                    "(POST /admin/keys/rotate-bootstrap) and stays revoked: the rotated key remains the "
+                    "bootstrap key; give a new key, or none, to stop this warning"
+                )
+                return
             store.set_meta(META_ADMIN_HASH, hash_key(given))
+            self.rotated = False
             return
         stored = store.get_meta(META_ADMIN_HASH)
         if stored is not None:
@@ -105,6 +126,22 @@ class AdminAuth:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(raw + "\n")
         os.replace(temp, self.key_file)
+
+    def _retired(self) -> list[str]:
+        return (self.store.get_meta(META_RETIRED) or "").split()
+
+    def rotate_bootstrap(self) -> str:
+        """Replace the bootstrap key with a new generated one and return it (shown once; stored hashed).
+        The old key stops working at once and is retired for good (module docstring)."""
+        raw = generate_admin_key()
+        old = self.store.get_meta(META_ADMIN_HASH)
+        retired = [h for h in self._retired() if h != old] + ([old] if old else [])
+        self.store.set_meta(META_RETIRED, " ".join(retired[-MAX_RETIRED:]))
+        self.store.set_meta(META_ADMIN_HASH, hash_key(raw))
+        self.generated, self.rotated = None, True
+        if self.key_file is not None and (self.key_file.exists() or self.key_file.is_symlink()):
+            self.key_file.unlink()  # it held the old key
+        return raw
 
     # authentication ---------------------------------------------------------
     def identify(self, presented: str | None) -> AdminIdentity | None:
@@ -184,6 +221,10 @@ class AdminAuth:
         doc["revokedTs"] = time.time()
         self.store.doc_put(ADMIN_KEY_DOC, key_hash, doc)
         return doc
+
+    def active_count(self) -> int:
+        """Admin keys that authenticate: the bootstrap key and the active role-bearing ones (for /metrics)."""
+        return 1 + sum(1 for d in self.store.doc_scan(ADMIN_KEY_DOC) if d.get("active") is True)
 
     def list(self) -> list[dict[str, Any]]:
         """Every admin key as listings show it (masked; never the key or its hash), oldest first,

@@ -16,11 +16,12 @@ from paygate.config import Settings
 from paygate.core.csv_cells import csv_text
 from paygate.core.domain_errors import Invalid, Unauthenticated
 from paygate.core.keys import hash_key
-from paygate.core.records import UsageEvent
+from paygate.core.records import KeyRecord, UsageEvent
 from paygate.core.values import iso_time
 from paygate.policy.namespaces import namespace_stats
 from paygate.serving import ServingState
 from paygate.store.base import Store
+from paygate.store.roles import KeyTable
 
 MAX_EVENTS = 100_000  # the most /usage returns, and the newest events /status breaks down per tool
 USAGE_COLUMNS = (
@@ -64,6 +65,17 @@ def event_row(e: UsageEvent) -> dict[str, Any]:
 def usage_csv(rows: list[dict[str, Any]]) -> str:
     """Rows as CSV (CRLF line ends), every cell made safe for spreadsheets (core/csv_cells.py)."""
     return csv_text(USAGE_COLUMNS, ([row.get(c) for c in USAGE_COLUMNS] for row in rows), "\r\n")
+
+
+def client_record(keys: KeyTable, raw: str | None) -> KeyRecord:
+    """The live key a client presents (X-API-Key or Bearer) on its self-service routes, or `Unauthenticated`
+    (a 401): missing, unknown and revoked keys alike."""
+    if raw is None:
+        raise Unauthenticated("API key required (X-API-Key or Bearer)")
+    record = keys.get_key(hash_key(raw))
+    if record is None or not record.active:
+        raise Unauthenticated("Invalid API key")
+    return record
 
 
 @dataclass(slots=True, eq=False)
@@ -118,11 +130,7 @@ class UsageService:
     def balance(self, raw: str | None) -> dict[str, Any]:
         """The balance of the key `raw` (a client's own), with what the gate applies: the key's settings
         merged with its group's and plan's."""
-        if raw is None:
-            raise Unauthenticated("API key required (X-API-Key or Bearer)")
-        record = self.store.get_key(hash_key(raw))
-        if record is None or not record.active:
-            raise Unauthenticated("Invalid API key")
+        record = client_record(self.store, raw)
         policy = self.billing.policy_for(record)
         limit = policy.spending_limit
         quota = self.billing.quota_status(record)

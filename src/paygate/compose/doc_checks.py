@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from paygate.admin.backup import DocCheck
+from paygate.alerts.balance import KIND as BALANCE_ALERT_DOC
+from paygate.alerts.balance import balance_alert_doc_problem
 from paygate.alerts.routes import AlertsBody
 from paygate.alerts.rules import RuleError, rules_from_doc
 from paygate.alerts.service import ALERT_DOC, RULES_ID
@@ -134,6 +136,7 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
         FILTER_DOC: _filter(allow_private),
         KEY_HOOK_DOC: _key_hook(allow_private),
         ALERT_DOC: _alert_rules,
+        BALANCE_ALERT_DOC: balance_alert_doc_problem,
         reservations.KIND: _reservation,
         schedules.KIND: _schedule,
     }

@@ -7,6 +7,7 @@ they subscribe, which is the order `compose/routers.event_routers` calls these.
 
 from __future__ import annotations
 
+from paygate.alerts.balance import BalanceAlerts
 from paygate.alerts.rules import Rule, RuleError, rules_from_config
 from paygate.alerts.service import AlertService
 from paygate.audit.service import AuditFilter, AuditService
@@ -14,6 +15,8 @@ from paygate.config import Settings
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.events.stream import EventStreamHub
+from paygate.keys.templates import TemplateService
+from paygate.policy.memberships import GROUPS, TEAMS, active_count
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
 from paygate.webhooks.bootstrap import open_webhooks
@@ -62,6 +65,25 @@ def build_alerts(rt: Runtime) -> AlertService:
     rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     rt.tickers.append(service.tick)
+    store, templates, queue = rt.store, TemplateService(rt.store), service.queue
+    rt.metrics.bind_inventory(
+        templates=templates.count,
+        teams=lambda: active_count(store, TEAMS),
+        admin_keys=rt.admin.active_count,
+        groups=lambda: active_count(store, GROUPS),
+        pending_alerts=lambda: len(queue),
+    )
+    return service
+
+
+def build_balance_alerts(rt: Runtime) -> BalanceAlerts:
+    """Key holders' low-balance alerts: a deferred subscriber (the keys a batch of calls names), a ticker
+    (every alert, every few seconds), following rotated keys, re-read after a restore."""
+    service = BalanceAlerts(rt.store, rt.events)
+    rt.events.subscribe(service.on_event, ("backup.restored",))
+    rt.events.subscribe_batch(service.on_batch)
+    rt.tickers.append(service.tick)
+    rt.keys.rekey_listeners.append(service.on_rekey)
     return service
 
 

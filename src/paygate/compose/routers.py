@@ -12,16 +12,24 @@ from paygate.admin.admin_keys import AdminKeys
 from paygate.admin.config_view import ConfigView
 from paygate.admin.routes import admin_keys, config_view, maintenance
 from paygate.alerts import routes as alerts
+from paygate.alerts.routes import balance as balance_alerts
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
 from paygate.compose.admin import build_public, build_reports, build_usage
-from paygate.compose.events import build_alerts, build_event_stream, build_webhooks, start_request_log
+from paygate.compose.events import (
+    build_alerts,
+    build_balance_alerts,
+    build_event_stream,
+    build_webhooks,
+    start_request_log,
+)
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
 from paygate.mcp.task_calls import TaskCalls
 from paygate.public import routes as public
-from paygate.reports.routes import dry_run, key_reports, key_views, request_log
+from paygate.reports.balance import BalanceHistory
+from paygate.reports.routes import balance, dry_run, key_reports, key_views, request_log
 from paygate.runtime import Runtime
 from paygate.webhooks.routes import delivery as webhooks
 
@@ -30,6 +38,7 @@ ROUTE_ORDER = (
     "keys",
     "usage_admin",
     "usage_client",
+    "balance_client",
     "key_lifecycle",
     "templates",
     "bulk",
@@ -55,6 +64,7 @@ ROUTE_ORDER = (
     "request_log",
     "admin_events",
     "alerts",
+    "balance_alerts",
     "webhooks",
     "tasks",
 )
@@ -66,6 +76,7 @@ def public_routers(rt: Runtime) -> dict[str, APIRouter]:
         "public": public.router(build_public(rt), rt.metrics),
         "usage_admin": usage.admin_router(rt.guard, service),
         "usage_client": usage.client_router(service),
+        "balance_client": balance.client_router(BalanceHistory(rt.store, rt.billing)),
     }
 
 
@@ -103,6 +114,7 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
         "request_log": request_log.router(g, start_request_log(rt.settings.request_log_size, rt.events, rt.audit)),
         "admin_events": admin_events.router(g, build_event_stream(rt)),
         "alerts": alerts.router(g, build_alerts(rt)),
+        "balance_alerts": balance_alerts.client_router(build_balance_alerts(rt)),
         "webhooks": webhooks.router(g, rt.keys, build_webhooks(rt)),
     }
 

@@ -24,6 +24,7 @@ from paygate.core.domain_errors import Conflict, DomainError, NotFound
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
 from paygate.keys.service import KeyService
+from paygate.store.roles import Documents
 
 Doc = dict[str, Any]
 
@@ -91,6 +92,11 @@ class MembershipConflict(MembershipError, Conflict):
 
 def _active(doc: Doc) -> bool:
     return bool(doc.get("active", True))
+
+
+def active_count(store: Documents, kind: MembershipKind) -> int:
+    """Active documents of the kind, counted from the store's cache (no copies): for /metrics."""
+    return sum(1 for d in store.doc_scan(kind.doc) if _active(d))
 
 
 class MembershipService:

@@ -66,6 +66,10 @@ class KeyReports:
             self._usage[record.key_hash] = self.store.query_usage(None, USAGE_SCAN, key_hash=record.key_hash)
         return [e for e in self._usage[record.key_hash] if since is None or e.timestamp >= since]
 
+    def preload(self, record: KeyRecord, since: float) -> None:
+        """Read only the key's events since `since` (for a report that looks no further back)."""
+        self._usage[record.key_hash] = self.store.query_usage(since, USAGE_SCAN, key_hash=record.key_hash)
+
     def policy(self, record: KeyRecord) -> EffectivePolicy:
         """The key's effective policy (key + group + plan), as the gate resolves it."""
         return self.billing.policy_for(record)

@@ -68,6 +68,12 @@ class Money(Protocol):
     # rotation: the new record takes over balance, counters and usage; the old one is left revoked and empty
     def rekey(self, old_hash: str, new: KeyRecord, memo: str = "rotate") -> None: ...
     def ledger(self, key_hash: str | None = None) -> list[LedgerEntry]: ...  # oldest first
+    # one key's newest `limit` entries (newest first) since `since`, older than the entry `before` (its
+    # sequence number), each with its sequence number: a bounded read for pagination
+    def ledger_page(
+        self, key_hash: str, limit: int, *, since: float | None = None, before: int | None = None
+    ) -> list[tuple[int, LedgerEntry]]: ...
+    def ledger_count(self, key_hash: str) -> int: ...  # the key's entries on record
 
 
 class RateWindows(Protocol):

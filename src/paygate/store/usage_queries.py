@@ -73,3 +73,20 @@ class UsageQueries:
             sql += " WHERE key_hash = ?"
             args = (key_hash,)
         return [LedgerEntry(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
+
+    def ledger_page(
+        self: _Reader, key_hash: str, limit: int, *, since: float | None = None, before: int | None = None
+    ) -> list[tuple[int, LedgerEntry]]:
+        """One key's newest `limit` entries (newest first) since `since`, older than entry `before`."""
+        self.flush()
+        rows = self.db.execute(
+            "SELECT id, ts, key_hash, delta, kind, balance_after, memo FROM ledger "
+            "WHERE key_hash = ? AND ts >= ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (key_hash, since or 0.0, before if before is not None else 2**62, limit),
+        )
+        return [(int(row[0]), LedgerEntry(*row[1:])) for row in rows]
+
+    def ledger_count(self: _Reader, key_hash: str) -> int:
+        self.flush()
+        row = self.db.execute("SELECT COUNT(*) FROM ledger WHERE key_hash = ?", (key_hash,)).fetchone()
+        return int(row[0])

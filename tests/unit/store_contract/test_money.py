@@ -168,3 +168,18 @@ async def test_acknowledged_deferred_charges_survive_a_reopen(store: Store, reop
     await done
     again = reopen()
     assert balanced(again, h) == 1 and len(again.query_usage()) == 1
+
+
+def test_a_ledger_page_is_one_keys_newest_entries_bounded_and_resumable(store: Store) -> None:
+    h = funded(store)
+    other = funded(store, 5)
+    for amount in (1, 2, 3, 4):
+        store.topup(h, amount, "t")
+    assert store.ledger_count(h) == 5 and store.ledger_count(other) == 1
+    page = store.ledger_page(h, 2)
+    assert [e.delta for _, e in page] == [4, 3]
+    assert all(e.key_hash == h for _, e in page)
+    rest = store.ledger_page(h, 10, before=page[-1][0])
+    assert [e.delta for _, e in rest] == [2, 1, 10]
+    assert store.ledger_page(h, 10, since=page[0][1].timestamp + 1) == []
+    assert store.ledger_page("unknown", 10) == []

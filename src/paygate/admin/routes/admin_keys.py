@@ -1,4 +1,5 @@
-"""Admin keys with roles: GET/POST /admin/keys, POST /admin/keys/revoke (all super_admin only).
+"""Admin keys with roles: GET/POST /admin/keys, POST /admin/keys/revoke, POST /admin/keys/rotate-bootstrap
+(all super_admin only).
 
 The raw `ak_…` key is in the creation answer and nowhere else; listings and
 events carry the masked form. The bootstrap key is not a document, so it can
@@ -52,5 +53,16 @@ def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
         """Revoke an admin key (not your own, never the bootstrap key); it gets 401 from then on."""
         doc = admin_keys.revoke(body.key, admin_of(request))
         return {"message": "Admin key revoked", "revoked": True, **admin_key_view(doc)}
+
+    @r.post("/admin/keys/rotate-bootstrap", openapi_extra=SUPER)
+    async def rotate_bootstrap_key(request: Request) -> dict[str, Any]:
+        """Replace the bootstrap admin key: the new key is in this answer only, the old one is refused at
+        once and stays refused after a restart, even if it is given again by flag or env."""
+        raw = admin_keys.rotate_bootstrap(admin_of(request))
+        return {
+            "rotated": True,
+            "newKey": raw,
+            "message": "Bootstrap admin key rotated. The old key is now revoked. Store the new key securely.",
+        }
 
     return r
