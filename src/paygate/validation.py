@@ -15,8 +15,6 @@ from paygate.webhooks.ssrf import configured_url_problems
 LATER_KEYS = frozenset(
     {
         "oauth",
-        "cors",
-        "customHeaders",
         "plugins",
         "stripe",
         "cache",
@@ -25,7 +23,6 @@ LATER_KEYS = frozenset(
         "redisUrl",
         "stripeSecret",
         "stripeWebhookSecret",
-        "adminRateLimit",
     }
 )
 # Nested fields of the reference's that later issues enforce: accepted, reported like LATER_KEYS.
@@ -116,6 +113,14 @@ def diagnose(
                 "countryHeader",
                 "the country header is believed only from trustedProxies; "
                 "without them, keys with allowed countries refuse every call",
+            )
+        )
+    if settings.cors.credentials and settings.cors.any_origin:
+        out.append(
+            Diagnostic(
+                "warning",
+                "cors.credentials",
+                "with origin '*', credentials reflect the caller's Origin: every site may send credentialed requests",
             )
         )
     if settings.in_memory:
