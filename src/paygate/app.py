@@ -174,7 +174,7 @@ class GatewayApp:
         added: tuple[tuple[bytes, bytes], ...]
         allowed: tuple[tuple[bytes, bytes], ...]
         if origin is None and path == "/mcp":
-            added, allowed = self.headers.mcp_plain, ()  # the hot path: nothing built
+            added, allowed = self.headers.mcp_plain, self.headers.plain_allowed  # the hot path: nothing built
         else:
             added, allowed = self.headers.for_request(path, origin, path == "/mcp")
         cache_control = self.headers.cache_control

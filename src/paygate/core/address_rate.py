@@ -42,7 +42,9 @@ class AddressRate:
         self._window = 0.0
         self._counts: dict[str, int] = {}
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """Addresses counted in this window (no `__len__`: an empty table must not be falsy)."""
         return len(self._counts)
 
     def retry_after(self, address: str | None, now: float | None = None) -> int | None:

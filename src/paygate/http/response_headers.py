@@ -46,7 +46,7 @@ def _pairs(custom: Mapping[str, str], csp: str) -> tuple[Pair, ...]:
 class ResponseHeaders:
     """What `GatewayApp` adds to every response start (after `X-Request-Id`)."""
 
-    __slots__ = ("_api", "_docs", "_plain_api", "_plain_docs", "cache_control", "cors", "mcp_plain")
+    __slots__ = ("_api", "_docs", "_plain_api", "_plain_docs", "cache_control", "cors", "mcp_plain", "plain_allowed")
 
     def __init__(self, custom: Mapping[str, str], cors: CorsPolicy, version: Pair) -> None:
         self.cors = cors
@@ -55,6 +55,7 @@ class ResponseHeaders:
         self._api = (version, *_pairs(custom, API_CSP), *cors.static)
         self._docs = (version, *_pairs(custom, DOCS_CSP), *cors.static)
         star = STAR if cors.star else ()
+        self.plain_allowed: tuple[Pair, ...] = star  # the Allow-Origin part for a request without an Origin
         self._plain_api = (*self._api, *star)  # a request without an Origin
         self._plain_docs = (*self._docs, *star)
         self.mcp_plain = self._plain_api  # /mcp without an Origin: the hot path's case, nothing built per request
@@ -63,7 +64,7 @@ class ResponseHeaders:
         """(every header to add, the CORS Allow-Origin part of them: empty if the origin is not allowed)."""
         docs = path in DOCS_PATHS
         if origin is None:
-            return (self._plain_docs if docs else self._plain_api), (STAR if self.cors.star else ())
+            return (self._plain_docs if docs else self._plain_api), self.plain_allowed
         allow = self.cors.allow(origin, mcp)
         return (*(self._docs if docs else self._api), *allow), allow
 
