@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -8,6 +9,13 @@ import pytest
 
 from tests import support
 from tests.support import ECHO_COMMAND, Gateway, running_gateway
+
+# The public-endpoint and admin-API limits per client address (300 and 120 a minute by default) would
+# throttle the suite: every test talks from 127.0.0.1, and a module shares one gateway. Off for every
+# gateway the tests start, in-process or as a process (it inherits the environment); the tests of the
+# limits themselves (tests/api/test_http_conventions.py) set them again.
+os.environ["PAYGATE_ADMIN_RATE_LIMIT"] = "0"
+os.environ["PAYGATE_PUBLIC_RATE_LIMIT"] = "0"
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -32,6 +32,10 @@ from paygate.compose import build_core, build_routers
 from paygate.config import Settings
 from paygate.core.domain_errors import DomainError
 from paygate.exit_signals import chain_exit_signals
+from paygate.http.cors import CorsPolicy, mcp_origins
+from paygate.http.public_rate import MESSAGE as PUBLIC_RATE_MESSAGE
+from paygate.http.public_rate import PublicRate, is_public
+from paygate.http.response_headers import ResponseHeaders, has_cache_control
 from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
 from paygate.metrics import HTTP_METHODS, OTHER
@@ -149,27 +153,52 @@ class GatewayApp:
         # Request ids: a random per-process prefix and a counter (unique, and no getrandom() per request).
         self._id_prefix = "req_" + secrets.token_hex(4)
         self._id_counter = itertools.count(1)
+        s = rt.settings
+        cors = CorsPolicy(
+            s.cors.origin, s.cors.credentials, s.cors.max_age, mcp_origins(s.allowed_origins, s.cors.origin)
+        )
+        self.headers = ResponseHeaders(s.custom_headers, cors, VERSION_HEADER)  # http/response_headers.py
+        self.public_rate = PublicRate(s.public_rate_limit, tuple(s.trusted_proxies))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
-        request_id = _request_id(scope) or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
+        request_id, origin = _request_id_and_origin(scope)
+        request_id = request_id or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08x}"
         scope["paygate.request_id"] = request_id
         REQUEST_ID.set(request_id)  # log lines written while serving this request carry its id
         status_box = [500]
-        stamp = [(b"x-request-id", request_id.encode()), VERSION_HEADER]
+        id_header = (b"x-request-id", request_id.encode())
+        path = scope["path"]
+        added: tuple[tuple[bytes, bytes], ...]
+        allowed: tuple[tuple[bytes, bytes], ...]
+        if origin is None and path == "/mcp":
+            added, allowed = self.headers.mcp_plain, self.headers.plain_allowed  # the hot path: nothing built
+        else:
+            added, allowed = self.headers.for_request(path, origin, path == "/mcp")
+        cache_control = self.headers.cache_control
 
         async def stamped_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), *stamp]
+                headers = message.get("headers", [])
+                if has_cache_control(headers):
+                    message["headers"] = [*headers, id_header, *added]
+                else:
+                    message["headers"] = [*headers, id_header, *added, cache_control]
             await send(message)
 
-        path = scope["path"]
         try:
-            if path == "/mcp":
+            if scope["method"] == "OPTIONS":  # a CORS preflight, on any path (http/cors.py)
+                preflight: list[tuple[bytes, bytes]] = list(self.headers.cors.preflight) if allowed else []
+                await stamped_send({"type": "http.response.start", "status": 204, "headers": preflight})
+                await stamped_send({"type": "http.response.body", "body": b""})
+            elif path == "/mcp":
                 await self.rt.endpoint(scope, receive, stamped_send)
+            elif is_public(path) and (wait := self._public_wait(scope)) is not None:
+                body = {"error": PUBLIC_RATE_MESSAGE, "requestId": request_id}
+                await send_json(stamped_send, 429, body, [(b"retry-after", str(wait).encode())])
             else:
                 limit = self._body_limit(scope)
                 whole: Receive | None = receive
@@ -189,6 +218,10 @@ class GatewayApp:
             self.rt.metrics.http_requests_for(
                 method if method in HTTP_METHODS else OTHER, label, str(status_box[0])
             ).inc()
+
+    def _public_wait(self, scope: Scope) -> int | None:
+        client = scope.get("client")
+        return self.public_rate.retry_after(client[0] if client else None, scope["headers"])
 
     def _body_limit(self, scope: Scope) -> int:
         """`maxBodyBytes`, except for bulk state uploads (restore, import) by a caller whose admin key
@@ -212,11 +245,15 @@ class GatewayApp:
         return settings.max_body_bytes
 
 
-def _request_id(scope: Scope) -> str | None:
-    """The caller's X-Request-Id when it is well-formed."""
+def _request_id_and_origin(scope: Scope) -> tuple[str | None, bytes | None]:
+    """The caller's (first) X-Request-Id when it is well-formed, and its Origin: one pass over the headers."""
+    request_id = origin = None
+    seen = False
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            if _REQUEST_ID_OK.match(value):
-                return str(value.decode())
-            break
-    return None
+            if not seen and _REQUEST_ID_OK.match(value):
+                request_id = str(value.decode())
+            seen = True
+        elif name == b"origin":
+            origin = value
+    return request_id, origin

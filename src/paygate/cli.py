@@ -103,12 +103,15 @@ def wrap(
     stripe_secret: Annotated[
         str | None, Opt(help="Stripe webhook signing secret (accepted; not in this version yet)")
     ] = None,
-    cors_origin: Annotated[str | None, Opt(help="CORS allowed origin(s) (accepted; not in this version yet)")] = None,
+    cors_origin: Annotated[
+        str | None, Opt(help='CORS allowed origin(s): "*" (default), "https://app.example.com" or a comma list')
+    ] = None,
     header: Annotated[
-        str | None, Opt(help='Custom response headers "K:V,K2:V2" (accepted; not in this version yet)')
+        list[str] | None,
+        Opt(help='Custom response header(s) "Name:value,Name2:value2" (repeatable), on every response'),
     ] = None,
     admin_rate_limit: Annotated[
-        int | None, Opt(help="Admin API requests/min per IP (accepted; not in this version yet)")
+        int | None, Opt(help="Admin API requests/min per client address (default 120, 0 = unlimited)")
     ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
     dry_run: Annotated[

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
+from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
 
@@ -97,8 +98,9 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings, LaterSettings):
-    """Everything the gateway is configured with (resource limits: config_limits.py). Unknown keys are
+class Settings(_Model, LimitSettings, HttpSettings, LaterSettings):
+    """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
+    headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
     ignored here and reported by `validate`."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
@@ -264,6 +266,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_CORS_ORIGIN": "corsOrigin",
     "PAYGATE_CUSTOM_HEADERS": "customHeaders",
     "PAYGATE_ADMIN_RATE_LIMIT": "adminRateLimit",
+    "PAYGATE_PUBLIC_RATE_LIMIT": "publicRateLimit",
     "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
 }
 _BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate"}
@@ -341,6 +344,11 @@ def normalise(layer: dict[str, Any]) -> dict[str, Any]:
     if "corsOrigin" in out:
         cors = out.get("cors")
         out["cors"] = {**(cors if isinstance(cors, dict) else {}), "origin": out.pop("corsOrigin")}
+    if isinstance(out.get("customHeaders"), str | list):
+        try:
+            out["customHeaders"] = parse_header_spec(out["customHeaders"])
+        except ValueError as exc:
+            raise ConfigError(f"--header / PAYGATE_CUSTOM_HEADERS: {exc}") from exc
     if "server" in out:
         command, args = split_command(str(out.pop("server")))
         out["serverCommand"], out["serverArgs"] = command, args
@@ -357,13 +365,15 @@ def normalise(layer: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
-    """Later layers win; toolPricing and importKeys merge per entry."""
+    """Later layers win; toolPricing, importKeys and customHeaders merge per entry."""
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            if key in {"toolPricing", "importKeys"} and isinstance(merged.get(key), dict):
+            if key in {"toolPricing", "importKeys", "customHeaders"} and isinstance(merged.get(key), dict):
                 combined = dict(merged[key])
                 for name, entry in value.items():
+                    if key == "customHeaders":  # header names are case-insensitive: the later spelling wins
+                        combined = {k: v for k, v in combined.items() if k.lower() != str(name).lower()}
                     if key == "toolPricing" and isinstance(combined.get(name), dict):
                         combined[name] = {**combined[name], **entry}
                     else:

@@ -15,12 +15,9 @@ from paygate.webhooks.ssrf import configured_url_problems
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset(
     {
-        "cors",
-        "customHeaders",
         "redisUrl",
         "stripeSecret",
         "stripeWebhookSecret",
-        "adminRateLimit",
         *(f.alias or name for name, f in LaterSettings.model_fields.items()),
     }
 )
@@ -116,6 +113,14 @@ def diagnose(
                 "countryHeader",
                 "the country header is believed only from trustedProxies; "
                 "without them, keys with allowed countries refuse every call",
+            )
+        )
+    if settings.cors.credentials and settings.cors.any_origin:
+        out.append(
+            Diagnostic(
+                "warning",
+                "cors.credentials",
+                "with origin '*', credentials reflect the caller's Origin: every site may send credentialed requests",
             )
         )
     if settings.in_memory:

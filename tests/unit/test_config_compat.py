@@ -43,11 +43,10 @@ def test_what_is_not_acted_on_is_reported_field_by_field() -> None:
         "globalQuota.hourlyCallLimit",
         "globalQuota.hourlyCreditLimit",
         "stripeWebhookSecret",
-        "adminRateLimit",
-        "customHeaders",
     ):
         assert "not enforced" in fields[later], later
     assert fields["notAKey"] == "unknown key (ignored)"
+    assert "adminRateLimit" not in fields and "customHeaders" not in fields  # enforced now
     assert "discoveryMode" not in fields and "logLevel" not in fields  # understood, so nothing to say
     line = start_warning(REFERENCE_CONFIG)
     assert line is not None and line.startswith("warning: not enforced by this version yet: ")
@@ -88,8 +87,12 @@ def test_the_references_flags_parse_and_are_reported() -> None:
     assert raw["cors"] == {"origin": "https://app.example.com"}
     line = start_warning(raw)
     assert line is not None
-    for name in ("redisUrl", "stripeSecret", "cors", "customHeaders", "adminRateLimit"):
+    for name in ("redisUrl", "stripeSecret"):
         assert name in line, name
+    for name in ("cors", "customHeaders", "adminRateLimit"):  # enforced now
+        assert name not in line, name
+    assert s.cors.origin == ["https://app.example.com"] and s.custom_headers == {"X-A": "1"}
+    assert s.admin_rate_limit == 100
 
 
 def test_dry_run_can_come_from_the_environment() -> None:

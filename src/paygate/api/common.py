@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paygate.admin.auth import ROLE_RANK, AdminAuth, AdminIdentity
 from paygate.admin.auth_throttle import AuthThrottle, AuthThrottled
+from paygate.admin.rate_limit import AdminRate
 from paygate.core.domain_errors import (
     Conflict,
     DomainError,
@@ -103,7 +104,8 @@ class AdminGuard:
 
     Failed authentications are counted per client address (`throttle`, `authFailureLimit`): an
     address over the limit gets 429 on every admin route, a correct key included, until its window
-    ends (admin/auth_throttle.py)."""
+    ends (admin/auth_throttle.py). Every admin request is counted too (`rate`, `adminRateLimit`,
+    admin/rate_limit.py), before the key is looked at."""
 
     def __init__(
         self,
@@ -111,11 +113,13 @@ class AdminGuard:
         events: EventHub,
         throttle: AuthThrottle | None = None,
         trusted_proxies: tuple[str, ...] = (),
+        rate: AdminRate | None = None,
     ) -> None:
         self.admin = admin
         self.events = events
         self.throttle = throttle if throttle is not None else AuthThrottle(0)
         self.trusted_proxies = trusted_proxies
+        self.rate = rate if rate is not None else AdminRate(0)  # adminRateLimit (admin/rate_limit.py)
 
     def client_address(self, request: Request) -> str | None:
         """The client address as the gate computes it (X-Forwarded-For believed only from a trusted proxy)."""
@@ -132,6 +136,7 @@ class AdminGuard:
 
     async def __call__(self, request: Request) -> None:
         address = self.client_address(request)
+        self.rate.check(address)
         refused = self.throttle.refuse(address)
         if refused is not None:
             retry_after, first = refused

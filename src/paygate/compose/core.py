@@ -8,6 +8,7 @@ from pathlib import Path
 from paygate.admin.auth import AdminAuth
 from paygate.admin.auth_throttle import AuthThrottle
 from paygate.admin.maintenance import Maintenance
+from paygate.admin.rate_limit import AdminRate
 from paygate.api.common import AdminGuard
 from paygate.audit.service import AuditService
 from paygate.billing.service import BillingService
@@ -15,6 +16,7 @@ from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.events.hub import EventHub
 from paygate.events.types import EVENT_TYPES
+from paygate.http.cors import mcp_origins
 from paygate.keys.service import KeyService
 from paygate.mcp.backends.base import Backend
 from paygate.mcp.backends.http import HttpBackend
@@ -133,7 +135,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         sessions,
         settings.max_body_bytes,
         serving,
-        settings.allowed_origins,
+        mcp_origins(settings.allowed_origins, settings.cors.origin),  # http/cors.py: CORS and /mcp agree
         max_batch_size=settings.max_batch_size,
         max_batch_response_bytes=settings.max_batch_response_bytes,
         session_rate=SessionRate(settings.session_rate_limit),
@@ -154,7 +156,13 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         maintenance,
         events,
         audit,
-        AdminGuard(admin, events, AuthThrottle(settings.auth_failure_limit), tuple(settings.trusted_proxies)),
+        AdminGuard(
+            admin,
+            events,
+            AuthThrottle(settings.auth_failure_limit),
+            tuple(settings.trusted_proxies),
+            AdminRate(settings.admin_rate_limit),
+        ),
         serving,
     )
     rt.tickers += [audit.tick, tasks.tick]

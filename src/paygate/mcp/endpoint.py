@@ -25,7 +25,7 @@ from paygate.mcp.http_io import SSE, answer_headers, billing_headers, prefers_ss
 from paygate.mcp.modern import is_modern
 from paygate.mcp.modern_post import ModernPost
 from paygate.mcp.origin import Origin
-from paygate.mcp.session_rate import SessionRate
+from paygate.mcp.session_rate import SESSION_RATE_MESSAGE, SessionRate
 from paygate.mcp.sessions import Session, SessionManager
 from paygate.serving import ServingState
 
@@ -321,7 +321,7 @@ def _rate_error(message: Any, wait: int) -> dict[str, Any]:
     return jsonrpc.error(
         msg_id if isinstance(msg_id, str | int) else None,
         errors.INVALID_REQUEST,
-        f"Too many new sessions from this address; retry in {wait} s",
+        SESSION_RATE_MESSAGE,
         {"reason": "session_rate_limited", "retryAfterSeconds": wait},
     )
 
