@@ -3,6 +3,7 @@ and that the gate reads what these endpoints store."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -243,10 +244,16 @@ def test_groups_and_assignments_survive_a_restart(tmp_path: Path) -> None:
         assert post(gw, "/groups/remove", {"key": raw}).json()["groupId"] == group["id"]
 
 
-def test_there_can_be_at_most_1000_groups(tmp_path: Path) -> None:
+def test_the_number_of_groups_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paygate.compose import keys as compose_keys
+    from paygate.policy import memberships
+
+    assert memberships.GROUPS.max_docs == 1000  # the documented bound; the run below uses a smaller one
+    bound = 40
+    monkeypatch.setattr(compose_keys, "GROUPS", dataclasses.replace(memberships.GROUPS, max_docs=bound))
     with running_inprocess_gateway("--server", ECHO_COMMAND) as gw:
-        for i in range(1000):
+        for i in range(bound):
             assert post(gw, "/groups", {"name": f"g{i}"}).status_code == 201
         resp = post(gw, "/groups", {"name": "one-too-many"})
-        assert resp.status_code == 409 and "1000" in resp.json()["error"]
-        assert len(groups(gw)) == 1000
+        assert resp.status_code == 409 and str(bound) in resp.json()["error"]
+        assert len(groups(gw)) == bound

@@ -3,6 +3,7 @@ that the gate reads the budget these endpoints store."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -241,14 +242,22 @@ def test_teams_and_memberships_survive_a_restart(tmp_path: Path) -> None:
         assert usage(gw, team["id"])["memberCount"] == 1
 
 
-def test_deleted_teams_kept_for_their_history_are_bounded_the_oldest_deleted_is_erased() -> None:
+def test_deleted_teams_kept_for_their_history_are_bounded_the_oldest_deleted_is_erased(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from paygate.compose import keys as compose_keys
+    from paygate.policy import memberships
+
+    assert memberships.TEAMS.deleted_kept == 1000  # the documented bound; the run below uses a smaller one
+    bound = 40
+    monkeypatch.setattr(compose_keys, "TEAMS", dataclasses.replace(memberships.TEAMS, deleted_kept=bound))
     with running_inprocess_gateway("--server", ECHO_COMMAND) as gw:
         deleted = []
-        for i in range(1001):
+        for i in range(bound + 1):
             team = make_team(gw, f"churn-{i}")
             assert post(gw, "/teams/delete", {"teamId": team["id"]}).status_code == 200
             deleted.append(team["id"])
         kept = teams(gw, include_inactive=True)
-        assert len(kept) == 1000 and deleted[0] not in kept and deleted[-1] in kept
+        assert len(kept) == bound and deleted[0] not in kept and deleted[-1] in kept
         assert gw.client.get("/teams/usage", params={"teamId": deleted[0]}, headers=gw.admin()).status_code == 404
         assert usage(gw, deleted[1])["active"] is False
