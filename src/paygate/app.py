@@ -173,7 +173,7 @@ class GatewayApp:
         path = scope["path"]
         added: tuple[tuple[bytes, bytes], ...]
         allowed: tuple[tuple[bytes, bytes], ...]
-        if origin is None and path == "/mcp":
+        if origin is None and path == "/mcp" and scope["method"] == "POST":
             added, allowed = self.headers.mcp_plain, self.headers.plain_allowed  # the hot path: nothing built
         else:
             added, allowed = self.headers.for_request(path, origin, path == "/mcp")

@@ -66,11 +66,24 @@ def test_a_preflight_is_answered_204_on_every_path(default_gw: InProcessGateway)
 
 
 def test_every_answer_exposes_the_references_headers(default_gw: InProcessGateway) -> None:
-    for resp in (default_gw.client.get("/health"), default_gw.client.get("/nope"), default_gw.rpc("ping")):
+    browser = {"Origin": "http://localhost:5173"}
+    answers = (
+        default_gw.client.get("/health"),
+        default_gw.client.get("/nope"),
+        default_gw.rpc("ping", headers=browser),
+    )
+    for resp in answers:
         exposed = resp.headers["access-control-expose-headers"]
         for name in ("Mcp-Session-Id", "X-RateLimit-Remaining", "X-Credits-Remaining", "X-Request-Id", "X-Cache"):
             assert name in exposed
         assert resp.headers["access-control-allow-origin"] == "*" and "vary" not in resp.headers
+
+
+def test_an_agents_post_to_mcp_carries_the_security_headers_but_no_cors_ones(default_gw: InProcessGateway) -> None:
+    """No Origin: not a browser, so the CORS headers would be bytes nobody reads (the hot path)."""
+    resp = default_gw.rpc("ping")
+    assert resp.headers["x-content-type-options"] == "nosniff" and resp.headers["cache-control"] == "no-store"
+    assert not [h for h in resp.headers if h.startswith("access-control-")]
 
 
 def test_the_default_star_does_not_open_mcp_to_any_page(default_gw: InProcessGateway) -> None:

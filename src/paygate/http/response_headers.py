@@ -9,7 +9,8 @@ interactive API pages (/docs, /redoc) get a policy that lets them load Swagger U
 CDN FastAPI uses and call this origin, and nothing else.
 
 Per request only the Origin-dependent part is added (http/cors.py), and only when the request has an
-`Origin`; a request without one gets a tuple built here.
+`Origin`; a request without one gets a tuple built here. A POST to /mcp without an `Origin` gets no CORS
+headers at all (no browser sent it, and no cache stores the answer).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ class ResponseHeaders:
         self.plain_allowed: tuple[Pair, ...] = star  # the Allow-Origin part for a request without an Origin
         self._plain_api = (*self._api, *star)  # a request without an Origin
         self._plain_docs = (*self._docs, *star)
-        self.mcp_plain = self._plain_api  # /mcp without an Origin: the hot path's case, nothing built per request
+        # /mcp without an Origin (an agent, not a browser; a POST no cache keeps): the hot path's case,
+        # nothing built per request, and no CORS headers, which only a browser reads: uvicorn checks every
+        # header of every response with two regexes, ~1.2 µs a header (bench/README.md, issue 12).
+        self.mcp_plain = (version, *_pairs(custom, API_CSP))
 
     def for_request(self, path: str, origin: bytes | None, mcp: bool) -> tuple[tuple[Pair, ...], tuple[Pair, ...]]:
         """(every header to add, the CORS Allow-Origin part of them: empty if the origin is not allowed)."""
