@@ -97,6 +97,8 @@ async def test_initialize_advertises_tasks(gw: InProcessGateway) -> None:
         caps = client.server_capabilities.tasks
         assert caps is not None and caps.list is not None and caps.cancel is not None
         assert caps.requests is not None and caps.requests.tools is not None and caps.requests.tools.call is not None
+        tools = (await client.list_tools()).tools  # taskSupport absent would mean "forbidden"
+        assert tools and all(t.execution is not None and t.execution.task_support == "optional" for t in tools)
 
 
 async def test_create_poll_and_result_charged_as_a_call(gw: InProcessGateway) -> None:

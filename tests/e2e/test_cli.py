@@ -226,13 +226,13 @@ def test_a_reference_config_starts_and_says_once_what_it_does_not_act_on(tmp_pat
             }
         )
     )
-    gw = start_gateway("--server", ECHO_COMMAND, "--config", str(config), "--admin-rate-limit", "100")
+    gw = start_gateway("--server", ECHO_COMMAND, "--config", str(config), "--redis-url", "redis://127.0.0.1:6379")
     try:
         tools = gw.rpc("tools/list").json()["result"]["tools"]
         assert all(t["name"].startswith("paygate_") for t in tools)  # discoveryMode: dynamic took effect
         warnings = [line for line in gw.stderr().splitlines() if line.startswith("warning: ")]
         assert len(warnings) == 1, gw.stderr()
-        for name in ("toolPricing.echo.timeoutMs", "globalQuota.hourlyCallLimit", "adminRateLimit", "madeUpKey"):
+        for name in ("toolPricing.echo.timeoutMs", "globalQuota.hourlyCallLimit", "redisUrl", "madeUpKey"):
             assert name in warnings[0], name
     finally:
         gw.stop()

@@ -32,7 +32,7 @@ from paygate.mcp.handshake import initialize_result
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
-from paygate.mcp.tasks import TASK_METHODS, TaskHandler
+from paygate.mcp.tasks import TASK_METHODS, TaskHandler, offer_tasks
 from paygate.store.base import ChargeNotRecorded
 
 log = logging.getLogger("paygate.mcp")
@@ -100,7 +100,8 @@ class Dispatcher:
         source = self.backend.tools
         if source is not self._tools_source:
             prices = self.billing.prices
-            self._priced_tools = [{**t, "_pricing": prices.for_tool(t["name"]).public()} for t in source]
+            priced = [{**t, "_pricing": prices.for_tool(t["name"]).public()} for t in source]
+            self._priced_tools = [offer_tasks(t) for t in priced] if self.tasks is not None else priced
             self._tool_names = frozenset(t["name"] for t in source)
             self._tools_source = source
             self.billing.metrics.set_known_tools(sorted(self._tool_names))

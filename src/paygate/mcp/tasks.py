@@ -31,6 +31,17 @@ POLL_INTERVAL_MS = 1000  # what the gateway suggests between two tasks/get
 PAGE_SIZE = 50  # tasks per tasks/list page
 
 
+def offer_tasks(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tools/list entry that tells 2025-11-25 clients they may call the tool as a task (`taskSupport`
+    absent means "forbidden"): the gateway runs tasks itself, whatever the backend supports. A tool that
+    declares "optional" or "required" keeps its declaration."""
+    execution = tool.get("execution")
+    own = execution if isinstance(execution, dict) else {}
+    if own.get("taskSupport") in ("optional", "required"):
+        return tool
+    return {**tool, "execution": {**own, "taskSupport": "optional"}}
+
+
 class TaskHandler(Protocol):
     """What the dispatcher hands task traffic to (task_calls.TaskCalls)."""
 
