@@ -32,6 +32,7 @@ from paygate.core import errors
 from paygate.core.pricing import PriceBook
 from paygate.mcp import jsonrpc
 from paygate.mcp.cancellation import CancelledByClient
+from paygate.mcp.gate_answers import recorded, refusal
 from paygate.mcp.jsonrpc import Message
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
     if isinstance(decision, BatchRefused):
         return _refusal(d, msg_id, decision, ctx, started)
     if decision.committed is not None:  # every charge is on disk before any call reaches the backend
-        unrecorded = await d.recorded(msg_id, decision.committed, decision.key, ctx, METHOD)
+        unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, METHOD)
         if unrecorded is not None:
             return unrecorded
     return await _run(d, msg_id, calls, decision, ctx, started)
@@ -119,7 +120,7 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
 def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext, started: float) -> Message:
     for call in refused.calls:
         d.publish_deny(call, ctx, started)
-    reply = d.refusal(msg_id, refused.refused)
+    reply = refusal(msg_id, refused.refused)
     error = reply["error"]
     error["message"] += f" — calls[{refused.index}] ({refused.refused.tool}); nothing was charged or run"
     error["data"].update(failedIndex=refused.index, batchCreditsRequired=refused.total)

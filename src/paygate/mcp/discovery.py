@@ -23,6 +23,7 @@ import orjson
 
 from paygate.core import errors
 from paygate.mcp import jsonrpc
+from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ class DynamicDiscovery:
         if "tools/list" not in self.d.free_methods:  # as free as tools/list, and as open
             denial = self.d.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
-                return self.d.denial_error(msg_id, denial.reason, denial.text, {})
+                return denial_error(msg_id, denial.reason, denial.text, {})
         limit = limit_of(arguments, name)
         visible = self.d.tools_for(ctx.raw_key)
         if name == LIST:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +28,12 @@ from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
+from paygate.mcp.gate_answers import denial_error, recorded, refusal
 from paygate.mcp.handshake import initialize_result
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.tasks import TASK_METHODS, TaskHandler, offer_tasks
-from paygate.store.base import ChargeNotRecorded
 
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
@@ -191,7 +191,7 @@ class Dispatcher:
         if method not in self.free_methods:
             denial = self.billing.check_access(ctx.raw_key, ctx.client)
             if denial is not None:
-                return self.denial_error(msg_id, denial.reason, denial.text, {})
+                return denial_error(msg_id, denial.reason, denial.text, {})
         if method == "initialize":
             return jsonrpc.result(msg_id, initialize_result(self.backend.init_result, params, self.tasks is not None))
         if method == "ping":
@@ -272,6 +272,24 @@ class Dispatcher:
 
     # the gated, charged path -----------------------------------------------
     async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+        admitted = await self.admit_call(msg_id, params, ctx, "tools/call")
+        if not isinstance(admitted, tuple):
+            return admitted
+        decision, started = admitted
+        reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
+        self.settle(decision, reply, ctx, delivered, started)
+        return reply
+
+    async def admit_call(
+        self,
+        msg_id: Any,
+        params: Any,
+        ctx: CallContext,
+        what: str,
+        precheck: Callable[[], Message | None] | None = None,
+    ) -> tuple[Admitted, float] | Message:
+        """A tools/call's checks and charge (shared with task creation, mcp/task_calls.py): the answer to
+        send instead, or the admitted call, its charge on disk, and when it started."""
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
         tool: str = params["name"]
@@ -281,6 +299,8 @@ class Dispatcher:
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+        if precheck is not None and (early := precheck()) is not None:
+            return early
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
         input_bytes = len(orjson.dumps(arguments)) if sized else 0  # (never too deep for orjson: see handle)
@@ -292,27 +312,12 @@ class Dispatcher:
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
             self.publish_deny(decision, ctx, started)
-            return self.refusal(msg_id, decision)
+            return refusal(msg_id, decision)
         if decision.committed is not None:  # the charge is on disk before the backend does any work
-            unrecorded = await self.recorded(msg_id, decision.committed, decision.key, ctx, f"tools/call {tool}")
+            unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, f"{what} {tool}")
             if unrecorded is not None:
                 return unrecorded
-        reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
-        self.settle(decision, reply, ctx, delivered, started)
-        return reply
-
-    @staticmethod
-    async def recorded(
-        msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: CallContext, what: str
-    ) -> Message | None:
-        """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
-        try:
-            await committed
-        except ChargeNotRecorded as exc:
-            ctx.credits = key.credits if key is not None else None
-            log.error("%s not forwarded: %s", what, exc)
-            return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
-        return None
+        return decision, started
 
     def settle(self, admitted: Admitted, reply: Message, ctx: CallContext, delivered: bool, started: float) -> int:
         """Settle a forwarded call and publish its `gate.allow`; the credits it cost in the end."""
@@ -374,23 +379,4 @@ class Dispatcher:
             },
             request_id=ctx.request_id,
             key_hash=key.key_hash if key else None,
-        )
-
-    def refusal(self, msg_id: Any, refused: Refused) -> Message:
-        key = refused.key
-        data: dict[str, Any] = {
-            "tool": refused.tool,
-            "creditsRequired": refused.required,
-            "creditsRemaining": key.credits if key is not None else None,
-            "pricing": refused.price.public(),
-        }
-        if refused.rate is not None and refused.denial.reason.endswith("rate_limited"):
-            data["retryAfterSeconds"] = refused.rate.reset_seconds
-        return self.denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
-
-    @staticmethod
-    def denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
-        entry = errors.reason(reason)
-        return jsonrpc.error(
-            msg_id, entry.code, f"{entry.message} ({text})", {"reason": reason, "httpStatus": entry.http_status, **data}
         )

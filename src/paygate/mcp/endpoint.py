@@ -19,6 +19,7 @@ from paygate.core.netaddr import client_ip
 from paygate.mcp import jsonrpc
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.get_stream import serve_stream
 from paygate.mcp.http_checks import batch_refusal, origin_refusal, version_refusal
 from paygate.mcp.http_io import SSE, answer_headers, billing_headers, prefers_sse
@@ -251,9 +252,7 @@ class McpEndpoint:
         """The session an `initialize` opens (bound to its key, if valid), or the error in its answer's place."""
         created = self.sessions.create(response["result"]["protocolVersion"], raw_key)
         if created is None:  # maxAnonymousSessions = 0
-            return self.dispatcher.denial_error(
-                message.get("id"), "missing_api_key", "an API key is needed to open a session", {}
-            )
+            return denial_error(message.get("id"), "missing_api_key", "an API key is needed to open a session", {})
         created.capabilities = _declared_capabilities(message)
         out_headers.append((b"mcp-session-id", created.id.encode()))
         return response

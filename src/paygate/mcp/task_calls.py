@@ -24,15 +24,13 @@ import logging
 import time
 from typing import Any
 
-import orjson
-
-from paygate.billing.service import Refused
 from paygate.core import errors
 from paygate.core.domain_errors import NotFound
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.mcp import jsonrpc
 from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.tasks import CANCELLED, COMPLETED, FAILED, RELATED_TASK, TERMINAL, WORKING, TaskRecord, TaskStore
 
@@ -55,36 +53,19 @@ class TaskCalls:
         ttl = spec.get("ttl") if isinstance(spec, dict) else None
         if not isinstance(spec, dict) or (ttl is not None and (type(ttl) is not int or ttl < 0)):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "params.task must be an object, its ttl an int >= 0")
-        if not isinstance(params.get("name"), str):
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call needs params.name (a string)")
-        tool: str = params["name"]
         arguments = params.get("arguments", {})
-        if not isinstance(arguments, dict):
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
-        if not d.tool_known(tool) and not await d.known_after_refresh(tool):
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
-        if not d.backend.ready:
-            return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
-        key = d.billing.resolve(ctx.raw_key)
-        if key is not None and not self.store.make_room(key.key_hash):
-            return self._too_many(msg_id)
-        sized = arguments and d.billing.prices.for_tool(tool).credits_per_kb_input
-        input_bytes = len(orjson.dumps(arguments)) if sized else 0
-        started = time.perf_counter()
-        decision = d.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
-        ctx.rate = decision.rate
-        if decision.key is not None:
-            ctx.key = decision.key
-            ctx.credits = decision.key.credits
-        if isinstance(decision, Refused):
-            d.publish_deny(decision, ctx, started)
-            return d.refusal(msg_id, decision)
+
+        def room() -> Message | None:  # before any charge: a key whose tasks fill its room is refused
+            key = d.billing.resolve(ctx.raw_key)
+            return self._too_many(msg_id) if key is not None and not self.store.make_room(key.key_hash) else None
+
+        admitted = await d.admit_call(msg_id, params, ctx, "task", room)
+        if not isinstance(admitted, tuple):
+            return admitted
+        decision, started = admitted
+        tool: str = params["name"]
         if decision.key is None:  # shadow mode lets a call without a key through: a task needs an owner
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "A task needs an API key (its owner)")
-        if decision.committed is not None:
-            unrecorded = await d.recorded(msg_id, decision.committed, decision.key, ctx, f"task {tool}")
-            if unrecorded is not None:
-                return unrecorded
         if not self.store.make_room(decision.key.key_hash):  # others filled the room while the charge was written
             d.settle(decision, self._too_many(msg_id), ctx, False, started)  # never reached the server: refunded
             return self._too_many(msg_id)
@@ -163,7 +144,7 @@ class TaskCalls:
         if denial is not None or key is None:
             if denial is None:
                 return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tasks/* need an API key (they show its own tasks)")
-            return d.denial_error(msg_id, denial.reason, denial.text, {})
+            return denial_error(msg_id, denial.reason, denial.text, {})
         ctx.key, ctx.credits = key, key.credits
         params = params if isinstance(params, dict) else {}
         if method == "tasks/list":

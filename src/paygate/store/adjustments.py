@@ -16,48 +16,39 @@ class _StoreCore(Protocol):
     _keys: dict[str, KeyRecord]
 
     def flush(self) -> None: ...
-    def adjust(self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult: ...
+    def adjust(
+        self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
+    ) -> ChargeResult: ...
     def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None: ...
     def _guarded_update(self, sql: str, args: tuple[Any, ...], then: Callable[[int], None]) -> int | None: ...
 
 
 class Adjustments:
-    def adjust(self: _StoreCore, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0) -> ChargeResult:
-        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
+    def adjust(
+        self: _StoreCore, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
+    ) -> ChargeResult:
+        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically; totalSpent
+        and totalCalls move by their deltas (totalCalls never below zero)."""
         self.flush()
         record = self._keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0)
         balance = self._guarded_update(
-            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2 "
-            "WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
-            (delta, spent_delta, key_hash),
+            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent + ?2, "
+            "total_calls = MAX(total_calls + ?4, 0) WHERE key_hash = ?3 AND credits + ?1 >= 0 RETURNING credits",
+            (delta, spent_delta, key_hash, calls_delta),
             lambda after: self._ledger(key_hash, delta, kind, after, memo),
         )
         if balance is None:
             return ChargeResult(False, record.credits)
         record.credits = balance
         record.total_spent += spent_delta
+        record.total_calls = max(record.total_calls + calls_delta, 0)
         return ChargeResult(True, balance)
 
     def refund(self: _StoreCore, key_hash: str, amount: int, memo: str) -> ChargeResult:
         """Give back a failed call's charge: its credits, and its place in totalSpent and totalCalls."""
-        self.flush()
-        record = self._keys.get(key_hash)
-        if record is None:
-            return ChargeResult(False, 0)
-        balance = self._guarded_update(
-            "UPDATE keys SET credits = credits + ?1, total_spent = total_spent - ?1, "
-            "total_calls = MAX(total_calls - 1, 0) WHERE key_hash = ?2 RETURNING credits",
-            (amount, key_hash),
-            lambda after: self._ledger(key_hash, amount, "refund", after, memo),
-        )
-        if balance is None:
-            return ChargeResult(False, record.credits)
-        record.credits = balance
-        record.total_spent -= amount
-        record.total_calls = max(record.total_calls - 1, 0)
-        return ChargeResult(True, balance)
+        return self.adjust(key_hash, amount, "refund", memo, -amount, -1)
 
     def topup(self: _StoreCore, key_hash: str, amount: int, memo: str) -> ChargeResult:
         return self.adjust(key_hash, amount, "topup", memo, 0)

@@ -1,0 +1,55 @@
+"""What a gated call answers instead of the backend: a denial as a JSON-RPC error (the reason's code,
+its HTTP status and the price in `error.data`), and the wait for a charge's group commit. Shared by
+tools/call, tools/call_batch, task creation, dynamic discovery and the endpoint's own checks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from paygate.billing.service import Refused
+from paygate.core import errors
+from paygate.core.records import KeyRecord
+from paygate.mcp import jsonrpc
+from paygate.mcp.jsonrpc import Message
+from paygate.store.base import ChargeNotRecorded
+
+log = logging.getLogger("paygate.mcp")
+
+
+class _Shown(Protocol):
+    credits: int | None  # the balance the answer's X-Credits-Remaining shows
+
+
+def denial_error(msg_id: Any, reason: str, text: str, data: dict[str, Any]) -> Message:
+    entry = errors.reason(reason)
+    return jsonrpc.error(
+        msg_id, entry.code, f"{entry.message} ({text})", {"reason": reason, "httpStatus": entry.http_status, **data}
+    )
+
+
+def refusal(msg_id: Any, refused: Refused) -> Message:
+    key = refused.key
+    data: dict[str, Any] = {
+        "tool": refused.tool,
+        "creditsRequired": refused.required,
+        "creditsRemaining": key.credits if key is not None else None,
+        "pricing": refused.price.public(),
+    }
+    if refused.rate is not None and refused.denial.reason.endswith("rate_limited"):
+        data["retryAfterSeconds"] = refused.rate.reset_seconds
+    return denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
+
+
+async def recorded(
+    msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: _Shown, what: str
+) -> Message | None:
+    """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
+    try:
+        await committed
+    except ChargeNotRecorded as exc:
+        ctx.credits = key.credits if key is not None else None
+        log.error("%s not forwarded: %s", what, exc)
+        return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
+    return None
