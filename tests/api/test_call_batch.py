@@ -1,0 +1,270 @@
+"""`tools/call_batch` through the real app (in-process, the echo server's double as its backend):
+all-or-nothing billing, the aggregate credit check, parallel execution, refunds and the batch's limits.
+
+"Nothing ran" is read from the server itself: a refused batch carries a `slow` call with a seconds
+value no other call uses, and the server's `slow_calls` list of the slow calls it began must not show it.
+tests/e2e/test_call_batch.py runs a batch and a batch's cancellation through the real CLI and server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.inprocess import running_inprocess_gateway
+from tests.support import ECHO_COMMAND, Gateway, masked, wait_until
+
+PRICES = {
+    "add": {"creditsPerCall": 5},
+    "echo": {"creditsPerCall": 3},
+    "slow": {"creditsPerCall": 2},
+    "slow_calls": {"creditsPerCall": 0},
+    "meet": {"creditsPerCall": 1},
+}
+MARK = 0.0042  # the `slow` call of a refused batch: the server never sees it
+
+
+def start(tmp_path: Path, *flags: str, **config: Any) -> Any:
+    path = tmp_path / "paygate.json"
+    command, *args = ECHO_COMMAND.split()
+    path.write_text(
+        json.dumps(
+            {"serverCommand": command, "serverArgs": args, "toolPricing": PRICES, "globalRateLimitPerMin": 0, **config}
+        )
+    )
+    return running_inprocess_gateway("--config", str(path), *flags)
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway of the test's own, for tests that read its usage or request log."""
+    with start(tmp_path) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One gateway for tests that look only at their own key's balance and answers."""
+    with start(tmp_path_factory.mktemp("call-batch")) as gateway:
+        yield gateway
+
+
+def batch(gw: Gateway, calls: list[dict[str, Any]], key: str | None, msg_id: Any = 7) -> dict[str, Any]:
+    return dict(gw.rpc("tools/call_batch", {"calls": calls}, key=key, msg_id=msg_id).json())
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+def text(result: dict[str, Any]) -> str:
+    return str(result["content"][0]["text"])
+
+
+def slow_calls_began(gw: Gateway, key: str) -> str:
+    return text(gw.call_tool("slow_calls", {}, key)["result"])
+
+
+def usage(gw: Gateway) -> list[dict[str, Any]]:
+    resp = gw.client.get("/usage", headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["events"])
+
+
+def gate_log(gw: Gateway, status: str) -> list[dict[str, Any]]:
+    """The request log's entries (one per gate.allow / gate.deny event), oldest first."""
+    resp = gw.client.get("/requests/export", params={"status": status}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["requests"])
+
+
+def test_a_batch_runs_every_call_in_order_and_charges_the_sum_of_their_prices(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    answer = batch(gw, [call("add", a=2, b=3), call("echo", text="hi"), call("add", a=1, b=1)], raw)
+    result = answer["result"]
+    assert [(r["tool"], text(r["result"]), r["creditsCharged"]) for r in result["results"]] == [
+        ("add", "5", 5),
+        ("echo", "hi", 3),
+        ("add", "2", 5),
+    ]
+    assert result["totalCreditsCharged"] == 13 and result["remainingCredits"] == 87
+    assert gw.balance(raw) == 87
+    rows = [(e["tool"], e["creditsCharged"], e["allowed"]) for e in usage(gw)]
+    assert sorted(rows) == [("add", 5, True), ("add", 5, True), ("echo", 3, True)]  # one usage row per call
+    allowed = gate_log(gw, "allowed")
+    assert sorted((e["tool"], e["credits"]) for e in allowed) == [("add", 5), ("add", 5), ("echo", 3)]
+    assert len({e["requestId"] for e in allowed}) == 1  # the batch's one HTTP request
+
+
+def test_a_batch_each_call_of_which_is_affordable_but_not_all_together_is_refused_whole(gw: Gateway) -> None:
+    raw = gw.create_key(10)
+    answer = batch(gw, [call("slow", seconds=MARK), call("add", a=1, b=1), call("add", a=1, b=1)], raw)
+    error = answer["error"]
+    assert error["code"] == -32402 and "calls[2] (add)" in error["message"]
+    data = error["data"]
+    assert data["reason"] == "insufficient_credits" and data["failedIndex"] == 2
+    assert data["batchCreditsRequired"] == 12 and data["creditsRemaining"] == 10
+    assert "after 2 earlier call(s) of this batch costing 7" in error["message"]
+    assert gw.balance(raw) == 10
+    assert f"{MARK:g}" not in slow_calls_began(gw, raw)
+    denies = gate_log(gw, "denied")
+    assert [(e["tool"], e["denyReason"]) for e in denies] == [
+        ("slow", "batch_rejected"),
+        ("add", "batch_rejected"),
+        ("add", "insufficient_credits"),
+    ]
+    assert all(not e["allowed"] for e in usage(gw) if e["tool"] != "slow_calls")
+
+
+def test_exactly_affordable_batch_is_admitted_and_leaves_nothing(shared: Gateway) -> None:
+    raw = shared.create_key(13)
+    answer = batch(shared, [call("add", a=1, b=1), call("echo", text="x"), call("add", a=1, b=1)], raw)
+    assert answer["result"]["totalCreditsCharged"] == 13 and answer["result"]["remainingCredits"] == 0
+    assert shared.balance(raw) == 0
+
+
+def test_a_call_the_keys_acl_denies_refuses_the_whole_batch(gw: Gateway) -> None:
+    raw = gw.create_key(100, deniedTools=["echo"])
+    answer = batch(gw, [call("slow", seconds=MARK), call("echo", text="no"), call("add", a=1, b=1)], raw)
+    data = answer["error"]["data"]
+    assert (data["reason"], data["failedIndex"], data["tool"]) == ("tool_not_allowed", 1, "echo")
+    assert gw.balance(raw) == 100
+    assert f"{MARK:g}" not in slow_calls_began(gw, raw)
+    assert [e["denyReason"] for e in gate_log(gw, "denied")] == ["batch_rejected", "tool_not_allowed", "batch_rejected"]
+
+
+def test_an_unknown_tool_refuses_the_batch_before_anything_is_charged(gw: Gateway) -> None:
+    raw = gw.create_key(100)
+    answer = batch(gw, [call("slow", seconds=MARK), call("no_such_tool")], raw)
+    assert answer["error"]["code"] == -32602
+    assert answer["error"]["data"] == {"failedIndex": 1, "tool": "no_such_tool"}
+    assert "Unknown tool: no_such_tool" in answer["error"]["message"]
+    assert gw.balance(raw) == 100
+    assert f"{MARK:g}" not in slow_calls_began(gw, raw)
+
+
+def test_a_batch_without_a_key_is_refused_at_its_first_call(shared: Gateway) -> None:
+    data = batch(shared, [call("add", a=1, b=1)], None)["error"]["data"]
+    assert (data["reason"], data["failedIndex"], data["httpStatus"]) == ("missing_api_key", 0, 401)
+
+
+def test_the_calls_of_a_batch_run_at_the_same_time(shared: Gateway) -> None:
+    """`meet` answers only once all three calls of its group are in progress together (it fails
+    "alone" after 10 s otherwise): run one after the other, none of them could."""
+    raw = shared.create_key(10)
+    answer = batch(shared, [call("meet", group="batch-1", count=3) for _ in range(3)], raw)
+    assert [text(r["result"]) for r in answer["result"]["results"]] == ["met", "met", "met"]
+    assert shared.balance(raw) == 7
+
+
+def test_a_failing_call_is_refunded_under_the_refund_policy_and_the_others_are_charged(tmp_path: Path) -> None:
+    with start(tmp_path, "--refund-on-failure") as gw:
+        raw = gw.create_key(20)
+        results = batch(gw, [call("add", a=1, b=1), call("fail", reason="boom")], raw)["result"]
+        fail = results["results"][1]
+        assert fail["tool"] == "fail" and fail["result"]["isError"] is True and fail["creditsCharged"] == 0
+        assert results["totalCreditsCharged"] == 5 and gw.balance(raw) == 20 - 5
+        assert sorted((e["tool"], e["credits"]) for e in gate_log(gw, "allowed")) == [("add", 5), ("fail", 0)]
+
+
+def test_without_the_refund_policy_a_failing_call_in_a_batch_is_charged(shared: Gateway) -> None:
+    raw = shared.create_key(20)
+    results = batch(shared, [call("fail", reason="boom")], raw)["result"]
+    assert results["results"][0]["creditsCharged"] == 1 and shared.balance(raw) == 19  # the default price
+
+
+def test_a_batch_over_the_rate_limit_is_refused_and_gives_its_window_back(tmp_path: Path) -> None:
+    with start(tmp_path, "--rate-limit", "3") as gw:
+        raw = gw.create_key(100)
+        data = batch(gw, [call("add", a=1, b=1) for _ in range(4)], raw)["error"]["data"]
+        assert (data["reason"], data["failedIndex"]) == ("rate_limited", 3)  # a batch of N counts N calls
+        assert gw.balance(raw) == 100
+        answer = batch(gw, [call("add", a=1, b=1) for _ in range(3)], raw)  # the refused batch used none
+        assert answer["result"]["totalCreditsCharged"] == 15
+
+
+@pytest.mark.parametrize(
+    ("params", "complaint"),
+    [
+        ({"calls": []}, "at least one call"),
+        ({"calls": [call("echo", text="x")] * 51}, "at most 50 calls, got 51"),
+        ({}, "needs params.calls"),
+        ({"calls": [{"arguments": {}}]}, "calls[0] needs a name"),
+        (
+            {"calls": [call("echo", text="x"), {"name": "echo", "arguments": [1]}]},
+            "calls[1].arguments must be an object",
+        ),
+    ],
+)
+def test_a_malformed_or_oversized_batch_is_invalid_params(
+    shared: Gateway, params: dict[str, Any], complaint: str
+) -> None:
+    raw = shared.create_key(1000)
+    error = shared.rpc("tools/call_batch", params, key=raw).json()["error"]
+    assert error["code"] == -32602 and complaint in error["message"]
+    assert shared.balance(raw) == 1000
+
+
+def test_the_largest_batch_allowed_runs_whole(shared: Gateway) -> None:
+    raw = shared.create_key(1000)
+    results = batch(shared, [call("add", a=i, b=1) for i in range(50)], raw)["result"]["results"]
+    assert [text(r["result"]) for r in results] == [str(i + 1) for i in range(50)]
+    assert shared.balance(raw) == 1000 - 50 * 5
+
+
+def test_shadow_mode_runs_a_batch_it_would_refuse_and_charges_nothing(tmp_path: Path) -> None:
+    with start(tmp_path, "--shadow") as gw:
+        raw = gw.create_key(1)
+        results = batch(gw, [call("add", a=1, b=1), call("echo", text="x")], raw)["result"]
+        assert [r["creditsCharged"] for r in results["results"]] == [0, 0]
+        assert results["results"][0]["result"]["_meta"]["paygate"]["shadow"] == "shadow:insufficient_credits"
+        assert gw.balance(raw) == 1
+
+
+def test_batch_answers_carry_the_credit_headers(gw: Gateway) -> None:
+    raw = gw.create_key(50)
+    resp = gw.rpc("tools/call_batch", {"calls": [call("echo", text="a"), call("echo", text="b")]}, key=raw)
+    assert resp.headers["x-credits-remaining"] == "44" and resp.json()["result"]["remainingCredits"] == 44
+    assert {e["key"] for e in gate_log(gw, "allowed")} == {masked(raw)}
+
+
+def test_cancelling_a_batch_cancels_every_call_and_settles_each_under_the_refund_policy(tmp_path: Path) -> None:
+    with start(tmp_path, "--refund-on-failure") as gw:
+        raw = gw.create_key(20)
+        session = gw.rpc(
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        ).headers["mcp-session-id"]
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            resp = gw.rpc(
+                "tools/call_batch",
+                {"calls": [call("slow", seconds=31), call("slow", seconds=32)]},
+                key=raw,
+                msg_id="batch-1",
+                headers={"Mcp-Session-Id": session},
+            )
+            box.update(resp.json() if resp.content else {}, status=resp.status_code)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        wait_until(lambda: all(s in slow_calls_began(gw, raw) for s in ("31", "32")), what="both calls to begin")
+        assert gw.balance(raw) == 16  # both charged
+        gw.client.post(
+            "/mcp",
+            headers={"Mcp-Session-Id": session, "X-API-Key": raw},  # the session is bound to the key now
+            json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}},
+        )
+        thread.join(20)  # without the cancellation it would take 32 s
+        assert not thread.is_alive() and box == {"status": 202}  # a cancelled request gets no answer
+        wait_until(
+            lambda: slow_calls_began(gw, raw).endswith(("31,32", "32,31")),
+            what="the server to see both calls cancelled",
+        )
+        assert gw.balance(raw) == 20  # each cancelled call refunded, as --refund-on-failure says
