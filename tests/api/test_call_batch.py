@@ -8,36 +8,19 @@ tests/e2e/test_call_batch.py runs a batch and a batch's cancellation through the
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.batch_support import MARK, batch, batch_config, call, gate_log, slow_calls_began, text, usage
 from tests.inprocess import running_inprocess_gateway
-from tests.support import ECHO_COMMAND, Gateway, masked, wait_until
-
-PRICES = {
-    "add": {"creditsPerCall": 5},
-    "echo": {"creditsPerCall": 3},
-    "slow": {"creditsPerCall": 2},
-    "slow_calls": {"creditsPerCall": 0},
-    "meet": {"creditsPerCall": 1},
-}
-MARK = 0.0042  # the `slow` call of a refused batch: the server never sees it
+from tests.support import Gateway, masked
 
 
 def start(tmp_path: Path, *flags: str, **config: Any) -> Any:
-    path = tmp_path / "paygate.json"
-    command, *args = ECHO_COMMAND.split()
-    path.write_text(
-        json.dumps(
-            {"serverCommand": command, "serverArgs": args, "toolPricing": PRICES, "globalRateLimitPerMin": 0, **config}
-        )
-    )
-    return running_inprocess_gateway("--config", str(path), *flags)
+    return running_inprocess_gateway("--config", batch_config(tmp_path, **config), *flags)
 
 
 @pytest.fixture
@@ -52,53 +35,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """One gateway for tests that look only at their own key's balance and answers."""
     with start(tmp_path_factory.mktemp("call-batch")) as gateway:
         yield gateway
-
-
-def batch(gw: Gateway, calls: list[dict[str, Any]], key: str | None, msg_id: Any = 7) -> dict[str, Any]:
-    return dict(gw.rpc("tools/call_batch", {"calls": calls}, key=key, msg_id=msg_id).json())
-
-
-def call(name: str, **arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
-
-
-def text(result: dict[str, Any]) -> str:
-    return str(result["content"][0]["text"])
-
-
-def slow_calls_began(gw: Gateway, key: str) -> str:
-    return text(gw.call_tool("slow_calls", {}, key)["result"])
-
-
-def usage(gw: Gateway) -> list[dict[str, Any]]:
-    resp = gw.client.get("/usage", headers=gw.admin())
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["events"])
-
-
-def gate_log(gw: Gateway, status: str) -> list[dict[str, Any]]:
-    """The request log's entries (one per gate.allow / gate.deny event), oldest first."""
-    resp = gw.client.get("/requests/export", params={"status": status}, headers=gw.admin())
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["requests"])
-
-
-def test_a_batch_runs_every_call_in_order_and_charges_the_sum_of_their_prices(gw: Gateway) -> None:
-    raw = gw.create_key(100)
-    answer = batch(gw, [call("add", a=2, b=3), call("echo", text="hi"), call("add", a=1, b=1)], raw)
-    result = answer["result"]
-    assert [(r["tool"], text(r["result"]), r["creditsCharged"]) for r in result["results"]] == [
-        ("add", "5", 5),
-        ("echo", "hi", 3),
-        ("add", "2", 5),
-    ]
-    assert result["totalCreditsCharged"] == 13 and result["remainingCredits"] == 87
-    assert gw.balance(raw) == 87
-    rows = [(e["tool"], e["creditsCharged"], e["allowed"]) for e in usage(gw)]
-    assert sorted(rows) == [("add", 5, True), ("add", 5, True), ("echo", 3, True)]  # one usage row per call
-    allowed = gate_log(gw, "allowed")
-    assert sorted((e["tool"], e["credits"]) for e in allowed) == [("add", 5), ("add", 5), ("echo", 3)]
-    assert len({e["requestId"] for e in allowed}) == 1  # the batch's one HTTP request
 
 
 def test_a_batch_each_call_of_which_is_affordable_but_not_all_together_is_refused_whole(gw: Gateway) -> None:
@@ -231,40 +167,3 @@ def test_batch_answers_carry_the_credit_headers(gw: Gateway) -> None:
     resp = gw.rpc("tools/call_batch", {"calls": [call("echo", text="a"), call("echo", text="b")]}, key=raw)
     assert resp.headers["x-credits-remaining"] == "44" and resp.json()["result"]["remainingCredits"] == 44
     assert {e["key"] for e in gate_log(gw, "allowed")} == {masked(raw)}
-
-
-def test_cancelling_a_batch_cancels_every_call_and_settles_each_under_the_refund_policy(tmp_path: Path) -> None:
-    with start(tmp_path, "--refund-on-failure") as gw:
-        raw = gw.create_key(20)
-        session = gw.rpc(
-            "initialize",
-            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-        ).headers["mcp-session-id"]
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            resp = gw.rpc(
-                "tools/call_batch",
-                {"calls": [call("slow", seconds=31), call("slow", seconds=32)]},
-                key=raw,
-                msg_id="batch-1",
-                headers={"Mcp-Session-Id": session},
-            )
-            box.update(resp.json() if resp.content else {}, status=resp.status_code)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        wait_until(lambda: all(s in slow_calls_began(gw, raw) for s in ("31", "32")), what="both calls to begin")
-        assert gw.balance(raw) == 16  # both charged
-        gw.client.post(
-            "/mcp",
-            headers={"Mcp-Session-Id": session, "X-API-Key": raw},  # the session is bound to the key now
-            json={"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "batch-1"}},
-        )
-        thread.join(20)  # without the cancellation it would take 32 s
-        assert not thread.is_alive() and box == {"status": 202}  # a cancelled request gets no answer
-        wait_until(
-            lambda: slow_calls_began(gw, raw).endswith(("31,32", "32,31")),
-            what="the server to see both calls cancelled",
-        )
-        assert gw.balance(raw) == 20  # each cancelled call refunded, as --refund-on-failure says

@@ -8,7 +8,6 @@ The rest of the batch rules run in-process: tests/api/test_call_batch.py.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until
+from tests.batch_support import batch, batch_config, call, gate_log, slow_calls_began, text, usage
+from tests.support import Gateway, running_gateway, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PRICES = {
-    "add": {"creditsPerCall": 5},
-    "echo": {"creditsPerCall": 3},
-    "slow": {"creditsPerCall": 2},
-    "slow_calls": {"creditsPerCall": 0},
-    "meet": {"creditsPerCall": 1},
-}
-MARK = 0.0042  # the `slow` call of a refused batch: the server never sees it
-
 
 def start(tmp_path: Path, *flags: str, **config: Any) -> Any:
-    path = tmp_path / "paygate.json"
-    command, *args = ECHO_COMMAND.split()
-    path.write_text(
-        json.dumps(
-            {"serverCommand": command, "serverArgs": args, "toolPricing": PRICES, "globalRateLimitPerMin": 0, **config}
-        )
-    )
-    return running_gateway("--config", str(path), *flags)
+    return running_gateway("--config", batch_config(tmp_path, **config), *flags)
 
 
 @pytest.fixture
@@ -46,35 +30,6 @@ def gw(tmp_path: Path) -> Iterator[Gateway]:
     """A gateway of the test's own, for tests that read its usage or request log."""
     with start(tmp_path) as gateway:
         yield gateway
-
-
-def batch(gw: Gateway, calls: list[dict[str, Any]], key: str | None, msg_id: Any = 7) -> dict[str, Any]:
-    return dict(gw.rpc("tools/call_batch", {"calls": calls}, key=key, msg_id=msg_id).json())
-
-
-def call(name: str, **arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
-
-
-def text(result: dict[str, Any]) -> str:
-    return str(result["content"][0]["text"])
-
-
-def slow_calls_began(gw: Gateway, key: str) -> str:
-    return text(gw.call_tool("slow_calls", {}, key)["result"])
-
-
-def usage(gw: Gateway) -> list[dict[str, Any]]:
-    resp = gw.client.get("/usage", headers=gw.admin())
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["events"])
-
-
-def gate_log(gw: Gateway, status: str) -> list[dict[str, Any]]:
-    """The request log's entries (one per gate.allow / gate.deny event), oldest first."""
-    resp = gw.client.get("/requests/export", params={"status": status}, headers=gw.admin())
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["requests"])
 
 
 def test_a_batch_runs_every_call_in_order_and_charges_the_sum_of_their_prices(gw: Gateway) -> None:
