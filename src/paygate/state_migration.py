@@ -20,8 +20,8 @@ from paygate.admin.reference_state import StateFileInvalid, read_state
 from paygate.admin.state_import import StateImport, exit_code, format_text, report
 from paygate.compose.doc_checks import restore_doc_checks
 from paygate.config import IN_MEMORY
-from paygate.store.errors import StoreError
-from paygate.store.sqlite import MEMORY, SQLiteStore, StateFileError
+from paygate.store.errors import StateFileError, StoreError
+from paygate.store.sqlite import MEMORY, SQLiteStore
 from paygate.store.state_file import StateFileInUse
 
 Echo = Callable[..., Any]

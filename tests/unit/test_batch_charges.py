@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
 from paygate.core.records import UsageEvent
 from paygate.store.base import ChargeNotRecorded
+from paygate.store.charge_journal import SUFFIX
 from paygate.store.sqlite import SQLiteStore
+from tests.disk_full import disk_full
 
 
 def calls(*amounts: int) -> list[tuple[int, UsageEvent]]:
@@ -43,32 +45,37 @@ def test_an_unknown_key_is_refused(store: SQLiteStore) -> None:
     assert not store.charge_many("nope", calls(1)).ok
 
 
-async def test_deferred_it_is_decided_at_once_and_written_with_the_pass_of_the_loop(store: SQLiteStore) -> None:
+def journal_units(s: SQLiteStore) -> int:
+    return len(Path(s.path + SUFFIX).read_bytes().splitlines()) - 1  # its first line names the database
+
+
+async def test_deferred_it_is_decided_at_once_journalled_whole_and_written_later(store: SQLiteStore) -> None:
     result, done = store.charge_many_deferred("h", calls(4, 4))
     refused, nothing = store.charge_many_deferred("h", calls(1, 2))  # 2 left: the second batch cannot have 3
     assert result.ok and result.balance == 2 and not refused.ok and nothing is None
+    assert done is None  # durable already: the batch is one line of the charge journal
     assert store.get_key("h").credits == 2  # type: ignore[union-attr]
-    assert stored(store) == (10, 0, 0)  # not written yet
-    assert done is not None
-    await done
+    assert stored(store) == (10, 0, 0)  # not in SQLite yet
+    assert journal_units(store) == 1
+    store.flush()
     assert stored(store) == (2, 8, 2)
     assert [e.balance_after for e in store.ledger("h") if e.kind == "charge"] == [6, 2]
 
 
-async def test_deferred_a_failed_commit_undoes_the_whole_batch(store: SQLiteStore) -> None:
-    store.db.execute("CREATE TRIGGER full BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-    _, done = store.charge_many_deferred("h", calls(3, 3, 3))
+async def test_deferred_a_journal_that_cannot_be_written_undoes_the_whole_batch(store: SQLiteStore) -> None:
+    assert store._journal is not None
+    with disk_full(store._journal):
+        _, done = store.charge_many_deferred("h", calls(3, 3, 3))
     assert done is not None
-    with pytest.raises(ChargeNotRecorded, match="disk full"):
+    with pytest.raises(ChargeNotRecorded, match="No space left"):
         await done
     record = store.get_key("h")
     assert record is not None and (record.credits, record.total_spent, record.total_calls) == (10, 0, 0)
     assert stored(store) == (10, 0, 0)
 
 
-async def test_deferred_it_commits_together_with_single_charges_of_the_same_pass(store: SQLiteStore) -> None:
-    _, single = store.charge_deferred("h", 1, calls(1)[0][1])
-    _, many = store.charge_many_deferred("h", calls(2, 2))
-    assert single is not None and many is not None
-    await asyncio.gather(single, many)
+async def test_deferred_it_is_written_together_with_single_charges(store: SQLiteStore) -> None:
+    store.charge_deferred("h", 1, calls(1)[0][1])
+    store.charge_many_deferred("h", calls(2, 2))
+    store.flush()
     assert stored(store) == (5, 5, 3)

@@ -1,6 +1,7 @@
-"""Property: with group-committed charges and concurrent calls that await between steps,
-credits are conserved on disk — after reopening the file, every balance equals what the
-callers were told, equals its ledger, and is never negative."""
+"""Property: with journalled charges and concurrent calls that await between steps, credits are
+conserved on disk — after a clean stop or a crash (the files left as a `kill -9` leaves them), the
+reopened file's every balance equals what the callers were told, equals its ledger, and is never
+negative."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from paygate.billing.service import Admitted, BillingService
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, assert_on_disk, build
+from tests.unit.test_group_commit import crash
 
 call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 4000), st.booleans(), st.integers(0, 3))
 
@@ -54,12 +56,14 @@ async def run_calls(
     st.lists(call, max_size=40),
     st.lists(st.tuples(st.integers(0, 2), st.integers(1, 20)), max_size=5),
     st.booleans(),
+    st.booleans(),
 )
-def test_concurrent_group_committed_calls_conserve_credits(
+def test_concurrent_journalled_calls_conserve_credits(
     initial: list[int],
     calls: list[tuple[int, str, int, bool, int]],
     topups: list[tuple[int, int]],
     refund: bool,
+    crashed: bool,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.db"
@@ -68,6 +72,9 @@ def test_concurrent_group_committed_calls_conserve_credits(
         billing, keys, raws = build(store, initial, refund)
         moved = asyncio.run(run_calls(billing, keys, raws, calls, topups))
         hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
-        store.close()
+        if crashed:
+            crash(store)
+        else:
+            store.close()
         topped = [sum(amount for who, amount in topups if who == i) for i in range(3)]
         assert_on_disk(path, hashes, [initial[i] + topped[i] - moved[i] for i in range(3)])

@@ -17,3 +17,7 @@ class Conflict(StoreError):
 
 class ChargeNotRecorded(StoreError):
     """A group-committed charge could not be written; it was undone (nothing was spent)."""
+
+
+class StateFileError(RuntimeError):
+    """The state file (or the charge journal beside it) exists but cannot be used."""

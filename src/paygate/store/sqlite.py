@@ -6,21 +6,15 @@ commits (`synchronous="FULL"`, the `sqliteSync` setting, closes that gap).
 Key records are mirrored in memory so the hot path reads no disk; every
 mutation writes through in one transaction before it returns.
 
-Group commit (`charge_deferred`, the gateway's hot path): the charge is
-decided and applied to the in-memory record at once (no await in between,
-so concurrent calls cannot overspend), and every charge taken during one
-pass of the event loop is then written in a single transaction. The caller
-awaits the returned future, which resolves only after COMMIT, before it does
-any work or sends any answer: an acknowledged charge is always on disk. One
-transaction of N charges costs about a third of N transactions of one.
-If the transaction fails, the batch is undone in memory and every future
-raises `ChargeNotRecorded`. Every other mutation flushes pending charges
-first, so it never interleaves with an unwritten one.
+Charges on the hot path (`charge_deferred`) are decided in memory, made
+durable by one append to the charge journal beside the state file, and
+written to SQLite in batches (store/group_commit.py, store/charge_journal.py).
+Every other mutation, and every read of usage or the ledger, writes pending
+charges first, so it never interleaves with an unwritten one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
@@ -35,11 +29,13 @@ from paygate.store.adjustments import Adjustments
 from paygate.store.audit_log import AuditLog
 from paygate.store.base import Store
 from paygate.store.batch_charges import BatchCharges
-from paygate.store.batch_charges import PendingCharge as _PendingCharge
 from paygate.store.bulk_insert import BulkInsert
+from paygate.store.charge_journal import SUFFIX as JOURNAL_SUFFIX
+from paygate.store.charge_journal import ChargeJournal
 from paygate.store.checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 from paygate.store.documents import DocumentTable
-from paygate.store.errors import ChargeNotRecorded
+from paygate.store.errors import StateFileError
+from paygate.store.group_commit import GroupCommit
 from paygate.store.key_moves import KeyMoves
 from paygate.store.outbox import Outbox
 from paygate.store.rows import (
@@ -64,11 +60,7 @@ SYNC_MODES = ("NORMAL", "FULL")
 log = logging.getLogger("paygate.store")
 
 
-class StateFileError(RuntimeError):
-    """The state file exists but is not an SQLite database we can use."""
-
-
-class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAndMeta, BulkInsert):
+class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, GroupCommit, DocumentsAndMeta, BulkInsert):
     """Implements `paygate.store.base.Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path = MEMORY, *, synchronous: str = "NORMAL") -> None:
@@ -80,8 +72,8 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAn
         self._db: sqlite3.Connection | None = None
         self._keys: dict[str, KeyRecord] = {}
         self._windows = SlidingWindow()
-        self._batch: list[_PendingCharge] = []
-        self._flush_handle: asyncio.Handle | None = None
+        self._journal: ChargeJournal | None = None
+        self._init_group_commit()
         self._checkpointer: WalCheckpointer | None = None
         self._lock: StateFileLock | None = None  # one process per state file (state_file.py)
         self._documents = DocumentTable()
@@ -101,6 +93,9 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAn
         try:
             self._open()
         except BaseException:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
             self._release()
             raise
 
@@ -125,6 +120,9 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAn
             self._checkpointer.start()
         self._db = db
         self._migrate()
+        if self.path != MEMORY:
+            self._journal = self._open_journal(os.path.expanduser(self.path) + JOURNAL_SUFFIX)
+            self._replay_journal()
         self._keys = {r.key_hash: r for r in map(row_to_record, db.execute("SELECT * FROM keys"))}
         self._documents.load(db)
 
@@ -136,6 +134,9 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAn
             self.flush()
             self._db.close()
             self._db = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self._release()
 
     def _release(self) -> None:
@@ -259,83 +260,6 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, DocumentsAn
         record.total_calls += 1
         record.last_used_at = event.timestamp
         return ChargeResult(True, balance)
-
-    def charge_deferred(
-        self,
-        key_hash: str,
-        amount: int,
-        event: UsageEvent,
-    ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
-        """`charge`, group-committed (see the module docstring). Await the future (when not
-        None) before acting on the charge. Outside an event loop this is plain `charge`."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return self.charge(key_hash, amount, event), None
-        record = self._keys.get(key_hash)
-        if record is None:
-            return ChargeResult(False, 0), None
-        if record.credits < amount:
-            return ChargeResult(False, record.credits), None
-        record.credits -= amount
-        record.total_spent += amount
-        record.total_calls += 1
-        record.last_used_at = event.timestamp
-        done: asyncio.Future[None] = loop.create_future()
-        self._batch.append(_PendingCharge(record, amount, record.credits, event, done))
-        if self._flush_handle is None:
-            self._flush_handle = loop.call_soon(self.flush)
-        return ChargeResult(True, record.credits), done
-
-    def flush(self) -> None:
-        """Commit every pending group-committed charge now (one transaction)."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        totals: dict[str, list[Any]] = {}  # key_hash -> [amount, calls, last_used_at]
-        for p in batch:
-            t = totals.get(p.record.key_hash)
-            if t is None:
-                totals[p.record.key_hash] = [p.amount, 1, p.event.timestamp]
-            else:
-                t[0] += p.amount
-                t[1] += 1
-                t[2] = p.event.timestamp
-        try:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            for key_hash, (amount, calls, last_used) in totals.items():
-                if db.execute(CHARGE_SQL, (amount, calls, last_used, key_hash)).fetchone() is None:
-                    raise ChargeNotRecorded(f"stored balance of {key_hash[:12]}… below the charges")
-            db.executemany(
-                LEDGER_SQL,
-                [
-                    (p.event.timestamp, p.record.key_hash, -p.amount, "charge", p.balance, p.event.tool)
-                    for p in batch
-                    if p.amount
-                ],
-            )
-            db.executemany(USAGE_SQL, [usage_row(p.event) for p in batch])
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if self._db is not None and self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            for p in reversed(batch):
-                p.record.credits += p.amount
-                p.record.total_spent -= p.amount
-                p.record.total_calls -= 1
-                if not p.done.done():
-                    p.done.set_exception(ChargeNotRecorded(str(exc) or type(exc).__name__))
-            log.error("could not record %d charge(s): %s", len(batch), exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for p in batch:
-            if not p.done.done():  # a waiter cancelled meanwhile: the charge is recorded all the same
-                p.done.set_result(None)
 
     # windowed counters ---------------------------------------------------
     def rate_hit(self, subject: str, limit: int, now: float) -> RateDecision:

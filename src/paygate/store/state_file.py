@@ -27,7 +27,7 @@ from pathlib import Path
 log = logging.getLogger("paygate.store")
 
 LOCK_SUFFIX = ".lock"
-SIDE_SUFFIXES = ("-wal", "-shm", LOCK_SUFFIX)
+SIDE_SUFFIXES = ("-wal", "-shm", "-charges", LOCK_SUFFIX)  # -charges: store/charge_journal.py
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
