@@ -119,7 +119,6 @@ class _Connection(asyncio.Protocol):
         self.headers_done: asyncio.Future[None] | None = None
         self.closed = False
         self.keep_alive = True
-        self._name = b""
 
     # asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
