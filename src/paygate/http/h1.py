@@ -25,7 +25,7 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,7 +119,6 @@ class _Connection(asyncio.Protocol):
         self.headers_done: asyncio.Future[None] | None = None
         self.closed = False
         self.keep_alive = True
-        self._name = b""
 
     # asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,6 +202,37 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Exchange:
+    """One request on a pooled connection, held from `__aenter__` to `__aexit__`. A class rather than an
+    `@asynccontextmanager`: the generator machinery cost ~2 µs per request on the backend's hot path."""
+
+    __slots__ = ("_conn", "_pool", "_request")
+
+    def __init__(self, pool: H1Pool, request: bytes) -> None:
+        self._pool = pool
+        self._request = request
+        self._conn: _Connection | None = None
+
+    async def __aenter__(self) -> Response:
+        conn = self._conn = await self._pool._acquire()
+        try:
+            resp = conn.start(self._request)
+            assert conn.headers_done is not None
+            await conn.headers_done
+        except BaseException:
+            self._conn = None
+            self._pool._release(conn, False)
+            raise
+        return resp
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool._release(conn, exc_type is None and conn.reusable())
+
+
 def default_ssl_context() -> ssl.SSLContext:
     """The CAs httpx would trust: $SSL_CERT_FILE / $SSL_CERT_DIR, else certifi's bundle."""
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
@@ -282,19 +312,9 @@ class H1Pool:
             self._last_head = b"".join(lines) + b"Content-Length: "
         return b"".join((self._last_head, str(len(body)).encode(), b"\r\n\r\n", body))
 
-    @asynccontextmanager
-    async def stream(self, method: str, headers: dict[str, str], body: bytes = b"") -> AsyncIterator[Response]:
-        """Send one request; yield the response once its headers are in."""
-        conn = await self._acquire()
-        reusable = False
-        try:
-            resp = conn.start(self.encode(method, headers, body))
-            assert conn.headers_done is not None
-            await conn.headers_done
-            yield resp
-            reusable = conn.reusable()
-        finally:
-            self._release(conn, reusable)
+    def stream(self, method: str, headers: dict[str, str], body: bytes = b"") -> _Exchange:
+        """Send one request; `async with` yields the response once its headers are in."""
+        return _Exchange(self, self.encode(method, headers, body))
 
     async def _acquire(self) -> _Connection:
         while True:
