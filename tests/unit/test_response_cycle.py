@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from paygate.http.response_cycle import OneWriteHttpProtocol
@@ -168,6 +168,20 @@ async def test_the_same_bytes_and_the_same_close_as_uvicorn(case: str, caplog: p
     assert len(ours.writes) <= len(theirs.writes)
 
 
+async def test_every_byte_in_a_name_or_a_value_is_refused_exactly_when_uvicorn_refuses_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL, "uvicorn.error")
+    refused = 0
+    for byte in (bytes((b,)) for b in range(256)):
+        for header in ((b"x-" + byte, b"1"), (b"x-a", b"a" + byte + b"b")):
+            app = answer(200, [CL, header], b"hello")
+            ours, theirs = await serve(OneWriteHttpProtocol, app), await serve(HttpToolsProtocol, app)
+            assert (b"".join(ours.writes), ours.closed) == (b"".join(theirs.writes), theirs.closed), header
+            refused += not ours.writes
+    assert refused == (32 + 1 + 16) + (31 + 1)  # names: controls, DEL, 16 separators; values: controls but tab, DEL
+
+
 async def test_an_sse_stream_writes_its_head_with_its_first_chunk_then_each_chunk_as_it_comes() -> None:
     chunks = [b": stream open\n\n", b"data: 1\n\n", b"data: 2\n\n"]
     protocol, transport, state = connect(OneWriteHttpProtocol, answer(200, [(b"content-type", b"text/event-stream")]))
@@ -254,6 +268,12 @@ MIRRORED: dict[str, tuple[Callable[..., Any], str]] = {
     "RequestResponseCycle.run_asgi": (RequestResponseCycle.run_asgi, "0f33f2449a44"),
     "RequestResponseCycle.send": (RequestResponseCycle.send, "abdd8601b326"),
 }
+
+
+def test_uvicorn_s_header_patterns_are_still_single_byte_classes() -> None:
+    # response_cycle.py derives the refused bytes from them, one byte at a time
+    assert HEADER_RE.pattern == b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]'
+    assert HEADER_VALUE_RE.pattern == b"[\x00-\x08\x0a-\x1f\x7f]"
 
 
 @pytest.mark.parametrize("name", MIRRORED)
