@@ -231,6 +231,24 @@ async def test_a_stream_that_sends_its_start_then_waits_has_its_head_written_at_
     assert transport.writes[1:] == [b"9\r\ndata: 1\n\n\r\n0\r\n\r\n"]
 
 
+async def test_a_response_with_a_length_is_written_whole_when_its_body_comes() -> None:
+    release = asyncio.Event()
+
+    async def slow_body(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [CL]})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    protocol, transport, state = connect(OneWriteHttpProtocol, slow_body)
+    protocol.data_received(POST)
+    for _ in range(3):
+        await asyncio.sleep(0)  # loop iterations pass: no callback writes a head with a length alone
+    assert transport.writes == []
+    release.set()
+    await settle(state)
+    assert len(transport.writes) == 1 and transport.writes[0].endswith(b"content-length: 5\r\n\r\nhello")
+
+
 async def test_the_nth_request_on_a_connection_is_answered_with_connection_close_in_one_write() -> None:
     limits = ServerLimits(
         max_connections=10,

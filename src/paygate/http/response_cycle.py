@@ -10,16 +10,20 @@ exactly as uvicorn does (same bytes, same errors), but kept. It goes out
 
 - with the first body message, in the same write (a JSON answer: one write in all; an SSE stream:
   its head with its first chunk);
-- or at the end of the current event-loop iteration (`loop.call_soon`), when the app sent the start
-  and then waits for something else (a GET /mcp stream waiting for its first event): its client
-  sees the head as soon as it would have before, one loop iteration at most;
-- or when the app returns or raises with the head still held (`run_asgi`), before uvicorn closes
+- for a response without Content-Length (chunked: SSE streams, which may send the start and then
+  wait for their first event, as a GET /mcp stream does), at the latest at the end of the current
+  event-loop iteration (`loop.call_soon`): its client sees the head as soon as before, one loop
+  iteration at most. A response with Content-Length is not a stream: its client needs the whole
+  body, which cannot come sooner than the body's own write, so its head waits for it (the app
+  sends the body right after the start anyway), which saves a callback per JSON answer;
+- when the app returns or raises with the head still held (`run_asgi`), before uvicorn closes
   the connection for a response left unfinished, so the client sees what it saw before.
 
 Whichever comes first writes it; the others find nothing held. Nothing else writes to the
-connection while a response is under way (a pipelined request waits for this one to complete), so
-the order of bytes on the wire is unchanged; only the number of writes drops. When the client is
-gone (`disconnected`) a held head is dropped, as uvicorn drops every later send.
+connection while a response is under way (a pipelined request waits for this one to complete;
+server.py's `_refuse` writes a held head before it closes), so the order of bytes on the wire is
+unchanged; only the number of writes drops. When the client is gone (`disconnected`) a held head
+is dropped, as uvicorn drops every later send.
 
 **Two checks per response**, not two regular-expression searches per header: the names joined with
 `"a"`, the values with `" "`, each checked once for the bytes uvicorn's pattern refuses. Both
@@ -94,7 +98,8 @@ class ResponseCycle(RequestResponseCycle):
             self.response_started = True
             self.waiting_for_100_continue = False
             self._head = self._build_head(message["status"], [*self.default_headers, *message.get("headers", ())])
-            asyncio.get_running_loop().call_soon(self.flush_head)
+            if self.chunked_encoding is not False:  # no Content-Length: perhaps a stream (see above)
+                asyncio.get_running_loop().call_soon(self.flush_head)
         elif not self.response_complete:
             if message["type"] != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
