@@ -98,7 +98,7 @@ class ResponseCycle(RequestResponseCycle):
             self.response_started = True
             self.waiting_for_100_continue = False
             self._head = self._build_head(message["status"], [*self.default_headers, *message.get("headers", ())])
-            if self.chunked_encoding is not False:  # no Content-Length: perhaps a stream (see above)
+            if self.chunked_encoding is not False:  # no Content-Length: perhaps a stream (module docstring)
                 asyncio.get_running_loop().call_soon(self.flush_head)
         elif not self.response_complete:
             if message["type"] != "http.response.body":
