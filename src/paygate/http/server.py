@@ -17,6 +17,8 @@ parser without bound. `GatedHttpProtocol` adds, from Settings (config_limits.py)
 - `keepAliveTimeoutMs`: idle between requests; the connection is closed.
 - `maxRequestsPerSocket`: the Nth response carries `Connection: close`.
 
+Responses are written by response_cycle.py's `ResponseCycle`: one write per complete response.
+
 One timer per connection, re-armed lazily: a request moves a deadline (an attribute), and the
 timer, when it fires early, re-arms for what is left. A busy keep-alive connection so costs about
 one timer handle per `headersTimeoutMs`, not one per request.
@@ -36,10 +38,11 @@ from typing import Any, ClassVar
 import httptools
 import orjson
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from paygate.config import Settings
 from paygate.core.netaddr import ip_in
+from paygate.http.response_cycle import OneWriteHttpProtocol, ResponseCycle
 from paygate.metrics import Metrics
 
 # File descriptors kept back from the connection cap: the state file and its journal, backend pipes
@@ -164,9 +167,9 @@ class ConnectionGate:
         return self.refused
 
 
-class GatedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol under a `ConnectionGate` (see the module docstring). Subclassed per
-    server by `protocol_for`, which sets `gate`."""
+class GatedHttpProtocol(OneWriteHttpProtocol):
+    """uvicorn's httptools protocol (each response in one write) under a `ConnectionGate` (see the module
+    docstring). Subclassed per server by `protocol_for`, which sets `gate`."""
 
     gate: ClassVar[ConnectionGate]
 
@@ -320,6 +323,8 @@ class GatedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         busy = self.pipeline or (cycle is not None and not cycle.response_complete and cycle.response_started)
         if cycle is not None and not cycle.response_complete:
+            if isinstance(cycle, ResponseCycle):
+                cycle.flush_head()  # a head the app already sent goes out first, as it always did
             cycle.disconnected = True  # the app's receive() now returns http.disconnect; its send() is dropped
             cycle.message_event.set()
         if not busy:
