@@ -44,6 +44,7 @@ class LineReader(asyncio.Protocol):
             if self._skipping:
                 self._skipping = False
             elif len(self._tail) + end > self._limit:
+                self._tail.clear()
                 self._dropped()
             else:
                 self._tail += data[:start]
