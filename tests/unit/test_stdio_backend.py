@@ -304,3 +304,9 @@ def test_the_line_reader_hands_on_whole_lines_only() -> None:
     assert lines == [b"abc\n", b"de\n", b"fg\n", b"0123456789\n", b"ok\n", b"x\n", b"next\n"]
     reader.connection_lost(None)
     assert lines[-1] == b"end" and reader.closed.is_set()
+
+
+async def test_a_request_before_start_is_refused_as_never_delivered() -> None:
+    with pytest.raises(BackendUnavailable, match="not running") as refused:
+        await StdioBackend("fake", [], "fake").request("tools/call", {"name": "echo"}, 1.0)
+    assert not refused.value.delivered

@@ -50,6 +50,8 @@ class StdioBackend(HandshakeMixin):
         self.args = list(args)
         self.label = label
         self._proc: asyncio.subprocess.Process | None = None
+        # The loop the pipes belong to, kept: `asyncio.get_running_loop()` makes a getpid system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stdin: PipeWriter | None = None  # the process's stdin (its stdout: a LineReader, stdio_pipes.py)
         self._watcher: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -81,6 +83,7 @@ class StdioBackend(HandshakeMixin):
 
     async def _spawn(self) -> None:
         self._exited.clear()
+        self._loop = asyncio.get_running_loop()
         stdout = LineReader(self._on_line, LINE_LIMIT, self.label)
         try:
             self._proc, self._stdin = await spawn(self.command, self.args, child_environment(os.environ), stdout)
@@ -197,13 +200,13 @@ class StdioBackend(HandshakeMixin):
                 future.set_exception(exc)
 
     def _write(self, message: Message) -> None:
-        proc, stdin = self._proc, self._stdin
-        if proc is None or stdin is None or proc.returncode is not None or stdin.transport.is_closing():
+        proc, stdin, loop = self._proc, self._stdin, self._loop
+        if proc is None or stdin is None or loop is None or proc.returncode is not None or stdin.transport.is_closing():
             raise BackendUnavailable(f"{self.label}: backend is not running", delivered=False)
         self._outbox.append(orjson.dumps(message))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -224,7 +227,9 @@ class StdioBackend(HandshakeMixin):
             params = self.stamped(params)
         if params is not None:
             message["params"] = params
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # never started
+            raise BackendUnavailable(f"{self.label}: backend is not running", delivered=False)
         left = timeout
         if self._backlogged():  # the process is not keeping up: wait for room, within the deadline
             started = loop.time()
