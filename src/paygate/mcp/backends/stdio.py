@@ -30,6 +30,7 @@ from paygate.mcp.backends.base import (
     HandshakeMixin,
     MessageListener,
 )
+from paygate.mcp.backends.stdio_pipes import LineReader, PipeWriter, spawn
 from paygate.mcp.jsonrpc import Message
 
 log = logging.getLogger("paygate.backend.stdio")
@@ -49,7 +50,10 @@ class StdioBackend(HandshakeMixin):
         self.args = list(args)
         self.label = label
         self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
+        # The loop the pipes belong to, kept: `asyncio.get_running_loop()` makes a getpid system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stdin: PipeWriter | None = None  # the process's stdin (its stdout: a LineReader, stdio_pipes.py)
+        self._watcher: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Message]] = {}
         # Messages written in one event-loop pass go to the pipe in one write: under load that is one
@@ -79,22 +83,14 @@ class StdioBackend(HandshakeMixin):
 
     async def _spawn(self) -> None:
         self._exited.clear()
+        self._loop = asyncio.get_running_loop()
+        stdout = LineReader(self._on_line, LINE_LIMIT, self.label)
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                self.command,
-                *self.args,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                limit=LINE_LIMIT,
-                env=child_environment(os.environ),
-                # Its own session: a Ctrl-C at the terminal reaches the gateway only, which stops the server
-                # itself (stdin closed, then SIGTERM) instead of the server dying mid-call with a traceback.
-                start_new_session=True,
-            )
+            self._proc, self._stdin = await spawn(self.command, self.args, child_environment(os.environ), stdout)
         except OSError as exc:
             self._exited.set()
             raise BackendUnavailable(f"{self.label}: cannot start {self.command!r}: {exc}") from exc
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._proc))
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(self._proc, stdout))
         try:
             await self.handshake()
         except BackendUnavailable as exc:  # it exited: say with what code (after the reader has seen it go)
@@ -145,9 +141,9 @@ class StdioBackend(HandshakeMixin):
         if proc is None:
             return
         if proc.returncode is None:
-            if graceful and proc.stdin:
+            if graceful and self._stdin:
                 self._flush()
-                proc.stdin.close()  # the MCP way to ask a stdio server to exit
+                self._stdin.transport.close()  # the MCP way to ask a stdio server to exit
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 2.0)
             if proc.returncode is None:
@@ -157,23 +153,15 @@ class StdioBackend(HandshakeMixin):
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
-        if self._reader:
+        if self._watcher:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await self._watcher
 
     # I/O -------------------------------------------------------------------
-    async def _read_loop(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
+    async def _watch(self, proc: asyncio.subprocess.Process, stdout: LineReader) -> None:
+        """Answers are handled as they are read (`_on_line`); this only waits for the end of the output."""
         try:
-            while True:
-                try:
-                    line = await proc.stdout.readline()
-                except ValueError:  # a line over LINE_LIMIT: skip it, keep the stream in step
-                    log.error("%s: message over %d bytes dropped", self.label, LINE_LIMIT)
-                    continue
-                if not line:
-                    break
-                self._on_line(line)
+            await stdout.closed.wait()
         finally:
             self._ready = False
             self._outbox.clear()  # addressed to the process that just exited
@@ -183,6 +171,7 @@ class StdioBackend(HandshakeMixin):
             self._exited.set()
 
     def _on_line(self, line: bytes) -> None:
+        """One line of the server's output, called from the pipe's read callback."""
         try:
             message = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -211,24 +200,24 @@ class StdioBackend(HandshakeMixin):
                 future.set_exception(exc)
 
     def _write(self, message: Message) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.returncode is not None or proc.stdin.is_closing():
+        proc, stdin, loop = self._proc, self._stdin, self._loop
+        if proc is None or stdin is None or loop is None or proc.returncode is not None or stdin.transport.is_closing():
             raise BackendUnavailable(f"{self.label}: backend is not running", delivered=False)
         self._outbox.append(orjson.dumps(message))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         if not self._outbox:
             return
         out, self._outbox = self._outbox, []
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdin.is_closing():
-            return  # the process died: its pending calls fail in _read_loop
+        stdin = self._stdin
+        if stdin is None or stdin.transport.is_closing():
+            return  # the process died: its pending calls fail in _watch
         out.append(b"")
-        proc.stdin.write(b"\n".join(out))
+        stdin.transport.write(b"\n".join(out))
 
     async def request(self, method: str, params: Any, timeout: float) -> Message:
         self._next_id += 1
@@ -238,7 +227,9 @@ class StdioBackend(HandshakeMixin):
             params = self.stamped(params)
         if params is not None:
             message["params"] = params
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # never started
+            raise BackendUnavailable(f"{self.label}: backend is not running", delivered=False)
         left = timeout
         if self._backlogged():  # the process is not keeping up: wait for room, within the deadline
             started = loop.time()
@@ -271,19 +262,14 @@ class StdioBackend(HandshakeMixin):
 
     def _backlogged(self) -> bool:
         """More unwritten bytes than the pipe transport's high-water mark: the process is not reading."""
-        proc = self._proc
-        if proc is None or proc.stdin is None:
-            return False
-        transport = proc.stdin.transport
-        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        return self._stdin is not None and self._stdin.backlogged()
 
     async def _room(self, timeout: float) -> None:
         """Wait until the pipe takes writes again; TimeoutError after `timeout` seconds."""
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        assert self._stdin is not None
         try:
             async with asyncio.timeout(timeout):
-                await proc.stdin.drain()
+                await self._stdin.drain()
         except (ConnectionError, RuntimeError) as exc:  # the process went away meanwhile
             raise BackendUnavailable(f"{self.label}: write failed: {exc}", delivered=False) from exc
         self._write_timeouts = 0
