@@ -60,8 +60,12 @@ def reopened(path: str) -> SQLiteStore:
 async def test_charges_are_journalled_at_once_and_written_to_sqlite_in_one_batch(store: SQLiteStore) -> None:
     results = [store.charge_deferred("h", 1, event(n)) for n in range(12)]
     assert [r.ok for r, _ in results] == [True] * 10 + [False] * 2  # decided at once, in order
-    assert all(fut is None for _, fut in results)  # durable already: nothing to wait for
+    assert results[0][1] is None and len(journal_lines(store)) == 1  # the pass's first: written at once
+    waiting = [fut for _, fut in results[1:10]]
+    assert all(fut is not None and not fut.done() for fut in waiting)  # the rest: written at the pass's end
+    assert results[10][1] is None and results[11][1] is None  # refused: nothing to wait for
     assert store.get_key("h").credits == 0  # type: ignore[union-attr]
+    await asyncio.gather(*waiting)  # type: ignore[arg-type]
     assert len(journal_lines(store)) == 10 and stored_credits(store) == 10  # in the journal, not in SQLite yet
     deadline = time.monotonic() + 5
     while stored_credits(store) != 0:  # the batch goes to SQLite on its own, APPLY_SECONDS later
@@ -86,11 +90,14 @@ async def test_reads_and_other_writes_write_pending_charges_first(store: SQLiteS
 async def test_a_journal_that_cannot_be_written_undoes_the_charge_and_tells_the_caller(store: SQLiteStore) -> None:
     assert store._journal is not None
     with disk_full(store._journal):
-        result, fut = store.charge_deferred("h", 3, event(1))
-        many, many_fut = store.charge_many_deferred("h", [(2, event(2)), (2, event(3))])
-    assert result.ok and fut is not None
-    with pytest.raises(ChargeNotRecorded, match="No space left"):
-        await fut
+        result, fut = store.charge_deferred("h", 3, event(1))  # the pass's first: written at once
+        many, many_fut = store.charge_many_deferred("h", [(2, event(2)), (2, event(3))])  # at the pass's end
+        assert result.ok and fut is not None
+        with pytest.raises(ChargeNotRecorded, match="No space left"):
+            await fut
+        assert many_fut is not None
+        with pytest.raises(ChargeNotRecorded, match="No space left"):
+            await many_fut
     record = store.get_key("h")
     assert record is not None and (record.credits, record.total_spent, record.total_calls) == (10, 0, 0)
     fut = many_fut
@@ -111,7 +118,9 @@ async def test_sqlite_refusing_a_batch_keeps_the_answered_charges_and_retries(st
 
 async def test_a_crash_loses_no_journalled_charge(store: SQLiteStore) -> None:
     store.charge_deferred("h", 3, event(1))
-    store.charge_many_deferred("h", [(2, event(2)), (1, event(3))])
+    _, grouped = store.charge_many_deferred("h", [(2, event(2)), (1, event(3))])
+    assert grouped is not None
+    await grouped  # acknowledged: the caller may now answer
     crash(store)
     after = reopened(store.path)
     try:
@@ -129,7 +138,9 @@ async def test_a_crash_after_the_batch_committed_replays_nothing_twice(store: SQ
     lines = journal_lines(store)
     store.flush()  # in SQLite (journal_seq 1); the journal emptied ...
     set_journal(store, b"".join(lines))  # ... or not: the crash came before the truncation
-    store.charge_deferred("h", 2, event(2))
+    _, second = store.charge_deferred("h", 2, event(2))
+    if second is not None:
+        await second
     crash(store)
     after = reopened(store.path)
     try:
@@ -139,9 +150,23 @@ async def test_a_crash_after_the_batch_committed_replays_nothing_twice(store: SQ
         after.close()
 
 
+async def test_a_grouped_charge_a_crash_took_before_its_write_was_never_acknowledged(store: SQLiteStore) -> None:
+    _, now = store.charge_deferred("h", 3, event(1))
+    _, later = store.charge_deferred("h", 2, event(2))
+    assert now is None and later is not None and not later.done()  # its caller is still waiting: no answer sent
+    crash(store)  # before the pass ended
+    after = reopened(store.path)
+    try:
+        assert after.get_key("h").credits == 7  # type: ignore[union-attr]  # the acknowledged one only
+        assert [u.request_id for u in after.query_usage()] == ["req_1"]
+    finally:
+        after.close()
+
+
 async def test_a_torn_last_line_is_ignored_and_the_rest_applied(store: SQLiteStore) -> None:
     store.charge_deferred("h", 3, event(1))
-    store.charge_deferred("h", 2, event(2))
+    _, second = store.charge_deferred("h", 2, event(2))
+    await second  # type: ignore[misc]
     crash(store)
     whole = b"".join(journal_lines(store))
     set_journal(store, whole[: len(whole) - 7])  # the power went mid-write
