@@ -6,8 +6,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class _MaskedCache:
+    """A slot for KeyRecord.masked's cache: outside the dataclass's fields, so never in asdict(),
+    fields() (backups), ==, repr or the store's rows."""
+
+    __slots__ = ("_masked",)
+    _masked: tuple[str, str, str]  # (prefix, last4, masked)
+
+    def _build_masked(self, prefix: str, last4: str) -> str:
+        masked = f"{prefix}…{last4}"
+        self._masked = (prefix, last4, masked)
+        return masked
+
+
 @dataclass(slots=True)
-class KeyRecord:
+class KeyRecord(_MaskedCache):
     """One API key. `key_hash` is the identity; the raw key is never stored."""
 
     key_hash: str
@@ -41,7 +54,16 @@ class KeyRecord:
 
     @property
     def masked(self) -> str:
-        return f"{self.prefix}…{self.last4}"
+        """`prefix…last4`, built once: read several times per tool call. Kept with the very strings it
+        was built from, so a record whose prefix or last4 is set anew (rotation does, on a copy) builds
+        it again."""
+        try:
+            prefix, last4, masked = self._masked
+            if prefix is self.prefix and last4 is self.last4:
+                return masked
+        except AttributeError:  # not built yet
+            pass
+        return self._build_masked(self.prefix, self.last4)
 
 
 @dataclass(slots=True)  # not frozen: built on every tool call (a frozen __init__ costs ~4x). Read only.
