@@ -215,3 +215,15 @@ async def test_a_journal_of_another_database_is_refused(store: SQLiteStore, tmp_
         assert after.get_key("h").credits == 7  # type: ignore[union-attr]
     finally:
         after.close()
+
+
+def test_an_empty_journal_left_by_a_deleted_database_is_taken_over(tmp_path: Path) -> None:
+    first = reopened(str(tmp_path / "state.db"))
+    first.close()  # a clean stop: the journal holds its header only
+    (tmp_path / "state.db").unlink()  # the operator starts afresh, the journal stays behind
+    fresh = reopened(str(tmp_path / "state.db"))
+    try:
+        fresh.create_key(KeyRecord("h", "pg_abcd", "wxyz", "k", 10, time.time()))
+        assert fresh.charge("h", 3, event(1)).ok
+    finally:
+        fresh.close()

@@ -12,8 +12,9 @@ The store applies the journalled charges to SQLite in batches, off the request's
 also records the highest sequence number it applied (`meta.journal_seq`), so a crash between that
 commit and the truncation replays nothing twice.
 
-The first line names the database the journal belongs to (`meta.db_id`), so a journal left beside
-another database is refused rather than applied to it. Then one line per commit unit (one charge,
+The first line names the database the journal belongs to (`meta.db_id`), so a journal holding
+charges beside another database is refused rather than applied to it (an empty one is taken over:
+deleting the state file to start afresh must not need deleting this one too). Then one line per commit unit (one charge,
 or a `tools/call_batch`'s charges, all or none):
 `<crc32 hex> <json [seq, [[ts, key_hash, amount, balance, masked, name, tool, namespace, request_id], …]]>\\n`.
 A torn or corrupt line (a power cut mid-write) ends the replay: nothing after it is trusted.
@@ -92,7 +93,9 @@ class ChargeJournal:
         try:
             with open(self._fd, "rb", closefd=False) as f:
                 first = f.readline(len(self._header))
-            if not first:
+                holds_charges = bool(f.read(1))
+            if first != self._header and not holds_charges:  # new, or an empty one left by a deleted database
+                os.ftruncate(self._fd, 0)
                 self.append(self._header)
             elif first != self._header:
                 raise ForeignJournal(
