@@ -44,6 +44,7 @@ class ForeignJournal(Exception):
     """The journal names another database than the one it lies beside."""
 
 
+_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 Entry = tuple[UsageEvent, int, int]  # the call's usage row, the amount charged, the balance after it
 
 
@@ -122,7 +123,7 @@ class ChargeJournal:
         while view:  # a regular file takes it in one write() unless the disk is full
             view = view[os.write(self._fd, view) :]
         if self.fsync:
-            os.fdatasync(self._fd)
+            _sync_data(self._fd)
 
     def clear(self) -> None:
         """Every unit is in SQLite: start the file afresh (its header stays)."""
