@@ -2,20 +2,17 @@
 
 A mixin of `SQLiteStore` (kept apart to keep that module small). Either every charge of the batch
 is taken or none is: the total is checked against the balance once, then each call gets its own
-ledger entry and usage row, in one transaction. `charge_many_deferred` is the journalled form
-(store/group_commit.py): the whole batch is one line of the charge journal, so it is durable whole or
-not at all, and is applied to SQLite in one transaction.
+ledger entry and usage row, in one transaction. Its journalled form, `charge_many_deferred`, is in
+store/group_commit.py: the whole batch is one line of the charge journal, durable whole or not at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
-from paygate.store.group_commit import PendingCharge
 from paygate.store.rows import CHARGE_SQL, USAGE_SQL, usage_row
 
 Charges = Sequence[tuple[int, UsageEvent]]  # (amount, the call's usage row) per call, in order
@@ -29,7 +26,6 @@ class _StoreCore(Protocol):
     def flush(self) -> None: ...
     def _ledger(self, key_hash: str, delta: int, kind: str, balance: int, memo: str | None) -> None: ...
     def _guarded_update(self, sql: str, args: tuple[Any, ...], then: Callable[[int], None]) -> int | None: ...
-    def _commit(self, loop: asyncio.AbstractEventLoop, pending: list[PendingCharge]) -> asyncio.Future[None] | None: ...
 
 
 class BatchCharges:
@@ -61,30 +57,3 @@ class BatchCharges:
         record.total_calls += len(charges)
         record.last_used_at = last_used
         return ChargeResult(True, balance)
-
-    def charge_many_deferred(
-        self: _StoreCore,
-        key_hash: str,
-        charges: Charges,
-    ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
-        """`charge_many`, group-committed: decided and applied in memory now, durable once the one future
-        (shared by the batch's calls) resolves. Outside an event loop this is plain `charge_many`."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return BatchCharges.charge_many(self, key_hash, charges), None
-        record = self._keys.get(key_hash)
-        if record is None:
-            return ChargeResult(False, 0), None
-        if record.credits < sum(amount for amount, _ in charges):
-            return ChargeResult(False, record.credits), None
-        if not charges:
-            return ChargeResult(True, record.credits), None
-        pending = []
-        for amount, event in charges:
-            record.credits -= amount
-            record.total_spent += amount
-            record.total_calls += 1
-            record.last_used_at = event.timestamp
-            pending.append(PendingCharge(record, amount, record.credits, event))
-        return ChargeResult(True, record.credits), self._commit(loop, pending)

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,7 +74,7 @@ class GroupCommit:
     _journal: ChargeJournal | None  # None for an in-memory store: nothing outlives the process anyway
     _journal_seq = 0  # the last sequence number written to the journal
     _batch: list[PendingCharge]  # journalled, not yet in SQLite
-    _unsynced: list[tuple[list[PendingCharge], asyncio.Future[None]]]  # FULL: waiting for this pass's fdatasync
+    _unsynced: list[tuple[list[PendingCharge], asyncio.Future[None]]]  # grouped: written at this pass's end
     _apply_handle: asyncio.Handle | None = None
     _sync_handle: asyncio.Handle | None = None
     _pass_busy = False  # a charge of this event-loop pass was written already
@@ -83,21 +84,35 @@ class GroupCommit:
         self._unsynced = []
 
     def charge_deferred(
-        self: Any, key_hash: str, amount: int, event: UsageEvent
+        self, key_hash: str, amount: int, event: UsageEvent
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
-        """`charge`, journalled (see the module docstring): await the future, when not None, before acting
-        on the charge. Outside an event loop this is plain `charge`."""
+        """One call's charge: `charge_many_deferred` of one."""
+        return self.charge_many_deferred(key_hash, [(amount, event)])
+
+    def charge_many_deferred(
+        self: Any, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]
+    ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
+        """Every charge of `charges` if the balance covers their sum, else none: applied in memory at once,
+        journalled as one unit (see the module docstring). Await the future, when not None, before acting
+        on them. Outside an event loop this is plain `charge_many` (store/batch_charges.py)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return self.charge(key_hash, amount, event), None
+            return self.charge_many(key_hash, charges), None
         record = self._keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0), None
-        if record.credits < amount:
+        if record.credits < sum(amount for amount, _ in charges):
             return ChargeResult(False, record.credits), None
-        _apply(record, amount, event)
-        pending = [PendingCharge(record, amount, record.credits, event)]
+        if not charges:
+            return ChargeResult(True, record.credits), None
+        pending = []
+        for amount, event in charges:
+            record.credits -= amount
+            record.total_spent += amount
+            record.total_calls += 1
+            record.last_used_at = event.timestamp
+            pending.append(PendingCharge(record, amount, record.credits, event))
         return ChargeResult(True, record.credits), self._commit(loop, pending)
 
     def _commit(self, loop: asyncio.AbstractEventLoop, pending: list[PendingCharge]) -> asyncio.Future[None] | None:
@@ -224,13 +239,6 @@ class GroupCommit:
 
 def _entries(pending: list[PendingCharge]) -> list[Entry]:
     return [(p.event, p.amount, p.balance) for p in pending]
-
-
-def _apply(record: KeyRecord, amount: int, event: UsageEvent) -> None:
-    record.credits -= amount
-    record.total_spent += amount
-    record.total_calls += 1
-    record.last_used_at = event.timestamp
 
 
 def _refused(loop: asyncio.AbstractEventLoop, pending: list[PendingCharge], exc: Exception) -> asyncio.Future[None]:
