@@ -19,5 +19,18 @@ class ChargeNotRecorded(StoreError):
     """A group-committed charge could not be written; it was undone (nothing was spent)."""
 
 
+class StoreUnavailable(StoreError):
+    """The shared store (Redis) cannot be reached; nothing was written. Paid calls are refused meanwhile."""
+
+
+class ChargeRefused(StoreError):
+    """The shared store refused a charge this process had admitted on its copy of the balance (another
+    instance spent the credits first); nothing was spent. `balance` is the store's."""
+
+    def __init__(self, balance: int) -> None:
+        super().__init__(f"insufficient credits: the shared balance is {balance}")
+        self.balance = balance
+
+
 class StateFileError(RuntimeError):
     """The state file (or the charge journal beside it) exists but cannot be used."""
