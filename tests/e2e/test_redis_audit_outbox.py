@@ -99,6 +99,7 @@ def test_audit_filters_counts_and_stats_across_chunks(log: RedisAuditLog) -> Non
     assert log.stats(0).by_actor == {}
 
 
+@pytest.mark.usefixtures("small_chunks")
 def test_audit_about_key_matches_any_keymasked_field_of_admin_entries(log: RedisAuditLog) -> None:
     created = log.append(T0, "key.created", "admin", {"keyMasked": "pg_a…1111"})
     log.append(T0 + 1, "gate.allow", "pg_a…1111", {"keyMasked": "pg_a…1111"})  # traffic: never
@@ -357,3 +358,13 @@ def test_a_stopped_server_is_store_unavailable_then_served_again(names: Names) -
             assert log.append(T0, "key.created", "admin", {}) == 1 and box.health() == (0, 0)
         finally:
             c.close()
+
+
+def test_a_large_backlog_moves_into_one_batch(outbox: RedisOutbox) -> None:
+    """More events than Lua's unpack() takes at once: the script deletes them a slice at a time."""
+    outbox.enqueue([("a", T0 + i, "usage", "gate.allow", str(i)) for i in range(2500)])
+    taken = outbox.oldest("a", 2400)
+    assert [e.event for e in taken[:2]] == ["0", "1"] and len(taken) == 2400
+    outbox.form_batch("a", taken[-1].id, b"big", 2400, ["usage"], T0)
+    assert outbox.state().pending == {"a": (100, T0 + 2400)}
+    assert outbox.next_ts("a", taken[-1].id) == T0 + 2400
