@@ -37,6 +37,15 @@ def _no_processes_outside_e2e(request: pytest.FixtureRequest, monkeypatch: pytes
     yield
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for this test process (one per xdist worker); tests share it through prefixes."""
+    from tests.redis_server import running_redis
+
+    with running_redis() as server:
+        yield server.url
+
+
 @pytest.fixture
 def echo_gateway() -> Iterator[Gateway]:
     """The real CLI wrapping our own echo server over stdio, in-memory state, no rate limit."""

@@ -62,6 +62,10 @@ class DocumentTable:
         """Mirror a document the caller has already committed to the `docs` table."""
         self._docs.setdefault(kind, {})[doc_id] = copy.deepcopy(body)
 
+    def forget(self, kind: str, doc_id: str) -> None:
+        """Drop a document the caller has already deleted from the store behind the mirror."""
+        self._docs.get(kind, {}).pop(doc_id, None)
+
     def delete(self, kind: str, doc_id: str) -> bool:
         assert self._db is not None, "store is not open"
         if doc_id not in self._docs.get(kind, {}):

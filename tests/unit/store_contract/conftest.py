@@ -1,12 +1,10 @@
 """The store contract: every test in this package runs once per store implementation.
 
-To check a new store (Redis, …) against the contract, add one entry to `IMPLEMENTATIONS`: a factory that,
-given an empty directory, builds an unopened store; calling it again with the same directory must give a
-store over the same state (that is what the reopen tests check) when `durable` is true. For a server-backed
-store, derive a fresh key prefix or database from the directory name; the server must be running (a test
-that cannot reach it fails, never skips), e.g.
-
-    "redis": Implementation(lambda d: RedisStore(REDIS_URL, prefix=d.name), durable=True),
+To check a new store against the contract, add one entry to `IMPLEMENTATIONS`: a factory that, given an
+empty directory (and a server URL), builds an unopened store; calling it again with the same directory must
+give a store over the same state (that is what the reopen tests check) when `durable` is true. A
+server-backed store (Redis) derives a fresh key prefix from the directory name; its cases are e2e, run on
+the real `redis-server` of the `redis_url` fixture (tests/conftest.py), and fail, never skip, without it.
 
 Tests go through the `Store` protocol only (never a connection), so they hold for any backend.
 """
@@ -23,18 +21,21 @@ import pytest
 
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.store.base import Store
+from paygate.store.redis_backend.store import RedisStore
 from paygate.store.sqlite import MEMORY, SQLiteStore
 
 
 @dataclass(frozen=True)
 class Implementation:
-    make: Callable[[Path], Store]
+    make: Callable[[Path, str], Store]  # (the test's directory, a Redis URL or "")
     durable: bool  # the same directory opens the same state again
+    server: bool = False  # needs a real redis-server (a process: such cases are e2e)
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "file": Implementation(lambda d: SQLiteStore(d / "state.db"), durable=True),
-    "memory": Implementation(lambda d: SQLiteStore(MEMORY), durable=False),
+    "file": Implementation(lambda d, _: SQLiteStore(d / "state.db"), durable=True),
+    "memory": Implementation(lambda d, _: SQLiteStore(MEMORY), durable=False),
+    "redis": Implementation(lambda d, url: RedisStore(url, prefix=d.name), durable=True, server=True),
 }
 
 _serial = itertools.count(1)
@@ -82,7 +83,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     (not collected for the others rather than skipped)."""
     if "implementation" in metafunc.fixturenames:
         names = [
-            n for n, impl in sorted(IMPLEMENTATIONS.items()) if impl.durable or "reopen" not in metafunc.fixturenames
+            pytest.param(n, marks=[pytest.mark.e2e] if impl.server else [])
+            for n, impl in sorted(IMPLEMENTATIONS.items())
+            if impl.durable or "reopen" not in metafunc.fixturenames
         ]
         metafunc.parametrize("implementation", names, indirect=True)
 
@@ -93,12 +96,15 @@ def implementation(request: pytest.FixtureRequest) -> Implementation:
 
 
 @pytest.fixture
-def opened(implementation: Implementation, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+def opened(
+    implementation: Implementation, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Store]]:
     """Opens a store over the test's state; every store it opened is closed at the end."""
     stores: list[Store] = []
+    url = str(request.getfixturevalue("redis_url")) if implementation.server else ""
 
     def open_store() -> Store:
-        s = implementation.make(tmp_path)
+        s = implementation.make(tmp_path, url)
         s.open()
         stores.append(s)
         return s

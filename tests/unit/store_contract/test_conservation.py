@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paygate.store.base import Store
@@ -95,13 +95,19 @@ def apply(store: Store, hashes: list[str], model: list[int], move: tuple[str, ob
         assert result.balance == model[who]
 
 
-@pytest.mark.parametrize("name", sorted(IMPLEMENTATIONS))
-@settings(max_examples=40, deadline=None)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.e2e] if i.server else []) for n, i in sorted(IMPLEMENTATIONS.items())]
+)
+# `request` is only read for the session's redis-server, the same for every example
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(initial=st.lists(st.integers(0, 50), min_size=3, max_size=3), moves=st.lists(MOVES, max_size=25))
-def test_credits_are_conserved(name: str, initial: list[int], moves: list[tuple[str, object, object]]) -> None:
+def test_credits_are_conserved(
+    name: str, initial: list[int], moves: list[tuple[str, object, object]], request: pytest.FixtureRequest
+) -> None:
     implementation = IMPLEMENTATIONS[name]
-    directory = Path(tempfile.mkdtemp(prefix="paygate-contract-"))
-    store = implementation.make(directory)
+    url = str(request.getfixturevalue("redis_url")) if implementation.server else ""
+    directory = Path(tempfile.mkdtemp(prefix="paygate_contract_"))
+    store = implementation.make(directory, url)
     store.open()
     try:
         records = [key(credits=c) for c in initial]
@@ -113,7 +119,7 @@ def test_credits_are_conserved(name: str, initial: list[int], moves: list[tuple[
             check(store, hashes, model)
         if implementation.durable:
             store.close()
-            store = implementation.make(directory)
+            store = implementation.make(directory, url)
             store.open()
             check(store, hashes, model)
     finally:

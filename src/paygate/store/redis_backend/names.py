@@ -48,6 +48,10 @@ class Names:
     def rate(self, subject: str) -> str:
         return f"{self.base}:rw:{subject}"
 
+    def alive(self, instance: str) -> str:
+        """Present while the instance runs (refreshed by its listener, with a time to live)."""
+        return f"{self.base}:alive:{instance}"
+
     def rate_subjects(self, key_hash: str) -> str:
         return f"{self.base}:rs:{key_hash}"
 

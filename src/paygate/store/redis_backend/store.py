@@ -1,0 +1,449 @@
+"""The Redis store (`--redis-url`): keys, credits, usage, documents and history shared by a fleet.
+
+Reads of key records and documents come from this process's copy (the gate reads them on every call);
+every write goes to Redis first, as one Lua script (scripts.py), and then into the copy. Other instances'
+writes arrive by pub/sub and a periodic refresh (listener.py). Redis decides every charge: a call is
+admitted on the copy's balance, and forwarded only once Redis has applied its charge (writer.py), so
+instances racing for the last credits never spend more than there is. With Redis unreachable, paid calls
+are refused (`ChargeNotRecorded`) and writes raise `StoreUnavailable`: nothing is decided on local state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+import redis
+
+from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
+from paygate.store.documents import Doc, DocumentTable
+from paygate.store.errors import ChargeNotRecorded, ChargeRefused, Conflict, StoreUnavailable
+from paygate.store.redis_backend import codec
+from paygate.store.redis_backend.audit import RedisAuditLog
+from paygate.store.redis_backend.codec import MoneyState
+from paygate.store.redis_backend.lanes import USAGE_CAP, Lane, Reply
+from paygate.store.redis_backend.listener import ALIVE_SECONDS, Fields, Listener, read_all
+from paygate.store.redis_backend.mirror import Mirror
+from paygate.store.redis_backend.names import Names, as_text, guarded
+from paygate.store.redis_backend.outbox import RedisOutbox
+from paygate.store.redis_backend.reads import RedisReads
+from paygate.store.redis_backend.writer import ChargeWriter, Held, Link, Outcome
+
+if TYPE_CHECKING:
+    from paygate.store.base import Store
+
+log = logging.getLogger("paygate.store")
+DEFAULT_PREFIX = "paygate"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Writes and what the listener takes in are serialized: with an event loop they all run on it anyway;
+    without one (scripts, tests) the listener's thread applies its news directly, under this lock."""
+
+    @functools.wraps(method)
+    def run(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+class RedisStore(RedisReads):
+    """Implements `paygate.store.base.Store` on a Redis server shared by every instance."""
+
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, usage_cap: int = USAGE_CAP) -> None:
+        self.url = url
+        self.names = Names(prefix)
+        self.usage_cap = usage_cap
+        self.instance = uuid.uuid4().hex[:12]  # this process; its lanes and messages carry it
+        self.link = Link()
+        self.mirror = Mirror()
+        self._documents = DocumentTable()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0
+        self._client: redis.Redis | None = None
+        self._lock = threading.RLock()
+        self.doc_writes = 0  # document writes taken in (listener.Receiver)
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect and read every key and document; raises StoreUnavailable when Redis cannot be reached."""
+        self._client = client = redis.Redis.from_url(
+            self.url, socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=15
+        )
+        records, docs = guarded(lambda: read_all(client, self.names))
+        self._admin = Lane(client, self.names, self.instance, "a", self.usage_cap)
+        charges = Lane(client, self.names, self.instance, "c", self.usage_cap)
+        self.writer = ChargeWriter(charges, self.link, self._settle)
+        self.audit = RedisAuditLog(client, self.names)
+        self.outbox = RedisOutbox(client, self.names, self.instance)
+        self._init_reads()
+        guarded(lambda: client.set(self.names.alive(self.instance), "1", ex=ALIVE_SECONDS))
+        self._adopt_outboxes()
+        self.remote_all(records, docs, self.doc_writes)
+        self.listener = Listener(client, self.names, self.instance, self.link, self, self._post)
+        self.writer.start()
+        self.listener.start()
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def _adopt_outboxes(self) -> None:
+        """Undelivered webhooks of instances that are gone (stopped, or not heard of for ALIVE_SECONDS) are
+        taken over before the webhook service reads its outbox, so none is lost."""
+        for owner in self.outbox.owners():
+            if owner != self.instance and not guarded(lambda o=owner: self.client.exists(self.names.alive(o))):  # type: ignore[misc]
+                moved = self.outbox.adopt(owner)
+                log.info("redis: took over %d webhook deliveries of instance %s", moved, owner)
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        self.writer.close()
+        self.listener.close()
+        with contextlib.suppress(StoreUnavailable):
+            guarded(lambda: self.client.delete(self.names.alive(self.instance)))
+        self._client.close()
+        self._client = None
+
+    @property
+    def client(self) -> redis.Redis:  # type: ignore[override]
+        if self._client is None:
+            raise RuntimeError("store is not open")
+        return self._client
+
+    def _post(self, apply: Callable[[], None]) -> None:
+        """Run `apply` on the event loop (the copy is only ever changed there), or at once without one."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(apply)
+        else:
+            with self._lock:
+                apply()
+
+    def _bind(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        if self._loop is not loop:
+            self._loop = self.writer.loop = loop
+        return loop
+
+    def _write(self, ops: Sequence[Sequence[str]]) -> Reply:
+        if not self.link.up:
+            raise StoreUnavailable("redis unreachable: writes are refused until it is back")
+        return self._admin.run(ops)
+
+    # key records -------------------------------------------------------------------------------------------
+    def get_key(self, key_hash: str) -> KeyRecord | None:
+        return self.mirror.keys.get(key_hash)
+
+    def list_keys(self) -> list[KeyRecord]:
+        return list(self.mirror.keys.values())
+
+    def _installed(self, record: KeyRecord, line: str) -> None:
+        words = line.split(" ")
+        if words[0] == "conflict":
+            raise Conflict(f"{' '.join(words[1:2]) or 'key'} of {record.masked} is taken")
+        self.mirror.install(record, codec.record_json(record), MoneyState.parse(words[1:6]))
+
+    @_locked
+    def create_key(self, record: KeyRecord, memo: str = "create") -> None:
+        reply = self._write([codec.create_op(record, memo, time.time())])
+        self._installed(record, reply.lines[0])
+        self.generation += 1
+
+    @_locked
+    def update_key(self, record: KeyRecord) -> None:
+        """Write a record's policy fields. Money fields are never written here."""
+        op = [
+            "update",
+            record.key_hash,
+            record.alias or "",
+            codec.record_json(record),
+            codec.ts_text(record.last_used_at),
+        ]
+        line = self._write([op]).lines[0]
+        if line.startswith("conflict"):
+            raise Conflict(f"alias of {record.masked} is taken")
+        if line.startswith("1 "):
+            self._installed(record, line)
+        else:
+            self.mirror.keys[record.key_hash] = record
+        self.generation += 1
+
+    @_locked
+    def insert_all(self, records: Sequence[KeyRecord], docs: Sequence[tuple[str, str, Doc]], memo: str) -> None:
+        now = time.time()
+        ops = [codec.check_op(records), *(codec.create_op(r, memo, now) for r in records)]
+        ops += [codec.doc_op(kind, doc_id, body) for kind, doc_id, body in docs]
+        lines = self._write(ops).lines
+        if lines[0].startswith("conflict"):
+            raise Conflict(f"import: {lines[0].removeprefix('conflict ')} is taken")
+        for record, line in zip(records, lines[1:], strict=False):
+            self._installed(record, line)
+        for kind, doc_id, body in docs:
+            self._documents.remember(kind, doc_id, body)
+        self.doc_writes += 1
+        self.generation += 1
+
+    # money: admin-path moves, one script each --------------------------------------------------------------
+    def _moved(self, key_hash: str, line: str) -> ChargeResult:
+        words = line.split(" ")
+        if len(words) >= 6:
+            state = MoneyState.parse(words[1:6])
+            self.mirror.absorb(key_hash, state)
+            return ChargeResult(words[0] == "1", state.credits)
+        return ChargeResult(False, 0)
+
+    @_locked
+    def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult:
+        """Deduct `amount` if the balance covers it, and record the call, in one script."""
+        if key_hash not in self.mirror.keys:
+            return ChargeResult(False, 0)
+        return self._moved(key_hash, self._write([codec.charge_op(key_hash, amount, event)]).lines[0])
+
+    @_locked
+    def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult:
+        if key_hash not in self.mirror.keys:
+            return ChargeResult(False, 0)
+        ts = charges[-1][1].timestamp if charges else time.time()
+        return self._moved(key_hash, self._write([codec.many_op(key_hash, charges, ts)]).lines[0])
+
+    @_locked
+    def adjust(
+        self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
+    ) -> ChargeResult:
+        """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
+        if key_hash not in self.mirror.keys:
+            return ChargeResult(False, 0)
+        op = codec.adjust_op(key_hash, delta, kind, memo, spent_delta, calls_delta, time.time())
+        return self._moved(key_hash, self._write([op]).lines[0])
+
+    def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
+        return self.adjust(key_hash, amount, "refund", memo, -amount, -1)
+
+    def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
+        return self.adjust(key_hash, amount, "topup", memo, 0)
+
+    def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
+        """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
+        record = self.mirror.keys.get(key_hash)
+        if record is None:
+            return 0, 0
+        take = min(amount, record.credits)
+        if take <= 0:
+            return 0, record.credits
+        result = self.adjust(key_hash, -take, "surcharge", memo, take)
+        return (take, result.balance) if result.ok else (0, result.balance)
+
+    @_locked
+    def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None:
+        keys = self.mirror.keys
+        if from_hash not in keys or to_hash not in keys or from_hash == to_hash or amount <= 0:
+            return None
+        op = ["xfer", from_hash, to_hash, str(amount), codec.json_text(memo), codec.ts_text(time.time())]
+        words = self._write([op]).lines[0].split(" ")
+        if words[0] != "1":
+            return None
+        source, target = MoneyState.parse(words[1:6]), MoneyState.parse(words[6:11])
+        self.mirror.absorb(from_hash, source)
+        self.mirror.absorb(to_hash, target)
+        return source.credits, target.credits
+
+    @_locked
+    def rekey(self, old_hash: str, new: KeyRecord, memo: str = "rotate") -> None:
+        """Rotation, as on SQLite (store/key_moves.py): `new` takes over balance, counters and usage."""
+        old = self.mirror.keys[old_hash]
+        retired = {**old.extra, "rotatedTo": new.key_hash}
+        new.alias = old.alias
+        op = [
+            "rekey",
+            old_hash,
+            new.key_hash,
+            codec.record_json(new),
+            str(new.total_spent),
+            str(new.total_calls),
+            codec.ts_text(new.last_used_at),
+            codec.record_json(dataclasses.replace(old, active=False, alias=None, extra=retired)),
+            codec.json_text(memo),
+            codec.ts_text(time.time()),
+        ]
+        line = self._write([op]).lines[0]
+        self._installed(new, line)
+        old.credits, old.active, old.alias, old.extra = 0, False, None, retired
+        self.mirror.policy_json[old_hash] = codec.record_json(old)
+        self.generation += 1
+
+    # money: the hot path -----------------------------------------------------------------------------------
+    def charge_deferred(
+        self, key_hash: str, amount: int, event: UsageEvent
+    ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
+        return self.charge_many_deferred(key_hash, ((amount, event),))
+
+    def charge_many_deferred(
+        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]
+    ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
+        """Decided on this process's copy now; applied by Redis (which may still refuse it: the future then
+        raises ChargeRefused) before the future resolves."""
+        record = self.mirror.keys.get(key_hash)
+        if record is None:
+            return ChargeResult(False, 0), None
+        total = sum(amount for amount, _ in charges)
+        if record.credits < total:
+            return ChargeResult(False, record.credits), None
+        loop = self._bind()
+        if loop is None:  # no event loop: apply now
+            return self.charge_many(key_hash, charges), None
+        future: asyncio.Future[None] = loop.create_future()
+        if not self.link.up:
+            future.set_exception(ChargeNotRecorded("redis unreachable: paid calls are refused until it is back"))
+            return ChargeResult(True, record.credits), future
+        ts = charges[-1][1].timestamp
+        if len(charges) == 1:
+            op = codec.charge_op(key_hash, charges[0][0], charges[0][1])
+        else:
+            op = codec.many_op(key_hash, charges, ts)
+        self.mirror.hold(record, total, len(charges), ts)
+        self.writer.submit(Held(key_hash, total, len(charges), op, future, ts, tuple(e for _, e in charges)))
+        return ChargeResult(True, record.credits), future
+
+    def record_denial(self, event: UsageEvent) -> None:
+        op = ["deny", codec.usage_json(event)]
+        if self._bind() is None:
+            self._write([op])
+        elif self.link.up:
+            self.writer.submit(Held(event.key_hash, 0, 0, op, None, event.timestamp, (event,)))
+
+    @_locked
+    def _settle(self, batch: list[Held], outcome: Outcome) -> None:
+        """On the event loop (or, with none, the writer's thread): the reply of a batch of hot-path charges."""
+        mirror = self.mirror
+        touched = {held.key_hash for held in batch if held.future is not None}
+        for held in batch:
+            mirror.release(held.key_hash, held.credits, held.calls)
+        if isinstance(outcome, StoreUnavailable):
+            for held in batch:
+                if held.future is not None and not held.future.done():
+                    held.future.set_exception(ChargeNotRecorded(str(outcome)))
+        else:
+            for held, line in zip(batch, outcome.lines, strict=False):
+                if held.future is None:
+                    continue
+                words = line.split(" ")
+                if len(words) >= 6:
+                    mirror.absorb(held.key_hash, MoneyState.parse(words[1:6]))
+                if held.future.done():
+                    continue
+                if words[0] == "1":
+                    held.future.set_result(None)
+                else:
+                    held.future.set_exception(ChargeRefused(int(words[1])))
+        mirror.settle(touched)
+
+    # documents and meta ------------------------------------------------------------------------------------
+    def doc_get(self, kind: str, doc_id: str) -> Doc | None:
+        return self._documents.get(kind, doc_id)
+
+    def doc_peek(self, kind: str, doc_id: str) -> Doc | None:
+        return self._documents.peek(kind, doc_id)
+
+    def doc_list(self, kind: str) -> list[Doc]:
+        return self._documents.all(kind)
+
+    def doc_scan(self, kind: str) -> list[Doc]:
+        return self._documents.scan(kind)
+
+    def doc_kinds(self) -> list[str]:
+        return self._documents.kinds()
+
+    def doc_items(self, kind: str) -> list[tuple[str, Doc]]:
+        return self._documents.items(kind)
+
+    @_locked
+    def doc_put(self, kind: str, doc_id: str, body: Doc) -> None:
+        self._write([codec.doc_op(kind, doc_id, body)])
+        self._documents.remember(kind, doc_id, body)
+        self.doc_writes += 1
+        self.generation += 1
+
+    @_locked
+    def doc_delete(self, kind: str, doc_id: str) -> bool:
+        if self._documents.peek(kind, doc_id) is None:
+            return False
+        self._write([codec.doc_op(kind, doc_id, None)])
+        self._documents.forget(kind, doc_id)
+        self.doc_writes += 1
+        self.generation += 1
+        return True
+
+    def get_meta(self, name: str) -> str | None:
+        raw = guarded(lambda: self.client.hget(self.names.meta, name))
+        return None if raw is None else as_text(raw)
+
+    def set_meta(self, name: str, value: str) -> None:
+        guarded(lambda: self.client.hset(self.names.meta, name, value))
+
+    # other instances' changes (listener.py), on the event loop ---------------------------------------------
+    def remote_money(self, states: list[tuple[str, MoneyState]]) -> None:
+        for key_hash, state in states:
+            self.mirror.absorb(key_hash, state)
+
+    def remote_keys(self, records: list[tuple[str, Fields]]) -> None:
+        changed = False
+        for key_hash, fields in records:
+            got = {as_text(k): as_text(v) for k, v in fields.items()}
+            state = MoneyState.parse([got["c"], got["s"], got["n"], got["u"], got["v"]])
+            known = self.mirror.truth.get(key_hash)
+            if known is not None and known.version > state.version:
+                continue  # read before a change this process has already taken in
+            if self.mirror.policy_json.get(key_hash) == got["r"]:
+                self.mirror.absorb(key_hash, state)
+            else:
+                self.mirror.install(codec.record_from(fields), got["r"], state)
+                changed = True
+        if changed:
+            self.generation += 1
+
+    def remote_doc(self, kind: str, doc_id: str, body: str | None) -> None:
+        if body is None:
+            self._documents.forget(kind, doc_id)
+        else:
+            self._documents.remember(kind, doc_id, orjson.loads(body))
+        self.doc_writes += 1
+        self.generation += 1
+
+    def remote_all(self, records: list[tuple[str, Fields]], docs: dict[str, dict[str, str]], doc_writes: int) -> None:
+        self.remote_keys(records)
+        if doc_writes != self.doc_writes:
+            return  # documents were written since this was read: the next refresh reads them again
+        changed = False
+        for kind in set(docs) | set(self._documents.kinds()):
+            stored = docs.get(kind, {})
+            for doc_id, _ in self._documents.items(kind):
+                if doc_id not in stored:
+                    self._documents.forget(kind, doc_id)
+                    changed = True
+            for doc_id, body in stored.items():
+                parsed = orjson.loads(body)
+                if self._documents.peek(kind, doc_id) != parsed:
+                    self._documents.remember(kind, doc_id, parsed)
+                    changed = True
+        if changed:
+            self.generation += 1
+
+
+if TYPE_CHECKING:  # mypy checks here that RedisStore implements every role of the Store protocol
+    _conforms: type[Store] = RedisStore
