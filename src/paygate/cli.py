@@ -18,6 +18,7 @@ from paygate import __version__, logs
 from paygate.admin.auth import ROTATED_NOTE
 from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
 from paygate.core.keys import mask_key
+from paygate.core.urls import redact_url
 from paygate.mcp.backends.base import BackendError
 from paygate.runtime import Runtime
 from paygate.store.state_file import StateFileInUse, check_free
@@ -98,7 +99,11 @@ def wrap(
         int | None, Opt(help="Requests served on one connection before it closes (default 0 = unlimited)")
     ] = None,
     redis_url: Annotated[
-        str | None, Opt(help="Redis URL for a shared store (accepted; not in this version yet)")
+        str | None,
+        Opt(help="Redis URL (redis://[:password@]host:port/db, rediss://): the store shared by several instances"),
+    ] = None,
+    redis_prefix: Annotated[
+        str | None, Opt(help='Prefix of every Redis key (default "paygate"): several fleets on one Redis')
     ] = None,
     stripe_secret: Annotated[
         str | None, Opt(help="Stripe webhook signing secret (accepted; not in this version yet)")
@@ -126,7 +131,8 @@ def wrap(
     _warn_ignored(params)
     if dry_run:
         raise typer.Exit(asyncio.run(_dry_run(settings, json_output)))
-    if not settings.in_memory:  # before the port: a second gateway on this state file is told why it stops
+    if not settings.in_memory and not settings.redis_url:  # before the port: a second gateway on this state
+        # file is told why it stops
         try:
             check_free(settings.state_file)
         except (StateFileInUse, OSError) as exc:
@@ -165,6 +171,7 @@ WRAP_FLAGS = {
     "keepalive_timeout": "keepAliveTimeoutMs",
     "max_requests_per_socket": "maxRequestsPerSocket",
     "redis_url": "redisUrl",
+    "redis_prefix": "redisPrefix",
     "stripe_secret": "stripeSecret",
     "cors_origin": "corsOrigin",
     "header": "customHeaders",
@@ -333,7 +340,8 @@ def _banner(rt: Runtime, port: int, as_json: bool) -> None:
                     "adminKey": admin,
                     "transport": rt.transport,
                     "tools": len(rt.backend.tools),
-                    "stateFile": s.state_file,
+                    "stateFile": None if s.redis_url else s.state_file,
+                    "redis": redact_url(s.redis_url) if s.redis_url else None,
                 }
             ),
             flush=True,
@@ -343,7 +351,7 @@ def _banner(rt: Runtime, port: int, as_json: bool) -> None:
     print(
         f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
         f"  MCP endpoint : {base}/mcp\n"
-        f"  State        : {s.state_file}\n"
+        f"  State        : {f'Redis {redact_url(s.redis_url)}' if s.redis_url else s.state_file}\n"
         f"  Admin key    : {shown}\n\n"
         f"Create an API key with 100 credits:\n"
         f"  curl -s -X POST {base}/keys -H 'Content-Type: application/json' "

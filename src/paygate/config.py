@@ -151,10 +151,20 @@ class Settings(_Model, LimitSettings, HttpSettings, LaterSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "silent"] = "info"  # "warn" is read as "warning"
     discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
-    # Accepted now, implemented by later issues; `validate` warns when they are set.
+    # The shared store of a fleet (store/redis_backend/, docs/redis.md); None: the embedded SQLite store.
     redis_url: str | None = None
+    redis_prefix: str = Field(default="paygate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # one Redis, several fleets
+    redis_usage_max_events: int = Field(default=1_000_000, ge=10_000, le=100_000_000)  # the shared usage stream
+    # Accepted now, implemented by later issues; `validate` warns when they are set.
     stripe_secret: str | None = None
     stripe_webhook_secret: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value or None
 
     @field_validator("import_keys")
     @classmethod
@@ -248,6 +258,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_WEBHOOK_RETRIES": "webhookMaxRetries",
     "PAYGATE_REFUND_ON_FAILURE": "refundOnFailure",
     "PAYGATE_REDIS_URL": "redisUrl",
+    "PAYGATE_REDIS_PREFIX": "redisPrefix",
     "PAYGATE_TOOL_PRICE": "toolPrice",
     "PAYGATE_IMPORT_KEY": "importKey",
     "PAYGATE_STRIPE_SECRET": "stripeSecret",

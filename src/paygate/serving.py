@@ -27,10 +27,20 @@ class BackendState(Protocol):
     def init_result(self) -> dict[str, Any] | None: ...
 
 
+class SharedStoreState(Protocol):
+    """A store other instances share (Redis): whether this one reaches it, and hears their changes."""
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def subscribed(self) -> bool: ...
+
+
 @dataclass(slots=True, eq=False)
 class ServingState:
     backend: BackendState
     maintenance: Maintenance
+    shared_store: SharedStoreState | None = None  # None: the embedded store, always there
     started: float = field(default_factory=time.time)
     draining: bool = False
 
@@ -40,7 +50,8 @@ class ServingState:
 
     @property
     def ready(self) -> bool:
-        return self.backend.ready and not self.draining and not self.maintenance.enabled
+        store_up = self.shared_store is None or self.shared_store.connected
+        return self.backend.ready and store_up and not self.draining and not self.maintenance.enabled
 
     @property
     def status(self) -> str:

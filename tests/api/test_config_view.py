@@ -18,7 +18,6 @@ IMPORTED = "pg_imported_key_that_must_not_leak_9f3e"
 SECRETS = {
     "webhookSecret": "whsec_very_secret_value",
     "stripeSecret": "sk_test_stripe_secret_value",
-    "redisUrl": "redis://cache-user:redis-password-123@redis.internal:6380/2",
     "webhookUrl": "https://hooks.example.com/T0KEN/in/path?sig=abc",
 }
 
@@ -63,7 +62,6 @@ def test_config_never_contains_a_secret(configured: InProcessGateway) -> None:
         IMPORTED,
         "whsec_very_secret_value",
         "sk_test_stripe_secret_value",
-        "redis-password-123",
         "T0KEN",
         "sig=abc",
         ECHO_SERVER,
@@ -73,7 +71,6 @@ def test_config_never_contains_a_secret(configured: InProcessGateway) -> None:
     assert config["adminKey"] == "***"
     assert config["webhookSecret"] == "***" and config["stripeSecret"] == "***"
     assert config["webhookUrl"] == "https://hooks.example.com/***"
-    assert config["redisUrl"] == "redis://***@redis.internal:6380/2"
     assert config["serverCommand"] == "***" and config["serverArgs"] == ["***"]
     assert config["importKeys"] == {f"{IMPORTED[:7]}…{IMPORTED[-4:]}": 40}
 

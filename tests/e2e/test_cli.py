@@ -58,7 +58,8 @@ def test_validate_warns_about_shadow_mode_and_unknown_keys(tmp_path: Path) -> No
     cfg = {"serverCommand": "node", "shadowMode": True, "mystery": 1, "redisUrl": "redis://h.example:6379"}
     report = json.loads(run("validate", "--config", write(tmp_path, cfg), "--json").stdout)
     warned = {d["field"] for d in report["diagnostics"] if d["level"] == "warning"}
-    assert {"shadowMode", "mystery", "redisUrl"} <= warned and report["valid"] is True
+    assert {"shadowMode", "mystery"} <= warned and report["valid"] is True
+    assert "redisUrl" not in warned  # enforced: the Redis store (docs/redis.md)
 
 
 def test_validate_checks_key_policy_settings(tmp_path: Path) -> None:
@@ -226,13 +227,13 @@ def test_a_reference_config_starts_and_says_once_what_it_does_not_act_on(tmp_pat
             }
         )
     )
-    gw = start_gateway("--server", ECHO_COMMAND, "--config", str(config), "--redis-url", "redis://127.0.0.1:6379")
+    gw = start_gateway("--server", ECHO_COMMAND, "--config", str(config), "--stripe-secret", "whsec_x")
     try:
         tools = gw.rpc("tools/list").json()["result"]["tools"]
         assert all(t["name"].startswith("paygate_") for t in tools)  # discoveryMode: dynamic took effect
         warnings = [line for line in gw.stderr().splitlines() if line.startswith("warning: ")]
         assert len(warnings) == 1, gw.stderr()
-        for name in ("toolPricing.echo.timeoutMs", "globalQuota.hourlyCallLimit", "redisUrl", "madeUpKey"):
+        for name in ("toolPricing.echo.timeoutMs", "globalQuota.hourlyCallLimit", "stripeSecret", "madeUpKey"):
             assert name in warnings[0], name
     finally:
         gw.stop()

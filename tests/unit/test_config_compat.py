@@ -87,9 +87,8 @@ def test_the_references_flags_parse_and_are_reported() -> None:
     assert raw["cors"] == {"origin": "https://app.example.com"}
     line = start_warning(raw)
     assert line is not None
-    for name in ("redisUrl", "stripeSecret"):
-        assert name in line, name
-    for name in ("cors", "customHeaders", "adminRateLimit"):  # enforced now
+    assert "stripeSecret" in line
+    for name in ("redisUrl", "cors", "customHeaders", "adminRateLimit"):  # enforced now
         assert name not in line, name
     assert s.cors.origin == ["https://app.example.com"] and s.custom_headers == {"X-A": "1"}
     assert s.admin_rate_limit == 100

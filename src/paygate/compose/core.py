@@ -3,6 +3,7 @@ MCP side (backend, relay, dispatcher, endpoint), metrics; built once from Settin
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from paygate.admin.auth import AdminAuth
@@ -14,7 +15,7 @@ from paygate.audit.service import AuditService
 from paygate.billing.service import BillingService
 from paygate.config import Settings
 from paygate.core.pricing import PriceBook, ToolPrice
-from paygate.events.hub import EventHub
+from paygate.events.hub import EventHub, id_blocks
 from paygate.events.types import EVENT_TYPES
 from paygate.http.cors import mcp_origins
 from paygate.keys.service import KeyService
@@ -33,7 +34,11 @@ from paygate.metrics import Metrics
 from paygate.runtime import Runtime
 from paygate.serving import ServingState
 from paygate.store.audit_log import audit_log_of
+from paygate.store.base import Store
+from paygate.store.redis_backend.store import RedisStore
 from paygate.store.sqlite import MEMORY, SQLiteStore
+
+log = logging.getLogger("paygate")
 
 
 def build_backend(settings: Settings) -> tuple[Backend, str]:
@@ -80,9 +85,21 @@ def build_tasks(settings: Settings, dispatcher: Dispatcher, events: EventHub) ->
     return tasks
 
 
-def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
+def build_store(settings: Settings) -> Store:
+    """The embedded SQLite store, or with `redisUrl` the Redis store a fleet shares (docs/redis.md)."""
+    if settings.redis_url:
+        shared = RedisStore(settings.redis_url, prefix=settings.redis_prefix, usage_cap=settings.redis_usage_max_events)
+        shared.open()
+        for problem in shared.durability_problems():
+            log.warning("redis: %s", problem)
+        return shared
     store = SQLiteStore(state_path(settings), synchronous=settings.sqlite_sync)
     store.open()
+    return store
+
+
+def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
+    store = build_store(settings)
     events = EventHub(known=EVENT_TYPES)
     audit = AuditService(
         audit_log_of(store),
@@ -92,7 +109,11 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         gate_events=settings.audit_gate_events,
         max_auth_failures=settings.audit_auth_failure_max_entries,
     )
-    events.seed(audit.log.max_id() + 1)  # one id per event, shared by its audit entry, SSE message, webhook
+    # one id per event, shared by its audit entry, SSE message and webhook; a fleet takes blocks of ids
+    # from Redis so that its instances never hand out the same one
+    events.seed(audit.log.max_id() + 1)
+    if isinstance(store, RedisStore):
+        events.number_from(id_blocks(store.audit.reserve_ids))
     events.subscribe_batch(audit.record_batch)
     keys = KeyService(store, events.publish)
     for raw, credits in settings.import_keys.items():
@@ -129,7 +150,9 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     tasks = build_tasks(settings, dispatcher, events)
     maintenance = Maintenance(store, events)
     maintenance.load()
-    serving = ServingState(backend, maintenance)  # before the endpoint and the public routes that read it
+    serving = ServingState(
+        backend, maintenance, store if isinstance(store, RedisStore) else None
+    )  # before the endpoint and the public routes that read it
     endpoint = McpEndpoint(
         dispatcher,
         sessions,
@@ -166,6 +189,13 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         serving,
     )
     rt.tickers += [audit.tick, tasks.tick]
+    if isinstance(store, RedisStore):
+        shared = store
+
+        async def bind_store() -> None:  # the listener's news are applied on the loop from now on
+            shared.bind_loop()
+
+        rt.on_start.append(bind_store)
     rt.on_stop.append(tasks.stop)  # before the store closes: a cancelled task's refund is written
     # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
     # uvicorn's wait is for in-flight calls only (exit_signals.py).

@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,23 @@ class Event:
         return out
 
 
+ID_BLOCK = 1000
+
+
+def id_blocks(reserve: Callable[[int], int], size: int = ID_BLOCK) -> Iterator[int]:
+    """Event ids in blocks reserved from a store shared by several instances (`reserve(size)` returns the
+    first id of a fresh block). While the store cannot be reached, numbering goes on past the last block:
+    nothing is written to the shared audit log meanwhile, so nothing there can collide."""
+    first = 1
+    while True:
+        try:
+            first = reserve(size)
+        except Exception:  # the store's own error (unreachable): never break the action publishing
+            log.warning("event ids: could not reserve a block; numbering on locally")
+        yield from range(first, first + size)
+        first += size
+
+
 Subscriber = Callable[[Event], None]
 BatchSubscriber = Callable[[Sequence[Event]], None]
 
@@ -77,9 +94,13 @@ class EventHub:
         self._deferred: list[BatchSubscriber] = []
         self._pending: list[Event] = []
         self._scheduled: asyncio.Handle | None = None
-        self._ids = itertools.count(first_id)
+        self._ids: Iterator[int] = itertools.count(first_id)
         self.published = 0
         self.delivered = 0
+
+    def number_from(self, ids: Iterator[int]) -> None:
+        """Take event ids from `ids` from now on (a fleet's blocks: `id_blocks`)."""
+        self._ids = ids
 
     def seed(self, next_id: int) -> None:
         """Start numbering at `next_id` (the audit log's highest id + 1) unless already past it."""

@@ -14,6 +14,7 @@ from paygate.core.records import KeyRecord
 from paygate.mcp import jsonrpc
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import ChargeNotRecorded
+from paygate.store.errors import ChargeRefused
 
 log = logging.getLogger("paygate.mcp")
 
@@ -45,9 +46,15 @@ def refusal(msg_id: Any, refused: Refused) -> Message:
 async def recorded(
     msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: _Shown, what: str
 ) -> Message | None:
-    """Wait for a charge's group commit: None once it is on disk, else the error to answer (not charged)."""
+    """Wait for a charge's group commit: None once it is durable, else the error to answer (not charged):
+    a refusal by the shared store (Redis decides every charge of a fleet), or the store's failure."""
     try:
         await committed
+    except ChargeRefused as exc:  # the shared store's balance could not cover it: another instance spent it
+        ctx.credits = exc.balance
+        return denial_error(
+            msg_id, "insufficient_credits", f"the balance is {exc.balance}", {"creditsRemaining": exc.balance}
+        )
     except ChargeNotRecorded as exc:
         ctx.credits = key.credits if key is not None else None
         log.error("%s not forwarded: %s", what, exc)

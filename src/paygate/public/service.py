@@ -39,6 +39,8 @@ class PublicInfo:
             "inflight": self.inflight(),
             "backend": {"ready": serving.backend.ready},
         }
+        if serving.shared_store is not None:
+            body["redis"] = {"connected": serving.shared_store.connected, "pubsub": serving.shared_store.subscribed}
         if self.webhook_counts is not None:
             body["webhooks"] = self.webhook_counts()
         return body, not serving.draining
@@ -50,6 +52,8 @@ class PublicInfo:
             "draining": serving.draining,
             "maintenance": serving.maintenance.enabled,
         }
+        if serving.shared_store is not None:
+            checks["redis"] = serving.shared_store.connected
         return {"ready": serving.ready, "checks": checks}
 
     def pricing_summary(self) -> dict[str, Any]:
@@ -71,7 +75,7 @@ class PublicInfo:
                 "webhooks": bool(s.webhook_url),
                 "webhookSignatures": bool(s.webhook_url and s.webhook_secret),
                 "refundOnFailure": s.refund_on_failure,
-                "redis": False,
+                "redis": bool(s.redis_url),
                 "oauth": False,
                 "plugins": False,
                 "multiServer": bool(s.servers),

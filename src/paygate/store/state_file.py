@@ -48,8 +48,8 @@ def in_use_message(path: Path, holder: str) -> str:
     return (
         f"state file {path} is in use by {holder} (another paygate-mcp): two gateways on one state file "
         "would each spend from their own copy of the balances. Stop that one or give this one another "
-        "--state-file. Several gateways need one shared store (Redis, `redisUrl`, which this version does "
-        "not implement yet), never one SQLite file."
+        "--state-file. Several gateways share one store through Redis (`--redis-url`, docs/redis.md), "
+        "never through one SQLite file."
     )
 
 

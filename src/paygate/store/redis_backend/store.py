@@ -107,6 +107,33 @@ class RedisStore(RedisReads):
                 moved = self.outbox.adopt(owner)
                 log.info("redis: took over %d webhook deliveries of instance %s", moved, owner)
 
+    @property
+    def connected(self) -> bool:
+        return self.link.up
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.listener.subscribed)
+
+    def bind_loop(self) -> None:
+        """Called on the event loop once it runs: from then on the listener's news are applied there."""
+        self._bind()
+
+    def durability_problems(self) -> list[str]:
+        """What Redis's persistence settings risk, read where the server allows CONFIG GET (docs/redis.md)."""
+        try:
+            got = {as_text(k): as_text(v) for k, v in self.client.config_get("append*").items()}
+        except redis.exceptions.RedisError as exc:
+            return [f"could not read the persistence settings ({exc}): make sure appendonly is yes"]
+        if got.get("appendonly") != "yes":
+            return [
+                "appendonly is no: a Redis restart loses every key, credit and charge since its last snapshot "
+                "(set appendonly yes, and appendfsync always to survive a power loss too)"
+            ]
+        if got.get("appendfsync") == "no":
+            return ["appendfsync is no: a crash of the Redis host can lose charges (set appendfsync always)"]
+        return []
+
     def close(self) -> None:
         if self._client is None:
             return
