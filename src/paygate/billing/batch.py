@@ -97,7 +97,8 @@ def admit_batch(
             )
             for (tool, _), amount in zip(calls, amounts, strict=True)
         ]
-        result, committed = billing.store.charge_many_deferred(key.key_hash, charges)
+        limits = gate.limits_of_call(inputs[0]) if billing.recheck_limits and inputs else None
+        result, committed = billing.store.charge_many_deferred(key.key_hash, charges, limits)
         if result.ok:
             for amount in amounts:
                 billing.quotas.add(key, amount, now)

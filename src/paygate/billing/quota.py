@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from paygate.core import quota
@@ -17,6 +17,7 @@ from paygate.core.policy import EffectivePolicy
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_seconds
 from paygate.store.base import Store
+from paygate.store.errors import StoreError
 
 TEAM_DOC = "team"
 
@@ -25,10 +26,17 @@ def team_subject(team_id: str) -> str:
     return f"team:{team_id}"
 
 
+# A store shared by several instances (Redis) keeps the fleet's counters: (counter, team spent all time).
+SharedCounters = Callable[[str, float], tuple[quota.Counter, int]]
+
+
 class QuotaBook:
     def __init__(self) -> None:
         self._counters: dict[str, quota.Counter] = {}
         self._team_spent: dict[str, int] = {}
+        # Set on a fleet: what views show (snapshot, shared_team_spent) comes from there; the gate still
+        # reads this instance's counters (`used`), and the shared store checks the fleet's as it charges.
+        self.shared: SharedCounters | None = None
 
     def used(self, subject: str, now: float) -> quota.Counter:
         """The live counter (rolled to `now`): read by the gate, never handed out."""
@@ -38,7 +46,20 @@ class QuotaBook:
         return counter.roll(now)
 
     def snapshot(self, subject: str, now: float) -> quota.Counter:
+        if self.shared is not None:
+            try:
+                return self.shared(subject, now)[0]
+            except StoreError:  # unreachable: this instance's own count is the best there is
+                pass
         return copy.copy(self.used(subject, now))
+
+    def shared_team_spent(self, team_id: str) -> int:
+        if self.shared is not None:
+            try:
+                return self.shared(team_subject(team_id), time.time())[1]
+            except StoreError:
+                pass
+        return self.team_spent(team_id)
 
     def team_spent(self, team_id: str) -> int:
         return self._team_spent.get(team_id, 0)

@@ -101,6 +101,9 @@ class BillingService:
         # Called with the key after each real charge, on the event loop (e.g. auto-topup). Each must be
         # cheap and must not raise; anything slow belongs in a task it schedules.
         self.after_charge: list[Callable[[KeyRecord], None]] = []
+        # A store shared by several instances (Redis) checks the money limits again as it charges: the
+        # gate here sees only this instance's counts. Set by the composition root.
+        self.recheck_limits = False
 
     def start(self) -> None:
         """Rebuild today's and this month's quota counters from the usage log."""
@@ -164,7 +167,8 @@ class BillingService:
             if self.shadow:  # shadow mode observes (a usage row), never charges
                 self.observe(key, tool, now, request_id, SHADOW)
                 return self.allowed(key, tool, price, 0, rate)
-            result, committed = self.store.charge_deferred(key.key_hash, amount, event)
+            limits = gate.limits_of_call(g) if self.recheck_limits else None
+            result, committed = self.store.charge_deferred(key.key_hash, amount, event, limits)
             if result.ok:
                 self.quotas.add(key, amount, now)
                 for hook in self.after_charge:
@@ -215,7 +219,7 @@ class BillingService:
     def team_usage(self, team_id: str) -> dict[str, int]:
         used = self.quotas.snapshot(team_subject(team_id), time.time())
         return {
-            "spent": self.quotas.team_spent(team_id),
+            "spent": self.quotas.shared_team_spent(team_id),
             "dailyCalls": used.day_calls,
             "dailyCredits": used.day_credits,
             "monthlyCalls": used.month_calls,

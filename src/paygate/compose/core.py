@@ -131,6 +131,9 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         trusted_proxies=tuple(settings.trusted_proxies),
         country_header=settings.country_header,
     )
+    if isinstance(store, RedisStore):  # the gate here sees this instance's counts only: Redis checks the fleet's
+        billing.recheck_limits = True
+        billing.quotas.shared = store.quota_counter
     billing.start()
     transport = "custom"
     if backend is None:

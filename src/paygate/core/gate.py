@@ -19,7 +19,7 @@ from typing import Any
 from paygate.core import quota
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
-from paygate.core.records import KeyRecord
+from paygate.core.records import ChargeLimits, KeyRecord
 
 
 @dataclass(slots=True)  # not frozen: built on every tool call, and a frozen __init__ costs ~4x. Read only.
@@ -126,6 +126,19 @@ def check_quota(g: GateInput) -> Denial | None:
         return None
     why = quota.exceeded(quota.limits_of(g.policy.quota), g.quota_used, g.price)
     return Denial("quota_exceeded", why) if why else None
+
+
+def limits_of_call(g: GateInput) -> ChargeLimits:
+    """The limits `check_spending_limit`, `check_quota` and `check_team` applied, for the store to apply
+    again when it charges (a shared store sees every instance's calls)."""
+    assert g.key is not None
+    policy, team = g.policy, g.team
+    spending = policy.spending_limit if policy is not None else g.key.spending_limit
+    key_quota = quota.limits_of(policy.quota) if policy is not None and policy.quota is not None else (0, 0, 0, 0)
+    if team is None:
+        return ChargeLimits(spending, key_quota)
+    team_quota = quota.limits_of(team.get("quota"), quota.TEAM_LIMITS)
+    return ChargeLimits(spending, key_quota, g.key.team_id, int(team.get("budget") or 0), team_quota)
 
 
 def check_team(g: GateInput) -> Denial | None:

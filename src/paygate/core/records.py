@@ -89,6 +89,22 @@ class ChargeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ChargeLimits:
+    """The money limits a charge must stay within, for a store that re-checks them when it applies the
+    charge (Redis: instances admit calls on their own copies, so only the shared store can be exact).
+    Quotas are (daily calls, monthly calls, daily credits, monthly credits); 0 is no limit."""
+
+    spending_limit: int = 0
+    quota: tuple[int, int, int, int] = (0, 0, 0, 0)
+    team_id: str | None = None  # counted for the team whether or not it has limits
+    team_budget: int = 0
+    team_quota: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+NO_LIMITS = ChargeLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     timestamp: float
     key_hash: str

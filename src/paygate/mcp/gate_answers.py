@@ -50,11 +50,10 @@ async def recorded(
     a refusal by the shared store (Redis decides every charge of a fleet), or the store's failure."""
     try:
         await committed
-    except ChargeRefused as exc:  # the shared store's balance could not cover it: another instance spent it
+    except ChargeRefused as exc:  # the shared store refused it: another instance spent the credits or quota
         ctx.credits = exc.balance
-        return denial_error(
-            msg_id, "insufficient_credits", f"the balance is {exc.balance}", {"creditsRemaining": exc.balance}
-        )
+        why = f"the balance is {exc.balance}" if exc.reason == "insufficient_credits" else "across every instance"
+        return denial_error(msg_id, exc.reason, why, {"creditsRemaining": exc.balance})
     except ChargeNotRecorded as exc:
         ctx.credits = key.credits if key is not None else None
         log.error("%s not forwarded: %s", what, exc)

@@ -24,12 +24,14 @@ class StoreUnavailable(StoreError):
 
 
 class ChargeRefused(StoreError):
-    """The shared store refused a charge this process had admitted on its copy of the balance (another
-    instance spent the credits first); nothing was spent. `balance` is the store's."""
+    """The shared store refused a charge this process had admitted on its copy of the balance and counters
+    (another instance spent the credits, or used the quota, first); nothing was spent. `reason` is the
+    gate's deny reason (`insufficient_credits`, `quota_exceeded`, …); `balance` is the store's."""
 
-    def __init__(self, balance: int) -> None:
-        super().__init__(f"insufficient credits: the shared balance is {balance}")
+    def __init__(self, balance: int, reason: str = "insufficient_credits") -> None:
+        super().__init__(f"{reason}: the shared balance is {balance}")
         self.balance = balance
+        self.reason = reason
 
 
 class StateFileError(RuntimeError):

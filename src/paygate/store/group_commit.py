@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
+from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, UsageEvent
 from paygate.store import charge_journal
 from paygate.store.charge_journal import ChargeJournal, Entry, ForeignJournal
 from paygate.store.errors import ChargeNotRecorded, StateFileError
@@ -84,17 +84,18 @@ class GroupCommit:
         self._unsynced = []
 
     def charge_deferred(
-        self, key_hash: str, amount: int, event: UsageEvent
+        self, key_hash: str, amount: int, event: UsageEvent, limits: ChargeLimits | None = None
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
         """One call's charge: `charge_many_deferred` of one."""
         return self.charge_many_deferred(key_hash, [(amount, event)])
 
     def charge_many_deferred(
-        self: Any, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]
+        self: Any, key_hash: str, charges: Sequence[tuple[int, UsageEvent]], limits: ChargeLimits | None = None
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
         """Every charge of `charges` if the balance covers their sum, else none: applied in memory at once,
         journalled as one unit (see the module docstring). Await the future, when not None, before acting
-        on them. Outside an event loop this is plain `charge_many` (store/batch_charges.py)."""
+        on them. Outside an event loop this is plain `charge_many` (store/batch_charges.py). `limits` are
+        not checked again: in one process, the gate's check just before was exact."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

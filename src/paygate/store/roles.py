@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from paygate.core.ratelimit import RateDecision
-from paygate.core.records import ChargeResult, KeyRecord, LedgerEntry, UsageEvent
+from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.audit_log import AuditLog
 from paygate.store.documents import Doc
 from paygate.store.outbox import Outbox
@@ -44,12 +44,14 @@ class Money(Protocol):
     the same step, so balances always equal the sum of the ledger."""
 
     def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult: ...
-    # decided and applied now, durable once the future resolves (None: already durable)
+    # decided and applied now, durable once the future resolves (None: already durable). `limits`: what the
+    # gate checked, for a shared store to check again (its future then raises errors.ChargeRefused)
     def charge_deferred(
         self,
         key_hash: str,
         amount: int,
         event: UsageEvent,
+        limits: ChargeLimits | None = None,
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     # several calls on one key, all or nothing (tools/call_batch): (amount, usage row) per call
     def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult: ...
@@ -57,6 +59,7 @@ class Money(Protocol):
         self,
         key_hash: str,
         charges: Sequence[tuple[int, UsageEvent]],
+        limits: ChargeLimits | None = None,
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]: ...
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...  # (charged, balance)
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...

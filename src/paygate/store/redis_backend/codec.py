@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from paygate.core.records import KeyRecord, LedgerEntry, UsageEvent
+from paygate.core import quota
+from paygate.core.records import ChargeLimits, KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.redis_backend.names import as_text
 
 MONEY_FIELDS = ("credits", "total_spent", "total_calls", "last_used_at")
@@ -93,23 +94,52 @@ def ledger_from(key_hash: str, text: bytes | str) -> tuple[int, LedgerEntry]:
 
 
 # script operations: flat argument lists (scripts.MONEY) -------------------------------------------------
-def charge_op(key_hash: str, amount: int, event: UsageEvent) -> list[str]:
-    return ["charge", key_hash, str(amount), ts_text(event.timestamp), json_text(event.tool), usage_json(event)]
+def limits_fields(limits: ChargeLimits, ts: float) -> list[str]:
+    """The 13 fields of a charge's limits: the quota periods are the UTC day and month of `ts`."""
+    return [
+        str(limits.spending_limit),
+        *map(str, limits.quota),
+        quota.day_of(ts),
+        quota.month_of(ts),
+        limits.team_id or "",
+        str(limits.team_budget),
+        *map(str, limits.team_quota),
+    ]
 
 
-def many_op(key_hash: str, charges: Sequence[tuple[int, UsageEvent]], ts: float) -> list[str]:
-    op = ["many", key_hash, str(len(charges)), ts_text(ts)]
+def charge_op(key_hash: str, amount: int, event: UsageEvent, limits: ChargeLimits) -> list[str]:
+    ts = ts_text(event.timestamp)
+    op = ["charge", key_hash, str(amount), ts, json_text(event.tool), usage_json(event)]
+    return op + limits_fields(limits, event.timestamp)
+
+
+def many_op(key_hash: str, charges: Sequence[tuple[int, UsageEvent]], ts: float, limits: ChargeLimits) -> list[str]:
+    op = ["many", key_hash, str(len(charges)), ts_text(ts), *limits_fields(limits, ts)]
     for amount, event in charges:
         op += [str(amount), json_text(event.tool), usage_json(event)]
     return op
 
 
-def adjust_op(
-    key_hash: str, delta: int, kind: str, memo: str | None, spent_delta: int, calls_delta: int, ts: float
-) -> list[str]:
+def _word(kind: str) -> str:
+    """Ledger kinds are pasted into JSON by the script: plain words only."""
     if not kind.replace("_", "").isalnum():
         raise ValueError(f"ledger kind must be a plain word, not {kind!r}")
-    return ["adjust", key_hash, str(delta), kind, json_text(memo), str(spent_delta), str(calls_delta), ts_text(ts)]
+    return kind
+
+
+def adjust_op(
+    key_hash: str,
+    delta: int,
+    kind: str,
+    memo: str | None,
+    spent_delta: int,
+    calls_delta: int,
+    ts: float,
+    team_id: str | None = None,
+) -> list[str]:
+    """A move of `delta` credits; a `refund` also gives the call back to the key's (and team's) quota."""
+    fields = [str(delta), _word(kind), json_text(memo), str(spent_delta), str(calls_delta), ts_text(ts)]
+    return ["adjust", key_hash, *fields, quota.day_of(ts), quota.month_of(ts), team_id or ""]
 
 
 def create_op(record: KeyRecord, kind: str, ts: float) -> list[str]:
@@ -122,7 +152,7 @@ def create_op(record: KeyRecord, kind: str, ts: float) -> list[str]:
         str(record.total_spent),
         str(record.total_calls),
         ts_text(record.last_used_at),
-        kind,
+        _word(kind),
         ts_text(ts),
     ]
 

@@ -45,6 +45,10 @@ class Names:
     def docs(self, kind: str) -> str:
         return f"{self.base}:d:{kind}"
 
+    def quota(self, subject: str) -> str:
+        """A quota counter (HASH d dc dk m mc mk spent) of a key hash or `team:<id>`."""
+        return f"{self.base}:q:{subject}"
+
     def rate(self, subject: str) -> str:
         return f"{self.base}:rw:{subject}"
 

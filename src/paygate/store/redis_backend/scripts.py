@@ -34,32 +34,76 @@ end
 local function usage(field, row)
   redis.call('XADD', P .. ':usage', 'MAXLEN', '~', cap, '*', field, row)
 end
+-- quota counters per subject (a key hash, or team:<id>): the day and month they count, calls and credits
+local function counters(subject, day, month)
+  local f = redis.call('HMGET', P .. ':q:' .. subject, 'd', 'dc', 'dk', 'm', 'mc', 'mk', 'spent')
+  local c = {0, 0, 0, 0, tonumber(f[7]) or 0}
+  if f[1] == day then c[1], c[3] = tonumber(f[2]) or 0, tonumber(f[3]) or 0 end
+  if f[4] == month then c[2], c[4] = tonumber(f[5]) or 0, tonumber(f[6]) or 0 end
+  return c  -- day calls, month calls, day credits, month credits, spent (all time)
+end
+local function over(c, lim, calls, credits)  -- lim: daily calls, monthly calls, daily credits, monthly credits
+  return (lim[1] > 0 and c[1] + calls > lim[1]) or (lim[2] > 0 and c[2] + calls > lim[2])
+    or (lim[3] > 0 and c[3] + credits > lim[3]) or (lim[4] > 0 and c[4] + credits > lim[4])
+end
+local function count(subject, day, month, calls, credits)  -- negative for a refund; never below zero
+  local c = counters(subject, day, month)
+  local function floor0(x) if x < 0 then return 0 end return x end
+  redis.call('HSET', P .. ':q:' .. subject, 'd', day, 'm', month,
+    'dc', fmt(floor0(c[1] + calls)), 'mc', fmt(floor0(c[2] + calls)),
+    'dk', fmt(floor0(c[3] + credits)), 'mk', fmt(floor0(c[4] + credits)), 'spent', fmt(floor0(c[5] + credits)))
+end
+-- limits: spending_limit dc mc dk mk day month team team_budget tdc tmc tdk tmk (13 fields at `at`)
+local function refusal(h, at, calls, credits)
+  local spend = tonumber(ARGV[at])
+  local day, month, team = ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
+  if spend > 0 and tonumber(redis.call('HGET', key(h), 's')) + credits > spend then return 'spending_limit_exceeded' end
+  local lim = {tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
+  if over(counters(h, day, month), lim, calls, credits) then return 'quota_exceeded' end
+  if team ~= '' then
+    local tc = counters('team:' .. team, day, month)
+    local budget = tonumber(ARGV[at + 8])
+    if budget > 0 and tc[5] + credits > budget then return 'team_budget_exceeded' end
+    local tl = {tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10]), tonumber(ARGV[at + 11]), tonumber(ARGV[at + 12])}
+    if over(tc, tl, calls, credits) then return 'team_quota_exceeded' end
+  end
+  return nil
+end
+local function counted(h, at, calls, credits)
+  count(h, ARGV[at + 5], ARGV[at + 6], calls, credits)
+  if ARGV[at + 7] ~= '' then count('team:' .. ARGV[at + 7], ARGV[at + 5], ARGV[at + 6], calls, credits) end
+end
 local out, moved, touched = {}, {}, {}
 local i, n = 6, #ARGV
 while i <= n do
   local op = ARGV[i]
   if op == 'charge' or op == 'many' then
-    -- charge: h amount ts memo row / many: h count ts (amount memo row)*count; all or nothing
+    -- charge: h amount ts memo row LIMITS / many: h count ts LIMITS (amount memo row)*count; all or nothing
     local h, ts = ARGV[i + 1], ARGV[i + 3]
-    local parts, total, count = {}, 0, 1
+    local parts, total, calls, limits = {}, 0, 1, 0
     if op == 'charge' then
       parts[1] = {tonumber(ARGV[i + 2]), ARGV[i + 4], ARGV[i + 5]}
-      i = i + 6
+      limits = i + 6
+      i = i + 19
     else
-      count = tonumber(ARGV[i + 2])
-      for j = 1, count do
-        local b = i + 4 + (j - 1) * 3
+      calls = tonumber(ARGV[i + 2])
+      limits = i + 4
+      for j = 1, calls do
+        local b = i + 17 + (j - 1) * 3
         parts[j] = {tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]}
       end
-      i = i + 4 + count * 3
+      i = i + 17 + calls * 3
     end
     for _, p in ipairs(parts) do total = total + p[1] end
     local k = key(h)
     local c = redis.call('HGET', k, 'c')
+    local why = nil
+    if c and tonumber(c) < total then why = 'insufficient_credits' end
+    if c and not why then why = refusal(h, limits, calls, total) end
     if not c then
       out[#out + 1] = '0 0'
-    elseif tonumber(c) < total then
-      out[#out + 1] = '0 ' .. state(k)
+    elseif why then
+      out[#out + 1] = '0 ' .. state(k) .. ' ' .. why
     else
       local bal = tonumber(c)
       for _, p in ipairs(parts) do
@@ -71,9 +115,10 @@ while i <= n do
       end
       redis.call('HINCRBY', k, 'c', fmt(-total))  -- fmt: '%d' (tostring gives '-0' and '1e+15')
       redis.call('HINCRBY', k, 's', fmt(total))
-      redis.call('HINCRBY', k, 'n', fmt(count))
+      redis.call('HINCRBY', k, 'n', fmt(calls))
       redis.call('HSET', k, 'u', ts)
       redis.call('HINCRBY', k, 'v', 1)
+      counted(h, limits, calls, total)
       out[#out + 1] = '1 ' .. state(k)
       moved[h] = true
     end
@@ -81,10 +126,11 @@ while i <= n do
     usage('e', ARGV[i + 1])
     out[#out + 1] = '1'
     i = i + 2
-  elseif op == 'adjust' then  -- h delta kind memo spent_delta calls_delta ts
+  elseif op == 'adjust' then  -- h delta kind memo spent_delta calls_delta ts day month team
     local h, delta, kind, memo = ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
     local sd, cd, ts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), ARGV[i + 7]
-    i = i + 8
+    local day, month, team = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+    i = i + 11
     local k = key(h)
     local c = redis.call('HGET', k, 'c')
     if not c then
@@ -99,7 +145,11 @@ while i <= n do
       redis.call('HSET', k, 'n', fmt(calls))
       redis.call('HINCRBY', k, 'v', 1)
       ledger(h, delta, kind, bal, ts, memo)
-      if kind == 'refund' then usage('r', '["' .. h .. '",' .. fmt(delta) .. ',' .. ts .. ']') end
+      if kind == 'refund' then  -- the call is given back: its usage (for usage_sums) and its quota
+        usage('r', '["' .. h .. '",' .. fmt(delta) .. ',' .. ts .. ']')
+        count(h, day, month, -1, -delta)
+        if team ~= '' then count('team:' .. team, day, month, -1, -delta) end
+      end
       out[#out + 1] = '1 ' .. state(k)
       moved[h] = true
     end

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 import redis
 
-from paygate.core.records import ChargeResult, KeyRecord, UsageEvent
+from paygate.core import quota
+from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, UsageEvent
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.errors import ChargeNotRecorded, ChargeRefused, Conflict, StoreUnavailable
 from paygate.store.redis_backend import codec
@@ -235,19 +236,30 @@ class RedisStore(RedisReads):
             return ChargeResult(words[0] == "1", state.credits)
         return ChargeResult(False, 0)
 
-    @_locked
     def charge(self, key_hash: str, amount: int, event: UsageEvent) -> ChargeResult:
         """Deduct `amount` if the balance covers it, and record the call, in one script."""
-        if key_hash not in self.mirror.keys:
-            return ChargeResult(False, 0)
-        return self._moved(key_hash, self._write([codec.charge_op(key_hash, amount, event)]).lines[0])
+        return self.charge_many(key_hash, ((amount, event),))
 
     @_locked
-    def charge_many(self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]) -> ChargeResult:
-        if key_hash not in self.mirror.keys:
+    def charge_many(
+        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]], limits: ChargeLimits | None = None
+    ) -> ChargeResult:
+        record = self.mirror.keys.get(key_hash)
+        if record is None:
             return ChargeResult(False, 0)
+        op = self._charge_op(record, charges, limits)
+        return self._moved(key_hash, self._write([op]).lines[0])
+
+    @staticmethod
+    def _charge_op(
+        record: KeyRecord, charges: Sequence[tuple[int, UsageEvent]], limits: ChargeLimits | None
+    ) -> list[str]:
+        """Without limits from the gate, the key's team is still counted (its quota and budget are shared)."""
+        limits = limits or ChargeLimits(team_id=record.team_id)
+        if len(charges) == 1:
+            return codec.charge_op(record.key_hash, charges[0][0], charges[0][1], limits)
         ts = charges[-1][1].timestamp if charges else time.time()
-        return self._moved(key_hash, self._write([codec.many_op(key_hash, charges, ts)]).lines[0])
+        return codec.many_op(record.key_hash, charges, ts, limits)
 
     @_locked
     def adjust(
@@ -256,7 +268,8 @@ class RedisStore(RedisReads):
         """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
         if key_hash not in self.mirror.keys:
             return ChargeResult(False, 0)
-        op = codec.adjust_op(key_hash, delta, kind, memo, spent_delta, calls_delta, time.time())
+        team = self.mirror.keys[key_hash].team_id
+        op = codec.adjust_op(key_hash, delta, kind, memo, spent_delta, calls_delta, time.time(), team)
         return self._moved(key_hash, self._write([op]).lines[0])
 
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
@@ -316,15 +329,15 @@ class RedisStore(RedisReads):
 
     # money: the hot path -----------------------------------------------------------------------------------
     def charge_deferred(
-        self, key_hash: str, amount: int, event: UsageEvent
+        self, key_hash: str, amount: int, event: UsageEvent, limits: ChargeLimits | None = None
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
-        return self.charge_many_deferred(key_hash, ((amount, event),))
+        return self.charge_many_deferred(key_hash, ((amount, event),), limits)
 
     def charge_many_deferred(
-        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]]
+        self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]], limits: ChargeLimits | None = None
     ) -> tuple[ChargeResult, asyncio.Future[None] | None]:
-        """Decided on this process's copy now; applied by Redis (which may still refuse it: the future then
-        raises ChargeRefused) before the future resolves."""
+        """Decided on this process's copy now; applied by Redis, which checks the balance and `limits` again
+        across the fleet (a refusal makes the future raise ChargeRefused), before the future resolves."""
         record = self.mirror.keys.get(key_hash)
         if record is None:
             return ChargeResult(False, 0), None
@@ -333,18 +346,16 @@ class RedisStore(RedisReads):
             return ChargeResult(False, record.credits), None
         loop = self._bind()
         if loop is None:  # no event loop: apply now
-            return self.charge_many(key_hash, charges), None
+            return self.charge_many(key_hash, charges, limits), None
         future: asyncio.Future[None] = loop.create_future()
         if not self.link.up:
             future.set_exception(ChargeNotRecorded("redis unreachable: paid calls are refused until it is back"))
             return ChargeResult(True, record.credits), future
         ts = charges[-1][1].timestamp
-        if len(charges) == 1:
-            op = codec.charge_op(key_hash, charges[0][0], charges[0][1])
-        else:
-            op = codec.many_op(key_hash, charges, ts)
+        op = self._charge_op(record, charges, limits)
         self.mirror.hold(record, total, len(charges), ts)
-        self.writer.submit(Held(key_hash, total, len(charges), op, future, ts, tuple(e for _, e in charges)))
+        events = tuple(e for _, e in charges)
+        self.writer.submit(Held(key_hash, total, len(charges), op, future, ts, events, record.team_id))
         return ChargeResult(True, record.credits), future
 
     def record_denial(self, event: UsageEvent) -> None:
@@ -377,7 +388,8 @@ class RedisStore(RedisReads):
                 if words[0] == "1":
                     held.future.set_result(None)
                 else:
-                    held.future.set_exception(ChargeRefused(int(words[1])))
+                    reason = words[6] if len(words) > 6 else "insufficient_credits"
+                    held.future.set_exception(ChargeRefused(int(words[1]), reason))
         mirror.settle(touched)
 
     # documents and meta ------------------------------------------------------------------------------------
@@ -415,6 +427,20 @@ class RedisStore(RedisReads):
         self.doc_writes += 1
         self.generation += 1
         return True
+
+    def quota_counter(self, subject: str, now: float) -> tuple[quota.Counter, int]:
+        """The fleet's quota counter of a key hash or `team:<id>` (as the charge scripts keep it), and the
+        team's credits spent all time."""
+        raw = guarded(lambda: self.client.hmget(self.names.quota(subject), "d", "dc", "dk", "m", "mc", "mk", "spent"))
+        day, day_calls, day_credits, month, month_calls, month_credits, spent = (
+            None if v is None else as_text(v) for v in raw
+        )
+        counter = quota.Counter(quota.day_of(now), quota.month_of(now))
+        if day == counter.day:
+            counter.day_calls, counter.day_credits = int(day_calls or 0), int(day_credits or 0)
+        if month == counter.month:
+            counter.month_calls, counter.month_credits = int(month_calls or 0), int(month_credits or 0)
+        return counter, int(spent or 0)
 
     def get_meta(self, name: str) -> str | None:
         raw = guarded(lambda: self.client.hget(self.names.meta, name))

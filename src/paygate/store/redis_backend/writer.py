@@ -41,6 +41,7 @@ class Held:
     future: asyncio.Future[None] | None
     ts: float
     events: tuple[UsageEvent, ...]  # the usage rows it writes (reads show them before they are sent)
+    team_id: str | None = None  # a refund of it gives the call back to the team's quota too
 
 
 Outcome = Reply | StoreUnavailable
