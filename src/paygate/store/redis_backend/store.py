@@ -13,26 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
-import orjson
 import redis
 
-from paygate.core import quota
 from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, UsageEvent
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.errors import ChargeNotRecorded, ChargeRefused, Conflict, StoreUnavailable
 from paygate.store.redis_backend import codec
 from paygate.store.redis_backend.audit import RedisAuditLog
 from paygate.store.redis_backend.codec import MoneyState
+from paygate.store.redis_backend.documents import RedisDocuments, locked
 from paygate.store.redis_backend.lanes import USAGE_CAP, Lane, Reply
-from paygate.store.redis_backend.listener import ALIVE_SECONDS, Fields, Listener, read_all
+from paygate.store.redis_backend.listener import ALIVE_SECONDS, Listener, read_all
 from paygate.store.redis_backend.mirror import Mirror
 from paygate.store.redis_backend.names import Names, as_text, guarded
 from paygate.store.redis_backend.outbox import RedisOutbox
@@ -44,22 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("paygate.store")
 DEFAULT_PREFIX = "paygate"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _locked(method: F) -> F:
-    """Writes and what the listener takes in are serialized: with an event loop they all run on it anyway;
-    without one (scripts, tests) the listener's thread applies its news directly, under this lock."""
-
-    @functools.wraps(method)
-    def run(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return run  # type: ignore[return-value]
-
-
-class RedisStore(RedisReads):
+class RedisStore(RedisDocuments, RedisReads):
     """Implements `paygate.store.base.Store` on a Redis server shared by every instance."""
 
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, usage_cap: int = USAGE_CAP) -> None:
@@ -187,13 +172,13 @@ class RedisStore(RedisReads):
             raise Conflict(f"{' '.join(words[1:2]) or 'key'} of {record.masked} is taken")
         self.mirror.install(record, codec.record_json(record), MoneyState.parse(words[1:6]))
 
-    @_locked
+    @locked
     def create_key(self, record: KeyRecord, memo: str = "create") -> None:
         reply = self._write([codec.create_op(record, memo, time.time())])
         self._installed(record, reply.lines[0])
         self.generation += 1
 
-    @_locked
+    @locked
     def update_key(self, record: KeyRecord) -> None:
         """Write a record's policy fields. Money fields are never written here."""
         op = [
@@ -212,7 +197,7 @@ class RedisStore(RedisReads):
             self.mirror.keys[record.key_hash] = record
         self.generation += 1
 
-    @_locked
+    @locked
     def insert_all(self, records: Sequence[KeyRecord], docs: Sequence[tuple[str, str, Doc]], memo: str) -> None:
         now = time.time()
         ops = [codec.check_op(records), *(codec.create_op(r, memo, now) for r in records)]
@@ -240,7 +225,7 @@ class RedisStore(RedisReads):
         """Deduct `amount` if the balance covers it, and record the call, in one script."""
         return self.charge_many(key_hash, ((amount, event),))
 
-    @_locked
+    @locked
     def charge_many(
         self, key_hash: str, charges: Sequence[tuple[int, UsageEvent]], limits: ChargeLimits | None = None
     ) -> ChargeResult:
@@ -261,7 +246,7 @@ class RedisStore(RedisReads):
         ts = charges[-1][1].timestamp if charges else time.time()
         return codec.many_op(record.key_hash, charges, ts, limits)
 
-    @_locked
+    @locked
     def adjust(
         self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
     ) -> ChargeResult:
@@ -289,7 +274,7 @@ class RedisStore(RedisReads):
         result = self.adjust(key_hash, -take, "surcharge", memo, take)
         return (take, result.balance) if result.ok else (0, result.balance)
 
-    @_locked
+    @locked
     def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None:
         keys = self.mirror.keys
         if from_hash not in keys or to_hash not in keys or from_hash == to_hash or amount <= 0:
@@ -303,7 +288,7 @@ class RedisStore(RedisReads):
         self.mirror.absorb(to_hash, target)
         return source.credits, target.credits
 
-    @_locked
+    @locked
     def rekey(self, old_hash: str, new: KeyRecord, memo: str = "rotate") -> None:
         """Rotation, as on SQLite (store/key_moves.py): `new` takes over balance, counters and usage."""
         old = self.mirror.keys[old_hash]
@@ -365,7 +350,7 @@ class RedisStore(RedisReads):
         elif self.link.up:
             self.writer.submit(Held(event.key_hash, 0, 0, op, None, event.timestamp, (event,)))
 
-    @_locked
+    @locked
     def _settle(self, batch: list[Held], outcome: Outcome) -> None:
         """On the event loop (or, with none, the writer's thread): the reply of a batch of hot-path charges."""
         mirror = self.mirror
@@ -391,111 +376,6 @@ class RedisStore(RedisReads):
                     reason = words[6] if len(words) > 6 else "insufficient_credits"
                     held.future.set_exception(ChargeRefused(int(words[1]), reason))
         mirror.settle(touched)
-
-    # documents and meta ------------------------------------------------------------------------------------
-    def doc_get(self, kind: str, doc_id: str) -> Doc | None:
-        return self._documents.get(kind, doc_id)
-
-    def doc_peek(self, kind: str, doc_id: str) -> Doc | None:
-        return self._documents.peek(kind, doc_id)
-
-    def doc_list(self, kind: str) -> list[Doc]:
-        return self._documents.all(kind)
-
-    def doc_scan(self, kind: str) -> list[Doc]:
-        return self._documents.scan(kind)
-
-    def doc_kinds(self) -> list[str]:
-        return self._documents.kinds()
-
-    def doc_items(self, kind: str) -> list[tuple[str, Doc]]:
-        return self._documents.items(kind)
-
-    @_locked
-    def doc_put(self, kind: str, doc_id: str, body: Doc) -> None:
-        self._write([codec.doc_op(kind, doc_id, body)])
-        self._documents.remember(kind, doc_id, body)
-        self.doc_writes += 1
-        self.generation += 1
-
-    @_locked
-    def doc_delete(self, kind: str, doc_id: str) -> bool:
-        if self._documents.peek(kind, doc_id) is None:
-            return False
-        self._write([codec.doc_op(kind, doc_id, None)])
-        self._documents.forget(kind, doc_id)
-        self.doc_writes += 1
-        self.generation += 1
-        return True
-
-    def quota_counter(self, subject: str, now: float) -> tuple[quota.Counter, int]:
-        """The fleet's quota counter of a key hash or `team:<id>` (as the charge scripts keep it), and the
-        team's credits spent all time."""
-        raw = guarded(lambda: self.client.hmget(self.names.quota(subject), "d", "dc", "dk", "m", "mc", "mk", "spent"))
-        day, day_calls, day_credits, month, month_calls, month_credits, spent = (
-            None if v is None else as_text(v) for v in raw
-        )
-        counter = quota.Counter(quota.day_of(now), quota.month_of(now))
-        if day == counter.day:
-            counter.day_calls, counter.day_credits = int(day_calls or 0), int(day_credits or 0)
-        if month == counter.month:
-            counter.month_calls, counter.month_credits = int(month_calls or 0), int(month_credits or 0)
-        return counter, int(spent or 0)
-
-    def get_meta(self, name: str) -> str | None:
-        raw = guarded(lambda: self.client.hget(self.names.meta, name))
-        return None if raw is None else as_text(raw)
-
-    def set_meta(self, name: str, value: str) -> None:
-        guarded(lambda: self.client.hset(self.names.meta, name, value))
-
-    # other instances' changes (listener.py), on the event loop ---------------------------------------------
-    def remote_money(self, states: list[tuple[str, MoneyState]]) -> None:
-        for key_hash, state in states:
-            self.mirror.absorb(key_hash, state)
-
-    def remote_keys(self, records: list[tuple[str, Fields]]) -> None:
-        changed = False
-        for key_hash, fields in records:
-            got = {as_text(k): as_text(v) for k, v in fields.items()}
-            state = MoneyState.parse([got["c"], got["s"], got["n"], got["u"], got["v"]])
-            known = self.mirror.truth.get(key_hash)
-            if known is not None and known.version > state.version:
-                continue  # read before a change this process has already taken in
-            if self.mirror.policy_json.get(key_hash) == got["r"]:
-                self.mirror.absorb(key_hash, state)
-            else:
-                self.mirror.install(codec.record_from(fields), got["r"], state)
-                changed = True
-        if changed:
-            self.generation += 1
-
-    def remote_doc(self, kind: str, doc_id: str, body: str | None) -> None:
-        if body is None:
-            self._documents.forget(kind, doc_id)
-        else:
-            self._documents.remember(kind, doc_id, orjson.loads(body))
-        self.doc_writes += 1
-        self.generation += 1
-
-    def remote_all(self, records: list[tuple[str, Fields]], docs: dict[str, dict[str, str]], doc_writes: int) -> None:
-        self.remote_keys(records)
-        if doc_writes != self.doc_writes:
-            return  # documents were written since this was read: the next refresh reads them again
-        changed = False
-        for kind in set(docs) | set(self._documents.kinds()):
-            stored = docs.get(kind, {})
-            for doc_id, _ in self._documents.items(kind):
-                if doc_id not in stored:
-                    self._documents.forget(kind, doc_id)
-                    changed = True
-            for doc_id, body in stored.items():
-                parsed = orjson.loads(body)
-                if self._documents.peek(kind, doc_id) != parsed:
-                    self._documents.remember(kind, doc_id, parsed)
-                    changed = True
-        if changed:
-            self.generation += 1
 
 
 if TYPE_CHECKING:  # mypy checks here that RedisStore implements every role of the Store protocol
