@@ -22,10 +22,18 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from paygate import __version__
-from paygate.api.common import ROLE_EXTRA, domain_error_handler, http_error_handler, validation_error_handler
+from paygate.api.common import (
+    ROLE_EXTRA,
+    domain_error_handler,
+    http_error_handler,
+    request_id_of,
+    validation_error_handler,
+)
 from paygate.asgi import Receive, Scope, Send, send_json
 from paygate.body_limit import declared_too_big, is_chunked, json_despite_label, labelled_form, read_chunked
 from paygate.compose import build_core, build_routers
@@ -40,6 +48,7 @@ from paygate.logs import REQUEST_ID
 from paygate.mcp.backends.base import Backend
 from paygate.metrics import HTTP_METHODS, OTHER
 from paygate.runtime import Runtime
+from paygate.store.errors import StoreUnavailable
 
 log = logging.getLogger("paygate")
 VERSION_HEADER = (b"x-paygate-version", __version__.encode())
@@ -100,6 +109,7 @@ def create_app(
     api.add_exception_handler(DomainError, domain_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
     api.add_exception_handler(StarletteHTTPException, http_error_handler)
+    api.add_exception_handler(StoreUnavailable, store_unavailable_handler)
     for router in build_routers(rt):
         api.include_router(router)
     return GatewayApp(api, rt), rt
@@ -257,3 +267,13 @@ def _request_id_and_origin(scope: Scope) -> tuple[str | None, bytes | None]:
         elif name == b"origin":
             origin = value
     return request_id, origin
+
+
+async def store_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A write while the shared store (Redis) cannot be reached: 503, try again shortly; nothing written
+    unless the store says so later (docs/redis.md)."""
+    return JSONResponse(
+        {"error": "store unavailable: the shared store (Redis) cannot be reached", "requestId": request_id_of(request)},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
