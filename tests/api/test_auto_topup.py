@@ -159,7 +159,7 @@ def test_a_crash_during_a_topup_never_lets_the_daily_cap_be_exceeded(tmp_path: P
     def dies(*_: Any) -> Any:
         raise SystemExit("the process died mid-topup")
 
-    store.topup = dies  # type: ignore[method-assign]
+    store.topup_below = dies  # type: ignore[method-assign]
     now = time.time()
     with pytest.raises(SystemExit):
         service.maybe_topup(record.key_hash, now)

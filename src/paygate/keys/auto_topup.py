@@ -89,7 +89,7 @@ class AutoTopup:
         # Counted before the credits move: a crash in between can cost a topup, never exceed the cap.
         uncounted = record.extra
         self.keys.save(record, extra={**uncounted, DAILY: {"date": utc_day(now), "count": count + 1}})
-        result = self.store.topup(key_hash, amount, MEMO)
+        result = self.store.topup_below(key_hash, amount, threshold, MEMO)  # once, whoever else races
         if not result.ok:
             self.keys.save(record, extra=uncounted)
             return 0

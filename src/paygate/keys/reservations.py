@@ -114,6 +114,13 @@ class Reservations(DocumentIndex):
         self.store.doc_put(KIND, doc["id"], doc)
         self._index(doc)
 
+    def _claim(self, doc: Doc) -> None:
+        """Write the hold's settling status only if it is still active in the store: of instances settling
+        one hold at once (an admin's commit, another's TTL expiry), one wins; the others change nothing."""
+        if not self.store.doc_put_if(KIND, doc["id"], doc, "status", ACTIVE):
+            raise Conflict("Reservation is already settled", reservationStatus="settled")
+        self._index(doc)
+
     def _delete(self, rid: str) -> None:
         self.store.doc_delete(KIND, rid)
         self._unindex(rid)
@@ -197,7 +204,7 @@ class Reservations(DocumentIndex):
         if spend > held:
             raise Invalid(f"Invalid request: credits ({spend}) exceeds the reservation ({held})")
         doc.update(status="committing", committedCredits=spend, settledAt=time.time() if now is None else now)
-        self._put(doc)
+        self._claim(doc)
         balance = self._apply_commit(doc)
         doc["status"] = "committed"
         self._put(doc)
@@ -220,7 +227,7 @@ class Reservations(DocumentIndex):
             finalStatus="expired" if expired else "released",
             settledAt=time.time() if now is None else now,
         )
-        self._put(doc)
+        self._claim(doc)
         balance = self._apply_release(doc)
         doc["status"] = doc.pop("finalStatus")
         self._put(doc)

@@ -75,13 +75,15 @@ class Schedules(DocumentIndex):
         self._due.set(doc["id"], float(doc["executeAt"]))
         self._by_key.setdefault(doc["keyHash"], set()).add(doc["id"])
 
-    def _delete(self, doc: Doc) -> None:
-        self.store.doc_delete(KIND, doc["id"])
+    def _delete(self, doc: Doc) -> bool:
+        """Whether this call deleted it (instances sharing a store race for a due schedule: one wins)."""
+        deleted = self.store.doc_delete(KIND, doc["id"])
         self._due.discard(doc["id"])
         ids = self._by_key.get(doc["keyHash"], set())
         ids.discard(doc["id"])
         if not ids:
             self._by_key.pop(doc["keyHash"], None)
+        return deleted
 
     def pending(self, key_hash: str | None = None) -> list[Doc]:
         """Pending schedules (of one key, or all), soonest first. The store's own objects: read only."""
@@ -178,8 +180,10 @@ class Schedules(DocumentIndex):
                 log.exception("schedule %s failed", sid)
 
     def _execute(self, doc: Doc, now: float) -> None:
-        # Remove first: a schedule runs at most once, even if the action or the process fails midway.
-        self._delete(doc)
+        # Remove first: a schedule runs at most once, even if the action or the process fails midway, and
+        # once across instances sharing the store (the one whose delete took it runs it).
+        if not self._delete(doc):
+            return
         record = self.store.get_key(successor(self.store, doc["keyHash"]))
         error: str | None = None
         detail: dict[str, Any] = {}

@@ -53,6 +53,15 @@ class Adjustments:
     def topup(self: _StoreCore, key_hash: str, amount: int, memo: str) -> ChargeResult:
         return self.adjust(key_hash, amount, "topup", memo, 0)
 
+    def topup_below(self: _StoreCore, key_hash: str, amount: int, threshold: int, memo: str) -> ChargeResult:
+        """A topup only while the balance is below `threshold` (one process: the check is exact)."""
+        record = self._keys.get(key_hash)
+        if record is None:
+            return ChargeResult(False, 0)
+        if record.credits >= threshold:
+            return ChargeResult(False, record.credits)
+        return self.adjust(key_hash, amount, "topup", memo, 0)
+
     def charge_up_to(self: _StoreCore, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
         self.flush()

@@ -64,6 +64,8 @@ class Money(Protocol):
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]: ...  # (charged, balance)
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
     def topup(self, key_hash: str, amount: int, memo: str) -> ChargeResult: ...
+    # a topup only while the balance is below `threshold` (auto-topup: instances racing add it once)
+    def topup_below(self, key_hash: str, amount: int, threshold: int, memo: str) -> ChargeResult: ...
     # any other single-key move (reserve, release, import, …): never below zero, one ledger entry of `kind`
     def adjust(
         self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
@@ -118,7 +120,10 @@ class Documents(Protocol):
     def doc_kinds(self) -> list[str]: ...  # kinds that hold at least one document
     def doc_items(self, kind: str) -> list[tuple[str, Doc]]: ...  # (id, copy) pairs
     def doc_put(self, kind: str, doc_id: str, body: Doc) -> None: ...
-    def doc_delete(self, kind: str, doc_id: str) -> bool: ...
+    # a claim: write `body` only if the stored document's `field` is `expected` (of instances sharing the
+    # store and racing, exactly one wins); False, and nothing written, otherwise
+    def doc_put_if(self, kind: str, doc_id: str, body: Doc, field: str, expected: str) -> bool: ...
+    def doc_delete(self, kind: str, doc_id: str) -> bool: ...  # True only for the caller that deleted it
 
 
 class Meta(Protocol):

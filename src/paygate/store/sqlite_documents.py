@@ -43,6 +43,15 @@ class DocumentsAndMeta:
         self._documents.put(kind, doc_id, body)
         self.generation += 1
 
+    def doc_put_if(self: _StoreParts, kind: str, doc_id: str, body: Doc, field: str, expected: str) -> bool:
+        """One process owns the file: the mirror is the truth, so the check is exact."""
+        current = self._documents.peek(kind, doc_id)
+        if current is None or str(current.get(field)) != expected:
+            return False
+        self._documents.put(kind, doc_id, body)
+        self.generation += 1
+        return True
+
     def doc_delete(self: _StoreParts, kind: str, doc_id: str) -> bool:
         self.generation += 1
         return self._documents.delete(kind, doc_id)

@@ -183,3 +183,12 @@ def test_a_ledger_page_is_one_keys_newest_entries_bounded_and_resumable(store: S
     assert [e.delta for _, e in rest] == [2, 1, 10]
     assert store.ledger_page(h, 10, since=page[0][1].timestamp + 1) == []
     assert store.ledger_page("unknown", 10) == []
+
+
+def test_a_topup_below_a_threshold_happens_only_while_below_it(store: Store) -> None:
+    h = funded(store, 3)
+    assert store.topup_below(h, 10, 5, "auto-topup").balance == 13
+    refused = store.topup_below(h, 10, 5, "auto-topup")  # 13 >= 5: a second racer adds nothing
+    assert not refused.ok and refused.balance == 13
+    assert kinds(store, h) == [(3, "create", 3), (10, "topup", 13)] and balanced(store, h) == 13
+    assert not store.topup_below("unknown", 1, 5, "x").ok

@@ -137,3 +137,18 @@ def test_meta_is_set_replaced_and_read(store: Store) -> None:
     store.set_meta("x", "2")
     store.set_meta("y", "")
     assert (store.get_meta("x"), store.get_meta("y")) == ("2", "")
+
+
+def test_a_conditional_put_is_a_claim_one_caller_wins(store: Store) -> None:
+    store.doc_put("reservations", "r1", {"status": "active", "credits": 5})
+    assert store.doc_put_if("reservations", "r1", {"status": "releasing", "credits": 5}, "status", "active")
+    assert not store.doc_put_if("reservations", "r1", {"status": "committing"}, "status", "active")
+    assert not store.doc_put_if("reservations", "missing", {"status": "x"}, "status", "active")
+    assert store.doc_get("reservations", "r1") == {"status": "releasing", "credits": 5}
+    assert store.doc_get("reservations", "missing") is None
+
+
+def test_only_the_caller_that_deleted_a_document_is_told_so(store: Store) -> None:
+    store.doc_put("schedules", "s1", {"n": 1})
+    assert store.doc_delete("schedules", "s1")
+    assert not store.doc_delete("schedules", "s1")

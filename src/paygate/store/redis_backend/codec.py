@@ -136,10 +136,12 @@ def adjust_op(
     calls_delta: int,
     ts: float,
     team_id: str | None = None,
+    below: int = -1,
 ) -> list[str]:
-    """A move of `delta` credits; a `refund` also gives the call back to the key's (and team's) quota."""
+    """A move of `delta` credits; a `refund` also gives the call back to the key's (and team's) quota.
+    `below` >= 0: only while the balance is below it."""
     fields = [str(delta), _word(kind), json_text(memo), str(spent_delta), str(calls_delta), ts_text(ts)]
-    return ["adjust", key_hash, *fields, quota.day_of(ts), quota.month_of(ts), team_id or ""]
+    return ["adjust", key_hash, *fields, quota.day_of(ts), quota.month_of(ts), team_id or "", str(below)]
 
 
 def create_op(record: KeyRecord, kind: str, ts: float) -> list[str]:

@@ -82,8 +82,18 @@ class RedisDocuments:
     def doc_delete(self, kind: str, doc_id: str) -> bool:
         if self._documents.peek(kind, doc_id) is None:
             return False
-        self._write([codec.doc_op(kind, doc_id, None)])
+        deleted = self._write([codec.doc_op(kind, doc_id, None)]).lines[0] == "1"
         self._documents.forget(kind, doc_id)
+        self.doc_writes += 1
+        self.generation += 1
+        return deleted  # another instance may have deleted it first: only one caller gets True
+
+    @locked
+    def doc_put_if(self, kind: str, doc_id: str, body: Doc, field: str, expected: str) -> bool:
+        op = ["docif", kind, doc_id, codec.json_text(body), field, expected]
+        if self._write([op]).lines[0] != "1":
+            return False
+        self._documents.remember(kind, doc_id, body)
         self.doc_writes += 1
         self.generation += 1
         return True

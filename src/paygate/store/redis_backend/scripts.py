@@ -126,16 +126,16 @@ while i <= n do
     usage('e', ARGV[i + 1])
     out[#out + 1] = '1'
     i = i + 2
-  elseif op == 'adjust' then  -- h delta kind memo spent_delta calls_delta ts day month team
+  elseif op == 'adjust' then  -- h delta kind memo spent_delta calls_delta ts day month team below
     local h, delta, kind, memo = ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
     local sd, cd, ts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), ARGV[i + 7]
-    local day, month, team = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
-    i = i + 11
+    local day, month, team, below = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], tonumber(ARGV[i + 11])
+    i = i + 12
     local k = key(h)
     local c = redis.call('HGET', k, 'c')
     if not c then
       out[#out + 1] = '0 0'
-    elseif tonumber(c) + delta < 0 then
+    elseif tonumber(c) + delta < 0 or (below >= 0 and tonumber(c) >= below) then
       out[#out + 1] = '0 ' .. state(k)
     else
       local bal = redis.call('HINCRBY', k, 'c', fmt(delta))
@@ -248,6 +248,17 @@ while i <= n do
       touched[#touched + 1] = new
     end
     i = i + 10
+  elseif op == 'docif' then  -- kind id body field expected: written only if the stored field is expected
+    local kind, id, body, field, expected = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    i = i + 6
+    local stored = redis.call('HGET', P .. ':d:' .. kind, id)
+    if stored and tostring(cjson.decode(stored)[field]) == expected then
+      redis.call('HSET', P .. ':d:' .. kind, id, body)
+      redis.call('PUBLISH', P .. ':events', 'd|' .. inst .. '|' .. kind .. '|' .. id)
+      out[#out + 1] = '1'
+    else
+      out[#out + 1] = '0'
+    end
   elseif op == 'doc' then  -- kind id body ('' deletes)
     local kind, id, body = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     i = i + 4

@@ -246,16 +246,25 @@ class RedisStore(RedisDocuments, RedisReads):
         ts = charges[-1][1].timestamp if charges else time.time()
         return codec.many_op(record.key_hash, charges, ts, limits)
 
-    @locked
     def adjust(
         self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
     ) -> ChargeResult:
         """Move `delta` credits (never below zero) with a ledger entry of `kind`, atomically."""
+        return self._adjust(key_hash, delta, kind, memo, spent_delta, calls_delta)
+
+    @locked
+    def _adjust(
+        self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int, calls_delta: int, below: int = -1
+    ) -> ChargeResult:
         if key_hash not in self.mirror.keys:
             return ChargeResult(False, 0)
         team = self.mirror.keys[key_hash].team_id
-        op = codec.adjust_op(key_hash, delta, kind, memo, spent_delta, calls_delta, time.time(), team)
+        op = codec.adjust_op(key_hash, delta, kind, memo, spent_delta, calls_delta, time.time(), team, below)
         return self._moved(key_hash, self._write([op]).lines[0])
+
+    def topup_below(self, key_hash: str, amount: int, threshold: int, memo: str) -> ChargeResult:
+        """A topup only while Redis's balance is below `threshold`: instances racing add it once."""
+        return self._adjust(key_hash, amount, "topup", memo, 0, 0, max(threshold, 0))
 
     def refund(self, key_hash: str, amount: int, memo: str) -> ChargeResult:
         return self.adjust(key_hash, amount, "refund", memo, -amount, -1)
