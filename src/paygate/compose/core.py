@@ -199,6 +199,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
             shared.bind_loop()
 
         rt.on_start.append(bind_store)
+        rt.tickers.append(lambda _: maintenance.load())  # switched on or off by another instance
     rt.on_stop.append(tasks.stop)  # before the store closes: a cancelled task's refund is written
     # On SIGTERM: refuse new /mcp work (503, /health "draining") and end the GET streams at once, so
     # uvicorn's wait is for in-flight calls only (exit_signals.py).

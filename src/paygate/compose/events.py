@@ -19,6 +19,7 @@ from paygate.keys.templates import TemplateService
 from paygate.policy.memberships import GROUPS, TEAMS, active_count
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
+from paygate.store.redis_backend.store import RedisStore
 from paygate.webhooks.bootstrap import open_webhooks
 from paygate.webhooks.service import WebhookService
 
@@ -98,4 +99,14 @@ def build_webhooks(rt: Runtime) -> WebhookService:
         rt.metrics.webhook_deliveries_for(result)
     rt.on_start.append(service.start)
     rt.on_stop.append(service.stop)
+    store = rt.store
+    if isinstance(store, RedisStore):  # filters and per-key URLs set on another instance: read them again
+        seen = [store.doc_writes]
+
+        def follow_other_instances(_: float) -> None:
+            if store.doc_writes != seen[0]:
+                seen[0] = store.doc_writes
+                service.routes.reload()
+
+        rt.tickers.append(follow_other_instances)
     return service
