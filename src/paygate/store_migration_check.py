@@ -16,6 +16,7 @@ import redis
 from paygate.core.records import KeyRecord
 from paygate.store.audit_log import AuditFilter
 from paygate.store.history import MIGRATED_OWNER, RefundMark
+from paygate.store.history_sqlite import NOT_LOCAL
 from paygate.store.outbox import Outbox
 from paygate.store.redis_backend.history import RedisHistory
 from paygate.store.redis_backend.names import Names
@@ -110,7 +111,7 @@ def verify_sqlite(path: str, _prefix: str, source: Tally) -> tuple[list[str], li
         # refunds are ledger entries here: as many as the marks the source's usage log had
         found.counts["refundMarks"] = int(db.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'refund'").fetchone()[0])
         found.counts["documents"] = sum(len(store.doc_items(kind)) for kind in store.doc_kinds())
-        found.counts["meta"] = int(db.execute("SELECT COUNT(*) FROM meta").fetchone()[0])
+        found.counts["meta"] = int(db.execute(f"SELECT COUNT(*) FROM meta WHERE {NOT_LOCAL}").fetchone()[0])
         found.counts["audit"] = store.audit.count(AuditFilter())
         _outbox(found, store.outbox)
     finally:

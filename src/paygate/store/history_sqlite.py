@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import orjson
 
 from paygate.core.records import KeyRecord, LedgerEntry, UsageEvent
+from paygate.store import charge_journal
 from paygate.store.audit_log import AuditEntry
 from paygate.store.history import Document, LedgerItem, RefundMark, UsageItem, successors
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
@@ -33,6 +34,11 @@ TABLES = (
 )
 
 
+# this file's own bookkeeping (its charge journal's identity and position), never copied, nor a sign of use
+LOCAL_META = (charge_journal.ID_META, charge_journal.SEQ_META)
+NOT_LOCAL = f"name NOT IN ({', '.join(repr(n) for n in LOCAL_META)})"
+
+
 def _ts(item: UsageItem) -> float:
     return item.ts if isinstance(item, RefundMark) else item.timestamp
 
@@ -42,7 +48,8 @@ def occupied(db: sqlite3.Connection) -> str | None:
     found: list[str] = []
     for table, what in TABLES:
         try:
-            n = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            where = f" WHERE {NOT_LOCAL}" if table == "meta" else ""
+            n = int(db.execute(f"SELECT COUNT(*) FROM {table}{where}").fetchone()[0])
         except sqlite3.OperationalError:  # no such table: a new file
             continue
         if n:
@@ -83,7 +90,10 @@ class SQLiteHistory:
             yield str(kind), str(doc_id), str(body)
 
     def meta(self) -> list[tuple[str, str]]:
-        return [(str(n), str(v)) for n, v in self.db.execute("SELECT name, value FROM meta ORDER BY name")]
+        return [
+            (str(n), str(v))
+            for n, v in self.db.execute(f"SELECT name, value FROM meta WHERE {NOT_LOCAL} ORDER BY name")
+        ]
 
     def audit(self) -> Iterator[AuditEntry]:
         for r in self.db.execute("SELECT id, ts, type, actor, data FROM audit ORDER BY id"):
@@ -175,7 +185,7 @@ class SQLiteHistory:
         self._write("INSERT INTO docs (kind, id, body) VALUES (?, ?, ?)", list(docs))
 
     def write_meta(self, values: Sequence[tuple[str, str]]) -> None:
-        self._write("INSERT INTO meta (name, value) VALUES (?, ?)", list(values))
+        self._write("INSERT INTO meta (name, value) VALUES (?, ?)", [v for v in values if v[0] not in LOCAL_META])
 
     def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         self._write(
