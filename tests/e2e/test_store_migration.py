@@ -183,7 +183,12 @@ def test_a_destination_that_is_not_empty_is_refused(server: RedisServer, tmp_pat
     before = state.read_bytes()
     code, report = migrate("--from", server.url, "--redis-prefix", "full", "--to", str(state))
     assert code == 1 and "not empty (1 keys" in report["error"], report
+    code, report = migrate("--from", server.url, "--redis-prefix", "full", "--to", str(state), "--dry-run")
+    assert code == 1 and "not empty (1 keys" in report["error"], report
     assert state.read_bytes() == before
+    fresh = tmp_path / "fresh.db"  # a dry run into a file not there yet counts, and creates nothing
+    code, report = migrate("--from", server.url, "--redis-prefix", "full", "--to", str(fresh), "--dry-run")
+    assert code == 0 and report["found"]["keys"] == 1 and not fresh.exists(), report
 
 
 def test_a_state_file_in_use_is_refused(server: RedisServer, tmp_path: Path) -> None:
