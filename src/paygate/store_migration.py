@@ -238,7 +238,10 @@ def migrate(src_text: str, dst_text: str, prefix: str, dry_run: bool) -> Outcome
             raise MigrationError(f"the copy failed ({exc}); {left}") from exc
     if not dry_run and outcome.tally is not None:
         check = verify_redis if target.kind == "redis" else verify_sqlite
-        outcome.mismatches, outcome.notes = check(target.where, target.prefix, outcome.tally)
+        try:
+            outcome.mismatches, outcome.notes = check(target.where, target.prefix, outcome.tally)
+        except (StoreError, StateFileInUse, sqlite3.Error, redis.exceptions.RedisError, *LINK_ERRORS) as exc:
+            outcome.mismatches = [f"copied, but the destination could not be opened to check it: {exc}"]
     return outcome
 
 
