@@ -1,4 +1,4 @@
-"""The `paygate-mcp` command: wrap, validate, version."""
+"""The `paygate-mcp` command: wrap, validate, import-state, migrate-store, version."""
 
 from __future__ import annotations
 
@@ -387,6 +387,23 @@ def import_state(
     from paygate.state_migration import run_import
 
     raise typer.Exit(run_import(file, state_file, dry_run=dry_run, as_json=json_output, echo=typer.echo))
+
+
+@app.command("migrate-store")
+def migrate_store(
+    from_: Annotated[str, Opt("--from", help="Copy from: a SQLite state file, or a redis://, rediss://, unix:// URL")],
+    to: Annotated[str, Opt("--to", help="Copy into (must be empty): the other kind of store")],
+    redis_prefix: Annotated[
+        str, Opt(envvar="PAYGATE_REDIS_PREFIX", help="The Redis side's key prefix (default paygate)")
+    ] = "paygate",
+    dry_run: Annotated[bool, Opt("--dry-run", help="Read and count both sides; write nothing")] = False,
+    json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Copy a whole store between SQLite and Redis (stop the gateways first); exit 0 copied and verified, 1 not."""
+    from paygate.store_migration import run_migrate
+
+    code = run_migrate(from_, to, prefix=redis_prefix, dry_run=dry_run, as_json=json_output, echo=typer.echo)
+    raise typer.Exit(code)
 
 
 @app.command()
