@@ -1,0 +1,86 @@
+"""Lanes on a real redis-server: a batch sent again is applied at most once; a batch whose reply was lost
+is settled by a fence (applied, with its reply, or never); the charge writer refunds the charges of a lost
+batch that had been applied, since their calls were never forwarded."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from paygate.core.records import KeyRecord, UsageEvent
+from paygate.store.redis_backend import codec
+from paygate.store.redis_backend.codec import MoneyState
+from paygate.store.redis_backend.lanes import Lane
+from paygate.store.redis_backend.store import RedisStore
+from paygate.store.redis_backend.writer import NOT_FORWARDED, ChargeWriter, Held, Link
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[RedisStore]:
+    s = RedisStore(redis_url, prefix=f"lanes{next(_prefixes)}_{time.monotonic_ns()}")
+    s.open()
+    yield s
+    s.close()
+
+
+def funded(store: RedisStore, credits: int) -> str:
+    h = f"h{time.monotonic_ns()}"
+    store.create_key(KeyRecord(h, "pg_", h[-4:], "lanes", credits, time.time()))
+    return h
+
+
+def charge(h: str, amount: int) -> list[str]:
+    event = UsageEvent(time.time(), h, "pg_…", "lanes", "echo", amount, True)
+    return codec.charge_op(h, amount, event, codec.ChargeLimits())
+
+
+def credits(store: RedisStore, h: str) -> int:
+    return int(store.client.hget(store.names.key(h), "c") or -1)
+
+
+def test_a_batch_sent_again_is_answered_from_memory_not_applied_twice(store: RedisStore) -> None:
+    h = funded(store, 10)
+    lane = Lane(store.client, store.names, "test-instance", "c", 1000)
+    first = lane.run([charge(h, 3)])
+    lane.seq -= 1  # the same number again: what a retry after a lost reply sends
+    again = lane.run([charge(h, 3)])
+    assert again.lines == first.lines and credits(store, h) == 7
+    assert MoneyState.parse(first.lines[0].split(" ")[1:6]).credits == 7
+
+
+def test_a_lost_reply_is_settled_by_a_fence(store: RedisStore) -> None:
+    h = funded(store, 10)
+    lane = Lane(store.client, store.names, "test-instance", "c", 1000)
+    applied = lane.run([charge(h, 4)])
+    lane.doubtful = lane.seq  # its reply "lost": the fence finds it applied, with that reply
+    reply = lane.settle_doubt()
+    assert reply is not None and reply.lines == applied.lines and lane.doubtful is None
+    lane.doubtful = lane.seq + 1  # a batch that never reached Redis: fenced, so it never can apply
+    assert lane.settle_doubt() is None
+    late = Lane(store.client, store.names, "test-instance", "c", 1000)
+    late.seq = lane.seq  # the lost batch, arriving after the fence: answered from memory, not applied
+    late.run([charge(h, 4)])
+    assert credits(store, h) == 6
+
+
+def test_the_writer_refunds_an_applied_batch_whose_reply_was_lost(store: RedisStore) -> None:
+    h = funded(store, 10)
+    lane = Lane(store.client, store.names, "test-instance", "c", 1000)
+    ops = [charge(h, 2), charge(h, 3)]
+    lane.run(ops)  # applied in Redis ...
+    lane.doubtful = lane.seq  # ... but the reply never came back: the calls were refused, not forwarded
+    batch = [Held(h, 2, 1, ops[0], None, time.time(), ()), Held(h, 3, 1, ops[1], None, time.time(), ())]
+    for held in batch:
+        held.future = object()  # type: ignore[assignment]  # charges of calls (not usage rows alone)
+    writer = ChargeWriter(lane, Link(), lambda *_: None)
+    writer._recover(batch)
+    assert credits(store, h) == 10 and lane.doubtful is None
+    refunds = [e for e in store.ledger(h) if e.kind == "refund"]
+    assert [(e.delta, e.memo) for e in refunds] == [(2, NOT_FORWARDED), (3, NOT_FORWARDED)]
+    writer._recover(batch)  # settled already: nothing is refunded twice
+    assert credits(store, h) == 10
