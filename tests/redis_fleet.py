@@ -117,8 +117,13 @@ def credit_history(gw: Gateway, key: str) -> dict[str, Any]:
     return dict(resp.json())
 
 
-def balances(gateways: Sequence[Gateway], key: str) -> list[int]:
-    return [gw.balance(key) for gw in gateways]
+def balances(gateways: Sequence[Gateway], key: str) -> list[int | None]:
+    """Each instance's balance of `key`; None where the instance does not know the key (yet)."""
+    out: list[int | None] = []
+    for gw in gateways:
+        resp = gw.client.get("/balance", headers={"X-API-Key": key})
+        out.append(int(resp.json()["credits"]) if resp.status_code == 200 else None)
+    return out
 
 
 def timed(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.005) -> float:
