@@ -24,16 +24,29 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisServer:
-    def __init__(self, directory: Path, *, appendonly: bool = False, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+        password: str | None = None,
+    ) -> None:
         self.directory = directory
         self.port = free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        self.password = password  # `--requirepass`: every client must AUTH
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_of(0)
+
+    def url_of(self, db: int) -> str:
+        """The URL of database `db`, with the password when the server requires one."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def start(self) -> None:
         _require_e2e("redis-server")
@@ -55,6 +68,7 @@ class RedisServer:
             "no",
             "--loglevel",
             "warning",
+            *(("--requirepass", self.password) if self.password else ()),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url, socket_timeout=1.0)
@@ -88,14 +102,16 @@ class RedisServer:
         self.stop(crash=crash)
         self.start()
 
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5.0)
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis.from_url(self.url_of(db), socket_timeout=5.0)
 
 
 @contextmanager
-def running_redis(*, appendonly: bool = False, appendfsync: str = "everysec") -> Iterator[RedisServer]:
+def running_redis(
+    *, appendonly: bool = False, appendfsync: str = "everysec", password: str | None = None
+) -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="paygate-redis-"))
-    server = RedisServer(directory, appendonly=appendonly, appendfsync=appendfsync)
+    server = RedisServer(directory, appendonly=appendonly, appendfsync=appendfsync, password=password)
     try:
         server.start()
         yield server
