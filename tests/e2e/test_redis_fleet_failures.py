@@ -267,11 +267,6 @@ def test_a_password_protected_redis_with_a_db_index() -> None:
         assert PASSWORD not in gw.stderr()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StoreUnavailable has no HTTP handler: admin routes answer 500 and uvicorn drops the connection "
-    "(fix: app.py maps StoreUnavailable to 503 + Retry-After)",
-)
 def test_with_redis_gone_the_admin_api_answers_503_not_500(fleet: list[Gateway], redis_server: RedisServer) -> None:
     gw = fleet[0]
     key = gw.create_key(5)
