@@ -4,6 +4,7 @@ batch that had been applied, since their calls were never forwarded."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -68,19 +69,25 @@ def test_a_lost_reply_is_settled_by_a_fence(store: RedisStore) -> None:
     assert credits(store, h) == 6
 
 
-def test_the_writer_refunds_an_applied_batch_whose_reply_was_lost(store: RedisStore) -> None:
+async def test_the_writer_refunds_an_applied_batch_whose_reply_was_lost(store: RedisStore) -> None:
     h = funded(store, 10)
-    lane = Lane(store.client, store.names, "test-instance", "c", 1000)
-    ops = [charge(h, 2), charge(h, 3)]
-    lane.run(ops)  # applied in Redis ...
-    lane.doubtful = lane.seq  # ... but the reply never came back: the calls were refused, not forwarded
-    batch = [Held(h, 2, 1, ops[0], None, time.time(), ()), Held(h, 3, 1, ops[1], None, time.time(), ())]
-    for held in batch:
-        held.future = object()  # type: ignore[assignment]  # charges of calls (not usage rows alone)
-    writer = ChargeWriter(lane, Link(), lambda *_: None)
-    writer._recover(batch)
-    assert credits(store, h) == 10 and lane.doubtful is None
-    refunds = [e for e in store.ledger(h) if e.kind == "refund"]
-    assert [(e.delta, e.memo) for e in refunds] == [(2, NOT_FORWARDED), (3, NOT_FORWARDED)]
-    writer._recover(batch)  # settled already: nothing is refunded twice
-    assert credits(store, h) == 10
+    writer = ChargeWriter(store.url, store.names, "test-instance", 1000, Link(), lambda *_: None)
+    try:
+        ops = [charge(h, 2), charge(h, 3)]
+        writer.seq = 1
+        await writer._money(ops, 1)  # applied in Redis ...
+        writer.doubtful = 1  # ... but the reply never came back: the calls were refused, not forwarded
+        loop = asyncio.get_running_loop()
+        batch = [Held(h, 2, 1, ops[0], loop.create_future(), time.time(), ())]
+        batch.append(Held(h, 3, 1, ops[1], loop.create_future(), time.time(), ()))
+        await writer._recover(batch)
+        assert credits(store, h) == 10 and writer.doubtful is None
+        refunds = [e for e in store.ledger(h) if e.kind == "refund"]
+        assert [(e.delta, e.memo) for e in refunds] == [(2, NOT_FORWARDED), (3, NOT_FORWARDED)]
+        await writer._recover(batch)  # settled already: nothing is refunded twice
+        assert credits(store, h) == 10
+        writer.doubtful = writer.seq + 1  # a batch that never reached Redis: fenced, nothing to refund
+        await writer._recover(batch)
+        assert credits(store, h) == 10 and writer.doubtful is None
+    finally:
+        writer.close()

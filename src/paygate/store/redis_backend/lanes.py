@@ -1,7 +1,7 @@
 """A lane: one instance's numbered stream of `MONEY` script batches (store/redis_backend/scripts.py).
 
-Each process has two: `c` for hot-path charges (sent by the charge writer's thread, one batch in flight)
-and `a` for every other write (sent by whoever calls the store). A batch whose reply is lost is sent once
+Each process has two: `c` for hot-path charges (sent from the event loop by writer.ChargeWriter, which
+keeps the same rules on its own connection) and `a` for every other write (this class, synchronous). A batch whose reply is lost is sent once
 more with the same number (Redis answers a repeat from memory, so it applies at most once); if that fails
 too, the lane remembers the number as *doubtful*, and before its next batch settles it with `FENCE`:
 either it had been applied (its reply comes back) or it never can be.

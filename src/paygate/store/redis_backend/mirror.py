@@ -7,14 +7,14 @@ instance's pub/sub message, the periodic refresh) carries the key's version; the
 and the copy is set to it less the unconfirmed charges, except while a batch of this process's charges is
 in flight on the key: whether that state includes the batch is unknown, so the copy waits for the batch's
 own reply, which settles the question (one batch is in flight at a time, and the writer sends the next
-only after this process has taken in the reply of the last).
+only after its reply has been taken in).
 
-Everything here runs on the event loop's thread (or, with no loop, the caller's).
+Everything here runs on the event loop's thread (or, with no loop, the caller's, under the store's lock).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from paygate.core.records import KeyRecord
 from paygate.store.redis_backend.codec import MoneyState
@@ -26,7 +26,8 @@ class Mirror:
         self.policy_json: dict[str, str] = {}  # the record JSON last installed, to notice policy changes
         self.truth: dict[str, MoneyState] = {}
         self.unconfirmed: dict[str, list[int]] = {}  # key hash -> [credits, calls]
-        self.in_flight: Collection[str] = ()  # keys with charges in the batch being sent
+        # the keys with charges in the batch being sent (the charge writer's, set by the store)
+        self.in_flight: Callable[[], Collection[str]] = tuple
 
     def hold(self, record: KeyRecord, credits: int, calls: int, ts: float) -> None:
         """A charge admitted here, not yet confirmed by Redis."""
@@ -56,7 +57,7 @@ class Mirror:
         known = self.truth.get(key_hash)
         if known is None or state.version > known.version:
             self.truth[key_hash] = known = state
-        if key_hash not in self.in_flight:
+        if key_hash not in self.in_flight():
             self.apply(key_hash, known)
 
     def apply(self, key_hash: str, state: MoneyState) -> None:
@@ -72,7 +73,6 @@ class Mirror:
 
     def settle(self, key_hashes: Collection[str]) -> None:
         """After a batch's reply was taken in: every key it touched is set from the newest state."""
-        self.in_flight = ()
         for key_hash in key_hashes:
             state = self.truth.get(key_hash)
             if state is not None:

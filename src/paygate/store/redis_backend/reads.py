@@ -22,6 +22,7 @@ import redis
 from paygate.core.ratelimit import WINDOW_SECONDS, RateDecision
 from paygate.core.records import LedgerEntry, UsageEvent
 from paygate.store.errors import StoreUnavailable
+from paygate.store.redis_backend import codec
 from paygate.store.redis_backend.codec import ledger_from, usage_from
 from paygate.store.redis_backend.names import Names, as_text, guarded
 from paygate.store.redis_backend.scripts import RATE, RATE_MOVE
@@ -95,29 +96,42 @@ class RedisReads:
     ) -> list[UsageEvent]:
         """The newest `limit` events since `since` (oldest first), optionally of one key or namespace."""
         successors = self._successors()
+        pending = self._pending_rows()
         found: list[UsageEvent] = []
-        for event in reversed(self.writer.unsent()):
-            if len(found) < limit and _matches(event, since, key_hash, namespace):
-                found.append(event)
         for field, value in self._rows(since):
-            if field != "e" or len(found) >= limit:
-                if len(found) >= limit:
-                    break
+            if field != "e":
                 continue
+            pending.pop(value, None)  # Redis has it already: counted once, from the stream
+            if len(found) >= limit:
+                break
             event = usage_from(value)
             event.key_hash = successors.get(event.key_hash, event.key_hash)
             if _matches(event, since, key_hash, namespace):
                 found.append(event)
+        newest = [e for e in reversed(pending.values()) if _matches(e, since, key_hash, namespace)]
+        found = (newest + found)[:limit]
         found.reverse()
         return found
+
+    def _pending_rows(self) -> dict[bytes, UsageEvent]:
+        """This instance's decided calls Redis may not hold yet, by the exact row it will write."""
+        return {codec.usage_json(e).encode(): e for held in self.writer.unsent() for e in held.events}
 
     def usage_sums(self, since: float) -> dict[str, tuple[int, int]]:
         """Calls admitted and charged, and their credits, per key since `since`, less refunded calls and
         without shadow mode's rows (as store/usage_queries.py on SQLite)."""
         successors = self._successors()
         calls: dict[str, list[int]] = {}
-        unsent = [("e", e) for e in self.writer.unsent()]
-        for field, value in itertools.chain(unsent, self._rows(since)):
+        pending = self._pending_rows()
+
+        def rows() -> Iterator[tuple[str, Any]]:
+            for field, value in self._rows(since):
+                if field == "e":
+                    pending.pop(value, None)  # Redis has it: counted once, from the stream
+                yield field, value
+            yield from (("e", e) for e in pending.values())  # what Redis does not have yet
+
+        for field, value in rows():
             if field == "e":
                 e = value if isinstance(value, UsageEvent) else usage_from(value)
                 if not e.allowed or e.timestamp < since or (e.deny_reason or "").startswith("shadow"):

@@ -69,8 +69,8 @@ class RedisStore(RedisDocuments, RedisReads):
         )
         records, docs = guarded(lambda: read_all(client, self.names))
         self._admin = Lane(client, self.names, self.instance, "a", self.usage_cap)
-        charges = Lane(client, self.names, self.instance, "c", self.usage_cap)
-        self.writer = ChargeWriter(charges, self.link, self._settle)
+        self.writer = ChargeWriter(self.url, self.names, self.instance, self.usage_cap, self.link, self._settle)
+        self.mirror.in_flight = lambda: self.writer.in_flight
         self.audit = RedisAuditLog(client, self.names)
         self.outbox = RedisOutbox(client, self.names, self.instance)
         self._init_reads()
@@ -78,7 +78,6 @@ class RedisStore(RedisDocuments, RedisReads):
         self._adopt_outboxes()
         self.remote_all(records, docs, self.doc_writes)
         self.listener = Listener(client, self.names, self.instance, self.link, self, self._post)
-        self.writer.start()
         self.listener.start()
         try:
             self._loop = asyncio.get_running_loop()
@@ -151,7 +150,7 @@ class RedisStore(RedisDocuments, RedisReads):
         except RuntimeError:
             return None
         if self._loop is not loop:
-            self._loop = self.writer.loop = loop
+            self._loop = loop
         return loop
 
     def _write(self, ops: Sequence[Sequence[str]]) -> Reply:
@@ -361,7 +360,7 @@ class RedisStore(RedisDocuments, RedisReads):
 
     @locked
     def _settle(self, batch: list[Held], outcome: Outcome) -> None:
-        """On the event loop (or, with none, the writer's thread): the reply of a batch of hot-path charges."""
+        """On the event loop: the reply of a batch of hot-path charges (writer.py)."""
         mirror = self.mirror
         touched = {held.key_hash for held in batch if held.future is not None}
         for held in batch:

@@ -1,33 +1,40 @@
-"""The hot path's charges, sent to Redis from a thread of their own.
+"""The hot path's charges, sent to Redis from the event loop in batches.
 
 A tool call's charge is decided on this process's copy of the balance (store/redis_backend/mirror.py),
-held there, and queued here; the caller awaits its future before forwarding the call. This thread takes
-everything queued, sends it as one batch of the `c` lane (one script, one round trip, however many
-charges) and hands the reply to the event loop, which resolves each future: done, or `ChargeRefused` when
-Redis's balance could not cover it (another instance spent it first), or `ChargeNotRecorded` when Redis
-could not be reached. The next batch is sent only once the loop has taken in the reply of the last.
+held there, and queued here; the caller awaits its future before forwarding the call. One task takes
+everything queued, sends it as one batch of the `c` lane (one script, one round trip, however many charges)
+on its own connection (resp.py), and settles each future: done, or `ChargeRefused` when Redis refused it
+(another instance spent the credits or the quota first), or `ChargeNotRecorded` when Redis could not be
+reached. One batch is in flight at a time; what arrives meanwhile forms the next.
 
-A batch whose reply is lost is settled as soon as Redis is back (lanes.Lane.settle_doubt): if it had been
-applied, its charges are refunded (their calls were never forwarded), until the refund is confirmed.
+A batch whose reply is lost is sent once more with the same number (Redis answers a repeat from memory);
+if that fails too, the batch is *doubtful* and the task settles it once Redis is back (scripts.FENCE): if it
+had been applied, its charges are refunded (their calls were never forwarded), until the refund is
+confirmed; then the lane goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from paygate.core.records import UsageEvent
-from paygate.store.errors import StoreUnavailable
+from paygate.store.errors import ChargeNotRecorded, StoreUnavailable
 from paygate.store.redis_backend.codec import adjust_op
-from paygate.store.redis_backend.lanes import Lane, Reply
+from paygate.store.redis_backend.lanes import Reply
+from paygate.store.redis_backend.names import Names
+from paygate.store.redis_backend.resp import ReplyError, RespConnection, connect
+from paygate.store.redis_backend.scripts import FENCE, MONEY
 
 log = logging.getLogger("paygate.store")
 
 NOT_FORWARDED = "not forwarded: redis connection lost"
 MAX_BACKOFF = 1.0
+LOST = (ConnectionError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -40,7 +47,7 @@ class Held:
     op: list[str]
     future: asyncio.Future[None] | None
     ts: float
-    events: tuple[UsageEvent, ...]  # the usage rows it writes (reads show them before they are sent)
+    events: tuple[UsageEvent, ...]  # the usage rows it writes (reads show them before Redis has them)
     team_id: str | None = None  # a refund of it gives the call back to the team's quota too
 
 
@@ -52,126 +59,179 @@ class Link:
 
     def __init__(self) -> None:
         self.up = True
-        self.wake = threading.Event()  # set to cut a back-off short (closing)
+        self.wake = threading.Event()  # set to cut the listener's back-off short (closing)
 
 
 class ChargeWriter:
-    def __init__(self, lane: Lane, link: Link, settle: Callable[[list[Held], Outcome], None]) -> None:
-        self.lane = lane
+    def __init__(
+        self,
+        url: str,
+        names: Names,
+        instance: str,
+        usage_cap: int,
+        link: Link,
+        settle: Callable[[list[Held], Outcome], None],
+    ) -> None:
+        self.url = url
+        self.names = names
+        self.lane = f"{instance}:c"
+        self.instance = instance
+        self.usage_cap = str(usage_cap)
         self.link = link
         self._settle = settle
-        self._queue: list[Held] = []
-        self._cond = threading.Condition()
-        self._taken = threading.Event()
-        self._replied = threading.Event()  # clear while a batch is out without its reply
-        self._replied.set()
-        self._closing = False
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.seq = 0
+        self.doubtful: int | None = None
+        self.queue: list[Held] = []
+        self.sending: list[Held] = []
         self.in_flight: set[str] = set()
-        self._thread = threading.Thread(target=self._run, name="paygate-redis-charges", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        self._conn: RespConnection | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._shas = {MONEY: hashlib.sha1(MONEY.encode()).hexdigest(), FENCE: hashlib.sha1(FENCE.encode()).hexdigest()}
 
     def submit(self, held: Held) -> None:
-        with self._cond:
-            self._queue.append(held)
-            self._cond.notify()
+        """Queue `held` (on the event loop); the writer's task sends it with whatever else is queued."""
+        self.queue.append(held)
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        assert self._wake is not None
+        self._wake.set()
 
-    def unsent(self) -> list[UsageEvent]:
-        """The usage rows queued and not yet sent, once the batch in flight (if any) has its reply: with
-        what Redis holds, every decided call exactly once. Never waits for the event loop (its caller)."""
-        self._replied.wait(5.0)
-        with self._cond:
-            return [event for held in self._queue for event in held.events]
+    def unsent(self) -> list[Held]:
+        """Everything decided here that Redis may not hold yet: queued, and the batch in flight."""
+        return [*self.sending, *self.queue]
 
     def close(self) -> None:
-        """Send what is queued, then stop (the thread ends once its queue is empty)."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        self.link.wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        """Stop: calls still waiting for their charge are refused (not forwarded, not charged)."""
+        if self._task is not None:
+            if not self._task.get_loop().is_closed():
+                self._task.cancel()
+            self._task = None
+        left, self.queue = self.queue, []
+        for held in left:
+            if held.future is not None and not held.future.done():
+                held.future.set_exception(ChargeNotRecorded("the gateway is stopping"))
+        if self._conn is not None:
+            if not self._conn.loop.is_closed():  # a loop that has ended took its sockets with it
+                self._conn.close()
+            self._conn = None
 
-    # the thread -----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-                self.in_flight = {h.key_hash for h in batch if h.future is not None}
-                self._replied.clear()
-            try:
-                outcome: Outcome = self.lane.run([h.op for h in batch])
-                self.link.up = True
-            except StoreUnavailable as exc:
-                self.link.up = False
-                outcome = exc
-            finally:
-                self._replied.set()
-            self._deliver(batch, outcome)
-            if isinstance(outcome, StoreUnavailable):
-                self._recover(batch)
-
-    def _deliver(self, batch: list[Held], outcome: Outcome) -> None:
-        """Hand the reply to the event loop and wait until it has been taken in."""
-        loop = self.loop
-        if loop is None or loop.is_closed() or not loop.is_running():
-            self._settle(batch, outcome)
-            self.in_flight = set()
-            return
-        self._taken.clear()
-
-        def take() -> None:
-            try:
-                self._settle(batch, outcome)
-            finally:
-                self.in_flight = set()
-                self._taken.set()
-
+    # the task ------------------------------------------------------------------------------------------
+    async def _run(self) -> None:
         try:
-            loop.call_soon_threadsafe(take)
-        except RuntimeError:  # the loop closed meanwhile
-            take()
-        while not self._taken.wait(0.5):
-            if loop.is_closed() or not loop.is_running():
-                take()
-                return
+            await self._pump()
+        finally:  # cancelled (the store closes, or the loop ends): the connection goes with the task
+            if self._conn is not None and not self._conn.loop.is_closed():
+                self._conn.close()
+            self._conn = None
 
-    def _recover(self, batch: list[Held]) -> None:
+    async def _pump(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.queue:
+                batch, self.queue = self.queue, []
+                self.sending = batch
+                self.in_flight = {h.key_hash for h in batch if h.future is not None}
+                try:
+                    outcome: Outcome = await self._send(batch)
+                finally:
+                    self.sending = []
+                try:
+                    self._settle(batch, outcome)
+                finally:
+                    self.in_flight = set()
+                if isinstance(outcome, StoreUnavailable):
+                    await self._recover(batch)
+
+    async def _send(self, batch: Sequence[Held]) -> Outcome:
+        self.seq += 1
+        try:
+            reply = await self._money([h.op for h in batch], self.seq)
+            self.link.up = True
+            return reply
+        except LOST as exc:
+            self.doubtful = self.seq
+            self.link.up = False
+            return StoreUnavailable(f"redis unreachable: {exc}")
+
+    async def _money(self, ops: Sequence[Sequence[str]], seq: int) -> Reply:
+        args = [self.names.base, self.lane, str(seq), self.usage_cap, self.instance]
+        for op in ops:
+            args += op
+        for attempt in (1, 2):  # the same number again after a lost reply: applied at most once
+            try:
+                return Reply(await self._script(MONEY, args))
+            except LOST:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _script(self, script: str, args: list[str]) -> str:
+        conn = self._conn
+        if conn is None or conn.transport is None:
+            self._conn = conn = await connect(self.url)
+        try:
+            raw = await conn.call("EVALSHA", self._shas[script], "0", *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            raw = await conn.call("EVAL", script, "0", *args)
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def _recover(self, batch: list[Held]) -> None:
         """Redis was lost with `batch` in flight: wait for it, then refund whatever of it was applied."""
         refunds: list[list[str]] | None = None  # known once the batch is settled
         delay = 0.05
         while True:
             try:
                 if refunds is None:
-                    reply = self.lane.settle_doubt()
-                    refunds = self._refunds(batch, reply) if reply is not None else []
-                elif self.lane.doubtful is not None and self.lane.settle_doubt() is not None:
+                    reply = await self.settle_doubt()
+                    refunds = self.refunds(batch, reply) if reply is not None else []
+                elif self.doubtful is not None and await self.settle_doubt() is not None:
                     refunds = []  # the refunds' own batch had been applied: never send it twice
                 if refunds:
-                    self.lane.run(refunds)
+                    self.seq += 1
+                    self.doubtful = self.seq
+                    await self._money(refunds, self.seq)
+                    self.doubtful = None
                     log.warning("redis: refunded %d charges whose calls were not forwarded", len(refunds))
                 self.link.up = True
                 return
-            except StoreUnavailable:
+            except LOST:
                 self.link.up = False
-                if self._closing:
-                    log.error("redis: closing with a batch of charges unsettled (lane %s)", self.lane.lane)
-                    return
-                self.link.wake.wait(delay)
+                await asyncio.sleep(delay)  # back off while Redis is away; calls meanwhile are refused
                 delay = min(delay * 2, MAX_BACKOFF)
 
+    async def settle_doubt(self) -> Reply | None:
+        """Settle the doubtful batch: its reply if it had been applied, None if it never will be."""
+        doubtful = self.doubtful
+        if doubtful is None:
+            return None
+        text = await self._script(FENCE, [self.names.base, self.lane, str(doubtful)])
+        self.doubtful = None
+        if text == "fenced":
+            log.warning("redis: batch %s of lane %s was never applied (its reply had been lost)", doubtful, self.lane)
+            return None
+        log.warning("redis: batch %s of lane %s had been applied (its reply had been lost)", doubtful, self.lane)
+        return Reply(text.removeprefix("applied\n"))
+
     @staticmethod
-    def _refunds(batch: list[Held], reply: Reply) -> list[list[str]]:
+    def refunds(batch: list[Held], reply: Reply) -> list[list[str]]:
         ops = []
         for held, line in zip(batch, reply.lines, strict=False):
             if held.future is not None and line.startswith("1 ") and held.credits:
-                ops.append(
-                    adjust_op(held.key_hash, held.credits, "refund", NOT_FORWARDED, -held.credits, -held.calls, held.ts)
+                refund = adjust_op(
+                    held.key_hash,
+                    held.credits,
+                    "refund",
+                    NOT_FORWARDED,
+                    -held.credits,
+                    -held.calls,
+                    held.ts,
+                    held.team_id,
                 )
+                ops.append(refund)
         return ops
