@@ -1,10 +1,11 @@
 """A lane: one instance's numbered stream of `MONEY` script batches (store/redis_backend/scripts.py).
 
 Each process has two: `c` for hot-path charges (sent from the event loop by writer.ChargeWriter, which
-keeps the same rules on its own connection) and `a` for every other write (this class, synchronous). A batch whose reply is lost is sent once
-more with the same number (Redis answers a repeat from memory, so it applies at most once); if that fails
-too, the lane remembers the number as *doubtful*, and before its next batch settles it with `FENCE`:
-either it had been applied (its reply comes back) or it never can be.
+keeps the same rules on its own connection) and `a` for every other write (this class, synchronous).
+A batch whose reply is lost is sent once more with the same number (Redis answers a repeat from memory,
+so it applies at most once); if that fails too, the lane remembers the number as *doubtful*, and before
+its next batch settles it with `FENCE`: either it had been applied (its reply comes back) or it never
+can be.
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ USAGE_CAP = 1_000_000
 
 
 class Reply:
-    """A batch's reply: the instance's applied hot-path batch number, and one line per operation."""
+    """A batch's reply: one line per operation."""
 
-    __slots__ = ("applied_charges", "lines")
+    __slots__ = ("lines",)
 
     def __init__(self, text: str) -> None:
-        head, _, rest = text.partition("\n")
-        self.applied_charges = int(head or 0)
-        self.lines = rest.split("\n") if rest else []
+        self.lines = text.split("\n") if text else []
 
 
 class Lane:
@@ -54,7 +53,7 @@ class Lane:
             if self.doubtful is not None:
                 self.settle_doubt()
             self.seq += 1
-            args: list[str] = [self.names.base, self.lane, str(self.seq), self.usage_cap, self.instance]
+            args: list[str] = [self.names.base, self.lane, str(self.seq), self.usage_cap, self.instance, "1"]
             for op in ops:
                 args += op
             for attempt in (1, 2):

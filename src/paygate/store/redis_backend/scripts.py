@@ -1,20 +1,22 @@
 """The Lua scripts: every change to money or key records is one script, so it is atomic in Redis.
 
 `MONEY` runs a batch of operations for one *lane* (an instance's hot-path charges, or its other writes)
-with the lane's next batch number. Redis remembers the last batch number applied per lane and its reply:
+with the lane's next batch number; `tell` says whether to publish the balances it moved (the hot path
+publishes at most every few milliseconds, then `TELL` says the rest: a message per call would wake every
+instance's listener per call). Redis remembers the last batch number applied per lane and its reply:
 a batch sent again (a retry after a lost reply) is answered from that memory and applied at most once.
 `FENCE` settles a batch whose reply was lost for good: it is either already applied, or can never be.
 
 Numbers: Redis's Lua has doubles only, exact for integers up to 2^53, far above any balance. Timestamps
 and memos arrive as JSON text from Python and are pasted into ledger entries unparsed, so they keep every
 digit. Replies are text: one line per operation (`1 credits spent calls last_used version`; `0` and the
-same when refused; `conflict what`), after a first line holding the instance's applied hot-path batch number.
+same when refused; `conflict what`).
 """
 
 from __future__ import annotations
 
 MONEY = r"""
-local P, lane, batch, cap, inst = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local P, lane, batch, cap, inst, tell = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6] == '1'
 local applied = P .. ':applied'
 local function fmt(x) return string.format('%d', x) end
 local done = tonumber(redis.call('HGET', applied, lane) or '0')
@@ -46,35 +48,38 @@ local function over(c, lim, calls, credits)  -- lim: daily calls, monthly calls,
   return (lim[1] > 0 and c[1] + calls > lim[1]) or (lim[2] > 0 and c[2] + calls > lim[2])
     or (lim[3] > 0 and c[3] + credits > lim[3]) or (lim[4] > 0 and c[4] + credits > lim[4])
 end
-local function count(subject, day, month, calls, credits)  -- negative for a refund; never below zero
-  local c = counters(subject, day, month)
+local function count(subject, day, month, calls, credits, c)  -- negative for a refund; never below zero
+  c = c or counters(subject, day, month)
   local function floor0(x) if x < 0 then return 0 end return x end
   redis.call('HSET', P .. ':q:' .. subject, 'd', day, 'm', month,
     'dc', fmt(floor0(c[1] + calls)), 'mc', fmt(floor0(c[2] + calls)),
     'dk', fmt(floor0(c[3] + credits)), 'mk', fmt(floor0(c[4] + credits)), 'spent', fmt(floor0(c[5] + credits)))
 end
--- limits: spending_limit dc mc dk mk day month team team_budget tdc tmc tdk tmk (13 fields at `at`)
-local function refusal(h, at, calls, credits)
+-- limits: spending_limit dc mc dk mk day month team team_budget tdc tmc tdk tmk (13 fields at `at`).
+-- Reads each counter once: the refusal (or nil) and the counters read, for `counted` to write.
+local function refusal(spent, h, at, calls, credits)
   local spend = tonumber(ARGV[at])
   local day, month, team = ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
-  if spend > 0 and tonumber(redis.call('HGET', key(h), 's')) + credits > spend then return 'spending_limit_exceeded' end
+  if spend > 0 and spent + credits > spend then return 'spending_limit_exceeded' end
+  local kc = counters(h, day, month)
   local lim = {tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])}
-  if over(counters(h, day, month), lim, calls, credits) then return 'quota_exceeded' end
+  if over(kc, lim, calls, credits) then return 'quota_exceeded' end
+  local tc = nil
   if team ~= '' then
-    local tc = counters('team:' .. team, day, month)
+    tc = counters('team:' .. team, day, month)
     local budget = tonumber(ARGV[at + 8])
     if budget > 0 and tc[5] + credits > budget then return 'team_budget_exceeded' end
     local tl = {tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10]), tonumber(ARGV[at + 11]), tonumber(ARGV[at + 12])}
     if over(tc, tl, calls, credits) then return 'team_quota_exceeded' end
   end
-  return nil
+  return nil, kc, tc
 end
-local function counted(h, at, calls, credits)
-  count(h, ARGV[at + 5], ARGV[at + 6], calls, credits)
-  if ARGV[at + 7] ~= '' then count('team:' .. ARGV[at + 7], ARGV[at + 5], ARGV[at + 6], calls, credits) end
+local function counted(h, at, calls, credits, kc, tc)
+  count(h, ARGV[at + 5], ARGV[at + 6], calls, credits, kc)
+  if ARGV[at + 7] ~= '' then count('team:' .. ARGV[at + 7], ARGV[at + 5], ARGV[at + 6], calls, credits, tc) end
 end
 local out, moved, touched = {}, {}, {}
-local i, n = 6, #ARGV
+local i, n = 7, #ARGV
 while i <= n do
   local op = ARGV[i]
   if op == 'charge' or op == 'many' then
@@ -96,16 +101,17 @@ while i <= n do
     end
     for _, p in ipairs(parts) do total = total + p[1] end
     local k = key(h)
-    local c = redis.call('HGET', k, 'c')
-    local why = nil
-    if c and tonumber(c) < total then why = 'insufficient_credits' end
-    if c and not why then why = refusal(h, limits, calls, total) end
-    if not c then
+    -- one read and one write of the key's hash (each redis.call costs: ~3 us here)
+    local f = redis.call('HMGET', k, 'c', 's', 'n', 'v', 'u')
+    local why, kc, tc = nil, nil, nil
+    if f[1] and tonumber(f[1]) < total then why = 'insufficient_credits' end
+    if f[1] and not why then why, kc, tc = refusal(tonumber(f[2]), h, limits, calls, total) end
+    if not f[1] then
       out[#out + 1] = '0 0'
     elseif why then
-      out[#out + 1] = '0 ' .. state(k) .. ' ' .. why
+      out[#out + 1] = '0 ' .. f[1] .. ' ' .. f[2] .. ' ' .. f[3] .. ' ' .. f[5] .. ' ' .. f[4] .. ' ' .. why
     else
-      local bal = tonumber(c)
+      local bal = tonumber(f[1])
       for _, p in ipairs(parts) do
         if p[1] > 0 then
           bal = bal - p[1]
@@ -113,13 +119,10 @@ while i <= n do
         end
         usage('e', p[3])
       end
-      redis.call('HINCRBY', k, 'c', fmt(-total))  -- fmt: '%d' (tostring gives '-0' and '1e+15')
-      redis.call('HINCRBY', k, 's', fmt(total))
-      redis.call('HINCRBY', k, 'n', fmt(calls))
-      redis.call('HSET', k, 'u', ts)
-      redis.call('HINCRBY', k, 'v', 1)
-      counted(h, limits, calls, total)
-      out[#out + 1] = '1 ' .. state(k)
+      local spent, count_, version = fmt(tonumber(f[2]) + total), fmt(tonumber(f[3]) + calls), fmt(tonumber(f[4]) + 1)
+      redis.call('HSET', k, 'c', fmt(bal), 's', spent, 'n', count_, 'u', ts, 'v', version)
+      counted(h, limits, calls, total, kc, tc)
+      out[#out + 1] = '1 ' .. fmt(bal) .. ' ' .. spent .. ' ' .. count_ .. ' ' .. ts .. ' ' .. version
       moved[h] = true
     end
   elseif op == 'deny' then  -- row: a usage row only
@@ -276,12 +279,26 @@ while i <= n do
 end
 local money = {}
 for h in pairs(moved) do money[#money + 1] = h .. ' ' .. state(key(h)) end
-if #money > 0 then redis.call('PUBLISH', P .. ':events', 'm|' .. inst .. '|' .. table.concat(money, '|')) end
+if tell and #money > 0 then redis.call('PUBLISH', P .. ':events', 'm|' .. inst .. '|' .. table.concat(money, '|')) end
 if #touched > 0 then redis.call('PUBLISH', P .. ':events', 'k|' .. inst .. '|' .. table.concat(touched, '|')) end
-local reply = (redis.call('HGET', applied, inst .. ':c') or '0') .. '\n' .. table.concat(out, '\n')
+local reply = table.concat(out, '\n')
 redis.call('HSET', applied, lane, batch)
 redis.call('SET', P .. ':last:' .. lane, reply)
 return reply
+"""
+
+# The balances of keys a batch moved without telling (MONEY's `tell` off): prefix instance hash...
+TELL = r"""
+local P, inst = ARGV[1], ARGV[2]
+local money = {}
+for j = 3, #ARGV do
+  local f = redis.call('HMGET', P .. ':k:' .. ARGV[j], 'c', 's', 'n', 'u', 'v')
+  if f[1] then
+    money[#money + 1] = ARGV[j] .. ' ' .. f[1] .. ' ' .. f[2] .. ' ' .. f[3] .. ' ' .. f[4] .. ' ' .. f[5]
+  end
+end
+if #money > 0 then redis.call('PUBLISH', P .. ':events', 'm|' .. inst .. '|' .. table.concat(money, '|')) end
+return #money
 """
 
 # A batch whose reply was lost for good: 'applied' (its reply follows) or 'fenced' (it can never apply now).
