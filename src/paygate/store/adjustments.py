@@ -65,11 +65,18 @@ class Adjustments:
     def charge_up_to(self: _StoreCore, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
         self.flush()
-        record = self._keys.get(key_hash)
-        if record is None:
-            return 0, 0
-        take = min(amount, record.credits)
-        if take <= 0:
-            return 0, record.credits
-        result = self.adjust(key_hash, -take, "surcharge", memo, take)
-        return (take, result.balance) if result.ok else (0, result.balance)
+        return surcharge_up_to(self._keys.get(key_hash), amount, memo, self.adjust)
+
+
+def surcharge_up_to(
+    record: KeyRecord | None, amount: int, memo: str, adjust: Callable[..., ChargeResult]
+) -> tuple[int, int]:
+    """`charge_up_to` of any store: as much of `amount` as the record's balance allows, as one `surcharge`
+    move (which the store still guards: never below zero); (charged, balance)."""
+    if record is None:
+        return 0, 0
+    take = min(amount, record.credits)
+    if take <= 0:
+        return 0, record.credits
+    result = adjust(record.key_hash, -take, "surcharge", memo, take)
+    return (take, result.balance) if result.ok else (0, result.balance)

@@ -75,8 +75,13 @@ class Lane:
         except LINK_ERRORS as exc:
             raise StoreUnavailable(f"redis unreachable: {exc}") from exc
         self.doubtful = None
-        if text == "fenced":
-            log.warning("redis: batch %s of lane %s was never applied (its reply had been lost)", doubtful, self.lane)
-            return None
-        log.warning("redis: batch %s of lane %s had been applied (its reply had been lost)", doubtful, self.lane)
-        return Reply(text.removeprefix("applied\n"))
+        return fenced(text, doubtful, self.lane)
+
+
+def fenced(text: str, batch: int, lane: str) -> Reply | None:
+    """What `FENCE` said of a batch whose reply was lost: its reply if it had been applied, else None."""
+    if text == "fenced":
+        log.warning("redis: batch %s of lane %s was never applied (its reply had been lost)", batch, lane)
+        return None
+    log.warning("redis: batch %s of lane %s had been applied (its reply had been lost)", batch, lane)
+    return Reply(text.removeprefix("applied\n"))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, UsageEvent
+from paygate.store.adjustments import surcharge_up_to
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.errors import ChargeNotRecorded, ChargeRefused, Conflict, StoreUnavailable
 from paygate.store.redis_backend import codec
@@ -273,14 +274,7 @@ class RedisStore(RedisDocuments, RedisReads):
 
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
-        record = self.mirror.keys.get(key_hash)
-        if record is None:
-            return 0, 0
-        take = min(amount, record.credits)
-        if take <= 0:
-            return 0, record.credits
-        result = self.adjust(key_hash, -take, "surcharge", memo, take)
-        return (take, result.balance) if result.ok else (0, result.balance)
+        return surcharge_up_to(self.mirror.keys.get(key_hash), amount, memo, self.adjust)
 
     @locked
     def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from paygate.core.records import UsageEvent
 from paygate.store.errors import ChargeNotRecorded, StoreUnavailable
 from paygate.store.redis_backend.codec import adjust_op
-from paygate.store.redis_backend.lanes import Reply
+from paygate.store.redis_backend.lanes import Reply, fenced
 from paygate.store.redis_backend.names import Names
 from paygate.store.redis_backend.resp import ReplyError, RespConnection, connect
 from paygate.store.redis_backend.scripts import FENCE, MONEY, TELL
@@ -243,11 +243,7 @@ class ChargeWriter:
             return None
         text = await self._script(FENCE, [self.names.base, self.lane, str(doubtful)])
         self.doubtful = None
-        if text == "fenced":
-            log.warning("redis: batch %s of lane %s was never applied (its reply had been lost)", doubtful, self.lane)
-            return None
-        log.warning("redis: batch %s of lane %s had been applied (its reply had been lost)", doubtful, self.lane)
-        return Reply(text.removeprefix("applied\n"))
+        return fenced(text, doubtful, self.lane)
 
     @staticmethod
     def refunds(batch: list[Held], reply: Reply) -> list[list[str]]:
