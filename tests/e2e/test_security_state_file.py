@@ -26,7 +26,7 @@ def test_a_second_gateway_on_the_same_state_file_exits_1_with_the_reason(tmp_pat
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1, refused.stderr
         assert lines[0].startswith("error: state file ") and str(state) in lines[0]
-        assert f"process {first.proc.pid}" in lines[0] and "redisUrl" in lines[0]
+        assert f"process {first.proc.pid}" in lines[0] and "--redis-url" in lines[0]
         assert first.balance(key) == 7  # the first one is untouched
     with running_gateway("--server", ECHO_COMMAND, state_file=str(state)) as second:
         assert second.balance(key) == 7

@@ -32,7 +32,7 @@ def test_a_second_store_on_an_open_state_file_is_refused_until_the_first_closes(
     with pytest.raises(StateFileInUse) as refused:
         second.open()
     message = str(refused.value)
-    assert str(path) in message and f"process {os.getpid()}" in message and "redisUrl" in message
+    assert str(path) in message and f"process {os.getpid()}" in message and "--redis-url" in message
     assert "\n" not in message
     first.close()
     second.open()  # the lock went with the first store
