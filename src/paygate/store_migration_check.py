@@ -9,10 +9,12 @@ audit entries and webhook items as were read.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import redis
 
+from paygate.billing.quota import counters_from_usage
 from paygate.core.records import KeyRecord
 from paygate.store.audit_log import AuditFilter
 from paygate.store.history import MIGRATED_OWNER, RefundMark
@@ -120,6 +122,7 @@ def verify_sqlite(path: str, _prefix: str, source: Tally) -> tuple[list[str], li
 
 
 def verify_redis(url: str, prefix: str, source: Tally) -> tuple[list[str], list[str]]:
+    """Seed the quota counters, then check the copy (through the real store, as a gateway opens it)."""
     names = Names(prefix)
     guard = names.alive(MIGRATED_OWNER)
     with contextlib.closing(redis.Redis.from_url(url, socket_timeout=30.0)) as client:
@@ -130,6 +133,9 @@ def verify_redis(url: str, prefix: str, source: Tally) -> tuple[list[str], list[
             store = RedisStore(url, prefix=prefix)
             store.open()
             try:
+                # Redis keeps quota counters itself (its scripts count): seed them from the copied usage, so a
+                # key's daily and monthly quotas (and a team's budget) go on from what was used
+                store.seed_quota_counters(counters_from_usage(store, time.time()))
                 found, mismatches, notes = _keys(store, store.list_keys(), source)
                 found.counts["documents"] = sum(len(store.doc_items(kind)) for kind in store.doc_kinds())
                 found.counts["audit"] = store.audit.count(AuditFilter())

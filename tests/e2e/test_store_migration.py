@@ -46,11 +46,18 @@ def snapshot(gw: Gateway, keys: list[str]) -> dict[str, Any]:
         ledgers[key] = history["entries"]
     return {
         "balances": {key: gw.balance(key) for key in keys},
+        # what today's and this month's quota counters say (Redis keeps its own: seeded by the move)
+        "quotas": {key: _used(gw.client.get("/balance", headers={"X-API-Key": key}).json()) for key in keys},
         "ledgers": ledgers,
         "usage": gw.client.get("/usage", headers=gw.admin()).json()["events"],
         "groups": gw.client.get("/groups", headers=gw.admin()).json(),
         "teams": gw.client.get("/teams", headers=gw.admin()).json()["teams"],
     }
+
+
+def _used(balance: dict[str, Any]) -> list[int]:
+    usage = balance["quotaUsage"]
+    return [usage[p][m]["used"] for p in ("daily", "monthly") for m in ("calls", "credits")]
 
 
 def build_state(path: Path) -> tuple[list[str], str, dict[str, Any]]:

@@ -119,6 +119,18 @@ class QuotaBook:
             self._team_spent[doc_id] = _spent_since(store, _created(team), members)
 
 
+def counters_from_usage(store: Store, now: float) -> dict[str, tuple[quota.Counter, int]]:
+    """Every subject's counter (and a team's credits spent since it was created), recounted from the usage
+    log as a start does: what a store that keeps the counters itself (Redis) is seeded with on a move."""
+    book = QuotaBook()
+    book.rebuild(store, now)
+    found = {subject: (counter, 0) for subject, counter in book._counters.items()}
+    for team_id, spent in book._team_spent.items():
+        subject = team_subject(team_id)
+        found[subject] = (found.get(subject, (quota.Counter(quota.day_of(now), quota.month_of(now)), 0))[0], spent)
+    return found
+
+
 def quota_view(policy: EffectivePolicy, used: quota.Counter) -> dict[str, Any]:
     """A key's quota usage against its effective limits (0 / null limit: unlimited)."""
     daily_calls, monthly_calls, daily_credits, monthly_credits = quota.limits_of(policy.quota)

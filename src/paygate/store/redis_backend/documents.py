@@ -112,6 +112,15 @@ class RedisDocuments:
             counter.month_calls, counter.month_credits = int(month_calls or 0), int(month_credits or 0)
         return counter, int(spent or 0)
 
+    def seed_quota_counters(self, counters: dict[str, tuple[quota.Counter, int]]) -> None:
+        """Write counters recounted from the usage log (a store moved here from SQLite, which keeps none)."""
+        pipe = self.client.pipeline(transaction=False)
+        for subject, (c, spent) in counters.items():
+            fields: dict[str, str | int] = {"d": c.day, "dc": c.day_calls, "dk": c.day_credits, "m": c.month}
+            fields.update(mc=c.month_calls, mk=c.month_credits, spent=spent)
+            pipe.hset(self.names.quota(subject), mapping=fields)  # type: ignore[arg-type]
+        guarded(pipe.execute)
+
     def get_meta(self, name: str) -> str | None:
         raw = guarded(lambda: self.client.hget(self.names.meta, name))
         return None if raw is None else as_text(raw)
