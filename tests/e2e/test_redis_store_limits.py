@@ -193,3 +193,17 @@ def test_two_instances_conserve_credits(
 
     expected = asyncio.run(run())
     assert sum(e.delta for e in a.ledger(h)) == expected >= 0
+
+
+def test_instances_importing_the_same_key_at_start_create_it_once(pair: tuple[RedisStore, RedisStore]) -> None:
+    """`--import-key` on every instance of a fleet: the second to start finds it taken, and goes on."""
+    from paygate.core.keys import hash_key
+    from paygate.keys.service import KeyService
+
+    a, b = pair
+    raw = f"pg_imported_{time.monotonic_ns()}_0123456789abcdef"
+    assert KeyService(a).import_key(raw, 10) is not None
+    b.mirror.keys.pop(hash_key(raw), None)  # b has not heard of it yet (its message is on the way)
+    assert KeyService(b).import_key(raw, 10) is None
+    assert int(a.client.hget(a.names.key(hash_key(raw)), "c") or 0) == 10
+    assert [e.kind for e in a.ledger(hash_key(raw))] == ["import"]

@@ -97,7 +97,10 @@ class KeyService:
                 f"importKeys: {shown} is the alias of key {holder.masked}; an imported key "
                 "must not equal an alias (clear or change the alias first)"
             )
-        return self._insert(raw, name, credits, "import", {})
+        try:
+            return self._insert(raw, name, credits, "import", {})
+        except StoreConflict:  # an imported key has no alias: the key itself exists now
+            return None  # another instance of a fleet imported it first (--import-key on every instance)
 
     def _insert(self, raw: str, name: str, credits: int, memo: str, policy: dict[str, Any]) -> KeyRecord:
         prefix, last4 = mask_parts(raw)
