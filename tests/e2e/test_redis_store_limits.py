@@ -207,3 +207,20 @@ def test_instances_importing_the_same_key_at_start_create_it_once(pair: tuple[Re
     assert KeyService(b).import_key(raw, 10) is None
     assert int(a.client.hget(a.names.key(hash_key(raw)), "c") or 0) == 10
     assert [e.kind for e in a.ledger(hash_key(raw))] == ["import"]
+
+
+def test_a_running_instance_takes_over_the_webhooks_of_one_that_stopped(redis_url: str) -> None:
+    prefix = f"adopt{next(_prefixes)}_{time.monotonic_ns()}"
+    gone, alive = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    gone.open()
+    alive.open()
+    try:
+        gone.outbox.enqueue([("default", time.time(), "admin", "key.created", '{"n": 1}')])
+        assert alive.adopt_outboxes() == 0  # its owner is alive: nothing taken
+        gone.close()  # stopped (or silent for ALIVE_SECONDS): its partition is up for adoption
+        assert alive.adopt_outboxes() == 1
+        assert alive.outbox.state().pending["default"][0] == 1
+        assert alive.adopt_outboxes() == 0  # moved once
+    finally:
+        gone.close()
+        alive.close()

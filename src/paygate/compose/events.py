@@ -7,6 +7,8 @@ they subscribe, which is the order `compose/routers.event_routers` calls these.
 
 from __future__ import annotations
 
+import time
+
 from paygate.alerts.balance import BalanceAlerts
 from paygate.alerts.rules import Rule, RuleError, rules_from_config
 from paygate.alerts.service import AlertService
@@ -22,6 +24,8 @@ from paygate.runtime import Runtime
 from paygate.store.redis_backend.store import RedisStore
 from paygate.webhooks.bootstrap import open_webhooks
 from paygate.webhooks.service import WebhookService
+
+ADOPT_EVERY_SECONDS = 30.0
 
 
 def start_request_log(size: int, events: EventHub, audit: AuditService) -> RequestLog:
@@ -100,13 +104,17 @@ def build_webhooks(rt: Runtime) -> WebhookService:
     rt.on_start.append(service.start)
     rt.on_stop.append(service.stop)
     store = rt.store
-    if isinstance(store, RedisStore):  # filters and per-key URLs set on another instance: read them again
-        seen = [store.doc_writes]
+    if isinstance(store, RedisStore):
+        seen, adopted = [store.doc_writes], [time.monotonic()]
 
-        def follow_other_instances(_: float) -> None:
-            if store.doc_writes != seen[0]:
+        def follow_other_instances(now: float) -> None:
+            if store.doc_writes != seen[0]:  # filters and per-key URLs set on another instance
                 seen[0] = store.doc_writes
                 service.routes.reload()
+            if time.monotonic() - adopted[0] >= ADOPT_EVERY_SECONDS:  # a dead instance's undelivered webhooks
+                adopted[0] = time.monotonic()
+                if store.adopt_outboxes():
+                    service.queue.load(now)
 
         rt.tickers.append(follow_other_instances)
     return service

@@ -76,7 +76,7 @@ class RedisStore(RedisDocuments, RedisReads):
         self.outbox = RedisOutbox(client, self.names, self.instance)
         self._init_reads()
         guarded(lambda: client.set(self.names.alive(self.instance), "1", ex=ALIVE_SECONDS))
-        self._adopt_outboxes()
+        self.adopt_outboxes()
         self.remote_all(records, docs, self.doc_writes)
         self.listener = Listener(client, self.names, self.instance, self.link, self, self._post)
         self.listener.start()
@@ -85,13 +85,18 @@ class RedisStore(RedisDocuments, RedisReads):
         except RuntimeError:
             self._loop = None
 
-    def _adopt_outboxes(self) -> None:
+    def adopt_outboxes(self) -> int:
         """Undelivered webhooks of instances that are gone (stopped, or not heard of for ALIVE_SECONDS) are
-        taken over before the webhook service reads its outbox, so none is lost."""
+        taken over, in one atomic move per instance (of instances racing, one gets them): at open, before
+        the webhook service reads its outbox, and then now and then (compose/events.py). Items moved."""
+        moved = 0
         for owner in self.outbox.owners():
             if owner != self.instance and not guarded(lambda o=owner: self.client.exists(self.names.alive(o))):  # type: ignore[misc]
-                moved = self.outbox.adopt(owner)
-                log.info("redis: took over %d webhook deliveries of instance %s", moved, owner)
+                got = self.outbox.adopt(owner)
+                if got:
+                    log.info("redis: took over %d webhook deliveries of instance %s", got, owner)
+                moved += got
+        return moved
 
     @property
     def connected(self) -> bool:
