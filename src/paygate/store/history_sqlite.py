@@ -19,6 +19,7 @@ from paygate.store.audit_log import AuditEntry
 from paygate.store.history import Document, LedgerItem, RefundMark, UsageItem, successors
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
 from paygate.store.rows import KEY_COLUMNS, USAGE_SQL, record_values, row_to_record, row_to_usage, usage_row
+from paygate.store.sqlite_outbox import dead_letter_of
 
 # every table a gateway writes to: a destination with a row in any of them is not empty
 TABLES = (
@@ -127,18 +128,7 @@ class SQLiteHistory:
             "FROM webhook_dead_letters ORDER BY id"
         )
         for r in self.db.execute(sql):
-            yield DeadLetter(
-                int(r[0]),
-                str(r[1]),
-                str(r[2]).encode(),
-                int(r[3]),
-                orjson.loads(r[4]),
-                int(r[5]),
-                float(r[6]),
-                float(r[7]),
-                r[8],
-                int(r[9]),
-            )
+            yield dead_letter_of(r)
 
     def _rows(self, sql: str) -> Iterator[sqlite3.Row]:
         cursor = self.db.cursor()

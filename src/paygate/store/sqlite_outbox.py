@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import orjson
 
@@ -21,6 +22,23 @@ _NEW_BATCH = (
     "INSERT INTO webhook_batches (dest, body, event_count, event_types, attempt, next_at, created) "
     "VALUES (?, ?, ?, ?, 0, ?, ?)"
 )
+
+
+def dead_letter_of(r: Sequence[Any]) -> DeadLetter:
+    """A `webhook_dead_letters` row (id, dest, body, event_count, event_types, attempts, created, failed_at,
+    last_error, last_status) as a DeadLetter."""
+    return DeadLetter(
+        int(r[0]),
+        str(r[1]),
+        str(r[2]).encode(),
+        int(r[3]),
+        orjson.loads(r[4]),
+        int(r[5]),
+        float(r[6]),
+        float(r[7]),
+        r[8],
+        int(r[9]),
+    )
 
 
 class SQLiteOutbox:
@@ -115,18 +133,7 @@ class SQLiteOutbox:
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter, oldest first (the order `indices` of a replay refer to)."""
         return [
-            DeadLetter(
-                int(r[0]),
-                str(r[1]),
-                str(r[2]).encode(),
-                int(r[3]),
-                orjson.loads(r[4]),
-                int(r[5]),
-                float(r[6]),
-                float(r[7]),
-                r[8],
-                int(r[9]),
-            )
+            dead_letter_of(r)
             for r in self._connection().execute(
                 "SELECT id, dest, body, event_count, event_types, attempts, created, failed_at, last_error, "
                 "last_status FROM webhook_dead_letters ORDER BY id"
