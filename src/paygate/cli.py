@@ -15,11 +15,9 @@ import typer
 from pydantic import ValidationError
 
 from paygate import __version__, logs
-from paygate.admin.auth import ROTATED_NOTE
 from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
-from paygate.core.keys import mask_key
-from paygate.core.urls import redact_url
 from paygate.mcp.backends.base import BackendError
+from paygate.ready_banner import print_ready
 from paygate.runtime import Runtime
 from paygate.store.state_file import StateFileInUse, check_free
 
@@ -272,7 +270,7 @@ def _serve(settings: Settings, as_json: bool) -> None:
         # 44 ms pause, the whole p99 at 64 connections, before; see bench/README.md).
         gc.collect()
         gc.freeze()
-        _banner(rt, port, as_json)
+        print_ready(rt, port, as_json)
 
     try:
         asgi, rt = create_app(settings, on_ready=on_ready)
@@ -323,41 +321,6 @@ class _StartupErrors:
             what = "backend failed to start" if isinstance(exc, BackendError) else "startup failed"
             typer.echo(f"error: {what}: {exc or type(exc).__name__}", err=True)
             await send({"type": "lifespan.startup.failed", "message": ""})
-
-
-def _banner(rt: Runtime, port: int, as_json: bool) -> None:
-    s = rt.settings
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
-    base = f"http://{host}:{port}"
-    admin = rt.admin.generated
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "event": "ready",
-                    "port": port,
-                    "url": base,
-                    "adminKey": admin,
-                    "transport": rt.transport,
-                    "tools": len(rt.backend.tools),
-                    "stateFile": None if s.redis_url else s.state_file,
-                    "redis": redact_url(s.redis_url) if s.redis_url else None,
-                }
-            ),
-            flush=True,
-        )
-        return
-    shown = admin or (ROTATED_NOTE if rt.admin.rotated else f"(the key you configured, {mask_key(s.admin_key or '')})")
-    print(
-        f"\nPayGate MCP {__version__} — gating {len(rt.backend.tools)} tool(s) over {rt.transport}\n"
-        f"  MCP endpoint : {base}/mcp\n"
-        f"  State        : {f'Redis {redact_url(s.redis_url)}' if s.redis_url else s.state_file}\n"
-        f"  Admin key    : {shown}\n\n"
-        f"Create an API key with 100 credits:\n"
-        f"  curl -s -X POST {base}/keys -H 'Content-Type: application/json' "
-        f'-H \'X-Admin-Key: {admin or "<admin key>"}\' -d \'{{"name": "my-client", "credits": 100}}\'\n',
-        flush=True,
-    )
 
 
 @app.command()

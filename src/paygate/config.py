@@ -20,6 +20,7 @@ from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
+from paygate.config_redis import RedisSettings
 
 DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
@@ -98,7 +99,7 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings, HttpSettings, LaterSettings):
+class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, LaterSettings):
     """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
     headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
     ignored here and reported by `validate`."""
@@ -151,20 +152,6 @@ class Settings(_Model, LimitSettings, HttpSettings, LaterSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "silent"] = "info"  # "warn" is read as "warning"
     discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
-    # The shared store of a fleet (store/redis_backend/, docs/redis.md); None: the embedded SQLite store.
-    redis_url: str | None = None
-    redis_prefix: str = Field(default="paygate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # one Redis, several fleets
-    redis_usage_max_events: int = Field(default=1_000_000, ge=10_000, le=100_000_000)  # the shared usage stream
-    # Accepted now, implemented by later issues; `validate` warns when they are set.
-    stripe_secret: str | None = None
-    stripe_webhook_secret: str | None = None
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value or None
 
     @field_validator("import_keys")
     @classmethod

@@ -15,6 +15,9 @@ from pydantic.alias_generators import to_camel
 class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
+    # payments (issue 17)
+    stripe_secret: str | None = None
+    stripe_webhook_secret: str | None = None
     # traffic control (issue 18)
     cache_ttl_seconds: int | None = Field(default=None, ge=0)
     max_cache_entries: int | None = Field(default=None, ge=0)

@@ -14,12 +14,10 @@ reservation passes through a transitional status (`reserving`, `committing`,
 the reservation id, so `recover()` (run at startup) finishes or undoes a move a
 crash interrupted by reading that key's ledger: no hold is lost or paid twice.
 
-Only due work costs anything in the background: the service keeps in memory
-when each reservation next needs the ticker (its expiry, or when a settled one
-is forgotten) and which active holds each key has, so a tick is one comparison
-until something is due and no request reads every reservation. Those indexes
-are built from the store at startup and rebuilt after a backup restore (the
-only other writer of these documents).
+Only due work costs anything in the background: the service keeps in memory when each reservation
+next needs the ticker (its expiry, or when a settled one is forgotten) and which active holds each key
+has, so a tick is one comparison until something is due. Those indexes are built at startup and after a
+restore. On a fleet (Redis), settling a hold first claims it (`doc_put_if` on `active`): one instance wins.
 
 A hold whose key was rotated belongs to the new key: `on_rekey` moves it when
 the rotation happens, and `follow_rotations` (startup) and every settlement
@@ -115,8 +113,6 @@ class Reservations(DocumentIndex):
         self._index(doc)
 
     def _claim(self, doc: Doc) -> None:
-        """Write the hold's settling status only if it is still active in the store: of instances settling
-        one hold at once (an admin's commit, another's TTL expiry), one wins; the others change nothing."""
         if not self.store.doc_put_if(KIND, doc["id"], doc, "status", ACTIVE):
             raise Conflict("Reservation is already settled", reservationStatus="settled")
         self._index(doc)
