@@ -153,6 +153,11 @@ class ChargeWriter:
                 finally:
                     self.in_flight = set()
                 if isinstance(outcome, StoreUnavailable):
+                    # charges queued meanwhile are refused now, not held for the whole outage
+                    stranded = [h for h in self.queue if h.future is not None]
+                    self.queue = [h for h in self.queue if h.future is None]
+                    if stranded:
+                        self._settle(stranded, outcome)
                     await self._recover(batch)
 
     async def _send(self, batch: Sequence[Held]) -> Outcome:
