@@ -3,6 +3,8 @@ runtime's components and handed to its router by `compose/routers.py`."""
 
 from __future__ import annotations
 
+from paygate.analytics.engine import AnalyticsService
+from paygate.analytics.feed import RollupFeed
 from paygate.billing.usage import UsageService
 from paygate.public.service import PublicInfo
 from paygate.reports.activity import ActivityLog
@@ -34,3 +36,9 @@ def build_reports(rt: Runtime) -> ReportService:
         rt.dispatcher.priced_tools,
         DryRunner(rt.billing, rt.dispatcher.tool_known),
     )
+
+
+def build_analytics(rt: Runtime) -> AnalyticsService:
+    """The reports' service, and the feed that sums every gated call into the store's rollups."""
+    rt.events.subscribe_batch(RollupFeed(rt.store).on_batch)
+    return AnalyticsService(rt.store, rt.billing, rt.events, rt.serving.started, rt.dispatcher.priced_tools)

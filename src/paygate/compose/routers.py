@@ -13,9 +13,10 @@ from paygate.admin.config_view import ConfigView
 from paygate.admin.routes import admin_keys, config_view, maintenance
 from paygate.alerts import routes as alerts
 from paygate.alerts.routes import balance as balance_alerts
+from paygate.analytics.routes import reports as analytics
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
-from paygate.compose.admin import build_public, build_reports, build_usage
+from paygate.compose.admin import build_analytics, build_public, build_reports, build_usage
 from paygate.compose.events import (
     build_alerts,
     build_balance_alerts,
@@ -67,6 +68,7 @@ ROUTE_ORDER = (
     "balance_alerts",
     "webhooks",
     "tasks",
+    "analytics",
 )
 
 
@@ -86,6 +88,7 @@ def report_routers(rt: Runtime) -> dict[str, APIRouter]:
         "key_views": key_views.router(rt.guard, service),
         "key_reports": key_reports.router(rt.guard, service),
         "dry_run": dry_run.router(rt.guard, service),
+        "analytics": analytics.router(rt.guard, build_analytics(rt)),
     }
 
 

@@ -17,6 +17,7 @@ from paygate.store.documents import Doc
 from paygate.store.errors import ChargeNotRecorded, Conflict
 from paygate.store.outbox import Outbox
 from paygate.store.roles import Documents, KeyTable, Meta, Money, RateWindows, UsageLog
+from paygate.store.rollups import CallRollups
 
 __all__ = ["ChargeNotRecorded", "Conflict", "Store", "total_credits"]
 
@@ -31,6 +32,8 @@ class Store(KeyTable, Money, RateWindows, UsageLog, Documents, Meta, Protocol):
     def audit(self) -> AuditLog: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def rollups(self) -> CallRollups: ...
 
 
 def total_credits(records: Iterable[KeyRecord]) -> int:

@@ -11,12 +11,14 @@ import sqlite3
 from typing import Protocol
 
 from paygate.core.records import KeyRecord
+from paygate.store.rollups import CallRollups
 from paygate.store.rows import KEY_COLUMNS, integrity_error, record_values
 
 
 class _StoreCore(Protocol):
     _keys: dict[str, KeyRecord]
     generation: int
+    rollups: CallRollups
 
     @property
     def db(self) -> sqlite3.Connection: ...
@@ -76,6 +78,7 @@ class KeyMoves:
             db.execute(
                 "UPDATE usage SET key_hash = ?, key_masked = ? WHERE key_hash = ?", (new.key_hash, new.masked, old_hash)
             )
+            self.rollups.rekey(old_hash, new.key_hash)
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:

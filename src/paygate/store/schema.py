@@ -101,4 +101,27 @@ MIGRATIONS: list[tuple[str, ...]] = [
             last_status INTEGER NOT NULL DEFAULT 0
         )""",
     ),
+    (
+        # Call rollups (store/sqlite_rollups.py, the CallRollups role): every gated call summed per UTC hour,
+        # key ('' when none), tool, namespace and outcome ('' when admitted), with a latency histogram.
+        """CREATE TABLE call_rollup (
+            hour INTEGER NOT NULL,
+            key_hash TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            calls INTEGER NOT NULL,
+            allowed INTEGER NOT NULL,
+            denied INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            credits INTEGER NOT NULL,
+            refunded INTEGER NOT NULL,
+            duration_ms REAL NOT NULL,
+            l0 INTEGER NOT NULL, l1 INTEGER NOT NULL, l2 INTEGER NOT NULL, l3 INTEGER NOT NULL,  -- calls per
+            l4 INTEGER NOT NULL, l5 INTEGER NOT NULL, l6 INTEGER NOT NULL, l7 INTEGER NOT NULL,  -- latency bucket
+            l8 INTEGER NOT NULL, l9 INTEGER NOT NULL, l10 INTEGER NOT NULL, l11 INTEGER NOT NULL,  -- (rollups.py)
+            PRIMARY KEY (hour, key_hash, tool, namespace, reason)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX call_rollup_key ON call_rollup(key_hash, hour)",
+    ),
 ]

@@ -38,6 +38,7 @@ from paygate.store.errors import StateFileError
 from paygate.store.group_commit import GroupCommit
 from paygate.store.key_moves import KeyMoves
 from paygate.store.outbox import Outbox
+from paygate.store.rollups import CallRollups
 from paygate.store.rows import (
     CHARGE_SQL,
     KEY_COLUMNS,
@@ -52,6 +53,7 @@ from paygate.store.schema import MIGRATIONS
 from paygate.store.sqlite_audit import SQLiteAuditLog
 from paygate.store.sqlite_documents import DocumentsAndMeta
 from paygate.store.sqlite_outbox import SQLiteOutbox
+from paygate.store.sqlite_rollups import SQLiteRollups
 from paygate.store.state_file import StateFileLock
 from paygate.store.usage_queries import UsageQueries
 
@@ -80,6 +82,7 @@ class SQLiteStore(Adjustments, KeyMoves, UsageQueries, BatchCharges, GroupCommit
         # the audit log and the webhook outbox: parts on the same connection (and so the same transactions)
         self.audit: AuditLog = SQLiteAuditLog(lambda: self.db)
         self.outbox: Outbox = SQLiteOutbox(lambda: self.db)
+        self.rollups: CallRollups = SQLiteRollups(lambda: self.db)
         # Bumped by every change to a key's policy fields or to a document: caches of what the gate
         # derives from them (effective policies) are valid while it stays the same.
         self.generation = 0

@@ -36,6 +36,7 @@ from paygate.store.redis_backend.mirror import Mirror
 from paygate.store.redis_backend.names import Names, as_text, guarded
 from paygate.store.redis_backend.outbox import RedisOutbox
 from paygate.store.redis_backend.reads import RedisReads
+from paygate.store.redis_backend.rollups import RedisRollups
 from paygate.store.redis_backend.writer import ChargeWriter, Held, Link, Outcome
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class RedisStore(RedisDocuments, RedisReads):
         self.mirror.in_flight = lambda: self.writer.in_flight
         self.audit = RedisAuditLog(client, self.names)
         self.outbox = RedisOutbox(client, self.names, self.instance)
+        self.rollups = RedisRollups(client, self.names, self._successors)
         self._init_reads()
         guarded(lambda: client.set(self.names.alive(self.instance), "1", ex=ALIVE_SECONDS))
         self.adopt_outboxes()

@@ -1,0 +1,97 @@
+"""What a report computes from, for one request: the key records, the call rollups over the request's
+window, the audit log, groups and the gateway's configured limits. Each is read at most once per request
+(reads are cached here), and the event bus is flushed first, so a report sees every call answered before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from paygate.analytics.window import Window
+from paygate.billing.service import BillingService
+from paygate.core.records import KeyRecord
+from paygate.reports.keys import KeyReports
+from paygate.store.audit_log import AuditEntry, AuditFilter
+from paygate.store.base import Store
+from paygate.store.documents import Doc
+from paygate.store.rollups import Dim, RollupQuery, RollupRow
+
+AUDIT_READ_CAP = 100_000  # admin events read for one report (lifecycle, audit summary): the newest
+
+
+@dataclass(slots=True)
+class Facts:
+    store: Store
+    billing: BillingService
+    window: Window
+    started_at: float  # when this gateway started (uptime)
+    priced_tools: Callable[[], list[dict[str, Any]]]
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def now(self) -> float:
+        return self.window.now
+
+    def _cached(self, name: Any, compute: Callable[[], Any]) -> Any:
+        if name not in self._cache:
+            self._cache[name] = compute()
+        return self._cache[name]
+
+    # keys ----------------------------------------------------------------------------------------------
+    def all_keys(self) -> list[KeyRecord]:
+        """Every key, revoked ones included, oldest first."""
+        return list(self._cached("keys", lambda: sorted(self.store.list_keys(), key=lambda k: k.created_at)))
+
+    def live_keys(self) -> list[KeyRecord]:
+        """Keys that can call: not revoked, not suspended (expired keys included: they still hold credits)."""
+        return [k for k in self.all_keys() if k.active and not k.suspended]
+
+    def key_by_hash(self) -> dict[str, KeyRecord]:
+        return dict(self._cached("by_hash", lambda: {k.key_hash: k for k in self.all_keys()}))
+
+    def reports(self) -> KeyReports:
+        """Per-key reads shared with the per-key reports (rate windows, quota status, effective policy)."""
+        return self._cached("key_reports", lambda: KeyReports(self.store, self.billing))  # type: ignore[no-any-return]
+
+    # calls ---------------------------------------------------------------------------------------------
+    def rollup(
+        self,
+        *by: Dim,
+        window: Window | None = None,
+        key_hash: str | None = None,
+        tool: str | None = None,
+        namespace: str | None = None,
+        all_time: bool = False,
+    ) -> list[RollupRow]:
+        """The calls summed by `by`, over the request's window (or `window`, or all history)."""
+        w = window or self.window
+        query = RollupQuery(
+            tuple(by),
+            None if all_time else w.since_hour,
+            None if all_time else w.until_hour,
+            key_hash,
+            tool,
+            namespace,
+        )
+        return list(self._cached(("rollup", query), lambda: self.store.rollups.query(query)))
+
+    def totals(self, window: Window | None = None, all_time: bool = False) -> RollupRow:
+        """Every call of the window summed (a row of zeros when there were none)."""
+        rows = self.rollup(window=window, all_time=all_time)
+        return rows[0] if rows else RollupRow(())
+
+    # audit and documents -------------------------------------------------------------------------------
+    def audit(self, *types: str, window: Window | None = None, limit: int = AUDIT_READ_CAP) -> list[AuditEntry]:
+        """Audit entries of these types (all when none) in the window, newest first."""
+        w = window or self.window
+        where = AuditFilter(tuple(types), None, w.since, w.until)
+        return list(self._cached(("audit", where, limit), lambda: self.store.audit.query(where, limit)))
+
+    def groups(self) -> dict[str, Doc]:
+        """Key groups by id (deleted ones included: history may name them)."""
+        return dict(self._cached("groups", lambda: {str(d.get("id")): d for d in self.store.doc_scan("group")}))
+
+    def global_rate_limit(self) -> int:
+        return self.billing.prices.global_rate_limit

@@ -1,0 +1,7 @@
+"""Reports: consumers (docs/analytics-consumers.md)."""
+
+from __future__ import annotations
+
+from paygate.analytics.engine import Report
+
+REPORTS: tuple[Report, ...] = ()

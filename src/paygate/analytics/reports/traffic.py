@@ -1,0 +1,7 @@
+"""Reports: traffic (docs/analytics-traffic.md)."""
+
+from __future__ import annotations
+
+from paygate.analytics.engine import Report
+
+REPORTS: tuple[Report, ...] = ()

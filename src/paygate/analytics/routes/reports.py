@@ -1,0 +1,46 @@
+"""`GET /analytics` and the `/admin/*` reports: one route per catalog entry, all built the same way. Each
+parses its query model (unknown or malformed parameters: 400), runs the report and answers JSON, or CSV
+with `?format=csv`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from paygate.analytics.catalog import CATALOG
+from paygate.analytics.engine import AnalyticsService, Report, ReportParams
+from paygate.api.common import AdminGuard
+from paygate.api.query import csv_response, file_stamp
+
+
+def _endpoint(service: AnalyticsService, report: Report) -> Callable[..., Awaitable[Any]]:
+    async def endpoint(params: ReportParams) -> Any:
+        answer = service.run(report, params)
+        if params.format == "csv":
+            return csv_response(service.csv(report, answer), f"{report.name}-{file_stamp()}.csv")
+        return answer
+
+    # FastAPI reads the parameters from the signature: give each report its own query model.
+    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
+    )
+    return endpoint
+
+
+def router(guard: AdminGuard, service: AnalyticsService) -> APIRouter:
+    r = guard.router("analytics")
+    for report in CATALOG:
+        r.add_api_route(
+            report.route,
+            _endpoint(service, report),
+            methods=["GET"],
+            summary=report.summary,
+            name="report_" + report.name.replace("-", "_"),
+            response_model=None,
+            responses={200: {"content": {"text/csv": {}}}},
+        )
+    return r

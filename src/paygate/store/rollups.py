@@ -1,0 +1,163 @@
+"""Call rollups: what the analytics reports count, as the store keeps it.
+
+Every gated tool call (one `gate.allow` or `gate.deny` event) becomes one `CallFact`; a deferred
+subscriber of the event bus hands them to the store in batches (`record`), off the tool-call path. The
+store keeps them summed per UTC hour, key, tool, namespace and outcome, so a report over millions of calls
+reads sums, never rows. `query` answers one `RollupQuery`: the sums grouped by the dimensions it names,
+over whole hours.
+
+`fold` is the definition: the sums a store must return are those `fold` computes from the same facts
+(tests/unit/store_contract checks every store against it). Every store provides one as `store.rollups`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+HOUR = 3600
+DAY = 86400
+Dim = Literal["hour", "day", "key", "tool", "namespace", "reason"]
+DIMS: tuple[Dim, ...] = ("hour", "day", "key", "tool", "namespace", "reason")
+# Upper bounds (ms, inclusive) of the latency histogram's buckets; the last bucket has no bound.
+LATENCY_BOUNDS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+ALLOWED = ""  # the `reason` of an admitted call
+
+
+@dataclass(frozen=True, slots=True)
+class CallFact:
+    """One gated call. `reason` is the deny reason, or "" when admitted (shadow mode's observed calls carry
+    `shadow` / `shadow:<why>`, admitted and never charged). `credits` are net of refund and surcharge."""
+
+    ts: float
+    key_hash: str | None  # None: no valid key was presented
+    tool: str
+    namespace: str
+    reason: str
+    credits: int = 0
+    refunded: int = 0
+    failed: bool = False  # admitted, and the backend answered with an error
+    duration_ms: float = 0.0
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reason or self.reason.startswith("shadow")
+
+
+def hour_of(ts: float) -> int:
+    """The UTC hour a time falls in, as hours since the epoch."""
+    return int(ts // HOUR)
+
+
+def bucket_of(duration_ms: float) -> int:
+    return bisect.bisect_left(LATENCY_BOUNDS_MS, duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupQuery:
+    """Sums grouped by `by`, over the hours from `since_hour` to `until_hour` (inclusive; None: unbounded),
+    optionally of one key, tool or namespace."""
+
+    by: tuple[Dim, ...] = ()
+    since_hour: int | None = None
+    until_hour: int | None = None
+    key_hash: str | None = None
+    tool: str | None = None
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.by if d not in DIMS]
+        if unknown or len(set(self.by)) != len(self.by):
+            raise ValueError(f"bad rollup dimensions {self.by!r}")
+
+    def covers(self, fact: CallFact) -> bool:
+        hour = hour_of(fact.ts)
+        return (
+            (self.since_hour is None or hour >= self.since_hour)
+            and (self.until_hour is None or hour <= self.until_hour)
+            and (self.key_hash is None or fact.key_hash == self.key_hash)
+            and (self.tool is None or fact.tool == self.tool)
+            and (self.namespace is None or fact.namespace == self.namespace)
+        )
+
+
+@dataclass(slots=True)
+class RollupRow:
+    """The sums of one group. `group` holds the values of the query's `by` dimensions, in order: an int for
+    hour and day (hours / days since the epoch), the key hash (or None), tool, namespace, reason ("" for
+    admitted calls)."""
+
+    group: tuple[str | int | None, ...]
+    calls: int = 0
+    allowed: int = 0
+    denied: int = 0
+    failed: int = 0
+    credits: int = 0
+    refunded: int = 0
+    duration_ms: float = 0.0  # the sum over the group's calls
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)  # calls per LATENCY_BOUNDS_MS bucket
+
+    def add(self, fact: CallFact) -> None:
+        self.calls += 1
+        if fact.allowed:
+            self.allowed += 1
+        else:
+            self.denied += 1
+        self.failed += fact.failed
+        self.credits += fact.credits
+        self.refunded += fact.refunded
+        self.duration_ms += fact.duration_ms
+        self.latency[bucket_of(fact.duration_ms)] += 1
+
+    def merge(self, other: RollupRow) -> None:
+        self.calls += other.calls
+        self.allowed += other.allowed
+        self.denied += other.denied
+        self.failed += other.failed
+        self.credits += other.credits
+        self.refunded += other.refunded
+        self.duration_ms += other.duration_ms
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+
+
+def group_of(fact: CallFact, by: Sequence[Dim]) -> tuple[str | int | None, ...]:
+    values: list[str | int | None] = []
+    for dim in by:
+        if dim == "hour":
+            values.append(hour_of(fact.ts))
+        elif dim == "day":
+            values.append(int(fact.ts // DAY))
+        elif dim == "key":
+            values.append(fact.key_hash)
+        elif dim == "tool":
+            values.append(fact.tool)
+        elif dim == "namespace":
+            values.append(fact.namespace)
+        else:
+            values.append(fact.reason)
+    return tuple(values)
+
+
+def fold(facts: Iterable[CallFact], query: RollupQuery) -> list[RollupRow]:
+    """The rows `query` asks for, computed from the facts one by one (the definition every store meets)."""
+    rows: dict[tuple[str | int | None, ...], RollupRow] = {}
+    for fact in facts:
+        if not query.covers(fact):
+            continue
+        group = group_of(fact, query.by)
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = RollupRow(group)
+        row.add(fact)
+    return list(rows.values())
+
+
+class CallRollups(Protocol):
+    """Per-call facts summed by hour, key, tool, namespace and outcome."""
+
+    def record(self, facts: Sequence[CallFact]) -> None: ...  # one batch, applied whole
+    def query(self, query: RollupQuery) -> list[RollupRow]: ...  # rows in no particular order
+    def rekey(self, old_hash: str, new_hash: str) -> None: ...  # a rotated key's history follows it
