@@ -111,7 +111,13 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
     if isinstance(decision, BatchRefused):
         return _refusal(d, msg_id, decision, ctx, started)
     if decision.committed is not None:  # every charge is on disk before any call reaches the backend
-        unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, METHOD)
+        admitted = decision.calls
+
+        def refused(reason: str) -> None:
+            for call in admitted:
+                d.publish_store_refusal(call, ctx, started, reason)
+
+        unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, METHOD, refused)
         if unrecorded is not None:
             return unrecorded
     return await _run(d, msg_id, calls, decision, ctx, started)

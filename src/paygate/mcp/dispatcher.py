@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ import orjson
 from paygate.billing.facts import NO_CLIENT, ClientFacts
 from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
+from paygate.core.gate import Denial
 from paygate.core.ratelimit import RateDecision
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
@@ -314,7 +316,8 @@ class Dispatcher:
             self.publish_deny(decision, ctx, started)
             return refusal(msg_id, decision)
         if decision.committed is not None:  # the charge is on disk before the backend does any work
-            unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, f"{what} {tool}")
+            refused = partial(self.publish_store_refusal, decision, ctx, started)
+            unrecorded = await recorded(msg_id, decision.committed, decision.key, ctx, f"{what} {tool}", refused)
             if unrecorded is not None:
                 return unrecorded
         return decision, started
@@ -354,6 +357,13 @@ class Dispatcher:
             key_hash=key.key_hash if key else None,
         )
         return credits
+
+    def publish_store_refusal(self, admitted: Admitted, ctx: CallContext, started: float, reason: str) -> None:
+        """A call the gate admitted and the shared store then refused (another instance got there first):
+        its `gate.deny`, as if the gate had refused it."""
+        denial = Denial(reason, "refused by the shared store")
+        refused = Refused(denial, admitted.key, admitted.tool, admitted.price, admitted.charged, admitted.rate)
+        self.publish_deny(refused, ctx, started)
 
     def publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key

@@ -5,7 +5,7 @@ tools/call, tools/call_batch, task creation, dynamic discovery and the endpoint'
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from paygate.billing.service import Refused
@@ -44,13 +44,20 @@ def refusal(msg_id: Any, refused: Refused) -> Message:
 
 
 async def recorded(
-    msg_id: Any, committed: Awaitable[None], key: KeyRecord | None, ctx: _Shown, what: str
+    msg_id: Any,
+    committed: Awaitable[None],
+    key: KeyRecord | None,
+    ctx: _Shown,
+    what: str,
+    on_refused: Callable[[str], None],
 ) -> Message | None:
     """Wait for a charge's group commit: None once it is durable, else the error to answer (not charged):
-    a refusal by the shared store (Redis decides every charge of a fleet), or the store's failure."""
+    a refusal by the shared store (Redis decides every charge of a fleet; `on_refused(reason)` publishes
+    the denial, as the gate's own are), or the store's failure."""
     try:
         await committed
     except ChargeRefused as exc:  # the shared store refused it: another instance spent the credits or quota
+        on_refused(exc.reason)
         ctx.credits = exc.balance
         why = f"the balance is {exc.balance}" if exc.reason == "insufficient_credits" else "across every instance"
         return denial_error(msg_id, exc.reason, why, {"creditsRemaining": exc.balance})
