@@ -238,3 +238,17 @@ def test_key_state_reports_match_a_recount(specs: list[KeySpec], space: str | No
         assert found.get("no_expiry", 0) == sum(1 for k in held if k.expires_at is None)
         assert found.get("high_credit_balance", 0) == sum(1 for k in held if k.credits >= 10_000)
         assert security["summary"]["totalKeys"] == len(held)
+
+
+def test_rate_limit_pressure_is_a_warning_at_ninety_percent() -> None:
+    with world(NOW, global_rate_limit=10) as w:
+        busy, calm = w.key("busy", credits=100), w.key("calm", credits=100)
+        for _ in range(9):
+            w.store.rate_hit(busy.key_hash, 10, NOW - 5)
+        for _ in range(8):
+            w.store.rate_hit(calm.key_hash, 10, NOW - 5)
+        notes = w.run("notifications")["notifications"]
+        assert [(n["keyName"], n["category"], n["severity"]) for n in notes] == [
+            ("busy", "rate_limit_pressure", "warning")
+        ]
+        assert notes[0]["details"] == {"used": 9, "limit": 10, "utilizationPercent": 90.0}
