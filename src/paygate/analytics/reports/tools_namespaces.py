@@ -46,8 +46,10 @@ def namespaces(f: Facts, wanted: str | None) -> list[Namespace]:
     keys: dict[str, list[KeyRecord]] = defaultdict(list)
     for k in live_in(f, wanted):
         keys[namespace_of(k)].append(k)
-    traffic = summed(f.rollup("namespace", namespace=wanted))
-    active = admitted_by(f.rollup("key", "namespace", namespace=wanted))
+    # One read: the namespace sums are those of its keys' rows (calls without a valid key included).
+    by_key = f.rollup("key", "namespace", namespace=wanted)
+    traffic = summed(by_key, at=1)
+    active = admitted_by(by_key)
     names = sorted(set(keys) | set(traffic))
     return [
         Namespace(name, keys.get(name, []), traffic.get(name, RollupRow(())), len(active.get(name, ())))
