@@ -272,3 +272,40 @@ def test_balance_reports_match_naive_sums(keys: list[Key], calls: list[Call]) ->
             assert row["estimatedCallsRemaining"] == (math.floor(r.credits / avg) if avg else None)
             mine = sum(x.credits for x in case.facts if x.key_hash == r.key_hash and x.ts // HOUR < current)
             assert row["creditsPerHour"] == round(mine / LIVED_HOURS, 2)  # the key existed 96 of the 168 hours
+
+
+def test_a_key_spike_against_its_own_flat_week() -> None:
+    """Ten calls every hour for a week, then one hour of 100: median 10, MAD 0, scale √10."""
+    current = int(NOW // HOUR)
+    with world(NOW) as w:
+        k = w.key("steady", credits=10_000, created_at=(current - 24 - 168) * HOUR)
+        hours = range(current - 24 - 168, current)
+        facts = [
+            CallFact(h * HOUR + i, k.key_hash, "search", "default", "", credits=1) for h in hours for i in range(10)
+        ]
+        facts += [CallFact((current - 3) * HOUR + 100 + i, k.key_hash, "search", "default", "") for i in range(90)]
+        w.facts(facts)
+        out = w.run("anomalies")
+        spikes = [a for a in out["anomalies"] if a["type"] == "usage_spike"]
+        assert len(spikes) == 1 and spikes[0]["keyName"] == "steady"
+        details = spikes[0]["details"]
+        assert details["calls"] == 100 and details["medianCalls"] == 10
+        assert details["zScore"] == round(90 / math.sqrt(10), 2)
+        assert details["flaggedHours"] == 1 and spikes[0]["severity"] == "critical"
+        assert out["method"]["baselineFrom"] is not None
+        quiet = w.run("anomalies", threshold=30)
+        assert not [a for a in quiet["anomalies"] if a["type"].endswith("spike")]
+
+
+def test_a_week_of_steady_spend_forecasts_flat() -> None:
+    current = int(NOW // HOUR)
+    with world(NOW) as w:
+        k = w.key("steady", credits=500, created_at=(current - 200) * HOUR)
+        w.facts([CallFact((current - a) * HOUR, k.key_hash, "search", "default", "", credits=3) for a in range(1, 169)])
+        out = w.run("revenue-forecast")
+        assert out["current"]["creditsPerHour"] == 3
+        assert out["forecast"] == {"nextHour": 3, "nextDay": 72, "nextWeek": 500, "nextMonth": 500}
+        burn = w.run("credit-burn-rate")
+        assert burn["burnRate"]["creditsPerHour"] == 3 and burn["burnRate"]["hoursUntilDepleted"] == round(500 / 3, 2)
+        row = w.run("forecast")["keyForecasts"][0]
+        assert row["creditsPerHour"] == 3 and row["hoursUntilDepleted"] == round(500 / 3, 2)

@@ -107,14 +107,13 @@ def is_allowed(reason: str | int | None) -> bool:
 
 def rate_hours(f: Facts, lookback: int, first_key_at: float | None) -> list[int]:
     """The complete hours a rate or trend is measured over: the range's hours when `since` is given, else
-    the last `lookback` complete hours; never the hour in progress (it would read low) and never before the
-    first key was created (no call can precede it, and those empty hours would drag the rate down)."""
+    the last `lookback` complete hours, then never before the first key was created (no call can precede it,
+    and those empty hours would drag the rate down). Never the hour in progress: it would read low."""
     w = f.window
     current = hour_of(f.now)
-    span = w if w.since is not None else w.last_hours(lookback + 1)
-    hours = [h for h in span.hours() if h < current]
-    if w.since is None:
-        hours = hours[-lookback:]
+    if w.since is not None:
+        return [h for h in w.hours() if h < current]
+    hours = [h for h in w.last_hours(lookback + 1).hours() if h < current][-lookback:]
     if first_key_at is not None:
         hours = [h for h in hours if h >= hour_of(first_key_at)]
     return hours
