@@ -29,6 +29,7 @@ DEPLETED = 0.75  # at least this share of the allocation spent
 LOW_CREDITS, LOW_REMAINING = 10, 0.1
 BASELINE_HOURS = 168  # the history a spike is measured against: the week before the recent day
 SPIKE_MIN_CALLS = 10  # fewer calls in an hour is never a spike
+MAX_SPIKE_CANDIDATES = 200  # keys whose history is read for spikes: the busiest recent hours first
 
 
 class AnomalyParams(CallParams):
@@ -118,6 +119,8 @@ def spike_hours(f: Facts) -> tuple[list[int], list[int]]:
 
 
 def _spike(calls: dict[int, int], start: int, baseline: list[int], recent: list[int], threshold: float) -> Spike | None:
+    if max((calls.get(h, 0) for h in recent), default=0) < SPIKE_MIN_CALLS:
+        return None  # the common case, decided before building any history
     history = [float(calls.get(h, 0)) for h in baseline if h >= start]
     return worst_spike(history, [(h, float(calls.get(h, 0))) for h in recent], threshold, SPIKE_MIN_CALLS)
 
@@ -139,24 +142,42 @@ def _describe(spike: Spike, who: str, threshold: float) -> dict[str, Any]:
     return {"severity": severity, "description": text, **details}
 
 
+def _key_candidates(
+    f: Facts, s: CallScope, keys: Sequence[KeyRecord], baseline: list[int], recent: list[int]
+) -> list[tuple[KeyRecord, dict[int, int]]]:
+    """Keys that made at least SPIKE_MIN_CALLS calls in some recent hour (the busiest MAX_SPIKE_CANDIDATES),
+    with their hourly calls over baseline and recent hours. Reading a week of every key's hours would read
+    most of a large fleet's rollups; only candidates' baselines are read, one key at a time (indexed)."""
+    in_scope = {k.key_hash: k for k in keys}
+    recent_calls: dict[str, dict[int, int]] = defaultdict(dict)
+    window = Window(f.now, recent[0] * HOUR, recent[-1] * HOUR)
+    key_hash = None if s.key is None else s.key.key_hash
+    for row in f.rollup("hour", "key", window=window, key_hash=key_hash, namespace=s.namespace):
+        if isinstance(row.group[1], str) and row.group[1] in in_scope:
+            recent_calls[row.group[1]][int(row.group[0] or 0)] = row.calls
+    busy = [(max(c.values()), h) for h, c in recent_calls.items() if max(c.values()) >= SPIKE_MIN_CALLS]
+    busy.sort(key=lambda mh: (-mh[0], mh[1]))
+    out = []
+    past = Window(f.now, baseline[0] * HOUR, baseline[-1] * HOUR)
+    for _, h in busy[:MAX_SPIKE_CANDIDATES]:
+        calls = dict(recent_calls[h])
+        for row in f.rollup("hour", window=past, key_hash=h, namespace=s.namespace):
+            calls[int(row.group[0] or 0)] = row.calls
+        out.append((in_scope[h], calls))
+    return out
+
+
 def _spikes(f: Facts, s: CallScope, keys: Sequence[KeyRecord], threshold: float) -> list[dict[str, Any]]:
     baseline, recent = spike_hours(f)
     if not recent:
         return []
     span = Window(f.now, baseline[0] * HOUR, recent[-1] * HOUR)
     key_hash = None if s.key is None else s.key.key_hash
-    by_key: dict[str, dict[int, int]] = defaultdict(dict)
     by_tool: dict[str, dict[int, int]] = defaultdict(dict)
-    for row in f.rollup("hour", "key", window=span, key_hash=key_hash, namespace=s.namespace):
-        if isinstance(row.group[1], str):
-            by_key[row.group[1]][int(row.group[0] or 0)] = row.calls
     for row in f.rollup("hour", "tool", window=span, key_hash=key_hash, namespace=s.namespace):
         by_tool[str(row.group[1])][int(row.group[0] or 0)] = row.calls
     found = []
-    for k in keys:
-        calls = by_key.get(k.key_hash)
-        if not calls:
-            continue
+    for k, calls in _key_candidates(f, s, keys, baseline, recent):
         spike = _spike(calls, max(baseline[0], hour_of(k.created_at)), baseline, recent, threshold)
         if spike is not None:
             d = _describe(spike, f'Key "{k.name}"', threshold)

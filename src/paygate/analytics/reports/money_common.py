@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -92,11 +92,9 @@ def balances(keys: Sequence[KeyRecord]) -> dict[str, int]:
     return {"totalAllocated": spent + remaining, "totalSpent": spent, "totalRemaining": remaining}
 
 
-def named(f: Facts, key_hash: str | int | None) -> dict[str, Any] | None:
+def named(by_hash: Mapping[str, KeyRecord], key_hash: str | int | None) -> dict[str, Any] | None:
     """`{"name", "key"}` of a key hash from a rollup row; None for calls without a key or unknown keys."""
-    if not isinstance(key_hash, str):
-        return None
-    record = f.key_by_hash().get(key_hash)
+    record = by_hash.get(key_hash) if isinstance(key_hash, str) else None
     return None if record is None else key_label(record)
 
 
@@ -188,8 +186,7 @@ class CallScope:
 
     def spenders(self, limit: int) -> list[tuple[dict[str, Any], RollupRow]]:
         """Keys by credits charged in the range (most first, then by name); keys that paid nothing left out."""
-        ranked = [
-            (label, row) for row in self.rollup("key") if row.credits > 0 and (label := named(self.f, row.group[0]))
-        ]
+        by_hash = self.f.key_by_hash()  # a copy per call: taken once
+        ranked = [(label, r) for r in self.rollup("key") if r.credits > 0 and (label := named(by_hash, r.group[0]))]
         ranked.sort(key=lambda lr: (-lr[1].credits, lr[0]["name"], lr[0]["key"]))
         return ranked[:limit]

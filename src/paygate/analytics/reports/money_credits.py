@@ -64,8 +64,9 @@ def credit_flow(f: Facts, p: CallParams) -> dict[str, Any]:
     totals = balances(s.live_keys())
     t = s.totals()
     spenders = []
+    by_hash = f.key_by_hash()
     for label, r in s.spenders(p.limit):
-        record = f.key_by_hash()[str(r.group[0])]
+        record = by_hash[str(r.group[0])]
         spenders.append(
             {"keyName": label["name"], "key": label["key"], "creditsSpent": r.credits}
             | {"creditsRefunded": r.refunded, "creditsRemaining": record.credits, "callCount": r.allowed}
