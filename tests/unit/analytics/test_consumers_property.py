@@ -114,7 +114,7 @@ def case(data: tuple[list[Any], list[Any], str | None, int | None]) -> Iterator[
         params: dict[str, Any] = {}
         if ns is not None:
             params["namespace"] = ns
-        if since_hour is not None:
+        if since_ago is not None:
             params["since"] = _iso(NOW - since_ago * HOUR)
         shown = [
             f for f in facts if (since_hour is None or f.ts // HOUR >= since_hour) and (ns is None or f.namespace == ns)
@@ -281,7 +281,7 @@ def test_rate_limits_and_quotas(data: Any) -> None:
             (k.masked, len(attempts[k.key_hash]), throttled[k.key_hash], 30) for k in callers
         ]
         tools = sorted({f.tool for f in facts})
-        per_tool = [
+        per_tool: list[dict[str, Any]] = [
             {
                 "tool": t,
                 "calls": sum(1 for f in facts if f.tool == t),
