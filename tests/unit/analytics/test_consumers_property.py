@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paygate.analytics.reports import consumers_common, consumers_limits
 from paygate.core.records import KeyRecord
 from paygate.store.rollups import CallFact
 from tests.unit.analytics.harness import World, world
@@ -315,3 +317,18 @@ def test_rate_limits_and_quotas(data: Any) -> None:
         assert {r["key"]: r["source"] for r in quotas["perKey"]} == {
             k.masked: "per-key" if k.quota else "none" for k in keys
         }
+
+
+@SETTINGS
+@given(history)
+def test_reading_key_by_key_or_all_at_once_agree(data: Any) -> None:
+    """Shown keys are read one by one when few (PER_KEY_READS), else in one query: both give one answer."""
+    names = ("consumer-insights", "consumer-lifetime-value", "consumer-risk-score", "consumer-growth", "quotas")
+    with case(data) as c:
+        one_by_one = [c.run(name) for name in names] + [c.run("key-ranking", sortBy="creditsRemaining")]
+        with (
+            patch.object(consumers_common, "PER_KEY_READS", -1),
+            patch.object(consumers_limits, "PER_KEY_READS", -1),
+        ):
+            at_once = [c.run(name) for name in names] + [c.run("key-ranking", sortBy="creditsRemaining")]
+        assert one_by_one == at_once

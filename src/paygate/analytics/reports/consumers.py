@@ -49,7 +49,9 @@ def ranked(
 def consumer_insights(f: Facts, p: TopTenParams) -> dict[str, Any]:
     sel = select(f, p, live=False)  # revoked keys spent too
     use = usage(f, sel)
-    tools = tools_used(f, sel)
+    spenders = ranked(sel.keys, use, "spent", p.limit)
+    active = ranked(sel.keys, use, "calls", p.limit)
+    tools = tools_used(f, sel, (k.key_hash for k, _ in spenders + active))
 
     def entry(k: KeyRecord, u: KeyUsage) -> dict[str, Any]:
         return {
@@ -66,8 +68,8 @@ def consumer_insights(f: Facts, p: TopTenParams) -> dict[str, Any]:
             "totalCreditsSpent": sum(u.spent for u in use.values()),
             "totalCalls": sum(u.calls for u in use.values()),
         },
-        "topSpenders": [entry(k, u) for k, u in ranked(sel.keys, use, "spent", p.limit)],
-        "mostActive": [entry(k, u) for k, u in ranked(sel.keys, use, "calls", p.limit)],
+        "topSpenders": [entry(k, u) for k, u in spenders],
+        "mostActive": [entry(k, u) for k, u in active],
         **f.window.echo(),
     }
 
@@ -107,7 +109,8 @@ def tier_of(spent: int) -> str:
 def consumer_lifetime_value(f: Facts, p: LifetimeParams) -> dict[str, Any]:
     sel = select(f, p)
     use = usage(f, sel)
-    tools = tools_used(f, sel)
+    valued = ranked(sel.keys, use, "spent", p.limit)
+    tools = tools_used(f, sel, (k.key_hash for k, _ in valued))
     total = sum(use.get(k.key_hash, KeyUsage()).spent for k in sel.keys)
     return {
         "consumers": [
@@ -119,7 +122,7 @@ def consumer_lifetime_value(f: Facts, p: LifetimeParams) -> dict[str, Any]:
                 "toolsUsed": tools.get(k.key_hash, 0),
                 "tier": tier_of(u.spent),
             }
-            for k, u in ranked(sel.keys, use, "spent", p.limit)
+            for k, u in valued
         ],
         "summary": {
             "totalConsumers": len(sel.keys),

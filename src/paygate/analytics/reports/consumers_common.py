@@ -3,6 +3,7 @@ one key), each key's sums over the range, and sums of the selected calls by othe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ from paygate.core.records import KeyRecord
 from paygate.store.rollups import HOUR, Dim, RollupRow, hour_of
 
 MAX_LIST = 10_000  # rows a per-key list may ask for: every key of a large fleet, for a CSV export
+# Up to this many keys, per-key facts (tool diversity) are read key by key: each read is one index range,
+# where one query grouped by key and tool sums every key's rows.
+PER_KEY_READS = 100
 
 
 class ConsumerFilter(ReportParams):
@@ -104,18 +108,30 @@ class KeyUsage:
         return cls(row.allowed, row.calls, row.denied, row.credits)
 
 
-def usage(f: Facts, sel: Selection, window: Window | None = None) -> dict[str, KeyUsage]:
-    """Each selected key's sums over the range (keys without calls are absent)."""
-    rows = by_key(f.rollup("key", window=window, key_hash=sel.key_hash, namespace=sel.namespace))
-    return {h: KeyUsage.of(row) for h, row in rows.items() if h is not None and h in sel.hashes}
+def usage(f: Facts, sel: Selection, hashes: Iterable[str] | None = None) -> dict[str, KeyUsage]:
+    """Each selected key's sums over the range (keys without calls are absent); with `hashes`, only those
+    keys' (read one by one when they are few)."""
+    if hashes is not None:
+        wanted = set(hashes) & sel.hashes
+        if len(wanted) <= PER_KEY_READS:
+            rows = {h: f.rollup(key_hash=h, namespace=sel.namespace) for h in sorted(wanted)}
+            return {h: KeyUsage.of(r[0]) for h, r in rows.items() if r}
+    rows_by_key = by_key(f.rollup("key", key_hash=sel.key_hash, namespace=sel.namespace))
+    return {h: KeyUsage.of(row) for h, row in rows_by_key.items() if h is not None and h in sel.hashes}
 
 
-def tools_used(f: Facts, sel: Selection) -> dict[str, int]:
-    """Per selected key: how many tools it called and was admitted to (the reference's tool diversity)."""
+def tools_used(f: Facts, sel: Selection, hashes: Iterable[str]) -> dict[str, int]:
+    """For these selected keys: how many tools each called and was admitted to (the reference's tool
+    diversity). A few keys are read one by one (the store indexes rollups by key); many, in one query."""
+    wanted = set(hashes) & sel.hashes
     out: dict[str, int] = {}
+    if len(wanted) <= PER_KEY_READS:
+        for one in sorted(wanted):
+            out[one] = sum(1 for row in f.rollup("tool", key_hash=one, namespace=sel.namespace) if row.allowed)
+        return out
     for row in f.rollup("key", "tool", key_hash=sel.key_hash, namespace=sel.namespace):
         h = row.group[0]
-        if isinstance(h, str) and h in sel.hashes and row.allowed:
+        if isinstance(h, str) and h in wanted and row.allowed:
             out[h] = out.get(h, 0) + 1
     return out
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from paygate.analytics.engine import Report
 from paygate.analytics.facts import Facts
-from paygate.analytics.reports.consumers_common import ConsumerParams, Selection, select, sums
+from paygate.analytics.reports.consumers_common import PER_KEY_READS, ConsumerParams, Selection, select, sums
 from paygate.analytics.shaping import key_label, ratio
 from paygate.analytics.window import short_hour
 from paygate.core.policy import QUOTA_FIELDS, has_limits
@@ -34,6 +34,16 @@ def per_key(f: Facts, sel: Selection, reasons: frozenset[str]) -> dict[str, tupl
     return out
 
 
+def denied_of(f: Facts, sel: Selection, hashes: list[str], reasons: frozenset[str]) -> dict[str, int]:
+    """Calls of these keys denied for one of `reasons` in the range: read key by key when they are few."""
+    if len(hashes) > PER_KEY_READS:
+        return {h: d for h, (_, d) in per_key(f, sel, reasons).items()}
+    return {
+        h: sum(r.calls for r in f.rollup("reason", key_hash=h, namespace=sel.namespace) if r.group[0] in reasons)
+        for h in hashes
+    }
+
+
 def by_first(rows: Iterable[tuple[tuple[Any, ...], RollupRow]], reasons: frozenset[str]) -> dict[Any, list[int]]:
     """Rows grouped by (x, reason) summed per x: [calls, calls denied for one of `reasons`]."""
     out: dict[Any, list[int]] = {}
@@ -46,12 +56,8 @@ def by_first(rows: Iterable[tuple[tuple[Any, ...], RollupRow]], reasons: frozens
 
 def denials(f: Facts, sel: Selection, reasons: frozenset[str], name: str) -> dict[str, Any]:
     """What rate-limits and quotas share: the summary counts, per tool and the last 24 hours by hour."""
-    reason_rows = sums(f, sel, "reason")
-    totals = [
-        sum(r.calls for r in reason_rows.values()),
-        sum(r.calls for g, r in reason_rows.items() if g[0] in reasons),
-    ]
     tools = by_first(sums(f, sel, "tool", "reason").items(), reasons)
+    totals = [sum(c[0] for c in tools.values()), sum(c[1] for c in tools.values())]  # one query fewer
     last = f.window.last_hours(TREND_HOURS)
     hours = by_first(sums(f, sel, "hour", "reason", window=last).items(), reasons)
     return {
@@ -107,7 +113,7 @@ def global_quota(f: Facts) -> dict[str, int] | None:
     return {name: int(configured.get(name) or 0) for name in QUOTA_FIELDS}
 
 
-def quota_row(f: Facts, record: KeyRecord, denied: int) -> dict[str, Any]:
+def quota_row(f: Facts, record: KeyRecord) -> dict[str, Any]:
     """The key's quota counters now against its effective limits (limit 0: none, utilization 0)."""
     view = quota_view(f.billing.quota_status(record))
     day, month = view["daily"], view["monthly"]
@@ -126,7 +132,6 @@ def quota_row(f: Facts, record: KeyRecord, denied: int) -> dict[str, Any]:
         "dailyCreditUtilization": ratio(day["creditsUsed"], day["creditsLimit"]),
         "monthlyCreditUtilization": ratio(month["creditsUsed"], month["creditsLimit"]),
         "source": view["quotaSource"],
-        "quotaDenied": denied,
     }
 
 
@@ -150,21 +155,22 @@ CONSTRAINT_FIELDS = (
 
 def quotas(f: Facts, p: ConsumerParams) -> dict[str, Any]:
     sel = select(f, p)  # quota counters matter for keys that can still call
-    counts = per_key(f, sel, QUOTA_REASONS)
     key_reports = f.reports()
-
-    def row_of(k: KeyRecord) -> dict[str, Any]:
-        return quota_row(f, k, counts.get(k.key_hash, (0, 0))[1])
-
     limited = [k for k in sel.keys if key_reports.policy(k).quota_source != "none"]
     # Keys with a quota are read to rank them; of the others, only those the list shows (by name).
-    rows = sorted(map(row_of, limited), key=lambda r: (-utilization(r), -r["quotaDenied"], r["name"], r["key"]))
+    rows = sorted(
+        ((quota_row(f, k), k) for k in limited), key=lambda r: (-utilization(r[0]), r[0]["name"], r[0]["key"])
+    )
     constrained = sorted(
-        rows, key=lambda r: (-r["dailyCallUtilization"], -r["monthlyCallUtilization"], r["name"], r["key"])
+        (r for r, _ in rows),
+        key=lambda r: (-r["dailyCallUtilization"], -r["monthlyCallUtilization"], r["name"], r["key"]),
     )
     with_quota = {k.key_hash for k in limited}
     rest = sorted((k for k in sel.keys if k.key_hash not in with_quota), key=lambda k: (k.name, k.masked))
-    shown = rows[: p.limit] + [row_of(k) for k in rest[: max(p.limit - len(rows), 0)]]
+    shown = rows[: p.limit] + [(quota_row(f, k), k) for k in rest[: max(p.limit - len(rows), 0)]]
+    denied_by_key = denied_of(f, sel, [k.key_hash for _, k in shown], QUOTA_REASONS)
+    for row, k in shown:
+        row["quotaDenied"] = denied_by_key.get(k.key_hash, 0)
     shared = denials(f, sel, QUOTA_REASONS, "quotaDenied")
     calls, denied = shared["totals"]
     return {
@@ -176,7 +182,7 @@ def quotas(f: Facts, p: ConsumerParams) -> dict[str, Any]:
             "totalQuotaDenials": denied,
             "quotaDenialRate": ratio(denied, calls),
         },
-        "perKey": shown,
+        "perKey": [row for row, _ in shown],
         "perTool": shared["perTool"],
         "hourlyTrends": shared["hourlyTrends"],
         "mostConstrained": [

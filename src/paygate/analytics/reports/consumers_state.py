@@ -50,7 +50,6 @@ def risk_level(score: int) -> str:
 
 def consumer_risk_score(f: Facts, p: ConsumerParams) -> dict[str, Any]:
     sel = select(f, p)
-    use = usage(f, sel)
     rows = []
     for k in sel.keys:
         given = allocated(k)
@@ -61,6 +60,7 @@ def consumer_risk_score(f: Facts, p: ConsumerParams) -> dict[str, Any]:
     distribution = {level: 0 for level, _ in reversed(RISK_LEVELS)}
     for score, _, _ in rows:
         distribution[risk_level(score)] += 1
+    use = usage(f, sel, (k.key_hash for _, _, k in rows[: p.limit]))  # the score is the key's state
     return {
         "consumers": [
             {
@@ -81,8 +81,8 @@ def consumer_risk_score(f: Facts, p: ConsumerParams) -> dict[str, Any]:
 
 def consumer_growth(f: Facts, p: ConsumerParams) -> dict[str, Any]:
     sel = select(f, p)
-    use = usage(f, sel)
     keys = sorted(sel.keys, key=lambda k: (-allocated(k), k.name, k.masked))
+    use = usage(f, sel, (k.key_hash for k in keys[: p.limit]))  # ranked by allocation: read what is shown
     newest = f.now - NEW_CONSUMER_HOURS * HOUR
     return {
         "consumers": [
@@ -112,7 +112,11 @@ class RankingParams(ConsumerParams):
 
 def key_ranking(f: Facts, p: RankingParams) -> dict[str, Any]:
     sel = select(f, p)
-    use = usage(f, sel)
+    if p.sort_by == "creditsRemaining":  # ranked by balance: read the calls of the keys shown only
+        shown = sorted(sel.keys, key=lambda k: (-k.credits, k.name, k.masked))[: p.limit]
+        use = usage(f, sel, (k.key_hash for k in shown))
+    else:
+        use = usage(f, sel)
     rows = []
     for k in sel.keys:
         u = use.get(k.key_hash, KeyUsage())
