@@ -1,4 +1,4 @@
-"""Call rollups on SQLite: the same sums in seven tables (migration 5) on the store's connection.
+"""Call rollups on SQLite: the same sums in eight tables (migration 5) on the store's connection.
 
 `call_rollup` holds every (hour, key, tool, namespace, reason); the others are coarser levels of it (without
 the key, without the tool, per day, all time: `LEVELS`), so a report over millions of calls reads thousands of
@@ -24,6 +24,7 @@ LEVELS: tuple[Level, ...] = (
     Level("rollup_hour", "hour", ("tool", "namespace", "reason")),
     Level("rollup_hour_ns", "hour", ("namespace", "reason")),
     Level("rollup_day", "day", ("tool", "namespace", "reason")),
+    Level("rollup_day_ns", "day", ("namespace", "reason")),
     Level("rollup_key_day", "day", ("key", "namespace", "reason")),
     Level("rollup_key", "all", ("key", "namespace", "reason"), key_access=True),
     Level("rollup_key_tool", "all", ("key", "tool", "namespace", "reason"), key_access=True),
@@ -196,6 +197,6 @@ def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
     sql = f"SELECT {', '.join(columns)} FROM {level.name}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    if groups:
-        sql += " GROUP BY " + ", ".join(groups)
+    if groups:  # `+`: grouping must not steer SQLite to scan the key index in key order (it reads every row)
+        sql += " GROUP BY " + ", ".join(f"+{g}" for g in groups)
     return sql, args

@@ -1,7 +1,7 @@
 """Call rollups on Redis (the CallRollups role): the same sums at several levels (`LEVELS`, as on SQLite),
 each a set of HASHes: one per hour (`{prefix}:ru:hk:<hour>`, `…:ru:h:<hour>`, `…:ru:hn:<hour>`), per day
-(`…:ru:d:<day>`, `…:ru:dk:<day>`), for all time (`…:ru:a`, `…:ru:at`), or per key (`…:ru:k:<key>:<day>`,
-`…:ru:ka:<key>`, read only for one key's reports). A field is the JSON list of the level's other dimensions;
+(`…:ru:d:<day>`, `…:ru:dn:<day>`, `…:ru:dk:<day>`), for all time (`…:ru:a`, `…:ru:at`), or per key
+(`…:ru:k:<key>:<day>`, `…:ru:ka:<key>`, read only for one key's reports). A field is the JSON list of the level's other dimensions;
 its value the measures packed as text ("calls allowed denied failed credits refunded duration_ms l0 … l11").
 A batch is added to every level by one Lua script (atomic, like a MULTI), so every instance's batches add up
 exactly; `{prefix}:ru:span` holds the first and last hour with any call.
@@ -28,6 +28,7 @@ LEVELS: tuple[Level, ...] = (
     Level("h", "hour", ("tool", "namespace", "reason")),
     Level("hn", "hour", ("namespace", "reason")),
     Level("d", "day", ("tool", "namespace", "reason")),
+    Level("dn", "day", ("namespace", "reason")),
     Level("dk", "day", ("key", "namespace", "reason")),
     Level("a", "all", ("key", "namespace", "reason")),
     Level("at", "all", ("key", "tool", "namespace", "reason")),
