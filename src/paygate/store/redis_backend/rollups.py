@@ -1,8 +1,9 @@
 """Call rollups on Redis (the CallRollups role): the same sums at several levels (`LEVELS`, as on SQLite),
 each a set of HASHes: one per hour (`{prefix}:ru:hk:<hour>`, `…:ru:h:<hour>`, `…:ru:hn:<hour>`), per day
 (`…:ru:d:<day>`, `…:ru:dn:<day>`, `…:ru:dk:<day>`), for all time (`…:ru:a`, `…:ru:at`), or per key
-(`…:ru:k:<key>:<day>`, `…:ru:ka:<key>`, read only for one key's reports). A field is the JSON list of the level's other dimensions;
-its value the measures packed as text ("calls allowed denied failed credits refunded duration_ms l0 … l11").
+(`…:ru:k:<key>:<day>`, `…:ru:ka:<key>`, read only for one key's reports). A field is the JSON list of the
+level's other dimensions; its value the measures packed as text ("calls allowed denied failed credits refunded
+duration_ms l0 … l11").
 A batch is added to every level by one Lua script (atomic, like a MULTI), so every instance's batches add up
 exactly; `{prefix}:ru:span` holds the first and last hour with any call.
 
