@@ -145,6 +145,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_table("rollup_day", "day", ("tool", "namespace", "reason")),
         _rollup_table("rollup_day_ns", "day", ("namespace", "reason")),
         _rollup_table("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_table("rollup_tool", None, ("tool", "namespace", "reason")),
         _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason")),
         _rollup_table("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
         # History from before the rollups: the usage rows summed (durations, failures and refunds unknown: 0).
@@ -159,6 +160,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_fill("rollup_day", "day", ("tool", "namespace", "reason")),
         _rollup_fill("rollup_day_ns", "day", ("namespace", "reason")),
         _rollup_fill("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_fill("rollup_tool", None, ("tool", "namespace", "reason")),
         _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason")),
         _rollup_fill("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
     ),

@@ -1,4 +1,4 @@
-"""Call rollups on SQLite: the same sums in eight tables (migration 5) on the store's connection.
+"""Call rollups on SQLite: the same sums in nine tables (migration 5) on the store's connection.
 
 `call_rollup` holds every (hour, key, tool, namespace, reason); the others are coarser levels of it (without
 the key, without the tool, per day, all time: `LEVELS`), so a report over millions of calls reads thousands of
@@ -26,6 +26,7 @@ LEVELS: tuple[Level, ...] = (
     Level("rollup_day", "day", ("tool", "namespace", "reason")),
     Level("rollup_day_ns", "day", ("namespace", "reason")),
     Level("rollup_key_day", "day", ("key", "namespace", "reason")),
+    Level("rollup_tool", "all", ("tool", "namespace", "reason")),
     Level("rollup_key", "all", ("key", "namespace", "reason"), key_access=True),
     Level("rollup_key_tool", "all", ("key", "tool", "namespace", "reason"), key_access=True),
 )

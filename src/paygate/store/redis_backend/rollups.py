@@ -1,6 +1,6 @@
 """Call rollups on Redis (the CallRollups role): the same sums at several levels (`LEVELS`, as on SQLite),
 each a set of HASHes: one per hour (`{prefix}:ru:hk:<hour>`, `…:ru:h:<hour>`, `…:ru:hn:<hour>`), per day
-(`…:ru:d:<day>`, `…:ru:dn:<day>`, `…:ru:dk:<day>`), for all time (`…:ru:a`, `…:ru:at`), or per key
+(`…:ru:d:<day>`, `…:ru:dn:<day>`, `…:ru:dk:<day>`), for all time (`…:ru:t`, `…:ru:a`, `…:ru:at`), or per key
 (`…:ru:k:<key>:<day>`, `…:ru:ka:<key>`, read only for one key's reports). A field is the JSON list of the
 level's other dimensions; its value the measures packed as text ("calls allowed denied failed credits refunded
 duration_ms l0 … l11").
@@ -31,6 +31,7 @@ LEVELS: tuple[Level, ...] = (
     Level("d", "day", ("tool", "namespace", "reason")),
     Level("dn", "day", ("namespace", "reason")),
     Level("dk", "day", ("key", "namespace", "reason")),
+    Level("t", "all", ("tool", "namespace", "reason")),
     Level("a", "all", ("key", "namespace", "reason")),
     Level("at", "all", ("key", "tool", "namespace", "reason")),
     PER_KEY_HOURS,  # a HASH per key and day, its fields [hour, tool, namespace, reason]
