@@ -161,3 +161,105 @@ class CallRollups(Protocol):
     def record(self, facts: Sequence[CallFact]) -> None: ...  # one batch, applied whole
     def query(self, query: RollupQuery) -> list[RollupRow]: ...  # rows in no particular order
     def rekey(self, old_hash: str, new_hash: str) -> None: ...  # a rotated key's history follows it
+
+
+# Levels and the planner --------------------------------------------------------------------------------------
+# A store keeps the same sums at several levels, each coarser than `call_rollup`'s (hour, key, tool, namespace,
+# reason): fewer dimensions, or days, or all time. `record` adds every batch to each level in one transaction;
+# `plan` picks, for a query, the cheapest levels that hold its dimensions and its range exactly.
+Grain = Literal["hour", "day", "all"]
+STORED: tuple[Dim, ...] = ("key", "tool", "namespace", "reason")  # the dimensions a level may keep besides time
+# Rough distinct values per dimension, for comparing levels (only the order of the costs matters).
+CARDINALITY: dict[Dim, int] = {"key": 1000, "tool": 30, "namespace": 3, "reason": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """Sums kept per `grain` (UTC hour, UTC day, or all time) and `dims`. `key_access`: a key filter reads
+    only that key's rows (an index, a bucket per key); `key_only`: usable only with a key filter."""
+
+    name: str
+    grain: Grain
+    dims: tuple[Dim, ...]
+    key_access: bool = False
+    key_only: bool = False
+
+    def width(self, query: RollupQuery) -> int:
+        rows = 1
+        for dim in self.dims:
+            rows *= CARDINALITY[dim]
+        return rows // CARDINALITY["key"] if query.key_hash is not None and self.key_access else rows
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Read `level` over its units `first`..`last` (hours or days; None: unbounded; both None for all time)."""
+
+    level: Level
+    first: int | None = None
+    last: int | None = None
+
+    def hours(self) -> tuple[int | None, int | None]:
+        """The hours this part covers (None: unbounded)."""
+        if self.level.grain != "day":
+            return self.first, self.last
+        return (
+            None if self.first is None else self.first * 24,
+            None if self.last is None else self.last * 24 + 23,
+        )
+
+
+def needed_dims(query: RollupQuery) -> set[Dim]:
+    dims: set[Dim] = {d for d in query.by if d != "hour" and d != "day"}
+    for dim, value in (("key", query.key_hash), ("tool", query.tool), ("namespace", query.namespace)):
+        if value is not None:
+            dims.add(dim)  # type: ignore[arg-type]
+    return dims
+
+
+def plan(query: RollupQuery, levels: Sequence[Level], span: tuple[int, int] | None) -> list[Part]:
+    """The parts to read (their sums added up answer `query`), or [] when nothing can be in range. `span`:
+    the first and last hour holding any call (None: none); it only prices unbounded ranges."""
+    if span is None:
+        return []
+    since, until = query.since_hour, query.until_hour
+    if since is not None and until is not None and since > until:
+        return []
+    needed = needed_dims(query)
+    usable = [
+        lv
+        for lv in levels
+        if needed <= set(lv.dims)
+        and (query.key_hash is not None or not lv.key_only)
+        and not ("hour" in query.by and lv.grain != "hour")
+        and not ("day" in query.by and lv.grain == "all")
+    ]
+    hourly = [lv for lv in usable if lv.grain == "hour"]
+    if not hourly:
+        raise ValueError(f"no rollup level answers {query!r}")
+    best_hour = min(hourly, key=lambda lv: lv.width(query))
+    plans: list[list[Part]] = [[Part(best_hour, since, until)]]
+    for level in usable:
+        if level.grain == "all" and since is None and until is None:
+            plans.append([Part(level)])
+        elif level.grain == "day":
+            first_day = None if since is None else -(-since // 24)
+            last_day = None if until is None else (until + 1) // 24 - 1
+            if first_day is not None and last_day is not None and first_day > last_day:
+                continue  # no whole day in the range
+            parts = [Part(level, first_day, last_day)]
+            if first_day is not None and since is not None and since < first_day * 24:
+                parts.append(Part(best_hour, since, first_day * 24 - 1))
+            if last_day is not None and until is not None and until > last_day * 24 + 23:
+                parts.append(Part(best_hour, last_day * 24 + 24, until))
+            plans.append(parts)
+    return min(plans, key=lambda parts: sum(_cost(p, query, span) for p in parts))
+
+
+def _cost(part: Part, query: RollupQuery, span: tuple[int, int]) -> int:
+    if part.level.grain == "all":
+        return part.level.width(query)
+    first, last = part.hours()
+    hours = (span[1] if last is None else last) - (span[0] if first is None else first) + 1
+    units = hours if part.level.grain == "hour" else -(-hours // 24)
+    return max(units, 1) * part.level.width(query)

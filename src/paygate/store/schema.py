@@ -2,6 +2,39 @@
 
 from __future__ import annotations
 
+# The measures of every rollup table (sqlite_rollups.MEASURES reads them in this order); l0..l11 count calls
+# per latency bucket (rollups.LATENCY_BOUNDS_MS). Frozen with migration 5: a change needs a new migration.
+_MEASURES = (
+    "calls",
+    "allowed",
+    "denied",
+    "failed",
+    "credits",
+    "refunded",
+    "duration_ms",
+    *(f"l{i}" for i in range(12)),
+)
+
+
+def _rollup_table(name: str, time: str | None, dims: tuple[str, ...]) -> str:
+    """A rollup table: `time` (hour, day, or None for all time) and `dims` as its primary key, the measures."""
+    key = ((time,) if time else ()) + dims
+    columns = [f"{c} INTEGER NOT NULL" if c in ("hour", "day") else f"{c} TEXT NOT NULL" for c in key]
+    columns += [f"{m} REAL NOT NULL" if m == "duration_ms" else f"{m} INTEGER NOT NULL" for m in _MEASURES]
+    return f"CREATE TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID"
+
+
+def _rollup_fill(name: str, time: str | None, dims: tuple[str, ...]) -> str:
+    """A coarser rollup table filled from `call_rollup`."""
+    select = ([{"hour": "hour", "day": "hour / 24"}[time]] if time else []) + list(dims)
+    columns = ([time] if time else []) + list(dims)
+    return (
+        f"INSERT INTO {name} ({', '.join(columns + list(_MEASURES))}) "
+        f"SELECT {', '.join(select + [f'SUM({m})' for m in _MEASURES])} FROM call_rollup "
+        f"GROUP BY {', '.join(select)}"
+    )
+
+
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """CREATE TABLE keys (
@@ -103,25 +136,32 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (
         # Call rollups (store/sqlite_rollups.py, the CallRollups role): every gated call summed per UTC hour,
-        # key ('' when none), tool, namespace and outcome ('' when admitted), with a latency histogram.
-        """CREATE TABLE call_rollup (
-            hour INTEGER NOT NULL,
-            key_hash TEXT NOT NULL,
-            tool TEXT NOT NULL,
-            namespace TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            calls INTEGER NOT NULL,
-            allowed INTEGER NOT NULL,
-            denied INTEGER NOT NULL,
-            failed INTEGER NOT NULL,
-            credits INTEGER NOT NULL,
-            refunded INTEGER NOT NULL,
-            duration_ms REAL NOT NULL,
-            l0 INTEGER NOT NULL, l1 INTEGER NOT NULL, l2 INTEGER NOT NULL, l3 INTEGER NOT NULL,  -- calls per
-            l4 INTEGER NOT NULL, l5 INTEGER NOT NULL, l6 INTEGER NOT NULL, l7 INTEGER NOT NULL,  -- latency bucket
-            l8 INTEGER NOT NULL, l9 INTEGER NOT NULL, l10 INTEGER NOT NULL, l11 INTEGER NOT NULL,  -- (rollups.py)
-            PRIMARY KEY (hour, key_hash, tool, namespace, reason)
-        ) WITHOUT ROWID""",
+        # key ('' when none), tool, namespace and outcome ('' when admitted), with a latency histogram; and the
+        # same sums at coarser levels, kept by the same transactions, so a report reads few rows.
+        _rollup_table("call_rollup", "hour", ("key_hash", "tool", "namespace", "reason")),
         "CREATE INDEX call_rollup_key ON call_rollup(key_hash, hour)",
+        _rollup_table("rollup_hour", "hour", ("tool", "namespace", "reason")),
+        _rollup_table("rollup_hour_ns", "hour", ("namespace", "reason")),
+        _rollup_table("rollup_day", "day", ("tool", "namespace", "reason")),
+        _rollup_table("rollup_day_ns", "day", ("namespace", "reason")),
+        _rollup_table("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_table("rollup_tool", None, ("tool", "namespace", "reason")),
+        _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason")),
+        _rollup_table("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
+        # History from before the rollups: the usage rows summed (durations, failures and refunds unknown: 0).
+        f"""INSERT INTO call_rollup (hour, key_hash, tool, namespace, reason, {", ".join(_MEASURES)})
+            SELECT CAST(ts / 3600 AS INTEGER) AS h, key_hash, tool, namespace,
+                CASE WHEN allowed THEN COALESCE(deny_reason, '') ELSE COALESCE(deny_reason, 'unknown') END AS r,
+                COUNT(*), SUM(allowed != 0), SUM(allowed = 0), 0, SUM(CASE WHEN allowed THEN credits ELSE 0 END),
+                0, 0.0, COUNT(*), {", ".join("0" * (len(_MEASURES) - 8))}
+            FROM usage GROUP BY h, key_hash, tool, namespace, r""",
+        _rollup_fill("rollup_hour", "hour", ("tool", "namespace", "reason")),
+        _rollup_fill("rollup_hour_ns", "hour", ("namespace", "reason")),
+        _rollup_fill("rollup_day", "day", ("tool", "namespace", "reason")),
+        _rollup_fill("rollup_day_ns", "day", ("namespace", "reason")),
+        _rollup_fill("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_fill("rollup_tool", None, ("tool", "namespace", "reason")),
+        _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason")),
+        _rollup_fill("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
     ),
 ]

@@ -1,8 +1,11 @@
-"""Call rollups on SQLite: one table (`call_rollup`, migration 5) on the store's connection.
+"""Call rollups on SQLite: the same sums in nine tables (migration 5) on the store's connection.
 
-A batch of facts is summed in Python first (a busy gateway's batch is mostly a few keys and tools), then
-added with one UPSERT per group in one transaction. Queries are one GROUP BY over the rows of the hours
-asked for.
+`call_rollup` holds every (hour, key, tool, namespace, reason); the others are coarser levels of it (without
+the key, without the tool, per day, all time: `LEVELS`), so a report over millions of calls reads thousands of
+rows. A batch of facts is summed in Python first (a busy gateway's batch is mostly a few keys and tools), then
+added to every level with one UPSERT per group, in one transaction. A query is answered from the cheapest
+levels that hold its dimensions and its range exactly (`rollups.plan`): whole days in the middle of a range
+from a day table, the hours at its edges from an hour table.
 """
 
 from __future__ import annotations
@@ -11,25 +14,53 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from paygate.store.rollups import BUCKETS, CallFact, Dim, RollupQuery, RollupRow, fold
+from paygate.store.rollups import BUCKETS, CallFact, Dim, Level, Part, RollupQuery, RollupRow, fold, plan
 
 LATENCY_COLUMNS = tuple(f"l{i}" for i in range(BUCKETS))
 MEASURES = ("calls", "allowed", "denied", "failed", "credits", "refunded", "duration_ms", *LATENCY_COLUMNS)
-GROUP_BY: tuple[Dim, ...] = ("hour", "key", "tool", "namespace", "reason")
-_INSERT = (
-    f"INSERT INTO call_rollup (hour, key_hash, tool, namespace, reason, {', '.join(MEASURES)}) "
-    f"VALUES ({', '.join('?' * (5 + len(MEASURES)))}) "
-    "ON CONFLICT (hour, key_hash, tool, namespace, reason) DO UPDATE SET "
-    + ", ".join(f"{m} = {m} + excluded.{m}" for m in MEASURES)
+BASE: tuple[Dim, ...] = ("hour", "key", "tool", "namespace", "reason")
+LEVELS: tuple[Level, ...] = (
+    Level("call_rollup", "hour", ("key", "tool", "namespace", "reason"), key_access=True),  # index (key, hour)
+    Level("rollup_hour", "hour", ("tool", "namespace", "reason")),
+    Level("rollup_hour_ns", "hour", ("namespace", "reason")),
+    Level("rollup_day", "day", ("tool", "namespace", "reason")),
+    Level("rollup_day_ns", "day", ("namespace", "reason")),
+    Level("rollup_key_day", "day", ("key", "namespace", "reason")),
+    Level("rollup_tool", "all", ("tool", "namespace", "reason")),
+    Level("rollup_key", "all", ("key", "namespace", "reason"), key_access=True),
+    Level("rollup_key_tool", "all", ("key", "tool", "namespace", "reason"), key_access=True),
 )
-_COLUMN: dict[Dim, str] = {
-    "hour": "hour",
-    "day": "hour / 24",
-    "key": "key_hash",
-    "tool": "tool",
-    "namespace": "namespace",
-    "reason": "reason",
-}
+SPAN_LEVEL = "rollup_hour_ns"  # the smallest hourly table: its first and last hour are the data's
+_COLUMN: dict[Dim, str] = {"key": "key_hash", "tool": "tool", "namespace": "namespace", "reason": "reason"}
+_BASE_INDEX: dict[Dim, int] = {"key": 1, "tool": 2, "namespace": 3, "reason": 4}
+Measures = list[Any]  # the values of MEASURES, in order
+
+
+def _columns(level: Level) -> list[str]:
+    time = [] if level.grain == "all" else [level.grain]
+    return time + [_COLUMN[d] for d in level.dims]
+
+
+def _upsert(level: Level) -> str:
+    key = _columns(level)
+    return (
+        f"INSERT INTO {level.name} ({', '.join(key + list(MEASURES))}) "
+        f"VALUES ({', '.join('?' * (len(key) + len(MEASURES)))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(f"{m} = {m} + excluded.{m}" for m in MEASURES)
+    )
+
+
+def _regroup(level: Level) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A base group (hour, key or '', tool, namespace, reason) -> the level's primary key."""
+    picks = [_BASE_INDEX[d] for d in level.dims]
+    if level.grain == "hour":
+        return lambda g: (g[0], *[g[i] for i in picks])
+    if level.grain == "day":
+        return lambda g: (g[0] // 24, *[g[i] for i in picks])
+    return lambda g: tuple(g[i] for i in picks)
+
+
+_WRITES = [(level, _upsert(level), _regroup(level)) for level in LEVELS]
 
 
 class SQLiteRollups:
@@ -43,58 +74,62 @@ class SQLiteRollups:
         return self._connection()
 
     def record(self, facts: Sequence[CallFact]) -> None:
-        values = []
-        for row in fold(facts, RollupQuery(GROUP_BY)):
+        base: list[tuple[tuple[Any, ...], Measures]] = []
+        for row in fold(facts, RollupQuery(BASE)):
             hour, key_hash, tool, namespace, reason = row.group
-            values.append(
-                (
-                    hour,
-                    key_hash or "",
-                    tool,
-                    namespace,
-                    reason,
-                    row.calls,
-                    row.allowed,
-                    row.denied,
-                    row.failed,
-                    row.credits,
-                    row.refunded,
-                    row.duration_ms,
-                    *row.latency,
-                )
-            )
-        if not values:
+            measures = [row.calls, row.allowed, row.denied, row.failed, row.credits, row.refunded, row.duration_ms]
+            base.append(((hour, key_hash or "", tool, namespace, reason), measures + row.latency))
+        if not base:
             return
+        writes = []
+        for _, sql, regroup in _WRITES:
+            sums: dict[tuple[Any, ...], Measures] = {}
+            for group, measures in base:
+                key = regroup(group)
+                held = sums.get(key)
+                if held is None:
+                    sums[key] = list(measures)
+                else:
+                    for i, value in enumerate(measures):
+                        held[i] += value
+            writes.append((sql, [(*k, *m) for k, m in sums.items()]))
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(_INSERT, values)
+            for sql, values in writes:
+                db.executemany(sql, values)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
+    def span(self) -> tuple[int, int] | None:
+        """The first and last hour holding any call."""
+        low, high = self.db.execute(f"SELECT MIN(hour), MAX(hour) FROM {SPAN_LEVEL}").fetchone()
+        return None if low is None else (int(low), int(high))
+
+    def plan(self, query: RollupQuery) -> list[Part]:
+        return plan(query, LEVELS, self.span())
+
     def query(self, query: RollupQuery) -> list[RollupRow]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (
-            ("hour >= ?", query.since_hour),
-            ("hour <= ?", query.until_hour),
-            ("key_hash = ?", query.key_hash),
-            ("tool = ?", query.tool),
-            ("namespace = ?", query.namespace),
-        ):
-            if value is not None:
-                where.append(column)
-                args.append(value)
-        groups = [_COLUMN[d] for d in query.by]
-        sql = f"SELECT {', '.join([*groups, *(f'SUM({m})' for m in MEASURES)])} FROM call_rollup"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        if groups:
-            sql += " GROUP BY " + ", ".join(groups)
+        parts = self.plan(query)
+        if not parts:
+            return []
+        selects, args = [], []
+        for part in parts:
+            sql, part_args = _select(part, query)
+            selects.append(sql)
+            args.extend(part_args)
+        width = len(query.by)
+        if len(selects) == 1:
+            sql = selects[0]
+        else:  # the parts' sums added up
+            groups = [f"g{i}" for i in range(width)]
+            sums = [f"SUM(m{i})" for i in range(len(MEASURES))]
+            sql = f"SELECT {', '.join(groups + sums)} FROM ({' UNION ALL '.join(selects)})"
+            if groups:
+                sql += f" GROUP BY {', '.join(groups)}"
         rows: list[RollupRow] = []
-        width = len(groups)
         for r in self.db.execute(sql, args):
             if r[width] is None:  # no rows at all: SUM over nothing
                 continue
@@ -117,5 +152,52 @@ class SQLiteRollups:
         return rows
 
     def rekey(self, old_hash: str, new_hash: str) -> None:
-        """Called inside the store's rotation transaction: the old key's rows become the new key's."""
-        self.db.execute("UPDATE call_rollup SET key_hash = ? WHERE key_hash = ?", (new_hash, old_hash))
+        """Called inside the store's rotation transaction: the old key's rows become the new key's (added to any
+        the new key has, at every level)."""
+        db = self.db
+        for level in LEVELS:
+            if "key" not in level.dims:
+                continue
+            key = _columns(level)
+            picked = ["?" if c == "key_hash" else c for c in key]
+            db.execute(
+                f"INSERT INTO {level.name} ({', '.join(key + list(MEASURES))}) "
+                f"SELECT {', '.join(picked + list(MEASURES))} FROM {level.name} WHERE key_hash = ? "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                + ", ".join(f"{m} = {m} + excluded.{m}" for m in MEASURES),
+                (new_hash, old_hash),
+            )
+            db.execute(f"DELETE FROM {level.name} WHERE key_hash = ?", (old_hash,))
+
+
+def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
+    """One part's sums, grouped by the query's dimensions (columns g0…, m0…)."""
+    level = part.level
+    groups = []
+    for dim in query.by:
+        if dim == "hour":
+            groups.append("hour")
+        elif dim == "day":
+            groups.append("day" if level.grain == "day" else "hour / 24")
+        else:
+            groups.append(_COLUMN[dim])
+    where: list[str] = []
+    args: list[Any] = []
+    time = level.grain
+    for condition, value in (
+        (f"{time} >= ?", part.first),
+        (f"{time} <= ?", part.last),
+        ("key_hash = ?", query.key_hash),
+        ("tool = ?", query.tool),
+        ("namespace = ?", query.namespace),
+    ):
+        if value is not None:
+            where.append(condition)
+            args.append(value)
+    columns = [f"{g} AS g{i}" for i, g in enumerate(groups)] + [f"SUM({m}) AS m{i}" for i, m in enumerate(MEASURES)]
+    sql = f"SELECT {', '.join(columns)} FROM {level.name}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if groups:  # `+`: grouping must not steer SQLite to scan the key index in key order (it reads every row)
+        sql += " GROUP BY " + ", ".join(f"+{g}" for g in groups)
+    return sql, args
