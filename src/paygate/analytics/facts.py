@@ -5,12 +5,14 @@ window, the audit log, groups and the gateway's configured limits. Each is read 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from paygate.analytics.window import Window
 from paygate.billing.service import BillingService
+from paygate.core.domain_errors import NotFound
+from paygate.core.keys import hash_key
 from paygate.core.records import KeyRecord
 from paygate.reports.keys import KeyReports
 from paygate.store.audit_log import AuditEntry, AuditFilter
@@ -48,8 +50,32 @@ class Facts:
         """Keys that can call: not revoked, not suspended (expired keys included: they still hold credits)."""
         return [k for k in self.all_keys() if k.active and not k.suspended]
 
-    def key_by_hash(self) -> dict[str, KeyRecord]:
-        return dict(self._cached("by_hash", lambda: {k.key_hash: k for k in self.all_keys()}))
+    def key_by_hash(self) -> Mapping[str, KeyRecord]:
+        """Every key by hash (the request's one map: read it, never change it)."""
+        return cast(
+            "Mapping[str, KeyRecord]", self._cached("by_hash", lambda: {k.key_hash: k for k in self.all_keys()})
+        )
+
+    def find_key(self, ref: str) -> KeyRecord:
+        """The key a `key` filter names: the key itself or its alias, revoked keys too (their history
+        counts); a 404 otherwise."""
+        record = self.key_by_hash().get(hash_key(ref))
+        if record is None:
+            record = next((k for k in self.all_keys() if k.alias is not None and k.alias == ref), None)
+        if record is None:
+            raise NotFound("API key not found")
+        return record
+
+    def find_group(self, ref: str) -> str:
+        """The id of the group a `group` filter names, by id or by name (any case); a 404 otherwise."""
+        groups = self.groups()
+        if ref in groups:
+            return ref
+        wanted = ref.casefold()
+        named = sorted(gid for gid, doc in groups.items() if str(doc.get("name", "")).casefold() == wanted)
+        if not named:
+            raise NotFound("Group not found")
+        return named[0]
 
     def reports(self) -> KeyReports:
         """Per-key reads shared with the per-key reports (rate windows, quota status, effective policy)."""

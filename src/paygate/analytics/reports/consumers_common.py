@@ -13,8 +13,6 @@ from paygate.analytics.engine import ReportParams
 from paygate.analytics.facts import Facts
 from paygate.analytics.shaping import by_key
 from paygate.analytics.window import Window
-from paygate.core.domain_errors import NotFound
-from paygate.core.keys import hash_key
 from paygate.core.records import KeyRecord
 from paygate.store.rollups import HOUR, Dim, RollupRow, hour_of
 
@@ -55,39 +53,17 @@ class Selection:
         self.hashes = {k.key_hash for k in self.keys}
 
 
-def find_key(f: Facts, ref: str) -> KeyRecord:
-    """A key by its value or its alias (404 when neither names one), as every admin endpoint takes it."""
-    by_hash = f.key_by_hash()
-    record = by_hash.get(hash_key(ref))
-    if record is None:
-        record = next((k for k in f.all_keys() if k.alias == ref), None)
-    if record is None:
-        raise NotFound("API key not found")
-    return record
-
-
-def find_group(f: Facts, ref: str) -> str:
-    """A group's id, by id or name (404 when neither names one)."""
-    groups = f.groups()
-    if ref in groups:
-        return ref
-    named = sorted(gid for gid, doc in groups.items() if doc.get("name") == ref)
-    if not named:
-        raise NotFound("group not found")
-    return named[0]
-
-
 def select(f: Facts, p: ConsumerFilter, live: bool = True) -> Selection:
     """The keys the filters name: live ones (not revoked, not suspended), or every key with `live=False`."""
     keys = f.live_keys() if live else f.all_keys()
     key_hash = None
     if p.key is not None:
-        key_hash = find_key(f, p.key).key_hash
+        key_hash = f.find_key(p.key).key_hash
         keys = [k for k in keys if k.key_hash == key_hash]
     if p.namespace is not None:
         keys = [k for k in keys if k.namespace == p.namespace]
     if p.group is not None:
-        group_id = find_group(f, p.group)
+        group_id = f.find_group(p.group)
         keys = [k for k in keys if k.group_id == group_id]
     return Selection(keys, p.namespace, key_hash, p.group is not None)
 

@@ -12,8 +12,6 @@ from paygate.analytics.engine import NamespaceParams
 from paygate.analytics.facts import Facts
 from paygate.analytics.shaping import allocated, key_label
 from paygate.analytics.window import Window
-from paygate.core.domain_errors import NotFound
-from paygate.core.keys import hash_key
 from paygate.core.records import KeyRecord
 from paygate.store.rollups import ALLOWED, HOUR, RollupRow, hour_of
 
@@ -42,32 +40,10 @@ class RateParams(NamespaceParams):
     group: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-def find_key(f: Facts, ref: str) -> KeyRecord:
-    """A key by its raw value or its alias (revoked keys too: their history still counts); 404 otherwise."""
-    record = f.key_by_hash().get(hash_key(ref))
-    if record is None:
-        record = next((k for k in f.all_keys() if k.alias == ref), None)
-    if record is None:
-        raise NotFound("API key not found")
-    return record
-
-
-def group_id(f: Facts, ref: str) -> str:
-    """A group's id from its id or its (case-insensitive) name; 404 otherwise."""
-    groups = f.groups()
-    if ref in groups:
-        return ref
-    wanted = ref.casefold()
-    for gid, doc in groups.items():
-        if str(doc.get("name", "")).casefold() == wanted:
-            return gid
-    raise NotFound("Group not found")
-
-
 def scoped_keys(f: Facts, namespace: str | None, group: str | None, created_in_range: bool) -> list[KeyRecord]:
     """Live keys (not revoked, not suspended), of `namespace` and `group` when given, and created in the
     request's range when `created_in_range` (a cohort)."""
-    gid = group_id(f, group) if group is not None else None
+    gid = f.find_group(group) if group is not None else None
     w = f.window
     keys = []
     for k in f.live_keys():
@@ -162,7 +138,7 @@ class CallScope:
     def __init__(self, f: Facts, p: CallParams) -> None:
         self.f = f
         self.namespace = p.namespace
-        self.key: KeyRecord | None = find_key(f, p.key) if p.key is not None else None
+        self.key: KeyRecord | None = f.find_key(p.key) if p.key is not None else None
 
     def rollup(self, *by: Any, trend: bool = False) -> list[RollupRow]:
         window = self.f.window.last_hours(TREND_HOURS) if trend else None

@@ -15,7 +15,6 @@ from paygate.analytics.reports.money_common import (
     FORECAST_LOOKBACK_HOURS,
     RateParams,
     balances,
-    find_key,
     hours_window,
     is_allowed,
     rate_hours,
@@ -101,7 +100,7 @@ def _urgency(row: dict[str, Any]) -> tuple[Any, ...]:
 def usage_forecast(f: Facts, p: ForecastParams) -> dict[str, Any]:
     keys = scoped_keys(f, p.namespace, p.group, created_in_range=False)
     if p.key is not None:
-        wanted = find_key(f, p.key).key_hash
+        wanted = f.find_key(p.key).key_hash
         keys = [k for k in keys if k.key_hash == wanted]
     hours = rate_hours(f, FORECAST_LOOKBACK_HOURS, None)
     recent: dict[str, RollupRow] = {}

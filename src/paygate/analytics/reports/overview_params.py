@@ -14,7 +14,6 @@ from pydantic import Field
 from paygate.analytics.engine import ReportParams
 from paygate.analytics.facts import Facts
 from paygate.analytics.window import Window
-from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.store.rollups import HOUR
 
@@ -40,20 +39,9 @@ class SeverityParams(KeyFilterParams):
     severity: Severity | None = None
 
 
-def group_id_of(f: Facts, ref: str) -> str:
-    """The id of the group named `ref` (its id or its name), or a 400."""
-    groups = f.groups()
-    if ref in groups:
-        return ref
-    for gid, doc in sorted(groups.items()):
-        if doc.get("name") == ref:
-            return gid
-    raise Invalid(f"Invalid request: no group {ref!r}")
-
-
 def filtered(f: Facts, keys: list[KeyRecord], params: KeySelectParams) -> list[KeyRecord]:
     """`keys` narrowed by the request's namespace and group."""
-    gid = None if params.group is None else group_id_of(f, params.group)
+    gid = None if params.group is None else f.find_group(params.group)
     return [
         k
         for k in keys

@@ -12,7 +12,6 @@ from pydantic import Field
 from paygate.analytics.engine import ReportParams
 from paygate.analytics.facts import Facts
 from paygate.analytics.window import Window
-from paygate.core.domain_errors import NotFound
 from paygate.core.records import KeyRecord
 from paygate.store.rollups import DAY, Dim, RollupRow
 
@@ -96,16 +95,3 @@ def first_last_hours(f: Facts, dim: Dim, namespace: str | None = None) -> dict[s
                 on_day[str(row.group[0])].append(int(row.group[1] or 0))
         hours_on[day] = on_day
     return {name: (min(hours_on[first][name]), max(hours_on[last][name])) for name, (first, last) in span.items()}
-
-
-def resolve_group(f: Facts, wanted: str | None) -> str | None:
-    """A group named by id or by name (ignoring case), as its id; None when not asked; 404 when unknown."""
-    if wanted is None:
-        return None
-    groups = f.groups()
-    if wanted in groups:
-        return wanted
-    for group_id, doc in groups.items():
-        if str(doc.get("name", "")).casefold() == wanted.casefold():
-            return group_id
-    raise NotFound(f"Group not found: {wanted}")

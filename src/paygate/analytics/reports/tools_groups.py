@@ -12,7 +12,7 @@ from typing import Any
 
 from paygate.analytics.engine import Report
 from paygate.analytics.facts import Facts
-from paygate.analytics.reports.tools_common import UNGROUPED, GroupParams, cut, resolve_group
+from paygate.analytics.reports.tools_common import UNGROUPED, GroupParams, cut
 from paygate.analytics.shaping import allocated, percent
 from paygate.core.records import KeyRecord
 from paygate.store.documents import Doc
@@ -62,7 +62,7 @@ def groups(f: Facts) -> dict[str | None, Group]:
 
 def _listed(f: Facts, p: GroupParams) -> list[Group]:
     """The group asked for; else every group, and the ungrouped keys when there are any or they made calls."""
-    wanted = resolve_group(f, p.group)
+    wanted = None if p.group is None else f.find_group(p.group)
     found = groups(f)
     if wanted is not None:
         return [found[wanted]]
@@ -76,7 +76,7 @@ def _top(rows: list[dict[str, Any]]) -> str | None:
 
 
 def group_performance(f: Facts, p: GroupParams) -> dict[str, Any]:
-    wanted = resolve_group(f, p.group)
+    wanted = None if p.group is None else f.find_group(p.group)
     found = groups(f)
     rows: list[dict[str, Any]] = []
     for g in (g for gid, g in found.items() if gid is not None and wanted in (None, gid)):
