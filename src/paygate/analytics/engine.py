@@ -76,9 +76,11 @@ class AnalyticsService:
     started_at: float
     priced_tools: Callable[[], list[dict[str, Any]]]
     clock: Callable[[], float] = time.time
+    held: Callable[[], None] = lambda: None  # writes the feed's held facts (feed.RollupFeed.flush)
 
     def facts(self, params: ReportParams) -> Facts:
-        self.events.flush()  # every call answered before this request is counted
+        self.events.flush()  # every call answered before this request is counted…
+        self.held()  # …and written
         window = Window.parse(self.clock(), params.since, params.until)
         return Facts(self.store, self.billing, window, self.started_at, self.priced_tools)
 

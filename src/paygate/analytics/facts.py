@@ -90,9 +90,13 @@ class Facts:
         tool: str | None = None,
         namespace: str | None = None,
         all_time: bool = False,
+        timing: bool | None = None,
     ) -> list[RollupRow]:
-        """The calls summed by `by`, over the request's window (or `window`, or all history)."""
+        """The calls summed by `by`, over the request's window (or `window`, or all history). `timing`: the
+        rows carry durations and the latency histogram; by default only when the query is not by key (per-key
+        sums are kept without them, being many: a report that wants a key's latency asks)."""
         w = window or self.window
+        keyed = "key" in by or key_hash is not None
         query = RollupQuery(
             tuple(by),
             None if all_time else w.since_hour,
@@ -100,6 +104,7 @@ class Facts:
             key_hash,
             tool,
             namespace,
+            timing=(not keyed) if timing is None else timing,
         )
         return list(self._cached(("rollup", query), lambda: self.store.rollups.query(query)))
 

@@ -3,13 +3,15 @@ a `CallFact` and hands a batch of them to the store, after the calls were answer
 path). The namespace is the key's at the time of the call; a call without a valid key has none ("default").
 
 If the store refuses a batch (Redis unreachable), the facts are kept and sent with the next batch, up to
-`MAX_HELD` (then the oldest are dropped and counted in the log), so a short outage loses nothing.
+`MAX_HELD` (then the oldest are dropped and counted in the log), so a short outage loses nothing. A call
+recorded after its key was rotated is counted for the key's successor, as the rotation moved its history.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paygate.core.records import KeyRecord
 from paygate.events.hub import Event
@@ -18,9 +20,13 @@ from paygate.store.rollups import CallFact
 
 log = logging.getLogger("paygate.analytics")
 MAX_HELD = 100_000
+FLUSH_SECONDS = 1.0
+MAX_BATCH = 4096
+CHUNK = 256
+MAX_ROTATIONS = 100
 
 
-def fact_of(event: Event, key: KeyRecord | None) -> CallFact | None:
+def fact_of(event: Event, key: KeyRecord | None, key_hash: str | None) -> CallFact | None:
     data = event.data
     tool = data.get("tool")
     if not isinstance(tool, str):
@@ -29,12 +35,12 @@ def fact_of(event: Event, key: KeyRecord | None) -> CallFact | None:
     duration = float(data.get("durationMs") or 0.0)
     if event.type == "gate.deny":
         return CallFact(
-            event.timestamp, event.key_hash, tool, namespace, str(data.get("reason") or "unknown"), duration_ms=duration
+            event.timestamp, key_hash, tool, namespace, str(data.get("reason") or "unknown"), duration_ms=duration
         )
     shadow = data.get("shadow")
     return CallFact(
         event.timestamp,
-        event.key_hash,
+        key_hash,
         tool,
         namespace,
         str(shadow) if shadow else "",
@@ -45,10 +51,36 @@ def fact_of(event: Event, key: KeyRecord | None) -> CallFact | None:
     )
 
 
+def current_hash(get_key: Callable[[str], KeyRecord | None], key_hash: str) -> str:
+    """The hash a key's history lives under now: a rotated key's successor (rotations of rotations too)."""
+    for _ in range(MAX_ROTATIONS):
+        record = get_key(key_hash)
+        successor = record.extra.get("rotatedTo") if record is not None else None
+        if not isinstance(successor, str):
+            break
+        key_hash = successor
+    return key_hash
+
+
 class RollupFeed:
-    def __init__(self, store: Store) -> None:
+    """Facts are held for up to `interval` seconds (or until `max_batch` are held) and then written in
+    chunks of `chunk`, one chunk per pass of the event loop: a busy gateway's calls collapse into few rows
+    per key and tool, the store pays a few transactions a second rather than one per loop pass, and no
+    write holds the loop for long (a chunk of calls spread over many keys costs ~20 ms; bench/README.md).
+    Readers call `flush` first, so a report still sees every call answered before it; a crash loses at most
+    the held second of analytics (never money: charges are durable before a call is forwarded)."""
+
+    def __init__(
+        self, store: Store, interval: float = FLUSH_SECONDS, max_batch: int = MAX_BATCH, chunk: int = CHUNK
+    ) -> None:
         self.store = store
+        self.interval = interval
+        self.max_batch = max_batch
+        self.chunk = chunk
         self._held: list[CallFact] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._pacing: asyncio.Handle | None = None
+        self._retrying = False  # the store refused the last write: wait `interval` before the next try
 
     def on_batch(self, events: Sequence[Event]) -> None:
         get_key = self.store.get_key
@@ -56,16 +88,59 @@ class RollupFeed:
         for event in events:
             if event.type != "gate.allow" and event.type != "gate.deny":
                 continue
-            fact = fact_of(event, get_key(event.key_hash) if event.key_hash else None)
+            key_hash = event.key_hash
+            record = get_key(key_hash) if key_hash else None
+            if record is not None and "rotatedTo" in record.extra:  # rotated since the call: follow the key
+                key_hash = current_hash(get_key, record.key_hash)
+            fact = fact_of(event, record, key_hash)
             if fact is not None:
                 facts.append(fact)
-        if not facts:
+        if not facts or self._pacing is not None:
             return
+        if self.interval <= 0:
+            self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script, a unit test): write now
+            self.flush()
+            return
+        if len(facts) >= self.max_batch and not self._retrying:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._pace()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.interval, self._pace)
+
+    def _pace(self) -> None:
+        """Write one chunk now and the rest on the next passes of the loop (or try again in `interval`)."""
+        self._timer = self._pacing = None
+        loop = asyncio.get_running_loop()
+        self._retrying = not self._write(self.chunk)
+        if self._retrying:
+            self._timer = loop.call_later(self.interval, self._pace)
+        elif self._held:
+            self._pacing = loop.call_soon(self._pace)
+
+    def flush(self) -> None:
+        """Write every held fact now (readers, shutdown). Kept for the next try if the store refuses."""
+        for handle in (self._timer, self._pacing):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._pacing = None
+        while self._held and self._write(self.chunk):
+            pass
+
+    def _write(self, count: int) -> bool:
+        """The oldest `count` held facts to the store; False (they stay held) if it refused them."""
+        facts = self._held[:count]
         try:
             self.store.rollups.record(facts)
         except Exception:  # the store's own error (unreachable): keep them for the next batch
-            if len(facts) > MAX_HELD:
-                log.warning("analytics: dropped %d call facts the store could not take", len(facts) - MAX_HELD)
-                del facts[: len(facts) - MAX_HELD]
-            return
-        self._held = []
+            if len(self._held) > MAX_HELD:
+                dropped = len(self._held) - MAX_HELD
+                log.warning("analytics: dropped %d call facts the store could not take", dropped)
+                del self._held[:dropped]
+            return False
+        del self._held[: len(facts)]
+        return True

@@ -40,5 +40,14 @@ def build_reports(rt: Runtime) -> ReportService:
 
 def build_analytics(rt: Runtime) -> AnalyticsService:
     """The reports' service, and the feed that sums every gated call into the store's rollups."""
-    rt.events.subscribe_batch(RollupFeed(rt.store).on_batch)
-    return AnalyticsService(rt.store, rt.billing, rt.events, rt.serving.started, rt.dispatcher.priced_tools)
+    feed = RollupFeed(rt.store)
+    rt.events.subscribe_batch(feed.on_batch)
+
+    async def write_held() -> None:  # at shutdown: from now on every batch is written at once (the bus
+        feed.interval = 0  # is flushed once more after the stop steps, before the store closes)
+        feed.flush()
+
+    rt.on_stop.append(write_held)
+    service = AnalyticsService(rt.store, rt.billing, rt.events, rt.serving.started, rt.dispatcher.priced_tools)
+    service.held = feed.flush
+    return service

@@ -67,6 +67,9 @@ class RollupQuery:
     key_hash: str | None = None
     tool: str | None = None
     namespace: str | None = None
+    # False: the rows' `duration_ms` and `latency` may be left at 0 (the counts and credits are exact either
+    # way), so the store may answer from levels that keep no timings (cheaper to keep, and to read)
+    timing: bool = True
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.by if d not in DIMS]
@@ -183,6 +186,7 @@ class Level:
     dims: tuple[Dim, ...]
     key_access: bool = False
     key_only: bool = False
+    timing: bool = True  # keeps duration_ms and the latency histogram (else only the counts and credits)
 
     def width(self, query: RollupQuery) -> int:
         rows = 1
@@ -233,6 +237,7 @@ def plan(query: RollupQuery, levels: Sequence[Level], span: tuple[int, int] | No
         and (query.key_hash is not None or not lv.key_only)
         and not ("hour" in query.by and lv.grain != "hour")
         and not ("day" in query.by and lv.grain == "all")
+        and (lv.timing or not query.timing)
     ]
     hourly = [lv for lv in usable if lv.grain == "hour"]
     if not hourly:

@@ -16,21 +16,27 @@ _MEASURES = (
 )
 
 
-def _rollup_table(name: str, time: str | None, dims: tuple[str, ...]) -> str:
-    """A rollup table: `time` (hour, day, or None for all time) and `dims` as its primary key, the measures."""
+_COUNTS = _MEASURES[:6]  # what a level without timings keeps (sqlite_rollups.COUNTS)
+
+
+def _rollup_table(name: str, time: str | None, dims: tuple[str, ...], timing: bool = True) -> str:
+    """A rollup table: `time` (hour, day, or None for all time) and `dims` as its primary key, the measures
+    (without the timings when `timing` is False)."""
     key = ((time,) if time else ()) + dims
     columns = [f"{c} INTEGER NOT NULL" if c in ("hour", "day") else f"{c} TEXT NOT NULL" for c in key]
-    columns += [f"{m} REAL NOT NULL" if m == "duration_ms" else f"{m} INTEGER NOT NULL" for m in _MEASURES]
+    measures = _MEASURES if timing else _COUNTS
+    columns += [f"{m} REAL NOT NULL" if m == "duration_ms" else f"{m} INTEGER NOT NULL" for m in measures]
     return f"CREATE TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID"
 
 
-def _rollup_fill(name: str, time: str | None, dims: tuple[str, ...]) -> str:
+def _rollup_fill(name: str, time: str | None, dims: tuple[str, ...], timing: bool = True) -> str:
     """A coarser rollup table filled from `call_rollup`."""
     select = ([{"hour": "hour", "day": "hour / 24"}[time]] if time else []) + list(dims)
     columns = ([time] if time else []) + list(dims)
+    measures = _MEASURES if timing else _COUNTS
     return (
-        f"INSERT INTO {name} ({', '.join(columns + list(_MEASURES))}) "
-        f"SELECT {', '.join(select + [f'SUM({m})' for m in _MEASURES])} FROM call_rollup "
+        f"INSERT INTO {name} ({', '.join(columns + list(measures))}) "
+        f"SELECT {', '.join(select + [f'SUM({m})' for m in measures])} FROM call_rollup "
         f"GROUP BY {', '.join(select)}"
     )
 
@@ -144,10 +150,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_table("rollup_hour_ns", "hour", ("namespace", "reason")),
         _rollup_table("rollup_day", "day", ("tool", "namespace", "reason")),
         _rollup_table("rollup_day_ns", "day", ("namespace", "reason")),
-        _rollup_table("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_table("rollup_key_day", "day", ("key_hash", "namespace", "reason"), timing=False),
         _rollup_table("rollup_tool", None, ("tool", "namespace", "reason")),
-        _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason")),
-        _rollup_table("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
+        _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason"), timing=False),
+        _rollup_table("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason"), timing=False),
         # History from before the rollups: the usage rows summed (durations, failures and refunds unknown: 0).
         f"""INSERT INTO call_rollup (hour, key_hash, tool, namespace, reason, {", ".join(_MEASURES)})
             SELECT CAST(ts / 3600 AS INTEGER) AS h, key_hash, tool, namespace,
@@ -159,9 +165,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_fill("rollup_hour_ns", "hour", ("namespace", "reason")),
         _rollup_fill("rollup_day", "day", ("tool", "namespace", "reason")),
         _rollup_fill("rollup_day_ns", "day", ("namespace", "reason")),
-        _rollup_fill("rollup_key_day", "day", ("key_hash", "namespace", "reason")),
+        _rollup_fill("rollup_key_day", "day", ("key_hash", "namespace", "reason"), timing=False),
         _rollup_fill("rollup_tool", None, ("tool", "namespace", "reason")),
-        _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason")),
-        _rollup_fill("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason")),
+        _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason"), timing=False),
+        _rollup_fill("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason"), timing=False),
     ),
 ]

@@ -29,9 +29,11 @@ def denied_reason(reason: object) -> bool:
     return isinstance(reason, str) and not admitted_reason(reason)
 
 
-def rollup(f: Facts, p: TrafficParams, *by: Dim, window: Window | None = None) -> list[RollupRow]:
+def rollup(
+    f: Facts, p: TrafficParams, *by: Dim, window: Window | None = None, timing: bool | None = None
+) -> list[RollupRow]:
     """`f.rollup` restricted to the `namespace` parameter."""
-    return f.rollup(*by, window=window, namespace=p.namespace)
+    return f.rollup(*by, window=window, namespace=p.namespace, timing=timing)
 
 
 def merged(rows: Iterable[RollupRow], group: tuple[Any, ...] = ()) -> RollupRow:

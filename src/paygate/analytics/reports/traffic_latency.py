@@ -32,7 +32,7 @@ def latency(f: Facts, p: TrafficParams) -> dict[str, Any]:
     names = f.key_by_hash()
     keys = [
         {**key_label(names[h]), **latency_stats(row)}
-        for h, row in admitted_by(rollup(f, p, "key", "reason"), 1, keep=0).items()
+        for h, row in admitted_by(rollup(f, p, "key", "reason", timing=True), 1, keep=0).items()
         if isinstance(h, str) and h in names
     ]
     keys.sort(key=lambda k: (-k["avgDurationMs"], k["name"], k["key"]))
