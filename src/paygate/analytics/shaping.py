@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from paygate.core.records import KeyRecord
+from paygate.reports.keys import key_status
 from paygate.store.rollups import RollupRow
 
 T = TypeVar("T")
@@ -32,14 +33,8 @@ def key_label(record: KeyRecord) -> dict[str, Any]:
 
 
 def status_of(record: KeyRecord, now: float) -> str:
-    """active, suspended, revoked or expired (revoked first: a revoked key's other flags do not matter)."""
-    if not record.active:
-        return "revoked"
-    if record.suspended:
-        return "suspended"
-    if record.expires_at is not None and record.expires_at <= now:
-        return "expired"
-    return "active"
+    """active, suspended, revoked or expired, in the words (and order) the per-key views use."""
+    return key_status(record, now)
 
 
 def allocated(record: KeyRecord) -> int:

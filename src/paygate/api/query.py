@@ -3,16 +3,20 @@ admin event stream): ISO 8601 times, comma-separated event types, CSV/JSON attac
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Query
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from paygate.core.domain_errors import Invalid
 
+E = TypeVar("E", bound=Callable[..., Any])
 MAX_TYPES = 50
 _TYPE_OK = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -53,6 +57,16 @@ def parse_types(types: str | None) -> tuple[str, ...]:
     if bad is not None:
         raise Invalid(f"Invalid request: types: {bad[:64]!r} is not an event type")
     return names
+
+
+def takes_query(endpoint: E, model: type[BaseModel]) -> E:
+    """`endpoint(*, params)` with `params` read from the query string as `model` (FastAPI reads parameters
+    from the signature: each generated route gets its own model, so unknown or malformed ones are a 400)."""
+    annotation = Annotated[model, Query()]  # type: ignore[valid-type]  # a model chosen at run time
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
+    )
+    return endpoint
 
 
 def attachment(body: str | bytes, media_type: str, filename: str) -> Response:

@@ -106,10 +106,10 @@ def allowed(f: CallFact) -> bool:
 def status(k: Any) -> str:
     if not k.active:
         return "revoked"
-    if k.suspended:
-        return "suspended"
     if k.expires_at is not None and k.expires_at <= NOW:
         return "expired"
+    if k.suspended:
+        return "suspended"
     return "active"
 
 

@@ -4,16 +4,15 @@ with `?format=csv`."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from paygate.analytics.catalog import CATALOG
 from paygate.analytics.engine import AnalyticsService, Report, ReportParams
 from paygate.api.common import AdminGuard
-from paygate.api.query import csv_response, file_stamp
+from paygate.api.query import csv_response, file_stamp, takes_query
 
 
 def _endpoint(service: AnalyticsService, report: Report) -> Callable[..., Awaitable[Any]]:
@@ -23,12 +22,7 @@ def _endpoint(service: AnalyticsService, report: Report) -> Callable[..., Awaita
             return csv_response(service.csv(report, answer), f"{report.name}-{file_stamp()}.csv")
         return answer
 
-    # FastAPI reads the parameters from the signature: give each report its own query model.
-    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
-    )
-    return endpoint
+    return takes_query(endpoint, report.params)
 
 
 def router(guard: AdminGuard, service: AnalyticsService) -> APIRouter:

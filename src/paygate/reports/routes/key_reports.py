@@ -9,17 +9,17 @@ so `viewer` may call them, and all work on suspended, expired and revoked keys.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from paygate.api.common import AdminGuard, KeyRefField
+from paygate.api.query import takes_query
 from paygate.core.records import KeyRecord
 from paygate.reports.activity import timeline
 from paygate.reports.health import dashboard, health
@@ -134,12 +134,7 @@ def _endpoint(service: ReportService, report: Report) -> Callable[..., Awaitable
     async def endpoint(params: KeyParams) -> dict[str, Any]:
         return service.report(params.key, lambda context, record: report.compute(context, record, params))
 
-    # FastAPI reads the parameters from the signature: give each report its own query model.
-    annotation = Annotated[report.params, Query()]  # type: ignore[name-defined]  # a runtime-built type
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
-    )
-    return endpoint
+    return takes_query(endpoint, report.params)
 
 
 def router(guard: AdminGuard, service: ReportService) -> APIRouter:
