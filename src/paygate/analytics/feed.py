@@ -10,16 +10,17 @@ recorded after its key was rotated is counted for the key's successor, as the ro
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 
 from paygate.core.records import KeyRecord
 from paygate.events.hub import Event
 from paygate.store.base import Store
-from paygate.store.rollups import CallFact
+from paygate.store.rollups import CallFact, RollupRow, base_group
 
 log = logging.getLogger("paygate.analytics")
-MAX_HELD = 100_000
+MAX_HELD = 100_000  # call groups (hour, key, tool, namespace, outcome) held while the store refuses them
 FLUSH_SECONDS = 1.0
 MAX_BATCH = 4096
 CHUNK = 256
@@ -63,12 +64,12 @@ def current_hash(get_key: Callable[[str], KeyRecord | None], key_hash: str) -> s
 
 
 class RollupFeed:
-    """Facts are held for up to `interval` seconds (or until `max_batch` are held) and then written in
-    chunks of `chunk`, one chunk per pass of the event loop: a busy gateway's calls collapse into few rows
-    per key and tool, the store pays a few transactions a second rather than one per loop pass, and no
-    write holds the loop for long (a chunk of calls spread over many keys costs ~20 ms; bench/README.md).
-    Readers call `flush` first, so a report still sees every call answered before it; a crash loses at most
-    the held second of analytics (never money: charges are durable before a call is forwarded)."""
+    """Calls are summed as they come (per hour, key, tool, namespace and outcome: a busy gateway's calls
+    collapse into few rows, and no object per call is kept, so the garbage collector never walks them) and
+    the sums are written after up to `interval` seconds, or once `max_batch` calls are held, `chunk` rows
+    per pass of the event loop, so no write holds the loop for long (bench/README.md). Readers call `flush`
+    first, so a report still sees every call answered before it; a crash loses at most the held second of
+    analytics (never money: charges are durable before a call is forwarded)."""
 
     def __init__(
         self, store: Store, interval: float = FLUSH_SECONDS, max_batch: int = MAX_BATCH, chunk: int = CHUNK
@@ -77,14 +78,15 @@ class RollupFeed:
         self.interval = interval
         self.max_batch = max_batch
         self.chunk = chunk
-        self._held: list[CallFact] = []
+        self._held: dict[tuple[str | int | None, ...], RollupRow] = {}
+        self._calls = 0  # calls in `_held`
         self._timer: asyncio.TimerHandle | None = None
         self._pacing: asyncio.Handle | None = None
         self._retrying = False  # the store refused the last write: wait `interval` before the next try
 
     def on_batch(self, events: Sequence[Event]) -> None:
         get_key = self.store.get_key
-        facts = self._held
+        held = self._held
         for event in events:
             if event.type != "gate.allow" and event.type != "gate.deny":
                 continue
@@ -93,9 +95,15 @@ class RollupFeed:
             if record is not None and "rotatedTo" in record.extra:  # rotated since the call: follow the key
                 key_hash = current_hash(get_key, record.key_hash)
             fact = fact_of(event, record, key_hash)
-            if fact is not None:
-                facts.append(fact)
-        if not facts or self._pacing is not None:
+            if fact is None:
+                continue
+            group = base_group(fact)
+            row = held.get(group)
+            if row is None:
+                row = held[group] = RollupRow(group)
+            row.add(fact)
+            self._calls += 1
+        if not held or self._pacing is not None:
             return
         if self.interval <= 0:
             self.flush()
@@ -105,7 +113,7 @@ class RollupFeed:
         except RuntimeError:  # no loop (a script, a unit test): write now
             self.flush()
             return
-        if len(facts) >= self.max_batch and not self._retrying:
+        if self._calls >= self.max_batch and not self._retrying:
             if self._timer is not None:
                 self._timer.cancel()
             self._pace()
@@ -123,7 +131,7 @@ class RollupFeed:
             self._pacing = loop.call_soon(self._pace)
 
     def flush(self) -> None:
-        """Write every held fact now (readers, shutdown). Kept for the next try if the store refuses."""
+        """Write every held sum now (readers, shutdown). Kept for the next try if the store refuses."""
         for handle in (self._timer, self._pacing):
             if handle is not None:
                 handle.cancel()
@@ -132,15 +140,19 @@ class RollupFeed:
             pass
 
     def _write(self, count: int) -> bool:
-        """The oldest `count` held facts to the store; False (they stay held) if it refused them."""
-        facts = self._held[:count]
+        """The oldest `count` held rows to the store; False (they stay held) if it refused them."""
+        groups = list(itertools.islice(self._held, count))
+        rows = [self._held[g] for g in groups]
         try:
-            self.store.rollups.record(facts)
+            self.store.rollups.record_sums(rows)
         except Exception:  # the store's own error (unreachable): keep them for the next batch
             if len(self._held) > MAX_HELD:
-                dropped = len(self._held) - MAX_HELD
-                log.warning("analytics: dropped %d call facts the store could not take", dropped)
-                del self._held[:dropped]
+                dropped = list(itertools.islice(self._held, len(self._held) - MAX_HELD))
+                log.warning("analytics: dropped the sums of %d call groups the store could not take", len(dropped))
+                for g in dropped:
+                    self._calls -= self._held.pop(g).calls
             return False
-        del self._held[: len(facts)]
+        for g, row in zip(groups, rows, strict=True):
+            del self._held[g]
+            self._calls -= row.calls
         return True

@@ -158,10 +158,20 @@ def fold(facts: Iterable[CallFact], query: RollupQuery) -> list[RollupRow]:
     return list(rows.values())
 
 
+BASE: tuple[Dim, ...] = ("hour", "key", "tool", "namespace", "reason")  # the finest grain a store keeps
+
+
+def base_group(fact: CallFact) -> tuple[str | int | None, ...]:
+    """`group_of(fact, BASE)`, without the loop (the feed sums every call with it)."""
+    return (int(fact.ts // HOUR), fact.key_hash, fact.tool, fact.namespace, fact.reason)
+
+
 class CallRollups(Protocol):
     """Per-call facts summed by hour, key, tool, namespace and outcome."""
 
     def record(self, facts: Sequence[CallFact]) -> None: ...  # one batch, applied whole
+    # the same, already summed by BASE (`fold(facts, RollupQuery(BASE))`, or the feed's running sums)
+    def record_sums(self, rows: Sequence[RollupRow]) -> None: ...
     def query(self, query: RollupQuery) -> list[RollupRow]: ...  # rows in no particular order
     def rekey(self, old_hash: str, new_hash: str) -> None: ...  # a rotated key's history follows it
 

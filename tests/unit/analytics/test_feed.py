@@ -14,7 +14,7 @@ from paygate.core.keys import generate_api_key, hash_key, mask_parts
 from paygate.core.records import KeyRecord
 from paygate.events.hub import Event
 from paygate.store.errors import StoreUnavailable
-from paygate.store.rollups import CallFact, RollupQuery
+from paygate.store.rollups import RollupQuery, RollupRow
 from paygate.store.sqlite import SQLiteStore
 
 NOW = 1_790_000_000.0
@@ -89,22 +89,36 @@ def test_held_until_flushed(store: SQLiteStore) -> None:
     asyncio.run(run())
 
 
+def test_calls_are_held_as_sums(store: SQLiteStore) -> None:
+    k = key(store)
+
+    async def run() -> None:
+        feed = RollupFeed(store, interval=3600)
+        feed.on_batch([allow(k)] * 500 + [deny(k)] * 20)
+        assert len(feed._held) == 2  # one row per (hour, key, tool, namespace, outcome), not per call
+        feed.flush()
+
+    asyncio.run(run())
+    assert totals(store) == [((), 520, 500, 20, 0, 1000, 0)]
+
+
 def test_a_full_batch_is_written_a_chunk_per_loop_pass(store: SQLiteStore) -> None:
     k = key(store)
     seen: list[int] = []
-    record = store.rollups.record
+    record = store.rollups.record_sums
 
-    def counting(facts: Sequence[CallFact]) -> None:
-        seen.append(len(facts))
-        record(facts)
+    def counting(rows: Sequence[RollupRow]) -> None:
+        seen.append(len(rows))
+        record(rows)
 
-    store.rollups.record = counting  # type: ignore[method-assign]
+    store.rollups.record_sums = counting  # type: ignore[method-assign]
+    tools = [f"t{i}" for i in range(10)]
 
     async def run() -> None:
         feed = RollupFeed(store, interval=3600, max_batch=10, chunk=4)
-        feed.on_batch([allow(k)] * 9)
+        feed.on_batch([allow(k, tool) for tool in tools[:9]])
         assert seen == []
-        feed.on_batch([allow(k)])  # the tenth: written now, four at a time, one chunk per pass
+        feed.on_batch([allow(k, tools[9])])  # the tenth: written now, four rows at a time, a chunk per pass
         assert seen == [4]
         for _ in range(2):  # a chunk per pass of the loop
             await asyncio.sleep(0)
@@ -116,15 +130,15 @@ def test_a_full_batch_is_written_a_chunk_per_loop_pass(store: SQLiteStore) -> No
 
 def test_kept_while_the_store_refuses_them(store: SQLiteStore) -> None:
     k = key(store)
-    record = store.rollups.record
+    record = store.rollups.record_sums
     refusing = [True]
 
-    def flaky(facts: Sequence[CallFact]) -> None:
+    def flaky(rows: Sequence[RollupRow]) -> None:
         if refusing[0]:
             raise StoreUnavailable("redis unreachable")
-        record(facts)
+        record(rows)
 
-    store.rollups.record = flaky  # type: ignore[method-assign]
+    store.rollups.record_sums = flaky  # type: ignore[method-assign]
     feed = RollupFeed(store, interval=0)
     feed.on_batch([allow(k)])
     feed.on_batch([deny(k)])

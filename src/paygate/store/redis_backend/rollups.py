@@ -19,9 +19,8 @@ import orjson
 import redis
 
 from paygate.store.redis_backend.names import Names, as_text, guarded
-from paygate.store.rollups import BUCKETS, CallFact, Dim, Level, Part, RollupQuery, RollupRow, fold, plan
+from paygate.store.rollups import BASE, BUCKETS, CallFact, Dim, Level, Part, RollupQuery, RollupRow, fold, plan
 
-BASE: tuple[Dim, ...] = ("hour", "key", "tool", "namespace", "reason")
 PER_KEY_HOURS = Level("k", "hour", ("key", "tool", "namespace", "reason"), key_access=True, key_only=True)
 PER_KEY = Level("ka", "all", ("key", "tool", "namespace", "reason"), key_access=True, key_only=True)
 LEVELS: tuple[Level, ...] = (
@@ -93,7 +92,9 @@ class RedisRollups:
         return self._bucket(level, unit), field
 
     def record(self, facts: Sequence[CallFact]) -> None:
-        base = fold(facts, RollupQuery(BASE))
+        self.record_sums(fold(facts, RollupQuery(BASE)))
+
+    def record_sums(self, base: Sequence[RollupRow]) -> None:
         if not base:
             return
         sums: dict[tuple[str, str], list[Any]] = {}
