@@ -12,8 +12,8 @@ from tests.inprocess import InProcessGateway
 from tests.support import VENV_BIN
 
 
-@pytest.mark.e2e  # runs the schemathesis CLI as a process (against the in-process gateway)
-def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
+def fuzz(gw: InProcessGateway, tmp_path: Path, examples: int, *only: str) -> str:
+    """Schemathesis over the operations `only` selects (all of them when empty); its output."""
     result = subprocess.run(
         [
             str(VENV_BIN / "schemathesis"),
@@ -24,7 +24,7 @@ def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_pa
             "--checks",
             "not_a_server_error",
             "--max-examples",
-            "20",  # per operation (~130 of them): ~75 s on the 2-core machine; the suite's longest single test
+            str(examples),
             "--seed",
             "1",
             "--request-timeout",
@@ -32,6 +32,7 @@ def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_pa
             # A stream that stays open by design (tests/api/test_admin_events.py covers it) is no request/response.
             "--exclude-path",
             "/admin/events",
+            *only,
         ],
         capture_output=True,
         text=True,
@@ -39,6 +40,23 @@ def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_pa
         cwd=tmp_path,  # its report files stay out of the tree
     )
     assert result.returncode == 0, result.stdout[-4000:]
-    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-    assert counts is not None and int(counts[1]) > 100 and counts[1] == counts[2], result.stdout[-2000:]
     assert gw.client.get("/health").status_code == 200
+    return result.stdout
+
+
+def generated(output: str) -> int:
+    counts = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert counts is not None and counts[1] == counts[2], output[-2000:]
+    return int(counts[1])
+
+
+@pytest.mark.e2e  # runs the schemathesis CLI as a process (against the in-process gateway)
+def test_no_generated_request_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
+    # 20 examples per operation (~130 of them): ~75 s on the 2-core machine, the suite's longest single test
+    assert generated(fuzz(gw, tmp_path, 20, "--exclude-tag", "analytics")) > 100
+
+
+@pytest.mark.e2e
+def test_no_generated_report_query_makes_the_server_fail(gw: InProcessGateway, tmp_path: Path) -> None:
+    # The 64 reports take the same few query parameters (engine.ReportParams and its kin): 5 examples each
+    assert generated(fuzz(gw, tmp_path, 5, "--include-tag", "analytics")) >= 64

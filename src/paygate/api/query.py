@@ -3,20 +3,22 @@ admin event stream): ISO 8601 times, comma-separated event types, CSV/JSON attac
 
 from __future__ import annotations
 
-import inspect
+import functools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from paygate.core.domain_errors import Invalid
 
-E = TypeVar("E", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
+Endpoint = Callable[[Request], Awaitable[Any]]
 MAX_TYPES = 50
 _TYPE_OK = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -59,14 +61,32 @@ def parse_types(types: str | None) -> tuple[str, ...]:
     return names
 
 
-def takes_query(endpoint: E, model: type[BaseModel]) -> E:
-    """`endpoint(*, params)` with `params` read from the query string as `model` (FastAPI reads parameters
-    from the signature: each generated route gets its own model, so unknown or malformed ones are a 400)."""
-    annotation = Annotated[model, Query()]  # type: ignore[valid-type]  # a model chosen at run time
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("params", inspect.Parameter.KEYWORD_ONLY, annotation=annotation)]
-    )
-    return endpoint
+def query_route(run: Callable[[M], Awaitable[Any]], model: type[M]) -> tuple[Endpoint, dict[str, Any]]:
+    """An endpoint that reads `model` from the query string and calls `run(params)` (unknown or malformed
+    parameters: a 400 with details, as FastAPI's own validation gives), and the `openapi_extra` that
+    documents the parameters. Cheaper than declaring the model in the signature: FastAPI builds a pydantic
+    adapter per route for that (~1.5 ms each, on every app built: the tests build hundreds)."""
+
+    async def endpoint(request: Request) -> Any:
+        try:
+            params = model.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from exc
+        return await run(params)
+
+    endpoint.__module__ = run.__module__  # the route's code is where `run` is (docs/endpoints.md)
+    return endpoint, {"parameters": query_parameters(model)}
+
+
+@functools.cache
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI description of a query model's parameters (once per model per process)."""
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": field}
+        for name, field in schema.get("properties", {}).items()
+    ]
 
 
 def attachment(body: str | bytes, media_type: str, filename: str) -> Response:

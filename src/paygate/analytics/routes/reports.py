@@ -12,26 +12,28 @@ from fastapi import APIRouter
 from paygate.analytics.catalog import CATALOG
 from paygate.analytics.engine import AnalyticsService, Report, ReportParams
 from paygate.api.common import AdminGuard
-from paygate.api.query import csv_response, file_stamp, takes_query
+from paygate.api.query import csv_response, file_stamp, query_route
 
 
-def _endpoint(service: AnalyticsService, report: Report) -> Callable[..., Awaitable[Any]]:
-    async def endpoint(params: ReportParams) -> Any:
+def _run(service: AnalyticsService, report: Report) -> Callable[[ReportParams], Awaitable[Any]]:
+    async def run(params: ReportParams) -> Any:
         answer = service.run(report, params)
         if params.format == "csv":
             return csv_response(service.csv(report, answer), f"{report.name}-{file_stamp()}.csv")
         return answer
 
-    return takes_query(endpoint, report.params)
+    return run
 
 
 def router(guard: AdminGuard, service: AnalyticsService) -> APIRouter:
     r = guard.router("analytics")
     for report in CATALOG:
+        endpoint, documented = query_route(_run(service, report), report.params)
         r.add_api_route(
             report.route,
-            _endpoint(service, report),
+            endpoint,
             methods=["GET"],
+            openapi_extra=documented,
             summary=report.summary,
             name="report_" + report.name.replace("-", "_"),
             response_model=None,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from paygate.api.common import AdminGuard, KeyRefField
-from paygate.api.query import takes_query
+from paygate.api.query import query_route
 from paygate.core.records import KeyRecord
 from paygate.reports.activity import timeline
 from paygate.reports.health import dashboard, health
@@ -130,20 +130,22 @@ REPORTS: tuple[Report, ...] = (
 )
 
 
-def _endpoint(service: ReportService, report: Report) -> Callable[..., Awaitable[dict[str, Any]]]:
-    async def endpoint(params: KeyParams) -> dict[str, Any]:
+def _run(service: ReportService, report: Report) -> Callable[[KeyParams], Awaitable[dict[str, Any]]]:
+    async def run(params: KeyParams) -> dict[str, Any]:
         return service.report(params.key, lambda context, record: report.compute(context, record, params))
 
-    return takes_query(endpoint, report.params)
+    return run
 
 
 def router(guard: AdminGuard, service: ReportService) -> APIRouter:
     r = guard.router("key-reports")
     for report in REPORTS:
+        endpoint, documented = query_route(_run(service, report), report.params)
         r.add_api_route(
             report.path,
-            _endpoint(service, report),
+            endpoint,
             methods=["GET"],
+            openapi_extra=documented,
             summary=report.summary,
             name=report.path.strip("/").replace("/", "_").replace("-", "_"),
         )
