@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
@@ -76,6 +76,14 @@ def query_route(run: Callable[[M], Awaitable[Any]], model: type[M]) -> tuple[End
 
     endpoint.__module__ = run.__module__  # the route's code is where `run` is (docs/endpoints.md)
     return endpoint, {"parameters": query_parameters(model)}
+
+
+def add_query_route(
+    router: APIRouter, path: str, run: Callable[[M], Awaitable[Any]], model: type[M], **route: Any
+) -> None:
+    """`GET path` on `router`, answered by `run(params)` with `params` read from the query string as `model`."""
+    endpoint, documented = query_route(run, model)
+    router.add_api_route(path, endpoint, methods=["GET"], openapi_extra=documented, **route)
 
 
 @functools.cache

@@ -3,6 +3,8 @@ through /mcp, history of chosen times written as the rollup feed writes it, and 
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -46,3 +48,22 @@ def record(gw: InProcessGateway, facts: Sequence[CallFact]) -> None:
     a test cannot wait hours). Calls made through /mcp are fed for real."""
     assert gw.rt is not None
     gw.call_in_loop(gw.rt.store.rollups.record, list(facts))
+
+
+def assert_refused_unchanged(gw: InProcessGateway, path: str, bad: Sequence[dict[str, Any]]) -> None:
+    """Each set of `bad` parameters is a 400, and the report answers the same afterwards."""
+    before = report(gw, path)
+    for params in bad:
+        resp = get(gw, path, **params)
+        assert resp.status_code == 400, (path, params, resp.text)
+    after = report(gw, path)
+    before.pop("generatedAt", None)
+    after.pop("generatedAt", None)
+    assert before == after
+
+
+def csv_rows(gw: InProcessGateway, path: str, **params: Any) -> list[dict[str, str]]:
+    """A report's CSV export, as rows."""
+    resp = get(gw, path, format="csv", **params)
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv"), resp.text
+    return list(csv.DictReader(io.StringIO(resp.text)))

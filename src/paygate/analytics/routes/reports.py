@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from paygate.analytics.catalog import CATALOG
 from paygate.analytics.engine import AnalyticsService, Report, ReportParams
 from paygate.api.common import AdminGuard
-from paygate.api.query import csv_response, file_stamp, query_route
+from paygate.api.query import add_query_route, csv_response, file_stamp
 
 
 def _run(service: AnalyticsService, report: Report) -> Callable[[ReportParams], Awaitable[Any]]:
@@ -28,12 +28,11 @@ def _run(service: AnalyticsService, report: Report) -> Callable[[ReportParams], 
 def router(guard: AdminGuard, service: AnalyticsService) -> APIRouter:
     r = guard.router("analytics")
     for report in CATALOG:
-        endpoint, documented = query_route(_run(service, report), report.params)
-        r.add_api_route(
+        add_query_route(
+            r,
             report.route,
-            endpoint,
-            methods=["GET"],
-            openapi_extra=documented,
+            _run(service, report),
+            report.params,
             summary=report.summary,
             name="report_" + report.name.replace("-", "_"),
             response_model=None,

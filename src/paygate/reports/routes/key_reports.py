@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from paygate.api.common import AdminGuard, KeyRefField
-from paygate.api.query import query_route
+from paygate.api.query import add_query_route
 from paygate.core.records import KeyRecord
 from paygate.reports.activity import timeline
 from paygate.reports.health import dashboard, health
@@ -140,12 +140,11 @@ def _run(service: ReportService, report: Report) -> Callable[[KeyParams], Awaita
 def router(guard: AdminGuard, service: ReportService) -> APIRouter:
     r = guard.router("key-reports")
     for report in REPORTS:
-        endpoint, documented = query_route(_run(service, report), report.params)
-        r.add_api_route(
+        add_query_route(
+            r,
             report.path,
-            endpoint,
-            methods=["GET"],
-            openapi_extra=documented,
+            _run(service, report),
+            report.params,
             summary=report.summary,
             name=report.path.strip("/").replace("/", "_").replace("-", "_"),
         )
