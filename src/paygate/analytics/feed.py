@@ -145,14 +145,23 @@ class RollupFeed:
         rows = [self._held[g] for g in groups]
         try:
             self.store.rollups.record_sums(rows)
-        except Exception:  # the store's own error (unreachable): keep them for the next batch
+        except Exception as exc:  # unreachable, disk full, …: keep them for the next try, and say so once
+            if not self._retrying:
+                log.warning(
+                    "analytics: the store refused %d call sums (kept, retried every %gs): %s",
+                    len(rows),
+                    self.interval,
+                    exc,
+                )
             if len(self._held) > MAX_HELD:
                 dropped = list(itertools.islice(self._held, len(self._held) - MAX_HELD))
                 log.warning("analytics: dropped the sums of %d call groups the store could not take", len(dropped))
                 for g in dropped:
                     self._calls -= self._held.pop(g).calls
+            self._retrying = True
             return False
         for g, row in zip(groups, rows, strict=True):
             del self._held[g]
             self._calls -= row.calls
+        self._retrying = False
         return True

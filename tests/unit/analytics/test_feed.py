@@ -128,7 +128,7 @@ def test_a_full_batch_is_written_a_chunk_per_loop_pass(store: SQLiteStore) -> No
     assert totals(store) == [((), 10, 10, 0, 0, 20, 0)]
 
 
-def test_kept_while_the_store_refuses_them(store: SQLiteStore) -> None:
+def test_kept_while_the_store_refuses_them(store: SQLiteStore, caplog: pytest.LogCaptureFixture) -> None:
     k = key(store)
     record = store.rollups.record_sums
     refusing = [True]
@@ -143,6 +143,8 @@ def test_kept_while_the_store_refuses_them(store: SQLiteStore) -> None:
     feed.on_batch([allow(k)])
     feed.on_batch([deny(k)])
     assert totals(store) == []
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and "redis unreachable" in refused[0].getMessage()  # said once, not per try
     refusing[0] = False
     feed.on_batch([allow(k)])
     assert totals(store) == [((), 3, 2, 1, 0, 4, 0)]
