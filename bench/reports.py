@@ -3,6 +3,7 @@
     .venv/bin/python bench/reports.py                                  # SQLite, Zipf over keys, 1M calls
     .venv/bin/python bench/reports.py --dist uniform --store redis     # the worst case, on a real redis-server
     .venv/bin/python bench/reports.py --calls 100000 --reports 0       # quicker; queries only
+    .venv/bin/python bench/reports.py --state /tmp/r --only peak-usage,latency --repeat 0  # fill once, reuse
 
 Fills a fresh store through its real API: `--keys` keys with `store.create_key` (in `--namespaces`
 namespaces), then `--calls` call facts over `--days` days up to now, handed to `store.rollups.record` in
@@ -19,6 +20,7 @@ parameters through the real AnalyticsService. Prints markdown tables: p50 / p95 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
@@ -182,7 +184,7 @@ def query_table(store: Store, keys: list[KeyRecord], now: float, repeat: int) ->
     return lines
 
 
-def report_table(store: Store, now: float, repeat: int) -> list[str]:
+def report_table(store: Store, now: float, repeat: int, only: set[str]) -> list[str]:
     from paygate.analytics.catalog import CATALOG
     from paygate.analytics.engine import AnalyticsService
     from paygate.billing.service import BillingService
@@ -194,6 +196,8 @@ def report_table(store: Store, now: float, repeat: int) -> list[str]:
     service = AnalyticsService(store, billing, EventHub(), now - 3600, lambda: [], clock=lambda: now)
     lines = ["| report | p50 ms | p95 ms |", "| --- | ---: | ---: |"]
     for report in sorted(CATALOG, key=lambda r: r.name):
+        if only and report.name not in only:
+            continue
         params = report.params.model_validate({})
         samples, _ = timed(lambda r=report, p=params: service.run(r, p), repeat)  # type: ignore[misc]
         lines.append(f"| {report.name} | {statistics.median(samples):.1f} | {p95(samples):.1f} |")
@@ -211,25 +215,49 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=20, help="timings per query (fewer past 3 s)")
     parser.add_argument("--reports", type=int, default=5, help="timings per report (0: no reports)")
+    parser.add_argument("--only", default="", help="comma-separated report names (default: all)")
+    parser.add_argument(
+        "--state", type=Path, help="SQLite only: keep the store in this directory, and reuse it when it is there"
+    )
     args = parser.parse_args()
-    now = time.time()
-    with tempfile.TemporaryDirectory(prefix="paygate_bench_reports_") as tmp, opened_store(args.store, Path(tmp)) as s:
-        began = time.perf_counter()
-        keys, per_fact = fill(s, args, now)
-        print(
-            f"{args.store}, {args.dist}: {args.calls:,} calls, {args.keys:,} keys, {args.tools} tools, "
-            f"{args.days} days; filled in {time.perf_counter() - began:.0f} s; "
-            f"record: {per_fact * 1e6:.1f} µs per fact ({per_fact * BATCH * 1000:.2f} ms per batch of {BATCH})"
-        )
+    with contextlib.ExitStack() as stack:
+        if args.state is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paygate_bench_reports_")))
+        else:
+            directory = args.state
+            directory.mkdir(parents=True, exist_ok=True)
+        reused = args.state is not None and args.store == "sqlite" and (directory / "state.db").exists()
+        s = stack.enter_context(opened_store(args.store, directory))
+        if reused:
+            keys, now = reopen(s, directory)
+            print(f"reused {directory}: {len(keys):,} keys")
+        else:
+            now = time.time()
+            began = time.perf_counter()
+            keys, per_fact = fill(s, args, now)
+            (directory / "filled_at").write_text(str(now))
+            print(
+                f"{args.store}, {args.dist}: {args.calls:,} calls, {args.keys:,} keys, {args.tools} tools, "
+                f"{args.days} days; filled in {time.perf_counter() - began:.0f} s; "
+                f"record: {per_fact * 1e6:.1f} µs per fact ({per_fact * BATCH * 1000:.2f} ms per batch of {BATCH})"
+            )
         if args.store == "sqlite":
-            size = sum(f.stat().st_size for f in Path(tmp).glob("state.db*"))
+            size = sum(f.stat().st_size for f in directory.glob("state.db*"))
             print(f"state file: {size / 1e6:.0f} MB")
-        print()
-        print("\n".join(query_table(s, keys, now, args.repeat)))
+        if args.repeat:
+            print()
+            print("\n".join(query_table(s, keys, now, args.repeat)))
         if args.reports:
             print()
-            print("\n".join(report_table(s, now, args.reports)))
+            only = {name for name in args.only.split(",") if name}
+            print("\n".join(report_table(s, now, args.reports, only)))
     return 0
+
+
+def reopen(store: Store, directory: Path) -> tuple[list[KeyRecord], float]:
+    """A store `fill` filled before: its keys in creation order (the top of the Zipf first), and its `now`."""
+    keys = sorted(store.list_keys(), key=lambda k: k.name)
+    return keys, float((directory / "filled_at").read_text())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from paygate.reports.keys import KeyReports
 from paygate.store.audit_log import AuditEntry, AuditFilter
 from paygate.store.base import Store
 from paygate.store.documents import Doc
-from paygate.store.rollups import Dim, RollupQuery, RollupRow
+from paygate.store.rollups import Counted, Dim, RollupQuery, RollupRow
 
 AUDIT_READ_CAP = 100_000  # admin events read for one report (lifecycle, audit summary): the newest
 
@@ -107,6 +107,26 @@ class Facts:
             timing=(not keyed) if timing is None else timing,
         )
         return list(self._cached(("rollup", query), lambda: self.store.rollups.query(query)))
+
+    def count_keys(
+        self,
+        *by: Dim,
+        window: Window | None = None,
+        namespace: str | None = None,
+        tool: str | None = None,
+        admitted: bool = False,
+        daily: bool = False,
+    ) -> Counted:
+        """How many distinct keys made a call (`admitted`: an admitted one) per group of `by`, over the window;
+        `daily`: "hour" is the hour of the day. Counted by the store: reading every key's rows costs far more."""
+        w = window or self.window
+        query = RollupQuery(tuple(by), w.since_hour, w.until_hour, None, tool, namespace, timing=False)
+        return dict(
+            self._cached(
+                ("keys", query, admitted, daily),
+                lambda: self.store.rollups.count_keys(query, admitted=admitted, daily=daily),
+            )
+        )
 
     def totals(self, window: Window | None = None, all_time: bool = False) -> RollupRow:
         """Every call of the window summed (a row of zeros when there were none)."""

@@ -10,11 +10,26 @@ from a day table, the hours at its edges from an hour table.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from paygate.store.rollups import BASE, BUCKETS, CallFact, Dim, Level, Part, RollupQuery, RollupRow, fold, plan
+from paygate.store.rollups import (
+    BASE,
+    BUCKETS,
+    CallFact,
+    Counted,
+    Dim,
+    Level,
+    Part,
+    RollupQuery,
+    RollupRow,
+    check_counted,
+    fold,
+    keyed,
+    plan,
+)
 
 LATENCY_COLUMNS = tuple(f"l{i}" for i in range(BUCKETS))
 MEASURES = ("calls", "allowed", "denied", "failed", "credits", "refunded", "duration_ms", *LATENCY_COLUMNS)
@@ -141,7 +156,9 @@ class SQLiteRollups:
             if groups:
                 sql += f" GROUP BY {', '.join(groups)}"
         rows: list[RollupRow] = []
-        for r in self.db.execute(sql, args):
+        cursor = self.db.cursor()
+        cursor.row_factory = None  # plain tuples: ~30 % less per row than the connection's sqlite3.Row
+        for r in cursor.execute(sql, args):
             if r[width] is None:  # no rows at all: SUM over nothing
                 continue
             values = zip(query.by, r[:width], strict=True)
@@ -153,6 +170,27 @@ class SQLiteRollups:
                 row.latency = [int(v) for v in r[width + 7 :]]
             rows.append(row)
         return rows
+
+    def count_keys(
+        self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
+    ) -> Counted:
+        """Counted in SQL (COUNT DISTINCT over the keyed levels the planner picks): only the counts come out."""
+        check_counted(query, daily)
+        parts = self.plan(keyed(query))
+        if not parts:
+            return {}
+        selects, args = [], []
+        for part in parts:
+            sql, part_args = _keys_of(part, query, admitted, daily, among)
+            selects.append(sql)
+            args.extend(part_args)
+        groups = [f"g{i}" for i in range(len(query.by))]
+        sql = f"SELECT {', '.join([*groups, 'COUNT(DISTINCT k)'])} FROM ({' UNION ALL '.join(selects)})"
+        if groups:
+            sql += f" GROUP BY {', '.join(groups)}"
+        cursor = self.db.cursor()
+        cursor.row_factory = None  # plain tuples: a row object per group costs more than the count
+        return {tuple(r[:-1]): int(r[-1]) for r in cursor.execute(sql, args) if r[-1]}
 
     def rekey(self, old_hash: str, new_hash: str) -> None:
         """Called inside the store's rotation transaction: the old key's rows become the new key's (added to any
@@ -173,20 +211,23 @@ class SQLiteRollups:
             db.execute(f"DELETE FROM {level.name} WHERE key_hash = ?", (old_hash,))
 
 
-def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
-    """One part's sums, grouped by the query's dimensions (columns g0…, m0…)."""
-    level = part.level
+def _groups(level: Level, query: RollupQuery, daily: bool = False) -> list[str]:
+    """The SQL of each of the query's dimensions at `level` (`daily`: the hour of the day)."""
     groups = []
     for dim in query.by:
         if dim == "hour":
-            groups.append("hour")
+            groups.append("hour % 24" if daily else "hour")
         elif dim == "day":
             groups.append("day" if level.grain == "day" else "hour / 24")
         else:
             groups.append(_COLUMN[dim])
+    return groups
+
+
+def _where(part: Part, query: RollupQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
-    time = level.grain
+    time = part.level.grain
     for condition, value in (
         (f"{time} >= ?", part.first),
         (f"{time} <= ?", part.last),
@@ -197,6 +238,14 @@ def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(condition)
             args.append(value)
+    return where, args
+
+
+def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
+    """One part's sums, grouped by the query's dimensions (columns g0…, m0…)."""
+    level = part.level
+    groups = _groups(level, query)
+    where, args = _where(part, query)
     read = MEASURES if query.timing else COUNTS  # (a level without timings only serves queries without)
     columns = [f"{g} AS g{i}" for i, g in enumerate(groups)] + [f"SUM({m}) AS m{i}" for i, m in enumerate(read)]
     sql = f"SELECT {', '.join(columns)} FROM {level.name}"
@@ -205,3 +254,19 @@ def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
     if groups:  # `+`: grouping must not steer SQLite to scan the key index in key order (it reads every row)
         sql += " GROUP BY " + ", ".join(f"+{g}" for g in groups)
     return sql, args
+
+
+def _keys_of(
+    part: Part, query: RollupQuery, admitted: bool, daily: bool, among: Collection[str] | None
+) -> tuple[str, list[Any]]:
+    """One part's (group…, key) rows with a call (`admitted`: an admitted one) by a valid key (of `among`)."""
+    groups = _groups(part.level, query, daily)
+    where, args = _where(part, query)
+    where.append("key_hash != ''")
+    if admitted:
+        where.append("allowed > 0")
+    if among is not None:  # one parameter however many keys: a JSON list
+        where.append("key_hash IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(sorted(among)))
+    columns = [f"{g} AS g{i}" for i, g in enumerate(groups)] + ["key_hash AS k"]
+    return f"SELECT {', '.join(columns)} FROM {part.level.name} WHERE {' AND '.join(where)}", args

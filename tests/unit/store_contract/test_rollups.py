@@ -1,6 +1,7 @@
 """CallRollups: for random batches of call facts, every query (any dimensions, any range of hours, any
-filters) answers what `fold` computes from the same facts, on every implementation, whichever levels the
-store reads; a rotated key's history is the new key's (through the store's real rotation, `store.rekey`).
+filters) answers what `fold` computes from the same facts, and its distinct keys per group what
+`fold_key_counts` does, on every implementation, whichever levels the store reads; a rotated key's history is
+the new key's (through the store's real rotation, `store.rekey`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paygate.store.base import Store
-from paygate.store.rollups import DIMS, HOUR, CallFact, RollupQuery, RollupRow, fold
+from paygate.store.rollups import DIMS, HOUR, CallFact, RollupQuery, RollupRow, fold, fold_key_counts
 from tests.unit.store_contract.conftest import IMPLEMENTATIONS, key
 
 T0 = 1_700_000_000.0  # not on a day boundary: ranges cross days at odd hours
@@ -62,6 +63,8 @@ SHAPES = [
     RollupQuery(("tool", "reason"), since_hour=H0 + 3),
     RollupQuery(("key", "reason"), until_hour=H0 + 24 * 4 - 1),
     RollupQuery(("day", "key"), since_hour=(H0 // 24 + 2) * 24, until_hour=(H0 // 24 + 5) * 24 - 1),
+    RollupQuery(("day", "tool"), since_hour=H0 + 30, until_hour=H0 + 24 * 5 + 7),  # day table and edge hours
+    RollupQuery(("hour", "namespace"), since_hour=H0 + 20),
 ]
 
 
@@ -77,10 +80,23 @@ def normal(rows: Sequence[RollupRow], timing: bool = True) -> dict[tuple[Any, ..
 
 
 def assert_answers(store: Store, facts: Sequence[CallFact], queries: Sequence[RollupQuery]) -> None:
-    """Each query as asked (with timings), and without timings (the counts must still be exact)."""
+    """Each query as asked (with timings), and without timings (the counts must still be exact); and the
+    distinct keys per group of each that is not by key (any call, admitted calls, per hour of the day)."""
     for asked in queries:
         for q in (replace(asked, timing=True), replace(asked, timing=False)):
             assert normal(store.rollups.query(q), q.timing) == normal(fold(facts, q), q.timing), q
+        if "key" in asked.by:
+            with pytest.raises(ValueError):
+                store.rollups.count_keys(asked)
+            continue
+        for admitted, daily in ((False, False), (True, False), (False, True), (True, True)):
+            if daily and "hour" not in asked.by:
+                continue
+            counted = store.rollups.count_keys(asked, admitted=admitted, daily=daily)
+            assert counted == fold_key_counts(facts, asked, admitted=admitted, daily=daily), (asked, admitted, daily)
+        some = {f.key_hash for f in facts[::2] if f.key_hash} | {"no-such-key"}  # only some keys count
+        assert store.rollups.count_keys(asked, among=some) == fold_key_counts(facts, asked, among=some), asked
+        assert store.rollups.count_keys(asked, among=()) == {}
 
 
 @contextmanager

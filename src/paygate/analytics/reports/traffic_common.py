@@ -57,15 +57,13 @@ def admitted_by(rows: Iterable[RollupRow], reason_at: int, *, keep: int | None =
     return out
 
 
-def distinct_keys(rows: Iterable[RollupRow], key_at: int, group_at: int) -> dict[Hashable, int]:
-    """From rows grouped by (…, group, …, key, …): how many distinct keys each group value has (calls
-    without a valid key are no consumer)."""
-    seen: dict[Hashable, set[str]] = defaultdict(set)
-    for row in rows:
-        key = row.group[key_at]
-        if isinstance(key, str):
-            seen[row.group[group_at]].add(key)
-    return {g: len(keys) for g, keys in seen.items()}
+def distinct_keys(
+    f: Facts, p: TrafficParams, dim: Dim, *, window: Window | None = None, daily: bool = False
+) -> dict[Hashable, int]:
+    """How many distinct keys made a call per value of `dim` (calls without a valid key are no consumer; `daily`:
+    per hour of the day), in the `namespace` parameter: counted by the store."""
+    counted = f.count_keys(dim, window=window, namespace=p.namespace, daily=daily)
+    return {group[0]: n for group, n in counted.items()}
 
 
 def distinct_values(rows: Iterable[RollupRow], value_at: int, group_at: int) -> dict[Hashable, int]:

@@ -145,7 +145,7 @@ def error_trends(f: Facts, p: TrafficParams) -> dict[str, Any]:
 def error_breakdown(f: Facts, p: TrafficParams) -> dict[str, Any]:
     totals = merged(rollup(f, p))
     by_reason = by_group(rollup(f, p, "reason"))
-    affected = distinct_keys(rollup(f, p, "reason", "key"), 1, 0)
+    affected = distinct_keys(f, p, "reason")
     failing = {row.group[0] for row in rollup(f, p, "key") if row.failed and isinstance(row.group[0], str)}
     errors = sorted(
         (

@@ -123,7 +123,7 @@ def request_trends(f: Facts, p: TrafficParams) -> dict[str, Any]:
 def hourly_traffic(f: Facts, p: TrafficParams) -> dict[str, Any]:
     window = series_window(f)
     hours = sorted(rollup(f, p, "hour", window=window), key=lambda r: -int(r.group[0] or 0))
-    consumers = distinct_keys(rollup(f, p, "hour", "key", window=window), 1, 0)
+    consumers = distinct_keys(f, p, "hour", window=window)
     tools = distinct_values(rollup(f, p, "hour", "tool", window=window), 1, 0)
     totals = merged(hours)
     busiest = peak(hours)
@@ -156,10 +156,7 @@ def peak_usage(f: Facts, p: TrafficParams) -> dict[str, Any]:
     for row in rollup(f, p, "hour"):
         hod = int(row.group[0] or 0) % 24
         by_hour_of_day.setdefault(hod, RollupRow((hod,))).merge(row)
-    keys: dict[int, set[str]] = defaultdict(set)
-    for row in rollup(f, p, "hour", "key"):
-        if isinstance(row.group[1], str):
-            keys[int(row.group[0] or 0) % 24].add(row.group[1])
+    keys = distinct_keys(f, p, "hour", daily=True)
     total = sum(r.calls for r in by_hour_of_day.values())
     busiest = peak(list(by_hour_of_day.values()))
     return {
@@ -170,7 +167,7 @@ def peak_usage(f: Facts, p: TrafficParams) -> dict[str, Any]:
                 "allowed": r.allowed,
                 "denied": r.denied,
                 "credits": r.credits,
-                "uniqueConsumers": len(keys[hod]),
+                "uniqueConsumers": keys.get(hod, 0),
                 "percentage": percent(r.calls, total),
             }
             for hod, r in sorted(by_hour_of_day.items())
@@ -186,7 +183,7 @@ def peak_usage(f: Facts, p: TrafficParams) -> dict[str, Any]:
 
 def daily_summary(f: Facts, p: TrafficParams) -> dict[str, Any]:
     days = by_group(rollup(f, p, "day"))
-    consumers = distinct_keys(rollup(f, p, "day", "key"), 1, 0)
+    consumers = distinct_keys(f, p, "day")
     tools = distinct_values(rollup(f, p, "day", "tool"), 1, 0)
     w = f.window
     start = None if w.since_hour is None else w.since_hour * HOUR
@@ -228,7 +225,7 @@ def daily_summary(f: Facts, p: TrafficParams) -> dict[str, Any]:
 def access_heatmap(f: Facts, p: TrafficParams) -> dict[str, Any]:
     window = series_window(f)
     hours = sorted(rollup(f, p, "hour", window=window), key=lambda r: int(r.group[0] or 0))
-    consumers = distinct_keys(rollup(f, p, "hour", "key", window=window), 1, 0)
+    consumers = distinct_keys(f, p, "hour", window=window)
     tools: dict[Any, dict[str, int]] = defaultdict(dict)
     for row in rollup(f, p, "hour", "tool", window=window):
         tools[row.group[0]][str(row.group[1])] = row.calls

@@ -12,14 +12,29 @@ A rotated key's rows keep its old hash; reads follow the `rotated` map (as the u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import orjson
 import redis
 
 from paygate.store.redis_backend.names import Names, as_text, guarded
-from paygate.store.rollups import BASE, BUCKETS, CallFact, Dim, Level, Part, RollupQuery, RollupRow, fold, plan
+from paygate.store.rollups import (
+    BASE,
+    BUCKETS,
+    CallFact,
+    Counted,
+    Dim,
+    Level,
+    Part,
+    RollupQuery,
+    RollupRow,
+    check_counted,
+    fold,
+    key_counts_of,
+    keyed,
+    plan,
+)
 
 PER_KEY_HOURS = Level("k", "hour", ("key", "tool", "namespace", "reason"), key_access=True, key_only=True)
 PER_KEY = Level("ka", "all", ("key", "tool", "namespace", "reason"), key_access=True, key_only=True)
@@ -145,6 +160,13 @@ class RedisRollups:
             RollupRow(group, int(m[0]), int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), float(m[6]), m[7:])
             for group, m in out.items()
         ]
+
+    def count_keys(
+        self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
+    ) -> Counted:
+        """From the rows by key (the hashes hold no sets of keys to count in Redis)."""
+        check_counted(query, daily)
+        return key_counts_of(self.query(keyed(query)), query, admitted=admitted, daily=daily, among=among)
 
     def rekey(self, old_hash: str, new_hash: str) -> None:
         """Nothing to move: reads follow the store's `rotated` map."""
