@@ -4,6 +4,7 @@ One side is a SQLite state file, the other a Redis URL (with `--redis-prefix`). 
 as a gateway opens it, lock included, so a gateway running on that file makes the command refuse. The
 destination must be empty. Everything is read and written a chunk at a time (store/history.py); then the
 destination is opened through its real store class and checked against what was read (store_migration_check.py).
+The call rollups are copied at their finest level and rebuilt into every level (store_migration_rollups.py).
 
 Exit codes: 0 copied and verified (or, with `--dry-run`, counted: nothing written); 1 refused, failed, or
 copied with a mismatch (each named).
@@ -23,13 +24,14 @@ import redis
 
 from paygate.core.urls import redact_url
 from paygate.store.errors import StateFileError, StoreError
-from paygate.store.history import HistoryReader, HistoryWriter, RefundMark, UsageItem, chunks
+from paygate.store.history import HistoryReader, HistoryWriter, RefundMark, UsageItem, chunks, successors
 from paygate.store.history_sqlite import SQLiteHistory, occupied
 from paygate.store.redis_backend.history import RedisHistory
 from paygate.store.redis_backend.names import LINK_ERRORS, Names
 from paygate.store.sqlite import SQLiteStore
 from paygate.store.state_file import StateFileInUse, StateFileLock
 from paygate.store_migration_check import KeyTally, Tally, verify_redis, verify_sqlite
+from paygate.store_migration_rollups import copy_rollups
 
 Echo = Callable[..., Any]
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -199,6 +201,9 @@ def copy(src: HistoryReader, dst: HistoryWriter | None) -> Tally:
             tally.add(name, len(chunk))
             if write is not None:
                 write(chunk)
+    # before `finish`: into SQLite, the rollups are part of the copy's one transaction
+    moved = successors(records)
+    tally.rollups = copy_rollups(src.rollups(moved), dst.write_rollups if dst else None, moved)
     if dst is not None:
         dst.finish()
     return tally
@@ -262,8 +267,14 @@ def run_migrate(source: str, target: str, *, prefix: str, dry_run: bool, as_json
     return 1 if failed else 0
 
 
+def _counts(o: Outcome) -> dict[str, int]:
+    if o.tally is None:
+        return {}
+    return {**o.tally.counts, "rollupRows": o.tally.rollups.rows, "rollupCalls": o.tally.rollups.calls}
+
+
 def _as_json(o: Outcome) -> dict[str, Any]:
-    counts = o.tally.counts if o.tally else {}
+    counts = _counts(o)
     return {
         "from": o.source.as_json(),
         "to": o.target.as_json(),
@@ -276,7 +287,7 @@ def _as_json(o: Outcome) -> dict[str, Any]:
 
 
 def _as_text(o: Outcome) -> str:
-    c = o.tally.counts if o.tally else {}
+    c = _counts(o)
     verb = "would copy" if o.dry_run else "copied"
     lines = [
         f"migrate-store: {o.source.shown} -> {o.target.shown}{' (dry run: nothing written)' if o.dry_run else ''}",
@@ -285,11 +296,15 @@ def _as_text(o: Outcome) -> str:
         f"documents, {c.get('meta', 0)} meta values, {c.get('audit', 0)} audit entries",
         f"  webhooks: {c.get('webhookQueued', 0)} queued events, {c.get('webhookBatches', 0)} batches, "
         f"{c.get('webhookDeadLetters', 0)} dead letters",
+        f"  call rollups: {c.get('rollupRows', 0)} hourly rows ({c.get('rollupCalls', 0)} calls)",
     ]
     lines += [f"  note: {n}" for n in o.notes]
     if o.mismatches:
         lines.append(f"error: the copy does not match its source ({len(o.mismatches)} mismatches):")
         lines += [f"  - {m}" for m in o.mismatches]
     elif not o.dry_run:
-        lines.append("  verified: every balance equals its ledger and the source's; every count matches")
+        lines.append(
+            "  verified: every balance equals its ledger and the source's; every count matches; the rollups' "
+            "totals per key, per tool and overall equal the source's"
+        )
     return "\n".join(lines)

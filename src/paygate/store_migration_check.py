@@ -3,7 +3,8 @@ would open it), against what was read from the source.
 
 Per key: balance, spent, calls and last use as the source had them; its ledger as long and summing to the same;
 its balance equal to its ledger's sum. Overall: as many keys, ledger entries, usage rows, documents, meta values,
-audit entries and webhook items as were read.
+audit entries and webhook items as were read. The call rollups: their totals per key, per tool and overall as
+read (store_migration_rollups.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from paygate.store.redis_backend.outbox import RedisOutbox
 from paygate.store.redis_backend.store import RedisStore
 from paygate.store.roles import Money
 from paygate.store.sqlite import SQLiteStore
+from paygate.store_migration_rollups import RollupTally, verify_rollups
 
 GUARD_SECONDS = 120  # how long the check keeps gateways from adopting the copied outbox, should it die
 
@@ -45,6 +47,7 @@ class KeyTally:
 class Tally:
     counts: dict[str, int] = field(default_factory=dict)
     per_key: dict[str, KeyTally] = field(default_factory=dict)
+    rollups: RollupTally = field(default_factory=RollupTally)
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -115,6 +118,7 @@ def verify_sqlite(path: str, _prefix: str, source: Tally) -> tuple[list[str], li
         found.counts["documents"] = sum(len(store.doc_items(kind)) for kind in store.doc_kinds())
         found.counts["meta"] = int(db.execute(f"SELECT COUNT(*) FROM meta WHERE {NOT_LOCAL}").fetchone()[0])
         found.counts["audit"] = store.audit.count(AuditFilter())
+        mismatches += verify_rollups(store.rollups, source.rollups)
         _outbox(found, store.outbox)
     finally:
         store.close()
@@ -139,6 +143,7 @@ def verify_redis(url: str, prefix: str, source: Tally) -> tuple[list[str], list[
                 found, mismatches, notes = _keys(store, store.list_keys(), source)
                 found.counts["documents"] = sum(len(store.doc_items(kind)) for kind in store.doc_kinds())
                 found.counts["audit"] = store.audit.count(AuditFilter())
+                mismatches += verify_rollups(store.rollups, source.rollups)
             finally:
                 store.close()
             for item in RedisHistory(client, names).usage():  # streamed: never the whole log at once

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol, TypeVar
 from paygate.core.records import KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.audit_log import AuditEntry
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
+from paygate.store.rollups import CallRollups, RollupRow
 
 T = TypeVar("T")
 CHUNK = 1000
@@ -64,6 +65,8 @@ class HistoryReader(Protocol):
     def queued(self) -> Iterator[tuple[str, QueuedEvent]]: ...  # (destination, event), by id
     def batches(self) -> Iterator[Batch]: ...  # with their bodies, by id
     def dead_letters(self) -> Iterator[DeadLetter]: ...  # by id
+    # the call rollups, read through the store's own query; `moved`: old key hash -> its successor
+    def rollups(self, moved: dict[str, str]) -> CallRollups: ...
 
 
 class HistoryWriter(Protocol):
@@ -77,5 +80,6 @@ class HistoryWriter(Protocol):
     def write_queued(self, events: Sequence[tuple[str, QueuedEvent]]) -> None: ...
     def write_batches(self, batches: Sequence[Batch]) -> None: ...
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+    def write_rollups(self, rows: Sequence[RollupRow]) -> None: ...  # base sums, added to every level
     def finish(self) -> None: ...  # counters, then commit
     def abort(self) -> str: ...  # undo what can be; says what is left

@@ -18,8 +18,10 @@ from paygate.store import charge_journal
 from paygate.store.audit_log import AuditEntry
 from paygate.store.history import Document, LedgerItem, RefundMark, UsageItem, successors
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
+from paygate.store.rollups import CallRollups, RollupRow
 from paygate.store.rows import KEY_COLUMNS, USAGE_SQL, record_values, row_to_record, row_to_usage, usage_row
 from paygate.store.sqlite_outbox import dead_letter_of
+from paygate.store.sqlite_rollups import SQLiteRollups
 
 # every table a gateway writes to: a destination with a row in any of them is not empty
 TABLES = (
@@ -32,6 +34,7 @@ TABLES = (
     ("webhook_outbox", "queued webhook events"),
     ("webhook_batches", "webhook batches"),
     ("webhook_dead_letters", "webhook dead letters"),
+    ("call_rollup", "call rollup rows"),  # the finest level: every coarser one holds its sums
 )
 
 
@@ -130,6 +133,10 @@ class SQLiteHistory:
         for r in self.db.execute(sql):
             yield dead_letter_of(r)
 
+    def rollups(self, moved: dict[str, str]) -> CallRollups:
+        """The file's own rollups (a rotation moved the old key's rows already: `moved` is not needed)."""
+        return SQLiteRollups(lambda: self.db)
+
     def _rows(self, sql: str) -> Iterator[sqlite3.Row]:
         cursor = self.db.cursor()
         cursor.row_factory = sqlite3.Row
@@ -139,10 +146,13 @@ class SQLiteHistory:
     def empty(self) -> str | None:
         return occupied(self.db)
 
-    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    def _begin(self) -> None:
         if not self._in_tx:
             self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+
+    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        self._begin()
         self.db.executemany(sql, rows)
 
     def write_keys(self, records: Sequence[KeyRecord]) -> None:
@@ -229,6 +239,11 @@ class SQLiteHistory:
                 for d in letters
             ],
         )
+
+    def write_rollups(self, rows: Sequence[RollupRow]) -> None:
+        """Into every level, in the copy's one transaction."""
+        self._begin()
+        SQLiteRollups(lambda: self.db).add_sums(rows)
 
     def finish(self) -> None:
         if self._in_tx:

@@ -100,6 +100,17 @@ class SQLiteRollups:
     def record_sums(self, rows: Sequence[RollupRow]) -> None:
         if not rows:
             return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self.add_sums(rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def add_sums(self, rows: Sequence[RollupRow]) -> None:
+        """`record_sums` inside the caller's open transaction (migrate-store's copy into SQLite is one)."""
         values = [
             (
                 *r.group[:1],
@@ -118,15 +129,9 @@ class SQLiteRollups:
         ]  # '' stores "no key" (a primary key column cannot be NULL)
         db = self.db
         db.execute(_SETUP)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(_INSERT_BASE, values)
-            for sql in _WRITES:
-                db.execute(sql)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.executemany(_INSERT_BASE, values)
+        for sql in _WRITES:
+            db.execute(sql)
 
     def span(self) -> tuple[int, int] | None:
         """The first and last hour holding any call."""

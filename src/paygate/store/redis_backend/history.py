@@ -30,6 +30,8 @@ from paygate.store.redis_backend.codec import (
 )
 from paygate.store.redis_backend.listener import read_docs, read_keys
 from paygate.store.redis_backend.names import Names, as_text
+from paygate.store.redis_backend.rollups import RedisRollups
+from paygate.store.rollups import CallRollups, RollupRow
 
 
 def ledger_member(seq: int, ts: float, delta: int, kind: str, balance: int, memo: str | None) -> str:
@@ -54,6 +56,7 @@ class RedisHistory:
         self._max_ids = {"event": 0, "batch": 0, "dead": 0}
         self._last_id = (0, 0)  # the usage stream's last entry id written
         self._audit: RedisAuditLog | None = None
+        self._rollups: RedisRollups | None = None
 
     # reading -----------------------------------------------------------------------------------------------
     def _hashes(self) -> list[str]:
@@ -62,6 +65,10 @@ class RedisHistory:
     def keys(self) -> list[KeyRecord]:
         records = [record_from(fields) for _, fields in read_keys(self.r, self.names, self._hashes())]
         return sorted(records, key=lambda r: (r.created_at, r.key_hash))
+
+    def rollups(self, moved: dict[str, str]) -> CallRollups:
+        """Read as a store reads them: a rotated key's rows (kept under its old hash) answer as its successor's."""
+        return RedisRollups(self.r, self.names, lambda: moved)
 
     def _by_score(self, key: str) -> Iterator[tuple[bytes, float]]:
         """(member, score) of a ZSET, lowest score first, a chunk per round trip."""
@@ -308,6 +315,12 @@ class RedisHistory:
             pipe.zadd(f"{p}:ds", {str(d.id): d.id})
             self._max_ids["dead"] = max(self._max_ids["dead"], d.id)
         pipe.execute()
+
+    def write_rollups(self, rows: Sequence[RollupRow]) -> None:
+        """Into every level, by the store's own script (each chunk atomic, as a gateway's batch is)."""
+        if self._rollups is None:
+            self._rollups = RedisRollups(self.r, self.names, dict)  # writes never read the rotations
+        self._rollups.record_sums(rows)
 
     def finish(self) -> None:
         """The counters: ledger entry numbers and outbox ids go on from the highest copied."""
