@@ -116,15 +116,17 @@ class Facts:
         tool: str | None = None,
         admitted: bool = False,
         daily: bool = False,
+        among: frozenset[str] | None = None,
     ) -> Counted:
         """How many distinct keys made a call (`admitted`: an admitted one) per group of `by`, over the window;
-        `daily`: "hour" is the hour of the day. Counted by the store: reading every key's rows costs far more."""
+        `daily`: "hour" is the hour of the day; `among`: only these keys count. Counted by the store: reading
+        every key's rows costs far more."""
         w = window or self.window
         query = RollupQuery(tuple(by), w.since_hour, w.until_hour, None, tool, namespace, timing=False)
         return dict(
             self._cached(
-                ("keys", query, admitted, daily),
-                lambda: self.store.rollups.count_keys(query, admitted=admitted, daily=daily),
+                ("keys", query, admitted, daily, among),
+                lambda: self.store.rollups.count_keys(query, admitted=admitted, daily=daily, among=among),
             )
         )
 

@@ -3,7 +3,6 @@ and profitability); key balances in money_credits.py; forecasts and anomalies in
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from paygate.analytics.engine import Report
@@ -91,11 +90,9 @@ def _tool_callers(s: CallScope) -> tuple[dict[str, RollupRow], dict[str, int]]:
     for r in s.rollup("tool", "reason"):
         if is_allowed(r.group[1]):
             sums.setdefault(str(r.group[0]), RollupRow((r.group[0],))).merge(r)
-    callers: dict[str, int] = defaultdict(int)
-    for r in s.rollup("tool", "key"):
-        if r.allowed and isinstance(r.group[1], str):
-            callers[str(r.group[0])] += 1
-    return sums, callers
+    among = None if s.key is None else frozenset((s.key.key_hash,))
+    counted = s.f.count_keys("tool", namespace=s.namespace, admitted=True, among=among)
+    return sums, {str(group[0]): n for group, n in counted.items()}
 
 
 def tool_revenue(f: Facts, p: CallParams) -> dict[str, Any]:
@@ -108,7 +105,7 @@ def tool_revenue(f: Facts, p: CallParams) -> dict[str, Any]:
             "totalCredits": r.credits,
             "callCount": r.calls,
             "avgCreditsPerCall": ratio(r.credits, r.calls, 2),
-            "uniqueConsumers": callers[tool],
+            "uniqueConsumers": callers.get(tool, 0),
             "percentage": percent(r.credits, total),
         }
         for tool, r in ranked
@@ -129,7 +126,7 @@ def tool_profitability(f: Facts, p: CallParams) -> dict[str, Any]:
             "totalCalls": r.calls,
             "totalRevenue": r.credits,
             "avgRevenuePerCall": ratio(r.credits, r.calls, 2),
-            "callerCount": callers[tool],
+            "callerCount": callers.get(tool, 0),
             "refunded": r.refunded,
             "failed": r.failed,
             "avgDurationMs": ratio(r.duration_ms, r.calls, 2),

@@ -15,21 +15,20 @@ from paygate.analytics.window import iso_hour
 
 
 def tool_adoption(f: Facts, p: ScopeParams) -> dict[str, Any]:
-    by_key_tool = f.rollup("key", "tool", namespace=p.namespace)
-    consumers = admitted_by(by_key_tool)
-    calls = summed(by_key_tool, at=1)
+    calls = summed(f.rollup("tool", namespace=p.namespace))
     seen = first_last_hours(f, "tool", p.namespace)
-    live = {k.key_hash for k in live_in(f, p.namespace)}
+    live = frozenset(k.key_hash for k in live_in(f, p.namespace))
+    users = _users(f, p)
+    live_users = _users(f, p, among=live)
     offered = {str(t.get("name")) for t in f.priced_tools() if t.get("name")}
     rows: list[dict[str, Any]] = []
     for tool in offered | set(calls):
-        users = consumers.get(tool, set())
         first_last = seen.get(tool)
         rows.append(
             {
                 "tool": tool,
-                "uniqueConsumers": len(users),
-                "adoptionRate": percent(len(users & live), len(live)),
+                "uniqueConsumers": users.get(tool, 0),
+                "adoptionRate": percent(live_users.get(tool, 0), len(live)),
                 "totalCalls": calls[tool].allowed if tool in calls else 0,
                 "firstSeen": iso_hour(first_last[0]) if first_last else None,
                 "lastSeen": iso_hour(first_last[1]) if first_last else None,
@@ -50,16 +49,15 @@ def tool_adoption(f: Facts, p: ScopeParams) -> dict[str, Any]:
 
 
 def tool_popularity(f: Facts, p: ScopeParams) -> dict[str, Any]:
-    by_key_tool = f.rollup("key", "tool", namespace=p.namespace)
-    consumers = admitted_by(by_key_tool)
-    sums = {tool: row for tool, row in summed(by_key_tool, at=1).items() if row.allowed}
+    consumers = _users(f, p)
+    sums = {tool: row for tool, row in summed(f.rollup("tool", namespace=p.namespace)).items() if row.allowed}
     total_calls = sum(r.allowed for r in sums.values())
     rows: list[dict[str, Any]] = [
         {
             "tool": tool,
             "totalCalls": row.allowed,
             "totalCredits": row.credits,
-            "uniqueConsumers": len(consumers.get(tool, ())),
+            "uniqueConsumers": consumers.get(tool, 0),
             "percentage": percent(row.allowed, total_calls),
             "failedCalls": row.failed,
         }
@@ -76,6 +74,12 @@ def tool_popularity(f: Facts, p: ScopeParams) -> dict[str, Any]:
         },
         **f.window.echo(),
     }
+
+
+def _users(f: Facts, p: ScopeParams, among: frozenset[str] | None = None) -> dict[str, int]:
+    """Per tool: how many keys made an admitted call to it (of `among`, when given)."""
+    counted = f.count_keys("tool", namespace=p.namespace, admitted=True, among=among)
+    return {str(group[0]): n for group, n in counted.items()}
 
 
 def tool_correlation(f: Facts, p: ScopeParams) -> dict[str, Any]:
