@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from paygate.store.rollups import (
@@ -160,21 +160,9 @@ class SQLiteRollups:
             sql = f"SELECT {', '.join(groups + sums)} FROM ({' UNION ALL '.join(selects)})"
             if groups:
                 sql += f" GROUP BY {', '.join(groups)}"
-        rows: list[RollupRow] = []
         cursor = self.db.cursor()
         cursor.row_factory = None  # plain tuples: ~30 % less per row than the connection's sqlite3.Row
-        for r in cursor.execute(sql, args):
-            if r[width] is None:  # no rows at all: SUM over nothing
-                continue
-            values = zip(query.by, r[:width], strict=True)
-            group = tuple((v or None) if d == "key" else v for d, v in values)  # '' stores "no key"
-            calls, allowed, denied, failed, credits, refunded = r[width : width + 6]
-            row = RollupRow(group, int(calls), int(allowed), int(denied), int(failed), int(credits), int(refunded))
-            if query.timing:
-                row.duration_ms = float(r[width + 6])
-                row.latency = [int(v) for v in r[width + 7 :]]
-            rows.append(row)
-        return rows
+        return _rows(cursor.execute(sql, args), query)
 
     def count_keys(
         self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
@@ -214,6 +202,27 @@ class SQLiteRollups:
                 (new_hash, old_hash),
             )
             db.execute(f"DELETE FROM {level.name} WHERE key_hash = ?", (old_hash,))
+
+
+def _rows(cursor: Iterable[tuple[Any, ...]], query: RollupQuery) -> list[RollupRow]:
+    """The cursor's rows as RollupRows. Per row as little as can be: a report by key reads ten thousand."""
+    width = len(query.by)
+    key_at = query.by.index("key") if "key" in query.by else -1
+    end = width + 6
+    rows: list[RollupRow] = []
+    append = rows.append
+    for r in cursor:
+        if r[width] is None:  # no rows at all: SUM over nothing
+            continue
+        group = r[:width]
+        if key_at >= 0 and group[key_at] == "":  # '' stores "no key"
+            group = (*group[:key_at], None, *group[key_at + 1 :])
+        row = RollupRow(group, *r[width:end])
+        if query.timing:
+            row.duration_ms = float(r[end])
+            row.latency = list(r[end + 1 :])
+        append(row)
+    return rows
 
 
 def _groups(level: Level, query: RollupQuery, daily: bool = False) -> list[str]:
@@ -256,7 +265,9 @@ def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
     sql = f"SELECT {', '.join(columns)} FROM {level.name}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    if groups:  # `+`: grouping must not steer SQLite to scan the key index in key order (it reads every row)
+    if groups and groups == _columns(level)[: len(groups)]:  # the primary key's order: grouped as it is read, no sort
+        sql += " GROUP BY " + ", ".join(groups)
+    elif groups:  # `+`: grouping must not steer SQLite to scan the key index in key order (it reads every row)
         sql += " GROUP BY " + ", ".join(f"+{g}" for g in groups)
     return sql, args
 
