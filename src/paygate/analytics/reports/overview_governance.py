@@ -6,14 +6,15 @@ Audit counts are exact (the store counts them); lists built from audit entries r
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from fractions import Fraction
 from typing import Any
 
 from pydantic import Field
 
 from paygate.analytics.engine import ReportParams
 from paygate.analytics.facts import Facts
-from paygate.analytics.reports.overview_alerts import half_up
 from paygate.analytics.reports.overview_params import (
     DAY_SECONDS,
     SEVERITY_ORDER,
@@ -48,6 +49,11 @@ class LifecycleParams(ReportParams):
 
 class AuditSummaryParams(ReportParams):
     limit: int = Field(default=20, ge=1, le=1000, description="rows in recentEvents")
+
+
+def exact_half_up(x: Fraction) -> int:
+    """A score rounded halves up, computed exactly: in floats 25/6 + 20/6 is 7.4999…, which rounded 7 not 8."""
+    return math.floor(x + Fraction(1, 2))
 
 
 def _count(f: Facts, w: Window, *types: str) -> int:
@@ -129,11 +135,11 @@ def security(f: Facts, p: SeverityParams) -> dict[str, Any]:
     scanned = _policies(f, [k for k in cohort(f, p) if k.active])
     gaps = [(k, security_gaps(k, pol)) for k, pol in scanned]
     findings = []
-    penalty = 0.0
+    penalty = Fraction(0)
     for kind, severity, weight, description in SECURITY_CHECKS:
         names = sorted(k.name for k, g in gaps if g[kind])
         if scanned:
-            penalty += weight * len(names) / len(scanned)
+            penalty += Fraction(weight * len(names), len(scanned))
         if names and (p.severity is None or p.severity == severity):
             findings.append(
                 {
@@ -146,7 +152,7 @@ def security(f: Facts, p: SeverityParams) -> dict[str, Any]:
             )
     findings.sort(key=lambda x: (SEVERITY_ORDER[str(x["severity"])], str(x["type"])))
     return {
-        "score": max(0, half_up(100 - penalty)),
+        "score": max(0, exact_half_up(100 - penalty)),
         "summary": {"totalKeys": len(scanned), "totalFindings": sum(x["count"] for x in findings)},
         "findings": findings,
         **f.window.echo(),
@@ -163,10 +169,12 @@ def compliance(f: Facts, p: KeySelectParams) -> dict[str, Any]:
     events = _count(f, hour_window(f))
     keys_called = sum(1 for r in f.rollup("key") if r.group[0] is not None)
 
-    def share(have: int) -> float:
-        return have / n if n else 1.0  # no keys: none is out of policy
+    def share(have: int) -> Fraction:
+        return Fraction(have, n) if n else Fraction(1)  # no keys: none is out of policy
 
-    score = half_up(25 * share(expiry) + 25 * share(acl) + 20 * share(ip) + 15 * share(limit) + (15 if events else 0))
+    score = exact_half_up(
+        25 * share(expiry) + 25 * share(acl) + 20 * share(ip) + 15 * share(limit) + (15 if events else 0)
+    )
     advice = []
     if n - expiry:
         advice.append(f"Set expiry dates on {n - expiry} key(s) without time-limited access")
@@ -202,10 +210,14 @@ def audit_summary(f: Facts, p: AuditSummaryParams) -> dict[str, Any]:
     total = _count(f, w)
     stats = f.store.audit.stats(TOP_ACTORS)
     by_type = [(t, _count(f, w, t)) for t in stats.by_type]
-    if w.since is None and w.until is None:
+    whole = w.since is None and w.until is None
+    if whole:
         actors = list(stats.by_actor.items())  # exact over the whole log
     else:
         actors = sorted(Counter(e.actor for e in entries).items(), key=lambda a: (-a[1], a[0]))[:TOP_ACTORS]
+    # oldest/newest by time, not by id: ids follow insertion, which restored rows or skewed clocks reorder
+    stamps = [e.timestamp for e in entries]
+    oldest, newest = (stats.oldest, stats.newest) if whole else (min(stamps, default=None), max(stamps, default=None))
 
     def last(seconds: float) -> int:
         since = end - seconds if w.since is None else max(w.since, end - seconds)
@@ -216,10 +228,8 @@ def audit_summary(f: Facts, p: AuditSummaryParams) -> dict[str, Any]:
             "totalEvents": total,
             "eventsLastHour": last(3600),
             "eventsLast24h": last(DAY_SECONDS),
-            "oldestEvent": iso_time(
-                stats.oldest if w.since is None and w.until is None else (entries[-1].timestamp if entries else None)
-            ),
-            "newestEvent": iso_time(entries[0].timestamp) if entries else None,
+            "oldestEvent": iso_time(oldest),
+            "newestEvent": iso_time(newest),
         },
         "eventsByType": [{"type": t, "count": c} for t, c in sorted(by_type, key=lambda x: (-x[1], x[0])) if c],
         "topActors": [{"actor": a, "count": c} for a, c in actors],
