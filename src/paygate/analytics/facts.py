@@ -18,7 +18,7 @@ from paygate.reports.keys import KeyReports
 from paygate.store.audit_log import AuditEntry, AuditFilter
 from paygate.store.base import Store
 from paygate.store.documents import Doc
-from paygate.store.rollups import Counted, Dim, RollupQuery, RollupRow
+from paygate.store.rollups import Counted, Dim, Distinct, RollupQuery, RollupRow
 
 AUDIT_READ_CAP = 100_000  # admin events read for one report (lifecycle, audit summary): the newest
 
@@ -108,9 +108,10 @@ class Facts:
         )
         return list(self._cached(("rollup", query), lambda: self.store.rollups.query(query)))
 
-    def count_keys(
+    def count_distinct(
         self,
         *by: Dim,
+        of: Distinct = "key",
         window: Window | None = None,
         namespace: str | None = None,
         tool: str | None = None,
@@ -118,15 +119,15 @@ class Facts:
         daily: bool = False,
         among: frozenset[str] | None = None,
     ) -> Counted:
-        """How many distinct keys made a call (`admitted`: an admitted one) per group of `by`, over the window;
-        `daily`: "hour" is the hour of the day; `among`: only these keys count. Counted by the store: reading
-        every key's rows costs far more."""
+        """How many distinct keys made a call (`of="tool"`: how many tools were called by a key) per group of
+        `by`, over the window; `admitted`: admitted calls only; `daily`: "hour" is the hour of the day; `among`:
+        only these keys' calls. Counted by the store: reading every key's rows costs far more."""
         w = window or self.window
         query = RollupQuery(tuple(by), w.since_hour, w.until_hour, None, tool, namespace, timing=False)
         return dict(
             self._cached(
-                ("keys", query, admitted, daily, among),
-                lambda: self.store.rollups.count_keys(query, admitted=admitted, daily=daily, among=among),
+                ("distinct", query, of, admitted, daily, among),
+                lambda: self.store.rollups.count_distinct(query, of, admitted=admitted, daily=daily, among=among),
             )
         )
 

@@ -158,62 +158,8 @@ def fold(facts: Iterable[CallFact], query: RollupQuery) -> list[RollupRow]:
     return list(rows.values())
 
 
-Counted = dict[tuple[str | int | None, ...], int]
-
-
-def fold_key_counts(
-    facts: Iterable[CallFact],
-    query: RollupQuery,
-    *,
-    admitted: bool = False,
-    daily: bool = False,
-    among: Collection[str] | None = None,
-) -> Counted:
-    """How many distinct keys made a call (`admitted`: an admitted call) in each group of `query.by`, from the
-    facts one by one (the definition `CallRollups.count_keys` meets). Calls without a valid key are no one's;
-    groups without a key are left out. `daily`: "hour" groups by the hour of the day (0-23, UTC), across days.
-    `among`: only these keys count."""
-    check_counted(query, daily)
-    seen: dict[tuple[str | int | None, ...], set[str]] = {}
-    for fact in facts:
-        if fact.key_hash is None or (admitted and not fact.allowed) or not query.covers(fact):
-            continue
-        if among is not None and fact.key_hash not in among:
-            continue
-        group = group_of(fact, query.by)
-        if daily:
-            group = tuple(int(v or 0) % 24 if d == "hour" else v for d, v in zip(query.by, group, strict=True))
-        seen.setdefault(group, set()).add(fact.key_hash)
-    return {group: len(keys) for group, keys in seen.items()}
-
-
-def key_counts_of(
-    rows: Iterable[RollupRow], query: RollupQuery, *, admitted: bool, daily: bool, among: Collection[str] | None
-) -> Counted:
-    """`fold_key_counts` from the rows of `keyed(query)` (a store without a faster way reads those)."""
-    at = len(query.by)
-    seen: dict[tuple[str | int | None, ...], set[str]] = {}
-    for row in rows:
-        key = row.group[at]
-        if not isinstance(key, str) or (admitted and not row.allowed) or (among is not None and key not in among):
-            continue
-        group = row.group[:at]
-        if daily:
-            group = tuple(int(v or 0) % 24 if d == "hour" else v for d, v in zip(query.by, group, strict=True))
-        seen.setdefault(group, set()).add(key)
-    return {group: len(keys) for group, keys in seen.items()}
-
-
-def check_counted(query: RollupQuery, daily: bool) -> None:
-    if "key" in query.by or (daily and "hour" not in query.by):
-        raise ValueError(f"keys cannot be counted by {query.by!r}" + (" per hour of the day" if daily else ""))
-
-
-def keyed(query: RollupQuery) -> RollupQuery:
-    """`query` grouped by key as well (last), without timings: the rows distinct keys are counted from."""
-    return RollupQuery(
-        (*query.by, "key"), query.since_hour, query.until_hour, query.key_hash, query.tool, query.namespace, False
-    )
+Counted = dict[tuple[str | int | None, ...], int]  # distinct values per group (store/rollup_counts.py)
+Distinct = Literal["key", "tool"]  # what `CallRollups.count_distinct` counts
 
 
 BASE: tuple[Dim, ...] = ("hour", "key", "tool", "namespace", "reason")  # the finest grain a store keeps
@@ -231,9 +177,16 @@ class CallRollups(Protocol):
     # the same, already summed by BASE (`fold(facts, RollupQuery(BASE))`, or the feed's running sums)
     def record_sums(self, rows: Sequence[RollupRow]) -> None: ...
     def query(self, query: RollupQuery) -> list[RollupRow]: ...  # rows in no particular order
-    # distinct keys per group (`fold_key_counts` is the definition): a few rows where `query` by key is many
-    def count_keys(
-        self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
+    # distinct keys (or tools) per group; `rollup_counts.fold_distinct` is the definition: a few rows where the
+    # same query by key would be many
+    def count_distinct(
+        self,
+        query: RollupQuery,
+        of: Distinct = "key",
+        *,
+        admitted: bool = False,
+        daily: bool = False,
+        among: Collection[str] | None = None,
     ) -> Counted: ...
     def rekey(self, old_hash: str, new_hash: str) -> None: ...  # a rotated key's history follows it
 

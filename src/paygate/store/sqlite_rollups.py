@@ -15,19 +15,19 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+from paygate.store.rollup_counts import check, spread
 from paygate.store.rollups import (
     BASE,
     BUCKETS,
     CallFact,
     Counted,
     Dim,
+    Distinct,
     Level,
     Part,
     RollupQuery,
     RollupRow,
-    check_counted,
     fold,
-    keyed,
     plan,
 )
 
@@ -164,21 +164,27 @@ class SQLiteRollups:
         cursor.row_factory = None  # plain tuples: ~30 % less per row than the connection's sqlite3.Row
         return _rows(cursor.execute(sql, args), query)
 
-    def count_keys(
-        self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
+    def count_distinct(
+        self,
+        query: RollupQuery,
+        of: Distinct = "key",
+        *,
+        admitted: bool = False,
+        daily: bool = False,
+        among: Collection[str] | None = None,
     ) -> Counted:
         """Counted in SQL (COUNT DISTINCT over the keyed levels the planner picks): only the counts come out."""
-        check_counted(query, daily)
-        parts = self.plan(keyed(query))
+        check(query, of, daily)
+        parts = self.plan(spread(query, of))
         if not parts:
             return {}
         selects, args = [], []
         for part in parts:
-            sql, part_args = _keys_of(part, query, admitted, daily, among)
+            sql, part_args = _values_of(part, query, of, admitted, daily, among)
             selects.append(sql)
             args.extend(part_args)
         groups = [f"g{i}" for i in range(len(query.by))]
-        sql = f"SELECT {', '.join([*groups, 'COUNT(DISTINCT k)'])} FROM ({' UNION ALL '.join(selects)})"
+        sql = f"SELECT {', '.join([*groups, 'COUNT(DISTINCT v)'])} FROM ({' UNION ALL '.join(selects)})"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
         cursor = self.db.cursor()
@@ -272,10 +278,10 @@ def _select(part: Part, query: RollupQuery) -> tuple[str, list[Any]]:
     return sql, args
 
 
-def _keys_of(
-    part: Part, query: RollupQuery, admitted: bool, daily: bool, among: Collection[str] | None
+def _values_of(
+    part: Part, query: RollupQuery, of: Distinct, admitted: bool, daily: bool, among: Collection[str] | None
 ) -> tuple[str, list[Any]]:
-    """One part's (group…, key) rows with a call (`admitted`: an admitted one) by a valid key (of `among`)."""
+    """One part's (group…, value) rows with a call (`admitted`: an admitted one) by a valid key (of `among`)."""
     groups = _groups(part.level, query, daily)
     where, args = _where(part, query)
     where.append("key_hash != ''")
@@ -284,5 +290,5 @@ def _keys_of(
     if among is not None:  # one parameter however many keys: a JSON list
         where.append("key_hash IN (SELECT value FROM json_each(?))")
         args.append(json.dumps(sorted(among)))
-    columns = [f"{g} AS g{i}" for i, g in enumerate(groups)] + ["key_hash AS k"]
+    columns = [f"{g} AS g{i}" for i, g in enumerate(groups)] + [f"{_COLUMN[of]} AS v"]
     return f"SELECT {', '.join(columns)} FROM {part.level.name} WHERE {' AND '.join(where)}", args

@@ -1,6 +1,6 @@
 """CallRollups: for random batches of call facts, every query (any dimensions, any range of hours, any
-filters) answers what `fold` computes from the same facts, and its distinct keys per group what
-`fold_key_counts` does, on every implementation, whichever levels the store reads; a rotated key's history is
+filters) answers what `fold` computes from the same facts, and its distinct keys and tools per group what
+`fold_distinct` does, on every implementation, whichever levels the store reads; a rotated key's history is
 the new key's (through the store's real rotation, `store.rekey`).
 """
 
@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paygate.store.base import Store
-from paygate.store.rollups import DIMS, HOUR, CallFact, RollupQuery, RollupRow, fold, fold_key_counts
+from paygate.store.rollup_counts import fold_distinct
+from paygate.store.rollups import DIMS, HOUR, CallFact, Distinct, RollupQuery, RollupRow, fold
 from tests.unit.store_contract.conftest import IMPLEMENTATIONS, key
 
 T0 = 1_700_000_000.0  # not on a day boundary: ranges cross days at odd hours
@@ -81,22 +82,27 @@ def normal(rows: Sequence[RollupRow], timing: bool = True) -> dict[tuple[Any, ..
 
 def assert_answers(store: Store, facts: Sequence[CallFact], queries: Sequence[RollupQuery]) -> None:
     """Each query as asked (with timings), and without timings (the counts must still be exact); and the
-    distinct keys per group of each that is not by key (any call, admitted calls, per hour of the day)."""
+    distinct keys and tools per group (any call, admitted calls, per hour of the day, among some keys)."""
     for asked in queries:
         for q in (replace(asked, timing=True), replace(asked, timing=False)):
             assert normal(store.rollups.query(q), q.timing) == normal(fold(facts, q), q.timing), q
-        if "key" in asked.by:
-            with pytest.raises(ValueError):
-                store.rollups.count_keys(asked)
+        for of in ("key", "tool"):
+            assert_counts(store, facts, asked, of)
+
+
+def assert_counts(store: Store, facts: Sequence[CallFact], asked: RollupQuery, of: Distinct) -> None:
+    if of in asked.by:
+        with pytest.raises(ValueError):
+            store.rollups.count_distinct(asked, of)
+        return
+    for admitted, daily in ((False, False), (True, False), (False, True), (True, True)):
+        if daily and "hour" not in asked.by:
             continue
-        for admitted, daily in ((False, False), (True, False), (False, True), (True, True)):
-            if daily and "hour" not in asked.by:
-                continue
-            counted = store.rollups.count_keys(asked, admitted=admitted, daily=daily)
-            assert counted == fold_key_counts(facts, asked, admitted=admitted, daily=daily), (asked, admitted, daily)
-        some = {f.key_hash for f in facts[::2] if f.key_hash} | {"no-such-key"}  # only some keys count
-        assert store.rollups.count_keys(asked, among=some) == fold_key_counts(facts, asked, among=some), asked
-        assert store.rollups.count_keys(asked, among=()) == {}
+        counted = store.rollups.count_distinct(asked, of, admitted=admitted, daily=daily)
+        assert counted == fold_distinct(facts, asked, of, admitted=admitted, daily=daily), (asked, of, admitted, daily)
+    some = {f.key_hash for f in facts[::2] if f.key_hash} | {"no-such-key"}  # only some keys count
+    assert store.rollups.count_distinct(asked, of, among=some) == fold_distinct(facts, asked, of, among=some), asked
+    assert store.rollups.count_distinct(asked, of, among=()) == {}
 
 
 @contextmanager

@@ -91,7 +91,7 @@ def _tool_callers(s: CallScope) -> tuple[dict[str, RollupRow], dict[str, int]]:
         if is_allowed(r.group[1]):
             sums.setdefault(str(r.group[0]), RollupRow((r.group[0],))).merge(r)
     among = None if s.key is None else frozenset((s.key.key_hash,))
-    counted = s.f.count_keys("tool", namespace=s.namespace, admitted=True, among=among)
+    counted = s.f.count_distinct("tool", namespace=s.namespace, admitted=True, among=among)
     return sums, {str(group[0]): n for group, n in counted.items()}
 
 

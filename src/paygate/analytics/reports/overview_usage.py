@@ -96,22 +96,25 @@ def _series(f: Facts, p: AnalyticsParams) -> tuple[list[dict[str, Any]], int | N
 
 
 def _consumers(f: Facts, p: AnalyticsParams) -> tuple[list[dict[str, Any]], int]:
-    per_key: dict[str, list[RollupRow]] = {}
-    for row in f.rollup("key", "tool", namespace=p.namespace):
-        if isinstance(row.group[0], str):
-            per_key.setdefault(row.group[0], []).append(row)
+    """The top consumers by credits, each with its most called tool, and how many keys made calls. Ranked from
+    the per-key sums; the tools are read for the top keys alone (one key's rows: an index read each)."""
+    keyed = [row for row in f.rollup("key", namespace=p.namespace) if isinstance(row.group[0], str)]
     known = f.key_by_hash()
-    out = []
-    for key_hash, rows in per_key.items():
+    ranked: list[tuple[dict[str, Any], str]] = []
+    for row in keyed:
+        key_hash = str(row.group[0])
         record = known.get(key_hash)
         if record is None:  # history of a key no longer in the store: nothing to name it by
             continue
-        total = _sums(rows)
-        top_tool = min(rows, key=lambda r: (-r.calls, str(r.group[1])))
         label = key_label(record)
-        out.append({"keyName": label["name"], "key": label["key"], **_counts(total), "topTool": top_tool.group[1]})
-    out.sort(key=lambda c: (-c["credits"], -c["calls"], c["keyName"], c["key"]))
-    return out[: p.top_n], len(per_key)
+        ranked.append(({"keyName": label["name"], "key": label["key"], **_counts(row)}, key_hash))
+    ranked.sort(key=lambda ck: (-ck[0]["credits"], -ck[0]["calls"], ck[0]["keyName"], ck[0]["key"]))
+    out = []
+    for entry, key_hash in ranked[: p.top_n]:
+        tools = f.rollup("tool", key_hash=key_hash, namespace=p.namespace)
+        top_tool = min(tools, key=lambda r: (-r.calls, str(r.group[0])))
+        out.append({**entry, "topTool": top_tool.group[0]})
+    return out, len(keyed)
 
 
 def analytics(f: Facts, p: AnalyticsParams) -> dict[str, Any]:

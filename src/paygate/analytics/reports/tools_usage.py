@@ -78,7 +78,7 @@ def tool_popularity(f: Facts, p: ScopeParams) -> dict[str, Any]:
 
 def _users(f: Facts, p: ScopeParams, among: frozenset[str] | None = None) -> dict[str, int]:
     """Per tool: how many keys made an admitted call to it (of `among`, when given)."""
-    counted = f.count_keys("tool", namespace=p.namespace, admitted=True, among=among)
+    counted = f.count_distinct("tool", namespace=p.namespace, admitted=True, among=among)
     return {str(group[0]): n for group, n in counted.items()}
 
 

@@ -93,38 +93,33 @@ def capacity(f: Facts, p: TrafficParams) -> dict[str, Any]:
 def dependencies(f: Facts, p: TrafficParams) -> dict[str, Any]:
     available = {str(t.get("name")) for t in f.priced_tools() if t.get("name")}
     calls: dict[str, int] = defaultdict(int)
-    users: dict[str, set[str]] = defaultdict(set)
-    for row in rollup(f, p, "tool", "key", "reason"):
-        tool, key, reason = row.group
-        if not admitted_reason(reason):
-            continue  # a denied call never reached the tool
-        calls[str(tool)] += row.calls
-        if isinstance(key, str):
-            users[str(tool)].add(key)
-    tools_of: dict[str, set[str]] = defaultdict(set)
-    for tool, keys in users.items():
-        for key in keys:
-            tools_of[key].add(tool)
+    for row in rollup(f, p, "tool", "reason"):
+        if admitted_reason(row.group[1]):  # a denied call never reached the tool
+            calls[str(row.group[0])] += row.calls
+    users = {str(g[0]): n for g, n in f.count_distinct("tool", namespace=p.namespace, admitted=True).items()}
+    # Tools per key counted by the store; only the listed keys' tools are read (one key's rows each).
+    tool_counts = f.count_distinct("key", of="tool", namespace=p.namespace, admitted=True)
     names = f.key_by_hash()
-    key_map: list[dict[str, Any]] = [
-        {"keyName": names[h].name, "key": names[h].masked, "tools": sorted(ts), "toolCount": len(ts)}
-        for h, ts in tools_of.items()
-        if h in names
-    ]
-    key_map.sort(key=lambda e: (-e["toolCount"], e["keyName"], e["key"]))
+    ranked = [(names[str(g[0])], n) for g, n in tool_counts.items() if str(g[0]) in names]
+    ranked.sort(key=lambda kn: (-kn[1], kn[0].name, kn[0].masked))
+    key_map: list[dict[str, Any]] = []
+    for record, count in ranked[: p.limit]:
+        rows = f.rollup("tool", key_hash=record.key_hash, namespace=p.namespace)
+        tools = sorted(str(r.group[0]) for r in rows if r.allowed)
+        key_map.append({"keyName": record.name, "key": record.masked, "tools": tools, "toolCount": count})
     unused = sorted(available - set(calls))
     return {
         "summary": {
             "totalTools": len(available | set(calls)),
             "usedTools": len(calls),
             "unusedTools": len(unused),
-            "keysWithCalls": len(key_map),
+            "keysWithCalls": len(ranked),
         },
         "toolUsage": [
-            {"tool": tool, "totalCalls": n, "uniqueKeys": len(users[tool])}
+            {"tool": tool, "totalCalls": n, "uniqueKeys": users.get(tool, 0)}
             for tool, n in sorted(calls.items(), key=lambda tn: (-tn[1], tn[0]))
         ],
-        "keyToolMap": key_map[: p.limit],
+        "keyToolMap": key_map,
         "unusedTools": unused,
         **f.window.echo(),
     }

@@ -62,7 +62,7 @@ def distinct_keys(
 ) -> dict[Hashable, int]:
     """How many distinct keys made a call per value of `dim` (calls without a valid key are no consumer; `daily`:
     per hour of the day), in the `namespace` parameter: counted by the store."""
-    counted = f.count_keys(dim, window=window, namespace=p.namespace, daily=daily)
+    counted = f.count_distinct(dim, window=window, namespace=p.namespace, daily=daily)
     return {group[0]: n for group, n in counted.items()}
 
 

@@ -19,20 +19,19 @@ import orjson
 import redis
 
 from paygate.store.redis_backend.names import Names, as_text, guarded
+from paygate.store.rollup_counts import check, distinct_of_rows, spread
 from paygate.store.rollups import (
     BASE,
     BUCKETS,
     CallFact,
     Counted,
     Dim,
+    Distinct,
     Level,
     Part,
     RollupQuery,
     RollupRow,
-    check_counted,
     fold,
-    key_counts_of,
-    keyed,
     plan,
 )
 
@@ -161,12 +160,19 @@ class RedisRollups:
             for group, m in out.items()
         ]
 
-    def count_keys(
-        self, query: RollupQuery, *, admitted: bool = False, daily: bool = False, among: Collection[str] | None = None
+    def count_distinct(
+        self,
+        query: RollupQuery,
+        of: Distinct = "key",
+        *,
+        admitted: bool = False,
+        daily: bool = False,
+        among: Collection[str] | None = None,
     ) -> Counted:
-        """From the rows by key (the hashes hold no sets of keys to count in Redis)."""
-        check_counted(query, daily)
-        return key_counts_of(self.query(keyed(query)), query, admitted=admitted, daily=daily, among=among)
+        """From the rows by key (the hashes hold no sets to count in Redis)."""
+        check(query, of, daily)
+        rows = self.query(spread(query, of))
+        return distinct_of_rows(rows, query, of, admitted=admitted, daily=daily, among=among)
 
     def rekey(self, old_hash: str, new_hash: str) -> None:
         """Nothing to move: reads follow the store's `rotated` map."""
