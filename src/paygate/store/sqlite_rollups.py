@@ -135,7 +135,10 @@ class SQLiteRollups:
 
     def span(self) -> tuple[int, int] | None:
         """The first and last hour holding any call."""
-        low, high = self.db.execute(f"SELECT MIN(hour), MAX(hour) FROM {SPAN_LEVEL}").fetchone()
+        # Two subqueries: SQLite answers a lone MIN or MAX from the index, but both in one SELECT by a scan
+        low, high = self.db.execute(
+            f"SELECT (SELECT MIN(hour) FROM {SPAN_LEVEL}), (SELECT MAX(hour) FROM {SPAN_LEVEL})"
+        ).fetchone()
         return None if low is None else (int(low), int(high))
 
     def plan(self, query: RollupQuery) -> list[Part]:
