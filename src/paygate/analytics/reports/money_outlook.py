@@ -3,6 +3,7 @@ hourly credits, capped by the credits left) and the per-key usage forecast; anom
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -65,8 +66,8 @@ def _key_forecast(record: KeyRecord, recent: RollupRow | None, hours: list[int],
     calls_left = math.floor(record.credits / avg) if avg > 0 else None
     # The key's recent rate: its credits over the measured hours it existed in (a key made an hour ago is
     # not diluted by the week before it).
-    lived = [h for h in hours if h >= hour_of(record.created_at)]
-    per_hour = round((recent.credits if recent else 0) / len(lived), 2) if lived else 0.0
+    lived = len(hours) - bisect.bisect_left(hours, hour_of(record.created_at))  # `hours` ascend (rate_hours)
+    per_hour = round((recent.credits if recent else 0) / lived, 2) if lived else 0.0
     left_hours = hours_until(record.credits, per_hour)
     return {
         "keyName": record.name,

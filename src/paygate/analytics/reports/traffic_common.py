@@ -144,12 +144,17 @@ def percentile(row: RollupRow, p: float) -> float | None:
     return slowest
 
 
+def avg_ms(row: RollupRow) -> float:
+    """The average duration, from the exact sum (ms, 2 decimals)."""
+    return round(row.duration_ms / row.calls, 2) if row.calls else 0.0
+
+
 def latency_stats(row: RollupRow) -> dict[str, Any]:
     """Calls, average (from the exact sum), bounds and percentiles of a row of admitted calls."""
     bounds = duration_bounds(row)
     return {
         "totalCalls": row.calls,
-        "avgDurationMs": round(row.duration_ms / row.calls, 2) if row.calls else 0.0,
+        "avgDurationMs": avg_ms(row),
         "minDurationMs": ms(bounds[0]) if bounds else None,
         "maxDurationMs": ms(bounds[1]) if bounds else None,
         "p50DurationMs": ms(percentile(row, 50)),
