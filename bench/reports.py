@@ -181,6 +181,25 @@ def query_table(store: Store, keys: list[KeyRecord], now: float, repeat: int) ->
             f"| {','.join(query.by) or '(totals)'} | {label} | {len(rows)} | {levels} "
             f"| {statistics.median(samples):.1f} | {p95(samples):.1f} |"
         )
+    for by, of, daily in (
+        (("tool",), "key", False),
+        (("day",), "key", False),
+        (("hour",), "key", True),
+        (("key",), "tool", False),
+    ):
+        for label in ("all", "30d"):
+            hours = RANGES[label]
+            since = None if hours is None else now_hour - hours + 1
+            query = RollupQuery(by, since_hour=since, timing=False)
+            samples, counted = timed(
+                lambda q=query, o=of, d=daily: store.rollups.count_distinct(q, o, admitted=True, daily=d),  # type: ignore[misc]
+                repeat,
+            )
+            shape = f"distinct {of}s by {'hour of day' if daily else by[0]}"
+            lines.append(
+                f"| {shape} | {label} | {len(counted)} | (count_distinct) "
+                f"| {statistics.median(samples):.1f} | {p95(samples):.1f} |"
+            )
     return lines
 
 
