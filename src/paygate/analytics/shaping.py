@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from typing import Any, TypeVar
 
 from paygate.core.records import KeyRecord
@@ -10,6 +12,12 @@ from paygate.reports.keys import key_status
 from paygate.store.rollups import RollupRow
 
 T = TypeVar("T")
+
+
+def half_up(x: Fraction | float) -> int:
+    """Rounded as the reference rounds scores (halves up, not to even), and exactly: give it a Fraction where
+    the value is a sum or product of fractions (in floats 25/6 + 20/6 is 7.4999…, which rounds to 7, not 8)."""
+    return math.floor(Fraction(x) + Fraction(1, 2))
 
 
 def ratio(part: float, whole: float, digits: int = 4) -> float:

@@ -168,7 +168,12 @@ def test_dashboard_and_system_health_match_a_recount(specs: list[KeySpec], rows:
         assert out["keys"]["total"] == len(keys)
         assert Counter(status(k) for k in keys) == Counter({s: n for s, n in out["keys"].items() if s != "total" and n})
 
-        health = w.run("system-health")["components"]
+        report = w.run("system-health")
+        health = report["components"]
+        # The overall score: weights 40 / 35 / 25 %, halves up, in integers (floats can land just under a half)
+        weighted = 40 * health["keyHealth"]["score"] + 35 * health["errorRate"]["score"]
+        weighted += 25 * health["creditUtilization"]["score"]
+        assert report["score"] == (weighted + 50) // 100
         if keys:
             bad = sum(1 for k in keys if status(k) != "active" or k.credits <= 10)
             assert health["keyHealth"]["score"] == max(0, math.floor(100 - 100 * bad / len(keys) + 0.5))

@@ -7,11 +7,12 @@ over all history would keep raising yesterday's trouble.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 from paygate.analytics.facts import Facts
 from paygate.analytics.reports.overview_params import SEVERITY_ORDER, SeverityParams, filtered, hours_until
-from paygate.analytics.shaping import by_key, key_label, percent
+from paygate.analytics.shaping import by_key, half_up, key_label, percent
 from paygate.analytics.window import Window
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
@@ -26,11 +27,6 @@ ERROR_MIN_CALLS = 10
 ERROR_CRITICAL, ERROR_WARNING = 0.5, 0.25
 RATE_PRESSURE = 0.9
 LOW_CREDITS = 10
-
-
-def half_up(x: float) -> int:
-    """Rounded as the reference rounds scores (halves up, not to even)."""
-    return math.floor(x + 0.5)
 
 
 def recent(f: Facts) -> Window:
@@ -81,7 +77,7 @@ def _key_notes(f: Facts, k: KeyRecord, calls: RollupRow | None) -> list[dict[str
             notes.append(_note(k, severity, "credits_depleting", message, details))
     if calls is not None and calls.calls >= ERROR_MIN_CALLS:
         errors = calls.denied + calls.failed
-        rate = errors / calls.calls
+        rate = Fraction(errors, calls.calls)
         if rate >= ERROR_WARNING:
             severity = "critical" if rate >= ERROR_CRITICAL else "warning"
             details = {
@@ -136,14 +132,14 @@ def _key_health(keys: list[KeyRecord], now: float) -> dict[str, Any]:
     bad = sum(problems.values())
     issues = [f"{n} {name}" for name, n in problems.items() if n]
     detail = ", ".join(issues) if issues else f"{len(keys)} active keys"
-    return {"score": max(0, half_up(100 - 100 * bad / len(keys))), "weight": 0.4, "detail": detail}
+    return {"score": max(0, half_up(100 - Fraction(100 * bad, len(keys)))), "weight": 0.4, "detail": detail}
 
 
 def _error_rate(calls: RollupRow) -> dict[str, Any]:
     if not calls.calls:
         return {"score": 100, "weight": 0.35, "detail": f"No calls in the last {RECENT_HOURS} hours"}
     errors = calls.denied + calls.failed
-    rate = errors / calls.calls
+    rate = Fraction(errors, calls.calls)
     detail = f"{half_up(rate * 100)}% error rate ({errors}/{calls.calls}: {calls.denied} denied, {calls.failed} failed)"
     return {"score": max(0, half_up(100 - rate * 200)), "weight": 0.35, "detail": detail}
 
@@ -153,11 +149,11 @@ def _credit_utilization(live: list[KeyRecord]) -> dict[str, Any]:
     if not given:
         return {"score": 100, "weight": 0.25, "detail": "No credits tracked"}
     spent = sum(k.total_spent for k in live)
-    used = spent / given
-    if used > 0.9:
-        score = half_up(50 - (used - 0.9) * 500)
-    elif used > 0.8:
-        score = half_up(80 - (used - 0.8) * 300)
+    used = Fraction(spent, given)
+    if used > Fraction(9, 10):
+        score = half_up(50 - (used - Fraction(9, 10)) * 500)
+    elif used > Fraction(8, 10):
+        score = half_up(80 - (used - Fraction(8, 10)) * 300)
     else:
         score = 100
     detail = f"{half_up(used * 100)}% utilized ({spent}/{given} credits)"
@@ -178,5 +174,5 @@ def system_health(f: Facts, _: Any) -> dict[str, Any]:
         "errorRate": _error_rate(f.totals(window=recent(f))),
         "creditUtilization": _credit_utilization(f.live_keys()),
     }
-    score = half_up(sum(c["score"] * c["weight"] for c in components.values()))
+    score = half_up(sum(c["score"] * Fraction(str(c["weight"])) for c in components.values()))
     return {"score": score, "level": level_of(score), "components": components, **f.window.echo()}

@@ -6,7 +6,6 @@ Audit counts are exact (the store counts them); lists built from audit entries r
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from fractions import Fraction
 from typing import Any
@@ -23,6 +22,7 @@ from paygate.analytics.reports.overview_params import (
     cohort,
     hour_window,
 )
+from paygate.analytics.shaping import half_up
 from paygate.analytics.window import Window, iso_day
 from paygate.audit.service import message_of
 from paygate.core.policy import EffectivePolicy, has_limits
@@ -49,11 +49,6 @@ class LifecycleParams(ReportParams):
 
 class AuditSummaryParams(ReportParams):
     limit: int = Field(default=20, ge=1, le=1000, description="rows in recentEvents")
-
-
-def exact_half_up(x: Fraction) -> int:
-    """A score rounded halves up, computed exactly: in floats 25/6 + 20/6 is 7.4999…, which rounded 7 not 8."""
-    return math.floor(x + Fraction(1, 2))
 
 
 def _count(f: Facts, w: Window, *types: str) -> int:
@@ -152,7 +147,7 @@ def security(f: Facts, p: SeverityParams) -> dict[str, Any]:
             )
     findings.sort(key=lambda x: (SEVERITY_ORDER[str(x["severity"])], str(x["type"])))
     return {
-        "score": max(0, exact_half_up(100 - penalty)),
+        "score": max(0, half_up(100 - penalty)),
         "summary": {"totalKeys": len(scanned), "totalFindings": sum(x["count"] for x in findings)},
         "findings": findings,
         **f.window.echo(),
@@ -172,9 +167,7 @@ def compliance(f: Facts, p: KeySelectParams) -> dict[str, Any]:
     def share(have: int) -> Fraction:
         return Fraction(have, n) if n else Fraction(1)  # no keys: none is out of policy
 
-    score = exact_half_up(
-        25 * share(expiry) + 25 * share(acl) + 20 * share(ip) + 15 * share(limit) + (15 if events else 0)
-    )
+    score = half_up(25 * share(expiry) + 25 * share(acl) + 20 * share(ip) + 15 * share(limit) + (15 if events else 0))
     advice = []
     if n - expiry:
         advice.append(f"Set expiry dates on {n - expiry} key(s) without time-limited access")
