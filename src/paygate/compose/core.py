@@ -35,7 +35,7 @@ from paygate.runtime import Runtime
 from paygate.serving import ServingState
 from paygate.store.audit_log import audit_log_of
 from paygate.store.base import Store
-from paygate.store.redis_backend.store import RedisStore
+from paygate.store.shared import redis_store
 from paygate.store.sqlite import MEMORY, SQLiteStore
 
 log = logging.getLogger("paygate")
@@ -88,6 +88,8 @@ def build_tasks(settings: Settings, dispatcher: Dispatcher, events: EventHub) ->
 def build_store(settings: Settings) -> Store:
     """The embedded SQLite store, or with `redisUrl` the Redis store a fleet shares (docs/redis.md)."""
     if settings.redis_url:
+        from paygate.store.redis_backend.store import RedisStore  # here: only a fleet loads Redis
+
         shared = RedisStore(settings.redis_url, prefix=settings.redis_prefix, usage_cap=settings.redis_usage_max_events)
         shared.open()
         for problem in shared.durability_problems():
@@ -112,8 +114,8 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     # one id per event, shared by its audit entry, SSE message and webhook; a fleet takes blocks of ids
     # from Redis so that its instances never hand out the same one
     events.seed(audit.log.max_id() + 1)
-    if isinstance(store, RedisStore):
-        events.number_from(id_blocks(store.audit.reserve_ids))
+    if (shared := redis_store(store)) is not None:
+        events.number_from(id_blocks(shared.audit.reserve_ids))
     events.subscribe_batch(audit.record_batch)
     keys = KeyService(store, events.publish)
     for raw, credits in settings.import_keys.items():
@@ -131,9 +133,9 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         trusted_proxies=tuple(settings.trusted_proxies),
         country_header=settings.country_header,
     )
-    if isinstance(store, RedisStore):  # the gate here sees this instance's counts only: Redis checks the fleet's
+    if shared is not None:  # the gate here sees this instance's counts only: Redis checks the fleet's
         billing.recheck_limits = True
-        billing.quotas.shared = store.quota_counter
+        billing.quotas.shared = shared.quota_counter
     billing.start()
     transport = "custom"
     if backend is None:
@@ -153,9 +155,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
     tasks = build_tasks(settings, dispatcher, events)
     maintenance = Maintenance(store, events)
     maintenance.load()
-    serving = ServingState(
-        backend, maintenance, store if isinstance(store, RedisStore) else None
-    )  # before the endpoint and the public routes that read it
+    serving = ServingState(backend, maintenance, shared)  # before the endpoint and the public routes that read it
     endpoint = McpEndpoint(
         dispatcher,
         sessions,
@@ -192,11 +192,11 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         serving,
     )
     rt.tickers += [audit.tick, tasks.tick]
-    if isinstance(store, RedisStore):
-        shared = store
+    if shared is not None:
+        fleet = shared
 
         async def bind_store() -> None:  # the listener's news are applied on the loop from now on
-            shared.bind_loop()
+            fleet.bind_loop()
 
         rt.on_start.append(bind_store)
         rt.tickers.append(lambda _: maintenance.load())  # switched on or off by another instance

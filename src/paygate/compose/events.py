@@ -21,7 +21,7 @@ from paygate.keys.templates import TemplateService
 from paygate.policy.memberships import GROUPS, TEAMS, active_count
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
-from paygate.store.redis_backend.store import RedisStore
+from paygate.store.shared import redis_store
 from paygate.webhooks.bootstrap import open_webhooks
 from paygate.webhooks.service import WebhookService
 
@@ -103,8 +103,8 @@ def build_webhooks(rt: Runtime) -> WebhookService:
         rt.metrics.webhook_deliveries_for(result)
     rt.on_start.append(service.start)
     rt.on_stop.append(service.stop)
-    store = rt.store
-    if isinstance(store, RedisStore):
+    store = redis_store(rt.store)
+    if store is not None:
         seen, adopted = [store.doc_writes], [time.monotonic()]
 
         def follow_other_instances(now: float) -> None:

@@ -36,7 +36,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from paygate import __version__
@@ -84,27 +83,11 @@ class _Client(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _HttpxClient:
-    """httpx behind the `H1Pool` interface, for backends reached through a proxy."""
+def _proxied_client(url: str, max_connections: int) -> _Client:
+    # imported here: httpx (~0.15 s to import) is loaded only by a gateway whose backend is behind a proxy
+    from paygate.mcp.backends.http_proxied import HttpxClient
 
-    def __init__(self, url: str, max_connections: int) -> None:
-        self.url = url
-        self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(30.0, read=None),
-            headers={"User-Agent": USER_AGENT},
-        )
-
-    @contextlib.asynccontextmanager
-    async def stream(self, method: str, headers: dict[str, str], body: bytes = b"") -> AsyncIterator[_Body]:
-        try:
-            async with self.client.stream(method, self.url, content=body, headers=headers) as resp:
-                yield resp
-        except httpx.HTTPError as exc:
-            raise H1Error(f"{type(exc).__name__}: {str(exc).replace(self.url, redact_url(self.url))}") from exc
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    return HttpxClient(url, max_connections, USER_AGENT)
 
 
 def _proxied(url: str) -> bool:
@@ -121,7 +104,9 @@ class HttpBackend(HandshakeMixin):
         self.shown_url = redact_url(url)  # what logs and messages show: no credentials, no query values
         self.label = label
         self._client: _Client = (
-            _HttpxClient(url, max_connections) if _proxied(url) else H1Pool(url, max_connections, user_agent=USER_AGENT)
+            _proxied_client(url, max_connections)
+            if _proxied(url)
+            else H1Pool(url, max_connections, user_agent=USER_AGENT)
         )
         self._header_cache: tuple[tuple[str | None, str | None], dict[str, str]] | None = None
         self._session_id: str | None = None
