@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from paygate.store.sqlite import MEMORY, SQLiteStore
 from tests import support
 from tests.support import ECHO_COMMAND, Gateway, running_gateway
 
@@ -51,3 +52,14 @@ def echo_gateway() -> Iterator[Gateway]:
     """The real CLI wrapping our own echo server over stdio, in-memory state, no rate limit."""
     with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0") as gw:
         yield gw
+
+
+@pytest.fixture
+def memory_store() -> Iterator[SQLiteStore]:
+    """An empty SQLite store in memory, closed after the test."""
+    store = SQLiteStore(MEMORY)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()

@@ -16,7 +16,7 @@ from paygate.admin.auth_throttle import AuthThrottle, address_key
 from paygate.audit.service import AuditService
 from paygate.events.hub import Event
 from paygate.store.audit_log import AuditFilter
-from paygate.store.sqlite import MEMORY, SQLiteStore
+from paygate.store.sqlite import SQLiteStore
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, wait_until, write_config
 
@@ -28,11 +28,8 @@ LIMIT = 5
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore(MEMORY)
-    s.open()
-    yield s
-    s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def test_10500_failed_authentications_leave_every_admin_entry(store: SQLiteStore) -> None:

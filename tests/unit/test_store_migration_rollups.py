@@ -4,7 +4,6 @@ what differs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 
 import pytest
@@ -17,11 +16,8 @@ T0 = 1_700_000_000.0
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore(MEMORY)
-    s.open()
-    yield s
-    s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def spread(n: int) -> list[CallFact]:

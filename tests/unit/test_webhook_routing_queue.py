@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 
@@ -12,20 +10,15 @@ from paygate.core.domain_errors import Conflict
 from paygate.core.keys import generate_api_key, hash_key
 from paygate.events.hub import Event
 from paygate.keys.service import KeyService
-from paygate.store.sqlite import MEMORY, SQLiteStore
+from paygate.store.sqlite import SQLiteStore
 from paygate.webhooks.payload import batch_body, key_prefix, shape
 from paygate.webhooks.queue import WebhookQueue, health_counts
 from paygate.webhooks.routing import FilterRule, Routes, WebhookError, config_filter_id
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore(MEMORY)
-    s.open()
-    try:
-        yield s
-    finally:
-        s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def allow(masked: str, key_hash: str | None = None) -> Event:
