@@ -145,6 +145,9 @@ def test_analytics_matches_a_recount(specs: list[KeySpec], rows: list[Any], spac
                 s[1] += 1
         expected = sorted(((by_hash[h].name, c, n) for h, (c, n) in spend.items()), key=lambda e: (-e[1], -e[2], e[0]))
         assert [(c["keyName"], c["credits"], c["calls"]) for c in out["topConsumers"]] == expected[:10]
+        for consumer in out["topConsumers"]:  # its most called tool (the first by name on a tie)
+            calls = Counter(f.tool for f in mine if f.key_hash and by_hash[f.key_hash].name == consumer["keyName"])
+            assert consumer["topTool"] == min(calls, key=lambda t: (-calls[t], t))
 
 
 def iso(ts: float) -> str:

@@ -259,6 +259,13 @@ def test_capacity_and_dependencies_match(specs: list[Any], namespace: str | None
         assert {t["tool"]: (t["totalCalls"], t["uniqueKeys"]) for t in dep["toolUsage"]} == {
             tool: (len(xs), len({x.key_hash for x in xs if x.key_hash})) for tool, xs in by_tool.items()
         }
-        assert {e["keyName"]: e["tools"] for e in dep["keyToolMap"]} == {
+        tools_of = {
             h.name(k): sorted({x.tool for x in xs}) for k, xs in grouped(used, lambda x: x.key_hash).items() if k
         }
+        assert {e["keyName"]: e["tools"] for e in dep["keyToolMap"]} == tools_of
+        ranked = [e["keyName"] for e in dep["keyToolMap"]]  # most tools first, then by name
+        assert ranked == sorted(tools_of, key=lambda name: (-len(tools_of[name]), name))
+        assert all(e["toolCount"] == len(e["tools"]) for e in dep["keyToolMap"])
+        assert dep["summary"]["keysWithCalls"] == len(tools_of)
+        top = w.run("dependencies", **params(namespace, limit=1))["keyToolMap"]
+        assert [e["keyName"] for e in top] == ranked[:1] and top == dep["keyToolMap"][:1]
