@@ -3,12 +3,14 @@ usual query reads a small level), and rotation inside the store's transaction.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.store import sqlite as sqlite_module
+from paygate.store import sqlite_rollups
 from paygate.store.rollups import HOUR, CallFact, RollupQuery, RollupRow, fold
 from paygate.store.schema import MIGRATIONS
 from paygate.store.sqlite import SQLiteStore
@@ -74,6 +76,39 @@ def test_a_state_file_from_before_the_rollups_is_backfilled_from_its_usage_rows(
         store.close()
 
 
+def test_the_per_key_level_gains_its_timings_on_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 6 rebuilds `rollup_key` with durations and the latency histogram from `call_rollup`."""
+    path = tmp_path / "v5.db"
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:5])  # the rollups, per-key counts only
+    # and the writes of that version, to match: rollup_key without its timings
+    v5 = [replace(lv, timing=False) if lv.name == "rollup_key" else lv for lv in sqlite_rollups.LEVELS]
+    monkeypatch.setattr(
+        sqlite_rollups, "_WRITES", [*(sqlite_rollups._add_batch(lv) for lv in v5), sqlite_rollups._CLEAR]
+    )
+    old = SQLiteStore(path)
+    old.open()
+    facts = [
+        CallFact(T0 + 10, "ka", "search", "default", "", credits=3, duration_ms=7.5),
+        CallFact(T0 + 20, "ka", "fetch", "default", "", credits=2, failed=True, duration_ms=3000.0),
+        CallFact(T0 + 5 * HOUR, "ka", "fetch", "default", "rate_limited"),
+        CallFact(T0 + 30 * HOUR, "kb", "write", "prod", "", credits=5, refunded=1, duration_ms=120.25),
+        CallFact(T0 + 31 * HOUR, None, "write", "prod", "", duration_ms=40.0),
+    ]
+    old.rollups.record(facts)
+    old.close()
+
+    monkeypatch.undo()
+    store = SQLiteStore(path)
+    store.open()
+    try:
+        for by in [("key",), ("key", "reason"), ("key", "namespace")]:
+            query = RollupQuery(by)
+            assert store.rollups.plan(query)[0].level.name == "rollup_key"
+            assert _normal(store.rollups.query(query)) == _normal(fold(facts, query)), query
+    finally:
+        store.close()
+
+
 def _tables(path: Path) -> list[tuple[str]]:
     import sqlite3
 
@@ -100,7 +135,8 @@ def _normal(rows: list[RollupRow]) -> dict[object, tuple[object, ...]]:
         (RollupQuery(("namespace",)), ["rollup_tool"]),
         (RollupQuery(("reason",)), ["rollup_tool"]),
         (RollupQuery(("key",), timing=False), ["rollup_key"]),
-        (RollupQuery(("key",)), ["call_rollup"]),  # a key's latency: only the finest level keeps it
+        (RollupQuery(("key",)), ["rollup_key"]),  # keys' latency over all history (migration 6)
+        (RollupQuery(("key",), since_hour=H0 + 24 * 60), ["call_rollup"]),  # over a range: the finest level
         (RollupQuery(("key", "tool"), timing=False), ["rollup_key_tool"]),
         (RollupQuery(("key", "reason"), timing=False), ["rollup_key"]),
         (RollupQuery(("tool", "reason")), ["rollup_tool"]),

@@ -170,4 +170,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason"), timing=False),
         _rollup_fill("rollup_key_tool", None, ("key_hash", "tool", "namespace", "reason"), timing=False),
     ),
+    (
+        # A key's durations and latency histogram over all history (the latency report ranks keys by their
+        # average): rebuilt from call_rollup, whose sums every coarser level equals.
+        "DROP TABLE rollup_key",
+        _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason")),
+        _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason")),
+    ),
 ]

@@ -42,7 +42,7 @@ LEVELS: tuple[Level, ...] = (
     Level("rollup_day_ns", "day", ("namespace", "reason")),
     Level("rollup_key_day", "day", ("key", "namespace", "reason"), timing=False),
     Level("rollup_tool", "all", ("tool", "namespace", "reason")),
-    Level("rollup_key", "all", ("key", "namespace", "reason"), key_access=True, timing=False),
+    Level("rollup_key", "all", ("key", "namespace", "reason"), key_access=True),  # timings: migration 6
     Level("rollup_key_tool", "all", ("key", "tool", "namespace", "reason"), key_access=True, timing=False),
 )
 SPAN_LEVEL = "rollup_hour_ns"  # the smallest hourly table: its first and last hour are the data's
