@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,11 +14,8 @@ from paygate.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore()
-    s.open()
-    yield s
-    s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def service(store: SQLiteStore, *, shadow: bool = False, refund: bool = False, limit: int = 2) -> BillingService:

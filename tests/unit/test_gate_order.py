@@ -3,7 +3,7 @@ apply (the evaluation order), shadow mode applied once, and dry runs agreeing wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -104,11 +104,8 @@ CASES: list[tuple[str, Setup, ClientFacts, str | None]] = [
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore()
-    s.open()
-    yield s
-    s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def world(store: SQLiteStore, setup: Setup) -> tuple[World, str]:

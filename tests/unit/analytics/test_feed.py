@@ -4,7 +4,7 @@ them, and counted for a rotated key's successor."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -21,11 +21,8 @@ NOW = 1_790_000_000.0
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = SQLiteStore()
-    s.open()
-    yield s
-    s.close()
+def store(memory_store: SQLiteStore) -> SQLiteStore:
+    return memory_store
 
 
 def key(store: SQLiteStore, namespace: str = "prod") -> KeyRecord:
