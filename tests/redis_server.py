@@ -48,7 +48,9 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
-    def start(self) -> None:
+    def start(self, *, loaded: bool = True) -> None:
+        """Start it; return once it answers PING, or (`loaded=False`) once it answers at all, which may be
+        `LOADING` while it reads its files back."""
         _require_e2e("redis-server")
         args = [
             REDIS_SERVER,
@@ -78,6 +80,10 @@ class RedisServer:
                 try:
                     if client.ping():
                         return
+                except redis.exceptions.BusyLoadingError:
+                    if not loaded:
+                        return
+                    time.sleep(0.02)
                 except redis.exceptions.RedisError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server did not start on port {self.port}") from None
@@ -98,9 +104,18 @@ class RedisServer:
                 process.kill()
                 process.wait()
 
-    def restart(self, *, crash: bool = False) -> None:
+    def restart(self, *, crash: bool = False, loaded: bool = True) -> None:
         self.stop(crash=crash)
-        self.start()
+        self.start(loaded=loaded)
+
+    def loading(self) -> bool:
+        """Whether it is still reading its data back after a start (answering `LOADING`)."""
+        with self.client() as client:
+            try:
+                client.ping()
+            except redis.exceptions.BusyLoadingError:
+                return True
+        return False
 
     def client(self, db: int = 0) -> redis.Redis:
         return redis.Redis.from_url(self.url_of(db), socket_timeout=5.0)

@@ -206,7 +206,11 @@ def test_redis_crashing_mid_burst_charges_exactly_the_answered_calls(
     settled = [line for gw in fleet for line in gw.stderr().splitlines() if "(its reply had been lost)" in line]
     print(f"  batches in doubt, settled after the restart: {len(settled)}", *settled, sep="\n    ")
     assert sum(x.lost for x in callers) == 0
-    wait_until(lambda: balances(fleet, key) == [initial - answered] * 3, DEADLINE, "only answered calls charged")
+    expected = [initial - answered] * 3
+    try:
+        wait_until(lambda: balances(fleet, key) == expected, DEADLINE, f"only answered calls charged: {expected}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the instances show {balances(fleet, key)}") from None
     history = credit_history(fleet[0], key)
     assert history["currentBalance"] == initial - answered
 

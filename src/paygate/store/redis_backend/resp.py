@@ -21,6 +21,22 @@ class ReplyError(Exception):
     """Redis answered `-ERR …` (a script error, NOSCRIPT, a refused AUTH)."""
 
 
+class NotServing(ConnectionError):
+    """Redis refused the command for a passing state, before it wrote anything: still loading its data
+    after a restart (`LOADING`), another script running too long (`BUSY`), out of memory (`OOM`: a
+    script fails at its first write), a replica cut off from its master or mid-failover (`MASTERDOWN`,
+    `READONLY`, `TRYAGAIN`). A link error to the writer: it backs off and tries again, as when the
+    connection itself is lost."""
+
+
+# The error codes that mean NotServing (the first word of the reply)
+NOT_SERVING = frozenset({"LOADING", "BUSY", "OOM", "MASTERDOWN", "READONLY", "TRYAGAIN"})
+
+
+def reply_error(line: str) -> Exception:
+    return (NotServing if line.split(" ", 1)[0] in NOT_SERVING else ReplyError)(line)
+
+
 def encode(args: tuple[str | bytes, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -43,7 +59,7 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
     if kind == b"+":
         return line.decode(), pos
     if kind == b"-":
-        return ReplyError(line.decode(errors="replace")), pos
+        return reply_error(line.decode(errors="replace")), pos
     if kind == b":":
         return int(line), pos
     if kind == b"$":
@@ -84,7 +100,7 @@ class RespConnection(asyncio.Protocol):
                 break
             waiter = self._waiting.popleft()
             if not waiter.done():
-                if isinstance(value, ReplyError):
+                if isinstance(value, Exception):
                     waiter.set_exception(value)
                 else:
                     waiter.set_result(value)

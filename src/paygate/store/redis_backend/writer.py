@@ -153,12 +153,7 @@ class ChargeWriter:
                 finally:
                     self.in_flight = set()
                 if isinstance(outcome, StoreUnavailable):
-                    # charges queued meanwhile are refused now, not held for the whole outage
-                    stranded = [h for h in self.queue if h.future is not None]
-                    self.queue = [h for h in self.queue if h.future is None]
-                    if stranded:
-                        self._settle(stranded, outcome)
-                    await self._recover(batch)
+                    await self._recover(batch, outcome)
 
     async def _send(self, batch: Sequence[Held]) -> Outcome:
         self.seq += 1
@@ -170,6 +165,10 @@ class ChargeWriter:
             self.doubtful = self.seq
             self.link.up = False
             return StoreUnavailable(f"redis unreachable: {exc}")
+        except ReplyError as exc:  # the script failed (a bug): refused, and the fence settles the batch
+            log.error("redis: a batch of charges failed: %s", exc)
+            self.doubtful = self.seq
+            return StoreUnavailable(f"redis refused the batch: {exc}")
 
     async def _money(self, ops: Sequence[Sequence[str]], seq: int, keys: Sequence[str] = ()) -> Reply:
         loop = asyncio.get_running_loop()
@@ -217,10 +216,12 @@ class ChargeWriter:
         except (*LOST, ReplyError) as exc:  # the periodic refresh will carry them
             log.debug("redis: could not publish balances: %s", exc)
 
-    async def _recover(self, batch: list[Held]) -> None:
-        """Redis was lost with `batch` in flight: wait for it, then refund whatever of it was applied."""
+    async def _recover(self, batch: list[Held], outcome: StoreUnavailable) -> None:
+        """Redis was lost with `batch` in flight: wait for it, then refund whatever of it was applied.
+        Charges queued meanwhile are refused after each failed try, not held for the whole outage."""
         refunds: list[list[str]] | None = None  # known once the batch is settled
         delay = 0.05
+        self._refuse_queued(outcome)
         while True:
             try:
                 if refunds is None:
@@ -236,10 +237,17 @@ class ChargeWriter:
                     log.warning("redis: refunded %d charges whose calls were not forwarded", len(refunds))
                 self.link.up = True
                 return
-            except LOST:
+            except (*LOST, ReplyError) as exc:
                 self.link.up = False
+                self._refuse_queued(StoreUnavailable(f"redis unreachable: {exc}"))
                 await asyncio.sleep(delay)  # back off while Redis is away; calls meanwhile are refused
                 delay = min(delay * 2, MAX_BACKOFF)
+
+    def _refuse_queued(self, outcome: StoreUnavailable) -> None:
+        stranded = [h for h in self.queue if h.future is not None]
+        if stranded:
+            self.queue = [h for h in self.queue if h.future is None]
+            self._settle(stranded, outcome)
 
     async def settle_doubt(self) -> Reply | None:
         """Settle the doubtful batch: its reply if it had been applied, None if it never will be."""
