@@ -122,6 +122,7 @@ class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, LaterSettings
     # MCP tasks: a cancelled task keeps its charge (settled as a failed call) instead of a full refund
     bill_task_creation: bool = False
     admin_key: str | None = Field(default=None, min_length=16)
+    token_secret: str | None = Field(default=None, min_length=32, max_length=256)  # signs pgt_ tokens
     state_file: str = DEFAULT_STATE_FILE
     sqlite_sync: Literal["NORMAL", "FULL"] = "NORMAL"  # FULL: a commit also survives a power loss (slower)
     free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))
@@ -238,6 +239,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_NAME": "name",
     "PAYGATE_SHADOW": "shadowMode",
     "PAYGATE_ADMIN_KEY": "adminKey",
+    "PAYGATE_TOKEN_SECRET": "tokenSecret",
     "PAYGATE_STATE_FILE": "stateFile",
     "PAYGATE_SQLITE_SYNC": "sqliteSync",
     "PAYGATE_WEBHOOK_URL": "webhookUrl",

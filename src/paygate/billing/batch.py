@@ -58,12 +58,12 @@ def admit_batch(
 ) -> BatchAdmitted | BatchRefused:
     """Gate and charge `calls` — (tool, input bytes) each — for the key `raw_key`, all or nothing."""
     now = time.time()
-    key = billing.resolve(raw_key)
+    key, token = billing.identify(raw_key)
     policy = billing.facts.policy_for(key) if key is not None else None
     prices = [billing.prices.for_tool(tool) for tool, _ in calls]
     amounts = [billing.price_of(policy, tool, price, size) for (tool, size), price in zip(calls, prices, strict=True)]
     inputs = [
-        billing.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy)
+        billing.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy, token)
         for (tool, _), amount in zip(calls, amounts, strict=True)
     ]
     subjects: list[str] = []

@@ -17,6 +17,7 @@ from paygate.core import gate
 from paygate.core.netaddr import client_ip, ip_in
 from paygate.core.policy import EffectivePolicy, Quota, resolve
 from paygate.core.records import KeyRecord
+from paygate.credentials.resolver import Credential, Rejected
 from paygate.store.base import Store
 
 GROUP_DOC = "group"
@@ -105,6 +106,25 @@ class GateFacts:
         return code if len(code) == 2 and code.isalpha() else None
 
     def gate_input(
+        self,
+        key: KeyRecord | None,
+        key_given: bool,
+        tool: str,
+        amount: int,
+        now: float,
+        client: ClientFacts,
+        policy: EffectivePolicy | None,
+        token: Credential | Rejected | None = None,
+    ) -> gate.GateInput:
+        g = self._gate_input(key, key_given, tool, amount, now, client, policy)
+        if token is not None:  # a token, not the key itself: refused, or narrowed to some tools
+            if isinstance(token, Rejected):
+                g.rejected = gate.Denial(token.reason, token.detail)
+            else:
+                g.token_tools, g.token_reason = token.tools, token.scope_reason
+        return g
+
+    def _gate_input(
         self,
         key: KeyRecord | None,
         key_given: bool,

@@ -24,6 +24,7 @@ from paygate.core.policy import EffectivePolicy, Quota
 from paygate.core.pricing import PriceBook, ToolPrice, call_price, output_surcharge, size_surcharge
 from paygate.core.ratelimit import RateDecision
 from paygate.core.records import KeyRecord, UsageEvent
+from paygate.credentials.resolver import Credential, Credentials, Rejected
 from paygate.keys import rotation
 from paygate.metrics import Metrics
 from paygate.store.base import Store
@@ -104,22 +105,37 @@ class BillingService:
         # A store shared by several instances (Redis) checks the money limits again as it charges: the
         # gate here sees only this instance's counts. Set by the composition root.
         self.recheck_limits = False
+        # Tokens that stand for a key (scoped tokens, OAuth access tokens): kinds added by the composition root
+        self.credentials = Credentials()
 
     def start(self) -> None:
         """Rebuild today's and this month's quota counters from the usage log."""
         self.quotas.rebuild(self.store, time.time())
 
+    def identify(self, raw_key: str | None) -> tuple[KeyRecord | None, Credential | Rejected | None]:
+        """The key a credential bills, and the token it came as (None for the key itself): a token
+        refused (`Rejected`) bills no key."""
+        if not raw_key:
+            return None, None
+        kind = self.credentials.kind_of(raw_key)
+        if kind is None:
+            return self.store.get_key(hash_key(raw_key)), None
+        token = kind.resolve(raw_key, time.time())
+        if isinstance(token, Rejected):
+            return None, token
+        return self.store.get_key(token.key_hash), token
+
     def resolve(self, raw_key: str | None) -> KeyRecord | None:
-        return self.store.get_key(hash_key(raw_key)) if raw_key else None
+        return self.identify(raw_key)[0]
 
     def policy_for(self, key: KeyRecord) -> EffectivePolicy:
         return self.facts.policy_for(key)
 
     def check_access(self, raw_key: str | None, client: ClientFacts = NO_CLIENT) -> gate.Denial | None:
         """For methods that need a valid key but cost nothing (resources/read, prompts/get …)."""
-        key = self.resolve(raw_key)
+        key, token = self.identify(raw_key)
         policy = self.facts.policy_for(key) if key is not None else None
-        g = self.facts.gate_input(key, raw_key is not None, "", 0, time.time(), client, policy)
+        g = self.facts.gate_input(key, raw_key is not None, "", 0, time.time(), client, policy, token)
         denial = gate.evaluate(g, gate.IDENTITY_CHECKS)  # no tool ACL: this is not a tool call
         if denial is not None and self.shadow:
             return None
@@ -138,10 +154,10 @@ class BillingService:
     ) -> Admitted | Refused:
         now = time.time()
         price = self.prices.for_tool(tool)
-        key = self.resolve(raw_key)
+        key, token = self.identify(raw_key)
         policy = self.facts.policy_for(key) if key is not None else None
         amount = self.price_of(policy, tool, price, input_bytes)
-        g = self.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy)
+        g = self.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy, token)
         rate: RateDecision | None = None
         subjects: list[str] = []
 

@@ -17,6 +17,7 @@ from paygate.analytics.routes import reports as analytics
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
 from paygate.compose.admin import build_analytics, build_public, build_reports, build_usage
+from paygate.compose.credentials import credential_routers
 from paygate.compose.events import (
     build_alerts,
     build_balance_alerts,
@@ -68,6 +69,7 @@ ROUTE_ORDER = (
     "balance_alerts",
     "webhooks",
     "tasks",
+    "tokens",
     "analytics",
 )
 
@@ -124,7 +126,16 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def build_routers(rt: Runtime) -> list[APIRouter]:
     built: dict[str, APIRouter] = {}
-    for domain in (public_routers, key_routers, policy_routers, report_routers, admin_routers, event_routers):
+    domains = (
+        public_routers,
+        key_routers,
+        policy_routers,
+        report_routers,
+        admin_routers,
+        event_routers,
+        credential_routers,
+    )
+    for domain in domains:
         built.update(domain(rt))
     assert set(built) == set(ROUTE_ORDER), set(built) ^ set(ROUTE_ORDER)
     return [built[name] for name in ROUTE_ORDER]

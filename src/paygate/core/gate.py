@@ -36,6 +36,10 @@ class GateInput:
     team: dict[str, Any] | None = None  # the key's active team document
     team_used: quota.Counter | None = None
     team_spent: int = 0
+    # The caller's token, when it is not the key itself (credentials/resolver.py): refused, or narrowed
+    rejected: Denial | None = None  # expired, revoked, forged …: refused before anything else is looked at
+    token_tools: frozenset[str] | None = None  # the token may call only these, within the key's own ACL
+    token_reason: str = "tool_not_allowed"  # what a call outside them is refused with
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ Check = Callable[[GateInput], Denial | None]
 
 def check_key_present(g: GateInput) -> Denial | None:
     return None if g.key_given else Denial("missing_api_key")
+
+
+def check_token_valid(g: GateInput) -> Denial | None:
+    return g.rejected
 
 
 def check_key_known(g: GateInput) -> Denial | None:
@@ -103,6 +111,12 @@ def check_tool_allowed(g: GateInput) -> Denial | None:
         return Denial("tool_not_allowed", f"{g.tool} is not in this key's allowed tools")
     if g.tool in denied:
         return Denial("tool_not_allowed", f"{g.tool} is denied for this key")
+    return None
+
+
+def check_token_tools(g: GateInput) -> Denial | None:
+    if g.token_tools is not None and g.tool not in g.token_tools:
+        return Denial(g.token_reason, f"{g.tool} is not among the tools this token may call")
     return None
 
 
@@ -158,6 +172,7 @@ def check_team(g: GateInput) -> Denial | None:
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
+    check_token_valid,
     check_key_known,
     check_key_active,
     check_key_not_suspended,
@@ -166,7 +181,7 @@ IDENTITY_CHECKS: tuple[Check, ...] = (
     check_country_allowed,
 )
 # Identity and access: run before the rate windows are touched.
-ACCESS_CHECKS: tuple[Check, ...] = (*IDENTITY_CHECKS, check_tool_allowed)
+ACCESS_CHECKS: tuple[Check, ...] = (*IDENTITY_CHECKS, check_tool_allowed, check_token_tools)
 # Money: run after the rate windows admitted the call, just before the charge.
 FUNDS_CHECKS: tuple[Check, ...] = (
     check_credits,

@@ -14,6 +14,8 @@ EVENT_TYPES: dict[str, str] = {
     "gate.deny": "a tool call was refused by the gate, with the reason",
     # keys
     "key.created": "an API key was created",
+    "token.created": "a scoped token was issued for a key",
+    "token.revoked": "a scoped token was revoked before it expired",
     "key.topup": "credits were added to a key",
     "key.revoked": "a key was revoked",
     "key.rotated": "a key was rotated to a new value",

@@ -25,6 +25,7 @@ from paygate.core.gate import Denial
 from paygate.core.ratelimit import RateDecision
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
+from paygate.credentials.resolver import Credential
 from paygate.events.hub import EventHub
 from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
@@ -110,18 +111,19 @@ class Dispatcher:
         return self._priced_tools
 
     def tools_for(self, raw_key: str | None) -> list[dict[str, Any]]:
-        """`tools/list` as this caller may see it: a key's denied tools never appear, and prices are
-        the key's own (group override, plan multiplier)."""
+        """`tools/list` as this caller may see it: a key's denied tools never appear, nor those outside
+        its token's tools, and prices are the key's own (group override, plan multiplier)."""
         tools = self.priced_tools()
-        key = self.billing.resolve(raw_key)
+        key, token = self.billing.identify(raw_key)
         if key is None:
             return tools
         policy = self.billing.policy_for(key)
         allowed, denied = policy.allowed_tools, policy.denied_tools
+        narrowed = token.tools if isinstance(token, Credential) else None
         visible = []
         for tool in tools:
             name = tool["name"]
-            if (allowed and name not in allowed) or name in denied:
+            if (allowed and name not in allowed) or name in denied or (narrowed is not None and name not in narrowed):
                 continue
             pricing = tool["_pricing"]
             own = policy.price(name, pricing["creditsPerCall"])

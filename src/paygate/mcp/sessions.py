@@ -64,7 +64,7 @@ class Session:
             queue.put_nowait(data)
 
 
-def _any_key(_key_hash: str) -> bool:
+def _any_key(_raw: str) -> bool:
     return True
 
 
@@ -77,14 +77,15 @@ class SessionManager:
         max_sessions_per_key: int = MAX_SESSIONS_PER_KEY,
         max_anonymous_sessions: int = MAX_ANONYMOUS_SESSIONS,
         max_streams_per_session: int = MAX_STREAMS_PER_SESSION,
-        known_key: Callable[[str], bool] = _any_key,
+        valid_credential: Callable[[str], bool] = _any_key,
     ) -> None:
         self.max_sessions = max_sessions
         self.max_sessions_per_key = max_sessions_per_key
         self.max_anonymous_sessions = max_anonymous_sessions
         self.max_streams_per_session = max_streams_per_session
         self.idle_seconds = idle_seconds
-        self.known_key = known_key  # a key hash → whether it names a key (only valid keys bind sessions)
+        # a raw credential → whether it names a key, itself or as a valid token (only those bind sessions)
+        self.valid_credential = valid_credential
         self._sessions: dict[str, Session] = {}
         self._anonymous: OrderedDict[str, Session] = OrderedDict()  # least recently used first
         self._keyed: OrderedDict[str, Session] = OrderedDict()
@@ -98,11 +99,11 @@ class SessionManager:
         return len(self._anonymous)
 
     def owner_of(self, raw_key: str | None) -> str | None:
-        """The hash a session opened with this key is bound to: None for no key or an unknown one."""
+        """The hash a session opened with this credential is bound to (the credential's own, so a token's
+        session is not its key's): None for none, or one that names no key."""
         if not raw_key:
             return None
-        key_hash = hash_key(raw_key)
-        return key_hash if self.known_key(key_hash) else None
+        return hash_key(raw_key) if self.valid_credential(raw_key) else None
 
     def create(self, protocol_version: str, raw_key: str | None = None) -> Session | None:
         """A new session, bound to `raw_key` if it is a valid key; None when a key is needed."""

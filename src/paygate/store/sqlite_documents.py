@@ -65,3 +65,7 @@ class DocumentsAndMeta:
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
             (name, value),
         )
+
+    def claim_meta(self: _StoreParts, name: str, value: str) -> str:
+        self.db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", (name, value))
+        return str(self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])

@@ -139,6 +139,13 @@ def test_meta_is_set_replaced_and_read(store: Store) -> None:
     assert (store.get_meta("x"), store.get_meta("y")) == ("2", "")
 
 
+def test_a_meta_claim_keeps_the_first_value(store: Store) -> None:
+    assert store.claim_meta("secret", "first") == "first"
+    assert store.claim_meta("secret", "second") == "first" and store.get_meta("secret") == "first"
+    store.set_meta("secret", "replaced")
+    assert store.claim_meta("secret", "third") == "replaced"
+
+
 def test_a_conditional_put_is_a_claim_one_caller_wins(store: Store) -> None:
     store.doc_put("reservations", "r1", {"status": "active", "credits": 5})
     assert store.doc_put_if("reservations", "r1", {"status": "releasing", "credits": 5}, "status", "active")

@@ -128,6 +128,10 @@ class RedisDocuments:
     def set_meta(self, name: str, value: str) -> None:
         guarded(lambda: self.client.hset(self.names.meta, name, value))
 
+    def claim_meta(self, name: str, value: str) -> str:
+        guarded(lambda: self.client.hsetnx(self.names.meta, name, value))
+        return self.get_meta(name) or value
+
     # other instances' changes (listener.py), on the event loop ---------------------------------------------
     def remote_money(self, states: list[tuple[str, MoneyState]]) -> None:
         for key_hash, state in states:
