@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from paygate.config_auth import AuthSettings
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
@@ -99,7 +100,7 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, LaterSettings):
+class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, LaterSettings):
     """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
     headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
     ignored here and reported by `validate`."""
@@ -122,7 +123,6 @@ class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, LaterSettings
     # MCP tasks: a cancelled task keeps its charge (settled as a failed call) instead of a full refund
     bill_task_creation: bool = False
     admin_key: str | None = Field(default=None, min_length=16)
-    token_secret: str | None = Field(default=None, min_length=32, max_length=256)  # signs pgt_ tokens
     state_file: str = DEFAULT_STATE_FILE
     sqlite_sync: Literal["NORMAL", "FULL"] = "NORMAL"  # FULL: a commit also survives a power loss (slower)
     free_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_FREE_METHODS))

@@ -53,6 +53,7 @@ class KeyService:
         self.store = store
         self.publish = publish
         self.rekey_listeners: list[RekeyListener] = []
+        self._alias_hints: dict[str, str] = {}  # alias → the hash of the key it was last found on
 
     def create(self, name: str, credits: int, **policy: Any) -> NewKey:
         """A new key, not announced (a clone or a rotation announces itself in its own words)."""
@@ -137,9 +138,18 @@ class KeyService:
     def by_alias(self, alias: str) -> KeyRecord | None:
         """The key holding `alias`, revoked ones included: aliases are unique across every key (the
         store's UNIQUE column), and a revoked key keeps its alias, so it must still be reachable by
-        it (notes on revoked keys; a second revoke is a 409, not a 404). Rotation hands the alias on."""
+        it (notes on revoked keys; a second revoke is a 409, not a 404). Rotation hands the alias on.
+        Where an alias was last found is remembered: a record still holding it is the answer (aliases are
+        unique), so only a first lookup or a moved alias reads every key."""
+        hint = self._alias_hints.get(alias)
+        if hint is not None:
+            record = self.store.get_key(hint)
+            if record is not None and record.alias == alias:
+                return record
+            del self._alias_hints[alias]
         for record in self.store.list_keys():
             if record.alias == alias:
+                self._alias_hints[alias] = record.key_hash
                 return record
         return None
 
