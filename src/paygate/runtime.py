@@ -16,6 +16,7 @@ from paygate.api.common import AdminGuard
 from paygate.audit.service import AuditService
 from paygate.billing.service import BillingService
 from paygate.config import Settings
+from paygate.credentials.resolver import Credentials
 from paygate.events.hub import EventHub
 from paygate.keys.service import KeyService
 from paygate.mcp.backends.base import Backend
@@ -45,6 +46,8 @@ class Runtime:
     audit: AuditService
     guard: AdminGuard
     serving: ServingState  # started, draining, maintenance, ready (serving.py)
+    # the token kinds /mcp accepts besides plain keys (scoped tokens, OAuth access tokens)
+    credentials: Credentials = field(default_factory=Credentials)
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
     # Awaited in order once the backend is up (start background tasks) and at shutdown, after the

@@ -25,6 +25,7 @@ from paygate.compose.events import (
     start_request_log,
 )
 from paygate.compose.keys import backup_router, key_routers, policy_routers
+from paygate.compose.oauth import oauth_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
 from paygate.mcp.task_calls import TaskCalls
@@ -69,6 +70,11 @@ ROUTE_ORDER = (
     "webhooks",
     "tasks",
     "analytics",
+    "oauth_metadata",
+    "oauth_register",
+    "oauth_clients",
+    "oauth_authorize",
+    "oauth_token",
 )
 
 
@@ -124,7 +130,15 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def build_routers(rt: Runtime) -> list[APIRouter]:
     built: dict[str, APIRouter] = {}
-    for domain in (public_routers, key_routers, policy_routers, report_routers, admin_routers, event_routers):
+    for domain in (
+        public_routers,
+        key_routers,
+        policy_routers,
+        report_routers,
+        admin_routers,
+        event_routers,
+        oauth_routers,
+    ):
         built.update(domain(rt))
     assert set(built) == set(ROUTE_ORDER), set(built) ^ set(ROUTE_ORDER)
     return [built[name] for name in ROUTE_ORDER]
