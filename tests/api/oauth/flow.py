@@ -23,7 +23,9 @@ def pkce() -> tuple[str, str]:
 
 
 def form_fields(html: str) -> dict[str, str]:
-    return {unescape(n): unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)}
+    return {
+        unescape(n): unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
+    }
 
 
 def query_of(location: str) -> dict[str, str]:
@@ -75,7 +77,11 @@ class Flow:
 
     def exchange(self, client_id: str, code: str, verifier: str) -> httpx.Response:
         return self.token(
-            grant_type="authorization_code", code=code, client_id=client_id, redirect_uri=REDIRECT, code_verifier=verifier
+            grant_type="authorization_code",
+            code=code,
+            client_id=client_id,
+            redirect_uri=REDIRECT,
+            code_verifier=verifier,
         )
 
     def tokens(self, client_id: str, api_key: str | None) -> dict[str, Any]:

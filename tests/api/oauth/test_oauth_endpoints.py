@@ -166,7 +166,12 @@ def test_deny_redirects_with_access_denied(flow: Flow) -> None:
     r = flow.consent(params, None, decision="deny")
     assert r.status_code == 303
     got = query_of(r.headers["location"])
-    assert got == {"error": "access_denied", "error_description": got["error_description"], "state": params["state"], "iss": flow.url}
+    assert got == {
+        "error": "access_denied",
+        "error_description": got["error_description"],
+        "state": params["state"],
+        "iss": flow.url,
+    }
 
 
 @pytest.mark.parametrize(
