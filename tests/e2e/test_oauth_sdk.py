@@ -88,13 +88,13 @@ def provider(gw: Gateway, browser: HeadlessBrowser, storage: MemoryStorage) -> O
     return OAuthClientProvider(f"{gw.url}/mcp", metadata, storage, browser.redirect, browser.callback)
 
 
-def ping_with(gw: Gateway, token: str) -> int:
-    r = httpx.post(
-        f"{gw.url}/mcp",
-        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10.0,
-    )
+async def ping_with(gw: Gateway, token: str) -> int:
+    async with httpx.AsyncClient(timeout=10.0) as plain:
+        r = await plain.post(
+            f"{gw.url}/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     return r.status_code
 
 
@@ -123,24 +123,25 @@ async def test_the_sdk_signs_in_refreshes_and_signs_in_again_after_revocation(oa
         assert browser.visits == 1
         assert storage.tokens.access_token != first.access_token
         assert storage.tokens.refresh_token not in (None, first.refresh_token)
-        assert ping_with(gw, storage.tokens.access_token) == 200
+        assert await ping_with(gw, storage.tokens.access_token) == 200
 
         # the holder revokes the grant: its tokens are refused, and the SDK signs in again
-        r = httpx.post(f"{gw.url}/oauth/revoke", data={"token": storage.tokens.refresh_token}, timeout=10.0)
+        async with httpx.AsyncClient(timeout=10.0) as plain:
+            r = await plain.post(f"{gw.url}/oauth/revoke", data={"token": storage.tokens.refresh_token})
         assert r.status_code == 200
         revoked = storage.tokens.access_token
-        assert ping_with(gw, revoked) == 401
+        assert await ping_with(gw, revoked) == 401
         await client.list_tools()
         assert browser.visits == 2
-        assert storage.tokens.access_token != revoked and ping_with(gw, storage.tokens.access_token) == 200
+        assert storage.tokens.access_token != revoked and await ping_with(gw, storage.tokens.access_token) == 200
 
-    audit = httpx.get(
-        f"{gw.url}/audit",
-        params={"types": "oauth.token_issued,oauth.token_revoked,oauth.client_registered"},
-        headers=gw.admin(),
-        timeout=10.0,
-    ).json()
-    types = [e["type"] for e in audit["events"]]
+    async with httpx.AsyncClient(timeout=10.0) as plain:
+        answer = await plain.get(
+            f"{gw.url}/audit",
+            params={"types": "oauth.token_issued,oauth.token_revoked,oauth.client_registered"},
+            headers=gw.admin(),
+        )
+    types = [e["type"] for e in answer.json()["events"]]
     assert types.count("oauth.client_registered") == 1
     assert types.count("oauth.token_issued") == 3  # the code, the refresh, the second sign-in
     assert types.count("oauth.token_revoked") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paygate.admin.backup import checksum
 from tests.api.oauth.flow import REDIRECT, Flow, form_fields, pkce, query_of
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, write_config
@@ -271,3 +273,19 @@ def test_revoking_an_unknown_token_is_200_and_changes_nothing(gw: InProcessGatew
         assert r.status_code == 200
     assert flow.client.post(f"{flow.url}/oauth/revoke", data={}).json()["error"] == "invalid_request"
     assert audit_types(gw, "oauth.token_revoked") == before
+
+
+def test_a_backup_with_oauth_documents_restores(gw: InProcessGateway, flow: Flow) -> None:
+    key = gw.create_key(10)
+    flow.tokens(flow.register()["client_id"], key)
+    snapshot = gw.client.get(f"{gw.url}/admin/backup", headers=gw.admin()).json()
+    docs = snapshot["data"]["documents"]
+    assert {"oauth_client", "oauth_code", "oauth_token"} <= set(docs)
+    assert key not in str(docs)
+    r = gw.client.post(f"{gw.url}/admin/restore", json={"backup": snapshot, "mode": "overwrite"}, headers=gw.admin())
+    assert r.status_code == 200, r.text
+    tampered = copy.deepcopy(snapshot)
+    next(iter(tampered["data"]["documents"]["oauth_client"].values()))["redirectUris"] = ["http://evil.example/cb"]
+    tampered["checksum"] = checksum(tampered["data"])
+    r = gw.client.post(f"{gw.url}/admin/restore", json={"backup": tampered, "mode": "overwrite"}, headers=gw.admin())
+    assert r.status_code == 400 and "redirectUris" in r.text
