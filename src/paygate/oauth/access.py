@@ -39,7 +39,9 @@ class AccessTokens:
         fixed = self.server.fixed_resource
         if fixed is not None and doc.get("audience") != fixed:
             return Rejected("invalid_token", "access token issued for another resource", bearer=True)
-        return Credential(str(doc["keyHash"]), tools_of(list(doc["scopes"])), "oauth", token_hash)
+        # the owner a session is bound to: the grant (the family, the SHA-256 of its authorization code),
+        # not this token, so a session outlives the refreshes of its grant and ends with its revocation
+        return Credential(str(doc["keyHash"]), tools_of(list(doc["scopes"])), "oauth", str(doc["family"]))
 
     def audience(self, raw: str) -> str | None:
         doc = self.records.token(digest(raw))

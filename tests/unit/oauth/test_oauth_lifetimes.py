@@ -104,6 +104,11 @@ def test_an_access_token_resolves_then_expires(parts: dict[str, Any]) -> None:
     assert isinstance(got, Credential) and got.kind == "oauth" and got.tools == frozenset({"echo"})
     assert got.scope_reason == "insufficient_scope"
     assert got.key_hash == parts["store"].list_keys()[0].key_hash and got.owner != got.key_hash
+    refreshed = parts["grants"].token(
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": parts["client"]}, None
+    )
+    again = kind.resolve(refreshed["access_token"], now)
+    assert isinstance(again, Credential) and again.owner == got.owner  # one grant, one owner: sessions survive refresh
     assert kind.resolve(tokens["access_token"], now + 601) == Rejected(
         "token_expired", "access token expired", bearer=True
     )
