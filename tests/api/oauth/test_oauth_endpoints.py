@@ -18,7 +18,7 @@ from tests.support import ECHO_COMMAND, write_config
 
 @pytest.fixture
 def flow(gw: InProcessGateway) -> Iterator[Flow]:
-    with httpx.Client(follow_redirects=False) as client:
+    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
         yield Flow(gw.url, client)
 
 
@@ -228,7 +228,7 @@ def test_a_form_without_the_pages_cookie_or_token_is_refused(gw: InProcessGatewa
     params = flow.authorize_params(reg["client_id"], challenge)
     page = flow.client.get(f"{flow.url}/oauth/authorize", params=params)
     fields = form_fields(page.text) | {"decision": "approve", "api_key": key}
-    with httpx.Client() as other_site:  # the right token, but no cookie
+    with httpx.Client(timeout=30.0) as other_site:  # the right token, but no cookie
         r = other_site.post(f"{flow.url}/oauth/authorize", data=fields)
     assert r.status_code == 400 and "location" not in r.headers and "expired" in r.text
     r = flow.client.post(f"{flow.url}/oauth/authorize", data=fields | {"csrf_token": "0" * 64})

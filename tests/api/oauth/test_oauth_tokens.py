@@ -17,7 +17,7 @@ PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 
 @pytest.fixture
 def flow(gw: InProcessGateway) -> Iterator[Flow]:
-    with httpx.Client(follow_redirects=False) as client:
+    with httpx.Client(follow_redirects=False, timeout=30.0) as client:
         yield Flow(gw.url, client)
 
 
