@@ -26,7 +26,7 @@ the route calls the service beside it in the same domain package (`keys/routes/r
 
 
 def render() -> str:
-    app, rt = create_app(Settings(state_file=":memory:", server_command="true"))
+    app, rt = create_app(Settings(state_file=":memory:", server_command="true", oauth={}))  # every optional router on
     try:
         rows: dict[tuple[str, str], set[str]] = defaultdict(set)
         for route in served_routes(app.api):

@@ -1,4 +1,4 @@
-"""The reference's settings that later issues implement (traffic control, payments, OAuth, plugins):
+"""The reference's settings that later issues implement (traffic control, payments, plugins):
 accepted now under the reference's names and checked for their types, so a reference config starts
 unchanged and a wrong type is refused today rather than when the feature lands. Nothing reads them
 yet: `validate` and the start warning say they are not enforced (validation.LATER_KEYS).
@@ -31,9 +31,8 @@ class LaterSettings(BaseModel):
     guardrails: dict[str, Any] | None = None
     plugins: list[Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
-    # payments (issue 17), OAuth (issue 16), REST wrapping
+    # payments (issue 17), REST wrapping
     stripe: dict[str, Any] | None = None
     x402: dict[str, Any] | None = None
-    oauth: dict[str, Any] | None = None
     open_api_spec: str | None = None
     open_api_base_url: str | None = None

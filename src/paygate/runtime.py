@@ -45,6 +45,7 @@ class Runtime:
     audit: AuditService
     guard: AdminGuard
     serving: ServingState  # started, draining, maintenance, ready (serving.py)
+    # the token kinds /mcp accepts besides plain keys (scoped tokens, OAuth access tokens)
     # Called about once a second with the time, off the hot path (schedules, expiry scans, TTLs).
     tickers: list[Callable[[float], None]] = field(default_factory=list)
     # Awaited in order once the backend is up (start background tasks) and at shutdown, after the

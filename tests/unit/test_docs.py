@@ -37,7 +37,7 @@ def served_routes() -> set[tuple[str, str]]:
     from paygate.app import create_app, served_routes
     from paygate.config import Settings
 
-    app, rt = create_app(Settings(state_file=":memory:", server_command="true"))  # never started
+    app, rt = create_app(Settings(state_file=":memory:", server_command="true", oauth={}))  # never started; OAuth on
     try:
         out = {("POST", "/mcp")}
         for route in served_routes(app.api):
@@ -71,7 +71,7 @@ def test_every_route_and_dependency_runs_on_the_event_loop() -> None:
     from paygate.app import create_app, served_routes
     from paygate.config import Settings
 
-    app, rt = create_app(Settings(state_file=":memory:", server_command="true"))
+    app, rt = create_app(Settings(state_file=":memory:", server_command="true", oauth={}))  # every optional router on
     try:
         threaded = []
         routes = served_routes(app.api)

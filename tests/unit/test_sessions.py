@@ -69,7 +69,7 @@ def test_a_full_keyed_pool_gives_up_its_least_recent_session() -> None:
 
 
 def test_no_anonymous_sessions_when_the_pool_is_zero() -> None:
-    m = SessionManager(max_anonymous_sessions=0, valid_credential=lambda raw: raw == KEY_A)
+    m = SessionManager(max_anonymous_sessions=0, owner_of_credential=lambda raw: (hash_key(raw), raw == KEY_A))
     assert m.create("v") is None
     assert m.create("v", "pg_unknown") is None  # an unknown key is no key
     assert m.create("v", KEY_A) is not None
@@ -84,7 +84,9 @@ def test_sessions_are_bound_to_the_key_that_opened_them() -> None:
 
 
 def test_an_anonymous_session_is_bound_to_the_first_valid_key_used_on_it() -> None:
-    m = SessionManager(max_sessions=5, max_anonymous_sessions=5, valid_credential=lambda raw: raw != "pg_bad")
+    m = SessionManager(
+        max_sessions=5, max_anonymous_sessions=5, owner_of_credential=lambda raw: (hash_key(raw), raw != "pg_bad")
+    )
     s = m.create("v")
     assert s is not None and s.owner is None and s.log.max_bytes == ANONYMOUS_LOG_BYTES
     assert m.find(s.id, None) is s and m.find(s.id, "pg_bad") is s and s.owner is None  # not a key: no binding

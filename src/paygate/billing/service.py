@@ -128,6 +128,13 @@ class BillingService:
     def resolve(self, raw_key: str | None) -> KeyRecord | None:
         return self.identify(raw_key)[0]
 
+    def session_owner(self, raw: str) -> tuple[str, bool]:
+        """What a session opened with `raw` is bound to, and whether it names a key (only those bind one):
+        the token's own owner if it has one (an OAuth grant), else the credential's hash."""
+        key, token = self.identify(raw)
+        owner = token.owner if isinstance(token, Credential) and token.owner else hash_key(raw)
+        return owner, key is not None
+
     def policy_for(self, key: KeyRecord) -> EffectivePolicy:
         return self.facts.policy_for(key)
 

@@ -145,7 +145,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         max_sessions_per_key=settings.max_sessions_per_key,
         max_anonymous_sessions=settings.max_anonymous_sessions,
         max_streams_per_session=settings.max_streams_per_session,
-        valid_credential=lambda raw: billing.resolve(raw) is not None,  # only real keys bind a session
+        owner_of_credential=billing.session_owner,
     )
     relay = Relay(sessions, settings.tool_timeout_seconds)  # server → client traffic (mcp/relay.py)
     relay.attach(backend)

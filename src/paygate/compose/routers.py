@@ -26,6 +26,7 @@ from paygate.compose.events import (
     start_request_log,
 )
 from paygate.compose.keys import backup_router, key_routers, policy_routers
+from paygate.compose.oauth import oauth_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
 from paygate.mcp.task_calls import TaskCalls
@@ -71,6 +72,11 @@ ROUTE_ORDER = (
     "tasks",
     "tokens",
     "analytics",
+    "oauth_metadata",
+    "oauth_register",
+    "oauth_clients",
+    "oauth_authorize",
+    "oauth_token",
 )
 
 
@@ -134,6 +140,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         admin_routers,
         event_routers,
         credential_routers,
+        oauth_routers,
     )
     for domain in domains:
         built.update(domain(rt))

@@ -17,6 +17,7 @@ class Credential:
     key_hash: str  # the key billed (whose ACL, limits and balance apply)
     tools: frozenset[str] | None = None  # only these tools, within the key's own ACL (None: no narrowing)
     kind: str = "api_key"  # "api_key", "scoped_token" or "oauth"
+    owner: str = ""  # what a session opened with it is bound to ("": the credential's own hash)
 
     @property
     def scope_reason(self) -> str:

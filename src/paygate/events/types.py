@@ -68,6 +68,10 @@ EVENT_TYPES: dict[str, str] = {
     "template.created": "a key template was created",
     "template.updated": "a key template changed",
     "template.deleted": "a key template was deleted",
+    # OAuth (oauth/, docs/auth.md)
+    "oauth.client_registered": "an OAuth client registered itself (RFC 7591)",
+    "oauth.token_issued": "an OAuth access token (and refresh token) was issued",
+    "oauth.token_revoked": "OAuth tokens were revoked (by their holder, or a replayed code or refresh token)",
     # administration
     "admin.auth_failed": "a request to an admin route had no valid admin key",
     "admin.auth_throttled": "an address went over authFailureLimit: its admin requests get 429 for the minute",

@@ -7,7 +7,7 @@ session. Malformed JSON → -32700, a bad message → -32600.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -31,6 +31,9 @@ from paygate.mcp.sessions import Session, SessionManager
 from paygate.serving import ServingState
 
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
+# (scheme, headers, credential) -> the WWW-Authenticate value and a description of a request to refuse
+# with 401, or None (oauth/access.py's BearerChallenge, set by the composition root when OAuth is on)
+BearerCheck = Callable[[str, dict[bytes, bytes], str | None], tuple[bytes, str] | None]
 
 
 class McpEndpoint:
@@ -58,6 +61,7 @@ class McpEndpoint:
         self.max_batch_response_bytes = max_batch_response_bytes
         self.session_rate = session_rate or SessionRate(0)  # new sessions per address per minute
         self.trusted_proxies = trusted_proxies
+        self.bearer_challenge: BearerCheck | None = None  # OAuth on: no credential, or a refused token, is a 401
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -69,6 +73,12 @@ class McpEndpoint:
                     return
         if method in ("POST", "GET") and self.serving.maintenance.enabled:
             await self._in_maintenance(send)  # DELETE still ends a session: clients may clean up
+            return
+        if (
+            self.bearer_challenge is not None
+            and method in ("POST", "GET", "DELETE")
+            and await self._challenged(scope, send)
+        ):
             return
         if method == "POST":
             self.inflight += 1
@@ -87,6 +97,19 @@ class McpEndpoint:
                 jsonrpc.error(None, errors.INVALID_REQUEST, "Method not allowed"),
                 [(b"allow", b"GET, POST, DELETE")],
             )
+
+    async def _challenged(self, scope: Scope, send: Send) -> bool:
+        """The MCP authorization spec's 401 (2025-11-25): its `resource_metadata` leads the client to the
+        authorization server."""
+        assert self.bearer_challenge is not None
+        headers = header_map(scope)
+        refused = self.bearer_challenge(scope.get("scheme", "http"), headers, api_key_from(headers))
+        if refused is None:
+            return False
+        challenge, description = refused
+        body = jsonrpc.error(None, errors.INVALID_REQUEST, description, {"reason": "unauthorized", "httpStatus": 401})
+        await send_json(send, 401, body, [(b"www-authenticate", challenge)])
+        return True
 
     async def _in_maintenance(self, send: Send) -> None:
         reason = errors.reason("maintenance_mode")

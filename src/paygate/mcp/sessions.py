@@ -64,8 +64,8 @@ class Session:
             queue.put_nowait(data)
 
 
-def _any_key(_raw: str) -> bool:
-    return True
+def _own_hash(raw: str) -> tuple[str, bool]:
+    return hash_key(raw), True
 
 
 class SessionManager:
@@ -77,15 +77,16 @@ class SessionManager:
         max_sessions_per_key: int = MAX_SESSIONS_PER_KEY,
         max_anonymous_sessions: int = MAX_ANONYMOUS_SESSIONS,
         max_streams_per_session: int = MAX_STREAMS_PER_SESSION,
-        valid_credential: Callable[[str], bool] = _any_key,
+        owner_of_credential: Callable[[str], tuple[str, bool]] = _own_hash,
     ) -> None:
         self.max_sessions = max_sessions
         self.max_sessions_per_key = max_sessions_per_key
         self.max_anonymous_sessions = max_anonymous_sessions
         self.max_streams_per_session = max_streams_per_session
         self.idle_seconds = idle_seconds
-        # a raw credential → whether it names a key, itself or as a valid token (only those bind sessions)
-        self.valid_credential = valid_credential
+        # a raw credential → what a session opened with it is bound to, and whether it names a key, itself or
+        # as a valid token (only those bind sessions)
+        self.owner_of_credential = owner_of_credential
         self._sessions: dict[str, Session] = {}
         self._anonymous: OrderedDict[str, Session] = OrderedDict()  # least recently used first
         self._keyed: OrderedDict[str, Session] = OrderedDict()
@@ -99,11 +100,13 @@ class SessionManager:
         return len(self._anonymous)
 
     def owner_of(self, raw_key: str | None) -> str | None:
-        """The hash a session opened with this credential is bound to (the credential's own, so a token's
-        session is not its key's): None for none, or one that names no key."""
+        """What a session opened with this credential is bound to (the credential's own hash, so a token's
+        session is not its key's; an OAuth grant, so a session outlives refreshes): None for none, or one
+        that names no key."""
         if not raw_key:
             return None
-        return hash_key(raw_key) if self.valid_credential(raw_key) else None
+        owner, valid = self.owner_of_credential(raw_key)
+        return owner if valid else None
 
     def create(self, protocol_version: str, raw_key: str | None = None) -> Session | None:
         """A new session, bound to `raw_key` if it is a valid key; None when a key is needed."""
@@ -147,7 +150,7 @@ class SessionManager:
             return None
         owner = session.owner
         if owner is not None:
-            if raw_key is None or not hmac.compare_digest(hash_key(raw_key), owner):
+            if raw_key is None or not hmac.compare_digest(self.owner_of_credential(raw_key)[0], owner):
                 return None
         elif raw_key is not None and (new_owner := self.owner_of(raw_key)) is not None:
             self._bind(session, new_owner)

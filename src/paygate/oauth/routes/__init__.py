@@ -1,0 +1,1 @@
+"""The OAuth server's routers: metadata, clients, authorize, token (docs/auth.md)."""
