@@ -36,6 +36,10 @@ class OAuthSettings(BaseModel):
         default_factory=lambda: list(DEFAULT_SCOPES), min_length=1, max_length=100
     )
     max_clients: int = Field(default=1000, ge=1, le=100_000)
+    # clients identified by the URL of their metadata document (fetched under the webhook SSRF rules)
+    client_metadata_documents: bool = True
+    # fetch those documents from loopback / private hosts, and over http: labs and tests only
+    client_metadata_allow_private: bool = False
 
     @field_validator("issuer")
     @classmethod

@@ -6,10 +6,8 @@ every other token before any charge."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -21,6 +19,7 @@ from paygate.config_auth import ExternalAuthConfig
 from paygate.credentials.external import tools_of_scope
 from tests.api.policy_support import denial, set_alias
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
+from tests.json_server import JsonServer
 from tests.support import ECHO_COMMAND, wait_until
 
 AUDIENCE = "https://gateway.example/mcp"
@@ -31,31 +30,13 @@ class Issuer:
 
     def __init__(self) -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {"k1": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/oauth-authorization-server":
-                    body: Any = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
-                elif self.path == "/jwks":
-                    body = {"keys": [issuer.jwk(kid) for kid in issuer.keys]}
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = JsonServer()
+        self.url = self.http.url
+        self.http.documents["/.well-known/oauth-authorization-server"] = {
+            "issuer": self.url,
+            "jwks_uri": f"{self.url}/jwks",
+        }
+        self.http.documents["/jwks"] = lambda: {"keys": [self.jwk(kid) for kid in self.keys]}
 
     def jwk(self, kid: str) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
@@ -67,9 +48,7 @@ class Issuer:
         return jwt.encode(body, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from paygate.oauth.access import AccessTokens, BearerChallenge
 from paygate.oauth.authorization import Authorizations
+from paygate.oauth.client_documents import ClientDocuments
 from paygate.oauth.clients import ClientRegistry
 from paygate.oauth.grants import Grants
 from paygate.oauth.records import OAuthRecords
@@ -32,6 +33,10 @@ def oauth_routers(rt: Runtime) -> dict[str, APIRouter]:
     rt.endpoint.bearer_challenge = BearerChallenge(rt.billing.credentials, tokens, server, fallback)
     registry = ClientRegistry(records, rt.keys, server.scopes, settings.max_clients, rt.events.publish)
     last_sweep = [0.0]
+    documents = None
+    if settings.client_metadata_documents:
+        allow_private = settings.client_metadata_allow_private
+        documents = ClientDocuments(records, server.scopes, settings.max_clients, allow_private)
 
     def sweep(now: float) -> None:  # about once a minute: a scan of the OAuth documents
         if now - last_sweep[0] >= SWEEP_SECONDS:
@@ -43,6 +48,6 @@ def oauth_routers(rt: Runtime) -> dict[str, APIRouter]:
         "oauth_metadata": metadata.router(server, fallback),
         "oauth_register": clients.client_router(registry),
         "oauth_clients": clients.admin_router(rt.guard, registry),
-        "oauth_authorize": authorize.router(Authorizations(records, rt.keys, server, rt.store), fallback),
+        "oauth_authorize": authorize.router(Authorizations(records, rt.keys, server, rt.store), documents, fallback),
         "oauth_token": token.router(Grants(records, server, rt.events.publish)),
     }

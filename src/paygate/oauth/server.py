@@ -66,7 +66,7 @@ class OAuthServer:
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
-            "client_id_metadata_document_supported": False,
+            "client_id_metadata_document_supported": self.settings.client_metadata_documents,
         }
 
     def protected_resource_metadata(self, base: str) -> dict[str, Any]:

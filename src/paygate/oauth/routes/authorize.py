@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paygate.oauth.authorization import Authorizations, AuthRequest, RedirectedError, Unredirectable
+from paygate.oauth.client_documents import ClientDocuments
 from paygate.oauth.consent_page import consent_page, error_page
 from paygate.oauth.errors import ConsentRefused, OAuthError
 from paygate.oauth.routes.forms import base_of, body_params, query_params
@@ -29,14 +30,19 @@ def _page(auth: Authorizations, request: Request, req: AuthRequest, status: int,
     return answer
 
 
-def router(auth: Authorizations, fallback_base: str) -> APIRouter:
+def router(auth: Authorizations, documents: ClientDocuments | None, fallback_base: str) -> APIRouter:
     r = APIRouter(tags=["oauth"])
+
+    async def checked(params: dict[str, str], base: str) -> AuthRequest:
+        if documents is not None:  # a client known by its metadata document's URL: fetched, or fresh enough
+            await documents.ensure(params.get("client_id"))
+        return auth.check(params, base)
 
     @r.get("/oauth/authorize", response_class=HTMLResponse)
     async def authorize_page(request: Request) -> Response:
         """The consent page for an authorization request (code flow, PKCE S256)."""
         try:
-            req = auth.check(query_params(request), base_of(request, fallback_base))
+            req = await checked(query_params(request), base_of(request, fallback_base))
         except (Unredirectable, OAuthError) as exc:
             return HTMLResponse(error_page(str(exc)), 400)
         except RedirectedError as exc:
@@ -49,7 +55,7 @@ def router(auth: Authorizations, fallback_base: str) -> APIRouter:
         base = base_of(request, fallback_base)
         try:
             params = await body_params(request)
-            req = auth.check(params, base)
+            req = await checked(params, base)
         except (Unredirectable, OAuthError) as exc:
             return HTMLResponse(error_page(str(exc)), 400)
         except RedirectedError as exc:
