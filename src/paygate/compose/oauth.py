@@ -30,7 +30,9 @@ def oauth_routers(rt: Runtime) -> dict[str, APIRouter]:
     fallback = f"http://{rt.settings.host}:{rt.settings.port}"
     tokens = AccessTokens(records, server)
     rt.billing.credentials.add(tokens)
-    rt.endpoint.bearer_challenge = BearerChallenge(rt.billing.credentials, tokens, server, fallback)
+    challenge = BearerChallenge(rt.billing.credentials, tokens, server, fallback)
+    rt.endpoint.bearer_challenge = challenge
+    rt.endpoint.scope_challenge = challenge.insufficient_scope
     registry = ClientRegistry(records, rt.keys, server.scopes, settings.max_clients, rt.events.publish)
     last_sweep = [0.0]
     documents = None

@@ -34,6 +34,8 @@ PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a prim
 # (scheme, headers, credential) -> the WWW-Authenticate value and a description of a request to refuse
 # with 401, or None (oauth/access.py's BearerChallenge, set by the composition root when OAuth is on)
 BearerCheck = Callable[[str, dict[bytes, bytes], str | None], tuple[bytes, str] | None]
+# (scheme, headers, tool) -> the WWW-Authenticate value of a call refused `insufficient_scope`
+ScopeCheck = Callable[[str, dict[bytes, bytes], str], bytes]
 
 
 class McpEndpoint:
@@ -62,6 +64,7 @@ class McpEndpoint:
         self.session_rate = session_rate or SessionRate(0)  # new sessions per address per minute
         self.trusted_proxies = trusted_proxies
         self.bearer_challenge: BearerCheck | None = None  # OAuth on: no credential, or a refused token, is a 401
+        self.scope_challenge: ScopeCheck | None = None  # OAuth on: a tool outside the token's scopes is a 403
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -263,6 +266,10 @@ class McpEndpoint:
             )
             return
         status = 400 if not isinstance(payload, list) and _is_protocol_error(result) else 200
+        if self.scope_challenge is not None and not batch and (tool := _scope_refused(result)) is not None:
+            # the MCP authorization spec's step-up: 403 and the scope that would do (one call, not a batch)
+            status = 403
+            out_headers.append((b"www-authenticate", self.scope_challenge(scope.get("scheme", "http"), headers, tool)))
         await send_bytes(send, status, orjson.dumps(result), [(b"content-type", JSON), *out_headers])
 
     @property
@@ -361,3 +368,12 @@ def _declared_capabilities(message: Any) -> dict[str, Any]:
     params = message.get("params")
     capabilities = params.get("capabilities") if isinstance(params, dict) else None
     return capabilities if isinstance(capabilities, dict) else {}
+
+
+def _scope_refused(result: Any) -> str | None:
+    """The tool of a call refused for the token's scopes (`insufficient_scope`), else None."""
+    error = result.get("error") if isinstance(result, dict) else None
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict) and data.get("reason") == "insufficient_scope" and isinstance(data.get("tool"), str):
+        return str(data["tool"])
+    return None

@@ -7,6 +7,7 @@ no store round trip per call, and another instance's revocation arrives through 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from paygate.oauth.server import OAuthServer, base_url, normal
 from paygate.oauth.tokens import ACCESS_PREFIX, digest, tools_of
 
 Headers = dict[bytes, bytes]
+_SCOPE_SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")  # what a `tools:<name>` scope may hold (config_oauth.py)
 
 
 class AccessTokens:
@@ -86,3 +88,15 @@ class BearerChallenge:
             return None
         value = f'Bearer error="invalid_token", error_description="{_quoted(problem)}", resource_metadata="{metadata}"'
         return value.encode(), problem
+
+    def insufficient_scope(self, scheme: str, headers: Headers, tool: str) -> bytes:
+        """The 403's challenge for a call outside the token's scopes: the scope that would cover it."""
+        base = base_url(scheme, headers.get(b"host", b"").decode("latin-1"), self.fallback_base)
+        metadata = self.server.resource_metadata_url(base)
+        if not _SCOPE_SAFE.match(tool):  # a name no scope can spell (or one unfit for a header): no hint
+            return f'Bearer error="insufficient_scope", resource_metadata="{metadata}"'.encode()
+        needed = f"tools:{tool}"
+        return (
+            f'Bearer error="insufficient_scope", scope="{needed}", '
+            f'error_description="the token\'s scopes do not cover {needed}", resource_metadata="{metadata}"'
+        ).encode()

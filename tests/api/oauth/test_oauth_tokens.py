@@ -294,8 +294,16 @@ def test_a_token_bills_its_key_and_calls_only_the_tools_its_scopes_name(gw: InPr
     code, verifier = flow.code(reg["client_id"], key, scope="tools:echo")
     token = flow.exchange(reg["client_id"], code, verifier).json()["access_token"]
     assert "result" in call(gw, token, "echo", {"text": "hi"})
-    denied = call(gw, token, "add", {"a": 1, "b": 2})
-    assert denied["error"]["data"]["reason"] == "insufficient_scope"
+    body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+    denied = gw.client.post(f"{gw.url}/mcp", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert denied.status_code == 403 and denied.json()["error"]["data"]["reason"] == "insufficient_scope"
+    challenge = denied.headers["www-authenticate"]  # the MCP authorization spec's step-up challenge
+    assert challenge.startswith('Bearer error="insufficient_scope", scope="tools:add"')
+    assert f'resource_metadata="{gw.url}/.well-known/oauth-protected-resource"' in challenge
+    in_batch = [body, {**body, "id": 3}]
+    assert (
+        gw.client.post(f"{gw.url}/mcp", json=in_batch, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
     listed = gw.client.post(
         f"{gw.url}/mcp",
         json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
