@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from x402.http.facilitator_client import HTTPFacilitatorClient
 from x402.http.facilitator_client_base import AuthHeaders, FacilitatorConfig
 from x402.schemas import PaymentPayload, PaymentRequirements, SettleResponse
-from x402.server import x402ResourceServer
 
 from paygate.config_x402 import X402Config
 from paygate.core.domain_errors import Invalid
@@ -77,21 +76,23 @@ class X402Service:
         self.counts: Counter[str] = Counter()  # since start: requested, settled, failed, replayed, invalid
         self.on_switch: list[Callable[[bool], None]] = []  # told when it is switched on or off (the dispatcher)
         self.config = config
-        self._server: x402ResourceServer | None = None
+        self._client: HTTPFacilitatorClient | None = None
         self._ready: asyncio.Lock | None = None
-        self._build_server()
+        self._build_client()
 
     @property
     def enabled(self) -> bool:
         return self.config.enabled
 
-    def _build_server(self) -> None:
+    def _build_client(self) -> None:
         c = self.config
         auth = _Auth(c.facilitator_auth_header) if c.facilitator_auth_header else None
-        client = HTTPFacilitatorClient(
+        # The package's facilitator client, called directly: its resource server would also want a scheme
+        # implementation registered per network, and the EVM one needs the [evm] extra (web3), which the
+        # gateway has no use for (it neither signs nor checks signatures; the facilitator does).
+        self._client = HTTPFacilitatorClient(
             FacilitatorConfig(url=c.facilitator_url, timeout=c.facilitator_timeout_seconds, auth_provider=auth)
         )
-        self._server = x402ResourceServer(client)
         self._initialized = False
 
     async def start(self) -> None:
@@ -102,16 +103,20 @@ class X402Service:
         except Exception as exc:  # the gateway serves keyed calls whatever the facilitator does
             log.warning("x402 facilitator %s not reachable yet: %s", self.config.facilitator_url, exc)
 
-    async def _initialize(self) -> x402ResourceServer:
+    async def _initialize(self) -> HTTPFacilitatorClient:
+        """The facilitator's `/supported` must list `exact` on the configured network (asked once)."""
         if self._ready is None:
             self._ready = asyncio.Lock()
         async with self._ready:
-            server = self._server
-            assert server is not None
+            client = self._client
+            assert client is not None
             if not self._initialized:
-                await asyncio.to_thread(server.initialize)  # the package fetches /supported synchronously
+                supported = await asyncio.to_thread(client.get_supported)  # the package asks synchronously
+                network = self.config.network
+                if not any(k.scheme == offers.SCHEME and k.network == network for k in supported.kinds):
+                    raise RuntimeError(f"the facilitator does not support scheme exact on {network}")
                 self._initialized = True
-            return server
+            return client
 
     # asking -------------------------------------------------------------------------------------
     def payment_required(self, tool: str, credits: int, error: str) -> dict[str, Any]:
@@ -151,8 +156,8 @@ class X402Service:
 
     async def verify(self, claimed: Claimed) -> Rejected | None:
         try:
-            server = await self._initialize()
-            result = await server.verify_payment(claimed.payload, claimed.offered)
+            client = await self._initialize()
+            result = await client.verify(claimed.payload, claimed.offered)
         except Exception as exc:
             self.release(claimed)
             log.warning("x402 verify failed: %s", exc)
@@ -170,8 +175,8 @@ class X402Service:
         """Settle after the tool succeeded; the claim is kept whatever the outcome (the facilitator may
         have sent the transaction even when it answered with an error)."""
         try:
-            server = await self._initialize()
-            response = await server.settle_payment(claimed.payload, claimed.offered)
+            client = await self._initialize()
+            response = await client.settle(claimed.payload, claimed.offered)
         except Exception as exc:
             log.warning("x402 settle failed: %s", exc)
             response = SettleResponse(
@@ -272,7 +277,7 @@ class X402Service:
             old.facilitator_auth_header,
             old.facilitator_timeout_seconds,
         ):
-            self._build_server()
+            self._build_client()
         if config.enabled != old.enabled:
             for hook in self.on_switch:
                 hook(config.enabled)
