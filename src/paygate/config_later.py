@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from paygate.config_x402 import X402Config
+
 
 class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
@@ -33,6 +35,6 @@ class LaterSettings(BaseModel):
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
     # payments (issue 17), REST wrapping
     stripe: dict[str, Any] | None = None
-    x402: dict[str, Any] | None = None
+    x402: X402Config | None = None  # enforced (paygate/x402/, docs/x402.md): not a later key
     open_api_spec: str | None = None
     open_api_base_url: str | None = None

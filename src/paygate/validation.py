@@ -19,6 +19,7 @@ LATER_KEYS = frozenset(
         "stripeWebhookSecret",
         *(f.alias or name for name, f in LaterSettings.model_fields.items()),
     }
+    - {"x402"}  # enforced (config_x402.py)
 )
 # Nested fields of the reference's that later issues enforce: accepted, reported like LATER_KEYS.
 LATER_TOOL_FIELDS = ("timeoutMs", "cacheTtlSeconds")

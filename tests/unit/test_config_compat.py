@@ -145,7 +145,7 @@ def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown
         "cacheTtlSeconds": 30,
         "circuitBreakerThreshold": 5,
         "mirror": {"url": "https://m.example.com/mcp", "percentage": 10},
-        "x402": {"enabled": True},
+        "x402": {"payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"},  # enforced now (docs/x402.md)
         "toolTimeoutMs": 2500,
         "geoCountryHeader": "X-Country",
         "cache": {"ttl": 1},  # not a reference name: unknown
@@ -154,10 +154,21 @@ def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown
     assert s.cache_ttl_seconds == 30 and s.mirror == {"url": "https://m.example.com/mcp", "percentage": 10}
     assert s.tool_timeout_seconds == 2.5 and s.country_header == "X-Country"
     fields = {d.field: d.message for d in ignored_settings(raw)}
-    for later in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror", "x402"):
+    for later in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror"):
         assert "not enforced" in fields[later], later
+    assert "x402" not in fields and s.x402 is not None and s.x402.credits_per_dollar == 100
     assert fields["cache"] == "unknown key (ignored)"
     assert "toolTimeoutMs" not in fields and "geoCountryHeader" not in fields
-    for wrong in ({"cacheTtlSeconds": "soon"}, {"mirror": "https://m"}, {"maxConcurrentPerKey": -1}):
+    for wrong in (
+        {"cacheTtlSeconds": "soon"},
+        {"mirror": "https://m"},
+        {"maxConcurrentPerKey": -1},
+        {"x402": {"enabled": True}},  # no payTo
+        {"x402": {"payTo": "0xabc", "network": "base"}},  # not CAIP-2
+        {"x402": {"payTo": "0xabc", "creditsPerDollar": 0}},
+        {"x402": {"payTo": "0xabc", "facilitatorUrl": "ftp://f"}},
+        {"x402": {"payTo": "0xabc", "paymentTtlSeconds": 60, "maxTimeoutSeconds": 120}},
+        {"x402": {"payTo": "0xabc", "payto": "typo"}},
+    ):
         with pytest.raises(ValidationError):
             load_settings({"serverCommand": "x", **wrong})

@@ -27,6 +27,7 @@ from paygate.compose.events import (
 )
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
+from paygate.compose.x402 import x402_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
 from paygate.mcp.task_calls import TaskCalls
@@ -71,6 +72,7 @@ ROUTE_ORDER = (
     "webhooks",
     "tasks",
     "tokens",
+    "x402",
     "analytics",
     "oauth_metadata",
     "oauth_register",
@@ -141,6 +143,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         event_routers,
         credential_routers,
         oauth_routers,
+        x402_routers,
     )
     for domain in domains:
         built.update(domain(rt))

@@ -12,6 +12,10 @@ EVENT_TYPES: dict[str, str] = {
     # tool calls (one per tools/call; see docs/events.md for their data)
     "gate.allow": "a tool call passed the gate and was answered (credits net of refund and surcharge)",
     "gate.deny": "a tool call was refused by the gate, with the reason",
+    # x402 pay-per-call (docs/x402.md)
+    "x402.settled": "a tool call paid with x402 was settled by the facilitator (its receipt went to the caller)",
+    "x402.failed": "an x402 payment was refused or not settled (stage: parse, claim, verify, tool, settlement)",
+    "x402.updated": "x402 settings were changed at runtime (POST /admin/x402)",
     # keys
     "key.created": "an API key was created",
     "token.created": "a scoped token was issued for a key",

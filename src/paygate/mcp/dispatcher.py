@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -37,6 +37,9 @@ from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.tasks import TASK_METHODS, TaskHandler, offer_tasks
+
+if TYPE_CHECKING:
+    from paygate.mcp.x402_calls import PaidCalls
 
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
@@ -62,6 +65,7 @@ class CallContext:
     session_id: str | None = None  # the client's Mcp-Session-Id, when it has one
     origin: Origin | None = None  # the POST these messages came in (server messages find their way back)
     cancelled: set[Any] | None = None  # ids the client cancelled: the spec says they get no answer
+    payment_response: bytes | None = None  # an x402 settlement's receipt, for X-PAYMENT-RESPONSE
 
     def cancelled_by_client(self, msg_id: Any) -> Message:
         """Settle as a cancellation (-32800); the endpoint sends the client no answer for it."""
@@ -88,6 +92,7 @@ class Dispatcher:
         self.events = events
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
+        self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
@@ -179,6 +184,8 @@ class Dispatcher:
             await self._forward_notification(method, params, ctx)
             return None
         if method == "tools/call":
+            if self.x402 is not None and (payment := self.x402.payment_of(params, ctx)) is not None:
+                return await self.x402.call(msg_id, params, ctx, payment)
             if self.tasks is not None and params.__class__ is dict and "task" in params:  # mcp/task_calls.py
                 return await self.tasks.create(msg_id, params, ctx)
             if self.discovery is not None:
@@ -316,6 +323,12 @@ class Dispatcher:
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
             self.publish_deny(decision, ctx, started)
+            if (
+                self.x402 is not None
+                and what == "tools/call"
+                and (ask := self.x402.instead_of(msg_id, decision, params))
+            ):
+                return ask  # no key or too few credits: this call may pay for itself (mcp/x402_calls.py)
             return refusal(msg_id, decision)
         if decision.committed is not None:  # the charge is on disk before the backend does any work
             refused = partial(self.publish_store_refusal, decision, ctx, started)

@@ -32,6 +32,8 @@ def billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
         out.append((b"x-credits-remaining", str(ctx.credits).encode()))
     if ctx.surcharge:
         out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
+    if ctx.payment_response is not None:  # an x402 settlement (mcp/x402_calls.py): x402 v1's name and v2's
+        out += [(b"x-payment-response", ctx.payment_response), (b"payment-response", ctx.payment_response)]
     return out
 
 
