@@ -62,7 +62,7 @@ def issuer() -> Iterator[Issuer]:
 def gw(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
     config = tmp_path_factory.mktemp("external") / "config.json"
     external = {"issuer": issuer.url, "audience": AUDIENCE, "allowPrivate": True}
-    config.write_text(json.dumps({"externalAuth": external}))
+    config.write_text(json.dumps({"externalAuth": external, "oauth": {}}))
     with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", str(config)) as g:
         yield g
 
@@ -101,17 +101,21 @@ def test_tokens_not_meant_for_this_gateway_are_refused_and_charge_nothing(gw: In
     now = int(time.time())
     claims = {"iss": issuer.url, "aud": AUDIENCE, "sub": "bob"}
     unexpiring = jwt.encode(claims, issuer.keys["k1"], "RS256", headers={"kid": "k1"})
-    refused = {
-        "another audience": (issuer.token("bob", aud="https://elsewhere.example"), "invalid_token"),
-        "another issuer": (issuer.token("bob", iss="https://evil.example"), "invalid_token"),
-        "expired": (issuer.token("bob", iat=now - 900, exp=now - 600), "token_expired"),
-        "a key the issuer never published": (issuer.token("bob", key=stranger), "invalid_token"),
-        "an unknown subject": (issuer.token("nobody"), "invalid_token"),
-        "no expiry": (unexpiring, "invalid_token"),
-        "not a JWT at all": ("eyJhbGciOi.garbage", "invalid_token"),
+    refused = {  # with OAuth on, each is the MCP authorization spec's 401, its description saying why
+        "another audience": (issuer.token("bob", aud="https://elsewhere.example"), "audience"),
+        "another issuer": (issuer.token("bob", iss="https://evil.example"), "issuer"),
+        "expired": (issuer.token("bob", iat=now - 900, exp=now - 600), "expired"),
+        "a key the issuer never published": (issuer.token("bob", key=stranger), "Signature verification failed"),
+        "an unknown subject": (issuer.token("nobody"), "alias"),
+        "no expiry": (unexpiring, '"exp"'),
+        "not a JWT at all": ("eyJhbGciOi.garbage", "token"),
     }
-    for what, (token, reason) in refused.items():
-        assert denial(call(gw, token)) == reason, what
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+    for what, (token, why) in refused.items():
+        answer = gw.client.post("/mcp", json=body, headers={"Authorization": f"Bearer {token}"})
+        challenge = answer.headers.get("www-authenticate", "")
+        assert answer.status_code == 401 and challenge.startswith('Bearer error="invalid_token"'), what
+        assert why.lower() in challenge.lower().replace("'", '"'), (what, challenge)
     assert gw.balance(raw) == 10
 
 
@@ -130,3 +134,8 @@ def test_scopes_and_config_are_read_strictly() -> None:
     for bad in ({"algorithms": ["HS256"]}, {"algorithms": ["none"]}, {"issuer": "ftp://x.example"}):
         with pytest.raises(ValidationError):
             ExternalAuthConfig.model_validate({"issuer": "https://as.example", "audience": "a", **bad})
+
+
+def test_the_protected_resource_metadata_names_the_external_issuer_too(gw: InProcessGateway, issuer: Issuer) -> None:
+    metadata = gw.client.get("/.well-known/oauth-protected-resource").json()
+    assert metadata["authorization_servers"] == [gw.url, issuer.url]

@@ -25,7 +25,8 @@ def oauth_routers(rt: Runtime) -> dict[str, APIRouter]:
     settings = rt.settings.oauth
     if settings is None:
         return {name: APIRouter() for name in ROUTERS}
-    server = OAuthServer(settings)
+    external = rt.settings.external_auth  # its tokens are accepted too (credentials/external.py): say so
+    server = OAuthServer(settings, (external.issuer,) if external is not None else ())
     records = OAuthRecords(rt.store)
     fallback = f"http://{rt.settings.host}:{rt.settings.port}"
     tokens = AccessTokens(records, server)

@@ -80,6 +80,7 @@ class BearerChallenge:
         elif (
             result is not None
             and result.kind == "oauth"
+            and raw_key.startswith(ACCESS_PREFIX)  # this server's own token (another's has its own audience)
             and self.server.fixed_resource is None  # the audience against this request's own base URL
             and self.tokens.audience(raw_key) != normal(self.server.resource(base))
         ):

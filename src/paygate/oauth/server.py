@@ -29,9 +29,10 @@ def normal(url: str) -> str:
 
 
 class OAuthServer:
-    def __init__(self, settings: OAuthSettings) -> None:
+    def __init__(self, settings: OAuthSettings, other_servers: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.scopes = list(settings.scopes)
+        self.other_servers = other_servers  # authorization servers elsewhere whose tokens /mcp accepts too
 
     def issuer(self, base: str) -> str:
         return self.settings.issuer or base
@@ -72,7 +73,7 @@ class OAuthServer:
     def protected_resource_metadata(self, base: str) -> dict[str, Any]:
         return {
             "resource": self.resource(base),
-            "authorization_servers": [self.issuer(base)],
+            "authorization_servers": [self.issuer(base), *self.other_servers],
             "scopes_supported": self.scopes,
             "bearer_methods_supported": ["header"],
             "resource_name": "PayGate MCP gateway",
