@@ -124,6 +124,8 @@ class Documents(Protocol):
     # store and racing, exactly one wins); False, and nothing written, otherwise
     def doc_put_if(self, kind: str, doc_id: str, body: Doc, field: str, expected: str) -> bool: ...
     def doc_delete(self, kind: str, doc_id: str) -> bool: ...  # True only for the caller that deleted it
+    # a claim of an id: `body` written only if no document has it (of racing instances, exactly one wins)
+    def doc_create(self, kind: str, doc_id: str, body: Doc) -> bool: ...
 
 
 class Meta(Protocol):

@@ -52,6 +52,14 @@ class DocumentsAndMeta:
         self.generation += 1
         return True
 
+    def doc_create(self: _StoreParts, kind: str, doc_id: str, body: Doc) -> bool:
+        """One process owns the file: the mirror is the truth, so the check is exact."""
+        if self._documents.peek(kind, doc_id) is not None:
+            return False
+        self._documents.put(kind, doc_id, body)
+        self.generation += 1
+        return True
+
     def doc_delete(self: _StoreParts, kind: str, doc_id: str) -> bool:
         self.generation += 1
         return self._documents.delete(kind, doc_id)

@@ -1,11 +1,11 @@
 """x402 payments on /mcp: offer, claim, verify, settle, record (docs/x402.md).
 
-A payment is claimed before it is verified and is used once: the claim is taken in memory with no
-`await` between the check and the mark (so concurrent reuse on this instance loses), and written to the
-store's documents (kind `x402_payment`), so a replay after a restart, or on another instance of a
-fleet, is refused too. The claim is dropped again when nothing was settled (verification refused, the
-tool failed): the signed authorization was not used and may be offered again. After a settlement
-attempt it is kept, whatever the answer, until `paymentTtlSeconds` have passed.
+A payment is claimed before it is verified and is used once: the claim is the store's creation of its
+document (kind `x402_payment`; `doc_create` writes only if the id is free, exactly one of racing instances
+of a fleet wins), taken with no `await` between the check and the mark, so concurrent reuse loses and a
+replay after a restart, or on another instance, is refused too. The claim is dropped again when nothing
+was settled (verification refused, the tool failed): the signed authorization was not used and may be
+offered again. After a settlement attempt it is kept, whatever the answer, until `paymentTtlSeconds`.
 """
 
 from __future__ import annotations
@@ -131,22 +131,19 @@ class X402Service:
             self.counts["invalid"] += 1
             return Rejected("payment_mismatch", "the payment is not for this tool's price, payee or token")
         pid = offers.payment_id(payload)
-        if pid in self._claims or self.store.doc_peek(KIND, pid) is not None:
+        now = self.now()
+        claim = {
+            "id": pid,
+            "state": "claimed",
+            "tool": tool,
+            "at": now,
+            "expiresAt": now + self.config.payment_ttl_seconds,
+        }
+        # the store's claim of the id: of instances sharing a store and racing, exactly one wins
+        if pid in self._claims or not self.store.doc_create(KIND, pid, claim):
             self.counts["replayed"] += 1
             return Rejected("payment_replayed", "this payment was already used")
         self._claims.add(pid)
-        now = self.now()
-        self.store.doc_put(
-            KIND,
-            pid,
-            {
-                "id": pid,
-                "state": "claimed",
-                "tool": tool,
-                "at": now,
-                "expiresAt": now + self.config.payment_ttl_seconds,
-            },
-        )
         return Claimed(pid, payload, offered, tool, credits, offers.payer_of(payload))
 
     def release(self, claimed: Claimed) -> None:

@@ -155,6 +155,14 @@ def test_a_conditional_put_is_a_claim_one_caller_wins(store: Store) -> None:
     assert store.doc_get("reservations", "missing") is None
 
 
+def test_creating_a_document_is_a_claim_of_its_id(store: Store) -> None:
+    assert store.doc_create("x402_payment", "p1", {"state": "claimed"})
+    assert not store.doc_create("x402_payment", "p1", {"state": "other"})
+    assert store.doc_get("x402_payment", "p1") == {"state": "claimed"}
+    assert "x402_payment" in store.doc_kinds()
+    assert store.doc_delete("x402_payment", "p1") and store.doc_create("x402_payment", "p1", {"state": "again"})
+
+
 def test_only_the_caller_that_deleted_a_document_is_told_so(store: Store) -> None:
     store.doc_put("schedules", "s1", {"n": 1})
     assert store.doc_delete("schedules", "s1")

@@ -89,6 +89,15 @@ class RedisDocuments:
         return deleted  # another instance may have deleted it first: only one caller gets True
 
     @locked
+    def doc_create(self, kind: str, doc_id: str, body: Doc) -> bool:
+        if self._write([["docnew", kind, doc_id, codec.json_text(body)]]).lines[0] != "1":
+            return False
+        self._documents.remember(kind, doc_id, body)
+        self.doc_writes += 1
+        self.generation += 1
+        return True
+
+    @locked
     def doc_put_if(self, kind: str, doc_id: str, body: Doc, field: str, expected: str) -> bool:
         op = ["docif", kind, doc_id, codec.json_text(body), field, expected]
         if self._write([op]).lines[0] != "1":

@@ -262,6 +262,16 @@ while i <= n do
     else
       out[#out + 1] = '0'
     end
+  elseif op == 'docnew' then  -- kind id body: written only if no document has the id
+    local kind, id, body = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
+    if redis.call('HSETNX', P .. ':d:' .. kind, id, body) == 1 then
+      redis.call('SADD', P .. ':dockinds', kind)
+      redis.call('PUBLISH', P .. ':events', 'd|' .. inst .. '|' .. kind .. '|' .. id)
+      out[#out + 1] = '1'
+    else
+      out[#out + 1] = '0'
+    end
   elseif op == 'doc' then  -- kind id body ('' deletes)
     local kind, id, body = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     i = i + 4
