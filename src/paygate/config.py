@@ -21,6 +21,7 @@ from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
 from paygate.config_redis import RedisSettings
+from paygate.config_stripe import StripeSettings
 
 DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
@@ -99,7 +100,7 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, LaterSettings):
+class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, StripeSettings, LaterSettings):
     """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
     headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
     ignored here and reported by `validate`."""

@@ -15,9 +15,6 @@ from pydantic.alias_generators import to_camel
 class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    # payments (issue 17)
-    stripe_secret: str | None = None
-    stripe_webhook_secret: str | None = None
     # traffic control (issue 18)
     cache_ttl_seconds: int | None = Field(default=None, ge=0)
     max_cache_entries: int | None = Field(default=None, ge=0)
@@ -31,8 +28,7 @@ class LaterSettings(BaseModel):
     guardrails: dict[str, Any] | None = None
     plugins: list[Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
-    # payments (issue 17), OAuth (issue 16), REST wrapping
-    stripe: dict[str, Any] | None = None
+    # payments (issue 17: Stripe is config_stripe.py), OAuth (issue 16), REST wrapping
     x402: dict[str, Any] | None = None
     oauth: dict[str, Any] | None = None
     open_api_spec: str | None = None

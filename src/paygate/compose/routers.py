@@ -26,6 +26,7 @@ from paygate.compose.events import (
     start_request_log,
 )
 from paygate.compose.keys import backup_router, key_routers, policy_routers
+from paygate.compose.payments import payment_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
 from paygate.mcp.task_calls import TaskCalls
@@ -70,6 +71,8 @@ ROUTE_ORDER = (
     "webhooks",
     "tasks",
     "tokens",
+    "stripe",
+    "stripe_admin",
     "analytics",
 )
 
@@ -134,6 +137,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         admin_routers,
         event_routers,
         credential_routers,
+        payment_routers,
     )
     for domain in domains:
         built.update(domain(rt))
