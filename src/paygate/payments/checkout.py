@@ -1,13 +1,15 @@
 """Credit packages sold through Stripe Checkout: GET /stripe/packages, POST /stripe/checkout.
 
-A session is created with the official `stripe` package (`StripeClient`, its async httpx transport, so
-the event loop never blocks on Stripe; its retries carry an idempotency key). The session's metadata
+A session is created with the official `stripe` package (`StripeClient` over its default `requests`
+transport, in a worker thread so the event loop never waits on Stripe; its retries carry an idempotency
+key). Its httpx transport is not used: it posts with httpx's deprecated `data=<str>`. The session's metadata
 names the buyer's key by its hash (stripe_events.py says why) and the package's credits; the same
 metadata goes on the payment intent, so the charge a refund or dispute names carries it too.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,7 +63,7 @@ class StripeCheckout:
         self.keys = keys
         self.publish = publish
         self._packages = {p.id: p for p in config.packages}
-        self._http = stripe.HTTPXClient(timeout=TIMEOUT_SECONDS) if client is None else None
+        self._http = stripe.RequestsClient(timeout=TIMEOUT_SECONDS) if client is None else None
         self.client = client or stripe.StripeClient(
             config.secret_key,
             base_addresses={"api": config.api_base} if config.api_base else None,
@@ -127,7 +129,8 @@ class StripeCheckout:
         if self.config.collect_email:
             params["customer_creation"] = "if_required"
         try:
-            session = await self.client.v1.checkout.sessions.create_async(params)  # type: ignore[arg-type]
+            create = self.client.v1.checkout.sessions.create
+            session = await asyncio.to_thread(create, params)  # type: ignore[arg-type]
         except stripe.StripeError as exc:
             message = (exc.user_message or str(exc) or type(exc).__name__)[:200]
             raise CheckoutUnavailable(f"Stripe Checkout error: {message}") from exc
@@ -143,4 +146,4 @@ class StripeCheckout:
 
     async def close(self) -> None:
         if self._http is not None:
-            await self._http.close_async()  # type: ignore[no-untyped-call]
+            self._http.close()  # type: ignore[no-untyped-call]
