@@ -1,0 +1,46 @@
+"""Stripe through the real CLI: configured from a config file, a signed webhook raises the key's balance
+once (sent twice, and again after a restart on the same state file), a paid tool call spends it, Checkout
+reaches the Stripe stand-in on 127.0.0.1; neither the key nor a secret is ever logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.stripe_support import SECRET, session_completed, signed_post, stripe_config, stripe_standin
+from tests.support import ECHO_COMMAND, running_gateway
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_KEY = "admin_stripe_e2e_0123456789"
+
+
+def test_a_signed_webhook_credits_once_across_a_restart_and_the_credits_pay_for_calls(tmp_path: Path) -> None:
+    state = str(tmp_path / "paygate.db")
+    config = tmp_path / "paygate.json"
+    with stripe_standin() as standin:
+        config.write_text(json.dumps({**stripe_config(standin.url), "defaultCreditsPerCall": 2}))
+        args = ("--server", ECHO_COMMAND, "--config", str(config), "--state-file", state)
+        with running_gateway(*args, state_file=None, admin_key=ADMIN_KEY) as gw:
+            raw = gw.create_key(0)
+            created = gw.client.post("/stripe/checkout", json={"packageId": "starter"}, headers={"X-API-Key": raw})
+            assert created.status_code == 200, created.text
+            sent = standin.requests[-1]["form"]
+            meta = {k[9:-1]: v for k, v in sent.items() if k.startswith("metadata[")}
+            paid = session_completed(meta, session=created.json()["sessionId"])
+            assert signed_post(gw.client, paid).json()["action"] == "credited"
+            assert signed_post(gw.client, paid).json()["action"] == "duplicate"
+            assert gw.balance(raw) == 100
+            reply = gw.call_tool("echo", {"text": "paid for"}, raw)
+            assert "result" in reply, reply
+            assert gw.balance(raw) == 98
+            log = gw.stderr()
+        with running_gateway(*args, state_file=None, admin_key=ADMIN_KEY) as again:
+            assert signed_post(again.client, paid).json()["action"] == "duplicate"  # remembered on disk
+            assert again.balance(raw) == 98
+            log += again.stderr()
+    for secret in (raw, SECRET, "sk_test_paygate_standin"):
+        assert secret not in log
+    assert "stripe.credits_added" in log
