@@ -176,3 +176,14 @@ def test_the_webhook_is_404_until_a_signing_secret_is_set() -> None:
         raw = flagged.create_key(0)
         resp = signed_post(flagged.client, session_completed({"paygate_api_key": raw, "paygate_credits": "7"}))
         assert resp.status_code == 200 and flagged.balance(raw) == 7
+
+
+def test_credits_owed_raise_an_alert_without_any_rule(gw: InProcessGateway) -> None:
+    raw = gw.create_key(0)
+    signed_post(gw.client, session_completed({"paygate_api_key": raw, "paygate_credits": "10"}, pi="pi_alert"))
+    gw.client.post("/keys/transfer", json={"from": raw, "to": gw.create_key(0), "credits": 8}, headers=gw.admin())
+    assert signed_post(gw.client, dispute_created("pi_alert", 500)).json()["owed"] == 8
+    flush(gw)
+    alerts = gw.client.get("/alerts", headers=gw.admin()).json()["alerts"]
+    mine = [a for a in alerts if a["type"] == "credits_owed" and a["keyMasked"] == f"{raw[:7]}…{raw[-4:]}"]
+    assert len(mine) == 1 and mine[0]["currentValue"] == 8 and mine[0]["metadata"]["cause"] == "dispute"
