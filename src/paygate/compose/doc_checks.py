@@ -22,6 +22,7 @@ from paygate.keys import reservations, schedules, templates
 from paygate.keys.routes.reservations import ReserveBody
 from paygate.keys.routes.schedules import TopupParams
 from paygate.keys.routes.templates import TemplateBody
+from paygate.payments import stripe_ledger
 from paygate.policy.memberships import GROUPS, TEAMS
 from paygate.policy.routes import groups, teams
 from paygate.webhooks.routes.filters import FilterCreate, KeyWebhookBody
@@ -139,5 +140,6 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
         BALANCE_ALERT_DOC: balance_alert_doc_problem,
         reservations.KIND: _reservation,
         schedules.KIND: _schedule,
+        **{kind: stripe_ledger.doc_check(kind) for kind in stripe_ledger.DOC_KINDS},
     }
     return checks

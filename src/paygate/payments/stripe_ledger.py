@@ -19,6 +19,7 @@ Documents (kind: id):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from paygate.store.base import Store
 PAYMENT_DOC = "stripe_payment"
 OWED_DOC = "stripe_owed"
 PENDING_DOC = "stripe_pending"
+DOC_KINDS = (PAYMENT_DOC, OWED_DOC, PENDING_DOC)
 CREDIT_KIND = "stripe_credit"
 TAKE_BACK_KINDS = {"refund": "stripe_refund", "dispute": "stripe_dispute"}
 MAX_ROTATIONS = 32  # a credit follows a rotated key to its successor, at most this many hops
@@ -307,3 +309,46 @@ def take_back_from_doc(doc: dict[str, Any]) -> TakeBack:
         None if doc.get("chargeAmount") is None else int(doc["chargeAmount"]),
         bool(doc.get("full")),
     )
+
+
+def _ints(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, int) and v >= 0 for v in value.values())
+
+
+def stripe_doc_problem(kind: str, doc_id: str, doc: dict[str, Any]) -> str | None:
+    """What a restore checks of this module's documents (compose/doc_checks.py): the shapes written here."""
+    if kind == PAYMENT_DOC:
+        if doc.get("id") != doc_id:
+            return "id: must equal the document id"
+        if "primary" in doc:
+            alias = isinstance(doc["primary"], str) and set(doc) == {"id", "primary"}
+            return None if alias else "primary: a payment id"
+        if not isinstance(doc.get("keyHash"), str) or not isinstance(doc.get("credits"), int) or doc["credits"] < 1:
+            return "keyHash, credits: required"
+        if not (_ints(doc.get("reclaimed")) and _ints(doc.get("takeBacks"))):
+            return "reclaimed, takeBacks: objects of whole numbers"
+        return None
+    if kind == OWED_DOC:
+        if doc.get("keyHash") != doc_id:
+            return "keyHash: must equal the document id"
+        owed, entries = doc.get("owed"), doc.get("entries")
+        if not isinstance(owed, int) or owed < 0 or not isinstance(entries, list):
+            return "owed, entries: required"
+        return None if all(isinstance(e, dict) and isinstance(e.get("eventId"), str) for e in entries) else "entries"
+    if kind == PENDING_DOC:
+        if doc.get("ref") != doc_id or not isinstance(doc.get("takeBacks"), list):
+            return "ref, takeBacks: required"
+        try:
+            for entry in doc["takeBacks"]:
+                take_back_from_doc(entry)
+        except (KeyError, TypeError, ValueError):
+            return "takeBacks: not take-backs"
+        return None
+    return f"{kind}: not a payments document"
+
+
+def doc_check(kind: str) -> Callable[[str, dict[str, Any]], str | None]:
+    def check(doc_id: str, doc: dict[str, Any]) -> str | None:
+        return stripe_doc_problem(kind, doc_id, doc)
+
+    return check

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from paygate.core.keys import hash_key
+from tests.api.backup_support import backup, digest, restore
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.stripe_support import (
     SECRET,
@@ -187,3 +188,22 @@ def test_credits_owed_raise_an_alert_without_any_rule(gw: InProcessGateway) -> N
     alerts = gw.client.get("/alerts", headers=gw.admin()).json()["alerts"]
     mine = [a for a in alerts if a["type"] == "credits_owed" and a["keyMasked"] == f"{raw[:7]}…{raw[-4:]}"]
     assert len(mine) == 1 and mine[0]["currentValue"] == 8 and mine[0]["metadata"]["cause"] == "dispute"
+
+
+def test_the_payment_documents_survive_a_backup_and_restore(gw: InProcessGateway) -> None:
+    raw = gw.create_key(0)
+    signed_post(gw.client, session_completed({"paygate_api_key": raw, "paygate_credits": "10"}, pi="pi_bk"))
+    gw.client.post("/keys/transfer", json={"from": raw, "to": gw.create_key(0), "credits": 10}, headers=gw.admin())
+    signed_post(gw.client, charge_refunded("pi_bk", 500, 500))
+    signed_post(gw.client, charge_refunded("pi_never_paid", 500, 500))
+    snapshot = backup(gw)
+    kinds = snapshot["data"]["documents"]
+    assert {"stripe_payment", "stripe_owed", "stripe_pending"} <= set(kinds)
+    resp = restore(gw, snapshot, "overwrite")
+    assert resp.status_code == 200, resp.text
+    broken = json.loads(json.dumps(snapshot))
+    first = next(iter(broken["data"]["documents"]["stripe_owed"]))
+    broken["data"]["documents"]["stripe_owed"][first]["owed"] = -1
+    broken["checksum"] = digest(broken["data"])
+    refused = restore(gw, broken, "overwrite")
+    assert refused.status_code == 400 and "stripe_owed" in refused.text
