@@ -44,3 +44,22 @@ def test_a_signed_webhook_credits_once_across_a_restart_and_the_credits_pay_for_
     for secret in (raw, SECRET, "sk_test_paygate_standin"):
         assert secret not in log
     assert "stripe.credits_added" in log
+
+
+def test_a_redis_fleet_credits_a_payment_once_when_every_instance_gets_it_at_once(redis_url: str) -> None:
+    """Stripe may deliver an event to any instance behind the load balancer, and retry on another: the
+    once-record is in Redis, in the credit's own script, so the fleet credits it once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.redis_fleet import start_fleet, stop_all
+
+    fleet = start_fleet(3, redis_url, "--rate-limit", "0", "--redis-prefix", "stripe_e2e", "--stripe-secret", SECRET)
+    try:
+        raw = fleet[0].create_key(0)
+        paid = session_completed({"paygate_api_key": raw, "paygate_credits": "250"}, pi="pi_fleet")
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda gw: signed_post(gw.client, paid).json()["action"], fleet * 2))
+        assert sorted(answers) == ["credited"] + ["duplicate"] * 5
+        assert {gw.balance(raw) for gw in fleet} == {250}
+    finally:
+        stop_all(fleet)
