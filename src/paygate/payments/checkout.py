@@ -25,9 +25,6 @@ from paygate.store.roles import KeyTable
 
 TIMEOUT_SECONDS = 20.0
 NETWORK_RETRIES = 2
-MAX_EXTRA_METADATA = 10  # the reference's limits on a buyer's own metadata
-MAX_METADATA_KEY = 100
-MAX_METADATA_VALUE = 500
 
 
 class CheckoutUnavailable(Unavailable):

@@ -20,7 +20,6 @@ from paygate.payments.stripe_ledger import Outcome, StripeLedger
 log = logging.getLogger("paygate.payments")
 
 TOLERANCE_SECONDS = 300  # Stripe's recommendation, and the reference's
-MAX_BODY_BYTES = 512 * 1024  # Stripe's events are a few KB; its own limit for an event is far below this
 
 
 class SignatureInvalid(Invalid):

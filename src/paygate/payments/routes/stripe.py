@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
@@ -11,14 +11,12 @@ from pydantic import Field, StringConstraints
 from paygate.api.common import AdminGuard, Body
 from paygate.asgi import api_key_from, header_map
 from paygate.core.domain_errors import NotFound, TooLarge
-from paygate.payments.checkout import (
-    MAX_EXTRA_METADATA,
-    MAX_METADATA_KEY,
-    MAX_METADATA_VALUE,
-    StripeCheckout,
-)
+from paygate.payments.limits import MAX_BODY_BYTES, MAX_EXTRA_METADATA, MAX_METADATA_KEY, MAX_METADATA_VALUE
 from paygate.payments.stripe_ledger import StripeLedger
-from paygate.payments.webhook import MAX_BODY_BYTES, StripeWebhook
+
+if TYPE_CHECKING:  # the services import the stripe package: only a gateway with Stripe configured loads it
+    from paygate.payments.checkout import StripeCheckout
+    from paygate.payments.webhook import StripeWebhook
 
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY)]
 MetaValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE)]
