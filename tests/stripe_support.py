@@ -106,7 +106,8 @@ def signed_post(client: Any, evt: dict[str, Any], secret: str = SECRET, **kw: An
 
 
 class StripeStandIn:
-    """POST /v1/checkout/sessions → a session object; every request kept (path, form fields, headers)."""
+    """POST /v1/checkout/sessions → a session object, POST /v1/billing/meter_events → a meter event; every
+    request kept (path, form fields, headers). `fail_with` (status, body): answer every request so."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -131,6 +132,19 @@ class StripeStandIn:
                             "mode": form.get("mode"),
                             "payment_status": "unpaid",
                             "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
+                        },
+                    )
+                elif self.path == "/v1/billing/meter_events":
+                    self._answer(
+                        200,
+                        {
+                            "object": "billing.meter_event",
+                            "event_name": form.get("event_name"),
+                            "identifier": form.get("identifier"),
+                            "payload": {"stripe_customer_id": form.get("payload[stripe_customer_id]")},
+                            "timestamp": int(form.get("timestamp") or 0),
+                            "livemode": False,
+                            "created": int(time.time()),
                         },
                     )
                 else:

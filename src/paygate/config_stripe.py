@@ -46,6 +46,15 @@ class StripePackage(_Model):
     description: str | None = Field(default=None, max_length=500)
 
 
+class StripeMeterConfig(_Model):
+    """Usage reported to a Stripe Billing Meter (payments/metering.py): credits charged per key per window."""
+
+    event_name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")  # the meter's event name in Stripe
+    customer_tag: str = Field(default="stripeCustomerId", min_length=1, max_length=100)  # key tag: cus_…
+    interval_seconds: int = Field(default=60, ge=10, le=3600)  # one meter event per key per window
+    max_attempts: int = Field(default=8, ge=1, le=50)  # then the event is dead-lettered
+
+
 class StripeCheckoutConfig(_Model):
     secret_key: str | None = Field(default=None, min_length=1)  # sk_… or rk_…: Checkout needs it
     packages: list[StripePackage] = Field(default_factory=list, max_length=MAX_PACKAGES)
@@ -53,6 +62,7 @@ class StripeCheckoutConfig(_Model):
     cancel_url: str | None = Field(default=None, max_length=2048)
     collect_email: bool = True  # Checkout creates a Stripe customer (with the buyer's email) when needed
     api_base: str | None = Field(default=None, max_length=2048)  # ours: https://api.stripe.com unless set
+    meter: StripeMeterConfig | None = None  # ours: metered billing (needs secretKey)
 
     @field_validator("success_url", "cancel_url", "api_base")
     @classmethod
@@ -66,13 +76,15 @@ class StripeCheckoutConfig(_Model):
         ids = [p.id for p in self.packages]
         if len(set(ids)) != len(ids):
             raise ValueError("package ids must be unique")
-        if self.secret_key and not (self.packages and self.success_url and self.cancel_url):
-            raise ValueError("Checkout (secretKey) needs packages, successUrl and cancelUrl")
+        if self.secret_key and self.packages and not (self.success_url and self.cancel_url):
+            raise ValueError("Checkout (secretKey and packages) needs successUrl and cancelUrl")
+        if self.meter is not None and not self.secret_key:
+            raise ValueError("meter needs secretKey")
         return self
 
     @property
     def checkout_enabled(self) -> bool:
-        return bool(self.secret_key)
+        return bool(self.secret_key and self.packages)
 
 
 class StripeSettings(BaseModel):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -26,12 +27,27 @@ def payment_routers(rt: Runtime) -> dict[str, APIRouter]:
         webhook = StripeWebhook(ledger, secret)
         if secret.startswith(("sk_", "rk_")):
             log.warning("stripeSecret looks like an API key: it is the webhook signing secret (whsec_...)")
-    if settings.stripe is not None and settings.stripe.checkout_enabled:
+    meter = None
+    config = settings.stripe
+    if config is not None and config.secret_key:
         from paygate.payments.checkout import StripeCheckout
+        from paygate.payments.client import stripe_client
+        from paygate.payments.metering import MeterReporter
 
-        checkout = StripeCheckout(settings.stripe, rt.store, rt.events.publish)
-        rt.on_stop.append(checkout.close)
+        client, close = stripe_client(config)
+        rt.on_stop.append(close)
+        if config.checkout_enabled:
+            checkout = StripeCheckout(config, rt.store, rt.events.publish, client)
+        if config.meter is not None:
+            meter_events = client.v1.billing.meter_events
+
+            def send(event: dict[str, Any]) -> None:
+                meter_events.create(event)  # type: ignore[arg-type]
+
+            meter = MeterReporter(rt.store, config.meter, send, rt.events.publish)
+            rt.tickers.append(meter.tick)
+            rt.on_stop.append(meter.stop)
     return {
         "stripe": stripe_routes.client_router(webhook, checkout),
-        "stripe_admin": stripe_routes.admin_router(rt.guard, ledger),
+        "stripe_admin": stripe_routes.admin_router(rt.guard, ledger, meter),
     }

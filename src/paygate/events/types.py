@@ -51,6 +51,8 @@ EVENT_TYPES: dict[str, str] = {
     "stripe.takeback_pending": "a refund or dispute arrived before its payment: kept until it is credited",
     "stripe.payment_unmatched": "a paid Stripe event named a key that is unknown or revoked (answered 400)",
     "stripe.checkout_created": "a key holder created a Stripe Checkout Session for a credit package",
+    "stripe.meter_dead_lettered": "a Stripe meter event ran out of attempts: kept until an admin queues it again",
+    "stripe.meter_requeued": "an admin queued the dead-lettered Stripe meter events again",
     # credit reservations and schedules
     "credits.reserved": "credits were put on hold for a key",
     "credits.committed": "held credits were spent (the rest released)",

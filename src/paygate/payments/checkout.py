@@ -1,8 +1,6 @@
 """Credit packages sold through Stripe Checkout: GET /stripe/packages, POST /stripe/checkout.
 
-A session is created with the official `stripe` package (`StripeClient` over its default `requests`
-transport, in a worker thread so the event loop never waits on Stripe; its retries carry an idempotency
-key). Its httpx transport is not used: it posts with httpx's deprecated `data=<str>`. The session's metadata
+A session is created with the official `stripe` package (payments/client.py, in a worker thread). The session's metadata
 names the buyer's key by its hash (stripe_events.py says why) and the package's credits; the same
 metadata goes on the payment intent, so the charge a refund or dispute names carries it too.
 """
@@ -22,9 +20,6 @@ from paygate.core.records import KeyRecord
 from paygate.keys.service import Publish
 from paygate.payments.stripe_events import CREDITS_FIELD, HASH_FIELD, PACKAGE_FIELD
 from paygate.store.roles import KeyTable
-
-TIMEOUT_SECONDS = 20.0
-NETWORK_RETRIES = 2
 
 
 class CheckoutUnavailable(Unavailable):
@@ -53,20 +48,14 @@ class StripeCheckout:
         config: StripeCheckoutConfig,
         keys: KeyTable,
         publish: Publish,
-        client: stripe.StripeClient | None = None,
+        client: stripe.StripeClient,
     ) -> None:
         assert config.secret_key and config.success_url and config.cancel_url, "config_stripe checks these"
         self.config = config
         self.keys = keys
         self.publish = publish
         self._packages = {p.id: p for p in config.packages}
-        self._http = stripe.RequestsClient(timeout=TIMEOUT_SECONDS) if client is None else None
-        self.client = client or stripe.StripeClient(
-            config.secret_key,
-            base_addresses={"api": config.api_base} if config.api_base else None,
-            http_client=self._http,
-            max_network_retries=NETWORK_RETRIES,
-        )
+        self.client = client
 
     def buyer(self, raw: str | None) -> KeyRecord:
         """The live key presented (X-API-Key or Bearer), or a 401."""
@@ -140,7 +129,3 @@ class StripeCheckout:
             credits=package.credits,
         )
         return {"sessionId": session.id, "url": session.url, "packageId": package.id, "credits": package.credits}
-
-    async def close(self) -> None:
-        if self._http is not None:
-            self._http.close()  # type: ignore[no-untyped-call]

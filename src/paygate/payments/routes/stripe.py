@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
 
-from paygate.api.common import AdminGuard, Body
+from paygate.api.common import AdminGuard, Body, actor
 from paygate.asgi import api_key_from, header_map
 from paygate.core.domain_errors import NotFound, TooLarge
 from paygate.payments.limits import MAX_BODY_BYTES, MAX_EXTRA_METADATA, MAX_METADATA_KEY, MAX_METADATA_VALUE
@@ -16,6 +16,7 @@ from paygate.payments.stripe_ledger import StripeLedger
 
 if TYPE_CHECKING:  # the services import the stripe package: only a gateway with Stripe configured loads it
     from paygate.payments.checkout import StripeCheckout
+    from paygate.payments.metering import MeterReporter
     from paygate.payments.webhook import StripeWebhook
 
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY)]
@@ -72,8 +73,24 @@ def client_router(webhook: StripeWebhook | None, checkout: StripeCheckout | None
     return r
 
 
-def admin_router(guard: AdminGuard, ledger: StripeLedger | None) -> APIRouter:
+def admin_router(guard: AdminGuard, ledger: StripeLedger | None, meter: MeterReporter | None) -> APIRouter:
     r = guard.router("payments")
+
+    def reporter() -> MeterReporter:
+        if meter is None:
+            raise NotFound("Stripe metering not configured (stripe.meter)")
+        return meter
+
+    @r.get("/stripe/meter")
+    async def stripe_meter() -> dict[str, Any]:
+        """Metered billing: the meter's event name, how far usage was reported, meter events waiting to be
+        sent, and the dead-lettered ones."""
+        return reporter().status()
+
+    @r.post("/stripe/meter/requeue")
+    async def stripe_meter_requeue(request: Request) -> dict[str, Any]:
+        """Queue every dead-lettered meter event again (same identifiers: Stripe keeps one of each)."""
+        return {"requeued": reporter().requeue(actor(request))}
 
     @r.get("/stripe/owed")
     async def stripe_owed() -> dict[str, Any]:
