@@ -102,3 +102,8 @@ def test_checkout_is_404_without_a_secret_key(tmp_path: Path, standin: StripeSta
         raw = g.create_key(0)
         assert checkout(g, raw, {"packageId": "pro"})[0] == 404
         assert g.client.get("/stripe/packages").json() == {"packages": [], "configured": False}
+
+
+def test_the_stripe_secrets_never_show_in_the_config_view(gw: InProcessGateway) -> None:
+    text = gw.client.get("/config", headers=gw.admin()).text
+    assert "sk_test_paygate_standin" not in text and "whsec_" not in text
