@@ -207,3 +207,11 @@ def test_the_payment_documents_survive_a_backup_and_restore(gw: InProcessGateway
     broken["checksum"] = digest(broken["data"])
     refused = restore(gw, broken, "overwrite")
     assert refused.status_code == 400 and "stripe_owed" in refused.text
+
+
+def test_a_stripe_credit_counts_as_allocated_in_the_keys_dashboard(gw: InProcessGateway) -> None:
+    raw = gw.create_key(5)
+    signed_post(gw.client, session_completed({"paygate_api_key": raw, "paygate_credits": "20"}))
+    resp = gw.client.get("/keys/dashboard", params={"key": raw}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["balance"]["totalAllocated"] == 25
