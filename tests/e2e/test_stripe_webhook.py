@@ -63,3 +63,27 @@ def test_a_redis_fleet_credits_a_payment_once_when_every_instance_gets_it_at_onc
         assert {gw.balance(raw) for gw in fleet} == {250}
     finally:
         stop_all(fleet)
+
+
+def test_migrate_store_carries_what_was_credited_once(tmp_path: Path, redis_url: str) -> None:
+    """SQLite → Redis → SQLite with `paygate-mcp migrate-store`: a paid event replayed after each move is
+    still a duplicate (the once-records travel with the ledger)."""
+    from tests.e2e.test_store_migration import migrate
+
+    state, back = tmp_path / "paygate.db", tmp_path / "back.db"
+    args = ("--server", ECHO_COMMAND, "--stripe-secret", SECRET)
+    with running_gateway(*args, "--state-file", str(state), state_file=None, admin_key=ADMIN_KEY) as gw:
+        raw = gw.create_key(0)
+        paid = session_completed({"paygate_api_key": raw, "paygate_credits": "30"})
+        assert signed_post(gw.client, paid).json()["action"] == "credited"
+    code, report = migrate("--from", str(state), "--to", redis_url, "--redis-prefix", "stripe_moved")
+    assert code == 0 and report["copied"]["onceMoves"] == 1, report
+    redis_args = (*args, "--redis-url", redis_url, "--redis-prefix", "stripe_moved")
+    with running_gateway(*redis_args, state_file=None, admin_key=ADMIN_KEY) as on_redis:
+        assert signed_post(on_redis.client, paid).json()["action"] == "duplicate"
+        assert on_redis.balance(raw) == 30
+    code, report = migrate("--from", redis_url, "--redis-prefix", "stripe_moved", "--to", str(back))
+    assert code == 0 and report["copied"]["onceMoves"] == 1, report
+    with running_gateway(*args, "--state-file", str(back), state_file=None, admin_key=ADMIN_KEY) as again:
+        assert signed_post(again.client, paid).json()["action"] == "duplicate"
+        assert again.balance(raw) == 30
