@@ -104,7 +104,8 @@ def wrap(
         str | None, Opt(help='Prefix of every Redis key (default "paygate"): several fleets on one Redis')
     ] = None,
     stripe_secret: Annotated[
-        str | None, Opt(help="Stripe webhook signing secret (accepted; not in this version yet)")
+        str | None,
+        Opt(help="Stripe webhook signing secret (whsec_...): enables POST /stripe/webhook (docs/payments.md)"),
     ] = None,
     cors_origin: Annotated[
         str | None, Opt(help='CORS allowed origin(s): "*" (default), "https://app.example.com" or a comma list')

@@ -17,9 +17,6 @@ from paygate.config_x402 import X402Config
 class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    # payments (issue 17)
-    stripe_secret: str | None = None
-    stripe_webhook_secret: str | None = None
     # traffic control (issue 18)
     cache_ttl_seconds: int | None = Field(default=None, ge=0)
     max_cache_entries: int | None = Field(default=None, ge=0)
@@ -33,8 +30,7 @@ class LaterSettings(BaseModel):
     guardrails: dict[str, Any] | None = None
     plugins: list[Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
-    # payments (issue 17), REST wrapping
-    stripe: dict[str, Any] | None = None
+    # payments (issue 17: Stripe is config_stripe.py, x402 config_x402.py), REST wrapping
     x402: X402Config | None = None  # enforced (paygate/x402/, docs/x402.md): not a later key
     open_api_spec: str | None = None
     open_api_base_url: str | None = None

@@ -194,6 +194,7 @@ def copy(src: HistoryReader, dst: HistoryWriter | None) -> Tally:
         ("webhookQueued", src.queued, dst.write_queued if dst else None),
         ("webhookBatches", src.batches, dst.write_batches if dst else None),
         ("webhookDeadLetters", src.dead_letters, dst.write_dead_letters if dst else None),
+        ("onceMoves", src.once_moves, dst.write_once_moves if dst else None),
     ]
     for name, read, write in parts:
         tally.counts.setdefault(name, 0)

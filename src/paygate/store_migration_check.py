@@ -3,8 +3,8 @@ would open it), against what was read from the source.
 
 Per key: balance, spent, calls and last use as the source had them; its ledger as long and summing to the same;
 its balance equal to its ledger's sum. Overall: as many keys, ledger entries, usage rows, documents, meta values,
-audit entries and webhook items as were read. The call rollups: their totals per key, per tool and overall as
-read (store_migration_rollups.py).
+audit entries, webhook items and once-records (`Money.move_once`) as were read. The call rollups: their
+totals per key, per tool and overall as read (store_migration_rollups.py).
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def verify_sqlite(path: str, _prefix: str, source: Tally) -> tuple[list[str], li
         found.counts["documents"] = sum(len(store.doc_items(kind)) for kind in store.doc_kinds())
         found.counts["meta"] = int(db.execute(f"SELECT COUNT(*) FROM meta WHERE {NOT_LOCAL}").fetchone()[0])
         found.counts["audit"] = store.audit.count(AuditFilter())
+        found.counts["onceMoves"] = int(db.execute("SELECT COUNT(*) FROM once_moves").fetchone()[0])
         mismatches += verify_rollups(store.rollups, source.rollups)
         _outbox(found, store.outbox)
     finally:
@@ -149,6 +150,7 @@ def verify_redis(url: str, prefix: str, source: Tally) -> tuple[list[str], list[
             for item in RedisHistory(client, names).usage():  # streamed: never the whole log at once
                 found.add("refundMarks" if isinstance(item, RefundMark) else "usage")
             found.counts["meta"] = int(client.hlen(names.meta))
+            found.counts["onceMoves"] = int(client.hlen(names.once))
             _outbox(found, RedisOutbox(client, names, MIGRATED_OWNER))
         finally:
             client.delete(guard)

@@ -15,8 +15,6 @@ from paygate.webhooks.ssrf import configured_url_problems
 # Keys the reference's config files carry that later issues implement; accepted with a warning.
 LATER_KEYS = frozenset(
     {
-        "stripeSecret",
-        "stripeWebhookSecret",
         *(f.alias or name for name, f in LaterSettings.model_fields.items()),
     }
     - {"x402"}  # enforced (config_x402.py)

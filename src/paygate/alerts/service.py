@@ -33,6 +33,7 @@ MAX_QUEUE = 1000  # pending alerts kept for GET /alerts; the oldest is dropped p
 SPIKE_WINDOW = 300.0  # rate_limit_spike counts denials in the last 5 minutes
 RATE_REASONS = frozenset({"rate_limited", "tool_rate_limited"})
 GATE_EVENTS = frozenset({"gate.allow", "gate.deny"})
+OWED_EVENT = "stripe.credits_owed"  # payments/stripe_ledger.py: queued as a `credits_owed` alert, no rule needed
 SWEEP_EVERY = 60.0  # seconds between sweeps of cooldowns and denial windows
 MAX_DENIALS_KEPT = 10_000  # per key: a count past this is already a spike for any sensible threshold
 
@@ -159,7 +160,12 @@ class AlertService:
             self.reload()
 
     def on_batch(self, batch: Sequence[Event]) -> None:
-        """Deferred subscriber: count rate-limit denials, then check each key the batch names, once."""
+        """Deferred subscriber: count rate-limit denials, then check each key the batch names, once.
+        A refund or dispute that left credits owed (`stripe.credits_owed`) is an alert of its own, with
+        no rule to set: money is owed (docs/payments.md)."""
+        for event in batch:
+            if event.type == OWED_EVENT:
+                self._owed(event)
         if not self.rules:
             return
         keys: dict[str, None] = {}
@@ -174,6 +180,23 @@ class AlertService:
             now = self.clock()
             for key_hash in keys:
                 self.evaluate(key_hash, now)
+
+    def _owed(self, event: Event) -> None:
+        data = event.data
+        masked = str(data.get("keyMasked", ""))
+        alert = Alert(
+            "credits_owed",
+            event.timestamp,
+            masked.split("…")[0] + "...",
+            masked,
+            "",
+            f"a Stripe {data.get('cause')} could not take back {data.get('creditsOwed')} credits (already spent): "
+            f"{data.get('totalOwed')} owed in all",
+            0,
+            int(data.get("totalOwed") or 0),
+            {"cause": data.get("cause"), "eventId": data.get("eventId"), "payment": data.get("payment")},
+        )
+        self.queue.push(alert)
 
     def evaluate(self, key_hash: str, now: float) -> list[Alert]:
         """Run every rule for one key; queue and publish what fires. Returns the alerts fired."""

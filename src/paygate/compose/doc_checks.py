@@ -23,6 +23,7 @@ from paygate.keys.routes.reservations import ReserveBody
 from paygate.keys.routes.schedules import TopupParams
 from paygate.keys.routes.templates import TemplateBody
 from paygate.oauth.stored import DOC_CHECKS as OAUTH_DOC_CHECKS
+from paygate.payments import metering, stripe_ledger
 from paygate.policy.memberships import GROUPS, TEAMS
 from paygate.policy.routes import groups, teams
 from paygate.webhooks.routes.filters import FilterCreate, KeyWebhookBody
@@ -141,5 +142,8 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
         reservations.KIND: _reservation,
         schedules.KIND: _schedule,
         **OAUTH_DOC_CHECKS,
+        **{kind: stripe_ledger.doc_check(kind) for kind in stripe_ledger.DOC_KINDS},
+        metering.PENDING_DOC: metering.meter_doc_problem,
+        metering.DEAD_DOC: metering.meter_doc_problem,
     }
     return checks

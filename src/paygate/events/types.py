@@ -48,6 +48,15 @@ EVENT_TYPES: dict[str, str] = {
     "key.bulk": "a bulk operation on keys finished",
     "keys.exported": "keys were exported",
     "keys.imported": "keys were imported",
+    # payments (payments/, docs/payments.md)
+    "stripe.credits_added": "a paid Stripe Checkout Session or invoice credited a key (once per payment)",
+    "stripe.credits_reclaimed": "a Stripe refund or dispute took a payment's credits back (up to the balance)",
+    "stripe.credits_owed": "a refund or dispute could not take back everything (spent): the rest is owed",
+    "stripe.takeback_pending": "a refund or dispute arrived before its payment: kept until it is credited",
+    "stripe.payment_unmatched": "a paid Stripe event named a key that is unknown or revoked (answered 400)",
+    "stripe.checkout_created": "a key holder created a Stripe Checkout Session for a credit package",
+    "stripe.meter_dead_lettered": "a Stripe meter event ran out of attempts: kept until an admin queues it again",
+    "stripe.meter_requeued": "an admin queued the dead-lettered Stripe meter events again",
     # credit reservations and schedules
     "credits.reserved": "credits were put on hold for a key",
     "credits.committed": "held credits were spent (the rest released)",

@@ -1,7 +1,7 @@
 """`publicRateLimit`: requests per client address per minute on the public endpoints.
 
 The public endpoints answer anyone without a key, so they are what a stranger can call in a loop:
-`/`, `/health`, `/ready`, `/info`, `/pricing`, `/robots.txt`, `/.well-known/*` and the API
+`/`, `/health`, `/ready`, `/info`, `/pricing`, `/robots.txt`, `/stripe/packages`, `/.well-known/*` and the API
 description (`/openapi.json`, `/docs`, `/redoc`). `/metrics` is not counted (a scraper polls it on a
 schedule), nor `/mcp` (its own limits), nor the admin and client APIs (they need a key; the admin
 API has `adminRateLimit`), nor a preflight (`OPTIONS`). The client address is the one the gate uses
@@ -28,6 +28,7 @@ PUBLIC_PATHS = frozenset(
         "/docs",
         "/docs/oauth2-redirect",
         "/redoc",
+        "/stripe/packages",  # the reference rate-limits it as public
     }
 )
 MESSAGE = "Too many requests. Try again later."

@@ -27,8 +27,8 @@ WINDOW_MS = int(WINDOW_SECONDS * 1000)
 # Ledger kinds under the names the reference's credit history uses; other kinds keep their own name.
 LEDGER_TYPES = {"create": "initial", "charge": "deduction", "surcharge": "deduction"}
 # Kinds that put credits on a key from outside it (the dashboard's totalAllocated); refunds and released
-# reservations only give back what the key had.
-ALLOCATION_KINDS = frozenset({"create", "import", "topup", "transfer_in", "rotate_in", "restore"})
+# reservations only give back what the key had. `stripe_credit`: a Stripe payment (payments/stripe_ledger.py).
+ALLOCATION_KINDS = frozenset({"create", "import", "topup", "transfer_in", "rotate_in", "restore", "stripe_credit"})
 
 
 def key_status(record: KeyRecord, now: float) -> str:

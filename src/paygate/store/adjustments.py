@@ -1,4 +1,5 @@
-"""Single-key credit adjustments for the SQLite store: reservations, refunds, topups, surcharges.
+"""Single-key credit adjustments for the SQLite store: reservations, refunds, topups, surcharges, and
+moves applied once per outside id (`move_once`).
 
 A mixin of `SQLiteStore` (kept apart to keep that module small). Each is one guarded UPDATE with its
 ledger entry in the same transaction; the in-memory record changes only after it committed.
@@ -6,15 +7,20 @@ ledger entry in the same transaction; the in-memory record changes only after it
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from paygate.core.records import ChargeResult, KeyRecord
+from paygate.store.once import OnceMove
 
 
 class _StoreCore(Protocol):
     _keys: dict[str, KeyRecord]
 
+    @property
+    def db(self) -> sqlite3.Connection: ...
     def flush(self) -> None: ...
     def adjust(
         self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
@@ -61,6 +67,40 @@ class Adjustments:
         if record.credits >= threshold:
             return ChargeResult(False, record.credits)
         return self.adjust(key_hash, amount, "topup", memo, 0)
+
+    def move_once(self: _StoreCore, key_hash: str, delta: int, kind: str, memo: str, once_id: str) -> OnceMove:
+        """`delta` credits (a take-back: at most the balance) with a ledger entry of `kind`, and `once_id`
+        recorded, in one transaction; nothing when `once_id` is already recorded."""
+        self.flush()
+        record = self._keys.get(key_hash)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seen = db.execute("SELECT requested, moved FROM once_moves WHERE once_id = ?", (once_id,)).fetchone()
+            if seen is not None or record is None:
+                db.execute("ROLLBACK")
+                if seen is not None:
+                    return OnceMove("duplicate", int(seen[0]), int(seen[1]), record.credits if record else 0)
+                return OnceMove("no_key", delta, 0, 0)
+            balance = int(db.execute("SELECT credits FROM keys WHERE key_hash = ?", (key_hash,)).fetchone()[0])
+            moved = max(delta, -balance)
+            if moved:
+                row = db.execute(
+                    "UPDATE keys SET credits = credits + ? WHERE key_hash = ? RETURNING credits", (moved, key_hash)
+                ).fetchone()
+                balance = int(row[0])
+                self._ledger(key_hash, moved, kind, balance, memo)
+            db.execute(
+                "INSERT INTO once_moves (once_id, key_hash, requested, moved, ts) VALUES (?, ?, ?, ?, ?)",
+                (once_id, key_hash, delta, moved, time.time()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        record.credits = balance
+        return OnceMove("applied", delta, moved, balance)
 
     def charge_up_to(self: _StoreCore, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""

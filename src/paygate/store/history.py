@@ -33,6 +33,7 @@ class RefundMark(NamedTuple):
 UsageItem = UsageEvent | RefundMark  # one entry of the usage log, oldest first
 LedgerItem = tuple[int, LedgerEntry]  # (entry number, entry): the number orders a key's history
 Document = tuple[str, str, str]  # (kind, id, body JSON text)
+OnceItem = tuple[str, str, int, int]  # a `move_once` record: (once id, key hash or "", requested, moved)
 
 
 def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -65,6 +66,7 @@ class HistoryReader(Protocol):
     def queued(self) -> Iterator[tuple[str, QueuedEvent]]: ...  # (destination, event), by id
     def batches(self) -> Iterator[Batch]: ...  # with their bodies, by id
     def dead_letters(self) -> Iterator[DeadLetter]: ...  # by id
+    def once_moves(self) -> Iterator[OnceItem]: ...  # what `Money.move_once` recorded (store/once.py)
     # the call rollups, read through the store's own query; `moved`: old key hash -> its successor
     def rollups(self, moved: dict[str, str]) -> CallRollups: ...
 
@@ -80,6 +82,7 @@ class HistoryWriter(Protocol):
     def write_queued(self, events: Sequence[tuple[str, QueuedEvent]]) -> None: ...
     def write_batches(self, batches: Sequence[Batch]) -> None: ...
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+    def write_once_moves(self, items: Sequence[OnceItem]) -> None: ...
     def write_rollups(self, rows: Sequence[RollupRow]) -> None: ...  # base sums, added to every level
     def finish(self) -> None: ...  # counters, then commit
     def abort(self) -> str: ...  # undo what can be; says what is left

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 
 import orjson
@@ -16,7 +17,7 @@ import orjson
 from paygate.core.records import KeyRecord, LedgerEntry, UsageEvent
 from paygate.store import charge_journal
 from paygate.store.audit_log import AuditEntry
-from paygate.store.history import Document, LedgerItem, RefundMark, UsageItem, successors
+from paygate.store.history import Document, LedgerItem, OnceItem, RefundMark, UsageItem, successors
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
 from paygate.store.rollups import CallRollups, RollupRow
 from paygate.store.rows import KEY_COLUMNS, USAGE_SQL, record_values, row_to_record, row_to_usage, usage_row
@@ -133,6 +134,10 @@ class SQLiteHistory:
         for r in self.db.execute(sql):
             yield dead_letter_of(r)
 
+    def once_moves(self) -> Iterator[OnceItem]:
+        for r in self.db.execute("SELECT once_id, key_hash, requested, moved FROM once_moves ORDER BY once_id"):
+            yield str(r[0]), str(r[1]), int(r[2]), int(r[3])
+
     def rollups(self, moved: dict[str, str]) -> CallRollups:
         """The file's own rollups (a rotation moved the old key's rows already: `moved` is not needed)."""
         return SQLiteRollups(lambda: self.db)
@@ -217,6 +222,13 @@ class SQLiteHistory:
                 )
                 for b in batches
             ],
+        )
+
+    def write_once_moves(self, items: Sequence[OnceItem]) -> None:
+        now = time.time()
+        self._write(
+            "INSERT INTO once_moves (once_id, key_hash, requested, moved, ts) VALUES (?, ?, ?, ?, ?)",
+            [(*item, now) for item in items],
         )
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:

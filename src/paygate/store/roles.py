@@ -19,9 +19,10 @@ from paygate.core.ratelimit import RateDecision
 from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, LedgerEntry, UsageEvent
 from paygate.store.audit_log import AuditLog
 from paygate.store.documents import Doc
+from paygate.store.once import OnceMove
 from paygate.store.outbox import Outbox
 
-__all__ = ["AuditLog", "Documents", "KeyTable", "Meta", "Money", "Outbox", "RateWindows", "UsageLog"]
+__all__ = ["AuditLog", "Documents", "KeyTable", "Meta", "Money", "OnceMove", "Outbox", "RateWindows", "UsageLog"]
 
 
 class KeyTable(Protocol):
@@ -70,6 +71,10 @@ class Money(Protocol):
     def adjust(
         self, key_hash: str, delta: int, kind: str, memo: str, spent_delta: int = 0, calls_delta: int = 0
     ) -> ChargeResult: ...
+    # a move applied at most once per `once_id` (an outside event's id, recorded in the same transaction):
+    # a credit (delta > 0) in full, a take-back (delta < 0) up to the balance, never below zero; a
+    # repeated id moves nothing and answers what the first did (store/once.py)
+    def move_once(self, key_hash: str, delta: int, kind: str, memo: str, once_id: str) -> OnceMove: ...
     # from and to balances, or None when nothing moved
     def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None: ...
     # rotation: the new record takes over balance, counters and usage; the old one is left revoked and empty

@@ -177,4 +177,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         _rollup_table("rollup_key", None, ("key_hash", "namespace", "reason")),
         _rollup_fill("rollup_key", None, ("key_hash", "namespace", "reason")),
     ),
+    (
+        # Money moves applied at most once per outside id (store/once.py: a Stripe event's id), recorded in the
+        # move's transaction: what was asked for and what moved (a take-back moves at most the balance).
+        """CREATE TABLE once_moves (
+            once_id TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL,
+            requested INTEGER NOT NULL,
+            moved INTEGER NOT NULL,
+            ts REAL NOT NULL
+        )""",
+    ),
 ]

@@ -144,6 +144,11 @@ def adjust_op(
     return ["adjust", key_hash, *fields, quota.day_of(ts), quota.month_of(ts), team_id or "", str(below)]
 
 
+def once_op(key_hash: str, delta: int, kind: str, memo: str, ts: float, once_id: str) -> list[str]:
+    """A move applied at most once per `once_id` (store/once.py)."""
+    return ["once", key_hash, str(delta), _word(kind), json_text(memo), ts_text(ts), once_id]
+
+
 def create_op(record: KeyRecord, kind: str, ts: float) -> list[str]:
     return [
         "create",

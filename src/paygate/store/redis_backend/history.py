@@ -16,7 +16,7 @@ import redis
 
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.store.audit_log import AuditEntry
-from paygate.store.history import CHUNK, MIGRATED_OWNER, Document, LedgerItem, RefundMark, UsageItem
+from paygate.store.history import CHUNK, MIGRATED_OWNER, Document, LedgerItem, OnceItem, RefundMark, UsageItem
 from paygate.store.outbox import Batch, DeadLetter, QueuedEvent
 from paygate.store.redis_backend.audit import RedisAuditLog
 from paygate.store.redis_backend.codec import (
@@ -180,6 +180,12 @@ class RedisHistory:
                     int(f[b"status"]),
                 )
 
+    def once_moves(self) -> Iterator[OnceItem]:
+        """The key hash is not kept in Redis (a duplicate's answer needs only the amounts): ""."""
+        for once_id, value in self.r.hscan_iter(self.names.once, count=CHUNK):
+            requested, moved = as_text(value).split(" ")
+            yield as_text(once_id), "", int(requested), int(moved)
+
     # writing -----------------------------------------------------------------------------------------------
     def empty(self) -> str | None:
         pattern = f"{self.names.base}:*"
@@ -295,6 +301,10 @@ class RedisHistory:
                 pipe.sadd(f"{p}:retry", str(b.id))
             self._max_ids["batch"] = max(self._max_ids["batch"], b.id)
         pipe.execute()
+
+    def write_once_moves(self, items: Sequence[OnceItem]) -> None:
+        if items:
+            self.r.hset(self.names.once, mapping={i[0]: f"{i[2]} {i[3]}" for i in items})
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         p, pipe = self._outbox, self._pipe()

@@ -33,6 +33,7 @@ class Names:
         self.applied = f"{self.base}:applied"  # HASH instance lane -> last applied op batch
         self.doc_kinds = f"{self.base}:dockinds"  # SET of document kinds
         self.meta = f"{self.base}:meta"  # HASH
+        self.once = f"{self.base}:once"  # HASH once id -> "requested moved" (Money.move_once, scripts.MONEY)
         self.events = f"{self.base}:events"  # pub/sub channel: what changed, for other instances' caches
         self.event_ids = f"{self.base}:eventids"  # counter: blocks of event ids, unique across the fleet
 

@@ -10,7 +10,7 @@ a batch sent again (a retry after a lost reply) is answered from that memory and
 Numbers: Redis's Lua has doubles only, exact for integers up to 2^53, far above any balance. Timestamps
 and memos arrive as JSON text from Python and are pasted into ledger entries unparsed, so they keep every
 digit. Replies are text: one line per operation (`1 credits spent calls last_used version`; `0` and the
-same when refused; `conflict what`).
+same when refused; `conflict what`; `once`: `new|dup requested moved` and the state, or `none`).
 """
 
 from __future__ import annotations
@@ -155,6 +155,29 @@ while i <= n do
       end
       out[#out + 1] = '1 ' .. state(k)
       moved[h] = true
+    end
+  elseif op == 'once' then  -- h delta kind memo ts once_id: at most once per once_id (store/once.py)
+    local h, delta, kind, memo, ts, oid = ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+      ARGV[i + 6]
+    i = i + 7
+    local k = key(h)
+    local seen = redis.call('HGET', P .. ':once', oid)
+    local c = redis.call('HGET', k, 'c')
+    if seen then  -- 'requested moved': what the first one did
+      out[#out + 1] = 'dup ' .. seen .. ' ' .. (c and state(k) or '0 0 0 - 0')
+    elseif not c then
+      out[#out + 1] = 'none'
+    else
+      local got = delta
+      if tonumber(c) + delta < 0 then got = -tonumber(c) end  -- a take-back takes what is there
+      redis.call('HSET', P .. ':once', oid, fmt(delta) .. ' ' .. fmt(got))
+      if got ~= 0 then
+        local bal = redis.call('HINCRBY', k, 'c', fmt(got))
+        redis.call('HINCRBY', k, 'v', 1)
+        ledger(h, got, kind, bal, ts, memo)
+        moved[h] = true
+      end
+      out[#out + 1] = 'new ' .. fmt(delta) .. ' ' .. fmt(got) .. ' ' .. state(k)
     end
   elseif op == 'xfer' then  -- from to amount memo ts
     local a, b, amount, memo, ts = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]

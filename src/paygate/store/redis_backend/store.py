@@ -26,6 +26,7 @@ from paygate.core.records import ChargeLimits, ChargeResult, KeyRecord, UsageEve
 from paygate.store.adjustments import surcharge_up_to
 from paygate.store.documents import Doc, DocumentTable
 from paygate.store.errors import ChargeNotRecorded, ChargeRefused, Conflict, StoreUnavailable
+from paygate.store.once import OnceMove
 from paygate.store.redis_backend import codec
 from paygate.store.redis_backend.audit import RedisAuditLog
 from paygate.store.redis_backend.codec import MoneyState
@@ -282,6 +283,18 @@ class RedisStore(RedisDocuments, RedisReads):
     def charge_up_to(self, key_hash: str, amount: int, memo: str) -> tuple[int, int]:
         """Deduct as much of `amount` as the balance allows; returns (charged, balance)."""
         return surcharge_up_to(self.mirror.keys.get(key_hash), amount, memo, self.adjust)
+
+    @locked
+    def move_once(self, key_hash: str, delta: int, kind: str, memo: str, once_id: str) -> OnceMove:
+        """As on SQLite (store/adjustments.py), in one script: the id is a field of `{prefix}:once`."""
+        line = self._write([codec.once_op(key_hash, delta, kind, memo, time.time(), once_id)]).lines[0]
+        words = line.split(" ")
+        if words[0] == "none":
+            return OnceMove("no_key", delta, 0, 0)
+        requested, moved, state = int(words[1]), int(words[2]), MoneyState.parse(words[3:8])
+        if key_hash in self.mirror.keys:
+            self.mirror.absorb(key_hash, state)
+        return OnceMove("applied" if words[0] == "new" else "duplicate", requested, moved, state.credits)
 
     @locked
     def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None:

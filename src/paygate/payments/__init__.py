@@ -1,0 +1,1 @@
+"""Payments: credits bought with Stripe (Checkout, the webhook, refunds and disputes). docs/payments.md."""
