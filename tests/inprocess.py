@@ -17,6 +17,7 @@ EventHub subscriber instead of the stderr log line (same `{type, actor, data}`, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import socket
@@ -104,6 +105,7 @@ class InProcessGateway(GatewayClient):
         self._failure: BaseException | None = None
         self._startup_failure: str | None = None
         self._done = threading.Event()
+        self._wake: asyncio.Event | None = None  # set by stop(): the main loop exits without its tick's wait
         self._capture = _Capture()
         self._levels: dict[str, int] = {}
         self._sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -142,6 +144,7 @@ class InProcessGateway(GatewayClient):
             self.rt = rt
             # the server `wrap` builds: the same connection limits (paygate/http/server.py)
             self.server = build_server(self.settings, self._startup_errors(app), rt.metrics, log_config=None)
+            self.server.main_loop = self._main_loop  # type: ignore[method-assign]
             config = self.server.config
             with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
                 self.loop = runner.get_loop()
@@ -151,6 +154,19 @@ class InProcessGateway(GatewayClient):
         finally:
             self._sock.close()
             self._done.set()
+
+    async def _main_loop(self) -> None:
+        """uvicorn's main loop (a tick every 0.1 s until `should_exit`), but woken by `stop()` at once
+        rather than at its next tick: ~50 ms less per gateway stopped, the same shutdown after it."""
+        server = self.server
+        assert server is not None
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await server.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self._wake.wait()
 
     def _on_ready(self, rt: Runtime) -> None:
         host = "127.0.0.1" if rt.settings.host in ("0.0.0.0", "::") else rt.settings.host
@@ -190,6 +206,8 @@ class InProcessGateway(GatewayClient):
                 for action in list(rt.on_exit_signal):
                     action()
                 server.should_exit = True
+                if self._wake is not None:
+                    self._wake.set()
 
             self.loop.call_soon_threadsafe(exit_signal)
         self._thread.join(timeout)
