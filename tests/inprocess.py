@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+import fastapi.dependencies.models
 import httpx
 import orjson
 import uvicorn
@@ -212,6 +213,7 @@ class InProcessGateway(GatewayClient):
             self.loop.call_soon_threadsafe(exit_signal)
         self._thread.join(timeout)
         self._finish()
+        _forget_stopped_apps()
         if self._thread.is_alive():
             raise RuntimeError(f"the in-process gateway did not stop within {timeout:g}s")
         return 0 if self._failure is None else 1
@@ -264,6 +266,18 @@ class InProcessGateway(GatewayClient):
             rt.events.flush()
 
         self.call_in_loop(run)
+
+
+def _forget_stopped_apps() -> None:
+    """FastAPI memoizes whether a callable is a coroutine or generator in module-level LRU caches (up to
+    4096 entries each) keyed by the callable itself: every endpoint and dependency of a stopped gateway
+    stayed reachable from them, and with them the gateway (app, services, store: ~25,000 objects), which
+    every full garbage collection of the test process then walked again. A stopped gateway's callables
+    are never asked about again (each app has its own closures), so the caches only lose dead entries."""
+    for name in ("_is_gen_callable_cached", "_is_async_gen_callable_cached", "_is_coroutine_callable_cached"):
+        cached = getattr(fastapi.dependencies.models, name, None)
+        if cached is not None:
+            cached.cache_clear()
 
 
 def start_inprocess_gateway(
