@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +18,14 @@ from tests.support import ECHO_COMMAND, Gateway, running_gateway
 # limits themselves (tests/api/test_http_conventions.py) set them again.
 os.environ["PAYGATE_ADMIN_RATE_LIMIT"] = "0"
 os.environ["PAYGATE_PUBLIC_RATE_LIMIT"] = "0"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection built (test items, imported modules, hypothesis and schemathesis) lives until the
+    end: frozen, every later full garbage collection of the worker skips it (measured on 22 tests/api
+    modules: 12.1 -> 8.9 s of the run's ~100 s of CPU spent in the collector)."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)

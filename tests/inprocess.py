@@ -17,6 +17,7 @@ EventHub subscriber instead of the stderr log line (same `{type, actor, data}`, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
 import socket
@@ -27,6 +28,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+import fastapi.dependencies.models
 import httpx
 import orjson
 import uvicorn
@@ -104,6 +106,7 @@ class InProcessGateway(GatewayClient):
         self._failure: BaseException | None = None
         self._startup_failure: str | None = None
         self._done = threading.Event()
+        self._wake: asyncio.Event | None = None  # set by stop(): the main loop exits without its tick's wait
         self._capture = _Capture()
         self._levels: dict[str, int] = {}
         self._sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -142,6 +145,7 @@ class InProcessGateway(GatewayClient):
             self.rt = rt
             # the server `wrap` builds: the same connection limits (paygate/http/server.py)
             self.server = build_server(self.settings, self._startup_errors(app), rt.metrics, log_config=None)
+            self.server.main_loop = self._main_loop  # type: ignore[method-assign]
             config = self.server.config
             with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
                 self.loop = runner.get_loop()
@@ -151,6 +155,19 @@ class InProcessGateway(GatewayClient):
         finally:
             self._sock.close()
             self._done.set()
+
+    async def _main_loop(self) -> None:
+        """uvicorn's main loop (a tick every 0.1 s until `should_exit`), but woken by `stop()` at once
+        rather than at its next tick: ~50 ms less per gateway stopped, the same shutdown after it."""
+        server = self.server
+        assert server is not None
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await server.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self._wake.wait()
 
     def _on_ready(self, rt: Runtime) -> None:
         host = "127.0.0.1" if rt.settings.host in ("0.0.0.0", "::") else rt.settings.host
@@ -190,10 +207,13 @@ class InProcessGateway(GatewayClient):
                 for action in list(rt.on_exit_signal):
                     action()
                 server.should_exit = True
+                if self._wake is not None:
+                    self._wake.set()
 
             self.loop.call_soon_threadsafe(exit_signal)
         self._thread.join(timeout)
         self._finish()
+        _forget_stopped_apps()
         if self._thread.is_alive():
             raise RuntimeError(f"the in-process gateway did not stop within {timeout:g}s")
         return 0 if self._failure is None else 1
@@ -246,6 +266,18 @@ class InProcessGateway(GatewayClient):
             rt.events.flush()
 
         self.call_in_loop(run)
+
+
+def _forget_stopped_apps() -> None:
+    """FastAPI memoizes whether a callable is a coroutine or generator in module-level LRU caches (up to
+    4096 entries each) keyed by the callable itself: every endpoint and dependency of a stopped gateway
+    stayed reachable from them, and with them the gateway (app, services, store: ~25,000 objects), which
+    every full garbage collection of the test process then walked again. A stopped gateway's callables
+    are never asked about again (each app has its own closures), so the caches only lose dead entries."""
+    for name in ("_is_gen_callable_cached", "_is_async_gen_callable_cached", "_is_coroutine_callable_cached"):
+        cached = getattr(fastapi.dependencies.models, name, None)
+        if cached is not None:
+            cached.cache_clear()
 
 
 def start_inprocess_gateway(
