@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from paygate.config_auth import ExternalAuthConfig
-from paygate.credentials.external import ExternalTokens
 from paygate.credentials.routes import tokens
 from paygate.credentials.scoped import ScopedTokens
 from paygate.runtime import Runtime
@@ -23,6 +22,7 @@ def credential_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def add_external_issuer(rt: Runtime, config: ExternalAuthConfig) -> None:
     """JWTs of an authorization server elsewhere, billed to the key whose alias their claim names."""
+    from paygate.credentials.external import ExternalTokens  # PyJWT and cryptography: only when configured
 
     def key_of_alias(alias: str) -> str | None:
         record = rt.keys.by_alias(alias)

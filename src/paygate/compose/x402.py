@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from paygate.mcp.x402_calls import PaidCalls
 from paygate.runtime import Runtime
 from paygate.x402.routes import admin
-from paygate.x402.service import X402Service
 
 SWEEP_SECONDS = 3600.0  # used payments past their TTL are forgotten about this often
 
@@ -17,6 +15,10 @@ def x402_routers(rt: Runtime) -> dict[str, APIRouter]:
     config = rt.settings.x402
     if config is None:
         return {"x402": admin.router(rt.guard, None)}
+    # imported only when configured: the x402 package and its models cost every start ~12 MiB
+    from paygate.mcp.x402_calls import PaidCalls
+    from paygate.x402.service import X402Service
+
     service = X402Service(config, rt.store, rt.events)
     paid = PaidCalls(rt.dispatcher, service)
 

@@ -3,14 +3,16 @@ settlements; switch it on or off and change its payee and prices at runtime (x40
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
 from paygate.api.common import AdminGuard, Body, actor
 from paygate.core.domain_errors import Conflict
-from paygate.x402.service import X402Service
+
+if TYPE_CHECKING:  # the service (and the x402 package) is imported only when x402 is configured
+    from paygate.x402.service import X402Service
 
 
 class X402Change(Body):
