@@ -150,7 +150,12 @@ class SessionManager:
             return None
         owner = session.owner
         if owner is not None:
-            if raw_key is None or not hmac.compare_digest(self.owner_of_credential(raw_key)[0], owner):
+            if raw_key is None:
+                return None
+            # the credential's own hash first (keys, scoped tokens): only an OAuth token's grant needs resolving
+            if not hmac.compare_digest(hash_key(raw_key), owner) and not hmac.compare_digest(
+                self.owner_of_credential(raw_key)[0], owner
+            ):
                 return None
         elif raw_key is not None and (new_owner := self.owner_of(raw_key)) is not None:
             self._bind(session, new_owner)

@@ -42,8 +42,10 @@ class AccessTokens:
         if fixed is not None and doc.get("audience") != fixed:
             return Rejected("invalid_token", "access token issued for another resource", bearer=True)
         # the owner a session is bound to: the grant (the family, the SHA-256 of its authorization code),
-        # not this token, so a session outlives the refreshes of its grant and ends with its revocation
-        return Credential(str(doc["keyHash"]), tools_of(list(doc["scopes"])), "oauth", str(doc["family"]))
+        # not this token, so a session outlives the refreshes of its grant and ends with its revocation;
+        # prefixed, so that no credential's own hash (the code's, presented as a key) can ever equal it
+        owner = "oauth-grant:" + str(doc["family"])
+        return Credential(str(doc["keyHash"]), tools_of(list(doc["scopes"])), "oauth", owner)
 
     def audience(self, raw: str) -> str | None:
         doc = self.records.token(digest(raw))

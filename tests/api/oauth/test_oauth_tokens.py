@@ -313,3 +313,21 @@ def test_a_token_bills_its_key_and_calls_only_the_tools_its_scopes_name(gw: InPr
     wide = flow.tokens(reg["client_id"], key)["access_token"]  # the default scopes: every tool
     assert "result" in call(gw, wide, "add", {"a": 1, "b": 2})
     assert (gw.balance(key), gw.balance(bystander)) == (8, 10)
+
+
+def test_a_session_is_bound_to_its_grant_not_to_the_code_presented_as_a_key(gw: InProcessGateway, flow: Flow) -> None:
+    key = gw.create_key(10)
+    reg = flow.register()
+    code, verifier = flow.code(reg["client_id"], key)
+    tokens = flow.exchange(reg["client_id"], code, verifier).json()
+    init = {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    opened = gw.rpc("initialize", init, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    session = opened.headers["mcp-session-id"]
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": reg["client_id"]}
+    fresh = flow.token(**refresh).json()["access_token"]
+    ping = gw.rpc("ping", headers={"Mcp-Session-Id": session, "Authorization": f"Bearer {fresh}"})
+    assert ping.status_code == 200  # the grant's session outlives the refresh
+    # the spent code, presented as an API key, names no key: it may neither use nor end the session
+    assert gw.rpc("ping", headers={"Mcp-Session-Id": session, "X-API-Key": code}).status_code == 404
+    assert gw.client.delete(f"{gw.url}/mcp", headers={"Mcp-Session-Id": session, "X-API-Key": code}).status_code == 404
+    assert gw.rpc("ping", headers={"Mcp-Session-Id": session, "Authorization": f"Bearer {fresh}"}).status_code == 200
