@@ -1,6 +1,7 @@
-"""A small HTTP server on 127.0.0.1 answering JSON documents by path, for tests of what the gateway fetches
-(an authorization server's metadata and keys, clients' metadata documents). Paths map to documents, or to
-functions that build them at each request; anything else is a 404. Optionally over TLS."""
+"""A small HTTP server on 127.0.0.1 answering JSON by path, for tests of what the gateway fetches or calls
+(an authorization server's metadata and keys, clients' metadata documents, an x402 facilitator). GET paths
+map to documents, or to functions that build them at each request; POST paths to functions of the JSON
+body; anything else is a 404. Optionally over TLS."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ Document = Any | Callable[[], Any]
 
 
 class JsonServer:
-    def __init__(self, documents: dict[str, Document] | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        documents: dict[str, Document] | None = None,
+        tls: ssl.SSLContext | None = None,
+        posts: dict[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.documents: dict[str, Document] = dict(documents or {})
+        self.posts: dict[str, Callable[[Any], Any]] = dict(posts or {})
         self.requests: list[str] = []  # the paths asked for, in order
         server = self
 
@@ -27,7 +34,18 @@ class JsonServer:
                     self.send_error(404)
                     return
                 found = server.documents[self.path]
-                data = json.dumps(found() if callable(found) else found).encode()
+                self._json(found() if callable(found) else found)
+
+            def do_POST(self) -> None:
+                server.requests.append(self.path)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                if self.path not in server.posts:
+                    self.send_error(404)
+                    return
+                self._json(server.posts[self.path](body))
+
+            def _json(self, answer: Any) -> None:
+                data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -13,8 +13,9 @@ import hashlib
 import json
 import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.json_server import JsonServer
 
 NETWORK = "eip155:84532"
 ASSET = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
@@ -30,39 +31,9 @@ class Facilitator:
         self.fail_settle = False
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
-        me = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != "/supported":
-                    self.send_error(404)
-                    return
-                self._json({"kinds": [{"x402Version": 2, "scheme": "exact", "network": NETWORK}], "extensions": []})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                if self.path == "/verify":
-                    self._json(me.verify(body))
-                elif self.path == "/settle":
-                    self._json(me.settle(body))
-                else:
-                    self.send_error(404)
-
-            def _json(self, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        supported = {"kinds": [{"x402Version": 2, "scheme": "exact", "network": NETWORK}], "extensions": []}
+        self.http = JsonServer({"/supported": supported}, posts={"/verify": self.verify, "/settle": self.settle})
+        self.url = self.http.url
 
     def verify(self, body: dict[str, Any]) -> dict[str, Any]:
         payload, req = body["paymentPayload"]["payload"], body["paymentRequirements"]
@@ -95,9 +66,7 @@ class Facilitator:
         }
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
 
 def payment(accepted: dict[str, Any], signature: str = "0xsigned", nonce: str | None = None) -> dict[str, Any]:

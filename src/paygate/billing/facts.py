@@ -116,24 +116,13 @@ class GateFacts:
         policy: EffectivePolicy | None,
         token: Credential | Rejected | None = None,
     ) -> gate.GateInput:
-        g = self._gate_input(key, key_given, tool, amount, now, client, policy)
         if token is not None:  # a token, not the key itself: refused, or narrowed to some tools
+            g = self.gate_input(key, key_given, tool, amount, now, client, policy)
             if isinstance(token, Rejected):
                 g.rejected = gate.Denial(token.reason, token.detail)
             else:
                 g.token_tools, g.token_reason = token.tools, token.scope_reason
-        return g
-
-    def _gate_input(
-        self,
-        key: KeyRecord | None,
-        key_given: bool,
-        tool: str,
-        amount: int,
-        now: float,
-        client: ClientFacts,
-        policy: EffectivePolicy | None,
-    ) -> gate.GateInput:
+            return g
         if key is None or policy is None:
             return gate.GateInput(key, key_given, tool, amount, now)
         team = self.team_of(key)
