@@ -21,7 +21,6 @@ from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
-from paygate.config_oauth import OAuthConfig
 from paygate.config_redis import RedisSettings
 from paygate.config_stripe import StripeSettings
 
@@ -102,9 +101,7 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(
-    _Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, OAuthConfig, StripeSettings, LaterSettings
-):
+class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, LaterSettings):
     """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
     headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
     ignored here and reported by `validate`."""

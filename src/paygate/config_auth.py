@@ -1,10 +1,12 @@
-"""Settings of credentials that stand for a key (credentials/, docs/tokens.md, docs/auth.md): `Settings`
-inherits these fields."""
+"""Settings of credentials that stand for a key (credentials/, oauth/; docs/tokens.md, docs/auth.md):
+`Settings` inherits these fields."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from paygate.config_oauth import OAuthSettings
 
 _CAMEL = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -44,3 +46,4 @@ class AuthSettings(BaseModel):
 
     token_secret: str | None = Field(default=None, min_length=32, max_length=256)  # signs pgt_ tokens
     external_auth: ExternalAuthConfig | None = None
+    oauth: OAuthSettings | None = None  # this gateway's own authorization server (config_oauth.py); None: off

@@ -50,9 +50,3 @@ class OAuthSettings(BaseModel):
     @classmethod
     def _resource(cls, value: str | None) -> str | None:
         return _absolute_http_url(value, "resource")
-
-
-class OAuthConfig(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-    oauth: OAuthSettings | None = None

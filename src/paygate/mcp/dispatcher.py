@@ -323,12 +323,9 @@ class Dispatcher:
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
             self.publish_deny(decision, ctx, started)
-            if (
-                self.x402 is not None
-                and what == "tools/call"
-                and (ask := self.x402.instead_of(msg_id, decision, params))
-            ):
-                return ask  # no key or too few credits: this call may pay for itself (mcp/x402_calls.py)
+            x402 = self.x402  # no key or too few credits: this call may pay for itself (mcp/x402_calls.py)
+            if x402 is not None and what == "tools/call" and (ask := x402.instead_of(msg_id, decision, params)):
+                return ask
             return refusal(msg_id, decision)
         if decision.committed is not None:  # the charge is on disk before the backend does any work
             refused = partial(self.publish_store_refusal, decision, ctx, started)

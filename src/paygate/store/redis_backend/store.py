@@ -287,14 +287,13 @@ class RedisStore(RedisDocuments, RedisReads):
     @locked
     def move_once(self, key_hash: str, delta: int, kind: str, memo: str, once_id: str) -> OnceMove:
         """As on SQLite (store/adjustments.py), in one script: the id is a field of `{prefix}:once`."""
-        line = self._write([codec.once_op(key_hash, delta, kind, memo, time.time(), once_id)]).lines[0]
-        words = line.split(" ")
+        words = self._write([codec.once_op(key_hash, delta, kind, memo, time.time(), once_id)]).lines[0].split(" ")
         if words[0] == "none":
             return OnceMove("no_key", delta, 0, 0)
-        requested, moved, state = int(words[1]), int(words[2]), MoneyState.parse(words[3:8])
+        state = MoneyState.parse(words[3:8])
         if key_hash in self.mirror.keys:
             self.mirror.absorb(key_hash, state)
-        return OnceMove("applied" if words[0] == "new" else "duplicate", requested, moved, state.credits)
+        return OnceMove("applied" if words[0] == "new" else "duplicate", int(words[1]), int(words[2]), state.credits)
 
     @locked
     def transfer(self, from_hash: str, to_hash: str, amount: int, memo: str) -> tuple[int, int] | None:
