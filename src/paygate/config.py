@@ -102,9 +102,8 @@ class ServerConfig(_Model):
 
 
 class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, LaterSettings):
-    """Everything the gateway is configured with (resource limits: config_limits.py; CORS, custom
-    headers, public and admin rate limits: config_http.py; later features: config_later.py). Unknown keys are
-    ignored here and reported by `validate`."""
+    """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.
+    Unknown keys are ignored here and reported by `validate`."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 

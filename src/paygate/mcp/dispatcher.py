@@ -33,6 +33,7 @@ from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.gate_answers import denial_error, recorded, refusal
 from paygate.mcp.handshake import initialize_result
+from paygate.mcp.input_required import asks_for_input
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
@@ -44,11 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
 UNKNOWN_TOOL_REFRESH = 5.0  # seconds between tool-list refreshes caused by calls to unknown tools
-
-
-def _input_required(reply: Message) -> bool:
-    result = reply.get("result")
-    return isinstance(result, dict) and result.get("resultType") == "input_required"
 
 
 @dataclass(slots=True)
@@ -227,7 +223,7 @@ class Dispatcher:
                 reply = await request
             else:  # the client may cancel it (notifications/cancelled)
                 reply = await self.in_flight.run(ctx.session_id, msg_id, request)
-            if origin is not None and _input_required(reply):  # a 2026-07-28 server asks first
+            if origin is not None and asks_for_input(reply):  # a 2026-07-28 server asks first
                 reply = await self._with_answers(method, params, reply, origin)
         except CancelledByClient:
             return ctx.cancelled_by_client(msg_id), True
@@ -256,7 +252,7 @@ class Dispatcher:
     async def _with_answers(self, method: str, params: Any, reply: Message, origin: Origin) -> Message:
         """Ask the client the server's questions, retry with its answers, until a real result."""
         for _ in range(MAX_INPUT_ROUNDS):
-            if not _input_required(reply):
+            if not asks_for_input(reply):
                 return reply
             result = reply["result"]
             answers = await self.relay.ask(origin, result.get("inputRequests"), self.tool_timeout)

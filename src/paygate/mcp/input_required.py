@@ -33,6 +33,14 @@ from paygate.mcp.relay import Relay
 
 MAX_HELD = 10_000
 MAX_NOTES = 256  # notifications kept for a client between two of its POSTs
+
+
+def asks_for_input(reply: Message) -> bool:
+    """A 2026-07-28 server's answer that is a question for the client, not the result."""
+    result = reply.get("result")
+    return isinstance(result, dict) and result.get("resultType") == "input_required"
+
+
 Handler = Callable[[], Coroutine[Any, Any, Message | None]]
 
 
