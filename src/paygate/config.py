@@ -23,6 +23,7 @@ from paygate.config_later import LaterSettings
 from paygate.config_limits import LimitSettings
 from paygate.config_redis import RedisSettings
 from paygate.config_stripe import StripeSettings
+from paygate.config_traffic import TrafficSettings
 
 DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
@@ -54,8 +55,9 @@ class ToolPricingConfig(_Model):
     credits_per_kb_input: int = Field(default=0, ge=0)
     credits_per_kb_output: int = Field(default=0, ge=0)
     rate_limit_per_min: int = Field(default=0, ge=0)
-    # The reference's per-tool timeout and cache TTL: accepted, not enforced yet (`validate` says so).
-    timeout_ms: int | None = Field(default=None, ge=0)
+    # This tool's own timeout (the global one is toolTimeoutSeconds / the reference's toolTimeoutMs);
+    # 0 or unset = the global one. The cache TTL is the response cache's (traffic/cache.py).
+    timeout_ms: int | None = Field(default=None, ge=0, le=86_400_000)
     cache_ttl_seconds: int | None = Field(default=None, ge=0)
 
 
@@ -101,7 +103,9 @@ class ServerConfig(_Model):
         return self
 
 
-class Settings(_Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, LaterSettings):
+class Settings(
+    _Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, TrafficSettings, LaterSettings
+):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.
     Unknown keys are ignored here and reported by `validate`."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from paygate.config_x402 import X402Config
@@ -17,14 +17,6 @@ from paygate.config_x402 import X402Config
 class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    # traffic control (issue 18)
-    cache_ttl_seconds: int | None = Field(default=None, ge=0)
-    max_cache_entries: int | None = Field(default=None, ge=0)
-    circuit_breaker_threshold: int | None = Field(default=None, ge=0)
-    circuit_breaker_cooldown_seconds: float | None = Field(default=None, ge=0)
-    max_concurrent_per_key: int | None = Field(default=None, ge=0)
-    max_concurrent_per_tool: int | None = Field(default=None, ge=0)
-    mirror: dict[str, Any] | None = None
     # policy and content (issue 19)
     spend_caps: dict[str, Any] | None = None
     guardrails: dict[str, Any] | None = None

@@ -37,8 +37,8 @@ def test_the_references_config_names_and_values_are_accepted() -> None:
 
 def test_what_is_not_acted_on_is_reported_field_by_field() -> None:
     fields = {d.field: d.message for d in ignored_settings(REFERENCE_CONFIG)}
+    assert "toolPricing.search.timeoutMs" not in fields  # enforced now (docs/traffic.md)
     for later in (
-        "toolPricing.search.timeoutMs",
         "toolPricing.search.cacheTtlSeconds",
         "globalQuota.hourlyCallLimit",
         "globalQuota.hourlyCreditLimit",
@@ -132,8 +132,8 @@ def test_help_shows_flags_as_flags() -> None:
 
 
 def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown() -> None:
-    """Settings the reference takes (programmatically) for features of later issues: accepted under its
-    names, type-checked now, reported as not enforced; its global tool timeout and geo header apply."""
+    """Settings the reference takes only programmatically: accepted under its names and type-checked;
+    its traffic controls, global tool timeout and geo header apply."""
     import pytest
     from pydantic import ValidationError
 
@@ -151,8 +151,8 @@ def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown
     assert s.cache_ttl_seconds == 30 and s.mirror == {"url": "https://m.example.com/mcp", "percentage": 10}
     assert s.tool_timeout_seconds == 2.5 and s.country_header == "X-Country"
     fields = {d.field: d.message for d in ignored_settings(raw)}
-    for later in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror"):
-        assert "not enforced" in fields[later], later
+    for enforced in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror"):  # docs/traffic.md
+        assert enforced not in fields, enforced
     assert "x402" not in fields and s.x402 is not None and s.x402.credits_per_dollar == 100
     assert fields["cache"] == "unknown key (ignored)"
     assert "toolTimeoutMs" not in fields and "geoCountryHeader" not in fields

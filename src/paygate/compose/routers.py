@@ -28,6 +28,7 @@ from paygate.compose.events import (
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
+from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
 from paygate.events import routes as admin_events
 from paygate.mcp.routes import tasks as admin_tasks
@@ -148,6 +149,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         oauth_routers,
         x402_routers,
         payment_routers,
+        traffic_routers,
     )
     for domain in domains:
         built.update(domain(rt))

@@ -36,7 +36,8 @@ from paygate.mcp.gate_answers import recorded, refusal
 from paygate.mcp.jsonrpc import Message
 
 if TYPE_CHECKING:
-    from paygate.mcp.dispatcher import CallContext, Dispatcher
+    from paygate.mcp.call_context import CallContext
+    from paygate.mcp.dispatcher import Dispatcher
 
 METHOD = "tools/call_batch"
 MAX_BATCH_CALLS = 50

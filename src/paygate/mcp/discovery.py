@@ -27,7 +27,8 @@ from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 
 if TYPE_CHECKING:
-    from paygate.mcp.dispatcher import CallContext, Dispatcher
+    from paygate.mcp.call_context import CallContext
+    from paygate.mcp.dispatcher import Dispatcher
 
 LIST, SEARCH, CALL = "paygate_list_tools", "paygate_search_tools", "paygate_call_tool"
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100

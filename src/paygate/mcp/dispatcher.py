@@ -11,24 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from paygate.billing.facts import NO_CLIENT, ClientFacts
 from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
 from paygate.core.gate import Denial
-from paygate.core.ratelimit import RateDecision
-from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
 from paygate.credentials.resolver import Credential
 from paygate.events.hub import EventHub
 from paygate.mcp import call_batch, jsonrpc
 from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, BackendUnavailable
+from paygate.mcp.call_context import CallContext
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.gate_answers import denial_error, recorded, refusal
@@ -38,6 +35,7 @@ from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin, current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.tasks import TASK_METHODS, TaskHandler, offer_tasks
+from paygate.traffic.chain import ToolCall, Traffic, Upstream
 
 if TYPE_CHECKING:
     from paygate.mcp.x402_calls import PaidCalls
@@ -45,30 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("paygate.mcp")
 MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
 UNKNOWN_TOOL_REFRESH = 5.0  # seconds between tool-list refreshes caused by calls to unknown tools
-
-
-@dataclass(slots=True)
-class CallContext:
-    """Per-HTTP-request facts in, and facts for the response headers out."""
-
-    raw_key: str | None
-    request_id: str
-    rate: RateDecision | None = None
-    credits: int | None = None
-    surcharge: int = 0
-    key: KeyRecord | None = None  # resolved once by a tools/call, reused for the response headers
-    client: ClientFacts = NO_CLIENT  # peer address and headers, read only when a key's policy needs them
-    session_id: str | None = None  # the client's Mcp-Session-Id, when it has one
-    origin: Origin | None = None  # the POST these messages came in (server messages find their way back)
-    cancelled: set[Any] | None = None  # ids the client cancelled: the spec says they get no answer
-    payment_response: bytes | None = None  # an x402 settlement's receipt, for X-PAYMENT-RESPONSE
-
-    def cancelled_by_client(self, msg_id: Any) -> Message:
-        """Settle as a cancellation (-32800); the endpoint sends the client no answer for it."""
-        if self.cancelled is None:
-            self.cancelled = set()
-        self.cancelled.add(msg_id)
-        return jsonrpc.error(msg_id, errors.REQUEST_CANCELLED, "Request cancelled by the client")
 
 
 class Dispatcher:
@@ -89,6 +63,7 @@ class Dispatcher:
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
+        self.traffic = Traffic()  # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
@@ -218,7 +193,11 @@ class Dispatcher:
             in_context = current_origin.set(origin)
             origin.forwarding()
         try:
-            request = self.backend.request(method, params, self.tool_timeout)
+            traffic = self.traffic
+            if method == "tools/call" and (traffic.sends_on or traffic.tool_timeouts):
+                request = self._send_call(params, ctx)
+            else:
+                request = self.backend.request(method, params, self.tool_timeout)
             if ctx.session_id is None or not isinstance(msg_id, str | int):
                 reply = await request
             else:  # the client may cancel it (notifications/cancelled)
@@ -248,6 +227,20 @@ class Dispatcher:
                 self.relay.end(origin, progress_token)
         reply["id"] = msg_id  # the backend saw our id; the client gets its own back
         return reply, True
+
+    def _send_call(self, params: Any, ctx: CallContext) -> Awaitable[Message]:
+        """A tools/call's request upstream through the traffic controls' send stages, with its own timeout."""
+        tool = params.get("name") if isinstance(params, dict) else None
+        timeout = self.tool_timeout
+        if isinstance(tool, str):
+            timeout = self.traffic.tool_timeouts.get(tool, timeout)
+        request = Upstream("tools/call", params, timeout, tool, ctx)
+        if not self.traffic.sends_on:
+            return self._send_upstream(request)
+        return self.traffic.send(request, self._send_upstream)
+
+    async def _send_upstream(self, request: Upstream) -> Message:
+        return await self.backend.request(request.method, request.params, request.timeout)
 
     async def _with_answers(self, method: str, params: Any, reply: Message, origin: Origin) -> Message:
         """Ask the client the server's questions, retry with its answers, until a real result."""
@@ -279,6 +272,15 @@ class Dispatcher:
 
     # the gated, charged path -----------------------------------------------
     async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+        if self.traffic.calls_on and params.__class__ is dict and isinstance(params.get("name"), str):
+            return await self.traffic.run_call(ToolCall(msg_id, params["name"], params, ctx), self._gated_call)
+        return await self.gated_call(msg_id, params, ctx)
+
+    async def _gated_call(self, call: ToolCall) -> Message:
+        return await self.gated_call(call.msg_id, call.params, call.ctx)
+
+    async def gated_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
+        """Gate, charge, forward and settle one tools/call (inside the traffic controls' call stages)."""
         admitted = await self.admit_call(msg_id, params, ctx, "tools/call")
         if not isinstance(admitted, tuple):
             return admitted

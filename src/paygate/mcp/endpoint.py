@@ -17,8 +17,9 @@ from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.core.netaddr import client_ip
 from paygate.mcp import jsonrpc
+from paygate.mcp.call_context import CallContext
 from paygate.mcp.channel import PostChannel
-from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.get_stream import serve_stream
 from paygate.mcp.http_checks import batch_refusal, origin_refusal, version_refusal

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from paygate.asgi import JSON
 
 if TYPE_CHECKING:
-    from paygate.mcp.dispatcher import CallContext, Dispatcher
+    from paygate.mcp.call_context import CallContext
+    from paygate.mcp.dispatcher import Dispatcher
 
 SSE = b"text/event-stream"
 
@@ -34,6 +35,8 @@ def billing_headers(ctx: CallContext) -> list[tuple[bytes, bytes]]:
         out.append((b"x-output-surcharge", str(ctx.surcharge).encode()))
     if ctx.payment_response is not None:  # an x402 settlement (mcp/x402_calls.py): x402 v1's name and v2's
         out += [(b"x-payment-response", ctx.payment_response), (b"payment-response", ctx.payment_response)]
+    if ctx.headers_out:  # the traffic controls' (X-Cache, Retry-After, Deprecation, ...)
+        out += ctx.headers_out
     return out
 
 

@@ -17,8 +17,9 @@ from paygate.asgi import Receive, Scope, Send, api_key_from, header_map, send_by
 from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.mcp import jsonrpc, modern
+from paygate.mcp.call_context import CallContext
 from paygate.mcp.channel import PostChannel
-from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.http_io import SSE, answer_headers, billing_headers
 from paygate.mcp.input_required import Exchanges
 from paygate.mcp.origin import Origin

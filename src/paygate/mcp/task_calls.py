@@ -29,7 +29,8 @@ from paygate.core.domain_errors import NotFound
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.mcp import jsonrpc
-from paygate.mcp.dispatcher import CallContext, Dispatcher
+from paygate.mcp.call_context import CallContext
+from paygate.mcp.dispatcher import Dispatcher
 from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.tasks import CANCELLED, COMPLETED, FAILED, RELATED_TASK, TERMINAL, WORKING, TaskRecord, TaskStore

@@ -20,7 +20,8 @@ from paygate.x402 import offers
 from paygate.x402.service import Claimed, Rejected, X402Service, identity_of, receipt_header
 
 if TYPE_CHECKING:
-    from paygate.mcp.dispatcher import CallContext, Dispatcher
+    from paygate.mcp.call_context import CallContext
+    from paygate.mcp.dispatcher import Dispatcher
 
 PAYMENT_META = "x402/payment"
 RECEIPT_META = "x402/payment-response"
