@@ -30,9 +30,9 @@ from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.gate_answers import denial_error, recorded, refusal
 from paygate.mcp.handshake import initialize_result
-from paygate.mcp.input_required import asks_for_input
+from paygate.mcp.input_required import asks_for_input, with_answers
 from paygate.mcp.jsonrpc import Message
-from paygate.mcp.origin import Origin, current_origin
+from paygate.mcp.origin import current_origin
 from paygate.mcp.relay import ClientCannotAnswer, Relay
 from paygate.mcp.tasks import TASK_METHODS, TaskHandler, offer_tasks
 from paygate.traffic.chain import ToolCall, Traffic, Upstream
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from paygate.mcp.x402_calls import PaidCalls
 
 log = logging.getLogger("paygate.mcp")
-MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
 UNKNOWN_TOOL_REFRESH = 5.0  # seconds between tool-list refreshes caused by calls to unknown tools
 
 
@@ -203,7 +202,7 @@ class Dispatcher:
             else:  # the client may cancel it (notifications/cancelled)
                 reply = await self.in_flight.run(ctx.session_id, msg_id, request)
             if origin is not None and asks_for_input(reply):  # a 2026-07-28 server asks first
-                reply = await self._with_answers(method, params, reply, origin)
+                reply = await with_answers(self.relay, self.backend, (method, params), reply, origin, self.tool_timeout)
         except CancelledByClient:
             return ctx.cancelled_by_client(msg_id), True
         except ClientCannotAnswer as exc:
@@ -241,19 +240,6 @@ class Dispatcher:
 
     async def _send_upstream(self, request: Upstream) -> Message:
         return await self.backend.request(request.method, request.params, request.timeout)
-
-    async def _with_answers(self, method: str, params: Any, reply: Message, origin: Origin) -> Message:
-        """Ask the client the server's questions, retry with its answers, until a real result."""
-        for _ in range(MAX_INPUT_ROUNDS):
-            if not asks_for_input(reply):
-                return reply
-            result = reply["result"]
-            answers = await self.relay.ask(origin, result.get("inputRequests"), self.tool_timeout)
-            retry = {**(params if isinstance(params, dict) else {}), "inputResponses": answers}
-            if result.get("requestState") is not None:
-                retry["requestState"] = result["requestState"]
-            reply = await self.backend.request(method, retry, self.tool_timeout)
-        raise ClientCannotAnswer(f"The server still wanted input after {MAX_INPUT_ROUNDS} rounds")
 
     async def _forward_notification(self, method: str, params: Any, ctx: CallContext) -> None:
         # initialized: our upstream session already is; not a notification: a request without an id, never run

@@ -27,18 +27,38 @@ from typing import Any
 from paygate.core import errors
 from paygate.core.keys import hash_key
 from paygate.mcp import jsonrpc
+from paygate.mcp.backends.base import Backend
 from paygate.mcp.jsonrpc import Message
 from paygate.mcp.origin import Origin
-from paygate.mcp.relay import Relay
+from paygate.mcp.relay import ClientCannotAnswer, Relay
 
 MAX_HELD = 10_000
 MAX_NOTES = 256  # notifications kept for a client between two of its POSTs
+MAX_INPUT_ROUNDS = 10  # input_required rounds a 2026-07-28 backend may ask for one request
 
 
 def asks_for_input(reply: Message) -> bool:
     """A 2026-07-28 server's answer that is a question for the client, not the result."""
     result = reply.get("result")
     return isinstance(result, dict) and result.get("resultType") == "input_required"
+
+
+async def with_answers(
+    relay: Relay, backend: Backend, request: tuple[str, Any], reply: Message, origin: Origin, timeout: float
+) -> Message:
+    """A forwarded request's answer once the client has answered the server's questions: ask, retry with
+    the answers (and the server's requestState), until a real result or MAX_INPUT_ROUNDS."""
+    method, params = request
+    for _ in range(MAX_INPUT_ROUNDS):
+        if not asks_for_input(reply):
+            return reply
+        result = reply["result"]
+        answers = await relay.ask(origin, result.get("inputRequests"), timeout)
+        retry = {**(params if isinstance(params, dict) else {}), "inputResponses": answers}
+        if result.get("requestState") is not None:
+            retry["requestState"] = result["requestState"]
+        reply = await backend.request(method, retry, timeout)
+    raise ClientCannotAnswer(f"The server still wanted input after {MAX_INPUT_ROUNDS} rounds")
 
 
 Handler = Callable[[], Coroutine[Any, Any, Message | None]]
