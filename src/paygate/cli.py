@@ -1,4 +1,4 @@
-"""The `paygate-mcp` command: wrap, validate, import-state, migrate-store, version."""
+"""The `paygate-mcp` command: wrap, validate, import-state, migrate-store, version, completions."""
 
 from __future__ import annotations
 
@@ -374,6 +374,19 @@ def migrate_store(
 def version(json_output: Annotated[bool, Opt("--json", help="Machine-readable output")] = False) -> None:
     """Print the version."""
     typer.echo(json.dumps({"version": __version__}) if json_output else __version__)
+
+
+@app.command()
+def completions(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")]) -> None:
+    """Print a completion script for the shell (docs/configuration.md says where to put it)."""
+    import typer.main
+
+    from paygate.cli_completions import SHELLS, script
+
+    if shell not in SHELLS:
+        typer.echo(f"error: unknown shell {shell!r}: choose one of {', '.join(SHELLS)}", err=True)
+        raise typer.Exit(2)
+    typer.echo(script(shell, typer.main.get_command(app)), nl=False)
 
 
 def main() -> None:
