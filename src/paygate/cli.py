@@ -1,4 +1,4 @@
-"""The `paygate-mcp` command: wrap, validate, import-state, migrate-store, version, completions."""
+"""The `paygate-mcp` command: wrap, init, validate, import-state, migrate-store, version, completions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import typer
 from pydantic import ValidationError
 
 from paygate import __version__, logs
+from paygate.cli_completions import completions_command
+from paygate.cli_init import init_command
 from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
 from paygate.mcp.backends.base import BackendError
 from paygate.ready_banner import print_ready
@@ -376,17 +378,8 @@ def version(json_output: Annotated[bool, Opt("--json", help="Machine-readable ou
     typer.echo(json.dumps({"version": __version__}) if json_output else __version__)
 
 
-@app.command()
-def completions(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")]) -> None:
-    """Print a completion script for the shell (docs/configuration.md says where to put it)."""
-    import typer.main
-
-    from paygate.cli_completions import SHELLS, script
-
-    if shell not in SHELLS:
-        typer.echo(f"error: unknown shell {shell!r}: choose one of {', '.join(SHELLS)}", err=True)
-        raise typer.Exit(2)
-    typer.echo(script(shell, typer.main.get_command(app)), nl=False)
+app.command("init")(init_command)  # cli_init.py
+app.command("completions")(completions_command)  # cli_completions.py
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+import typer.main
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -166,3 +169,13 @@ def _fish_flags(prog: str, condition: str, flags: tuple[Flag, ...]) -> list[str]
         value = " -r -F" if f.takes_value else ""
         out.append(f"complete -c {prog} -n '{condition}' {' '.join(parts)}{value} -d '{_fish_text(f.help)}'")
     return out
+
+
+def completions_command(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")]) -> None:
+    """Print a completion script for the shell (docs/configuration.md says where to put it)."""
+    from paygate.cli import app  # the whole command tree, this command included
+
+    if shell not in SHELLS:
+        typer.echo(f"error: unknown shell {shell!r}: choose one of {', '.join(SHELLS)}", err=True)
+        raise typer.Exit(2)
+    typer.echo(script(shell, typer.main.get_command(app)), nl=False)
