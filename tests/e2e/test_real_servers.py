@@ -149,6 +149,17 @@ def test_the_readme_sdk_example_runs_against_the_readme_gateway() -> None:
         assert gw.balance(key) == 9
 
 
+def test_the_embedding_example_runs_a_gateway_in_its_own_program() -> None:
+    """examples/embed.py (docs/embedding.md): the gateway started by paygate.embed in front of the time
+    server, a paid call through the SDK at the price the program set, the balance, a clean stop."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "embed.py"), TIME_SERVER], capture_output=True, text=True, timeout=90
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"timezone": "UTC"' in result.stdout
+    assert "credits left: 8" in result.stdout  # 10 less the 2 the program priced get_current_time at
+
+
 # --- concurrency through the real CLI (our echo server over stdio) --------------------------------
 
 
