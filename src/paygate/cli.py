@@ -1,4 +1,4 @@
-"""The `paygate-mcp` command: wrap, init, validate, import-state, migrate-store, version, completions."""
+"""The `paygate-mcp` command: wrap, init, validate, import-state, migrate-store, version, completions, loadtest."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from paygate import __version__, logs
 from paygate.cli_completions import completions_command
 from paygate.cli_init import init_command
 from paygate.config import DEFAULT_STATE_FILE, ConfigError, Settings, load_settings, resolve_sources
+from paygate.loadtest import loadtest_command
 from paygate.mcp.backends.base import BackendError
 from paygate.ready_banner import print_ready
 from paygate.runtime import Runtime
@@ -380,6 +381,7 @@ def version(json_output: Annotated[bool, Opt("--json", help="Machine-readable ou
 
 app.command("init")(init_command)  # cli_init.py
 app.command("completions")(completions_command)  # cli_completions.py
+app.command("loadtest")(loadtest_command)  # loadtest.py
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import pytest
 OPTIONAL = ("httpx", "redis", "x402", "jwt", "cryptography", "stripe")
 PROBE = f"""
 import sys
+import paygate.cli  # what `paygate-mcp wrap` imports (its other commands load their own needs lazily)
 from paygate.app import create_app
 from paygate.config import Settings
 app, rt = create_app(Settings(state_file=":memory:", server_command="true"))
