@@ -1,0 +1,55 @@
+"""GET /dashboard and GET /dashboard/{asset}: the admin dashboard, static files bundled in the package
+(`static/dashboard/`), read once when the router is built and served from memory.
+
+An asset is looked up by its exact name among the files that exist, so no request path ever reaches the
+file system (no traversal); anything else is a 404. The pages' own Content-Security-Policy and
+`X-Frame-Options: DENY` are added with the other security headers (http/response_headers.py, `WEB_CSP`).
+No admin key is needed to load the files: they hold no data, and every call they make sends the key.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The files change only with the package: a browser may keep them for a minute, revalidating after.
+CACHE = {"Cache-Control": "no-cache"}
+
+
+def bundled(folder: str) -> dict[str, tuple[bytes, str]]:
+    """Every servable file in `static/<folder>`: name → (bytes, content type)."""
+    found: dict[str, tuple[bytes, str]] = {}
+    for item in files("paygate.web").joinpath("static", folder).iterdir():
+        suffix = "." + item.name.rsplit(".", 1)[-1] if "." in item.name else ""
+        if item.is_file() and suffix in CONTENT_TYPES:
+            found[item.name] = (item.read_bytes(), CONTENT_TYPES[suffix])
+    return found
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["web"])
+    assets = bundled("dashboard")
+    index = assets["index.html"][0]
+
+    @r.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> Response:
+        """The admin dashboard's page (docs/dashboard.md)."""
+        return Response(index, 200, CACHE, media_type=CONTENT_TYPES[".html"])
+
+    @r.get("/dashboard/{asset}", include_in_schema=False)
+    async def dashboard_asset(asset: str) -> Response:
+        """One of the dashboard's scripts, style sheets or images, by its file name."""
+        found = assets.get(asset)
+        if found is None:
+            return JSONResponse({"error": "Not found"}, 404)
+        return Response(found[0], 200, CACHE, media_type=found[1])
+
+    return r
