@@ -25,6 +25,9 @@ def test_the_page_is_html_under_the_pages_csp_and_never_framed(gw: InProcessGate
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module" src="/dashboard/app.js">' in page.text
+    # the sign-in form, were its script not to run, posts the key in a body the gateway refuses
+    assert '<form id="sign-in-form" method="post" action="/dashboard">' in page.text
+    assert gw.client.post("/dashboard", data={"admin-key": "x"}).status_code == 405
     # the API's answers keep their own policy
     assert gw.client.get("/health").headers["content-security-policy"] == API_CSP
     assert gw.client.get("/dashboards").headers["content-security-policy"] == API_CSP
