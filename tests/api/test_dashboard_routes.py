@@ -1,6 +1,6 @@
-"""GET /dashboard and its files (web/routes.py): the right content types, the pages' own CSP while the API
-keeps `default-src 'none'`, 404 for anything that is not one of the bundled files (no path reaches the file
-system), and the two API behaviours the pages rely on."""
+"""GET /dashboard, GET /portal and their files (web/routes.py): the right content types, the pages' own CSP
+while the API keeps `default-src 'none'`, 404 for anything that is not one of the bundled files (no path
+reaches the file system), and the API behaviours the pages rely on."""
 
 from __future__ import annotations
 
@@ -13,43 +13,61 @@ import pytest
 from paygate.http.response_headers import API_CSP, WEB_CSP, is_web
 from tests.inprocess import InProcessGateway
 
-STATIC = files("paygate.web").joinpath("static", "dashboard")
-BUNDLED = sorted(item.name for item in STATIC.iterdir() if item.is_file())
+STATIC_ROOT = files("paygate.web").joinpath("static")
+PAGES = ("dashboard", "portal")
 
 
-def test_the_page_is_html_under_the_pages_csp_and_never_framed(gw: InProcessGateway) -> None:
-    page = gw.client.get("/dashboard")
+def bundled(page: str) -> dict[str, bytes]:
+    """What /<page>/<name> serves: the page's own files and the shared ones."""
+    folders = (STATIC_ROOT.joinpath("common"), STATIC_ROOT.joinpath(page))
+    return {item.name: item.read_bytes() for folder in folders for item in folder.iterdir() if item.is_file()}
+
+
+SERVED = [(page, name) for page in PAGES for name in sorted(bundled(page))]
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/portal"])
+def test_the_page_is_html_under_the_pages_csp_and_never_framed(gw: InProcessGateway, path: str) -> None:
+    page = gw.client.get(path)
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert page.headers["content-security-policy"] == WEB_CSP
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert '<script type="module" src="/dashboard/app.js">' in page.text
+    assert '<script type="module" src="/' in page.text
     # the sign-in form, were its script not to run, posts the key in a body the gateway refuses
-    assert '<form id="sign-in-form" method="post" action="/dashboard">' in page.text
-    assert gw.client.post("/dashboard", data={"admin-key": "x"}).status_code == 405
+    assert f'<form id="sign-in-form" method="post" action="{path}">' in page.text
+    assert gw.client.post(path, data={"key": "x"}).status_code == 405
     # the API's answers keep their own policy
     assert gw.client.get("/health").headers["content-security-policy"] == API_CSP
     assert gw.client.get("/dashboards").headers["content-security-policy"] == API_CSP
+    assert gw.client.get("/portals").headers["content-security-policy"] == API_CSP
 
 
-@pytest.mark.parametrize("name", BUNDLED)
-def test_every_bundled_file_is_served_with_its_content_type(gw: InProcessGateway, name: str) -> None:
-    answer = gw.client.get(f"/dashboard/{name}")
+@pytest.mark.parametrize(("page", "name"), SERVED)
+def test_every_bundled_file_is_served_with_its_content_type(gw: InProcessGateway, page: str, name: str) -> None:
+    answer = gw.client.get(f"/{page}/{name}")
     expected = {"js": "text/javascript", "css": "text/css", "html": "text/html", "svg": "image/svg+xml"}
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith(expected[name.rsplit(".", 1)[1]])
     assert answer.headers["content-security-policy"] == WEB_CSP
-    assert answer.content == STATIC.joinpath(name).read_bytes()
+    assert answer.content == bundled(page)[name]
 
 
-def test_every_module_the_scripts_import_is_served(gw: InProcessGateway) -> None:
-    scripts = [n for n in BUNDLED if n.endswith(".js")]
-    imported = {m for n in scripts for m in re.findall(r'from "\./([^"]+)"', STATIC.joinpath(n).read_text())}
-    assert imported and imported <= set(scripts)
-    page = gw.client.get("/dashboard").text
-    for ref in re.findall(r'(?:src|href)="/dashboard/([^"]+)"', page):
-        assert gw.client.get(f"/dashboard/{ref}").status_code == 200, ref
+@pytest.mark.parametrize("page", PAGES)
+def test_every_module_the_scripts_import_is_served(gw: InProcessGateway, page: str) -> None:
+    sources = {n: b.decode() for n, b in bundled(page).items() if n.endswith(".js")}
+    html = gw.client.get(f"/{page}").text
+    refs = re.findall(rf'(?:src|href)="/{page}/([^"]+)"', html)
+    assert refs
+    for ref in refs:
+        assert gw.client.get(f"/{page}/{ref}").status_code == 200, ref
+    reachable = [r for r in refs if r.endswith(".js")]
+    for script in reachable:  # follow the imports from the page's module
+        for imported in re.findall(r'from "\./([^"]+)"', sources[script]):
+            assert imported in sources, (script, imported)
+            if imported not in reachable:
+                reachable.append(imported)
 
 
 @pytest.mark.parametrize(
@@ -63,6 +81,9 @@ def test_every_module_the_scripts_import_is_served(gw: InProcessGateway) -> None
         b"/dashboard/..\\routes.py",
         b"/dashboard/app.js%00.css",
         b"/dashboard/APP.JS",
+        b"/portal/app.js",  # the dashboard's, not the portal's
+        b"/dashboard/portal.js",
+        b"/portal/..%2Fdashboard%2Fapp.js",
     ],
 )
 def test_anything_but_a_bundled_file_is_404(gw: InProcessGateway, raw_path: bytes) -> None:
@@ -75,17 +96,19 @@ def test_anything_but_a_bundled_file_is_404(gw: InProcessGateway, raw_path: byte
 
 
 def test_web_paths() -> None:
-    assert is_web("/dashboard") and is_web("/dashboard/app.js")
+    assert is_web("/dashboard") and is_web("/dashboard/app.js") and is_web("/portal") and is_web("/portal/web.css")
     assert not is_web("/dashboards") and not is_web("/admin/dashboard") and not is_web("/keys/dashboard")
+    assert not is_web("/portals")
 
 
 def test_no_inline_script_or_style_and_no_markup_from_strings() -> None:
     """The CSP refuses inline script and style, and the pages build the DOM from text only."""
-    page = STATIC.joinpath("index.html").read_text()
-    assert "style=" not in page and "<style" not in page
-    assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", page))
-    for name in (n for n in BUNDLED if n.endswith(".js")):
-        source = STATIC.joinpath(name).read_text()
+    for page in PAGES:
+        html = bundled(page)["index.html"].decode()
+        assert "style=" not in html and "<style" not in html
+        assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", html))
+    sources = {name: data.decode() for page in PAGES for name, data in bundled(page).items() if name.endswith(".js")}
+    for name, source in sources.items():
         for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", ".style."):
             assert forbidden not in source, (name, forbidden)
 

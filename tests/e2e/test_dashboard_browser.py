@@ -86,6 +86,13 @@ class Watched:
         self.page.click("#sign-in-form button[type=submit]")
         self.page.wait_for_selector("#main h2")
 
+    def portal(self, gw: Gateway, key: str) -> None:
+        answer = self.page.goto(f"{gw.url}/portal")
+        assert answer is not None and answer.headers["content-security-policy"] == WEB_CSP
+        self.page.fill("#api-key", key)
+        self.page.click("#sign-in-form button[type=submit]")
+        self.page.wait_for_selector("#balance-credits")
+
     def open(self, name: str) -> None:
         self.page.click(f"nav a[href='#{name}']")
         self.page.wait_for_selector(f"nav a[href='#{name}'][aria-current=page]")
@@ -222,6 +229,49 @@ def test_every_page_renders_under_the_csp_and_fits_a_phone(gw: Gateway, browser:
     w.clean()
 
 
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_key_holder_sees_the_balance_move_and_sets_an_alert_in_the_portal(
+    gw: Gateway, browser: Browser, width: int
+) -> None:
+    key = gw.create_key(30, name=HOSTILE_NAME, allowedTools=["echo"])
+    w = Watched(browser, width)
+    w.portal(gw, key)
+    assert w.page.inner_text("#balance-credits") == "30 credits"
+    assert HOSTILE_NAME in w.page.inner_text("#who")  # the name as text
+    hostile_row = w.page.locator("tr", has_text=HOSTILE_TOOL)  # a tool name as text
+    assert hostile_row.count() == 1 and hostile_row.locator("td", has_text="not allowed").count() == 1
+    assert w.page.locator("tr", has_text="echo").locator("td", has_text="may call").count() == 1
+    assert sdk_call(gw, key, "echo", {"text": "from the portal test"})
+    w.page.click("#refresh")
+    w.page.wait_for_selector("#balance-credits:text-is('29 credits')")
+    assert w.page.locator("td", has_text="deduction").count() == 1
+
+    w.page.fill("#alert-threshold", "25")
+    w.page.click("#alert-save")
+    w.page.wait_for_selector("#alert-remove")
+    alert = gw.client.get("/balance/alerts", headers={"X-API-Key": key}).json()
+    assert alert["configured"] and alert["alert"]["lowCreditThreshold"] == 25
+    w.page.click("#alert-remove")
+    w.page.wait_for_selector("#alert-state:has-text('No alert')")
+    assert not gw.client.get("/balance/alerts", headers={"X-API-Key": key}).json()["configured"]
+
+    assert w.page.evaluate("document.documentElement.scrollWidth") <= width
+    assert w.page.locator("img").count() == 0
+    w.page.click("#sign-out")
+    assert w.page.evaluate("sessionStorage.getItem('paygate.apiKey')") is None
+    w.clean()
+
+
+def test_a_refused_key_does_not_sign_in_to_the_portal(gw: Gateway, browser: Browser) -> None:
+    w = Watched(browser)
+    w.page.goto(f"{gw.url}/portal")
+    w.page.fill("#api-key", "pg_" + "0" * 48)
+    w.page.click("#sign-in-form button[type=submit]")
+    w.page.wait_for_selector("#sign-in-error:has-text('refused')")
+    assert w.page.evaluate("sessionStorage.getItem('paygate.apiKey')") is None
+    w.page.close()  # the refused requests log console errors (401), which is the point here
+
+
 def test_the_static_files_are_in_the_wheel(tmp_path: Path) -> None:
     """pyproject's package-data ships the pages: build the wheel as a user would (pip, in an isolated build
     environment with the setuptools pyproject asks for) and look inside."""
@@ -239,6 +289,6 @@ def test_the_static_files_are_in_the_wheel(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("paygate*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    static = ROOT / "src" / "paygate" / "web" / "static" / "dashboard"
-    expected = {f"paygate/web/static/dashboard/{p.name}" for p in static.iterdir()}
+    static = ROOT / "src" / "paygate" / "web" / "static"
+    expected = {f"paygate/web/static/{p.relative_to(static)}" for p in static.glob("*/*")}
     assert expected and expected <= names

@@ -84,7 +84,7 @@ ROUTE_ORDER = (
     "oauth_clients",
     "oauth_authorize",
     "oauth_token",
-    "dashboard",
+    "web",
 )
 
 
@@ -140,7 +140,7 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def web_routers(rt: Runtime) -> dict[str, APIRouter]:
     """The web pages (docs/dashboard.md): static files, clients of the API above."""
-    return {"dashboard": web.router()}
+    return {"web": web.router()}
 
 
 def build_routers(rt: Runtime) -> list[APIRouter]:

@@ -6,7 +6,7 @@ Security headers: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `X
 `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` (the API serves JSON, never
 pages), and `Cache-Control: no-store` on a response that sets no Cache-Control of its own. The
 interactive API pages (/docs, /redoc) get a policy that lets them load Swagger UI / ReDoc from the
-CDN FastAPI uses and call this origin, and nothing else. The web pages (`/dashboard`, web/routes.py) get
+CDN FastAPI uses and call this origin, and nothing else. The web pages (`/dashboard`, `/portal`: web/routes.py) get
 `WEB_CSP`: scripts, styles, images and fetches from this origin only, no inline script or style, no
 forms posted elsewhere, never framed.
 
@@ -32,7 +32,7 @@ WEB_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-WEB_PREFIXES = ("/dashboard",)
+WEB_PREFIXES = ("/dashboard", "/portal")
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 SECURITY: tuple[tuple[str, str], ...] = (
     ("X-Content-Type-Options", "nosniff"),

@@ -1,5 +1,6 @@
-"""GET /dashboard and GET /dashboard/{asset}: the admin dashboard, static files bundled in the package
-(`static/dashboard/`), read once when the router is built and served from memory.
+"""GET /dashboard, GET /portal and their files: the admin dashboard and the key holders' portal, static files
+bundled in the package (`static/<page>/` and the shared `static/common/`), read once when the router is
+built and served from memory.
 
 An asset is looked up by its exact name among the files that exist, so no request path ever reaches the
 file system (no traversal); anything else is a 404. The pages' own Content-Security-Policy and
@@ -34,22 +35,28 @@ def bundled(folder: str) -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def router() -> APIRouter:
-    r = APIRouter(tags=["web"])
-    assets = bundled("dashboard")
+def page_routes(r: APIRouter, path: str, title: str) -> None:
+    """`GET /<path>` (its index.html) and `GET /<path>/{asset}` (its files and the shared ones)."""
+    assets = {**bundled("common"), **bundled(path)}
     index = assets["index.html"][0]
 
-    @r.get("/dashboard", include_in_schema=False)
-    async def dashboard() -> Response:
-        """The admin dashboard's page (docs/dashboard.md)."""
+    async def page() -> Response:
         return Response(index, 200, CACHE, media_type=CONTENT_TYPES[".html"])
 
-    @r.get("/dashboard/{asset}", include_in_schema=False)
-    async def dashboard_asset(asset: str) -> Response:
-        """One of the dashboard's scripts, style sheets or images, by its file name."""
+    async def asset(asset: str) -> Response:
         found = assets.get(asset)
         if found is None:
             return JSONResponse({"error": "Not found"}, 404)
         return Response(found[0], 200, CACHE, media_type=found[1])
 
+    page.__doc__ = f"The {title}'s page (docs/dashboard.md)."
+    asset.__doc__ = f"One of the {title}'s scripts, style sheets or images, by its file name."
+    r.add_api_route(f"/{path}", page, methods=["GET"], include_in_schema=False, name=f"{path}_page")
+    r.add_api_route(f"/{path}/{{asset}}", asset, methods=["GET"], include_in_schema=False, name=f"{path}_asset")
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["web"])
+    page_routes(r, "dashboard", "admin dashboard")
+    page_routes(r, "portal", "key holders' portal")
     return r

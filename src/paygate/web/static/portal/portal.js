@@ -1,0 +1,190 @@
+// The key holder's portal: balance, quota, the tools this key may call and their prices, credit history
+// with a chart and spending velocity, and the low-balance alert. A client of the documented client
+// endpoints only (GET /balance, /balance/history, /balance/alerts, /pricing), with the key in X-API-Key;
+// the key lives in sessionStorage (this tab only), never in a cookie or a URL.
+
+import { lineChart } from "./charts.js";
+import { clear, el, field, figures, number, section, table, when } from "./dom.js";
+
+const STORE = "paygate.apiKey";
+const $ = (id) => document.getElementById(id);
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const init = { method, headers: { "X-API-Key": sessionStorage.getItem(STORE) || "" }, cache: "no-store", credentials: "omit" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, (data && data.error) || `HTTP ${response.status}`);
+  return data;
+}
+
+function notify(message, isError = false) {
+  $("notice").textContent = message;
+  $("notice").classList.toggle("error", isError);
+}
+
+function fail(err) {
+  if (err instanceof ApiError && err.status === 401) return signOut("This key was refused; sign in again.");
+  notify(err instanceof Error ? err.message : String(err), true);
+}
+
+// quotaUsage: {daily: {calls: {used, limit, remaining}, credits: {…}, resetsAt}, monthly: {…}}
+function quotaRows(balance) {
+  const rows = [];
+  for (const [period, usage] of Object.entries(balance.quotaUsage || {})) {
+    for (const kind of ["calls", "credits"]) {
+      const u = usage[kind];
+      if (u && u.limit) rows.push([`${kind[0].toUpperCase()}${kind.slice(1)} ${period}`, `${number(u.used)} of ${number(u.limit)}`]);
+    }
+  }
+  return rows;
+}
+
+function balanceSection(b) {
+  const status = b.suspended ? "suspended" : "active";
+  const pairs = [
+    ["Credits", number(b.credits)],
+    ["Spent", number(b.totalSpent)],
+    ["Calls", number(b.totalCalls)],
+    ["Status", status],
+    ["Last used", when(b.lastUsedAt)],
+    ["Expires", b.expiresAt ? when(b.expiresAt) : "never"],
+  ];
+  if (b.spendingLimit) pairs.push(["Spending limit", `${number(b.remainingBudget)} left of ${number(b.spendingLimit)}`]);
+  const quotas = quotaRows(b);
+  return section("Balance", el("p", { id: "balance-credits", class: "big" }, `${number(b.credits)} credits`), figures([...pairs, ...quotas]));
+}
+
+function toolsSection(b, pricing) {
+  const allowed = new Set(b.allowedTools || []);
+  const denied = new Set(b.deniedTools || []);
+  const may = (name) => !denied.has(name) && (allowed.size === 0 || allowed.has(name));
+  const tools = (pricing.tools || []).map((t) => ({ ...t, may: may(t.name) }));
+  return section(
+    "Tools and prices",
+    table("Tools this gateway offers", [
+      { label: "Tool", value: (t) => t.name },
+      { label: "Credits per call", value: (t) => number(t.creditsPerCall) },
+      { label: "Your key", value: (t) => (t.may ? "may call" : "not allowed") },
+    ], tools, "No tools are listed."),
+  );
+}
+
+function historySection(history) {
+  const entries = history.entries;
+  const oldestFirst = [...entries].reverse();
+  const v = history.velocity || {};
+  return section(
+    "Credit history",
+    figures([
+      ["Credits per hour", number(v.creditsPerHour)],
+      ["Credits per day", number(v.creditsPerDay)],
+      ["Calls per day", number(v.callsPerDay)],
+      ["Runs out", v.estimatedDepletionDate ? when(v.estimatedDepletionDate) : "not at this pace"],
+    ]),
+    oldestFirst.length > 1
+      ? lineChart("Balance after each movement", oldestFirst.map((e) => when(e.timestamp).slice(5, 16)), [
+          { label: "balance", values: oldestFirst.map((e) => e.balanceAfter) },
+        ])
+      : null,
+    table(`Latest ${entries.length} of ${history.total} movements`, [
+      { label: "Time", value: (e) => when(e.timestamp) },
+      { label: "Type", value: (e) => e.type },
+      { label: "Amount", value: (e) => number(e.amount) },
+      { label: "Balance after", value: (e) => number(e.balanceAfter) },
+      { label: "Memo", value: (e) => e.memo ?? "—" },
+    ], entries, "No credit movement yet."),
+  );
+}
+
+function alertSection(alerts) {
+  const form = el(
+    "form",
+    { class: "row", "aria-label": "Low-balance alert" },
+    field("Alert me at or below (credits)", {
+      id: "alert-threshold", name: "alert-threshold", type: "number", min: 0, max: 1000000, step: 1,
+      value: alerts.alert ? alerts.alert.lowCreditThreshold : 10, required: true,
+    }),
+    el("button", { type: "submit", id: "alert-save" }, alerts.configured ? "Change alert" : "Set alert"),
+    alerts.configured ? el("button", { type: "button", id: "alert-remove", onclick: () => change("DELETE") }, "Remove alert") : null,
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    change("POST", { lowCreditThreshold: Number(form.elements["alert-threshold"].value) });
+  });
+  const state = alerts.configured
+    ? `On: at or below ${number(alerts.alert.lowCreditThreshold)} credits the gateway notifies its webhooks (key.balance_low).`
+    : "No alert is set.";
+  return section("Low-balance alert", el("p", { id: "alert-state" }, state), form);
+}
+
+async function change(method, body) {
+  try {
+    await api("/balance/alerts", { method, body });
+    notify(method === "DELETE" ? "Alert removed." : "Alert saved.");
+    await load();
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function load() {
+  const [balance, history, alerts, pricing] = await Promise.all([
+    api("/balance"), api("/balance/history?limit=50"), api("/balance/alerts"), api("/pricing"),
+  ]);
+  $("who").textContent = `Signed in: ${balance.name} (${history.key})`;
+  clear($("main")).append(
+    el("div", { class: "grid" }, balanceSection(balance), alertSection(alerts)),
+    toolsSection(balance, pricing),
+    historySection(history),
+  );
+}
+
+function signOut(message = "") {
+  sessionStorage.removeItem(STORE);
+  for (const id of ["main", "sign-out", "refresh"]) $(id).hidden = true;
+  clear($("main"));
+  $("who").textContent = "";
+  $("sign-in").hidden = false;
+  $("sign-in-error").textContent = message;
+  notify("");
+  $("api-key").focus();
+}
+
+async function signIn(key) {
+  sessionStorage.setItem(STORE, key);
+  try {
+    await load();
+  } catch (err) {
+    sessionStorage.removeItem(STORE);
+    throw new Error(err instanceof ApiError && err.status === 401 ? "That key was refused." : err.message);
+  }
+  $("sign-in").hidden = true;
+  for (const id of ["main", "sign-out", "refresh"]) $(id).hidden = false;
+}
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("sign-in-error").textContent = "";
+  try {
+    await signIn($("api-key").value.trim());
+    $("api-key").value = "";
+  } catch (err) {
+    $("sign-in-error").textContent = err.message;
+  }
+});
+$("sign-out").addEventListener("click", () => signOut("Signed out."));
+$("refresh").addEventListener("click", () => load().then(() => notify("Up to date."), fail));
+
+if (sessionStorage.getItem(STORE)) signIn(sessionStorage.getItem(STORE)).catch((err) => signOut(err.message));
+else signOut();
