@@ -1,7 +1,7 @@
-"""Take the screenshots docs/dashboard.md shows: the real CLI in front of the test echo server, a few keys and
+"""Take the screenshots docs/dashboard.md and docs/portal.md show: the real CLI in front of the test echo server, a few keys and
 calls, and each dashboard page in headless Chromium at a fixed viewport (1280 by 900, and 375 by 800 for a phone).
 
-    .venv/bin/python scripts/dashboard_screenshots.py      # writes docs/images/dashboard-*.png
+    .venv/bin/python scripts/dashboard_screenshots.py      # writes docs/images/dashboard-*.png, portal.png
 """
 
 from __future__ import annotations
@@ -58,7 +58,15 @@ def main() -> None:
         phone.wait_for_selector("#main .page:not([aria-busy])")
         phone.screenshot(path=IMAGES / "dashboard-keys-phone.png")
         phone.close()
-    print("\n".join(sorted(str(p.relative_to(ROOT)) for p in IMAGES.glob("dashboard-*.png"))))
+
+        holder = b.new_page(viewport={"width": 1280, "height": 900})
+        holder.goto(f"{gw.url}/portal")
+        holder.fill("#api-key", keys["Acme search bot"])
+        holder.click("#sign-in-form button[type=submit]")
+        holder.wait_for_selector("#balance-credits")
+        holder.screenshot(path=IMAGES / "portal.png", full_page=True)
+        holder.close()
+    print("\n".join(sorted(str(p.relative_to(ROOT)) for p in IMAGES.glob("*.png"))))
 
 
 if __name__ == "__main__":
