@@ -18,12 +18,13 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Route
 
 from paygate.http.response_headers import WEB_CSP
 from tests.browser import chromium
 from tests.servers.hostile_names_server import HOSTILE_TOOL
-from tests.support import PYTHON, ROOT, Gateway, running_gateway
+from tests.stripe_support import session_completed, signed_post, stripe_config, stripe_standin
+from tests.support import ECHO_COMMAND, PYTHON, ROOT, Gateway, running_gateway, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -260,6 +261,37 @@ def test_a_key_holder_sees_the_balance_move_and_sets_an_alert_in_the_portal(
     w.page.click("#sign-out")
     assert w.page.evaluate("sessionStorage.getItem('paygate.apiKey')") is None
     w.clean()
+
+
+def test_a_key_holder_buys_credits_through_stripe_checkout_in_the_portal(browser: Browser, tmp_path: Path) -> None:
+    """Against the local Stripe stand-in (tests/stripe_support.py): the portal asks the gateway for a Checkout
+    Session and sends the browser to its URL; Stripe's signed webhook then credits the key, and the portal
+    shows the new balance."""
+    with stripe_standin() as standin:
+        config = write_config(tmp_path, stripe_config(standin.url))
+        with running_gateway("--server", ECHO_COMMAND, "--config", config) as gw:
+            key = gw.create_key(2)
+            w = Watched(browser)
+            sent_to: list[str] = []
+
+            def stripe_page(route: Route) -> None:  # Stripe's own page is not reachable here
+                sent_to.append(route.request.url)
+                route.fulfill(status=200, body="Stripe Checkout", content_type="text/plain")
+
+            w.page.route("https://checkout.stripe.com/**", stripe_page)
+            w.portal(gw, key)
+            assert w.page.locator("button[data-package]").count() == 2
+            w.page.click("button[data-package=starter]")
+            w.page.wait_for_url("https://checkout.stripe.com/**")
+            created = standin.requests[-1]["form"]
+            session_id = sent_to[-1].rsplit("/", 1)[-1]
+            meta = {k[9:-1]: v for k, v in created.items() if k.startswith("metadata[")}
+            paid = session_completed(meta, session=session_id)
+            assert signed_post(gw.client, paid).json()["action"] == "credited"
+            w.page.go_back()
+            w.page.wait_for_selector("#balance-credits:text-is('102 credits')")
+            assert gw.balance(key) == 102
+            w.clean()
 
 
 def test_a_refused_key_does_not_sign_in_to_the_portal(gw: Gateway, browser: Browser) -> None:

@@ -1,10 +1,11 @@
 // The key holder's portal: balance, quota, the tools this key may call and their prices, credit history
-// with a chart and spending velocity, and the low-balance alert. A client of the documented client
-// endpoints only (GET /balance, /balance/history, /balance/alerts, /pricing), with the key in X-API-Key;
+// with a chart and spending velocity, the low-balance alert, and buying credits with Stripe Checkout. A client of the documented client
+// endpoints only (GET /balance, /balance/history, /balance/alerts, /pricing, /stripe/packages, POST
+// /stripe/checkout), with the key in X-API-Key;
 // the key lives in sessionStorage (this tab only), never in a cookie or a URL.
 
 import { lineChart } from "./charts.js";
-import { clear, el, field, figures, number, section, table, when } from "./dom.js";
+import { append, clear, el, field, figures, number, section, table, when } from "./dom.js";
 
 const STORE = "paygate.apiKey";
 const $ = (id) => document.getElementById(id);
@@ -128,6 +129,42 @@ function alertSection(alerts) {
   return section("Low-balance alert", el("p", { id: "alert-state" }, state), form);
 }
 
+function price(p) {
+  const amount = (p.priceInCents / 100).toFixed(2);
+  return `${amount} ${(p.currency || "usd").toUpperCase()}`;
+}
+
+// Buy credits: POST /stripe/checkout answers a Stripe Checkout URL to send the buyer to; the credits arrive
+// when Stripe's signed webhook reaches the gateway (docs/payments.md), so the balance moves after the
+// payment, not here.
+function buySection(catalogue) {
+  if (!catalogue.configured || !catalogue.packages.length) return null;
+  const outcome = el("p", { id: "buy-result", role: "status" });
+  async function buy(pkg) {
+    try {
+      const session = await api("/stripe/checkout", { method: "POST", body: { packageId: pkg.id } });
+      const target = new URL(session.url);
+      if (target.protocol !== "https:") throw new Error("Checkout answered an address that is not https");
+      outcome.textContent = `Opening Stripe Checkout for ${pkg.name ?? pkg.id}…`;
+      window.location.assign(target.href);
+    } catch (err) {
+      outcome.textContent = err.message;
+      fail(err);
+    }
+  }
+  return section(
+    "Buy credits",
+    table("Credit packages", [
+      { label: "Package", value: (p) => p.name ?? p.id },
+      { label: "Credits", value: (p) => number(p.credits) },
+      { label: "Price", value: (p) => price(p) },
+      { label: "Buy", value: (p) => el("button", { type: "button", "data-package": p.id, onclick: () => buy(p) }, `Buy ${p.name ?? p.id}`) },
+    ], catalogue.packages),
+    el("p", { class: "hint" }, "Payment is taken by Stripe; the credits are added when Stripe confirms it."),
+    outcome,
+  );
+}
+
 async function change(method, body) {
   try {
     await api("/balance/alerts", { method, body });
@@ -139,15 +176,16 @@ async function change(method, body) {
 }
 
 async function load() {
-  const [balance, history, alerts, pricing] = await Promise.all([
-    api("/balance"), api("/balance/history?limit=50"), api("/balance/alerts"), api("/pricing"),
+  const [balance, history, alerts, pricing, catalogue] = await Promise.all([
+    api("/balance"), api("/balance/history?limit=50"), api("/balance/alerts"), api("/pricing"), api("/stripe/packages"),
   ]);
   $("who").textContent = `Signed in: ${balance.name} (${history.key})`;
-  clear($("main")).append(
+  append(clear($("main")), [
     el("div", { class: "grid" }, balanceSection(balance), alertSection(alerts)),
+    buySection(catalogue),
     toolsSection(balance, pricing),
     historySection(history),
-  );
+  ]);
 }
 
 function signOut(message = "") {
