@@ -123,3 +123,39 @@ def test_the_role_probe_the_dashboard_signs_in_with_changes_nothing(gw: InProces
     assert gw.client.post("/topup", json={}, headers=gw.admin()).status_code == 400
     assert gw.client.get("/admin/dashboard", headers=viewer).status_code == 200
     assert gw.client.get("/admin/dashboard", headers=gw.admin()).json()["credits"] == before
+
+
+def test_a_key_holder_rotates_their_own_key(gw: InProcessGateway) -> None:
+    """POST /portal/rotate: the new key keeps the balance and is shown once; the old one is refused at once."""
+    old = gw.create_key(12, name="rotating holder")
+    answer = gw.client.post("/portal/rotate", headers={"X-API-Key": old})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    new = body["newKey"]
+    assert new != old and new.startswith("pg_") and body["oldKeyMasked"] == f"{old[:7]}…{old[-4:]}"
+    assert body["credits"] == 12 and body["name"] == "rotating holder"
+    assert gw.balance(new) == 12
+    assert gw.client.get("/balance", headers={"X-API-Key": old}).status_code == 401
+    assert "error" in gw.call_tool("echo", {"text": "old"}, old)
+    rotated = [e for e in gw.events("key.rotated") if e["data"]["oldKeyMasked"] == body["oldKeyMasked"]]
+    assert len(rotated) == 1 and rotated[0]["actor"] == body["oldKeyMasked"]
+    assert old not in str(rotated) and new not in str(rotated)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-API-Key": "pg_" + "0" * 48}, {"Authorization": "Bearer nonsense"}, {"X-Admin-Key": "x"}],
+)
+def test_rotation_without_a_live_key_is_401_and_changes_nothing(gw: InProcessGateway, headers: dict[str, str]) -> None:
+    before = len(gw.events("key.rotated"))
+    assert gw.client.post("/portal/rotate", headers=headers).status_code == 401
+    assert len(gw.events("key.rotated")) == before
+
+
+def test_a_revoked_key_or_a_token_standing_for_a_key_cannot_rotate_it(gw: InProcessGateway) -> None:
+    key = gw.create_key(5)
+    token = gw.client.post("/tokens", json={"key": key, "ttl": 300}, headers=gw.admin()).json()["token"]
+    assert gw.client.post("/portal/rotate", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert gw.balance(key) == 5  # still the key
+    gw.client.post("/keys/revoke", json={"key": key}, headers=gw.admin()).raise_for_status()
+    assert gw.client.post("/portal/rotate", headers={"X-API-Key": key}).status_code == 401

@@ -294,6 +294,27 @@ def test_a_key_holder_buys_credits_through_stripe_checkout_in_the_portal(browser
             w.clean()
 
 
+def test_a_key_holder_rotates_their_key_in_the_portal_and_the_old_one_stops_working(
+    gw: Gateway, browser: Browser
+) -> None:
+    old = gw.create_key(9, name="rotating in the browser")
+    w = Watched(browser)
+    w.portal(gw, old)
+    w.page.click("#rotate")
+    w.page.click("#rotate-confirm")
+    new = w.page.inner_text("#new-key-value", timeout=10_000)
+    assert new.startswith("pg_") and new != old
+    assert w.page.evaluate("sessionStorage.getItem('paygate.apiKey')") == new  # the tab goes on with it
+    assert w.page.inner_text("#balance-credits") == "9 credits"
+    assert gw.client.get("/balance", headers={"X-API-Key": old}).status_code == 401
+    assert "error" in gw.call_tool("echo", {"text": "old key"}, old)
+    assert sdk_call(gw, new, "echo", {"text": "new key"})
+    assert gw.balance(new) == 8
+    w.page.click("text=Done, hide it")
+    assert w.page.locator("#new-key-value").count() == 0
+    w.clean()
+
+
 def test_a_refused_key_does_not_sign_in_to_the_portal(gw: Gateway, browser: Browser) -> None:
     w = Watched(browser)
     w.page.goto(f"{gw.url}/portal")

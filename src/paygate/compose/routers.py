@@ -47,6 +47,7 @@ ROUTE_ORDER = (
     "usage_client",
     "balance_client",
     "key_lifecycle",
+    "portal_rotate",
     "templates",
     "bulk",
     "key_io",

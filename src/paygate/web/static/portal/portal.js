@@ -1,5 +1,6 @@
 // The key holder's portal: balance, quota, the tools this key may call and their prices, credit history
-// with a chart and spending velocity, the low-balance alert, and buying credits with Stripe Checkout. A client of the documented client
+// with a chart and spending velocity, the low-balance alert, buying credits with Stripe Checkout, and
+// rotating the key (POST /portal/rotate). A client of the documented client
 // endpoints only (GET /balance, /balance/history, /balance/alerts, /pricing, /stripe/packages, POST
 // /stripe/checkout), with the key in X-API-Key;
 // the key lives in sessionStorage (this tab only), never in a cookie or a URL.
@@ -165,6 +166,37 @@ function buySection(catalogue) {
   );
 }
 
+// Rotation: POST /portal/rotate. The new key is shown once and becomes this tab's key; the old one is
+// refused from then on, everywhere it is used.
+function rotateSection() {
+  const shown = el("div", { id: "rotated", class: "once", hidden: true });
+  const sure = el("button", { type: "button", id: "rotate-confirm", class: "danger", hidden: true }, "Yes, replace my key now");
+  sure.addEventListener("click", async () => {
+    sure.hidden = true;
+    try {
+      const rotated = await api("/portal/rotate", { method: "POST" });
+      sessionStorage.setItem(STORE, rotated.newKey);
+      await load();
+      const box = $("rotated");
+      append(clear(box), [
+        el("p", {}, el("strong", {}, "Your new key"), ` (replaces ${rotated.oldKeyMasked}) — shown once: copy it now and update every client that uses the old one, which no longer works.`),
+        el("output", { id: "new-key-value", class: "secret" }, rotated.newKey),
+        el("button", { type: "button", onclick: () => { clear(box); box.hidden = true; } }, "Done, hide it"),
+      ]);
+      box.hidden = false;
+      notify("Key rotated.");
+    } catch (err) {
+      fail(err);
+    }
+  });
+  return section(
+    "Rotate your key",
+    el("p", {}, "A new key takes over your balance, limits and history; the current key stops working at once."),
+    el("div", { class: "row" }, el("button", { type: "button", id: "rotate", onclick: () => { sure.hidden = false; sure.focus(); } }, "Rotate my key"), sure),
+    shown,
+  );
+}
+
 async function change(method, body) {
   try {
     await api("/balance/alerts", { method, body });
@@ -185,6 +217,7 @@ async function load() {
     buySection(catalogue),
     toolsSection(balance, pricing),
     historySection(history),
+    rotateSection(),
   ]);
 }
 
