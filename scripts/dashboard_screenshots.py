@@ -1,5 +1,6 @@
-"""Take the screenshots docs/dashboard.md and docs/portal.md show: the real CLI in front of the test echo server, a few keys and
-calls, and each dashboard page in headless Chromium at a fixed viewport (1280 by 900, and 375 by 800 for a phone).
+"""Take the screenshots docs/dashboard.md and docs/portal.md show: the real CLI in front of the test echo
+server, a few keys and calls, and each page in headless Chromium at a fixed viewport (1280 by 900, and 375 by
+800 for a phone).
 
     .venv/bin/python scripts/dashboard_screenshots.py      # writes docs/images/dashboard-*.png, portal.png
 """
