@@ -27,6 +27,7 @@ from paygate.keys.routes import (
     import_export,
     lifecycle,
     meta,
+    portal,
     reservations,
     schedules,
     templates,
@@ -46,9 +47,11 @@ def key_routers(rt: Runtime) -> dict[str, APIRouter]:
     # follower is logged, never turns the finished (durable) rotation into an error answer.
     keys.rekey_listeners.append(rt.billing.move_counters)
     template_service = TemplateService(rt.store, rt.events.publish)
+    key_lifecycle = KeyLifecycle(keys)
     return {
         "keys": crud.router(guard, keys, template_service),
-        "key_lifecycle": lifecycle.router(guard, keys, KeyLifecycle(keys)),
+        "key_lifecycle": lifecycle.router(guard, keys, key_lifecycle),
+        "portal_rotate": portal.client_router(keys, key_lifecycle),
         "templates": templates.router(guard, template_service),
         "bulk": bulk.router(guard, keys, template_service),
         "key_io": import_export.router(guard, KeyImportExport(keys)),

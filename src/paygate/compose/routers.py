@@ -37,6 +37,7 @@ from paygate.public import routes as public
 from paygate.reports.balance import BalanceHistory
 from paygate.reports.routes import balance, dry_run, key_reports, key_views, request_log
 from paygate.runtime import Runtime
+from paygate.web import routes as web
 from paygate.webhooks.routes import delivery as webhooks
 
 ROUTE_ORDER = (
@@ -46,6 +47,7 @@ ROUTE_ORDER = (
     "usage_client",
     "balance_client",
     "key_lifecycle",
+    "portal_rotate",
     "templates",
     "bulk",
     "key_io",
@@ -83,6 +85,7 @@ ROUTE_ORDER = (
     "oauth_clients",
     "oauth_authorize",
     "oauth_token",
+    "web",
 )
 
 
@@ -136,6 +139,11 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
     }
 
 
+def web_routers(rt: Runtime) -> dict[str, APIRouter]:
+    """The web pages (docs/dashboard.md): static files, clients of the API above."""
+    return {"web": web.router()}
+
+
 def build_routers(rt: Runtime) -> list[APIRouter]:
     built: dict[str, APIRouter] = {}
     domains = (
@@ -150,6 +158,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         x402_routers,
         payment_routers,
         traffic_routers,
+        web_routers,
     )
     for domain in domains:
         built.update(domain(rt))

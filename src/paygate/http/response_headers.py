@@ -6,7 +6,9 @@ Security headers: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `X
 `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` (the API serves JSON, never
 pages), and `Cache-Control: no-store` on a response that sets no Cache-Control of its own. The
 interactive API pages (/docs, /redoc) get a policy that lets them load Swagger UI / ReDoc from the
-CDN FastAPI uses and call this origin, and nothing else.
+CDN FastAPI uses and call this origin, and nothing else. The web pages (`/dashboard`, `/portal`: web/routes.py) get
+`WEB_CSP`: scripts, styles, images and fetches from this origin only, no inline script or style, no
+forms posted elsewhere, never framed.
 
 Per request only the Origin-dependent part is added (http/cors.py), and only when the request has an
 `Origin`; a request without one gets a tuple built here. A POST to /mcp without an `Origin` gets no CORS
@@ -26,6 +28,11 @@ DOCS_CSP = (
     "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
     "connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
+WEB_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+WEB_PREFIXES = ("/dashboard", "/portal")
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 SECURITY: tuple[tuple[str, str], ...] = (
     ("X-Content-Type-Options", "nosniff"),
@@ -47,7 +54,18 @@ def _pairs(custom: Mapping[str, str], csp: str) -> tuple[Pair, ...]:
 class ResponseHeaders:
     """What `GatewayApp` adds to every response start (after `X-Request-Id`)."""
 
-    __slots__ = ("_api", "_docs", "_plain_api", "_plain_docs", "cache_control", "cors", "mcp_plain", "plain_allowed")
+    __slots__ = (
+        "_api",
+        "_docs",
+        "_plain_api",
+        "_plain_docs",
+        "_plain_web",
+        "_web",
+        "cache_control",
+        "cors",
+        "mcp_plain",
+        "plain_allowed",
+    )
 
     def __init__(self, custom: Mapping[str, str], cors: CorsPolicy, version: Pair) -> None:
         self.cors = cors
@@ -55,10 +73,12 @@ class ResponseHeaders:
         self.cache_control: Pair = (CACHE_CONTROL, cache.encode())
         self._api = (version, *_pairs(custom, API_CSP), *cors.static)
         self._docs = (version, *_pairs(custom, DOCS_CSP), *cors.static)
+        self._web = (version, *_pairs(custom, WEB_CSP), *cors.static)
         star = STAR if cors.star else ()
         self.plain_allowed: tuple[Pair, ...] = star  # the Allow-Origin part for a request without an Origin
         self._plain_api = (*self._api, *star)  # a request without an Origin
         self._plain_docs = (*self._docs, *star)
+        self._plain_web = (*self._web, *star)
         # /mcp without an Origin (an agent, not a browser; a POST no cache keeps): the hot path's case,
         # nothing built per request, and no CORS headers, which only a browser reads: uvicorn checks every
         # header of every response with two regexes, ~1.2 µs a header (bench/README.md, issue 12).
@@ -66,11 +86,21 @@ class ResponseHeaders:
 
     def for_request(self, path: str, origin: bytes | None, mcp: bool) -> tuple[tuple[Pair, ...], tuple[Pair, ...]]:
         """(every header to add, the CORS Allow-Origin part of them: empty if the origin is not allowed)."""
-        docs = path in DOCS_PATHS
+        if path in DOCS_PATHS:
+            plain, base = self._plain_docs, self._docs
+        elif is_web(path):
+            plain, base = self._plain_web, self._web
+        else:
+            plain, base = self._plain_api, self._api
         if origin is None:
-            return (self._plain_docs if docs else self._plain_api), self.plain_allowed
+            return plain, self.plain_allowed
         allow = self.cors.allow(origin, mcp)
-        return (*(self._docs if docs else self._api), *allow), allow
+        return (*base, *allow), allow
+
+
+def is_web(path: str) -> bool:
+    """A web page or one of its files (`/dashboard`, `/dashboard/app.js`), not `/dashboards`."""
+    return any(path == p or path.startswith(p + "/") for p in WEB_PREFIXES)
 
 
 def has_cache_control(headers: Sequence[Sequence[bytes]]) -> bool:
