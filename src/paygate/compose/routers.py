@@ -83,6 +83,9 @@ ROUTE_ORDER = (
     "oauth_clients",
     "oauth_authorize",
     "oauth_token",
+    "tool_aliases",
+    "canary",
+    "mirror",
 )
 
 
