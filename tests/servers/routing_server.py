@@ -109,7 +109,10 @@ class RoutingServer:
         elif rpc == "tools/call":
             self.calls.append(params)
             if self.mode == "hang":
-                await asyncio.Event().wait()  # until the connection goes
+                try:
+                    await asyncio.Event().wait()  # until the connection goes, or the server stops
+                except asyncio.CancelledError:
+                    return
             if self.mode == "fail":
                 error = {"code": -32603, "message": f"{self.name} fails on purpose"}
                 await _respond(send, 200, {"jsonrpc": "2.0", "id": msg_id, "error": error})

@@ -63,12 +63,7 @@ class Mirror:
         self.config: dict[str, Any] = {}
         self.percentage = 0
         self.timeout = 5.0
-        self.mirrored = 0  # copies sent
-        self.completed = 0  # copies the shadow answered (an error answer included)
-        self.dropped = 0  # copies not sent: MAX_IN_FLIGHT out already, or the shadow not connected
-        self.errors = 0  # copies that failed: transport error, timeout, or a JSON-RPC error answer
-        self.latency_total = 0.0
-        self.last_error: str | None = None
+        self._reset_stats()
         self._tasks: set[asyncio.Task[None]] = set()  # copies in flight
         self._closing: set[asyncio.Task[None]] = set()  # replaced shadows being closed
         self._raw: str | None = None
@@ -108,6 +103,15 @@ class Mirror:
             self._failed(f"{type(exc).__name__}: {exc}")
         finally:
             server.leave()
+
+    def _reset_stats(self) -> None:
+        """Stats are of the current shadow: a new one starts from zero."""
+        self.mirrored = 0  # copies sent
+        self.completed = 0  # copies the shadow answered (an error answer included)
+        self.dropped = 0  # copies not sent: MAX_IN_FLIGHT out already, or the shadow not connected
+        self.errors = 0  # copies that failed: transport error, timeout, or a JSON-RPC error answer
+        self.latency_total = 0.0
+        self.last_error: str | None = None
 
     def _failed(self, why: str) -> None:
         self.errors += 1
@@ -190,7 +194,11 @@ class Mirror:
         self.timeout = int(config.get("timeoutMs", 5000)) / 1000
         self.enabled = server is not None
         self.traffic.refresh()
+        if server is not None:
+            self._reset_stats()
         if old is not None:  # its copies in flight are abandoned: nobody waits for a shadow
+            for copy in list(self._tasks):
+                copy.cancel()
             task = asyncio.get_running_loop().create_task(old.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
