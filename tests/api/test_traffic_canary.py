@@ -128,7 +128,7 @@ def test_an_unreachable_canary_is_503_and_changes_nothing(cgw: InProcessGateway)
     from tests.support import free_port
 
     resp = start(cgw, {"remoteUrl": f"http://127.0.0.1:{free_port()}/mcp", "weight": 50})
-    assert resp.status_code == 503 and "Could not connect" in resp.json()["error"]
+    assert resp.status_code == 400 and "could not connect" in resp.json()["error"]
     assert view(cgw) == {"enabled": False}
 
 

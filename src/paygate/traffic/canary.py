@@ -27,7 +27,7 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from paygate.core.domain_errors import NotFound, Unavailable
+from paygate.core.domain_errors import Invalid, NotFound
 from paygate.events.hub import EventHub
 from paygate.mcp.backends.base import BackendError
 from paygate.mcp.jsonrpc import Message
@@ -169,8 +169,8 @@ class Canary:
                 await server.connect()
             except Exception as exc:  # refused, handshake error, timeout: nothing changes
                 await server.close()
-                raise Unavailable(
-                    f"Could not connect to the canary at {server.shown_url}: {type(exc).__name__}"
+                raise Invalid(
+                    f"Invalid request: could not connect to the canary at {server.shown_url}: {type(exc).__name__}"
                 ) from exc
             config = {
                 "url": url,

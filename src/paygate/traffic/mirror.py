@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from paygate.config_traffic import MirrorSettings
-from paygate.core.domain_errors import NotFound, Unavailable
+from paygate.core.domain_errors import Invalid, NotFound
 from paygate.events.hub import EventHub
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
@@ -132,8 +132,8 @@ class Mirror:
                 await server.connect()
             except Exception as exc:
                 await server.close()
-                raise Unavailable(
-                    f"Could not connect to the mirror at {server.shown_url}: {type(exc).__name__}"
+                raise Invalid(
+                    f"Invalid request: could not connect to the mirror at {server.shown_url}: {type(exc).__name__}"
                 ) from exc
             config = {
                 "url": url,

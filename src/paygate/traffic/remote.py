@@ -24,6 +24,7 @@ from paygate.webhooks.ssrf import Resolver, UnsafeUrl, check_url, resolve, shown
 
 log = logging.getLogger("paygate.traffic")
 
+RESOLVE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 15.0  # an admin's POST waits this long for the first handshake
 RETRY_MAX = 30.0  # seconds between connection attempts, at most, for a backend started in the background
 
@@ -51,12 +52,13 @@ async def vet_url(url: str, allow_private: bool, what: str, resolver: Resolver =
     if allow_private:
         return
     try:
-        await resolve(url, allow_private, resolver)
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            await resolve(url, allow_private, resolver)
     except UnsafeUrl as exc:
         raise Invalid(
             f"Invalid request: {what}: {exc}".replace("webhookAllowPrivate / --webhook-allow-private", HINT)
         ) from exc
-    except OSError as exc:
+    except (OSError, TimeoutError) as exc:
         raise Invalid(f"Invalid request: {what} {shown(url)} does not resolve ({type(exc).__name__})") from exc
 
 
