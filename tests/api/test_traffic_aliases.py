@@ -152,3 +152,29 @@ def test_aliases_survive_a_restart(tmp_path: Path) -> None:
         key = gw.create_key(5)
         reply = call(gw, "sum", {"a": 2, "b": 2}, key)
         assert reply.json()["result"]["structuredContent"] == {"result": 4} and "link" in reply.headers
+
+
+def test_an_alias_works_on_the_2026_07_28_wire(agw: InProcessGateway) -> None:
+    assert set_alias(agw, {"from": "sum", "to": "add"}).status_code == 200
+    key = agw.create_key(10)
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "sum", "arguments": {"a": 1, "b": 2}, "_meta": envelope},
+    }
+    headers = {
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "sum",
+        "Accept": "application/json, text/event-stream",
+        "X-API-Key": key,
+    }
+    reply = agw.client.post("/mcp", json=body, headers=headers)
+    assert reply.json()["result"]["structuredContent"] == {"result": 3}, reply.text
+    assert agw.balance(key) == 7 and reply.headers["deprecation"].startswith("@")
