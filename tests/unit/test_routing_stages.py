@@ -158,3 +158,17 @@ async def test_an_alias_call_gets_a_new_params_dict() -> None:
 def test_bad_dates_are_invalid(text: str) -> None:
     with pytest.raises(Invalid):
         parse_date(text, "sunset")
+
+
+async def test_a_peers_weight_change_keeps_the_connection_and_a_peers_delete_stops_it() -> None:
+    backend = FakeBackend()
+    canary = canary_with(backend, 10)
+    server = canary.server
+    meta = canary.store
+    meta.set_meta("traffic.canary", '{"url": "http://x/", "weight": 70, "threshold": 3, "cooldownSeconds": 1}')
+    canary.reload()
+    assert canary.server is server and canary.weight == 70 and canary.breaker.threshold == 3
+    meta.set_meta("traffic.canary", "null")
+    canary.reload()
+    assert canary.server is None and not canary.enabled
+    await canary.close()

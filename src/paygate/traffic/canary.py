@@ -269,6 +269,10 @@ class Canary:
             if self.server is not None:
                 self._install({}, None)
             return
+        if self.server is not None and self.config.get("url") == url:
+            self.config = config  # the same canary (a peer's PATCH): only the numbers change
+            self._apply_numbers(config)
+            return
         server = RemoteServer(self.factory(url, "canary"), url)
         self._install(config, server)
         server.connect_in_background()  # calls skip it until it is up
