@@ -260,6 +260,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_ALLOWED_ORIGINS": "allowedOrigins",
     "PAYGATE_COUNTRY_HEADER": "countryHeader",
     "PAYGATE_WEBHOOK_ALLOW_PRIVATE": "webhookAllowPrivate",
+    "PAYGATE_TRAFFIC_ALLOW_PRIVATE": "trafficAllowPrivate",
     "PAYGATE_LOG_FORMAT": "logFormat",
     "PAYGATE_LOG_LEVEL": "logLevel",
     "PAYGATE_REQUEST_TIMEOUT": "requestTimeoutMs",
@@ -273,7 +274,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_PUBLIC_RATE_LIMIT": "publicRateLimit",
     "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
 }
-_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate"}
+_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate"}
 
 
 class ConfigError(ValueError):

@@ -4,10 +4,19 @@ gateway starts with. `Settings` inherits these fields."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+
+class MirrorSettings(BaseModel):
+    """`mirror: {url, percentage, timeoutMs}` (the reference's names): a sampled copy of each tools/call
+    to a shadow server, never charged, never awaited (traffic/mirror.py)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048)
+    percentage: int = Field(default=100, ge=0, le=100)
+    timeout_ms: int = Field(default=5000, ge=1, le=300_000)
 
 
 class TrafficSettings(BaseModel):
@@ -24,5 +33,7 @@ class TrafficSettings(BaseModel):
     # Concurrency limits: calls in flight per key and per tool (unset or 0 = no limit).
     max_concurrent_per_key: int | None = Field(default=None, ge=0, le=1_000_000)
     max_concurrent_per_tool: int | None = Field(default=None, ge=0, le=1_000_000)
-    # Traffic mirror: {url, percentage, timeoutMs}.
-    mirror: dict[str, Any] | None = None
+    # Traffic mirror (traffic/mirror.py): {url, percentage, timeoutMs}; POST /admin/mirror replaces it.
+    mirror: MirrorSettings | None = None
+    # Canary and mirror URLs (traffic/remote.py) may name loopback / private addresses (SSRF guard off).
+    traffic_allow_private: bool = False

@@ -148,7 +148,8 @@ def test_the_references_programmatic_settings_are_typed_and_reported_not_unknown
         "cache": {"ttl": 1},  # not a reference name: unknown
     }
     s = load_settings(raw)
-    assert s.cache_ttl_seconds == 30 and s.mirror == {"url": "https://m.example.com/mcp", "percentage": 10}
+    assert s.cache_ttl_seconds == 30 and s.mirror is not None
+    assert (s.mirror.url, s.mirror.percentage, s.mirror.timeout_ms) == ("https://m.example.com/mcp", 10, 5000)
     assert s.tool_timeout_seconds == 2.5 and s.country_header == "X-Country"
     fields = {d.field: d.message for d in ignored_settings(raw)}
     for enforced in ("cacheTtlSeconds", "circuitBreakerThreshold", "mirror"):  # docs/traffic.md

@@ -86,6 +86,9 @@ ROUTE_ORDER = (
     "oauth_authorize",
     "oauth_token",
     "web",
+    "tool_aliases",
+    "canary",
+    "mirror",
 )
 
 
