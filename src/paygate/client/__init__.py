@@ -37,7 +37,7 @@ from paygate.client.errors import (
     UnknownTool,
     error_from,
 )
-from paygate.client.models import Balance, PricedTool, Pricing, QuotaUsage
+from paygate.client.models import Balance, CheckoutSession, PricedTool, Pricing, QuotaUsage
 from paygate.client.sync_client import PayGateClient
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "BackendUnavailable",
     "Balance",
     "BatchRejected",
+    "CheckoutSession",
     "CountryNotAllowed",
     "ForbiddenError",
     "InsufficientCredits",

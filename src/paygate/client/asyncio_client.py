@@ -30,7 +30,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
 from paygate.client.errors import AuthenticationError, InsufficientCredits, error_from
-from paygate.client.models import Balance, PricedTool, Pricing
+from paygate.client.models import Balance, CheckoutSession, PricedTool, Pricing
 
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 # What the hook answers: True to retry the call as it was, a mapping to retry with it merged into the
@@ -101,8 +101,15 @@ class AsyncPayGateClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         stack, self._stack, self._mcp, self._http = self._stack, None, None, None
-        if stack is not None:
+        if stack is None:
+            return
+        try:
             await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The SDK's task groups wrap an error raised in the `async with` body (a denial, say) in an
+            # exception group; when that error is all there is, let it leave as itself.
+            if exc is None or any(leaf is not exc for leaf in _leaves(group)):
+                raise
 
     @property
     def mcp(self) -> Client:
@@ -191,6 +198,24 @@ class AsyncPayGateClient:
         body = _json_or_error(await self.http.get(f"{self.base_url}/pricing"))
         return {t["name"]: Pricing.from_json(t) for t in body.get("tools", [])}
 
+    async def checkout(
+        self, package_id: str, *, success_url: str | None = None, cancel_url: str | None = None
+    ) -> CheckoutSession:
+        """`POST /stripe/checkout` for this API key: a Stripe Checkout session buying `package_id`'s
+        credits; send the buyer to `url`. The credits arrive when Stripe tells the gateway it was paid."""
+        body: dict[str, Any] = {"packageId": package_id}
+        if success_url is not None:
+            body["successUrl"] = success_url
+        if cancel_url is not None:
+            body["cancelUrl"] = cancel_url
+        answer = _json_or_error(await self.http.post(f"{self.base_url}/stripe/checkout", json=body))
+        return CheckoutSession(
+            session_id=str(answer["sessionId"]),
+            url=str(answer["url"]),
+            package_id=str(answer["packageId"]),
+            credits=int(answer["credits"]),
+        )
+
     # --- the HTTP hooks ---------------------------------------------------------------------------
     async def _authenticate(self, request: httpx2.Request) -> None:
         if self._api_key is not None:
@@ -237,6 +262,13 @@ class _typed_errors:
     ) -> None:
         if isinstance(exc, MCPError):
             raise error_from(exc.error.code, exc.error.message, exc.error.data) from exc
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for inner in group.exceptions:
+        out.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
+    return out
 
 
 def _json_or_error(resp: httpx2.Response) -> dict[str, Any]:

@@ -120,3 +120,13 @@ def _usage(raw: Any) -> QuotaUsage:
         credits_limit=credits.get("limit"),
         resets_at=raw.get("resetsAt"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    """`POST /stripe/checkout`'s answer: where to send the buyer, and what the payment buys."""
+
+    session_id: str
+    url: str
+    package_id: str
+    credits: int

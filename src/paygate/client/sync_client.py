@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from paygate.client.asyncio_client import AsyncPayGateClient, PaymentHook, TokenSource
-from paygate.client.models import Balance, PricedTool, Pricing
+from paygate.client.models import Balance, CheckoutSession, PricedTool, Pricing
 
 T = TypeVar("T")
 
@@ -130,3 +130,8 @@ class PayGateClient:
 
     def pricing(self) -> dict[str, Pricing]:
         return self._run(self.aio.pricing())
+
+    def checkout(
+        self, package_id: str, *, success_url: str | None = None, cancel_url: str | None = None
+    ) -> CheckoutSession:
+        return self._run(self.aio.checkout(package_id, success_url=success_url, cancel_url=cancel_url))
