@@ -15,6 +15,7 @@ from paygate.client.errors import (
     RateLimited,
     TeamQuotaExceeded,
     ToolRateLimited,
+    UnknownTool,
     error_from,
 )
 from paygate.core.errors import DENY_REASONS, PAYMENT_REQUIRED
@@ -100,3 +101,9 @@ def test_numbers_that_are_not_integers_are_not_credits() -> None:
         PAYMENT_REQUIRED, "x", {"reason": "insufficient_credits", "creditsRemaining": True, "creditsRequired": "2"}
     )
     assert err.credits_remaining is None and err.credits_required is None
+
+
+def test_an_unknown_tool_without_data_is_still_unknown_tool() -> None:
+    err = error_from(-32602, "Unknown tool: nope", None)
+    assert isinstance(err, UnknownTool) and err.reason == "unknown_tool" and err.data == {}
+    assert type(error_from(-32602, "Invalid params: a is required", None)) is PayGateError

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+INVALID_PARAMS = -32602
+
 
 class PayGateError(Exception):
     """A call the gateway (or its backend) refused. `code` is the JSON-RPC code, `reason` the deny
@@ -212,5 +214,9 @@ def error_from(code: int, message: str, data: Any) -> PayGateError:
     or a reason newer than this client)."""
     fields = data if isinstance(data, Mapping) else {}
     reason = fields.get("reason")
-    cls = ERRORS_BY_REASON.get(reason, PayGateError) if isinstance(reason, str) else PayGateError
-    return cls(code, message, fields)
+    if isinstance(reason, str):
+        return ERRORS_BY_REASON.get(reason, PayGateError)(code, message, fields)
+    if code == INVALID_PARAMS and message.startswith("Unknown tool"):
+        # the gateway answers an unknown tool with a bare -32602 (no error.data), as MCP servers do
+        return UnknownTool(code, message, fields)
+    return PayGateError(code, message, fields)
