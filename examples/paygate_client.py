@@ -15,14 +15,15 @@ import json
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 
-from paygate.client import AsyncPayGateClient, InsufficientCredits, PayGateError
+from paygate.client import AsyncPayGateClient, PayGateError
 
 
-def top_up(base: str, key: str, admin: str | None):  # type: ignore[no-untyped-def]
+def top_up(base: str, key: str, admin: str | None) -> Callable[[PayGateError], bool]:
     """The payment hook: a plain function (the client runs it in a worker thread, so it may block)."""
 
-    def on_payment_required(denied: InsufficientCredits) -> bool:
+    def on_payment_required(denied: PayGateError) -> bool:
         print(f"payment required: {denied.tool} costs {denied.credits_required}, {denied.credits_remaining} left")
         if admin is None:
             return False  # no way to pay here: the denial is raised

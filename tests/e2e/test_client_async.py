@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from paygate.client import (
     InvalidApiKey,
     KeySuspended,
     MissingApiKey,
+    PayGateError,
     QuotaExceeded,
     RateLimited,
 )
@@ -141,9 +143,9 @@ async def test_rate_limited_says_when_to_come_back() -> None:
 
 async def test_the_hook_tops_up_and_the_call_is_retried_once(gw: Gateway) -> None:
     key = gw.create_key(1)
-    asked: list[InsufficientCredits] = []
+    asked: list[PayGateError] = []
 
-    async def top_up(denied: InsufficientCredits) -> bool:
+    async def top_up(denied: PayGateError) -> bool:
         asked.append(denied)
         resp = gw.client.post("/topup", json={"key": key, "credits": 10}, headers=gw.admin())
         return resp.status_code == 200
@@ -161,7 +163,7 @@ async def test_a_hook_that_always_says_retry_gets_one_retry_and_the_second_denia
     key = gw.create_key(1, name="always-retry")
     calls: list[int] = []
 
-    def always(denied: InsufficientCredits) -> bool:  # a plain function: run off the event loop
+    def always(denied: PayGateError) -> bool:  # a plain function: run off the event loop
         calls.append(denied.credits_remaining or 0)
         return True
 
@@ -179,7 +181,7 @@ async def test_a_hook_that_always_says_retry_gets_one_retry_and_the_second_denia
 async def test_a_hook_that_declines_is_not_retried(gw: Gateway) -> None:
     key = gw.create_key(0, name="declined")
 
-    async def decline(denied: InsufficientCredits) -> bool:
+    async def decline(denied: PayGateError) -> bool:
         return False
 
     async with AsyncPayGateClient(gw.url, api_key=key, on_payment_required=decline) as client:
@@ -193,7 +195,7 @@ async def test_the_hook_buys_credits_with_stripe_checkout_and_pays_once(gw: Gate
     key = gw.create_key(0, name="stripe-buyer")
     bought: list[str] = []
 
-    async def buy(denied: InsufficientCredits) -> bool:
+    async def buy(denied: PayGateError) -> bool:
         session = await client.checkout("starter")
         bought.append(session.url)
         assert session.credits == 100 and session.url.startswith("https://checkout.stripe.com/")
@@ -251,3 +253,36 @@ async def test_a_denial_leaves_the_async_with_block_as_itself(gw: Gateway) -> No
 def test_one_credential_at_most() -> None:
     with pytest.raises(ValueError, match="either"):
         AsyncPayGateClient("http://127.0.0.1:1", api_key="pg_x", token="pgt_y")
+
+
+async def test_the_hook_pays_with_x402_and_a_payment_is_made_once(tmp_path: Path) -> None:
+    """x402 on: the denial carries the offer; the hook answers a payment for the retry's `_meta`."""
+    from tests.x402_facilitator import PAY_TO, Facilitator, payment
+
+    facilitator = Facilitator()
+    try:
+        config = tmp_path / "x402.json"
+        config.write_text(json.dumps({"x402": {"payTo": PAY_TO, "facilitatorUrl": facilitator.url}}))
+        with running_gateway("--server", ECHO_COMMAND, "--config", str(config)) as x402_gw:
+            key = x402_gw.create_key(0)
+            offers: list[dict[str, object]] = []
+            denied_as: list[type[PayGateError]] = []
+
+            def pay(denied: PayGateError) -> dict[str, object]:
+                assert denied.payment_required is not None and denied.http_status == 402
+                [offer] = denied.payment_required["accepts"]
+                offers.append(offer)
+                denied_as.append(type(denied))
+                return {"x402/payment": payment(offer)}
+
+            async with AsyncPayGateClient(x402_gw.url, api_key=key, on_payment_required=pay) as client:
+                paid = await client.call_tool("echo", {"text": "paid per call"})
+                assert not paid.is_error and paid.structured_content == {"result": "paid per call"}
+                assert (paid.meta or {})["x402/payment-response"]["success"] is True
+            async with AsyncPayGateClient(x402_gw.url, on_payment_required=pay) as keyless:
+                assert (await keyless.call_tool("echo", {"text": "no key"})).structured_content == {"result": "no key"}
+            assert len(offers) == 2 and offers[0]["payTo"] == PAY_TO
+            assert denied_as == [InsufficientCredits, MissingApiKey]
+            assert x402_gw.balance(key) == 0  # the payment paid, not the key
+    finally:
+        facilitator.stop()

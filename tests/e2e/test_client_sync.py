@@ -42,7 +42,7 @@ def test_a_blocking_hook_may_use_the_client_and_is_asked_once_per_call(echo_gate
     key = echo_gateway.create_key(0, name="sync-hook")
     seen: list[int] = []
 
-    def pay(denied: InsufficientCredits) -> bool:  # runs in a worker thread: blocking calls are fine
+    def pay(denied: PayGateError) -> bool:  # runs in a worker thread: blocking calls are fine
         seen.append(client.balance().credits)
         if len(seen) == 1:  # pays the first time only, but always asks for the retry
             echo_gateway.client.post("/topup", json={"key": key, "credits": 1}, headers=echo_gateway.admin())

@@ -29,16 +29,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
-from paygate.client.errors import AuthenticationError, InsufficientCredits, error_from
+from paygate.client.errors import AuthenticationError, InsufficientCredits, PayGateError, error_from
 from paygate.client.models import Balance, CheckoutSession, PricedTool, Pricing
 
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 # What the hook answers: True to retry the call as it was, a mapping to retry with it merged into the
 # call's `_meta` (e.g. {"x402/payment": payload}), False or None to give up (the denial is raised).
 PaymentDecision = bool | Mapping[str, Any] | None
-PaymentHook = (
-    Callable[[InsufficientCredits], Awaitable[PaymentDecision]] | Callable[[InsufficientCredits], PaymentDecision]
-)
+PaymentHook = Callable[[PayGateError], Awaitable[PaymentDecision]] | Callable[[PayGateError], PaymentDecision]
 
 DENY_META = "paygate/deny"  # where an x402-era denial carried as a tool result keeps the usual fields
 
@@ -144,16 +142,18 @@ class AsyncPayGateClient:
     async def call_tool(
         self, name: str, arguments: Mapping[str, Any] | None = None, *, meta: Mapping[str, Any] | None = None
     ) -> CallToolResult:
-        """Call a tool. A denial is raised as its `PayGateError` subclass. On `InsufficientCredits` with an
-        `on_payment_required` hook, the hook runs once; if it says retry, the call is sent once more and
-        whatever that answers (result or denial) is final: one logical call is never paid for twice."""
+        """Call a tool. A denial is raised as its `PayGateError` subclass. On `InsufficientCredits` (or any
+        denial carrying an x402 offer) with an `on_payment_required` hook, the hook runs once; if it says
+        retry, the call is sent once more and whatever that answers (result or denial) is final: one
+        logical call is never paid for twice."""
         extra = dict(meta or {})
         hook_ran = False
         while True:
             try:
                 return await self._call_once(name, arguments, extra)
-            except InsufficientCredits as denied:
-                if self.on_payment_required is None or hook_ran:
+            except PayGateError as denied:
+                payable = isinstance(denied, InsufficientCredits) or denied.payment_required is not None
+                if self.on_payment_required is None or hook_ran or not payable:
                     raise
                 hook_ran = True
                 decision = await self._ask_hook(denied)
@@ -170,11 +170,11 @@ class AsyncPayGateClient:
         deny = (result.meta or {}).get(DENY_META) if result.is_error else None
         if isinstance(deny, Mapping):  # x402 on: the payment request rides in a tool result
             code = 402
-            message = str(deny.get("reason", "payment required"))
+            message = f"Payment required ({deny.get('reason', 'x402')})"
             raise error_from(code, message, {**deny, "paymentRequired": result.structured_content})
         return result
 
-    async def _ask_hook(self, denied: InsufficientCredits) -> PaymentDecision:
+    async def _ask_hook(self, denied: PayGateError) -> PaymentDecision:
         hook = self.on_payment_required
         assert hook is not None
         if inspect.iscoroutinefunction(hook):

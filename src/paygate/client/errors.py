@@ -44,6 +44,15 @@ class PayGateError(Exception):
     def credits_remaining(self) -> int | None:
         return _int_or_none(self.data.get("creditsRemaining"))
 
+    @property
+    def payment_required(self) -> dict[str, Any] | None:
+        """The x402 `PaymentRequired` the gateway asked for (x402 on: `missing_api_key`, `invalid_api_key`
+        and `insufficient_credits` carry one), else None."""
+        value = self.data.get("paymentRequired")
+        if isinstance(value, dict):
+            return value
+        return dict(self.data) if "accepts" in self.data else None  # the JSON-RPC form: data is the offer
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code}, reason={self.reason!r}, message={self.message!r})"
 
@@ -139,15 +148,10 @@ class SessionRateLimited(RateLimited):
 
 
 class InsufficientCredits(PayGateError):
-    """The key's balance is below the call's price: the one denial `on_payment_required` handles. With
-    x402 on, `payment_required` is the x402 `PaymentRequired` object the gateway asked for."""
+    """The key's balance is below the call's price: the denial `on_payment_required` handles (with any
+    other that carries an x402 offer)."""
 
     reason_name = "insufficient_credits"
-
-    @property
-    def payment_required(self) -> dict[str, Any] | None:
-        value = self.data.get("paymentRequired")
-        return value if isinstance(value, dict) else None
 
 
 class SpendingLimitExceeded(PayGateError):
