@@ -17,7 +17,7 @@ import sys
 import urllib.request
 from collections.abc import Callable
 
-from paygate.client import AsyncPayGateClient, PayGateError
+from paygate.client import AsyncPayGateClient, InsufficientCredits, PayGateError
 
 
 def top_up(base: str, key: str, admin: str | None) -> Callable[[PayGateError], bool]:
@@ -46,7 +46,11 @@ async def main(base: str, key: str, admin: str | None) -> None:
             price = tool.pricing.credits_per_call if tool.pricing else "?"
             print(f"tool: {tool.name} ({price} credits)")
         for zone in ("UTC", "Europe/Paris"):
-            result = await client.call_tool("get_current_time", {"timezone": zone})
+            try:
+                result = await client.call_tool("get_current_time", {"timezone": zone})
+            except InsufficientCredits as unpaid:  # the hook could not pay (no ADMIN), or the retry failed
+                print(f"out of credits: {unpaid.message}")
+                break
             text = result.content[0].text if result.content and result.content[0].type == "text" else result
             print("result:", text)
             print("credits remaining:", client.credits_remaining)

@@ -92,6 +92,17 @@ def test_the_docs_example_runs_against_the_readme_gateway() -> None:
         assert "refused: UnknownTool (unknown_tool)" in out
         assert "balance: 9 (spent 2 in 2 calls)" in out
         assert gw.balance(key) == 9
+        broke = gw.create_key(0)  # without ADMIN the hook cannot pay: the denial is caught, once
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "paygate_client.py"), gw.url],
+            env={k: v for k, v in {**os.environ, "KEY": broke}.items() if k != "ADMIN"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("payment required:") == 1 and "out of credits: Insufficient credits" in result.stdout
+        assert "balance: 0 (spent 0 in 0 calls)" in result.stdout
 
 
 BLOCK_THE_CLIENT = """
