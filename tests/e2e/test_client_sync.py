@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -33,6 +34,11 @@ def test_the_sync_client_lists_calls_and_tracks_the_balance(echo_gateway: Gatewa
         with pytest.raises(AclDenied):
             client.call_tool("fail", {})
         assert client.balance().credits == 2 and client.pricing()["add"].credits_per_call == 1
+        echo_gateway.client.post("/topup", json={"key": key, "credits": 8}, headers=echo_gateway.admin())
+        with ThreadPoolExecutor(4) as pool:  # threads share the one client (each call a task on its loop)
+            answers = list(pool.map(lambda i: client.call_tool("add", {"a": i, "b": 1}), range(8)))
+        assert [a.structured_content for a in answers] == [{"result": i + 1} for i in range(8)]
+        assert client.balance().credits == 2
     assert client_threads() == []  # the private loop's thread ends with the block
     with pytest.raises(RuntimeError, match="inside `with`"):
         client.balance()

@@ -231,11 +231,15 @@ class AsyncPayGateClient:
         if remaining is not None and remaining.lstrip("-").isdigit():
             self.credits_remaining = int(remaining)
         request = response.request
+        try:
+            sent = request.content
+        except httpx2.RequestNotRead:  # a streamed upload: not a JSON-RPC message of the SDK's
+            return
         if (
             request.method == "POST"
             and response.status_code == 200
             and response.headers.get("content-type", "").startswith("application/json")
-            and b'"tools/list"' in request.content
+            and b'"tools/list"' in sent
         ):
             await response.aread()  # cached by httpx: the SDK reads the same bytes after us
             self._remember_prices(response.content)
