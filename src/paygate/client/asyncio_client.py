@@ -157,10 +157,10 @@ class AsyncPayGateClient:
                     raise
                 hook_ran = True
                 decision = await self._ask_hook(denied)
-                if not decision:
-                    raise
                 if isinstance(decision, Mapping):
-                    extra.update(decision)
+                    extra.update(decision)  # even an empty one means: retry
+                elif decision is not True:
+                    raise
 
     async def _call_once(
         self, name: str, arguments: Mapping[str, Any] | None, meta: Mapping[str, Any]
