@@ -6,9 +6,11 @@ scoped tokens (also from a callable)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from paygate.client import (
@@ -17,6 +19,7 @@ from paygate.client import (
     AuthenticationError,
     InsufficientCredits,
     InvalidApiKey,
+    KeyExpired,
     KeySuspended,
     MissingApiKey,
     PayGateError,
@@ -126,6 +129,20 @@ async def test_each_denial_is_its_typed_error(gw: Gateway) -> None:
             await client.call_tool("echo", {"text": "after"})
         assert susp.value.http_status == 403
     assert gw.balance(poor) == 1 and gw.balance(acl) == 4 and gw.balance(suspended) == 4
+
+
+async def test_an_expired_key_is_key_expired(gw: Gateway) -> None:
+    key = gw.create_key(100, expiresIn=1)
+    deadline = time.monotonic() + 15
+    async with AsyncPayGateClient(gw.url, api_key=key) as client:
+        while True:  # polls until the second has passed (each call before that is a paid echo)
+            try:
+                await client.call_tool("echo", {"text": "still valid?"})
+            except KeyExpired as expired:
+                assert expired.http_status == 401 and isinstance(expired, AuthenticationError)
+                break
+            assert time.monotonic() < deadline, "the key never expired"
+            await anyio.sleep(0.05)
 
 
 async def test_rate_limited_says_when_to_come_back() -> None:
