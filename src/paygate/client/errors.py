@@ -1,0 +1,226 @@
+"""Typed errors for a PayGate denial: one class per deny reason (docs/errors.md), mapped from
+`error.data.reason` of the JSON-RPC error the gateway answers.
+
+Kept free of the `mcp` SDK so the mapping can be used (and tested) on a raw JSON-RPC error too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+INVALID_PARAMS = -32602
+
+
+class PayGateError(Exception):
+    """A call the gateway (or its backend) refused. `code` is the JSON-RPC code, `reason` the deny
+    reason (`error.data.reason`, None when the error carried none) and `data` the whole `error.data`."""
+
+    reason_name: str | None = None  # the deny reason a subclass stands for
+
+    def __init__(self, code: int, message: str, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data: dict[str, Any] = dict(data or {})
+        reason = self.data.get("reason")
+        self.reason: str | None = reason if isinstance(reason, str) else self.reason_name
+
+    @property
+    def http_status(self) -> int | None:
+        status = self.data.get("httpStatus")
+        return status if isinstance(status, int) else None
+
+    @property
+    def tool(self) -> str | None:
+        tool = self.data.get("tool")
+        return tool if isinstance(tool, str) else None
+
+    @property
+    def credits_required(self) -> int | None:
+        return _int_or_none(self.data.get("creditsRequired"))
+
+    @property
+    def credits_remaining(self) -> int | None:
+        return _int_or_none(self.data.get("creditsRemaining"))
+
+    @property
+    def payment_required(self) -> dict[str, Any] | None:
+        """The x402 `PaymentRequired` the gateway asked for (x402 on: `missing_api_key`, `invalid_api_key`
+        and `insufficient_credits` carry one), else None."""
+        value = self.data.get("paymentRequired")
+        if isinstance(value, dict):
+            return value
+        return dict(self.data) if "accepts" in self.data else None  # the JSON-RPC form: data is the offer
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, reason={self.reason!r}, message={self.message!r})"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --- who you are ------------------------------------------------------------------------------------
+class AuthenticationError(PayGateError):
+    """The credential is missing, unknown or no longer valid (HTTP 401 in REST terms)."""
+
+
+class MissingApiKey(AuthenticationError):
+    reason_name = "missing_api_key"
+
+
+class InvalidApiKey(AuthenticationError):
+    reason_name = "invalid_api_key"
+
+
+class KeyRevoked(AuthenticationError):
+    reason_name = "key_revoked"
+
+
+class KeyExpired(AuthenticationError):
+    reason_name = "api_key_expired"
+
+
+class InvalidToken(AuthenticationError):
+    reason_name = "invalid_token"
+
+
+class TokenExpired(AuthenticationError):
+    reason_name = "token_expired"
+
+
+class TokenRevoked(AuthenticationError):
+    reason_name = "token_revoked"
+
+
+# --- what you may do --------------------------------------------------------------------------------
+class ForbiddenError(PayGateError):
+    """The credential is valid but may not make this call (HTTP 403)."""
+
+
+class KeySuspended(ForbiddenError):
+    reason_name = "key_suspended"
+
+
+class IpNotAllowed(ForbiddenError):
+    reason_name = "ip_not_allowed"
+
+
+class CountryNotAllowed(ForbiddenError):
+    reason_name = "country_not_allowed"
+
+
+class AclDenied(ForbiddenError):
+    """The tool is outside the key's ACL or the scoped token's tools."""
+
+    reason_name = "tool_not_allowed"
+
+
+class InsufficientScope(ForbiddenError):
+    """The OAuth token's `tools:` scopes do not cover the tool."""
+
+    reason_name = "insufficient_scope"
+
+
+class UnknownTool(PayGateError):
+    reason_name = "unknown_tool"
+
+
+# --- how much, how often ----------------------------------------------------------------------------
+class RateLimited(PayGateError):
+    """Too many calls in the window; `retry_after` is how many seconds until it reopens (when told)."""
+
+    reason_name = "rate_limited"
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.data.get("retryAfterSeconds")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class ToolRateLimited(RateLimited):
+    reason_name = "tool_rate_limited"
+
+
+class SessionRateLimited(RateLimited):
+    reason_name = "session_rate_limited"
+
+
+class InsufficientCredits(PayGateError):
+    """The key's balance is below the call's price: the denial `on_payment_required` handles (with any
+    other that carries an x402 offer)."""
+
+    reason_name = "insufficient_credits"
+
+
+class SpendingLimitExceeded(PayGateError):
+    reason_name = "spending_limit_exceeded"
+
+
+class QuotaExceeded(PayGateError):
+    reason_name = "quota_exceeded"
+
+
+class TeamBudgetExceeded(PayGateError):
+    reason_name = "team_budget_exceeded"
+
+
+class TeamQuotaExceeded(QuotaExceeded):
+    reason_name = "team_quota_exceeded"
+
+
+class BatchRejected(PayGateError):
+    reason_name = "batch_rejected"
+
+
+# --- the gateway's state ----------------------------------------------------------------------------
+class MaintenanceMode(PayGateError):
+    reason_name = "maintenance_mode"
+
+
+class BackendUnavailable(PayGateError):
+    reason_name = "backend_unavailable"
+
+
+# --- x402 payments (docs/x402.md) -------------------------------------------------------------------
+class PaymentRejected(PayGateError):
+    """An x402 payment the gateway would not accept."""
+
+
+class PaymentMismatch(PaymentRejected):
+    reason_name = "payment_mismatch"
+
+
+class PaymentReplayed(PaymentRejected):
+    reason_name = "payment_replayed"
+
+
+class PaymentInvalid(PaymentRejected):
+    reason_name = "payment_invalid"
+
+
+ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
+    cls.reason_name: cls
+    for cls in (
+        MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
+        KeySuspended, IpNotAllowed, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
+        RateLimited, ToolRateLimited, SessionRateLimited, InsufficientCredits, SpendingLimitExceeded,
+        QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected, MaintenanceMode,
+        BackendUnavailable, PaymentMismatch, PaymentReplayed, PaymentInvalid,
+    )
+    if cls.reason_name is not None
+}  # fmt: skip
+
+
+def error_from(code: int, message: str, data: Any) -> PayGateError:
+    """The typed error for a JSON-RPC error: by `data.reason`, else the base class (a protocol error,
+    or a reason newer than this client)."""
+    fields = data if isinstance(data, Mapping) else {}
+    reason = fields.get("reason")
+    if isinstance(reason, str):
+        return ERRORS_BY_REASON.get(reason, PayGateError)(code, message, fields)
+    if code == INVALID_PARAMS and message.startswith("Unknown tool"):
+        # the gateway answers an unknown tool with a bare -32602 (no error.data), as MCP servers do
+        return UnknownTool(code, message, fields)
+    return PayGateError(code, message, fields)
