@@ -62,7 +62,8 @@ def test_tools_call_without_a_key_is_denied_with_pricing(gw: InProcessGateway) -
 
 def test_unknown_tools_are_rejected_without_charge(gw: InProcessGateway) -> None:
     raw = gw.create_key(3)
-    assert gw.call_tool("nope", {}, raw)["error"]["code"] == -32602
+    error = gw.call_tool("nope", {}, raw)["error"]
+    assert (error["code"], error["data"]["reason"]) == (-32602, "unknown_tool")  # docs/errors.md's reason
     assert gw.balance(raw) == 3
 
 

@@ -28,7 +28,7 @@ from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, Bac
 from paygate.mcp.call_context import CallContext
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
-from paygate.mcp.gate_answers import denial_error, recorded, refusal
+from paygate.mcp.gate_answers import denial_error, recorded, refusal, unknown_tool
 from paygate.mcp.handshake import initialize_result
 from paygate.mcp.input_required import asks_for_input, with_answers
 from paygate.mcp.jsonrpc import Message
@@ -291,7 +291,7 @@ class Dispatcher:
         if not isinstance(params.get("arguments", {}), dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
         if not self.tool_known(tool) and not await self.known_after_refresh(tool):
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
+            return unknown_tool(msg_id, tool)
         if not self.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         if precheck is not None and (early := precheck()) is not None:

@@ -66,3 +66,9 @@ async def recorded(
         log.error("%s not forwarded: %s", what, exc)
         return jsonrpc.error(msg_id, errors.INTERNAL_ERROR, "Could not record the charge; not charged")
     return None
+
+
+def unknown_tool(msg_id: Any, tool: str) -> Message:
+    """A call to a tool the backend does not list: -32602, with the deny table's reason for clients that
+    branch on `error.data.reason` (docs/errors.md)."""
+    return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}", {"reason": "unknown_tool"})

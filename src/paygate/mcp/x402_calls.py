@@ -15,6 +15,7 @@ from paygate.billing.service import Refused
 from paygate.core import errors
 from paygate.core.pricing import call_price
 from paygate.mcp import jsonrpc
+from paygate.mcp.gate_answers import unknown_tool
 from paygate.mcp.jsonrpc import Message
 from paygate.x402 import offers
 from paygate.x402.service import Claimed, Rejected, X402Service, identity_of, receipt_header
@@ -59,7 +60,7 @@ class PaidCalls:
         if not isinstance(arguments, dict):
             return jsonrpc.error(msg_id, errors.INVALID_PARAMS, "tools/call params.arguments must be an object")
         if not d.tool_known(tool) and not await d.known_after_refresh(tool):
-            return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}")
+            return unknown_tool(msg_id, tool)
         if not d.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         credits = self.price(tool, arguments)
