@@ -42,6 +42,20 @@ def listing(gw: InProcessGateway, headers: dict[str, str] | None = None) -> list
     return list(resp.json()["keys"])
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_whoami_tells_each_admin_key_its_own_role_and_never_the_key(gw: InProcessGateway, role: str) -> None:
+    created = make_admin_key(gw, role, f"who {role}")
+    resp = gw.client.get("/admin/whoami", headers=as_key(created["key"]))
+    assert resp.status_code == 200, resp.text
+    me = resp.json()  # (before the rotation test below replaces the bootstrap key this module shares)
+    assert (me["name"], me["role"], me["bootstrap"]) == (f"who {role}", role, False)
+    assert me["canChange"] is (role != "viewer") and me["canManageAdminKeys"] is (role == "super_admin")
+    assert me["keyMasked"] == created["keyMasked"] and created["key"] not in resp.text
+    assert gw.client.get("/admin/whoami").status_code == 401
+    bootstrap = gw.client.get("/admin/whoami", headers=gw.admin()).json()
+    assert bootstrap["bootstrap"] is True and bootstrap["role"] == "super_admin"
+
+
 def test_a_new_admin_key_is_shown_once_and_listed_masked_with_its_role(gw: InProcessGateway) -> None:
     created = make_admin_key(gw, "viewer", "dashboards")
     raw = created["key"]

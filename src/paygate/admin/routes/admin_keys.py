@@ -1,5 +1,5 @@
 """Admin keys with roles: GET/POST /admin/keys, POST /admin/keys/revoke, POST /admin/keys/rotate-bootstrap
-(all super_admin only).
+(all super_admin only), and GET /admin/whoami (any admin key: its own identity).
 
 The raw `ak_…` key is in the creation answer and nowhere else; listings and
 events carry the masked form. The bootstrap key is not a document, so it can
@@ -32,6 +32,20 @@ class AdminKeyRef(Body):
 
 def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
     r = guard.router("admin-keys")
+
+    @r.get("/admin/whoami", openapi_extra=role("viewer"))
+    async def whoami(request: Request) -> dict[str, Any]:
+        """The calling admin key: its name, role, masked form, and what its role may do (the dashboard
+        shows change buttons only to keys that may change things)."""
+        identity = admin_of(request)
+        return {
+            "name": identity.name,
+            "role": identity.role,
+            "keyMasked": identity.masked,
+            "bootstrap": identity.bootstrap,
+            "canChange": identity.can("admin"),
+            "canManageAdminKeys": identity.can("super_admin"),
+        }
 
     @r.get("/admin/keys", openapi_extra=SUPER)
     async def list_admin_keys() -> dict[str, Any]:

@@ -49,18 +49,9 @@ export function query(params) {
   return s ? "?" + s : "";
 }
 
-// Who is this key? GET /admin/dashboard needs the viewer role (401: not an admin key). Then may it change
-// things: no endpoint says an admin key's role, so ask for a change that cannot happen — POST /topup with
-// an empty body. The role check comes before the body is read: a viewer gets 403, anyone else a 400 for
-// the missing fields. Nothing changes either way.
+// Who is this key? GET /admin/whoami answers any admin key (401: not an admin key) with its role and
+// whether that role may change things; the dashboard shows change buttons only then.
 export async function signInCheck() {
-  await api("/admin/dashboard");
-  try {
-    await api("/topup", { method: "POST", body: {} });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 403) return { canChange: false };
-    if (err instanceof ApiError && err.status === 400) return { canChange: true };
-    throw err;
-  }
-  return { canChange: true };
+  const me = await api("/admin/whoami");
+  return { canChange: Boolean(me.canChange), role: String(me.role) };
 }
