@@ -96,6 +96,8 @@ EVENT_TYPES: dict[str, str] = {
     "admin_key.bootstrap_rotated": "the bootstrap admin key was replaced (the old one is refused from then on)",
     "maintenance.enabled": "maintenance mode was turned on",
     "maintenance.disabled": "maintenance mode was turned off",
+    "concurrency.updated": "the concurrency limits were changed at runtime (POST /admin/concurrency)",
+    "priority_queue.updated": "the priority queue's settings or keys' tiers were changed (POST /admin/priority-queue)",
     "config.export": "the running configuration was read (GET /config)",
     "backup.exported": "a full backup was taken",
     "backup.restored": "a backup was restored",
