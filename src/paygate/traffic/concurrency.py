@@ -23,9 +23,12 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from paygate.core import errors
 from paygate.core.records import KeyRecord
+from paygate.mcp import jsonrpc
 from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
+from paygate.mcp.origin import Origin
 from paygate.traffic.chain import Proceed, ToolCall
 from paygate.traffic.priority import OUTCOMES, TIERS, PriorityQueue, Waiter
 
@@ -127,6 +130,10 @@ class ConcurrencyLimits:
         waiter = queue.add(key_hash, tool, blocked, self.now())
         if waiter is None:
             return self._refuse(call, blocked, "queue_full")
+        origin = call.ctx.origin
+        watcher = None
+        if origin is not None:  # a client that hangs up while its call waits gives its place up
+            watcher = asyncio.get_running_loop().create_task(_cancel_when_gone(origin, asyncio.current_task()))
         try:
             async with asyncio.timeout(queue.max_wait_seconds(waiter.tier)):
                 granted = await waiter.future
@@ -135,12 +142,18 @@ class ConcurrencyLimits:
                 return None
             self._drop(waiter, "timeout")
             return self._refuse(call, waiter.limit, "queue_timeout", waiter)
-        except asyncio.CancelledError:  # the client went away while waiting
+        except asyncio.CancelledError:  # the client went away (or the gateway is stopping)
             if waiter.granted():
                 self._release(key_hash, tool, None)
             else:
                 self._drop(waiter, "cancelled")
-            raise
+            if watcher is None or not watcher.done() or watcher.cancelled() or not watcher.result():
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # our own doing (the watcher)
+            return jsonrpc.error(call.msg_id, errors.REQUEST_CANCELLED, "The client disconnected")
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         if not granted:
             return self._refuse(call, waiter.limit, "queue_off", waiter)
         return None
@@ -188,6 +201,13 @@ class ConcurrencyLimits:
             self.queue.send_away()
         elif self.queue.depth():
             self.grant()
+
+
+async def _cancel_when_gone(origin: Origin, task: asyncio.Task[Any] | None) -> bool:
+    if await origin.gone() and task is not None:
+        task.cancel()
+        return True
+    return False
 
 
 class LimitsCollector(Collector):
