@@ -56,7 +56,11 @@ class Backend:
 
 def stage(per_key: int, per_tool: int, config: QueueConfig, clock: Clock) -> ConcurrencyLimits:
     records = {f"k{i}": KeyRecord(f"h{i}", "pg_", "0000", f"k{i}", INITIAL, 0.0) for i in range(8)}
-    return ConcurrencyLimits(per_key, per_tool, PriorityQueue(config), records.get, now=clock)
+
+    def identify(raw: str | None) -> KeyRecord | None:
+        return records.get(raw or "")
+
+    return ConcurrencyLimits(per_key, per_tool, PriorityQueue(config), identify, now=clock)
 
 
 def call(cid: str, key: str, tool: str = "t") -> ToolCall:
