@@ -22,7 +22,7 @@ class PriorityQueueSettings(BaseModel):
     enabled: bool = False
     max_queue_depth: int = Field(default=100, ge=1, le=100_000)
     max_wait_ms: dict[Tier, WaitMs] = Field(default_factory=dict)  # per tier; others keep their defaults
-    promote_after_ms: int = Field(default=5_000, ge=0, le=3_600_000)  # 0: never promoted
+    promote_after_ms: int = Field(default=1_000, ge=0, le=3_600_000)  # 0: never promoted
 
 
 class TrafficSettings(BaseModel):

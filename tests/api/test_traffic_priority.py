@@ -21,7 +21,7 @@ DEFAULTS = {
     "enabled": False,
     "maxQueueDepth": 100,
     "maxWaitMs": {"critical": 30000, "high": 20000, "normal": 10000, "low": 5000, "background": 2000},
-    "promoteAfterMs": 5000,
+    "promoteAfterMs": 1000,
 }
 
 

@@ -22,7 +22,7 @@ RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 DEFAULT_TIER = "normal"
 DEFAULT_MAX_WAIT_MS = {"critical": 30_000, "high": 20_000, "normal": 10_000, "low": 5_000, "background": 2_000}
 DEFAULT_MAX_QUEUE_DEPTH = 100
-DEFAULT_PROMOTE_AFTER_MS = 5_000
+DEFAULT_PROMOTE_AFTER_MS = 1_000
 OUTCOMES = ("granted", "timeout", "cancelled")
 
 
