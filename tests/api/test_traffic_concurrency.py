@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -254,3 +255,21 @@ def test_the_config_file_sets_the_limits_and_an_admins_change_survives_a_restart
         assert (view["maxConcurrentPerKey"], view["maxConcurrentPerTool"]) == (1, 7)
         key = second.create_key(5)
         assert text_of(second.call_tool("echo", {"text": "ok"}, key)) == "ok"
+
+
+def test_a_change_written_by_another_instance_of_a_fleet_is_picked_up_by_the_ticker(gw: InProcessGateway) -> None:
+    assert gw.rt is not None
+    store = gw.rt.store
+    peer = orjson.dumps({"maxConcurrentPerKey": 6, "maxConcurrentPerTool": 0}).decode()
+    gw.call_in_loop(store.set_meta, "traffic.concurrency", peer)  # as a peer's POST leaves it in Redis
+    gw.tick(time.time() + 60)
+    view = gw.client.get("/admin/concurrency", headers=gw.admin()).json()
+    assert (view["enabled"], view["maxConcurrentPerKey"]) == (True, 6)
+    peer_queue = orjson.dumps({"enabled": True, "maxQueueDepth": 3, "keyTiers": {}}).decode()
+    gw.call_in_loop(store.set_meta, "traffic.priority_queue", peer_queue)
+    gw.tick(time.time() + 120)
+    queue = gw.client.get("/admin/priority-queue", headers=gw.admin()).json()
+    assert (queue["enabled"], queue["maxQueueDepth"]) == (True, 3)
+    set_limits(gw, maxConcurrentPerKey=0, maxConcurrentPerTool=0)
+    reset = gw.client.post("/admin/priority-queue", headers=gw.admin(), json={"enabled": False, "maxQueueDepth": 100})
+    assert reset.status_code == 200
