@@ -4,8 +4,25 @@ gateway starts with. `Settings` inherits these fields."""
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+Tier = Literal["critical", "high", "normal", "low", "background"]
+WaitMs = Annotated[int, Field(ge=1, le=3_600_000)]
+
+
+class PriorityQueueSettings(BaseModel):
+    """`priorityQueue {…}`: calls that find a concurrency limit reached wait, by their key's tier
+    (traffic/priority.py); keys get their tiers through POST /admin/priority-queue."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    enabled: bool = False
+    max_queue_depth: int = Field(default=100, ge=1, le=100_000)
+    max_wait_ms: dict[Tier, WaitMs] = Field(default_factory=dict)  # per tier; others keep their defaults
+    promote_after_ms: int = Field(default=1_000, ge=0, le=3_600_000)  # 0: never promoted
 
 
 class MirrorSettings(BaseModel):
@@ -37,3 +54,5 @@ class TrafficSettings(BaseModel):
     mirror: MirrorSettings | None = None
     # Canary and mirror URLs (traffic/remote.py) may name loopback / private addresses (SSRF guard off).
     traffic_allow_private: bool = False
+    # Priority queue (traffic/priority.py): waiting for a slot instead of -32005 at once.
+    priority_queue: PriorityQueueSettings | None = None

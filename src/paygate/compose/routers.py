@@ -89,6 +89,8 @@ ROUTE_ORDER = (
     "tool_aliases",
     "canary",
     "mirror",
+    "concurrency",
+    "priority_queue",
 )
 
 

@@ -16,6 +16,7 @@ INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 BACKEND_UNAVAILABLE: Final = -32003
 TOOL_TIMEOUT: Final = -32004
+CONCURRENCY_LIMITED: Final = -32005  # too many calls in flight (traffic/concurrency.py)
 REQUEST_CANCELLED: Final = -32800  # the client cancelled it (the JSON-RPC "request cancelled" convention)
 
 
@@ -51,6 +52,7 @@ _REASONS: Final = (
     DenyReason("batch_rejected", PAYMENT_REQUIRED, 409, "Another call of the same tools/call_batch was refused"),
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
+    DenyReason("concurrency_limited", CONCURRENCY_LIMITED, 429, "Too many calls in flight"),
 )
 
 DENY_REASONS: Final[dict[str, DenyReason]] = {r.name: r for r in _REASONS}

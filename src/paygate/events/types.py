@@ -104,6 +104,8 @@ EVENT_TYPES: dict[str, str] = {
     "canary.stopped": "the canary was stopped; calls go to the primary (DELETE /admin/canary)",
     "mirror.set": "a shadow server was set for the traffic mirror (POST /admin/mirror)",
     "mirror.removed": "the traffic mirror was stopped (DELETE /admin/mirror)",
+    "concurrency.updated": "the concurrency limits were changed at runtime (POST /admin/concurrency)",
+    "priority_queue.updated": "the priority queue's settings or keys' tiers were changed (POST /admin/priority-queue)",
     "config.export": "the running configuration was read (GET /config)",
     "backup.exported": "a full backup was taken",
     "backup.restored": "a backup was restored",

@@ -107,18 +107,26 @@ class Origin:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        assert self._receive is not None
-        while (await self._receive())["type"] != "http.disconnect":
+        if await self.gone() and self._forwarding and self._task is not None and not self._task.done():
+            self._task.cancel()  # the dispatcher sees it while awaiting the backend (Dispatcher.forward)
+
+    async def gone(self) -> bool:
+        """Return once the client has gone away: whether its call should end. Also the watcher of a call
+        that waits before it is forwarded (for a concurrency slot, traffic/concurrency.py)."""
+        receive = self._receive
+        if receive is None:  # nothing to watch: wait until cancelled
+            await asyncio.Event().wait()
+            return False
+        while (await receive())["type"] != "http.disconnect":
             pass
         self.disconnected = True
         channel = self.channel
         if channel is not None and channel.resumable:
             channel.detach()  # the client may come back for the rest (Last-Event-ID): the call goes on
-            return
+            return False
         if channel is not None:
             channel.close()
-        if self._forwarding and self._task is not None and not self._task.done():
-            self._task.cancel()  # the dispatcher sees it while awaiting the backend (Dispatcher.forward)
+        return True
 
 
 current_origin: ContextVar[Origin | None] = ContextVar("paygate_origin", default=None)
