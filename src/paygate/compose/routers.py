@@ -83,6 +83,9 @@ ROUTE_ORDER = (
     "oauth_clients",
     "oauth_authorize",
     "oauth_token",
+    "circuit",
+    "timeouts",
+    "retry_policy",
 )
 
 

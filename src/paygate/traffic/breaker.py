@@ -43,15 +43,27 @@ class Breaker:
         return False
 
     def record(self, ok: bool) -> None:
-        """The outcome of a call `allow` let through."""
+        """The outcome of a call `allow` let through. While open, an outcome arriving late (a call let
+        through before it opened) is counted but changes nothing: only a probe may close it, and a late
+        failure must not restart the cooldown."""
+        state = self.state
+        if state == "open":
+            if not ok:
+                self.failures += 1
+            return
         if ok:
             self.failures = 0
             self._state = "closed"
             self._probing = False
             return
         self.failures += 1
-        if self._state == "half_open" or (self.threshold and self.failures >= self.threshold):
+        if state == "half_open" or (self.threshold and self.failures >= self.threshold):
             self._open()
+
+    def release_probe(self) -> None:
+        """The half-open probe ended without an outcome (refused by the gate, cancelled): let another out."""
+        if self._state == "half_open":
+            self._probing = False
 
     def reset(self) -> None:
         """Closed, counts cleared (an operator's `POST /admin/circuit`)."""
