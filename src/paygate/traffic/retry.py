@@ -169,6 +169,7 @@ class Retries:
         idempotent = tool in policy.idempotent_tools
         deadline = self.clock() + request.timeout
         attempt = 0
+        reached = False  # an attempt may have reached the server (then so may the call have)
         while True:
             stats.attempts += 1
             failure: BackendUnavailable | None = None
@@ -176,8 +177,10 @@ class Retries:
                 reply = await send(request)
             except BackendUnavailable as exc:
                 failure, reply = exc, {}
+                reached = reached or exc.delivered
                 retryable = policy.retry_on_transport and (idempotent or not exc.delivered)
             else:
+                reached = True
                 error = reply.get("error")
                 if error is None:
                     stats.succeeded_after_retry += attempt > 0
@@ -198,6 +201,8 @@ class Retries:
             self.retried += 1
             request = replace(request, timeout=left)
         if failure is not None:
+            if reached and not failure.delivered:  # the last attempt did not arrive, an earlier one may have
+                raise BackendUnavailable(str(failure), delivered=True) from failure
             raise failure
         return reply
 
