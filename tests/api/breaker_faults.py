@@ -42,5 +42,6 @@ class Faults:
                 code = int(step.partition(":")[2])
                 return {"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "scripted failure"}}
             if step == "isError":
-                return {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "no"}], "isError": True}}
+                result = {"content": [{"type": "text", "text": "no"}], "isError": True}
+                return {"jsonrpc": "2.0", "id": 1, "result": result}
         return await self.original(method, params, timeout)

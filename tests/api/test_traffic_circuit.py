@@ -95,7 +95,8 @@ def test_it_opens_refuses_before_any_charge_half_opens_and_closes(tmp_path: Path
         assert gw.balance(key) == 8  # failures are charged (refundOnFailure is off)
         refused = echo(gw, key)
         assert refused["error"]["code"] == CIRCUIT_OPEN
-        assert refused["error"]["data"] == {"reason": "circuit_breaker_open", "breaker": "backend", "retryAfterSeconds": 30.0}
+        data = refused["error"]["data"]
+        assert data == {"reason": "circuit_breaker_open", "breaker": "backend", "retryAfterSeconds": 30.0}
         assert gw.balance(key) == 8 and faults.sent_to("echo") == 2  # not charged, never sent
         shown = view(gw)
         assert (shown["enabled"], shown["state"], shown["failures"], shown["rejections"]) == (True, "open", 2, 1)
@@ -251,6 +252,6 @@ def test_a_viewer_may_look_but_not_reset(tmp_path: Path) -> None:
 
 
 def test_the_config_is_checked(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="circuitBreakerThreshold"):
-        with gateway(tmp_path, {"circuitBreakerThreshold": -2}):
-            pass
+    bad = {"circuitBreakerThreshold": -2}
+    with pytest.raises(RuntimeError, match="circuitBreakerThreshold"), gateway(tmp_path, bad):
+        pass
