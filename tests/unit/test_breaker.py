@@ -145,3 +145,18 @@ def test_invariants_over_any_sequence(steps: list[tuple[str, float]]) -> None:
                 probes = 0
             if before == "closed" and breaker.state == "open":
                 assert breaker.failures >= 3
+
+
+def test_record_names_each_transition_it_makes() -> None:
+    clock = Clock()
+    breaker = Breaker(2, 5.0, clock)
+    assert breaker.record(False) is None
+    assert breaker.record(False) == ("closed", "open")
+    assert breaker.record(False) is None  # late, while open
+    clock.now += 5.0
+    assert breaker.allow() and breaker.probe_out
+    assert breaker.record(False) == ("half_open", "open")
+    clock.now += 5.0
+    assert breaker.allow()
+    assert breaker.record(True) == ("half_open", "closed")
+    assert breaker.record(True) is None and not breaker.probe_out

@@ -105,11 +105,10 @@ class CircuitBreakers:
 
     # outcomes -----------------------------------------------------------------
     def outcome(self, label: str, breaker: Breaker, ok: bool) -> None:
-        before = breaker.state
-        breaker.record(ok)
-        after = breaker.state
-        if after != before and after in ("open", "closed"):
-            data = {"breaker": label, "from": before, "failures": breaker.failures}
+        moved = breaker.record(ok)
+        if moved is not None:
+            before, after = moved
+            data: dict[str, Any] = {"breaker": label, "from": before, "failures": breaker.failures}
             if after == "open":
                 data["cooldownSeconds"] = breaker.cooldown
             self.events.emit(f"circuit.{'opened' if after == 'open' else 'closed'}", "system", data)
@@ -209,7 +208,7 @@ class RefuseWhileOpen:
                 f"Circuit breaker open for {label}: the backend is failing; try again later",
                 circuits.refusal_data(label, breaker),
             )
-        probe = breaker.state == "half_open"  # this call is the one probe (nothing awaited since allow)
+        probe = breaker.probe_out  # this call is the one probe (nothing awaited since allow)
         token = _admitted.set(breaker)
         try:
             return await proceed(call)
@@ -239,7 +238,7 @@ class RecordOutcomes:
             breaker = circuits.breaker(label)
             if not breaker.allow():
                 raise BackendUnavailable(f"circuit breaker open for {label}", delivered=False)
-            probe = breaker.state == "half_open"
+            probe = breaker.probe_out
         try:
             reply = await send(request)
         except BackendError:
