@@ -59,6 +59,12 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     controls = (timeouts, circuits, retries)
     for control in controls:
         control.load()
+
+    def reread(_: object) -> None:  # a restore rewrote the documents
+        for control in controls:
+            control.load()
+
+    rt.events.subscribe(reread, ("backup.restored",))
     if redis_store(rt.store) is not None:  # a fleet: another instance's admin change
         last = [0.0]
 
