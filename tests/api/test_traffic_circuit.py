@@ -125,8 +125,10 @@ def test_a_failed_probe_opens_it_again_for_a_whole_cooldown(tmp_path: Path) -> N
         probe = echo(gw, key)
         assert probe["error"]["code"] == CIRCUIT_OPEN and "Backend unavailable" in probe["error"]["message"]
         assert view(gw)["breakers"]["backend"]["timesOpened"] == 2
-        clock.now += 9.0
-        assert echo(gw, key)["error"]["data"]["retryAfterSeconds"] == 1.0
+        clock.now += 9.5
+        refused = gw.rpc("tools/call", {"name": "echo", "arguments": {"text": "x"}}, key=key)
+        assert refused.json()["error"]["data"]["retryAfterSeconds"] == 0.5
+        assert refused.headers["retry-after"] == "1"  # whole seconds, rounded up
 
 
 def test_tool_errors_and_the_callers_own_mistakes_are_not_failures(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     timeouts = Timeouts(
         traffic,
         set_global_timeout,
-        round(settings.tool_timeout_seconds * 1000),
+        max(round(settings.tool_timeout_seconds * 1000), 1),  # shown in ms
         {tool: price.timeout_ms for tool, price in settings.tool_pricing.items() if price.timeout_ms},
         rt.store,
         rt.events,

@@ -16,6 +16,7 @@ its own.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -202,6 +203,7 @@ class RefuseWhileOpen:
             return await proceed(call)
         breaker = circuits.breaker(label)
         if not breaker.allow():
+            call.ctx.add_header(b"retry-after", str(max(math.ceil(breaker.retry_after()), 1)).encode())
             return jsonrpc.error(
                 call.msg_id,
                 errors.BACKEND_UNAVAILABLE,

@@ -36,12 +36,13 @@ class Timeouts:
         self.global_ms = global_ms
         self.tools_ms: dict[str, int] = {}
         self.source = "config"
-        self._apply(global_ms, tools_ms)
+        self._apply(global_ms, tools_ms, set_global=False)  # the dispatcher has the config's own (in seconds)
 
-    def _apply(self, global_ms: int, tools_ms: dict[str, int]) -> None:
+    def _apply(self, global_ms: int, tools_ms: dict[str, int], set_global: bool = True) -> None:
         self.global_ms = global_ms
         self.tools_ms = {tool: ms for tool, ms in sorted(tools_ms.items()) if ms > 0}
-        self._set_global(global_ms / 1000)
+        if set_global:
+            self._set_global(global_ms / 1000)
         # a new dict, swapped in whole: the dispatcher reads it on every call
         self.traffic.tool_timeouts = {tool: ms / 1000 for tool, ms in self.tools_ms.items()}
 
