@@ -36,6 +36,28 @@ class MirrorSettings(BaseModel):
     timeout_ms: int = Field(default=5000, ge=1, le=300_000)
 
 
+class RetryOnConfig(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    transport: bool = True  # an unavailable backend
+    error_codes: list[int] = Field(default_factory=list, max_length=50)  # JSON-RPC error codes (idempotent tools)
+
+
+class RetryPolicyConfig(BaseModel):
+    """`retryPolicy {…}`: the retry policy a gateway starts with (off unless `enabled`); the fields of
+    `POST /admin/retry-policy` (traffic/retry.py)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    enabled: bool = False
+    max_retries: int = Field(default=2, ge=0, le=10)
+    base_backoff_ms: int = Field(default=100, ge=0, le=60_000)
+    max_backoff_ms: int = Field(default=2000, ge=0, le=300_000)
+    retry_on: RetryOnConfig = Field(default_factory=lambda: RetryOnConfig())
+    idempotent_tools: list[str] = Field(default_factory=list, max_length=1000)
+    retry_budget_percent: float = Field(default=20.0, ge=0, le=100)
+
+
 class TrafficSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -47,6 +69,10 @@ class TrafficSettings(BaseModel):
     # seconds it stays open before one probe call is let through.
     circuit_breaker_threshold: int | None = Field(default=None, ge=0, le=1_000_000)
     circuit_breaker_cooldown_seconds: float | None = Field(default=None, ge=0, le=86_400)
+    # Ours: one breaker per tool rather than per backend (per server prefix behind `servers`).
+    circuit_breaker_per_tool: bool = False
+    # Retry policy (traffic/retry.py): off unless set with `enabled: true`; adjustable at runtime.
+    retry_policy: RetryPolicyConfig | None = None
     # Concurrency limits: calls in flight per key and per tool (unset or 0 = no limit).
     max_concurrent_per_key: int | None = Field(default=None, ge=0, le=1_000_000)
     max_concurrent_per_tool: int | None = Field(default=None, ge=0, le=1_000_000)

@@ -17,6 +17,7 @@ from paygate.alerts.balance import balance_alert_doc_problem
 from paygate.alerts.routes import AlertsBody
 from paygate.alerts.rules import RuleError, rules_from_doc
 from paygate.alerts.service import ALERT_DOC, RULES_ID
+from paygate.api.common import Body
 from paygate.api.stored_docs import model_problem, times_problem
 from paygate.keys import reservations, schedules, templates
 from paygate.keys.routes.reservations import ReserveBody
@@ -26,6 +27,10 @@ from paygate.oauth.stored import DOC_CHECKS as OAUTH_DOC_CHECKS
 from paygate.payments import metering, stripe_ledger
 from paygate.policy.memberships import GROUPS, TEAMS
 from paygate.policy.routes import groups, teams
+from paygate.traffic import circuit, retry, timeouts
+from paygate.traffic.routes.circuit import CircuitChange
+from paygate.traffic.routes.retry import RetryPolicyChange
+from paygate.traffic.routes.timeouts import TimeoutsChange
 from paygate.webhooks.routes.filters import FilterCreate, KeyWebhookBody
 from paygate.webhooks.routing import FILTER_DOC, KEY_HOOK_DOC, WebhookInvalid, clean_events, clean_prefixes, clean_url
 
@@ -128,6 +133,28 @@ def _schedule(doc_id: str, doc: Doc) -> str | None:
     return None if not doc["params"] else f"params: {doc['action']} takes no params"
 
 
+def _settings_doc(doc_id: str, fields: tuple[str, ...], model: type[Body]) -> DocCheck:
+    """A control's one settings document (traffic/): its id, every field, and the route's model."""
+
+    def check(have_id: str, doc: Doc) -> str | None:
+        if have_id != doc_id:
+            return f"id: these settings are one document, {doc_id!r}"
+        missing = [f for f in fields if f not in doc]
+        extra = sorted(set(doc) - {*fields, "updatedAt"})
+        if missing or extra:
+            return f"{(missing or extra)[0]}: {'missing' if missing else 'not a field of these settings'}"
+        return times_problem(doc, "updatedAt") or model_problem(model, {f: doc[f] for f in fields})
+
+    return check
+
+
+def _retry_policy(doc_id: str, doc: Doc) -> str | None:
+    problem = _settings_doc(retry.DOC_ID, tuple(retry.RetryPolicy().doc()), RetryPolicyChange)(doc_id, doc)
+    if problem is None and doc["maxBackoffMs"] < doc["baseBackoffMs"]:
+        return "maxBackoffMs: must be at least baseBackoffMs"
+    return problem
+
+
 def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
     """The checks `BackupService` runs besides its own (plans, admin keys): every other stored kind.
     `allow_private`: the webhookAllowPrivate setting (a restored webhook URL passes the same check)."""
@@ -145,5 +172,8 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
         **{kind: stripe_ledger.doc_check(kind) for kind in stripe_ledger.DOC_KINDS},
         metering.PENDING_DOC: metering.meter_doc_problem,
         metering.DEAD_DOC: metering.meter_doc_problem,
+        circuit.KIND: _settings_doc(circuit.DOC_ID, ("threshold", "cooldownSeconds", "perTool"), CircuitChange),
+        timeouts.KIND: _settings_doc(timeouts.DOC_ID, ("toolTimeoutMs", "tools"), TimeoutsChange),
+        retry.KIND: _retry_policy,
     }
     return checks

@@ -91,6 +91,9 @@ ROUTE_ORDER = (
     "mirror",
     "concurrency",
     "priority_queue",
+    "circuit",
+    "timeouts",
+    "retry_policy",
 )
 
 

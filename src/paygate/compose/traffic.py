@@ -5,6 +5,8 @@ Call stages, outermost first (each may answer before any charge):
     aliases → dedup → cache → circuit breaker → concurrency limits / priority queue → [the gated call]
 Send stages, outermost first (around each request upstream, inside the charge):
     mirror → circuit breaker (counts outcomes) → retry → canary → [the backend, with the tool's timeout]
+
+Registration order is chain order, so `traffic_routers` reads as the two lists above.
 """
 
 from __future__ import annotations
@@ -15,51 +17,42 @@ from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyNotFound
 from paygate.runtime import Runtime
+from paygate.store.shared import redis_store
 from paygate.traffic.aliases import AliasCollector, ToolAliases
+from paygate.traffic.breaker_metrics import CircuitCollector, RetryCollector
 from paygate.traffic.canary import Canary, CanaryCollector
+from paygate.traffic.circuit import DEFAULT_COOLDOWN, CircuitBreakers, CircuitSettings
 from paygate.traffic.concurrency import ConcurrencyLimits, LimitsCollector
 from paygate.traffic.limits_admin import LimitsAdmin
 from paygate.traffic.mirror import Mirror, MirrorCollector
 from paygate.traffic.priority import PriorityQueue, QueueConfig
 from paygate.traffic.remote import check_static
+from paygate.traffic.retry import Retries, RetryPolicy
 from paygate.traffic.routes import aliases as alias_routes
 from paygate.traffic.routes import canary as canary_routes
+from paygate.traffic.routes import circuit as circuit_routes
 from paygate.traffic.routes import concurrency, priority_queue
 from paygate.traffic.routes import mirror as mirror_routes
+from paygate.traffic.routes import retry as retry_routes
+from paygate.traffic.routes import timeouts as timeout_routes
+from paygate.traffic.timeouts import Timeouts
 
-RELOAD_SECONDS = 5.0  # how soon a Redis fleet's peers follow an admin change to aliases, canary, mirror
+RELOAD_SECONDS = 5.0  # how soon an instance follows an admin change made elsewhere (a fleet's peers)
 
 
 def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
-    settings = rt.settings
     traffic = rt.dispatcher.traffic
-    traffic.tool_timeouts = {
-        tool: price.timeout_ms / 1000 for tool, price in settings.tool_pricing.items() if price.timeout_ms
-    }
     routers: dict[str, APIRouter] = {}
-
     # call stages, outermost first
-    backend = rt.backend
-    aliases = ToolAliases(rt.store, rt.events, traffic, lambda: frozenset(t["name"] for t in backend.tools))
-    aliases.reload()
-    traffic.add_call_stage(aliases)
-    rt.metrics.registry.register(AliasCollector(aliases))
-    routers["tool_aliases"] = alias_routes.router(rt.guard, aliases)
-    routers.update(_concurrency(rt))  # the innermost call stage: registered last of them
-
+    aliases = _aliases(rt, routers)
+    circuits, retries = _failures(rt, routers)
+    traffic.add_call_stage(circuits.refuse)
+    routers.update(_concurrency(rt))  # the innermost call stage
     # send stages, outermost first
-    allow_private = settings.traffic_allow_private
-    if settings.mirror is not None:
-        try:
-            check_static(settings.mirror.url, allow_private, "mirror.url")
-        except Invalid as exc:  # the CLI prints `error: …` and exits
-            raise ValueError(exc.message.removeprefix("Invalid request: ")) from exc
-    mirror = Mirror(rt.store, rt.events, traffic, allow_private, settings.mirror)
-    traffic.add_send_stage(mirror)
-    rt.metrics.registry.register(MirrorCollector(mirror))
-    routers["mirror"] = mirror_routes.router(rt.guard, mirror)
-
-    canary = Canary(rt.store, rt.events, traffic, allow_private)
+    mirror = _mirror(rt, routers)
+    traffic.add_send_stage(circuits.record)
+    traffic.add_send_stage(retries)
+    canary = Canary(rt.store, rt.events, traffic, rt.settings.traffic_allow_private)
     traffic.add_send_stage(canary)
     rt.metrics.registry.register(CanaryCollector(canary))
     routers["canary"] = canary_routes.router(rt.guard, canary)
@@ -87,6 +80,82 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     return routers
 
 
+def _aliases(rt: Runtime, routers: dict[str, APIRouter]) -> ToolAliases:
+    backend = rt.backend
+    aliases = ToolAliases(
+        rt.store, rt.events, rt.dispatcher.traffic, lambda: frozenset(t["name"] for t in backend.tools)
+    )
+    aliases.reload()
+    traffic.add_call_stage(aliases)
+    rt.metrics.registry.register(AliasCollector(aliases))
+    routers["tool_aliases"] = alias_routes.router(rt.guard, aliases)
+    return aliases
+
+
+def _failures(rt: Runtime, routers: dict[str, APIRouter]) -> tuple[CircuitBreakers, Retries]:
+    """Timeouts, the circuit breakers and the retry policy: what happens when a backend is slow or failing.
+    The caller registers the breakers' two stages and the retries where the chains want them."""
+    settings, dispatcher = rt.settings, rt.dispatcher
+    traffic = dispatcher.traffic
+
+    def set_global_timeout(seconds: float) -> None:
+        dispatcher.tool_timeout = seconds
+
+    timeouts = Timeouts(
+        traffic,
+        set_global_timeout,
+        max(round(settings.tool_timeout_seconds * 1000), 1),  # shown in ms
+        {tool: price.timeout_ms for tool, price in settings.tool_pricing.items() if price.timeout_ms},
+        rt.store,
+        rt.events,
+    )
+    cooldown = settings.circuit_breaker_cooldown_seconds
+    circuits = CircuitBreakers(
+        CircuitSettings(
+            settings.circuit_breaker_threshold or 0,
+            DEFAULT_COOLDOWN if cooldown is None else cooldown,
+            settings.circuit_breaker_per_tool,
+        ),
+        rt.store,
+        rt.events,
+        frozenset(s.prefix for s in settings.servers) if settings.servers else None,
+        dispatcher.tool_known,
+    )
+    policy = settings.retry_policy
+    retries = Retries(
+        RetryPolicy() if policy is None else RetryPolicy.from_doc(policy.model_dump(by_alias=True)),
+        rt.store,
+        rt.events,
+    )
+    circuits.on_switch.append(traffic.refresh)
+    retries.on_switch.append(traffic.refresh)
+    controls = (timeouts, circuits, retries)
+    for control in controls:
+        control.load()
+
+    def reread(_: object) -> None:  # a restore rewrote the documents
+        for control in controls:
+            control.load()
+
+    rt.events.subscribe(reread, ("backup.restored",))
+    if redis_store(rt.store) is not None:  # a fleet: another instance's admin change
+        last = [0.0]
+
+        def reload(now: float) -> None:
+            if now - last[0] >= RELOAD_SECONDS:
+                last[0] = now
+                for control in controls:
+                    control.load()
+
+        rt.tickers.append(reload)
+    rt.metrics.registry.register(CircuitCollector(circuits))
+    rt.metrics.registry.register(RetryCollector(retries))
+    routers["circuit"] = circuit_routes.router(rt.guard, circuits)
+    routers["timeouts"] = timeout_routes.router(rt.guard, timeouts)
+    routers["retry_policy"] = retry_routes.router(rt.guard, retries)
+    return circuits, retries
+
+
 def _concurrency(rt: Runtime) -> dict[str, APIRouter]:
     """Concurrency limits and the priority queue: one call stage (traffic/concurrency.py)."""
     settings = rt.settings
@@ -97,12 +166,11 @@ def _concurrency(rt: Runtime) -> dict[str, APIRouter]:
         config.max_queue_depth = queue_settings.max_queue_depth
         config.max_wait_ms.update({str(tier): ms for tier, ms in queue_settings.max_wait_ms.items()})
         config.promote_after_ms = queue_settings.promote_after_ms
-    billing = rt.dispatcher.billing
     limits = ConcurrencyLimits(
         settings.max_concurrent_per_key or 0,
         settings.max_concurrent_per_tool or 0,
         PriorityQueue(config),
-        billing.resolve,
+        rt.dispatcher.billing.resolve,
     )
 
     def find_key(ref: str) -> KeyRecord | None:
@@ -121,3 +189,18 @@ def _concurrency(rt: Runtime) -> dict[str, APIRouter]:
         "concurrency": concurrency.router(rt.guard, admin),
         "priority_queue": priority_queue.router(rt.guard, admin),
     }
+
+
+def _mirror(rt: Runtime, routers: dict[str, APIRouter]) -> Mirror:
+    settings = rt.settings
+    allow_private = settings.traffic_allow_private
+    if settings.mirror is not None:
+        try:
+            check_static(settings.mirror.url, allow_private, "mirror.url")
+        except Invalid as exc:  # the CLI prints `error: …` and exits
+            raise ValueError(exc.message.removeprefix("Invalid request: ")) from exc
+    mirror = Mirror(rt.store, rt.events, rt.dispatcher.traffic, allow_private, settings.mirror)
+    rt.dispatcher.traffic.add_send_stage(mirror)
+    rt.metrics.registry.register(MirrorCollector(mirror))
+    routers["mirror"] = mirror_routes.router(rt.guard, mirror)
+    return mirror

@@ -16,6 +16,13 @@ EVENT_TYPES: dict[str, str] = {
     "x402.settled": "a tool call paid with x402 was settled by the facilitator (its receipt went to the caller)",
     "x402.failed": "an x402 payment was refused or not settled (stage: parse, claim, verify, tool, settlement)",
     "x402.updated": "x402 settings were changed at runtime (POST /admin/x402)",
+    # traffic control (paygate/traffic, docs/traffic.md)
+    "circuit.opened": "a circuit breaker opened after consecutive failures (or its half-open probe failed)",
+    "circuit.closed": "a circuit breaker closed again (its half-open probe succeeded)",
+    "circuit.reset": "circuit breakers were reset to closed (POST /admin/circuit)",
+    "circuit.updated": "the circuit breaker's settings were changed at runtime (POST /admin/circuit)",
+    "timeouts.updated": "the global or per-tool timeouts were changed at runtime (POST /admin/timeouts)",
+    "retry_policy.updated": "the retry policy was changed at runtime (POST /admin/retry-policy)",
     # keys
     "key.created": "an API key was created",
     "token.created": "a scoped token was issued for a key",

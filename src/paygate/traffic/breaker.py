@@ -33,6 +33,8 @@ class Breaker:
 
     def allow(self) -> bool:
         """May a call go through now? Half-open lets one probe out at a time; a refusal is counted."""
+        if self._state == "closed":  # the common case, without a clock read
+            return True
         state = self.state
         if state == "closed":
             return True
@@ -42,16 +44,38 @@ class Breaker:
         self.rejections += 1
         return False
 
-    def record(self, ok: bool) -> None:
-        """The outcome of a call `allow` let through."""
+    def record(self, ok: bool) -> tuple[State, State] | None:
+        """The outcome of a call `allow` let through; the transition it made (from, to), if any. While
+        open, an outcome arriving late (a call let through before it opened) is counted but changes
+        nothing: only a probe may close it, and a late failure must not restart the cooldown."""
+        if ok and self._state == "closed":  # the common case, without a clock read
+            self.failures = 0
+            return None
+        state = self.state
+        if state == "open":
+            if not ok:
+                self.failures += 1
+            return None
         if ok:
             self.failures = 0
             self._state = "closed"
             self._probing = False
-            return
+            return (state, "closed") if state != "closed" else None
         self.failures += 1
-        if self._state == "half_open" or (self.threshold and self.failures >= self.threshold):
+        if state == "half_open" or (self.threshold and self.failures >= self.threshold):
             self._open()
+            return state, "open"
+        return None
+
+    @property
+    def probe_out(self) -> bool:
+        """Half-open and its one probe let through (right after `allow`: the caller's call is it)."""
+        return self._probing
+
+    def release_probe(self) -> None:
+        """The half-open probe ended without an outcome (refused by the gate, cancelled): let another out."""
+        if self._state == "half_open":
+            self._probing = False
 
     def reset(self) -> None:
         """Closed, counts cleared (an operator's `POST /admin/circuit`)."""
