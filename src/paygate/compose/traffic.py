@@ -81,10 +81,8 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 
 def _aliases(rt: Runtime, routers: dict[str, APIRouter]) -> ToolAliases:
-    backend = rt.backend
-    aliases = ToolAliases(
-        rt.store, rt.events, rt.dispatcher.traffic, lambda: frozenset(t["name"] for t in backend.tools)
-    )
+    backend, traffic = rt.backend, rt.dispatcher.traffic
+    aliases = ToolAliases(rt.store, rt.events, traffic, lambda: frozenset(t["name"] for t in backend.tools))
     aliases.reload()
     traffic.add_call_stage(aliases)
     rt.metrics.registry.register(AliasCollector(aliases))
