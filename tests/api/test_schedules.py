@@ -243,11 +243,12 @@ def test_the_timer_reads_no_schedule_until_one_is_due(tmp_path: Path, monkeypatc
 
 def test_schedules_a_restore_brings_back_are_listed_and_run(gw: InProcessGateway) -> None:
     raw = gw.create_key(1)
-    sid = schedule(gw, raw, "topup", delaySeconds=3, params={"credits": 2})["id"]
+    # due in a minute: the gateway's own once-a-second ticker must not run it before the test deletes it
+    sid = schedule(gw, raw, "topup", delaySeconds=60, params={"credits": 2})["id"]
     snapshot = gw.client.get("/admin/backup", headers=gw.admin()).json()
     assert gw.client.delete("/keys/schedule", params={"id": sid}, headers=gw.admin()).status_code == 200
     resp = gw.client.post("/admin/restore", headers=gw.admin(), json={"backup": snapshot, "mode": "overwrite"})
     assert resp.status_code == 200, resp.text
     assert [s["id"] for s in pending(gw, raw)] == [sid]
-    gw.tick(time.time() + 4)  # the clock past the delay: the restored schedule
+    gw.tick(time.time() + 61)  # the clock past the delay: the restored schedule
     assert gw.balance(raw) == 3
