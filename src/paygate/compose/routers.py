@@ -83,6 +83,8 @@ ROUTE_ORDER = (
     "oauth_clients",
     "oauth_authorize",
     "oauth_token",
+    "dedup",
+    "cache",
 )
 
 
