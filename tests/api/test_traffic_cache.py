@@ -13,7 +13,7 @@ import pytest
 from paygate.traffic.cache import ResponseCache
 from tests.echo_backend import EchoBackend
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
-from tests.support import ECHO_COMMAND, write_config
+from tests.support import ECHO_COMMAND, wait_until, write_config
 
 CONFIG = {
     "cacheTtlSeconds": 60,
@@ -183,6 +183,12 @@ def test_the_admin_view_and_clearing(gw: InProcessGateway) -> None:
     assert resp.status_code == 200 and resp.json()["tool"] is None and view(gw)["entries"] == 0
     events = gw.events("cache.cleared")
     assert [e["data"]["tool"] for e in events[-2:]] == ["slow", None]
+
+    def audited() -> bool:  # the audit log (a deferred subscriber) has them, with the admin as actor
+        found = gw.client.get("/audit", params={"types": "cache.cleared"}, headers=gw.admin()).json()["events"]
+        return len(found) >= 2 and found[0]["actor"] == events[-1]["actor"]
+
+    wait_until(audited, what="cache.cleared in the audit log")
     metrics = gw.client.get("/metrics").text
     assert "paygate_cache_entries 0.0" in metrics
     assert 'paygate_cache_hits_total{tool="add"}' in metrics and "paygate_cache_misses_total" in metrics
