@@ -243,3 +243,17 @@ def test_with_the_cache_a_replay_and_a_hit_are_both_free(tmp_path: Path) -> None
         replay = call(gw, key, "two", "add", {"a": 1, "b": 2})  # the hit's answer is kept for its key too
         assert replay.headers["x-idempotent-replay"] == "true" and "x-cache" not in replay.headers
         assert gw.balance(key) == 9
+
+
+def test_browsers_may_send_the_key_and_read_the_replay_header(gw: InProcessGateway) -> None:
+    origin = {"Origin": "http://localhost:5173"}  # a loopback page: /mcp allows it by default
+    preflight = gw.client.options(
+        "/mcp",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-idempotency-key",
+        },
+    )
+    assert preflight.status_code == 204 and "X-Idempotency-Key" in preflight.headers["access-control-allow-headers"]
+    assert "X-Idempotent-Replay" in gw.client.get("/health", headers=origin).headers["access-control-expose-headers"]
