@@ -257,3 +257,32 @@ def test_browsers_may_send_the_key_and_read_the_replay_header(gw: InProcessGatew
     )
     assert preflight.status_code == 204 and "X-Idempotency-Key" in preflight.headers["access-control-allow-headers"]
     assert "X-Idempotent-Replay" in gw.client.get("/health", headers=origin).headers["access-control-expose-headers"]
+
+
+def test_a_2026_07_28_client_resending_after_a_dropped_stream_is_not_charged_twice(gw: InProcessGateway) -> None:
+    modern = "2026-07-28"
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": modern,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+    }
+    key = gw.create_key(10)
+    headers = {
+        "MCP-Protocol-Version": modern,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "slow",
+        "Accept": "application/json, text/event-stream",
+        "X-API-Key": key,
+        "X-Idempotency-Key": "stream-1",
+    }
+    params = {"name": "slow", "arguments": {"seconds": 0.011}, "_meta": meta}
+    replies = []
+    for msg_id in (1, 2):  # the second: the same request sent again, as after a lost answer
+        body = {"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": params}
+        resp = gw.client.post("/mcp", json=body, headers=headers)
+        assert resp.status_code == 200, resp.text
+        replies.append(resp)
+    assert [r.json()["result"]["resultType"] for r in replies] == ["complete", "complete"]
+    assert replies[1].json()["id"] == 2 and replies[1].headers["x-idempotent-replay"] == "true"
+    assert replies[0].json()["result"]["content"] == replies[1].json()["result"]["content"]
+    assert runs(gw, 0.011) == 1 and gw.balance(key) == 9
