@@ -139,7 +139,7 @@ def test_a_hit_is_never_served_to_a_caller_the_gate_would_refuse(gw: InProcessGa
         caller, reason = resp.json()["token"], "tool_not_allowed"
     assert resp.status_code in (200, 201), resp.text
     state, reply = call(gw, caller, "slow", args)
-    assert state is None and reply["error"]["data"]["reason"] == reason, reply
+    assert state == "MISS" and reply["error"]["data"]["reason"] == reason, reply
     assert gw.balance(key) == 9 if how != "revoke" else True
 
 

@@ -90,22 +90,23 @@ class ResponseCache:
         if ttl <= 0:
             return await proceed(call)
         ctx = call.ctx
-        key, denial = self.billing.check_call_access(ctx.raw_key, call.tool, ctx.client)
+        key = self.billing.resolve(ctx.raw_key)
         digest = call_digest(call.tool, call.params)
-        if key is None or denial is not None or digest is None:
-            return await proceed(call)  # not served from here: the gate refuses it as ever
+        if key is None or digest is None:
+            return await proceed(call)  # the gate refuses it as ever (or it is never matched)
         slot = ("" if call.tool in self.shared_tools else key.key_hash, digest)
         label = self.billing.metrics.tool_label(call.tool)
         entry = self._entries.get(slot)
-        if entry is not None:
-            if entry.expires > self.clock():
-                self._entries.move_to_end(slot)
-                self.hits[label] += 1
-                ctx.add_header(b"x-cache", b"HIT")
-                ctx.key, ctx.credits = key, key.credits
-                call.notes["credits"] = 0  # answered, for nothing (dedup keeps such an answer too)
-                return {"jsonrpc": "2.0", "id": call.msg_id, "result": orjson.loads(entry.body)}
+        if entry is not None and entry.expires <= self.clock():
             self._drop(slot)
+        elif entry is not None and self.billing.check_call_access(ctx.raw_key, call.tool, ctx.client)[1] is None:
+            # a caller the gate's access checks refuse is never served: it goes on to the gate's refusal
+            self._entries.move_to_end(slot)
+            self.hits[label] += 1
+            ctx.add_header(b"x-cache", b"HIT")
+            ctx.key, ctx.credits = key, key.credits
+            call.notes["credits"] = 0  # answered, for nothing (dedup keeps such an answer too)
+            return {"jsonrpc": "2.0", "id": call.msg_id, "result": orjson.loads(entry.body)}
         self.misses[label] += 1
         ctx.add_header(b"x-cache", b"MISS")
         reply = await proceed(call)

@@ -113,16 +113,18 @@ class Dedup:
                 return await proceed(call)
             why = "arguments this gateway cannot compare (integers beyond 64 bits)"
             return jsonrpc.error(call.msg_id, errors.INVALID_PARAMS, f"X-Idempotency-Key with {why}")
-        key, denial = self.billing.check_call_access(ctx.raw_key, call.tool, ctx.client)
-        if key is None or denial is not None:
-            return await proceed(call)  # nothing replayed to a caller the gate refuses: it refuses it as ever
+        key = self.billing.resolve(ctx.raw_key)
+        if key is None:
+            return await proceed(call)  # the gate refuses it as ever
         slot = (key.key_hash, b"h:" + given if given is not None else b"a:" + digest)
         entry = self._entries.get(slot)
         if entry is not None and entry.waiting is None and entry.expires <= self.clock():
             self._drop(slot)
             entry = None
         if entry is None:
-            return await self._first(call, proceed, slot, digest)
+            return await self._first(call, proceed, slot, digest)  # the gate checks it
+        if self.billing.check_call_access(ctx.raw_key, call.tool, ctx.client)[1] is not None:
+            return await proceed(call)  # nothing replayed to a caller the gate refuses: it refuses it as ever
         if entry.fingerprint != digest:
             self.conflicts += 1
             why = "was used for another call (another tool or other arguments)"
