@@ -167,3 +167,37 @@ def test_the_same_call_is_the_same_tool_and_arguments_whatever_their_order() -> 
     assert call_digest("t", {"arguments": {"x": 1}}) != call_digest("t", {"arguments": {"x": "1"}})
     assert call_digest("t", {"arguments": [1]}) is None
     assert call_digest("t", {"arguments": {"x": 2**70}}) is None  # not written canonically: never matched
+
+
+def test_a_fleet_follows_a_peers_runtime_settings_on_its_ticker() -> None:
+    store, refreshed = Store(), []
+    mine = Dedup(
+        Billing(),  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]
+        Events(),  # type: ignore[arg-type]
+        lambda: refreshed.append("dedup"),
+        enabled=False,
+        window_seconds=300,
+        max_entries=100,
+        auto_key=False,
+        fleet=True,
+    )
+    cache = ResponseCache(
+        Billing(),  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]
+        Events(),  # type: ignore[arg-type]
+        lambda: refreshed.append("cache"),
+        ttl_seconds=0,
+        max_entries=None,
+        tool_ttls={},
+        shared_tools=frozenset(),
+        fleet=True,
+    )
+    peer = dedup()
+    peer.store = store  # type: ignore[assignment]
+    peer.configure({"windowSeconds": 60}, "admin")  # on another instance sharing the store
+    store.set_meta(cache_module.META_KEY, '{"ttlSeconds": 30, "maxEntries": 5}')
+    mine.tick(1000.0)
+    cache.tick(1000.0)
+    assert (mine.enabled, mine.window_seconds) == (True, 60) and (cache.enabled, cache.ttl_seconds) == (True, 30)
+    assert refreshed == ["dedup", "cache"]  # each switched its stage on in the chain
