@@ -110,14 +110,19 @@ class ResponseCache:
         self.misses[label] += 1
         ctx.add_header(b"x-cache", b"MISS")
         reply = await proceed(call)
-        if "credits" in call.notes and answered(reply) and "paygate" not in reply["result"].get("_meta", {}):
-            self._keep(slot, call.tool, reply["result"], self.clock() + ttl)  # it ran: a real, successful answer
+        if "credits" in call.notes and answered(reply):  # it ran: a real, successful answer
+            meta = reply["result"].get("_meta")
+            if not (isinstance(meta, dict) and "paygate" in meta):  # not annotated for this one call (shadow)
+                self._keep(slot, call.tool, reply["result"], self.clock() + ttl)
         return reply
 
     def _keep(self, slot: Slot, tool: str, result: dict[str, Any], expires: float) -> None:
         if self.max_entries <= 0:
             return
-        body = orjson.dumps(result)
+        try:
+            body = orjson.dumps(result)
+        except orjson.JSONEncodeError:  # nothing orjson cannot write is ever served from here
+            return
         if len(body) > MAX_ENTRY_BYTES:
             return
         self._drop(slot)

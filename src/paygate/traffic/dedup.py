@@ -154,11 +154,11 @@ class Dedup:
         self._entries[slot] = entry
         try:
             reply = await proceed(call)
+            body = orjson.dumps({k: v for k, v in reply.items() if k != "id"})
         except BaseException:  # cancelled (the gateway stopping): the waiters get an error, nothing is kept
             self._forget(slot, entry)
             waiting.set_result(orjson.dumps(jsonrpc.error(None, errors.INTERNAL_ERROR, INTERRUPTED)))
             raise
-        body = orjson.dumps({k: v for k, v in reply.items() if k != "id"})
         entry.waiting = None
         credits = call.notes.get("credits")
         if credits is None:  # refused before any charge: nothing to protect, a retry may run
