@@ -55,10 +55,11 @@ class ToolPricingConfig(_Model):
     credits_per_kb_input: int = Field(default=0, ge=0)
     credits_per_kb_output: int = Field(default=0, ge=0)
     rate_limit_per_min: int = Field(default=0, ge=0)
-    # This tool's own timeout (the global one is toolTimeoutSeconds / the reference's toolTimeoutMs);
-    # 0 or unset = the global one. The cache TTL is the response cache's (traffic/cache.py).
+    # This tool's own timeout (0 or unset: toolTimeoutSeconds); its response cache TTL (0: never cached) and
+    # whether its cached answers are shared by every key (ours): traffic/cache.py, docs/traffic.md.
     timeout_ms: int | None = Field(default=None, ge=0, le=86_400_000)
-    cache_ttl_seconds: int | None = Field(default=None, ge=0)
+    cache_ttl_seconds: int | None = Field(default=None, ge=0, le=86_400 * 30)
+    cache_shared: bool = False
 
 
 class GlobalQuota(_Model):

@@ -47,6 +47,7 @@ OWNED_HEADERS = frozenset(
         "x-credits-remaining",
         "x-output-surcharge",
         "x-cache",
+        "x-idempotent-replay",
         "x-accel-buffering",
     }
 )

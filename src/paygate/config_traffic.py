@@ -65,6 +65,13 @@ class TrafficSettings(BaseModel):
     # its own toolPricing[t].cacheTtlSeconds) and entries in all.
     cache_ttl_seconds: int | None = Field(default=None, ge=0, le=86_400 * 30)
     max_cache_entries: int | None = Field(default=None, ge=0, le=1_000_000)
+    # Dedup / idempotency (traffic/dedup.py; ours, the reference has no settings for it): whether a repeated
+    # X-Idempotency-Key gets the first call's answer, for how long after that call, how many are kept, and
+    # whether calls without the header are keyed by their own tool and arguments (off: never merged).
+    dedup_enabled: bool = False
+    dedup_window_seconds: int = Field(default=300, ge=1, le=86_400)
+    dedup_max_entries: int = Field(default=10_000, ge=1, le=1_000_000)
+    dedup_auto_key: bool = False
     # Circuit breaker (traffic/breaker.py): consecutive failures that open it (unset or 0 = off), and
     # seconds it stays open before one probe call is let through.
     circuit_breaker_threshold: int | None = Field(default=None, ge=0, le=1_000_000)

@@ -20,7 +20,7 @@ LATER_KEYS = frozenset(
     - {"x402"}  # enforced (config_x402.py)
 )
 # Nested fields of the reference's that later issues enforce: accepted, reported like LATER_KEYS.
-LATER_TOOL_FIELDS = ("cacheTtlSeconds",)
+LATER_TOOL_FIELDS: tuple[str, ...] = ()  # none now: toolPricing[t].cacheTtlSeconds is the response cache's
 LATER_QUOTA_FIELDS = ("hourlyCallLimit", "hourlyCreditLimit")
 NOT_ENFORCED = "accepted but not enforced by this version yet"
 

@@ -38,8 +38,8 @@ def test_the_references_config_names_and_values_are_accepted() -> None:
 def test_what_is_not_acted_on_is_reported_field_by_field() -> None:
     fields = {d.field: d.message for d in ignored_settings(REFERENCE_CONFIG)}
     assert "toolPricing.search.timeoutMs" not in fields  # enforced now (docs/traffic.md)
+    assert "toolPricing.search.cacheTtlSeconds" not in fields  # the response cache's (docs/traffic.md)
     for later in (
-        "toolPricing.search.cacheTtlSeconds",
         "globalQuota.hourlyCallLimit",
         "globalQuota.hourlyCreditLimit",
     ):

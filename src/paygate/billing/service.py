@@ -148,6 +148,18 @@ class BillingService:
             return None
         return denial
 
+    def check_call_access(
+        self, raw_key: str | None, tool: str, client: ClientFacts = NO_CLIENT
+    ) -> tuple[KeyRecord | None, gate.Denial | None]:
+        """The key a tool call bills and the gate's checks that charge nothing (identity, addresses, the
+        tool's ACL, the token's tools): rate windows untouched. For an answer given without running the
+        call (traffic/cache.py, traffic/dedup.py), which only a caller who could make the call may get."""
+        key, token = self.identify(raw_key)
+        policy = self.facts.policy_for(key) if key is not None else None
+        g = self.facts.gate_input(key, raw_key is not None, tool, 0, time.time(), client, policy, token)
+        denial = gate.evaluate(g, gate.ACCESS_CHECKS)
+        return key, None if self.shadow else denial
+
     def price_of(self, policy: EffectivePolicy | None, tool: str, price: ToolPrice, input_bytes: int) -> int:
         """Credits charged up front: the (group-overridden) per-call price plus the input-size charge,
         scaled by the plan's multiplier."""

@@ -94,6 +94,8 @@ ROUTE_ORDER = (
     "circuit",
     "timeouts",
     "retry_policy",
+    "dedup",
+    "cache",
 )
 
 

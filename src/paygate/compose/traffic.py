@@ -20,18 +20,22 @@ from paygate.runtime import Runtime
 from paygate.store.shared import redis_store
 from paygate.traffic.aliases import AliasCollector, ToolAliases
 from paygate.traffic.breaker_metrics import CircuitCollector, RetryCollector
+from paygate.traffic.cache import CacheMetrics, ResponseCache
 from paygate.traffic.canary import Canary, CanaryCollector
 from paygate.traffic.circuit import DEFAULT_COOLDOWN, CircuitBreakers, CircuitSettings
 from paygate.traffic.concurrency import ConcurrencyLimits, LimitsCollector
+from paygate.traffic.dedup import Dedup, DedupMetrics
 from paygate.traffic.limits_admin import LimitsAdmin
 from paygate.traffic.mirror import Mirror, MirrorCollector
 from paygate.traffic.priority import PriorityQueue, QueueConfig
 from paygate.traffic.remote import check_static
 from paygate.traffic.retry import Retries, RetryPolicy
 from paygate.traffic.routes import aliases as alias_routes
+from paygate.traffic.routes import cache as cache_routes
 from paygate.traffic.routes import canary as canary_routes
 from paygate.traffic.routes import circuit as circuit_routes
 from paygate.traffic.routes import concurrency, priority_queue
+from paygate.traffic.routes import dedup as dedup_routes
 from paygate.traffic.routes import mirror as mirror_routes
 from paygate.traffic.routes import retry as retry_routes
 from paygate.traffic.routes import timeouts as timeout_routes
@@ -45,6 +49,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     routers: dict[str, APIRouter] = {}
     # call stages, outermost first
     aliases = _aliases(rt, routers)
+    _dedup_and_cache(rt, routers)
     circuits, retries = _failures(rt, routers)
     traffic.add_call_stage(circuits.refuse)
     routers.update(_concurrency(rt))  # the innermost call stage
@@ -88,6 +93,46 @@ def _aliases(rt: Runtime, routers: dict[str, APIRouter]) -> ToolAliases:
     rt.metrics.registry.register(AliasCollector(aliases))
     routers["tool_aliases"] = alias_routes.router(rt.guard, aliases)
     return aliases
+
+
+def _dedup_and_cache(rt: Runtime, routers: dict[str, APIRouter]) -> None:
+    """Two call stages that answer a call again without running or charging it (traffic/dedup.py,
+    traffic/cache.py): dedup first, so a replayed call never reaches the cache's counters."""
+    settings, traffic = rt.settings, rt.dispatcher.traffic
+    fleet = redis_store(rt.store) is not None  # peers' runtime changes are followed on a ticker
+    dedup = Dedup(
+        rt.billing,
+        rt.store,
+        rt.events,
+        traffic.refresh,
+        enabled=settings.dedup_enabled,
+        window_seconds=settings.dedup_window_seconds,
+        max_entries=settings.dedup_max_entries,
+        auto_key=settings.dedup_auto_key,
+        fleet=fleet,
+    )
+    dedup.load()
+    traffic.add_call_stage(dedup)
+    rt.tickers.append(dedup.tick)
+    rt.metrics.registry.register(DedupMetrics(dedup))
+    routers["dedup"] = dedup_routes.router(rt.guard, dedup)
+    pricing = settings.tool_pricing
+    cache = ResponseCache(
+        rt.billing,
+        rt.store,
+        rt.events,
+        traffic.refresh,
+        ttl_seconds=settings.cache_ttl_seconds or 0,
+        max_entries=settings.max_cache_entries,
+        tool_ttls={t: p.cache_ttl_seconds for t, p in pricing.items() if p.cache_ttl_seconds is not None},
+        shared_tools=frozenset(t for t, p in pricing.items() if p.cache_shared),
+        fleet=fleet,
+    )
+    cache.load()
+    traffic.add_call_stage(cache)
+    rt.tickers.append(cache.tick)
+    rt.metrics.registry.register(CacheMetrics(cache))
+    routers["cache"] = cache_routes.router(rt.guard, cache)
 
 
 def _failures(rt: Runtime, routers: dict[str, APIRouter]) -> tuple[CircuitBreakers, Retries]:

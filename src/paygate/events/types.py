@@ -116,6 +116,11 @@ EVENT_TYPES: dict[str, str] = {
     "config.export": "the running configuration was read (GET /config)",
     "backup.exported": "a full backup was taken",
     "backup.restored": "a backup was restored",
+    # traffic control (docs/traffic.md)
+    "cache.cleared": "response cache entries were dropped (all, or one tool's)",
+    "cache.configured": "the response cache's TTL or bound was changed at runtime (POST /admin/cache)",
+    "dedup.cleared": "the remembered idempotency keys were forgotten (DELETE /admin/dedup)",
+    "dedup.configured": "dedup / idempotency settings were changed at runtime (POST /admin/dedup)",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
     "webhook.test": "a test event was sent to the webhook URL",

@@ -26,12 +26,12 @@ Pair = tuple[bytes, bytes]
 
 EXPOSED = (
     "Mcp-Session-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Credits-Remaining, "
-    "X-Request-Id, X-PayGate-Version, X-Cache, X-Output-Surcharge, Retry-After"
+    "X-Request-Id, X-PayGate-Version, X-Cache, X-Idempotent-Replay, X-Output-Surcharge, Retry-After"
 )
 ALLOWED_METHODS = "GET, POST, DELETE, HEAD, OPTIONS"
 ALLOWED_HEADERS = (
     "Content-Type, X-API-Key, X-Admin-Key, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, "
-    "Last-Event-ID, X-Request-Id, Accept"
+    "Last-Event-ID, X-Request-Id, X-Idempotency-Key, Accept"
 )
 ALLOW_ORIGIN = b"access-control-allow-origin"
 STAR: tuple[Pair, ...] = ((ALLOW_ORIGIN, b"*"),)

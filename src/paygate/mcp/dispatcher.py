@@ -263,16 +263,21 @@ class Dispatcher:
         return await self.gated_call(msg_id, params, ctx)
 
     async def _gated_call(self, call: ToolCall) -> Message:
-        return await self.gated_call(call.msg_id, call.params, call.ctx)
+        return await self.gated_call(call.msg_id, call.params, call.ctx, call.notes)
 
-    async def gated_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
-        """Gate, charge, forward and settle one tools/call (inside the traffic controls' call stages)."""
+    async def gated_call(
+        self, msg_id: Any, params: Any, ctx: CallContext, notes: dict[str, Any] | None = None
+    ) -> Message:
+        """Gate, charge, forward and settle one tools/call (inside the traffic controls' call stages, whose
+        `notes` learn what an admitted call cost in the end: a call refused before any charge has none)."""
         admitted = await self.admit_call(msg_id, params, ctx, "tools/call")
         if not isinstance(admitted, tuple):
             return admitted
         decision, started = admitted
         reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
-        self.settle(decision, reply, ctx, delivered, started)
+        credits = self.settle(decision, reply, ctx, delivered, started)
+        if notes is not None:
+            notes["credits"] = credits
         return reply
 
     async def admit_call(
