@@ -62,7 +62,8 @@ class Dispatcher:
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
-        self.traffic = Traffic()  # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
+        # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
+        self.traffic = Traffic(self._gated_call, self._send_upstream)
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
@@ -236,7 +237,7 @@ class Dispatcher:
         request = Upstream("tools/call", params, timeout, tool, ctx)
         if not self.traffic.sends_on:
             return self._send_upstream(request)
-        return self.traffic.send(request, self._send_upstream)
+        return self.traffic.send(request)
 
     async def _send_upstream(self, request: Upstream) -> Message:
         return await self.backend.request(request.method, request.params, request.timeout)
@@ -259,7 +260,7 @@ class Dispatcher:
     # the gated, charged path -----------------------------------------------
     async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
         if self.traffic.calls_on and params.__class__ is dict and isinstance(params.get("name"), str):
-            return await self.traffic.run_call(ToolCall(msg_id, params["name"], params, ctx), self._gated_call)
+            return await self.traffic.run_call(ToolCall(msg_id, params["name"], params, ctx))
         return await self.gated_call(msg_id, params, ctx)
 
     async def _gated_call(self, call: ToolCall) -> Message:
