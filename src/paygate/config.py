@@ -20,7 +20,7 @@ from paygate.config_auth import AuthSettings
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
-from paygate.config_limits import LimitSettings
+from paygate.config_limits import GlobalQuota, LimitSettings
 from paygate.config_redis import RedisSettings
 from paygate.config_stripe import StripeSettings
 from paygate.config_traffic import TrafficSettings
@@ -60,25 +60,6 @@ class ToolPricingConfig(_Model):
     timeout_ms: int | None = Field(default=None, ge=0, le=86_400_000)
     cache_ttl_seconds: int | None = Field(default=None, ge=0, le=86_400 * 30)
     cache_shared: bool = False
-
-
-class GlobalQuota(_Model):
-    """Default per-key quota for keys without their own (or their group's or plan's); 0 = unlimited."""
-
-    daily_call_limit: int = Field(default=0, ge=0)
-    monthly_call_limit: int = Field(default=0, ge=0)
-    daily_credit_limit: int = Field(default=0, ge=0)
-    monthly_credit_limit: int = Field(default=0, ge=0)
-    hourly_call_limit: int = Field(default=0, ge=0)  # the reference's hourly limits: accepted, not enforced yet
-    hourly_credit_limit: int = Field(default=0, ge=0)
-
-    def as_quota(self) -> dict[str, int]:
-        return {
-            "dailyCallLimit": self.daily_call_limit,
-            "monthlyCallLimit": self.monthly_call_limit,
-            "dailyCreditLimit": self.daily_credit_limit,
-            "monthlyCreditLimit": self.monthly_credit_limit,
-        }
 
 
 class ExpiryScannerConfig(_Model):

@@ -13,6 +13,27 @@ from pydantic.alias_generators import to_camel
 MIB = 1_048_576
 
 
+class GlobalQuota(BaseModel):
+    """`globalQuota`: the quota of every key without its own (or its group's or plan's); 0 = unlimited."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    daily_call_limit: int = Field(default=0, ge=0)
+    monthly_call_limit: int = Field(default=0, ge=0)
+    daily_credit_limit: int = Field(default=0, ge=0)
+    monthly_credit_limit: int = Field(default=0, ge=0)
+    hourly_call_limit: int = Field(default=0, ge=0)  # the reference's hourly limits: accepted, not enforced yet
+    hourly_credit_limit: int = Field(default=0, ge=0)
+
+    def as_quota(self) -> dict[str, int]:
+        return {
+            "dailyCallLimit": self.daily_call_limit,
+            "monthlyCallLimit": self.monthly_call_limit,
+            "dailyCreditLimit": self.daily_credit_limit,
+            "monthlyCreditLimit": self.monthly_credit_limit,
+        }
+
+
 class LimitSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
