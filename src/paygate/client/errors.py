@@ -147,6 +147,12 @@ class SessionRateLimited(RateLimited):
     reason_name = "session_rate_limited"
 
 
+class ConcurrencyLimited(RateLimited):
+    """Too many of this key's (or this tool's) calls in flight at once (-32005); try again after `retry_after`."""
+
+    reason_name = "concurrency_limited"
+
+
 class InsufficientCredits(PayGateError):
     """The key's balance is below the call's price: the denial `on_payment_required` handles (with any
     other that carries an x402 offer)."""
@@ -183,6 +189,18 @@ class BackendUnavailable(PayGateError):
     reason_name = "backend_unavailable"
 
 
+class CircuitOpen(BackendUnavailable):
+    """The gateway's circuit breaker for this backend or tool is open (-32003): not run, not charged;
+    `retry_after` is when it lets a probe call through."""
+
+    reason_name = "circuit_breaker_open"
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.data.get("retryAfterSeconds")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 # --- x402 payments (docs/x402.md) -------------------------------------------------------------------
 class PaymentRejected(PayGateError):
     """An x402 payment the gateway would not accept."""
@@ -205,9 +223,9 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
         KeySuspended, IpNotAllowed, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
-        RateLimited, ToolRateLimited, SessionRateLimited, InsufficientCredits, SpendingLimitExceeded,
-        QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected, MaintenanceMode,
-        BackendUnavailable, PaymentMismatch, PaymentReplayed, PaymentInvalid,
+        RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited, InsufficientCredits,
+        SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected,
+        MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip
@@ -221,6 +239,6 @@ def error_from(code: int, message: str, data: Any) -> PayGateError:
     if isinstance(reason, str):
         return ERRORS_BY_REASON.get(reason, PayGateError)(code, message, fields)
     if code == INVALID_PARAMS and message.startswith("Unknown tool"):
-        # the gateway answers an unknown tool with a bare -32602 (no error.data), as MCP servers do
+        # a gateway before the reason was added, or a server behind another proxy: a bare -32602
         return UnknownTool(code, message, fields)
     return PayGateError(code, message, fields)
