@@ -27,7 +27,10 @@ def test_counts_real_calls_and_keys(gw: InProcessGateway) -> None:
 
 def test_window_counts_whole_hours(gw: InProcessGateway) -> None:
     key = new_key(gw, 10)
-    long_ago = time.time() - 400 * 86400
+    # noon (UTC) 400 days ago: the hour after it is the same day whatever the hour the suite runs at
+    # (at 23:xx, "now less 400 days, plus an hour" fell on the next day and since came after until)
+    then = int(time.time()) - 400 * 86400
+    long_ago = float(then - then % 86400 + 12 * 3600)
     record(gw, [CallFact(long_ago, key_hash(key), "old_tool", "default", "", credits=5)])
     day = time.strftime("%Y-%m-%d", time.gmtime(long_ago))
     hour = time.strftime("%Y-%m-%dT%H:59:59Z", time.gmtime(long_ago))
