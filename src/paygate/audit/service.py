@@ -85,6 +85,8 @@ _EXACT: dict[str, str] = {
 }
 _PREFIXES: tuple[tuple[str, str], ...] = (
     ("admin_key.", "security"),
+    ("ip_access.", "security"),
+    ("signing.", "security"),
     ("admin.", "security"),
     ("alert.", "security"),
     ("oauth.", "access_control"),

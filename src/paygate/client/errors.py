@@ -94,6 +94,12 @@ class TokenRevoked(AuthenticationError):
     reason_name = "token_revoked"
 
 
+class InvalidSignature(AuthenticationError):
+    """The key must sign its requests (X-Signature) and this one's was missing, stale, reused or wrong."""
+
+    reason_name = "invalid_signature"
+
+
 # --- what you may do --------------------------------------------------------------------------------
 class ForbiddenError(PayGateError):
     """The credential is valid but may not make this call (HTTP 403)."""
@@ -105,6 +111,12 @@ class KeySuspended(ForbiddenError):
 
 class IpNotAllowed(ForbiddenError):
     reason_name = "ip_not_allowed"
+
+
+class IpBlocked(ForbiddenError):
+    """The gateway's global IP rules refuse this address (a deny list, or a block after bad credentials)."""
+
+    reason_name = "ip_blocked"
 
 
 class CountryNotAllowed(ForbiddenError):
@@ -222,7 +234,7 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     cls.reason_name: cls
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
-        KeySuspended, IpNotAllowed, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
+        InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited, InsufficientCredits,
         SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected,
         MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,

@@ -16,6 +16,7 @@ from paygate.alerts.routes import balance as balance_alerts
 from paygate.analytics.routes import reports as analytics
 from paygate.audit import routes as audit
 from paygate.billing.routes import usage
+from paygate.compose.access import access_routers
 from paygate.compose.admin import build_analytics, build_public, build_reports, build_usage
 from paygate.compose.credentials import credential_routers
 from paygate.compose.events import (
@@ -65,6 +66,8 @@ ROUTE_ORDER = (
     "dry_run",
     "admin_keys",
     "plans",
+    "ip_access",
+    "signing",
     "maintenance",
     "config_view",
     "backup",
@@ -160,6 +163,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         public_routers,
         key_routers,
         policy_routers,
+        access_routers,
         report_routers,
         admin_routers,
         event_routers,

@@ -38,6 +38,8 @@ _REASONS: Final = (
     DenyReason("token_expired", PAYMENT_REQUIRED, 401, "Token has expired"),
     DenyReason("token_revoked", PAYMENT_REQUIRED, 401, "Token has been revoked"),
     DenyReason("ip_not_allowed", PAYMENT_REQUIRED, 403, "Client IP is not in the key's allowlist"),
+    DenyReason("ip_blocked", PAYMENT_REQUIRED, 403, "Requests from this address are refused (global IP access rules)"),
+    DenyReason("invalid_signature", PAYMENT_REQUIRED, 401, "This key's requests must carry a valid X-Signature"),
     DenyReason("country_not_allowed", PAYMENT_REQUIRED, 403, "Requests from this country are not allowed for this key"),
     DenyReason("tool_not_allowed", PAYMENT_REQUIRED, 403, "Tool is not allowed for this key"),
     DenyReason("insufficient_scope", PAYMENT_REQUIRED, 403, "The token's scopes do not cover this tool"),

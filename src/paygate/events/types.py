@@ -103,6 +103,14 @@ EVENT_TYPES: dict[str, str] = {
     "admin_key.bootstrap_rotated": "the bootstrap admin key was replaced (the old one is refused from then on)",
     "maintenance.enabled": "maintenance mode was turned on",
     "maintenance.disabled": "maintenance mode was turned off",
+    # global access rules (docs/access-rules.md)
+    "ip_access.configured": "the global IP access rules were changed (POST /admin/ip-access)",
+    "ip_access.blocked": "an address was blocked (by hand, or after repeated bad credentials)",
+    "ip_access.unblocked": "address blocks were lifted (DELETE /admin/ip-access)",
+    "signing.enabled": "a key was given a signing secret: its requests must carry X-Signature",
+    "signing.rotated": "a key's signing secret was replaced (the previous one valid for a grace period)",
+    "signing.disabled": "a key no longer signs its requests (DELETE /admin/signing)",
+    "signing.configured": "the signature timestamp tolerance was changed",
     # traffic control (docs/traffic.md)
     "traffic.alias_set": "a tool alias was added or replaced (POST /admin/tool-aliases)",
     "traffic.alias_removed": "a tool alias was removed",

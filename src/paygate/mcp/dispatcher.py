@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from paygate.billing.facts import ClientFacts
 from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
 from paygate.core.gate import Denial
@@ -62,6 +63,7 @@ class Dispatcher:
         self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
+        self.deny_watch: Callable[[ClientFacts, str], None] | None = None  # (client, reason) of each refusal
         # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
         self.traffic = Traffic(self._gated_call, self._send_upstream)
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
@@ -369,6 +371,8 @@ class Dispatcher:
 
     def publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
         key = refused.key
+        if self.deny_watch is not None:  # the global IP rules count bad credentials (policy/ip_access.py)
+            self.deny_watch(ctx.client, refused.denial.reason)
         if refused.denial.reason == "api_key_expired" and key is not None and key.key_hash not in self._expired_seen:
             # The reference fires key.expired from the gate: once per key (per process), not per call.
             self._expired_seen.add(key.key_hash)

@@ -8,7 +8,7 @@ session. Malformed JSON → -32700, a bad message → -32600.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,6 +17,7 @@ from paygate.billing.facts import ClientFacts
 from paygate.core import errors
 from paygate.core.netaddr import client_ip
 from paygate.mcp import jsonrpc
+from paygate.mcp.access_checks import address_refusal, client_address, signature_refusal
 from paygate.mcp.call_context import CallContext
 from paygate.mcp.channel import PostChannel
 from paygate.mcp.dispatcher import Dispatcher
@@ -30,6 +31,10 @@ from paygate.mcp.origin import Origin
 from paygate.mcp.session_rate import SESSION_RATE_MESSAGE, SessionRate
 from paygate.mcp.sessions import Session, SessionManager
 from paygate.serving import ServingState
+
+if TYPE_CHECKING:
+    from paygate.policy.ip_access import IpAccess
+    from paygate.policy.signing import Signing
 
 PRIMING_VERSION = "2025-11-25"  # the first revision whose clients expect a priming event (SEP-1699)
 # (scheme, headers, credential) -> the WWW-Authenticate value and a description of a request to refuse
@@ -66,6 +71,8 @@ class McpEndpoint:
         self.trusted_proxies = trusted_proxies
         self.bearer_challenge: BearerCheck | None = None  # OAuth on: no credential, or a refused token, is a 401
         self.scope_challenge: ScopeCheck | None = None  # OAuth on: a tool outside the token's scopes is a 403
+        self.ip_access: IpAccess | None = None  # global IP rules (policy/ip_access.py), set by compose
+        self.signing: Signing | None = None  # keys that must sign their requests (policy/signing.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -75,6 +82,12 @@ class McpEndpoint:
                 if refusal is not None:
                     await send_json(send, 403, refusal)
                     return
+        access = self.ip_access
+        if access is not None and access.active:
+            refused = address_refusal(access, client_address(scope, self.trusted_proxies))
+            if refused is not None:
+                await send_json(send, 403, refused)
+                return
         if method in ("POST", "GET") and self.serving.maintenance.enabled:
             await self._in_maintenance(send)  # DELETE still ends a session: clients may clean up
             return
@@ -160,6 +173,12 @@ class McpEndpoint:
                 send, 413, jsonrpc.error(None, errors.INVALID_REQUEST, f"Request body over {self.max_body} bytes")
             )
             return
+        signing = self.signing
+        if signing is not None and signing.keys:
+            unsigned = signature_refusal(self, scope, headers, body)
+            if unsigned is not None:
+                await send_json(send, 401, unsigned)
+                return
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
