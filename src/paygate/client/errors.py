@@ -119,6 +119,12 @@ class IpBlocked(ForbiddenError):
     reason_name = "ip_blocked"
 
 
+class DependencyNotMet(ForbiddenError):
+    """The tool needs another tool called successfully first (`missing` in the error's data)."""
+
+    reason_name = "dependency_not_met"
+
+
 class CountryNotAllowed(ForbiddenError):
     reason_name = "country_not_allowed"
 
@@ -234,10 +240,11 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     cls.reason_name: cls
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
-        InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
-        RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited, InsufficientCredits,
-        SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected,
-        MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,
+        InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope,
+        UnknownTool, DependencyNotMet, RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
+        InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
+        BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed,
+        PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip

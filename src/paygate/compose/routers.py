@@ -90,6 +90,7 @@ ROUTE_ORDER = (
     "oauth_token",
     "web",
     "tool_aliases",
+    "tool_deps",
     "canary",
     "mirror",
     "concurrency",

@@ -2,7 +2,8 @@
 the dispatcher's chains in the order below, and its admin router.
 
 Call stages, outermost first (each may answer before any charge):
-    aliases → dedup → cache → circuit breaker → concurrency limits / priority queue → [the gated call]
+    aliases → tool dependencies → dedup → cache → circuit breaker → concurrency limits / priority queue
+    → [the gated call]
 Send stages, outermost first (around each request upstream, inside the charge):
     mirror → circuit breaker (counts outcomes) → retry → canary → [the backend, with the tool's timeout]
 
@@ -39,7 +40,9 @@ from paygate.traffic.routes import dedup as dedup_routes
 from paygate.traffic.routes import mirror as mirror_routes
 from paygate.traffic.routes import retry as retry_routes
 from paygate.traffic.routes import timeouts as timeout_routes
+from paygate.traffic.routes import tool_deps as tool_deps_routes
 from paygate.traffic.timeouts import Timeouts
+from paygate.traffic.tool_deps import DependencyCollector, ToolDependencies
 
 RELOAD_SECONDS = 5.0  # how soon an instance follows an admin change made elsewhere (a fleet's peers)
 
@@ -49,6 +52,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     routers: dict[str, APIRouter] = {}
     # call stages, outermost first
     aliases = _aliases(rt, routers)
+    deps = _tool_deps(rt, routers)
     _dedup_and_cache(rt, routers)
     circuits, retries = _failures(rt, routers)
     traffic.add_call_stage(circuits.refuse)
@@ -78,6 +82,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
         if now - last[0] >= RELOAD_SECONDS:
             last[0] = now
             aliases.reload()
+            deps.reload()
             mirror.reload()
             canary.reload()
 
@@ -93,6 +98,18 @@ def _aliases(rt: Runtime, routers: dict[str, APIRouter]) -> ToolAliases:
     rt.metrics.registry.register(AliasCollector(aliases))
     routers["tool_aliases"] = alias_routes.router(rt.guard, aliases)
     return aliases
+
+
+def _tool_deps(rt: Runtime, routers: dict[str, APIRouter]) -> ToolDependencies:
+    backend, traffic = rt.backend, rt.dispatcher.traffic
+    names = lambda: frozenset(t["name"] for t in backend.tools)  # noqa: E731
+    deps = ToolDependencies(rt.store, rt.events, traffic, names, rt.dispatcher.billing.resolve)
+    deps.reload()
+    traffic.add_call_stage(deps)
+    traffic.add_check(deps)  # batches and tasks go around the call stages
+    rt.metrics.registry.register(DependencyCollector(deps))
+    routers["tool_deps"] = tool_deps_routes.router(rt.guard, deps)
+    return deps
 
 
 def _dedup_and_cache(rt: Runtime, routers: dict[str, APIRouter]) -> None:

@@ -54,6 +54,7 @@ _REASONS: Final = (
     DenyReason("batch_rejected", PAYMENT_REQUIRED, 409, "Another call of the same tools/call_batch was refused"),
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
+    DenyReason("dependency_not_met", PAYMENT_REQUIRED, 424, "A tool this one depends on was not called successfully"),
     DenyReason("concurrency_limited", CONCURRENCY_LIMITED, 429, "Too many calls in flight"),
 )
 

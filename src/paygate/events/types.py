@@ -114,6 +114,8 @@ EVENT_TYPES: dict[str, str] = {
     # traffic control (docs/traffic.md)
     "traffic.alias_set": "a tool alias was added or replaced (POST /admin/tool-aliases)",
     "traffic.alias_removed": "a tool alias was removed",
+    "tool_deps.set": "a tool dependency rule was added or replaced (POST /admin/tool-deps)",
+    "tool_deps.removed": "a tool dependency rule was removed (DELETE /admin/tool-deps)",
     "canary.started": "a canary server was set and a share of calls routed to it (POST /admin/canary)",
     "canary.updated": "the canary's weight or breaker settings changed (PATCH /admin/canary)",
     "canary.stopped": "the canary was stopped; calls go to the primary (DELETE /admin/canary)",

@@ -101,6 +101,8 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
         sizes.append(size)
     if not d.backend.ready:
         return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+    if d.traffic.checks_on and (checked := _checked(d, msg_id, calls, ctx)) is not None:
+        return checked
     started = time.perf_counter()
     decision = admit_batch(
         d.billing, ctx.raw_key, [(c.name, s) for c, s in zip(calls, sizes, strict=True)], ctx.request_id, ctx.client
@@ -122,6 +124,20 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
         if unrecorded is not None:
             return unrecorded
     return await _run(d, msg_id, calls, decision, ctx, started)
+
+
+def _checked(d: Dispatcher, msg_id: Any, calls: list[BatchCall], ctx: CallContext) -> Message | None:
+    """The traffic checks (tool dependencies, ...) on every call, before the batch's gate: a refusal names
+    the call, and nothing is charged or run."""
+    for i, call in enumerate(calls):
+        params = {"name": call.name, "arguments": call.arguments}
+        refused = d.traffic.precheck(msg_id, call.name, params, ctx)
+        if refused is not None and "error" in refused:
+            refused["error"]["message"] += f" — calls[{i}] ({call.name}); nothing was charged or run"
+            if isinstance(refused["error"].get("data"), dict):
+                refused["error"]["data"]["failedIndex"] = i
+            return refused
+    return None
 
 
 def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext, started: float) -> Message:

@@ -57,6 +57,8 @@ class TaskCalls:
         arguments = params.get("arguments", {})
 
         def room() -> Message | None:  # before any charge: a key whose tasks fill its room is refused
+            if d.traffic.checks_on and (refused := d.traffic.precheck(msg_id, params["name"], params, ctx)):
+                return refused  # a traffic check (tool dependencies, ...) refuses the call itself
             key = d.billing.resolve(ctx.raw_key)
             return self._too_many(msg_id) if key is not None and not self.store.make_room(key.key_hash) else None
 

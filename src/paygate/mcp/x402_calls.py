@@ -63,6 +63,8 @@ class PaidCalls:
             return unknown_tool(msg_id, tool)
         if not d.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+        if d.traffic.checks_on and (refused := d.traffic.precheck(msg_id, tool, params, ctx)) is not None:
+            return refused  # before any payment is asked for or claimed
         credits = self.price(tool, arguments)
         try:
             payload = offers.parse_header(raw) if isinstance(raw, bytes) else offers.parse_meta(raw)

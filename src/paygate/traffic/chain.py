@@ -61,6 +61,16 @@ class CallStage(Protocol):
     async def around(self, call: ToolCall, proceed: Proceed) -> Message: ...
 
 
+class CallCheck(Protocol):
+    """A control that may refuse a call before any charge, and nothing else. Checks also run where the
+    call stages do not: each call of a `tools/call_batch`, a task-augmented call, an x402-paid call."""
+
+    name: str
+    enabled: bool
+
+    def refuse(self, msg_id: Any, tool: str, params: dict[str, Any], ctx: CallContext) -> Message | None: ...
+
+
 class SendStage(Protocol):
     name: str
     enabled: bool
@@ -77,6 +87,8 @@ class Traffic:
         self._innermost_send = innermost_send or _not_wired
         self._call_stages: list[CallStage] = []
         self._send_stages: list[SendStage] = []
+        self._checks: list[CallCheck] = []
+        self.checks_on: tuple[CallCheck, ...] = ()  # read on the paths around the call stages: empty = none
         self.calls_on: tuple[CallStage, ...] = ()  # read by the dispatcher on every call: empty = all off
         self.sends_on: tuple[SendStage, ...] = ()
         self.tool_timeouts: dict[str, float] = {}  # seconds, from toolPricing[t].timeoutMs (else the global one)
@@ -91,8 +103,13 @@ class Traffic:
         self._send_stages.append(stage)
         self.refresh()
 
+    def add_check(self, check: CallCheck) -> None:
+        self._checks.append(check)
+        self.refresh()
+
     def refresh(self) -> None:
         """After a control is switched on or off (config, admin endpoint, a fleet peer's change)."""
+        self.checks_on = tuple(c for c in self._checks if c.enabled)
         self.calls_on = tuple(s for s in self._call_stages if s.enabled)
         self.sends_on = tuple(s for s in self._send_stages if s.enabled)
         # Built here, not per call: a chain built per call cost ~50 µs a call in allocations and the
@@ -107,6 +124,14 @@ class Traffic:
     def run_call(self, call: ToolCall) -> Awaitable[Message]:
         """The call through the call stages switched on, into the dispatcher's gated call."""
         return self._call_chain(call)
+
+    def precheck(self, msg_id: Any, tool: str, params: dict[str, Any], ctx: CallContext) -> Message | None:
+        """The first refusal of the checks switched on, for a call that does not pass the call stages."""
+        for check in self.checks_on:
+            refused = check.refuse(msg_id, tool, params, ctx)
+            if refused is not None:
+                return refused
+        return None
 
     def send(self, request: Upstream) -> Awaitable[Message]:
         """The request through the send stages switched on, to the backend."""
