@@ -86,6 +86,7 @@ _EXACT: dict[str, str] = {
 _PREFIXES: tuple[tuple[str, str], ...] = (
     ("admin_key.", "security"),
     ("ip_access.", "security"),
+    ("approval.", "access_control"),
     ("signing.", "security"),
     ("admin.", "security"),
     ("alert.", "security"),

@@ -5,6 +5,9 @@ from paygate.client.asyncio_client import AsyncPayGateClient, PaymentDecision, P
 from paygate.client.errors import (
     ERRORS_BY_REASON,
     AclDenied,
+    ApprovalDenied,
+    ApprovalRequired,
+    ApprovalTimeout,
     AuthenticationError,
     BackendUnavailable,
     BatchRejected,
@@ -48,6 +51,9 @@ from paygate.client.sync_client import PayGateClient
 __all__ = [
     "ERRORS_BY_REASON",
     "AclDenied",
+    "ApprovalDenied",
+    "ApprovalRequired",
+    "ApprovalTimeout",
     "AsyncPayGateClient",
     "AuthenticationError",
     "BackendUnavailable",

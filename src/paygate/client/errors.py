@@ -125,6 +125,22 @@ class DependencyNotMet(ForbiddenError):
     reason_name = "dependency_not_met"
 
 
+class ApprovalRequired(ForbiddenError):
+    """The call needs an admin's approval and was sent where it cannot wait (a batch, a task)."""
+
+    reason_name = "approval_required"
+
+
+class ApprovalDenied(ForbiddenError):
+    reason_name = "approval_denied"
+
+
+class ApprovalTimeout(ForbiddenError):
+    """No admin decided on the call within its approval rule's timeout."""
+
+    reason_name = "approval_timeout"
+
+
 class CountryNotAllowed(ForbiddenError):
     reason_name = "country_not_allowed"
 
@@ -241,7 +257,8 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
         InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope,
-        UnknownTool, DependencyNotMet, RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
+        UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
+        RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
         BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed,
         PaymentInvalid,

@@ -91,6 +91,7 @@ ROUTE_ORDER = (
     "web",
     "tool_aliases",
     "tool_deps",
+    "approval_workflows",
     "canary",
     "mirror",
     "concurrency",

@@ -2,7 +2,7 @@
 the dispatcher's chains in the order below, and its admin router.
 
 Call stages, outermost first (each may answer before any charge):
-    aliases → tool dependencies → dedup → cache → circuit breaker → concurrency limits / priority queue
+    aliases → tool dependencies → approvals → dedup → cache → circuit breaker → concurrency limits / priority queue
     → [the gated call]
 Send stages, outermost first (around each request upstream, inside the charge):
     mirror → circuit breaker (counts outcomes) → retry → canary → [the backend, with the tool's timeout]
@@ -20,6 +20,7 @@ from paygate.keys.service import KeyNotFound
 from paygate.runtime import Runtime
 from paygate.store.shared import redis_store
 from paygate.traffic.aliases import AliasCollector, ToolAliases
+from paygate.traffic.approvals import ApprovalCollector, Approvals
 from paygate.traffic.breaker_metrics import CircuitCollector, RetryCollector
 from paygate.traffic.cache import CacheMetrics, ResponseCache
 from paygate.traffic.canary import Canary, CanaryCollector
@@ -32,6 +33,7 @@ from paygate.traffic.priority import PriorityQueue, QueueConfig
 from paygate.traffic.remote import check_static
 from paygate.traffic.retry import Retries, RetryPolicy
 from paygate.traffic.routes import aliases as alias_routes
+from paygate.traffic.routes import approvals as approval_routes
 from paygate.traffic.routes import cache as cache_routes
 from paygate.traffic.routes import canary as canary_routes
 from paygate.traffic.routes import circuit as circuit_routes
@@ -53,6 +55,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     # call stages, outermost first
     aliases = _aliases(rt, routers)
     deps = _tool_deps(rt, routers)
+    approvals = _approvals(rt, routers)
     _dedup_and_cache(rt, routers)
     circuits, retries = _failures(rt, routers)
     traffic.add_call_stage(circuits.refuse)
@@ -83,6 +86,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
             last[0] = now
             aliases.reload()
             deps.reload()
+            approvals.reload()
             mirror.reload()
             canary.reload()
 
@@ -110,6 +114,17 @@ def _tool_deps(rt: Runtime, routers: dict[str, APIRouter]) -> ToolDependencies:
     rt.metrics.registry.register(DependencyCollector(deps))
     routers["tool_deps"] = tool_deps_routes.router(rt.guard, deps)
     return deps
+
+
+def _approvals(rt: Runtime, routers: dict[str, APIRouter]) -> Approvals:
+    billing, traffic = rt.dispatcher.billing, rt.dispatcher.traffic
+    approvals = Approvals(rt.store, rt.events, traffic, lambda: billing.prices, billing.resolve)
+    approvals.reload()
+    traffic.add_call_stage(approvals)
+    traffic.add_check(approvals)  # batches and tasks cannot wait: a matching one is refused
+    rt.metrics.registry.register(ApprovalCollector(approvals))
+    routers["approval_workflows"] = approval_routes.router(rt.guard, approvals)
+    return approvals
 
 
 def _dedup_and_cache(rt: Runtime, routers: dict[str, APIRouter]) -> None:

@@ -55,6 +55,9 @@ _REASONS: Final = (
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
     DenyReason("dependency_not_met", PAYMENT_REQUIRED, 424, "A tool this one depends on was not called successfully"),
+    DenyReason("approval_required", PAYMENT_REQUIRED, 403, "This call needs an admin's approval"),
+    DenyReason("approval_denied", PAYMENT_REQUIRED, 403, "An admin did not approve this call"),
+    DenyReason("approval_timeout", PAYMENT_REQUIRED, 408, "No admin decided on this call in time"),
     DenyReason("concurrency_limited", CONCURRENCY_LIMITED, 429, "Too many calls in flight"),
 )
 
