@@ -58,6 +58,18 @@ class RetryPolicyConfig(BaseModel):
     retry_budget_percent: float = Field(default=20.0, ge=0, le=100)
 
 
+class TracingConfig(BaseModel):
+    """Request tracing (tracing/recorder.py, docs/tracing.md)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    enabled: bool = False
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    max_traces: int = Field(default=1000, ge=1, le=100_000)
+    # OTLP/HTTP traces endpoint of an OpenTelemetry collector, e.g. http://127.0.0.1:4318/v1/traces
+    otlp_endpoint: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^https?://\S+$")
+    service_name: str = Field(default="paygate-mcp", min_length=1, max_length=128)
+
+
 class TrafficSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -89,3 +101,5 @@ class TrafficSettings(BaseModel):
     traffic_allow_private: bool = False
     # Priority queue (traffic/priority.py): waiting for a slot instead of -32005 at once.
     priority_queue: PriorityQueueSettings | None = None
+    # Request tracing and OpenTelemetry export (tracing/, docs/tracing.md).
+    tracing: TracingConfig | None = None

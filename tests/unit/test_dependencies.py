@@ -7,7 +7,7 @@ import ast
 import re
 import sys
 import tomllib
-from importlib.metadata import packages_distributions
+from importlib.metadata import files, packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def _imported_distributions(client: bool) -> set[str]:
             names = (
                 [a.name for a in node.names]
                 if isinstance(node, ast.Import)
-                else [node.module]
+                else [f"{node.module}.{a.name}" for a in node.names]
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
                 else []
             )
@@ -39,8 +39,24 @@ def _imported_distributions(client: bool) -> set[str]:
                 top = name.split(".")[0]
                 if top == "paygate" or top in sys.stdlib_module_names:
                     continue
-                found |= {_normalized(d) for d in to_dist.get(top, [top])}
+                found |= {_normalized(d) for d in _holders(name, to_dist.get(top, [top]))}
     return found
+
+
+def _holders(name: str, dists: list[str]) -> list[str]:
+    """The distribution that holds module (or module.attribute) `name`: for a namespace package several
+    distributions share (opentelemetry), the one whose files hold the longest prefix of the name."""
+    if len(dists) <= 1:
+        return dists
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        path = "/".join(parts[:cut])
+        holders = [
+            d for d in dists if any(str(f).startswith(path + "/") or str(f) == path + ".py" for f in files(d) or [])
+        ]
+        if holders and len(holders) < len(dists):
+            return holders
+    return dists
 
 
 def _names(specs: list[str]) -> set[str]:

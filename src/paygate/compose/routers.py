@@ -29,6 +29,7 @@ from paygate.compose.events import (
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
+from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
 from paygate.events import routes as admin_events
@@ -101,6 +102,7 @@ ROUTE_ORDER = (
     "retry_policy",
     "dedup",
     "cache",
+    "tracing",
 )
 
 
@@ -174,6 +176,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         x402_routers,
         payment_routers,
         traffic_routers,
+        tracing_routers,
         web_routers,
     )
     for domain in domains:

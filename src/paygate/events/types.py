@@ -122,6 +122,8 @@ EVENT_TYPES: dict[str, str] = {
     "approval.abandoned": "the client of a waiting call went away before a decision",
     "approval.rule_created": "an approval rule was created (POST /admin/approval-workflows)",
     "approval.rule_deleted": "an approval rule was deleted (DELETE /admin/approval-workflows)",
+    "tracing.configured": "request tracing was switched, or its sample rate or bound changed (POST /admin/tracing)",
+    "tracing.cleared": "the kept traces were forgotten (DELETE /admin/tracing)",
     "tool_deps.removed": "a tool dependency rule was removed (DELETE /admin/tool-deps)",
     "canary.started": "a canary server was set and a share of calls routed to it (POST /admin/canary)",
     "canary.updated": "the canary's weight or breaker settings changed (PATCH /admin/canary)",

@@ -95,8 +95,11 @@ class Traffic:
         self._call_chain: Step = self._innermost_call
         self._send_chain: Step = self._innermost_send
 
-    def add_call_stage(self, stage: CallStage) -> None:
-        self._call_stages.append(stage)
+    def add_call_stage(self, stage: CallStage, outermost: bool = False) -> None:
+        if outermost:  # tracing: it must see the whole call, whoever registered before it
+            self._call_stages.insert(0, stage)
+        else:
+            self._call_stages.append(stage)
         self.refresh()
 
     def add_send_stage(self, stage: SendStage) -> None:

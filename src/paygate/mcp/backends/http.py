@@ -51,6 +51,7 @@ from paygate.mcp.backends.base import (
 from paygate.mcp.backends.deadlines import Deadlines
 from paygate.mcp.backends.modern_era import routing_headers
 from paygate.mcp.jsonrpc import Message
+from paygate.tracing.context import TRACEPARENT
 
 log = logging.getLogger("paygate.backend.http")
 
@@ -214,6 +215,9 @@ class HttpBackend(HandshakeMixin):
         headers = self._headers()
         if self.modern:  # a 2026-07-28 server routes on these and checks them against the body
             headers = {**headers, **routing_headers(message["method"], message.get("params") or {})}
+        trace = TRACEPARENT.get()
+        if trace is not None:  # a traced call: the server's spans join the gateway's trace (W3C Trace Context)
+            headers = {**headers, "traceparent": trace}
         async with self._client.stream("POST", headers, body) as resp:
             if resp.status_code == 404 and self._session_id and message.get("method") != "initialize":
                 return None
