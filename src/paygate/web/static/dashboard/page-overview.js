@@ -55,8 +55,7 @@ async function summary() {
         `Denied calls: ${number(denials.summary.totalDenials)} of ${number(denials.summary.totalCalls)}`,
         [
           { label: "Reason", value: (r) => r.reason },
-          { label: "Calls", value: (r) => number(r.count) },
-          { label: "Share", value: (r) => `${Math.round((100 * r.count) / Math.max(1, denials.summary.totalDenials))}%` },
+          { label: "Calls", value: (r) => `${number(r.count)} (${Math.round((100 * r.count) / Math.max(1, denials.summary.totalDenials))}%)` },
         ],
         reasons,
         "No call was denied.",
