@@ -89,5 +89,3 @@ class Watched:
     def clean(self) -> None:
         assert self.dialogs == [] and self.problems == []
         self.page.close()
-
-

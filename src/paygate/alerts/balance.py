@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from paygate.billing.usage import client_record
-from paygate.credentials.resolver import Credentials
 from paygate.core.documents import sort_number
 from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
+from paygate.credentials.resolver import Credentials
 from paygate.events.hub import Event, EventHub
 from paygate.store.base import Store
 

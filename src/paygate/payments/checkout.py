@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import stripe
 
 from paygate.billing.usage import client_record
-from paygate.credentials.resolver import Credentials
 from paygate.config_stripe import StripeCheckoutConfig, StripePackage, web_url_problem
 from paygate.core.domain_errors import Invalid, NotFound, Unavailable
 from paygate.core.records import KeyRecord
+from paygate.credentials.resolver import Credentials
 from paygate.keys.service import Publish
 from paygate.payments.stripe_events import CREDITS_FIELD, HASH_FIELD, PACKAGE_FIELD
 from paygate.store.roles import KeyTable

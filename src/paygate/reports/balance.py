@@ -73,4 +73,6 @@ class BalanceHistory:
         """The presenting key's rate windows, global and per tool, as the admin's /keys/rate-limit-status
         shows them: peeked, so looking never uses a slot."""
         record = client_record(self.store, raw, self.billing.credentials)
-        return KeyReports(self.store, self.billing).rate_limits(record, time.time() if now is None else now)
+        windows = KeyReports(self.store, self.billing).rate_limits(record, time.time() if now is None else now)
+        del windows["alias"]  # the operator's handle for the key, not the holder's (GET /balance has none)
+        return windows
