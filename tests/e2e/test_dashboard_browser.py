@@ -160,18 +160,20 @@ def listed(gw: Gateway, alias: str) -> dict[str, Any]:
 
 
 def test_an_operator_rotates_a_key_then_edits_its_acl_and_limits(gw: Gateway, browser: Browser) -> None:
-    old = gw.create_key(10, name="edited in the browser", allowedTools=["echo", HOSTILE_TOOL])
+    old = gw.create_key(10, name=HOSTILE_NAME, allowedTools=["echo", HOSTILE_TOOL])
     gw.client.post("/keys/alias", json={"key": old, "alias": "edit-target"}, headers=gw.admin()).raise_for_status()
     w = Watched(browser)
     w.sign_in(gw, gw.admin_key)
     w.open("keys")
     w.page.click("text=Manage edit-target")
     assert w.page.input_value("#acl-allowed") == f"echo, {HOSTILE_TOOL}"  # the key's settings, as text
+    assert HOSTILE_NAME in w.page.inner_text("#edit-current")
 
     w.page.click("#do-rotate")
     w.page.click("#confirm-rotate")
     new = w.page.inner_text("#rotated-key-value", timeout=10_000)
     assert new.startswith("pg_") and new != old
+    assert HOSTILE_NAME in w.page.inner_text("#rotated-key") and w.page.locator("img").count() == 0
     assert refused(gw, old) and gw.balance(new) == 10
     assert "error" in gw.call_tool("echo", {"text": "old key"}, old)
     assert "result" in gw.call_tool("echo", {"text": "new key"}, new)
@@ -198,6 +200,8 @@ def test_an_operator_rotates_a_key_then_edits_its_acl_and_limits(gw: Gateway, br
     w.page.click("#remove-expiry")
     w.page.wait_for_selector("#edit-result:has-text('Expiry removed')")
     assert listed(gw, "edit-target")["expiresAt"] is None
+    w.page.click("#rotated-key button")  # Done, hide it: the new key leaves the page
+    assert w.page.locator("#rotated-key-value").count() == 0
     w.clean()
 
 
@@ -228,6 +232,10 @@ def test_every_page_renders_under_the_csp_and_fits_a_phone(gw: Gateway, browser:
         assert w.page.locator("#notice.error").count() == 0, w.page.inner_text("#notice")
         # no sideways scrolling of the page itself (wide tables scroll inside their own box)
         assert w.page.evaluate("document.documentElement.scrollWidth") <= width, name
+        unlabelled = w.page.evaluate(
+            "[...document.querySelectorAll('input, select')].filter(e => !e.labels || !e.labels.length).map(e => e.id)"
+        )
+        assert unlabelled == [], name
     # keyboard: the first Tab on a fresh load reaches the skip link, and every input has a label
     w.page.reload()
     w.page.wait_for_selector("#main .page:not([aria-busy])")
