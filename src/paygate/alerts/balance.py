@@ -28,6 +28,7 @@ from paygate.core.documents import sort_number
 from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.core.values import iso_time
+from paygate.credentials.resolver import Credentials
 from paygate.events.hub import Event, EventHub
 from paygate.store.base import Store
 
@@ -92,8 +93,16 @@ def _from_doc(doc: dict[str, Any]) -> BalanceAlert:
 
 
 class BalanceAlerts:
-    def __init__(self, store: Store, events: EventHub, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventHub,
+        *,
+        clock: Callable[[], float] = time.time,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.store = store
+        self.credentials = credentials  # OAuth access tokens stand for their key (billing/usage.py)
         self.events = events
         self.clock = clock
         self.alerts: dict[str, BalanceAlert] = {}  # key hash -> its alert
@@ -114,7 +123,7 @@ class BalanceAlerts:
     # --- the key holder's API ---------------------------------------------------------------------
     def key_of(self, raw: str | None) -> KeyRecord:
         """The live key a client presents, or `Unauthenticated` (a 401)."""
-        return client_record(self.store, raw)
+        return client_record(self.store, raw, self.credentials)
 
     def view(self, raw: str | None) -> dict[str, Any]:
         record = self.key_of(raw)

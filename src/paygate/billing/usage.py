@@ -18,6 +18,7 @@ from paygate.core.domain_errors import Invalid, Unauthenticated
 from paygate.core.keys import hash_key
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.core.values import iso_time
+from paygate.credentials.resolver import Credentials, Rejected
 from paygate.policy.namespaces import namespace_stats
 from paygate.serving import ServingState
 from paygate.store.base import Store
@@ -67,12 +68,21 @@ def usage_csv(rows: list[dict[str, Any]]) -> str:
     return csv_text(USAGE_COLUMNS, ([row.get(c) for c in USAGE_COLUMNS] for row in rows), "\r\n")
 
 
-def client_record(keys: KeyTable, raw: str | None) -> KeyRecord:
+def client_record(keys: KeyTable, raw: str | None, credentials: Credentials | None = None) -> KeyRecord:
     """The live key a client presents (X-API-Key or Bearer) on its self-service routes, or `Unauthenticated`
-    (a 401): missing, unknown and revoked keys alike."""
+    (a 401): missing, unknown and revoked keys alike.
+
+    With `credentials`, an OAuth access token (the holder's own sign-in, e.g. the portal's) stands for the
+    key it was issued for; a refused token is a 401 too. Scoped tokens are not taken here: the admin issues
+    them to whoever the key holder delegates calls to, which is not a say over the key's account."""
     if raw is None:
         raise Unauthenticated("API key required (X-API-Key or Bearer)")
-    record = keys.get_key(hash_key(raw))
+    resolved = None if credentials is None else credentials.resolve(raw, time.time())
+    if isinstance(resolved, Rejected):
+        raise Unauthenticated(f"Invalid token: {resolved.detail or resolved.reason}")
+    if resolved is not None and resolved.kind != "oauth":
+        raise Unauthenticated("This token cannot be used here: present the API key or an OAuth access token")
+    record = keys.get_key(hash_key(raw) if resolved is None else resolved.key_hash)
     if record is None or not record.active:
         raise Unauthenticated("Invalid API key")
     return record
@@ -130,7 +140,7 @@ class UsageService:
     def balance(self, raw: str | None) -> dict[str, Any]:
         """The balance of the key `raw` (a client's own), with what the gate applies: the key's settings
         merged with its group's and plan's."""
-        record = client_record(self.store, raw)
+        record = client_record(self.store, raw, self.billing.credentials)
         policy = self.billing.policy_for(record)
         limit = policy.spending_limit
         quota = self.billing.quota_status(record)

@@ -84,7 +84,7 @@ def build_alerts(rt: Runtime) -> AlertService:
 def build_balance_alerts(rt: Runtime) -> BalanceAlerts:
     """Key holders' low-balance alerts: a deferred subscriber (the keys a batch of calls names), a ticker
     (every alert, every few seconds), following rotated keys, re-read after a restore."""
-    service = BalanceAlerts(rt.store, rt.events)
+    service = BalanceAlerts(rt.store, rt.events, credentials=rt.billing.credentials)
     rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     rt.tickers.append(service.tick)

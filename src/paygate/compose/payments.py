@@ -37,7 +37,7 @@ def payment_routers(rt: Runtime) -> dict[str, APIRouter]:
         client, close = stripe_client(config)
         rt.on_stop.append(close)
         if config.checkout_enabled:
-            checkout = StripeCheckout(config, rt.store, rt.events.publish, client)
+            checkout = StripeCheckout(config, rt.store, rt.events.publish, client, rt.billing.credentials)
         if config.meter is not None:
             meter_events = client.v1.billing.meter_events
 

@@ -17,6 +17,7 @@ from paygate.billing.usage import client_record
 from paygate.config_stripe import StripeCheckoutConfig, StripePackage, web_url_problem
 from paygate.core.domain_errors import Invalid, NotFound, Unavailable
 from paygate.core.records import KeyRecord
+from paygate.credentials.resolver import Credentials
 from paygate.keys.service import Publish
 from paygate.payments.stripe_events import CREDITS_FIELD, HASH_FIELD, PACKAGE_FIELD
 from paygate.store.roles import KeyTable
@@ -49,6 +50,7 @@ class StripeCheckout:
         keys: KeyTable,
         publish: Publish,
         client: stripe.StripeClient,
+        credentials: Credentials | None = None,
     ) -> None:
         assert config.secret_key and config.success_url and config.cancel_url, "config_stripe checks these"
         self.config = config
@@ -56,10 +58,11 @@ class StripeCheckout:
         self.publish = publish
         self._packages = {p.id: p for p in config.packages}
         self.client = client
+        self.credentials = credentials  # OAuth access tokens stand for their key (billing/usage.py)
 
     def buyer(self, raw: str | None) -> KeyRecord:
         """The live key presented (X-API-Key or Bearer), or a 401."""
-        return client_record(self.keys, raw)
+        return client_record(self.keys, raw, self.credentials)
 
     def packages(self) -> list[dict[str, Any]]:
         return [package_view(p) for p in self._packages.values()]

@@ -39,7 +39,7 @@ class BalanceHistory:
 
     def history(self, raw: str | None, query: HistoryQuery, now: float | None = None) -> dict[str, Any]:
         """The presenting key's credit movements, newest first, with its 24-hour spending velocity."""
-        record = client_record(self.store, raw)
+        record = client_record(self.store, raw, self.billing.credentials)
         now = time.time() if now is None else now
         entries: list[dict[str, Any]] = []
         cursor, scanned, exhausted = query.before, 0, False
@@ -68,3 +68,11 @@ class BalanceHistory:
             "nextBefore": None if exhausted or cursor == query.before else cursor,
             "velocity": reports.velocity(record, VELOCITY_HOURS, now)["velocity"],
         }
+
+    def rate_limits(self, raw: str | None, now: float | None = None) -> dict[str, Any]:
+        """The presenting key's rate windows, global and per tool, as the admin's /keys/rate-limit-status
+        shows them: peeked, so looking never uses a slot."""
+        record = client_record(self.store, raw, self.billing.credentials)
+        windows = KeyReports(self.store, self.billing).rate_limits(record, time.time() if now is None else now)
+        del windows["alias"]  # the operator's handle for the key, not the holder's (GET /balance has none)
+        return windows

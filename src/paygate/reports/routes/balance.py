@@ -1,4 +1,5 @@
-"""A key holder's own credit history: GET /balance/history (X-API-Key or Bearer, like GET /balance)."""
+"""A key holder's own credit history and rate windows: GET /balance/history, GET /balance/rate-limit-status
+(X-API-Key or Bearer, like GET /balance)."""
 
 from __future__ import annotations
 
@@ -28,5 +29,11 @@ def client_router(service: BalanceHistory) -> APIRouter:
         with the spending velocity of the last 24 hours."""
         query = HistoryQuery(limit, type, parse_time("since", since), before)
         return service.history(api_key_from(header_map(request.scope)), query)
+
+    @r.get("/balance/rate-limit-status")
+    async def balance_rate_limit_status(request: Request) -> dict[str, Any]:
+        """The caller's own rate windows, global and per tool (the admin's /keys/rate-limit-status for one's
+        own key): peeked, so looking never uses a slot."""
+        return service.rate_limits(api_key_from(header_map(request.scope)))
 
     return r

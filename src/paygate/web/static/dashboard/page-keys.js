@@ -1,9 +1,14 @@
-// Keys: search, create (the full key shown once), and top up / suspend / resume / revoke one key.
+// Keys: search, create (the full key shown once), and top up / suspend / resume / revoke / rotate one key
+// and edit its ACL and limits (key-edit.js).
 // Keys are stored hashed, so the list shows masked keys only; an action names its key by the raw key
 // (kept in this page's memory after a create, never stored) or by its alias.
 
 import { ApiError, api, query } from "./api.js";
 import { clear, el, field, keyStatus, number, section, selectField, table, tags, when } from "./dom.js";
+import { keyEditor } from "./key-edit.js";
+
+// How GET /keys shows a raw key (prefix, ellipsis, last four): a pasted key finds its row this way.
+const maskOf = (raw) => `${raw.slice(0, 7)}…${raw.slice(-4)}`;
 
 function parseTags(text) {
   const out = {};
@@ -24,10 +29,13 @@ export async function render(root, ctx) {
     el("button", { type: "submit" }, "Search"),
   );
   const manage = el("input", { id: "manage-key", name: "manage-key", type: "text", autocomplete: "off", spellcheck: "false" });
+  let rows = [];
+  let editor = null;
 
   async function load() {
     const params = { limit: 200, namePrefix: searchForm.elements["key-search"].value.trim(), status: searchForm.elements["key-status"].value };
     const page = await api("/keys" + query(params));
+    rows = page.keys;
     const columns = [
       { label: "Name", value: (k) => k.name },
       { label: "Key", value: (k) => k.keyMasked },
@@ -44,15 +52,22 @@ export async function render(root, ctx) {
         label: "Manage",
         value: (k) =>
           k.alias
-            ? el("button", { type: "button", onclick: () => choose(k.alias) }, `Manage ${k.alias}`)
+            ? el("button", { type: "button", onclick: () => choose(k.alias, k) }, `Manage ${k.alias}`)
             : el("span", { class: "hint" }, "paste the key below"),
       });
     }
     clear(results).append(table(`Keys (${page.total})`, columns, page.keys, "No key matches."));
   }
 
-  function choose(ref) {
+  // The row of the key in the manage field, when the list shows exactly one that matches.
+  function rowOf(ref) {
+    const found = rows.filter((k) => k.alias === ref || (ref.startsWith("pg_") && k.keyMasked === maskOf(ref)));
+    return found.length === 1 ? found[0] : null;
+  }
+
+  function choose(ref, row) {
     manage.value = ref;
+    if (editor) editor.fill(row ?? rowOf(ref));
     manage.focus();
   }
 
@@ -129,6 +144,11 @@ export async function render(root, ctx) {
     confirmRevoke.hidden = true;
     act("/keys/revoke", {}, "Revoked");
   });
+  manage.addEventListener("change", () => editor.fill(rowOf(manage.value.trim())));
+  editor = keyEditor(ctx, { get: () => manage.value.trim(), set: (v) => { manage.value = v; }, focus: () => manage.focus() }, async () => {
+    await load();
+    editor.fill(rowOf(manage.value.trim()));
+  });
   root.append(
     section(
       "Manage a key",
@@ -140,6 +160,7 @@ export async function render(root, ctx) {
         el("button", { type: "button", id: "do-resume", onclick: () => act("/keys/resume", {}, "Resumed") }, "Resume")),
       el("div", { class: "row" }, revoke, confirmRevoke),
       outcome,
+      editor.box,
     ),
   );
 }

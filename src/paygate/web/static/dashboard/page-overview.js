@@ -1,4 +1,5 @@
-// Overview: keys, credits, calls, revenue, backend status, top tools and consumers, and the live call feed.
+// Overview: keys, credits, calls, revenue, backend status, denials by reason, top tools and consumers, and
+// the live call feed.
 
 import { api } from "./api.js";
 import { clear, el, figures, number, section, table, when } from "./dom.js";
@@ -6,7 +7,10 @@ import { clear, el, figures, number, section, table, when } from "./dom.js";
 const FEED_SIZE = 50;
 
 async function summary() {
-  const [dash, revenue, health] = await Promise.all([api("/admin/dashboard"), api("/admin/revenue"), api("/health")]);
+  const [dash, revenue, health, denials] = await Promise.all([
+    api("/admin/dashboard"), api("/admin/revenue"), api("/health"), api("/admin/denials?limit=5"),
+  ]);
+  const reasons = Object.entries(denials.byReason || {}).map(([reason, count]) => ({ reason, count }));
   const backend = health.backend && health.backend.ready ? "ready" : "not ready";
   return [
     section(
@@ -44,6 +48,18 @@ async function summary() {
         ["Denied", number(dash.usage.totalDenied)],
         ["Failed", number(dash.usage.totalFailed)],
       ]),
+    ),
+    section(
+      "Denials by reason",
+      el("div", { id: "denials" }, table(
+        `Denied calls: ${number(denials.summary.totalDenials)} of ${number(denials.summary.totalCalls)}`,
+        [
+          { label: "Reason", value: (r) => r.reason },
+          { label: "Calls", value: (r) => `${number(r.count)} (${Math.round((100 * r.count) / Math.max(1, denials.summary.totalDenials))}%)` },
+        ],
+        reasons,
+        "No call was denied.",
+      )),
     ),
     section(
       "Top tools",

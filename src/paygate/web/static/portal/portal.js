@@ -1,15 +1,26 @@
-// The key holder's portal: balance, quota, the tools this key may call and their prices, credit history
-// with a chart and spending velocity, the low-balance alert, buying credits with Stripe Checkout, and
-// rotating the key (POST /portal/rotate). A client of the documented client
-// endpoints only (GET /balance, /balance/history, /balance/alerts, /pricing, /stripe/packages, POST
-// /stripe/checkout), with the key in X-API-Key;
-// the key lives in sessionStorage (this tab only), never in a cookie or a URL.
+// The key holder's portal: balance, quota and rate-limit status, the tools this key may call and their
+// prices, credit history with a chart and spending velocity, the low-balance alert, buying credits with
+// Stripe Checkout, and rotating the key (POST /portal/rotate). A client of the documented client
+// endpoints only (GET /balance, /balance/history, /balance/rate-limit-status, /balance/alerts, /pricing,
+// /stripe/packages, POST /stripe/checkout), signed in with the key (sent in X-API-Key) or through OAuth
+// (oauth.js: the access token sent as a Bearer token). Either lives in sessionStorage (this tab only),
+// never in a cookie or a URL.
 
 import { lineChart } from "./charts.js";
 import { append, clear, el, field, figures, number, section, table, when } from "./dom.js";
+import { finishSignIn, oauthMetadata, revoke, startSignIn } from "./oauth.js";
 
 const STORE = "paygate.apiKey";
+const TOKENS = "paygate.oauthTokens";
 const $ = (id) => document.getElementById(id);
+
+const oauthTokens = () => JSON.parse(sessionStorage.getItem(TOKENS) || "null");
+
+function credential() {
+  const tokens = oauthTokens();
+  if (tokens) return { Authorization: `Bearer ${tokens.access}` };
+  return { "X-API-Key": sessionStorage.getItem(STORE) || "" };
+}
 
 class ApiError extends Error {
   constructor(status, message) {
@@ -19,7 +30,7 @@ class ApiError extends Error {
 }
 
 async function api(path, { method = "GET", body } = {}) {
-  const init = { method, headers: { "X-API-Key": sessionStorage.getItem(STORE) || "" }, cache: "no-store", credentials: "omit" };
+  const init = { method, headers: credential(), cache: "no-store", credentials: "omit" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -36,7 +47,7 @@ function notify(message, isError = false) {
 }
 
 function fail(err) {
-  if (err instanceof ApiError && err.status === 401) return signOut("This key was refused; sign in again.");
+  if (err instanceof ApiError && err.status === 401) return signOut(oauthTokens() ? "Your sign-in has expired or was revoked; sign in again." : "This key was refused; sign in again.");
   notify(err instanceof Error ? err.message : String(err), true);
 }
 
@@ -65,6 +76,22 @@ function balanceSection(b) {
   if (b.spendingLimit) pairs.push(["Spending limit", `${number(b.remainingBudget)} left of ${number(b.spendingLimit)}`]);
   const quotas = quotaRows(b);
   return section("Balance", el("p", { id: "balance-credits", class: "big" }, `${number(b.credits)} credits`), figures([...pairs, ...quotas]));
+}
+
+// GET /balance/rate-limit-status: the key's calls-per-minute windows, global and per tool (peeked: looking
+// uses no slot).
+function rateSection(rates) {
+  const row = (name, w) => ({ name, ...w });
+  const rows = [row("All tools", rates.global), ...Object.entries(rates.perTool || {}).map(([tool, w]) => row(tool, w))];
+  return section(
+    "Rate limits",
+    table("Calls per minute", [
+      { label: "Applies to", value: (w) => w.name },
+      { label: "Used", value: (w) => (w.limit ? `${number(w.used)} of ${number(w.limit)}` : "no limit") },
+      { label: "Left", value: (w) => (w.limit ? number(w.remaining) : "—") },
+      { label: "Resets in", value: (w) => (w.limit && w.used ? `${Math.ceil(w.resetInMs / 1000)} s` : "—") },
+    ], rows),
+  );
 }
 
 function toolsSection(b, pricing) {
@@ -169,6 +196,9 @@ function buySection(catalogue) {
 // Rotation: POST /portal/rotate. The new key is shown once and becomes this tab's key; the old one is
 // refused from then on, everywhere it is used.
 function rotateSection() {
+  if (oauthTokens()) {
+    return section("Rotate your key", el("p", { id: "rotate-needs-key" }, "Rotation needs the key itself (a sign-in token cannot replace the key it stands for): sign in with your API key to rotate it."));
+  }
   const shown = el("div", { id: "rotated", class: "once", hidden: true });
   const sure = el("button", { type: "button", id: "rotate-confirm", class: "danger", hidden: true }, "Yes, replace my key now");
   sure.addEventListener("click", async () => {
@@ -208,12 +238,14 @@ async function change(method, body) {
 }
 
 async function load() {
-  const [balance, history, alerts, pricing, catalogue] = await Promise.all([
+  const [balance, history, alerts, pricing, catalogue, rates] = await Promise.all([
     api("/balance"), api("/balance/history?limit=50"), api("/balance/alerts"), api("/pricing"), api("/stripe/packages"),
+    api("/balance/rate-limit-status"),
   ]);
-  $("who").textContent = `Signed in: ${balance.name} (${history.key})`;
+  const how = oauthTokens() ? " · through OAuth" : "";
+  $("who").textContent = `Signed in: ${balance.name} (${history.key})${how}`;
   append(clear($("main")), [
-    el("div", { class: "grid" }, balanceSection(balance), alertSection(alerts)),
+    el("div", { class: "grid" }, balanceSection(balance), rateSection(rates), alertSection(alerts)),
     buySection(catalogue),
     toolsSection(balance, pricing),
     historySection(history),
@@ -222,6 +254,9 @@ async function load() {
 }
 
 function signOut(message = "") {
+  const tokens = oauthTokens();
+  if (tokens) revoke(tokens); // ends the grant on the gateway too; not awaited: signing out never waits
+  sessionStorage.removeItem(TOKENS);
   sessionStorage.removeItem(STORE);
   for (const id of ["main", "sign-out", "refresh"]) $(id).hidden = true;
   clear($("main"));
@@ -233,6 +268,7 @@ function signOut(message = "") {
 }
 
 async function signIn(key) {
+  sessionStorage.removeItem(TOKENS);
   sessionStorage.setItem(STORE, key);
   try {
     await load();
@@ -240,6 +276,22 @@ async function signIn(key) {
     sessionStorage.removeItem(STORE);
     throw new Error(err instanceof ApiError && err.status === 401 ? "That key was refused." : err.message);
   }
+  signedIn();
+}
+
+async function signInWithTokens(tokens) {
+  sessionStorage.removeItem(STORE);
+  sessionStorage.setItem(TOKENS, JSON.stringify(tokens));
+  try {
+    await load();
+  } catch (err) {
+    sessionStorage.removeItem(TOKENS);
+    throw new Error(err instanceof ApiError && err.status === 401 ? "The sign-in token was refused." : err.message);
+  }
+  signedIn();
+}
+
+function signedIn() {
   $("sign-in").hidden = true;
   for (const id of ["main", "sign-out", "refresh"]) $(id).hidden = false;
 }
@@ -257,5 +309,23 @@ $("sign-in-form").addEventListener("submit", async (event) => {
 $("sign-out").addEventListener("click", () => signOut("Signed out."));
 $("refresh").addEventListener("click", () => load().then(() => notify("Up to date."), fail));
 
-if (sessionStorage.getItem(STORE)) signIn(sessionStorage.getItem(STORE)).catch((err) => signOut(err.message));
-else signOut();
+// OAuth is offered when the gateway has it on (its metadata answers).
+oauthMetadata().then((meta) => {
+  if (!meta) return;
+  const button = $("oauth-sign-in");
+  button.hidden = false;
+  $("oauth-choice").hidden = false;
+  button.addEventListener("click", () => {
+    $("sign-in-error").textContent = "";
+    startSignIn(meta).catch((err) => { $("sign-in-error").textContent = err.message; });
+  });
+}, () => null);
+
+async function start() {
+  const returned = await finishSignIn(); // null unless this load is the way back from the consent page
+  if (returned) return signInWithTokens(returned);
+  if (oauthTokens()) return signInWithTokens(oauthTokens());
+  if (sessionStorage.getItem(STORE)) return signIn(sessionStorage.getItem(STORE));
+  signOut();
+}
+start().catch((err) => signOut(err.message));
