@@ -123,6 +123,12 @@ class InsufficientScope(ForbiddenError):
     reason_name = "insufficient_scope"
 
 
+class PluginDenied(ForbiddenError):
+    """A gateway plugin refused the call (its reason is in the message); nothing was charged."""
+
+    reason_name = "plugin_denied"
+
+
 class UnknownTool(PayGateError):
     reason_name = "unknown_tool"
 
@@ -222,7 +228,7 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     cls.reason_name: cls
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
-        KeySuspended, IpNotAllowed, CountryNotAllowed, AclDenied, InsufficientScope, UnknownTool,
+        KeySuspended, IpNotAllowed, CountryNotAllowed, AclDenied, InsufficientScope, PluginDenied, UnknownTool,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited, InsufficientCredits,
         SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded, BatchRejected,
         MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,

@@ -53,6 +53,7 @@ _REASONS: Final = (
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
     DenyReason("concurrency_limited", CONCURRENCY_LIMITED, 429, "Too many calls in flight"),
+    DenyReason("plugin_denied", PAYMENT_REQUIRED, 403, "Refused by a plugin"),
 )
 
 DENY_REASONS: Final[dict[str, DenyReason]] = {r.name: r for r in _REASONS}
