@@ -346,6 +346,8 @@ def normalise(layer: dict[str, Any]) -> dict[str, Any]:
             out["customHeaders"] = parse_header_spec(out["customHeaders"])
         except ValueError as exc:
             raise ConfigError(f"--header / PAYGATE_CUSTOM_HEADERS: {exc}") from exc
+    if isinstance(out.get("plugins"), str):  # PAYGATE_PLUGINS: a comma list
+        out["plugins"] = [p.strip() for p in out["plugins"].split(",") if p.strip()]
     if "server" in out:
         command, args = split_command(str(out.pop("server")))
         out["serverCommand"], out["serverArgs"] = command, args
@@ -367,9 +369,8 @@ def merge(*layers: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            if key == "plugins" and isinstance(merged.get(key), list) and isinstance(value, list | str):
-                extra = [p.strip() for p in value.split(",")] if isinstance(value, str) else value
-                merged[key] = [*merged[key], *(p for p in extra if p and p not in merged[key])]
+            if key == "plugins" and isinstance(merged.get(key), list) and isinstance(value, list):
+                merged[key] = [*merged[key], *(p for p in value if p not in merged[key])]
                 continue
             if key in {"toolPricing", "importKeys", "customHeaders"} and isinstance(merged.get(key), dict):
                 combined = dict(merged[key])
