@@ -50,7 +50,7 @@ async def run_calls(
         assert key is not None
         before = key.credits
         quote = billing.quote(key, tool, size)
-        price_set = await runner.transform_price(CallInfo(tool, {}, None, None, "r"), lambda: quote)
+        price_set = await runner.transform_price(CallInfo(tool, {}, None, None, "r"), lambda q=quote: q)
         expected = quote if answer is None else max(0, answer)
         assert price_set == (None if answer is None else expected)
         decision = billing.admit(raws[who], tool, size, None, price_set=price_set)
