@@ -59,6 +59,17 @@ def test_before_gate_refuses_with_its_reason_before_any_charge(gw: InProcessGate
     assert deny[-1]["tool"] == "echo" and deny[-1]["credits"] == 0
 
 
+def test_a_batch_meets_the_gate_hooks_for_each_call(gw: InProcessGateway) -> None:
+    key = gw.create_key(20)
+    calls = [{"name": "add", "arguments": {"a": 1, "b": 2}}, {"name": "echo", "arguments": {"text": "forbidden"}}]
+    refused = gw.rpc("tools/call_batch", {"calls": calls}, key=key).json()["error"]
+    assert refused["data"]["reason"] == "plugin_denied" and refused["data"]["failedIndex"] == 1
+    assert gw.balance(key) == 20  # all or nothing: nothing charged
+    calls[1]["arguments"]["text"] = "fine"
+    assert "result" in gw.rpc("tools/call_batch", {"calls": calls}, key=key).json()
+    assert gw.balance(key) == 20 - (2 + 3) - 1  # the plugin's price for add, the price book's for echo
+
+
 def test_before_tool_call_refuses_or_rewrites_and_after_tool_call_sees_the_cost(gw: InProcessGateway) -> None:
     key = gw.create_key(10)
     held = gw.call_tool("echo", {"text": "hold"}, key)

@@ -63,6 +63,8 @@ class PaidCalls:
             return unknown_tool(msg_id, tool)
         if not d.backend.ready:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
+        if d.plugins is not None and (refused := await d.plugins.refusal(msg_id, tool, arguments, ctx)) is not None:
+            return refused  # a plugin's before_gate: before the payment is looked at (paygate/plugins)
         credits = self.price(tool, arguments)
         try:
             payload = offers.parse_header(raw) if isinstance(raw, bytes) else offers.parse_meta(raw)

@@ -55,6 +55,12 @@ class PluginGate:
             return refuse(self.billing, self.publish_deny, msg_id, key, tool, deny, ctx)
         return await self.runner.transform_price(info, lambda: self.billing.quote(key, tool, input_bytes))
 
+    async def refusal(self, msg_id: Any, tool: str, arguments: Any, ctx: CallContext) -> Message | None:
+        """before_gate alone, for a call paid outside the ledger (x402): its refusal, or None."""
+        info, key = call_info(self.billing, tool, arguments, ctx)
+        deny = await self.runner.before_gate(info)
+        return None if deny is None else refuse(self.billing, self.publish_deny, msg_id, key, tool, deny, ctx)
+
 
 def refuse(
     billing: BillingService,
