@@ -82,3 +82,14 @@ def test_plugins_is_no_longer_a_later_key() -> None:
     from paygate.validation import LATER_KEYS
 
     assert "plugins" not in LATER_KEYS
+
+
+def test_get_config_shows_a_plugins_option_names_never_their_values() -> None:
+    from paygate.admin.config_view import MASK, masked_settings
+
+    settings = load_settings(
+        {"server": "x", "plugins": [{"module": "example", "options": {"tool": "echo", "apiToken": "s3cr3t"}}]},
+        environ={},
+    )
+    shown = masked_settings(settings)["plugins"]
+    assert shown == [{"module": "example", "options": {"tool": MASK, "apiToken": MASK}, "timeoutMs": None}]

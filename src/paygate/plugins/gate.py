@@ -5,6 +5,7 @@ gate's decision (the gate.allow / gate.deny events, off the call's path)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("paygate.plugins")
 PublishDeny = Callable[[Refused, "CallContext", float], None]
+STOP_SECONDS = 5.0  # at shutdown, how long the decisions still queued may take to be handed over
 MAX_QUEUED_DECISIONS = 10_000  # after_gate / on_deny notifications waiting; beyond, dropped and counted
 
 
@@ -146,10 +148,11 @@ class Decisions:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """The decisions queued so far are still handed over (bounded by each hook's timeout), then the task ends."""
+        """The decisions queued so far are still handed over (for up to STOP_SECONDS), then the task ends."""
         if self._task is None:
             return
-        await self.queue.join()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), STOP_SECONDS)
         self._task.cancel()
         self._task = None
 
