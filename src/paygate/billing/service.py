@@ -367,29 +367,6 @@ class BillingService:
             )
         return Refused(denial, key, tool, price, amount, rate)
 
-    def refused_by_plugin(self, key: KeyRecord | None, tool: str, detail: str, request_id: str | None) -> Refused:
-        """A call a plugin refused (paygate/plugins): counted and recorded like the gate's refusals, never
-        charged. Shadow mode does not let it through: the plugin refused it, not the price."""
-        denial = gate.Denial("plugin_denied", detail)
-        self.metrics.denials_for(denial.reason).inc()
-        self.metrics.tool_calls_for(self.metrics.tool_label(tool), "denied").inc()
-        if key is not None:
-            self.store.record_denial(
-                UsageEvent(
-                    time.time(),
-                    key.key_hash,
-                    key.masked,
-                    key.name,
-                    tool,
-                    0,
-                    False,
-                    denial.reason,
-                    key.namespace,
-                    request_id,
-                )
-            )
-        return Refused(denial, key, tool, self.prices.for_tool(tool), 0, None)
-
     def observe(self, key: KeyRecord, tool: str, now: float, request_id: str | None, reason: str) -> None:
         """Shadow mode's usage row for a call let through uncharged: `shadow`, or `shadow:<reason>`
         for one the gate would have refused. The key's balance and counters are not touched."""

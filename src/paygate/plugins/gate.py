@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from paygate.billing.service import BillingService, Refused
-from paygate.core.records import KeyRecord
+from paygate.core.gate import Denial
+from paygate.core.records import KeyRecord, UsageEvent
 from paygate.events.hub import Event
 from paygate.mcp.gate_answers import refusal
 from paygate.mcp.jsonrpc import Message
@@ -74,9 +75,26 @@ def refuse(
     ctx: CallContext,
 ) -> Message:
     started = time.perf_counter()
-    refused = billing.refused_by_plugin(key, tool, str(deny.reason)[:200], ctx.request_id)
+    refused = refused_by_plugin(billing, key, tool, str(deny.reason)[:200], ctx.request_id)
     publish(refused, ctx, started)  # gate.deny, as for the gate's own refusals (and on_deny from it)
     return refusal(msg_id, refused)
+
+
+def refused_by_plugin(
+    billing: BillingService, key: KeyRecord | None, tool: str, detail: str, request_id: str | None
+) -> Refused:
+    """Counted and recorded like the gate's refusals, never charged. Shadow mode does not let it
+    through: the plugin refused the call, not the price."""
+    denial = Denial("plugin_denied", detail)
+    metrics = billing.metrics
+    metrics.denials_for(denial.reason).inc()
+    metrics.tool_calls_for(metrics.tool_label(tool), "denied").inc()
+    if key is not None:
+        row = UsageEvent(
+            time.time(), key.key_hash, key.masked, key.name, tool, 0, False, denial.reason, key.namespace, request_id
+        )
+        billing.store.record_denial(row)
+    return Refused(denial, key, tool, billing.prices.for_tool(tool), 0, None)
 
 
 class PluginStage:
