@@ -123,6 +123,8 @@ def test_plugin_endpoints_need_the_admin_key_unless_public(gw: InProcessGateway)
     assert gw.client.get("/plugins/recorder/nothing", headers=gw.admin()).status_code == 404
     assert gw.client.get("/plugins/pricing/x", headers=gw.admin()).status_code == 404  # no on_request
     assert gw.client.get("/plugins/nobody/x", headers=gw.admin()).status_code == 404
+    assert gw.client.get("/plugins/nobody/x").status_code == 401  # which plugins exist: admins only
+    assert gw.client.get("/plugins/pricing/ping").status_code == 401
     broke = gw.client.get("/plugins/recorder/boom", headers=gw.admin())
     assert broke.status_code == 500 and "the plugin broke" not in broke.text
 

@@ -26,19 +26,19 @@ def router(guard: AdminGuard, runner: PluginRunner) -> APIRouter:
         """The plugins loaded: name, version, hooks (the reference's names), and their error counts."""
         return runner.view()
 
-    @r.api_route("/plugins/{name}/{path:path}", methods=METHODS)
     async def plugin_endpoint(name: str, path: str, request: Request) -> Response:
         """A plugin's own endpoint (its on_request hook): needs the admin key unless the plugin made the
         path public; 404 when no such plugin or it does not answer the path."""
         plugin = runner.by_name.get(name)
-        if plugin is None or "on_request" not in plugin.hooks:
-            raise NotFound(f"no plugin {name!r} with endpoints")
         path = path.strip("/")
-        if path in plugin.public_paths:
+        serves = plugin is not None and "on_request" in plugin.hooks
+        if serves and plugin is not None and path in plugin.public_paths:
             admin = guard.admin.identify(request.headers.get("x-admin-key")) is not None
-        else:
+        else:  # first: without the admin key, nobody learns which plugins exist
             await guard(request)  # viewer for GET, admin for the rest
             admin = True
+        if plugin is None or not serves:
+            raise NotFound(f"no plugin {name!r} with endpoints")
         body = await request.body()
         if len(body) > MAX_BODY:
             raise TooLarge(f"a plugin endpoint takes at most {MAX_BODY} bytes")
@@ -58,4 +58,8 @@ def router(guard: AdminGuard, runner: PluginRunner) -> APIRouter:
         content = answer.raw if answer.raw is not None else orjson.dumps(answer.body)
         return Response(content, answer.status, headers=answer.headers, media_type=answer.content_type)
 
+    for method in METHODS:  # one route per method: each its own OpenAPI operation
+        r.add_api_route(
+            "/plugins/{name}/{path:path}", plugin_endpoint, methods=[method], name=f"plugin_{method.lower()}"
+        )
     return r
