@@ -120,6 +120,10 @@ def wrap(
     admin_rate_limit: Annotated[
         int | None, Opt(help="Admin API requests/min per client address (default 120, 0 = unlimited)")
     ] = None,
+    plugin: Annotated[
+        list[str] | None,
+        Opt(help='Load a plugin, "module:attribute" or an installed entry-point name (repeatable; docs/plugins.md)'),
+    ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
     dry_run: Annotated[
         bool, Opt("--dry-run", envvar="PAYGATE_DRY_RUN", help="Discover tools, print the pricing table, exit")
@@ -178,6 +182,7 @@ WRAP_FLAGS = {
     "cors_origin": "corsOrigin",
     "header": "customHeaders",
     "admin_rate_limit": "adminRateLimit",
+    "plugin": "plugins",
 }
 
 

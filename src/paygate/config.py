@@ -21,6 +21,7 @@ from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import GlobalQuota, LimitSettings
+from paygate.config_plugins import PluginSettings
 from paygate.config_redis import RedisSettings
 from paygate.config_stripe import StripeSettings
 from paygate.config_traffic import TrafficSettings
@@ -86,7 +87,15 @@ class ServerConfig(_Model):
 
 
 class Settings(
-    _Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, TrafficSettings, LaterSettings
+    _Model,
+    LimitSettings,
+    HttpSettings,
+    RedisSettings,
+    AuthSettings,
+    StripeSettings,
+    TrafficSettings,
+    PluginSettings,
+    LaterSettings,
 ):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.
     Unknown keys are ignored here and reported by `validate`."""
@@ -255,6 +264,7 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_ADMIN_RATE_LIMIT": "adminRateLimit",
     "PAYGATE_PUBLIC_RATE_LIMIT": "publicRateLimit",
     "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
+    "PAYGATE_PLUGINS": "plugins",
 }
 _BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate"}
 
@@ -336,6 +346,8 @@ def normalise(layer: dict[str, Any]) -> dict[str, Any]:
             out["customHeaders"] = parse_header_spec(out["customHeaders"])
         except ValueError as exc:
             raise ConfigError(f"--header / PAYGATE_CUSTOM_HEADERS: {exc}") from exc
+    if isinstance(out.get("plugins"), str):  # PAYGATE_PLUGINS: a comma list
+        out["plugins"] = [p.strip() for p in out["plugins"].split(",") if p.strip()]
     if "server" in out:
         command, args = split_command(str(out.pop("server")))
         out["serverCommand"], out["serverArgs"] = command, args
@@ -352,10 +364,14 @@ def normalise(layer: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
-    """Later layers win; toolPricing, importKeys and customHeaders merge per entry."""
+    """Later layers win; toolPricing, importKeys and customHeaders merge per entry; plugins add up
+    (the config file's, then PAYGATE_PLUGINS', then --plugin's: each named once)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
+            if key == "plugins" and isinstance(merged.get(key), list) and isinstance(value, list):
+                merged[key] = [*merged[key], *(p for p in value if p not in merged[key])]
+                continue
             if key in {"toolPricing", "importKeys", "customHeaders"} and isinstance(merged.get(key), dict):
                 combined = dict(merged[key])
                 for name, entry in value.items():

@@ -1,4 +1,4 @@
-"""The reference's settings that later issues implement (traffic control, payments, plugins):
+"""The reference's settings that later issues implement (policy, payments):
 accepted now under the reference's names and checked for their types, so a reference config starts
 unchanged and a wrong type is refused today rather than when the feature lands. Nothing reads them
 yet: `validate` and the start warning say they are not enforced (validation.LATER_KEYS).
@@ -20,7 +20,6 @@ class LaterSettings(BaseModel):
     # policy and content (issue 19)
     spend_caps: dict[str, Any] | None = None
     guardrails: dict[str, Any] | None = None
-    plugins: list[Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
     # payments (issue 17: Stripe is config_stripe.py, x402 config_x402.py), REST wrapping
     x402: X402Config | None = None  # enforced (paygate/x402/, docs/x402.md): not a later key

@@ -59,6 +59,8 @@ def mask_value(name: str, value: Any) -> Any:
         return MASK
     if name in _COMMAND_NAMES:
         return MASK
+    if name == "plugins" and isinstance(value, list):  # a plugin's options may hold its own credentials
+        return [{**e, "options": dict.fromkeys(e.get("options") or {}, MASK)} for e in value]
     if name in _ARGS_NAMES and isinstance(value, list):
         return [MASK]
     if isinstance(value, dict):

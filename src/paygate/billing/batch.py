@@ -55,13 +55,17 @@ def admit_batch(
     calls: Sequence[tuple[str, int]],
     request_id: str | None,
     client: ClientFacts = NO_CLIENT,
+    prices_set: Sequence[int | None] | None = None,
 ) -> BatchAdmitted | BatchRefused:
-    """Gate and charge `calls` — (tool, input bytes) each — for the key `raw_key`, all or nothing."""
+    """Gate and charge `calls` — (tool, input bytes) each — for the key `raw_key`, all or nothing.
+    `prices_set`: a plugin's up-front charge per call (None: the price book's), as in `billing.admit`."""
     now = time.time()
     key, token = billing.identify(raw_key)
     policy = billing.facts.policy_for(key) if key is not None else None
     prices = [billing.prices.for_tool(tool) for tool, _ in calls]
     amounts = [billing.price_of(policy, tool, price, size) for (tool, size), price in zip(calls, prices, strict=True)]
+    if prices_set is not None:
+        amounts = [a if p is None else p for a, p in zip(amounts, prices_set, strict=True)]
     inputs = [
         billing.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy, token)
         for (tool, _), amount in zip(calls, amounts, strict=True)

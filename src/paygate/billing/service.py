@@ -168,14 +168,28 @@ class BillingService:
         base = policy.per_call(tool, price.credits_per_call) + size_surcharge(input_bytes, price.credits_per_kb_input)
         return policy.scale(base)
 
+    def quote(self, key: KeyRecord | None, tool: str, input_bytes: int) -> int:
+        """The credits `admit` would charge this key up front for this call (what a plugin's
+        transform_price is shown); charges and counts nothing."""
+        policy = self.facts.policy_for(key) if key is not None else None
+        return self.price_of(policy, tool, self.prices.for_tool(tool), input_bytes)
+
     def admit(
-        self, raw_key: str | None, tool: str, input_bytes: int, request_id: str | None, client: ClientFacts = NO_CLIENT
+        self,
+        raw_key: str | None,
+        tool: str,
+        input_bytes: int,
+        request_id: str | None,
+        client: ClientFacts = NO_CLIENT,
+        price_set: int | None = None,
     ) -> Admitted | Refused:
+        """`price_set`: the up-front charge a plugin set (paygate/plugins, >= 0) in place of the price
+        book's; the gate's funds checks and the ledger see it like any other price."""
         now = time.time()
         price = self.prices.for_tool(tool)
         key, token = self.identify(raw_key)
         policy = self.facts.policy_for(key) if key is not None else None
-        amount = self.price_of(policy, tool, price, input_bytes)
+        amount = self.price_of(policy, tool, price, input_bytes) if price_set is None else price_set
         g = self.facts.gate_input(key, raw_key is not None, tool, amount, now, client, policy, token)
         rate: RateDecision | None = None
         subjects: list[str] = []

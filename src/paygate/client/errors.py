@@ -157,6 +157,12 @@ class InsufficientScope(ForbiddenError):
     reason_name = "insufficient_scope"
 
 
+class PluginDenied(ForbiddenError):
+    """A gateway plugin refused the call (its reason is in the message); nothing was charged."""
+
+    reason_name = "plugin_denied"
+
+
 class UnknownTool(PayGateError):
     reason_name = "unknown_tool"
 
@@ -257,7 +263,7 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
         InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope,
-        UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
+        PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
         BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed,

@@ -29,6 +29,7 @@ from paygate.compose.events import (
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
+from paygate.compose.plugins import plugin_routers
 from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
@@ -103,6 +104,7 @@ ROUTE_ORDER = (
     "dedup",
     "cache",
     "tracing",
+    "plugins",
 )
 
 
@@ -176,6 +178,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         x402_routers,
         payment_routers,
         traffic_routers,
+        plugin_routers,  # after traffic_routers: the plugins' call stage is the innermost
         tracing_routers,
         web_routers,
     )

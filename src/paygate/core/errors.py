@@ -59,6 +59,7 @@ _REASONS: Final = (
     DenyReason("approval_denied", PAYMENT_REQUIRED, 403, "An admin did not approve this call"),
     DenyReason("approval_timeout", PAYMENT_REQUIRED, 408, "No admin decided on this call in time"),
     DenyReason("concurrency_limited", CONCURRENCY_LIMITED, 429, "Too many calls in flight"),
+    DenyReason("plugin_denied", PAYMENT_REQUIRED, 403, "Refused by a plugin"),
 )
 
 DENY_REASONS: Final[dict[str, DenyReason]] = {r.name: r for r in _REASONS}

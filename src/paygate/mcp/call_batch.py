@@ -103,9 +103,24 @@ async def call_batch(d: Dispatcher, msg_id: Any, params: Any, ctx: CallContext) 
         return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
     if d.traffic.checks_on and (checked := _checked(d, msg_id, calls, ctx)) is not None:
         return checked
+    prices_set: list[int | None] | None = None
+    if d.plugins is not None:  # paygate/plugins: each call may be refused (the batch then is) or priced
+        prices_set = []
+        for i, (call, size) in enumerate(zip(calls, sizes, strict=True)):
+            said = await d.plugins(msg_id, call.name, call.arguments, ctx, size)
+            if isinstance(said, dict):
+                said["error"]["message"] += f" — calls[{i}] ({call.name}); nothing was charged or run"
+                said["error"]["data"]["failedIndex"] = i
+                return said
+            prices_set.append(said)
     started = time.perf_counter()
     decision = admit_batch(
-        d.billing, ctx.raw_key, [(c.name, s) for c, s in zip(calls, sizes, strict=True)], ctx.request_id, ctx.client
+        d.billing,
+        ctx.raw_key,
+        [(c.name, s) for c, s in zip(calls, sizes, strict=True)],
+        ctx.request_id,
+        ctx.client,
+        prices_set,
     )
     ctx.rate = decision.rate
     if decision.key is not None:

@@ -40,6 +40,7 @@ from paygate.traffic.chain import ToolCall, Traffic, Upstream
 
 if TYPE_CHECKING:
     from paygate.mcp.x402_calls import PaidCalls
+    from paygate.plugins.gate import PluginGate
 
 log = logging.getLogger("paygate.mcp")
 UNKNOWN_TOOL_REFRESH = 5.0  # seconds between tool-list refreshes caused by calls to unknown tools
@@ -64,6 +65,8 @@ class Dispatcher:
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
         self.deny_watch: Callable[[ClientFacts, str], None] | None = None  # (client, reason) of each refusal
+        # the plugins' before_gate / transform_price (paygate/plugins), only when a plugin has them
+        self.plugins: PluginGate | None = None
         # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
         self.traffic = Traffic(self._gated_call, self._send_upstream)
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
@@ -307,8 +310,14 @@ class Dispatcher:
         arguments = params.get("arguments")
         sized = arguments and self.billing.prices.for_tool(tool).credits_per_kb_input
         input_bytes = len(orjson.dumps(arguments)) if sized else 0  # (never too deep for orjson: see handle)
+        price_set: int | None = None
+        if self.plugins is not None:  # a plugin may refuse (nothing charged) or set the price
+            said = await self.plugins(msg_id, tool, arguments, ctx, input_bytes)
+            if isinstance(said, dict):
+                return said
+            price_set = said
         started = time.perf_counter()
-        decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client)
+        decision = self.billing.admit(ctx.raw_key, tool, input_bytes, ctx.request_id, ctx.client, price_set)
         ctx.rate = decision.rate
         if decision.key is not None:
             ctx.key = decision.key

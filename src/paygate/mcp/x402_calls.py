@@ -65,6 +65,8 @@ class PaidCalls:
             return jsonrpc.error(msg_id, errors.BACKEND_UNAVAILABLE, "Backend unavailable: not ready")
         if d.traffic.checks_on and (refused := d.traffic.precheck(msg_id, tool, params, ctx)) is not None:
             return refused  # before any payment is asked for or claimed
+        if d.plugins is not None and (refused := await d.plugins.refusal(msg_id, tool, arguments, ctx)) is not None:
+            return refused  # a plugin's before_gate: before the payment is looked at (paygate/plugins)
         credits = self.price(tool, arguments)
         try:
             payload = offers.parse_header(raw) if isinstance(raw, bytes) else offers.parse_meta(raw)
