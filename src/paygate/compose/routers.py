@@ -87,6 +87,8 @@ ROUTE_ORDER = (
     "oauth_token",
     "web",
     "tool_aliases",
+    "tool_schemas",
+    "guardrails",
     "canary",
     "mirror",
     "concurrency",

@@ -106,6 +106,14 @@ EVENT_TYPES: dict[str, str] = {
     # traffic control (docs/traffic.md)
     "traffic.alias_set": "a tool alias was added or replaced (POST /admin/tool-aliases)",
     "traffic.alias_removed": "a tool alias was removed",
+    # content controls (docs/policy.md#content-controls)
+    "content.schema_set": "a tool's input schema was registered or replaced (POST /admin/tools/schema)",
+    "content.schema_removed": "a tool's input schema was removed (DELETE /admin/tools/schema)",
+    "guardrail.toggled": "the guardrails were switched on or off (POST /admin/guardrails {enabled})",
+    "guardrail.rule_set": "a guardrail rule was added or changed (POST /admin/guardrails)",
+    "guardrail.rule_removed": "a guardrail rule was removed, or a built-in reset (DELETE /admin/guardrails)",
+    "guardrail.violations_cleared": "the recorded guardrail violations were forgotten",
+    "guardrail.violation": "a guardrail rule matched a tool call's arguments or result (never the matched text)",
     "canary.started": "a canary server was set and a share of calls routed to it (POST /admin/canary)",
     "canary.updated": "the canary's weight or breaker settings changed (PATCH /admin/canary)",
     "canary.stopped": "the canary was stopped; calls go to the primary (DELETE /admin/canary)",

@@ -276,6 +276,8 @@ class Dispatcher:
             return admitted
         decision, started = admitted
         reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
+        if notes is not None and (withhold := notes.get("withhold")) is not None and (instead := withhold(reply)):
+            reply, delivered = instead, False  # a result a guardrail withholds (content/guardrails.py): refunded
         credits = self.settle(decision, reply, ctx, delivered, started)
         if notes is not None:
             notes["credits"] = credits
