@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from paygate.content import schema as schema_module
+from tests.api.content.support import GateEvents
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND
 
@@ -50,6 +51,7 @@ def call(gw: InProcessGateway, name: str, arguments: Any, key: str) -> dict[str,
 
 
 def test_a_call_that_fails_the_schema_gets_32602_with_its_paths_and_is_not_charged(sgw: InProcessGateway) -> None:
+    gate = GateEvents(sgw)
     resp = register(sgw, {"tool": "echo", "schema": ECHO_SCHEMA})
     assert resp.status_code == 200, resp.text
     assert resp.json()["schema"]["tool"] == "echo" and resp.json()["schema"]["createdBy"]
@@ -68,7 +70,7 @@ def test_a_call_that_fails_the_schema_gets_32602_with_its_paths_and_is_not_charg
     assert sgw.balance(key) == 8
     metrics = sgw.client.get("/metrics").text
     assert 'paygate_schema_rejections_total{tool="echo"} 2.0' in metrics
-    assert not [e for e in sgw.events("gate.allow") if e["data"].get("failed") and e["data"]["tool"] == "echo"]
+    assert [e["credits"] for e in gate.allowed()] == [2]  # the one valid call; refusals never reach the gate
 
 
 def test_other_tools_and_callers_the_gate_refuses_are_not_validated(sgw: InProcessGateway) -> None:
