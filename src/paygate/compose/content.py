@@ -15,7 +15,9 @@ from paygate.content.guardrails import GuardrailCollector, Guardrails
 from paygate.content.guardrails_admin import GuardrailsAdmin
 from paygate.content.routes import guardrails as guardrail_routes
 from paygate.content.routes import schema as schema_routes
+from paygate.content.routes import transforms as transform_routes
 from paygate.content.schema import SchemaCollector, ToolSchemas
+from paygate.content.transforms import Transforms
 from paygate.runtime import Runtime
 from paygate.store.shared import redis_store
 
@@ -24,6 +26,9 @@ RELOAD_SECONDS = 5.0  # how soon an instance follows an admin change made elsewh
 
 def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     settings, traffic, backend = rt.settings, rt.dispatcher.traffic, rt.backend
+    transforms = Transforms(rt.store, rt.events, rt.billing, traffic.refresh)
+    transforms.reload()
+    traffic.add_call_stage(transforms)
     schemas = ToolSchemas(
         rt.store,
         rt.events,
@@ -51,6 +56,7 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     rt.metrics.registry.register(GuardrailCollector(guardrails))
 
     def reload_all(_: object = None) -> None:
+        transforms.reload()
         schemas.reload()
         guard_admin.reload()
 
@@ -67,4 +73,5 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     return {
         "tool_schemas": schema_routes.router(rt.guard, schemas),
         "guardrails": guardrail_routes.router(rt.guard, guard_admin),
+        "transforms": transform_routes.router(rt.guard, transforms),
     }

@@ -89,6 +89,7 @@ ROUTE_ORDER = (
     "tool_aliases",
     "tool_schemas",
     "guardrails",
+    "transforms",
     "canary",
     "mirror",
     "concurrency",

@@ -109,6 +109,8 @@ EVENT_TYPES: dict[str, str] = {
     # content controls (docs/policy.md#content-controls)
     "content.schema_set": "a tool's input schema was registered or replaced (POST /admin/tools/schema)",
     "content.schema_removed": "a tool's input schema was removed (DELETE /admin/tools/schema)",
+    "content.transform_set": "a request/response transform was added or replaced (POST/PUT /admin/transforms)",
+    "content.transform_removed": "a transform was removed (DELETE /admin/transforms)",
     "guardrail.toggled": "the guardrails were switched on or off (POST /admin/guardrails {enabled})",
     "guardrail.rule_set": "a guardrail rule was added or changed (POST /admin/guardrails)",
     "guardrail.rule_removed": "a guardrail rule was removed, or a built-in reset (DELETE /admin/guardrails)",
