@@ -55,6 +55,11 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     traffic.add_call_stage(guardrails)
     rt.metrics.registry.register(GuardrailCollector(guardrails))
 
+    def staged_only(tool: str) -> bool:
+        return transforms.applies(tool) or schemas.applies(tool) or guardrails.applies(tool)
+
+    rt.dispatcher.staged_only = staged_only  # batches, tasks and x402 calls skip the stages: refused instead
+
     def reload_all(_: object = None) -> None:
         transforms.reload()
         schemas.reload()

@@ -152,6 +152,9 @@ class Guardrails:
                 return instead
         return self._screen(call, reply, rules_out, block_only=False) or reply
 
+    def applies(self, tool: str) -> bool:
+        return self.enabled and any(r.applies(tool, "input") or r.applies(tool, "output") for r in self.rules.values())
+
     def _screen(self, call: ToolCall, reply: Message, rules: list[Rule], block_only: bool) -> Message | None:
         """Output: with `block_only`, the error to answer if a blocking rule matches (recording every hit);
         otherwise the reply with redactions (recording non-blocking hits), or None for no change."""

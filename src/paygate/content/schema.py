@@ -157,6 +157,9 @@ class ToolSchemas:
             {"reason": "invalid_arguments", "tool": call.tool, "errors": failed},
         )
 
+    def applies(self, tool: str) -> bool:
+        return self.enabled and (tool in self.table or self.validate_backend)
+
     def validator_for(self, tool: str) -> Draft202012Validator | None:
         registered = self.table.get(tool)
         if registered is not None:

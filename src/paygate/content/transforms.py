@@ -221,6 +221,9 @@ class Transforms:
         self.applied += 1
         return {**reply, "result": rewritten}
 
+    def applies(self, tool: str) -> bool:
+        return self.enabled and any(t.matches(tool) for t in self._ordered)
+
     def _variables(self, call: ToolCall) -> dict[str, str]:
         key = self.billing.resolve(call.ctx.raw_key)
         now = datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z")

@@ -172,3 +172,18 @@ def test_the_backends_own_input_schemas_when_asked(tmp_path: Path) -> None:
         # a registered schema wins over the backend's
         assert register(gw, {"tool": "add", "schema": {"type": "object"}}).status_code == 200
         assert "error" not in call(gw, "add", {"a": 1, "b": 2, "c": "x"}, key)
+
+
+def test_batches_and_tasks_of_a_tool_with_content_controls_are_refused_not_run_unchecked(
+    sgw: InProcessGateway,
+) -> None:
+    assert register(sgw, {"tool": "echo", "schema": ECHO_SCHEMA}).status_code == 200
+    key = sgw.create_key(10)
+    calls = [{"name": "add", "arguments": {"a": 1, "b": 2}}, {"name": "echo", "arguments": {"text": 5}}]
+    batch = sgw.rpc("tools/call_batch", {"calls": calls}, key=key).json()
+    assert batch["error"]["code"] == -32602 and batch["error"]["data"] == {"reason": "content_controls", "tool": "echo"}
+    task = sgw.rpc("tools/call", {"name": "echo", "arguments": {"text": "hi"}, "task": {}}, key=key).json()
+    assert task["error"]["data"]["reason"] == "content_controls"
+    assert sgw.balance(key) == 10
+    fine = sgw.rpc("tools/call_batch", {"calls": calls[:1]}, key=key).json()
+    assert fine["result"]["results"][0]["result"]["structuredContent"] == {"result": 3}
