@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from paygate.config_content import GuardrailsSettings
 from paygate.content.guardrails import GuardrailCollector, Guardrails
 from paygate.content.guardrails_admin import GuardrailsAdmin
 from paygate.content.routes import guardrails as guardrail_routes
@@ -40,15 +41,15 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     schemas.reload()
     traffic.add_call_stage(schemas)
     rt.metrics.registry.register(SchemaCollector(schemas))
-    config = settings.guardrails
+    config = settings.guardrails or GuardrailsSettings()
     guardrails = Guardrails(
         rt.store,
         rt.events,
         rt.billing,
         traffic.refresh,
-        on=config.enabled if config is not None else True,
-        include_context=config.include_context if config is not None else False,
-        max_violations=config.max_violations if config is not None else 1000,
+        on=config.enabled,
+        include_context=config.include_context,
+        max_violations=config.max_violations,
     )
     guard_admin = GuardrailsAdmin(guardrails)
     guard_admin.reload()
@@ -60,12 +61,11 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
 
     rt.dispatcher.staged_only = staged_only  # batches, tasks and x402 calls skip the stages: refused instead
 
-    def reload_all(_: object = None) -> None:
+    def reload_all() -> None:
         transforms.reload()
         schemas.reload()
         guard_admin.reload()
 
-    rt.events.subscribe(reload_all, ("backup.restored",))  # a restore rewrote the meta table
     if redis_store(rt.store) is not None:  # a fleet: follow another instance's admin changes
         last = [0.0]
 

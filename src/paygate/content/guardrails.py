@@ -133,20 +133,19 @@ class Guardrails:
         rules_out = [r for r in self.rules.values() if r.applies(call.tool, "output")]
         if not rules_out:
             return await proceed(call)
-        withheld: list[Message] = []
+        screened: list[Message | None] = []
 
         def withhold(reply: Message) -> Message | None:
             """Before the charge is settled: the answer to send instead of a result a rule blocks."""
             instead = self._screen(call, reply, rules_out, block_only=True)
-            if instead is not None:
-                withheld.append(instead)
+            screened.append(instead)
             return instead
 
         call.notes[WITHHOLD] = withhold
         reply = await proceed(call)
-        if withheld:
+        if screened and screened[0] is not None:
             return reply  # withheld and refunded by the dispatcher; recorded already
-        if "credits" not in call.notes:  # not run here (a cached or replayed answer): nothing was charged
+        if not screened:  # answered without running here (the cache, a dedup replay): nothing was charged for it
             instead = self._screen(call, reply, rules_out, block_only=True)
             if instead is not None:
                 return instead

@@ -239,3 +239,26 @@ def test_rules_and_the_toggle_survive_a_restart(tmp_path: Path) -> None:
         key = gw.create_key(5)
         assert echo(gw, "123-45-6789", key)["error"]["data"]["rules"] == ["pii_ssn"]
         assert echo(gw, "a TOPSECRET b", key)["result"]["content"][0]["text"] == "a [REDACTED:mine] b"
+
+
+def test_an_answer_from_the_cache_is_screened_too(ggw: InProcessGateway) -> None:
+    assert ggw.client.post("/admin/cache", json={"ttlSeconds": 60}, headers=ggw.admin()).status_code == 200
+    try:
+        key = ggw.create_key(10)
+        assert echo(ggw, "PROJECT-777 and bob@example.com", key)["result"]["content"][0]["text"].startswith("PROJECT")
+        assert ggw.balance(key) == 7  # ran and was cached before any rule
+        assert post(ggw, {"id": "pii_email", "enabled": True, "action": "redact", "scope": "output"}).status_code == 200
+        hit = ggw.rpc("tools/call", {"name": "echo", "arguments": {"text": "PROJECT-777 and bob@example.com"}}, key=key)
+        assert hit.headers["x-cache"] == "HIT"
+        assert hit.json()["result"]["content"][0]["text"] == "PROJECT-777 and [REDACTED:pii_email]"
+        block = {"id": "codename", "pattern": "PROJECT-[0-9]{3}", "action": "block", "scope": "output"}
+        assert post(ggw, block).status_code == 200
+        blocked = echo(ggw, "PROJECT-777 and bob@example.com", key)
+        assert (
+            blocked["error"]["data"]["reason"] == "guardrail_violation"
+            and blocked["error"]["data"]["scope"] == "output"
+        )
+        assert ggw.balance(key) == 7  # cache hits cost nothing, blocked or not
+    finally:
+        ggw.client.post("/admin/cache", json={"ttlSeconds": 0}, headers=ggw.admin())
+        ggw.client.delete("/admin/cache", headers=ggw.admin())
