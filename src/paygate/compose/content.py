@@ -18,7 +18,7 @@ from paygate.content.routes import guardrails as guardrail_routes
 from paygate.content.routes import schema as schema_routes
 from paygate.content.routes import transforms as transform_routes
 from paygate.content.schema import SchemaCollector, ToolSchemas
-from paygate.content.transforms import Transforms
+from paygate.content.transforms import TransformCollector, Transforms
 from paygate.runtime import Runtime
 from paygate.store.shared import redis_store
 
@@ -30,6 +30,7 @@ def content_routers(rt: Runtime) -> dict[str, APIRouter]:
     transforms = Transforms(rt.store, rt.events, rt.billing, traffic.refresh)
     transforms.reload()
     traffic.add_call_stage(transforms)
+    rt.metrics.registry.register(TransformCollector(transforms))
     schemas = ToolSchemas(
         rt.store,
         rt.events,

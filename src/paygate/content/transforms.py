@@ -24,12 +24,15 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from paygate.billing.service import BillingService
 from paygate.core.domain_errors import Invalid, NotFound, TooLarge
@@ -192,7 +195,7 @@ class Transforms:
         self._refresh = refresh
         self.clock = clock
         self.rules: dict[str, Transform] = {}
-        self.applied = 0  # rewrites made since start (request and response)
+        self.applied: Counter[str] = Counter()  # calls rewritten since start, by direction
         self.enabled = False
         self._ordered: tuple[Transform, ...] = ()
         self._raw: str | None = None
@@ -209,7 +212,7 @@ class Transforms:
             rewritten = copy.deepcopy(arguments)  # the client's arguments are never changed
             for t in request:
                 apply_ops(rewritten, t.ops, variables)
-            self.applied += 1
+            self.applied["request"] += 1
             call.params = {**call.params, "arguments": rewritten}  # only the arguments: never the tool's name
         reply = await proceed(call)
         result = reply.get("result")
@@ -218,7 +221,7 @@ class Transforms:
         rewritten = copy.deepcopy(result)  # a cached answer is shared: rewrite a copy
         for t in response:
             apply_ops(rewritten, t.ops, variables)
-        self.applied += 1
+        self.applied["response"] += 1
         return {**reply, "result": rewritten}
 
     def applies(self, tool: str) -> bool:
@@ -280,7 +283,7 @@ class Transforms:
 
     def views(self) -> dict[str, Any]:
         rules = [t.view() for t in self._ordered_all()]
-        return {"transforms": rules, "count": len(rules), "max": MAX_RULES, "applied": self.applied}
+        return {"transforms": rules, "count": len(rules), "max": MAX_RULES, "applied": dict(self.applied)}
 
     def _ordered_all(self) -> list[Transform]:
         return sorted(self.rules.values(), key=lambda t: (t.priority, t.seq))
@@ -325,3 +328,18 @@ class Transforms:
             log.error("the stored transforms (%s) are malformed: ignored", META_TRANSFORMS)
             return
         self._install(rules)
+
+
+class TransformCollector(Collector):
+    """`paygate_transforms_applied_total{direction}`: calls whose arguments or result a transform rewrote."""
+
+    def __init__(self, transforms: Transforms) -> None:
+        self.transforms = transforms
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "paygate_transforms_applied", "Tool calls rewritten by a transform, by direction", labels=["direction"]
+        )
+        for direction, n in sorted(self.transforms.applied.items()):
+            family.add_metric([direction], n)
+        yield family

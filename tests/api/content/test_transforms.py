@@ -57,7 +57,8 @@ def test_a_request_transform_changes_what_the_backend_sees(tgw: InProcessGateway
     defaulted = call(tgw, "echo", {}, key)
     assert defaulted["result"]["content"][0]["text"] == "tool echo for transform-caller"
     assert tgw.balance(key) == 6  # echo's price, twice
-    assert listing(tgw)["applied"] >= 2
+    assert listing(tgw)["applied"]["request"] >= 2
+    assert 'paygate_transforms_applied_total{direction="request"}' in tgw.client.get("/metrics").text
     assert tgw.events("content.transform_set")[-1]["data"]["tool"] == "ech*"
 
 
@@ -164,3 +165,23 @@ def test_transforms_survive_a_restart(tmp_path: Path) -> None:
         assert len(listing(gw)["transforms"]) == 1
         key = gw.create_key(5)
         assert call(gw, "echo", {"text": "x"}, key)["result"]["content"][0]["text"] == "kept"
+
+
+def test_content_stages_are_in_the_chain_only_while_something_is_registered(tgw: InProcessGateway) -> None:
+    assert tgw.rt is not None
+    traffic = tgw.rt.dispatcher.traffic
+
+    def on() -> set[str]:
+        return {s.name for s in traffic.calls_on} & {"transforms", "schema", "guardrails"}
+
+    assert on() == set()
+    body = {"tool": "echo", "direction": "request", "operations": [{"op": "remove", "path": "x"}]}
+    rule_id = add(tgw, body).json()["transform"]["id"]
+    schema = {"tool": "echo", "schema": {"type": "object"}}
+    assert tgw.client.post("/admin/tools/schema", json=schema, headers=tgw.admin()).status_code == 200
+    assert on() == {"transforms", "schema"}
+    order = [s.name for s in traffic.calls_on]
+    assert order.index("transforms") < order.index("schema")
+    tgw.client.delete("/admin/transforms", params={"id": rule_id}, headers=tgw.admin())
+    tgw.client.delete("/admin/tools/schema", params={"tool": "echo"}, headers=tgw.admin())
+    assert on() == set()
