@@ -40,6 +40,7 @@ log = logging.getLogger("paygate.content")
 META_SCHEMAS = "content.tool_schemas"
 MAX_SCHEMAS = 500
 MAX_SCHEMA_BYTES = 64 * 1024  # one schema, serialised
+MAX_TOTAL_BYTES = 4 << 20  # every schema together (one meta value, read at start and by a fleet's peers)
 MAX_ERRORS = 20  # failing paths an answer lists
 MAX_MESSAGE = 200  # characters of each failure's message
 
@@ -224,6 +225,8 @@ class ToolSchemas:
             t: {"schema": r.schema, "createdAt": r.created_at, "createdBy": r.created_by} for t, r in table.items()
         }
         raw = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()
+        if len(raw) > MAX_TOTAL_BYTES:
+            raise TooLarge(f"The tool schemas together would be over {MAX_TOTAL_BYTES} bytes")
         self.store.set_meta(META_SCHEMAS, raw)  # first: if the write fails nothing changed
         self._raw = raw
         self.table = table

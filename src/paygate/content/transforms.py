@@ -48,6 +48,7 @@ MAX_RULES = 200
 MAX_OPS = 20
 MAX_DEPTH = 10  # path segments
 MAX_VALUE_BYTES = 8 * 1024
+MAX_TOTAL_BYTES = 1 << 20  # every transform together (one meta value)
 VARIABLES = ("tool", "requestId", "keyName", "namespace", "timestamp")
 TEMPLATE = re.compile(r"\{\{\s*([A-Za-z]+)\s*\}\}")
 SEGMENT = re.compile(r"^[^.\s]{1,128}$")
@@ -292,6 +293,8 @@ class Transforms:
     def _save(self, rules: dict[str, Transform]) -> None:
         stored = {t.id: {**t.view(), "seq": t.seq} for t in rules.values()}
         raw = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()
+        if len(raw) > MAX_TOTAL_BYTES:
+            raise TooLarge(f"The transforms together would be over {MAX_TOTAL_BYTES} bytes")
         self.store.set_meta(META_TRANSFORMS, raw)  # first: if the write fails nothing changed
         self._raw = raw
         self._install(rules)

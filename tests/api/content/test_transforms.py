@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paygate.content import transforms as transform_module
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND
 
@@ -185,3 +186,12 @@ def test_content_stages_are_in_the_chain_only_while_something_is_registered(tgw:
     tgw.client.delete("/admin/transforms", params={"id": rule_id}, headers=tgw.admin())
     tgw.client.delete("/admin/tools/schema", params={"tool": "echo"}, headers=tgw.admin())
     assert on() == set()
+
+
+def test_all_transforms_together_are_bounded(tgw: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transform_module, "MAX_TOTAL_BYTES", 2000)
+    op = {"op": "set", "path": "x", "value": "v" * 800}
+    assert add(tgw, {"tool": "echo", "direction": "request", "operations": [op]}).status_code == 200
+    before = listing(tgw)
+    assert add(tgw, {"tool": "echo", "direction": "request", "operations": [op]}).status_code == 413
+    assert listing(tgw)["transforms"] == before["transforms"]
