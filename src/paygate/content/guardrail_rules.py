@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from paygate.core.domain_errors import Invalid
+from paygate.core.values import iso_time
 
 # The stdlib's own pattern parser (what re.compile uses): to refuse nested repeats before compiling.
 sre_parse: Any = importlib.import_module("re._parser")
@@ -128,7 +129,9 @@ class Rule:
         return doc
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "pattern": self.pattern, "builtin": self.builtin, **self.stored()}
+        doc = {"id": self.id, "name": self.name, "pattern": self.pattern, "builtin": self.builtin, **self.stored()}
+        doc["createdAt"] = iso_time(self.created_at) if self.created_at else None  # a built-in never changed: None
+        return doc
 
 
 def default_builtin(b: Builtin) -> Rule:

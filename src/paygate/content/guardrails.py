@@ -32,6 +32,7 @@ from paygate.billing.service import BillingService
 from paygate.content.guardrail_rules import BUILTINS, Rule, default_builtin
 from paygate.content.guardrail_scan import Hit, scan
 from paygate.core import errors
+from paygate.core.values import iso_time
 from paygate.events.hub import EventHub
 from paygate.mcp import jsonrpc
 from paygate.mcp.jsonrpc import Message
@@ -65,7 +66,7 @@ class Violation:
             "scope": self.scope,
             "action": self.action,
             "count": self.count,
-            "timestamp": self.at,
+            "timestamp": iso_time(self.at),
         }
         if self.paths is not None:
             doc["paths"] = self.paths

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from paygate.billing.service import BillingService
 from paygate.core import errors
 from paygate.core.domain_errors import Invalid, NotFound, TooLarge
+from paygate.core.values import iso_time
 from paygate.events.hub import EventHub
 from paygate.mcp import jsonrpc
 from paygate.mcp.jsonrpc import Message
@@ -54,7 +55,12 @@ class Registered:
     created_by: str
 
     def view(self) -> dict[str, Any]:
-        return {"tool": self.tool, "schema": self.schema, "createdAt": self.created_at, "createdBy": self.created_by}
+        return {
+            "tool": self.tool,
+            "schema": self.schema,
+            "createdAt": iso_time(self.created_at),
+            "createdBy": self.created_by,
+        }
 
 
 def _local_refs_only(node: Any) -> Iterator[str]:

@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from paygate.billing.service import BillingService
 from paygate.core.domain_errors import Invalid, NotFound, TooLarge
+from paygate.core.values import iso_time
 from paygate.events.hub import EventHub
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
@@ -125,9 +126,12 @@ class Transform:
             "operations": self.ops,
             "priority": self.priority,
             "enabled": self.enabled,
-            "createdAt": self.created_at,
+            "createdAt": iso_time(self.created_at),
             "createdBy": self.created_by,
         }
+
+    def stored(self) -> dict[str, Any]:
+        return {**self.view(), "createdAt": self.created_at, "seq": self.seq}
 
 
 def _fill(value: Any, variables: dict[str, str]) -> Any:
@@ -291,7 +295,7 @@ class Transforms:
 
     # --- persistence ---------------------------------------------------------------------------------
     def _save(self, rules: dict[str, Transform]) -> None:
-        stored = {t.id: {**t.view(), "seq": t.seq} for t in rules.values()}
+        stored = {t.id: t.stored() for t in rules.values()}
         raw = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()
         if len(raw) > MAX_TOTAL_BYTES:
             raise TooLarge(f"The transforms together would be over {MAX_TOTAL_BYTES} bytes")
