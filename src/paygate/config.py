@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from paygate.config_auth import AuthSettings
+from paygate.config_content import ContentSettings
 from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
@@ -95,6 +96,7 @@ class Settings(
     StripeSettings,
     TrafficSettings,
     PluginSettings,
+    ContentSettings,
     LaterSettings,
 ):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.

@@ -19,7 +19,6 @@ class LaterSettings(BaseModel):
 
     # policy and content (issue 19)
     spend_caps: dict[str, Any] | None = None
-    guardrails: dict[str, Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
     # payments (issue 17: Stripe is config_stripe.py, x402 config_x402.py), REST wrapping
     x402: X402Config | None = None  # enforced (paygate/x402/, docs/x402.md): not a later key

@@ -2,8 +2,8 @@
 the dispatcher's chains in the order below, and its admin router.
 
 Call stages, outermost first (each may answer before any charge):
-    aliases → tool dependencies → approvals → dedup → cache → circuit breaker → concurrency limits / priority queue
-    → [the gated call]
+    aliases → [content controls, compose/content.py: transforms → schema → guardrails] → tool dependencies
+    → approvals → dedup → cache → circuit breaker → concurrency limits / priority queue → [the gated call]
 Send stages, outermost first (around each request upstream, inside the charge):
     mirror → circuit breaker (counts outcomes) → retry → canary → [the backend, with the tool's timeout]
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from paygate.compose.content import content_routers
 from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyNotFound
@@ -54,6 +55,7 @@ def traffic_routers(rt: Runtime) -> dict[str, APIRouter]:
     routers: dict[str, APIRouter] = {}
     # call stages, outermost first
     aliases = _aliases(rt, routers)
+    routers.update(content_routers(rt))  # compose/content.py
     deps = _tool_deps(rt, routers)
     approvals = _approvals(rt, routers)
     _dedup_and_cache(rt, routers)

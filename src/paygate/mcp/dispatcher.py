@@ -29,7 +29,7 @@ from paygate.mcp.backends.base import Backend, BackendError, BackendTimeout, Bac
 from paygate.mcp.call_context import CallContext
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
-from paygate.mcp.gate_answers import denial_error, recorded, refusal, unknown_tool
+from paygate.mcp.gate_answers import denial_error, recorded, refusal, unknown_tool, unstaged
 from paygate.mcp.handshake import initialize_result
 from paygate.mcp.input_required import asks_for_input, with_answers
 from paygate.mcp.jsonrpc import Message
@@ -69,6 +69,8 @@ class Dispatcher:
         self.plugins: PluginGate | None = None
         # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
         self.traffic = Traffic(self._gated_call, self._send_upstream)
+        # Whether a tool has content controls (paygate/content), which run only as call stages: set by compose.
+        self.staged_only: Callable[[str], bool] | None = None
         self.in_flight = InFlight()  # forwarded requests a client may cancel (mcp/cancellation.py)
         self.billing = billing
         self.free_methods = frozenset(free_methods) - {"tools/call"}  # tools/call is always gated
@@ -161,13 +163,19 @@ class Dispatcher:
             return None
         if method == "tools/call":
             if self.x402 is not None and (payment := self.x402.payment_of(params, ctx)) is not None:
-                return await self.x402.call(msg_id, params, ctx, payment)
+                return self._unstaged(msg_id, params, "an x402-paid call") or await self.x402.call(
+                    msg_id, params, ctx, payment
+                )
             if self.tasks is not None and params.__class__ is dict and "task" in params:  # mcp/task_calls.py
-                return await self.tasks.create(msg_id, params, ctx)
+                return self._unstaged(msg_id, params, "a task") or await self.tasks.create(msg_id, params, ctx)
             if self.discovery is not None:
                 return await self.discovery.tools_call(msg_id, params, ctx)
             return await self.tools_call(msg_id, params, ctx)
         if method == call_batch.METHOD:  # a PayGate extension: always gated, whatever freeMethods says
+            calls = params.get("calls") if isinstance(params, dict) else None
+            for call in calls if isinstance(calls, list) else ():
+                if (refused := self._unstaged(msg_id, call, "part of a batch")) is not None:
+                    return refused
             return await call_batch.call_batch(self, msg_id, params, ctx)
         if method == "server/discover":
             # Answered on the 2026-07-28 wire (modern_post.py). Here — a handshake-era version, or in
@@ -262,6 +270,9 @@ class Dispatcher:
         except BackendUnavailable as exc:
             log.debug("notification %s dropped: %s", method, exc)
 
+    def _unstaged(self, msg_id: Any, params: Any, how: str) -> Message | None:
+        return None if self.staged_only is None else unstaged(msg_id, params, how, self.staged_only)
+
     # the gated, charged path -----------------------------------------------
     async def tools_call(self, msg_id: Any, params: Any, ctx: CallContext) -> Message:
         if self.traffic.calls_on and params.__class__ is dict and isinstance(params.get("name"), str):
@@ -281,6 +292,8 @@ class Dispatcher:
             return admitted
         decision, started = admitted
         reply, delivered = await self.forward(msg_id, "tools/call", params, ctx)
+        if notes is not None and (withhold := notes.get("withhold")) is not None and (instead := withhold(reply)):
+            reply, delivered = instead, False  # a result a guardrail withholds (content/guardrails.py): refunded
         credits = self.settle(decision, reply, ctx, delivered, started)
         if notes is not None:
             notes["credits"] = credits

@@ -72,3 +72,13 @@ def unknown_tool(msg_id: Any, tool: str) -> Message:
     """A call to a tool the backend does not list: -32602, with the deny table's reason for clients that
     branch on `error.data.reason` (docs/errors.md)."""
     return jsonrpc.error(msg_id, errors.INVALID_PARAMS, f"Unknown tool: {tool}", {"reason": "unknown_tool"})
+
+
+def unstaged(msg_id: Any, params: Any, how: str, staged_only: Callable[[str], bool]) -> Message | None:
+    """Before any charge: a call to a tool with content controls (schema, guardrails, transforms: paygate/content)
+    refused on a path that does not run the call stages (batch, task, x402), rather than run unchecked."""
+    tool = params.get("name") if isinstance(params, dict) else None
+    if not isinstance(tool, str) or not staged_only(tool):
+        return None
+    text = f"{tool} has content controls that apply to plain tools/call only: not callable as {how}"
+    return jsonrpc.error(msg_id, errors.INVALID_PARAMS, text, {"reason": "content_controls", "tool": tool})

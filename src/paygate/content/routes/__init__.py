@@ -1,0 +1,1 @@
+"""The content controls' admin routers."""
