@@ -22,6 +22,7 @@ from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import GlobalQuota, LimitSettings
 from paygate.config_redis import RedisSettings
+from paygate.config_rules import RulesSettings
 from paygate.config_stripe import StripeSettings
 from paygate.config_traffic import TrafficSettings
 
@@ -86,7 +87,15 @@ class ServerConfig(_Model):
 
 
 class Settings(
-    _Model, LimitSettings, HttpSettings, RedisSettings, AuthSettings, StripeSettings, TrafficSettings, LaterSettings
+    _Model,
+    LimitSettings,
+    HttpSettings,
+    RedisSettings,
+    AuthSettings,
+    StripeSettings,
+    TrafficSettings,
+    RulesSettings,
+    LaterSettings,
 ):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.
     Unknown keys are ignored here and reported by `validate`."""

@@ -18,7 +18,6 @@ class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     # policy and content (issue 19)
-    spend_caps: dict[str, Any] | None = None
     guardrails: dict[str, Any] | None = None
     plugins: list[Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too

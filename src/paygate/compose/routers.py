@@ -28,6 +28,7 @@ from paygate.compose.events import (
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
+from paygate.compose.rules import rules_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
 from paygate.events import routes as admin_events
@@ -96,6 +97,7 @@ ROUTE_ORDER = (
     "retry_policy",
     "dedup",
     "cache",
+    "spend_caps",
 )
 
 
@@ -168,6 +170,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         x402_routers,
         payment_routers,
         traffic_routers,
+        rules_routers,
         web_routers,
     )
     for domain in domains:
