@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from paygate.core.spend_caps import DAY
@@ -220,3 +222,23 @@ def test_settings_survive_a_restart_and_win_over_the_config_file(tmp_path: Path)
         assert view["serverStats"]["dailyCalls"] == 2  # recounted from the usage log
         assert _echo(second, key)["error"]["data"]["reason"] == "spend_cap_exceeded"
         assert second.balance(key) == 8
+
+
+def test_concurrent_http_calls_against_a_per_key_cap_of_n_exactly_n_succeed(gw: InProcessGateway) -> None:
+    """Forty calls by one key at once over separate connections, against an hourly cap of 7: exactly 7
+    run and are charged, every other is refused with the cap's reason before any charge."""
+    _set(gw, hourlyCallLimit=7)
+    key = gw.create_key(100)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+
+    def one(_: int) -> dict[str, Any]:
+        with httpx.Client(base_url=gw.url, timeout=30) as client:
+            return dict(client.post("/mcp", json=body, headers={"X-API-Key": key}).json())
+
+    with ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(one, range(40)))
+    ok = [r for r in replies if "result" in r]
+    refused = [r for r in replies if "error" in r]
+    assert len(ok) == 7 and len(refused) == 33
+    assert {r["error"]["data"]["reason"] for r in refused} == {"spend_cap_exceeded"}
+    assert gw.balance(key) == 93
