@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.support import CLI, ECHO_COMMAND, running_gateway, write_config
+from tests.redis_server import running_redis
+from tests.support import CLI, ECHO_COMMAND, running_gateway, start_gateway, wait_until, write_config
 
 
 def test_a_config_files_spend_cap_refuses_after_n_calls(tmp_path: Path) -> None:
@@ -37,3 +38,36 @@ def test_validate_accepts_spend_caps_and_refuses_a_bad_one(tmp_path: Path) -> No
     bad = write_config(bad_dir, {"serverCommand": "x", "spendCaps": {"breachAction": "explode"}})
     refused = subprocess.run([CLI, "validate", "--config", bad], capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "breachAction" in refused.stdout + refused.stderr
+
+
+def test_on_a_redis_fleet_each_instance_stops_at_the_cap_and_the_settings_are_shared(tmp_path: Path) -> None:
+    """The documented fleet behaviour: two instances on one Redis, a server-wide cap of 2 calls a day.
+    Each instance admits at most 2 (so the fleet at most 2 * 2), counts of its peer's calls are seen only at
+    start, and a cap changed on one instance is applied by the other within seconds."""
+    admin = "spend-caps-redis-admin-key-0123456789"
+    config = write_config(tmp_path, {"spendCaps": {"serverDailyCallCap": 2}, "globalRateLimitPerMin": 0})
+    with running_redis(appendonly=True, appendfsync="always") as server:
+        args = ("--server", ECHO_COMMAND, "--redis-url", server.url, "--config", config)
+        one = start_gateway(*args, admin_key=admin, state_file=None)
+        two = start_gateway(*args, admin_key=admin, state_file=None)
+        try:
+            key = one.create_key(20)
+            wait_until(lambda: two.balance(key) == 20, what="the key on the second instance")
+            results = [gw.call_tool("echo", {"text": "x"}, key) for gw in (one, one, one, two, two, two)]
+            admitted = [r for r in results if "result" in r]
+            assert len(admitted) == 4  # each counted only its own calls since it started: n * cap in all
+            assert "error" in results[2] and "error" in results[5]  # each instance stops at its cap
+            assert results[2]["error"]["data"]["reason"] == "spend_cap_exceeded"
+            wait_until(lambda: one.balance(key) == 20 - len(admitted), what="the charges on Redis")
+            view = two.client.get("/admin/spend-caps", headers=two.admin()).json()
+            assert view["scope"] == "instance"
+            resp = one.client.post("/admin/spend-caps", json={"serverDailyCallCap": 0}, headers=one.admin())
+            assert resp.status_code == 200
+            wait_until(
+                lambda: "result" in two.call_tool("echo", {"text": "x"}, key),
+                timeout=20,
+                what="the second instance to follow the change",
+            )
+        finally:
+            one.stop()
+            two.stop()
