@@ -242,3 +242,25 @@ def test_concurrent_http_calls_against_a_per_key_cap_of_n_exactly_n_succeed(gw: 
     assert len(ok) == 7 and len(refused) == 33
     assert {r["error"]["data"]["reason"] for r in refused} == {"spend_cap_exceeded"}
     assert gw.balance(key) == 93
+
+
+def test_a_batch_is_refused_whole_when_it_would_pass_a_cap(gw: InProcessGateway) -> None:
+    _set(gw, hourlyCallLimit=2)
+    key = gw.create_key(10)
+    calls = [{"name": "echo", "arguments": {"text": t}} for t in ("a", "b", "c")]
+    error = gw.rpc("tools/call_batch", {"calls": calls}, key=key).json()["error"]
+    assert error["data"]["reason"] == "spend_cap_exceeded"
+    assert "hourly_call_cap" in error["message"]
+    assert gw.balance(key) == 10  # nothing of the batch was charged
+    assert "result" in gw.rpc("tools/call_batch", {"calls": calls[:2]}, key=key).json()
+    assert gw.balance(key) == 8
+
+
+def test_a_rotated_key_keeps_its_hours_counts(gw: InProcessGateway) -> None:
+    _set(gw, hourlyCallLimit=1)
+    key = gw.create_key(10)
+    assert "result" in _echo(gw, key)
+    resp = gw.client.post("/keys/rotate", json={"key": key}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    new = resp.json()["newKey"]
+    assert _echo(gw, new)["error"]["data"]["reason"] == "spend_cap_exceeded"

@@ -21,6 +21,7 @@ def rules_routers(rt: Runtime) -> dict[str, APIRouter]:
     )
     caps.load(time.time())
     rt.billing.after_denial.append(caps.on_denial)
+    rt.keys.rekey_listeners.append(caps.on_rekey)
     rt.tickers.append(caps.tick)
     if redis_store(rt.store) is not None:  # a peer's admin change is followed within RELOAD_SECONDS
         rt.tickers.append(caps.reload)

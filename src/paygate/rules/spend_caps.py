@@ -141,6 +141,16 @@ class SpendCaps:
         if hour is not None and hour[0] == hour_start(now):
             self._hours[key_hash] = (hour[0], max(hour[1] - calls, 0), max(hour[2] - credits, 0))
 
+    def on_rekey(self, old_hash: str, new_hash: str) -> None:
+        """A rotated key keeps its hour's counts (a rotation must not be a way around its hourly caps) and a
+        pending auto-resume."""
+        hour = self._hours.pop(old_hash, None)
+        if hour is not None:
+            self._hours[new_hash] = hour
+        since = self._suspended.pop(old_hash, None)
+        if since is not None:
+            self._suspended[new_hash] = since
+
     def _roll(self, now: float) -> None:
         day = day_start(now)
         if day != self._day:
