@@ -24,6 +24,7 @@ from paygate.config_later import LaterSettings
 from paygate.config_limits import GlobalQuota, LimitSettings
 from paygate.config_plugins import PluginSettings
 from paygate.config_redis import RedisSettings
+from paygate.config_rules import RulesSettings
 from paygate.config_stripe import StripeSettings
 from paygate.config_traffic import TrafficSettings
 
@@ -97,6 +98,7 @@ class Settings(
     TrafficSettings,
     PluginSettings,
     ContentSettings,
+    RulesSettings,
     LaterSettings,
 ):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.

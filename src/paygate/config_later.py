@@ -6,8 +6,6 @@ yet: `validate` and the start warning say they are not enforced (validation.LATE
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -18,7 +16,6 @@ class LaterSettings(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     # policy and content (issue 19)
-    spend_caps: dict[str, Any] | None = None
     webhook_ssrf_at_delivery: bool | None = None  # here SSRF is always checked at delivery too
     # payments (issue 17: Stripe is config_stripe.py, x402 config_x402.py), REST wrapping
     x402: X402Config | None = None  # enforced (paygate/x402/, docs/x402.md): not a later key

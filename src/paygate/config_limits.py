@@ -22,7 +22,7 @@ class GlobalQuota(BaseModel):
     monthly_call_limit: int = Field(default=0, ge=0)
     daily_credit_limit: int = Field(default=0, ge=0)
     monthly_credit_limit: int = Field(default=0, ge=0)
-    hourly_call_limit: int = Field(default=0, ge=0)  # the reference's hourly limits: accepted, not enforced yet
+    hourly_call_limit: int = Field(default=0, ge=0)  # every key's hourly spend caps (config_rules.py)
     hourly_credit_limit: int = Field(default=0, ge=0)
 
     def as_quota(self) -> dict[str, int]:

@@ -106,6 +106,8 @@ def admit_batch(
         if result.ok:
             for amount in amounts:
                 billing.quotas.add(key, amount, now)
+            if billing.facts.caps is not None:  # counted in the step that checked (see BillingService.admit)
+                billing.facts.caps.add(key.key_hash, len(amounts), sum(amounts), now)
             for hook in billing.after_charge:
                 hook(key)
             admitted = [

@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject
 from paygate.core import gate
 from paygate.core.netaddr import client_ip, ip_in
 from paygate.core.policy import EffectivePolicy, Quota, resolve
 from paygate.core.records import KeyRecord
+from paygate.core.spend_caps import CapFacts
 from paygate.credentials.resolver import Credential, Rejected
 from paygate.store.base import Store
 
@@ -41,6 +42,16 @@ class ClientFacts:
 NO_CLIENT = ClientFacts()
 
 
+class CapSource(Protocol):
+    """The spend caps' counters (rules/spend_caps.py), read and counted in the same step as the charge."""
+
+    def facts(self, key_hash: str, now: float) -> CapFacts | None: ...
+
+    def add(self, key_hash: str, calls: int, credits: int, now: float) -> None: ...
+
+    def remove(self, key_hash: str, calls: int, credits: int, now: float) -> None: ...
+
+
 class GateFacts:
     def __init__(
         self,
@@ -57,6 +68,8 @@ class GateFacts:
         self.trusted_proxies = trusted_proxies
         self.country_header = country_header.lower().encode("latin-1")
         self._policies: dict[str, EffectivePolicy] = {}
+        # Set while a spend cap is configured (rules/spend_caps.py), else None: no cost on the hot path.
+        self.caps: CapSource | None = None
         self._generation = -1
 
     def policy_for(self, key: KeyRecord) -> EffectivePolicy:
@@ -139,4 +152,5 @@ class GateFacts:
             team=team,
             team_used=self.quotas.used(team_subject(key.team_id), now) if key.team_id and team else None,
             team_spent=self.quotas.team_spent(key.team_id) if key.team_id and team else 0,
+            caps=self.caps.facts(key.key_hash, now) if self.caps is not None else None,
         )

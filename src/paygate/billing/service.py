@@ -102,6 +102,9 @@ class BillingService:
         # Called with the key after each real charge, on the event loop (e.g. auto-topup). Each must be
         # cheap and must not raise; anything slow belongs in a task it schedules.
         self.after_charge: list[Callable[[KeyRecord], None]] = []
+        # Called with the key and the denial after a real (not shadow) refusal of one of its calls, on the
+        # event loop (e.g. a spend cap's suspend action). Same rules as `after_charge`.
+        self.after_denial: list[Callable[[KeyRecord, gate.Denial], None]] = []
         # A store shared by several instances (Redis) checks the money limits again as it charges: the
         # gate here sees only this instance's counts. Set by the composition root.
         self.recheck_limits = False
@@ -220,6 +223,8 @@ class BillingService:
             result, committed = self.store.charge_deferred(key.key_hash, amount, event, limits)
             if result.ok:
                 self.quotas.add(key, amount, now)
+                if self.facts.caps is not None:  # counted in the step that checked: a cap is never overshot
+                    self.facts.caps.add(key.key_hash, 1, amount, now)
                 for hook in self.after_charge:
                     hook(key)
                 admitted = self.allowed(key, tool, price, amount, rate)
@@ -365,6 +370,8 @@ class BillingService:
                     now, key.key_hash, key.masked, key.name, tool, 0, False, denial.reason, key.namespace, request_id
                 )
             )
+            for hook in self.after_denial:
+                hook(key, denial)
         return Refused(denial, key, tool, price, amount, rate)
 
     def observe(self, key: KeyRecord, tool: str, now: float, request_id: str | None, reason: str) -> None:
@@ -383,11 +390,15 @@ class BillingService:
         if failed and (self.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
             self.quotas.remove(key, admitted.charged, time.time())
+            if self.facts.caps is not None:
+                self.facts.caps.remove(key.key_hash, 1, admitted.charged, time.time())
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)
         extra = output_surcharge(admitted.price, output_bytes) if not failed else 0
         if extra:
             taken, _ = self.store.charge_up_to(key.key_hash, extra, f"output:{admitted.tool}")
+            if taken and self.facts.caps is not None:  # spent: counts toward the credit caps from now on
+                self.facts.caps.add(key.key_hash, 0, taken, time.time())
             if taken:
                 self.metrics.credits_charged_for(self.metrics.tool_label(admitted.tool)).inc(taken)
             return Settlement(surcharge=taken)

@@ -216,6 +216,12 @@ class TeamQuotaExceeded(QuotaExceeded):
     reason_name = "team_quota_exceeded"
 
 
+class SpendCapExceeded(PayGateError):
+    """A spend cap (server-wide daily, or the key's hourly) refused the call; the message names the cap."""
+
+    reason_name = "spend_cap_exceeded"
+
+
 class BatchRejected(PayGateError):
     reason_name = "batch_rejected"
 
@@ -266,8 +272,8 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
         PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed,
-        PaymentInvalid,
+        SpendCapExceeded, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
+        PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip

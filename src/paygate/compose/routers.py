@@ -30,6 +30,7 @@ from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
 from paygate.compose.plugins import plugin_routers
+from paygate.compose.rules import rules_routers
 from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
@@ -108,6 +109,7 @@ ROUTE_ORDER = (
     "cache",
     "tracing",
     "plugins",
+    "spend_caps",
 )
 
 
@@ -183,6 +185,7 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         traffic_routers,
         plugin_routers,  # after traffic_routers: the plugins' call stage is the innermost
         tracing_routers,
+        rules_routers,
         web_routers,
     )
     for domain in domains:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.core import quota
+from paygate.core import quota, spend_caps
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
 from paygate.core.records import ChargeLimits, KeyRecord
@@ -40,6 +40,7 @@ class GateInput:
     rejected: Denial | None = None  # expired, revoked, forged …: refused before anything else is looked at
     token_tools: frozenset[str] | None = None  # the token may call only these, within the key's own ACL
     token_reason: str = "tool_not_allowed"  # what a call outside them is refused with
+    caps: spend_caps.CapFacts | None = None  # set only when a spend cap is configured (rules/spend_caps.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,14 @@ def check_team(g: GateInput) -> Denial | None:
     return None
 
 
+def check_spend_caps(g: GateInput) -> Denial | None:
+    """Server-wide daily and per-key hourly caps (docs/money-rules.md): the detail starts with the cap's name."""
+    if g.caps is None:
+        return None
+    hit = spend_caps.exceeded(g.caps, g.price)
+    return Denial(spend_caps.CAP_REASON, f"{hit[0]}: {hit[1]}") if hit else None
+
+
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -188,6 +197,7 @@ FUNDS_CHECKS: tuple[Check, ...] = (
     check_spending_limit,
     check_quota,
     check_team,
+    check_spend_caps,
 )
 
 

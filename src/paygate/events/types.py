@@ -150,6 +150,8 @@ EVENT_TYPES: dict[str, str] = {
     "cache.configured": "the response cache's TTL or bound was changed at runtime (POST /admin/cache)",
     "dedup.cleared": "the remembered idempotency keys were forgotten (DELETE /admin/dedup)",
     "dedup.configured": "dedup / idempotency settings were changed at runtime (POST /admin/dedup)",
+    # money rules (docs/money-rules.md)
+    "spend_caps.updated": "the spend caps were changed at runtime (POST /admin/spend-caps)",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
     "webhook.test": "a test event was sent to the webhook URL",

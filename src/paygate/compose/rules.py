@@ -1,0 +1,29 @@
+"""Money rules (paygate/rules, docs/money-rules.md): each built from Settings, hooked into the billing
+service's gate facts (read only while a rule is set) and its refusals, and its admin router."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from paygate.rules.metrics import SpendCapCollector
+from paygate.rules.routes import spend_caps as spend_cap_routes
+from paygate.rules.spend_caps import SpendCaps, defaults_from
+from paygate.runtime import Runtime
+from paygate.store.shared import redis_store
+
+
+def rules_routers(rt: Runtime) -> dict[str, APIRouter]:
+    settings = rt.settings
+    caps = SpendCaps(
+        rt.store, rt.events, rt.keys, rt.billing.facts, defaults_from(settings.spend_caps, settings.global_quota)
+    )
+    caps.load(time.time())
+    rt.billing.after_denial.append(caps.on_denial)
+    rt.keys.rekey_listeners.append(caps.on_rekey)
+    rt.tickers.append(caps.tick)
+    if redis_store(rt.store) is not None:  # a peer's admin change is followed within RELOAD_SECONDS
+        rt.tickers.append(caps.reload)
+    rt.metrics.registry.register(SpendCapCollector(caps))
+    return {"spend_caps": spend_cap_routes.router(rt.guard, caps)}

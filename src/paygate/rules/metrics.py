@@ -1,0 +1,41 @@
+"""/metrics for the money rules, read at scrape time from counts the services keep anyway (nothing on the
+call path). Labels are bounded: the four cap names."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from paygate.rules.spend_caps import SpendCaps
+
+
+class SpendCapCollector(Collector):
+    def __init__(self, caps: SpendCaps) -> None:
+        self.caps = caps
+
+    def collect(self) -> Iterable[Metric]:
+        caps = self.caps
+        denied = CounterMetricFamily(
+            "paygate_spend_cap_denials", "Tool calls refused by a spend cap (before any charge)", labels=["cap"]
+        )
+        for cap, count in sorted(caps.denied.items()):
+            denied.add_metric([cap], count)
+        yield denied
+        yield CounterMetricFamily(
+            "paygate_spend_cap_suspensions", "Keys suspended by breachAction: suspend", value=caps.suspensions
+        )
+        yield CounterMetricFamily(
+            "paygate_spend_cap_auto_resumes", "Keys resumed after autoResumeAfterSeconds", value=caps.resumes
+        )
+        view = caps.view(time.time())["serverStats"]
+        used = GaugeMetricFamily(
+            "paygate_spend_cap_server_daily_used",
+            "Today's (UTC) server-wide count the daily caps apply to",
+            labels=["metric"],
+        )
+        used.add_metric(["calls"], view["dailyCalls"])
+        used.add_metric(["credits"], view["dailyCredits"])
+        yield used

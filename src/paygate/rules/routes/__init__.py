@@ -1,0 +1,1 @@
+"""The money rules' admin routers (paygate/rules, docs/money-rules.md)."""
