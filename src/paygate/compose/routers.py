@@ -28,6 +28,7 @@ from paygate.compose.events import (
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
+from paygate.compose.reload import reload_router
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
 from paygate.events import routes as admin_events
@@ -67,6 +68,7 @@ ROUTE_ORDER = (
     "plans",
     "maintenance",
     "config_view",
+    "config_reload",
     "backup",
     "audit",
     "request_log",
@@ -124,6 +126,7 @@ def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
         "admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
         "maintenance": maintenance.router(rt.guard, rt.maintenance),
         "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
+        "config_reload": reload_router(rt),
         "backup": backup_router(rt),
         "tasks": tasks_router(rt),
     }

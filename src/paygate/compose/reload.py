@@ -1,0 +1,77 @@
+"""Config hot reload wired (admin/reload.py, docs/reload.md): the service over the running Settings and
+the participants the builders registered (`Runtime.on_reload`), its route, and SIGHUP.
+
+SIGHUP reloads from the startup config file, like POST /config/reload without a body; the outcome is
+logged. Each instance of a Redis fleet reloads only itself: signal (or POST to) every instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+from fastapi import APIRouter
+
+from paygate.admin.reload import ConfigReloader, ReloadRefused
+from paygate.admin.routes import reload as reload_routes
+from paygate.config import sources_of
+from paygate.runtime import Runtime
+
+log = logging.getLogger("paygate")
+
+
+def reload_router(rt: Runtime) -> APIRouter:
+    reloader = ConfigReloader(rt.settings, sources_of(rt.settings), rt.events, rt.on_reload)
+    watch_sighup(rt, reloader)
+    return reload_routes.router(rt.guard, reloader)
+
+
+async def reload_logged(reloader: ConfigReloader, source: str) -> None:
+    """A reload nobody waits on (a signal): its outcome goes to the log."""
+    try:
+        answer = await reloader.reload(None, "system", source)
+    except ReloadRefused as exc:
+        log.warning("config reload (%s) refused, nothing changed: %s", source, exc.message)
+        return
+    except Exception:  # a bug must not take the gateway down with it
+        log.exception("config reload (%s) failed", source)
+        return
+    log.info(
+        "config reload (%s): %s; changed %s, skipped %s%s",
+        source,
+        answer["message"],
+        answer["changed"] or "nothing",
+        answer["skipped"] or "nothing",
+        "".join(f"\n  warning: {w}" for w in answer["warnings"]),
+    )
+
+
+def watch_sighup(rt: Runtime, reloader: ConfigReloader) -> None:
+    """SIGHUP → reload, from the lifespan's start to its stop (main thread only: an embedded or in-process
+    gateway on another thread leaves the process's signals alone). Before the start and after the stop
+    SIGHUP keeps its default action."""
+    sighup = getattr(signal, "SIGHUP", None)
+    installed: list[asyncio.AbstractEventLoop] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_signal() -> None:
+        task = asyncio.get_running_loop().create_task(reload_logged(reloader, "sighup"))
+        tasks.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(tasks.discard)
+
+    async def start() -> None:
+        if sighup is None or threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(sighup, on_signal)
+        installed.append(loop)
+
+    async def stop() -> None:
+        for loop in installed:
+            loop.remove_signal_handler(sighup)  # type: ignore[arg-type]
+        installed.clear()
+
+    rt.on_start.append(start)
+    rt.on_stop.append(stop)
