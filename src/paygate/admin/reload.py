@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from paygate.admin.config_view import MASK, mask_value
 from paygate.admin.reload_file import ConfigFileError, read_config_file
-from paygate.config import ConfigError, ConfigSources, Settings, normalise
+from paygate.config import ConfigError, ConfigSources, Settings, ToolPricingConfig, normalise
 from paygate.core.domain_errors import Invalid
 from paygate.events.hub import EventHub
 from paygate.validation import NOT_ENFORCED, ignored_settings
@@ -48,7 +48,7 @@ RELOADABLE: dict[str, str] = {
 }
 # A tool's settings the traffic controls read once at start (compose/traffic.py); runtime admin wins there.
 TRAFFIC_TOOL_FIELDS = {"timeout_ms": "timeoutMs", "cache_ttl_seconds": "cacheTtlSeconds", "cache_shared": "cacheShared"}
-PINNED = "set by a command-line flag or PAYGATE_* environment variable, which wins over the file: kept as it is"
+PINNED = "set by {by}, which wins over the file: kept as it is"
 
 Commit = Callable[[], str | None]  # applies prepared objects (must not raise); may return a warning
 Participant = Callable[[Settings, frozenset[str]], Commit | None]
@@ -194,21 +194,26 @@ def _pinned(
     old: dict[str, Any], new: dict[str, Any], sources: ConfigSources, changed: list[str], skipped: set[str]
 ) -> list[str]:
     """Warnings (and `skipped` entries) for what the file changed and a flag or env var holds."""
-    held = {**normalise(sources.env), **normalise(sources.flags)}
+    flags = normalise(sources.flags)
+    held = {**normalise(sources.env), **flags}
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key not in held or old.get(key) == new.get(key):
             continue
         if key == "toolPricing" and isinstance(held[key], dict):  # --tool-price pins only the tools it names
             tools = [t for t in sorted(held[key]) if _entry(old, key, t) != _entry(new, key, t)]
-            out += [f"toolPricing.{t}.creditsPerCall: {PINNED}" for t in tools]
+            out += [f"toolPricing.{t}.creditsPerCall: {PINNED.format(by=_by(key, flags))}" for t in tools]
             if tools and key not in changed:
                 skipped.add(key)
             continue
         if key not in changed:
             skipped.add(key)
-            out.append(f"{key}: {PINNED}")
+            out.append(f"{key}: {PINNED.format(by=_by(key, flags))}")
     return out
+
+
+def _by(key: str, flags: dict[str, Any]) -> str:
+    return "a command-line flag" if key in flags else "a PAYGATE_* environment variable"
 
 
 def _entry(layer: dict[str, Any], key: str, name: str) -> Any:
@@ -219,9 +224,10 @@ def _entry(layer: dict[str, Any], key: str, name: str) -> Any:
 def _traffic_fields(old: Settings, new: Settings) -> list[str]:
     out = []
     for tool in sorted(set(old.tool_pricing) | set(new.tool_pricing)):
-        before, after = old.tool_pricing.get(tool), new.tool_pricing.get(tool)
+        unset = ToolPricingConfig()  # a tool added or removed: compared with the defaults
+        before, after = old.tool_pricing.get(tool, unset), new.tool_pricing.get(tool, unset)
         for field, name in TRAFFIC_TOOL_FIELDS.items():
-            if getattr(before, field, None) != getattr(after, field, None):
+            if getattr(before, field) != getattr(after, field):
                 out.append(
                     f"toolPricing.{tool}.{name}: a tool's timeout and cache settings apply at restart "
                     "(POST /admin/timeouts and /admin/cache change them now)"
