@@ -152,10 +152,12 @@ class ConfigReloader:
 
     def plan(self, raw: dict[str, Any]) -> Plan:
         """The file checked as `wrap` would check it (plus: unknown keys refused), diffed against what runs."""
-        details = [{"field": d.field, "message": d.message} for d in ignored_settings(raw) if d.message != NOT_ENFORCED]
+        ignored = ignored_settings(raw)
+        # `wrap` starts despite an unknown key (with a warning); a reload is told at once, by an admin: refused
+        details = [{"field": d.field, "message": "unknown key"} for d in ignored if d.message != NOT_ENFORCED]
         if details:
             raise ReloadRefused(details)
-        later = [f"{d.field}: {d.message}" for d in ignored_settings(raw) if d.message == NOT_ENFORCED]
+        later = [f"{d.field}: {d.message}" for d in ignored if d.message == NOT_ENFORCED]
         sources = self.sources or ConfigSources(None, {}, {}, {})
         try:
             new = Settings.model_validate(sources.merged(raw))
@@ -239,11 +241,11 @@ def _detail(err: Any) -> dict[str, str]:
     """One validation error as `{field, message}`; a custom check's message on a secret-named field is
     replaced (it could quote part of the value), pydantic's own messages never quote the input."""
     loc = [str(p) for p in err["loc"]]
-    field = ".".join(loc) or "(root)"
     message = str(err["msg"]).removeprefix("Value error, ")
-    if err.get("type") == "value_error" and loc and mask_value(loc[0], "x") == MASK:
-        message = "invalid value"
-    return {"field": field, "message": message}
+    if loc and mask_value(loc[0], "x") == MASK:  # importKeys' entries are named by the keys themselves
+        loc = loc[:1]
+        message = "invalid value" if err.get("type") == "value_error" else message
+    return {"field": ".".join(loc) or "(root)", "message": message}
 
 
 def _summary(details: Sequence[dict[str, str]]) -> str:
