@@ -121,6 +121,9 @@ def wrap(
         int | None, Opt(help="Admin API requests/min per client address (default 120, 0 = unlimited)")
     ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
+    watch_config: Annotated[
+        bool | None, Opt("--watch-config", help="Reload the config file when it changes (as SIGHUP does)")
+    ] = None,
     dry_run: Annotated[
         bool, Opt("--dry-run", envvar="PAYGATE_DRY_RUN", help="Discover tools, print the pricing table, exit")
     ] = False,
@@ -178,6 +181,7 @@ WRAP_FLAGS = {
     "cors_origin": "corsOrigin",
     "header": "customHeaders",
     "admin_rate_limit": "adminRateLimit",
+    "watch_config": "watchConfig",
 }
 
 

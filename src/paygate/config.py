@@ -140,6 +140,7 @@ class Settings(
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "silent"] = "info"  # "warn" is read as "warning"
     discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
+    watch_config: bool = False  # reload when the config file changes (admin/reload.py, docs/reload.md)
     # What load_settings merged: a hot reload (admin/reload.py) merges a new file under the same env and flags.
     _sources: ConfigSources | None = PrivateAttr(default=None)
 
@@ -258,8 +259,9 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_ADMIN_RATE_LIMIT": "adminRateLimit",
     "PAYGATE_PUBLIC_RATE_LIMIT": "publicRateLimit",
     "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
+    "PAYGATE_WATCH_CONFIG": "watchConfig",
 }
-_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate"}
+_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate", "watchConfig"}
 
 
 class ConfigError(ValueError):

@@ -187,3 +187,16 @@ def test_a_call_in_flight_finishes_on_the_price_and_refund_policy_it_was_admitte
         assert gw.balance(key) == 97  # charged 3 as admitted, and not refunded (the policy it was admitted with)
         assert gw.call_tool("slow", {"seconds": 32}, key)["error"]["code"] == -32004
         assert gw.balance(key) == 97  # the next one: 7 charged, then refunded under the new policy
+
+
+def test_watch_config_reloads_a_changed_file(tmp_path: Path) -> None:
+    with reloadable_gateway(tmp_path, {"defaultCreditsPerCall": 2}, "--watch-config") as (gw, file):
+        key = gw.create_key(100)
+        file.update(defaultCreditsPerCall=6)
+        wait_until(lambda: bool(gw.events("config.reloaded")), 15, "the watcher's reload")
+        event = gw.events("config.reloaded")[0]
+        assert event["actor"] == "system" and event["data"]["source"] == "watch"
+        assert event["data"]["changed"] == ["defaultCreditsPerCall"] and charged_by(gw, key) == 6
+        file.path.write_text("{")  # refused once, logged, and not retried until it changes again
+        wait_until(lambda: bool(gw.events("config.reload_failed")), 15, "the watcher's refused reload")
+        assert "config reload (watch) refused, nothing changed" in gw.stderr() and charged_by(gw, key) == 6

@@ -62,3 +62,36 @@ def read_config_file(path: str, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, 
     if not isinstance(data, dict):
         raise ConfigFileError(f"config file {path} must hold a JSON object")
     return data
+
+
+Signature = tuple[int, int, int]
+
+
+def _signature(path: str) -> Signature | None:
+    try:
+        info = os.stat(Path(path).expanduser())
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
+
+
+class FileWatch:
+    """`--watch-config`: has the file changed (modification time, size, inode: an editor's rename counts)
+    since it was last seen? A change is reported once it has held still for one more look, so a file
+    written in several steps is read when it is complete; a file removed is not a change to reload."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.seen = _signature(path)
+        self.pending: Signature | None = None
+
+    def changed(self) -> bool:
+        now = _signature(self.path)
+        if now == self.seen:
+            self.pending = None
+            return False
+        if now is not None and now != self.pending:  # first sight of this version: look once more
+            self.pending = now
+            return False
+        self.seen, self.pending = now, None
+        return now is not None

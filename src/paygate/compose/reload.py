@@ -1,8 +1,9 @@
 """Config hot reload wired (admin/reload.py, docs/reload.md): the service over the running Settings and
 the participants the builders registered (`Runtime.on_reload`), its route, and SIGHUP.
 
-SIGHUP reloads from the startup config file, like POST /config/reload without a body; the outcome is
-logged. Each instance of a Redis fleet reloads only itself: signal (or POST to) every instance.
+SIGHUP (and, with `--watch-config`, a change of the file) reloads from the startup config file, like
+POST /config/reload without a body; the outcome is logged. Each instance of a Redis fleet reloads only
+itself: signal (or POST to) every instance.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from fastapi import APIRouter
 
 from paygate.admin.reload import ConfigReloader, ReloadRefused
+from paygate.admin.reload_file import FileWatch
 from paygate.admin.routes import reload as reload_routes
 from paygate.config import sources_of
 from paygate.runtime import Runtime
@@ -25,7 +27,32 @@ log = logging.getLogger("paygate")
 def reload_router(rt: Runtime) -> APIRouter:
     reloader = ConfigReloader(rt.settings, sources_of(rt.settings), rt.events, rt.on_reload)
     watch_sighup(rt, reloader)
+    if rt.settings.watch_config:
+        watch_file(rt, reloader)
     return reload_routes.router(rt.guard, reloader)
+
+
+def run_logged(reloader: ConfigReloader, source: str, tasks: set[asyncio.Task[None]]) -> None:
+    """Start a reload on the running loop; `tasks` holds it until done (the loop keeps weak references)."""
+    task = asyncio.get_running_loop().create_task(reload_logged(reloader, source))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def watch_file(rt: Runtime, reloader: ConfigReloader) -> None:
+    """`--watch-config`: the startup config file is looked at on each tick (about once a second) and
+    reloaded, as by SIGHUP, once a change has held still for a tick."""
+    path = reloader.default_path
+    if not path:
+        log.warning("--watch-config: the gateway was started without a config file; nothing is watched")
+        return
+    watch, tasks = FileWatch(path), set[asyncio.Task[None]]()
+
+    def look(_: float) -> None:
+        if watch.changed():
+            run_logged(reloader, "watch", tasks)
+
+    rt.tickers.append(look)
 
 
 async def reload_logged(reloader: ConfigReloader, source: str) -> None:
@@ -57,9 +84,7 @@ def watch_sighup(rt: Runtime, reloader: ConfigReloader) -> None:
     tasks: set[asyncio.Task[None]] = set()
 
     def on_signal() -> None:
-        task = asyncio.get_running_loop().create_task(reload_logged(reloader, "sighup"))
-        tasks.add(task)  # held until done: the loop keeps only weak references to tasks
-        task.add_done_callback(tasks.discard)
+        run_logged(reloader, "sighup", tasks)
 
     async def start() -> None:
         if sighup is None or threading.current_thread() is not threading.main_thread():
