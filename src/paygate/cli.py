@@ -260,6 +260,7 @@ async def _dry_run(settings: Settings, as_json: bool) -> int:
 
 def _serve(settings: Settings, as_json: bool) -> None:
     from paygate.app import create_app
+    from paygate.compose.reload import hold_sighup
     from paygate.http.server import build_server
 
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -290,6 +291,9 @@ def _serve(settings: Settings, as_json: bool) -> None:
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    # SIGHUP reloads the config while serving (compose/reload.py); while starting and stopping it must not
+    # end the process (its default). A handler, not SIG_IGN: the stdio server's exec resets it to default.
+    signal.signal(signal.SIGHUP, hold_sighup)
     try:
         server.run(sockets=[sock])
     except SystemExit:  # uvicorn exits 3 after a failed startup; ours is documented as 1

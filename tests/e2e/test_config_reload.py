@@ -44,3 +44,4 @@ def test_sighup_and_post_reload_the_config_file(tmp_path: Path) -> None:
         assert resp.status_code == 200, resp.text
         assert resp.json()["changed"] == ["defaultCreditsPerCall"] and resp.json()["skipped"] == ["port"]
         assert charged(gw, key) == 3
+        assert gw.stop() == 0  # the SIGHUP handling leaves a graceful stop as it was

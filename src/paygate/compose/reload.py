@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import threading
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -75,10 +76,15 @@ async def reload_logged(reloader: ConfigReloader, source: str) -> None:
     )
 
 
+def hold_sighup(signum: int, frame: Any) -> None:
+    """`wrap`'s SIGHUP handler while it starts and stops (cli.py): nothing happens (the default would end
+    the process). The reload handler replaces only this one, so an embedding program's SIGHUP stays its own."""
+
+
 def watch_sighup(rt: Runtime, reloader: ConfigReloader) -> None:
-    """SIGHUP → reload, from the lifespan's start to its stop (main thread only: an embedded or in-process
-    gateway on another thread leaves the process's signals alone). Before the start and after the stop
-    SIGHUP keeps its default action."""
+    """SIGHUP → reload, from the lifespan's start to its stop, in `wrap` only (its `hold_sighup` is there;
+    an embedded gateway, or the tests' in-process one on another thread, leaves the process's signals
+    alone). After the stop a SIGHUP is held again until the process exits."""
     sighup = getattr(signal, "SIGHUP", None)
     installed: list[asyncio.AbstractEventLoop] = []
     tasks: set[asyncio.Task[None]] = set()
@@ -89,6 +95,8 @@ def watch_sighup(rt: Runtime, reloader: ConfigReloader) -> None:
     async def start() -> None:
         if sighup is None or threading.current_thread() is not threading.main_thread():
             return
+        if signal.getsignal(sighup) is not hold_sighup:
+            return
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(sighup, on_signal)
         installed.append(loop)
@@ -96,6 +104,7 @@ def watch_sighup(rt: Runtime, reloader: ConfigReloader) -> None:
     async def stop() -> None:
         for loop in installed:
             loop.remove_signal_handler(sighup)  # type: ignore[arg-type]
+            signal.signal(sighup, hold_sighup)  # type: ignore[arg-type]
         installed.clear()
 
     rt.on_start.append(start)
