@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,30 @@ def test_reloads_between_calls_conserve_credits(tmp_path: Path, start: int, step
             assert ("result" in reply) == (before >= price)
             charged.append(taken)
         assert sum(charged) == start - gw.balance(key)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prices=st.lists(PRICES, min_size=1, max_size=6))
+def test_calls_racing_reloads_are_each_charged_one_price_in_force(tmp_path: Path, prices: list[int]) -> None:
+    """Calls from three threads while reloads change the price: every charge is one whole price that was in
+    force (never a mix), and the charges in the usage log sum to what left the balance."""
+    with reloadable_gateway(tmp_path, {"defaultCreditsPerCall": 1}) as (gw, file):
+        key = gw.create_key(1000)
+        replies: list[dict[str, Any]] = []
+
+        def caller() -> None:
+            replies.extend(gw.call_tool("echo", {"text": "x"}, key, msg_id=i) for i in range(8))
+
+        callers = [threading.Thread(target=caller) for _ in range(3)]
+        for thread in callers:
+            thread.start()
+        for price in prices:
+            file.update(defaultCreditsPerCall=price)
+            reload_ok(gw)
+        for thread in callers:
+            thread.join(30)
+        assert len(replies) == 24 and all("result" in r for r in replies)
+        events = gw.client.get("/usage", headers=gw.admin()).json()["events"]
+        charges = [e["creditsCharged"] for e in events if e["allowed"]]
+        assert len(charges) == 24 and set(charges) <= {1, *prices}
+        assert sum(charges) == 1000 - gw.balance(key)
