@@ -144,10 +144,8 @@ class ConfigReloader:
             "warnings": warnings,
             "message": f"Config reloaded: {n} field{'' if n == 1 else 's'} updated",
         }
-        self.events.publish(
-            "config.reloaded", actor, source=source, path=where, changed=plan.changed, skipped=plan.skipped,
-            warnings=len(warnings),
-        )  # fmt: skip
+        data = {"source": source, "path": where, "changed": plan.changed, "skipped": plan.skipped}
+        self.events.publish("config.reloaded", actor, **data, warnings=len(warnings))  # names only, never values
         return answer
 
     def plan(self, raw: dict[str, Any]) -> Plan:
