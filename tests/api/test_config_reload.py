@@ -159,15 +159,29 @@ def test_a_flag_keeps_winning_over_the_file(tmp_path: Path) -> None:
         assert charged_by(gw, key, "add", {"a": 1, "b": 1}) == 6 and charged_by(gw, key) == 2
 
 
-def test_a_tools_timeout_and_cache_settings_are_named_as_needing_a_restart(tmp_path: Path) -> None:
+def test_a_tools_timeout_and_cache_settings_follow_a_reload(tmp_path: Path) -> None:
     with reloadable_gateway(tmp_path, {}) as (gw, file):
-        file.update(toolPricing={"echo": {"creditsPerCall": 2, "timeoutMs": 1000, "cacheTtlSeconds": 60}})
+        key = gw.create_key(100)
+        pricing = {"echo": {"creditsPerCall": 2, "cacheTtlSeconds": 60}, "slow": {"timeoutMs": 300}}
+        file.update(toolPricing=pricing)
         answer = reload_ok(gw)
-        assert answer["changed"] == ["toolPricing"]
-        assert [w.split(":")[0] for w in answer["warnings"]] == [
-            "toolPricing.echo.timeoutMs",
-            "toolPricing.echo.cacheTtlSeconds",
-        ]
+        assert answer["changed"] == ["toolPricing"] and answer["warnings"] == []
+        assert gw.call_tool("slow", {"seconds": 5}, key)["error"]["code"] == -32004  # the new timeout
+        assert charged_by(gw, key, "echo", {"text": "cached"}) == 2
+        gw.call_tool("echo", {"text": "cached"}, key)
+        cache = gw.client.get("/admin/cache", headers=gw.admin()).json()
+        assert cache["toolTtlSeconds"] == {"echo": 60} and cache["hits"] == 1
+        file.update(toolPricing={**pricing, "echo": {**pricing["echo"], "cacheShared": True}})
+        reload_ok(gw)  # answers cached for one key are not handed to every key: the tool's entries go
+        cache = gw.client.get("/admin/cache", headers=gw.admin()).json()
+        assert cache["entries"] == 0 and cache["sharedTools"] == ["echo"]
+        # timeouts an admin set stay in force over the file's, and the answer says so
+        resp = gw.client.post("/admin/timeouts", headers=gw.admin(), json={"tools": {"slow": 400}})
+        assert resp.status_code == 200, resp.text
+        file.update(toolPricing={**pricing, "echo": {"creditsPerCall": 2}, "slow": {"timeoutMs": 900}})
+        answer = reload_ok(gw)
+        assert [w.split(":")[0] for w in answer["warnings"]] == ["toolPricing.*.timeoutMs"]
+        assert gw.client.get("/admin/timeouts", headers=gw.admin()).json()["tools"] == {"slow": 400}
 
 
 def test_a_call_in_flight_finishes_on_the_price_and_refund_policy_it_was_admitted_with(tmp_path: Path) -> None:

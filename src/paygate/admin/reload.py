@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from paygate.admin.config_view import MASK, mask_value
 from paygate.admin.reload_file import ConfigFileError, read_config_file
-from paygate.config import ConfigError, ConfigSources, Settings, ToolPricingConfig, normalise
+from paygate.config import ConfigError, ConfigSources, Settings, normalise
 from paygate.core.domain_errors import Invalid
 from paygate.events.hub import EventHub
 from paygate.validation import NOT_ENFORCED, ignored_settings
@@ -46,8 +46,6 @@ RELOADABLE: dict[str, str] = {
     "webhookMaxRetries": "webhook_max_retries",
     "alertRules": "alert_rules",
 }
-# A tool's settings the traffic controls read once at start (compose/traffic.py); runtime admin wins there.
-TRAFFIC_TOOL_FIELDS = {"timeout_ms": "timeoutMs", "cache_ttl_seconds": "cacheTtlSeconds", "cache_shared": "cacheShared"}
 PINNED = "set by {by}, which wins over the file: kept as it is"
 
 Commit = Callable[[], str | None]  # applies prepared objects (must not raise); may return a warning
@@ -181,8 +179,6 @@ class ConfigReloader:
                 skipped.add(name)
         warnings = list(later)
         warnings += _pinned(normalise(self.file), normalise(raw), sources, changed, skipped)
-        if "toolPricing" in changed:
-            warnings += _traffic_fields(live, new)
         update = {RELOADABLE[name]: getattr(new, RELOADABLE[name]) for name in changed}
         return Plan(live.model_copy(update=update), raw, sorted(changed), sorted(skipped), warnings)
 
@@ -219,20 +215,6 @@ def _by(key: str, flags: dict[str, Any]) -> str:
 def _entry(layer: dict[str, Any], key: str, name: str) -> Any:
     value = layer.get(key)
     return value.get(name) if isinstance(value, dict) else None
-
-
-def _traffic_fields(old: Settings, new: Settings) -> list[str]:
-    out = []
-    for tool in sorted(set(old.tool_pricing) | set(new.tool_pricing)):
-        unset = ToolPricingConfig()  # a tool added or removed: compared with the defaults
-        before, after = old.tool_pricing.get(tool, unset), new.tool_pricing.get(tool, unset)
-        for field, name in TRAFFIC_TOOL_FIELDS.items():
-            if getattr(before, field) != getattr(after, field):
-                out.append(
-                    f"toolPricing.{tool}.{name}: a tool's timeout and cache settings apply at restart "
-                    "(POST /admin/timeouts and /admin/cache change them now)"
-                )
-    return out
 
 
 def _detail(err: Any) -> dict[str, str]:

@@ -16,11 +16,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from paygate.admin.reload import ConfigReloader, ReloadRefused
+from paygate.admin.reload import Commit, ConfigReloader, Participant, ReloadRefused
 from paygate.admin.reload_file import FileWatch
 from paygate.admin.routes import reload as reload_routes
-from paygate.config import sources_of
+from paygate.config import Settings, sources_of
 from paygate.runtime import Runtime
+from paygate.traffic.cache import ResponseCache
+from paygate.traffic.timeouts import Timeouts
 
 log = logging.getLogger("paygate")
 
@@ -31,6 +33,30 @@ def reload_router(rt: Runtime) -> APIRouter:
     if rt.settings.watch_config:
         watch_file(rt, reloader)
     return reload_routes.router(rt.guard, reloader)
+
+
+def follow_tool_timeouts(timeouts: Timeouts) -> Participant:
+    """`toolPricing[t].timeoutMs` follows a reload (unless an admin set the timeouts: traffic/timeouts.py)."""
+
+    def prepare(s: Settings, changed: frozenset[str]) -> Commit | None:
+        if "toolPricing" not in changed:
+            return None
+        return timeouts.follow_config({t: p.timeout_ms for t, p in s.tool_pricing.items() if p.timeout_ms})
+
+    return prepare
+
+
+def follow_tool_cache(cache: ResponseCache) -> Participant:
+    """`toolPricing[t].cacheTtlSeconds` and `cacheShared` follow a reload (traffic/cache.py)."""
+
+    def prepare(s: Settings, changed: frozenset[str]) -> Commit | None:
+        if "toolPricing" not in changed:
+            return None
+        pricing = s.tool_pricing
+        ttls = {t: p.cache_ttl_seconds for t, p in pricing.items() if p.cache_ttl_seconds is not None}
+        return cache.follow_config(ttls, frozenset(t for t, p in pricing.items() if p.cache_shared))
+
+    return prepare
 
 
 def run_logged(reloader: ConfigReloader, source: str, tasks: set[asyncio.Task[None]]) -> None:
