@@ -110,8 +110,9 @@ def test_a_new_webhook_url_receives_the_next_events(tmp_path: Path) -> None:
         wait_until(lambda: any(e["type"] == "key.created" for e in first.delivered_admin()), 10, "the first hook")
         assert first.ok()[-1].headers.get("x-paygate-signature")  # signed with the new secret
         assert gw.client.get("/health").json()["webhooks"]["deadLetterCount"] == 0  # /health follows too
-        file.update(webhookUrl=second.url())
-        reload_ok(gw)
+        file.update(webhookUrl=second.url(), webhookMaxRetries=1)
+        assert reload_ok(gw)["changed"] == ["webhookMaxRetries", "webhookUrl"]
+        assert gw.client.get("/webhooks/stats", headers=gw.admin()).json()["maxRetries"] == 1
         gw.call_tool("echo", {"text": "x"}, key)
         wait_until(lambda: bool(second.delivered_events()), 10, "the second hook")
         assert "s3cret-for-tests" not in str(gw.events("config.reloaded"))  # names only, never values
