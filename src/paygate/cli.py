@@ -125,6 +125,9 @@ def wrap(
         Opt(help='Load a plugin, "module:attribute" or an installed entry-point name (repeatable; docs/plugins.md)'),
     ] = None,
     config: Annotated[str | None, Opt(help="JSON config file")] = None,
+    watch_config: Annotated[
+        bool | None, Opt("--watch-config", help="Reload the config file when it changes (as SIGHUP does)")
+    ] = None,
     dry_run: Annotated[
         bool, Opt("--dry-run", envvar="PAYGATE_DRY_RUN", help="Discover tools, print the pricing table, exit")
     ] = False,
@@ -183,6 +186,7 @@ WRAP_FLAGS = {
     "header": "customHeaders",
     "admin_rate_limit": "adminRateLimit",
     "plugin": "plugins",
+    "watch_config": "watchConfig",
 }
 
 
@@ -261,6 +265,7 @@ async def _dry_run(settings: Settings, as_json: bool) -> int:
 
 def _serve(settings: Settings, as_json: bool) -> None:
     from paygate.app import create_app
+    from paygate.compose.reload import hold_sighup
     from paygate.http.server import build_server
 
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
@@ -291,6 +296,9 @@ def _serve(settings: Settings, as_json: bool) -> None:
     # no-op handlers make a graceful stop exit 0 instead of dying by that signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    # SIGHUP reloads the config while serving (compose/reload.py); while starting and stopping it must not
+    # end the process (its default). A handler, not SIG_IGN: the stdio server's exec resets it to default.
+    signal.signal(signal.SIGHUP, hold_sighup)
     try:
         server.run(sockets=[sock])
     except SystemExit:  # uvicorn exits 3 after a failed startup; ours is documented as 1

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from paygate.config_auth import AuthSettings
@@ -152,6 +153,9 @@ class Settings(
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error", "silent"] = "info"  # "warn" is read as "warning"
     discovery: Literal["static", "dynamic"] = "static"  # dynamic: three meta-tools in tools/list (mcp/discovery.py)
+    watch_config: bool = False  # reload when the config file changes (admin/reload.py, docs/reload.md)
+    # What load_settings merged: a hot reload (admin/reload.py) merges a new file under the same env and flags.
+    _sources: ConfigSources | None = PrivateAttr(default=None)
 
     @field_validator("import_keys")
     @classmethod
@@ -269,8 +273,9 @@ ENV_TO_KEY: dict[str, str] = {
     "PAYGATE_PUBLIC_RATE_LIMIT": "publicRateLimit",
     "PAYGATE_STRIPE_WEBHOOK_SECRET": "stripeWebhookSecret",
     "PAYGATE_PLUGINS": "plugins",
+    "PAYGATE_WATCH_CONFIG": "watchConfig",
 }
-_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate"}
+_BOOL_KEYS = {"shadowMode", "refundOnFailure", "webhookAllowPrivate", "trafficAllowPrivate", "watchConfig"}
 
 
 class ConfigError(ValueError):
@@ -391,17 +396,45 @@ def merge(*layers: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigSources:
+    """The layers a Settings was merged from: the config file (its path and contents), PAYGATE_* env, flags."""
+
+    path: str | None
+    file: dict[str, Any]
+    env: dict[str, Any]
+    flags: dict[str, Any]
+
+    def merged(self, file_layer: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The raw dict, with `file_layer` in place of the file's contents if given (flags and env still win)."""
+        file_layer = self.file if file_layer is None else file_layer
+        return merge(normalise(file_layer), normalise(self.env), normalise(self.flags))
+
+
+def read_sources(
+    flags: dict[str, Any], config_path: str | None, environ: dict[str, str] | None = None
+) -> ConfigSources:
+    env_layer = from_env(environ)
+    path = config_path or env_layer.pop("config", None) or (environ or os.environ).get("PAYGATE_CONFIG")
+    return ConfigSources(path, load_file(path) if path else {}, env_layer, dict(flags))
+
+
 def resolve_sources(
     flags: dict[str, Any], config_path: str | None, environ: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The merged raw dict, before validation (used by `wrap` and `validate`)."""
-    env_layer = from_env(environ)
-    path = config_path or env_layer.pop("config", None) or (environ or os.environ).get("PAYGATE_CONFIG")
-    file_layer = load_file(path) if path else {}
-    return merge(normalise(file_layer), normalise(env_layer), normalise(flags))
+    return read_sources(flags, config_path, environ).merged()
 
 
 def load_settings(
     flags: dict[str, Any], config_path: str | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
-    return Settings.model_validate(resolve_sources(flags, config_path, environ))
+    sources = read_sources(flags, config_path, environ)
+    settings = Settings.model_validate(sources.merged())
+    settings._sources = sources
+    return settings
+
+
+def sources_of(settings: Settings) -> ConfigSources | None:
+    """What `settings` was loaded from (None: built directly, e.g. by an embedding program)."""
+    return settings._sources

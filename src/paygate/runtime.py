@@ -55,3 +55,6 @@ class Runtime:
     # Run on the loop as soon as SIGTERM/SIGINT arrives, before uvicorn waits for open responses
     # (exit_signals.py): cheap and synchronous (end streams, refuse new work).
     on_exit_signal: list[Callable[[], None]] = field(default_factory=list)
+    # Hot reload (admin/reload.py): each prepares its new objects from the new settings and the changed
+    # names (raising ValueError to refuse the file), returning the commit that swaps them in (or None).
+    on_reload: list[Callable[[Settings, frozenset[str]], Callable[[], str | None] | None]] = field(default_factory=list)

@@ -134,6 +134,20 @@ class AlertService:
                 log.error("stored alert rules ignored (%s); using the config file's", exc)
         self.rules, self.source = list(self.defaults), "config" if self.defaults else "none"
 
+    def replace_defaults(self, rules: Sequence[Rule]) -> Callable[[], str | None]:
+        """A hot reload's `alertRules` (checked by the caller): the commit that makes them the defaults,
+        in force unless rules were set through the API, which stay (the commit's warning says so)."""
+        new = list(rules)
+
+        def commit() -> str | None:
+            self.defaults = new
+            if self.source == "api":
+                return "alertRules: the rules set through POST /alerts stay in force over the file's"
+            self.rules, self.source = list(new), "config" if new else "none"
+            return None
+
+        return commit
+
     def configure(self, rules: Sequence[Rule]) -> list[Rule]:
         """Replace the rule set (checked first: a bad set changes nothing) and store it."""
         check_rules(rules)

@@ -72,6 +72,11 @@ class GateFacts:
         self.caps: CapSource | None = None
         self._generation = -1
 
+    def set_global_quota(self, quota: Quota | None) -> None:
+        """A hot reload's `globalQuota`: every key's policy is resolved again with it."""
+        self.global_quota = quota
+        self._policies = {}
+
     def policy_for(self, key: KeyRecord) -> EffectivePolicy:
         """Resolved once per key and reused until a key or document changes (`store.generation`)."""
         if self._generation != self.store.generation:

@@ -41,6 +41,7 @@ class Admitted:
     rate: RateDecision | None
     shadow_reason: str | None = None
     committed: asyncio.Future[None] | None = None  # await before acting on the charge
+    refund_on_failure: bool = False  # the policy when admitted: a hot reload meanwhile does not change it
 
 
 @dataclass(slots=True)
@@ -110,6 +111,14 @@ class BillingService:
         self.recheck_limits = False
         # Tokens that stand for a key (scoped tokens, OAuth access tokens): kinds added by the composition root
         self.credentials = Credentials()
+
+    def reconfigure(self, prices: PriceBook, *, shadow: bool, refund_on_failure: bool, quota: Quota | None) -> None:
+        """A hot reload (admin/reload.py): each setting replaced by a new object, in one step of the loop;
+        a call admitted before keeps its `Admitted` (price, refund policy), the next sees the new set."""
+        self.prices = prices
+        self.shadow = shadow
+        self.refund_on_failure = refund_on_failure
+        self.facts.set_global_quota(quota)
 
     def start(self) -> None:
         """Rebuild today's and this month's quota counters from the usage log."""
@@ -341,7 +350,7 @@ class BillingService:
         self.metrics.tool_calls_for(label, "allowed").inc()
         if charged:
             self.metrics.credits_charged_for(label).inc(charged)
-        return Admitted(key, tool, price, charged, rate)
+        return Admitted(key, tool, price, charged, rate, refund_on_failure=self.refund_on_failure)
 
     def denied(
         self,
@@ -387,7 +396,7 @@ class BillingService:
         if admitted.key is None or admitted.shadow_reason is not None:
             return Settlement()
         key = admitted.key = self.current(admitted.key)  # rotated while the call ran: settle on the new key
-        if failed and (self.refund_on_failure or not delivered) and admitted.charged:
+        if failed and (admitted.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
             self.quotas.remove(key, admitted.charged, time.time())
             if self.facts.caps is not None:

@@ -3,9 +3,12 @@ runtime's components and handed to its router by `compose/routers.py`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from paygate.analytics.engine import AnalyticsService
 from paygate.analytics.feed import RollupFeed
 from paygate.billing.usage import UsageService
+from paygate.config import Settings
 from paygate.public.service import PublicInfo
 from paygate.reports.activity import ActivityLog
 from paygate.reports.dry_run import DryRunner
@@ -17,9 +20,20 @@ from paygate.webhooks.queue import health_counts
 def build_public(rt: Runtime) -> PublicInfo:
     store = rt.store
     counts = (lambda: health_counts(store)) if rt.settings.webhook_url else None
-    return PublicInfo(
+    info = PublicInfo(
         rt.settings, rt.serving, rt.dispatcher, rt.billing.prices, lambda: rt.endpoint.inflight, rt.transport, counts
     )
+    billing = rt.billing
+
+    def follow_reload(s: Settings, changed: frozenset[str]) -> Callable[[], None]:
+        def commit() -> None:  # after the billing commit (registered before this): its new price book
+            info.prices = billing.prices
+            info.webhook_counts = (lambda: health_counts(store)) if s.webhook_url else None
+
+        return commit
+
+    rt.on_reload.append(follow_reload)
+    return info
 
 
 def build_usage(rt: Runtime) -> UsageService:

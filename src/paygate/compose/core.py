@@ -4,7 +4,9 @@ MCP side (backend, relay, dispatcher, endpoint), metrics; built once from Settin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from paygate.admin.auth import AdminAuth
 from paygate.admin.auth_throttle import AuthThrottle
@@ -71,6 +73,29 @@ def build_pricebook(settings: Settings) -> PriceBook:
         for name, p in settings.tool_pricing.items()
     }
     return PriceBook(settings.default_credits_per_call, settings.global_rate_limit_per_min, overrides)
+
+
+BILLING_FIELDS = frozenset(
+    {"defaultCreditsPerCall", "toolPricing", "globalRateLimitPerMin", "shadowMode", "refundOnFailure", "globalQuota"}
+)
+
+
+def reload_billing(billing: BillingService, dispatcher: Dispatcher) -> Callable[[Settings, frozenset[str]], Any]:
+    """The hot reload's pricing, rate limit, shadow / refund flags, global quota and free methods
+    (admin/reload.py): new objects built here, swapped in by the commit."""
+
+    def prepare(s: Settings, changed: frozenset[str]) -> Callable[[], None] | None:
+        if not changed & (BILLING_FIELDS | {"freeMethods"}):
+            return None
+        prices, quota = build_pricebook(s), s.global_quota.as_quota() if s.global_quota else None
+
+        def commit() -> None:
+            billing.reconfigure(prices, shadow=s.shadow_mode, refund_on_failure=s.refund_on_failure, quota=quota)
+            dispatcher.reconfigure(list(s.free_methods))
+
+        return commit
+
+    return prepare
 
 
 def state_path(settings: Settings) -> str:
@@ -192,6 +217,7 @@ def build_core(settings: Settings, backend: Backend | None = None) -> Runtime:
         serving,
     )
     rt.tickers += [audit.tick, tasks.tick]
+    rt.on_reload.append(reload_billing(billing, dispatcher))  # first: later commits read the new prices
     if shared is not None:
         fleet = shared
 

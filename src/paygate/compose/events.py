@@ -22,7 +22,7 @@ from paygate.policy.memberships import GROUPS, TEAMS, active_count
 from paygate.reports.request_log import GATE_TYPES, RequestLog
 from paygate.runtime import Runtime
 from paygate.store.shared import redis_store
-from paygate.webhooks.bootstrap import open_webhooks
+from paygate.webhooks.bootstrap import open_webhooks, prepare_reload
 from paygate.webhooks.service import WebhookService
 
 ADOPT_EVERY_SECONDS = 30.0
@@ -67,6 +67,9 @@ def build_alerts(rt: Runtime) -> AlertService:
         return (billing.quotas.snapshot(key.key_hash, now).day_calls if limit else 0), limit
 
     service = AlertService(rt.store, rt.events, config_rules(rt.settings), daily_calls=daily_calls)
+    rt.on_reload.append(  # hot reload (admin/reload.py): the file's rules, checked like at start
+        lambda s, changed: service.replace_defaults(config_rules(s)) if "alertRules" in changed else None
+    )
     rt.events.subscribe(service.on_event, ("backup.restored",))
     rt.events.subscribe_batch(service.on_batch)
     rt.tickers.append(service.tick)
@@ -96,6 +99,7 @@ def build_webhooks(rt: Runtime) -> WebhookService:
     """The webhook service (webhooks/bootstrap.open_webhooks), subscribed (deferred: a tool call never
     waits for a webhook), following key rotations, measured, and hooked into start/stop."""
     service = open_webhooks(rt.settings, rt.store, rt.events, rt.metrics)
+    rt.on_reload.append(lambda s, changed: prepare_reload(service, s, changed))  # hot reload (admin/reload.py)
     rt.events.subscribe_batch(service.on_events)
     rt.keys.rekey_listeners.append(service.routes.on_rekey)
     rt.metrics.bind_webhook_gauges(service.queue_depth, service.dead_letter_count)

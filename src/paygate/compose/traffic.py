@@ -15,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from paygate.compose.content import content_routers
+from paygate.compose.reload import follow_tool_cache, follow_tool_timeouts
 from paygate.core.domain_errors import Invalid
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyNotFound
@@ -163,6 +164,7 @@ def _dedup_and_cache(rt: Runtime, routers: dict[str, APIRouter]) -> None:
         fleet=fleet,
     )
     cache.load()
+    rt.on_reload.append(follow_tool_cache(cache))  # hot reload: toolPricing's cache settings (compose/reload.py)
     traffic.add_call_stage(cache)
     rt.tickers.append(cache.tick)
     rt.metrics.registry.register(CacheMetrics(cache))
@@ -186,6 +188,7 @@ def _failures(rt: Runtime, routers: dict[str, APIRouter]) -> tuple[CircuitBreake
         rt.store,
         rt.events,
     )
+    rt.on_reload.append(follow_tool_timeouts(timeouts))  # hot reload: toolPricing's timeouts (compose/reload.py)
     cooldown = settings.circuit_breaker_cooldown_seconds
     circuits = CircuitBreakers(
         CircuitSettings(

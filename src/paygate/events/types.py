@@ -143,6 +143,8 @@ EVENT_TYPES: dict[str, str] = {
     "concurrency.updated": "the concurrency limits were changed at runtime (POST /admin/concurrency)",
     "priority_queue.updated": "the priority queue's settings or keys' tiers were changed (POST /admin/priority-queue)",
     "config.export": "the running configuration was read (GET /config)",
+    "config.reloaded": "the config file was reloaded (POST /config/reload or SIGHUP): the fields changed and skipped",
+    "config.reload_failed": "a config reload was refused (invalid or unreadable file): nothing changed",
     "backup.exported": "a full backup was taken",
     "backup.restored": "a backup was restored",
     # traffic control (docs/traffic.md)

@@ -93,6 +93,11 @@ class Dispatcher:
             self.billing.metrics.set_known_tools(sorted(self._tool_names))
         return self._priced_tools
 
+    def reconfigure(self, free_methods: list[str]) -> None:
+        """A hot reload (admin/reload.py): new free methods, and `_pricing` rebuilt from the new prices."""
+        self.free_methods = frozenset(free_methods) - {"tools/call"}
+        self._tools_source = None
+
     def tools_for(self, raw_key: str | None) -> list[dict[str, Any]]:
         """`tools/list` as this caller may see it: a key's denied tools never appear, nor those outside
         its token's tools, and prices are the key's own (group override, plan multiplier)."""

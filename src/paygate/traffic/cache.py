@@ -180,6 +180,23 @@ class ResponseCache:
         self.events.publish("cache.cleared", actor, tool=tool, removed=removed)
         return removed
 
+    def follow_config(self, tool_ttls: dict[str, int], shared_tools: frozenset[str]) -> Callable[[], None] | None:
+        """A hot reload's `toolPricing[t].cacheTtlSeconds` / `cacheShared` (admin/reload.py): the commit that
+        puts them in force (None: unchanged). A tool whose TTL or sharing changed loses its cached answers
+        (they were stored under the old rules: who may read them, how long they live)."""
+        if tool_ttls == self.tool_ttls and shared_tools == self.shared_tools:
+            return None
+        tools = {t for t in tool_ttls.keys() | self.tool_ttls.keys() if tool_ttls.get(t) != self.tool_ttls.get(t)}
+        tools |= shared_tools ^ self.shared_tools
+
+        def commit() -> None:
+            for slot in [slot for slot, entry in self._entries.items() if entry.tool in tools]:
+                self._drop(slot)
+            self.tool_ttls, self.shared_tools = dict(tool_ttls), shared_tools
+            self._apply()
+
+        return commit
+
     def configure(self, ttl_seconds: int | None, max_entries: int | None, actor: str) -> None:
         """The global TTL and the bound, from now on and after a restart (kept in the store)."""
         if ttl_seconds is None and max_entries is None:

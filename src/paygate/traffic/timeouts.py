@@ -37,6 +37,7 @@ class Timeouts:
         self.tools_ms: dict[str, int] = {}
         self.source = "config"
         self._apply(global_ms, tools_ms, set_global=False)  # the dispatcher has the config's own (in seconds)
+        self.config_tools = dict(self.tools_ms)  # the config file's, as last read (a hot reload follows it)
 
     def _apply(self, global_ms: int, tools_ms: dict[str, int], set_global: bool = True) -> None:
         self.global_ms = global_ms
@@ -45,6 +46,22 @@ class Timeouts:
             self._set_global(global_ms / 1000)
         # a new dict, swapped in whole: the dispatcher reads it on every call
         self.traffic.tool_timeouts = {tool: ms / 1000 for tool, ms in self.tools_ms.items()}
+
+    def follow_config(self, tools_ms: dict[str, int]) -> Callable[[], str | None] | None:
+        """A hot reload's `toolPricing[t].timeoutMs` (admin/reload.py): the commit that puts them in force
+        (None: unchanged); timeouts an admin set (POST /admin/timeouts) stay, and the commit says so."""
+        new = {tool: ms for tool, ms in sorted(tools_ms.items()) if ms > 0}
+        if new == self.config_tools:
+            return None
+
+        def commit() -> str | None:
+            self.config_tools = new
+            if self.source == "admin":
+                return "toolPricing.*.timeoutMs: the timeouts set through POST /admin/timeouts stay in force"
+            self._apply(self.global_ms, new, set_global=False)
+            return None
+
+        return commit
 
     def load(self) -> None:
         """The admin-set timeouts from the store (at start, and from a fleet peer's change)."""

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from paygate.config import Settings
 from paygate.events.hub import EventHub
 from paygate.metrics import Metrics
 from paygate.store.base import Store
 from paygate.webhooks.queue import WebhookQueue
-from paygate.webhooks.routing import Routes, WebhookError
+from paygate.webhooks.routing import DEFAULT, Destination, Routes, WebhookError
 from paygate.webhooks.sender import Sender
 from paygate.webhooks.service import WebhookService
 from paygate.webhooks.ssrf import UnsafeUrl, check_url
@@ -46,3 +47,26 @@ def open_webhooks(settings: Settings, store: Store, events: EventHub, metrics: M
     return WebhookService(
         s, store, events, metrics, queue, routes, Sender(s.webhook_timeout_seconds, s.webhook_allow_private)
     )
+
+
+WEBHOOK_FIELDS = frozenset({"webhookUrl", "webhookSecret", "webhookMaxRetries"})
+
+
+def prepare_reload(service: WebhookService, settings: Settings, changed: frozenset[str]) -> Callable[[], None] | None:
+    """A hot reload's webhookUrl / webhookSecret / webhookMaxRetries (admin/reload.py): the new default
+    destination, checked like at start (an unsafe URL refuses the whole reload), swapped in by the commit.
+    Batches already queued for the default destination go to the new URL (none: dead-lettered as
+    `destination removed`, replayable)."""
+    if not changed & WEBHOOK_FIELDS:
+        return None
+    url, secret, retries = settings.webhook_url, settings.webhook_secret, settings.webhook_max_retries
+    if url:
+        check_url(url, service.routes.allow_private, "webhookUrl")  # UnsafeUrl is a ValueError: refused
+    default = Destination(DEFAULT, "default", url, secret) if url else None
+
+    def commit() -> None:
+        service.routes.default = default
+        service.worker.max_retries = retries
+        service.worker.wake()
+
+    return commit
