@@ -34,6 +34,7 @@ from paygate.events.hub import EventHub
 from paygate.mcp import jsonrpc
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall
 
 log = logging.getLogger("paygate.content")
@@ -134,7 +135,7 @@ class ToolSchemas:
         self.table: dict[str, Registered] = {}
         self.rejected: Counter[str] = Counter()  # by tool label (bounded)
         self.enabled = False
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_SCHEMAS)
         # tool → (the backend's inputSchema object it was compiled from, its validator or None if unusable)
         self._backend: dict[str, tuple[Any, Draft202012Validator | None]] = {}
         self._apply()
@@ -230,11 +231,9 @@ class ToolSchemas:
         stored = {
             t: {"schema": r.schema, "createdAt": r.created_at, "createdBy": r.created_by} for t, r in table.items()
         }
-        raw = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()
-        if len(raw) > MAX_TOTAL_BYTES:
+        if len(self.doc.encode(stored)) > MAX_TOTAL_BYTES:
             raise TooLarge(f"The tool schemas together would be over {MAX_TOTAL_BYTES} bytes")
-        self.store.set_meta(META_SCHEMAS, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write(stored)  # first: if the write fails nothing changed
         self.table = table
         self._apply()
 
@@ -246,22 +245,10 @@ class ToolSchemas:
 
     def reload(self) -> None:
         """Read the stored schemas again if they changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_SCHEMAS)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        table: dict[str, Registered] = {}
-        try:
-            for tool, doc in (orjson.loads(raw) if raw else {}).items():
-                schema = doc["schema"]
-                table[tool] = Registered(
-                    tool, schema, compile_schema(schema), float(doc["createdAt"]), str(doc["createdBy"])
-                )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, Invalid, TooLarge):
-            log.error("the stored tool schemas (%s) are malformed: ignored", META_SCHEMAS)
-            return
-        self.table = table
-        self._apply()
+        table = self.doc.read(_parse_schemas, "tool schemas", (Invalid, TooLarge))
+        if table is not None:
+            self.table = table
+            self._apply()
 
 
 class SchemaCollector(Collector):
@@ -279,3 +266,12 @@ class SchemaCollector(Collector):
         for tool, n in sorted(self.schemas.rejected.items()):
             family.add_metric([tool], n)
         yield family
+
+
+def _parse_schemas(stored: dict[str, Any]) -> dict[str, Registered]:
+    return {
+        tool: Registered(
+            tool, doc["schema"], compile_schema(doc["schema"]), float(doc["createdAt"]), str(doc["createdBy"])
+        )
+        for tool, doc in stored.items()
+    }

@@ -40,6 +40,7 @@ from paygate.core.values import iso_time
 from paygate.events.hub import EventHub
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall
 
 log = logging.getLogger("paygate.content")
@@ -203,7 +204,7 @@ class Transforms:
         self.applied: Counter[str] = Counter()  # calls rewritten since start, by direction
         self.enabled = False
         self._ordered: tuple[Transform, ...] = ()
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_TRANSFORMS)
 
     # --- the call stage ----------------------------------------------------------------------------
     async def around(self, call: ToolCall, proceed: Proceed) -> Message:
@@ -296,11 +297,9 @@ class Transforms:
     # --- persistence ---------------------------------------------------------------------------------
     def _save(self, rules: dict[str, Transform]) -> None:
         stored = {t.id: t.stored() for t in rules.values()}
-        raw = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()
-        if len(raw) > MAX_TOTAL_BYTES:
+        if len(self.doc.encode(stored)) > MAX_TOTAL_BYTES:
             raise TooLarge(f"The transforms together would be over {MAX_TOTAL_BYTES} bytes")
-        self.store.set_meta(META_TRANSFORMS, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write(stored)  # first: if the write fails nothing changed
         self._install(rules)
 
     def _install(self, rules: dict[str, Transform]) -> None:
@@ -313,28 +312,9 @@ class Transforms:
 
     def reload(self) -> None:
         """Read the stored rules again if they changed (start; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_TRANSFORMS)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        rules: dict[str, Transform] = {}
-        try:
-            for rule_id, d in (orjson.loads(raw) if raw else {}).items():
-                rules[rule_id] = Transform(
-                    rule_id,
-                    str(d["tool"]),
-                    str(d["direction"]),
-                    [check_op(op) for op in d["operations"]],
-                    int(d["priority"]),
-                    bool(d["enabled"]),
-                    float(d["createdAt"]),
-                    str(d["createdBy"]),
-                    int(d["seq"]),
-                )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, Invalid, TooLarge):
-            log.error("the stored transforms (%s) are malformed: ignored", META_TRANSFORMS)
-            return
-        self._install(rules)
+        rules = self.doc.read(_parse_transforms, "transforms", (Invalid, TooLarge))
+        if rules is not None:
+            self._install(rules)
 
 
 class TransformCollector(Collector):
@@ -350,3 +330,20 @@ class TransformCollector(Collector):
         for direction, n in sorted(self.transforms.applied.items()):
             family.add_metric([direction], n)
         yield family
+
+
+def _parse_transforms(stored: dict[str, Any]) -> dict[str, Transform]:
+    return {
+        rule_id: Transform(
+            rule_id,
+            str(d["tool"]),
+            str(d["direction"]),
+            [check_op(op) for op in d["operations"]],
+            int(d["priority"]),
+            bool(d["enabled"]),
+            float(d["createdAt"]),
+            str(d["createdBy"]),
+            int(d["seq"]),
+        )
+        for rule_id, d in stored.items()
+    }

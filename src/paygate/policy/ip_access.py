@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -30,6 +29,7 @@ from paygate.core.domain_errors import Invalid, NotFound, TooLarge
 from paygate.core.netaddr import ip_in, normalise_entry, parse_ip
 from paygate.events.hub import EventHub
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 
 log = logging.getLogger("paygate.policy")
 
@@ -101,7 +101,7 @@ class IpAccess:
         self.refused = 0
         self.auto_blocks = 0
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_IP_ACCESS)
 
     # --- the check (mcp/endpoint.py) -------------------------------------------------------------------
     def refusal(self, ip: str | None) -> str | None:
@@ -238,9 +238,7 @@ class IpAccess:
             self._save(Rules(rules.enabled, rules.allow, rules.deny, rules.auto_block, blocked))
 
     def _save(self, rules: Rules) -> None:
-        raw = orjson.dumps(rules.stored(), option=orjson.OPT_SORT_KEYS).decode()
-        self.store.set_meta(META_IP_ACCESS, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write(rules.stored())  # first: if the write fails nothing changed
         self._install(rules)
 
     def _install(self, rules: Rules) -> None:
@@ -249,23 +247,19 @@ class IpAccess:
 
     def reload(self, _now: float = 0.0) -> None:
         """Read the stored rules again if they changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_IP_ACCESS)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        try:
-            doc = orjson.loads(raw) if raw else {}
-            rules = Rules(
-                bool(doc.get("enabled", False)),
-                tuple(doc.get("allow") or ()),
-                tuple(doc.get("deny") or ()),
-                AutoBlock(**_auto_fields_from_view(doc.get("autoBlock") or {})),
-                {str(k): dict(v) for k, v in (doc.get("blocked") or {}).items()},
-            )
-        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
-            log.error("the stored IP access rules (%s) are malformed: ignored", META_IP_ACCESS)
-            return
-        self._install(rules)
+        rules = self.doc.read(_parse_rules, "IP access rules")
+        if rules is not None:
+            self._install(rules)
+
+
+def _parse_rules(doc: dict[str, Any]) -> Rules:
+    return Rules(
+        bool(doc.get("enabled", False)),
+        tuple(doc.get("allow") or ()),
+        tuple(doc.get("deny") or ()),
+        AutoBlock(**_auto_fields_from_view(doc.get("autoBlock") or {})),
+        {str(k): dict(v) for k, v in (doc.get("blocked") or {}).items()},
+    )
 
 
 def _auto_fields(auto: AutoBlock) -> dict[str, Any]:

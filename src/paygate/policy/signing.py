@@ -28,7 +28,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,6 +35,7 @@ from paygate.core.domain_errors import NotFound
 from paygate.core.records import KeyRecord
 from paygate.events.hub import EventHub
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 
 log = logging.getLogger("paygate.policy")
 
@@ -57,7 +57,7 @@ class Signing:
         self.verified = 0
         self.rejected = 0
         self._nonces: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_SIGNING)
 
     # --- the check (mcp/endpoint.py) -------------------------------------------------------------------
     def refusal(self, key_hash: str, header: bytes | None, body: bytes) -> str | None:
@@ -151,25 +151,19 @@ class Signing:
 
     # --- state ---------------------------------------------------------------------------------------
     def _save(self, keys: dict[str, dict[str, Any]], tolerance: int) -> None:
-        raw = orjson.dumps({"toleranceSeconds": tolerance, "keys": keys}, option=orjson.OPT_SORT_KEYS).decode()
-        self.store.set_meta(META_SIGNING, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write({"toleranceSeconds": tolerance, "keys": keys})  # first: if the write fails nothing changed
         self.keys, self.tolerance = keys, tolerance
 
     def reload(self, _now: float = 0.0) -> None:
         """Read the stored secrets again if they changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_SIGNING)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        try:
-            doc = orjson.loads(raw) if raw else {}
-            keys = {str(k): dict(v) for k, v in (doc.get("keys") or {}).items() if isinstance(v.get("secret"), str)}
-            tolerance = int(doc.get("toleranceSeconds", DEFAULT_TOLERANCE))
-        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
-            log.error("the stored signing secrets (%s) are malformed: ignored", META_SIGNING)
-            return
-        self.keys, self.tolerance = keys, tolerance
+        parsed = self.doc.read(_parse_secrets, "signing secrets")
+        if parsed is not None:
+            self.keys, self.tolerance = parsed
+
+
+def _parse_secrets(doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], int]:
+    keys = {str(k): dict(v) for k, v in (doc.get("keys") or {}).items() if isinstance(v.get("secret"), str)}
+    return keys, int(doc.get("toleranceSeconds", DEFAULT_TOLERANCE))
 
 
 def _parse(header: bytes) -> tuple[int, str, str] | None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -28,6 +27,7 @@ from paygate.core.domain_errors import Conflict, Invalid, NotFound, TooLarge
 from paygate.events.hub import EventHub
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall, Traffic
 
 log = logging.getLogger("paygate.traffic")
@@ -121,7 +121,7 @@ class ToolAliases:
         self.clock = clock
         self.table: dict[str, Alias] = {}
         self.enabled = False
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_ALIASES)
 
     # --- the call stage ----------------------------------------------------------------------------
     async def around(self, call: ToolCall, proceed: Proceed) -> Message:
@@ -193,44 +193,35 @@ class ToolAliases:
 
     # --- persistence ---------------------------------------------------------------------------------
     def _save(self, table: dict[str, Alias]) -> None:
-        raw = orjson.dumps({k: a.stored() for k, a in table.items()}, option=orjson.OPT_SORT_KEYS).decode()
-        self.store.set_meta(META_ALIASES, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write({k: a.stored() for k, a in table.items()})  # first: if the write fails nothing changed
         self._install(table)
 
     def _install(self, table: dict[str, Alias]) -> None:
         self.table = table
-        on = bool(table)
-        if on != self.enabled:
-            self.enabled = on
-            self.traffic.refresh()
+        self.traffic.switch(self, bool(table))
 
     def reload(self, _now: float = 0.0) -> None:
         """Read the stored table again if it changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_ALIASES)
-        if raw == self._raw:
-            return
-        self._raw = raw
+        table = self.doc.read(self._parse, "tool aliases")
+        if table is not None:
+            self._install(table)
+
+    def _parse(self, stored: dict[str, Any]) -> dict[str, Alias]:
         table: dict[str, Alias] = {}
-        try:
-            stored = orjson.loads(raw) if raw else {}
-            for source, doc in stored.items():
-                alias = Alias(
-                    source,
-                    str(doc["to"]),
-                    doc.get("deprecatedAt"),
-                    doc.get("sunset"),
-                    doc.get("link"),
-                    float(doc.get("createdAt") or 0),
-                    str(doc.get("createdBy") or ""),
-                )
-                old = self.table.get(source)
-                alias.calls = old.calls if old is not None and old.target == alias.target else 0
-                table[source] = alias
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            log.error("the stored tool aliases (%s) are malformed: ignored", META_ALIASES)
-            return
-        self._install(table)
+        for source, doc in stored.items():
+            alias = Alias(
+                source,
+                str(doc["to"]),
+                doc.get("deprecatedAt"),
+                doc.get("sunset"),
+                doc.get("link"),
+                float(doc.get("createdAt") or 0),
+                str(doc.get("createdBy") or ""),
+            )
+            old = self.table.get(source)
+            alias.calls = old.calls if old is not None and old.target == alias.target else 0
+            table[source] = alias
+        return table
 
 
 class AliasCollector(Collector):

@@ -39,6 +39,7 @@ from paygate.mcp.call_context import CallContext
 from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall, Traffic
 
 log = logging.getLogger("paygate.traffic")
@@ -135,7 +136,7 @@ class Approvals:
         self.triggered: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.enabled = False
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_APPROVALS)
 
     # --- the call stage and the check ----------------------------------------------------------------
     def _rule_for(self, tool: str, params: dict[str, Any], key: KeyRecord) -> Rule | None:
@@ -228,43 +229,34 @@ class Approvals:
 
     # --- persistence ---------------------------------------------------------------------------------
     def _save(self, rules: dict[str, Rule]) -> None:
-        raw = orjson.dumps({k: r.stored() for k, r in rules.items()}, option=orjson.OPT_SORT_KEYS).decode()
-        self.store.set_meta(META_APPROVALS, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write({k: r.stored() for k, r in rules.items()})  # first: if the write fails nothing changed
         self._install(rules)
 
     def _install(self, rules: dict[str, Rule]) -> None:
         self.rules = rules
-        on = bool(rules)
-        if on != self.enabled:
-            self.enabled = on
-            self.traffic.refresh()
+        self.traffic.switch(self, bool(rules))
 
     def reload(self, _now: float = 0.0) -> None:
         """Read the stored rules again if they changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_APPROVALS)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        try:
-            stored = orjson.loads(raw) if raw else {}
-            rules = {
-                rid: Rule(
-                    rid,
-                    str(doc["name"]),
-                    str(doc["condition"]),
-                    doc["value"],
-                    int(doc["timeoutSeconds"]),
-                    float(doc.get("createdAt") or 0),
-                    str(doc.get("createdBy") or ""),
-                )
-                for rid, doc in stored.items()
-                if doc.get("condition") in CONDITIONS
-            }
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            log.error("the stored approval rules (%s) are malformed: ignored", META_APPROVALS)
-            return
-        self._install(rules)
+        rules = self.doc.read(_parse_rules, "approval rules")
+        if rules is not None:
+            self._install(rules)
+
+
+def _parse_rules(stored: dict[str, Any]) -> dict[str, Rule]:
+    return {
+        rid: Rule(
+            rid,
+            str(doc["name"]),
+            str(doc["condition"]),
+            doc["value"],
+            int(doc["timeoutSeconds"]),
+            float(doc.get("createdAt") or 0),
+            str(doc.get("createdBy") or ""),
+        )
+        for rid, doc in stored.items()
+        if doc.get("condition") in CONDITIONS
+    }
 
 
 class ApprovalCollector(Collector):

@@ -110,6 +110,12 @@ class Traffic:
         self._checks.append(check)
         self.refresh()
 
+    def switch(self, stage: CallStage | SendStage | CallCheck, on: bool) -> None:
+        """A control turns itself on or off: the chains are rebuilt only when that changes something."""
+        if stage.enabled != on:
+            stage.enabled = on
+            self.refresh()
+
     def refresh(self) -> None:
         """After a control is switched on or off (config, admin endpoint, a fleet peer's change)."""
         self.checks_on = tuple(c for c in self._checks if c.enabled)

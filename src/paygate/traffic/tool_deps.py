@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-import orjson
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,6 +36,7 @@ from paygate.mcp.call_context import CallContext
 from paygate.mcp.gate_answers import denial_error
 from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
+from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall, Traffic
 
 log = logging.getLogger("paygate.traffic")
@@ -99,7 +99,7 @@ class ToolDependencies:
         self.refused: Counter[str] = Counter()
         self.warned: Counter[str] = Counter()
         self._done: OrderedDict[tuple[str, str], float] = OrderedDict()  # (key hash, tool) -> last success
-        self._raw: str | None = None
+        self.doc = MetaDoc(store, META_TOOL_DEPS)
 
     # --- the call stage ----------------------------------------------------------------------------
     async def around(self, call: ToolCall, proceed: Proceed) -> Message:
@@ -207,42 +207,33 @@ class ToolDependencies:
 
     # --- persistence ---------------------------------------------------------------------------------
     def _save(self, table: dict[str, Dependency]) -> None:
-        raw = orjson.dumps({t: r.stored() for t, r in table.items()}, option=orjson.OPT_SORT_KEYS).decode()
-        self.store.set_meta(META_TOOL_DEPS, raw)  # first: if the write fails nothing changed
-        self._raw = raw
+        self.doc.write({t: r.stored() for t, r in table.items()})  # first: if the write fails nothing changed
         self._install(table)
 
     def _install(self, table: dict[str, Dependency]) -> None:
         self.table = table
         self.upstream = frozenset(t for r in table.values() for t in r.depends_on)
-        on = bool(table)
-        if on != self.enabled:
-            self.enabled = on
-            self.traffic.refresh()
+        self.traffic.switch(self, bool(table))
 
     def reload(self, _now: float = 0.0) -> None:
-        """Read the stored table again if it changed (start-up; a fleet peer's change, on a ticker)."""
-        raw = self.store.get_meta(META_TOOL_DEPS)
-        if raw == self._raw:
-            return
-        self._raw = raw
-        try:
-            stored = orjson.loads(raw) if raw else {}
-            table = {
-                tool: Dependency(
-                    tool,
-                    tuple(str(t) for t in doc["dependsOn"]),
-                    bool(doc.get("hard", True)),
-                    int(doc["windowSeconds"]),
-                    float(doc.get("createdAt") or 0),
-                    str(doc.get("createdBy") or ""),
-                )
-                for tool, doc in stored.items()
-            }
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            log.error("the stored tool dependencies (%s) are malformed: ignored", META_TOOL_DEPS)
-            return
-        self._install(table)
+        """Read the stored rules again if they changed (start-up; a fleet peer's change, on a ticker)."""
+        table = self.doc.read(_parse_table, "tool dependencies")
+        if table is not None:
+            self._install(table)
+
+
+def _parse_table(stored: dict[str, Any]) -> dict[str, Dependency]:
+    return {
+        tool: Dependency(
+            tool,
+            tuple(str(t) for t in doc["dependsOn"]),
+            bool(doc.get("hard", True)),
+            int(doc["windowSeconds"]),
+            float(doc.get("createdAt") or 0),
+            str(doc.get("createdBy") or ""),
+        )
+        for tool, doc in stored.items()
+    }
 
 
 def _order(table: dict[str, Dependency]) -> list[str]:
