@@ -32,7 +32,7 @@ def access_routers(rt: Runtime) -> dict[str, APIRouter]:
                 client_ip(client.peer, forwarded.decode("latin-1") if forwarded else None, trusted), reason
             )
 
-    rt.dispatcher.deny_watch = watch
+    rt.dispatcher.gate_events.deny_watch = watch
 
     def reread(_: object) -> None:  # a restore rewrote the documents
         access.reload()

@@ -17,11 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from paygate.billing.facts import ClientFacts
 from paygate.billing.service import Admitted, BillingService, Refused
 from paygate.core import errors
-from paygate.core.gate import Denial
-from paygate.core.values import iso_time
 from paygate.credentials.resolver import Credential
 from paygate.events.hub import EventHub
 from paygate.mcp import call_batch, jsonrpc
@@ -30,6 +27,7 @@ from paygate.mcp.call_context import CallContext
 from paygate.mcp.cancellation import CancelledByClient, InFlight
 from paygate.mcp.discovery import DynamicDiscovery
 from paygate.mcp.gate_answers import denial_error, recorded, refusal, unknown_tool, unstaged
+from paygate.mcp.gate_events import GateEvents
 from paygate.mcp.handshake import initialize_result
 from paygate.mcp.input_required import asks_for_input, with_answers
 from paygate.mcp.jsonrpc import Message
@@ -61,10 +59,11 @@ class Dispatcher:
         self.relay = relay  # server → client traffic (relay.py)
         self.discovery = DynamicDiscovery(self) if discovery == "dynamic" else None  # mcp/discovery.py
         self.events = events
-        self._expired_seen: set[str] = set()  # keys whose key.expired event was published
         self.tasks: TaskHandler | None = None  # MCP tasks (mcp/task_calls.py), set by the composition root
         self.x402: PaidCalls | None = None  # x402 pay-per-call (mcp/x402_calls.py), only while it is on
-        self.deny_watch: Callable[[ClientFacts, str], None] | None = None  # (client, reason) of each refusal
+        self.gate_events = GateEvents(events)  # gate.allow / gate.deny (mcp/gate_events.py)
+        self.publish_deny = self.gate_events.denied
+        self.publish_store_refusal = self.gate_events.store_refused
         # the plugins' before_gate / transform_price (paygate/plugins), only when a plugin has them
         self.plugins: PluginGate | None = None
         # cache, breaker, limits, retries, canary, ... (paygate/traffic), set up by compose
@@ -365,61 +364,4 @@ class Dispatcher:
             ctx.credits = key.credits
         if admitted.shadow_reason is not None and isinstance(reply.get("result"), dict):
             reply["result"].setdefault("_meta", {})["paygate"] = {"shadow": admitted.shadow_reason}
-        # One gate event per call, published once the outcome is known (credits net of refund and
-        # surcharge, duration); subscribers run after this request's answer is on its way.
-        credits = admitted.charged - settlement.refunded + settlement.surcharge
-        data: dict[str, Any] = {
-            "tool": admitted.tool,
-            "keyMasked": key.masked if key else None,
-            "credits": credits,
-            "durationMs": round((time.perf_counter() - started) * 1000, 3),
-            "requestId": ctx.request_id,
-            "failed": failed,
-        }
-        if settlement.refunded:
-            data["refunded"] = settlement.refunded
-        if admitted.shadow_reason is not None:
-            data["shadow"] = admitted.shadow_reason
-        self.events.emit(
-            "gate.allow",
-            key.masked if key else "anonymous",
-            data,
-            request_id=ctx.request_id,
-            key_hash=key.key_hash if key else None,
-        )
-        return credits
-
-    def publish_store_refusal(self, admitted: Admitted, ctx: CallContext, started: float, reason: str) -> None:
-        """A call the gate admitted and the shared store then refused (another instance got there first):
-        its `gate.deny`, as if the gate had refused it."""
-        denial = Denial(reason, "refused by the shared store")
-        refused = Refused(denial, admitted.key, admitted.tool, admitted.price, admitted.charged, admitted.rate)
-        self.publish_deny(refused, ctx, started)
-
-    def publish_deny(self, refused: Refused, ctx: CallContext, started: float) -> None:
-        key = refused.key
-        if self.deny_watch is not None:  # the global IP rules count bad credentials (policy/ip_access.py)
-            self.deny_watch(ctx.client, refused.denial.reason)
-        if refused.denial.reason == "api_key_expired" and key is not None and key.key_hash not in self._expired_seen:
-            # The reference fires key.expired from the gate: once per key (per process), not per call.
-            self._expired_seen.add(key.key_hash)
-            self.events.emit(
-                "key.expired",
-                "system",
-                {"keyMasked": key.masked, "name": key.name, "expiresAt": iso_time(key.expires_at)},
-                key_hash=key.key_hash,
-            )
-        self.events.emit(
-            "gate.deny",
-            key.masked if key else "anonymous",
-            {
-                "tool": refused.tool,
-                "keyMasked": key.masked if key else None,
-                "reason": refused.denial.reason,
-                "creditsRequired": refused.required,
-                "durationMs": round((time.perf_counter() - started) * 1000, 3),
-                "requestId": ctx.request_id,
-            },
-            request_id=ctx.request_id,
-            key_hash=key.key_hash if key else None,
-        )
+        return self.gate_events.allowed(admitted, settlement, failed, ctx, started)
