@@ -108,6 +108,8 @@ def admit_batch(
                 billing.quotas.add(key, amount, now)
             if billing.facts.caps is not None:  # counted in the step that checked (see BillingService.admit)
                 billing.facts.caps.add(key.key_hash, len(amounts), sum(amounts), now)
+            if billing.facts.budgets is not None:
+                billing.facts.budgets.add(key, sum(amounts), now)
             for hook in billing.after_charge:
                 hook(key)
             admitted = [
