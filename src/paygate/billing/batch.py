@@ -149,5 +149,5 @@ def admit_batch(
 
 def _rate(billing: BillingService, key: KeyRecord, policy: EffectivePolicy | None, now: float) -> RateDecision | None:
     """The key's global rate window as it stands now (for the response's X-RateLimit-* headers)."""
-    limit = billing.rate_limit_for(policy)
+    limit = billing.facts.rate_limit(key.key_hash, billing.rate_limit_for(policy))
     return billing.rate_window(key, limit, now) if limit else None

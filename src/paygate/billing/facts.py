@@ -63,6 +63,12 @@ class BudgetSource(Protocol):
     def remove(self, key: KeyRecord, credits: int, now: float) -> None: ...
 
 
+class RateSource(Protocol):
+    """Adaptive rates (rules/adaptive.py): a key's calls/min, scaled while an adjustment holds."""
+
+    def limit(self, key_hash: str, base: int) -> int: ...
+
+
 class GateFacts:
     def __init__(
         self,
@@ -82,7 +88,13 @@ class GateFacts:
         # Set while a spend cap is configured (rules/spend_caps.py), else None: no cost on the hot path.
         self.caps: CapSource | None = None
         self.budgets: BudgetSource | None = None  # set while a budget policy exists (rules/budgets.py)
+        self.adaptive: RateSource | None = None  # set while adaptive rates are enabled (rules/adaptive.py)
         self._generation = -1
+
+    def rate_limit(self, key_hash: str, base: int) -> int:
+        """The key's calls/min where the rate decision is made: `base`, or adaptive rates' adjustment of it."""
+        adaptive = self.adaptive
+        return base if adaptive is None or not base else adaptive.limit(key_hash, base)
 
     def set_global_quota(self, quota: Quota | None) -> None:
         """A hot reload's `globalQuota`: every key's policy is resolved again with it."""

@@ -310,7 +310,7 @@ class BillingService:
         subjects: list[str],
     ) -> tuple[gate.Denial | None, RateDecision | None]:
         rate = None
-        global_limit = self.rate_limit_for(policy)
+        global_limit = self.facts.rate_limit(key.key_hash, self.rate_limit_for(policy))
         if global_limit:
             rate = self.store.rate_hit(key.key_hash, global_limit, now)
             if not rate.allowed:
@@ -332,7 +332,7 @@ class BillingService:
         policy: EffectivePolicy | None,
         now: float,
     ) -> gate.Denial | None:
-        limit = self.rate_limit_for(policy)
+        limit = self.facts.rate_limit(key.key_hash, self.rate_limit_for(policy))
         if limit and not self.store.rate_peek(key.key_hash, limit, now).allowed:
             return gate.Denial("rate_limited", f"{limit} calls/min")
         tool_limit = price.rate_limit_per_min

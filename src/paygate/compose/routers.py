@@ -113,6 +113,7 @@ ROUTE_ORDER = (
     "plugins",
     "spend_caps",
     "budget_policies",
+    "adaptive_rates",
 )
 
 

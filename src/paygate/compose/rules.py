@@ -7,9 +7,11 @@ import time
 
 from fastapi import APIRouter
 
+from paygate.rules.adaptive import AdaptiveRates
 from paygate.rules.budgets import BudgetPolicies
 from paygate.rules.metrics import SpendCapCollector
-from paygate.rules.metrics_budgets import BudgetPolicyCollector
+from paygate.rules.metrics_budgets import AdaptiveRateCollector, BudgetPolicyCollector
+from paygate.rules.routes import adaptive as adaptive_routes
 from paygate.rules.routes import budgets as budget_routes
 from paygate.rules.routes import spend_caps as spend_cap_routes
 from paygate.rules.spend_caps import SpendCaps, defaults_from
@@ -29,7 +31,7 @@ def rules_routers(rt: Runtime) -> dict[str, APIRouter]:
     if redis_store(rt.store) is not None:  # a peer's admin change is followed within RELOAD_SECONDS
         rt.tickers.append(caps.reload)
     rt.metrics.registry.register(SpendCapCollector(caps))
-    return {"spend_caps": spend_cap_routes.router(rt.guard, caps), **_budgets(rt)}
+    return {"spend_caps": spend_cap_routes.router(rt.guard, caps), **_budgets(rt), **_adaptive(rt)}
 
 
 def _budgets(rt: Runtime) -> dict[str, APIRouter]:
@@ -41,3 +43,13 @@ def _budgets(rt: Runtime) -> dict[str, APIRouter]:
         rt.tickers.append(policies.reload)
     rt.metrics.registry.register(BudgetPolicyCollector(policies))
     return {"budget_policies": budget_routes.router(rt.guard, policies)}
+
+
+def _adaptive(rt: Runtime) -> dict[str, APIRouter]:
+    adaptive = AdaptiveRates(rt.store, rt.events, rt.billing.facts)
+    adaptive.load()
+    rt.keys.rekey_listeners.append(adaptive.on_rekey)
+    if redis_store(rt.store) is not None:
+        rt.tickers.append(adaptive.reload)
+    rt.metrics.registry.register(AdaptiveRateCollector(adaptive))
+    return {"adaptive_rates": adaptive_routes.router(rt.guard, adaptive)}

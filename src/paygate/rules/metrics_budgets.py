@@ -1,5 +1,6 @@
-"""/metrics for the budget policies, read at scrape time (nothing on the call path). Labels are bounded:
-the deny reasons, the alert kinds, and the policies' ids (at most MAX_POLICIES)."""
+"""/metrics for the budget policies and adaptive rates, read at scrape time (nothing on the call path).
+Labels are bounded: the deny reasons, the alert kinds, the policies' ids (at most MAX_POLICIES), the
+adjustment directions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from paygate.core.budgets import EXCEEDED, THROTTLED
+from paygate.rules.adaptive import AdaptiveRates
 from paygate.rules.budgets import BudgetPolicies
 
 
@@ -45,3 +47,26 @@ class BudgetPolicyCollector(Collector):
             rate.add_metric([p.id], p.counts.window_spent * 60 / p.counts.window_seconds)
         yield spent
         yield rate
+
+
+class AdaptiveRateCollector(Collector):
+    def __init__(self, adaptive: AdaptiveRates) -> None:
+        self.adaptive = adaptive
+
+    def collect(self) -> Iterable[Metric]:
+        ar = self.adaptive
+        adjustments = CounterMetricFamily(
+            "paygate_adaptive_rate_adjustments", "Keys' rate limits tightened or boosted", labels=["direction"]
+        )
+        for direction, count in sorted(ar.adjustments.items()):
+            adjustments.add_metric([direction], count)
+        yield adjustments
+        yield CounterMetricFamily(
+            "paygate_adaptive_rate_evictions", "Tracked keys dropped (least recently seen)", value=ar.evictions
+        )
+        view = ar.view()
+        keys = GaugeMetricFamily("paygate_adaptive_rate_keys", "Keys tracked, and adjusted now", labels=["state"])
+        keys.add_metric(["tracked"], view["trackedKeys"])
+        for direction in ("tighten", "boost"):
+            keys.add_metric([direction], sum(1 for a in view["adjusted"] if a["direction"] == direction))
+        yield keys
