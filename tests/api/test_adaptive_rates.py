@@ -153,4 +153,4 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         key = second.create_key(10)
         for _ in range(3):
             _call(second, key, "fail")
-        assert _call(second, key).headers["x-ratelimit-limit"] == "2"  # 10 × 0.25
+        assert _call(second, key).headers["x-ratelimit-limit"] == "2"  # 10 calls/min at 0.25
