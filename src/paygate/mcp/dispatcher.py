@@ -145,7 +145,7 @@ class Dispatcher:
         if key is None:
             return
         ctx.credits = key.credits
-        limit = self.billing.prices.global_rate_limit
+        limit = self.billing.facts.rate_limit(key.key_hash, self.billing.prices.global_rate_limit)
         if limit:
             ctx.rate = self.billing.rate_window(key, limit, time.time())
 
