@@ -232,3 +232,15 @@ def test_policies_and_spend_survive_a_restart(tmp_path: Path) -> None:
         assert "result" in _echo(second, key)
         assert _reason(_echo(second, key)) == "budget_exceeded"
         assert second.balance(key) == 7
+
+
+def test_a_throttled_batch_says_when_to_come_back(gw: InProcessGateway) -> None:
+    key = gw.create_key(10)
+    _create(gw, target=f"key:{key}", burnRateLimit=2, windowMinutes=1, action="throttle")
+    assert "result" in _echo(gw, key)
+    calls = [{"name": "echo", "arguments": {"text": t}} for t in ("a", "b")]
+    resp = gw.rpc("tools/call_batch", {"calls": calls}, key=key)
+    error = resp.json()["error"]
+    assert error["data"]["reason"] == "budget_throttled" and error["data"]["failedIndex"] == 1
+    assert resp.headers["retry-after"] == str(error["data"]["retryAfterSeconds"])
+    assert gw.balance(key) == 9

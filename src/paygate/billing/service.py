@@ -310,7 +310,9 @@ class BillingService:
         subjects: list[str],
     ) -> tuple[gate.Denial | None, RateDecision | None]:
         rate = None
-        global_limit = self.facts.rate_limit(key.key_hash, self.rate_limit_for(policy))
+        global_limit = self.rate_limit_for(policy)
+        if global_limit and self.facts.adaptive is not None:  # adaptive rates (rules/adaptive.py), when on
+            global_limit = self.facts.adaptive.limit(key.key_hash, global_limit)
         if global_limit:
             rate = self.store.rate_hit(key.key_hash, global_limit, now)
             if not rate.allowed:

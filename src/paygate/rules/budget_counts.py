@@ -8,16 +8,26 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from paygate.core.quota import day_start, month_start
+from paygate.core.quota import day_start, month_start, next_day
 
 
 class BudgetCounts:
-    __slots__ = ("_buckets", "_day", "_month", "day_spent", "month_spent", "window_seconds", "window_spent")
+    __slots__ = (
+        "_buckets",
+        "_day",
+        "_month",
+        "_until",
+        "day_spent",
+        "month_spent",
+        "window_seconds",
+        "window_spent",
+    )
 
     def __init__(self, window_seconds: int) -> None:
         self.window_seconds = window_seconds
         self._day = 0.0
         self._month = 0.0
+        self._until = 0.0  # the next day's start: before it, neither the day nor the month changed
         self.day_spent = 0
         self.month_spent = 0
         self.window_spent = 0
@@ -25,12 +35,15 @@ class BudgetCounts:
 
     def roll(self, now: float) -> tuple[bool, bool]:
         """Start a new day / month when one began (the automatic reset): which of the two did."""
-        day, month = day_start(now), month_start(now)
-        new_day, new_month = day != self._day, month != self._month
-        if new_day:
-            self._day, self.day_spent = day, 0
-        if new_month:
-            self._month, self.month_spent = month, 0
+        new_day = new_month = False
+        if not self._day <= now < self._until:  # (the calendar arithmetic once a day, not on every call)
+            day, month = day_start(now), month_start(now)
+            new_day, new_month = day != self._day, month != self._month
+            if new_day:
+                self._day, self.day_spent = day, 0
+            if new_month:
+                self._month, self.month_spent = month, 0
+            self._until = next_day(now)
         buckets, window = self._buckets, self.window_seconds
         while buckets and buckets[0][0] + 1 + window <= now:  # second s has left once s + 1 <= now - window
             self.window_spent -= buckets.popleft()[1]
