@@ -123,7 +123,7 @@ class BudgetPolicies:
             policies.append(policy)
         self._install(policies)
         self._save()
-        self.rebuild(now)  # its counts from the usage log: a new policy knows what was spent already
+        self.rebuild(now, [policy])  # its counts from the usage log: a new policy knows what was spent already
         self.events.publish(
             "budget_policies.updated", actor, op="updated" if current is not None else "created", **_public(policy)
         )
@@ -158,20 +158,22 @@ class BudgetPolicies:
         if self.store.get_meta(META_KEY) != self._seen:
             self.load(now)
 
-    def rebuild(self, now: float) -> None:
-        """Today's, this month's and the windows' spend of every policy's target, from the usage log."""
-        if not self.policies:
+    def rebuild(self, now: float, only: list[Policy] | None = None) -> None:
+        """Today's, this month's and the windows' spend of every policy's target (or `only` these), from
+        the usage log."""
+        policies = self.policies if only is None else only
+        if not policies:
             return
         namespaces = {k.key_hash: k.namespace for k in self.store.list_keys()}
         day = self.store.usage_sums(day_start(now))
         month = self.store.usage_sums(month_start(now))
-        widest = max(p.window_minutes for p in self.policies) * 60
+        widest = max(p.window_minutes for p in policies) * 60
         rows = [
             r
             for r in self.store.query_usage(now - widest, SEED_ROWS)
             if r.allowed and r.credits and not (r.deny_reason or "").startswith("shadow")
         ]
-        for p in self.policies:
+        for p in policies:
             keys = {h for h in {*day, *month, *(r.key_hash for r in rows)} if self._matches(p, h, namespaces.get(h))}
             edge = now - p.counts.window_seconds
             window = [(r.timestamp, r.credits) for r in rows if r.key_hash in keys and r.timestamp >= edge]
