@@ -108,6 +108,8 @@ def admit_batch(
                 billing.quotas.add(key, amount, now)
             if billing.facts.caps is not None:  # counted in the step that checked (see BillingService.admit)
                 billing.facts.caps.add(key.key_hash, len(amounts), sum(amounts), now)
+            if billing.facts.budgets is not None:
+                billing.facts.budgets.add(key, sum(amounts), now)
             for hook in billing.after_charge:
                 hook(key)
             admitted = [
@@ -147,5 +149,5 @@ def admit_batch(
 
 def _rate(billing: BillingService, key: KeyRecord, policy: EffectivePolicy | None, now: float) -> RateDecision | None:
     """The key's global rate window as it stands now (for the response's X-RateLimit-* headers)."""
-    limit = billing.rate_limit_for(policy)
+    limit = billing.facts.rate_limit(key.key_hash, billing.rate_limit_for(policy))
     return billing.rate_window(key, limit, now) if limit else None

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject
 from paygate.core import gate
+from paygate.core.budgets import BudgetFacts
 from paygate.core.netaddr import client_ip, ip_in
 from paygate.core.policy import EffectivePolicy, Quota, resolve
 from paygate.core.records import KeyRecord
@@ -52,6 +53,22 @@ class CapSource(Protocol):
     def remove(self, key_hash: str, calls: int, credits: int, now: float) -> None: ...
 
 
+class BudgetSource(Protocol):
+    """The budget policies' counts (rules/budgets.py), read and counted in the same step as the charge."""
+
+    def facts(self, key: KeyRecord, now: float) -> BudgetFacts | None: ...
+
+    def add(self, key: KeyRecord, credits: int, now: float) -> None: ...
+
+    def remove(self, key: KeyRecord, credits: int, now: float) -> None: ...
+
+
+class RateSource(Protocol):
+    """Adaptive rates (rules/adaptive.py): a key's calls/min, scaled while an adjustment holds."""
+
+    def limit(self, key_hash: str, base: int) -> int: ...
+
+
 class GateFacts:
     def __init__(
         self,
@@ -70,7 +87,14 @@ class GateFacts:
         self._policies: dict[str, EffectivePolicy] = {}
         # Set while a spend cap is configured (rules/spend_caps.py), else None: no cost on the hot path.
         self.caps: CapSource | None = None
+        self.budgets: BudgetSource | None = None  # set while a budget policy exists (rules/budgets.py)
+        self.adaptive: RateSource | None = None  # set while adaptive rates are enabled (rules/adaptive.py)
         self._generation = -1
+
+    def rate_limit(self, key_hash: str, base: int) -> int:
+        """The key's calls/min where the rate decision is made: `base`, or adaptive rates' adjustment of it."""
+        adaptive = self.adaptive
+        return base if adaptive is None or not base else adaptive.limit(key_hash, base)
 
     def set_global_quota(self, quota: Quota | None) -> None:
         """A hot reload's `globalQuota`: every key's policy is resolved again with it."""
@@ -158,4 +182,5 @@ class GateFacts:
             team_used=self.quotas.used(team_subject(key.team_id), now) if key.team_id and team else None,
             team_spent=self.quotas.team_spent(key.team_id) if key.team_id and team else 0,
             caps=self.caps.facts(key.key_hash, now) if self.caps is not None else None,
+            budgets=self.budgets.facts(key, now) if self.budgets is not None else None,
         )

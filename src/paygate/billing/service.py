@@ -234,6 +234,8 @@ class BillingService:
                 self.quotas.add(key, amount, now)
                 if self.facts.caps is not None:  # counted in the step that checked: a cap is never overshot
                     self.facts.caps.add(key.key_hash, 1, amount, now)
+                if self.facts.budgets is not None:  # likewise: a budget is never overshot
+                    self.facts.budgets.add(key, amount, now)
                 for hook in self.after_charge:
                     hook(key)
                 admitted = self.allowed(key, tool, price, amount, rate)
@@ -309,6 +311,8 @@ class BillingService:
     ) -> tuple[gate.Denial | None, RateDecision | None]:
         rate = None
         global_limit = self.rate_limit_for(policy)
+        if global_limit and self.facts.adaptive is not None:  # adaptive rates (rules/adaptive.py), when on
+            global_limit = self.facts.adaptive.limit(key.key_hash, global_limit)
         if global_limit:
             rate = self.store.rate_hit(key.key_hash, global_limit, now)
             if not rate.allowed:
@@ -330,7 +334,7 @@ class BillingService:
         policy: EffectivePolicy | None,
         now: float,
     ) -> gate.Denial | None:
-        limit = self.rate_limit_for(policy)
+        limit = self.facts.rate_limit(key.key_hash, self.rate_limit_for(policy))
         if limit and not self.store.rate_peek(key.key_hash, limit, now).allowed:
             return gate.Denial("rate_limited", f"{limit} calls/min")
         tool_limit = price.rate_limit_per_min
@@ -401,6 +405,8 @@ class BillingService:
             self.quotas.remove(key, admitted.charged, time.time())
             if self.facts.caps is not None:
                 self.facts.caps.remove(key.key_hash, 1, admitted.charged, time.time())
+            if self.facts.budgets is not None:
+                self.facts.budgets.remove(key, admitted.charged, time.time())
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)
         extra = output_surcharge(admitted.price, output_bytes) if not failed else 0
@@ -408,6 +414,8 @@ class BillingService:
             taken, _ = self.store.charge_up_to(key.key_hash, extra, f"output:{admitted.tool}")
             if taken and self.facts.caps is not None:  # spent: counts toward the credit caps from now on
                 self.facts.caps.add(key.key_hash, 0, taken, time.time())
+            if taken and self.facts.budgets is not None:
+                self.facts.budgets.add(key, taken, time.time())
             if taken:
                 self.metrics.credits_charged_for(self.metrics.tool_label(admitted.tool)).inc(taken)
             return Settlement(surcharge=taken)

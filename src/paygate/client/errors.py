@@ -222,6 +222,20 @@ class SpendCapExceeded(PayGateError):
     reason_name = "spend_cap_exceeded"
 
 
+class BudgetExceeded(PayGateError):
+    """A budget policy (daily, monthly, or with action deny its burn rate) refused the call; the message names
+    the policy's id."""
+
+    reason_name = "budget_exceeded"
+
+
+class BudgetThrottled(RateLimited):
+    """A budget policy with action throttle refused the call while its burn rate is over the limit;
+    `retry_after` is when the window's rate falls back under it."""
+
+    reason_name = "budget_throttled"
+
+
 class BatchRejected(PayGateError):
     reason_name = "batch_rejected"
 
@@ -272,7 +286,8 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
         PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        SpendCapExceeded, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
+        SpendCapExceeded, BudgetExceeded, BudgetThrottled,
+        BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
         PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None

@@ -112,6 +112,8 @@ ROUTE_ORDER = (
     "tracing",
     "plugins",
     "spend_caps",
+    "budget_policies",
+    "adaptive_rates",
 )
 
 

@@ -41,6 +41,7 @@ def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
         team_used=after(g.team_used, calls, credits),
         team_spent=g.team_spent + credits,
         caps=g.caps.after(calls, credits) if g.caps is not None else None,
+        budgets=g.budgets.after(calls, credits) if g.budgets is not None else None,
     )
 
 
@@ -53,7 +54,9 @@ def first_unaffordable(inputs: Sequence[gate.GateInput]) -> tuple[int, gate.Deni
         if denial is not None:
             if i:
                 denial = gate.Denial(
-                    denial.reason, f"{denial.detail}, after {i} earlier call(s) of this batch costing {spent}"
+                    denial.reason,
+                    f"{denial.detail}, after {i} earlier call(s) of this batch costing {spent}",
+                    denial.retry_after,
                 )
             return i, denial
         spent += g.price

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.core import quota, spend_caps
+from paygate.core import budgets, quota, spend_caps
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
 from paygate.core.records import ChargeLimits, KeyRecord
@@ -41,12 +41,14 @@ class GateInput:
     token_tools: frozenset[str] | None = None  # the token may call only these, within the key's own ACL
     token_reason: str = "tool_not_allowed"  # what a call outside them is refused with
     caps: spend_caps.CapFacts | None = None  # set only when a spend cap is configured (rules/spend_caps.py)
+    budgets: budgets.BudgetFacts | None = None  # set only when a budget policy applies (rules/budgets.py)
 
 
 @dataclass(frozen=True, slots=True)
 class Denial:
     reason: str
     detail: str = ""
+    retry_after: int | None = None  # seconds, for a refusal that says when to come back (budget_throttled)
 
     @property
     def text(self) -> str:
@@ -178,6 +180,14 @@ def check_spend_caps(g: GateInput) -> Denial | None:
     return Denial(spend_caps.CAP_REASON, f"{hit[0]}: {hit[1]}") if hit else None
 
 
+def check_budgets(g: GateInput) -> Denial | None:
+    """Budget policies with action deny or throttle (docs/money-rules.md): the detail starts with the policy's id."""
+    if g.budgets is None:
+        return None
+    hit = budgets.refusal(g.budgets, g.price)
+    return Denial(hit.reason, f"{hit.policy_id}: {hit.detail}", hit.retry_after) if hit else None
+
+
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -198,6 +208,7 @@ FUNDS_CHECKS: tuple[Check, ...] = (
     check_quota,
     check_team,
     check_spend_caps,
+    check_budgets,
 )
 
 

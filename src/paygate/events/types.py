@@ -154,6 +154,10 @@ EVENT_TYPES: dict[str, str] = {
     "dedup.configured": "dedup / idempotency settings were changed at runtime (POST /admin/dedup)",
     # money rules (docs/money-rules.md)
     "spend_caps.updated": "the spend caps were changed at runtime (POST /admin/spend-caps)",
+    "budget_policies.updated": "a budget policy was created, changed or deleted (/admin/budget-policies)",
+    "adaptive_rates.updated": "adaptive rate settings were changed at runtime (POST /admin/adaptive-rates)",
+    "adaptive_rates.adjusted": "adaptive rates tightened or boosted a key's rate limit for a cooldown",
+    "budget.alert": "a budget policy with action alert saw its budget reached or its burn rate passed",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
     "webhook.test": "a test event was sent to the webhook URL",

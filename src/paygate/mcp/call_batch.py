@@ -159,6 +159,8 @@ def _refusal(d: Dispatcher, msg_id: Any, refused: BatchRefused, ctx: CallContext
     for call in refused.calls:
         d.publish_deny(call, ctx, started)
     reply = refusal(msg_id, refused.refused)
+    if (wait := refused.refused.denial.retry_after) is not None:  # a throttle (budget_throttled)
+        ctx.add_header(b"retry-after", str(wait).encode())
     error = reply["error"]
     error["message"] += f" — calls[{refused.index}] ({refused.refused.tool}); nothing was charged or run"
     error["data"].update(failedIndex=refused.index, batchCreditsRequired=refused.total)

@@ -144,7 +144,7 @@ class Dispatcher:
         if key is None:
             return
         ctx.credits = key.credits
-        limit = self.billing.prices.global_rate_limit
+        limit = self.billing.facts.rate_limit(key.key_hash, self.billing.prices.global_rate_limit)
         if limit:
             ctx.rate = self.billing.rate_window(key, limit, time.time())
 
@@ -341,6 +341,8 @@ class Dispatcher:
             ctx.credits = decision.key.credits
         if isinstance(decision, Refused):
             self.publish_deny(decision, ctx, started)
+            if decision.denial.retry_after is not None:
+                ctx.add_header(b"retry-after", str(decision.denial.retry_after).encode())
             x402 = self.x402  # no key or too few credits: this call may pay for itself (mcp/x402_calls.py)
             if x402 is not None and what == "tools/call" and (ask := x402.instead_of(msg_id, decision, params)):
                 return ask

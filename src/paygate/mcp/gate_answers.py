@@ -40,6 +40,8 @@ def refusal(msg_id: Any, refused: Refused) -> Message:
     }
     if refused.rate is not None and refused.denial.reason.endswith("rate_limited"):
         data["retryAfterSeconds"] = refused.rate.reset_seconds
+    if refused.denial.retry_after is not None:  # a throttle that says when to come back (budget_throttled)
+        data["retryAfterSeconds"] = refused.denial.retry_after
     return denial_error(msg_id, refused.denial.reason, refused.denial.text, data)
 
 
