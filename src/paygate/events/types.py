@@ -164,4 +164,7 @@ EVENT_TYPES: dict[str, str] = {
     "webhook.filter_created": "a webhook filter was created",
     "webhook.filter_updated": "a webhook filter changed",
     "webhook.filter_deleted": "a webhook filter was deleted",
+    "gateway_hook.created": "a gateway hook was created (POST /admin/gateway-hooks)",
+    "gateway_hook.updated": "a gateway hook changed (POST /admin/gateway-hooks with an id)",
+    "gateway_hook.deleted": "a gateway hook was deleted (DELETE /admin/gateway-hooks)",
 }

@@ -40,6 +40,9 @@ class DestStats:
     delivered_events: int = 0
     failed: int = 0  # failed attempts (each retry counts)
     retries: int = 0  # attempts after the first
+    last_status: int | None = None  # of the last attempt (0: no answer)
+    last_error: str | None = None
+    last_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +276,13 @@ class Worker:
             return
         body = self.queue.body(batch)
         outcome = await self.sender.post(
-            dest.url, body, secret=dest.secret, attempt=batch.attempt, delivery_id=batch.id
+            dest.url, body, secret=dest.secret, attempt=batch.attempt, delivery_id=batch.id, timeout=dest.timeout
         )
         now = self.clock()
         stats = self.stats_for(batch.dest)
         if batch.attempt > 0:
             stats.retries += 1
+        stats.last_status, stats.last_error, stats.last_at = outcome.status, outcome.error, now
         self.log.add(now, dest.url, dest.label, outcome, batch.attempt, batch.event_count, batch.event_types)
         self.on_result(outcome.ok)
         if outcome.ok:
