@@ -84,6 +84,7 @@ ROUTE_ORDER = (
     "balance_alerts",
     "webhooks",
     "gateway_hooks",
+    "webhook_replay",
     "tasks",
     "tokens",
     "x402",

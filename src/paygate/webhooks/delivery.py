@@ -135,6 +135,8 @@ class Worker:
         self.on_result = on_result
         self.clock = clock
         self.log = DeliveryLog()
+        self.retry_limits: dict[int, int] = {}  # batch id → its own max retries (a replay's, replay_queue.py)
+        self.on_settled: Callable[[Batch, bool], None] = lambda batch, ok: None  # delivered / dead-lettered
         self.stats: dict[str, DestStats] = {}
         self.paused = False
         self.paused_at: float | None = None
@@ -273,6 +275,7 @@ class Worker:
         dest = self.routes.destination(batch.dest)
         if dest is None:
             self.queue.dead_letter(batch, REMOVED, 0, self.clock())
+            self.on_settled(batch, False)
             return
         body = self.queue.body(batch)
         outcome = await self.sender.post(
@@ -289,10 +292,11 @@ class Worker:
             stats.delivered += 1
             stats.delivered_events += batch.event_count
             self.queue.delivered(batch)
+            self.on_settled(batch, True)
             return
         stats.failed += 1
         error = outcome.error or f"HTTP {outcome.status}"
-        if batch.attempt >= self.max_retries:
+        if batch.attempt >= self.retry_limits.get(batch.id, self.max_retries):
             log.warning(
                 "webhook batch %d (%d events) to %s dead-lettered after %d attempt(s): %s",
                 batch.id,
@@ -302,6 +306,7 @@ class Worker:
                 error,
             )
             self.queue.dead_letter(batch, error, outcome.status, now)
+            self.on_settled(batch, False)
         else:
             self.queue.reschedule(batch, batch.attempt + 1, now + self.retry_base * 2**batch.attempt, error)
 
