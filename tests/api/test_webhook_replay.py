@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from paygate.webhooks import verify_signature
+from tests.api.hook_support import FAST, fast_gateway
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, wait_until, write_config
 from tests.webhook_receiver import Receiver, receiving
 
 PATH = "/admin/webhook-replay"
-FAST = {"webhookFlushSeconds": 0.05, "webhookRetryBaseSeconds": 0.05, "webhookMaxRetries": 1}
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
-    config = write_config(tmp_path_factory.mktemp("replay"), FAST)
-    args = ("--server", ECHO_COMMAND, "--rate-limit", "0", "--webhook-allow-private", "--config", config)
-    with running_inprocess_gateway(*args) as gateway:
+    with fast_gateway(tmp_path_factory.mktemp("replay")) as gateway:
         yield gateway
 
 

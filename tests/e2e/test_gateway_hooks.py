@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from paygate.webhooks import verify_signature
+from tests.api.hook_support import FAST
 from tests.e2e.test_webhooks import get, post
 from tests.support import ECHO_COMMAND, Gateway, running_gateway, wait_until, write_config
 from tests.webhook_receiver import receiving
-
-FAST = {"webhookFlushSeconds": 0.05, "webhookRetryBaseSeconds": 0.05, "webhookMaxRetries": 1}
 
 
 def test_a_hook_delivery_exhausted_then_replayed_from_the_admin_queue(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import orjson
 from paygate.core.domain_errors import Conflict, Invalid, NotFound
 from paygate.core.values import iso_time
 from paygate.webhooks.queue import Batch, DeadLetter
-from paygate.webhooks.service import WebhookService
+from paygate.webhooks.service import WebhookService, letter_fields
 
 REPLAY_DOC = "webhook_replay"
 STATUSES = ("pending", "retrying", "succeeded", "exhausted")
@@ -159,13 +159,7 @@ class ReplayQueue:
                     "id": f"dl_{d.id}",
                     "status": "exhausted",
                     **self._context(d.dest, d.body, d.id, d.attempts),
-                    "eventCount": d.event_count,
-                    "eventTypes": d.event_types,
-                    "attempts": d.attempts,
-                    "lastError": d.last_error,
-                    "lastStatusCode": d.last_status,
-                    "createdAt": iso_time(d.created),
-                    "failedAt": iso_time(d.failed_at),
+                    **letter_fields(d),
                 }
             )
         for b in sorted(queue.batches.values(), key=lambda b: b.id):

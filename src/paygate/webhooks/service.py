@@ -135,13 +135,7 @@ class WebhookService:
                     "id": d.id,
                     **self.dest_view(d.dest, dest),
                     "payload": _json(d.body),
-                    "eventCount": d.event_count,
-                    "eventTypes": d.event_types,
-                    "attempts": d.attempts,
-                    "lastError": d.last_error,
-                    "lastStatusCode": d.last_status,
-                    "createdAt": iso_time(d.created),
-                    "failedAt": iso_time(d.failed_at),
+                    **letter_fields(d),
                 }
             )
         return out
@@ -367,6 +361,19 @@ class WebhookService:
             if len(out) >= limit:
                 break
         return out
+
+
+def letter_fields(d: DeadLetter) -> dict[str, Any]:
+    """What a dead letter's views (/webhooks/dead-letter, /admin/webhook-replay) say of its delivery."""
+    return {
+        "eventCount": d.event_count,
+        "eventTypes": d.event_types,
+        "attempts": d.attempts,
+        "lastError": d.last_error,
+        "lastStatusCode": d.last_status,
+        "createdAt": iso_time(d.created),
+        "failedAt": iso_time(d.failed_at),
+    }
 
 
 def _json(body: bytes) -> Any:
