@@ -4,6 +4,8 @@ SSRF at creation and at delivery, persistence across a restart."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,20 @@ def test_hooks_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
 def test_the_document_reads_back_as_the_same_hook() -> None:
     hook = GatewayHook("gh_1", "n", "https://example.com/x", ("key.*",), "s" * 20, False, 250, 1.0, 2.0)
     assert GatewayHook.of(hook.doc()) == hook
+
+
+def test_a_hook_attempt_is_bounded_by_its_own_timeout(gw: InProcessGateway) -> None:
+    silent = socket.socket()  # accepts connections (the kernel does) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/slow"
+        made = _create(gw, name="slow", url=url, events=["key.created"], timeoutMs=200)
+        started = time.monotonic()
+        gw.create_key(1)
+        wait_until(lambda: _hooks(gw)["hooks"][0]["failed"] >= 1, what="the attempt timed out")
+        assert time.monotonic() - started < 5  # webhookTimeoutSeconds (10 s) did not apply
+        assert _hooks(gw)["hooks"][0]["lastError"] == "timed out after 0.2 s"
+        _delete(gw, made["id"])
+    finally:
+        silent.close()
