@@ -87,7 +87,7 @@ class WebhookService:
             record = self.store.get_key(event.key_hash) if event.key_hash else None
             kind, text = shape(event, record.name if record else None)
             rows += [(dest, event.timestamp, kind, event.type, text) for dest in dests]
-        if self.routes.gateway is not None:  # a gateway hook's queue is bounded (gateway_hooks.MAX_QUEUED)
+        if self.routes.gateway is not None and self.routes.gateway.hooks:  # bounded (gateway_hooks.MAX_QUEUED)
             rows = self.routes.gateway.bound(rows, {d: p.count for d, p in self.queue.pending.items()})
         try:
             self.queue.enqueue(rows)
