@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from paygate.config_auth import AuthSettings
 from paygate.config_content import ContentSettings
-from paygate.config_events import AlertRuleConfig, WebhookFilterConfig
+from paygate.config_events import AlertRuleConfig, WebhookFilterConfig, WebhookReplaySettings
 from paygate.config_http import HttpSettings, parse_header_spec
 from paygate.config_later import LaterSettings
 from paygate.config_limits import GlobalQuota, LimitSettings
@@ -62,6 +62,7 @@ class Settings(
     PluginSettings,
     ContentSettings,
     RulesSettings,
+    WebhookReplaySettings,
     LaterSettings,
 ):
     """Everything the gateway is configured with; groups of it in config_<group>.py, which it inherits.

@@ -35,3 +35,14 @@ class AlertRuleConfig(_Model):
     type: AlertType
     threshold: float = Field(ge=0)
     cooldown_seconds: int = Field(default=300, ge=0, le=86_400 * 30)
+
+
+class WebhookReplaySettings(BaseModel):
+    """The admin replay queue (/admin/webhook-replay, docs/webhooks.md). `Settings` inherits these fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    # retries a replayed batch gets (None: webhookMaxRetries); a replay request may give its own
+    webhook_replay_max_retries: int | None = Field(default=None, ge=0, le=20)
+    # dead letters (and remembered successful replays) older than this are dropped; 0: kept until purged
+    webhook_replay_max_age_days: float = Field(default=30, ge=0, le=3650)

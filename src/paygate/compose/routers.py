@@ -26,6 +26,7 @@ from paygate.compose.events import (
     build_webhooks,
     start_request_log,
 )
+from paygate.compose.hooks import webhook_admin_routers
 from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
@@ -82,6 +83,8 @@ ROUTE_ORDER = (
     "alerts",
     "balance_alerts",
     "webhooks",
+    "gateway_hooks",
+    "webhook_replay",
     "tasks",
     "tokens",
     "x402",
@@ -158,13 +161,15 @@ def event_routers(rt: Runtime) -> dict[str, APIRouter]:
     """The event side, in subscription order: audit (compose/core.py), the request log, the SSE hub, alerts,
     webhooks (compose/events.py)."""
     g = rt.guard
+    service = build_webhooks(rt)
     return {
         "audit": audit.router(g, rt.audit),
         "request_log": request_log.router(g, start_request_log(rt.settings.request_log_size, rt.events, rt.audit)),
         "admin_events": admin_events.router(g, build_event_stream(rt)),
         "alerts": alerts.router(g, build_alerts(rt)),
         "balance_alerts": balance_alerts.client_router(build_balance_alerts(rt)),
-        "webhooks": webhooks.router(g, rt.keys, build_webhooks(rt)),
+        "webhooks": webhooks.router(g, rt.keys, service),
+        **webhook_admin_routers(rt, service),
     }
 
 

@@ -168,4 +168,9 @@ EVENT_TYPES: dict[str, str] = {
     "webhook.filter_created": "a webhook filter was created",
     "webhook.filter_updated": "a webhook filter changed",
     "webhook.filter_deleted": "a webhook filter was deleted",
+    "webhook.replay_purged": "entries of the admin webhook replay queue were purged (DELETE /admin/webhook-replay)",
+    "webhook.replay_expired": "dead letters older than webhookReplayMaxAgeDays were dropped",
+    "gateway_hook.created": "a gateway hook was created (POST /admin/gateway-hooks)",
+    "gateway_hook.updated": "a gateway hook changed (POST /admin/gateway-hooks with an id)",
+    "gateway_hook.deleted": "a gateway hook was deleted (DELETE /admin/gateway-hooks)",
 }

@@ -144,6 +144,10 @@ class SQLiteOutbox:
         with self._tx() as db:
             return int(db.execute("DELETE FROM webhook_dead_letters").rowcount)
 
+    def delete_dead(self, ids: Sequence[int]) -> int:
+        with self._tx() as db:
+            return sum(db.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (int(i),)).rowcount for i in ids)
+
     def replay(self, letters: Sequence[DeadLetter], now: float) -> list[int]:
         ids: list[int] = []
         with self._tx() as db:

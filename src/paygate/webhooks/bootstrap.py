@@ -14,6 +14,7 @@ from paygate.config import Settings
 from paygate.events.hub import EventHub
 from paygate.metrics import Metrics
 from paygate.store.base import Store
+from paygate.webhooks.gateway_hooks import GatewayHooks
 from paygate.webhooks.queue import WebhookQueue
 from paygate.webhooks.routing import DEFAULT, Destination, Routes, WebhookError
 from paygate.webhooks.sender import Sender
@@ -34,6 +35,7 @@ def open_webhooks(settings: Settings, store: Store, events: EventHub, metrics: M
         except UnsafeUrl as exc:
             raise ValueError(str(exc)) from exc
     routes = Routes(store, s.webhook_url, s.webhook_secret, s.webhook_allow_private)
+    routes.gateway = GatewayHooks(store, s.webhook_allow_private)  # read with the rest by routes.load
     try:
         routes.load(s.webhook_filters)
     except WebhookError as exc:

@@ -40,6 +40,9 @@ class DestStats:
     delivered_events: int = 0
     failed: int = 0  # failed attempts (each retry counts)
     retries: int = 0  # attempts after the first
+    last_status: int | None = None  # of the last attempt (0: no answer)
+    last_error: str | None = None
+    last_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,8 @@ class Worker:
         self.on_result = on_result
         self.clock = clock
         self.log = DeliveryLog()
+        self.retry_limits: dict[int, int] = {}  # batch id → its own max retries (a replay's, replay_queue.py)
+        self.on_settled: Callable[[Batch, bool], None] = lambda batch, ok: None  # delivered / dead-lettered
         self.stats: dict[str, DestStats] = {}
         self.paused = False
         self.paused_at: float | None = None
@@ -270,25 +275,28 @@ class Worker:
         dest = self.routes.destination(batch.dest)
         if dest is None:
             self.queue.dead_letter(batch, REMOVED, 0, self.clock())
+            self.on_settled(batch, False)
             return
         body = self.queue.body(batch)
         outcome = await self.sender.post(
-            dest.url, body, secret=dest.secret, attempt=batch.attempt, delivery_id=batch.id
+            dest.url, body, secret=dest.secret, attempt=batch.attempt, delivery_id=batch.id, timeout=dest.timeout
         )
         now = self.clock()
         stats = self.stats_for(batch.dest)
         if batch.attempt > 0:
             stats.retries += 1
+        stats.last_status, stats.last_error, stats.last_at = outcome.status, outcome.error, now
         self.log.add(now, dest.url, dest.label, outcome, batch.attempt, batch.event_count, batch.event_types)
         self.on_result(outcome.ok)
         if outcome.ok:
             stats.delivered += 1
             stats.delivered_events += batch.event_count
             self.queue.delivered(batch)
+            self.on_settled(batch, True)
             return
         stats.failed += 1
         error = outcome.error or f"HTTP {outcome.status}"
-        if batch.attempt >= self.max_retries:
+        if batch.attempt >= self.retry_limits.get(batch.id, self.max_retries):
             log.warning(
                 "webhook batch %d (%d events) to %s dead-lettered after %d attempt(s): %s",
                 batch.id,
@@ -298,6 +306,7 @@ class Worker:
                 error,
             )
             self.queue.dead_letter(batch, error, outcome.status, now)
+            self.on_settled(batch, False)
         else:
             self.queue.reschedule(batch, batch.attempt + 1, now + self.retry_base * 2**batch.attempt, error)
 

@@ -131,6 +131,15 @@ class WebhookQueue:
         self.dead.clear()
         return removed
 
+    def delete_dead(self, letters: Sequence[DeadLetter]) -> int:
+        """Drop these dead letters (a purge by id or status, or their age: /admin/webhook-replay)."""
+        removed = self.outbox.delete_dead([d.id for d in letters])
+        for d in letters:
+            self.dead[d.dest] -= 1
+            if self.dead[d.dest] <= 0:
+                del self.dead[d.dest]
+        return removed
+
     def replay(self, letters: Sequence[DeadLetter], now: float) -> list[Batch]:
         """Move dead letters back to the batch table as fresh batches (attempt 0, due now), in one
         transaction."""

@@ -25,7 +25,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paygate.config_events import WebhookFilterConfig
 from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
@@ -34,6 +34,9 @@ from paygate.events.hub import GATE_EVENTS, Event
 from paygate.store.base import Store
 from paygate.webhooks.payload import key_prefix, masked_keys
 from paygate.webhooks.ssrf import UnsafeUrl, check_url, shown
+
+if TYPE_CHECKING:
+    from paygate.webhooks.gateway_hooks import GatewayHooks
 
 log = logging.getLogger("paygate.webhooks")
 
@@ -140,11 +143,12 @@ class KeyHook:
 @dataclass(frozen=True, slots=True)
 class Destination:
     id: str
-    kind: str  # default | filter | key
+    kind: str  # default | filter | key | hook (gateway_hooks.py)
     url: str
     secret: str | None
     name: str | None = None
     key_masked: str | None = None
+    timeout: float | None = None  # seconds; None: webhookTimeoutSeconds
 
     def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {"destination": self.label, "type": self.kind, "url": shown(self.url)}
@@ -203,6 +207,7 @@ class Routes:
         self.filters: dict[str, FilterRule] = {}
         self.hooks: dict[str, KeyHook] = {}  # by key hash
         self._hooks_by_id: dict[str, KeyHook] = {}
+        self.gateway: GatewayHooks | None = None  # set by open_webhooks
 
     # loading ---------------------------------------------------------------------------------
     def load(self, configured: list[WebhookFilterConfig]) -> None:
@@ -263,11 +268,14 @@ class Routes:
             except (KeyError, TypeError, ValueError):
                 log.warning("ignoring a malformed per-key webhook document")
         self._hooks_by_id = {h.id: h for h in self.hooks.values()}
+        if self.gateway is not None:
+            self.gateway.reload()
 
     # routing ---------------------------------------------------------------------------------
     @property
     def any(self) -> bool:
-        return self.default is not None or bool(self.filters) or bool(self.hooks)
+        gateway = self.gateway is not None and bool(self.gateway.hooks)
+        return self.default is not None or bool(self.filters) or bool(self.hooks) or gateway
 
     def destinations_for(self, event: Event) -> list[str]:
         out: list[str] = [DEFAULT] if self.default is not None else []
@@ -279,6 +287,8 @@ class Routes:
             hook = self.hooks.get(event.key_hash) if event.key_hash else self._hook_by_mask(masks)
             if hook is not None:
                 out.append(hook.id)
+        if self.gateway is not None and self.gateway.hooks:
+            out += self.gateway.destinations_for(event.type)
         return out
 
     def _hook_by_mask(self, masks: list[str]) -> KeyHook | None:
@@ -303,10 +313,11 @@ class Routes:
         if hook is not None:
             record = self.store.get_key(hook.key_hash)
             return Destination(hook.id, "key", hook.url, hook.secret, key_masked=record.masked if record else "unknown")
-        return None
+        return self.gateway.destination(dest_id) if self.gateway is not None else None
 
     def destination_ids(self) -> list[str]:
-        return ([DEFAULT] if self.default else []) + list(self.filters) + list(self._hooks_by_id)
+        gateway = list(self.gateway.hooks) if self.gateway is not None else []
+        return ([DEFAULT] if self.default else []) + list(self.filters) + list(self._hooks_by_id) + gateway
 
     # filters ---------------------------------------------------------------------------------
     def create_filter(

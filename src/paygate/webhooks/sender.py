@@ -86,7 +86,10 @@ class Sender:
         attempt: int = 0,
         delivery_id: int | None = None,
         test: bool = False,
+        timeout: float | None = None,
     ) -> Outcome:
+        """`timeout` (seconds): this destination's own (a gateway hook's timeoutMs), else the sender's."""
+        limit = timeout or self.timeout
         started = time.perf_counter()
 
         def elapsed() -> float:
@@ -107,7 +110,7 @@ class Sender:
             headers["X-PayGate-Test"] = "1"
         status = 0
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 pool = self._pool(target.url, target.address)
                 async with pool.stream("POST", headers, body) as response:
                     status = response.status_code  # the answer: the body is read only to reuse the connection
@@ -116,7 +119,7 @@ class Sender:
                             await response.read(MAX_RESPONSE_BYTES)
         except TimeoutError:
             if not status:
-                return Outcome(0, f"timed out after {self.timeout:g} s", elapsed())
+                return Outcome(0, f"timed out after {limit:g} s", elapsed())
         except (H1Error, OSError, ssl.SSLError, ValueError) as exc:
             # An error text may quote the URL or address; only its scheme and host are ever shown.
             text = _first_line(exc).replace(url, shown(url))

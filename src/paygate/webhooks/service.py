@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from paygate.metrics import Metrics
 from paygate.store.base import Store
 from paygate.webhooks.delivery import REMOVED, DestStats, Worker
 from paygate.webhooks.payload import USAGE, shape, test_body
-from paygate.webhooks.queue import WebhookQueue
+from paygate.webhooks.queue import Batch, DeadLetter, WebhookQueue
 from paygate.webhooks.routing import (
     Destination,
     Routes,
@@ -66,6 +66,8 @@ class WebhookService:
             max_retries=s.webhook_max_retries,
             on_result=lambda ok: metrics.webhook_deliveries_for("success" if ok else "failure").inc(),
         )
+        # (dead letters, the batches they became, max retries or None): the replay queue's bookkeeping
+        self.after_replay: Callable[[Sequence[DeadLetter], Sequence[Batch], int | None], None] = lambda *_: None
         paused = store.get_meta(PAUSED_META)
         if paused:  # a pause outlives a restart, like maintenance mode
             self.worker.pause(float(paused))
@@ -85,6 +87,8 @@ class WebhookService:
             record = self.store.get_key(event.key_hash) if event.key_hash else None
             kind, text = shape(event, record.name if record else None)
             rows += [(dest, event.timestamp, kind, event.type, text) for dest in dests]
+        if self.routes.gateway is not None and self.routes.gateway.hooks:  # bounded (gateway_hooks.MAX_QUEUED)
+            rows = self.routes.gateway.bound(rows, {d: p.count for d, p in self.queue.pending.items()})
         try:
             self.queue.enqueue(rows)
         except Exception:
@@ -129,15 +133,9 @@ class WebhookService:
                 {
                     "index": index,
                     "id": d.id,
-                    **self._dest_view(d.dest, dest),
+                    **self.dest_view(d.dest, dest),
                     "payload": _json(d.body),
-                    "eventCount": d.event_count,
-                    "eventTypes": d.event_types,
-                    "attempts": d.attempts,
-                    "lastError": d.last_error,
-                    "lastStatusCode": d.last_status,
-                    "createdAt": iso_time(d.created),
-                    "failedAt": iso_time(d.failed_at),
+                    **letter_fields(d),
                 }
             )
         return out
@@ -161,7 +159,7 @@ class WebhookService:
             chosen = letters
         # A dead letter whose destination is gone has nowhere to go: it stays, and is reported.
         ready = [d for d in chosen if self.routes.destination(d.dest) is not None]
-        self.queue.replay(ready, time.time())
+        self.after_replay(ready, self.queue.replay(ready, time.time()), None)
         self.worker.wake()
         result = {
             "replayed": len(ready),
@@ -186,7 +184,7 @@ class WebhookService:
         return _outcome_view(default, outcome)
 
     # reporting -------------------------------------------------------------------------------
-    def _dest_view(self, dest_id: str, dest: Destination | None) -> dict[str, Any]:
+    def dest_view(self, dest_id: str, dest: Destination | None) -> dict[str, Any]:
         if dest is None:
             return {"destination": dest_id if not dest_id.startswith("kw_") else "key", "type": REMOVED, "url": None}
         return dest.public()
@@ -211,7 +209,7 @@ class WebhookService:
             pending = self.queue.pending.get(dest_id)
             per_dest.append(
                 {
-                    **self._dest_view(dest_id, self.routes.destination(dest_id)),
+                    **self.dest_view(dest_id, self.routes.destination(dest_id)),
                     "delivered": s.delivered,
                     "deliveredEvents": s.delivered_events,
                     "failed": s.failed,
@@ -363,6 +361,19 @@ class WebhookService:
             if len(out) >= limit:
                 break
         return out
+
+
+def letter_fields(d: DeadLetter) -> dict[str, Any]:
+    """What a dead letter's views (/webhooks/dead-letter, /admin/webhook-replay) say of its delivery."""
+    return {
+        "eventCount": d.event_count,
+        "eventTypes": d.event_types,
+        "attempts": d.attempts,
+        "lastError": d.last_error,
+        "lastStatusCode": d.last_status,
+        "createdAt": iso_time(d.created),
+        "failedAt": iso_time(d.failed_at),
+    }
 
 
 def _json(body: bytes) -> Any:

@@ -133,6 +133,19 @@ def test_a_batch_becomes_a_dead_letter_and_can_be_replayed_or_cleared(store: Sto
     assert store.outbox.clear_dead() == 1 and store.outbox.dead_letters() == []
 
 
+def test_dead_letters_can_be_deleted_by_id(store: Store) -> None:
+    enqueue(store, "a", 1)
+    enqueue(store, "b", 1)
+    for dest in ("a", "b"):
+        taken = store.outbox.oldest(dest, 10)
+        batch_id = store.outbox.form_batch(dest, taken[-1].id, dest.encode(), 1, ["usage"], T0)
+        store.outbox.dead_letter(batch_id, 1, "HTTP 500", 500, T0 + 1)
+    first, second = store.outbox.dead_letters()
+    assert store.outbox.delete_dead([first.id, 999_999]) == 1  # an id that is not there is not counted
+    assert [d.id for d in store.outbox.dead_letters()] == [second.id] and store.outbox.state().dead == {"b": 1}
+    assert store.outbox.delete_dead([]) == 0 and store.outbox.health() == (0, 1)
+
+
 def test_the_outbox_survives_a_reopen(store: Store, reopen: Callable[[], Store]) -> None:
     enqueue(store, "a", 3)
     taken = store.outbox.oldest("a", 1)

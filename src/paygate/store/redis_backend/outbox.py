@@ -152,6 +152,16 @@ return #ids
 """
 )
 
+# KEYS: ds. ARGV: partition, then letter ids. How many of them were there (and are gone now).
+_DELETE_DEAD = """
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('DEL', ARGV[1] .. ':d:' .. ARGV[i])
+end
+return n
+"""
+
 # KEYS: counters, owners, bs, ds. ARGV: partition, owner, now, then (letter id, dest, body, n, types, created)
 # per letter. As on SQLite the batch is made of the letter as given; its stored copy is removed.
 _REPLAY = """
@@ -274,6 +284,7 @@ class RedisOutbox:
         self._form, self._reschedule, self._dead = script(_FORM_BATCH), script(_RESCHEDULE), script(_DEAD_LETTER)
         self._state, self._letters, self._clear = script(_STATE), script(_DEAD_LETTERS), script(_CLEAR_DEAD)
         self._replay, self._adopt, self._list = script(_REPLAY), script(_ADOPT), script(_OWNERS)
+        self._delete_dead = script(_DELETE_DEAD)
 
     def _q(self, dest: str) -> str:
         return f"{self._p}:q:{dest}"
@@ -346,6 +357,12 @@ class RedisOutbox:
 
     def clear_dead(self) -> int:
         return int(redis_call(partial(self._clear, keys=[self._ds], args=[self._p])))
+
+    def delete_dead(self, ids: Sequence[int]) -> int:
+        if not ids:
+            return 0
+        args: list[str | int] = [self._p, *(int(i) for i in ids)]
+        return int(redis_call(partial(self._delete_dead, keys=[self._ds], args=args)))
 
     def replay(self, letters: Sequence[DeadLetter], now: float) -> list[int]:
         if not letters:
