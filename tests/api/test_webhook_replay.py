@@ -33,7 +33,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
         yield gateway
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)  # every test's deliveries go through it, whatever runs first
 def hook(gw: InProcessGateway, receiver: Receiver) -> dict[str, Any]:
     body = {"name": "replayed", "url": receiver.url("/r"), "events": ["key.created"], "generateSecret": True}
     resp = gw.client.post("/admin/gateway-hooks", json=body, headers=gw.admin())
