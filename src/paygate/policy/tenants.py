@@ -76,7 +76,9 @@ class Tenants:
     # --- views --------------------------------------------------------------------------------------
     def usage(self, tenant_id: str, now: float) -> dict[str, dict[str, int]]:
         """Calls and credits admitted for the tenant's keys today and this month (UTC)."""
-        used = self.quotas.snapshot(tenant_subject(tenant_id), now)
+        # This instance's own counter: the one its gate enforces (a Redis store keeps shared counters for
+        # keys and teams only; see docs/tenants.md on fleets). `used` is live: read, never kept.
+        used = self.quotas.used(tenant_subject(tenant_id), now)
         return {
             "today": {"calls": used.day_calls, "credits": used.day_credits},
             "month": {"calls": used.month_calls, "credits": used.month_credits},
