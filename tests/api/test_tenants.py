@@ -4,12 +4,15 @@ tenant's rate limit and its quota before any charge."""
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paygate.audit.service import category_of
+from tests.api.backup_support import backup, digest, restore
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, masked
 
@@ -232,3 +235,34 @@ def test_tenants_bindings_and_usage_survive_a_restart(tmp_path: Path) -> None:
         assert "result" in echo(second, key)
         assert reason(echo(second, key)) == "tenant_quota_exceeded"
         assert second.balance(key) == 7
+
+
+def test_a_backup_restores_tenants_and_bindings_and_refuses_a_malformed_tenant(gw: InProcessGateway) -> None:
+    t = make(gw, "Backed Up", rateLimitPerMin=7)
+    key = gw.create_key(5)
+    act(gw, "bind", id=t["id"], key=key)
+    act(gw, "suspend", id=t["id"], reason="r")
+    snapshot = backup(gw)
+    assert snapshot["data"]["documents"]["tenant"][t["id"]]["status"] == "suspended"
+    bad = copy.deepcopy(snapshot)
+    bad["data"]["documents"]["tenant"][t["id"]]["rateLimitPerMin"] = "lots"
+    bad["checksum"] = digest(bad["data"])
+    resp = restore(gw, bad, "overwrite")
+    assert resp.status_code == 400 and "rateLimitPerMin" in resp.text
+    act(gw, "activate", id=t["id"])
+    act(gw, "unbind", key=key)
+    assert restore(gw, snapshot, "overwrite").status_code == 200
+    view = detail(gw, t["id"])
+    assert view["status"] == "suspended" and [k["keyMasked"] for k in view["keys"]] == [masked(key)]
+    assert reason(echo(gw, key)) == "tenant_suspended"
+
+
+def test_suspension_is_audited_as_access_control(gw: InProcessGateway) -> None:
+    t = make(gw, "Audited")
+    act(gw, "suspend", id=t["id"])
+    resp = gw.client.get("/audit", params={"types": "tenant.suspended", "limit": 1000}, headers=gw.admin())
+    assert resp.status_code == 200, resp.text
+    [entry] = [e for e in resp.json()["events"] if e["metadata"].get("tenantId") == t["id"]]
+    assert entry["message"] == "Tenant suspended: Audited"
+    assert category_of("tenant.suspended") == category_of("tenant.activated") == "access_control"
+    assert category_of("tenant.created") == "config_change"
