@@ -18,7 +18,7 @@ from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyService
 from paygate.policy.tenants import Tenants
 from paygate.store.sqlite import SQLiteStore
-from tests.unit.ledger_world import TOOLS, assert_on_disk, build
+from tests.unit.ledger_world import CALL, build, close_and_check, complete, race
 
 
 def _tenant(billing: BillingService, keys: KeyService, raws: list[str], bound: int, **fields: object) -> Tenants:
@@ -42,38 +42,18 @@ def test_concurrent_calls_against_a_tenants_daily_call_limit_of_n_admit_exactly_
         store.open()
         billing, keys, raws = build(store, [100, 100, 100], False)
         _tenant(billing, keys, raws, 3, quota={"dailyCalls": limit, "monthlyCalls": 0, "dailyCredits": 0})
-        admitted: list[int] = []
-        reasons: set[str] = set()
-
-        async def one(i: int) -> None:
-            await asyncio.sleep(0)
-            decision = billing.admit(raws[i % 3], "cheap", 0, None)
-            if isinstance(decision, Refused):
-                reasons.add(decision.denial.reason)
-                return
-            assert isinstance(decision, Admitted)
-            if decision.committed is not None:  # group commit: on disk before the call would run
-                await decision.committed
-            admitted.append(i % 3)
-
-        async def run() -> None:
-            await asyncio.gather(*(one(i) for i in range(50)))
-
-        asyncio.run(run())
+        admitted, reasons = race(billing, raws)
         assert len(admitted) == limit and reasons == {"tenant_quota_exceeded"}
-        hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
-        store.close()
-        assert_on_disk(path, hashes, [100 - admitted.count(i) for i in range(3)])
+        close_and_check(store, path, billing, raws, [100 - admitted.count(i) for i in range(3)])
 
 
-call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 3000), st.booleans(), st.integers(0, 3))
 limit_value = st.sampled_from([0, 0, 1, 2, 5, 9, 20])
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.integers(0, 40), min_size=3, max_size=3),
-    st.lists(call, max_size=40),
+    st.lists(CALL, max_size=40),
     st.tuples(limit_value, limit_value, limit_value),
     st.integers(0, 3),
     st.booleans(),
@@ -121,13 +101,8 @@ def test_credits_are_conserved_and_the_tenants_limits_hold(
                 assert not daily_calls or live["calls"] <= daily_calls
                 assert not daily_credits or live["credits"] <= daily_credits
                 assert not rate or live["admitted"] <= rate  # all within one minute
-            if decision.committed is not None:
-                await decision.committed
-            moved[who] += decision.charged
-            for _ in range(yields):  # other calls run while this one is "at the backend"
-                await asyncio.sleep(0)
-            settled = billing.settle(decision, fails, size)
-            moved[who] += settled.surcharge - settled.refunded
+            settled = await complete(billing, decision, fails, size, yields)
+            moved[who] += decision.charged + settled.surcharge - settled.refunded
             if mine and settled.refunded:
                 live["calls"] -= 1
                 live["credits"] -= settled.refunded
@@ -136,6 +111,4 @@ def test_credits_are_conserved_and_the_tenants_limits_hold(
             await asyncio.gather(*(one(*c) for c in calls))
 
         asyncio.run(run())
-        hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
-        store.close()
-        assert_on_disk(path, hashes, [initial[i] - moved[i] for i in range(3)])
+        close_and_check(store, path, billing, raws, [initial[i] - moved[i] for i in range(3)])
