@@ -82,9 +82,15 @@ def check_key_not_suspended(g: GateInput) -> Denial | None:
 
 def check_tenant_active(g: GateInput) -> Denial | None:
     """A suspended tenant's keys are refused everything a key is needed for (docs/tenants.md)."""
-    if g.tenant is not None and g.tenant.get("status", "active") != "active":
+    if g.tenant is None:
+        return None
+    status = g.tenant.get("status", "active")
+    if status == "active":
+        return None
+    if status == "suspended":
         return Denial("tenant_suspended", f"tenant {g.tenant.get('name')!r} is suspended")
-    return None
+    # A malformed document (a hand-edited state file) refuses its keys: never a 500, never unlimited.
+    return Denial("tenant_suspended", f"tenant {g.tenant.get('name')!r} cannot be read; its keys are refused")
 
 
 def check_key_not_expired(g: GateInput) -> Denial | None:
