@@ -266,3 +266,31 @@ def test_suspension_is_audited_as_access_control(gw: InProcessGateway) -> None:
     assert entry["message"] == "Tenant suspended: Audited"
     assert category_of("tenant.suspended") == category_of("tenant.activated") == "access_control"
     assert category_of("tenant.created") == "config_change"
+
+
+def test_an_admin_key_scoped_to_a_tenant_sees_only_that_tenant(gw: InProcessGateway) -> None:
+    mine, other = make(gw, "Scoped Mine"), make(gw, "Scoped Other")
+    key = gw.create_key(5)
+    act(gw, "bind", id=mine["id"], key=key)
+    create = {"name": "acme-viewer", "role": "viewer", "tenantId": mine["id"]}
+    for bad in ({**create, "role": "admin"}, {**create, "tenantId": NO_TENANT}):
+        assert gw.client.post("/admin/keys", json=bad, headers=gw.admin()).status_code == 400
+    resp = gw.client.post("/admin/keys", json=create, headers=gw.admin())
+    assert resp.status_code == 201 and resp.json()["tenantId"] == mine["id"]
+    scoped = {"X-Admin-Key": resp.json()["key"]}
+    listing = gw.client.get("/admin/tenants", headers=scoped).json()
+    assert [t["id"] for t in listing["tenants"]] == [mine["id"]] and listing["totals"]["tenants"] == 1
+    own = gw.client.get("/admin/tenants", params={"id": mine["id"]}, headers=scoped)
+    assert own.status_code == 200 and [k["keyMasked"] for k in own.json()["keys"]] == [masked(key)]
+    assert gw.client.get("/admin/tenants", params={"id": other["id"]}, headers=scoped).status_code == 404
+    whoami = gw.client.get("/admin/whoami", headers=scoped).json()
+    assert whoami["tenantId"] == mine["id"] and whoami["canChange"] is False
+    for method, path in (("GET", "/keys"), ("GET", "/usage"), ("GET", "/audit"), ("GET", "/admin/spend-caps")):
+        assert gw.client.request(method, path, headers=scoped).status_code == 403, path
+    assert (
+        gw.client.post("/admin/tenants", json={"action": "suspend", "id": mine["id"]}, headers=scoped).status_code
+        == 403
+    )
+    assert detail(gw, mine["id"])["status"] == "active"
+    [event] = [e for e in gw.events("admin_key.created") if e["data"].get("tenantId") == mine["id"]]
+    assert event["data"]["role"] == "viewer"

@@ -100,9 +100,11 @@ class Tenants:
         ]
         return {**doc, "keys": keys, "usage": self.usage(tenant_id, now)}
 
-    def report(self, now: float) -> Doc:
-        """Every tenant with its key count and usage, and the totals across tenants (cross-tenant report)."""
-        tenants = [{**self._shown(d), "usage": self.usage(str(d["id"]), now)} for d in self.members.listing()]
+    def report(self, now: float, only: str | None = None) -> Doc:
+        """Every tenant with its key count and usage, and the totals across tenants (cross-tenant report);
+        `only`: just that tenant (what an admin key scoped to it sees)."""
+        listed = [d for d in self.members.listing() if only is None or d["id"] == only]
+        tenants = [{**self._shown(d), "usage": self.usage(str(d["id"]), now)} for d in listed]
         totals: Doc = {
             "tenants": len(tenants),
             **{s: sum(1 for t in tenants if t.get("status") == s) for s in STATUSES},

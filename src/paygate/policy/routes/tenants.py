@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 
-from paygate.api.common import AdminGuard, Body, KeyRefField, actor, find_key
+from paygate.api.common import AdminGuard, Body, KeyRefField, actor, admin_of, find_key
 from paygate.api.fields import Tags
+from paygate.core.domain_errors import NotFound
 from paygate.keys.service import KeyService
 from paygate.policy.routes.memberships import Description, DocId, DocName, stored_doc_problem
 from paygate.policy.routes.teams import TeamQuota
@@ -97,13 +98,17 @@ def router(guard: AdminGuard, keys: KeyService, tenants: Tenants) -> APIRouter:
 
     @r.get("/admin/tenants")
     async def get_tenants(
+        request: Request,
         tenant_id: Annotated[str | None, Query(alias="id", min_length=1, max_length=64)] = None,
     ) -> dict[str, Any]:
         """Every tenant with key count and usage, and totals across tenants; with `?id=` one tenant with its
-        keys (masked) and usage today and this month."""
+        keys (masked) and usage today and this month. An admin key scoped to a tenant sees only its own."""
+        scope = admin_of(request).tenant_id
+        if scope is not None and tenant_id is not None and tenant_id != scope:
+            raise NotFound("Tenant not found")  # as if it did not exist: a tenant learns nothing of others
         if tenant_id is not None:
             return tenants.detail(tenant_id, time.time())
-        return tenants.report(time.time())
+        return tenants.report(time.time(), only=scope)
 
     @r.post("/admin/tenants")
     async def post_tenants(body: TenantAction, request: Request) -> JSONResponse:
