@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from paygate.billing.service import BillingService
+from hypothesis import strategies as st
+
+from paygate.billing.service import Admitted, BillingService, Refused, Settlement
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.keys.service import KeyService
 from paygate.metrics import Metrics
 from paygate.store.sqlite import SQLiteStore
 
 TOOLS = ["cheap", "dear", "sized"]  # default price 1; 7 flat; 1 + 2/KB in + 3/KB out
+# One call: (key index, tool, input and output bytes, whether it fails, how many steps it stays at the backend)
+CALL = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 3000), st.booleans(), st.integers(0, 3))
 
 
 def build(store: SQLiteStore, initial: list[int], refund: bool) -> tuple[BillingService, KeyService, list[str]]:
@@ -35,3 +40,45 @@ def assert_on_disk(path: Path, hashes: list[str], expected: list[int]) -> None:
             assert record.credits == sum(e.delta for e in reopened.ledger(key_hash))
     finally:
         reopened.close()
+
+
+async def complete(billing: BillingService, decision: Admitted, fails: bool, size: int, yields: int) -> Settlement:
+    """The rest of an admitted call as the dispatcher runs it: on disk first, then at the backend while
+    `yields` other steps run, then settled. The key gave `decision.charged + surcharge - refunded`."""
+    if decision.committed is not None:
+        await decision.committed
+    for _ in range(yields):  # other calls run while this one is "at the backend"
+        await asyncio.sleep(0)
+    return billing.settle(decision, fails, size)
+
+
+def race(billing: BillingService, raws: list[str], calls: int = 50) -> tuple[list[int], set[str]]:
+    """`calls` calls of `cheap` at once, by the keys in turn, each awaiting its group commit: the index of
+    the key of each admitted call, and the reasons the others were refused with."""
+    admitted: list[int] = []
+    reasons: set[str] = set()
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(0)
+        decision = billing.admit(raws[i % len(raws)], "cheap", 0, None)
+        if isinstance(decision, Refused):
+            reasons.add(decision.denial.reason)
+            return
+        if decision.committed is not None:  # group commit: on disk before the call would run
+            await decision.committed
+        admitted.append(i % len(raws))
+
+    async def run() -> None:
+        await asyncio.gather(*(one(i) for i in range(calls)))
+
+    asyncio.run(run())
+    return admitted, reasons
+
+
+def close_and_check(
+    store: SQLiteStore, path: Path, billing: BillingService, raws: list[str], expected: list[int]
+) -> None:
+    """Close the store, then `assert_on_disk` for the keys `raws` (in order) with balances `expected`."""
+    hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
+    store.close()
+    assert_on_disk(path, hashes, expected)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from paygate.billing.service import Admitted, BillingService
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
-from tests.unit.ledger_world import TOOLS, assert_on_disk, build
+from tests.unit.ledger_world import TOOLS, assert_on_disk, build, complete
 from tests.unit.test_group_commit import crash
 
 call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 4000), st.booleans(), st.integers(0, 3))
@@ -34,13 +34,8 @@ async def run_calls(
         decision = billing.admit(raws[who], tool, size, None)
         if not isinstance(decision, Admitted):
             return
-        if decision.committed is not None:
-            await decision.committed
-        moved[who] += decision.charged
-        for _ in range(yields):  # other calls run while this one is "at the backend"
-            await asyncio.sleep(0)
-        settled = billing.settle(decision, fails, size)
-        moved[who] += settled.surcharge - settled.refunded
+        settled = await complete(billing, decision, fails, size, yields)
+        moved[who] += decision.charged + settled.surcharge - settled.refunded
 
     async def top(who: int, amount: int) -> None:
         await asyncio.sleep(0)

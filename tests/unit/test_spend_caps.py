@@ -19,7 +19,7 @@ from paygate.events.hub import EventHub
 from paygate.keys.service import KeyService
 from paygate.rules.spend_caps import SpendCaps
 from paygate.store.sqlite import SQLiteStore
-from tests.unit.ledger_world import TOOLS, assert_on_disk, build
+from tests.unit.ledger_world import CALL, build, close_and_check, complete, race
 
 
 def test_a_cap_of_zero_is_no_cap() -> None:
@@ -94,34 +94,18 @@ def test_many_concurrent_calls_against_a_cap_of_n_exactly_n_succeed(cap: int) ->
         store.open()
         billing, keys, raws = _world(store, [100, 100, 100], False)
         _caps(store, billing, keys, serverDailyCallCap=cap)
-        admitted: list[int] = []
-
-        async def one(i: int) -> None:
-            await asyncio.sleep(0)
-            decision = billing.admit(raws[i % 3], "cheap", 0, None)
-            if isinstance(decision, Admitted):
-                if decision.committed is not None:
-                    await decision.committed
-                admitted.append(i % 3)
-
-        async def run() -> None:
-            await asyncio.gather(*(one(i) for i in range(50)))
-
-        asyncio.run(run())
-        assert len(admitted) == cap
-        hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
-        store.close()
-        assert_on_disk(path, hashes, [100 - admitted.count(i) for i in range(3)])
+        admitted, reasons = race(billing, raws)
+        assert len(admitted) == cap and reasons <= {"spend_cap_exceeded"}
+        close_and_check(store, path, billing, raws, [100 - admitted.count(i) for i in range(3)])
 
 
-call = st.tuples(st.integers(0, 2), st.sampled_from(TOOLS), st.integers(0, 3000), st.booleans(), st.integers(0, 3))
 cap_value = st.sampled_from([0, 0, 1, 2, 5, 9, 20])
 
 
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(st.integers(0, 40), min_size=3, max_size=3),
-    st.lists(call, max_size=40),
+    st.lists(CALL, max_size=40),
     st.tuples(cap_value, cap_value, cap_value, cap_value),
     st.booleans(),
 )
@@ -168,15 +152,10 @@ def test_credits_are_conserved_and_no_cap_is_ever_exceeded(
             per_key[who][0] += 1
             per_key[who][1] += decision.charged
             check()
-            if decision.committed is not None:
-                await decision.committed
-            moved[who] += decision.charged
-            for _ in range(yields):  # other calls run while this one is "at the backend"
-                await asyncio.sleep(0)
             # An output surcharge counts toward the caps once taken (so later calls are refused sooner), but
             # it is decided after the call: the property is on what the gate admitted, up front.
-            settled = billing.settle(decision, fails, size)
-            moved[who] += settled.surcharge - settled.refunded
+            settled = await complete(billing, decision, fails, size, yields)
+            moved[who] += decision.charged + settled.surcharge - settled.refunded
             if settled.refunded:
                 live["calls"] -= 1
                 live["credits"] -= settled.refunded
@@ -188,6 +167,4 @@ def test_credits_are_conserved_and_no_cap_is_ever_exceeded(
 
         # One hour of calls at most (the test runs in well under that); a rollover would only lower counts.
         asyncio.run(run())
-        hashes = [billing.resolve(r).key_hash for r in raws]  # type: ignore[union-attr]
-        store.close()
-        assert_on_disk(path, hashes, [initial[i] - moved[i] for i in range(3)])
+        close_and_check(store, path, billing, raws, [initial[i] - moved[i] for i in range(3)])

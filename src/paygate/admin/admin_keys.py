@@ -18,10 +18,13 @@ class AdminKeys:
     def list(self) -> list[dict[str, Any]]:
         return self.auth.list()
 
-    def create(self, name: str, role: str, actor: str) -> tuple[str, dict[str, Any]]:
-        """(the raw key, shown once; its document)."""
-        raw, doc = self.auth.create(name, role, actor)
-        self.events.publish("admin_key.created", actor, keyMasked=doc["keyMasked"], name=doc["name"], role=doc["role"])
+    def create(self, name: str, role: str, actor: str, tenant_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """(the raw key, shown once; its document). `tenant_id`: a viewer scoped to that tenant."""
+        raw, doc = self.auth.create(name, role, actor, tenant_id)
+        scope = {"tenantId": tenant_id} if tenant_id is not None else {}
+        self.events.publish(
+            "admin_key.created", actor, keyMasked=doc["keyMasked"], name=doc["name"], role=doc["role"], **scope
+        )
         return raw, doc
 
     def revoke(self, ref: str, by: AdminIdentity) -> dict[str, Any]:

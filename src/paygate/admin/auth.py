@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from paygate.billing.facts import TENANT_DOC
 from paygate.core.documents import readable, sort_number
 from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.keys import generate_admin_key, hash_key, mask_parts
@@ -50,6 +51,9 @@ class AdminIdentity:
     key_hash: str
     masked: str
     bootstrap: bool = False
+    # A key scoped to one tenant (docs/tenants.md): a viewer that may read only that tenant's view
+    # (`GET /admin/tenants`) and `GET /admin/whoami`; the guard refuses it every other admin route.
+    tenant_id: str | None = None
 
     def can(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -156,7 +160,10 @@ class AdminAuth:
         doc = self.store.doc_peek(ADMIN_KEY_DOC, digest)
         if doc is None or not doc.get("active", False):
             return None
-        return AdminIdentity(doc["name"], doc["role"], digest, doc["keyMasked"])
+        tenant = doc.get("tenantId")
+        return AdminIdentity(
+            doc["name"], doc["role"], digest, doc["keyMasked"], tenant_id=tenant if isinstance(tenant, str) else None
+        )
 
     def check(self, presented: str | None) -> bool:
         return self.identify(presented) is not None
@@ -172,9 +179,13 @@ class AdminAuth:
             self.store.doc_put(ADMIN_KEY_DOC, identity.key_hash, doc)
 
     # management (super_admin routes) ---------------------------------------------
-    def create(self, name: str, role: str, created_by: str) -> tuple[str, dict[str, Any]]:
+    def create(self, name: str, role: str, created_by: str, tenant_id: str | None = None) -> tuple[str, dict[str, Any]]:
         if role not in ROLE_RANK:
             raise AdminKeyInvalid(f"Invalid request: role must be one of {', '.join(ROLES)}")
+        if tenant_id is not None and role != "viewer":
+            raise AdminKeyInvalid("Invalid request: a key scoped to a tenant has the viewer role")
+        if tenant_id is not None and self.store.doc_peek(TENANT_DOC, tenant_id) is None:
+            raise AdminKeyInvalid(f"Invalid request: no tenant {tenant_id!r}")
         docs = self.store.doc_list(ADMIN_KEY_DOC)
         if sum(1 for d in docs if d.get("active")) >= MAX_ADMIN_KEYS:
             raise AdminKeyConflict(f"at most {MAX_ADMIN_KEYS} active admin keys")
@@ -189,6 +200,7 @@ class AdminAuth:
             "createdBy": created_by,
             "lastUsedTs": None,
             "revokedTs": None,
+            **({"tenantId": tenant_id} if tenant_id is not None else {}),
         }
         self.store.doc_put(ADMIN_KEY_DOC, hash_key(raw), doc)
         return raw, doc
@@ -254,6 +266,8 @@ def admin_key_doc_problem(doc_id: str, doc: dict[str, Any]) -> str | None:
         return "name and keyMasked must be strings"
     if not isinstance(doc.get("active"), bool):
         return "active must be true or false"
+    if "tenantId" in doc and (not isinstance(doc["tenantId"], str) or doc.get("role") != "viewer"):
+        return "tenantId must be a tenant's id, on a viewer key"
     for name in ("createdTs", "lastUsedTs", "revokedTs"):  # read by the listing
         value = doc.get(name)
         if value is not None and sort_number(value) == float("inf"):
@@ -272,4 +286,5 @@ def admin_key_view(doc: dict[str, Any]) -> dict[str, Any]:
         "createdBy": doc.get("createdBy"),
         "lastUsedAt": iso_time(doc.get("lastUsedTs")),
         "revokedAt": iso_time(doc.get("revokedTs")),
+        **({"tenantId": doc["tenantId"]} if doc.get("tenantId") is not None else {}),  # only on a scoped key
     }

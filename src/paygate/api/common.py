@@ -77,6 +77,8 @@ def find_key(keys: KeyService, ref: str) -> KeyRecord:
         raise NotFound("API key not found") from exc
 
 
+# What an admin key scoped to a tenant may call (docs/tenants.md): its tenant's view, and who it is.
+TENANT_SCOPED_ROUTES = frozenset({("GET", "/admin/tenants"), ("GET", "/admin/whoami")})
 ROLE_EXTRA = "x-required-role"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -166,6 +168,10 @@ class AdminGuard:
                 required=needed,
             )
             raise Forbidden(f"Forbidden: this endpoint needs the {needed} role (yours: {identity.role})")
+        if identity.tenant_id is not None and (request.method, request.url.path) not in TENANT_SCOPED_ROUTES:
+            path, method, tenant = request.url.path, request.method, identity.tenant_id
+            self.events.publish("admin.forbidden", identity.actor, path=path, method=method, tenantId=tenant)
+            raise Forbidden("Forbidden: this admin key is scoped to one tenant: it may only GET /admin/tenants")
         request.state.admin = identity
         self.admin.touch(identity)
 

@@ -82,6 +82,8 @@ _EXACT: dict[str, str] = {
     "key.tags_updated": "config_change",
     "key.auto_topup_configured": "config_change",
     "admin.alerts_configured": "config_change",
+    "tenant.suspended": "access_control",  # refuses (or lets again) every key of the tenant
+    "tenant.activated": "access_control",
 }
 _PREFIXES: tuple[tuple[str, str], ...] = (
     ("admin_key.", "security"),

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject
+from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject, tenant_of, tenant_subject
 from paygate.core import gate
 from paygate.core.budgets import BudgetFacts
 from paygate.core.netaddr import client_ip, ip_in
@@ -23,6 +23,7 @@ from paygate.credentials.resolver import Credential, Rejected
 from paygate.store.base import Store
 
 GROUP_DOC = "group"
+TENANT_DOC = "tenant"
 PLAN_DOC = "plan"
 log = logging.getLogger("paygate.billing")
 # What a key gets when its group or plan document cannot be read (a restore or an edit of the state
@@ -133,6 +134,38 @@ class GateFacts:
             return {"budget": -1}  # malformed: the team's budget refuses every call (never a 500, never unlimited)
         return team
 
+    def tenant_of(self, key: KeyRecord) -> dict[str, Any] | None:
+        """The tenant document of a key bound to one (docs/tenants.md); a binding whose tenant is gone is none.
+        A malformed document refuses the key's calls (never a 500, never unlimited)."""
+        tenant_id = tenant_of(key)
+        if tenant_id is None:
+            return None
+        tenant = self.store.doc_peek(TENANT_DOC, tenant_id)
+        if tenant is None:
+            return None
+        quota, rate = tenant.get("quota"), tenant.get("rateLimitPerMin", 0)
+        if type(rate) is not int or not (
+            quota is None or (isinstance(quota, dict) and all(type(v) is int for v in quota.values()))
+        ):
+            return {"id": tenant_id, "name": tenant.get("name"), "status": "unreadable"}
+        return tenant
+
+    def tenant_window(self, key: KeyRecord, now: float, subjects: list[str] | None) -> gate.Denial | None:
+        """The tenant's calls/min window, shared by all its keys: hit (the subject appended to `subjects`, for
+        the caller to undo if the call is refused later) or, with `subjects` None, only peeked (a dry run)."""
+        tenant = self.tenant_of(key) if key.extra else None
+        limit = tenant.get("rateLimitPerMin") if tenant is not None else 0
+        if not limit or tenant is None:
+            return None
+        subject = tenant_subject(str(tenant["id"]))
+        store = self.store
+        window = store.rate_peek(subject, limit, now) if subjects is None else store.rate_hit(subject, limit, now)
+        if not window.allowed:
+            return gate.Denial("tenant_rate_limited", f"tenant {tenant.get('name')!r}: {limit} calls/min")
+        if subjects is not None:
+            subjects.append(subject)
+        return None
+
     def client_ip(self, client: ClientFacts) -> str | None:
         forwarded = client.forwarded_for.decode("latin-1") if client.forwarded_for else None
         return client_ip(client.peer, forwarded, self.trusted_proxies)
@@ -168,6 +201,7 @@ class GateFacts:
         if key is None or policy is None:
             return gate.GateInput(key, key_given, tool, amount, now)
         team = self.team_of(key)
+        tenant = self.tenant_of(key) if key.extra else None
         return gate.GateInput(
             key,
             key_given,
@@ -183,4 +217,6 @@ class GateFacts:
             team_spent=self.quotas.team_spent(key.team_id) if key.team_id and team else 0,
             caps=self.caps.facts(key.key_hash, now) if self.caps is not None else None,
             budgets=self.budgets.facts(key, now) if self.budgets is not None else None,
+            tenant=tenant,
+            tenant_used=self.quotas.used(tenant_subject(str(tenant["id"])), now) if tenant is not None else None,
         )

@@ -1,7 +1,7 @@
 """Quota counters for keys and teams, in memory on the hot path, rebuilt from the usage log at start.
 
-Subjects: a key hash, or `team:<id>`. Teams also carry an all-time `spent`
-total for their shared budget (credits charged at admission to current
+Subjects: a key hash, `team:<id>`, or `tenant:<id>` (a key bound to a tenant: `extra["tenantId"]`).
+Teams also carry an all-time `spent` total for their shared budget (credits charged at admission to current
 members since the team was created).
 """
 
@@ -24,6 +24,18 @@ TEAM_DOC = "team"
 
 def team_subject(team_id: str) -> str:
     return f"team:{team_id}"
+
+
+def tenant_subject(tenant_id: str) -> str:
+    return f"tenant:{tenant_id}"
+
+
+def tenant_of(key: KeyRecord) -> str | None:
+    """The tenant a key is bound to (policy/tenants.py), read from its `extra` (no column of its own)."""
+    if not key.extra:
+        return None
+    held = key.extra.get("tenantId")
+    return held if isinstance(held, str) else None
 
 
 # A store shared by several instances (Redis) keeps the fleet's counters: (counter, team spent all time).
@@ -66,9 +78,8 @@ class QuotaBook:
 
     def add(self, key: KeyRecord, credits: int, now: float) -> None:
         """Count one admitted call for the key and its team."""
-        subjects = [key.key_hash]
+        subjects = self._subjects(key)
         if key.team_id is not None:
-            subjects.append(team_subject(key.team_id))
             self._team_spent[key.team_id] = self._team_spent.get(key.team_id, 0) + credits
         for subject in subjects:
             counter = self.used(subject, now)
@@ -79,9 +90,8 @@ class QuotaBook:
 
     def remove(self, key: KeyRecord, credits: int, now: float) -> None:
         """Take back one refunded call (as `usage_sums` does on a rebuild); never below zero."""
-        subjects = [key.key_hash]
+        subjects = self._subjects(key)
         if key.team_id is not None:
-            subjects.append(team_subject(key.team_id))
             self._team_spent[key.team_id] = max(self._team_spent.get(key.team_id, 0) - credits, 0)
         for subject in subjects:
             counter = self.used(subject, now)
@@ -89,6 +99,17 @@ class QuotaBook:
             counter.month_calls = max(counter.month_calls - 1, 0)
             counter.day_credits = max(counter.day_credits - credits, 0)
             counter.month_credits = max(counter.month_credits - credits, 0)
+
+    @staticmethod
+    def _subjects(key: KeyRecord) -> list[str]:
+        """The counters one call of `key` counts in: its own, its team's, its tenant's."""
+        subjects = [key.key_hash]
+        if key.team_id is not None:
+            subjects.append(team_subject(key.team_id))
+        tenant = tenant_of(key)
+        if tenant is not None:
+            subjects.append(tenant_subject(tenant))
+        return subjects
 
     def move(self, old_subject: str, new_subject: str) -> None:
         counter = self._counters.pop(old_subject, None)
@@ -104,10 +125,7 @@ class QuotaBook:
         month = store.usage_sums(quota.month_start(now))
         for key_hash, (calls, credits) in month.items():
             day_calls, day_credits = day.get(key_hash, (0, 0))
-            subjects = [key_hash]
-            team_id = keys[key_hash].team_id if key_hash in keys else None
-            if team_id is not None:
-                subjects.append(team_subject(team_id))
+            subjects = self._subjects(keys[key_hash]) if key_hash in keys else [key_hash]
             for subject in subjects:
                 c = self.used(subject, now)
                 c.month_calls += calls

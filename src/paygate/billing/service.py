@@ -324,7 +324,7 @@ class BillingService:
             if not rate.allowed:
                 return gate.Denial("tool_rate_limited", f"{tool}: {price.rate_limit_per_min} calls/min"), rate
             subjects.append(subject)
-        return None, rate
+        return self.facts.tenant_window(key, now, subjects), rate  # all the tenant's keys together
 
     def _peek_rate_windows(
         self,
@@ -340,7 +340,7 @@ class BillingService:
         tool_limit = price.rate_limit_per_min
         if tool_limit and not self.store.rate_peek(f"{key.key_hash}\x00{tool}", tool_limit, now).allowed:
             return gate.Denial("tool_rate_limited", f"{tool}: {tool_limit} calls/min")
-        return None
+        return self.facts.tenant_window(key, now, None)
 
     def allowed(
         self,

@@ -109,6 +109,12 @@ class KeySuspended(ForbiddenError):
     reason_name = "key_suspended"
 
 
+class TenantSuspended(ForbiddenError):
+    """The key's tenant is suspended (docs/tenants.md): every call is refused until an admin activates it."""
+
+    reason_name = "tenant_suspended"
+
+
 class IpNotAllowed(ForbiddenError):
     reason_name = "ip_not_allowed"
 
@@ -183,6 +189,12 @@ class ToolRateLimited(RateLimited):
     reason_name = "tool_rate_limited"
 
 
+class TenantRateLimited(RateLimited):
+    """The calls/min limit shared by all the keys of the key's tenant."""
+
+    reason_name = "tenant_rate_limited"
+
+
 class SessionRateLimited(RateLimited):
     reason_name = "session_rate_limited"
 
@@ -214,6 +226,10 @@ class TeamBudgetExceeded(PayGateError):
 
 class TeamQuotaExceeded(QuotaExceeded):
     reason_name = "team_quota_exceeded"
+
+
+class TenantQuotaExceeded(QuotaExceeded):
+    reason_name = "tenant_quota_exceeded"
 
 
 class SpendCapExceeded(PayGateError):
@@ -282,13 +298,12 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
     cls.reason_name: cls
     for cls in (
         MissingApiKey, InvalidApiKey, KeyRevoked, KeyExpired, InvalidToken, TokenExpired, TokenRevoked,
-        InvalidSignature, KeySuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied, InsufficientScope,
-        PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
-        RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
+        InvalidSignature, KeySuspended, TenantSuspended, IpNotAllowed, IpBlocked, CountryNotAllowed, AclDenied,
+        InsufficientScope, PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied,
+        ApprovalTimeout, RateLimited, ToolRateLimited, TenantRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        SpendCapExceeded, BudgetExceeded, BudgetThrottled,
-        BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
-        PaymentReplayed, PaymentInvalid,
+        TenantQuotaExceeded, SpendCapExceeded, BudgetExceeded, BudgetThrottled, BatchRejected, MaintenanceMode,
+        BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip

@@ -1,5 +1,6 @@
 """Global access rules on /mcp (docs/access-rules.md): the IP access rules and request signing, each a
-check the endpoint runs before the body is parsed (mcp/endpoint.py), and its admin router."""
+check the endpoint runs before the body is parsed (mcp/endpoint.py), and its admin router; and tenants
+(docs/tenants.md), which the gate reads from the store's documents (billing/facts.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from paygate.core.netaddr import client_ip
 from paygate.policy.ip_access import VIOLATIONS, IpAccess, IpAccessCollector
 from paygate.policy.routes import ip_access as ip_access_routes
 from paygate.policy.routes import signing as signing_routes
+from paygate.policy.routes import tenants as tenant_routes
 from paygate.policy.signing import Signing, SigningCollector
+from paygate.policy.tenants import TenantCollector, Tenants
 from paygate.runtime import Runtime
 
 RELOAD_SECONDS = 5.0  # how soon an instance follows an admin change made elsewhere (a fleet's peers)
@@ -50,7 +53,10 @@ def access_routers(rt: Runtime) -> dict[str, APIRouter]:
     rt.tickers.append(reload)
     rt.metrics.registry.register(IpAccessCollector(access))
     rt.metrics.registry.register(SigningCollector(signing))
+    tenants = Tenants(rt.keys, rt.billing.quotas)
+    rt.metrics.registry.register(TenantCollector(tenants))
     return {
+        "tenants": tenant_routes.router(rt.guard, rt.keys, tenants),
         "ip_access": ip_access_routes.router(rt.guard, access),
         "signing": signing_routes.router(rt.guard, rt.keys, signing),
     }

@@ -25,8 +25,8 @@ from paygate.keys.routes.schedules import TopupParams
 from paygate.keys.routes.templates import TemplateBody
 from paygate.oauth.stored import DOC_CHECKS as OAUTH_DOC_CHECKS
 from paygate.payments import metering, stripe_ledger
-from paygate.policy.memberships import GROUPS, TEAMS
-from paygate.policy.routes import groups, teams
+from paygate.policy.memberships import GROUPS, TEAMS, TENANTS
+from paygate.policy.routes import groups, teams, tenants
 from paygate.traffic import circuit, retry, timeouts
 from paygate.traffic.routes.circuit import CircuitChange
 from paygate.traffic.routes.retry import RetryPolicyChange
@@ -161,6 +161,7 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
     checks: dict[str, Callable[[str, Doc], str | None]] = {
         GROUPS.doc: groups.group_doc_problem,
         TEAMS.doc: teams.team_doc_problem,
+        TENANTS.doc: tenants.tenant_doc_problem,
         templates.KIND: _template,
         FILTER_DOC: _filter(allow_private),
         KEY_HOOK_DOC: _key_hook(allow_private),

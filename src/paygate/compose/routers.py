@@ -73,6 +73,7 @@ ROUTE_ORDER = (
     "plans",
     "ip_access",
     "signing",
+    "tenants",
     "maintenance",
     "config_view",
     "config_reload",

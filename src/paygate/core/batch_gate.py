@@ -39,6 +39,7 @@ def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
         key=key,
         quota_used=after(g.quota_used, calls, credits),
         team_used=after(g.team_used, calls, credits),
+        tenant_used=after(g.tenant_used, calls, credits),
         team_spent=g.team_spent + credits,
         caps=g.caps.after(calls, credits) if g.caps is not None else None,
         budgets=g.budgets.after(calls, credits) if g.budgets is not None else None,

@@ -2,9 +2,9 @@
 
 Each check looks at a `GateInput` and returns `None` (pass) or a `Denial`.
 The order (what a caller learns first): who you are (key present, known, not
-revoked, not suspended, not expired), where you call from (IP allowlist,
+revoked, not suspended, its tenant not suspended, not expired), where you call from (IP allowlist,
 country), what you call (tool ACL); then, after the rate windows admitted the
-call, money: credits, spending limit, quotas, team budget and quota.
+call, money: credits, spending limit, quotas, the tenant's quota, team budget and quota.
 Stateful steps (rate windows, the atomic charge) run in the billing service,
 which gathers the facts these checks read. Shadow mode is applied once, by the
 caller, not here.
@@ -42,6 +42,8 @@ class GateInput:
     token_reason: str = "tool_not_allowed"  # what a call outside them is refused with
     caps: spend_caps.CapFacts | None = None  # set only when a spend cap is configured (rules/spend_caps.py)
     budgets: budgets.BudgetFacts | None = None  # set only when a budget policy applies (rules/budgets.py)
+    tenant: dict[str, Any] | None = None  # the key's tenant document (policy/tenants.py), when it is bound to one
+    tenant_used: quota.Counter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,19 @@ def check_key_active(g: GateInput) -> Denial | None:
 def check_key_not_suspended(g: GateInput) -> Denial | None:
     assert g.key is not None
     return Denial("key_suspended") if g.key.suspended else None
+
+
+def check_tenant_active(g: GateInput) -> Denial | None:
+    """A suspended tenant's keys are refused everything a key is needed for (docs/tenants.md)."""
+    if g.tenant is None:
+        return None
+    status = g.tenant.get("status", "active")
+    if status == "active":
+        return None
+    if status == "suspended":
+        return Denial("tenant_suspended", f"tenant {g.tenant.get('name')!r} is suspended")
+    # A malformed document (a hand-edited state file) refuses its keys: never a 500, never unlimited.
+    return Denial("tenant_suspended", f"tenant {g.tenant.get('name')!r} cannot be read; its keys are refused")
 
 
 def check_key_not_expired(g: GateInput) -> Denial | None:
@@ -172,6 +187,14 @@ def check_team(g: GateInput) -> Denial | None:
     return None
 
 
+def check_tenant_quota(g: GateInput) -> Denial | None:
+    """The tenant's daily and monthly call and credit limits, over all its keys together."""
+    if g.tenant is None or g.tenant_used is None:
+        return None
+    why = quota.exceeded(quota.limits_of(g.tenant.get("quota"), quota.TEAM_LIMITS), g.tenant_used, g.price)
+    return Denial("tenant_quota_exceeded", f"tenant {why}") if why else None
+
+
 def check_spend_caps(g: GateInput) -> Denial | None:
     """Server-wide daily and per-key hourly caps (docs/money-rules.md): the detail starts with the cap's name."""
     if g.caps is None:
@@ -195,6 +218,7 @@ IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_known,
     check_key_active,
     check_key_not_suspended,
+    check_tenant_active,
     check_key_not_expired,
     check_ip_allowed,
     check_country_allowed,
@@ -206,6 +230,7 @@ FUNDS_CHECKS: tuple[Check, ...] = (
     check_credits,
     check_spending_limit,
     check_quota,
+    check_tenant_quota,
     check_team,
     check_spend_caps,
     check_budgets,

@@ -33,13 +33,16 @@ Doc = dict[str, Any]
 class MembershipKind:
     doc: str  # the document kind ("group"); also the word in messages and the event prefix
     id_prefix: str  # a new document's id: prefix + 24 hex digits
-    key_field: Literal["group_id", "team_id"]  # the KeyRecord field naming the document
+    # The KeyRecord field naming the document; "extra": the key's `extra[extra_name]` (tenants: no column of
+    # their own, so the store's rows, backups and imports carry the binding unchanged)
+    key_field: Literal["group_id", "team_id", "extra"]
     defaults: Callable[[], Doc]  # a new document's fields, before the request's (fresh each time)
     max_docs: int  # active documents
     max_members: int | None = None  # active keys per document
     moves: bool = False  # assigning a key that is in another document moves it (else 409: remove it first)
     deleted_kept: int = 0  # delete deactivates the document, keeping this many deactivated (else erases it)
     announced: tuple[str, ...] = ()  # document fields the `created` event carries besides the name
+    extra_name: str = ""  # with key_field "extra": the entry of KeyRecord.extra naming the document
 
 
 GROUP_POLICY_DEFAULTS: Doc = {
@@ -76,6 +79,20 @@ TEAMS = MembershipKind(
     deleted_kept=1000,
     announced=("budget",),
 )
+# A tenant (policy/tenants.py, docs/tenants.md): isolation of keys, usage and limits for a platform's
+# customers. 10,000 tenants of at most 1,000 keys each (the reference's limits); a key is bound to one
+# tenant at a time; DELETE erases the tenant (its keys are released first).
+TENANT_FIELD = "tenantId"
+TENANTS = MembershipKind(
+    "tenant",
+    "tnt_",
+    "extra",
+    lambda: {"description": "", "status": "active", "rateLimitPerMin": 0, "quota": empty_team_quota(), "tags": {}},
+    max_docs=10_000,
+    max_members=1_000,
+    announced=("status", "rateLimitPerMin"),
+    extra_name=TENANT_FIELD,
+)
 
 
 class MembershipError(DomainError):
@@ -111,10 +128,19 @@ class MembershipService:
 
     # --- a key's membership ------------------------------------------------------------------------
     def member_of(self, record: KeyRecord) -> str | None:
+        if self.kind.key_field == "extra":
+            held = record.extra.get(self.kind.extra_name)
+            return held if isinstance(held, str) else None
         doc_id: str | None = getattr(record, self.kind.key_field)
         return doc_id
 
     def _join(self, record: KeyRecord, doc_id: str | None) -> None:
+        if self.kind.key_field == "extra":
+            extra = {k: v for k, v in record.extra.items() if k != self.kind.extra_name}
+            if doc_id is not None:
+                extra[self.kind.extra_name] = doc_id
+            self.keys.save(record, extra=extra)
+            return
         self.keys.save(record, **{self.kind.key_field: doc_id})
 
     def members(self, doc_id: str) -> list[KeyRecord]:

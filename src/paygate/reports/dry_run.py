@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from paygate.billing.quota import team_subject
+from paygate.billing.quota import team_subject, tenant_subject
 from paygate.billing.service import BillingService, GateVerdict
 from paygate.core import gate
 from paygate.core.records import KeyRecord
@@ -121,7 +121,7 @@ class DryRunner:
 
 
 class BatchQuotas:
-    """The key's quota counters and its team's budget and quota counters, copied at the start of a batch
+    """The key's quota counters, its tenant's and its team's budget and quota counters, copied at the start of a batch
     and advanced by each allowed call, so a later call of the batch meets the limits as a real call would
     (the single-call verdict reads the live counters, which a dry run never advances). The limits are
     judged by the gate's own checks."""
@@ -130,6 +130,7 @@ class BatchQuotas:
         policy = billing.policy_for(key)
         team = billing.facts.team_of(key)
         in_team = team is not None and key.team_id is not None
+        tenant = billing.facts.tenant_of(key)
         self.input = gate.GateInput(
             key,
             True,
@@ -141,18 +142,20 @@ class BatchQuotas:
             team=team,
             team_used=billing.quotas.snapshot(team_subject(str(key.team_id)), now) if in_team else None,
             team_spent=billing.quotas.team_spent(str(key.team_id)) if in_team else 0,
+            tenant=tenant,
+            tenant_used=billing.quotas.snapshot(tenant_subject(str(tenant["id"])), now) if tenant else None,
         )
 
     def check(self, v: GateVerdict) -> GateVerdict:
         g = dataclasses.replace(self.input, price=v.credits_required)
-        denial = gate.check_quota(g) or gate.check_team(g)
+        denial = gate.check_quota(g) or gate.check_tenant_quota(g) or gate.check_team(g)
         if denial is None:
             return v
         return dataclasses.replace(v, allowed=False, reason=denial.reason, detail=denial.detail)
 
     def count(self, credits: int) -> None:
         """One more allowed call, counted as `QuotaBook.add` counts a real one."""
-        for counter in (self.input.quota_used, self.input.team_used):
+        for counter in (self.input.quota_used, self.input.team_used, self.input.tenant_used):
             if counter is not None:
                 counter.day_calls += 1
                 counter.month_calls += 1

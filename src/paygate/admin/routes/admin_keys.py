@@ -24,6 +24,8 @@ SUPER = role("super_admin")
 class CreateAdminKey(Body):
     name: str = Field(min_length=1, max_length=100)
     role: Literal["super_admin", "admin", "viewer"] = "admin"
+    # Scope the key to one tenant (docs/tenants.md): then a viewer that reads only that tenant's view.
+    tenant_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class AdminKeyRef(Body):
@@ -43,8 +45,9 @@ def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
             "role": identity.role,
             "keyMasked": identity.masked,
             "bootstrap": identity.bootstrap,
-            "canChange": identity.can("admin"),
-            "canManageAdminKeys": identity.can("super_admin"),
+            "canChange": identity.can("admin") and identity.tenant_id is None,
+            "canManageAdminKeys": identity.can("super_admin") and identity.tenant_id is None,
+            "tenantId": identity.tenant_id,
         }
 
     @r.get("/admin/keys", openapi_extra=SUPER)
@@ -56,7 +59,7 @@ def router(guard: AdminGuard, admin_keys: AdminKeys) -> APIRouter:
     @r.post("/admin/keys", status_code=201, openapi_extra=SUPER)
     async def create_admin_key(body: CreateAdminKey, request: Request) -> JSONResponse:
         """Create an admin key with a role. The raw key is returned once, here."""
-        raw, doc = admin_keys.create(body.name, body.role, actor(request))
+        raw, doc = admin_keys.create(body.name, body.role, actor(request), body.tenant_id)
         return JSONResponse(
             {"key": raw, **admin_key_view(doc), "message": "Admin key created. Store it now: it is not shown again."},
             status_code=201,

@@ -33,7 +33,8 @@ def router(guard: AdminGuard, runner: PluginRunner) -> APIRouter:
         path = path.strip("/")
         serves = plugin is not None and "on_request" in plugin.hooks
         if serves and plugin is not None and path in plugin.public_paths:
-            admin = guard.admin.identify(request.headers.get("x-admin-key")) is not None
+            identity = guard.admin.identify(request.headers.get("x-admin-key"))
+            admin = identity is not None and identity.tenant_id is None  # a tenant's viewer is not the operator
         else:  # first: without the admin key, nobody learns which plugins exist
             await guard(request)  # viewer for GET, admin for the rest
             admin = True
