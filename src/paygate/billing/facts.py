@@ -16,6 +16,7 @@ from paygate.billing.quota import TEAM_DOC, QuotaBook, team_subject
 from paygate.core import gate
 from paygate.core.netaddr import client_ip, ip_in
 from paygate.core.policy import EffectivePolicy, Quota, resolve
+from paygate.core.quota_rules import QuotaRule
 from paygate.core.records import KeyRecord
 from paygate.core.spend_caps import CapFacts
 from paygate.credentials.resolver import Credential, Rejected
@@ -52,6 +53,16 @@ class CapSource(Protocol):
     def remove(self, key_hash: str, calls: int, credits: int, now: float) -> None: ...
 
 
+class RuleSource(Protocol):
+    """The quota rules' counters (rules/quota_rules.py), per key and tool, read and counted like the caps'."""
+
+    def facts(self, key_hash: str, tool: str, now: float) -> list[tuple[QuotaRule, int]] | None: ...
+
+    def add(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None: ...
+
+    def remove(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None: ...
+
+
 class GateFacts:
     def __init__(
         self,
@@ -70,6 +81,7 @@ class GateFacts:
         self._policies: dict[str, EffectivePolicy] = {}
         # Set while a spend cap is configured (rules/spend_caps.py), else None: no cost on the hot path.
         self.caps: CapSource | None = None
+        self.quota_rules: RuleSource | None = None  # likewise, while a quota rule exists
         self._generation = -1
 
     def set_global_quota(self, quota: Quota | None) -> None:
@@ -158,4 +170,20 @@ class GateFacts:
             team_used=self.quotas.used(team_subject(key.team_id), now) if key.team_id and team else None,
             team_spent=self.quotas.team_spent(key.team_id) if key.team_id and team else 0,
             caps=self.caps.facts(key.key_hash, now) if self.caps is not None else None,
+            quota_rules=self.quota_rules.facts(key.key_hash, tool, now) if self.quota_rules is not None else None,
         )
+
+    def count(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None:
+        """An admitted call (or a surcharge: 0 calls) counted by the caps and rules that are set, in the step
+        of the charge: neither is ever overshot on one instance."""
+        if self.caps is not None:
+            self.caps.add(key_hash, calls, credits, now)
+        if self.quota_rules is not None:
+            self.quota_rules.add(key_hash, tool, calls, credits, now)
+
+    def uncount(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None:
+        """A refunded call taken back out of the counts."""
+        if self.caps is not None:
+            self.caps.remove(key_hash, calls, credits, now)
+        if self.quota_rules is not None:
+            self.quota_rules.remove(key_hash, tool, calls, credits, now)

@@ -222,6 +222,17 @@ class SpendCapExceeded(PayGateError):
     reason_name = "spend_cap_exceeded"
 
 
+class QuotaRuleExceeded(QuotaExceeded):
+    """A quota rule (/admin/quota-rules) refused the call; `retry_after` is set for a `throttle` rule."""
+
+    reason_name = "quota_rule_exceeded"
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.data.get("retryAfterSeconds")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 class BatchRejected(PayGateError):
     reason_name = "batch_rejected"
 
@@ -272,8 +283,8 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
         PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        SpendCapExceeded, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
-        PaymentReplayed, PaymentInvalid,
+        SpendCapExceeded, QuotaRuleExceeded, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen,
+        PaymentMismatch, PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip

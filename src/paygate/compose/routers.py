@@ -112,6 +112,7 @@ ROUTE_ORDER = (
     "tracing",
     "plugins",
     "spend_caps",
+    "quota_rules",
 )
 
 

@@ -7,7 +7,10 @@ import time
 
 from fastapi import APIRouter
 
-from paygate.rules.metrics import SpendCapCollector
+from paygate.rules.metrics import QuotaRuleCollector, SpendCapCollector
+from paygate.rules.quota_rules import QuotaRules
+from paygate.rules.quota_stage import QuotaRuleStage
+from paygate.rules.routes import quota_rules as quota_rule_routes
 from paygate.rules.routes import spend_caps as spend_cap_routes
 from paygate.rules.spend_caps import SpendCaps, defaults_from
 from paygate.runtime import Runtime
@@ -26,4 +29,24 @@ def rules_routers(rt: Runtime) -> dict[str, APIRouter]:
     if redis_store(rt.store) is not None:  # a peer's admin change is followed within RELOAD_SECONDS
         rt.tickers.append(caps.reload)
     rt.metrics.registry.register(SpendCapCollector(caps))
-    return {"spend_caps": spend_cap_routes.router(rt.guard, caps)}
+    return {"spend_caps": spend_cap_routes.router(rt.guard, caps), "quota_rules": _quota_rules(rt)}
+
+
+def _quota_rules(rt: Runtime) -> APIRouter:
+    rules = QuotaRules(rt.store, rt.events, rt.billing.facts)
+    rules.load(time.time())
+    rt.billing.after_denial.append(rules.on_denial)
+    rt.keys.rekey_listeners.append(rules.on_rekey)
+    traffic = rt.dispatcher.traffic
+    if redis_store(rt.store) is not None:
+        rt.tickers.append(rules.reload)
+    stage = QuotaRuleStage(rules)
+    traffic.add_call_stage(stage)
+
+    def changed() -> None:  # the stage joins or leaves the chain as rules come and go
+        stage.follow()
+        traffic.refresh()
+
+    rules.on_change = changed
+    rt.metrics.registry.register(QuotaRuleCollector(rules))
+    return quota_rule_routes.router(rt.guard, rules, rt.keys)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.core import quota, spend_caps
+from paygate.core import quota, quota_rules, spend_caps
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
 from paygate.core.records import ChargeLimits, KeyRecord
@@ -41,6 +41,8 @@ class GateInput:
     token_tools: frozenset[str] | None = None  # the token may call only these, within the key's own ACL
     token_reason: str = "tool_not_allowed"  # what a call outside them is refused with
     caps: spend_caps.CapFacts | None = None  # set only when a spend cap is configured (rules/spend_caps.py)
+    # each quota rule that applies to this key and tool, with its count this period (rules/quota_rules.py)
+    quota_rules: list[tuple[quota_rules.QuotaRule, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,14 @@ def check_spend_caps(g: GateInput) -> Denial | None:
     return Denial(spend_caps.CAP_REASON, f"{hit[0]}: {hit[1]}") if hit else None
 
 
+def check_quota_rules(g: GateInput) -> Denial | None:
+    """A deny or throttle quota rule whose hard cap (limit plus burst) one more call would pass."""
+    if g.quota_rules is None:
+        return None
+    verdict = quota_rules.judge(g.quota_rules, g.price, g.now)
+    return Denial(quota_rules.REASON, verdict.refuse[1]) if verdict.refuse else None
+
+
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -198,6 +208,7 @@ FUNDS_CHECKS: tuple[Check, ...] = (
     check_quota,
     check_team,
     check_spend_caps,
+    check_quota_rules,
 )
 
 

@@ -154,6 +154,9 @@ EVENT_TYPES: dict[str, str] = {
     "dedup.configured": "dedup / idempotency settings were changed at runtime (POST /admin/dedup)",
     # money rules (docs/money-rules.md)
     "spend_caps.updated": "the spend caps were changed at runtime (POST /admin/spend-caps)",
+    "quota_rule.created": "a quota rule was created (POST /admin/quota-rules)",
+    "quota_rule.deleted": "a quota rule was deleted (DELETE /admin/quota-rules)",
+    "quota_rule.exceeded": "a key's count passed a quota rule's limit (once per rule, key and period)",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
     "webhook.test": "a test event was sent to the webhook URL",

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from paygate.rules.quota_rules import QuotaRules
 from paygate.rules.spend_caps import SpendCaps
 
 
@@ -39,3 +40,22 @@ class SpendCapCollector(Collector):
         used.add_metric(["calls"], view["dailyCalls"])
         used.add_metric(["credits"], view["dailyCredits"])
         yield used
+
+
+class QuotaRuleCollector(Collector):
+    """Labels bounded: the three actions."""
+
+    def __init__(self, rules: QuotaRules) -> None:
+        self.rules = rules
+
+    def collect(self) -> Iterable[Metric]:
+        denied = CounterMetricFamily(
+            "paygate_quota_rule_denials", "Tool calls refused by a quota rule (before any charge)", labels=["action"]
+        )
+        for action, count in sorted(self.rules.denied.items()):
+            denied.add_metric([action], count)
+        yield denied
+        yield CounterMetricFamily(
+            "paygate_quota_rule_warnings", "Admitted calls answered with X-Quota-Warning", value=self.rules.warnings
+        )
+        yield GaugeMetricFamily("paygate_quota_rules", "Quota rules in force", value=len(self.rules.rules))
