@@ -113,6 +113,7 @@ ROUTE_ORDER = (
     "plugins",
     "spend_caps",
     "quota_rules",
+    "cost_tags",
 )
 
 

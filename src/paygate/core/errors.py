@@ -53,6 +53,8 @@ _REASONS: Final = (
     DenyReason("team_quota_exceeded", PAYMENT_REQUIRED, 429, "The key's team has reached its usage quota"),
     DenyReason("spend_cap_exceeded", PAYMENT_REQUIRED, 429, "Spend cap reached (server-wide daily or per-key hourly)"),
     DenyReason("quota_rule_exceeded", PAYMENT_REQUIRED, 429, "Quota rule reached (daily, weekly or monthly)"),
+    DenyReason("invalid_cost_tags", INVALID_PARAMS, 400, "X-Cost-Tags refused"),
+    DenyReason("cost_tags_required", INVALID_PARAMS, 400, "Cost tags required for this key"),
     DenyReason("batch_rejected", PAYMENT_REQUIRED, 409, "Another call of the same tools/call_batch was refused"),
     DenyReason("maintenance_mode", PAYMENT_REQUIRED, 503, "Server is in maintenance mode"),
     DenyReason("backend_unavailable", BACKEND_UNAVAILABLE, 503, "Backend MCP server is unavailable"),
