@@ -233,6 +233,19 @@ class QuotaRuleExceeded(QuotaExceeded):
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+class InvalidCostTags(PayGateError):
+    """The X-Cost-Tags header was refused (not a JSON object of strings, a name not allowed, too large, or a
+    tag past its distinct-values limit); nothing was charged."""
+
+    reason_name = "invalid_cost_tags"
+
+
+class CostTagsRequired(InvalidCostTags):
+    """This key's calls must carry cost tags the call did not; the message names them."""
+
+    reason_name = "cost_tags_required"
+
+
 class BatchRejected(PayGateError):
     reason_name = "batch_rejected"
 
@@ -283,7 +296,8 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
         PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied, ApprovalTimeout,
         RateLimited, ToolRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        SpendCapExceeded, QuotaRuleExceeded, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen,
+        SpendCapExceeded, QuotaRuleExceeded, InvalidCostTags, CostTagsRequired, BatchRejected, MaintenanceMode,
+        BackendUnavailable, CircuitOpen,
         PaymentMismatch, PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None

@@ -156,6 +156,7 @@ EVENT_TYPES: dict[str, str] = {
     "spend_caps.updated": "the spend caps were changed at runtime (POST /admin/spend-caps)",
     "quota_rule.created": "a quota rule was created (POST /admin/quota-rules)",
     "quota_rule.deleted": "a quota rule was deleted (DELETE /admin/quota-rules)",
+    "cost_tags.updated": "the cost tag settings or a key's required tags changed (POST/DELETE /admin/cost-tags)",
     "quota_rule.exceeded": "a key's count passed a quota rule's limit (once per rule, key and period)",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
