@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.backup_support import backup, restore
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, write_config
 
@@ -221,3 +222,15 @@ def test_settings_and_attribution_survive_a_restart(tmp_path: Path) -> None:
         assert "maxCardinality" in error["message"]
         rows = _report(second, "team").json()["rows"]
         assert rows == [{"team": "persist", "calls": 1, "credits": 1}]
+
+
+def test_a_backup_with_attribution_restores(gw: InProcessGateway) -> None:
+    """The stored attribution is a document kind a restore knows how to check (compose/doc_checks.py)."""
+    _set(gw, enabled=True)
+    key = gw.create_key(10)
+    assert "result" in _call(gw, key, {"team": "t-backup"}).json()
+    assert _report(gw, "team").status_code == 200  # written to the store
+    snapshot = backup(gw)
+    assert "cost_tags.day" in json.dumps(snapshot)
+    resp = restore(gw, snapshot, "overwrite")
+    assert resp.status_code == 200, resp.text
