@@ -38,6 +38,7 @@ MAX_LIMIT = 1_000_000_000
 REBUILD_ROWS = 500_000  # usage rows read per rule when recounting (docs: what a longer log means)
 RELOAD_SECONDS = 5.0
 MAX_SHOWN = 50  # keys listed per rule in the view
+MAX_WARNED = 100_000
 
 
 def _rule(doc: dict[str, Any]) -> QuotaRule:
@@ -174,6 +175,8 @@ class QuotaRules:
                 entry[2] += credits
                 used = entry[1] if rule.metric == "calls" else entry[2]
                 if used > rule.limit and (rule.id, key_hash, entry[0]) not in self._warned:
+                    if len(self._warned) >= MAX_WARNED:  # bounded: at worst an event is published again
+                        self._warned.clear()
                     self._warned.add((rule.id, key_hash, entry[0]))  # once a period, not on every call
                     self.events.publish(
                         "quota_rule.exceeded", "quota-rules", id=rule.id, action=rule.action, used=used,
