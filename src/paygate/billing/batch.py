@@ -104,12 +104,9 @@ def admit_batch(
         limits = gate.limits_of_call(inputs[0]) if billing.recheck_limits and inputs else None
         result, committed = billing.store.charge_many_deferred(key.key_hash, charges, limits)
         if result.ok:
-            for amount in amounts:
+            for (tool, _), amount in zip(calls, amounts, strict=True):
                 billing.quotas.add(key, amount, now)
-            if billing.facts.caps is not None:  # counted in the step that checked (see BillingService.admit)
-                billing.facts.caps.add(key.key_hash, len(amounts), sum(amounts), now)
-            if billing.facts.budgets is not None:
-                billing.facts.budgets.add(key, sum(amounts), now)
+                billing.facts.count(key, tool, 1, amount, now)  # in the step that checked
             for hook in billing.after_charge:
                 hook(key)
             admitted = [

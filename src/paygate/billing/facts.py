@@ -17,6 +17,7 @@ from paygate.core import gate
 from paygate.core.budgets import BudgetFacts
 from paygate.core.netaddr import client_ip, ip_in
 from paygate.core.policy import EffectivePolicy, Quota, resolve
+from paygate.core.quota_rules import QuotaRule
 from paygate.core.records import KeyRecord
 from paygate.core.spend_caps import CapFacts
 from paygate.credentials.resolver import Credential, Rejected
@@ -70,6 +71,16 @@ class RateSource(Protocol):
     def limit(self, key_hash: str, base: int) -> int: ...
 
 
+class RuleSource(Protocol):
+    """The quota rules' counters (rules/quota_rules.py), per key and tool, read and counted like the caps'."""
+
+    def facts(self, key_hash: str, tool: str, now: float) -> list[tuple[QuotaRule, int]] | None: ...
+
+    def add(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None: ...
+
+    def remove(self, key_hash: str, tool: str, calls: int, credits: int, now: float) -> None: ...
+
+
 class GateFacts:
     def __init__(
         self,
@@ -90,6 +101,7 @@ class GateFacts:
         self.caps: CapSource | None = None
         self.budgets: BudgetSource | None = None  # set while a budget policy exists (rules/budgets.py)
         self.adaptive: RateSource | None = None  # set while adaptive rates are enabled (rules/adaptive.py)
+        self.quota_rules: RuleSource | None = None  # likewise, while a quota rule exists
         self._generation = -1
 
     def rate_limit(self, key_hash: str, base: int) -> int:
@@ -219,4 +231,24 @@ class GateFacts:
             budgets=self.budgets.facts(key, now) if self.budgets is not None else None,
             tenant=tenant,
             tenant_used=self.quotas.used(tenant_subject(str(tenant["id"])), now) if tenant is not None else None,
+            quota_rules=self.quota_rules.facts(key.key_hash, tool, now) if self.quota_rules is not None else None,
         )
+
+    def count(self, key: KeyRecord, tool: str, calls: int, credits: int, now: float) -> None:
+        """An admitted call (or a surcharge: 0 calls) counted by the caps, budgets and rules that are set, in
+        the step of the charge: none is ever overshot on one instance."""
+        if self.caps is not None:
+            self.caps.add(key.key_hash, calls, credits, now)
+        if self.budgets is not None:
+            self.budgets.add(key, credits, now)
+        if self.quota_rules is not None:
+            self.quota_rules.add(key.key_hash, tool, calls, credits, now)
+
+    def uncount(self, key: KeyRecord, tool: str, calls: int, credits: int, now: float) -> None:
+        """A refunded call taken back out of the counts."""
+        if self.caps is not None:
+            self.caps.remove(key.key_hash, calls, credits, now)
+        if self.budgets is not None:
+            self.budgets.remove(key, credits, now)
+        if self.quota_rules is not None:
+            self.quota_rules.remove(key.key_hash, tool, calls, credits, now)

@@ -232,10 +232,7 @@ class BillingService:
             result, committed = self.store.charge_deferred(key.key_hash, amount, event, limits)
             if result.ok:
                 self.quotas.add(key, amount, now)
-                if self.facts.caps is not None:  # counted in the step that checked: a cap is never overshot
-                    self.facts.caps.add(key.key_hash, 1, amount, now)
-                if self.facts.budgets is not None:  # likewise: a budget is never overshot
-                    self.facts.budgets.add(key, amount, now)
+                self.facts.count(key, tool, 1, amount, now)  # in the step that checked: never overshot
                 for hook in self.after_charge:
                     hook(key)
                 admitted = self.allowed(key, tool, price, amount, rate)
@@ -403,20 +400,14 @@ class BillingService:
         if failed and (admitted.refund_on_failure or not delivered) and admitted.charged:
             self.store.refund(key.key_hash, admitted.charged, f"refund:{admitted.tool}")
             self.quotas.remove(key, admitted.charged, time.time())
-            if self.facts.caps is not None:
-                self.facts.caps.remove(key.key_hash, 1, admitted.charged, time.time())
-            if self.facts.budgets is not None:
-                self.facts.budgets.remove(key, admitted.charged, time.time())
+            self.facts.uncount(key, admitted.tool, 1, admitted.charged, time.time())
             self.metrics.refunds_for(self.metrics.tool_label(admitted.tool)).inc()
             return Settlement(refunded=admitted.charged)
         extra = output_surcharge(admitted.price, output_bytes) if not failed else 0
         if extra:
             taken, _ = self.store.charge_up_to(key.key_hash, extra, f"output:{admitted.tool}")
-            if taken and self.facts.caps is not None:  # spent: counts toward the credit caps from now on
-                self.facts.caps.add(key.key_hash, 0, taken, time.time())
-            if taken and self.facts.budgets is not None:
-                self.facts.budgets.add(key, taken, time.time())
-            if taken:
+            if taken:  # spent: counts toward the credit caps and rules from now on
+                self.facts.count(key, admitted.tool, 0, taken, time.time())
                 self.metrics.credits_charged_for(self.metrics.tool_label(admitted.tool)).inc(taken)
             return Settlement(surcharge=taken)
         return Settlement()

@@ -252,6 +252,30 @@ class BudgetThrottled(RateLimited):
     reason_name = "budget_throttled"
 
 
+class QuotaRuleExceeded(QuotaExceeded):
+    """A quota rule (/admin/quota-rules) refused the call; `retry_after` is set for a `throttle` rule."""
+
+    reason_name = "quota_rule_exceeded"
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.data.get("retryAfterSeconds")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class InvalidCostTags(PayGateError):
+    """The X-Cost-Tags header was refused (not a JSON object of strings, a name not allowed, too large, or a
+    tag past its distinct-values limit); nothing was charged."""
+
+    reason_name = "invalid_cost_tags"
+
+
+class CostTagsRequired(InvalidCostTags):
+    """This key's calls must carry cost tags the call did not; the message names them."""
+
+    reason_name = "cost_tags_required"
+
+
 class BatchRejected(PayGateError):
     reason_name = "batch_rejected"
 
@@ -302,8 +326,9 @@ ERRORS_BY_REASON: dict[str, type[PayGateError]] = {
         InsufficientScope, PluginDenied, UnknownTool, DependencyNotMet, ApprovalRequired, ApprovalDenied,
         ApprovalTimeout, RateLimited, ToolRateLimited, TenantRateLimited, SessionRateLimited, ConcurrencyLimited,
         InsufficientCredits, SpendingLimitExceeded, QuotaExceeded, TeamBudgetExceeded, TeamQuotaExceeded,
-        TenantQuotaExceeded, SpendCapExceeded, BudgetExceeded, BudgetThrottled, BatchRejected, MaintenanceMode,
-        BackendUnavailable, CircuitOpen, PaymentMismatch, PaymentReplayed, PaymentInvalid,
+        TenantQuotaExceeded, SpendCapExceeded, BudgetExceeded, BudgetThrottled, QuotaRuleExceeded, InvalidCostTags,
+        CostTagsRequired, BatchRejected, MaintenanceMode, BackendUnavailable, CircuitOpen, PaymentMismatch,
+        PaymentReplayed, PaymentInvalid,
     )
     if cls.reason_name is not None
 }  # fmt: skip

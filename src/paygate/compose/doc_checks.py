@@ -27,6 +27,7 @@ from paygate.oauth.stored import DOC_CHECKS as OAUTH_DOC_CHECKS
 from paygate.payments import metering, stripe_ledger
 from paygate.policy.memberships import GROUPS, TEAMS, TENANTS
 from paygate.policy.routes import groups, teams, tenants
+from paygate.rules import cost_tags
 from paygate.traffic import circuit, retry, timeouts
 from paygate.traffic.routes.circuit import CircuitChange
 from paygate.traffic.routes.retry import RetryPolicyChange
@@ -176,5 +177,6 @@ def restore_doc_checks(allow_private: bool) -> dict[str, DocCheck]:
         circuit.KIND: _settings_doc(circuit.DOC_ID, ("threshold", "cooldownSeconds", "perTool"), CircuitChange),
         timeouts.KIND: _settings_doc(timeouts.DOC_ID, ("toolTimeoutMs", "tools"), TimeoutsChange),
         retry.KIND: _retry_policy,
+        cost_tags.KIND: cost_tags.day_doc_problem,
     }
     return checks

@@ -118,6 +118,8 @@ ROUTE_ORDER = (
     "spend_caps",
     "budget_policies",
     "adaptive_rates",
+    "quota_rules",
+    "cost_tags",
 )
 
 
@@ -194,9 +196,9 @@ def build_routers(rt: Runtime) -> list[APIRouter]:
         x402_routers,
         payment_routers,
         traffic_routers,
-        plugin_routers,  # after traffic_routers: the plugins' call stage is the innermost
+        rules_routers,  # its call stages (quota warnings, cost tags) inside the traffic controls' ...
+        plugin_routers,  # ... and outside the plugins' call stage, the innermost
         tracing_routers,
-        rules_routers,
         web_routers,
     )
     for domain in domains:

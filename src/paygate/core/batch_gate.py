@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from paygate.core import gate
 from paygate.core.quota import Counter
+from paygate.core.quota_rules import QuotaRule
 
 
 def after(counter: Counter | None, calls: int, credits: int) -> Counter | None:
@@ -29,8 +30,19 @@ def after(counter: Counter | None, calls: int, credits: int) -> Counter | None:
     )
 
 
-def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
-    """`g` as the gate would see it once `calls` earlier calls costing `credits` were charged."""
+def rules_after(g: gate.GateInput, earlier: Sequence[gate.GateInput]) -> list[tuple[QuotaRule, int]] | None:
+    """`g`'s quota-rule counts once the earlier calls of the batch that each rule applies to were counted."""
+    if g.quota_rules is None or g.key is None or not earlier:
+        return g.quota_rules
+    key_hash = g.key.key_hash
+    return [
+        (rule, used + sum(1 if rule.metric == "calls" else e.price for e in earlier if rule.applies(key_hash, e.tool)))
+        for rule, used in g.quota_rules
+    ]
+
+
+def projected(g: gate.GateInput, calls: int, credits: int, earlier: Sequence[gate.GateInput] = ()) -> gate.GateInput:
+    """`g` as the gate would see it once `calls` earlier calls (`earlier`) costing `credits` were charged."""
     if not (calls or credits) or g.key is None:
         return g
     key = dataclasses.replace(g.key, credits=g.key.credits - credits, total_spent=g.key.total_spent + credits)
@@ -43,6 +55,7 @@ def projected(g: gate.GateInput, calls: int, credits: int) -> gate.GateInput:
         team_spent=g.team_spent + credits,
         caps=g.caps.after(calls, credits) if g.caps is not None else None,
         budgets=g.budgets.after(calls, credits) if g.budgets is not None else None,
+        quota_rules=rules_after(g, earlier),
     )
 
 
@@ -51,7 +64,7 @@ def first_unaffordable(inputs: Sequence[gate.GateInput]) -> tuple[int, gate.Deni
     whole is affordable. `inputs[i]` is call `i`'s gate input, its `price` that call's own."""
     spent = 0
     for i, g in enumerate(inputs):
-        denial = gate.evaluate(projected(g, i, spent), gate.FUNDS_CHECKS)
+        denial = gate.evaluate(projected(g, i, spent, inputs[:i]), gate.FUNDS_CHECKS)
         if denial is not None:
             if i:
                 denial = gate.Denial(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paygate.core import budgets, quota, spend_caps
+from paygate.core import budgets, quota, quota_rules, spend_caps
 from paygate.core.netaddr import ip_in
 from paygate.core.policy import EffectivePolicy
 from paygate.core.records import ChargeLimits, KeyRecord
@@ -44,6 +44,8 @@ class GateInput:
     budgets: budgets.BudgetFacts | None = None  # set only when a budget policy applies (rules/budgets.py)
     tenant: dict[str, Any] | None = None  # the key's tenant document (policy/tenants.py), when it is bound to one
     tenant_used: quota.Counter | None = None
+    # each quota rule that applies to this key and tool, with its count this period (rules/quota_rules.py)
+    quota_rules: list[tuple[quota_rules.QuotaRule, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,14 @@ def check_budgets(g: GateInput) -> Denial | None:
     return Denial(hit.reason, f"{hit.policy_id}: {hit.detail}", hit.retry_after) if hit else None
 
 
+def check_quota_rules(g: GateInput) -> Denial | None:
+    """A deny or throttle quota rule whose hard cap (limit plus burst) one more call would pass."""
+    if g.quota_rules is None:
+        return None
+    verdict = quota_rules.judge(g.quota_rules, g.price, g.now)
+    return Denial(quota_rules.REASON, verdict.refuse[1]) if verdict.refuse else None
+
+
 # Identity only: for methods that need a valid key but are not tool calls (no ACL).
 IDENTITY_CHECKS: tuple[Check, ...] = (
     check_key_present,
@@ -234,6 +244,7 @@ FUNDS_CHECKS: tuple[Check, ...] = (
     check_team,
     check_spend_caps,
     check_budgets,
+    check_quota_rules,
 )
 
 

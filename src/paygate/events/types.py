@@ -165,6 +165,10 @@ EVENT_TYPES: dict[str, str] = {
     "adaptive_rates.updated": "adaptive rate settings were changed at runtime (POST /admin/adaptive-rates)",
     "adaptive_rates.adjusted": "adaptive rates tightened or boosted a key's rate limit for a cooldown",
     "budget.alert": "a budget policy with action alert saw its budget reached or its burn rate passed",
+    "quota_rule.created": "a quota rule was created (POST /admin/quota-rules)",
+    "quota_rule.deleted": "a quota rule was deleted (DELETE /admin/quota-rules)",
+    "cost_tags.updated": "the cost tag settings or a key's required tags changed (POST/DELETE /admin/cost-tags)",
+    "quota_rule.exceeded": "a key's count passed a quota rule's limit (once per rule, key and period)",
     # alerts and webhooks
     "alert.fired": "an alert rule fired for a key",
     "webhook.test": "a test event was sent to the webhook URL",
