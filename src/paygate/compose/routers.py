@@ -30,7 +30,7 @@ from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
 from paygate.compose.plugins import plugin_routers
-from paygate.compose.reload import reload_router
+from paygate.compose.reload import reload_routers
 from paygate.compose.rules import rules_routers
 from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
@@ -75,6 +75,7 @@ ROUTE_ORDER = (
     "maintenance",
     "config_view",
     "config_reload",
+    "config_profiles",
     "backup",
     "audit",
     "request_log",
@@ -140,7 +141,7 @@ def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
         "admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
         "maintenance": maintenance.router(rt.guard, rt.maintenance),
         "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
-        "config_reload": reload_router(rt),
+        **reload_routers(rt),
         "backup": backup_router(rt),
         "tasks": tasks_router(rt),
     }

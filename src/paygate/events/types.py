@@ -145,6 +145,11 @@ EVENT_TYPES: dict[str, str] = {
     "config.export": "the running configuration was read (GET /config)",
     "config.reloaded": "the config file was reloaded (POST /config/reload or SIGHUP): the fields changed and skipped",
     "config.reload_failed": "a config reload was refused (invalid or unreadable file): nothing changed",
+    "config_profile.saved": "a config profile was created or replaced (POST /admin/config-profiles save)",
+    "config_profile.deleted": "a config profile was deleted (DELETE /admin/config-profiles)",
+    "config_profile.activated": "a config profile was activated: its settings applied as a config reload",
+    "config_profile.rolled_back": "the previous config profile (or the file's settings) was applied again",
+    "config_profile.imported": "config profiles were imported (merge or replace)",
     "backup.exported": "a full backup was taken",
     "backup.restored": "a backup was restored",
     # traffic control (docs/traffic.md)
