@@ -32,6 +32,7 @@ from paygate.compose.payments import payment_routers
 from paygate.compose.plugins import plugin_routers
 from paygate.compose.reload import reload_routers
 from paygate.compose.rules import rules_routers
+from paygate.compose.scheduled import scheduled_reports_router
 from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
@@ -83,6 +84,7 @@ ROUTE_ORDER = (
     "alerts",
     "balance_alerts",
     "webhooks",
+    "scheduled_reports",
     "tasks",
     "tokens",
     "x402",
@@ -128,11 +130,13 @@ def public_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def report_routers(rt: Runtime) -> dict[str, APIRouter]:
     service = build_reports(rt)
+    analytics_service = build_analytics(rt)
     return {
         "key_views": key_views.router(rt.guard, service),
         "key_reports": key_reports.router(rt.guard, service),
         "dry_run": dry_run.router(rt.guard, service),
-        "analytics": analytics.router(rt.guard, build_analytics(rt)),
+        "analytics": analytics.router(rt.guard, analytics_service),
+        "scheduled_reports": scheduled_reports_router(rt, analytics_service),
     }
 
 
