@@ -42,6 +42,7 @@ REPORTS: dict[str, tuple[str, frozenset[str]]] = {
 MAX_SCHEDULES = 50
 MAX_CATCHUP = 10
 MAX_ATTEMPTS = 3
+MAX_RUNS = 50  # delivery records kept per schedule
 RETRY_SECONDS = 60.0
 RunReport = Callable[[str, dict[str, Any]], dict[str, Any]]  # (analytics report name, its params) -> answer
 
@@ -154,20 +155,26 @@ class ScheduledReports:
 
     def tick(self, now: float) -> None:
         """About once a second: claim and send each due period, and retry failed ones when their time comes."""
-        for doc in self.store.doc_scan(KIND):
-            runs = self._runs(doc["id"])
+        schedules = self.store.doc_scan(KIND)
+        if not schedules:
+            return
+        by_schedule: dict[str, list[dict[str, Any]]] = {}
+        for run in self.store.doc_scan(RUNS):
+            by_schedule.setdefault(run["scheduleId"], []).append(run)
+        for doc in schedules:
+            runs = sorted(by_schedule.get(doc["id"], []), key=lambda r: r["periodStart"])
             for start in self._due(doc, now, runs):
                 claim = _claim(doc["id"], start, next_start(doc["frequency"], start), 1, now, doc)
                 if self.store.doc_create(RUNS, claim["id"], claim):
                     self._spawn(doc, claim)
-            for run in runs:
+            for run in runs[-MAX_CATCHUP:]:
                 if run["status"] != "delivered" and run["attempts"] < MAX_ATTEMPTS and run["nextAttemptAt"] <= now:
-                    again = {
-                        **run,
-                        **_claim(doc["id"], run["periodStart"], run["periodEnd"], run["attempts"] + 1, now, doc),
-                    }
+                    attempt = run["attempts"] + 1
+                    again = {**run, **_claim(doc["id"], run["periodStart"], run["periodEnd"], attempt, now, doc)}
                     if self.store.doc_put_if(RUNS, run["id"], again, "attempts", str(run["attempts"])):
                         self._spawn(doc, again)
+            for old in runs[:-MAX_RUNS]:  # delivery records are bounded; the newest says where to go on
+                self.store.doc_delete(RUNS, old["id"])
 
     def _spawn(self, doc: dict[str, Any], run: dict[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver_run(dict(doc), run))
@@ -186,6 +193,8 @@ class ScheduledReports:
         self._record(run, outcome, run["claimedAt"] + (time.monotonic() - started))
 
     def _record(self, run: dict[str, Any], outcome: Outcome, now: float) -> None:
+        if self.store.doc_peek(KIND, run["scheduleId"]) is None:
+            return  # deleted while it was being sent: no record to keep
         run = {**run, "status": "delivered" if outcome.ok else "failed", "statusCode": outcome.status or None}
         run.update(error=outcome.error, finishedAt=now, nextAttemptAt=now + RETRY_SECONDS * run["attempts"])
         self.store.doc_put(RUNS, run["id"], run)
