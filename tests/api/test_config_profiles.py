@@ -170,6 +170,8 @@ def test_export_then_import_merge_and_replace(tmp_path: Path) -> None:
         }
         resp = post(gw, action="import", data=bad, mode="replace")
         assert resp.status_code == 400 and "circular" in resp.json()["error"]
+        resp = post(gw, action="import", data={"profiles": [{"settings": {}}]}, mode="merge")
+        assert resp.status_code == 400 and "needs a name" in resp.json()["error"]
         assert {p["name"] for p in get(gw)["profiles"]} == {"base", "child"}
 
 

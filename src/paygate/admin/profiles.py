@@ -228,7 +228,9 @@ class ConfigProfiles:
     def import_(self, rows: list[dict[str, Any]], mode: str, actor: str, now: float) -> dict[str, Any]:
         """An export's profiles, merged over (same names replaced) or replacing all; checked whole first."""
         current = self.profiles()
-        names = [str(r.get("name")) for r in rows]
+        if any(not isinstance(r.get("name"), str) for r in rows):
+            raise Invalid("import: every profile needs a name")
+        names = [str(r["name"]) for r in rows]
         if len(set(names)) != len(names):
             raise Invalid("import: a profile name appears twice")
         warnings: list[str] = []
