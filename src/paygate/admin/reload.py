@@ -47,6 +47,7 @@ RELOADABLE: dict[str, str] = {
     "alertRules": "alert_rules",
 }
 PINNED = "set by {by}, which wins over the file: kept as it is"
+HELD = "set by the active config profile {name}, which wins over the file: kept as it is"
 
 Commit = Callable[[], str | None]  # applies prepared objects (must not raise); may return a warning
 Participant = Callable[[Settings, frozenset[str]], Commit | None]
@@ -86,6 +87,11 @@ class ConfigReloader:
         self.events = events
         self.participants = participants  # read at each reload: builders register after this is made
         self.file = dict(sources.file) if sources else {}  # the last file applied: flags' and env's pins diff it
+        self.base = dict(self.file)  # that file as read, without the overlay
+        # The active config profile's settings (admin/profiles.py), laid over every file this reloads, so a
+        # reload of the file keeps the profile in force; `overlay_name` names it in the warnings.
+        self.overlay: dict[str, Any] = {}
+        self.overlay_name: str | None = None
 
     @property
     def default_path(self) -> str | None:
@@ -111,12 +117,20 @@ class ConfigReloader:
             raise
         return self.apply(where, raw, actor, source)
 
-    def apply(self, where: str, raw: dict[str, Any], actor: str, source: str) -> dict[str, Any]:
-        """Validate `raw` (a config file's object), then apply it: the answer `{ok, changed, skipped,
-        warnings, message}`, or ReloadRefused (400) with nothing changed. Synchronous on the loop."""
+    def apply(
+        self,
+        where: str,
+        raw: dict[str, Any],
+        actor: str,
+        source: str,
+        overlay: tuple[str | None, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Validate `raw` (a config file's object) with the overlay (the active profile's settings; `overlay`
+        replaces it), then apply it: the answer `{ok, changed, skipped, warnings, message}`, or
+        ReloadRefused (400) with nothing changed. Synchronous on the loop."""
+        profile, layer = overlay if overlay is not None else (self.overlay_name, self.overlay)
         try:
-            plan = self.plan(raw)
-            commits = [c for p in list(self.participants) if (c := p(plan.settings, frozenset(plan.changed)))]
+            plan, commits = self.prepare({**raw, **layer})
         except ReloadRefused as exc:
             self._failed(actor, source, where, exc)
             raise
@@ -125,7 +139,9 @@ class ConfigReloader:
             self._failed(actor, source, where, refused)
             raise refused from None
         # From here on nothing may fail or yield: the whole set is swapped in one step of the loop.
-        warnings = list(plan.warnings)
+        held = _held(self.base, raw, layer) if profile else []
+        warnings = list(plan.warnings) + [f"{k}: {HELD.format(name=repr(profile))}" for k in held]
+        skipped = sorted({*plan.skipped, *held})
         for commit in commits:
             note = commit()
             if note:
@@ -134,17 +150,31 @@ class ConfigReloader:
             field = RELOADABLE[name]
             setattr(self.settings, field, getattr(plan.settings, field))  # new values, not mutated old ones
         self.file = plan.file
+        self.base, self.overlay, self.overlay_name = raw, layer, profile
         n = len(plan.changed)
         answer = {
             "ok": True,
             "changed": plan.changed,
-            "skipped": plan.skipped,
+            "skipped": skipped,
             "warnings": warnings,
             "message": f"Config reloaded: {n} field{'' if n == 1 else 's'} updated",
         }
-        data = {"source": source, "path": where, "changed": plan.changed, "skipped": plan.skipped}
+        data = {"source": source, "path": where, "changed": plan.changed, "skipped": skipped}
         self.events.publish("config.reloaded", actor, **data, warnings=len(warnings))  # names only, never values
         return answer
+
+    def prepare(self, raw: dict[str, Any]) -> tuple[Plan, list[Commit]]:
+        """The plan and every participant's prepared commit, nothing applied (a dry run when discarded):
+        ReloadRefused, or ValueError from a participant, when the file cannot apply."""
+        plan = self.plan(raw)
+        return plan, [c for p in list(self.participants) if (c := p(plan.settings, frozenset(plan.changed)))]
+
+    def check(self, layer: dict[str, Any]) -> None:
+        """Would the last file with `layer` over it apply? ReloadRefused (400) if not; nothing changes."""
+        try:
+            self.prepare({**self.base, **layer})
+        except ValueError as exc:
+            raise _refused(str(exc)) from None
 
     def plan(self, raw: dict[str, Any]) -> Plan:
         """The file checked as `wrap` would check it (plus: unknown keys refused), diffed against what runs."""
@@ -206,6 +236,11 @@ def _pinned(
             skipped.add(key)
             out.append(f"{key}: {PINNED.format(by=_by(key, flags))}")
     return out
+
+
+def _held(base: dict[str, Any], raw: dict[str, Any], layer: dict[str, Any]) -> list[str]:
+    """What a reloaded file changed under the active profile's settings (the profile wins)."""
+    return [key for key in sorted(layer) if base.get(key) != raw.get(key)]
 
 
 def _by(key: str, flags: dict[str, Any]) -> str:

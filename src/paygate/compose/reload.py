@@ -12,12 +12,17 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from paygate.admin.profiles import ConfigProfiles
 from paygate.admin.reload import Commit, ConfigReloader, Participant, ReloadRefused
 from paygate.admin.reload_file import FileWatch
+from paygate.admin.routes import profiles as profile_routes
 from paygate.admin.routes import reload as reload_routes
 from paygate.config import Settings, sources_of
 from paygate.runtime import Runtime
@@ -27,12 +32,43 @@ from paygate.traffic.timeouts import Timeouts
 log = logging.getLogger("paygate")
 
 
-def reload_router(rt: Runtime) -> APIRouter:
+def reload_routers(rt: Runtime) -> dict[str, APIRouter]:
     reloader = ConfigReloader(rt.settings, sources_of(rt.settings), rt.events, rt.on_reload)
     watch_sighup(rt, reloader)
     if rt.settings.watch_config:
         watch_file(rt, reloader)
-    return reload_routes.router(rt.guard, reloader)
+    profiles = ConfigProfiles(rt.store, rt.events, reloader)
+
+    async def restore() -> None:  # every builder has registered its participant by now
+        profiles.restore()
+
+    rt.on_start.insert(0, restore)  # before background work starts on the file's settings
+    rt.metrics.registry.register(ProfileCollector(profiles))
+    return {
+        "config_reload": reload_routes.router(rt.guard, reloader),
+        "config_profiles": profile_routes.router(rt.guard, profiles),
+    }
+
+
+class ProfileCollector(Collector):
+    """Config profiles on /metrics, read at scrape time (nothing on the call path)."""
+
+    def __init__(self, profiles: ConfigProfiles) -> None:
+        self.profiles = profiles
+
+    def collect(self) -> Iterable[Metric]:
+        p = self.profiles
+        yield GaugeMetricFamily("paygate_config_profiles", "Config profiles stored", value=len(p.profiles()))
+        yield CounterMetricFamily(
+            "paygate_config_profile_activations",
+            "Config profile activations and rollbacks applied",
+            value=p.activations,
+        )
+        yield CounterMetricFamily(
+            "paygate_config_profile_activation_failures",
+            "Config profile activations refused (nothing changed)",
+            value=p.failures,
+        )
 
 
 def follow_tool_timeouts(timeouts: Timeouts) -> Participant:

@@ -31,8 +31,9 @@ from paygate.compose.keys import backup_router, key_routers, policy_routers
 from paygate.compose.oauth import oauth_routers
 from paygate.compose.payments import payment_routers
 from paygate.compose.plugins import plugin_routers
-from paygate.compose.reload import reload_router
+from paygate.compose.reload import reload_routers
 from paygate.compose.rules import rules_routers
+from paygate.compose.scheduled import scheduled_reports_router
 from paygate.compose.tracing import tracing_routers
 from paygate.compose.traffic import traffic_routers
 from paygate.compose.x402 import x402_routers
@@ -77,6 +78,7 @@ ROUTE_ORDER = (
     "maintenance",
     "config_view",
     "config_reload",
+    "config_profiles",
     "backup",
     "audit",
     "request_log",
@@ -86,6 +88,7 @@ ROUTE_ORDER = (
     "webhooks",
     "gateway_hooks",
     "webhook_replay",
+    "scheduled_reports",
     "tasks",
     "tokens",
     "x402",
@@ -135,11 +138,13 @@ def public_routers(rt: Runtime) -> dict[str, APIRouter]:
 
 def report_routers(rt: Runtime) -> dict[str, APIRouter]:
     service = build_reports(rt)
+    analytics_service = build_analytics(rt)
     return {
         "key_views": key_views.router(rt.guard, service),
         "key_reports": key_reports.router(rt.guard, service),
         "dry_run": dry_run.router(rt.guard, service),
-        "analytics": analytics.router(rt.guard, build_analytics(rt)),
+        "analytics": analytics.router(rt.guard, analytics_service),
+        "scheduled_reports": scheduled_reports_router(rt, analytics_service),
     }
 
 
@@ -148,7 +153,7 @@ def admin_routers(rt: Runtime) -> dict[str, APIRouter]:
         "admin_keys": admin_keys.router(rt.guard, AdminKeys(rt.admin, rt.events)),
         "maintenance": maintenance.router(rt.guard, rt.maintenance),
         "config_view": config_view.router(rt.guard, ConfigView(rt.settings, rt.events)),
-        "config_reload": reload_router(rt),
+        **reload_routers(rt),
         "backup": backup_router(rt),
         "tasks": tasks_router(rt),
     }
