@@ -1,5 +1,6 @@
 """What a gateway that uses none of the optional features never imports: each costs every start memory and
-time (x402 and its models ~12 MiB, Stripe ~0.45 s, PyJWT with cryptography, Redis, httpx)."""
+time (x402 and its models ~12 MiB, Stripe ~0.45 s, PyJWT with cryptography, Redis, httpx, jsonschema with its
+referencing stack, the OpenTelemetry SDK)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-OPTIONAL = ("httpx", "redis", "x402", "jwt", "cryptography", "stripe")
+OPTIONAL = ("httpx", "redis", "x402", "jwt", "cryptography", "stripe", "jsonschema", "opentelemetry.sdk")
 PROBE = f"""
 import sys
 import paygate.cli  # what `paygate-mcp wrap` imports (its other commands load their own needs lazily)

@@ -18,11 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,6 +34,9 @@ from paygate.mcp.jsonrpc import Message
 from paygate.store.base import Store
 from paygate.store.meta_doc import MetaDoc
 from paygate.traffic.chain import Proceed, ToolCall
+
+if TYPE_CHECKING:  # jsonschema is imported when a schema is first compiled: a gateway without any never loads it
+    from jsonschema import Draft202012Validator
 
 log = logging.getLogger("paygate.content")
 
@@ -87,6 +88,9 @@ def compile_schema(schema: Any) -> Draft202012Validator:
         raise TooLarge(f"The schema is {size} bytes; at most {MAX_SCHEMA_BYTES}")
     if jsonrpc.too_deep(schema):
         raise Invalid(f"Invalid request: schema nested too deeply (over {jsonrpc.MAX_PARAMS_DEPTH} levels)")
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -180,6 +184,9 @@ class ToolSchemas:
         cached = self._backend.get(tool)
         if cached is not None and cached[0] is schema:  # the same tools/list: compiled already
             return cached[1]
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(schema)
             validator: Draft202012Validator | None = Draft202012Validator(schema)
