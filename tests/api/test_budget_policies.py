@@ -6,13 +6,12 @@ Each test creates the policies it needs (the module shares one gateway) and dele
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.api.money_support import admitted_and_reasons, audited_gateway, racing_echo_calls
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, masked, write_config
 
@@ -21,8 +20,7 @@ URL = "/admin/budget-policies"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
-    config = write_config(tmp_path_factory.mktemp("budgets"), {"auditGateEvents": True})
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
+    with audited_gateway(tmp_path_factory, "budgets") as gateway:
         yield gateway
 
 
@@ -192,16 +190,7 @@ def test_concurrent_calls_against_a_budget_of_n_exactly_n_succeed(gw: InProcessG
     exactly 7 run and are charged, every other is refused before any charge."""
     key = gw.create_key(100)
     _create(gw, target=f"key:{key}", dailyBudget=7)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
-
-    def one(_: int) -> dict[str, Any]:
-        with httpx.Client(base_url=gw.url, timeout=30) as client:
-            return dict(client.post("/mcp", json=body, headers={"X-API-Key": key}).json())
-
-    with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(one, range(40)))
-    assert len([r for r in replies if "result" in r]) == 7
-    assert {r["error"]["data"]["reason"] for r in replies if "error" in r} == {"budget_exceeded"}
+    assert admitted_and_reasons(racing_echo_calls(gw, key)) == (7, {"budget_exceeded"})
     assert gw.balance(key) == 93
 
 

@@ -7,21 +7,20 @@ Each test creates the rules it needs (the module shares one gateway) and deletes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.api.money_support import admitted_and_reasons, audited_gateway, racing_echo_calls
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, write_config
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
-    config = write_config(tmp_path_factory.mktemp("quota-rules"), {"auditGateEvents": True})
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
+    with audited_gateway(tmp_path_factory, "quota-rules") as gateway:
         yield gateway
 
 
@@ -195,18 +194,7 @@ def test_a_rotated_key_keeps_its_rule_and_counts(gw: InProcessGateway) -> None:
 def test_concurrent_http_calls_against_a_limit_of_k_exactly_k_succeed(gw: InProcessGateway) -> None:
     key = gw.create_key(100)
     _create(gw, key=key, limit=7)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
-
-    def one(_: int) -> dict[str, Any]:
-        with httpx.Client(base_url=gw.url, timeout=30) as client:
-            return dict(client.post("/mcp", json=body, headers={"X-API-Key": key}).json())
-
-    with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(one, range(40)))
-    ok = [r for r in replies if "result" in r]
-    refused = [r for r in replies if "error" in r]
-    assert len(ok) == 7 and len(refused) == 33
-    assert {r["error"]["data"]["reason"] for r in refused} == {"quota_rule_exceeded"}
+    assert admitted_and_reasons(racing_echo_calls(gw, key)) == (7, {"quota_rule_exceeded"})
     assert gw.balance(key) == 93
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from paygate.core.spend_caps import DAY
+from tests.api.money_support import admitted_and_reasons, audited_gateway, racing_echo_calls
 from tests.inprocess import InProcessGateway, running_inprocess_gateway
 from tests.support import ECHO_COMMAND, masked, wait_until, write_config
 
@@ -24,8 +23,7 @@ OFF = {"serverDailyCreditCap": 0, "serverDailyCallCap": 0, "hourlyCallLimit": 0,
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessGateway]:
-    config = write_config(tmp_path_factory.mktemp("spend-caps"), {"auditGateEvents": True})
-    with running_inprocess_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--config", config) as gateway:
+    with audited_gateway(tmp_path_factory, "spend-caps") as gateway:
         yield gateway
 
 
@@ -229,18 +227,7 @@ def test_concurrent_http_calls_against_a_per_key_cap_of_n_exactly_n_succeed(gw: 
     run and are charged, every other is refused with the cap's reason before any charge."""
     _set(gw, hourlyCallLimit=7)
     key = gw.create_key(100)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
-
-    def one(_: int) -> dict[str, Any]:
-        with httpx.Client(base_url=gw.url, timeout=30) as client:
-            return dict(client.post("/mcp", json=body, headers={"X-API-Key": key}).json())
-
-    with ThreadPoolExecutor(16) as pool:
-        replies = list(pool.map(one, range(40)))
-    ok = [r for r in replies if "result" in r]
-    refused = [r for r in replies if "error" in r]
-    assert len(ok) == 7 and len(refused) == 33
-    assert {r["error"]["data"]["reason"] for r in refused} == {"spend_cap_exceeded"}
+    assert admitted_and_reasons(racing_echo_calls(gw, key)) == (7, {"spend_cap_exceeded"})
     assert gw.balance(key) == 93
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused, Settlement
+from paygate.billing.outcomes import Admitted, Refused, Settlement
+from paygate.billing.service import BillingService
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.keys.service import KeyService
 from paygate.metrics import Metrics

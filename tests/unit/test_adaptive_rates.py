@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paygate.billing.service import Admitted, Refused
+from paygate.billing.outcomes import Admitted, Refused
 from paygate.core.domain_errors import Invalid
 from paygate.events.hub import Event, EventHub
 from paygate.rules.adaptive import AdaptiveRates, checked

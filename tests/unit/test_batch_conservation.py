@@ -13,7 +13,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from paygate.billing.batch import BatchAdmitted, admit_batch
-from paygate.billing.service import Admitted, BillingService
+from paygate.billing.outcomes import Admitted
+from paygate.billing.service import BillingService
 from paygate.core.pricing import call_price
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, assert_on_disk, build

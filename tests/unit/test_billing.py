@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.keys.service import KeyService
 from paygate.metrics import Metrics

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paygate.billing.batch import BatchAdmitted, admit_batch
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.budgets import EXCEEDED, THROTTLED, BudgetFacts, PolicyFacts, forecast_seconds, refusal
 from paygate.events.hub import EventHub
 from paygate.keys.service import KeyService

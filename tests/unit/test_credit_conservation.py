@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted
+from paygate.billing.outcomes import Admitted
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, build
 

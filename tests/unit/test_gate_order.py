@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 
 from paygate.billing.facts import ClientFacts
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyService

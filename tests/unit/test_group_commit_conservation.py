@@ -12,7 +12,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService
+from paygate.billing.outcomes import Admitted
+from paygate.billing.service import BillingService
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
 from tests.unit.ledger_world import TOOLS, assert_on_disk, build, complete

@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.plugins import CallInfo, Plugin
 from paygate.plugins.loader import Loaded
 from paygate.plugins.runner import PluginRunner

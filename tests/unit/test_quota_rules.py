@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.quota_rules import QuotaRule, judge, period_end, period_start, reset_in
 from paygate.events.hub import EventHub
 from paygate.rules.quota_rules import QuotaRules

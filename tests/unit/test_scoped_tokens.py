@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.domain_errors import Conflict, Invalid
 from paygate.core.pricing import PriceBook, ToolPrice
 from paygate.credentials.resolver import Credential, Rejected

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.spend_caps import DAY, HOUR, CapFacts, CapLimits, exceeded
 from paygate.events.hub import EventHub
 from paygate.keys.service import KeyService

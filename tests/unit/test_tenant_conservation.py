@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core.records import KeyRecord
 from paygate.keys.service import KeyService
 from paygate.policy.tenants import Tenants

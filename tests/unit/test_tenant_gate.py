@@ -3,7 +3,8 @@ the order, a malformed tenant document refusing rather than failing open, and dr
 
 from __future__ import annotations
 
-from paygate.billing.service import Admitted, BillingService, Refused
+from paygate.billing.outcomes import Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core import gate
 from paygate.core.pricing import PriceBook
 from paygate.core.quota import Counter

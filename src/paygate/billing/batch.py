@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paygate.billing.facts import NO_CLIENT, ClientFacts
-from paygate.billing.service import SHADOW, Admitted, BillingService, Refused
+from paygate.billing.outcomes import SHADOW, Admitted, Refused
+from paygate.billing.service import BillingService
 from paygate.core import gate
 from paygate.core.batch_gate import first_unaffordable
 from paygate.core.policy import EffectivePolicy

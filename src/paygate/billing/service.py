@@ -9,14 +9,13 @@ caller awaits it before forwarding the call (see `SQLiteStore.flush`).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from paygate.billing.facts import NO_CLIENT, ClientFacts, GateFacts
+from paygate.billing.outcomes import SHADOW, Admitted, GateVerdict, Refused, Settlement
 from paygate.billing.quota import QuotaBook, quota_view, team_subject
 from paygate.core import gate
 from paygate.core.keys import hash_key
@@ -30,48 +29,6 @@ from paygate.metrics import Metrics
 from paygate.store.base import Store
 
 DEFAULT_COUNTRY_HEADER = "CF-IPCountry"
-
-
-@dataclass(slots=True)
-class Admitted:
-    key: KeyRecord | None
-    tool: str
-    price: ToolPrice
-    charged: int
-    rate: RateDecision | None
-    shadow_reason: str | None = None
-    committed: asyncio.Future[None] | None = None  # await before acting on the charge
-    refund_on_failure: bool = False  # the policy when admitted: a hot reload meanwhile does not change it
-
-
-@dataclass(slots=True)
-class Refused:
-    denial: gate.Denial
-    key: KeyRecord | None
-    tool: str
-    price: ToolPrice
-    required: int
-    rate: RateDecision | None
-
-
-SHADOW = "shadow"  # the deny reason of shadow mode's usage rows (`shadow:<reason>`: would have been refused)
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    refunded: int = 0
-    surcharge: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class GateVerdict:
-    """What a dry run concludes: the same gate a real call meets, nothing charged or counted."""
-
-    allowed: bool
-    reason: str | None
-    detail: str
-    credits_required: int
-    credits_available: int
 
 
 class BillingService:

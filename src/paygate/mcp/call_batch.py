@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from paygate.billing.batch import BatchAdmitted, BatchRefused, admit_batch
-from paygate.billing.service import Admitted
+from paygate.billing.outcomes import Admitted
 from paygate.core import errors
 from paygate.core.pricing import PriceBook
 from paygate.mcp import jsonrpc

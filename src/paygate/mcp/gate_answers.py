@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from paygate.billing.service import Refused
+from paygate.billing.outcomes import Refused
 from paygate.core import errors
 from paygate.core.records import KeyRecord
 from paygate.mcp import jsonrpc

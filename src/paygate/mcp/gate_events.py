@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paygate.billing.facts import ClientFacts
-from paygate.billing.service import Admitted, Refused, Settlement
+from paygate.billing.outcomes import Admitted, Refused, Settlement
 from paygate.core.gate import Denial
 from paygate.core.values import iso_time
 from paygate.events.hub import EventHub

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from paygate.billing.service import Refused
+from paygate.billing.outcomes import Refused
 from paygate.core import errors
 from paygate.core.pricing import call_price
 from paygate.mcp import jsonrpc

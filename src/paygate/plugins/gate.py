@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from paygate.billing.service import BillingService, Refused
+from paygate.billing.outcomes import Refused
+from paygate.billing.service import BillingService
 from paygate.core.gate import Denial
 from paygate.core.records import KeyRecord, UsageEvent
 from paygate.events.hub import Event

@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
+from paygate.billing.outcomes import GateVerdict
 from paygate.billing.quota import team_subject, tenant_subject
-from paygate.billing.service import BillingService, GateVerdict
+from paygate.billing.service import BillingService
 from paygate.core import gate
 from paygate.core.records import KeyRecord
 from paygate.reports.keys import window
