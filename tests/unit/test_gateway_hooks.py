@@ -10,8 +10,8 @@ import pytest
 from paygate.events.types import EVENT_TYPES
 from paygate.store.base import Store
 from paygate.store.outbox import OutboxRow
+from paygate.webhooks.checks import WebhookInvalid
 from paygate.webhooks.gateway_hooks import MAX_QUEUED, GatewayHook, GatewayHooks, clean_patterns, matches
-from paygate.webhooks.routing import WebhookInvalid
 
 
 def test_patterns_are_known_types_prefixes_that_name_one_or_a_star() -> None:

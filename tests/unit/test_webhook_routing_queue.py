@@ -11,9 +11,10 @@ from paygate.core.keys import generate_api_key, hash_key
 from paygate.events.hub import Event
 from paygate.keys.service import KeyService
 from paygate.store.sqlite import SQLiteStore
+from paygate.webhooks.checks import WebhookError
 from paygate.webhooks.payload import batch_body, key_prefix, shape
 from paygate.webhooks.queue import WebhookQueue, health_counts
-from paygate.webhooks.routing import FilterRule, Routes, WebhookError, config_filter_id
+from paygate.webhooks.routing import FilterRule, Routes, config_filter_id
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ from paygate.traffic import circuit, retry, timeouts
 from paygate.traffic.routes.circuit import CircuitChange
 from paygate.traffic.routes.retry import RetryPolicyChange
 from paygate.traffic.routes.timeouts import TimeoutsChange
+from paygate.webhooks.checks import WebhookInvalid, clean_events, clean_prefixes, clean_url
 from paygate.webhooks.routes.filters import FilterCreate, KeyWebhookBody
-from paygate.webhooks.routing import FILTER_DOC, KEY_HOOK_DOC, WebhookInvalid, clean_events, clean_prefixes, clean_url
+from paygate.webhooks.routing import FILTER_DOC, KEY_HOOK_DOC
 
 Doc = dict[str, Any]
 

@@ -14,9 +14,10 @@ from paygate.config import Settings
 from paygate.events.hub import EventHub
 from paygate.metrics import Metrics
 from paygate.store.base import Store
+from paygate.webhooks.checks import WebhookError
 from paygate.webhooks.gateway_hooks import GatewayHooks
 from paygate.webhooks.queue import WebhookQueue
-from paygate.webhooks.routing import DEFAULT, Destination, Routes, WebhookError
+from paygate.webhooks.routing import DEFAULT, Destination, Routes
 from paygate.webhooks.sender import Sender
 from paygate.webhooks.service import WebhookService
 from paygate.webhooks.ssrf import UnsafeUrl, check_url

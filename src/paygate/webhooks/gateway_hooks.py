@@ -25,7 +25,8 @@ from paygate.core.values import iso_time
 from paygate.events.types import EVENT_TYPES
 from paygate.store.base import Store
 from paygate.store.outbox import OutboxRow
-from paygate.webhooks.routing import Destination, WebhookConflict, WebhookInvalid, WebhookNotFound, clean_url
+from paygate.webhooks.checks import WebhookConflict, WebhookInvalid, WebhookNotFound, clean_url
+from paygate.webhooks.routing import Destination
 
 log = logging.getLogger("paygate.webhooks")
 

@@ -21,19 +21,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from paygate.config_events import WebhookFilterConfig
-from paygate.core.domain_errors import Conflict, DomainError, Invalid, NotFound
 from paygate.core.values import iso_time
 from paygate.events.hub import GATE_EVENTS, Event
 from paygate.store.base import Store
+from paygate.webhooks.checks import (
+    WebhookConflict,
+    WebhookError,
+    WebhookInvalid,
+    WebhookNotFound,
+    clean_events,
+    clean_prefixes,
+    clean_url,
+)
 from paygate.webhooks.payload import key_prefix, masked_keys
-from paygate.webhooks.ssrf import UnsafeUrl, check_url, shown
+from paygate.webhooks.ssrf import shown
 
 if TYPE_CHECKING:
     from paygate.webhooks.gateway_hooks import GatewayHooks
@@ -44,27 +51,6 @@ FILTER_DOC = "webhook_filter"
 KEY_HOOK_DOC = "key_webhook"
 DEFAULT = "default"
 MAX_FILTERS = 100
-MAX_EVENTS = 100
-MAX_PREFIXES = 50
-PREFIX_KEPT = 7  # characters of a key kept at rest (core/keys.mask_parts)
-_EVENT_TYPE = re.compile(r"^(\*|[A-Za-z0-9_.:-]{1,64})$")
-_PREFIX = re.compile(r"^[!-~]{1,7}$")  # printable ASCII, no space
-
-
-class WebhookError(DomainError):
-    """A webhook change refused (nothing changed); the subclass says which kind."""
-
-
-class WebhookInvalid(WebhookError, Invalid):
-    pass
-
-
-class WebhookNotFound(WebhookError, NotFound):
-    pass
-
-
-class WebhookConflict(WebhookError, Conflict):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,37 +147,6 @@ class Destination:
     @property
     def label(self) -> str:
         return f"key:{self.key_masked}" if self.kind == "key" else self.id
-
-
-def clean_events(events: list[str]) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(e.strip() for e in events))
-    if not names or len(names) > MAX_EVENTS:
-        raise WebhookInvalid(f'Invalid request: events must list 1 to {MAX_EVENTS} event types (or "*")')
-    bad = next((e for e in names if not _EVENT_TYPE.match(e)), None)
-    if bad is not None:
-        raise WebhookInvalid(f"Invalid request: events: {bad[:64]!r} is not an event type")
-    return names
-
-
-def clean_prefixes(prefixes: list[str]) -> tuple[str, ...]:
-    out = tuple(dict.fromkeys(prefixes))
-    if len(out) > MAX_PREFIXES:
-        raise WebhookInvalid(f"Invalid request: keyPrefixes lists at most {MAX_PREFIXES} prefixes")
-    bad = next((p for p in out if not _PREFIX.match(p)), None)
-    if bad is not None:
-        raise WebhookInvalid(
-            f"Invalid request: keyPrefixes: {bad[:20]!r} must be 1 to {PREFIX_KEPT} "
-            f"printable characters (only a key's first {PREFIX_KEPT} are kept)"
-        )
-    return out
-
-
-def clean_url(url: str, allow_private: bool) -> str:
-    try:
-        check_url(url, allow_private)
-    except UnsafeUrl as exc:
-        raise WebhookInvalid(f"Invalid request: {exc}") from exc
-    return url
 
 
 def config_filter_id(name: str) -> str:

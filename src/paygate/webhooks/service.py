@@ -22,16 +22,11 @@ from paygate.core.values import iso_time
 from paygate.events.hub import Event, EventHub
 from paygate.metrics import Metrics
 from paygate.store.base import Store
+from paygate.webhooks.checks import WebhookConflict, WebhookInvalid, WebhookNotFound
 from paygate.webhooks.delivery import REMOVED, DestStats, Worker
 from paygate.webhooks.payload import USAGE, shape, test_body
 from paygate.webhooks.queue import Batch, DeadLetter, WebhookQueue
-from paygate.webhooks.routing import (
-    Destination,
-    Routes,
-    WebhookConflict,
-    WebhookInvalid,
-    WebhookNotFound,
-)
+from paygate.webhooks.routing import Destination, Routes
 from paygate.webhooks.sender import Outcome, Sender
 from paygate.webhooks.ssrf import shown
 

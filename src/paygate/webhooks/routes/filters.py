@@ -14,7 +14,7 @@ from pydantic import Field
 from paygate.api.common import Body, KeyRef, KeyRefField, actor, find_key
 from paygate.core.domain_errors import Invalid
 from paygate.keys.service import KeyService
-from paygate.webhooks.routing import MAX_EVENTS, MAX_PREFIXES
+from paygate.webhooks.checks import MAX_EVENTS, MAX_PREFIXES
 from paygate.webhooks.service import WebhookService
 from paygate.webhooks.ssrf import MAX_URL_LENGTH
 
