@@ -15,6 +15,7 @@ from paygate.events.hub import EventHub
 from paygate.store.base import Store
 from paygate.store.redis_backend.store import RedisStore
 from paygate.store.sqlite import MEMORY, SQLiteStore
+from paygate.webhooks import scheduled
 from paygate.webhooks.report_periods import next_start, period_start
 from paygate.webhooks.scheduled import KIND, RUNS, ScheduledReports
 from paygate.webhooks.sender import Outcome
@@ -86,3 +87,18 @@ def test_two_fleet_members_send_a_period_once_and_retry_it_once(redis_url: str, 
     finally:
         first.close()
         second.close()
+
+
+def test_a_peers_stale_view_of_a_claim_cannot_win_a_retry_of_a_delivered_period() -> None:
+    """A fleet member a write behind still sees the claim `pending` at attempt 1 after the period was
+    delivered at attempt 1: its retry's compare-and-set must fail (the attempts alone are equal)."""
+    store = SQLiteStore(MEMORY)
+    store.open()
+    schedule(store)
+    sent: list[tuple[str, float]] = []
+    asyncio.run(ticks([Counting(store, sent, lambda: 200)], T0 + DAY))
+    [run] = store.doc_list(RUNS)
+    assert run["status"] == "delivered" and run["attempts"] == 1
+    stale = {**run, "status": "pending", "state": "pending:1"}
+    assert not store.doc_put_if(RUNS, run["id"], {**stale, "attempts": 2}, "state", scheduled._state(stale))
+    assert store.doc_list(RUNS)[0]["status"] == "delivered" and len(sent) == 1

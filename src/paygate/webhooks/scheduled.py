@@ -171,7 +171,9 @@ class ScheduledReports:
                 if run["status"] != "delivered" and run["attempts"] < MAX_ATTEMPTS and run["nextAttemptAt"] <= now:
                     attempt = run["attempts"] + 1
                     again = {**run, **_claim(doc["id"], run["periodStart"], run["periodEnd"], attempt, now, doc)}
-                    if self.store.doc_put_if(RUNS, run["id"], again, "attempts", str(run["attempts"])):
+                    # Compared on `state` (status and attempt), which every write changes: a peer's view that
+                    # is a write behind (a claim it saw, since delivered) must not win the retry.
+                    if self.store.doc_put_if(RUNS, run["id"], again, "state", _state(run)):
                         self._spawn(doc, again)
             for old in runs[:-MAX_RUNS]:  # delivery records are bounded; the newest says where to go on
                 self.store.doc_delete(RUNS, old["id"])
@@ -195,7 +197,8 @@ class ScheduledReports:
     def _record(self, run: dict[str, Any], outcome: Outcome, now: float) -> None:
         if self.store.doc_peek(KIND, run["scheduleId"]) is None:
             return  # deleted while it was being sent: no record to keep
-        run = {**run, "status": "delivered" if outcome.ok else "failed", "statusCode": outcome.status or None}
+        status = "delivered" if outcome.ok else "failed"
+        run = {**run, "status": status, "state": f"{status}:{run['attempts']}", "statusCode": outcome.status or None}
         run.update(error=outcome.error, finishedAt=now, nextAttemptAt=now + RETRY_SECONDS * run["attempts"])
         self.store.doc_put(RUNS, run["id"], run)
         if outcome.ok:
@@ -277,6 +280,11 @@ class ScheduledReports:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
 
+def _state(run: dict[str, Any]) -> str:
+    """What a retry's claim compares: the status and attempt of the record as this instance saw it."""
+    return str(run.get("state") or f"{run['status']}:{run['attempts']}")
+
+
 def _run_id(sid: str, start: float) -> str:
     return f"{sid}:{int(start)}"
 
@@ -289,6 +297,7 @@ def _claim(sid: str, start: float, end: float, attempts: int, now: float, doc: d
         "periodStart": start,
         "periodEnd": end,
         "status": "pending",
+        "state": f"pending:{attempts}",
         "attempts": attempts,
         "claimedAt": now,
         "nextAttemptAt": now + lease,
