@@ -61,6 +61,8 @@ def test_a_preflight_is_answered_204_on_every_path(default_gw: InProcessGateway)
         assert "POST" in h["access-control-allow-methods"] and "OPTIONS" in h["access-control-allow-methods"]
         for name in ("X-API-Key", "X-Admin-Key", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID"):
             assert name in h["access-control-allow-headers"], name
+        for name in ("X-Signature", "X-Cost-Tags", "traceparent"):  # what the call-path rules read
+            assert name in h["access-control-allow-headers"], name
         assert h["access-control-max-age"] == "86400"
         assert h["x-request-id"].startswith("req_") and h["x-paygate-version"]
 
@@ -75,6 +77,8 @@ def test_every_answer_exposes_the_references_headers(default_gw: InProcessGatewa
     for resp in answers:
         exposed = resp.headers["access-control-expose-headers"]
         for name in ("Mcp-Session-Id", "X-RateLimit-Remaining", "X-Credits-Remaining", "X-Request-Id", "X-Cache"):
+            assert name in exposed
+        for name in ("X-Quota-Warning", "X-Dependency-Warning", "X-Guardrail-Warning", "Deprecation", "Sunset"):
             assert name in exposed
         assert resp.headers["access-control-allow-origin"] == "*" and "vary" not in resp.headers
 

@@ -26,12 +26,16 @@ Pair = tuple[bytes, bytes]
 
 EXPOSED = (
     "Mcp-Session-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Credits-Remaining, "
-    "X-Request-Id, X-PayGate-Version, X-Cache, X-Idempotent-Replay, X-Output-Surcharge, Retry-After"
+    "X-Request-Id, X-PayGate-Version, X-Cache, X-Idempotent-Replay, X-Output-Surcharge, Retry-After, "
+    # what the call-path rules tell a caller (docs/traffic.md, docs/policy.md, docs/money-rules.md)
+    "X-Quota-Warning, X-Dependency-Warning, X-Guardrail-Warning, Deprecation, Sunset, Link"
 )
 ALLOWED_METHODS = "GET, POST, DELETE, HEAD, OPTIONS"
 ALLOWED_HEADERS = (
     "Content-Type, X-API-Key, X-Admin-Key, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, "
-    "Last-Event-ID, X-Request-Id, X-Idempotency-Key, Accept"
+    "Last-Event-ID, X-Request-Id, X-Idempotency-Key, Accept, "
+    # what a browser client of the rules sends: a signature, cost tags, its trace (docs/access-rules.md, …)
+    "X-Signature, X-Cost-Tags, traceparent, tracestate"
 )
 ALLOW_ORIGIN = b"access-control-allow-origin"
 STAR: tuple[Pair, ...] = ((ALLOW_ORIGIN, b"*"),)
