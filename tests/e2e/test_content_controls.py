@@ -48,3 +48,13 @@ def test_schema_and_guardrails_refuse_before_any_charge_and_survive_a_restart(tm
         assert call(gw, {"text": 7}, key)["error"]["data"]["reason"] == "invalid_arguments"
         assert call(gw, {"text": "AKIAABCDEFGHIJKLMNOP"}, key)["error"]["data"]["reason"] == "guardrail_violation"
         assert gw.balance(key) == 10
+
+
+def test_a_request_transform_reaches_the_real_server_and_the_call_is_charged_its_price() -> None:
+    with running_gateway("--server", ECHO_COMMAND, "--rate-limit", "0", "--tool-price", "echo:2") as gw:
+        ops = [{"op": "rename", "from": "message", "to": "text"}]
+        body = {"tool": "echo", "direction": "request", "operations": ops}
+        assert gw.client.post("/admin/transforms", json=body, headers=gw.admin()).status_code == 200
+        key = gw.create_key(10)
+        assert text_of(call(gw, {"message": "renamed on the way"}, key)) == "renamed on the way"
+        assert gw.balance(key) == 8
