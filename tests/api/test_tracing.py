@@ -86,7 +86,7 @@ def test_kept_traces_are_bounded_cleared_and_summarised(gw: InProcessGateway) ->
     for text in ("a", "b", "c"):
         gw.rpc("tools/call", {"name": "echo", "arguments": {"text": text}}, key=key)
     shown = gw.client.get("/admin/tracing", headers=gw.admin()).json()
-    assert shown["kept"] == 2 and shown["count"] == 2 and shown["p95Ms"] is not None
+    assert shown["kept"] == 2 and shown["count"] == 2 and shown["p95Ms"] >= shown["p50Ms"] > 0
     assert "paygate_traces_recorded_total" in gw.client.get("/metrics").text
     cleared = gw.client.delete("/admin/tracing", headers=gw.admin())
     assert cleared.json() == {"removed": 2} and traces(gw) == []
