@@ -163,10 +163,14 @@ class ScheduledReports:
             by_schedule.setdefault(run["scheduleId"], []).append(run)
         for doc in schedules:
             runs = sorted(by_schedule.get(doc["id"], []), key=lambda r: r["periodStart"])
+            claimed: list[dict[str, Any]] = []
             for start in self._due(doc, now, runs):
-                claim = _claim(doc["id"], start, next_start(doc["frequency"], start), 1, now, doc)
+                end = next_start(doc["frequency"], start)
+                claim = _claim(doc["id"], start, end, 1, now, doc, queued=len(claimed))
                 if self.store.doc_create(RUNS, claim["id"], claim):
-                    self._spawn(doc, claim)
+                    claimed.append(claim)
+            if claimed:  # one after another, oldest first: a receiver sees a caught-up schedule's periods in order
+                self._spawn(doc, *claimed)
             for run in runs[-MAX_CATCHUP:]:
                 if run["status"] != "delivered" and run["attempts"] < MAX_ATTEMPTS and run["nextAttemptAt"] <= now:
                     attempt = run["attempts"] + 1
@@ -178,10 +182,14 @@ class ScheduledReports:
             for old in runs[:-MAX_RUNS]:  # delivery records are bounded; the newest says where to go on
                 self.store.doc_delete(RUNS, old["id"])
 
-    def _spawn(self, doc: dict[str, Any], run: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver_run(dict(doc), run))
+    def _spawn(self, doc: dict[str, Any], *runs: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver_runs(dict(doc), runs))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _deliver_runs(self, doc: dict[str, Any], runs: tuple[dict[str, Any], ...]) -> None:
+        for run in runs:
+            await self._deliver_run(doc, run)
 
     async def _deliver_run(self, doc: dict[str, Any], run: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -289,8 +297,12 @@ def _run_id(sid: str, start: float) -> str:
     return f"{sid}:{int(start)}"
 
 
-def _claim(sid: str, start: float, end: float, attempts: int, now: float, doc: dict[str, Any]) -> dict[str, Any]:
-    lease = float(doc.get("timeoutSeconds") or 10) + RETRY_SECONDS  # a crashed sender's claim expires
+def _claim(
+    sid: str, start: float, end: float, attempts: int, now: float, doc: dict[str, Any], queued: int = 0
+) -> dict[str, Any]:
+    # A crashed sender's claim expires; a claim waiting behind `queued` others of the same catch-up (sent one
+    # after another) gets their time too, so no peer takes it over while it waits its turn.
+    lease = (float(doc.get("timeoutSeconds") or 10) + RETRY_SECONDS) * (queued + 1)
     return {
         "id": _run_id(sid, start),
         "scheduleId": sid,
