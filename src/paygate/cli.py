@@ -152,13 +152,10 @@ def wrap(
 
 # wrap's parameter → the config field it sets (unset flags leave the config file's value or the default)
 WRAP_FLAGS = {
-    "server": "server",
+    **{same: same for same in ("server", "host", "port", "name", "discovery")},
     "remote_url": "remoteUrl",
-    "host": "host",
-    "port": "port",
     "price": "defaultCreditsPerCall",
     "rate_limit": "globalRateLimitPerMin",
-    "name": "name",
     "shadow": "shadowMode",
     "admin_key": "adminKey",
     "tool_price": "toolPrice",
@@ -174,7 +171,6 @@ WRAP_FLAGS = {
     "webhook_allow_private": "webhookAllowPrivate",
     "log_format": "logFormat",
     "log_level": "logLevel",
-    "discovery": "discovery",
     "request_timeout": "requestTimeoutMs",
     "headers_timeout": "headersTimeoutMs",
     "keepalive_timeout": "keepAliveTimeoutMs",

@@ -34,21 +34,11 @@ DEFAULT_PORT = 3402
 DEFAULT_STATE_FILE = "~/.paygate/paygate.db"
 IN_MEMORY = ":memory:"
 DEFAULT_FREE_METHODS = (
-    "initialize",
-    "notifications/initialized",
-    "initialized",
-    "ping",
-    "tools/list",
-    "resources/list",
-    "prompts/list",
+    "initialize", "notifications/initialized", "initialized", "ping", "tools/list", "resources/list", "prompts/list",
     "resources/templates/list",
     # the reference's: MCP tasks (they still need a key: each key sees its own) and elicitation
-    "tasks/get",
-    "tasks/result",
-    "tasks/list",
-    "tasks/cancel",
-    "elicitation/create",
-)
+    "tasks/get", "tasks/result", "tasks/list", "tasks/cancel", "elicitation/create",
+)  # fmt: skip
 
 
 class Settings(

@@ -6,6 +6,7 @@ Each test creates the rules it needs (the module shares one gateway) and deletes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,15 @@ def test_a_throttle_rule_says_when_to_come_back(gw: InProcessGateway) -> None:
     key = gw.create_key(10)
     _create(gw, key=key, limit=1, action="throttle", period="weekly")
     _echo(gw, key)
+    before = time.time()
     resp = _echo(gw, key)
+    after = time.time()
     data = resp.json()["error"]["data"]
     assert data["reason"] == "quota_rule_exceeded"
-    assert 1 <= data["retryAfterSeconds"] <= 7 * 86_400
+    # until the week rolls over: next Monday 00:00 UTC (the epoch began on a Thursday, 3 days after a Monday)
+    week = 7 * 86_400
+    monday = ((after + 3 * 86_400) // week + 1) * week - 3 * 86_400
+    assert monday - after - 1 <= data["retryAfterSeconds"] <= monday - before + 1
     assert resp.headers["retry-after"] == str(data["retryAfterSeconds"])
     assert gw.balance(key) == 9
 
